@@ -1,0 +1,12 @@
+//! `realmctl`: installs the Digibee Integration Platform into a customer's own cloud account,
+//! lets customers check their prerequisites themselves, and enforces realm subscription limits.
+//!
+//! The library never prints: commands return values, and progress reaches a front end through
+//! [`checks::Observer`]. See `docs/architecture.md`.
+
+pub mod checks;
+pub mod preflight;
+pub mod report;
+pub mod requirements;
+pub mod spec;
+pub mod templates;

@@ -1,0 +1,154 @@
+//! `realmctl preflight`: runs the customer self-check for a validated spec.
+//!
+//! Categories run in report order; DNS and outbound run at the same time because both wait on
+//! the network. The result is the brief's JSON shape ([`Report`]); rendering lives in
+//! [`crate::report`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rustls_pki_types::TrustAnchor;
+use serde::Serialize;
+use ::time::OffsetDateTime;
+use x509_parser::prelude::*;
+
+use crate::checks::dns::CertIssuer;
+use crate::checks::outbound::{self, ProxyAuth};
+use crate::checks::{self, Category, CheckResult, Observer, Status, certificate, dns, node_image, vpn};
+use crate::requirements;
+use crate::spec::Spec;
+
+/// How to run a preflight.
+pub struct Options {
+    /// Categories to run; `None` runs all available.
+    pub only: Option<Vec<Category>>,
+    /// Outbound targets checked at once.
+    pub concurrency: usize,
+    /// Proxy credentials read from the environment variable the spec names.
+    pub proxy_auth: Option<ProxyAuth>,
+    /// The time to judge certificate dates by.
+    pub now: OffsetDateTime,
+    /// Roots a served chain must verify to (default: Mozilla's public roots).
+    pub public_roots: Option<Arc<Vec<TrustAnchor<'static>>>>,
+}
+
+/// Why a preflight could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    /// A category this build cannot check was asked for.
+    #[error("the `{0}` checks are not available in this build: cloud identity and permission checks arrive with cloud provider support\n  help: run the other categories (--only certificate,dns,outbound,vpn,spec)")]
+    Unavailable(Category),
+}
+
+/// Pass/warn/fail counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Passed.
+    pub pass: usize,
+    /// Warnings.
+    pub warn: usize,
+    /// Failures.
+    pub fail: usize,
+}
+
+/// The preflight result, exactly the brief's JSON object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Realm name.
+    pub realm: String,
+    /// Counts.
+    pub summary: Summary,
+    /// Every result, in category order.
+    pub checks: Vec<CheckResult>,
+}
+
+impl Report {
+    /// Builds a report and its summary from results.
+    pub fn new(realm: impl Into<String>, checks: Vec<CheckResult>) -> Self {
+        let mut summary = Summary::default();
+        for c in &checks {
+            match c.status {
+                Status::Pass => summary.pass += 1,
+                Status::Warn => summary.warn += 1,
+                Status::Fail => summary.fail += 1,
+            }
+        }
+        Report { realm: realm.into(), summary, checks }
+    }
+
+    /// Whether any check failed.
+    pub fn failed(&self) -> bool {
+        self.summary.fail > 0
+    }
+}
+
+/// Runs the selected checks against `spec`.
+pub async fn run(spec: &Spec, opts: &Options, observer: &dyn Observer) -> Result<Report, PreflightError> {
+    let wanted = |c: Category| opts.only.as_ref().is_none_or(|o| o.contains(&c));
+    if wanted(Category::Access) && opts.only.is_some() {
+        return Err(PreflightError::Unavailable(Category::Access));
+    }
+    let mut results: Vec<CheckResult> = Vec::new();
+    let emit = |rs: Vec<CheckResult>, results: &mut Vec<CheckResult>| {
+        for r in &rs {
+            observer.on_check(r);
+        }
+        results.extend(rs);
+    };
+    if wanted(Category::Spec) {
+        observer.on_category_start(Category::Spec, 1);
+        let t0 = Instant::now();
+        let r = node_image::check(&spec.cloud.cluster.node_image).took(t0.elapsed());
+        emit(vec![r], &mut results);
+    }
+    let required = spec.domains.required_names();
+    if wanted(Category::Certificate) {
+        observer.on_category_start(Category::Certificate, 7);
+        let rs = certificate::run(&spec.certificate, &required, opts.now);
+        emit(rs, &mut results);
+    }
+    let issuer = leaf_issuer(&spec.certificate.cert);
+    let net_timeout = spec.outbound.timeout;
+    let dns_fut = async {
+        if wanted(Category::Dns) { dns::run(&spec.domains, issuer.as_ref(), net_timeout, observer).await } else { Vec::new() }
+    };
+    let out_fut = async {
+        if !wanted(Category::Outbound) {
+            return Vec::new();
+        }
+        let proxy = spec.outbound.proxy.as_ref().map(|p| outbound::Proxy { host: p.host.clone(), port: p.port, auth: opts.proxy_auth.clone() });
+        let mut o = outbound::Options::new(net_timeout, opts.concurrency, proxy);
+        if let Some(roots) = &opts.public_roots {
+            o.public_roots = roots.clone();
+        }
+        outbound::run(&spec.outbound.targets, &o, observer).await
+    };
+    let (dns_results, outbound_results) = tokio::join!(dns_fut, out_fut);
+    results.extend(dns_results);
+    results.extend(outbound_results);
+    if wanted(Category::Vpn) && spec.vpn.enabled {
+        observer.on_category_start(Category::Vpn, 3);
+        let rs = vpn::check(&spec.vpn, &requirements::embedded().vpn);
+        emit(rs, &mut results);
+    }
+    Ok(Report::new(&spec.name, results))
+}
+
+/// The leaf's issuer names, for the CAA check; `None` when the chain cannot be read.
+fn leaf_issuer(path: &std::path::Path) -> Option<CertIssuer> {
+    let bytes = std::fs::read(path).ok()?;
+    let chain = certificate::pem::parse_chain(&bytes).ok()?;
+    let (_, leaf) = X509Certificate::from_der(&chain[0]).ok()?;
+    let issuer = leaf.issuer();
+    let names = issuer
+        .iter_organization()
+        .chain(issuer.iter_common_name())
+        .filter_map(|a| a.as_str().ok().map(str::to_owned))
+        .collect();
+    Some(CertIssuer { display: issuer.to_string(), names })
+}
+
+/// The categories a full preflight runs in this build.
+pub fn available() -> Vec<Category> {
+    checks::Category::ALL.into_iter().filter(|c| *c != Category::Access).collect()
+}

@@ -1,0 +1,134 @@
+//! Requirement lists as data: domain prefixes, outbound hosts and VPN rules.
+//!
+//! The lists live in `playbooks/requirements/*.yaml` and are embedded in the binary, so the
+//! documentation (`docs/checks.md`) and the checks come from one source. They are parsed once,
+//! on first use; a broken embedded file is a build defect caught by the unit tests below.
+
+use std::sync::OnceLock;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+const DOMAINS_YAML: &str = include_str!("../playbooks/requirements/domains.yaml");
+const OUTBOUND_YAML: &str = include_str!("../playbooks/requirements/outbound.yaml");
+const VPN_YAML: &str = include_str!("../playbooks/requirements/vpn.yaml");
+
+/// One required domain prefix (`*.<prefix>.<base>`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainPrefix {
+    /// The label, e.g. `core`.
+    pub prefix: String,
+    /// Why the platform needs it.
+    pub purpose: String,
+}
+
+/// The required domain prefixes, split by platform environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DomainRequirements {
+    /// Format version of the file.
+    pub version: u32,
+    /// Design-time prefixes.
+    pub design_time: Vec<DomainPrefix>,
+    /// Run-time prefixes.
+    pub run_time: Vec<DomainPrefix>,
+}
+
+impl DomainRequirements {
+    /// All required prefixes, design time first.
+    pub fn all(&self) -> impl Iterator<Item = &DomainPrefix> {
+        self.design_time.iter().chain(self.run_time.iter())
+    }
+}
+
+/// One outbound host with the ports the platform needs on it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundHost {
+    /// DNS name.
+    pub host: String,
+    /// TCP ports; 443 implies TLS.
+    pub ports: Vec<u16>,
+    /// Why the platform needs it.
+    pub purpose: String,
+}
+
+/// The default outbound host list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundRequirements {
+    /// Format version of the file.
+    pub version: u32,
+    /// The hosts.
+    pub targets: Vec<OutboundHost>,
+}
+
+/// A platform address range a customer network must not overlap.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformCidr {
+    /// The range.
+    pub cidr: IpNet,
+    /// What the platform uses it for.
+    pub purpose: String,
+}
+
+/// The realm VPN rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VpnRequirements {
+    /// Format version of the file.
+    pub version: u32,
+    /// The only supported tunnel routing mode.
+    pub routing: String,
+    /// Required prefix length of the phase-1 peer.
+    pub peer_prefix_length: u8,
+    /// Platform ranges.
+    pub platform_cidrs: Vec<PlatformCidr>,
+}
+
+/// All embedded requirement lists.
+#[derive(Debug, Clone)]
+pub struct Requirements {
+    /// Domain prefixes.
+    pub domains: DomainRequirements,
+    /// Outbound hosts.
+    pub outbound: OutboundRequirements,
+    /// VPN rules.
+    pub vpn: VpnRequirements,
+}
+
+/// The embedded requirement lists, parsed once.
+pub fn embedded() -> &'static Requirements {
+    static CELL: OnceLock<Requirements> = OnceLock::new();
+    CELL.get_or_init(|| Requirements {
+        domains: parse("domains.yaml", DOMAINS_YAML),
+        outbound: parse("outbound.yaml", OUTBOUND_YAML),
+        vpn: parse("vpn.yaml", VPN_YAML),
+    })
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(name: &str, text: &str) -> T {
+    // The files are compiled in and covered by tests; failing here is a build defect, not user input.
+    serde_saphyr::from_str(text)
+        .unwrap_or_else(|e| panic!("embedded playbooks/requirements/{name} is invalid: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_lists_parse_and_hold_the_documented_facts() {
+        let r = embedded();
+        let prefixes: Vec<_> = r.domains.all().map(|p| p.prefix.as_str()).collect();
+        assert_eq!(prefixes, ["core", "static", "portal", "auth", "test", "api"]);
+        assert!(r.outbound.targets.iter().any(|t| t.host == "gcr.io" && t.ports == [443, 80]));
+        assert!(r.outbound.targets.iter().any(|t| t.host == "auth.split.io" && t.ports == [443, 80]));
+        assert_eq!(r.outbound.targets.len(), 23);
+        assert_eq!(r.vpn.peer_prefix_length, 32);
+        assert_eq!(r.vpn.routing, "route-based");
+        assert_eq!(r.vpn.platform_cidrs.len(), 3);
+    }
+}

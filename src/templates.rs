@@ -1,0 +1,86 @@
+//! Templates embedded in the binary, rendered from typed `Serialize` models.
+//!
+//! Tera errors on undefined variables, so a model missing a field is a render error, never a
+//! silently empty value. HTML templates (`*.html`) are auto-escaped; Markdown cells go through
+//! the `md_cell` filter so user text cannot break a table.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde::Serialize;
+use tera::{Context, Tera, Value};
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("realm.yaml", include_str!("../templates/realm.yaml.tera")),
+    ("preflight.html", include_str!("../templates/preflight.html.tera")),
+    ("preflight.md", include_str!("../templates/preflight.md.tera")),
+];
+
+/// A template could not be rendered.
+#[derive(Debug, thiserror::Error)]
+#[error("rendering template `{template}` failed: {detail}")]
+pub struct TemplateError {
+    /// Template name.
+    pub template: String,
+    /// Tera's explanation, with its causes.
+    pub detail: String,
+}
+
+fn engine() -> &'static Tera {
+    static CELL: OnceLock<Tera> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let mut t = Tera::default();
+        t.add_raw_templates(TEMPLATES.iter().copied())
+            .unwrap_or_else(|e| panic!("embedded templates do not parse: {}", chain(&e)));
+        t.register_filter("md_cell", md_cell);
+        t
+    })
+}
+
+/// Renders the embedded template `name` from `model`.
+pub fn render<T: Serialize>(name: &str, model: &T) -> Result<String, TemplateError> {
+    let err = |detail| TemplateError { template: name.to_owned(), detail };
+    let ctx = Context::from_serialize(model).map_err(|e| err(chain(&e)))?;
+    engine().render(name, &ctx).map_err(|e| err(chain(&e)))
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+fn md_cell(v: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    Ok(Value::String(s.replace('\\', "\\\\").replace('|', "\\|").replace(['\n', '\r'], " ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undefined_variables_are_errors() {
+        #[derive(Serialize)]
+        struct Partial {
+            name: &'static str,
+        }
+        let e = render("realm.yaml", &Partial { name: "acme" }).unwrap_err();
+        assert!(e.detail.contains("cloud"), "{e}");
+    }
+
+    #[test]
+    fn markdown_cells_are_escaped() {
+        let v = md_cell(&Value::String("a|b\nc".into()), &HashMap::new()).unwrap();
+        assert_eq!(v, Value::String("a\\|b c".into()));
+    }
+}
