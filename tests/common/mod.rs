@@ -1,0 +1,293 @@
+//! Shared test helpers: a test PKI (rcgen, openssl for what rcgen cannot make), spec files,
+//! and loopback peers (dnsmasq, tinyproxy, rustls servers, silent listeners).
+//! Every peer listens on 127.0.0.1 and is started and stopped by the test that uses it.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+use time::OffsetDateTime;
+
+pub const BASE: &str = "digibee.acme.test";
+pub const PREFIXES: [&str; 6] = ["core", "static", "portal", "auth", "test", "api"];
+
+/// The six required wildcard names under `BASE`.
+pub fn required() -> Vec<String> {
+    PREFIXES.iter().map(|p| format!("*.{p}.{BASE}")).collect()
+}
+
+/// A root and an intermediate CA.
+pub struct Pki {
+    pub root: CertifiedIssuer<'static, KeyPair>,
+    pub inter: CertifiedIssuer<'static, KeyPair>,
+}
+
+pub struct Leaf {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+fn ca_params(cn: &str) -> CertificateParams {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.distinguished_name.push(DnType::OrganizationName, "Realmctl Test PKI");
+    p.not_before = OffsetDateTime::now_utc() - time::Duration::days(3650);
+    p.not_after = OffsetDateTime::now_utc() + time::Duration::days(3650);
+    p
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        let root = CertifiedIssuer::self_signed(ca_params("Realmctl Test Root CA"), KeyPair::generate().unwrap()).unwrap();
+        let inter = CertifiedIssuer::signed_by(ca_params("Realmctl Test Intermediate CA"), KeyPair::generate().unwrap(), &root).unwrap();
+        Pki { root, inter }
+    }
+
+    pub fn root_pem(&self) -> String {
+        self.root.pem()
+    }
+
+    /// Leaf params for `sans`, valid for a year, serverAuth; `edit` may change them.
+    pub fn leaf_with(&self, sans: &[String], edit: impl FnOnce(&mut CertificateParams)) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(sans.to_vec()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, sans.first().cloned().unwrap_or_default());
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        p.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
+        p.not_after = OffsetDateTime::now_utc() + time::Duration::days(365);
+        edit(&mut p);
+        let cert = p.signed_by(&key, &self.inter).unwrap();
+        Leaf { cert_pem: format!("{}{}", cert.pem(), self.inter.pem()), key_pem: key.serialize_pem() }
+    }
+
+    pub fn leaf(&self, sans: &[String]) -> Leaf {
+        self.leaf_with(sans, |_| {})
+    }
+}
+
+/// Runs openssl (a peer nobody on the team wrote) for certificates rcgen cannot make.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl must be installed (the README test command installs it)");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA-signed leaf made by openssl with an RSA key of `bits` and signature digest `digest`.
+/// Returns (chain PEM, key PEM, root PEM).
+pub fn openssl_leaf(dir: &Path, bits: u32, digest: &str, sans: &[String]) -> (String, String, String) {
+    let rsa = format!("rsa:{bits}");
+    openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "30", "-subj", "/CN=OpenSSL Test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=keyCertSign,cRLSign"]);
+    openssl(dir, &["req", "-newkey", &rsa, "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=openssl leaf"]);
+    let san = sans.iter().map(|s| format!("DNS:{s}")).collect::<Vec<_>>().join(",");
+    std::fs::write(dir.join("ext.cnf"), format!("subjectAltName={san}\nextendedKeyUsage=serverAuth\n")).unwrap();
+    let md = format!("-{digest}");
+    openssl(dir, &["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "leaf.pem", "-days", "30", &md, "-extfile", "ext.cnf"]);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    (read("leaf.pem"), read("leaf.key"), read("ca.pem"))
+}
+
+/// Options for a test spec.
+pub struct SpecOpts {
+    pub nameservers: Vec<SocketAddr>,
+    pub targets: Vec<(String, u16, bool)>,
+    pub proxy: Option<String>,
+    pub proxy_env: Option<String>,
+    pub timeout_ms: u64,
+    pub vpn: Option<&'static str>,
+    pub node_image: &'static str,
+}
+
+impl Default for SpecOpts {
+    fn default() -> Self {
+        SpecOpts { nameservers: vec![], targets: vec![], proxy: None, proxy_env: None, timeout_ms: 2000, vpn: None, node_image: "{type: default}" }
+    }
+}
+
+/// Writes `realm.yaml`, `certs/wildcard.pem`, `certs/wildcard.key` and `certs/ca.pem` into `dir`.
+pub fn write_spec(dir: &Path, leaf: &Leaf, ca_pem: &str, o: &SpecOpts) -> PathBuf {
+    std::fs::create_dir_all(dir.join("certs")).unwrap();
+    std::fs::write(dir.join("certs/wildcard.pem"), &leaf.cert_pem).unwrap();
+    std::fs::write(dir.join("certs/wildcard.key"), &leaf.key_pem).unwrap();
+    std::fs::write(dir.join("certs/ca.pem"), ca_pem).unwrap();
+    let ns: Vec<String> = o.nameservers.iter().map(|a| format!("\"{a}\"")).collect();
+    let targets = if o.targets.is_empty() {
+        "[]".to_owned()
+    } else {
+        let t: Vec<String> = o.targets.iter().map(|(h, p, tls)| format!("{{host: \"{h}\", port: {p}, tls: {tls}}}")).collect();
+        format!("[{}]", t.join(", "))
+    };
+    let proxy = o.proxy.as_ref().map_or("null".to_owned(), |p| format!("\"{p}\""));
+    let proxy_env = o.proxy_env.as_ref().map_or(String::new(), |e| format!("\n  proxyCredentialsEnv: {e}"));
+    let vpn = o.vpn.unwrap_or("{enabled: false}");
+    let text = format!(
+        r#"apiVersion: realmctl/v1
+kind: Realm
+name: acme
+cloud:
+  provider: eks
+  region: us-east-1
+  endpoint: null
+  eks: {{accountId: "123456789012", clusterRoleArn: "arn:aws:iam::123456789012:role/c", nodeRoleArn: "arn:aws:iam::123456789012:role/n", subnetIds: [subnet-0123456789abcdef0, subnet-0fedcba9876543210]}}
+  cluster: {{name: digibee-acme, kubernetesVersion: "1.31", nodeImage: {node_image}}}
+domains:
+  base: {BASE}
+  designTime: [core, static, portal, auth]
+  runTime: [test, api]
+  nameservers: [{ns}]
+certificate: {{cert: certs/wildcard.pem, key: certs/wildcard.key, ca: certs/ca.pem, minDaysValid: 30}}
+outbound:
+  proxy: {proxy}{proxy_env}
+  timeoutMs: {timeout}
+  targets: {targets}
+vpn: {vpn}
+subscription: {{pipelineSubscriptions: 10, extraTestRtus: 0, extraProdRtus: 0}}
+"#,
+        node_image = o.node_image,
+        ns = ns.join(", "),
+        timeout = o.timeout_ms,
+    );
+    let path = dir.join("realm.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A free loopback port for both TCP and UDP (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    loop {
+        let t = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = t.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A child process killed on drop.
+pub struct Peer {
+    pub child: Child,
+    pub port: u16,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_tcp(port: u16, what: &str) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not start listening on 127.0.0.1:{port}");
+}
+
+fn which(bin: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin", "/usr/local/sbin"] {
+        let p = Path::new(dir).join(bin);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{bin} is not installed; run the README test command, which installs it (apt-get install dnsmasq-base tinyproxy-bin openssl)");
+}
+
+/// dnsmasq on 127.0.0.1 serving `BASE` locally: every prefix in `wildcards` resolves (to
+/// 127.0.0.1 for every name under it), other names under `BASE` are NXDOMAIN; `extra` adds args.
+pub fn dnsmasq(wildcards: &[&str], extra: &[String]) -> Peer {
+    let port = free_port();
+    let mut args = vec![
+        "--keep-in-foreground".to_owned(),
+        "--conf-file=/dev/null".into(),
+        "--no-resolv".into(),
+        "--no-hosts".into(),
+        "--no-poll".into(),
+        "--listen-address=127.0.0.1".into(),
+        "--bind-interfaces".into(),
+        format!("--port={port}"),
+        "--pid-file=".into(),
+        "--user=root".into(),
+        format!("--local=/{BASE}/"),
+    ];
+    for w in wildcards {
+        args.push(format!("--address=/{w}.{BASE}/127.0.0.1"));
+    }
+    args.extend(extra.iter().cloned());
+    let child = Command::new(which("dnsmasq")).args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn dnsmasq");
+    wait_tcp(port, "dnsmasq");
+    Peer { child, port, _dir: None }
+}
+
+/// tinyproxy on 127.0.0.1 with extra config lines (e.g. `BasicAuth u p`, `ConnectPort 443`).
+pub fn tinyproxy(extra: &[String]) -> Peer {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("tinyproxy.conf");
+    let mut f = std::fs::File::create(&conf).unwrap();
+    writeln!(f, "Port {port}\nListen 127.0.0.1\nTimeout 30\nAllow 127.0.0.1\nMaxClients 256\nLogLevel Warning\nDisableViaHeader Yes").unwrap();
+    for l in extra {
+        writeln!(f, "{l}").unwrap();
+    }
+    drop(f);
+    let child = Command::new(which("tinyproxy")).arg("-d").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn tinyproxy");
+    wait_tcp(port, "tinyproxy");
+    Peer { child, port, _dir: Some(dir) }
+}
+
+/// A rustls TLS server on 127.0.0.1 presenting `leaf` (chain PEM + key); it completes handshakes
+/// and closes. Returns its port; runs until the runtime ends.
+pub async fn tls_server(leaf: &Leaf) -> u16 {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes()).map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else { return };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = acceptor.accept(sock).await;
+            });
+        }
+    });
+    port
+}
+
+/// A loopback listener that accepts connections and never answers (a "hung" peer).
+pub async fn silent_listener() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    port
+}
+
+/// A loopback port with nothing listening (connections are refused).
+pub fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
