@@ -218,6 +218,7 @@ pub fn dnsmasq(wildcards: &[&str], extra: &[String]) -> Peer {
         "--pid-file=".into(),
         "--user=root".into(),
         format!("--local=/{BASE}/"),
+        "--local=/acme.test/".into(),
     ];
     for w in wildcards {
         args.push(format!("--address=/{w}.{BASE}/127.0.0.1"));
