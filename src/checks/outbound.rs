@@ -200,7 +200,7 @@ pub fn decide(target: &Target, via: Option<&str>, timeout: Duration, outcome: &R
                 Failure::Deadline(stage) => (format!("no answer within {} ms during {} (dropped or filtered)", timeout.as_millis(), stage.describe()), allow),
                 Failure::ProxyAuth { sent: false } => ("the proxy requires authentication (407)".to_owned(), "set outbound.proxyCredentialsEnv and export that variable as user:password".to_owned()),
                 Failure::ProxyAuth { sent: true } => ("the proxy rejected the credentials (407)".to_owned(), "check the user:password in the environment variable named by outbound.proxyCredentialsEnv".to_owned()),
-                Failure::ProxyStatus(code @ (502..=504)) => (format!("the proxy could not reach the target (HTTP {code})"), allow),
+                Failure::ProxyStatus(code @ (500 | 502..=504)) => (format!("the proxy could not reach the target (HTTP {code})"), allow),
                 Failure::ProxyStatus(code) => (format!("the proxy denied CONNECT (HTTP {code})"), format!("allow CONNECT to {}:{} on the proxy", target.host, target.port)),
                 Failure::ProxyProtocol(e) => (format!("the proxy's answer is not HTTP: {e}"), "check outbound.proxy: it must be an HTTP CONNECT proxy".to_owned()),
                 Failure::Tls(e) => (format!("TLS handshake failed: {e}"), format!("make sure nothing in the path blocks or rewrites TLS to {}", target.host)),
@@ -266,7 +266,8 @@ async fn probe(t: &Target, opts: &Options, tls: &Arc<ClientConfig>, stage: &Atom
             let head = read_head(&mut s).await?;
             match parse_status(&head) {
                 Ok(200..=299) => s,
-                Ok(407) => return Err(Failure::ProxyAuth { sent: p.auth.is_some() }),
+                // Some proxies (tinyproxy) answer bad credentials with 401 instead of 407.
+                Ok(407) | Ok(401) => return Err(Failure::ProxyAuth { sent: p.auth.is_some() }),
                 Ok(code) => return Err(Failure::ProxyStatus(code)),
                 Err(e) => return Err(Failure::ProxyProtocol(e)),
             }
