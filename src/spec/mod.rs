@@ -31,6 +31,9 @@ pub struct Diagnostic {
     pub message: String,
     /// How to fix it.
     pub help: Option<String>,
+    /// The offending source line, shown under the message.
+    #[serde(skip)]
+    pub source_line: Option<String>,
 }
 
 impl fmt::Display for Diagnostic {
@@ -43,6 +46,12 @@ impl fmt::Display for Diagnostic {
             self.pos.column,
             self.message
         )?;
+        if let Some(line) = &self.source_line {
+            let num = self.pos.line.to_string();
+            let pad = " ".repeat(num.len());
+            let caret = " ".repeat(usize::try_from(self.pos.column.saturating_sub(1)).unwrap_or(0));
+            write!(f, "\n{pad} |\n{num} | {line}\n{pad} | {caret}^")?;
+        }
         if let Some(help) = &self.help {
             write!(f, "\n  help: {help}")?;
         }
@@ -309,8 +318,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
         path: path.to_owned(),
         diagnostics,
     };
-    let raw: raw::RawSpec = serde_saphyr::from_str(text).map_err(|e| invalid(vec![syntax_diagnostic(path, &e)]))?;
-    resolve::resolve(raw, path).map_err(invalid)
+    let with_lines = |mut diags: Vec<Diagnostic>| {
+        for d in &mut diags {
+            let idx = usize::try_from(d.pos.line).unwrap_or(0).checked_sub(1);
+            d.source_line = idx.and_then(|i| text.lines().nth(i)).map(|l| resolve::redact_line(l).chars().take(160).collect());
+        }
+        invalid(diags)
+    };
+    let raw: raw::RawSpec = serde_saphyr::from_str(text).map_err(|e| with_lines(vec![syntax_diagnostic(path, &e)]))?;
+    resolve::resolve(raw, path).map_err(with_lines)
 }
 
 /// The JSON Schema of the spec, for editors.
@@ -335,5 +351,6 @@ fn syntax_diagnostic(path: &Path, e: &serde_saphyr::Error) -> Diagnostic {
         pos,
         message,
         help: Some("see docs/spec.md or `realmctl schema` for the spec format; keys are camelCase".into()),
+        source_line: None,
     }
 }

@@ -32,6 +32,7 @@ impl Ctx<'_> {
             pos,
             message: message.into(),
             help: Some(help.into()),
+            source_line: None,
         });
     }
 
@@ -528,9 +529,35 @@ pub(crate) fn redact_userinfo(url: &str) -> String {
     }
 }
 
+/// Masks `user:password@` in every URL of a line of text (for source snippets in errors).
+pub(crate) fn redact_line(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail.find(|c: char| c.is_whitespace() || "\"',}]/".contains(c)).unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_source_lines_are_masked() {
+        assert_eq!(redact_line(r#"  proxy: "http://u:hunter2@p:3128" # x"#), r#"  proxy: "http://***@p:3128" # x"#);
+        assert_eq!(redact_line("a: http://p:1, b: https://x:y@h/"), "a: http://p:1, b: https://***@h/");
+    }
 
     #[test]
     fn names_and_labels() {
