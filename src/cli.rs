@@ -129,15 +129,33 @@ impl From<CloudArg> for Provider {
 /// Runs a parsed command.
 pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
     match cli.command {
-        Command::Init { cloud, name, domain, out } => init(cloud.into(), &name, &domain, out.as_deref()),
+        Command::Init {
+            cloud,
+            name,
+            domain,
+            out,
+        } => init(cloud.into(), &name, &domain, out.as_deref()),
         Command::Validate { file, output } => validate(&file, output),
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&spec::json_schema()).expect("schema is JSON"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&spec::json_schema()).expect("schema is JSON")
+            );
             Ok(Outcome::Success)
         }
-        Command::Preflight { file, only, output, report, concurrency } => {
-            preflight(&file, only, output, report.as_deref(), usize::from(concurrency))
-        }
+        Command::Preflight {
+            file,
+            only,
+            output,
+            report,
+            concurrency,
+        } => preflight(
+            &file,
+            only,
+            output,
+            report.as_deref(),
+            usize::from(concurrency),
+        ),
     }
 }
 
@@ -145,7 +163,12 @@ fn bad(e: impl Into<anyhow::Error>) -> BadInput {
     BadInput(e.into())
 }
 
-fn init(provider: Provider, name: &str, domain: &str, out: Option<&Path>) -> Result<Outcome, BadInput> {
+fn init(
+    provider: Provider,
+    name: &str,
+    domain: &str,
+    out: Option<&Path>,
+) -> Result<Outcome, BadInput> {
     let text = spec::init::render(provider, name, domain).map_err(bad)?;
     match out {
         None => print!("{text}"),
@@ -154,10 +177,18 @@ fn init(provider: Provider, name: &str, domain: &str, out: Option<&Path>) -> Res
                 .write(true)
                 .create_new(true)
                 .open(path)
-                .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))
+                .with_context(|| {
+                    format!("cannot create {} (it must not exist yet)", path.display())
+                })
                 .map_err(bad)?;
-            f.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display())).map_err(bad)?;
-            eprintln!("wrote {}; edit the REPLACE lines, then run `realmctl validate -f {}`", path.display(), path.display());
+            f.write_all(text.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))
+                .map_err(bad)?;
+            eprintln!(
+                "wrote {}; edit the REPLACE lines, then run `realmctl validate -f {}`",
+                path.display(),
+                path.display()
+            );
         }
     }
     Ok(Outcome::Success)
@@ -182,12 +213,22 @@ fn validate(file: &Path, output: Format) -> Result<Outcome, BadInput> {
             Ok(Outcome::Success)
         }
         (Ok(s), Format::Json) => {
-            println!("{}", json!({"file": file, "valid": true, "realm": s.name, "errors": []}));
+            println!(
+                "{}",
+                json!({"file": file, "valid": true, "realm": s.name, "errors": []})
+            );
             Ok(Outcome::Success)
         }
         (Err(SpecError::Invalid { diagnostics, .. }), Format::Json) => {
-            println!("{}", json!({"file": file, "valid": false, "realm": null, "errors": diagnostics}));
-            Err(bad(anyhow!("{} is not a valid realm spec ({} problem(s))", file.display(), diagnostics.len())))
+            println!(
+                "{}",
+                json!({"file": file, "valid": false, "realm": null, "errors": diagnostics})
+            );
+            Err(bad(anyhow!(
+                "{} is not a valid realm spec ({} problem(s))",
+                file.display(),
+                diagnostics.len()
+            )))
         }
         (Err(e), _) => Err(bad(anyhow!(e))),
     }
@@ -195,16 +236,27 @@ fn validate(file: &Path, output: Format) -> Result<Outcome, BadInput> {
 
 /// Reads `user:password` from the environment variable the spec names.
 fn proxy_auth(spec: &Spec) -> Result<Option<ProxyAuth>, BadInput> {
-    let Some(var) = spec.outbound.proxy.as_ref().and_then(|p| p.credentials_env.as_ref()) else {
+    let Some(var) = spec
+        .outbound
+        .proxy
+        .as_ref()
+        .and_then(|p| p.credentials_env.as_ref())
+    else {
         return Ok(None);
     };
     let value = std::env::var(var).map_err(|_| {
         bad(anyhow!("{}: the environment variable {var} (named by outbound.proxyCredentialsEnv) is not set\n  help: export {var}=user:password before running preflight", spec.path.display()))
     })?;
     let Some((user, password)) = value.split_once(':') else {
-        return Err(bad(anyhow!("the environment variable {var} must hold user:password (no `:` found)\n  help: export {var}=user:password")));
+        return Err(bad(anyhow!(
+            "the environment variable {var} must hold user:password (no `:` found)\n  help: export {var}=user:password"
+        )));
     };
-    Ok(Some(ProxyAuth { user: user.to_owned(), password: Secret::new(password), source: var.clone() }))
+    Ok(Some(ProxyAuth {
+        user: user.to_owned(),
+        password: Secret::new(password),
+        source: var.clone(),
+    }))
 }
 
 /// Progress on a terminal: one line that says how many checks are done.
@@ -215,7 +267,8 @@ struct Progress {
 
 impl Observer for Progress {
     fn on_category_start(&self, category: Category, checks: usize) {
-        self.bar.set_message(format!("checking {category} ({checks})"));
+        self.bar
+            .set_message(format!("checking {category} ({checks})"));
     }
     fn on_check(&self, result: &CheckResult) {
         let mut d = self.done.lock().unwrap_or_else(|e| e.into_inner());
@@ -226,26 +279,52 @@ impl Observer for Progress {
     }
 }
 
-fn preflight(file: &Path, only: Option<Vec<Category>>, output: Format, report_path: Option<&Path>, concurrency: usize) -> Result<Outcome, BadInput> {
+fn preflight(
+    file: &Path,
+    only: Option<Vec<Category>>,
+    output: Format,
+    report_path: Option<&Path>,
+    concurrency: usize,
+) -> Result<Outcome, BadInput> {
     let doc_format = match report_path {
         None => None,
-        Some(p) => Some(DocFormat::for_path(p).ok_or_else(|| bad(anyhow!("--report {}: unknown report type\n  help: name the file .html or .md", p.display())))?),
+        Some(p) => Some(DocFormat::for_path(p).ok_or_else(|| {
+            bad(anyhow!(
+                "--report {}: unknown report type\n  help: name the file .html or .md",
+                p.display()
+            ))
+        })?),
     };
     let spec = load(file)?;
     let proxy_auth = proxy_auth(&spec)?;
     let now = OffsetDateTime::now_utc();
-    let opts = Options { only, concurrency, proxy_auth, now, public_roots: None };
+    let opts = Options {
+        only,
+        concurrency,
+        proxy_auth,
+        now,
+        public_roots: None,
+    };
 
     let bar = if output == Format::Text && std::io::stderr().is_terminal() {
         let b = ProgressBar::new_spinner();
-        b.set_style(ProgressStyle::with_template("{spinner} {prefix} {msg}").expect("static template"));
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {prefix} {msg}").expect("static template"),
+        );
         b.enable_steady_tick(Duration::from_millis(120));
         b
     } else {
         ProgressBar::hidden()
     };
-    let progress = Progress { bar, done: Mutex::new(0) };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime").map_err(bad)?;
+    let progress = Progress {
+        bar,
+        done: Mutex::new(0),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(bad)?;
     let result = runtime.block_on(preflight::run(&spec, &opts, &progress));
     progress.bar.finish_and_clear();
     let report = result.map_err(bad)?;
@@ -260,7 +339,13 @@ fn preflight(file: &Path, only: Option<Vec<Category>>, output: Format, report_pa
     if let (Some(path), Some(fmt)) = (report_path, doc_format) {
         let stamp = now.format(&Rfc3339).unwrap_or_default();
         let doc = report::document(&report, fmt, &stamp).map_err(bad)?;
-        std::fs::write(path, doc).with_context(|| format!("cannot write the report {}", path.display())).map_err(bad)?;
+        std::fs::write(path, doc)
+            .with_context(|| format!("cannot write the report {}", path.display()))
+            .map_err(bad)?;
     }
-    Ok(if report.failed() { Outcome::Failed } else { Outcome::Success })
+    Ok(if report.failed() {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
 }

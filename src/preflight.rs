@@ -7,14 +7,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use ::time::OffsetDateTime;
 use rustls_pki_types::TrustAnchor;
 use serde::Serialize;
-use ::time::OffsetDateTime;
 use x509_parser::prelude::*;
 
 use crate::checks::dns::CertIssuer;
 use crate::checks::outbound::{self, ProxyAuth};
-use crate::checks::{self, Category, CheckResult, Observer, Status, certificate, dns, node_image, vpn};
+use crate::checks::{
+    self, Category, CheckResult, Observer, Status, certificate, dns, node_image, vpn,
+};
 use crate::requirements;
 use crate::spec::Spec;
 
@@ -36,7 +38,9 @@ pub struct Options {
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
     /// A category this build cannot check was asked for.
-    #[error("the `{0}` checks are not available in this build: cloud identity and permission checks arrive with cloud provider support\n  help: run the other categories (--only certificate,dns,outbound,vpn,spec)")]
+    #[error(
+        "the `{0}` checks are not available in this build: cloud identity and permission checks arrive with cloud provider support\n  help: run the other categories (--only certificate,dns,outbound,vpn,spec)"
+    )]
     Unavailable(Category),
 }
 
@@ -73,7 +77,11 @@ impl Report {
                 Status::Fail => summary.fail += 1,
             }
         }
-        Report { realm: realm.into(), summary, checks }
+        Report {
+            realm: realm.into(),
+            summary,
+            checks,
+        }
     }
 
     /// Whether any check failed.
@@ -83,7 +91,11 @@ impl Report {
 }
 
 /// Runs the selected checks against `spec`.
-pub async fn run(spec: &Spec, opts: &Options, observer: &dyn Observer) -> Result<Report, PreflightError> {
+pub async fn run(
+    spec: &Spec,
+    opts: &Options,
+    observer: &dyn Observer,
+) -> Result<Report, PreflightError> {
     let wanted = |c: Category| opts.only.as_ref().is_none_or(|o| o.contains(&c));
     if wanted(Category::Access) && opts.only.is_some() {
         return Err(PreflightError::Unavailable(Category::Access));
@@ -110,13 +122,21 @@ pub async fn run(spec: &Spec, opts: &Options, observer: &dyn Observer) -> Result
     let issuer = leaf_issuer(&spec.certificate.cert);
     let net_timeout = spec.outbound.timeout;
     let dns_fut = async {
-        if wanted(Category::Dns) { dns::run(&spec.domains, issuer.as_ref(), net_timeout, observer).await } else { Vec::new() }
+        if wanted(Category::Dns) {
+            dns::run(&spec.domains, issuer.as_ref(), net_timeout, observer).await
+        } else {
+            Vec::new()
+        }
     };
     let out_fut = async {
         if !wanted(Category::Outbound) {
             return Vec::new();
         }
-        let proxy = spec.outbound.proxy.as_ref().map(|p| outbound::Proxy { host: p.host.clone(), port: p.port, auth: opts.proxy_auth.clone() });
+        let proxy = spec.outbound.proxy.as_ref().map(|p| outbound::Proxy {
+            host: p.host.clone(),
+            port: p.port,
+            auth: opts.proxy_auth.clone(),
+        });
         let mut o = outbound::Options::new(net_timeout, opts.concurrency, proxy);
         if let Some(roots) = &opts.public_roots {
             o.public_roots = roots.clone();
@@ -145,10 +165,16 @@ fn leaf_issuer(path: &std::path::Path) -> Option<CertIssuer> {
         .chain(issuer.iter_common_name())
         .filter_map(|a| a.as_str().ok().map(str::to_owned))
         .collect();
-    Some(CertIssuer { display: issuer.to_string(), names })
+    Some(CertIssuer {
+        display: issuer.to_string(),
+        names,
+    })
 }
 
 /// The categories a full preflight runs in this build.
 pub fn available() -> Vec<Category> {
-    checks::Category::ALL.into_iter().filter(|c| *c != Category::Access).collect()
+    checks::Category::ALL
+        .into_iter()
+        .filter(|c| *c != Category::Access)
+        .collect()
 }

@@ -25,7 +25,16 @@ fn status_style(s: Status) -> Style {
 fn groups(report: &Report) -> Vec<(Category, Vec<&CheckResult>)> {
     Category::ALL
         .into_iter()
-        .map(|c| (c, report.checks.iter().filter(|r| r.category == c).collect::<Vec<_>>()))
+        .map(|c| {
+            (
+                c,
+                report
+                    .checks
+                    .iter()
+                    .filter(|r| r.category == c)
+                    .collect::<Vec<_>>(),
+            )
+        })
         .filter(|(_, v)| !v.is_empty())
         .collect()
 }
@@ -38,18 +47,39 @@ pub fn text(report: &Report) -> String {
     let _ = writeln!(out, "{bold}Preflight for realm {}{bold:#}", report.realm);
     for (cat, checks) in groups(report) {
         let _ = writeln!(out, "\n{bold}{}{bold:#}", cat.as_str().to_uppercase());
-        let width = checks.iter().map(|c| c.subject.chars().count()).max().unwrap_or(0).min(48);
+        let width = checks
+            .iter()
+            .map(|c| c.subject.chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(48);
         for c in checks {
             let st = status_style(c.status);
-            let _ = writeln!(out, "  {st}{:<4}{st:#}  {:<width$}  {} {dim}({} ms){dim:#}", c.status.as_str().to_uppercase(), c.subject, c.message, c.duration_ms);
+            let _ = writeln!(
+                out,
+                "  {st}{:<4}{st:#}  {:<width$}  {} {dim}({} ms){dim:#}",
+                c.status.as_str().to_uppercase(),
+                c.subject,
+                c.message,
+                c.duration_ms
+            );
             if let Some(fix) = &c.fix {
                 let _ = writeln!(out, "        {dim}fix ({}):{dim:#} {fix}", c.owner.as_str());
             }
         }
     }
     let Summary { pass, warn, fail } = report.summary;
-    let verdict = if fail > 0 { status_style(Status::Fail) } else if warn > 0 { status_style(Status::Warn) } else { status_style(Status::Pass) };
-    let _ = writeln!(out, "\n{verdict}{pass} passed, {warn} warnings, {fail} failed{verdict:#}");
+    let verdict = if fail > 0 {
+        status_style(Status::Fail)
+    } else if warn > 0 {
+        status_style(Status::Warn)
+    } else {
+        status_style(Status::Pass)
+    };
+    let _ = writeln!(
+        out,
+        "\n{verdict}{pass} passed, {warn} warnings, {fail} failed{verdict:#}"
+    );
     out
 }
 
@@ -74,13 +104,23 @@ struct Model<'a> {
 }
 
 /// An HTML (self-contained) or Markdown report; `generated_at` is shown as given.
-pub fn document(report: &Report, format: DocFormat, generated_at: &str) -> Result<String, TemplateError> {
+pub fn document(
+    report: &Report,
+    format: DocFormat,
+    generated_at: &str,
+) -> Result<String, TemplateError> {
     let model = Model {
         realm: &report.realm,
         generated_at,
         version: env!("CARGO_PKG_VERSION"),
         summary: report.summary,
-        groups: groups(report).into_iter().map(|(c, checks)| Group { category: c.as_str(), checks }).collect(),
+        groups: groups(report)
+            .into_iter()
+            .map(|(c, checks)| Group {
+                category: c.as_str(),
+                checks,
+            })
+            .collect(),
     };
     templates::render(format.template(), &model)
 }
@@ -117,9 +157,26 @@ mod tests {
     use super::*;
 
     fn sample() -> Report {
-        let mut fail = CheckResult::fail("dns.resolve.core", Category::Dns, "*.core.d.acme.com", "x | <b>NXDOMAIN</b>", "create the record");
+        let mut fail = CheckResult::fail(
+            "dns.resolve.core",
+            Category::Dns,
+            "*.core.d.acme.com",
+            "x | <b>NXDOMAIN</b>",
+            "create the record",
+        );
         fail.duration_ms = 12;
-        Report::new("acme", vec![CheckResult::pass("spec.node-image", Category::Spec, "cloud.cluster.nodeImage", "default"), fail])
+        Report::new(
+            "acme",
+            vec![
+                CheckResult::pass(
+                    "spec.node-image",
+                    Category::Spec,
+                    "cloud.cluster.nodeImage",
+                    "default",
+                ),
+                fail,
+            ],
+        )
     }
 
     #[test]
@@ -138,7 +195,10 @@ mod tests {
         assert!(html.contains("&lt;b&gt;NXDOMAIN&lt;&#x2F;b&gt;"), "{html}");
         assert!(!html.contains("<b>NXDOMAIN"));
         let md = document(&sample(), DocFormat::Markdown, "2026-11-23T10:00:00Z").unwrap();
-        assert!(md.contains("x \\| <b>NXDOMAIN</b>") || md.contains("x \\| &lt;b&gt;"), "{md}");
+        assert!(
+            md.contains("x \\| <b>NXDOMAIN</b>") || md.contains("x \\| &lt;b&gt;"),
+            "{md}"
+        );
         insta::assert_snapshot!("preflight_md", md);
     }
 }

@@ -123,9 +123,22 @@ mod tests {
     fn embedded_lists_parse_and_hold_the_documented_facts() {
         let r = embedded();
         let prefixes: Vec<_> = r.domains.all().map(|p| p.prefix.as_str()).collect();
-        assert_eq!(prefixes, ["core", "static", "portal", "auth", "test", "api"]);
-        assert!(r.outbound.targets.iter().any(|t| t.host == "gcr.io" && t.ports == [443, 80]));
-        assert!(r.outbound.targets.iter().any(|t| t.host == "auth.split.io" && t.ports == [443, 80]));
+        assert_eq!(
+            prefixes,
+            ["core", "static", "portal", "auth", "test", "api"]
+        );
+        assert!(
+            r.outbound
+                .targets
+                .iter()
+                .any(|t| t.host == "gcr.io" && t.ports == [443, 80])
+        );
+        assert!(
+            r.outbound
+                .targets
+                .iter()
+                .any(|t| t.host == "auth.split.io" && t.ports == [443, 80])
+        );
         assert_eq!(r.outbound.targets.len(), 23);
         assert_eq!(r.vpn.peer_prefix_length, 32);
         assert_eq!(r.vpn.routing, "route-based");

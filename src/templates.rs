@@ -12,8 +12,14 @@ use tera::{Context, Tera, Value};
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("realm.yaml", include_str!("../templates/realm.yaml.tera")),
-    ("preflight.html", include_str!("../templates/preflight.html.tera")),
-    ("preflight.md", include_str!("../templates/preflight.md.tera")),
+    (
+        "preflight.html",
+        include_str!("../templates/preflight.html.tera"),
+    ),
+    (
+        "preflight.md",
+        include_str!("../templates/preflight.md.tera"),
+    ),
 ];
 
 /// A template could not be rendered.
@@ -39,7 +45,10 @@ fn engine() -> &'static Tera {
 
 /// Renders the embedded template `name` from `model`.
 pub fn render<T: Serialize>(name: &str, model: &T) -> Result<String, TemplateError> {
-    let err = |detail| TemplateError { template: name.to_owned(), detail };
+    let err = |detail| TemplateError {
+        template: name.to_owned(),
+        detail,
+    };
     let ctx = Context::from_serialize(model).map_err(|e| err(chain(&e)))?;
     engine().render(name, &ctx).map_err(|e| err(chain(&e)))
 }
@@ -61,7 +70,11 @@ fn md_cell(v: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
         Value::Null => String::new(),
         other => other.to_string(),
     };
-    Ok(Value::String(s.replace('\\', "\\\\").replace('|', "\\|").replace(['\n', '\r'], " ")))
+    Ok(Value::String(
+        s.replace('\\', "\\\\")
+            .replace('|', "\\|")
+            .replace(['\n', '\r'], " "),
+    ))
 }
 
 #[cfg(test)]

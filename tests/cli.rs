@@ -18,7 +18,10 @@ fn realmctl() -> Command {
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// A loopback TCP listener that accepts (and drops) connections, for `tls: false` targets.
@@ -38,22 +41,68 @@ fn valid_spec(dir: &Path, o: SpecOpts) -> std::path::PathBuf {
 fn init_then_validate() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("realm.yaml");
-    realmctl().args(["init", "--cloud", "gke", "--name", "acme", "--domain", "digibee.acme.com", "-o"]).arg(&spec).assert().success();
+    realmctl()
+        .args([
+            "init",
+            "--cloud",
+            "gke",
+            "--name",
+            "acme",
+            "--domain",
+            "digibee.acme.com",
+            "-o",
+        ])
+        .arg(&spec)
+        .assert()
+        .success();
     let written = std::fs::read_to_string(&spec).unwrap();
-    assert!(written.contains("provider: gke") && written.contains("# "), "commented spec expected");
+    assert!(
+        written.contains("provider: gke") && written.contains("# "),
+        "commented spec expected"
+    );
     // Refuses to overwrite.
-    realmctl().args(["init", "--cloud", "gke", "--name", "acme", "--domain", "digibee.acme.com", "-o"]).arg(&spec).assert().code(2);
+    realmctl()
+        .args([
+            "init",
+            "--cloud",
+            "gke",
+            "--name",
+            "acme",
+            "--domain",
+            "digibee.acme.com",
+            "-o",
+        ])
+        .arg(&spec)
+        .assert()
+        .code(2);
     // The certificate files do not exist yet: bad input naming them.
-    let o = realmctl().arg("validate").arg("-f").arg(&spec).output().unwrap();
+    let o = realmctl()
+        .arg("validate")
+        .arg("-f")
+        .arg(&spec)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let (_, err) = text(&o);
-    assert!(err.contains("certs/wildcard.pem") && err.contains("file not found"), "{err}");
+    assert!(
+        err.contains("certs/wildcard.pem") && err.contains("file not found"),
+        "{err}"
+    );
     std::fs::create_dir(dir.path().join("certs")).unwrap();
     std::fs::write(dir.path().join("certs/wildcard.pem"), "").unwrap();
     std::fs::write(dir.path().join("certs/wildcard.key"), "").unwrap();
-    let o = realmctl().arg("validate").arg("-f").arg(&spec).output().unwrap();
+    let o = realmctl()
+        .arg("validate")
+        .arg("-f")
+        .arg(&spec)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
-    let o = realmctl().args(["validate", "--output", "json", "-f"]).arg(&spec).output().unwrap();
+    let o = realmctl()
+        .args(["validate", "--output", "json", "-f"])
+        .arg(&spec)
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["valid"], true);
     assert_eq!(v["realm"], "acme");
@@ -61,7 +110,12 @@ fn init_then_validate() {
 
 #[test]
 fn init_rejects_bad_names() {
-    let o = realmctl().args(["init", "--cloud", "eks", "--name", "Bad_Name", "--domain", "x.com"]).output().unwrap();
+    let o = realmctl()
+        .args([
+            "init", "--cloud", "eks", "--name", "Bad_Name", "--domain", "x.com",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("invalid realm name"));
 }
@@ -71,19 +125,59 @@ fn broken(dir: &Path, replace: (&str, &str)) -> Output {
     let t = std::fs::read_to_string(&spec).unwrap();
     assert!(t.contains(replace.0), "fixture lacks {}", replace.0);
     std::fs::write(&spec, t.replacen(replace.0, replace.1, 1)).unwrap();
-    realmctl().arg("validate").arg("-f").arg(&spec).output().unwrap()
+    realmctl()
+        .arg("validate")
+        .arg("-f")
+        .arg(&spec)
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn broken_specs_name_file_line_column_and_fix() {
     let cases: [(&str, &str, &str, &str); 7] = [
-        ("region: us-east-1", "region: us-east-1\n  regoin: x", "realm.yaml:7:3", "unknown field `regoin`"),
-        ("pipelineSubscriptions: 10", "pipelineSubscriptions: ten", "realm.yaml:21:39", "pipelineSubscriptions: ten"),
-        ("pipelineSubscriptions: 10", "pipelineSubscriptions: 0", "realm.yaml:21:", "at least 1"),
-        ("name: acme", "name: ACME!", "realm.yaml:3:7", "invalid realm name"),
-        ("runTime: [test, api]", "runTime: [test, api, core]", "realm.yaml:13:", "listed more than once"),
-        ("provider: eks", "provider: gke", "realm.yaml:5:13", "cloud.gke block is missing"),
-        ("proxy: null", "proxy: \"http://user:hunter2@proxy.corp:3128\"", "realm.yaml:", "proxyCredentialsEnv"),
+        (
+            "region: us-east-1",
+            "region: us-east-1\n  regoin: x",
+            "realm.yaml:7:3",
+            "unknown field `regoin`",
+        ),
+        (
+            "pipelineSubscriptions: 10",
+            "pipelineSubscriptions: ten",
+            "realm.yaml:21:39",
+            "pipelineSubscriptions: ten",
+        ),
+        (
+            "pipelineSubscriptions: 10",
+            "pipelineSubscriptions: 0",
+            "realm.yaml:21:",
+            "at least 1",
+        ),
+        (
+            "name: acme",
+            "name: ACME!",
+            "realm.yaml:3:7",
+            "invalid realm name",
+        ),
+        (
+            "runTime: [test, api]",
+            "runTime: [test, api, core]",
+            "realm.yaml:13:",
+            "listed more than once",
+        ),
+        (
+            "provider: eks",
+            "provider: gke",
+            "realm.yaml:5:13",
+            "cloud.gke block is missing",
+        ),
+        (
+            "proxy: null",
+            "proxy: \"http://user:hunter2@proxy.corp:3128\"",
+            "realm.yaml:",
+            "proxyCredentialsEnv",
+        ),
     ];
     for (from, to, at, says) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -93,16 +187,25 @@ fn broken_specs_name_file_line_column_and_fix() {
         assert!(err.contains(at), "{to}: expected {at} in {err}");
         assert!(err.contains(says), "{to}: expected `{says}` in {err}");
         assert!(err.contains("help:"), "{to}: a fix is expected: {err}");
-        assert!(!err.contains("hunter2"), "a secret from the spec was repeated: {err}");
+        assert!(
+            !err.contains("hunter2"),
+            "a secret from the spec was repeated: {err}"
+        );
     }
 }
 
 #[test]
 fn missing_spec_file_is_bad_input() {
-    let o = realmctl().args(["validate", "-f", "/nonexistent/realm.yaml"]).output().unwrap();
+    let o = realmctl()
+        .args(["validate", "-f", "/nonexistent/realm.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("/nonexistent/realm.yaml"));
-    realmctl().args(["preflight", "--bogus-flag"]).assert().code(2);
+    realmctl()
+        .args(["preflight", "--bogus-flag"])
+        .assert()
+        .code(2);
 }
 
 #[test]
@@ -110,7 +213,15 @@ fn schema_is_json_schema_of_the_spec() {
     let o = realmctl().arg("schema").output().unwrap();
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["title"], "realmctl realm spec");
-    for key in ["apiVersion", "cloud", "domains", "certificate", "outbound", "vpn", "subscription"] {
+    for key in [
+        "apiVersion",
+        "cloud",
+        "domains",
+        "certificate",
+        "outbound",
+        "vpn",
+        "subscription",
+    ] {
         assert!(v["properties"].get(key).is_some(), "schema lacks {key}");
     }
 }
@@ -120,60 +231,149 @@ fn preflight_json_shape_and_exit_codes() {
     let dns = dnsmasq(&common::PREFIXES, &[]);
     let open = accepting_listener();
     let dir = tempfile::tempdir().unwrap();
-    let spec = valid_spec(dir.path(), SpecOpts {
-        nameservers: vec![([127, 0, 0, 1], dns.port).into()],
-        targets: vec![("127.0.0.1".into(), open, false)],
-        ..Default::default()
-    });
-    let o = realmctl().args(["preflight", "--output", "json", "-f"]).arg(&spec).output().unwrap();
+    let spec = valid_spec(
+        dir.path(),
+        SpecOpts {
+            nameservers: vec![([127, 0, 0, 1], dns.port).into()],
+            targets: vec![("127.0.0.1".into(), open, false)],
+            ..Default::default()
+        },
+    );
+    let o = realmctl()
+        .args(["preflight", "--output", "json", "-f"])
+        .arg(&spec)
+        .output()
+        .unwrap();
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["realm"], "acme");
     let checks = v["checks"].as_array().unwrap();
-    assert_eq!(v["summary"]["pass"].as_u64().unwrap() as usize, checks.len());
+    assert_eq!(
+        v["summary"]["pass"].as_u64().unwrap() as usize,
+        checks.len()
+    );
     for c in checks {
-        for key in ["id", "category", "subject", "status", "message", "owner", "durationMs"] {
+        for key in [
+            "id",
+            "category",
+            "subject",
+            "status",
+            "message",
+            "owner",
+            "durationMs",
+        ] {
             assert!(c.get(key).is_some(), "{key} missing in {c}");
         }
-        assert!(["certificate", "dns", "outbound", "vpn", "access", "spec"].contains(&c["category"].as_str().unwrap()));
+        assert!(
+            ["certificate", "dns", "outbound", "vpn", "access", "spec"]
+                .contains(&c["category"].as_str().unwrap())
+        );
         assert!(["customer", "digibee"].contains(&c["owner"].as_str().unwrap()));
     }
-    let cats: std::collections::BTreeSet<&str> = checks.iter().map(|c| c["category"].as_str().unwrap()).collect();
-    assert_eq!(cats.into_iter().collect::<Vec<_>>(), ["certificate", "dns", "outbound", "spec"]);
+    let cats: std::collections::BTreeSet<&str> = checks
+        .iter()
+        .map(|c| c["category"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cats.into_iter().collect::<Vec<_>>(),
+        ["certificate", "dns", "outbound", "spec"]
+    );
 
     // A closed port fails the run: exit 1, and the text output says who must fix what.
     let dir2 = tempfile::tempdir().unwrap();
-    let spec2 = valid_spec(dir2.path(), SpecOpts { targets: vec![("127.0.0.1".into(), closed_port(), false)], ..Default::default() });
-    let o = realmctl().args(["preflight", "--only", "outbound", "-f"]).arg(&spec2).output().unwrap();
+    let spec2 = valid_spec(
+        dir2.path(),
+        SpecOpts {
+            targets: vec![("127.0.0.1".into(), closed_port(), false)],
+            ..Default::default()
+        },
+    );
+    let o = realmctl()
+        .args(["preflight", "--only", "outbound", "-f"])
+        .arg(&spec2)
+        .output()
+        .unwrap();
     let (out, _) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("OUTBOUND") && out.contains("FAIL") && out.contains("fix (customer):"), "{out}");
-    assert!(!out.contains('\u{1b}'), "no colour when stdout is not a terminal: {out:?}");
+    assert!(
+        out.contains("OUTBOUND") && out.contains("FAIL") && out.contains("fix (customer):"),
+        "{out}"
+    );
+    assert!(
+        !out.contains('\u{1b}'),
+        "no colour when stdout is not a terminal: {out:?}"
+    );
 }
 
 #[test]
 fn only_filters_categories_and_access_is_unavailable() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = valid_spec(dir.path(), SpecOpts { vpn: Some("{enabled: true, peer: 198.51.100.7/24, routing: route-based, remoteCidrs: [10.1.0.0/16]}"), ..Default::default() });
-    let o = realmctl().args(["preflight", "--only", "vpn,certificate", "--output", "json", "-f"]).arg(&spec).output().unwrap();
+    let spec = valid_spec(
+        dir.path(),
+        SpecOpts {
+            vpn: Some(
+                "{enabled: true, peer: 198.51.100.7/24, routing: route-based, remoteCidrs: [10.1.0.0/16]}",
+            ),
+            ..Default::default()
+        },
+    );
+    let o = realmctl()
+        .args([
+            "preflight",
+            "--only",
+            "vpn,certificate",
+            "--output",
+            "json",
+            "-f",
+        ])
+        .arg(&spec)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let ids: Vec<&str> = v["checks"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
-    assert!(ids.iter().all(|i| i.starts_with("vpn.") || i.starts_with("certificate.")), "{ids:?}");
+    let ids: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.iter()
+            .all(|i| i.starts_with("vpn.") || i.starts_with("certificate.")),
+        "{ids:?}"
+    );
     assert!(ids.contains(&"vpn.peer") && ids.contains(&"vpn.cidrs"));
 
-    let o = realmctl().args(["preflight", "--only", "access", "-f"]).arg(&spec).output().unwrap();
+    let o = realmctl()
+        .args(["preflight", "--only", "access", "-f"])
+        .arg(&spec)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("not available in this build"));
-    realmctl().args(["preflight", "--only", "nonsense", "-f"]).arg(&spec).assert().code(2);
+    realmctl()
+        .args(["preflight", "--only", "nonsense", "-f"])
+        .arg(&spec)
+        .assert()
+        .code(2);
 }
 
 #[test]
 fn custom_node_image_without_acceptance_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = valid_spec(dir.path(), SpecOpts { node_image: "{type: custom, image: ami-0abc}", ..Default::default() });
-    let o = realmctl().args(["preflight", "--only", "spec", "--output", "json", "-f"]).arg(&spec).output().unwrap();
+    let spec = valid_spec(
+        dir.path(),
+        SpecOpts {
+            node_image: "{type: custom, image: ami-0abc}",
+            ..Default::default()
+        },
+    );
+    let o = realmctl()
+        .args(["preflight", "--only", "spec", "--output", "json", "-f"])
+        .arg(&spec)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["checks"][0]["id"], "spec.node-image");
@@ -186,14 +386,21 @@ fn reports_are_written_and_secrets_never_appear() {
     let proxy = tinyproxy(&[format!("BasicAuth realm {canary}")]);
     let open = accepting_listener();
     let dir = tempfile::tempdir().unwrap();
-    let spec = valid_spec(dir.path(), SpecOpts {
-        targets: vec![("127.0.0.1".into(), open, false)],
-        proxy: Some(format!("http://127.0.0.1:{}", proxy.port)),
-        proxy_env: Some("REALM_PROXY_AUTH".into()),
-        ..Default::default()
-    });
+    let spec = valid_spec(
+        dir.path(),
+        SpecOpts {
+            targets: vec![("127.0.0.1".into(), open, false)],
+            proxy: Some(format!("http://127.0.0.1:{}", proxy.port)),
+            proxy_env: Some("REALM_PROXY_AUTH".into()),
+            ..Default::default()
+        },
+    );
     // The variable the spec names is missing: bad input, with the fix.
-    let o = realmctl().args(["preflight", "--only", "outbound", "-f"]).arg(&spec).output().unwrap();
+    let o = realmctl()
+        .args(["preflight", "--only", "outbound", "-f"])
+        .arg(&spec)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("export REALM_PROXY_AUTH=user:password"));
 
@@ -202,7 +409,14 @@ fn reports_are_written_and_secrets_never_appear() {
     for (report, fmt) in [(&html, "text"), (&md, "json")] {
         let o = realmctl()
             .env("REALM_PROXY_AUTH", format!("realm:{canary}"))
-            .args(["preflight", "--only", "outbound,certificate", "--output", fmt, "--report"])
+            .args([
+                "preflight",
+                "--only",
+                "outbound,certificate",
+                "--output",
+                fmt,
+                "--report",
+            ])
             .arg(report)
             .arg("-f")
             .arg(&spec)
@@ -210,13 +424,27 @@ fn reports_are_written_and_secrets_never_appear() {
             .unwrap();
         let (out, err) = text(&o);
         assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
-        assert!(!out.contains(canary) && !err.contains(canary), "secret in output");
+        assert!(
+            !out.contains(canary) && !err.contains(canary),
+            "secret in output"
+        );
         let doc = std::fs::read_to_string(report).unwrap();
         assert!(!doc.contains(canary), "secret in report");
         assert!(doc.contains("via proxy 127.0.0.1"), "{doc}");
     }
     let doc = std::fs::read_to_string(&html).unwrap();
-    assert!(doc.starts_with("<!DOCTYPE html>") && !doc.contains("http://") && !doc.contains("https://"), "self-contained HTML");
-    assert!(std::fs::read_to_string(&md).unwrap().starts_with("# Preflight report: realm acme"));
-    realmctl().args(["preflight", "--report", "x.pdf", "-f"]).arg(&spec).assert().code(2);
+    assert!(
+        doc.starts_with("<!DOCTYPE html>") && !doc.contains("http://") && !doc.contains("https://"),
+        "self-contained HTML"
+    );
+    assert!(
+        std::fs::read_to_string(&md)
+            .unwrap()
+            .starts_with("# Preflight report: realm acme")
+    );
+    realmctl()
+        .args(["preflight", "--report", "x.pdf", "-f"])
+        .arg(&spec)
+        .assert()
+        .code(2);
 }

@@ -36,9 +36,18 @@ fn caa_rr(name: &str, tag: &str, value: &str) -> String {
 #[tokio::test]
 async fn resolving_and_nxdomain_are_told_apart() {
     let peer = dnsmasq(&["core", "static", "portal", "auth", "test"], &[]);
-    let rs = dns::run(&domains(addr(peer.port)), None, Duration::from_secs(2), &NoProgress).await;
+    let rs = dns::run(
+        &domains(addr(peer.port)),
+        None,
+        Duration::from_secs(2),
+        &NoProgress,
+    )
+    .await;
     for p in ["core", "static", "portal", "auth", "test"] {
-        let r = rs.iter().find(|r| r.id == format!("dns.resolve.{p}")).unwrap();
+        let r = rs
+            .iter()
+            .find(|r| r.id == format!("dns.resolve.{p}"))
+            .unwrap();
         assert_eq!(r.status, Status::Pass, "{r:?}");
         assert!(r.message.contains("127.0.0.1"), "{}", r.message);
     }
@@ -53,21 +62,52 @@ async fn resolving_and_nxdomain_are_told_apart() {
 #[tokio::test]
 async fn caa_forbidding_wildcards_or_the_issuer_is_flagged() {
     let forbid = dnsmasq(&PREFIXES, &[caa_rr(BASE, "issuewild", ";")]);
-    let rs = dns::run(&domains(addr(forbid.port)), None, Duration::from_secs(2), &NoProgress).await;
+    let rs = dns::run(
+        &domains(addr(forbid.port)),
+        None,
+        Duration::from_secs(2),
+        &NoProgress,
+    )
+    .await;
     let caa = rs.iter().find(|r| r.id == "dns.caa").unwrap();
     assert_eq!(caa.status, Status::Fail, "{caa:?}");
     assert!(caa.message.contains("forbids every CA"), "{}", caa.message);
 
     let other = dnsmasq(&PREFIXES, &[caa_rr(BASE, "issue", "digicert.com")]);
-    let issuer = CertIssuer { display: "CN=R11, O=Let's Encrypt".into(), names: vec!["Let's Encrypt".into(), "R11".into()] };
-    let rs = dns::run(&domains(addr(other.port)), Some(&issuer), Duration::from_secs(2), &NoProgress).await;
+    let issuer = CertIssuer {
+        display: "CN=R11, O=Let's Encrypt".into(),
+        names: vec!["Let's Encrypt".into(), "R11".into()],
+    };
+    let rs = dns::run(
+        &domains(addr(other.port)),
+        Some(&issuer),
+        Duration::from_secs(2),
+        &NoProgress,
+    )
+    .await;
     let caa = rs.iter().find(|r| r.id == "dns.caa").unwrap();
     assert_eq!(caa.status, Status::Warn, "{caa:?}");
-    assert!(caa.message.contains("digicert.com") && caa.message.contains("Let's Encrypt"), "{}", caa.message);
+    assert!(
+        caa.message.contains("digicert.com") && caa.message.contains("Let's Encrypt"),
+        "{}",
+        caa.message
+    );
 
-    let allowed = CertIssuer { display: "CN=DigiCert TLS, O=DigiCert Inc".into(), names: vec!["DigiCert Inc".into()] };
-    let rs = dns::run(&domains(addr(other.port)), Some(&allowed), Duration::from_secs(2), &NoProgress).await;
-    assert_eq!(rs.iter().find(|r| r.id == "dns.caa").unwrap().status, Status::Pass);
+    let allowed = CertIssuer {
+        display: "CN=DigiCert TLS, O=DigiCert Inc".into(),
+        names: vec!["DigiCert Inc".into()],
+    };
+    let rs = dns::run(
+        &domains(addr(other.port)),
+        Some(&allowed),
+        Duration::from_secs(2),
+        &NoProgress,
+    )
+    .await;
+    assert_eq!(
+        rs.iter().find(|r| r.id == "dns.caa").unwrap().status,
+        Status::Pass
+    );
 }
 
 #[tokio::test]
@@ -75,7 +115,9 @@ async fn a_server_that_never_answers_is_a_timeout_within_the_deadline() {
     // UDP socket and TCP listener on loopback that receive and never reply.
     let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let port = udp.local_addr().unwrap().port();
-    let tcp = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let tcp = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
     tokio::spawn(async move {
         let mut held = Vec::new();
         let mut buf = [0u8; 512];
@@ -87,7 +129,13 @@ async fn a_server_that_never_answers_is_a_timeout_within_the_deadline() {
         }
     });
     let t0 = Instant::now();
-    let rs = dns::run(&domains(addr(port)), None, Duration::from_millis(500), &NoProgress).await;
+    let rs = dns::run(
+        &domains(addr(port)),
+        None,
+        Duration::from_millis(500),
+        &NoProgress,
+    )
+    .await;
     let elapsed = t0.elapsed();
     let core = rs.iter().find(|r| r.id == "dns.resolve.core").unwrap();
     assert_eq!(core.status, Status::Fail);
@@ -128,7 +176,13 @@ async fn rcode_server(rcode: u8) -> u16 {
 async fn servfail_and_refused_are_reported_as_such() {
     for (rcode, word) in [(2u8, "SERVFAIL"), (5u8, "REFUSED")] {
         let port = rcode_server(rcode).await;
-        let rs = dns::run(&domains(addr(port)), None, Duration::from_millis(800), &NoProgress).await;
+        let rs = dns::run(
+            &domains(addr(port)),
+            None,
+            Duration::from_millis(800),
+            &NoProgress,
+        )
+        .await;
         let core = rs.iter().find(|r| r.id == "dns.resolve.core").unwrap();
         assert_eq!(core.status, Status::Fail);
         assert!(core.message.contains(word), "{word}: {}", core.message);

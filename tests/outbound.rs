@@ -14,13 +14,19 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 fn target(port: u16, tls: bool) -> Target {
-    Target { host: "localhost".into(), port, tls }
+    Target {
+        host: "localhost".into(),
+        port,
+        tls,
+    }
 }
 
 fn opts(pki: &Pki, timeout_ms: u64, proxy: Option<Proxy>) -> Options {
     let mut o = Options::new(Duration::from_millis(timeout_ms), 32, proxy);
     let root = CertificateDer::from_pem_slice(pki.root_pem().as_bytes()).unwrap();
-    o.public_roots = Arc::new(vec![webpki::anchor_from_trusted_cert(&root).unwrap().to_owned()]);
+    o.public_roots = Arc::new(vec![
+        webpki::anchor_from_trusted_cert(&root).unwrap().to_owned(),
+    ]);
     o
 }
 
@@ -35,21 +41,46 @@ async fn direct_tls_plain_closed_and_hung_targets() {
     let hung = silent_listener().await;
     let closed = closed_port();
     let o = opts(&pki, 500, None);
-    let targets = vec![target(tls_port, true), target(tls_port, false), target(closed, true), target(hung, true)];
+    let targets = vec![
+        target(tls_port, true),
+        target(tls_port, false),
+        target(closed, true),
+        target(hung, true),
+    ];
     let t0 = Instant::now();
     let rs = outbound::run(&targets, &o, &NoProgress).await;
     let elapsed = t0.elapsed();
 
     assert_eq!(rs[0].status, Status::Pass, "{:?}", rs[0]);
-    assert!(rs[0].message.contains("TLS 1.3") && rs[0].message.contains("public root"), "{}", rs[0].message);
+    assert!(
+        rs[0].message.contains("TLS 1.3") && rs[0].message.contains("public root"),
+        "{}",
+        rs[0].message
+    );
     assert_eq!(rs[1].status, Status::Pass, "{:?}", rs[1]);
     assert_eq!(rs[2].status, Status::Fail);
     assert!(rs[2].message.contains("refused"), "{}", rs[2].message);
     assert_eq!(rs[3].status, Status::Fail);
-    assert!(rs[3].message.contains("no answer within 500 ms during the TLS handshake"), "{}", rs[3].message);
-    assert!(rs[3].duration_ms >= 450, "the hung target is charged its deadline: {:?}", rs[3]);
+    assert!(
+        rs[3]
+            .message
+            .contains("no answer within 500 ms during the TLS handshake"),
+        "{}",
+        rs[3].message
+    );
+    assert!(
+        rs[3].duration_ms >= 450,
+        "the hung target is charged its deadline: {:?}",
+        rs[3]
+    );
     // Order is kept, and a hung peer costs its deadline, not more (generous bound for busy CI).
-    assert_eq!(rs.iter().map(|r| r.subject.clone()).collect::<Vec<_>>(), targets.iter().map(|t| format!("localhost:{}", t.port)).collect::<Vec<_>>());
+    assert_eq!(
+        rs.iter().map(|r| r.subject.clone()).collect::<Vec<_>>(),
+        targets
+            .iter()
+            .map(|t| format!("localhost:{}", t.port))
+            .collect::<Vec<_>>()
+    );
     assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
 }
 
@@ -60,7 +91,12 @@ async fn tls_interception_is_a_warning_naming_the_issuer() {
     let port = tls_server(&inspecting.leaf(&["localhost".into()])).await;
     let r = one(target(port, true), &opts(&public, 2000, None)).await;
     assert_eq!(r.status, Status::Warn, "{r:?}");
-    assert!(r.message.contains("TLS interception") && r.message.contains("Realmctl Test Intermediate CA"), "{}", r.message);
+    assert!(
+        r.message.contains("TLS interception")
+            && r.message.contains("Realmctl Test Intermediate CA"),
+        "{}",
+        r.message
+    );
     assert!(r.fix.unwrap().contains("exempt localhost"));
 }
 
@@ -79,16 +115,44 @@ async fn through_tinyproxy_allowed_denied_and_unreachable() {
     let closed = closed_port();
     let other = tls_server(&pki.leaf(&["localhost".into()])).await;
     // Only the first TLS server's port and the closed port may be tunnelled to.
-    let proxy = tinyproxy(&[format!("ConnectPort {tls_port}"), format!("ConnectPort {closed}")]);
-    let p = Proxy { host: "127.0.0.1".into(), port: proxy.port, auth: None };
+    let proxy = tinyproxy(&[
+        format!("ConnectPort {tls_port}"),
+        format!("ConnectPort {closed}"),
+    ]);
+    let p = Proxy {
+        host: "127.0.0.1".into(),
+        port: proxy.port,
+        auth: None,
+    };
     let o = opts(&pki, 3000, Some(p));
-    let rs = outbound::run(&[target(tls_port, true), target(other, true), target(closed, true)], &o, &NoProgress).await;
+    let rs = outbound::run(
+        &[
+            target(tls_port, true),
+            target(other, true),
+            target(closed, true),
+        ],
+        &o,
+        &NoProgress,
+    )
+    .await;
     assert_eq!(rs[0].status, Status::Pass, "{:?}", rs[0]);
-    assert!(rs[0].subject.contains("via proxy 127.0.0.1"), "{}", rs[0].subject);
+    assert!(
+        rs[0].subject.contains("via proxy 127.0.0.1"),
+        "{}",
+        rs[0].subject
+    );
     assert_eq!(rs[1].status, Status::Fail);
-    assert!(rs[1].message.contains("denied CONNECT (HTTP 403)"), "{}", rs[1].message);
+    assert!(
+        rs[1].message.contains("denied CONNECT (HTTP 403)"),
+        "{}",
+        rs[1].message
+    );
     assert_eq!(rs[2].status, Status::Fail);
-    assert!(rs[2].message.contains("could not reach"), "{}", rs[2].message);
+    assert!(
+        rs[2].message.contains("could not reach"),
+        "{}",
+        rs[2].message
+    );
 }
 
 #[tokio::test]
@@ -97,18 +161,45 @@ async fn proxy_authentication_407_and_basic_auth() {
     let tls_port = tls_server(&pki.leaf(&["localhost".into()])).await;
     let proxy = tinyproxy(&["BasicAuth realm s3cr3t-canary".into()]);
     let with = |auth: Option<(&str, &str)>| {
-        let auth = auth.map(|(u, p)| ProxyAuth { user: u.into(), password: Secret::new(p), source: "REALM_PROXY_AUTH".into() });
-        opts(&pki, 3000, Some(Proxy { host: "127.0.0.1".into(), port: proxy.port, auth }))
+        let auth = auth.map(|(u, p)| ProxyAuth {
+            user: u.into(),
+            password: Secret::new(p),
+            source: "REALM_PROXY_AUTH".into(),
+        });
+        opts(
+            &pki,
+            3000,
+            Some(Proxy {
+                host: "127.0.0.1".into(),
+                port: proxy.port,
+                auth,
+            }),
+        )
     };
     let none = one(target(tls_port, true), &with(None)).await;
     assert_eq!(none.status, Status::Fail);
-    assert!(none.message.contains("requires authentication (407)"), "{}", none.message);
+    assert!(
+        none.message.contains("requires authentication (407)"),
+        "{}",
+        none.message
+    );
     let wrong = one(target(tls_port, true), &with(Some(("realm", "wrong")))).await;
-    assert!(wrong.message.contains("rejected the credentials (407)"), "{}", wrong.message);
-    let right = one(target(tls_port, true), &with(Some(("realm", "s3cr3t-canary")))).await;
+    assert!(
+        wrong.message.contains("rejected the credentials (407)"),
+        "{}",
+        wrong.message
+    );
+    let right = one(
+        target(tls_port, true),
+        &with(Some(("realm", "s3cr3t-canary"))),
+    )
+    .await;
     assert_eq!(right.status, Status::Pass, "{right:?}");
     for r in [&none, &wrong, &right] {
-        assert!(!format!("{r:?}").contains("s3cr3t-canary"), "a secret leaked: {r:?}");
+        assert!(
+            !format!("{r:?}").contains("s3cr3t-canary"),
+            "a secret leaked: {r:?}"
+        );
     }
 }
 
@@ -116,8 +207,20 @@ async fn proxy_authentication_407_and_basic_auth() {
 async fn a_hung_proxy_is_bounded_by_the_deadline() {
     let pki = Pki::new();
     let hung = silent_listener().await;
-    let o = opts(&pki, 400, Some(Proxy { host: "127.0.0.1".into(), port: hung, auth: None }));
+    let o = opts(
+        &pki,
+        400,
+        Some(Proxy {
+            host: "127.0.0.1".into(),
+            port: hung,
+            auth: None,
+        }),
+    );
     let r = one(target(443, true), &o).await;
     assert_eq!(r.status, Status::Fail);
-    assert!(r.message.contains("the proxy's answer to CONNECT"), "{}", r.message);
+    assert!(
+        r.message.contains("the proxy's answer to CONNECT"),
+        "{}",
+        r.message
+    );
 }

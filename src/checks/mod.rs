@@ -140,21 +140,59 @@ pub struct CheckResult {
 
 impl CheckResult {
     /// A passing, customer-owned result.
-    pub fn pass(id: impl Into<String>, category: Category, subject: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn pass(
+        id: impl Into<String>,
+        category: Category,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self::new(id, category, subject, Status::Pass, message, None)
     }
 
     /// A warning with its fix.
-    pub fn warn(id: impl Into<String>, category: Category, subject: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self::new(id, category, subject, Status::Warn, message, Some(fix.into()))
+    pub fn warn(
+        id: impl Into<String>,
+        category: Category,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self::new(
+            id,
+            category,
+            subject,
+            Status::Warn,
+            message,
+            Some(fix.into()),
+        )
     }
 
     /// A failure with its fix.
-    pub fn fail(id: impl Into<String>, category: Category, subject: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self::new(id, category, subject, Status::Fail, message, Some(fix.into()))
+    pub fn fail(
+        id: impl Into<String>,
+        category: Category,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self::new(
+            id,
+            category,
+            subject,
+            Status::Fail,
+            message,
+            Some(fix.into()),
+        )
     }
 
-    fn new(id: impl Into<String>, category: Category, subject: impl Into<String>, status: Status, message: impl Into<String>, fix: Option<String>) -> Self {
+    fn new(
+        id: impl Into<String>,
+        category: Category,
+        subject: impl Into<String>,
+        status: Status,
+        message: impl Into<String>,
+        fix: Option<String>,
+    ) -> Self {
         CheckResult {
             id: id.into(),
             category,

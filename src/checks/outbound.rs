@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use futures::StreamExt;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, ring as ring_provider, verify_tls12_signature, verify_tls13_signature};
+use rustls::crypto::{
+    CryptoProvider, ring as ring_provider, verify_tls12_signature, verify_tls13_signature,
+};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -87,7 +89,12 @@ pub struct Options {
 impl Options {
     /// Options with the Mozilla public roots (`webpki-roots`).
     pub fn new(timeout: Duration, concurrency: usize, proxy: Option<Proxy>) -> Self {
-        Options { timeout, concurrency: concurrency.max(1), proxy, public_roots: Arc::new(webpki_roots::TLS_SERVER_ROOTS.to_vec()) }
+        Options {
+            timeout,
+            concurrency: concurrency.max(1),
+            proxy,
+            public_roots: Arc::new(webpki_roots::TLS_SERVER_ROOTS.to_vec()),
+        }
     }
 }
 
@@ -172,24 +179,59 @@ pub enum Failure {
 }
 
 /// Turns a probe's outcome into a finding (pure).
-pub fn decide(target: &Target, via: Option<&str>, timeout: Duration, outcome: &Result<Reached, Failure>) -> CheckResult {
+pub fn decide(
+    target: &Target,
+    via: Option<&str>,
+    timeout: Duration,
+    outcome: &Result<Reached, Failure>,
+) -> CheckResult {
     let id = format!("outbound.{}:{}", target.host, target.port);
     let subject = match via {
         Some(p) => format!("{}:{} via proxy {p}", target.host, target.port),
         None => format!("{}:{}", target.host, target.port),
     };
-    let allow = format!("allow outbound TCP {} to {} on the firewall{}", target.port, target.host, if via.is_some() { " and the proxy's allow-list" } else { "" });
+    let allow = format!(
+        "allow outbound TCP {} to {} on the firewall{}",
+        target.port,
+        target.host,
+        if via.is_some() {
+            " and the proxy's allow-list"
+        } else {
+            ""
+        }
+    );
     let ms = |d: &Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
     match outcome {
         Ok(r) => match &r.tls {
-            None => CheckResult::pass(&id, CAT, subject, format!("reachable: connected in {}", ms(&r.connect))),
-            Some((hs, version, Trust::Public)) => CheckResult::pass(&id, CAT, subject, format!("reachable: connected in {}, {version} handshake in {}, certificate chains to a public root", ms(&r.connect), ms(hs))),
+            None => CheckResult::pass(
+                &id,
+                CAT,
+                subject,
+                format!("reachable: connected in {}", ms(&r.connect)),
+            ),
+            Some((hs, version, Trust::Public)) => CheckResult::pass(
+                &id,
+                CAT,
+                subject,
+                format!(
+                    "reachable: connected in {}, {version} handshake in {}, certificate chains to a public root",
+                    ms(&r.connect),
+                    ms(hs)
+                ),
+            ),
             Some((hs, version, Trust::NotPublic { issuer, reason })) => CheckResult::warn(
                 &id,
                 CAT,
                 subject,
-                format!("reachable (connected in {}, {version} in {}), but TLS interception is likely: the served certificate is issued by {issuer} and does not verify against public roots ({reason})", ms(&r.connect), ms(hs)),
-                format!("exempt {} from TLS inspection on the proxy/firewall", target.host),
+                format!(
+                    "reachable (connected in {}, {version} in {}), but TLS interception is likely: the served certificate is issued by {issuer} and does not verify against public roots ({reason})",
+                    ms(&r.connect),
+                    ms(hs)
+                ),
+                format!(
+                    "exempt {} from TLS inspection on the proxy/firewall",
+                    target.host
+                ),
             ),
         },
         Err(f) => {
@@ -214,17 +256,23 @@ pub fn decide(target: &Target, via: Option<&str>, timeout: Duration, outcome: &R
 pub async fn run(targets: &[Target], opts: &Options, observer: &dyn Observer) -> Vec<CheckResult> {
     observer.on_category_start(CAT, targets.len());
     let tls = Arc::new(tls_config());
-    let via = opts.proxy.as_ref().map(|p| format!("{}:{}", p.host, p.port));
+    let via = opts
+        .proxy
+        .as_ref()
+        .map(|p| format!("{}:{}", p.host, p.port));
     let mut results: Vec<(usize, CheckResult)> = futures::stream::iter(targets.iter().enumerate())
         .map(|(i, t)| {
             let (tls, via) = (tls.clone(), via.as_deref());
             async move {
                 let started = Instant::now();
                 let stage = AtomicU8::new(Stage::Resolve as u8);
-                let outcome = match tokio::time::timeout(opts.timeout, probe(t, opts, &tls, &stage)).await {
-                    Ok(o) => o,
-                    Err(_) => Err(Failure::Deadline(Stage::from_u8(stage.load(Ordering::Relaxed)))),
-                };
+                let outcome =
+                    match tokio::time::timeout(opts.timeout, probe(t, opts, &tls, &stage)).await {
+                        Ok(o) => o,
+                        Err(_) => Err(Failure::Deadline(Stage::from_u8(
+                            stage.load(Ordering::Relaxed),
+                        ))),
+                    };
                 let r = decide(t, via, opts.timeout, &outcome).took(started.elapsed());
                 observer.on_check(&r);
                 (i, r)
@@ -239,7 +287,10 @@ pub async fn run(targets: &[Target], opts: &Options, observer: &dyn Observer) ->
 
 async fn connect_any(host: &str, port: u16, stage: &AtomicU8) -> Result<TcpStream, Failure> {
     stage.store(Stage::Resolve as u8, Ordering::Relaxed);
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await.map_err(|e| Failure::Resolve(e.to_string()))?.collect();
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| Failure::Resolve(e.to_string()))?
+        .collect();
     if addrs.is_empty() {
         return Err(Failure::Resolve("no addresses".into()));
     }
@@ -248,26 +299,39 @@ async fn connect_any(host: &str, port: u16, stage: &AtomicU8) -> Result<TcpStrea
     for a in addrs {
         match TcpStream::connect(a).await {
             Ok(s) => return Ok(s),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => last = Failure::Refused(a.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                last = Failure::Refused(a.to_string())
+            }
             Err(e) => last = Failure::Connect(format!("{a}: {e}")),
         }
     }
     Err(last)
 }
 
-async fn probe(t: &Target, opts: &Options, tls: &Arc<ClientConfig>, stage: &AtomicU8) -> Result<Reached, Failure> {
+async fn probe(
+    t: &Target,
+    opts: &Options,
+    tls: &Arc<ClientConfig>,
+    stage: &AtomicU8,
+) -> Result<Reached, Failure> {
     let t0 = Instant::now();
     let stream = match &opts.proxy {
         None => connect_any(&t.host, t.port, stage).await?,
         Some(p) => {
             let mut s = connect_any(&p.host, p.port, stage).await?;
             stage.store(Stage::ProxyConnect as u8, Ordering::Relaxed);
-            s.write_all(connect_request(&t.host, t.port, p.auth.as_ref()).as_bytes()).await.map_err(|e| Failure::ProxyProtocol(e.to_string()))?;
+            s.write_all(connect_request(&t.host, t.port, p.auth.as_ref()).as_bytes())
+                .await
+                .map_err(|e| Failure::ProxyProtocol(e.to_string()))?;
             let head = read_head(&mut s).await?;
             match parse_status(&head) {
                 Ok(200..=299) => s,
                 // Some proxies (tinyproxy) answer bad credentials with 401 instead of 407.
-                Ok(407) | Ok(401) => return Err(Failure::ProxyAuth { sent: p.auth.is_some() }),
+                Ok(407) | Ok(401) => {
+                    return Err(Failure::ProxyAuth {
+                        sent: p.auth.is_some(),
+                    });
+                }
                 Ok(code) => return Err(Failure::ProxyStatus(code)),
                 Err(e) => return Err(Failure::ProxyProtocol(e)),
             }
@@ -280,21 +344,45 @@ async fn probe(t: &Target, opts: &Options, tls: &Arc<ClientConfig>, stage: &Atom
     stage.store(Stage::Tls as u8, Ordering::Relaxed);
     let name = ServerName::try_from(t.host.clone()).map_err(|e| Failure::Tls(e.to_string()))?;
     let t1 = Instant::now();
-    let conn = TlsConnector::from(tls.clone()).connect(name.clone(), stream).await.map_err(|e| Failure::Tls(e.to_string()))?;
+    let conn = TlsConnector::from(tls.clone())
+        .connect(name.clone(), stream)
+        .await
+        .map_err(|e| Failure::Tls(e.to_string()))?;
     let handshake = t1.elapsed();
     let (_, session) = conn.get_ref();
-    let version = session.protocol_version().map_or("TLS".to_owned(), |v| format!("{v:?}").replace("TLSv1_", "TLS 1."));
-    let chain: Vec<CertificateDer<'static>> = session.peer_certificates().unwrap_or_default().iter().map(|c| c.clone().into_owned()).collect();
+    let version = session.protocol_version().map_or("TLS".to_owned(), |v| {
+        format!("{v:?}").replace("TLSv1_", "TLS 1.")
+    });
+    let chain: Vec<CertificateDer<'static>> = session
+        .peer_certificates()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.clone().into_owned())
+        .collect();
     let trust = public_trust(&chain, &name, &opts.public_roots);
-    Ok(Reached { connect, tls: Some((handshake, version, trust)) })
+    Ok(Reached {
+        connect,
+        tls: Some((handshake, version, trust)),
+    })
 }
 
 /// The CONNECT request; credentials only ever go into this header.
 fn connect_request(host: &str, port: u16, auth: Option<&ProxyAuth>) -> String {
-    let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-    let mut req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: realmctl/{}\r\n", env!("CARGO_PKG_VERSION"));
+    let authority = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let mut req = format!(
+        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: realmctl/{}\r\n",
+        env!("CARGO_PKG_VERSION")
+    );
     if let Some(a) = auth {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", a.user, a.password.expose()));
+        let token = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            a.user,
+            a.password.expose()
+        ));
         req.push_str(&format!("Proxy-Authorization: Basic {token}\r\n"));
     }
     req.push_str("\r\n");
@@ -307,12 +395,18 @@ async fn read_head(s: &mut TcpStream) -> Result<Vec<u8>, Failure> {
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         match s.read(&mut byte).await {
-            Ok(0) => return Err(Failure::ProxyProtocol("the proxy closed the connection".into())),
+            Ok(0) => {
+                return Err(Failure::ProxyProtocol(
+                    "the proxy closed the connection".into(),
+                ));
+            }
             Ok(_) => head.push(byte[0]),
             Err(e) => return Err(Failure::ProxyProtocol(e.to_string())),
         }
         if head.len() > 16 * 1024 {
-            return Err(Failure::ProxyProtocol("response head larger than 16 KiB".into()));
+            return Err(Failure::ProxyProtocol(
+                "response head larger than 16 KiB".into(),
+            ));
         }
     }
     Ok(head)
@@ -324,23 +418,49 @@ fn parse_status(head: &[u8]) -> Result<u16, String> {
     let line = String::from_utf8_lossy(line);
     let mut parts = line.split_whitespace();
     match (parts.next(), parts.next()) {
-        (Some(v), Some(code)) if v.starts_with("HTTP/1.") => code.parse().map_err(|_| format!("bad status line `{}`", line.trim())),
-        _ => Err(format!("bad status line `{}`", line.trim().chars().take(80).collect::<String>())),
+        (Some(v), Some(code)) if v.starts_with("HTTP/1.") => code
+            .parse()
+            .map_err(|_| format!("bad status line `{}`", line.trim())),
+        _ => Err(format!(
+            "bad status line `{}`",
+            line.trim().chars().take(80).collect::<String>()
+        )),
     }
 }
 
-fn public_trust(chain: &[CertificateDer<'_>], name: &ServerName<'_>, roots: &[TrustAnchor<'_>]) -> Trust {
+fn public_trust(
+    chain: &[CertificateDer<'_>],
+    name: &ServerName<'_>,
+    roots: &[TrustAnchor<'_>],
+) -> Trust {
     let Some(leaf) = chain.first() else {
-        return Trust::NotPublic { issuer: "(no certificate)".into(), reason: "no certificate was served".into() };
+        return Trust::NotPublic {
+            issuer: "(no certificate)".into(),
+            reason: "no certificate was served".into(),
+        };
     };
-    let issuer = X509Certificate::from_der(leaf).map_or_else(|_| "(unparsable certificate)".to_owned(), |(_, c)| c.issuer().to_string());
+    let issuer = X509Certificate::from_der(leaf).map_or_else(
+        |_| "(unparsable certificate)".to_owned(),
+        |(_, c)| c.issuer().to_string(),
+    );
     let verdict = webpki::EndEntityCert::try_from(leaf).and_then(|ee| {
-        ee.verify_for_usage(webpki::ALL_VERIFICATION_ALGS, roots, &chain[1..], UnixTime::now(), webpki::KeyUsage::server_auth(), None, None)?;
+        ee.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            roots,
+            &chain[1..],
+            UnixTime::now(),
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        )?;
         ee.verify_is_valid_for_subject_name(name)
     });
     match verdict {
         Ok(()) => Trust::Public,
-        Err(e) => Trust::NotPublic { issuer, reason: e.to_string() },
+        Err(e) => Trust::NotPublic {
+            issuer,
+            reason: e.to_string(),
+        },
     }
 }
 
@@ -350,13 +470,30 @@ fn public_trust(chain: &[CertificateDer<'_>], name: &ServerName<'_>, roots: &[Tr
 struct RecordOnly(Arc<CryptoProvider>);
 
 impl ServerCertVerifier for RecordOnly {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -380,19 +517,33 @@ mod tests {
     use crate::checks::Status;
 
     fn target() -> Target {
-        Target { host: "api.digibee.io".into(), port: 443, tls: true }
+        Target {
+            host: "api.digibee.io".into(),
+            port: 443,
+            tls: true,
+        }
     }
 
     #[test]
     fn status_lines() {
-        assert_eq!(parse_status(b"HTTP/1.1 200 Connection established\r\n\r\n"), Ok(200));
-        assert_eq!(parse_status(b"HTTP/1.0 407 Proxy Authentication Required\r\n\r\n"), Ok(407));
+        assert_eq!(
+            parse_status(b"HTTP/1.1 200 Connection established\r\n\r\n"),
+            Ok(200)
+        );
+        assert_eq!(
+            parse_status(b"HTTP/1.0 407 Proxy Authentication Required\r\n\r\n"),
+            Ok(407)
+        );
         assert!(parse_status(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
     }
 
     #[test]
     fn connect_request_carries_credentials_only_in_the_header() {
-        let auth = ProxyAuth { user: "u".into(), password: Secret::new("p4ss"), source: "X".into() };
+        let auth = ProxyAuth {
+            user: "u".into(),
+            password: Secret::new("p4ss"),
+            source: "X".into(),
+        };
         let req = connect_request("api.digibee.io", 443, Some(&auth));
         assert!(req.starts_with("CONNECT api.digibee.io:443 HTTP/1.1\r\n"));
         assert!(req.contains("Proxy-Authorization: Basic dTpwNHNz\r\n"));
@@ -407,15 +558,37 @@ mod tests {
         assert_eq!(deadline.status, Status::Fail);
         assert!(deadline.message.contains("500 ms") && deadline.message.contains("TLS handshake"));
         let denied = decide(&t, Some("proxy:3128"), d, &Err(Failure::ProxyStatus(403)));
-        assert!(denied.message.contains("denied CONNECT (HTTP 403)"), "{}", denied.message);
+        assert!(
+            denied.message.contains("denied CONNECT (HTTP 403)"),
+            "{}",
+            denied.message
+        );
         assert!(denied.subject.ends_with("via proxy proxy:3128"));
         let auth = decide(&t, Some("p:1"), d, &Err(Failure::ProxyAuth { sent: false }));
         assert!(auth.fix.unwrap().contains("proxyCredentialsEnv"));
-        let intercepted = Reached { connect: d, tls: Some((d, "TLS 1.3".into(), Trust::NotPublic { issuer: "CN=Corp Inspection CA".into(), reason: "UnknownIssuer".into() })) };
+        let intercepted = Reached {
+            connect: d,
+            tls: Some((
+                d,
+                "TLS 1.3".into(),
+                Trust::NotPublic {
+                    issuer: "CN=Corp Inspection CA".into(),
+                    reason: "UnknownIssuer".into(),
+                },
+            )),
+        };
         let w = decide(&t, None, d, &Ok(intercepted));
         assert_eq!(w.status, Status::Warn);
         assert!(w.message.contains("CN=Corp Inspection CA"));
-        let ok = decide(&t, None, d, &Ok(Reached { connect: d, tls: None }));
+        let ok = decide(
+            &t,
+            None,
+            d,
+            &Ok(Reached {
+                connect: d,
+                tls: None,
+            }),
+        );
         assert_eq!(ok.status, Status::Pass);
     }
 }

@@ -10,10 +10,14 @@ use crate::templates::{self, TemplateError};
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     /// The realm name does not fit the pattern.
-    #[error("invalid realm name `{0}`\n  help: use 2 to 31 characters: a lowercase letter, then lowercase letters, digits or `-`")]
+    #[error(
+        "invalid realm name `{0}`\n  help: use 2 to 31 characters: a lowercase letter, then lowercase letters, digits or `-`"
+    )]
     Name(String),
     /// The base domain is not a DNS name.
-    #[error("invalid base domain `{0}`\n  help: use a DNS name with at least two labels, e.g. digibee.acme.com")]
+    #[error(
+        "invalid base domain `{0}`\n  help: use a DNS name with at least two labels, e.g. digibee.acme.com"
+    )]
     Domain(String),
     /// Rendering failed (a build defect).
     #[error(transparent)]
@@ -36,7 +40,14 @@ pub fn render(provider: Provider, name: &str, domain: &str) -> Result<String, In
     if !is_dns_name(domain) || !domain.contains('.') {
         return Err(InitError::Domain(domain.to_owned()));
     }
-    Ok(templates::render("realm.yaml", &Model { name, cloud: provider.to_string(), domain })?)
+    Ok(templates::render(
+        "realm.yaml",
+        &Model {
+            name,
+            cloud: provider.to_string(),
+            domain,
+        },
+    )?)
 }
 
 #[cfg(test)]
@@ -66,7 +77,11 @@ mod tests {
         match spec::parse(&text, &dir.path().join("realm.yaml")) {
             Err(SpecError::Invalid { diagnostics, .. }) => {
                 assert_eq!(diagnostics.len(), 2, "{diagnostics:?}");
-                assert!(diagnostics.iter().all(|d| d.message.contains("file not found")));
+                assert!(
+                    diagnostics
+                        .iter()
+                        .all(|d| d.message.contains("file not found"))
+                );
             }
             other => panic!("expected missing files, got {other:?}"),
         }
@@ -74,7 +89,13 @@ mod tests {
 
     #[test]
     fn bad_input_is_refused() {
-        assert!(matches!(render(Provider::Gke, "A", "x.com"), Err(InitError::Name(_))));
-        assert!(matches!(render(Provider::Gke, "acme", "com"), Err(InitError::Domain(_))));
+        assert!(matches!(
+            render(Provider::Gke, "A", "x.com"),
+            Err(InitError::Name(_))
+        ));
+        assert!(matches!(
+            render(Provider::Gke, "acme", "com"),
+            Err(InitError::Domain(_))
+        ));
     }
 }

@@ -321,11 +321,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
     let with_lines = |mut diags: Vec<Diagnostic>| {
         for d in &mut diags {
             let idx = usize::try_from(d.pos.line).unwrap_or(0).checked_sub(1);
-            d.source_line = idx.and_then(|i| text.lines().nth(i)).map(|l| resolve::redact_line(l).chars().take(160).collect());
+            d.source_line = idx
+                .and_then(|i| text.lines().nth(i))
+                .map(|l| resolve::redact_line(l).chars().take(160).collect());
         }
         invalid(diags)
     };
-    let raw: raw::RawSpec = serde_saphyr::from_str(text).map_err(|e| with_lines(vec![syntax_diagnostic(path, &e)]))?;
+    let raw: raw::RawSpec =
+        serde_saphyr::from_str(text).map_err(|e| with_lines(vec![syntax_diagnostic(path, &e)]))?;
     resolve::resolve(raw, path).map_err(with_lines)
 }
 
@@ -350,7 +353,9 @@ fn syntax_diagnostic(path: &Path, e: &serde_saphyr::Error) -> Diagnostic {
         file: path.to_owned(),
         pos,
         message,
-        help: Some("see docs/spec.md or `realmctl schema` for the spec format; keys are camelCase".into()),
+        help: Some(
+            "see docs/spec.md or `realmctl schema` for the spec format; keys are camelCase".into(),
+        ),
         source_line: None,
     }
 }

@@ -61,7 +61,10 @@ impl<T: JsonSchema> JsonSchema for Located<T> {
 /// The whole `realm.yaml`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[schemars(title = "realmctl realm spec", description = "realm.yaml for realmctl (apiVersion realmctl/v1)")]
+#[schemars(
+    title = "realmctl realm spec",
+    description = "realm.yaml for realmctl (apiVersion realmctl/v1)"
+)]
 pub struct RawSpec {
     /// Always `realmctl/v1`.
     pub api_version: Located<String>,

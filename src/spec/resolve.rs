@@ -52,13 +52,25 @@ impl Ctx<'_> {
 
 pub(super) fn resolve(raw: RawSpec, file: &Path) -> Result<Spec, Vec<Diagnostic>> {
     let dir = file.parent().map(Path::to_owned).unwrap_or_default();
-    let mut cx = Ctx { file, dir, diags: Vec::new() };
+    let mut cx = Ctx {
+        file,
+        dir,
+        diags: Vec::new(),
+    };
 
     if raw.api_version.value != "realmctl/v1" {
-        cx.err(raw.api_version.pos, format!("unsupported apiVersion `{}`", raw.api_version.value), "use `apiVersion: realmctl/v1`");
+        cx.err(
+            raw.api_version.pos,
+            format!("unsupported apiVersion `{}`", raw.api_version.value),
+            "use `apiVersion: realmctl/v1`",
+        );
     }
     if raw.kind.value != "Realm" {
-        cx.err(raw.kind.pos, format!("unsupported kind `{}`", raw.kind.value), "use `kind: Realm`");
+        cx.err(
+            raw.kind.pos,
+            format!("unsupported kind `{}`", raw.kind.value),
+            "use `kind: Realm`",
+        );
     }
     if !is_realm_name(&raw.name.value) {
         cx.err(raw.name.pos, format!("invalid realm name `{}`", raw.name.value), "use 2 to 31 characters: a lowercase letter, then lowercase letters, digits or `-` ([a-z][a-z0-9-]{1,30})");
@@ -88,12 +100,28 @@ pub(super) fn resolve(raw: RawSpec, file: &Path) -> Result<Spec, Vec<Diagnostic>
 
 fn cloud(cx: &mut Ctx, c: raw::RawCloud) -> Cloud {
     let provider = c.provider.value;
-    if c.region.value.is_empty() || !c.region.value.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-') {
-        cx.err(c.region.pos, format!("invalid region `{}`", c.region.value), "use the provider's region name, e.g. us-east-1 (EKS), eastus (AKS), us-central1 (GKE)");
+    if c.region.value.is_empty()
+        || !c
+            .region
+            .value
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+    {
+        cx.err(
+            c.region.pos,
+            format!("invalid region `{}`", c.region.value),
+            "use the provider's region name, e.g. us-east-1 (EKS), eastus (AKS), us-central1 (GKE)",
+        );
     }
     if let Some(e) = &c.endpoint {
-        if !(e.value.starts_with("http://") || e.value.starts_with("https://")) || e.value.len() < 10 {
-            cx.err(e.pos, format!("invalid endpoint `{}`", e.value), "use a full URL such as https://eks.us-east-1.amazonaws.com, or remove the key");
+        if !(e.value.starts_with("http://") || e.value.starts_with("https://"))
+            || e.value.len() < 10
+        {
+            cx.err(
+                e.pos,
+                format!("invalid endpoint `{}`", e.value),
+                "use a full URL such as https://eks.us-east-1.amazonaws.com, or remove the key",
+            );
         }
     }
     // Exactly the block matching `provider` must be present.
@@ -104,11 +132,19 @@ fn cloud(cx: &mut Ctx, c: raw::RawCloud) -> Cloud {
     ];
     for (p, pos) in blocks {
         if let Some(pos) = pos.filter(|_| p != provider) {
-            cx.err(pos, format!("cloud.{p} block given but cloud.provider is `{provider}`"), format!("remove cloud.{p}, or set `provider: {p}`"));
+            cx.err(
+                pos,
+                format!("cloud.{p} block given but cloud.provider is `{provider}`"),
+                format!("remove cloud.{p}, or set `provider: {p}`"),
+            );
         }
     }
     let missing = |cx: &mut Ctx| {
-        cx.err(c.provider.pos, format!("cloud.provider is `{provider}` but the cloud.{provider} block is missing"), format!("add a `cloud.{provider}:` block (see `realmctl init --cloud {provider}`)"));
+        cx.err(
+            c.provider.pos,
+            format!("cloud.provider is `{provider}` but the cloud.{provider} block is missing"),
+            format!("add a `cloud.{provider}:` block (see `realmctl init --cloud {provider}`)"),
+        );
     };
     let account = match provider {
         Provider::Eks => match c.eks {
@@ -131,7 +167,9 @@ fn cloud(cx: &mut Ctx, c: raw::RawCloud) -> Cloud {
                 if !is_gcp_project(&p.value) {
                     cx.err(p.pos, format!("invalid GCP project ID `{}`", p.value), "a project ID is 6-30 characters: a lowercase letter, then lowercase letters, digits or `-`, not ending with `-`");
                 }
-                CloudAccount::Gke { project: p.value.clone() }
+                CloudAccount::Gke {
+                    project: p.value.clone(),
+                }
             }
             None => {
                 missing(cx);
@@ -144,7 +182,14 @@ fn cloud(cx: &mut Ctx, c: raw::RawCloud) -> Cloud {
         cx.err(cl.name.pos, format!("invalid cluster name `{}`", cl.name.value), "use 2-40 characters: a lowercase letter, then lowercase letters, digits or `-`, ending with a letter or digit (valid on EKS, AKS and GKE)");
     }
     if !is_k8s_version(&cl.kubernetes_version.value) {
-        cx.err(cl.kubernetes_version.pos, format!("invalid kubernetesVersion `{}`", cl.kubernetes_version.value), "use MAJOR.MINOR in quotes, e.g. kubernetesVersion: \"1.31\"");
+        cx.err(
+            cl.kubernetes_version.pos,
+            format!(
+                "invalid kubernetesVersion `{}`",
+                cl.kubernetes_version.value
+            ),
+            "use MAJOR.MINOR in quotes, e.g. kubernetesVersion: \"1.31\"",
+        );
     }
     let node_image = match cl.node_image {
         None => NodeImage::Default,
@@ -155,44 +200,81 @@ fn cloud(cx: &mut Ctx, c: raw::RawCloud) -> Cloud {
         region: c.region.value,
         endpoint: c.endpoint.map(|e| e.value),
         account,
-        cluster: ClusterSpec { name: cl.name.value, kubernetes_version: cl.kubernetes_version.value, node_image },
+        cluster: ClusterSpec {
+            name: cl.name.value,
+            kubernetes_version: cl.kubernetes_version.value,
+            node_image,
+        },
     }
 }
 
 /// Stand-in after an error was recorded; never reaches a caller because resolve fails.
 fn placeholder(p: Provider) -> CloudAccount {
     match p {
-        Provider::Gke => CloudAccount::Gke { project: String::new() },
-        _ => CloudAccount::Aks { subscription_id: String::new(), resource_group: String::new(), tenant_id: String::new() },
+        Provider::Gke => CloudAccount::Gke {
+            project: String::new(),
+        },
+        _ => CloudAccount::Aks {
+            subscription_id: String::new(),
+            resource_group: String::new(),
+            tenant_id: String::new(),
+        },
     }
 }
 
 fn eks(cx: &mut Ctx, b: raw::RawEks) -> CloudAccount {
-    let account_ok = b.account_id.value.len() == 12 && b.account_id.value.bytes().all(|c| c.is_ascii_digit());
+    let account_ok =
+        b.account_id.value.len() == 12 && b.account_id.value.bytes().all(|c| c.is_ascii_digit());
     if !account_ok {
         cx.err(b.account_id.pos, format!("invalid AWS account ID `{}`", b.account_id.value), "an AWS account ID is 12 digits; quote it so YAML keeps leading zeros: accountId: \"012345678901\"");
     }
-    for (key, arn) in [("clusterRoleArn", &b.cluster_role_arn), ("nodeRoleArn", &b.node_role_arn)] {
+    for (key, arn) in [
+        ("clusterRoleArn", &b.cluster_role_arn),
+        ("nodeRoleArn", &b.node_role_arn),
+    ] {
         match role_arn_account(&arn.value) {
-            None => cx.err(arn.pos, format!("cloud.eks.{key}: `{}` is not an IAM role ARN", arn.value), "use arn:aws:iam::<account-id>:role/<name>"),
+            None => cx.err(
+                arn.pos,
+                format!("cloud.eks.{key}: `{}` is not an IAM role ARN", arn.value),
+                "use arn:aws:iam::<account-id>:role/<name>",
+            ),
             Some(acct) if account_ok && acct != b.account_id.value => cx.err(
                 arn.pos,
-                format!("cloud.eks.{key} belongs to account {acct}, but cloud.eks.accountId is {}", b.account_id.value),
+                format!(
+                    "cloud.eks.{key} belongs to account {acct}, but cloud.eks.accountId is {}",
+                    b.account_id.value
+                ),
                 "the roles must live in the realm's account; fix the ARN or the accountId",
             ),
             Some(_) => {}
         }
     }
     if b.subnet_ids.len() < 2 {
-        cx.err(b.account_id.pos, format!("cloud.eks.subnetIds lists {} subnet(s)", b.subnet_ids.len()), "EKS needs at least two subnets in different availability zones");
+        cx.err(
+            b.account_id.pos,
+            format!("cloud.eks.subnetIds lists {} subnet(s)", b.subnet_ids.len()),
+            "EKS needs at least two subnets in different availability zones",
+        );
     }
     let mut seen = HashSet::new();
     for s in &b.subnet_ids {
         let hex = s.value.strip_prefix("subnet-").unwrap_or("");
-        if !(8..=17).contains(&hex.len()) || !hex.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
-            cx.err(s.pos, format!("invalid subnet ID `{}`", s.value), "use the subnet ID as AWS shows it, e.g. subnet-0123456789abcdef0");
+        if !(8..=17).contains(&hex.len())
+            || !hex
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        {
+            cx.err(
+                s.pos,
+                format!("invalid subnet ID `{}`", s.value),
+                "use the subnet ID as AWS shows it, e.g. subnet-0123456789abcdef0",
+            );
         } else if !seen.insert(&s.value) {
-            cx.err(s.pos, format!("subnet `{}` is listed twice", s.value), "list each subnet once");
+            cx.err(
+                s.pos,
+                format!("subnet `{}` is listed twice", s.value),
+                "list each subnet once",
+            );
         }
     }
     CloudAccount::Eks {
@@ -204,19 +286,36 @@ fn eks(cx: &mut Ctx, b: raw::RawEks) -> CloudAccount {
 }
 
 fn aks(cx: &mut Ctx, b: raw::RawAks) -> CloudAccount {
-    for (key, v) in [("subscriptionId", &b.subscription_id), ("tenantId", &b.tenant_id)] {
+    for (key, v) in [
+        ("subscriptionId", &b.subscription_id),
+        ("tenantId", &b.tenant_id),
+    ] {
         if !is_uuid(&v.value) {
-            cx.err(v.pos, format!("cloud.aks.{key}: `{}` is not a UUID", v.value), "copy the ID from the Azure portal, e.g. 00000000-0000-0000-0000-000000000000");
+            cx.err(
+                v.pos,
+                format!("cloud.aks.{key}: `{}` is not a UUID", v.value),
+                "copy the ID from the Azure portal, e.g. 00000000-0000-0000-0000-000000000000",
+            );
         }
     }
     let rg = &b.resource_group.value;
     let rg_ok = (1..=90).contains(&rg.len())
-        && rg.chars().all(|c| c.is_alphanumeric() || "-_.()".contains(c))
+        && rg
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_.()".contains(c))
         && !rg.ends_with('.');
     if !rg_ok {
-        cx.err(b.resource_group.pos, format!("invalid resource group name `{rg}`"), "use 1-90 letters, digits, `-`, `_`, `.`, `(`, `)`, not ending with `.`");
+        cx.err(
+            b.resource_group.pos,
+            format!("invalid resource group name `{rg}`"),
+            "use 1-90 letters, digits, `-`, `_`, `.`, `(`, `)`, not ending with `.`",
+        );
     }
-    CloudAccount::Aks { subscription_id: b.subscription_id.value, resource_group: b.resource_group.value, tenant_id: b.tenant_id.value }
+    CloudAccount::Aks {
+        subscription_id: b.subscription_id.value,
+        resource_group: b.resource_group.value,
+        tenant_id: b.tenant_id.value,
+    }
 }
 
 fn node_image(cx: &mut Ctx, n: Located<raw::RawNodeImage>) -> NodeImage {
@@ -224,9 +323,17 @@ fn node_image(cx: &mut Ctx, n: Located<raw::RawNodeImage>) -> NodeImage {
     let n = n.value;
     match n.kind.value {
         NodeImageType::Default => {
-            for (key, v) in [("image", &n.image), ("acceptedBy", &n.accepted_by), ("acceptedAt", &n.accepted_at)] {
+            for (key, v) in [
+                ("image", &n.image),
+                ("acceptedBy", &n.accepted_by),
+                ("acceptedAt", &n.accepted_at),
+            ] {
                 if let Some(v) = v {
-                    cx.err(v.pos, format!("nodeImage.{key} is only meaningful with `type: custom`"), "remove it, or set `type: custom`");
+                    cx.err(
+                        v.pos,
+                        format!("nodeImage.{key} is only meaningful with `type: custom`"),
+                        "remove it, or set `type: custom`",
+                    );
                 }
             }
             NodeImage::Default
@@ -235,25 +342,46 @@ fn node_image(cx: &mut Ctx, n: Located<raw::RawNodeImage>) -> NodeImage {
             let image = match &n.image {
                 Some(i) if !i.value.trim().is_empty() => i.value.clone(),
                 _ => {
-                    cx.err(n_pos, "nodeImage `type: custom` needs `image`", "add `image:` with the AMI ID, Azure image resource ID or GKE image type");
+                    cx.err(
+                        n_pos,
+                        "nodeImage `type: custom` needs `image`",
+                        "add `image:` with the AMI ID, Azure image resource ID or GKE image type",
+                    );
                     String::new()
                 }
             };
-            let at = n.accepted_at.as_ref().and_then(|a| match OffsetDateTime::parse(&a.value, &Rfc3339) {
-                Ok(t) => Some(t),
-                Err(_) => {
-                    cx.err(a.pos, format!("nodeImage.acceptedAt `{}` is not an RFC 3339 time", a.value), "use e.g. 2026-11-20T14:00:00Z");
-                    None
+            let at = n.accepted_at.as_ref().and_then(|a| {
+                match OffsetDateTime::parse(&a.value, &Rfc3339) {
+                    Ok(t) => Some(t),
+                    Err(_) => {
+                        cx.err(
+                            a.pos,
+                            format!("nodeImage.acceptedAt `{}` is not an RFC 3339 time", a.value),
+                            "use e.g. 2026-11-20T14:00:00Z",
+                        );
+                        None
+                    }
                 }
             });
             let acceptance = match (&n.accepted_by, at) {
-                (Some(by), Some(at)) if !by.value.trim().is_empty() => Some(Acceptance { by: by.value.clone(), at }),
+                (Some(by), Some(at)) if !by.value.trim().is_empty() => Some(Acceptance {
+                    by: by.value.clone(),
+                    at,
+                }),
                 (Some(by), None) if n.accepted_at.is_none() => {
-                    cx.err(by.pos, "nodeImage.acceptedBy is given without acceptedAt", "record when the acceptance was given: acceptedAt: 2026-11-20T14:00:00Z");
+                    cx.err(
+                        by.pos,
+                        "nodeImage.acceptedBy is given without acceptedAt",
+                        "record when the acceptance was given: acceptedAt: 2026-11-20T14:00:00Z",
+                    );
                     None
                 }
                 (None, Some(_)) => {
-                    cx.err(n_pos, "nodeImage.acceptedAt is given without acceptedBy", "record who accepted: acceptedBy: \"Jane Doe (ACME cloud lead)\"");
+                    cx.err(
+                        n_pos,
+                        "nodeImage.acceptedAt is given without acceptedBy",
+                        "record who accepted: acceptedBy: \"Jane Doe (ACME cloud lead)\"",
+                    );
                     None
                 }
                 _ => None,
@@ -270,7 +398,11 @@ fn domains(cx: &mut Ctx, d: raw::RawDomains) -> Domains {
     }
     let req = &requirements::embedded().domains;
     let mut seen: HashSet<String> = HashSet::new();
-    let mut list = |cx: &mut Ctx, key: &str, given: Option<Vec<Located<String>>>, defaults: &[requirements::DomainPrefix]| -> Vec<String> {
+    let mut list = |cx: &mut Ctx,
+                    key: &str,
+                    given: Option<Vec<Located<String>>>,
+                    defaults: &[requirements::DomainPrefix]|
+     -> Vec<String> {
         let Some(given) = given else {
             return defaults.iter().map(|p| p.prefix.clone()).collect();
         };
@@ -278,9 +410,17 @@ fn domains(cx: &mut Ctx, d: raw::RawDomains) -> Domains {
         for p in given {
             let v = p.value.to_ascii_lowercase();
             if !is_label(&v) {
-                cx.err(p.pos, format!("domains.{key}: `{}` is not a single DNS label", p.value), "a prefix is one label such as `core` (no dots, no `*`)");
+                cx.err(
+                    p.pos,
+                    format!("domains.{key}: `{}` is not a single DNS label", p.value),
+                    "a prefix is one label such as `core` (no dots, no `*`)",
+                );
             } else if !seen.insert(v.clone()) {
-                cx.err(p.pos, format!("domains.{key}: prefix `{v}` is listed more than once"), "list each prefix once across designTime and runTime");
+                cx.err(
+                    p.pos,
+                    format!("domains.{key}: prefix `{v}` is listed more than once"),
+                    "list each prefix once across designTime and runTime",
+                );
             }
             out.push(v);
         }
@@ -290,32 +430,66 @@ fn domains(cx: &mut Ctx, d: raw::RawDomains) -> Domains {
     let run_time = list(cx, "runTime", d.run_time, &req.run_time);
     for r in req.all() {
         if !design_time.contains(&r.prefix) && !run_time.contains(&r.prefix) {
-            cx.err(d.base.pos, format!("required prefix `{}` is missing from domains.designTime/runTime", r.prefix), format!("add `{}` ({}); the platform needs *.{}.<base>", r.prefix, r.purpose, r.prefix));
+            cx.err(
+                d.base.pos,
+                format!(
+                    "required prefix `{}` is missing from domains.designTime/runTime",
+                    r.prefix
+                ),
+                format!(
+                    "add `{}` ({}); the platform needs *.{}.<base>",
+                    r.prefix, r.purpose, r.prefix
+                ),
+            );
         }
     }
     let mut nameservers = Vec::new();
     for ns in &d.nameservers {
         match parse_nameserver(&ns.value) {
             Some(a) => nameservers.push(a),
-            None => cx.err(ns.pos, format!("invalid nameserver `{}`", ns.value), "use ip:port (e.g. 127.0.0.1:53 or [::1]:53) or a bare IP for port 53"),
+            None => cx.err(
+                ns.pos,
+                format!("invalid nameserver `{}`", ns.value),
+                "use ip:port (e.g. 127.0.0.1:53 or [::1]:53) or a bare IP for port 53",
+            ),
         }
     }
-    Domains { base, design_time, run_time, nameservers }
+    Domains {
+        base,
+        design_time,
+        run_time,
+        nameservers,
+    }
 }
 
 fn certificate(cx: &mut Ctx, c: raw::RawCertificate) -> CertificateSpec {
     let cert = cx.existing_file("certificate.cert", &c.cert);
     let key = cx.existing_file("certificate.key", &c.key);
-    let ca = c.ca.as_ref().map(|ca| cx.existing_file("certificate.ca", ca));
+    let ca =
+        c.ca.as_ref()
+            .map(|ca| cx.existing_file("certificate.ca", ca));
     let min_days_valid = c.min_days_valid.map_or(30, |m| m.value);
-    CertificateSpec { cert, key, ca, min_days_valid }
+    CertificateSpec {
+        cert,
+        key,
+        ca,
+        min_days_valid,
+    }
 }
 
 fn outbound(cx: &mut Ctx, o: raw::RawOutbound) -> OutboundSpec {
     let proxy = o.proxy.as_ref().and_then(|p| match parse_proxy(&p.value) {
-        Ok((host, port)) => Some(ProxySpec { host, port, credentials_env: None }),
+        Ok((host, port)) => Some(ProxySpec {
+            host,
+            port,
+            credentials_env: None,
+        }),
         Err(help) => {
-            cx.err(p.pos, format!("invalid proxy `{}`", redact_userinfo(&p.value)), help);
+            cx.err(
+                p.pos,
+                format!("invalid proxy `{}`", redact_userinfo(&p.value)),
+                help,
+            );
             None
         }
     });
@@ -329,14 +503,22 @@ fn outbound(cx: &mut Ctx, o: raw::RawOutbound) -> OutboundSpec {
             Some(p)
         }
         (None, Some(env)) if o.proxy.is_none() => {
-            cx.err(env.pos, "outbound.proxyCredentialsEnv is set but outbound.proxy is not", "set outbound.proxy or remove proxyCredentialsEnv");
+            cx.err(
+                env.pos,
+                "outbound.proxyCredentialsEnv is set but outbound.proxy is not",
+                "set outbound.proxy or remove proxyCredentialsEnv",
+            );
             None
         }
         (p, _) => p,
     };
     let timeout_ms = match &o.timeout_ms {
         Some(t) if !(1..=600_000).contains(&t.value) => {
-            cx.err(t.pos, format!("outbound.timeoutMs {} is out of range", t.value), "use 1 to 600000 milliseconds (default 5000)");
+            cx.err(
+                t.pos,
+                format!("outbound.timeoutMs {} is out of range", t.value),
+                "use 1 to 600000 milliseconds (default 5000)",
+            );
             5000
         }
         Some(t) => t.value,
@@ -344,27 +526,53 @@ fn outbound(cx: &mut Ctx, o: raw::RawOutbound) -> OutboundSpec {
     };
     let targets = match o.targets {
         None => default_targets(),
-        Some(Located { value: RawTargets::Keyword(k), pos }) => {
+        Some(Located {
+            value: RawTargets::Keyword(k),
+            pos,
+        }) => {
             if k != "default" {
-                cx.err(pos, format!("outbound.targets: unknown keyword `{k}`"), "use `default` or a list of {host, port, tls}");
+                cx.err(
+                    pos,
+                    format!("outbound.targets: unknown keyword `{k}`"),
+                    "use `default` or a list of {host, port, tls}",
+                );
             }
             default_targets()
         }
-        Some(Located { value: RawTargets::List(list), .. }) => list
+        Some(Located {
+            value: RawTargets::List(list),
+            ..
+        }) => list
             .into_iter()
             .map(|t| {
                 let host = t.host.value.trim_end_matches('.').to_ascii_lowercase();
                 if host.parse::<IpAddr>().is_err() && !is_dns_name(&host) {
-                    cx.err(t.host.pos, format!("invalid target host `{}`", t.host.value), "use a DNS name or an IP address, without scheme or port");
+                    cx.err(
+                        t.host.pos,
+                        format!("invalid target host `{}`", t.host.value),
+                        "use a DNS name or an IP address, without scheme or port",
+                    );
                 }
                 if t.port.value == 0 {
-                    cx.err(t.port.pos, "target port 0 is not a valid TCP port", "use 1-65535");
+                    cx.err(
+                        t.port.pos,
+                        "target port 0 is not a valid TCP port",
+                        "use 1-65535",
+                    );
                 }
-                Target { tls: t.tls.unwrap_or(t.port.value == 443), host, port: t.port.value }
+                Target {
+                    tls: t.tls.unwrap_or(t.port.value == 443),
+                    host,
+                    port: t.port.value,
+                }
             })
             .collect(),
     };
-    OutboundSpec { proxy, timeout: Duration::from_millis(timeout_ms), targets }
+    OutboundSpec {
+        proxy,
+        timeout: Duration::from_millis(timeout_ms),
+        targets,
+    }
 }
 
 /// The platform's outbound list (`playbooks/requirements/outbound.yaml`) as targets.
@@ -373,18 +581,37 @@ pub fn default_targets() -> Vec<Target> {
         .outbound
         .targets
         .iter()
-        .flat_map(|h| h.ports.iter().map(|&port| Target { host: h.host.clone(), port, tls: port == 443 }))
+        .flat_map(|h| {
+            h.ports.iter().map(|&port| Target {
+                host: h.host.clone(),
+                port,
+                tls: port == 443,
+            })
+        })
         .collect()
 }
 
 fn vpn(cx: &mut Ctx, v: Option<Located<raw::RawVpn>>) -> VpnSpec {
-    let Some(Located { value: v, pos: block }) = v else {
-        return VpnSpec { enabled: false, peer: None, routing: None, remote_cidrs: Vec::new() };
+    let Some(Located {
+        value: v,
+        pos: block,
+    }) = v
+    else {
+        return VpnSpec {
+            enabled: false,
+            peer: None,
+            routing: None,
+            remote_cidrs: Vec::new(),
+        };
     };
     let peer = v.peer.as_ref().and_then(|p| match parse_net(&p.value) {
         Some(n) => Some(n),
         None => {
-            cx.err(p.pos, format!("vpn.peer `{}` is not an IP address or CIDR", p.value), "use the customer gateway's public address, e.g. 198.51.100.7/32");
+            cx.err(
+                p.pos,
+                format!("vpn.peer `{}` is not an IP address or CIDR", p.value),
+                "use the customer gateway's public address, e.g. 198.51.100.7/32",
+            );
             None
         }
     });
@@ -392,44 +619,84 @@ fn vpn(cx: &mut Ctx, v: Option<Located<raw::RawVpn>>) -> VpnSpec {
     for c in &v.remote_cidrs {
         match c.value.parse::<IpNet>() {
             Ok(n) if n.trunc() == n => remote_cidrs.push(n),
-            Ok(n) => cx.err(c.pos, format!("vpn.remoteCidrs: `{}` has host bits set", c.value), format!("use the network address: {}", n.trunc())),
-            Err(_) => cx.err(c.pos, format!("vpn.remoteCidrs: `{}` is not a CIDR", c.value), "use network/prefix, e.g. 192.168.10.0/24"),
+            Ok(n) => cx.err(
+                c.pos,
+                format!("vpn.remoteCidrs: `{}` has host bits set", c.value),
+                format!("use the network address: {}", n.trunc()),
+            ),
+            Err(_) => cx.err(
+                c.pos,
+                format!("vpn.remoteCidrs: `{}` is not a CIDR", c.value),
+                "use network/prefix, e.g. 192.168.10.0/24",
+            ),
         }
     }
     if v.enabled {
         if v.peer.is_none() {
-            cx.err(block, "vpn.enabled is true but vpn.peer is missing", "add `peer:` with the customer gateway's public /32");
+            cx.err(
+                block,
+                "vpn.enabled is true but vpn.peer is missing",
+                "add `peer:` with the customer gateway's public /32",
+            );
         }
         if v.routing.is_none() {
-            cx.err(block, "vpn.enabled is true but vpn.routing is missing", "add `routing: route-based` (the only mode the platform supports)");
+            cx.err(
+                block,
+                "vpn.enabled is true but vpn.routing is missing",
+                "add `routing: route-based` (the only mode the platform supports)",
+            );
         }
         if v.remote_cidrs.is_empty() {
-            cx.err(block, "vpn.enabled is true but vpn.remoteCidrs is empty", "list the customer networks to reach through the tunnel");
+            cx.err(
+                block,
+                "vpn.enabled is true but vpn.remoteCidrs is empty",
+                "list the customer networks to reach through the tunnel",
+            );
         }
     }
-    VpnSpec { enabled: v.enabled, peer, routing: v.routing.map(|r| r.value), remote_cidrs }
+    VpnSpec {
+        enabled: v.enabled,
+        peer,
+        routing: v.routing.map(|r| r.value),
+        remote_cidrs,
+    }
 }
 
 fn subscription(cx: &mut Ctx, s: raw::RawSubscription) -> SubscriptionSpec {
     let mut count = |v: &Located<i64>, key: &str, min: i64| -> u32 {
         if v.value < min || v.value > i64::from(u32::MAX) {
-            cx.err(v.pos, format!("subscription.{key} is {}", v.value), format!("use a whole number of at least {min}"));
+            cx.err(
+                v.pos,
+                format!("subscription.{key} is {}", v.value),
+                format!("use a whole number of at least {min}"),
+            );
             0
         } else {
             v.value as u32
         }
     };
     let pipeline_subscriptions = count(&s.pipeline_subscriptions, "pipelineSubscriptions", 1);
-    let extra_test_rtus = s.extra_test_rtus.as_ref().map_or(0, |v| count(v, "extraTestRtus", 0));
-    let extra_prod_rtus = s.extra_prod_rtus.as_ref().map_or(0, |v| count(v, "extraProdRtus", 0));
-    SubscriptionSpec { pipeline_subscriptions, extra_test_rtus, extra_prod_rtus }
+    let extra_test_rtus = s
+        .extra_test_rtus
+        .as_ref()
+        .map_or(0, |v| count(v, "extraTestRtus", 0));
+    let extra_prod_rtus = s
+        .extra_prod_rtus
+        .as_ref()
+        .map_or(0, |v| count(v, "extraProdRtus", 0));
+    SubscriptionSpec {
+        pipeline_subscriptions,
+        extra_test_rtus,
+        extra_prod_rtus,
+    }
 }
 
 pub(crate) fn is_realm_name(s: &str) -> bool {
     let b = s.as_bytes();
     (2..=31).contains(&b.len())
         && b[0].is_ascii_lowercase()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 fn is_cluster_name(s: &str) -> bool {
@@ -437,7 +704,8 @@ fn is_cluster_name(s: &str) -> bool {
     (2..=40).contains(&b.len())
         && b[0].is_ascii_lowercase()
         && b[b.len() - 1] != b'-'
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 fn is_gcp_project(s: &str) -> bool {
@@ -446,27 +714,43 @@ fn is_gcp_project(s: &str) -> bool {
 
 fn is_k8s_version(s: &str) -> bool {
     match s.split_once('.') {
-        Some((maj, min)) => maj == "1" && !min.is_empty() && min.len() <= 3 && min.bytes().all(|c| c.is_ascii_digit()),
+        Some((maj, min)) => {
+            maj == "1"
+                && !min.is_empty()
+                && min.len() <= 3
+                && min.bytes().all(|c| c.is_ascii_digit())
+        }
         None => false,
     }
 }
 
 fn is_uuid(s: &str) -> bool {
     let groups: Vec<_> = s.split('-').collect();
-    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]) && groups.iter().all(|g| g.bytes().all(|c| c.is_ascii_hexdigit()))
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|c| c.is_ascii_hexdigit()))
 }
 
 fn role_arn_account(arn: &str) -> Option<&str> {
     let mut parts = arn.splitn(6, ':');
-    let (arn_kw, partition, service, region, account, resource) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (arn_kw, partition, service, region, account, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
     let ok = arn_kw == "arn"
         && partition.starts_with("aws")
         && service == "iam"
         && region.is_empty()
         && account.len() == 12
         && account.bytes().all(|c| c.is_ascii_digit())
-        && resource.strip_prefix("role/").is_some_and(|n| !n.is_empty());
+        && resource
+            .strip_prefix("role/")
+            .is_some_and(|n| !n.is_empty());
     ok.then_some(account)
 }
 
@@ -476,7 +760,8 @@ pub(crate) fn is_label(s: &str) -> bool {
     (1..=63).contains(&b.len())
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 /// A lowercase DNS name of valid labels, at most 253 characters.
@@ -486,25 +771,36 @@ pub(crate) fn is_dns_name(s: &str) -> bool {
 
 fn is_env_name(s: &str) -> bool {
     let b = s.as_bytes();
-    !b.is_empty() && !b[0].is_ascii_digit() && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    !b.is_empty()
+        && !b[0].is_ascii_digit()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
 fn parse_nameserver(s: &str) -> Option<SocketAddr> {
-    s.parse::<SocketAddr>().ok().or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53))).filter(|a| a.port() != 0)
+    s.parse::<SocketAddr>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
+        .filter(|a| a.port() != 0)
 }
 
 fn parse_net(s: &str) -> Option<IpNet> {
-    s.parse::<IpNet>().ok().or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 /// Parses `http://host:port[/]`; the error is the help line.
 fn parse_proxy(s: &str) -> Result<(String, u16), &'static str> {
     let Some(rest) = s.strip_prefix("http://") else {
-        return Err("use http://host:port (HTTP CONNECT proxy); https:// and socks proxies are not supported");
+        return Err(
+            "use http://host:port (HTTP CONNECT proxy); https:// and socks proxies are not supported",
+        );
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.contains('@') {
-        return Err("credentials never go in the spec: remove user:password@ and set proxyCredentialsEnv to the name of an environment variable holding user:password");
+        return Err(
+            "credentials never go in the spec: remove user:password@ and set proxyCredentialsEnv to the name of an environment variable holding user:password",
+        );
     }
     if rest.contains('/') || rest.contains('?') {
         return Err("use http://host:port without a path");
@@ -513,7 +809,11 @@ fn parse_proxy(s: &str) -> Result<(String, u16), &'static str> {
         Some((h, p)) => (h.trim_start_matches('[').trim_end_matches(']'), p),
         None => return Err("add the proxy port: http://host:port"),
     };
-    let port: u16 = port.parse().ok().filter(|p| *p != 0).ok_or("the proxy port must be 1-65535")?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or("the proxy port must be 1-65535")?;
     let host = host.to_ascii_lowercase();
     if host.parse::<IpAddr>().is_err() && !is_dns_name(&host) {
         return Err("the proxy host must be a DNS name or an IP address");
@@ -536,7 +836,9 @@ pub(crate) fn redact_line(line: &str) -> String {
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        let end = tail.find(|c: char| c.is_whitespace() || "\"',}]/".contains(c)).unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| c.is_whitespace() || "\"',}]/".contains(c))
+            .unwrap_or(tail.len());
         match tail[..end].rfind('@') {
             Some(at) => {
                 out.push_str("***");
@@ -555,8 +857,14 @@ mod tests {
 
     #[test]
     fn credentials_in_source_lines_are_masked() {
-        assert_eq!(redact_line(r#"  proxy: "http://u:hunter2@p:3128" # x"#), r#"  proxy: "http://***@p:3128" # x"#);
-        assert_eq!(redact_line("a: http://p:1, b: https://x:y@h/"), "a: http://p:1, b: https://***@h/");
+        assert_eq!(
+            redact_line(r#"  proxy: "http://u:hunter2@p:3128" # x"#),
+            r#"  proxy: "http://***@p:3128" # x"#
+        );
+        assert_eq!(
+            redact_line("a: http://p:1, b: https://x:y@h/"),
+            "a: http://p:1, b: https://***@h/"
+        );
     }
 
     #[test]
@@ -579,21 +887,43 @@ mod tests {
 
     #[test]
     fn role_arns() {
-        assert_eq!(role_arn_account("arn:aws:iam::123456789012:role/eks"), Some("123456789012"));
-        assert_eq!(role_arn_account("arn:aws-cn:iam::123456789012:role/a/b"), Some("123456789012"));
+        assert_eq!(
+            role_arn_account("arn:aws:iam::123456789012:role/eks"),
+            Some("123456789012")
+        );
+        assert_eq!(
+            role_arn_account("arn:aws-cn:iam::123456789012:role/a/b"),
+            Some("123456789012")
+        );
         assert_eq!(role_arn_account("arn:aws:iam::123456789012:user/x"), None);
         assert_eq!(role_arn_account("arn:aws:s3:::bucket"), None);
     }
 
     #[test]
     fn proxies_and_nameservers() {
-        assert_eq!(parse_proxy("http://proxy.corp:3128"), Ok(("proxy.corp".into(), 3128)));
-        assert_eq!(parse_proxy("http://127.0.0.1:8888/"), Ok(("127.0.0.1".into(), 8888)));
-        assert!(parse_proxy("http://u:p@proxy:3128").unwrap_err().contains("proxyCredentialsEnv"));
+        assert_eq!(
+            parse_proxy("http://proxy.corp:3128"),
+            Ok(("proxy.corp".into(), 3128))
+        );
+        assert_eq!(
+            parse_proxy("http://127.0.0.1:8888/"),
+            Ok(("127.0.0.1".into(), 8888))
+        );
+        assert!(
+            parse_proxy("http://u:p@proxy:3128")
+                .unwrap_err()
+                .contains("proxyCredentialsEnv")
+        );
         assert!(parse_proxy("https://proxy:3128").is_err());
         assert!(parse_proxy("http://proxy").is_err());
-        assert_eq!(redact_userinfo("http://u:secret@proxy:1"), "http://***@proxy:1");
-        assert_eq!(parse_nameserver("127.0.0.1:5353"), Some("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(
+            redact_userinfo("http://u:secret@proxy:1"),
+            "http://***@proxy:1"
+        );
+        assert_eq!(
+            parse_nameserver("127.0.0.1:5353"),
+            Some("127.0.0.1:5353".parse().unwrap())
+        );
         assert_eq!(parse_nameserver("::1"), Some("[::1]:53".parse().unwrap()));
         assert_eq!(parse_nameserver("dns.google:53"), None);
     }

@@ -10,7 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
 use time::OffsetDateTime;
 
 pub const BASE: &str = "digibee.acme.test";
@@ -37,7 +40,8 @@ fn ca_params(cn: &str) -> CertificateParams {
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     p.distinguished_name.push(DnType::CommonName, cn);
-    p.distinguished_name.push(DnType::OrganizationName, "Realmctl Test PKI");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Realmctl Test PKI");
     p.not_before = OffsetDateTime::now_utc() - time::Duration::days(3650);
     p.not_after = OffsetDateTime::now_utc() + time::Duration::days(3650);
     p
@@ -45,8 +49,17 @@ fn ca_params(cn: &str) -> CertificateParams {
 
 impl Pki {
     pub fn new() -> Self {
-        let root = CertifiedIssuer::self_signed(ca_params("Realmctl Test Root CA"), KeyPair::generate().unwrap()).unwrap();
-        let inter = CertifiedIssuer::signed_by(ca_params("Realmctl Test Intermediate CA"), KeyPair::generate().unwrap(), &root).unwrap();
+        let root = CertifiedIssuer::self_signed(
+            ca_params("Realmctl Test Root CA"),
+            KeyPair::generate().unwrap(),
+        )
+        .unwrap();
+        let inter = CertifiedIssuer::signed_by(
+            ca_params("Realmctl Test Intermediate CA"),
+            KeyPair::generate().unwrap(),
+            &root,
+        )
+        .unwrap();
         Pki { root, inter }
     }
 
@@ -58,13 +71,19 @@ impl Pki {
     pub fn leaf_with(&self, sans: &[String], edit: impl FnOnce(&mut CertificateParams)) -> Leaf {
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(sans.to_vec()).unwrap();
-        p.distinguished_name.push(DnType::CommonName, sans.first().cloned().unwrap_or_default());
+        p.distinguished_name.push(
+            DnType::CommonName,
+            sans.first().cloned().unwrap_or_default(),
+        );
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         p.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
         p.not_after = OffsetDateTime::now_utc() + time::Duration::days(365);
         edit(&mut p);
         let cert = p.signed_by(&key, &self.inter).unwrap();
-        Leaf { cert_pem: format!("{}{}", cert.pem(), self.inter.pem()), key_pem: key.serialize_pem() }
+        Leaf {
+            cert_pem: format!("{}{}", cert.pem(), self.inter.pem()),
+            key_pem: key.serialize_pem(),
+        }
     }
 
     pub fn leaf(&self, sans: &[String]) -> Leaf {
@@ -74,20 +93,96 @@ impl Pki {
 
 /// Runs openssl (a peer nobody on the team wrote) for certificates rcgen cannot make.
 pub fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl must be installed (the README test command installs it)");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl must be installed (the README test command installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A CA-signed leaf made by openssl with an RSA key of `bits` and signature digest `digest`.
 /// Returns (chain PEM, key PEM, root PEM).
-pub fn openssl_leaf(dir: &Path, bits: u32, digest: &str, sans: &[String]) -> (String, String, String) {
+pub fn openssl_leaf(
+    dir: &Path,
+    bits: u32,
+    digest: &str,
+    sans: &[String],
+) -> (String, String, String) {
     let rsa = format!("rsa:{bits}");
-    openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "30", "-subj", "/CN=OpenSSL Test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=keyCertSign,cRLSign"]);
-    openssl(dir, &["req", "-newkey", &rsa, "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=openssl leaf"]);
-    let san = sans.iter().map(|s| format!("DNS:{s}")).collect::<Vec<_>>().join(",");
-    std::fs::write(dir.join("ext.cnf"), format!("subjectAltName={san}\nextendedKeyUsage=serverAuth\n")).unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=OpenSSL Test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=keyCertSign,cRLSign",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            &rsa,
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=openssl leaf",
+        ],
+    );
+    let san = sans
+        .iter()
+        .map(|s| format!("DNS:{s}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    std::fs::write(
+        dir.join("ext.cnf"),
+        format!("subjectAltName={san}\nextendedKeyUsage=serverAuth\n"),
+    )
+    .unwrap();
     let md = format!("-{digest}");
-    openssl(dir, &["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "leaf.pem", "-days", "30", &md, "-extfile", "ext.cnf"]);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "30",
+            &md,
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
     (read("leaf.pem"), read("leaf.key"), read("ca.pem"))
 }
@@ -105,7 +200,15 @@ pub struct SpecOpts {
 
 impl Default for SpecOpts {
     fn default() -> Self {
-        SpecOpts { nameservers: vec![], targets: vec![], proxy: None, proxy_env: None, timeout_ms: 2000, vpn: None, node_image: "{type: default}" }
+        SpecOpts {
+            nameservers: vec![],
+            targets: vec![],
+            proxy: None,
+            proxy_env: None,
+            timeout_ms: 2000,
+            vpn: None,
+            node_image: "{type: default}",
+        }
     }
 }
 
@@ -119,11 +222,21 @@ pub fn write_spec(dir: &Path, leaf: &Leaf, ca_pem: &str, o: &SpecOpts) -> PathBu
     let targets = if o.targets.is_empty() {
         "[]".to_owned()
     } else {
-        let t: Vec<String> = o.targets.iter().map(|(h, p, tls)| format!("{{host: \"{h}\", port: {p}, tls: {tls}}}")).collect();
+        let t: Vec<String> = o
+            .targets
+            .iter()
+            .map(|(h, p, tls)| format!("{{host: \"{h}\", port: {p}, tls: {tls}}}"))
+            .collect();
         format!("[{}]", t.join(", "))
     };
-    let proxy = o.proxy.as_ref().map_or("null".to_owned(), |p| format!("\"{p}\""));
-    let proxy_env = o.proxy_env.as_ref().map_or(String::new(), |e| format!("\n  proxyCredentialsEnv: {e}"));
+    let proxy = o
+        .proxy
+        .as_ref()
+        .map_or("null".to_owned(), |p| format!("\"{p}\""));
+    let proxy_env = o
+        .proxy_env
+        .as_ref()
+        .map_or(String::new(), |e| format!("\n  proxyCredentialsEnv: {e}"));
     let vpn = o.vpn.unwrap_or("{enabled: false}");
     let text = format!(
         r#"apiVersion: realmctl/v1
@@ -193,13 +306,22 @@ fn wait_tcp(port: u16, what: &str) {
 }
 
 fn which(bin: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin", "/usr/local/sbin"] {
+    for dir in [
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+        "/usr/local/bin",
+        "/usr/local/sbin",
+    ] {
         let p = Path::new(dir).join(bin);
         if p.exists() {
             return p;
         }
     }
-    panic!("{bin} is not installed; run the README test command, which installs it (apt-get install dnsmasq-base tinyproxy-bin openssl)");
+    panic!(
+        "{bin} is not installed; run the README test command, which installs it (apt-get install dnsmasq-base tinyproxy-bin openssl)"
+    );
 }
 
 /// dnsmasq on 127.0.0.1 serving `BASE` locally: every prefix in `wildcards` resolves (to
@@ -224,9 +346,18 @@ pub fn dnsmasq(wildcards: &[&str], extra: &[String]) -> Peer {
         args.push(format!("--address=/{w}.{BASE}/127.0.0.1"));
     }
     args.extend(extra.iter().cloned());
-    let child = Command::new(which("dnsmasq")).args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn dnsmasq");
+    let child = Command::new(which("dnsmasq"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dnsmasq");
     wait_tcp(port, "dnsmasq");
-    Peer { child, port, _dir: None }
+    Peer {
+        child,
+        port,
+        _dir: None,
+    }
 }
 
 /// tinyproxy on 127.0.0.1 with extra config lines (e.g. `BasicAuth u p`, `ConnectPort 443`).
@@ -240,9 +371,20 @@ pub fn tinyproxy(extra: &[String]) -> Peer {
         writeln!(f, "{l}").unwrap();
     }
     drop(f);
-    let child = Command::new(which("tinyproxy")).arg("-d").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn tinyproxy");
+    let child = Command::new(which("tinyproxy"))
+        .arg("-d")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tinyproxy");
     wait_tcp(port, "tinyproxy");
-    Peer { child, port, _dir: Some(dir) }
+    Peer {
+        child,
+        port,
+        _dir: Some(dir),
+    }
 }
 
 /// A rustls TLS server on 127.0.0.1 presenting `leaf` (chain PEM + key); it completes handshakes
@@ -250,7 +392,10 @@ pub fn tinyproxy(extra: &[String]) -> Peer {
 pub async fn tls_server(leaf: &Leaf) -> u16 {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes()).map(Result::unwrap).collect();
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
+            .map(Result::unwrap)
+            .collect();
     let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
@@ -264,7 +409,9 @@ pub async fn tls_server(leaf: &Leaf) -> u16 {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
-            let Ok((sock, _)) = listener.accept().await else { return };
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let _ = acceptor.accept(sock).await;

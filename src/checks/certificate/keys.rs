@@ -42,20 +42,28 @@ pub fn key_matches(key: &PrivateKeyDer<'_>, leaf: &X509Certificate<'_>) -> KeyMa
         }
         PrivateKeyDer::Sec1(k) => {
             // ring reads PKCS#8 only: wrap the SEC1 key for each supported curve and let ring decide.
-            [OID_P256, OID_P384].iter().find_map(|curve| ring_public_key(&sec1_to_pkcs8(k.secret_sec1_der(), curve)))
+            [OID_P256, OID_P384]
+                .iter()
+                .find_map(|curve| ring_public_key(&sec1_to_pkcs8(k.secret_sec1_der(), curve)))
         }
         _ => None,
     };
     match derived {
         Some(public) if public == cert_pub => KeyMatch::Matches,
         Some(_) => KeyMatch::Mismatch,
-        None => KeyMatch::Unsupported("unsupported or invalid private key (supported: RSA, ECDSA P-256/P-384, Ed25519)".into()),
+        None => KeyMatch::Unsupported(
+            "unsupported or invalid private key (supported: RSA, ECDSA P-256/P-384, Ed25519)"
+                .into(),
+        ),
     }
 }
 
 fn ring_public_key(pkcs8: &[u8]) -> Option<Vec<u8>> {
     let rng = SystemRandom::new();
-    for alg in [&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &signature::ECDSA_P384_SHA384_ASN1_SIGNING] {
+    for alg in [
+        &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+    ] {
         if let Ok(kp) = signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8, &rng) {
             return Some(kp.public_key().as_ref().to_vec());
         }
@@ -80,7 +88,10 @@ fn pkcs8_rsa_inner(der: &[u8]) -> Option<Vec<u8>> {
 fn rsa_matches(pkcs1: &[u8], leaf: &X509Certificate<'_>) -> KeyMatch {
     let parts = parse_der(pkcs1).ok().and_then(|(_, obj)| {
         let seq: &Vec<BerObject> = obj.as_sequence().ok()?;
-        Some((trim(seq.get(1)?.as_slice().ok()?).to_vec(), trim(seq.get(2)?.as_slice().ok()?).to_vec()))
+        Some((
+            trim(seq.get(1)?.as_slice().ok()?).to_vec(),
+            trim(seq.get(2)?.as_slice().ok()?).to_vec(),
+        ))
     });
     let Some((n, e)) = parts else {
         return KeyMatch::Unsupported("the RSA private key is not valid DER".into());
@@ -89,7 +100,11 @@ fn rsa_matches(pkcs1: &[u8], leaf: &X509Certificate<'_>) -> KeyMatch {
         return KeyMatch::Mismatch;
     }
     match leaf.public_key().parsed() {
-        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) if trim(rsa.modulus) == n && trim(rsa.exponent) == e => KeyMatch::Matches,
+        Ok(x509_parser::public_key::PublicKey::RSA(rsa))
+            if trim(rsa.modulus) == n && trim(rsa.exponent) == e =>
+        {
+            KeyMatch::Matches
+        }
         Ok(_) => KeyMatch::Mismatch,
         Err(_) => KeyMatch::Unsupported("the certificate's RSA public key cannot be read".into()),
     }
@@ -114,7 +129,10 @@ fn der(tag: u8, content: &[u8]) -> Vec<u8> {
         out.push(len as u8);
     } else {
         let bytes = len.to_be_bytes();
-        let skip = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len() - 1);
+        let skip = bytes
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap_or(bytes.len() - 1);
         out.push(0x80 | (bytes.len() - skip) as u8);
         out.extend_from_slice(&bytes[skip..]);
     }

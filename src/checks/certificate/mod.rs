@@ -14,9 +14,9 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use ::time::OffsetDateTime;
 use ::time::macros::format_description;
+use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use webpki::{EndEntityCert, KeyUsage};
 use x509_parser::prelude::*;
 
@@ -46,15 +46,28 @@ impl Roots {
     pub fn new(source: impl Into<String>, certs: Vec<CertificateDer<'static>>) -> Self {
         let anchors = certs
             .iter()
-            .filter_map(|c| webpki::anchor_from_trusted_cert(c).ok().map(|a| a.to_owned()))
+            .filter_map(|c| {
+                webpki::anchor_from_trusted_cert(c)
+                    .ok()
+                    .map(|a| a.to_owned())
+            })
             .collect();
-        Roots { source: source.into(), certs, anchors }
+        Roots {
+            source: source.into(),
+            certs,
+            anchors,
+        }
     }
 
     /// The operating system's trust store, loaded once per process.
     pub fn system() -> &'static Roots {
         static CELL: OnceLock<Roots> = OnceLock::new();
-        CELL.get_or_init(|| Roots::new("the system roots", rustls_native_certs::load_native_certs().certs))
+        CELL.get_or_init(|| {
+            Roots::new(
+                "the system roots",
+                rustls_native_certs::load_native_certs().certs,
+            )
+        })
     }
 }
 
@@ -77,14 +90,26 @@ pub fn run(spec: &CertificateSpec, required: &[String], now: OffsetDateTime) -> 
     let (cert, key) = match (read(&spec.cert), read(&spec.key)) {
         (Ok(c), Ok(k)) => (c, k),
         (Err((path, e)), _) | (_, Err((path, e))) => {
-            return vec![CheckResult::fail("certificate.files", CAT, &path, format!("cannot read {path}: {e}"), "make the file readable by the user running realmctl").took(started.elapsed())];
+            return vec![
+                CheckResult::fail(
+                    "certificate.files",
+                    CAT,
+                    &path,
+                    format!("cannot read {path}: {e}"),
+                    "make the file readable by the user running realmctl",
+                )
+                .took(started.elapsed()),
+            ];
         }
     };
     let ca_roots;
     let roots = match &spec.ca {
         None => Roots::system(),
         Some(p) => {
-            let certs = match std::fs::read(p).map_err(|e| e.to_string()).and_then(|b| pem::parse_chain(&b).map_err(|e| e.to_string())) {
+            let certs = match std::fs::read(p)
+                .map_err(|e| e.to_string())
+                .and_then(|b| pem::parse_chain(&b).map_err(|e| e.to_string()))
+            {
                 Ok(c) => c,
                 Err(e) => {
                     let path = p.display().to_string();
@@ -95,7 +120,12 @@ pub fn run(spec: &CertificateSpec, required: &[String], now: OffsetDateTime) -> 
             &ca_roots
         }
     };
-    let inputs = Inputs { cert_path: &spec.cert, cert_pem: &cert, key_path: &spec.key, key_pem: &key };
+    let inputs = Inputs {
+        cert_path: &spec.cert,
+        cert_pem: &cert,
+        key_path: &spec.key,
+        key_pem: &key,
+    };
     let mut out = check(&inputs, required, spec.min_days_valid, now, roots);
     let per = started.elapsed() / out.len().max(1) as u32;
     for r in &mut out {
@@ -105,7 +135,13 @@ pub fn run(spec: &CertificateSpec, required: &[String], now: OffsetDateTime) -> 
 }
 
 /// All certificate findings for the given bytes, at time `now`.
-pub fn check(inputs: &Inputs, required: &[String], min_days_valid: u32, now: OffsetDateTime, roots: &Roots) -> Vec<CheckResult> {
+pub fn check(
+    inputs: &Inputs,
+    required: &[String],
+    min_days_valid: u32,
+    now: OffsetDateTime,
+    roots: &Roots,
+) -> Vec<CheckResult> {
     let cert_path = inputs.cert_path.display().to_string();
     let key_path = inputs.key_path.display().to_string();
     let mut out = Vec::new();
@@ -113,7 +149,13 @@ pub fn check(inputs: &Inputs, required: &[String], min_days_valid: u32, now: Off
     let ders = match pem::parse_chain(inputs.cert_pem) {
         Ok(d) => d,
         Err(p) => {
-            out.push(CheckResult::fail("certificate.pem", CAT, &cert_path, format!("certificate chain: {p}"), p.fix(&cert_path, false)));
+            out.push(CheckResult::fail(
+                "certificate.pem",
+                CAT,
+                &cert_path,
+                format!("certificate chain: {p}"),
+                p.fix(&cert_path, false),
+            ));
             out.push(key_result(inputs.key_pem, None, &key_path));
             return out;
         }
@@ -151,23 +193,74 @@ fn is_ca(c: &X509Certificate<'_>) -> bool {
 fn order_result(chain: &[X509Certificate<'_>], path: &str) -> CheckResult {
     let leaf = &chain[0];
     if is_ca(leaf) && chain.iter().skip(1).any(|c| !is_ca(c)) {
-        return CheckResult::fail("certificate.pem", CAT, path, format!("the first certificate ({}) is a CA certificate, not the leaf", subject_of(leaf)), format!("reorder {path}: the leaf (server) certificate first, then its intermediates"));
+        return CheckResult::fail(
+            "certificate.pem",
+            CAT,
+            path,
+            format!(
+                "the first certificate ({}) is a CA certificate, not the leaf",
+                subject_of(leaf)
+            ),
+            format!("reorder {path}: the leaf (server) certificate first, then its intermediates"),
+        );
     }
-    CheckResult::pass("certificate.pem", CAT, path, format!("{} certificate(s) read; leaf is {}", chain.len(), subject_of(leaf)))
+    CheckResult::pass(
+        "certificate.pem",
+        CAT,
+        path,
+        format!(
+            "{} certificate(s) read; leaf is {}",
+            chain.len(),
+            subject_of(leaf)
+        ),
+    )
 }
 
 fn key_result(key_pem: &[u8], leaf: Option<&X509Certificate<'_>>, path: &str) -> CheckResult {
     let key = match pem::parse_key(key_pem) {
         Ok(k) => k,
-        Err(p) => return CheckResult::fail("certificate.key", CAT, path, format!("private key: {p}"), p.fix(path, true)),
+        Err(p) => {
+            return CheckResult::fail(
+                "certificate.key",
+                CAT,
+                path,
+                format!("private key: {p}"),
+                p.fix(path, true),
+            );
+        }
     };
     let Some(leaf) = leaf else {
-        return CheckResult::pass("certificate.key", CAT, path, "private key read (not compared: the chain could not be read)");
+        return CheckResult::pass(
+            "certificate.key",
+            CAT,
+            path,
+            "private key read (not compared: the chain could not be read)",
+        );
     };
     match keys::key_matches(&key, leaf) {
-        KeyMatch::Matches => CheckResult::pass("certificate.key", CAT, path, "the private key matches the leaf certificate"),
-        KeyMatch::Mismatch => CheckResult::fail("certificate.key", CAT, path, format!("the private key does not belong to the leaf certificate ({})", subject_of(leaf)), format!("put the key that was used to request this certificate in {path}")),
-        KeyMatch::Unsupported(why) => CheckResult::fail("certificate.key", CAT, path, why, "use an RSA (2048+ bits), ECDSA P-256/P-384 or Ed25519 key in PEM"),
+        KeyMatch::Matches => CheckResult::pass(
+            "certificate.key",
+            CAT,
+            path,
+            "the private key matches the leaf certificate",
+        ),
+        KeyMatch::Mismatch => CheckResult::fail(
+            "certificate.key",
+            CAT,
+            path,
+            format!(
+                "the private key does not belong to the leaf certificate ({})",
+                subject_of(leaf)
+            ),
+            format!("put the key that was used to request this certificate in {path}"),
+        ),
+        KeyMatch::Unsupported(why) => CheckResult::fail(
+            "certificate.key",
+            CAT,
+            path,
+            why,
+            "use an RSA (2048+ bits), ECDSA P-256/P-384 or Ed25519 key in PEM",
+        ),
     }
 }
 
@@ -191,13 +284,30 @@ pub fn dns_sans(leaf: &X509Certificate<'_>) -> Option<Vec<String>> {
 fn names_result(leaf: &X509Certificate<'_>, required: &[String]) -> CheckResult {
     let subject = format!("{} required names", required.len());
     let Some(sans) = dns_sans(leaf) else {
-        return CheckResult::fail("certificate.names", CAT, subject, "the certificate has no subjectAltName DNS names (the subject CN is not used for name matching)", format!("request a certificate whose SANs include {}", required.join(", ")));
+        return CheckResult::fail(
+            "certificate.names",
+            CAT,
+            subject,
+            "the certificate has no subjectAltName DNS names (the subject CN is not used for name matching)",
+            format!(
+                "request a certificate whose SANs include {}",
+                required.join(", ")
+            ),
+        );
     };
     let missing = names::uncovered(required, &sans);
     if missing.is_empty() {
-        return CheckResult::pass("certificate.names", CAT, subject, format!("all required names are covered: {}", required.join(", ")));
+        return CheckResult::pass(
+            "certificate.names",
+            CAT,
+            subject,
+            format!("all required names are covered: {}", required.join(", ")),
+        );
     }
-    let only_base = sans.iter().any(|s| s.starts_with("*.")) && sans.iter().all(|s| required.iter().all(|r| !names::covers(s, r)));
+    let only_base = sans.iter().any(|s| s.starts_with("*."))
+        && sans
+            .iter()
+            .all(|s| required.iter().all(|r| !names::covers(s, r)));
     let hint = if only_base {
         " (a wildcard covers exactly one label: *.<base> does not cover x.core.<base>)"
     } else {
@@ -207,7 +317,13 @@ fn names_result(leaf: &X509Certificate<'_>, required: &[String]) -> CheckResult 
         "certificate.names",
         CAT,
         subject,
-        format!("{} of {} required names not covered: {}{hint}; the certificate has {}", missing.len(), required.len(), missing.join(", "), sans.join(", ")),
+        format!(
+            "{} of {} required names not covered: {}{hint}; the certificate has {}",
+            missing.len(),
+            required.len(),
+            missing.join(", "),
+            sans.join(", ")
+        ),
         format!("reissue the certificate with SANs {}", missing.join(", ")),
     )
 }
@@ -215,17 +331,32 @@ fn names_result(leaf: &X509Certificate<'_>, required: &[String]) -> CheckResult 
 fn date(t: i64) -> String {
     OffsetDateTime::from_unix_timestamp(t)
         .ok()
-        .and_then(|d| d.format(format_description!("[year]-[month]-[day] [hour]:[minute] UTC")).ok())
+        .and_then(|d| {
+            d.format(format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
         .unwrap_or_else(|| t.to_string())
 }
 
-fn validity_result(chain: &[X509Certificate<'_>], now: OffsetDateTime, min_days: u32) -> CheckResult {
+fn validity_result(
+    chain: &[X509Certificate<'_>],
+    now: OffsetDateTime,
+    min_days: u32,
+) -> CheckResult {
     let now_s = now.unix_timestamp();
     let leaf = &chain[0];
     let subject = subject_of(leaf);
     let nb = leaf.validity().not_before.timestamp();
     if now_s < nb {
-        return CheckResult::fail("certificate.validity", CAT, subject, format!("the leaf is not valid yet: valid from {}", date(nb)), "wait until the certificate becomes valid, or check the issuing system's clock and reissue");
+        return CheckResult::fail(
+            "certificate.validity",
+            CAT,
+            subject,
+            format!("the leaf is not valid yet: valid from {}", date(nb)),
+            "wait until the certificate becomes valid, or check the issuing system's clock and reissue",
+        );
     }
     // The chain is only as good as its earliest expiry.
     let (first, na) = chain
@@ -233,51 +364,141 @@ fn validity_result(chain: &[X509Certificate<'_>], now: OffsetDateTime, min_days:
         .map(|c| (c, c.validity().not_after.timestamp()))
         .min_by_key(|(_, t)| *t)
         .expect("chain is never empty");
-    let which = if std::ptr::eq(first, leaf) { "the leaf".to_owned() } else { format!("the intermediate {}", subject_of(first)) };
+    let which = if std::ptr::eq(first, leaf) {
+        "the leaf".to_owned()
+    } else {
+        format!("the intermediate {}", subject_of(first))
+    };
     if now_s > na {
-        return CheckResult::fail("certificate.validity", CAT, subject, format!("{which} expired on {}", date(na)), "renew the certificate and replace the chain file");
+        return CheckResult::fail(
+            "certificate.validity",
+            CAT,
+            subject,
+            format!("{which} expired on {}", date(na)),
+            "renew the certificate and replace the chain file",
+        );
     }
     let days_left = (na - now_s) / 86_400;
     if days_left < i64::from(min_days) {
-        return CheckResult::warn("certificate.validity", CAT, subject, format!("{which} expires on {} ({days_left} days left, minimum {min_days})", date(na)), "renew the certificate before handing over");
+        return CheckResult::warn(
+            "certificate.validity",
+            CAT,
+            subject,
+            format!(
+                "{which} expires on {} ({days_left} days left, minimum {min_days})",
+                date(na)
+            ),
+            "renew the certificate before handing over",
+        );
     }
-    CheckResult::pass("certificate.validity", CAT, subject, format!("valid until {} ({days_left} days left)", date(na)))
+    CheckResult::pass(
+        "certificate.validity",
+        CAT,
+        subject,
+        format!("valid until {} ({days_left} days left)", date(na)),
+    )
 }
 
-fn chain_result(ders: &[CertificateDer<'_>], chain: &[X509Certificate<'_>], now: OffsetDateTime, roots: &Roots, path: &str) -> CheckResult {
+fn chain_result(
+    ders: &[CertificateDer<'_>],
+    chain: &[X509Certificate<'_>],
+    now: OffsetDateTime,
+    roots: &Roots,
+    path: &str,
+) -> CheckResult {
     let subject = format!("chain to {}", roots.source);
     let leaf = &chain[0];
     // Verify at a moment the leaf is valid so that dates are reported once, by the validity check.
-    let (nb, na) = (leaf.validity().not_before.timestamp(), leaf.validity().not_after.timestamp());
+    let (nb, na) = (
+        leaf.validity().not_before.timestamp(),
+        leaf.validity().not_after.timestamp(),
+    );
     let now_s = now.unix_timestamp();
-    let at = if (nb..=na).contains(&now_s) { now_s } else { nb + (na - nb) / 2 };
+    let at = if (nb..=na).contains(&now_s) {
+        now_s
+    } else {
+        nb + (na - nb) / 2
+    };
     let time = UnixTime::since_unix_epoch(Duration::from_secs(at.max(0) as u64));
     let ee = match EndEntityCert::try_from(&ders[0]) {
         Ok(e) => e,
-        Err(e) => return CheckResult::fail("certificate.chain", CAT, subject, format!("the leaf cannot be used for verification: {e}"), "reissue the certificate"),
+        Err(e) => {
+            return CheckResult::fail(
+                "certificate.chain",
+                CAT,
+                subject,
+                format!("the leaf cannot be used for verification: {e}"),
+                "reissue the certificate",
+            );
+        }
     };
-    let verified = ee.verify_for_usage(webpki::ALL_VERIFICATION_ALGS, &roots.anchors, &ders[1..], time, KeyUsage::server_auth(), None, None);
+    let verified = ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &roots.anchors,
+        &ders[1..],
+        time,
+        KeyUsage::server_auth(),
+        None,
+        None,
+    );
     match verified {
-        Ok(_) => CheckResult::pass("certificate.chain", CAT, subject, format!("the chain verifies to {}", roots.source)),
+        Ok(_) => CheckResult::pass(
+            "certificate.chain",
+            CAT,
+            subject,
+            format!("the chain verifies to {}", roots.source),
+        ),
         Err(webpki::Error::UnknownIssuer) => unknown_issuer(chain, roots, subject, path),
-        Err(webpki::Error::UnsupportedSignatureAlgorithmContext(_) | webpki::Error::UnsupportedSignatureAlgorithmForPublicKeyContext(_)) => CheckResult::fail("certificate.chain", CAT, subject, "a signature in the chain uses an algorithm that is not accepted (see certificate.strength)", "reissue with a SHA-256 (or stronger) signature"),
-        Err(webpki::Error::RequiredEkuNotFoundContext(_)) => CheckResult::fail("certificate.chain", CAT, subject, "the chain is not valid for TLS server authentication (see certificate.usage)", "reissue the certificate with the serverAuth extended key usage"),
-        Err(e) => CheckResult::fail("certificate.chain", CAT, subject, format!("the chain does not verify to {}: {e}", roots.source), format!("put the complete chain from your CA in {path}")),
+        Err(
+            webpki::Error::UnsupportedSignatureAlgorithmContext(_)
+            | webpki::Error::UnsupportedSignatureAlgorithmForPublicKeyContext(_),
+        ) => CheckResult::fail(
+            "certificate.chain",
+            CAT,
+            subject,
+            "a signature in the chain uses an algorithm that is not accepted (see certificate.strength)",
+            "reissue with a SHA-256 (or stronger) signature",
+        ),
+        Err(webpki::Error::RequiredEkuNotFoundContext(_)) => CheckResult::fail(
+            "certificate.chain",
+            CAT,
+            subject,
+            "the chain is not valid for TLS server authentication (see certificate.usage)",
+            "reissue the certificate with the serverAuth extended key usage",
+        ),
+        Err(e) => CheckResult::fail(
+            "certificate.chain",
+            CAT,
+            subject,
+            format!("the chain does not verify to {}: {e}", roots.source),
+            format!("put the complete chain from your CA in {path}"),
+        ),
     }
 }
 
 /// Explains an unknown issuer: self-signed leaf, untrusted root, or which intermediate is missing.
-fn unknown_issuer(chain: &[X509Certificate<'_>], roots: &Roots, subject: String, path: &str) -> CheckResult {
+fn unknown_issuer(
+    chain: &[X509Certificate<'_>],
+    roots: &Roots,
+    subject: String,
+    path: &str,
+) -> CheckResult {
     let root_subjects: Vec<Vec<u8>> = roots
         .certs
         .iter()
-        .filter_map(|d| X509Certificate::from_der(d).ok().map(|(_, c)| c.subject().as_raw().to_vec()))
+        .filter_map(|d| {
+            X509Certificate::from_der(d)
+                .ok()
+                .map(|(_, c)| c.subject().as_raw().to_vec())
+        })
         .collect();
     let mut current = 0;
     let mut visited = vec![0];
     loop {
         let c = &chain[current];
-        let next = chain.iter().enumerate().position(|(i, p)| !visited.contains(&i) && p.subject().as_raw() == c.issuer().as_raw());
+        let next = chain.iter().enumerate().position(|(i, p)| {
+            !visited.contains(&i) && p.subject().as_raw() == c.issuer().as_raw()
+        });
         match next {
             Some(i) => {
                 visited.push(i);
@@ -292,10 +513,30 @@ fn unknown_issuer(chain: &[X509Certificate<'_>], roots: &Roots, subject: String,
         ("the leaf certificate is self-signed".to_owned(), "use a certificate issued by a CA the platform's users trust (or name the private CA in certificate.ca)".to_owned())
     } else if self_signed {
         (format!("the chain ends at the self-signed {}, which is not in {}", subject_of(end), roots.source), "name that root in certificate.ca if it is your private CA, or get a certificate from a trusted CA".to_owned())
-    } else if root_subjects.iter().any(|r| r.as_slice() == end.issuer().as_raw()) {
-        (format!("{} names the trusted issuer {} but its signature does not verify", subject_of(end), end.issuer()), format!("put the chain your CA issued in {path}"))
+    } else if root_subjects
+        .iter()
+        .any(|r| r.as_slice() == end.issuer().as_raw())
+    {
+        (
+            format!(
+                "{} names the trusted issuer {} but its signature does not verify",
+                subject_of(end),
+                end.issuer()
+            ),
+            format!("put the chain your CA issued in {path}"),
+        )
     } else {
-        (format!("missing intermediate: no certificate for the issuer {} of {}", end.issuer(), subject_of(end)), format!("append the intermediate certificate \"{}\" after the leaf in {path}", end.issuer()))
+        (
+            format!(
+                "missing intermediate: no certificate for the issuer {} of {}",
+                end.issuer(),
+                subject_of(end)
+            ),
+            format!(
+                "append the intermediate certificate \"{}\" after the leaf in {path}",
+                end.issuer()
+            ),
+        )
     };
     CheckResult::fail("certificate.chain", CAT, subject, message, fix)
 }
@@ -303,10 +544,32 @@ fn unknown_issuer(chain: &[X509Certificate<'_>], roots: &Roots, subject: String,
 fn usage_result(leaf: &X509Certificate<'_>) -> CheckResult {
     let subject = subject_of(leaf);
     match leaf.extended_key_usage() {
-        Ok(Some(eku)) if eku.value.server_auth || eku.value.any => CheckResult::pass("certificate.usage", CAT, subject, "extended key usage includes serverAuth"),
-        Ok(Some(_)) => CheckResult::fail("certificate.usage", CAT, subject, "extended key usage does not include serverAuth (TLS server)", "reissue the certificate with extendedKeyUsage serverAuth"),
-        Ok(None) => CheckResult::pass("certificate.usage", CAT, subject, "no extended key usage restriction (serverAuth allowed)"),
-        Err(e) => CheckResult::fail("certificate.usage", CAT, subject, format!("the extended key usage extension is invalid: {e}"), "reissue the certificate"),
+        Ok(Some(eku)) if eku.value.server_auth || eku.value.any => CheckResult::pass(
+            "certificate.usage",
+            CAT,
+            subject,
+            "extended key usage includes serverAuth",
+        ),
+        Ok(Some(_)) => CheckResult::fail(
+            "certificate.usage",
+            CAT,
+            subject,
+            "extended key usage does not include serverAuth (TLS server)",
+            "reissue the certificate with extendedKeyUsage serverAuth",
+        ),
+        Ok(None) => CheckResult::pass(
+            "certificate.usage",
+            CAT,
+            subject,
+            "no extended key usage restriction (serverAuth allowed)",
+        ),
+        Err(e) => CheckResult::fail(
+            "certificate.usage",
+            CAT,
+            subject,
+            format!("the extended key usage extension is invalid: {e}"),
+            "reissue the certificate",
+        ),
     }
 }
 
@@ -315,17 +578,34 @@ fn strength_result(chain: &[X509Certificate<'_>], path: &str) -> CheckResult {
     for c in chain {
         if let Ok(x509_parser::public_key::PublicKey::RSA(rsa)) = c.public_key().parsed() {
             if rsa.key_size() < 2048 {
-                problems.push(format!("{} has a weak RSA-{} key", subject_of(c), rsa.key_size()));
+                problems.push(format!(
+                    "{} has a weak RSA-{} key",
+                    subject_of(c),
+                    rsa.key_size()
+                ));
             }
         }
         let self_signed = c.subject().as_raw() == c.issuer().as_raw();
-        if !self_signed && SHA1_SIGNATURES.contains(&c.signature_algorithm.algorithm.to_id_string().as_str()) {
+        if !self_signed
+            && SHA1_SIGNATURES.contains(&c.signature_algorithm.algorithm.to_id_string().as_str())
+        {
             problems.push(format!("{} is signed with SHA-1", subject_of(c)));
         }
     }
     if problems.is_empty() {
-        CheckResult::pass("certificate.strength", CAT, path, "keys are at least RSA-2048 or ECDSA/Ed25519; no SHA-1 signatures")
+        CheckResult::pass(
+            "certificate.strength",
+            CAT,
+            path,
+            "keys are at least RSA-2048 or ECDSA/Ed25519; no SHA-1 signatures",
+        )
     } else {
-        CheckResult::fail("certificate.strength", CAT, path, problems.join("; "), "reissue with an RSA key of at least 2048 bits (or ECDSA P-256) and a SHA-256 signature")
+        CheckResult::fail(
+            "certificate.strength",
+            CAT,
+            path,
+            problems.join("; "),
+            "reissue with an RSA key of at least 2048 bits (or ECDSA P-256) and a SHA-256 signature",
+        )
     }
 }

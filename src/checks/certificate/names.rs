@@ -53,19 +53,35 @@ mod tests {
         assert!(!covers("*.digibee.acme.com", "x.core.digibee.acme.com"));
         assert!(!covers("*.digibee.acme.com", "digibee.acme.com"));
         assert!(covers("*.core.digibee.acme.com", "*.core.digibee.acme.com"));
-        assert!(covers("*.CORE.digibee.acme.com.", "*.core.digibee.acme.com"));
+        assert!(covers(
+            "*.CORE.digibee.acme.com.",
+            "*.core.digibee.acme.com"
+        ));
         assert!(!covers("*.digibee.acme.com", "*.core.digibee.acme.com"));
-        assert!(!covers("x.core.digibee.acme.com", "*.core.digibee.acme.com"));
+        assert!(!covers(
+            "x.core.digibee.acme.com",
+            "*.core.digibee.acme.com"
+        ));
         assert!(!covers("f*.core.acme.com", "foo.core.acme.com"));
         assert!(!covers("*.*.acme.com", "*.core.acme.com"));
-        assert!(!covers("*.com", "acme.com"), "a wildcard over a single label is never honoured");
+        assert!(
+            !covers("*.com", "acme.com"),
+            "a wildcard over a single label is never honoured"
+        );
         assert!(covers("api.acme.com", "API.acme.com"));
     }
 
     #[test]
     fn reports_exactly_the_missing_names() {
-        let req: Vec<String> = ["core", "static", "auth"].iter().map(|p| format!("*.{p}.d.acme.com")).collect();
-        let sans = vec!["*.core.d.acme.com".to_string(), "*.d.acme.com".into(), "*.auth.d.acme.com".into()];
+        let req: Vec<String> = ["core", "static", "auth"]
+            .iter()
+            .map(|p| format!("*.{p}.d.acme.com"))
+            .collect();
+        let sans = vec![
+            "*.core.d.acme.com".to_string(),
+            "*.d.acme.com".into(),
+            "*.auth.d.acme.com".into(),
+        ];
         assert_eq!(uncovered(&req, &sans), vec!["*.static.d.acme.com"]);
     }
 

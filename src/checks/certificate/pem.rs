@@ -36,14 +36,22 @@ impl PemProblem {
     /// One line saying how to fix it, for the file `path`.
     pub fn fix(&self, path: &str, is_key: bool) -> String {
         match self {
-            PemProblem::Der if is_key => format!("convert it to PEM: openssl pkey -inform der -in {path} -out {path}.pem"),
-            PemProblem::Der => format!("convert it to PEM: openssl x509 -inform der -in {path} -out {path}.pem"),
+            PemProblem::Der if is_key => {
+                format!("convert it to PEM: openssl pkey -inform der -in {path} -out {path}.pem")
+            }
+            PemProblem::Der => {
+                format!("convert it to PEM: openssl x509 -inform der -in {path} -out {path}.pem")
+            }
             PemProblem::EncryptedKey => format!(
                 "provide the key without a passphrase (e.g. openssl pkey -in {path} -out <new file>) and keep that file private"
             ),
             PemProblem::ManyKeys(_) => format!("keep only the leaf certificate's key in {path}"),
-            _ if is_key => format!("put the leaf's private key in PEM (-----BEGIN PRIVATE KEY-----) in {path}"),
-            _ => format!("put the PEM chain in {path}: the leaf first, then each intermediate (-----BEGIN CERTIFICATE-----)"),
+            _ if is_key => {
+                format!("put the leaf's private key in PEM (-----BEGIN PRIVATE KEY-----) in {path}")
+            }
+            _ => format!(
+                "put the PEM chain in {path}: the leaf first, then each intermediate (-----BEGIN CERTIFICATE-----)"
+            ),
         }
     }
 }
@@ -66,7 +74,9 @@ pub fn parse_chain(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, PemProb
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| PemProblem::Malformed(describe(e)))?;
     if certs.is_empty() {
-        return Err(PemProblem::NotFound { wanted: "certificate (-----BEGIN CERTIFICATE-----)" });
+        return Err(PemProblem::NotFound {
+            wanted: "certificate (-----BEGIN CERTIFICATE-----)",
+        });
     }
     Ok(certs)
 }
@@ -75,7 +85,9 @@ pub fn parse_chain(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, PemProb
 pub fn parse_key(bytes: &[u8]) -> Result<PrivateKeyDer<'static>, PemProblem> {
     precheck(bytes)?;
     let text = String::from_utf8_lossy(bytes);
-    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") || text.contains("Proc-Type: 4,ENCRYPTED") {
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        || text.contains("Proc-Type: 4,ENCRYPTED")
+    {
         return Err(PemProblem::EncryptedKey);
     }
     let mut keys = Vec::new();
@@ -84,7 +96,9 @@ pub fn parse_key(bytes: &[u8]) -> Result<PrivateKeyDer<'static>, PemProblem> {
         keys.push(key);
     }
     match keys.len() {
-        0 => Err(PemProblem::NotFound { wanted: "private key (-----BEGIN PRIVATE KEY-----)" }),
+        0 => Err(PemProblem::NotFound {
+            wanted: "private key (-----BEGIN PRIVATE KEY-----)",
+        }),
         1 => Ok(keys.remove(0)),
         n => Err(PemProblem::ManyKeys(n)),
     }
@@ -93,10 +107,19 @@ pub fn parse_key(bytes: &[u8]) -> Result<PrivateKeyDer<'static>, PemProblem> {
 fn describe(e: pem::Error) -> String {
     match e {
         pem::Error::MissingSectionEnd { end_marker } => {
-            format!("a block is not closed (missing {})", String::from_utf8_lossy(&end_marker))
+            format!(
+                "a block is not closed (missing {})",
+                String::from_utf8_lossy(&end_marker)
+            )
         }
         pem::Error::IllegalSectionStart { line } => {
-            format!("bad BEGIN line `{}`", String::from_utf8_lossy(&line).chars().take(60).collect::<String>())
+            format!(
+                "bad BEGIN line `{}`",
+                String::from_utf8_lossy(&line)
+                    .chars()
+                    .take(60)
+                    .collect::<String>()
+            )
         }
         pem::Error::Base64Decode(_) => "a block is not valid base64".into(),
         other => other.to_string(),
@@ -110,13 +133,22 @@ mod tests {
     #[test]
     fn recognises_wrong_inputs() {
         assert_eq!(parse_chain(b"  \n"), Err(PemProblem::Empty));
-        assert_eq!(parse_chain(&[0x30, 0x82, 0xff, 0xfe, 0x00]), Err(PemProblem::Der));
-        assert!(matches!(parse_chain(b"hello world"), Err(PemProblem::NotFound { .. })));
+        assert_eq!(
+            parse_chain(&[0x30, 0x82, 0xff, 0xfe, 0x00]),
+            Err(PemProblem::Der)
+        );
+        assert!(matches!(
+            parse_chain(b"hello world"),
+            Err(PemProblem::NotFound { .. })
+        ));
         assert!(matches!(
             parse_chain(b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n"),
             Err(PemProblem::Malformed(_))
         ));
-        assert!(matches!(parse_chain(b"-----BEGIN CERTIFICATE-----\nAAAA\n"), Err(PemProblem::Malformed(_))));
+        assert!(matches!(
+            parse_chain(b"-----BEGIN CERTIFICATE-----\nAAAA\n"),
+            Err(PemProblem::Malformed(_))
+        ));
         assert_eq!(
             parse_key(b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"),
             Err(PemProblem::EncryptedKey)
