@@ -85,6 +85,15 @@ pub enum Command {
     },
     /// Print the JSON Schema of the realm spec (for editors).
     Schema,
+    /// Run a complete self-check on this machine alone: a demo realm and loopback peers.
+    Demo {
+        /// Folder for the demo realm (spec, certificates, report.html).
+        #[arg(long, default_value = "realmctl-demo")]
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Format,
+    },
     /// Customer self-check: certificate, DNS, outbound access, VPN and spec prerequisites.
     Preflight {
         /// The realm spec.
@@ -150,13 +159,50 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
             report,
             concurrency,
         } => preflight(
+            &runtime()?,
             &file,
             only,
             output,
             report.as_deref(),
             usize::from(concurrency),
         ),
+        Command::Demo { dir, output } => {
+            let runtime = runtime()?;
+            let demo = runtime
+                .block_on(realmctl::demo::prepare(&dir))
+                .map_err(bad)?;
+            let report = dir.join("report.html");
+            let outcome = preflight(
+                &runtime,
+                &demo.spec,
+                Some(demo.only),
+                output,
+                Some(&report),
+                32,
+            )?;
+            if output == Format::Text {
+                println!(
+                    "Demo realm in {}: spec {}, report {}",
+                    dir.display(),
+                    demo.spec.display(),
+                    report.display()
+                );
+                println!(
+                    "DNS is not part of the demo (it needs a name server for {}); try `realmctl preflight --only dns -f <your spec>`.",
+                    realmctl::demo::BASE
+                );
+            }
+            Ok(outcome)
+        }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, BadInput> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(bad)
 }
 
 fn bad(e: impl Into<anyhow::Error>) -> BadInput {
@@ -280,6 +326,7 @@ impl Observer for Progress {
 }
 
 fn preflight(
+    runtime: &tokio::runtime::Runtime,
     file: &Path,
     only: Option<Vec<Category>>,
     output: Format,
@@ -320,11 +367,6 @@ fn preflight(
         bar,
         done: Mutex::new(0),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-        .map_err(bad)?;
     let result = runtime.block_on(preflight::run(&spec, &opts, &progress));
     progress.bar.finish_and_clear();
     let report = result.map_err(bad)?;

@@ -5,6 +5,7 @@
 //! [`checks::Observer`]. See `docs/architecture.md`.
 
 pub mod checks;
+pub mod demo;
 pub mod preflight;
 pub mod report;
 pub mod requirements;

@@ -12,6 +12,7 @@ use tera::{Context, Tera, Value};
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("realm.yaml", include_str!("../templates/realm.yaml.tera")),
+    ("demo.yaml", include_str!("../templates/demo.yaml.tera")),
     (
         "preflight.html",
         include_str!("../templates/preflight.html.tera"),

@@ -448,3 +448,29 @@ fn reports_are_written_and_secrets_never_appear() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn demo_runs_a_full_self_check_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = realmctl()
+        .args(["demo", "--output", "json", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["realm"], "demo");
+    assert_eq!(v["summary"]["fail"], 0);
+    assert_eq!(
+        v["summary"]["warn"], 1,
+        "the demo CA's TLS server is reported as interception: {out}"
+    );
+    assert!(dir.path().join("report.html").exists());
+    realmctl()
+        .arg("validate")
+        .arg("-f")
+        .arg(dir.path().join("realm.yaml"))
+        .assert()
+        .success();
+}

@@ -1,0 +1,168 @@
+//! `realmctl demo`: a complete customer self-check on this machine alone.
+//!
+//! Writes a demo realm (spec, a test CA and a wildcard certificate for the six required names)
+//! into a folder, starts loopback peers for the outbound checks (a TLS server, a plain TCP
+//! service), and returns the spec for `preflight` to run.
+//! DNS is not part of the demo: it needs a name server for the demo zone.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use time::{Duration, OffsetDateTime};
+
+use crate::checks::Category;
+
+/// The demo realm's base domain (`.test` is reserved, RFC 6761).
+pub const BASE: &str = "digibee.demo.test";
+
+/// Why the demo could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Writing a demo file failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Generating the demo certificates failed.
+    #[error("cannot generate the demo certificates: {0}")]
+    Certificates(#[from] rcgen::Error),
+    /// Starting a loopback peer failed.
+    #[error("cannot start a loopback peer: {0}")]
+    Peer(String),
+}
+
+/// A prepared demo: where the spec is and which categories it exercises.
+#[derive(Debug)]
+pub struct Demo {
+    /// The spec file.
+    pub spec: PathBuf,
+    /// Categories the demo runs.
+    pub only: Vec<Category>,
+}
+
+fn write(path: PathBuf, text: &str) -> Result<(), DemoError> {
+    std::fs::write(&path, text).map_err(|source| DemoError::Write { path, source })
+}
+
+fn ca(cn: &str) -> Result<CertificateParams, rcgen::Error> {
+    let mut p = CertificateParams::new(Vec::<String>::new())?;
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.distinguished_name
+        .push(DnType::OrganizationName, "realmctl demo");
+    Ok(p)
+}
+
+fn leaf(
+    names: Vec<String>,
+    issuer: &CertifiedIssuer<'_, KeyPair>,
+) -> Result<(String, KeyPair), rcgen::Error> {
+    let key = KeyPair::generate()?;
+    let mut p = CertificateParams::new(names.clone())?;
+    p.distinguished_name
+        .push(DnType::CommonName, names[0].clone());
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    p.not_before = OffsetDateTime::now_utc() - Duration::days(1);
+    p.not_after = OffsetDateTime::now_utc() + Duration::days(90);
+    Ok((
+        format!("{}{}", p.signed_by(&key, issuer)?.pem(), issuer.pem()),
+        key,
+    ))
+}
+
+/// Writes the demo realm into `dir` and starts its loopback peers on the current tokio runtime.
+pub async fn prepare(dir: &Path) -> Result<Demo, DemoError> {
+    let mkdir = |p: PathBuf| {
+        std::fs::create_dir_all(&p).map_err(|source| DemoError::Write { path: p, source })
+    };
+    mkdir(dir.join("certs"))?;
+    let root = CertifiedIssuer::self_signed(ca("realmctl demo root CA")?, KeyPair::generate()?)?;
+    let inter = CertifiedIssuer::signed_by(
+        ca("realmctl demo intermediate CA")?,
+        KeyPair::generate()?,
+        &root,
+    )?;
+    let names: Vec<String> = crate::requirements::embedded()
+        .domains
+        .all()
+        .map(|p| format!("*.{}.{BASE}", p.prefix))
+        .collect();
+    let (chain, key) = leaf(names, &inter)?;
+    write(dir.join("certs/wildcard.pem"), &chain)?;
+    write(dir.join("certs/wildcard.key"), &key.serialize_pem())?;
+    write(dir.join("certs/ca.pem"), &root.pem())?;
+
+    let (server_chain, server_key) = leaf(vec!["localhost".into()], &inter)?;
+    let tls = tls_server(&server_chain, &server_key.serialize_pem()).await?;
+    let plain = listener().await?;
+    let spec = crate::templates::render(
+        "demo.yaml",
+        &serde_json::json!({"base": BASE, "tls": tls, "plain": plain}),
+    )
+    .map_err(|e| DemoError::Peer(e.to_string()))?;
+    let path = dir.join("realm.yaml");
+    write(path.clone(), &spec)?;
+    Ok(Demo {
+        spec: path,
+        only: vec![
+            Category::Spec,
+            Category::Certificate,
+            Category::Outbound,
+            Category::Vpn,
+        ],
+    })
+}
+
+async fn tls_server(chain: &str, key: &str) -> Result<u16, DemoError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| DemoError::Peer(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
+        .map_err(|e| DemoError::Peer(e.to_string()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+    .map_err(|e| DemoError::Peer(e.to_string()))?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| DemoError::Peer(e.to_string()))?;
+    let port = l
+        .local_addr()
+        .map_err(|e| DemoError::Peer(e.to_string()))?
+        .port();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let a = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = a.accept(s).await;
+            });
+        }
+    });
+    Ok(port)
+}
+
+/// A loopback listener that accepts connections and closes them.
+async fn listener() -> Result<u16, DemoError> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| DemoError::Peer(e.to_string()))?;
+    let port = l
+        .local_addr()
+        .map_err(|e| DemoError::Peer(e.to_string()))?
+        .port();
+    tokio::spawn(async move { while l.accept().await.is_ok() {} });
+    Ok(port)
+}
