@@ -144,4 +144,21 @@ mod tests {
         assert_eq!(r.vpn.routing, "route-based");
         assert_eq!(r.vpn.platform_cidrs.len(), 3);
     }
+
+    #[test]
+    fn docs_checks_md_lists_every_requirement() {
+        let doc = include_str!("../docs/checks.md");
+        let r = embedded();
+        for t in &r.outbound.targets {
+            for p in &t.ports {
+                assert!(doc.contains(&format!("`{}:{p}`", t.host)), "docs/checks.md lacks {}:{p}", t.host);
+            }
+        }
+        for p in r.domains.all() {
+            assert!(doc.contains(&format!("`*.{}.<base>`", p.prefix)), "docs/checks.md lacks {}", p.prefix);
+        }
+        for c in &r.vpn.platform_cidrs {
+            assert!(doc.contains(&format!("`{}`", c.cidr)), "docs/checks.md lacks {}", c.cidr);
+        }
+    }
 }
