@@ -379,7 +379,11 @@ fn preflight(
         Format::Json => println!("{}", report::json(&report)),
     }
     if let (Some(path), Some(fmt)) = (report_path, doc_format) {
-        let stamp = now.format(&Rfc3339).unwrap_or_default();
+        let stamp = now
+            .replace_nanosecond(0)
+            .unwrap_or(now)
+            .format(&Rfc3339)
+            .unwrap_or_default();
         let doc = report::document(&report, fmt, &stamp).map_err(bad)?;
         std::fs::write(path, doc)
             .with_context(|| format!("cannot write the report {}", path.display()))

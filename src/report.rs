@@ -91,6 +91,7 @@ pub fn json(report: &Report) -> String {
 #[derive(Serialize)]
 struct Group<'a> {
     category: &'static str,
+    title: &'static str,
     checks: Vec<&'a CheckResult>,
 }
 
@@ -118,6 +119,7 @@ pub fn document(
             .into_iter()
             .map(|(c, checks)| Group {
                 category: c.as_str(),
+                title: c.title(),
                 checks,
             })
             .collect(),

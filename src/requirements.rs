@@ -151,14 +151,26 @@ mod tests {
         let r = embedded();
         for t in &r.outbound.targets {
             for p in &t.ports {
-                assert!(doc.contains(&format!("`{}:{p}`", t.host)), "docs/checks.md lacks {}:{p}", t.host);
+                assert!(
+                    doc.contains(&format!("`{}:{p}`", t.host)),
+                    "docs/checks.md lacks {}:{p}",
+                    t.host
+                );
             }
         }
         for p in r.domains.all() {
-            assert!(doc.contains(&format!("`*.{}.<base>`", p.prefix)), "docs/checks.md lacks {}", p.prefix);
+            assert!(
+                doc.contains(&format!("`*.{}.<base>`", p.prefix)),
+                "docs/checks.md lacks {}",
+                p.prefix
+            );
         }
         for c in &r.vpn.platform_cidrs {
-            assert!(doc.contains(&format!("`{}`", c.cidr)), "docs/checks.md lacks {}", c.cidr);
+            assert!(
+                doc.contains(&format!("`{}`", c.cidr)),
+                "docs/checks.md lacks {}",
+                c.cidr
+            );
         }
     }
 }

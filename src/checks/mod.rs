@@ -67,6 +67,18 @@ impl Category {
         Category::Access,
     ];
 
+    /// Heading for reports.
+    pub fn title(self) -> &'static str {
+        match self {
+            Category::Spec => "Spec",
+            Category::Certificate => "Certificate",
+            Category::Dns => "DNS",
+            Category::Outbound => "Outbound",
+            Category::Vpn => "VPN",
+            Category::Access => "Access",
+        }
+    }
+
     /// Lowercase name as in the JSON output and `--only`.
     pub fn as_str(self) -> &'static str {
         match self {
