@@ -123,7 +123,9 @@ pub async fn prepare(dir: &Path) -> Result<Demo, DemoError> {
     })
 }
 
-async fn tls_server(chain: &str, key: &str) -> Result<u16, DemoError> {
+/// A TLS server on 127.0.0.1 presenting `chain` (PEM, leaf first) with `key`; it completes
+/// handshakes and closes. Returns its port; it runs until the tokio runtime ends.
+pub async fn tls_server(chain: &str, key: &str) -> Result<u16, DemoError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain.as_bytes())
         .collect::<Result<_, _>>()
         .map_err(|e| DemoError::Peer(e.to_string()))?;
@@ -136,13 +138,7 @@ async fn tls_server(chain: &str, key: &str) -> Result<u16, DemoError> {
     .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
     .map_err(|e| DemoError::Peer(e.to_string()))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| DemoError::Peer(e.to_string()))?;
-    let port = l
-        .local_addr()
-        .map_err(|e| DemoError::Peer(e.to_string()))?
-        .port();
+    let (l, port) = bind_loopback().await?;
     tokio::spawn(async move {
         while let Ok((s, _)) = l.accept().await {
             let a = acceptor.clone();
@@ -154,15 +150,18 @@ async fn tls_server(chain: &str, key: &str) -> Result<u16, DemoError> {
     Ok(port)
 }
 
-/// A loopback listener that accepts connections and closes them.
-async fn listener() -> Result<u16, DemoError> {
+async fn bind_loopback() -> Result<(tokio::net::TcpListener, u16), DemoError> {
+    let peer = |e: std::io::Error| DemoError::Peer(e.to_string());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-        .map_err(|e| DemoError::Peer(e.to_string()))?;
-    let port = l
-        .local_addr()
-        .map_err(|e| DemoError::Peer(e.to_string()))?
-        .port();
+        .map_err(peer)?;
+    let port = l.local_addr().map_err(peer)?.port();
+    Ok((l, port))
+}
+
+/// A loopback listener that accepts connections and closes them.
+async fn listener() -> Result<u16, DemoError> {
+    let (l, port) = bind_loopback().await?;
     tokio::spawn(async move { while l.accept().await.is_ok() {} });
     Ok(port)
 }

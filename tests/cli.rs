@@ -41,40 +41,24 @@ fn valid_spec(dir: &Path, o: SpecOpts) -> std::path::PathBuf {
 fn init_then_validate() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("realm.yaml");
-    realmctl()
-        .args([
-            "init",
-            "--cloud",
-            "gke",
-            "--name",
-            "acme",
-            "--domain",
-            "digibee.acme.com",
-            "-o",
-        ])
-        .arg(&spec)
-        .assert()
-        .success();
+    let init = [
+        "init",
+        "--cloud",
+        "gke",
+        "--name",
+        "acme",
+        "--domain",
+        "digibee.acme.com",
+        "-o",
+    ];
+    realmctl().args(init).arg(&spec).assert().success();
     let written = std::fs::read_to_string(&spec).unwrap();
     assert!(
         written.contains("provider: gke") && written.contains("# "),
         "commented spec expected"
     );
     // Refuses to overwrite.
-    realmctl()
-        .args([
-            "init",
-            "--cloud",
-            "gke",
-            "--name",
-            "acme",
-            "--domain",
-            "digibee.acme.com",
-            "-o",
-        ])
-        .arg(&spec)
-        .assert()
-        .code(2);
+    realmctl().args(init).arg(&spec).assert().code(2);
     // The certificate files do not exist yet: bad input naming them.
     let o = realmctl()
         .arg("validate")

@@ -7,7 +7,6 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{
@@ -387,38 +386,11 @@ pub fn tinyproxy(extra: &[String]) -> Peer {
     }
 }
 
-/// A rustls TLS server on 127.0.0.1 presenting `leaf` (chain PEM + key); it completes handshakes
-/// and closes. Returns its port; runs until the runtime ends.
+/// A rustls TLS server on 127.0.0.1 presenting `leaf` (the same peer `realmctl demo` uses).
 pub async fn tls_server(leaf: &Leaf) -> u16 {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
-            .map(Result::unwrap)
-            .collect();
-    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+    realmctl::demo::tls_server(&leaf.cert_pem, &leaf.key_pem)
+        .await
         .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((sock, _)) = listener.accept().await else {
-                return;
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let _ = acceptor.accept(sock).await;
-            });
-        }
-    });
-    port
 }
 
 /// A loopback listener that accepts connections and never answers (a "hung" peer).
