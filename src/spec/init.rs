@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::raw::Provider;
-use super::resolve::{is_dns_name, is_realm_name};
+use super::syntax::{is_dns_name, is_realm_name};
 use crate::templates::{self, TemplateError};
 
 /// Why `init` refused its input.

@@ -8,6 +8,7 @@
 pub mod init;
 pub mod raw;
 mod resolve;
+mod syntax;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -323,7 +324,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
             let idx = usize::try_from(d.pos.line).unwrap_or(0).checked_sub(1);
             d.source_line = idx
                 .and_then(|i| text.lines().nth(i))
-                .map(|l| resolve::redact_line(l).chars().take(160).collect());
+                .map(|l| syntax::redact_line(l).chars().take(160).collect());
         }
         invalid(diags)
     };
