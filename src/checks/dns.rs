@@ -43,6 +43,20 @@ pub enum Outcome {
     Other(String),
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Addresses(a) => write!(f, "{} address(es)", a.len()),
+            Outcome::NxDomain => f.write_str("NXDOMAIN"),
+            Outcome::NoData => f.write_str("NODATA"),
+            Outcome::ServFail => f.write_str("SERVFAIL"),
+            Outcome::Refused => f.write_str("REFUSED"),
+            Outcome::Timeout => f.write_str("timeout"),
+            Outcome::Other(e) => f.write_str(e),
+        }
+    }
+}
+
 /// Decides the status, message and fix of a resolution (pure).
 pub fn classify(wildcard: &str, probe: &str, server: &str, outcome: &Outcome) -> CheckResult {
     let id = format!(
@@ -352,7 +366,7 @@ async fn caa_check(
                     CAT,
                     subject,
                     format!(
-                        "the CAA lookup for {p}.{} failed ({o:?}); CAs refuse to issue when CAA cannot be read",
+                        "the CAA lookup for {p}.{} failed ({o}); CAs refuse to issue when CAA cannot be read",
                         domains.base
                     ),
                     "make CAA queries for the domain answer (NOERROR), so certificates can be renewed",
