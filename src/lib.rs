@@ -7,6 +7,7 @@
 pub mod checks;
 pub mod demo;
 pub mod preflight;
+pub mod quota;
 pub mod report;
 pub mod requirements;
 pub mod spec;
