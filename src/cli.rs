@@ -20,6 +20,8 @@ use realmctl::preflight::{self, Options};
 use realmctl::report::{self, DocFormat};
 use realmctl::spec::{self, Provider, Spec, SpecError};
 
+mod quota;
+
 /// How a command ended, mapped to the brief's exit codes.
 #[derive(Debug)]
 pub enum Outcome {
@@ -85,6 +87,12 @@ pub enum Command {
     },
     /// Print the JSON Schema of the realm spec (for editors).
     Schema,
+    /// The enforcement core: subscription/RTU admission of pipeline deployments.
+    Quota {
+        /// The quota command.
+        #[command(subcommand)]
+        cmd: quota::QuotaCmd,
+    },
     /// Run a complete self-check on this machine alone: a demo realm and loopback peers.
     Demo {
         /// Folder for the demo realm (spec, certificates, report.html).
@@ -166,6 +174,7 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
             report.as_deref(),
             usize::from(concurrency),
         ),
+        Command::Quota { cmd } => quota::run(cmd),
         Command::Demo { dir, output } => {
             let runtime = runtime()?;
             let demo = runtime
@@ -205,7 +214,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, BadInput> {
         .map_err(bad)
 }
 
-fn bad(e: impl Into<anyhow::Error>) -> BadInput {
+pub(crate) fn bad(e: impl Into<anyhow::Error>) -> BadInput {
     BadInput(e.into())
 }
 

@@ -12,6 +12,7 @@ use serde::Deserialize;
 const DOMAINS_YAML: &str = include_str!("../playbooks/requirements/domains.yaml");
 const OUTBOUND_YAML: &str = include_str!("../playbooks/requirements/outbound.yaml");
 const VPN_YAML: &str = include_str!("../playbooks/requirements/vpn.yaml");
+const QUOTA_YAML: &str = include_str!("../playbooks/requirements/quota.yaml");
 
 /// One required domain prefix (`*.<prefix>.<base>`).
 #[derive(Debug, Clone, Deserialize)]
@@ -88,6 +89,52 @@ pub struct VpnRequirements {
     pub platform_cidrs: Vec<PlatformCidr>,
 }
 
+/// RTUs per subscription, per environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerEnv {
+    /// Test environment.
+    pub test: u64,
+    /// Prod environment.
+    pub prod: u64,
+}
+
+/// RTUs per replica of each size.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeRtus {
+    /// Small.
+    pub small: u64,
+    /// Medium.
+    pub medium: u64,
+    /// Large.
+    pub large: u64,
+}
+
+/// Default platform usage quotas.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct QuotaDefaults {
+    /// Most replicas per deployment.
+    pub max_replicas_per_deployment: u32,
+    /// Largest size per deployment.
+    pub max_size_per_deployment: crate::quota::model::Size,
+}
+
+/// The subscription model's numbers and the default quotas.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct QuotaRequirements {
+    /// Format version of the file.
+    pub version: u32,
+    /// RTUs each subscription brings per environment.
+    pub rtus_per_subscription: PerEnv,
+    /// RTUs per replica by size.
+    pub sizes: SizeRtus,
+    /// Default quotas.
+    pub defaults: QuotaDefaults,
+}
+
 /// All embedded requirement lists.
 #[derive(Debug, Clone)]
 pub struct Requirements {
@@ -97,6 +144,8 @@ pub struct Requirements {
     pub outbound: OutboundRequirements,
     /// VPN rules.
     pub vpn: VpnRequirements,
+    /// Subscription model numbers and default quotas.
+    pub quota: QuotaRequirements,
 }
 
 /// The embedded requirement lists, parsed once.
@@ -106,6 +155,7 @@ pub fn embedded() -> &'static Requirements {
         domains: parse("domains.yaml", DOMAINS_YAML),
         outbound: parse("outbound.yaml", OUTBOUND_YAML),
         vpn: parse("vpn.yaml", VPN_YAML),
+        quota: parse("quota.yaml", QUOTA_YAML),
     })
 }
 
@@ -143,6 +193,27 @@ mod tests {
         assert_eq!(r.vpn.peer_prefix_length, 32);
         assert_eq!(r.vpn.routing, "route-based");
         assert_eq!(r.vpn.platform_cidrs.len(), 3);
+    }
+
+    #[test]
+    fn quota_data_agrees_with_the_model() {
+        use crate::quota::model::{Env, RealmConfig, Size};
+        let q = &embedded().quota;
+        assert_eq!(
+            (q.sizes.small, q.sizes.medium, q.sizes.large),
+            (Size::Small.rtus(), Size::Medium.rtus(), Size::Large.rtus())
+        );
+        let one = RealmConfig {
+            pipeline_subscriptions: 1,
+            extra_test_rtus: 0,
+            extra_prod_rtus: 0,
+            max_replicas: 1,
+            max_size: Size::Small,
+        };
+        assert_eq!(
+            (q.rtus_per_subscription.test, q.rtus_per_subscription.prod),
+            (one.rtus(Env::Test), one.rtus(Env::Prod))
+        );
     }
 
     #[test]

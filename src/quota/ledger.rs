@@ -14,7 +14,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::model::{self, Decision, Deployment, Env, EnvUsage, Key, RealmConfig, Size, State, Version};
+use super::model::{
+    self, Decision, Deployment, Env, EnvUsage, Key, RealmConfig, Size, State, Version,
+};
 
 /// SQLite durability setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +39,9 @@ pub enum LedgerError {
         source: rusqlite::Error,
     },
     /// The realm has no config yet.
-    #[error("realm `{0}` is not seeded\n  help: run `realmctl quota seed --db FILE -f realm.yaml` first")]
+    #[error(
+        "realm `{0}` is not seeded\n  help: run `realmctl quota seed --db FILE -f realm.yaml` first"
+    )]
     UnknownRealm(String),
     /// Nothing is deployed under that key.
     #[error("nothing is deployed for {pipeline} major {major} in {environment} of realm `{realm}`")]
@@ -52,7 +56,9 @@ pub enum LedgerError {
         major: u32,
     },
     /// A seed would lower the config below what is deployed.
-    #[error("refusing to seed realm `{realm}`: {detail}\n  help: undeploy first, or keep the subscriptions/RTUs at least at current use")]
+    #[error(
+        "refusing to seed realm `{realm}`: {detail}\n  help: undeploy first, or keep the subscriptions/RTUs at least at current use"
+    )]
     SeedRefused {
         /// Realm.
         realm: String,
@@ -152,40 +158,83 @@ pub struct Ledger {
 }
 
 fn now() -> String {
-    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
 }
 
 impl Ledger {
     /// Opens (creating if needed) the ledger at `path`.
     pub fn open(path: &Path, sync: Sync) -> Result<Self, LedgerError> {
-        let err = |source| LedgerError::Sqlite { path: path.to_owned(), source };
+        let err = |source| LedgerError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", match sync {
-            Sync::Full => "FULL",
-            Sync::Normal => "NORMAL",
-        })
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match sync {
+                Sync::Full => "FULL",
+                Sync::Normal => "NORMAL",
+            },
+        )
         .map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(Ledger { conn, path: path.to_owned() })
+        Ok(Ledger {
+            conn,
+            path: path.to_owned(),
+        })
     }
 
     fn sql(&self) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
-        |source| LedgerError::Sqlite { path: self.path.clone(), source }
+        |source| LedgerError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Creates or updates a realm's config; refuses to go below what is deployed.
-    pub fn seed(&mut self, realm: &str, config: RealmConfig, actor: &str) -> Result<(), LedgerError> {
+    pub fn seed(
+        &mut self,
+        realm: &str,
+        config: RealmConfig,
+        actor: &str,
+    ) -> Result<(), LedgerError> {
         let path = self.path.clone();
-        let err = |source| LedgerError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let err = |source| LedgerError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
         let state = load_state(&tx, realm, &path)?;
         if let Err(detail) = model::covers(&config, &state) {
-            log(&tx, actor, realm, "seed", &serde_json::to_string(&config).unwrap_or_default(), false, Some("below_current_use"), &detail, None, None).map_err(err)?;
+            log(
+                &tx,
+                actor,
+                realm,
+                "seed",
+                &serde_json::to_string(&config).unwrap_or_default(),
+                false,
+                Some("below_current_use"),
+                &detail,
+                None,
+                None,
+            )
+            .map_err(err)?;
             tx.commit().map_err(err)?;
-            return Err(LedgerError::SeedRefused { realm: realm.to_owned(), detail });
+            return Err(LedgerError::SeedRefused {
+                realm: realm.to_owned(),
+                detail,
+            });
         }
         tx.execute(
             "INSERT INTO realms (name, pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size, updated_at)
@@ -196,16 +245,44 @@ impl Ledger {
             params![realm, config.pipeline_subscriptions as i64, config.extra_test_rtus as i64, config.extra_prod_rtus as i64, config.max_replicas, config.max_size.as_str(), now()],
         )
         .map_err(err)?;
-        let detail = format!("{} subscriptions, {} Test RTUs, {} Prod RTUs", config.pipeline_subscriptions, config.rtus(Env::Test), config.rtus(Env::Prod));
-        log(&tx, actor, realm, "seed", &serde_json::to_string(&config).unwrap_or_default(), true, None, &detail, None, None).map_err(err)?;
+        let detail = format!(
+            "{} subscriptions, {} Test RTUs, {} Prod RTUs",
+            config.pipeline_subscriptions,
+            config.rtus(Env::Test),
+            config.rtus(Env::Prod)
+        );
+        log(
+            &tx,
+            actor,
+            realm,
+            "seed",
+            &serde_json::to_string(&config).unwrap_or_default(),
+            true,
+            None,
+            &detail,
+            None,
+            None,
+        )
+        .map_err(err)?;
         tx.commit().map_err(err)
     }
 
     /// Decides and, if admitted, records a deployment; every decision is logged.
-    pub fn deploy(&mut self, realm: &str, request: &Deployment, actor: &str) -> Result<Decision, LedgerError> {
+    pub fn deploy(
+        &mut self,
+        realm: &str,
+        request: &Deployment,
+        actor: &str,
+    ) -> Result<Decision, LedgerError> {
         let path = self.path.clone();
-        let err = |source| LedgerError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let err = |source| LedgerError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
         let config = load_config(&tx, realm, &path)?;
         let state = load_state(&tx, realm, &path)?;
         let d = model::decide(&config, &state, request);
@@ -220,7 +297,19 @@ impl Ledger {
             .map_err(err)?;
         }
         let req = serde_json::to_string(request).unwrap_or_default();
-        log(&tx, actor, realm, "deploy", &req, d.admitted, d.reason.map(|r| r.as_str()), &d.detail, Some(&d.before), Some(&d.after)).map_err(err)?;
+        log(
+            &tx,
+            actor,
+            realm,
+            "deploy",
+            &req,
+            d.admitted,
+            d.reason.map(|r| r.as_str()),
+            &d.detail,
+            Some(&d.before),
+            Some(&d.after),
+        )
+        .map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(d)
     }
@@ -228,7 +317,13 @@ impl Ledger {
     /// Decides without recording anything.
     pub fn what_if(&mut self, realm: &str, request: &Deployment) -> Result<Decision, LedgerError> {
         let path = self.path.clone();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|source| LedgerError::Sqlite { path: path.clone(), source })?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(|source| LedgerError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
         let config = load_config(&tx, realm, &path)?;
         let state = load_state(&tx, realm, &path)?;
         Ok(model::decide(&config, &state, request))
@@ -236,14 +331,30 @@ impl Ledger {
 
     /// Removes the active version of (pipeline, major) in an environment, releasing its
     /// subscription and RTUs; returns what was removed.
-    pub fn undeploy(&mut self, realm: &str, key: &Key, actor: &str) -> Result<Deployment, LedgerError> {
+    pub fn undeploy(
+        &mut self,
+        realm: &str,
+        key: &Key,
+        actor: &str,
+    ) -> Result<Deployment, LedgerError> {
         let path = self.path.clone();
-        let err = |source| LedgerError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let err = |source| LedgerError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
         let config = load_config(&tx, realm, &path)?;
         let state = load_state(&tx, realm, &path)?;
         let Some(old) = state.get(key).cloned() else {
-            return Err(LedgerError::NotDeployed { realm: realm.to_owned(), environment: key.environment, pipeline: key.pipeline.clone(), major: key.major });
+            return Err(LedgerError::NotDeployed {
+                realm: realm.to_owned(),
+                environment: key.environment,
+                pipeline: key.pipeline.clone(),
+                major: key.major,
+            });
         };
         let before = model::usage(&config, &state, key.environment);
         tx.execute(
@@ -254,8 +365,26 @@ impl Ledger {
         let mut after_state = state;
         after_state.remove(key);
         let after = model::usage(&config, &after_state, key.environment);
-        let detail = format!("undeployed {} {} from {} ({} RTUs released)", old.pipeline, old.version, key.environment, old.rtus());
-        log(&tx, actor, realm, "undeploy", &serde_json::to_string(key).unwrap_or_default(), true, None, &detail, Some(&before), Some(&after)).map_err(err)?;
+        let detail = format!(
+            "undeployed {} {} from {} ({} RTUs released)",
+            old.pipeline,
+            old.version,
+            key.environment,
+            old.rtus()
+        );
+        log(
+            &tx,
+            actor,
+            realm,
+            "undeploy",
+            &serde_json::to_string(key).unwrap_or_default(),
+            true,
+            None,
+            &detail,
+            Some(&before),
+            Some(&after),
+        )
+        .map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(old)
     }
@@ -263,7 +392,13 @@ impl Ledger {
     /// Usage and deployments of a realm.
     pub fn status(&mut self, realm: &str) -> Result<RealmStatus, LedgerError> {
         let path = self.path.clone();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(|source| LedgerError::Sqlite { path: path.clone(), source })?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(|source| LedgerError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
         let config = load_config(&tx, realm, &path)?;
         let state = load_state(&tx, realm, &path)?;
         Ok(RealmStatus {
@@ -283,7 +418,15 @@ impl Ledger {
             .map_err(self.sql())?;
         let rows = stmt
             .query_map(params![realm], |r| {
-                Ok(DecisionRecord { id: r.get(0)?, at: r.get(1)?, actor: r.get(2)?, action: r.get(3)?, admitted: r.get::<_, i64>(4)? != 0, reason: r.get(5)?, detail: r.get(6)? })
+                Ok(DecisionRecord {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    admitted: r.get::<_, i64>(4)? != 0,
+                    reason: r.get(5)?,
+                    detail: r.get(6)?,
+                })
             })
             .map_err(self.sql())?;
         rows.collect::<Result<_, _>>().map_err(self.sql())
@@ -292,7 +435,11 @@ impl Ledger {
     /// Whether a realm is seeded.
     pub fn has_realm(&self, realm: &str) -> Result<bool, LedgerError> {
         self.conn
-            .query_row("SELECT 1 FROM realms WHERE name = ?1", params![realm], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM realms WHERE name = ?1",
+                params![realm],
+                |_| Ok(()),
+            )
             .optional()
             .map(|o| o.is_some())
             .map_err(self.sql())
@@ -300,7 +447,18 @@ impl Ledger {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn log(tx: &Transaction<'_>, actor: &str, realm: &str, action: &str, request: &str, admitted: bool, reason: Option<&str>, detail: &str, before: Option<&EnvUsage>, after: Option<&EnvUsage>) -> rusqlite::Result<usize> {
+fn log(
+    tx: &Transaction<'_>,
+    actor: &str,
+    realm: &str,
+    action: &str,
+    request: &str,
+    admitted: bool,
+    reason: Option<&str>,
+    detail: &str,
+    before: Option<&EnvUsage>,
+    after: Option<&EnvUsage>,
+) -> rusqlite::Result<usize> {
     let js = |u: Option<&EnvUsage>| u.map(|u| serde_json::to_string(u).unwrap_or_default());
     tx.execute(
         "INSERT INTO decisions (at, actor, realm, action, request, admitted, reason, detail, usage_before, usage_after)
@@ -321,7 +479,10 @@ fn load_config(tx: &Transaction<'_>, realm: &str, path: &Path) -> Result<RealmCo
     let Some((subs, et, ep, max_replicas, max_size)) = row else {
         return Err(LedgerError::UnknownRealm(realm.to_owned()));
     };
-    let corrupt = |detail: String| LedgerError::Corrupt { path: path.to_owned(), detail };
+    let corrupt = |detail: String| LedgerError::Corrupt {
+        path: path.to_owned(),
+        detail,
+    };
     Ok(RealmConfig {
         pipeline_subscriptions: subs as u64,
         extra_test_rtus: et as u64,
@@ -332,16 +493,37 @@ fn load_config(tx: &Transaction<'_>, realm: &str, path: &Path) -> Result<RealmCo
 }
 
 fn load_state(tx: &Transaction<'_>, realm: &str, path: &Path) -> Result<State, LedgerError> {
-    let sql = |source| LedgerError::Sqlite { path: path.to_owned(), source };
+    let sql = |source| LedgerError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
     let mut stmt = tx.prepare_cached("SELECT environment, pipeline, major, minor, size, replicas FROM deployments WHERE realm = ?1").map_err(sql)?;
     let rows = stmt
-        .query_map(params![realm], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?, r.get::<_, u32>(3)?, r.get::<_, String>(4)?, r.get::<_, u32>(5)?)))
+        .query_map(params![realm], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, u32>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, u32>(5)?,
+            ))
+        })
         .map_err(sql)?;
     let mut state = State::new();
     for row in rows {
         let (env, pipeline, major, minor, size, replicas) = row.map_err(sql)?;
-        let corrupt = |detail: String| LedgerError::Corrupt { path: path.to_owned(), detail };
-        let d = Deployment { environment: env.parse().map_err(corrupt)?, pipeline, version: Version { major, minor }, size: size.parse().map_err(corrupt)?, replicas };
+        let corrupt = |detail: String| LedgerError::Corrupt {
+            path: path.to_owned(),
+            detail,
+        };
+        let d = Deployment {
+            environment: env.parse().map_err(corrupt)?,
+            pipeline,
+            version: Version { major, minor },
+            size: size.parse().map_err(corrupt)?,
+            replicas,
+        };
         state.insert(d.key(), d);
     }
     Ok(state)
@@ -352,35 +534,90 @@ mod tests {
     use super::*;
 
     fn cfg(subs: u64) -> RealmConfig {
-        RealmConfig { pipeline_subscriptions: subs, extra_test_rtus: 0, extra_prod_rtus: 0, max_replicas: 10, max_size: Size::Large }
+        RealmConfig {
+            pipeline_subscriptions: subs,
+            extra_test_rtus: 0,
+            extra_prod_rtus: 0,
+            max_replicas: 10,
+            max_size: Size::Large,
+        }
     }
 
     fn dep(p: &str, v: &str, size: Size, replicas: u32) -> Deployment {
-        Deployment { environment: Env::Prod, pipeline: p.into(), version: v.parse().unwrap(), size, replicas }
+        Deployment {
+            environment: Env::Prod,
+            pipeline: p.into(),
+            version: v.parse().unwrap(),
+            size,
+            replicas,
+        }
     }
 
     #[test]
     fn admits_records_undeploys_and_logs() {
         let dir = tempfile::tempdir().unwrap();
         let mut l = Ledger::open(&dir.path().join("q.db"), Sync::Full).unwrap();
-        assert!(matches!(l.deploy("acme", &dep("a", "1.0", Size::Small, 1), "t"), Err(LedgerError::UnknownRealm(_))));
+        assert!(matches!(
+            l.deploy("acme", &dep("a", "1.0", Size::Small, 1), "t"),
+            Err(LedgerError::UnknownRealm(_))
+        ));
         l.seed("acme", cfg(1), "t").unwrap();
-        assert!(l.deploy("acme", &dep("a", "1.0", Size::Medium, 1), "t").unwrap().admitted);
-        let denied = l.deploy("acme", &dep("b", "1.0", Size::Small, 1), "t").unwrap();
+        assert!(
+            l.deploy("acme", &dep("a", "1.0", Size::Medium, 1), "t")
+                .unwrap()
+                .admitted
+        );
+        let denied = l
+            .deploy("acme", &dep("b", "1.0", Size::Small, 1), "t")
+            .unwrap();
         assert_eq!(denied.reason, Some(model::Reason::NoPipelineSubscription));
-        assert!(matches!(l.seed("acme", cfg(0), "t"), Err(LedgerError::SeedRefused { .. })));
+        assert!(matches!(
+            l.seed("acme", cfg(0), "t"),
+            Err(LedgerError::SeedRefused { .. })
+        ));
         let st = l.status("acme").unwrap();
         assert_eq!((st.prod.subscriptions_used, st.prod.rtus_used), (1, 2));
-        let key = Key { environment: Env::Prod, pipeline: "a".into(), major: 1 };
-        assert_eq!(l.undeploy("acme", &key, "t").unwrap().version.to_string(), "1.0");
-        assert!(matches!(l.undeploy("acme", &key, "t"), Err(LedgerError::NotDeployed { .. })));
-        assert!(l.deploy("acme", &dep("b", "1.0", Size::Small, 1), "t").unwrap().admitted);
+        let key = Key {
+            environment: Env::Prod,
+            pipeline: "a".into(),
+            major: 1,
+        };
+        assert_eq!(
+            l.undeploy("acme", &key, "t").unwrap().version.to_string(),
+            "1.0"
+        );
+        assert!(matches!(
+            l.undeploy("acme", &key, "t"),
+            Err(LedgerError::NotDeployed { .. })
+        ));
+        assert!(
+            l.deploy("acme", &dep("b", "1.0", Size::Small, 1), "t")
+                .unwrap()
+                .admitted
+        );
         let log = l.decisions("acme").unwrap();
-        let actions: Vec<_> = log.iter().map(|d| (d.action.as_str(), d.admitted)).collect();
-        assert_eq!(actions, [("seed", true), ("deploy", true), ("deploy", false), ("seed", false), ("undeploy", true), ("deploy", true)]);
+        let actions: Vec<_> = log
+            .iter()
+            .map(|d| (d.action.as_str(), d.admitted))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                ("seed", true),
+                ("deploy", true),
+                ("deploy", false),
+                ("seed", false),
+                ("undeploy", true),
+                ("deploy", true)
+            ]
+        );
         // Append-only.
         assert!(l.conn.execute("DELETE FROM decisions", []).is_err());
-        assert!(l.conn.execute("UPDATE decisions SET admitted = 1", []).is_err());
+        assert!(
+            l.conn
+                .execute("UPDATE decisions SET admitted = 1", [])
+                .is_err()
+        );
     }
 
     #[test]
@@ -388,7 +625,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut l = Ledger::open(&dir.path().join("q.db"), Sync::Normal).unwrap();
         l.seed("acme", cfg(1), "t").unwrap();
-        assert!(l.what_if("acme", &dep("a", "1.0", Size::Small, 1)).unwrap().admitted);
+        assert!(
+            l.what_if("acme", &dep("a", "1.0", Size::Small, 1))
+                .unwrap()
+                .admitted
+        );
         assert!(l.status("acme").unwrap().deployments.is_empty());
         assert_eq!(l.decisions("acme").unwrap().len(), 1);
     }

@@ -119,10 +119,18 @@ impl fmt::Display for Version {
 impl FromStr for Version {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid version `{s}`: use MAJOR.MINOR with major ≥ 1, e.g. 1.2 (no patch, no labels)");
+        let bad = || {
+            format!(
+                "invalid version `{s}`: use MAJOR.MINOR with major ≥ 1, e.g. 1.2 (no patch, no labels)"
+            )
+        };
         let (maj, min) = s.split_once('.').ok_or_else(bad)?;
         let num = |p: &str| {
-            if p.is_empty() || p.len() > 9 || !p.bytes().all(|c| c.is_ascii_digit()) || (p.len() > 1 && p.starts_with('0')) {
+            if p.is_empty()
+                || p.len() > 9
+                || !p.bytes().all(|c| c.is_ascii_digit())
+                || (p.len() > 1 && p.starts_with('0'))
+            {
                 None
             } else {
                 p.parse::<u32>().ok()
@@ -196,7 +204,11 @@ impl Deployment {
     }
     /// Its unique-pipeline key within the realm.
     pub fn key(&self) -> Key {
-        Key { environment: self.environment, pipeline: self.pipeline.clone(), major: self.version.major }
+        Key {
+            environment: self.environment,
+            pipeline: self.pipeline.clone(),
+            major: self.version.major,
+        }
     }
 }
 
@@ -232,7 +244,12 @@ pub struct EnvUsage {
 pub fn usage(config: &RealmConfig, state: &State, env: Env) -> EnvUsage {
     let deps = state.values().filter(|d| d.environment == env);
     let (n, rtus) = deps.fold((0, 0), |(n, r), d| (n + 1, r + d.rtus()));
-    EnvUsage { subscriptions_used: n, subscriptions_total: config.pipeline_subscriptions, rtus_used: rtus, rtus_total: config.rtus(env) }
+    EnvUsage {
+        subscriptions_used: n,
+        subscriptions_total: config.pipeline_subscriptions,
+        rtus_used: rtus,
+        rtus_total: config.rtus(env),
+    }
 }
 
 /// Why a deployment was denied.
@@ -283,24 +300,54 @@ pub fn decide(config: &RealmConfig, state: &State, request: &Deployment) -> Deci
     let before = usage(config, state, env);
     let rtus_requested = request.rtus();
     let replaces = state.get(&request.key()).cloned();
-    let deny = |reason: Reason, detail: String| Decision { admitted: false, reason: Some(reason), detail, rtus_requested, replaces: replaces.clone(), before, after: before };
+    let deny = |reason: Reason, detail: String| Decision {
+        admitted: false,
+        reason: Some(reason),
+        detail,
+        rtus_requested,
+        replaces: replaces.clone(),
+        before,
+        after: before,
+    };
 
     if request.replicas > config.max_replicas {
-        return deny(Reason::QuotaExceeded, format!("{} replicas exceed the realm's quota of {} per deployment", request.replicas, config.max_replicas));
+        return deny(
+            Reason::QuotaExceeded,
+            format!(
+                "{} replicas exceed the realm's quota of {} per deployment",
+                request.replicas, config.max_replicas
+            ),
+        );
     }
     if request.size > config.max_size {
-        return deny(Reason::QuotaExceeded, format!("size {} exceeds the realm's quota ({} at most)", request.size.as_str(), config.max_size.as_str()));
+        return deny(
+            Reason::QuotaExceeded,
+            format!(
+                "size {} exceeds the realm's quota ({} at most)",
+                request.size.as_str(),
+                config.max_size.as_str()
+            ),
+        );
     }
     if replaces.is_none() && before.subscriptions_used >= config.pipeline_subscriptions {
         return deny(
             Reason::NoPipelineSubscription,
-            format!("{} unique pipelines already deployed in {env} and the realm has {} pipeline subscriptions", before.subscriptions_used, config.pipeline_subscriptions),
+            format!(
+                "{} unique pipelines already deployed in {env} and the realm has {} pipeline subscriptions",
+                before.subscriptions_used, config.pipeline_subscriptions
+            ),
         );
     }
     let freed = replaces.as_ref().map_or(0, Deployment::rtus);
     let free = before.rtus_total.saturating_sub(before.rtus_used) + freed;
     if rtus_requested > free {
-        return deny(Reason::InsufficientRtu, format!("{rtus_requested} {env} RTUs requested, {free} free of {}", before.rtus_total));
+        return deny(
+            Reason::InsufficientRtu,
+            format!(
+                "{rtus_requested} {env} RTUs requested, {free} free of {}",
+                before.rtus_total
+            ),
+        );
     }
     let after = EnvUsage {
         subscriptions_used: before.subscriptions_used + u64::from(replaces.is_none()),
@@ -308,10 +355,27 @@ pub fn decide(config: &RealmConfig, state: &State, request: &Deployment) -> Deci
         ..before
     };
     let detail = match &replaces {
-        Some(old) => format!("replaces {} {} ({} RTUs → {})", request.pipeline, old.version, old.rtus(), rtus_requested),
-        None => format!("new unique pipeline {} v{} in {env}", request.pipeline, request.version.major),
+        Some(old) => format!(
+            "replaces {} {} ({} RTUs → {})",
+            request.pipeline,
+            old.version,
+            old.rtus(),
+            rtus_requested
+        ),
+        None => format!(
+            "new unique pipeline {} v{} in {env}",
+            request.pipeline, request.version.major
+        ),
     };
-    Decision { admitted: true, reason: None, detail, rtus_requested, replaces, before, after }
+    Decision {
+        admitted: true,
+        reason: None,
+        detail,
+        rtus_requested,
+        replaces,
+        before,
+        after,
+    }
 }
 
 /// Applies an admitted decision to the state.
@@ -324,14 +388,35 @@ pub fn covers(config: &RealmConfig, state: &State) -> Result<(), String> {
     let mut problems = Vec::new();
     for env in Env::ALL {
         let u = usage(config, state, env);
-        let names = || state.values().filter(|d| d.environment == env).map(|d| format!("{} {} ({} RTU)", d.pipeline, d.version, d.rtus())).collect::<Vec<_>>().join(", ");
+        let names = || {
+            state
+                .values()
+                .filter(|d| d.environment == env)
+                .map(|d| format!("{} {} ({} RTU)", d.pipeline, d.version, d.rtus()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         if u.subscriptions_used > u.subscriptions_total {
-            problems.push(format!("{env}: {} unique pipelines deployed but only {} subscriptions ({})", u.subscriptions_used, u.subscriptions_total, names()));
+            problems.push(format!(
+                "{env}: {} unique pipelines deployed but only {} subscriptions ({})",
+                u.subscriptions_used,
+                u.subscriptions_total,
+                names()
+            ));
         } else if u.rtus_used > u.rtus_total {
-            problems.push(format!("{env}: {} RTUs in use but the pool would be {} ({})", u.rtus_used, u.rtus_total, names()));
+            problems.push(format!(
+                "{env}: {} RTUs in use but the pool would be {} ({})",
+                u.rtus_used,
+                u.rtus_total,
+                names()
+            ));
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 #[cfg(test)]
@@ -339,11 +424,23 @@ mod tests {
     use super::*;
 
     fn cfg(subs: u64) -> RealmConfig {
-        RealmConfig { pipeline_subscriptions: subs, extra_test_rtus: 0, extra_prod_rtus: 0, max_replicas: 10, max_size: Size::Large }
+        RealmConfig {
+            pipeline_subscriptions: subs,
+            extra_test_rtus: 0,
+            extra_prod_rtus: 0,
+            max_replicas: 10,
+            max_size: Size::Large,
+        }
     }
 
     fn dep(env: Env, p: &str, v: &str, size: Size, replicas: u32) -> Deployment {
-        Deployment { environment: env, pipeline: p.into(), version: v.parse().unwrap(), size, replicas }
+        Deployment {
+            environment: env,
+            pipeline: p.into(),
+            version: v.parse().unwrap(),
+            size,
+            replicas,
+        }
     }
 
     /// Runs requests in order, applying admitted ones; returns each reason (None = admitted).
@@ -364,14 +461,20 @@ mod tests {
     fn versions_are_major_minor_with_major_at_least_one() {
         assert_eq!("1.2".parse::<Version>(), Ok(Version { major: 1, minor: 2 }));
         assert_eq!("10.0".parse::<Version>().unwrap().to_string(), "10.0");
-        for bad in ["0.1", "1", "1.2.3", "1.2-beta", "v1.2", "", ".", "1.", "01.2", "a.b", "1.-1"] {
+        for bad in [
+            "0.1", "1", "1.2.3", "1.2-beta", "v1.2", "", ".", "1.", "01.2", "a.b", "1.-1",
+        ] {
             assert!(bad.parse::<Version>().is_err(), "{bad} must be rejected");
         }
     }
 
     #[test]
     fn one_subscription_is_one_test_rtu_and_two_prod_rtus() {
-        let c = RealmConfig { extra_test_rtus: 3, extra_prod_rtus: 1, ..cfg(2) };
+        let c = RealmConfig {
+            extra_test_rtus: 3,
+            extra_prod_rtus: 1,
+            ..cfg(2)
+        };
         assert_eq!(c.rtus(Env::Test), 5);
         assert_eq!(c.rtus(Env::Prod), 5);
     }
@@ -389,16 +492,41 @@ mod tests {
         let c = cfg(1);
         let (_, r) = run(&c, &[dep(Env::Test, "orders", "1.0", Size::Medium, 1)]);
         assert_eq!(r, [Some(Reason::InsufficientRtu)]);
-        let (_, r) = run(&c, &[dep(Env::Test, "orders", "1.0", Size::Small, 1), dep(Env::Prod, "orders", "1.0", Size::Medium, 1)]);
-        assert_eq!(r, [None, None], "subscriptions are consumed per environment");
+        let (_, r) = run(
+            &c,
+            &[
+                dep(Env::Test, "orders", "1.0", Size::Small, 1),
+                dep(Env::Prod, "orders", "1.0", Size::Medium, 1),
+            ],
+        );
+        assert_eq!(
+            r,
+            [None, None],
+            "subscriptions are consumed per environment"
+        );
     }
 
     #[test]
     fn two_majors_are_two_unique_pipelines() {
-        let c = RealmConfig { extra_prod_rtus: 10, ..cfg(1) };
-        let (_, r) = run(&c, &[dep(Env::Prod, "orders", "1.0", Size::Small, 1), dep(Env::Prod, "orders", "2.0", Size::Small, 1)]);
+        let c = RealmConfig {
+            extra_prod_rtus: 10,
+            ..cfg(1)
+        };
+        let (_, r) = run(
+            &c,
+            &[
+                dep(Env::Prod, "orders", "1.0", Size::Small, 1),
+                dep(Env::Prod, "orders", "2.0", Size::Small, 1),
+            ],
+        );
         assert_eq!(r, [None, Some(Reason::NoPipelineSubscription)]);
-        let (s, r) = run(&cfg(2), &[dep(Env::Prod, "orders", "1.0", Size::Small, 1), dep(Env::Prod, "orders", "2.0", Size::Small, 1)]);
+        let (s, r) = run(
+            &cfg(2),
+            &[
+                dep(Env::Prod, "orders", "1.0", Size::Small, 1),
+                dep(Env::Prod, "orders", "2.0", Size::Small, 1),
+            ],
+        );
         assert_eq!(r, [None, None]);
         assert_eq!(s.len(), 2, "both majors stay active");
     }
@@ -406,36 +534,83 @@ mod tests {
     #[test]
     fn a_minor_upgrade_replaces_and_needs_only_the_difference() {
         let c = cfg(1); // 2 Prod RTUs
-        let (s, r) = run(&c, &[dep(Env::Prod, "orders", "1.2", Size::Small, 2), dep(Env::Prod, "orders", "1.3", Size::Medium, 1)]);
+        let (s, r) = run(
+            &c,
+            &[
+                dep(Env::Prod, "orders", "1.2", Size::Small, 2),
+                dep(Env::Prod, "orders", "1.3", Size::Medium, 1),
+            ],
+        );
         assert_eq!(r, [None, None], "1.3 over 1.2 fits: 2 RTUs freed, 2 needed");
         assert_eq!(s.len(), 1);
         assert_eq!(s.values().next().unwrap().version.to_string(), "1.3");
-        let (_, r) = run(&c, &[dep(Env::Prod, "orders", "1.2", Size::Small, 2), dep(Env::Prod, "orders", "1.3", Size::Large, 1)]);
-        assert_eq!(r, [None, Some(Reason::InsufficientRtu)], "4 RTUs do not fit in 2");
+        let (_, r) = run(
+            &c,
+            &[
+                dep(Env::Prod, "orders", "1.2", Size::Small, 2),
+                dep(Env::Prod, "orders", "1.3", Size::Large, 1),
+            ],
+        );
+        assert_eq!(
+            r,
+            [None, Some(Reason::InsufficientRtu)],
+            "4 RTUs do not fit in 2"
+        );
     }
 
     #[test]
     fn test_and_prod_pools_never_mix() {
-        let c = RealmConfig { extra_prod_rtus: 100, ..cfg(1) }; // Test: 1 RTU, Prod: 102
+        let c = RealmConfig {
+            extra_prod_rtus: 100,
+            ..cfg(1)
+        }; // Test: 1 RTU, Prod: 102
         let (_, r) = run(&c, &[dep(Env::Test, "a", "1.0", Size::Medium, 1)]);
         assert_eq!(r, [Some(Reason::InsufficientRtu)]);
     }
 
     #[test]
     fn spare_rtus_never_run_a_pipeline_without_a_subscription() {
-        let c = RealmConfig { extra_test_rtus: 50, ..cfg(1) };
-        let (_, r) = run(&c, &[dep(Env::Test, "a", "1.0", Size::Small, 1), dep(Env::Test, "b", "1.0", Size::Small, 1)]);
+        let c = RealmConfig {
+            extra_test_rtus: 50,
+            ..cfg(1)
+        };
+        let (_, r) = run(
+            &c,
+            &[
+                dep(Env::Test, "a", "1.0", Size::Small, 1),
+                dep(Env::Test, "b", "1.0", Size::Small, 1),
+            ],
+        );
         assert_eq!(r, [None, Some(Reason::NoPipelineSubscription)]);
     }
 
     #[test]
     fn subscription_is_checked_before_rtus_and_quota_before_both() {
         let c = cfg(1);
-        let (_, r) = run(&c, &[dep(Env::Test, "a", "1.0", Size::Small, 1), dep(Env::Test, "b", "1.0", Size::Large, 9)]);
+        let (_, r) = run(
+            &c,
+            &[
+                dep(Env::Test, "a", "1.0", Size::Small, 1),
+                dep(Env::Test, "b", "1.0", Size::Large, 9),
+            ],
+        );
         assert_eq!(r[1], Some(Reason::NoPipelineSubscription));
-        let c = RealmConfig { max_replicas: 2, max_size: Size::Medium, ..cfg(0) };
-        let (_, r) = run(&c, &[dep(Env::Test, "a", "1.0", Size::Small, 3), dep(Env::Test, "a", "1.0", Size::Large, 1)]);
-        assert_eq!(r, [Some(Reason::QuotaExceeded), Some(Reason::QuotaExceeded)]);
+        let c = RealmConfig {
+            max_replicas: 2,
+            max_size: Size::Medium,
+            ..cfg(0)
+        };
+        let (_, r) = run(
+            &c,
+            &[
+                dep(Env::Test, "a", "1.0", Size::Small, 3),
+                dep(Env::Test, "a", "1.0", Size::Large, 1),
+            ],
+        );
+        assert_eq!(
+            r,
+            [Some(Reason::QuotaExceeded), Some(Reason::QuotaExceeded)]
+        );
     }
 
     #[test]
@@ -444,8 +619,24 @@ mod tests {
         let s = State::new();
         let d = decide(&c, &s, &dep(Env::Prod, "a", "1.0", Size::Medium, 2));
         assert!(d.admitted);
-        assert_eq!(d.before, EnvUsage { subscriptions_used: 0, subscriptions_total: 3, rtus_used: 0, rtus_total: 6 });
-        assert_eq!(d.after, EnvUsage { subscriptions_used: 1, subscriptions_total: 3, rtus_used: 4, rtus_total: 6 });
+        assert_eq!(
+            d.before,
+            EnvUsage {
+                subscriptions_used: 0,
+                subscriptions_total: 3,
+                rtus_used: 0,
+                rtus_total: 6
+            }
+        );
+        assert_eq!(
+            d.after,
+            EnvUsage {
+                subscriptions_used: 1,
+                subscriptions_total: 3,
+                rtus_used: 4,
+                rtus_total: 6
+            }
+        );
     }
 
     #[test]

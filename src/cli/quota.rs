@@ -1,0 +1,265 @@
+//! `realmctl quota ...`: the enforcement core on the command line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use clap::{Args, Subcommand};
+
+use realmctl::quota::ledger::{Ledger, LedgerError, RealmStatus, Sync};
+use realmctl::quota::model::{Deployment, Env, EnvUsage, Key, Size, Version};
+use realmctl::quota::{self, Admission};
+use realmctl::spec;
+
+use super::{BadInput, Format, Outcome, bad};
+
+/// Quota subcommands.
+#[derive(Debug, Subcommand)]
+pub enum QuotaCmd {
+    /// Create or update a realm's config from its spec (refuses to go below current use).
+    Seed {
+        /// Ledger database.
+        #[arg(long)]
+        db: PathBuf,
+        /// The realm spec.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Format,
+    },
+    /// Ask to deploy a pipeline version; records it when admitted.
+    Deploy(DeployArgs),
+    /// Would this deployment fit? Nothing is recorded.
+    WhatIf(DeployArgs),
+    /// Remove the active version of (pipeline, major) from an environment.
+    Undeploy {
+        /// Ledger database.
+        #[arg(long)]
+        db: PathBuf,
+        /// Realm.
+        #[arg(long)]
+        realm: String,
+        /// Environment.
+        #[arg(long)]
+        env: Env,
+        /// Pipeline.
+        #[arg(long)]
+        pipeline: String,
+        /// Major version.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        major: u32,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Format,
+    },
+    /// Usage per environment and every deployment.
+    Status {
+        /// Ledger database.
+        #[arg(long)]
+        db: PathBuf,
+        /// Realm.
+        #[arg(long)]
+        realm: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Format,
+    },
+}
+
+/// Arguments of `deploy` and `what-if`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Ledger database.
+    #[arg(long)]
+    db: PathBuf,
+    /// Realm.
+    #[arg(long)]
+    realm: String,
+    /// Environment: test or prod.
+    #[arg(long)]
+    env: Env,
+    /// Pipeline name.
+    #[arg(long)]
+    pipeline: String,
+    /// Version MAJOR.MINOR (major ≥ 1).
+    #[arg(long)]
+    version: Version,
+    /// small, medium or large.
+    #[arg(long)]
+    size: Size,
+    /// Replicas (≥ 1).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    replicas: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    output: Format,
+}
+
+fn open(db: &Path) -> Result<Ledger, BadInput> {
+    Ledger::open(db, Sync::Full).map_err(bad)
+}
+
+/// Who is acting, for the decision log.
+fn actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+fn ledger_err(e: LedgerError) -> BadInput {
+    bad(anyhow!(e))
+}
+
+fn usage_line(env: Env, u: &EnvUsage) -> String {
+    format!(
+        "{env}: {}/{} subscriptions, {}/{} RTU",
+        u.subscriptions_used, u.subscriptions_total, u.rtus_used, u.rtus_total
+    )
+}
+
+/// Runs a quota subcommand.
+pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
+    match cmd {
+        QuotaCmd::Seed { db, file, output } => {
+            let spec = spec::load(&file).map_err(|e| bad(anyhow!(e)))?;
+            let config = quota::config_from_spec(&spec.subscription);
+            open(&db)?
+                .seed(&spec.name, config, &actor())
+                .map_err(ledger_err)?;
+            match output {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({"realm": spec.name, "config": config})
+                ),
+                Format::Text => println!(
+                    "seeded realm {}: {} pipeline subscriptions, {} Test RTU, {} Prod RTU, at most {} replicas of size {} per deployment",
+                    spec.name,
+                    config.pipeline_subscriptions,
+                    config.rtus(Env::Test),
+                    config.rtus(Env::Prod),
+                    config.max_replicas,
+                    config.max_size.as_str()
+                ),
+            }
+            Ok(Outcome::Success)
+        }
+        QuotaCmd::Deploy(a) => deploy(a, true),
+        QuotaCmd::WhatIf(a) => deploy(a, false),
+        QuotaCmd::Undeploy {
+            db,
+            realm,
+            env,
+            pipeline,
+            major,
+            output,
+        } => {
+            let key = Key {
+                environment: env,
+                pipeline,
+                major,
+            };
+            let old = open(&db)?
+                .undeploy(&realm, &key, &actor())
+                .map_err(ledger_err)?;
+            match output {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({"realm": realm, "undeployed": old, "rtusReleased": old.rtus()})
+                ),
+                Format::Text => println!(
+                    "undeployed {} {} from {env} of realm {realm}: 1 subscription and {} RTU released",
+                    old.pipeline,
+                    old.version,
+                    old.rtus()
+                ),
+            }
+            Ok(Outcome::Success)
+        }
+        QuotaCmd::Status { db, realm, output } => {
+            let st = open(&db)?.status(&realm).map_err(ledger_err)?;
+            match output {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&st).expect("status is JSON")
+                ),
+                Format::Text => print!("{}", status_text(&st)),
+            }
+            Ok(Outcome::Success)
+        }
+    }
+}
+
+fn status_text(st: &RealmStatus) -> String {
+    let mut out = format!(
+        "realm {}\n  {}\n  {}\n",
+        st.realm,
+        usage_line(Env::Test, &st.test),
+        usage_line(Env::Prod, &st.prod)
+    );
+    for d in &st.deployments {
+        out.push_str(&format!(
+            "  {:<4} {} {} {} × {} = {} RTU\n",
+            d.environment.as_str(),
+            d.pipeline,
+            d.version,
+            d.size.as_str(),
+            d.replicas,
+            d.rtus()
+        ));
+    }
+    out
+}
+
+fn deploy(a: DeployArgs, record: bool) -> Result<Outcome, BadInput> {
+    if !quota::valid_pipeline(&a.pipeline) {
+        return Err(bad(anyhow!(
+            "invalid pipeline name `{}`\n  help: use 1-128 letters, digits, `-`, `_` or `.`",
+            a.pipeline
+        )));
+    }
+    let request = Deployment {
+        environment: a.env,
+        pipeline: a.pipeline,
+        version: a.version,
+        size: a.size,
+        replicas: a.replicas,
+    };
+    let mut ledger = open(&a.db)?;
+    let decision = if record {
+        ledger.deploy(&a.realm, &request, &actor())
+    } else {
+        ledger.what_if(&a.realm, &request)
+    }
+    .map_err(ledger_err)?;
+    let view = Admission::new(&a.realm, &request, &decision);
+    match a.output {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string(&view).expect("admission is JSON")
+        ),
+        Format::Text => {
+            let verb = match (view.admitted, record) {
+                (true, true) => "admitted",
+                (true, false) => "would be admitted",
+                (false, true) => "denied",
+                (false, false) => "would be denied",
+            };
+            let reason = view.reason.map_or(String::new(), |r| format!(" ({r})"));
+            println!(
+                "{verb}{reason}: {} {} in {}, {} × {} = {} RTU; {}",
+                view.pipeline,
+                view.version,
+                view.environment,
+                view.size.as_str(),
+                view.replicas,
+                view.rtus_requested,
+                view.detail
+            );
+            println!("  {}", usage_line(view.environment, &view.usage_after));
+        }
+    }
+    Ok(if view.admitted {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
+}
