@@ -119,16 +119,15 @@ fn cloud(cx: &mut Ctx, c: raw::RawCloud) -> Cloud {
             "use the provider's region name, e.g. us-east-1 (EKS), eastus (AKS), us-central1 (GKE)",
         );
     }
-    if let Some(e) = &c.endpoint {
-        if !(e.value.starts_with("http://") || e.value.starts_with("https://"))
-            || e.value.len() < 10
-        {
-            cx.err(
-                e.pos,
-                format!("invalid endpoint `{}`", e.value),
-                "use a full URL such as https://eks.us-east-1.amazonaws.com, or remove the key",
-            );
-        }
+    if let Some(e) = &c.endpoint
+        && (!(e.value.starts_with("http://") || e.value.starts_with("https://"))
+            || e.value.len() < 10)
+    {
+        cx.err(
+            e.pos,
+            format!("invalid endpoint `{}`", e.value),
+            "use a full URL such as https://eks.us-east-1.amazonaws.com, or remove the key",
+        );
     }
     // Exactly the block matching `provider` must be present.
     let blocks = [

@@ -576,14 +576,14 @@ fn usage_result(leaf: &X509Certificate<'_>) -> CheckResult {
 fn strength_result(chain: &[X509Certificate<'_>], path: &str) -> CheckResult {
     let mut problems = Vec::new();
     for c in chain {
-        if let Ok(x509_parser::public_key::PublicKey::RSA(rsa)) = c.public_key().parsed() {
-            if rsa.key_size() < 2048 {
-                problems.push(format!(
-                    "{} has a weak RSA-{} key",
-                    subject_of(c),
-                    rsa.key_size()
-                ));
-            }
+        if let Ok(x509_parser::public_key::PublicKey::RSA(rsa)) = c.public_key().parsed()
+            && rsa.key_size() < 2048
+        {
+            problems.push(format!(
+                "{} has a weak RSA-{} key",
+                subject_of(c),
+                rsa.key_size()
+            ));
         }
         let self_signed = c.subject().as_raw() == c.issuer().as_raw();
         if !self_signed
