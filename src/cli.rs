@@ -206,7 +206,7 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, BadInput> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, BadInput> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

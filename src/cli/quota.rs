@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
 
 use realmctl::quota::ledger::{Ledger, LedgerError, RealmStatus, Sync};
 use realmctl::quota::model::{Deployment, Env, EnvUsage, Key, Size, Version};
-use realmctl::quota::{self, Admission};
+use realmctl::quota::tokens::{self, Scope};
+use realmctl::quota::{self, Admission, http};
 use realmctl::spec;
 
 use super::{BadInput, Format, Outcome, bad};
@@ -51,6 +52,27 @@ pub enum QuotaCmd {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         output: Format,
+    },
+    /// Run the quota HTTP service.
+    Serve {
+        /// Ledger database.
+        #[arg(long)]
+        db: PathBuf,
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Tokens file: SHA-256 hex digest of each token → realm name or `admin`.
+        #[arg(long)]
+        tokens: PathBuf,
+    },
+    /// Mint a bearer token; prints the token once and the line to add to the tokens file.
+    Token {
+        /// Token for this realm.
+        #[arg(long, conflicts_with = "admin", required_unless_present = "admin")]
+        realm: Option<String>,
+        /// Administrator token (every realm, config changes).
+        #[arg(long)]
+        admin: bool,
     },
     /// Usage per environment and every deployment.
     Status {
@@ -174,6 +196,21 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
             }
             Ok(Outcome::Success)
         }
+        QuotaCmd::Serve { db, listen, tokens } => serve(&db, listen, &tokens),
+        QuotaCmd::Token { realm, admin } => {
+            let scope = match (realm, admin) {
+                (_, true) => Scope::Admin,
+                (Some(r), false) if spec::is_valid_realm_name(&r) => Scope::Realm(r),
+                (Some(r), false) => return Err(bad(anyhow!("invalid realm name `{r}`"))),
+                (None, false) => return Err(bad(anyhow!("give --realm R or --admin"))),
+            };
+            let (token, line) = tokens::mint(&scope);
+            println!(
+                "token (shown once; give it to the client, store it nowhere else):\n  {token}"
+            );
+            println!("add this line to the tokens file:\n  {line}");
+            Ok(Outcome::Success)
+        }
         QuotaCmd::Status { db, realm, output } => {
             let st = open(&db)?.status(&realm).map_err(ledger_err)?;
             match output {
@@ -185,6 +222,51 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
             }
             Ok(Outcome::Success)
         }
+    }
+}
+
+fn serve(db: &Path, listen: std::net::SocketAddr, tokens_path: &Path) -> Result<Outcome, BadInput> {
+    let tokens = tokens::Tokens::load(tokens_path).map_err(bad)?;
+    let ledger = open(db)?;
+    let runtime = super::runtime()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))
+            .map_err(bad)?;
+        let addr = listener.local_addr().map_err(bad)?;
+        eprintln!("realmctl quota service listening on http://{addr}");
+        http::serve(
+            listener,
+            http::AppState::new(ledger, tokens),
+            shutdown_signal(),
+        )
+        .await
+        .map_err(bad)?;
+        eprintln!("realmctl quota service stopped");
+        Ok(Outcome::Success)
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
     }
 }
 

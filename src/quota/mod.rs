@@ -5,8 +5,10 @@
 //! transaction per admission so concurrent requests can never over-admit. [`Admission`] is the
 //! JSON answer shared by the CLI and the HTTP service. See `docs/quota-model.md`.
 
+pub mod http;
 pub mod ledger;
 pub mod model;
+pub mod tokens;
 
 use serde::Serialize;
 

@@ -333,6 +333,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
     resolve::resolve(raw, path).map_err(with_lines)
 }
 
+/// Whether `name` is a valid realm name (`[a-z][a-z0-9-]{1,30}`, not the reserved `admin`).
+pub fn is_valid_realm_name(name: &str) -> bool {
+    syntax::is_realm_name(name) && name != "admin"
+}
+
 /// The JSON Schema of the spec, for editors.
 pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(raw::RawSpec)).expect("a schema is always JSON")

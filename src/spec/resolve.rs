@@ -78,7 +78,13 @@ pub(super) fn resolve(raw: RawSpec, file: &Path) -> Result<Spec, Vec<Diagnostic>
             "use `kind: Realm`",
         );
     }
-    if !is_realm_name(&raw.name.value) {
+    if raw.name.value == "admin" {
+        cx.err(
+            raw.name.pos,
+            "the realm name `admin` is reserved",
+            "choose another name: `admin` is the quota service's administrator scope",
+        );
+    } else if !is_realm_name(&raw.name.value) {
         cx.err(raw.name.pos, format!("invalid realm name `{}`", raw.name.value), "use 2 to 31 characters: a lowercase letter, then lowercase letters, digits or `-` ([a-z][a-z0-9-]{1,30})");
     }
     let cloud = cloud(&mut cx, raw.cloud);

@@ -1,0 +1,344 @@
+//! The quota HTTP service (axum): every pipeline deployment asks it first.
+//!
+//! Routes (see `docs/quota-openapi.yaml`): `POST /v1/realms/{realm}/deployments` (200 admitted,
+//! 409 denied), `DELETE /v1/realms/{realm}/deployments/{environment}/{pipeline}/{major}`,
+//! `GET /v1/realms/{realm}/usage`, `POST /v1/realms/{realm}/what-if`,
+//! `PUT /v1/realms/{realm}/config` (admin only) and `GET /healthz`.
+//! Bearer tokens are checked before anything else; bodies are limited to 16 KiB; malformed JSON
+//! is a 400 with the reason. Each admission is committed before its answer is sent, so a
+//! graceful shutdown (or a crash) never loses an acknowledged decision.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ledger::{Ledger, LedgerError};
+use super::model::{Deployment, Env, Key, RealmConfig, Size, Version};
+use super::tokens::{Denied, Scope, Tokens, digest_hex};
+use super::{Admission, valid_pipeline};
+use crate::requirements;
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// Shared state of the service.
+#[derive(Clone)]
+pub struct AppState {
+    ledger: Arc<Mutex<Ledger>>,
+    tokens: Arc<Tokens>,
+}
+
+impl AppState {
+    /// State over an open ledger and loaded tokens.
+    pub fn new(ledger: Ledger, tokens: Tokens) -> Self {
+        AppState {
+            ledger: Arc::new(Mutex::new(ledger)),
+            tokens: Arc::new(tokens),
+        }
+    }
+}
+
+/// The service's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/v1/realms/{realm}/deployments", post(deploy))
+        .route(
+            "/v1/realms/{realm}/deployments/{environment}/{pipeline}/{major}",
+            delete(undeploy),
+        )
+        .route("/v1/realms/{realm}/usage", get(usage))
+        .route("/v1/realms/{realm}/what-if", post(what_if))
+        .route("/v1/realms/{realm}/config", put(config))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"error": message.into(), "status": status.as_u16()})),
+    )
+        .into_response()
+}
+
+/// Checks the bearer token for `realm`; returns the actor name for the decision log.
+fn authorize(
+    st: &AppState,
+    headers: &HeaderMap,
+    realm: &str,
+    admin_only: bool,
+) -> Result<String, Response> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match st.tokens.authorize(auth, realm, admin_only) {
+        Ok(scope) => {
+            let who = auth
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .map(|t| digest_hex(t.trim())[..12].to_owned())
+                .unwrap_or_default();
+            Ok(match scope {
+                Scope::Admin => format!("http:admin:{who}"),
+                Scope::Realm(r) => format!("http:{r}:{who}"),
+            })
+        }
+        Err(Denied::Unauthenticated) => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or unknown bearer token",
+        )),
+        Err(Denied::Forbidden) => Err(error(
+            StatusCode::FORBIDDEN,
+            format!("this token may not do that for realm `{realm}`"),
+        )),
+    }
+}
+
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
+    match b {
+        Ok(Json(t)) => Ok(t),
+        Err(JsonRejection::BytesRejection(r)) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body larger than {BODY_LIMIT} bytes"),
+            ))
+        }
+        Err(e) => Err(error(StatusCode::BAD_REQUEST, e.body_text())),
+    }
+}
+
+fn ledger_error(e: LedgerError) -> Response {
+    match e {
+        LedgerError::UnknownRealm(r) => {
+            error(StatusCode::NOT_FOUND, format!("realm `{r}` is not seeded"))
+        }
+        e @ LedgerError::NotDeployed { .. } => error(StatusCode::NOT_FOUND, e.to_string()),
+        e @ LedgerError::SeedRefused { .. } => error(StatusCode::CONFLICT, e.to_string()),
+        e => {
+            tracing::error!("quota ledger: {e}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the ledger failed; nothing was recorded",
+            )
+        }
+    }
+}
+
+async fn with_ledger<T: Send + 'static>(
+    st: &AppState,
+    f: impl FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
+) -> Result<T, Response> {
+    let ledger = st.ledger.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut l)
+    })
+    .await
+    .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
+    .map_err(ledger_error)
+}
+
+/// A deployment request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployBody {
+    environment: Env,
+    pipeline: String,
+    version: Version,
+    size: Size,
+    replicas: u32,
+}
+
+impl DeployBody {
+    fn into_request(self) -> Result<Deployment, Response> {
+        if !valid_pipeline(&self.pipeline) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "pipeline: use 1-128 letters, digits, `-`, `_` or `.`",
+            ));
+        }
+        if self.replicas == 0 {
+            return Err(error(StatusCode::BAD_REQUEST, "replicas: at least 1"));
+        }
+        Ok(Deployment {
+            environment: self.environment,
+            pipeline: self.pipeline,
+            version: self.version,
+            size: self.size,
+            replicas: self.replicas,
+        })
+    }
+}
+
+async fn admit(
+    st: AppState,
+    realm: String,
+    headers: HeaderMap,
+    b: Result<Json<DeployBody>, JsonRejection>,
+    record: bool,
+) -> Response {
+    let actor = match authorize(&st, &headers, &realm, false) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let request = match body(b).and_then(DeployBody::into_request) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let (realm2, req2) = (realm.clone(), request.clone());
+    let decided = with_ledger(&st, move |l| {
+        if record {
+            l.deploy(&realm2, &req2, &actor)
+        } else {
+            l.what_if(&realm2, &req2)
+        }
+    })
+    .await;
+    match decided {
+        Ok(d) => {
+            let status = if d.admitted {
+                StatusCode::OK
+            } else {
+                StatusCode::CONFLICT
+            };
+            (status, Json(Admission::new(&realm, &request, &d))).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn deploy(
+    State(st): State<AppState>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    b: Result<Json<DeployBody>, JsonRejection>,
+) -> Response {
+    admit(st, realm, headers, b, true).await
+}
+
+async fn what_if(
+    State(st): State<AppState>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    b: Result<Json<DeployBody>, JsonRejection>,
+) -> Response {
+    admit(st, realm, headers, b, false).await
+}
+
+async fn undeploy(
+    State(st): State<AppState>,
+    Path((realm, environment, pipeline, major)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let actor = match authorize(&st, &headers, &realm, false) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let environment: Env = match environment.parse() {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let major: u32 = match major.parse() {
+        Ok(m) if m >= 1 => m,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("major `{major}`: a whole number ≥ 1"),
+            );
+        }
+    };
+    let key = Key {
+        environment,
+        pipeline,
+        major,
+    };
+    let r2 = realm.clone();
+    match with_ledger(&st, move |l| l.undeploy(&r2, &key, &actor)).await {
+        Ok(old) => Json(json!({"realm": realm, "undeployed": old, "rtusReleased": old.rtus()}))
+            .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn usage(
+    State(st): State<AppState>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&st, &headers, &realm, false) {
+        return r;
+    }
+    match with_ledger(&st, move |l| l.status(&realm)).await {
+        Ok(s) => Json(s).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// A realm config body (`PUT .../config`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ConfigBody {
+    pipeline_subscriptions: u64,
+    #[serde(default)]
+    extra_test_rtus: u64,
+    #[serde(default)]
+    extra_prod_rtus: u64,
+    max_replicas: Option<u32>,
+    max_size: Option<Size>,
+}
+
+async fn config(
+    State(st): State<AppState>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    b: Result<Json<ConfigBody>, JsonRejection>,
+) -> Response {
+    let actor = match authorize(&st, &headers, &realm, true) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let c = match body(b) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if !crate::spec::is_valid_realm_name(&realm) {
+        return error(StatusCode::BAD_REQUEST, "realm name: [a-z][a-z0-9-]{1,30}");
+    }
+    if c.pipeline_subscriptions < 1 || c.max_replicas == Some(0) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "pipelineSubscriptions and maxReplicas must be at least 1",
+        );
+    }
+    let d = &requirements::embedded().quota.defaults;
+    let config = RealmConfig {
+        pipeline_subscriptions: c.pipeline_subscriptions,
+        extra_test_rtus: c.extra_test_rtus,
+        extra_prod_rtus: c.extra_prod_rtus,
+        max_replicas: c.max_replicas.unwrap_or(d.max_replicas_per_deployment),
+        max_size: c.max_size.unwrap_or(d.max_size_per_deployment),
+    };
+    let r2 = realm.clone();
+    match with_ledger(&st, move |l| l.seed(&r2, config, &actor)).await {
+        Ok(()) => Json(json!({"realm": realm, "config": config})).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Serves until `shutdown` completes; in-flight requests finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
