@@ -61,12 +61,25 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
+/// An error answer: its status and a JSON body `{"error", "status"}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.message, "status": self.status.as_u16()});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError {
         status,
-        Json(json!({"error": message.into(), "status": status.as_u16()})),
-    )
-        .into_response()
+        message: message.into(),
+    }
 }
 
 /// Checks the bearer token for `realm`; returns the actor name for the decision log.
@@ -75,7 +88,7 @@ fn authorize(
     headers: &HeaderMap,
     realm: &str,
     admin_only: bool,
-) -> Result<String, Response> {
+) -> Result<String, ApiError> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -101,7 +114,7 @@ fn authorize(
     }
 }
 
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     match b {
         Ok(Json(t)) => Ok(t),
         Err(JsonRejection::BytesRejection(r)) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -114,7 +127,7 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
     }
 }
 
-fn ledger_error(e: LedgerError) -> Response {
+fn ledger_error(e: LedgerError) -> ApiError {
     match e {
         LedgerError::UnknownRealm(r) => {
             error(StatusCode::NOT_FOUND, format!("realm `{r}` is not seeded"))
@@ -134,7 +147,7 @@ fn ledger_error(e: LedgerError) -> Response {
 async fn with_ledger<T: Send + 'static>(
     st: &AppState,
     f: impl FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
-) -> Result<T, Response> {
+) -> Result<T, ApiError> {
     let ledger = st.ledger.clone();
     tokio::task::spawn_blocking(move || {
         let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
@@ -157,7 +170,7 @@ struct DeployBody {
 }
 
 impl DeployBody {
-    fn into_request(self) -> Result<Deployment, Response> {
+    fn into_request(self) -> Result<Deployment, ApiError> {
         if !valid_pipeline(&self.pipeline) {
             return Err(error(
                 StatusCode::BAD_REQUEST,
@@ -183,35 +196,24 @@ async fn admit(
     headers: HeaderMap,
     b: Result<Json<DeployBody>, JsonRejection>,
     record: bool,
-) -> Response {
-    let actor = match authorize(&st, &headers, &realm, false) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let request = match body(b).and_then(DeployBody::into_request) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+) -> Result<Response, ApiError> {
+    let actor = authorize(&st, &headers, &realm, false)?;
+    let request = body(b).and_then(DeployBody::into_request)?;
     let (realm2, req2) = (realm.clone(), request.clone());
-    let decided = with_ledger(&st, move |l| {
+    let d = with_ledger(&st, move |l| {
         if record {
             l.deploy(&realm2, &req2, &actor)
         } else {
             l.what_if(&realm2, &req2)
         }
     })
-    .await;
-    match decided {
-        Ok(d) => {
-            let status = if d.admitted {
-                StatusCode::OK
-            } else {
-                StatusCode::CONFLICT
-            };
-            (status, Json(Admission::new(&realm, &request, &d))).into_response()
-        }
-        Err(r) => r,
-    }
+    .await?;
+    let status = if d.admitted {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    Ok((status, Json(Admission::new(&realm, &request, &d))).into_response())
 }
 
 async fn deploy(
@@ -219,7 +221,7 @@ async fn deploy(
     Path(realm): Path<String>,
     headers: HeaderMap,
     b: Result<Json<DeployBody>, JsonRejection>,
-) -> Response {
+) -> Result<Response, ApiError> {
     admit(st, realm, headers, b, true).await
 }
 
@@ -228,7 +230,7 @@ async fn what_if(
     Path(realm): Path<String>,
     headers: HeaderMap,
     b: Result<Json<DeployBody>, JsonRejection>,
-) -> Response {
+) -> Result<Response, ApiError> {
     admit(st, realm, headers, b, false).await
 }
 
@@ -236,49 +238,38 @@ async fn undeploy(
     State(st): State<AppState>,
     Path((realm, environment, pipeline, major)): Path<(String, String, String, String)>,
     headers: HeaderMap,
-) -> Response {
-    let actor = match authorize(&st, &headers, &realm, false) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let environment: Env = match environment.parse() {
-        Ok(e) => e,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
-    let major: u32 = match major.parse() {
-        Ok(m) if m >= 1 => m,
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("major `{major}`: a whole number ≥ 1"),
-            );
-        }
-    };
+) -> Result<Response, ApiError> {
+    let actor = authorize(&st, &headers, &realm, false)?;
+    let environment: Env = environment
+        .parse()
+        .map_err(|e: String| error(StatusCode::BAD_REQUEST, e))?;
+    let major: u32 = major.parse().ok().filter(|m| *m >= 1).ok_or_else(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("major `{major}`: a whole number ≥ 1"),
+        )
+    })?;
     let key = Key {
         environment,
         pipeline,
         major,
     };
     let r2 = realm.clone();
-    match with_ledger(&st, move |l| l.undeploy(&r2, &key, &actor)).await {
-        Ok(old) => Json(json!({"realm": realm, "undeployed": old, "rtusReleased": old.rtus()}))
+    let old = with_ledger(&st, move |l| l.undeploy(&r2, &key, &actor)).await?;
+    Ok(
+        Json(json!({"realm": realm, "undeployed": old, "rtusReleased": old.rtus()}))
             .into_response(),
-        Err(r) => r,
-    }
+    )
 }
 
 async fn usage(
     State(st): State<AppState>,
     Path(realm): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    if let Err(r) = authorize(&st, &headers, &realm, false) {
-        return r;
-    }
-    match with_ledger(&st, move |l| l.status(&realm)).await {
-        Ok(s) => Json(s).into_response(),
-        Err(r) => r,
-    }
+) -> Result<Response, ApiError> {
+    authorize(&st, &headers, &realm, false)?;
+    let s = with_ledger(&st, move |l| l.status(&realm)).await?;
+    Ok(Json(s).into_response())
 }
 
 /// A realm config body (`PUT .../config`).
@@ -299,23 +290,20 @@ async fn config(
     Path(realm): Path<String>,
     headers: HeaderMap,
     b: Result<Json<ConfigBody>, JsonRejection>,
-) -> Response {
-    let actor = match authorize(&st, &headers, &realm, true) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let c = match body(b) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+) -> Result<Response, ApiError> {
+    let actor = authorize(&st, &headers, &realm, true)?;
+    let c = body(b)?;
     if !crate::spec::is_valid_realm_name(&realm) {
-        return error(StatusCode::BAD_REQUEST, "realm name: [a-z][a-z0-9-]{1,30}");
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "realm name: [a-z][a-z0-9-]{1,30}, not `admin`",
+        ));
     }
     if c.pipeline_subscriptions < 1 || c.max_replicas == Some(0) {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "pipelineSubscriptions and maxReplicas must be at least 1",
-        );
+        ));
     }
     let d = &requirements::embedded().quota.defaults;
     let config = RealmConfig {
@@ -326,10 +314,8 @@ async fn config(
         max_size: c.max_size.unwrap_or(d.max_size_per_deployment),
     };
     let r2 = realm.clone();
-    match with_ledger(&st, move |l| l.seed(&r2, config, &actor)).await {
-        Ok(()) => Json(json!({"realm": realm, "config": config})).into_response(),
-        Err(r) => r,
-    }
+    with_ledger(&st, move |l| l.seed(&r2, config, &actor)).await?;
+    Ok(Json(json!({"realm": realm, "config": config})).into_response())
 }
 
 /// Serves until `shutdown` completes; in-flight requests finish first.
