@@ -1,0 +1,176 @@
+//! Enforcement core (issue #3): the SQLite ledger against a small reference model, and many
+//! threads (each with its own connection) racing for the last RTUs.
+
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+
+use proptest::prelude::*;
+use realmctl::quota::ledger::{Ledger, LedgerError, Sync};
+use realmctl::quota::model::{Deployment, Env, Key, RealmConfig, Size, Version};
+
+/// An independent, deliberately naive statement of the seed's rules.
+#[derive(Debug, Clone, Default)]
+struct Reference {
+    config: Option<(u64, u64, u64, u32, u8)>, // subs, extra test, extra prod, max replicas, max size rtus
+    active: Vec<(Env, String, u32, u32, u8, u32)>, // env, pipeline, major, minor, size rtus, replicas
+}
+
+fn size_rtus(s: Size) -> u8 {
+    match s {
+        Size::Small => 1,
+        Size::Medium => 2,
+        Size::Large => 4,
+    }
+}
+
+impl Reference {
+    fn pool(&self, env: Env, cfg: (u64, u64, u64, u32, u8)) -> u64 {
+        if env == Env::Test { cfg.0 + cfg.1 } else { 2 * cfg.0 + cfg.2 }
+    }
+    fn used(&self, env: Env) -> (u64, u64) {
+        let mine: Vec<_> = self.active.iter().filter(|a| a.0 == env).collect();
+        (mine.len() as u64, mine.iter().map(|a| u64::from(a.4) * u64::from(a.5)).sum())
+    }
+    fn seed(&mut self, cfg: (u64, u64, u64, u32, u8)) -> bool {
+        for env in [Env::Test, Env::Prod] {
+            let (n, rtus) = self.used(env);
+            if n > cfg.0 || rtus > self.pool(env, cfg) {
+                return false;
+            }
+        }
+        self.config = Some(cfg);
+        true
+    }
+    fn deploy(&mut self, env: Env, p: &str, v: Version, size: Size, replicas: u32) -> Result<Option<&'static str>, ()> {
+        let cfg = self.config.ok_or(())?;
+        if replicas > cfg.3 || size_rtus(size) > cfg.4 {
+            return Ok(Some("quota_exceeded"));
+        }
+        let existing = self.active.iter().position(|a| a.0 == env && a.1 == p && a.2 == v.major);
+        let (n, used) = self.used(env);
+        if existing.is_none() && n >= cfg.0 {
+            return Ok(Some("no_pipeline_subscription"));
+        }
+        let freed = existing.map_or(0, |i| u64::from(self.active[i].4) * u64::from(self.active[i].5));
+        if used - freed + u64::from(size_rtus(size)) * u64::from(replicas) > self.pool(env, cfg) {
+            return Ok(Some("insufficient_rtu"));
+        }
+        if let Some(i) = existing {
+            self.active.remove(i);
+        }
+        self.active.push((env, p.to_owned(), v.major, v.minor, size_rtus(size), replicas));
+        Ok(None)
+    }
+    fn undeploy(&mut self, env: Env, p: &str, major: u32) -> bool {
+        match self.active.iter().position(|a| a.0 == env && a.1 == p && a.2 == major) {
+            Some(i) => {
+                self.active.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Seed(u64, u64, u64, u32, Size),
+    Deploy(Env, u8, u32, u32, Size, u32),
+    Undeploy(Env, u8, u32),
+}
+
+fn env() -> impl Strategy<Value = Env> {
+    prop_oneof![Just(Env::Test), Just(Env::Prod)]
+}
+fn size() -> impl Strategy<Value = Size> {
+    prop_oneof![Just(Size::Small), Just(Size::Medium), Just(Size::Large)]
+}
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => (0u64..5, 0u64..4, 0u64..6, 1u32..5, size()).prop_map(|(a, b, c, d, e)| Op::Seed(a, b, c, d, e)),
+        6 => (env(), 0u8..4, 1u32..3, 0u32..4, size(), 1u32..5).prop_map(|(a, b, c, d, e, f)| Op::Deploy(a, b, c, d, e, f)),
+        2 => (env(), 0u8..4, 1u32..3).prop_map(|(a, b, c)| Op::Undeploy(a, b, c)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn the_ledger_decides_like_the_reference_model(ops in proptest::collection::vec(op(), 1..40)) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("q.db"), Sync::Normal).unwrap();
+        let mut reference = Reference::default();
+        for op in ops {
+            match op {
+                Op::Seed(subs, et, ep, maxr, maxs) => {
+                    let cfg = RealmConfig { pipeline_subscriptions: subs, extra_test_rtus: et, extra_prod_rtus: ep, max_replicas: maxr, max_size: maxs };
+                    let ours = ledger.seed("r", cfg, "t");
+                    let theirs = reference.seed((subs, et, ep, maxr, size_rtus(maxs)));
+                    prop_assert_eq!(ours.is_ok(), theirs, "seed {:?}: {:?}", cfg, ours);
+                }
+                Op::Deploy(env, p, major, minor, size, replicas) => {
+                    let req = Deployment { environment: env, pipeline: format!("p{p}"), version: Version { major, minor }, size, replicas };
+                    let ours = ledger.deploy("r", &req, "t");
+                    let theirs = reference.deploy(env, &req.pipeline, req.version, size, replicas);
+                    match (ours, theirs) {
+                        (Ok(d), Ok(reason)) => prop_assert_eq!(d.reason.map(|r| r.as_str()), reason, "{:?}", req),
+                        (Err(LedgerError::UnknownRealm(_)), Err(())) => {}
+                        (o, t) => prop_assert!(false, "diverged on {:?}: {:?} vs {:?}", req, o.map(|d| d.reason), t),
+                    }
+                }
+                Op::Undeploy(env, p, major) => {
+                    let key = Key { environment: env, pipeline: format!("p{p}"), major };
+                    let ours = ledger.undeploy("r", &key, "t");
+                    let theirs = reference.undeploy(env, &key.pipeline, major);
+                    prop_assert_eq!(ours.is_ok(), theirs, "undeploy {:?}", key);
+                }
+            }
+        }
+        if reference.config.is_some() {
+            let st = ledger.status("r").unwrap();
+            for (env, u) in [(Env::Test, st.test), (Env::Prod, st.prod)] {
+                prop_assert_eq!((u.subscriptions_used, u.rtus_used), reference.used(env));
+                prop_assert!(u.subscriptions_used <= u.subscriptions_total && u.rtus_used <= u.rtus_total);
+            }
+        }
+    }
+}
+
+fn seed(db: &Path, subs: u64) {
+    let cfg = RealmConfig { pipeline_subscriptions: subs, extra_test_rtus: 0, extra_prod_rtus: 0, max_replicas: 10, max_size: Size::Large };
+    Ledger::open(db, Sync::Full).unwrap().seed("acme", cfg, "test").unwrap();
+}
+
+#[test]
+fn racing_threads_never_over_admit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    seed(&db, 60); // Prod pool: 120 RTUs = 30 Large deployments; 60 subscriptions.
+    let threads = 12;
+    let per_thread = 8; // 96 requests of 4 RTUs for 30 slots.
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (db, barrier) = (db.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut l = Ledger::open(&db, Sync::Full).unwrap();
+                barrier.wait();
+                (0..per_thread)
+                    .filter(|i| {
+                        let req = Deployment { environment: Env::Prod, pipeline: format!("t{t}-{i}"), version: Version { major: 1, minor: 0 }, size: Size::Large, replicas: 1 };
+                        l.deploy("acme", &req, "race").unwrap().admitted
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let admitted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(admitted, 30);
+    let mut l = Ledger::open(&db, Sync::Full).unwrap();
+    let st = l.status("acme").unwrap();
+    assert_eq!((st.prod.rtus_used, st.prod.subscriptions_used), (120, 30));
+    let log = l.decisions("acme").unwrap();
+    assert_eq!(log.iter().filter(|d| d.action == "deploy" && d.admitted).count(), 30);
+    assert_eq!(log.iter().filter(|d| d.action == "deploy" && !d.admitted).count(), threads * per_thread - 30);
+}
