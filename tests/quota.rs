@@ -25,11 +25,18 @@ fn size_rtus(s: Size) -> u8 {
 
 impl Reference {
     fn pool(&self, env: Env, cfg: (u64, u64, u64, u32, u8)) -> u64 {
-        if env == Env::Test { cfg.0 + cfg.1 } else { 2 * cfg.0 + cfg.2 }
+        if env == Env::Test {
+            cfg.0 + cfg.1
+        } else {
+            2 * cfg.0 + cfg.2
+        }
     }
     fn used(&self, env: Env) -> (u64, u64) {
         let mine: Vec<_> = self.active.iter().filter(|a| a.0 == env).collect();
-        (mine.len() as u64, mine.iter().map(|a| u64::from(a.4) * u64::from(a.5)).sum())
+        (
+            mine.len() as u64,
+            mine.iter().map(|a| u64::from(a.4) * u64::from(a.5)).sum(),
+        )
     }
     fn seed(&mut self, cfg: (u64, u64, u64, u32, u8)) -> bool {
         for env in [Env::Test, Env::Prod] {
@@ -41,28 +48,51 @@ impl Reference {
         self.config = Some(cfg);
         true
     }
-    fn deploy(&mut self, env: Env, p: &str, v: Version, size: Size, replicas: u32) -> Result<Option<&'static str>, ()> {
+    fn deploy(
+        &mut self,
+        env: Env,
+        p: &str,
+        v: Version,
+        size: Size,
+        replicas: u32,
+    ) -> Result<Option<&'static str>, ()> {
         let cfg = self.config.ok_or(())?;
         if replicas > cfg.3 || size_rtus(size) > cfg.4 {
             return Ok(Some("quota_exceeded"));
         }
-        let existing = self.active.iter().position(|a| a.0 == env && a.1 == p && a.2 == v.major);
+        let existing = self
+            .active
+            .iter()
+            .position(|a| a.0 == env && a.1 == p && a.2 == v.major);
         let (n, used) = self.used(env);
         if existing.is_none() && n >= cfg.0 {
             return Ok(Some("no_pipeline_subscription"));
         }
-        let freed = existing.map_or(0, |i| u64::from(self.active[i].4) * u64::from(self.active[i].5));
+        let freed = existing.map_or(0, |i| {
+            u64::from(self.active[i].4) * u64::from(self.active[i].5)
+        });
         if used - freed + u64::from(size_rtus(size)) * u64::from(replicas) > self.pool(env, cfg) {
             return Ok(Some("insufficient_rtu"));
         }
         if let Some(i) = existing {
             self.active.remove(i);
         }
-        self.active.push((env, p.to_owned(), v.major, v.minor, size_rtus(size), replicas));
+        self.active.push((
+            env,
+            p.to_owned(),
+            v.major,
+            v.minor,
+            size_rtus(size),
+            replicas,
+        ));
         Ok(None)
     }
     fn undeploy(&mut self, env: Env, p: &str, major: u32) -> bool {
-        match self.active.iter().position(|a| a.0 == env && a.1 == p && a.2 == major) {
+        match self
+            .active
+            .iter()
+            .position(|a| a.0 == env && a.1 == p && a.2 == major)
+        {
             Some(i) => {
                 self.active.remove(i);
                 true
@@ -138,8 +168,17 @@ proptest! {
 }
 
 fn seed(db: &Path, subs: u64) {
-    let cfg = RealmConfig { pipeline_subscriptions: subs, extra_test_rtus: 0, extra_prod_rtus: 0, max_replicas: 10, max_size: Size::Large };
-    Ledger::open(db, Sync::Full).unwrap().seed("acme", cfg, "test").unwrap();
+    let cfg = RealmConfig {
+        pipeline_subscriptions: subs,
+        extra_test_rtus: 0,
+        extra_prod_rtus: 0,
+        max_replicas: 10,
+        max_size: Size::Large,
+    };
+    Ledger::open(db, Sync::Full)
+        .unwrap()
+        .seed("acme", cfg, "test")
+        .unwrap();
 }
 
 #[test]
@@ -158,7 +197,13 @@ fn racing_threads_never_over_admit() {
                 barrier.wait();
                 (0..per_thread)
                     .filter(|i| {
-                        let req = Deployment { environment: Env::Prod, pipeline: format!("t{t}-{i}"), version: Version { major: 1, minor: 0 }, size: Size::Large, replicas: 1 };
+                        let req = Deployment {
+                            environment: Env::Prod,
+                            pipeline: format!("t{t}-{i}"),
+                            version: Version { major: 1, minor: 0 },
+                            size: Size::Large,
+                            replicas: 1,
+                        };
                         l.deploy("acme", &req, "race").unwrap().admitted
                     })
                     .count()
@@ -171,6 +216,16 @@ fn racing_threads_never_over_admit() {
     let st = l.status("acme").unwrap();
     assert_eq!((st.prod.rtus_used, st.prod.subscriptions_used), (120, 30));
     let log = l.decisions("acme").unwrap();
-    assert_eq!(log.iter().filter(|d| d.action == "deploy" && d.admitted).count(), 30);
-    assert_eq!(log.iter().filter(|d| d.action == "deploy" && !d.admitted).count(), threads * per_thread - 30);
+    assert_eq!(
+        log.iter()
+            .filter(|d| d.action == "deploy" && d.admitted)
+            .count(),
+        30
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|d| d.action == "deploy" && !d.admitted)
+            .count(),
+        threads * per_thread - 30
+    );
 }

@@ -1,5 +1,6 @@
 //! `realmctl quota ...`: the enforcement core on the command line.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
@@ -243,7 +244,8 @@ fn serve(db: &Path, listen: std::net::SocketAddr, tokens_path: &Path) -> Result<
         )
         .await
         .map_err(bad)?;
-        eprintln!("realmctl quota service stopped");
+        // stderr may be gone by now (a supervisor closed it); stopping cleanly matters more.
+        let _ = writeln!(std::io::stderr(), "realmctl quota service stopped");
         Ok(Outcome::Success)
     })
 }

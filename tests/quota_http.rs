@@ -1,0 +1,411 @@
+//! The quota HTTP service (issue #3), run as the real binary on loopback: auth (401/403),
+//! bad input (400), unknown realm (404), body limit (413), racing clients, graceful shutdown,
+//! and a SIGKILL during load that loses no acknowledged admission.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use realmctl::quota::ledger::{Ledger, Sync};
+use realmctl::quota::tokens::{Scope, mint};
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    base: String,
+    db: PathBuf,
+    tokens: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Tokens {
+    admin: String,
+    acme: String,
+    other: String,
+    file: String,
+}
+
+fn tokens() -> Tokens {
+    let (admin, a) = mint(&Scope::Admin);
+    let (acme, b) = mint(&Scope::Realm("acme".into()));
+    let (other, c) = mint(&Scope::Realm("other".into()));
+    Tokens {
+        admin,
+        acme,
+        other,
+        file: format!("{a}\n{b}\n{c}\n"),
+    }
+}
+
+fn start(dir: &Path, t: &Tokens) -> Server {
+    let db = dir.join("quota.db");
+    let tokens = dir.join("tokens.yaml");
+    std::fs::write(&tokens, &t.file).unwrap();
+    spawn(db, tokens)
+}
+
+fn spawn(db: PathBuf, tokens: PathBuf) -> Server {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("realmctl"))
+        .args(["quota", "serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .arg("--tokens")
+        .arg(&tokens)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    stderr.read_line(&mut line).unwrap();
+    // Keep draining stderr so the server never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let base = line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(
+        base.starts_with("http://127.0.0.1:"),
+        "unexpected first line: {line}"
+    );
+    Server {
+        child,
+        base,
+        db,
+        tokens,
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+fn call(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
+    let a = agent();
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let resp = match (method, body) {
+        ("GET", _) => {
+            let mut r = a.get(url);
+            if let Some(h) = &auth {
+                r = r.header("Authorization", h);
+            }
+            r.call()
+        }
+        ("DELETE", _) => {
+            let mut r = a.delete(url);
+            if let Some(h) = &auth {
+                r = r.header("Authorization", h);
+            }
+            r.call()
+        }
+        (m, b) => {
+            let mut r = if m == "PUT" { a.put(url) } else { a.post(url) };
+            if let Some(h) = &auth {
+                r = r.header("Authorization", h);
+            }
+            r.content_type("application/json").send(b.unwrap_or(""))
+        }
+    };
+    let mut resp = resp.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn seed(s: &Server, t: &Tokens, realm: &str, subs: u64) {
+    let (st, v) = call(
+        "PUT",
+        &format!("{}/v1/realms/{realm}/config", s.base),
+        Some(&t.admin),
+        Some(&json!({"pipelineSubscriptions": subs}).to_string()),
+    );
+    assert_eq!(st, 200, "{v}");
+}
+
+fn deploy_body(pipeline: &str, version: &str, size: &str, replicas: u32) -> String {
+    json!({"environment": "prod", "pipeline": pipeline, "version": version, "size": size, "replicas": replicas}).to_string()
+}
+
+#[test]
+fn auth_status_codes_and_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens();
+    let s = start(dir.path(), &t);
+    let deployments = format!("{}/v1/realms/acme/deployments", s.base);
+    let body = deploy_body("orders", "1.2", "medium", 1);
+
+    assert_eq!(
+        call("GET", &format!("{}/healthz", s.base), None, None).0,
+        200
+    );
+    assert_eq!(call("POST", &deployments, None, Some(&body)).0, 401);
+    assert_eq!(
+        call("POST", &deployments, Some("not-a-token"), Some(&body)).0,
+        401
+    );
+    assert_eq!(
+        call("POST", &deployments, Some(&t.other), Some(&body)).0,
+        403,
+        "a token for another realm"
+    );
+    let (st, v) = call(
+        "PUT",
+        &format!("{}/v1/realms/acme/config", s.base),
+        Some(&t.acme),
+        Some(r#"{"pipelineSubscriptions": 1000}"#),
+    );
+    assert_eq!(st, 403, "a realm token may not change its own limits: {v}");
+    let (st, v) = call("POST", &deployments, Some(&t.admin), Some(&body));
+    assert_eq!(st, 404, "unknown realm: {v}");
+
+    seed(&s, &t, "acme", 1);
+    let (st, v) = call("POST", &deployments, Some(&t.acme), Some(&body));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["admitted"], true);
+    assert_eq!(v["reason"], Value::Null);
+    let (st, v) = call(
+        "POST",
+        &deployments,
+        Some(&t.acme),
+        Some(&deploy_body("billing", "1.0", "small", 1)),
+    );
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(v["admitted"], false);
+    assert_eq!(v["reason"], "no_pipeline_subscription");
+    let (st, v) = call(
+        "POST",
+        &format!("{}/v1/realms/acme/what-if", s.base),
+        Some(&t.acme),
+        Some(&deploy_body("orders", "1.3", "large", 1)),
+    );
+    assert_eq!(
+        (st, v["reason"].as_str()),
+        (409, Some("insufficient_rtu")),
+        "{v}"
+    );
+
+    for bad in [
+        "{\"environment\": ",
+        "[]",
+        &deploy_body("orders", "0.1", "small", 1),
+        &deploy_body("orders", "1.2.3", "small", 1),
+        r#"{"environment":"prod","pipeline":"x","version":"1.0","size":"small","replicas":1,"extra":1}"#,
+        &deploy_body("orders", "1.0", "huge", 1),
+        &deploy_body("orders", "1.0", "small", 0),
+    ] {
+        let (st, v) = call("POST", &deployments, Some(&t.acme), Some(bad));
+        assert_eq!(st, 400, "{bad}: {v}");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+    }
+    let huge = format!(
+        r#"{{"environment":"prod","pipeline":"{}","version":"1.0","size":"small","replicas":1}}"#,
+        "x".repeat(20_000)
+    );
+    assert_eq!(
+        call("POST", &deployments, Some(&t.acme), Some(&huge)).0,
+        413
+    );
+
+    let (st, v) = call(
+        "GET",
+        &format!("{}/v1/realms/acme/usage", s.base),
+        Some(&t.acme),
+        None,
+    );
+    assert_eq!(st, 200);
+    assert_eq!(v["prod"]["rtusUsed"], 2);
+    let del = format!("{}/v1/realms/acme/deployments/prod/orders/1", s.base);
+    assert_eq!(call("DELETE", &del, Some(&t.other), None).0, 403);
+    assert_eq!(call("DELETE", &del, Some(&t.acme), None).0, 200);
+    assert_eq!(call("DELETE", &del, Some(&t.acme), None).0, 404);
+    let (_, v) = call(
+        "GET",
+        &format!("{}/v1/realms/acme/usage", s.base),
+        Some(&t.acme),
+        None,
+    );
+    assert_eq!(
+        (
+            v["prod"]["rtusUsed"].as_u64(),
+            v["prod"]["subscriptionsUsed"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+}
+
+#[test]
+fn racing_http_clients_get_exactly_what_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens();
+    let s = start(dir.path(), &t);
+    seed(&s, &t, "acme", 40); // 80 Prod RTUs = 20 Large deployments.
+    let clients = 16;
+    let barrier = Arc::new(Barrier::new(clients));
+    let url = format!("{}/v1/realms/acme/deployments", s.base);
+    let handles: Vec<_> = (0..clients)
+        .map(|c| {
+            let (barrier, url, token) = (barrier.clone(), url.clone(), t.acme.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                (0..5)
+                    .filter(|i| {
+                        call(
+                            "POST",
+                            &url,
+                            Some(&token),
+                            Some(&deploy_body(&format!("c{c}-{i}"), "1.0", "large", 1)),
+                        )
+                        .0 == 200
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let admitted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(admitted, 20);
+    let (_, v) = call(
+        "GET",
+        &format!("{}/v1/realms/acme/usage", s.base),
+        Some(&t.acme),
+        None,
+    );
+    assert_eq!(v["prod"]["rtusUsed"], 80);
+    assert_eq!(v["deployments"].as_array().unwrap().len(), 20);
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens();
+    let mut s = start(dir.path(), &t);
+    seed(&s, &t, "acme", 2);
+    let st = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let started = Instant::now();
+    loop {
+        if let Some(code) = s.child.try_wait().unwrap() {
+            assert!(code.success(), "exit {code:?}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut l = Ledger::open(&s.db, Sync::Full).unwrap();
+    assert_eq!(l.status("acme").unwrap().config.pipeline_subscriptions, 2);
+}
+
+#[test]
+fn sigkill_during_load_loses_no_acknowledged_admission() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens();
+    let mut s = start(dir.path(), &t);
+    seed(&s, &t, "acme", 100_000);
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sent = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let url = format!("{}/v1/realms/acme/deployments", s.base);
+    let handles: Vec<_> = (0..6)
+        .map(|c| {
+            let (acked, sent, stop, url, token) = (
+                acked.clone(),
+                sent.clone(),
+                stop.clone(),
+                url.clone(),
+                t.acme.clone(),
+            );
+            std::thread::spawn(move || {
+                let a: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(5)))
+                    .build()
+                    .into();
+                for i in 0..2000 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let name = format!("c{c}-{i}");
+                    sent.lock().unwrap().push(name.clone());
+                    let r = a
+                        .post(&url)
+                        .header("Authorization", &format!("Bearer {token}"))
+                        .content_type("application/json")
+                        .send(&deploy_body(&name, "1.0", "small", 1));
+                    match r {
+                        Ok(resp) if resp.status().as_u16() == 200 => {
+                            acked.lock().unwrap().push(name)
+                        }
+                        Ok(resp) => panic!("unexpected status {}", resp.status()),
+                        Err(_) => break, // the server is gone
+                    }
+                }
+            })
+        })
+        .collect();
+    // Let some admissions land, then kill the server without warning.
+    let started = Instant::now();
+    while acked.lock().unwrap().len() < 50 && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in handles {
+        h.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    let sent = sent.lock().unwrap().clone();
+    assert!(acked.len() >= 50, "load did not run: {}", acked.len());
+
+    // After a restart, every acknowledged admission is there, and nothing that was not asked for
+    // and logged as admitted.
+    let restarted = spawn(s.db.clone(), s.tokens.clone());
+    let (st, v) = call(
+        "GET",
+        &format!("{}/v1/realms/acme/usage", restarted.base),
+        Some(&t.acme),
+        None,
+    );
+    assert_eq!(st, 200);
+    let present: Vec<String> = v["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["pipeline"].as_str().unwrap().to_owned())
+        .collect();
+    for a in &acked {
+        assert!(present.contains(a), "acknowledged {a} was lost");
+    }
+    for p in &present {
+        assert!(sent.contains(p), "{p} was never requested");
+    }
+    assert!(
+        present.len() <= acked.len() + 6,
+        "at most one unacknowledged in-flight admission per client"
+    );
+    let l = Ledger::open(&s.db, Sync::Full).unwrap();
+    let logged = l
+        .decisions("acme")
+        .unwrap()
+        .iter()
+        .filter(|d| d.action == "deploy" && d.admitted)
+        .count();
+    assert_eq!(
+        logged,
+        present.len(),
+        "the decision log and the deployments agree"
+    );
+}
