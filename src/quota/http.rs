@@ -328,3 +328,17 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_openapi_document_lists_every_route() {
+        let doc = include_str!("../../docs/quota-openapi.yaml");
+        let src = include_str!("http.rs");
+        let routes: Vec<&str> = src.lines().filter_map(|l| l.trim().strip_prefix(".route(\"")).map(|l| l.split('"').next().unwrap_or("")).collect();
+        assert_eq!(routes.len(), 6);
+        for r in routes {
+            assert!(doc.contains(&format!("  {r}:")), "docs/quota-openapi.yaml lacks {r}");
+        }
+    }
+}
