@@ -111,6 +111,8 @@ pub struct DecisionRecord {
     pub detail: String,
 }
 
+const SCHEMA_VERSION: i64 = 1;
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS realms (
     name TEXT PRIMARY KEY,
@@ -129,9 +131,10 @@ CREATE TABLE IF NOT EXISTS deployments (
     minor INTEGER NOT NULL CHECK (minor >= 0),
     size TEXT NOT NULL CHECK (size IN ('small','medium','large')),
     replicas INTEGER NOT NULL CHECK (replicas >= 1),
+    rtus INTEGER NOT NULL CHECK (rtus >= 1),
     deployed_at TEXT NOT NULL,
     PRIMARY KEY (realm, environment, pipeline, major)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,
@@ -186,6 +189,23 @@ impl Ledger {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        match version {
+            0 => conn
+                .pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(err)?,
+            SCHEMA_VERSION => {}
+            v => {
+                return Err(LedgerError::Corrupt {
+                    path: path.to_owned(),
+                    detail: format!(
+                        "schema version {v} is newer than this realmctl understands ({SCHEMA_VERSION})"
+                    ),
+                });
+            }
+        }
         Ok(Ledger {
             conn,
             path: path.to_owned(),
@@ -284,16 +304,18 @@ impl Ledger {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
         let config = load_config(&tx, realm, &path)?;
-        let state = load_state(&tx, realm, &path)?;
-        let d = model::decide(&config, &state, request);
+        let facts = load_facts(&tx, realm, request, &path)?;
+        let d = model::decide_with(&config, &facts, request);
         if d.admitted {
-            tx.execute(
-                "INSERT INTO deployments (realm, environment, pipeline, major, minor, size, replicas, deployed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            tx.prepare_cached(
+                "INSERT INTO deployments (realm, environment, pipeline, major, minor, size, replicas, rtus, deployed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT(realm, environment, pipeline, major) DO UPDATE SET minor = excluded.minor,
-                   size = excluded.size, replicas = excluded.replicas, deployed_at = excluded.deployed_at",
-                params![realm, request.environment.as_str(), request.pipeline, request.version.major, request.version.minor, request.size.as_str(), request.replicas, now()],
+                   size = excluded.size, replicas = excluded.replicas, rtus = excluded.rtus, deployed_at = excluded.deployed_at",
             )
+            .and_then(|mut st| {
+                st.execute(params![realm, request.environment.as_str(), request.pipeline, request.version.major, request.version.minor, request.size.as_str(), request.replicas, request.rtus() as i64, now()])
+            })
             .map_err(err)?;
         }
         let req = serde_json::to_string(request).unwrap_or_default();
@@ -325,8 +347,8 @@ impl Ledger {
                 source,
             })?;
         let config = load_config(&tx, realm, &path)?;
-        let state = load_state(&tx, realm, &path)?;
-        Ok(model::decide(&config, &state, request))
+        let facts = load_facts(&tx, realm, request, &path)?;
+        Ok(model::decide_with(&config, &facts, request))
     }
 
     /// Removes the active version of (pipeline, major) in an environment, releasing its
@@ -460,21 +482,20 @@ fn log(
     after: Option<&EnvUsage>,
 ) -> rusqlite::Result<usize> {
     let js = |u: Option<&EnvUsage>| u.map(|u| serde_json::to_string(u).unwrap_or_default());
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO decisions (at, actor, realm, action, request, admitted, reason, detail, usage_before, usage_after)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![now(), actor, realm, action, request, admitted as i64, reason, detail, js(before), js(after)],
-    )
+    )?
+    .execute(params![now(), actor, realm, action, request, admitted as i64, reason, detail, js(before), js(after)])
 }
 
 fn load_config(tx: &Transaction<'_>, realm: &str, path: &Path) -> Result<RealmConfig, LedgerError> {
     let row = tx
-        .query_row(
-            "SELECT pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size FROM realms WHERE name = ?1",
-            params![realm],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?, r.get::<_, String>(4)?)),
-        )
-        .optional()
+        .prepare_cached("SELECT pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size FROM realms WHERE name = ?1")
+        .and_then(|mut st| {
+            st.query_row(params![realm], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?, r.get::<_, String>(4)?)))
+                .optional()
+        })
         .map_err(|source| LedgerError::Sqlite { path: path.to_owned(), source })?;
     let Some((subs, et, ep, max_replicas, max_size)) = row else {
         return Err(LedgerError::UnknownRealm(realm.to_owned()));
@@ -489,6 +510,53 @@ fn load_config(tx: &Transaction<'_>, realm: &str, path: &Path) -> Result<RealmCo
         extra_prod_rtus: ep as u64,
         max_replicas,
         max_size: max_size.parse::<Size>().map_err(corrupt)?,
+    })
+}
+
+/// Usage of the request's environment and its current (pipeline, major) deployment: two
+/// indexed reads, so an admission costs the same however many pipelines the realm runs.
+fn load_facts(
+    tx: &Transaction<'_>,
+    realm: &str,
+    request: &Deployment,
+    path: &Path,
+) -> Result<model::Facts, LedgerError> {
+    let sql = |source| LedgerError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let env = request.environment.as_str();
+    let (n, rtus): (i64, i64) = tx
+        .prepare_cached("SELECT COUNT(*), COALESCE(SUM(rtus), 0) FROM deployments WHERE realm = ?1 AND environment = ?2")
+        .and_then(|mut st| st.query_row(params![realm, env], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(sql)?;
+    let existing = tx
+        .prepare_cached("SELECT minor, size, replicas FROM deployments WHERE realm = ?1 AND environment = ?2 AND pipeline = ?3 AND major = ?4")
+        .and_then(|mut st| {
+            st.query_row(params![realm, env, request.pipeline, request.version.major], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?)))
+                .optional()
+        })
+        .map_err(sql)?;
+    let existing = match existing {
+        None => None,
+        Some((minor, size, replicas)) => Some(Deployment {
+            environment: request.environment,
+            pipeline: request.pipeline.clone(),
+            version: Version {
+                major: request.version.major,
+                minor,
+            },
+            size: size.parse().map_err(|detail| LedgerError::Corrupt {
+                path: path.to_owned(),
+                detail,
+            })?,
+            replicas,
+        }),
+    };
+    Ok(model::Facts {
+        subscriptions_used: n as u64,
+        rtus_used: rtus as u64,
+        existing,
     })
 }
 

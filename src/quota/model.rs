@@ -294,12 +294,50 @@ pub struct Decision {
     pub after: EnvUsage,
 }
 
+/// What the decision needs to know about an environment: how much is used there, and the
+/// active version of the requested (pipeline, major), if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// Unique pipelines deployed in the environment.
+    pub subscriptions_used: u64,
+    /// RTUs consumed in the environment.
+    pub rtus_used: u64,
+    /// The active deployment with the request's key.
+    pub existing: Option<Deployment>,
+}
+
+impl Facts {
+    /// The facts for `request` from a full state.
+    pub fn from_state(state: &State, request: &Deployment) -> Self {
+        let env = request.environment;
+        let (n, rtus) = state
+            .values()
+            .filter(|d| d.environment == env)
+            .fold((0, 0), |(n, r), d| (n + 1, r + d.rtus()));
+        Facts {
+            subscriptions_used: n,
+            rtus_used: rtus,
+            existing: state.get(&request.key()).cloned(),
+        }
+    }
+}
+
 /// Decides whether `request` may be deployed given `config` and the realm's `state` (pure).
 pub fn decide(config: &RealmConfig, state: &State, request: &Deployment) -> Decision {
+    decide_with(config, &Facts::from_state(state, request), request)
+}
+
+/// Decides from the environment's facts (pure); the ledger gathers them with two indexed reads.
+pub fn decide_with(config: &RealmConfig, facts: &Facts, request: &Deployment) -> Decision {
     let env = request.environment;
-    let before = usage(config, state, env);
+    let before = EnvUsage {
+        subscriptions_used: facts.subscriptions_used,
+        subscriptions_total: config.pipeline_subscriptions,
+        rtus_used: facts.rtus_used,
+        rtus_total: config.rtus(env),
+    };
     let rtus_requested = request.rtus();
-    let replaces = state.get(&request.key()).cloned();
+    let replaces = facts.existing.clone();
     let deny = |reason: Reason, detail: String| Decision {
         admitted: false,
         reason: Some(reason),
