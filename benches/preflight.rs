@@ -10,6 +10,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -243,7 +244,7 @@ fn cert_bench(out: &mut String) {
 
 fn main() {
     // `cargo test --benches` runs this with `--bench` absent; only measure under `cargo bench`.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !support::measuring() {
         return;
     }
     let mut out = String::new();
@@ -254,24 +255,6 @@ fn main() {
     rt.block_on(outbound_bench(&mut out));
     cert_bench(&mut out);
     println!("{out}");
-    let stamp = format!(
-        "Measured {} on {} CPU(s) by `cargo bench --bench preflight` (release build).\n\n",
-        OffsetDateTime::now_utc().date(),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    write_section("docs/benchmarks.md", "preflight", &format!("{stamp}{out}"));
-}
-
-/// Replaces the text between `<!-- bench:NAME:start -->` and `<!-- bench:NAME:end -->`.
-fn write_section(path: &str, name: &str, body: &str) {
-    let (start, end) = (
-        format!("<!-- bench:{name}:start -->"),
-        format!("<!-- bench:{name}:end -->"),
-    );
-    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let new = match (old.find(&start), old.find(&end)) {
-        (Some(s), Some(e)) if e > s => format!("{}{start}\n{body}{}", &old[..s], &old[e..]),
-        _ => format!("{old}\n{start}\n{body}{end}\n"),
-    };
-    std::fs::write(path, new).unwrap();
+    let stamp = support::stamp("preflight");
+    support::write_section("docs/benchmarks.md", "preflight", &format!("{stamp}{out}"));
 }
