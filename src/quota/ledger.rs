@@ -135,6 +135,13 @@ CREATE TABLE IF NOT EXISTS deployments (
     deployed_at TEXT NOT NULL,
     PRIMARY KEY (realm, environment, pipeline, major)
 ) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS usage (
+    realm TEXT NOT NULL REFERENCES realms(name),
+    environment TEXT NOT NULL CHECK (environment IN ('test','prod')),
+    subscriptions_used INTEGER NOT NULL CHECK (subscriptions_used >= 0),
+    rtus_used INTEGER NOT NULL CHECK (rtus_used >= 0),
+    PRIMARY KEY (realm, environment)
+) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,
@@ -317,6 +324,7 @@ impl Ledger {
                 st.execute(params![realm, request.environment.as_str(), request.pipeline, request.version.major, request.version.minor, request.size.as_str(), request.replicas, request.rtus() as i64, now()])
             })
             .map_err(err)?;
+            store_usage(&tx, realm, request.environment, &d.after).map_err(err)?;
         }
         let req = serde_json::to_string(request).unwrap_or_default();
         log(
@@ -387,6 +395,7 @@ impl Ledger {
         let mut after_state = state;
         after_state.remove(key);
         let after = model::usage(&config, &after_state, key.environment);
+        store_usage(&tx, realm, key.environment, &after).map_err(err)?;
         let detail = format!(
             "undeployed {} {} from {} ({} RTUs released)",
             old.pipeline,
@@ -513,8 +522,23 @@ fn load_config(tx: &Transaction<'_>, realm: &str, path: &Path) -> Result<RealmCo
     })
 }
 
+/// Stores an environment's usage counters (kept in the same transaction as the deployments).
+fn store_usage(
+    tx: &Transaction<'_>,
+    realm: &str,
+    env: Env,
+    u: &EnvUsage,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "INSERT INTO usage (realm, environment, subscriptions_used, rtus_used) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(realm, environment) DO UPDATE SET subscriptions_used = excluded.subscriptions_used, rtus_used = excluded.rtus_used",
+    )?
+    .execute(params![realm, env.as_str(), u.subscriptions_used as i64, u.rtus_used as i64])
+}
+
 /// Usage of the request's environment and its current (pipeline, major) deployment: two
-/// indexed reads, so an admission costs the same however many pipelines the realm runs.
+/// primary-key reads (usage counters kept per environment), so an admission costs the same
+/// however many pipelines the realm runs.
 fn load_facts(
     tx: &Transaction<'_>,
     realm: &str,
@@ -527,9 +551,15 @@ fn load_facts(
     };
     let env = request.environment.as_str();
     let (n, rtus): (i64, i64) = tx
-        .prepare_cached("SELECT COUNT(*), COALESCE(SUM(rtus), 0) FROM deployments WHERE realm = ?1 AND environment = ?2")
-        .and_then(|mut st| st.query_row(params![realm, env], |r| Ok((r.get(0)?, r.get(1)?))))
-        .map_err(sql)?;
+        .prepare_cached(
+            "SELECT subscriptions_used, rtus_used FROM usage WHERE realm = ?1 AND environment = ?2",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![realm, env], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(sql)?
+        .unwrap_or((0, 0));
     let existing = tx
         .prepare_cached("SELECT minor, size, replicas FROM deployments WHERE realm = ?1 AND environment = ?2 AND pipeline = ?3 AND major = ?4")
         .and_then(|mut st| {
@@ -679,6 +709,9 @@ mod tests {
                 ("deploy", true)
             ]
         );
+        // The counters agree with the deployments.
+        let counted: (i64, i64) = l.conn.query_row("SELECT subscriptions_used, rtus_used FROM usage WHERE realm = 'acme' AND environment = 'prod'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!(counted, (1, 1));
         // Append-only.
         assert!(l.conn.execute("DELETE FROM decisions", []).is_err());
         assert!(
