@@ -10,5 +10,6 @@ pub mod preflight;
 pub mod quota;
 pub mod report;
 pub mod requirements;
+pub mod secret;
 pub mod spec;
 pub mod templates;

@@ -409,3 +409,78 @@ fn sigkill_during_load_loses_no_acknowledged_admission() {
         "the decision log and the deployments agree"
     );
 }
+
+#[test]
+fn seed_a_running_core_from_the_spec_with_an_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens();
+    let s = start(dir.path(), &t);
+    std::fs::create_dir_all(dir.path().join("certs")).unwrap();
+    std::fs::write(dir.path().join("certs/c.pem"), "").unwrap();
+    std::fs::write(dir.path().join("certs/k.pem"), "").unwrap();
+    let spec = dir.path().join("realm.yaml");
+    let write_spec = |subs: u32| {
+        std::fs::write(
+            &spec,
+            format!("apiVersion: realmctl/v1\nkind: Realm\nname: acme\ncloud:\n  provider: gke\n  region: us-central1\n  gke: {{project: digibee-acme}}\n  cluster: {{name: digibee-acme, kubernetesVersion: \"1.31\"}}\ndomains: {{base: digibee.acme.com}}\ncertificate: {{cert: certs/c.pem, key: certs/k.pem}}\nsubscription: {{pipelineSubscriptions: {subs}}}\n"),
+        )
+        .unwrap();
+    };
+    let seed = |token: &str| {
+        assert_cmd::Command::cargo_bin("realmctl")
+            .unwrap()
+            .env("CORE_TOKEN", token)
+            .args([
+                "quota",
+                "seed",
+                "--url",
+                &s.base,
+                "--token-env",
+                "CORE_TOKEN",
+                "-f",
+            ])
+            .arg(&spec)
+            .output()
+            .unwrap()
+    };
+    write_spec(3);
+    let o = seed(&t.acme);
+    assert_eq!(o.status.code(), Some(2), "a realm token may not seed");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("refused the token (HTTP 403)") && !err.contains(&t.acme),
+        "{err}"
+    );
+    let o = seed(&t.admin);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (_, v) = call(
+        "GET",
+        &format!("{}/v1/realms/acme/usage", s.base),
+        Some(&t.acme),
+        None,
+    );
+    assert_eq!(v["prod"]["rtusTotal"], 6);
+
+    for i in 0..2 {
+        let (st, _) = call(
+            "POST",
+            &format!("{}/v1/realms/acme/deployments", s.base),
+            Some(&t.acme),
+            Some(&deploy_body(&format!("p{i}"), "1.0", "small", 1)),
+        );
+        assert_eq!(st, 200);
+    }
+    write_spec(1);
+    let o = seed(&t.admin);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("HTTP 409") && err.contains("p0 1.0") && err.contains("p1 1.0"),
+        "{err}"
+    );
+}

@@ -7,7 +7,6 @@
 //! (a TLS-inspecting proxy or firewall) replaced the certificate, reported as a warning naming
 //! the issuer. [`decide`] turns what happened into a finding and is unit-tested.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -27,29 +26,10 @@ use tokio_rustls::TlsConnector;
 use x509_parser::prelude::*;
 
 use super::{Category, CheckResult, Observer};
+pub use crate::secret::Secret;
 use crate::spec::Target;
 
 const CAT: Category = Category::Outbound;
-
-/// A secret string: never printed, never serialised.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// Basic-auth credentials for the proxy.
 #[derive(Debug, Clone)]

@@ -9,7 +9,8 @@ use clap::{Args, Subcommand};
 use realmctl::quota::ledger::{Ledger, LedgerError, RealmStatus, Sync};
 use realmctl::quota::model::{Deployment, Env, EnvUsage, Key, Size, Version};
 use realmctl::quota::tokens::{self, Scope};
-use realmctl::quota::{self, Admission, http};
+use realmctl::quota::{self, Admission, http, seed};
+use realmctl::secret::Secret;
 use realmctl::spec;
 
 use super::{BadInput, Format, Outcome, bad};
@@ -17,11 +18,18 @@ use super::{BadInput, Format, Outcome, bad};
 /// Quota subcommands.
 #[derive(Debug, Subcommand)]
 pub enum QuotaCmd {
-    /// Create or update a realm's config from its spec (refuses to go below current use).
+    /// Create or update a realm's config from its spec (refuses to go below current use), in a
+    /// local ledger (--db) or a running quota service (--url with an admin token).
     Seed {
         /// Ledger database.
+        #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+        db: Option<PathBuf>,
+        /// A running quota service, e.g. https://quota.example:8443.
+        #[arg(long, requires = "token_env")]
+        url: Option<String>,
+        /// Environment variable holding an admin token for --url.
         #[arg(long)]
-        db: PathBuf,
+        token_env: Option<String>,
         /// The realm spec.
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
@@ -142,12 +150,31 @@ fn usage_line(env: Env, u: &EnvUsage) -> String {
 /// Runs a quota subcommand.
 pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
     match cmd {
-        QuotaCmd::Seed { db, file, output } => {
+        QuotaCmd::Seed {
+            db,
+            url,
+            token_env,
+            file,
+            output,
+        } => {
             let spec = spec::load(&file).map_err(|e| bad(anyhow!(e)))?;
             let config = quota::config_from_spec(&spec.subscription);
-            open(&db)?
-                .seed(&spec.name, config, &actor())
-                .map_err(ledger_err)?;
+            let target = match (db, url, token_env) {
+                (Some(db), _, _) => seed::Target::Local { db },
+                (None, Some(url), Some(var)) => {
+                    let token = std::env::var(&var).map_err(|_| bad(anyhow!("the environment variable {var} (named by --token-env) is not set\n  help: export {var}=<admin token from `realmctl quota token --admin`>")))?;
+                    seed::Target::Remote {
+                        url,
+                        token: Secret::new(token),
+                    }
+                }
+                _ => {
+                    return Err(bad(anyhow!(
+                        "give --db FILE, or --url URL with --token-env VAR"
+                    )));
+                }
+            };
+            seed::seed(&target, &spec.name, config, &actor()).map_err(bad)?;
             match output {
                 Format::Json => println!(
                     "{}",

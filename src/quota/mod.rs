@@ -8,6 +8,7 @@
 pub mod http;
 pub mod ledger;
 pub mod model;
+pub mod seed;
 pub mod tokens;
 
 use serde::Serialize;
