@@ -25,7 +25,8 @@ fn spec(dir: &Path, subs: u32) -> std::path::PathBuf {
     p
 }
 
-fn deploy(db: &Path, args: &[&str]) -> (i32, Value) {
+fn deploy(db: &Path, args: &str) -> (i32, Value) {
+    let args: Vec<&str> = args.split_whitespace().collect();
     let o = realmctl()
         .args([
             "quota", "deploy", "--output", "json", "--realm", "acme", "--db",
@@ -46,16 +47,7 @@ fn deploy_exit_codes_and_json() {
     assert_eq!(
         deploy(
             &db,
-            &[
-                "--env",
-                "prod",
-                "--pipeline",
-                "orders",
-                "--version",
-                "1.2",
-                "--size",
-                "small"
-            ]
+            "--env prod --pipeline orders --version 1.2 --size small"
         )
         .0,
         2
@@ -70,16 +62,7 @@ fn deploy_exit_codes_and_json() {
 
     let (code, v) = deploy(
         &db,
-        &[
-            "--env",
-            "prod",
-            "--pipeline",
-            "orders",
-            "--version",
-            "1.2",
-            "--size",
-            "medium",
-        ],
+        "--env prod --pipeline orders --version 1.2 --size medium",
     );
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["admitted"], true);
@@ -92,18 +75,7 @@ fn deploy_exit_codes_and_json() {
 
     let (code, v) = deploy(
         &db,
-        &[
-            "--env",
-            "prod",
-            "--pipeline",
-            "orders",
-            "--version",
-            "1.3",
-            "--size",
-            "small",
-            "--replicas",
-            "3",
-        ],
+        "--env prod --pipeline orders --version 1.3 --size small --replicas 3",
     );
     assert_eq!(
         (code, v["replaces"].as_str()),
@@ -113,16 +85,7 @@ fn deploy_exit_codes_and_json() {
 
     let (code, v) = deploy(
         &db,
-        &[
-            "--env",
-            "prod",
-            "--pipeline",
-            "orders",
-            "--version",
-            "2.0",
-            "--size",
-            "small",
-        ],
+        "--env prod --pipeline orders --version 2.0 --size small",
     );
     assert_eq!(
         (code, v["reason"].as_str()),
@@ -131,16 +94,7 @@ fn deploy_exit_codes_and_json() {
     );
     let (code, v) = deploy(
         &db,
-        &[
-            "--env",
-            "test",
-            "--pipeline",
-            "orders",
-            "--version",
-            "1.0",
-            "--size",
-            "medium",
-        ],
+        "--env test --pipeline orders --version 1.0 --size medium",
     );
     assert_eq!(
         (code, v["reason"].as_str()),
@@ -149,18 +103,7 @@ fn deploy_exit_codes_and_json() {
     );
     let (code, v) = deploy(
         &db,
-        &[
-            "--env",
-            "test",
-            "--pipeline",
-            "orders",
-            "--version",
-            "1.0",
-            "--size",
-            "small",
-            "--replicas",
-            "11",
-        ],
+        "--env test --pipeline orders --version 1.0 --size small --replicas 11",
     );
     assert_eq!(
         (code, v["reason"].as_str()),
@@ -194,7 +137,7 @@ fn deploy_exit_codes_and_json() {
         } else {
             args.extend(bad);
         }
-        assert_eq!(deploy(&db, &args).0, 2, "{bad:?}");
+        assert_eq!(deploy(&db, &args.join(" ")).0, 2, "{bad:?}");
     }
 
     // what-if records nothing.
@@ -244,16 +187,7 @@ fn seeding_below_current_use_is_refused_naming_the_deployment() {
     assert_eq!(
         deploy(
             &db,
-            &[
-                "--env",
-                "prod",
-                "--pipeline",
-                "orders",
-                "--version",
-                "1.0",
-                "--size",
-                "small"
-            ]
+            "--env prod --pipeline orders --version 1.0 --size small"
         )
         .0,
         0
@@ -261,16 +195,7 @@ fn seeding_below_current_use_is_refused_naming_the_deployment() {
     assert_eq!(
         deploy(
             &db,
-            &[
-                "--env",
-                "prod",
-                "--pipeline",
-                "billing",
-                "--version",
-                "1.0",
-                "--size",
-                "small"
-            ]
+            "--env prod --pipeline billing --version 1.0 --size small"
         )
         .0,
         0

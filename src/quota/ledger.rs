@@ -233,16 +233,9 @@ impl Ledger {
         config: RealmConfig,
         actor: &str,
     ) -> Result<(), LedgerError> {
-        let path = self.path.clone();
-        let err = |source| LedgerError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let state = load_state(&tx, realm, &path)?;
+        let (path, err) = (&self.path, sql_err(&self.path));
+        let tx = begin(&mut self.conn, path, TransactionBehavior::Immediate)?;
+        let state = load_state(&tx, realm, path)?;
         if let Err(detail) = model::covers(&config, &state) {
             log(
                 &tx,
@@ -301,17 +294,10 @@ impl Ledger {
         request: &Deployment,
         actor: &str,
     ) -> Result<Decision, LedgerError> {
-        let path = self.path.clone();
-        let err = |source| LedgerError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let config = load_config(&tx, realm, &path)?;
-        let facts = load_facts(&tx, realm, request, &path)?;
+        let (path, err) = (&self.path, sql_err(&self.path));
+        let tx = begin(&mut self.conn, path, TransactionBehavior::Immediate)?;
+        let config = load_config(&tx, realm, path)?;
+        let facts = load_facts(&tx, realm, request, path)?;
         let d = model::decide_with(&config, &facts, request);
         if d.admitted {
             tx.prepare_cached(
@@ -346,16 +332,10 @@ impl Ledger {
 
     /// Decides without recording anything.
     pub fn what_if(&mut self, realm: &str, request: &Deployment) -> Result<Decision, LedgerError> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)
-            .map_err(|source| LedgerError::Sqlite {
-                path: path.clone(),
-                source,
-            })?;
-        let config = load_config(&tx, realm, &path)?;
-        let facts = load_facts(&tx, realm, request, &path)?;
+        let path = &self.path;
+        let tx = begin(&mut self.conn, path, TransactionBehavior::Deferred)?;
+        let config = load_config(&tx, realm, path)?;
+        let facts = load_facts(&tx, realm, request, path)?;
         Ok(model::decide_with(&config, &facts, request))
     }
 
@@ -367,17 +347,10 @@ impl Ledger {
         key: &Key,
         actor: &str,
     ) -> Result<Deployment, LedgerError> {
-        let path = self.path.clone();
-        let err = |source| LedgerError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let config = load_config(&tx, realm, &path)?;
-        let state = load_state(&tx, realm, &path)?;
+        let (path, err) = (&self.path, sql_err(&self.path));
+        let tx = begin(&mut self.conn, path, TransactionBehavior::Immediate)?;
+        let config = load_config(&tx, realm, path)?;
+        let state = load_state(&tx, realm, path)?;
         let Some(old) = state.get(key).cloned() else {
             return Err(LedgerError::NotDeployed {
                 realm: realm.to_owned(),
@@ -422,16 +395,10 @@ impl Ledger {
 
     /// Usage and deployments of a realm.
     pub fn status(&mut self, realm: &str) -> Result<RealmStatus, LedgerError> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)
-            .map_err(|source| LedgerError::Sqlite {
-                path: path.clone(),
-                source,
-            })?;
-        let config = load_config(&tx, realm, &path)?;
-        let state = load_state(&tx, realm, &path)?;
+        let path = &self.path;
+        let tx = begin(&mut self.conn, path, TransactionBehavior::Deferred)?;
+        let config = load_config(&tx, realm, path)?;
+        let state = load_state(&tx, realm, path)?;
         Ok(RealmStatus {
             realm: realm.to_owned(),
             config,
@@ -475,6 +442,24 @@ impl Ledger {
             .map(|o| o.is_some())
             .map_err(self.sql())
     }
+}
+
+/// Maps SQLite errors on the ledger at `path`.
+fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
+    move |source| LedgerError::Sqlite {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Starts a transaction; `Immediate` takes the write lock before anything is read.
+fn begin<'c>(
+    conn: &'c mut Connection,
+    path: &Path,
+    behavior: TransactionBehavior,
+) -> Result<Transaction<'c>, LedgerError> {
+    conn.transaction_with_behavior(behavior)
+        .map_err(sql_err(path))
 }
 
 #[allow(clippy::too_many_arguments)]
