@@ -43,12 +43,8 @@ pub enum QuotaCmd {
     WhatIf(DeployArgs),
     /// Remove the active version of (pipeline, major) from an environment.
     Undeploy {
-        /// Ledger database.
-        #[arg(long)]
-        db: PathBuf,
-        /// Realm.
-        #[arg(long)]
-        realm: String,
+        #[command(flatten)]
+        at: RealmDb,
         /// Environment.
         #[arg(long)]
         env: Env,
@@ -85,27 +81,30 @@ pub enum QuotaCmd {
     },
     /// Usage per environment and every deployment.
     Status {
-        /// Ledger database.
-        #[arg(long)]
-        db: PathBuf,
-        /// Realm.
-        #[arg(long)]
-        realm: String,
+        #[command(flatten)]
+        at: RealmDb,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         output: Format,
     },
 }
 
-/// Arguments of `deploy` and `what-if`.
+/// The ledger and the realm a command acts on.
 #[derive(Debug, Args)]
-pub struct DeployArgs {
+pub struct RealmDb {
     /// Ledger database.
     #[arg(long)]
     db: PathBuf,
     /// Realm.
     #[arg(long)]
     realm: String,
+}
+
+/// Arguments of `deploy` and `what-if`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    at: RealmDb,
     /// Environment: test or prod.
     #[arg(long)]
     env: Env,
@@ -195,8 +194,7 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
         QuotaCmd::Deploy(a) => deploy(a, true),
         QuotaCmd::WhatIf(a) => deploy(a, false),
         QuotaCmd::Undeploy {
-            db,
-            realm,
+            at: RealmDb { db, realm },
             env,
             pipeline,
             major,
@@ -239,7 +237,10 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
             println!("add this line to the tokens file:\n  {line}");
             Ok(Outcome::Success)
         }
-        QuotaCmd::Status { db, realm, output } => {
+        QuotaCmd::Status {
+            at: RealmDb { db, realm },
+            output,
+        } => {
             let st = open(&db)?.status(&realm).map_err(ledger_err)?;
             match output {
                 Format::Json => println!(
@@ -334,14 +335,14 @@ fn deploy(a: DeployArgs, record: bool) -> Result<Outcome, BadInput> {
         size: a.size,
         replicas: a.replicas,
     };
-    let mut ledger = open(&a.db)?;
+    let mut ledger = open(&a.at.db)?;
     let decision = if record {
-        ledger.deploy(&a.realm, &request, &actor())
+        ledger.deploy(&a.at.realm, &request, &actor())
     } else {
-        ledger.what_if(&a.realm, &request)
+        ledger.what_if(&a.at.realm, &request)
     }
     .map_err(ledger_err)?;
-    let view = Admission::new(&a.realm, &request, &decision);
+    let view = Admission::new(&a.at.realm, &request, &decision);
     match a.output {
         Format::Json => println!(
             "{}",

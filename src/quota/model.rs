@@ -240,10 +240,17 @@ pub struct EnvUsage {
     pub rtus_total: u64,
 }
 
+/// Unique pipelines and RTUs deployed in one environment.
+fn env_totals(state: &State, env: Env) -> (u64, u64) {
+    state
+        .values()
+        .filter(|d| d.environment == env)
+        .fold((0, 0), |(n, r), d| (n + 1, r + d.rtus()))
+}
+
 /// Usage of one environment, computed from the state.
 pub fn usage(config: &RealmConfig, state: &State, env: Env) -> EnvUsage {
-    let deps = state.values().filter(|d| d.environment == env);
-    let (n, rtus) = deps.fold((0, 0), |(n, r), d| (n + 1, r + d.rtus()));
+    let (n, rtus) = env_totals(state, env);
     EnvUsage {
         subscriptions_used: n,
         subscriptions_total: config.pipeline_subscriptions,
@@ -310,10 +317,7 @@ impl Facts {
     /// The facts for `request` from a full state.
     pub fn from_state(state: &State, request: &Deployment) -> Self {
         let env = request.environment;
-        let (n, rtus) = state
-            .values()
-            .filter(|d| d.environment == env)
-            .fold((0, 0), |(n, r), d| (n + 1, r + d.rtus()));
+        let (n, rtus) = env_totals(state, env);
         Facts {
             subscriptions_used: n,
             rtus_used: rtus,
