@@ -6,6 +6,7 @@
 
 pub mod checks;
 pub mod demo;
+pub mod engine;
 pub mod preflight;
 pub mod quota;
 pub mod report;

@@ -13,6 +13,7 @@ const DOMAINS_YAML: &str = include_str!("../playbooks/requirements/domains.yaml"
 const OUTBOUND_YAML: &str = include_str!("../playbooks/requirements/outbound.yaml");
 const VPN_YAML: &str = include_str!("../playbooks/requirements/vpn.yaml");
 const QUOTA_YAML: &str = include_str!("../playbooks/requirements/quota.yaml");
+const ROLES_YAML: &str = include_str!("../playbooks/requirements/roles.yaml");
 
 /// One required domain prefix (`*.<prefix>.<base>`).
 #[derive(Debug, Clone, Deserialize)]
@@ -135,6 +136,85 @@ pub struct QuotaRequirements {
     pub defaults: QuotaDefaults,
 }
 
+/// One permission of the installer identity.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Permission {
+    /// The permission, action or role.
+    pub permission: String,
+    /// Why the install needs it.
+    pub why: String,
+}
+
+/// The identity realmctl installs with.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Installer {
+    /// What it is.
+    pub name: String,
+    /// What it may do.
+    pub permissions: Vec<Permission>,
+}
+
+/// A role the customer creates or the cloud assigns.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Role {
+    /// Which role.
+    pub name: String,
+    /// What it grants.
+    pub grants: String,
+    /// Why.
+    pub why: String,
+}
+
+/// A cloud resource the install creates.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resource {
+    /// What.
+    pub resource: String,
+    /// Why.
+    pub why: String,
+}
+
+/// Roles and resources of one provider.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderRoles {
+    /// The installer identity.
+    pub installer: Installer,
+    /// Roles.
+    pub roles: Vec<Role>,
+    /// Resources.
+    pub resources: Vec<Resource>,
+}
+
+/// Roles and resources per provider (the phase-5 document).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesRequirements {
+    /// Format version of the file.
+    pub version: u32,
+    /// AWS.
+    pub eks: ProviderRoles,
+    /// Azure.
+    pub aks: ProviderRoles,
+    /// Google Cloud.
+    pub gke: ProviderRoles,
+}
+
+impl RolesRequirements {
+    /// The roles of one provider.
+    pub fn for_provider(&self, p: crate::spec::Provider) -> &ProviderRoles {
+        match p {
+            crate::spec::Provider::Eks => &self.eks,
+            crate::spec::Provider::Aks => &self.aks,
+            crate::spec::Provider::Gke => &self.gke,
+        }
+    }
+}
+
 /// All embedded requirement lists.
 #[derive(Debug, Clone)]
 pub struct Requirements {
@@ -146,6 +226,8 @@ pub struct Requirements {
     pub vpn: VpnRequirements,
     /// Subscription model numbers and default quotas.
     pub quota: QuotaRequirements,
+    /// Roles and resources per provider.
+    pub roles: RolesRequirements,
 }
 
 /// The embedded requirement lists, parsed once.
@@ -156,6 +238,7 @@ pub fn embedded() -> &'static Requirements {
         outbound: parse("outbound.yaml", OUTBOUND_YAML),
         vpn: parse("vpn.yaml", VPN_YAML),
         quota: parse("quota.yaml", QUOTA_YAML),
+        roles: parse("roles.yaml", ROLES_YAML),
     })
 }
 

@@ -21,6 +21,43 @@ const TEMPLATES: &[(&str, &str)] = &[
         "preflight.md",
         include_str!("../templates/preflight.md.tera"),
     ),
+    ("roles.md", include_str!("../templates/roles.md.tera")),
+    (
+        "install-report.html",
+        include_str!("../templates/install-report.html.tera"),
+    ),
+    (
+        "install-report.md",
+        include_str!("../templates/install-report.md.tera"),
+    ),
+    (
+        "artifacts/cluster-eks.json",
+        include_str!("../templates/artifacts/cluster-eks.json.tera"),
+    ),
+    (
+        "artifacts/cluster-aks.json",
+        include_str!("../templates/artifacts/cluster-aks.json.tera"),
+    ),
+    (
+        "artifacts/cluster-gke.json",
+        include_str!("../templates/artifacts/cluster-gke.json.tera"),
+    ),
+    (
+        "artifacts/namespaces.yaml",
+        include_str!("../templates/artifacts/namespaces.yaml.tera"),
+    ),
+    (
+        "artifacts/ingress-tls.yaml",
+        include_str!("../templates/artifacts/ingress-tls.yaml.tera"),
+    ),
+    (
+        "artifacts/vpn-ipsec.conf",
+        include_str!("../templates/artifacts/vpn-ipsec.conf.tera"),
+    ),
+    (
+        "artifacts/install.sh",
+        include_str!("../templates/artifacts/install.sh.tera"),
+    ),
 ];
 
 /// A template could not be rendered.

@@ -1,0 +1,206 @@
+//! Phase 4 and 5 documents: every install artifact and the roles-and-resources document,
+//! rendered from `templates/` with typed models. Rendering is deterministic (no clock, no
+//! randomness), so the same spec always yields the same bytes and the same SHA-256.
+
+use serde::Serialize;
+
+use crate::requirements::{self, Installer, Resource, Role};
+use crate::spec::{CloudAccount, NodeImage, Spec};
+use crate::templates::{self, TemplateError};
+
+/// One rendered file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// File name.
+    pub name: String,
+    /// Contents.
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Nodes {
+    min: u32,
+    max: u32,
+    desired: u32,
+    eks_instance_type: &'static str,
+    aks_vm_size: &'static str,
+    gke_machine_type: &'static str,
+}
+
+const NODES: Nodes = Nodes {
+    min: 3,
+    max: 12,
+    desired: 3,
+    eks_instance_type: "m6i.xlarge",
+    aks_vm_size: "Standard_D4s_v5",
+    gke_machine_type: "e2-standard-4",
+};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VpnModel {
+    peer: String,
+    remote_cidrs: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ArtifactModel<'a> {
+    realm: &'a str,
+    version: &'static str,
+    provider: String,
+    region: &'a str,
+    cluster: &'a crate::spec::ClusterSpec,
+    eks: Option<serde_json::Value>,
+    aks: Option<serde_json::Value>,
+    gke: Option<serde_json::Value>,
+    nodes: &'static Nodes,
+    custom_image: Option<&'a str>,
+    namespaces: [&'static str; 3],
+    names: Vec<String>,
+    vpn: Option<VpnModel>,
+    certificate: &'a crate::spec::CertificateSpec,
+}
+
+fn custom_image(spec: &Spec) -> Option<&str> {
+    match &spec.cloud.cluster.node_image {
+        NodeImage::Custom { image, .. } => Some(image),
+        NodeImage::Default => None,
+    }
+}
+
+fn vpn(spec: &Spec) -> Option<VpnModel> {
+    spec.vpn.enabled.then(|| VpnModel {
+        peer: spec
+            .vpn
+            .peer
+            .map(|p| p.addr().to_string())
+            .unwrap_or_default(),
+        remote_cidrs: spec
+            .vpn
+            .remote_cidrs
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
+    })
+}
+
+/// Renders every install artifact of phase 4: the cluster definition for the spec's cloud,
+/// the namespaces and ingress manifests, the VPN configuration (when a VPN is wanted) and the
+/// install script.
+pub fn install_artifacts(spec: &Spec) -> Result<Vec<Rendered>, TemplateError> {
+    let account = serde_json::to_value(&spec.cloud.account).expect("account serialises");
+    let (eks, aks, gke) = match &spec.cloud.account {
+        CloudAccount::Eks { .. } => (Some(account), None, None),
+        CloudAccount::Aks { .. } => (None, Some(account), None),
+        CloudAccount::Gke { .. } => (None, None, Some(account)),
+    };
+    let provider = spec.cloud.provider.to_string();
+    let model = ArtifactModel {
+        realm: &spec.name,
+        version: env!("CARGO_PKG_VERSION"),
+        provider: provider.clone(),
+        region: &spec.cloud.region,
+        cluster: &spec.cloud.cluster,
+        eks,
+        aks,
+        gke,
+        nodes: &NODES,
+        custom_image: custom_image(spec),
+        namespaces: ["digibee-system", "digibee-test", "digibee-prod"],
+        names: spec.domains.required_names(),
+        vpn: vpn(spec),
+        certificate: &spec.certificate,
+    };
+    let mut files = vec![
+        (
+            format!("cluster-{provider}.json"),
+            format!("artifacts/cluster-{provider}.json"),
+        ),
+        ("namespaces.yaml".into(), "artifacts/namespaces.yaml".into()),
+        (
+            "ingress-tls.yaml".into(),
+            "artifacts/ingress-tls.yaml".into(),
+        ),
+    ];
+    if spec.vpn.enabled {
+        files.push(("vpn-ipsec.conf".into(), "artifacts/vpn-ipsec.conf".into()));
+    }
+    files.push(("install.sh".into(), "artifacts/install.sh".into()));
+    files
+        .into_iter()
+        .map(|(name, template)| {
+            Ok(Rendered {
+                bytes: templates::render(&template, &model)?.into_bytes(),
+                name,
+            })
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RolesModel<'a> {
+    realm: &'a str,
+    version: &'static str,
+    provider: String,
+    region: &'a str,
+    cluster: &'a str,
+    installer: &'a Installer,
+    roles: &'a [Role],
+    resources: &'a [Resource],
+    custom_image: Option<&'a str>,
+    vpn: Option<VpnModel>,
+}
+
+/// Renders the phase-5 roles-and-resources document (Markdown).
+pub fn roles_document(spec: &Spec) -> Result<Rendered, TemplateError> {
+    let r = requirements::embedded()
+        .roles
+        .for_provider(spec.cloud.provider);
+    let model = RolesModel {
+        realm: &spec.name,
+        version: env!("CARGO_PKG_VERSION"),
+        provider: spec.cloud.provider.to_string(),
+        region: &spec.cloud.region,
+        cluster: &spec.cloud.cluster.name,
+        installer: &r.installer,
+        roles: &r.roles,
+        resources: &r.resources,
+        custom_image: custom_image(spec),
+        vpn: vpn(spec),
+    };
+    Ok(Rendered {
+        name: "roles-and-resources.md".into(),
+        bytes: templates::render("roles.md", &model)?.into_bytes(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::test_support;
+    use crate::spec::Provider;
+
+    #[test]
+    fn every_cloud_renders_valid_json_and_yaml_deterministically() {
+        for p in [Provider::Eks, Provider::Aks, Provider::Gke] {
+            let (_dir, s) = test_support::spec(p, "digibee.acme.com");
+            let a = install_artifacts(&s).unwrap();
+            assert_eq!(a, install_artifacts(&s).unwrap(), "deterministic");
+            let cluster = &a[0];
+            assert_eq!(cluster.name, format!("cluster-{p}.json"));
+            let v: serde_json::Value = serde_json::from_slice(&cluster.bytes).unwrap_or_else(|e| {
+                panic!("{p}: {e}\n{}", String::from_utf8_lossy(&cluster.bytes))
+            });
+            assert!(v.to_string().contains("acme"));
+            let ingress = a.iter().find(|f| f.name == "ingress-tls.yaml").unwrap();
+            let text = String::from_utf8_lossy(&ingress.bytes);
+            assert!(text.contains("*.core.digibee.acme.com"), "{text}");
+            let doc = roles_document(&s).unwrap();
+            let text = String::from_utf8(doc.bytes).unwrap();
+            assert!(text.contains("| Permission | Why |"));
+        }
+    }
+}

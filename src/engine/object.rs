@@ -1,0 +1,1 @@
+//! Object storage for artifacts (S3, Azure Blob, GCS) — filled in below.

@@ -1,0 +1,322 @@
+//! `realmctl status` and `realmctl report`: where an install stands, and the auditor's report.
+//!
+//! Both come from the journal alone (the spec and playbook of the last run are recorded in
+//! it), through one typed model: each phase's owner, status, timings, approvals, check
+//! evidence and artifact checksums, who must act next, and the journal head an auditor keeps.
+//! HTML and Markdown are rendered with tera from `templates/`; JSON is the model itself.
+
+use serde::Serialize;
+
+use super::audit::Checkpoint;
+use super::event::{ArtifactRef, StopOutcome};
+use super::playbook::Phase;
+use super::state::{
+    Approval, RunInfo, State, StepState, StepStatus, Takeover, phase_outputs_digest,
+};
+use crate::checks::CheckResult;
+use crate::report::DocFormat;
+use crate::templates::{self, TemplateError};
+
+/// A phase's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PhaseStatus {
+    /// Nothing ran yet.
+    NotStarted,
+    /// Some steps done.
+    InProgress,
+    /// Waits on someone.
+    Waiting,
+    /// A step failed.
+    Failed,
+    /// Every step done and every gate approved.
+    Done,
+    /// The phase has no steps in this build.
+    Empty,
+}
+
+/// One step in the report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRow {
+    /// Id.
+    pub id: String,
+    /// Action.
+    pub action: String,
+    /// Status.
+    pub status: StepStatus,
+    /// Attempts.
+    pub attempts: u32,
+    /// First started.
+    pub started_at: Option<String>,
+    /// Ended.
+    pub ended_at: Option<String>,
+    /// Duration of the last attempt.
+    pub duration_ms: Option<u64>,
+    /// Summary or error.
+    pub message: String,
+    /// Check evidence.
+    pub checks: Vec<CheckResult>,
+    /// Artifacts with checksums.
+    pub artifacts: Vec<ArtifactRef>,
+}
+
+/// One phase in the report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseRow {
+    /// Number.
+    pub number: u8,
+    /// Title.
+    pub title: String,
+    /// Owner.
+    pub owner: String,
+    /// Status.
+    pub status: PhaseStatus,
+    /// Remark.
+    pub note: Option<String>,
+    /// First step started.
+    pub started_at: Option<String>,
+    /// Last step ended.
+    pub ended_at: Option<String>,
+    /// Steps.
+    pub steps: Vec<StepRow>,
+    /// Gates, described.
+    pub gates: Vec<String>,
+    /// Approvals recorded for this phase.
+    pub approvals: Vec<Approval>,
+}
+
+/// The report model.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstallReport {
+    /// Realm.
+    pub realm: String,
+    /// Provider and region.
+    pub cloud: String,
+    /// Playbook.
+    pub playbook: String,
+    /// realmctl version rendering the report.
+    pub version: String,
+    /// Where things stand, one line.
+    pub summary: String,
+    /// Who must act next, if anyone.
+    pub next: Option<String>,
+    /// Phases.
+    pub phases: Vec<PhaseRow>,
+    /// Runs.
+    pub runs: Vec<RunInfo>,
+    /// Lock takeovers.
+    pub takeovers: Vec<Takeover>,
+    /// The journal head when the report was made.
+    pub journal_head: Option<Checkpoint>,
+    /// Records in the journal.
+    pub journal_records: u64,
+}
+
+fn step_row(id: &str, action: &str, st: Option<&StepState>) -> StepRow {
+    let Some(st) = st else {
+        return StepRow {
+            id: id.to_owned(),
+            action: action.to_owned(),
+            status: StepStatus::Pending,
+            attempts: 0,
+            started_at: None,
+            ended_at: None,
+            duration_ms: None,
+            message: String::new(),
+            checks: Vec::new(),
+            artifacts: Vec::new(),
+        };
+    };
+    let output = st.output.clone().unwrap_or_default();
+    let message = match st.status {
+        StepStatus::Succeeded => output.summary.clone(),
+        _ => st.message.clone().unwrap_or_default(),
+    };
+    StepRow {
+        id: id.to_owned(),
+        action: action.to_owned(),
+        status: st.status,
+        attempts: st.attempts,
+        started_at: st.first_started_at.clone(),
+        ended_at: st.ended_at.clone(),
+        duration_ms: st.duration_ms,
+        message,
+        checks: output.checks,
+        artifacts: output.artifacts,
+    }
+}
+
+/// A phase's status (pure).
+pub fn phase_status(phase: &Phase, state: &State) -> PhaseStatus {
+    if phase.steps.is_empty() && phase.gates.is_empty() {
+        return PhaseStatus::Empty;
+    }
+    let sts: Vec<_> = phase
+        .steps
+        .iter()
+        .map(|s| state.step_state(&s.id).map(|st| st.status))
+        .collect();
+    if sts.contains(&Some(StepStatus::Failed)) {
+        return PhaseStatus::Failed;
+    }
+    if sts.contains(&Some(StepStatus::Waiting)) {
+        return PhaseStatus::Waiting;
+    }
+    let all_done = sts
+        .iter()
+        .all(|s| matches!(s, Some(StepStatus::Succeeded | StepStatus::Skipped)));
+    if all_done {
+        let approved = phase.gates.is_empty()
+            || phase_outputs_digest(phase, state)
+                .is_some_and(|d| state.approval_for(phase.number, &d).is_some());
+        return if approved {
+            PhaseStatus::Done
+        } else if state
+            .gate_waiting
+            .as_ref()
+            .is_some_and(|g| g.phase == phase.number)
+        {
+            PhaseStatus::Waiting
+        } else {
+            PhaseStatus::InProgress
+        };
+    }
+    if sts.iter().all(Option::is_none) {
+        PhaseStatus::NotStarted
+    } else {
+        PhaseStatus::InProgress
+    }
+}
+
+/// Who must act next, from the last run's end (pure).
+pub fn next_actor(state: &State, phases: &[PhaseRow]) -> (String, Option<String>) {
+    let Some(last) = state.runs.last() else {
+        return (
+            "no install has run yet".into(),
+            Some("digibee: run `realmctl install`".into()),
+        );
+    };
+    let waiting_step = phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .find(|s| s.status == StepStatus::Waiting);
+    match last.outcome {
+        None => (
+            format!("run {} was interrupted (the process died)", last.run),
+            Some("digibee: check the lock (`realmctl unlock` if stale) and run `realmctl install` again to resume".into()),
+        ),
+        Some(StopOutcome::Completed) => ("the install is complete".into(), None),
+        Some(StopOutcome::Until) => (
+            last.message.clone().unwrap_or_default(),
+            Some("digibee: run `realmctl install` to continue".into()),
+        ),
+        Some(StopOutcome::Waiting) => {
+            let next = if let Some(s) = waiting_step {
+                let owner = state.step_state(&s.id).and_then(|st| st.waiting_on.clone()).unwrap_or_default();
+                format!("{owner}: {}", s.message)
+            } else if let Some(g) = &state.gate_waiting {
+                format!("{}: approve phase {} (`realmctl approve --phase {} --by NAME`)", g.owner, g.phase, g.phase)
+            } else {
+                "digibee: run `realmctl install` again; the approval it waited for is recorded".into()
+            };
+            (last.message.clone().unwrap_or_default(), Some(next))
+        }
+        Some(StopOutcome::Failed) => {
+            let failed = phases
+                .iter()
+                .flat_map(|p| &p.steps)
+                .find(|s| s.status == StepStatus::Failed);
+            let owner = failed
+                .and_then(|s| s.checks.iter().find(|c| c.status == crate::checks::Status::Fail))
+                .map(|c| c.owner.as_str())
+                .or_else(|| {
+                    phases
+                        .iter()
+                        .find(|p| p.status == PhaseStatus::Failed)
+                        .map(|p| if p.owner == "customer" { "customer" } else { "digibee" })
+                })
+                .unwrap_or("digibee");
+            (
+                last.message.clone().unwrap_or_default(),
+                Some(format!("{owner}: fix the failure, then run `realmctl install` again")),
+            )
+        }
+    }
+}
+
+/// Builds the report model from the journal's state.
+pub fn build(state: &State, head: Option<Checkpoint>) -> Option<InstallReport> {
+    let playbook = state.playbook.as_ref()?;
+    let spec = state.spec.as_ref()?;
+    let phases: Vec<PhaseRow> = playbook
+        .phases
+        .iter()
+        .map(|p| {
+            let steps: Vec<StepRow> = p
+                .steps
+                .iter()
+                .map(|s| step_row(&s.id, s.action.name(), state.step_state(&s.id)))
+                .collect();
+            PhaseRow {
+                number: p.number,
+                title: p.title.clone(),
+                owner: p.owner.as_str().to_owned(),
+                status: phase_status(p, state),
+                note: p.note.clone(),
+                started_at: steps.iter().filter_map(|s| s.started_at.clone()).min(),
+                ended_at: steps.iter().filter_map(|s| s.ended_at.clone()).max(),
+                gates: p
+                    .gates
+                    .iter()
+                    .map(|g| format!("{} ({}): {}", g.id, g.owner.as_str(), g.description))
+                    .collect(),
+                approvals: state
+                    .approvals
+                    .iter()
+                    .filter(|a| a.phase == p.number)
+                    .cloned()
+                    .collect(),
+                steps,
+            }
+        })
+        .collect();
+    let (summary, next) = next_actor(state, &phases);
+    Some(InstallReport {
+        realm: spec["name"].as_str().unwrap_or_default().to_owned(),
+        cloud: format!(
+            "{} {}",
+            spec["cloud"]["provider"].as_str().unwrap_or_default(),
+            spec["cloud"]["region"].as_str().unwrap_or_default()
+        ),
+        playbook: playbook.name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        summary,
+        next,
+        phases,
+        runs: state.runs.clone(),
+        takeovers: state.takeovers.clone(),
+        journal_head: head,
+        journal_records: state.records,
+    })
+}
+
+/// Renders the report as HTML, Markdown or JSON.
+pub fn render(report: &InstallReport, format: ReportFormat) -> Result<String, TemplateError> {
+    match format {
+        ReportFormat::Json => Ok(serde_json::to_string_pretty(report).expect("reports serialise")),
+        ReportFormat::Doc(DocFormat::Html) => templates::render("install-report.html", report),
+        ReportFormat::Doc(DocFormat::Markdown) => templates::render("install-report.md", report),
+    }
+}
+
+/// `report --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    /// JSON.
+    Json,
+    /// HTML or Markdown.
+    Doc(DocFormat),
+}
