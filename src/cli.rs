@@ -20,6 +20,7 @@ use realmctl::preflight::{self, Options};
 use realmctl::report::{self, DocFormat};
 use realmctl::spec::{self, Provider, Spec, SpecError};
 
+mod engine;
 mod quota;
 
 /// How a command ended, mapped to the brief's exit codes.
@@ -29,6 +30,8 @@ pub enum Outcome {
     Success,
     /// Exit 1: a check failed.
     Failed,
+    /// Exit 3: waiting on someone (an approval gate or a customer action).
+    Waiting,
 }
 
 /// Bad input (exit 2), with a message naming the file and the fix.
@@ -101,6 +104,82 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         output: Format,
+    },
+    /// What `install` would do, phase by phase, without doing anything.
+    Plan {
+        #[command(flatten)]
+        args: engine::RunArgs,
+    },
+    /// Run or resume the install (exit 3 when waiting on an approval or a customer action).
+    Install {
+        #[command(flatten)]
+        args: engine::RunArgs,
+        /// Stop after this phase (1-6).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=6))]
+        until: Option<u8>,
+        /// Do not ask for confirmation (required without a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// Outbound targets checked at once.
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        concurrency: u16,
+    },
+    /// Record an approval: a phase's gate, or a customer action a step waits for.
+    Approve {
+        /// The realm's state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// Phase number (1-6).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=6))]
+        phase: u8,
+        /// Who approves (recorded).
+        #[arg(long)]
+        by: String,
+        /// A note kept with the approval.
+        #[arg(long)]
+        note: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Format,
+    },
+    /// Where the install stands and who must act next.
+    Status {
+        /// The realm's state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Format,
+    },
+    /// The auditor's report: phases, owners, timings, approvals, evidence, artifact checksums.
+    Report {
+        /// The realm's state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// Report format.
+        #[arg(long, value_enum, default_value = "html")]
+        format: engine::ReportArg,
+        /// Write to this file instead of stdout.
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+    },
+    /// Verify the tamper-evident journal, or print its head for safekeeping.
+    Audit {
+        /// The audit command.
+        #[command(subcommand)]
+        cmd: engine::AuditCmd,
+    },
+    /// Take over a stale install lock left by a killed process (needs its lock id).
+    Unlock {
+        /// The realm's state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// The lock id the stale-lock error printed.
+        #[arg(long)]
+        lock_id: String,
+        /// Who takes over (default: $REALMCTL_OPERATOR or $USER).
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Customer self-check: certificate, DNS, outbound access, VPN and spec prerequisites.
     Preflight {
@@ -175,6 +254,26 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
             usize::from(concurrency),
         ),
         Command::Quota { cmd } => quota::run(cmd),
+        Command::Plan { args } => engine::plan(&args),
+        Command::Install {
+            args,
+            until,
+            yes,
+            concurrency,
+        } => engine::install(&args, until, yes, usize::from(concurrency)),
+        Command::Approve {
+            state,
+            phase,
+            by,
+            note,
+            output,
+        } => engine::approve(&state, phase, &by, note.as_deref(), output),
+        Command::Status { state, output } => engine::status(&state, output),
+        Command::Report { state, format, out } => {
+            engine::report_cmd(&state, format, out.as_deref())
+        }
+        Command::Audit { cmd } => engine::audit(cmd),
+        Command::Unlock { state, lock_id, by } => engine::unlock(&state, &lock_id, by),
         Command::Demo { dir, output } => {
             let runtime = runtime()?;
             let demo = runtime
@@ -249,7 +348,7 @@ fn init(
     Ok(Outcome::Success)
 }
 
-fn load(file: &Path) -> Result<Spec, BadInput> {
+pub(crate) fn load(file: &Path) -> Result<Spec, BadInput> {
     spec::load(file).map_err(|e| bad(anyhow!(e)))
 }
 
@@ -290,7 +389,7 @@ fn validate(file: &Path, output: Format) -> Result<Outcome, BadInput> {
 }
 
 /// Reads `user:password` from the environment variable the spec names.
-fn proxy_auth(spec: &Spec) -> Result<Option<ProxyAuth>, BadInput> {
+pub(crate) fn proxy_auth(spec: &Spec) -> Result<Option<ProxyAuth>, BadInput> {
     let Some(var) = spec
         .outbound
         .proxy

@@ -1,5 +1,5 @@
 //! The `realmctl` binary: sets up logging, runs the CLI, maps outcomes to exit codes
-//! (0 success, 1 a check failed, 2 bad input; see the brief).
+//! (0 success, 1 a check failed, 2 bad input, 3 waiting on someone; see the brief).
 
 use std::process::ExitCode;
 
@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(cli::Outcome::Success) => ExitCode::SUCCESS,
         Ok(cli::Outcome::Failed) => ExitCode::from(1),
+        Ok(cli::Outcome::Waiting) => ExitCode::from(3),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)

@@ -5,7 +5,6 @@
 //! run resumes at the first incomplete step and never re-runs a succeeded one.
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -547,6 +546,3 @@ pub fn unlock(
     drop(guard);
     Ok(old)
 }
-
-/// Back-off base used by the CLI.
-pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(2);
