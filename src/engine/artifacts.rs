@@ -60,7 +60,16 @@ struct ArtifactModel<'a> {
     namespaces: [&'static str; 3],
     names: Vec<String>,
     vpn: Option<VpnModel>,
-    certificate: &'a crate::spec::CertificateSpec,
+    cert_file: String,
+    key_file: String,
+}
+
+/// Only the file name: artifacts are used on other machines, and must not depend on where the
+/// spec happens to live.
+fn file_name(p: &std::path::Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn custom_image(spec: &Spec) -> Option<&str> {
@@ -111,7 +120,8 @@ pub fn install_artifacts(spec: &Spec) -> Result<Vec<Rendered>, TemplateError> {
         namespaces: ["digibee-system", "digibee-test", "digibee-prod"],
         names: spec.domains.required_names(),
         vpn: vpn(spec),
-        certificate: &spec.certificate,
+        cert_file: file_name(&spec.certificate.cert),
+        key_file: file_name(&spec.certificate.key),
     };
     let mut files = vec![
         (

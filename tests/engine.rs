@@ -1,0 +1,455 @@
+//! Install engine through the CLI (issue #4): plan without side effects, gates and approvals,
+//! resume without re-running, re-planning on spec changes, the unavailable cloud steps,
+//! playbook validation, locks, retries and timeouts. Everything runs on loopback.
+
+mod common;
+mod engine_support;
+
+use std::net::TcpListener;
+
+use common::{SpecOpts, dnsmasq};
+use engine_support::*;
+
+fn accepting_listener() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || for _ in l.incoming() {});
+    port
+}
+
+#[test]
+fn plan_changes_nothing_and_lists_every_phase() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let state = dir.path().join("state");
+    let o = realmctl()
+        .args(["plan", "-f"])
+        .arg(&spec)
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    for n in 1..=6 {
+        assert!(out.contains(&format!("Phase {n} ")), "{out}");
+    }
+    assert!(out.contains("cluster.apply") && out.contains("UNAVAILABLE in this build"));
+    assert!(!state.exists(), "plan must not create the state folder");
+    let o = realmctl()
+        .args(["plan", "--output", "json", "-f"])
+        .arg(&spec)
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["phases"][2]["steps"][1]["action"], "checks.dns");
+    assert_eq!(v["phases"][5]["steps"][0]["status"], "unavailable");
+    assert!(!state.exists());
+}
+
+/// The embedded playbook runs phases 1-5 (DNS against a loopback dnsmasq), waits at the
+/// phase-5 gate (exit 3), and after the approval stops at phase 6's cluster step, which this
+/// build cannot run (exit 1), never pretending.
+#[test]
+fn embedded_playbook_waits_at_the_gate_then_stops_at_the_unavailable_cluster_step() {
+    let dns = dnsmasq(&common::PREFIXES, &[]);
+    let open = accepting_listener();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(
+        dir.path(),
+        SpecOpts {
+            nameservers: vec![([127, 0, 0, 1], dns.port).into()],
+            targets: vec![("127.0.0.1".into(), open, false)],
+            ..Default::default()
+        },
+    );
+    let state = dir.path().join("state");
+    let run = |extra: &[&str]| {
+        let o = realmctl()
+            .args(["install", "--yes", "--output", "json", "-f"])
+            .arg(&spec)
+            .arg("--state")
+            .arg(&state)
+            .args(extra)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        (o.status.code(), v, text(&o).1)
+    };
+    let (code, v, err) = run(&[]);
+    assert_eq!(code, Some(3), "{v} {err}");
+    assert_eq!(v["outcome"], "waiting");
+    assert!(v["next"].as_str().unwrap().starts_with("customer:"), "{v}");
+    assert_eq!(approve(&state, 5).status.code(), Some(0));
+    let (code, v, err) = run(&[]);
+    assert_eq!(code, Some(1), "{v} {err}");
+    assert_eq!(v["outcome"], "failed");
+    assert!(
+        v["message"].as_str().unwrap().contains("cluster")
+            && v["next"].as_str().unwrap().contains("not in this build"),
+        "{v}"
+    );
+    assert_eq!(executed(&v), ["cluster"], "phases 1-5 are not re-run");
+    let steps = step_statuses(&state);
+    assert!(
+        steps.contains(&("dns".into(), "succeeded".into())),
+        "{steps:?}"
+    );
+    assert!(steps.contains(&("cluster".into(), "failed".into())));
+    assert!(steps.contains(&("quota-seed".into(), "pending".into())));
+    assert_eq!(verify(&state, None).0, 0);
+}
+
+/// Issue #3 item 5: phase 6 ends with quota.seed, which writes the realm config into the core.
+#[test]
+fn gate_approval_and_resume_run_each_step_once_and_seed_the_quota_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let pb = local_playbook(dir.path());
+    let state = dir.path().join("state");
+    let (code, v, err) = install(&spec, &state, &pb, &[]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(
+        executed(&v),
+        [
+            "spec",
+            "vpn",
+            "node-image",
+            "certificate",
+            "artifacts",
+            "roles"
+        ]
+    );
+    let o = realmctl()
+        .args(["status", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let out = text(&o).0;
+    assert!(out.contains("next: customer: approve phase 5"), "{out}");
+
+    let a = approve(&state, 5);
+    assert_eq!(a.status.code(), Some(0), "{:?}", text(&a));
+    let (code, v, err) = install(&spec, &state, &pb, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(executed(&v), ["quota-seed"]);
+    let (code, v, _) = install(&spec, &state, &pb, &[]);
+    assert_eq!(
+        (code, executed(&v).len()),
+        (0, 0),
+        "a finished install does nothing"
+    );
+
+    let o = realmctl()
+        .args([
+            "quota", "status", "--output", "json", "--realm", "acme", "--db",
+        ])
+        .arg(state.join("quota.db"))
+        .output()
+        .unwrap();
+    let q: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(q["config"]["pipelineSubscriptions"], 10, "{q}");
+}
+
+#[test]
+fn approving_a_phase_that_waits_for_nothing_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let pb = local_playbook(dir.path());
+    let state = dir.path().join("state");
+    let o = approve(&state, 5);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("holds no install journal"));
+    install(&spec, &state, &pb, &["--until", "1"]);
+    let o = approve(&state, 4);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).1.contains("phase 4 is not waiting"),
+        "{:?}",
+        text(&o)
+    );
+}
+
+#[test]
+fn until_stops_after_the_phase() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let pb = local_playbook(dir.path());
+    let state = dir.path().join("state");
+    let (code, v, _) = install(&spec, &state, &pb, &["--until", "3"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["outcome"], "until");
+    assert_eq!(executed(&v), ["spec", "vpn", "node-image", "certificate"]);
+}
+
+/// A spec change re-plans exactly the steps whose inputs changed, shows the difference, and
+/// keeps the approval of a phase whose outputs did not change.
+#[test]
+fn a_changed_spec_replans_the_affected_steps_and_shows_the_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let pb = local_playbook(dir.path());
+    let state = dir.path().join("state");
+    install(&spec, &state, &pb, &[]);
+    approve(&state, 5);
+    assert_eq!(install(&spec, &state, &pb, &[]).0, 0);
+    let text0 = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        text0.replace("pipelineSubscriptions: 10", "pipelineSubscriptions: 12"),
+    )
+    .unwrap();
+    let o = realmctl()
+        .args(["plan", "-f"])
+        .arg(&spec)
+        .arg("--state")
+        .arg(&state)
+        .arg("--playbook")
+        .arg(&pb)
+        .output()
+        .unwrap();
+    let out = text(&o).0;
+    assert!(
+        out.contains("subscription.pipelineSubscriptions: 10 -> 12"),
+        "{out}"
+    );
+    assert!(out.contains("quota.seed") && out.contains("its inputs changed"));
+    let (code, v, err) = install(&spec, &state, &pb, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(executed(&v), ["spec", "artifacts", "quota-seed"]);
+    let o = realmctl()
+        .args([
+            "quota", "status", "--output", "json", "--realm", "acme", "--db",
+        ])
+        .arg(state.join("quota.db"))
+        .output()
+        .unwrap();
+    let q: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(q["config"]["pipelineSubscriptions"], 12, "{q}");
+    assert_eq!(
+        verify(&state, None).0,
+        0,
+        "old and new artifacts both verify"
+    );
+}
+
+#[test]
+fn a_playbook_with_an_unknown_action_or_repeated_step_is_rejected_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let pb = playbook(
+        dir.path(),
+        [
+            "steps: [{id: a, action: spec.validate}, {id: a, action: checks.certificate}]",
+            "",
+            "steps: [{id: b, action: cluster.explode}]",
+            "",
+            "",
+            "",
+        ],
+    );
+    let state = dir.path().join("state");
+    let (code, _, err) = install(&spec, &state, &pb, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("step id `a` is used twice"), "{err}");
+    assert!(err.contains("unknown action `cluster.explode`"), "{err}");
+    assert!(err.contains("playbook.yaml:7:"), "names the line: {err}");
+    assert!(!state.exists());
+}
+
+#[test]
+fn install_without_a_terminal_needs_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let o = realmctl()
+        .args(["install", "-f"])
+        .arg(&spec)
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("pass --yes"));
+}
+
+#[test]
+fn a_state_folder_belongs_to_one_realm() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let pb = local_playbook(dir.path());
+    let state = dir.path().join("state");
+    install(&spec, &state, &pb, &["--until", "1"]);
+    let t = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(&spec, t.replace("name: acme", "name: other")).unwrap();
+    let (code, _, err) = install(&spec, &state, &pb, &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("belongs to realm `acme`"), "{err}");
+}
+
+#[test]
+fn a_custom_node_image_waits_for_the_customers_acceptance() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(
+        dir.path(),
+        SpecOpts {
+            node_image: "{type: custom, image: ami-0123456789abcdef0}",
+            ..Default::default()
+        },
+    );
+    let pb = local_playbook(dir.path());
+    let state = dir.path().join("state");
+    let (code, v, _) = install(&spec, &state, &pb, &[]);
+    assert_eq!(code, 3);
+    assert!(
+        v["next"].as_str().unwrap().contains("custom node image"),
+        "{v}"
+    );
+    assert_eq!(approve(&state, 1).status.code(), Some(0));
+    let (code, v, _) = install(&spec, &state, &pb, &[]);
+    assert_eq!(code, 3, "now at the phase-5 gate: {v}");
+    assert_eq!(executed(&v)[0], "node-image");
+    let r = realmctl()
+        .args(["report", "--format", "md", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(
+        text(&r)
+            .0
+            .contains("responsibility accepted by Ann Customer")
+    );
+}
+
+#[test]
+fn a_live_lock_names_its_holder_and_a_stale_one_needs_unlock_with_its_id() {
+    use realmctl::engine::lock::{self, Holder};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let pb = local_playbook(dir.path());
+    let state = dir.path().join("state");
+    let holder = Holder {
+        lock_id: "feedbeef00112233".into(),
+        host: "ops-box".into(),
+        pid: 4242,
+        since: "2026-11-23T10:00:00Z".into(),
+        operator: "bob".into(),
+        command: "install".into(),
+    };
+    let guard = lock::acquire(&state, holder).unwrap();
+    let (code, _, err) = install(&spec, &state, &pb, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("is locked")
+            && err.contains("ops-box")
+            && err.contains("pid 4242")
+            && err.contains("since 2026-11-23T10:00:00Z"),
+        "{err}"
+    );
+    // The holder dies without releasing: its holder file stays behind.
+    std::mem::forget(guard);
+    let (code, _, err) = install(&spec, &state, &pb, &[]);
+    assert_eq!(code, 1, "still held by this test process: {err}");
+    drop_os_lock(&state);
+    let (code, _, err) = install(&spec, &state, &pb, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("stale lock") && err.contains("--lock-id feedbeef00112233"),
+        "{err}"
+    );
+    let wrong = realmctl()
+        .args(["unlock", "--lock-id", "0000", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(2));
+    let ok = realmctl()
+        .args(["unlock", "--lock-id", "feedbeef00112233", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{:?}", text(&ok));
+    let (code, _, err) = install(&spec, &state, &pb, &[]);
+    assert_eq!(code, 3, "{err}");
+}
+
+/// Releases the OS lock the leaked guard of this process holds (a dead holder's kernel lock
+/// goes away with it; here we let go by hand).
+fn drop_os_lock(state: &std::path::Path) {
+    // flock locks belong to the open file description: a fresh open and unlock does not
+    // release the leaked one, so this test re-creates the lock file instead.
+    let p = state.join(realmctl::engine::lock::LOCK_FILE);
+    std::fs::remove_file(&p).unwrap();
+}
+
+#[cfg(feature = "test-actions")]
+#[test]
+fn retryable_failures_are_retried_with_backoff_and_then_give_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let d = dir.path().display();
+    let pb = playbook(
+        dir.path(),
+        [
+            &format!(
+                "steps: [{{id: flaky, action: test.flaky, retries: 2, params: {{dir: \"{d}\", failures: 2}}}}]"
+            ),
+            "",
+            &format!(
+                "steps: [{{id: flaky2, action: test.flaky, retries: 1, params: {{dir: \"{d}\", failures: 5}}}}]"
+            ),
+            "",
+            "",
+            "",
+        ],
+    );
+    let state = dir.path().join("state");
+    let (code, v, err) = install(&spec, &state, &pb, &["--retry-base-ms", "5"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(v["message"].as_str().unwrap().contains("flaky2"), "{v}");
+    let attempts = |f: &str| {
+        std::fs::read_to_string(dir.path().join(f))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!(attempts("flaky-flaky"), 3, "two failures, then success");
+    assert_eq!(attempts("flaky-flaky2"), 2, "one retry, then give up");
+    let r = realmctl()
+        .args(["report", "--format", "json", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let rep: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(rep["phases"][0]["steps"][0]["attempts"], 3);
+    assert_eq!(rep["phases"][2]["status"], "failed");
+}
+
+#[cfg(feature = "test-actions")]
+#[test]
+fn a_step_that_overruns_its_timeout_fails_as_a_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let d = dir.path().display();
+    let pb = playbook(
+        dir.path(),
+        [
+            &format!(
+                "steps: [{{id: slow, action: test.effect, timeout: 200ms, params: {{dir: \"{d}\", sleepMs: 5000}}}}]"
+            ),
+            "",
+            "",
+            "",
+            "",
+            "",
+        ],
+    );
+    let state = dir.path().join("state");
+    let (code, v, _) = install(&spec, &state, &pb, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        v["next"].as_str().unwrap().contains("timeout of 0.2 s"),
+        "{v}"
+    );
+}

@@ -1,0 +1,161 @@
+//! Shared helpers of the install-engine tests (issue #4): a loopback-only realm, playbooks,
+//! and running the binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+use crate::common::{Pki, SpecOpts, required, write_spec};
+
+/// The binary, with a fixed operator and no inherited proxy credentials.
+pub fn realmctl() -> Command {
+    let mut c = Command::cargo_bin("realmctl").unwrap();
+    c.env("REALMCTL_OPERATOR", "test-operator")
+        .env_remove("REALM_PROXY_AUTH")
+        .env_remove("REALMCTL_TEST_KILL_AT");
+    c
+}
+
+/// stdout and stderr as text.
+pub fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A realm spec (certificates from a fresh test CA) in `dir`.
+pub fn spec(dir: &Path, opts: SpecOpts) -> PathBuf {
+    let pki = Pki::new();
+    write_spec(dir, &pki.leaf(&required()), &pki.root_pem(), &opts)
+}
+
+/// The phases of a playbook as YAML, one line each: `(number, owner, steps, gates)`.
+pub fn playbook(dir: &Path, phases: [&str; 6]) -> PathBuf {
+    let titles = [
+        "Subscription preparation",
+        "Sharing credentials",
+        "Validation of access",
+        "File and script storage",
+        "Explanation of roles and resources",
+        "Execution of installation steps",
+    ];
+    let owners = [
+        "customer", "customer", "digibee", "digibee", "digibee", "digibee",
+    ];
+    let mut s = String::from("apiVersion: realmctl/v1\nkind: Playbook\nname: test\nphases:\n");
+    for (i, body) in phases.iter().enumerate() {
+        s.push_str(&format!(
+            "  - {{number: {n}, id: p{n}, title: {t}, owner: {o}{sep}{body}}}\n",
+            n = i + 1,
+            t = titles[i],
+            o = owners[i],
+            sep = if body.is_empty() { "" } else { ", " },
+        ));
+    }
+    let path = dir.join("playbook.yaml");
+    std::fs::write(&path, s).unwrap();
+    path
+}
+
+/// The loopback-only version of the real playbook: everything but DNS/outbound (which need
+/// peers) and the cloud steps (not in this build).
+pub fn local_playbook(dir: &Path) -> PathBuf {
+    playbook(
+        dir,
+        [
+            "steps: [{id: spec, action: spec.validate}, {id: vpn, action: vpn.prerequisites}, {id: node-image, action: node_image.acceptance}]",
+            "",
+            "steps: [{id: certificate, action: checks.certificate}]",
+            "steps: [{id: artifacts, action: artifacts.render}]",
+            "steps: [{id: roles, action: roles.render}], gates: [{id: ack, owner: customer, description: The customer accepts the roles and resources.}]",
+            "steps: [{id: quota-seed, action: quota.seed}]",
+        ],
+    )
+}
+
+/// `install --yes --output json` with extra args; returns (exit code, JSON or Null, stderr).
+pub fn install(spec: &Path, state: &Path, pb: &Path, extra: &[&str]) -> (i32, Value, String) {
+    let o = realmctl()
+        .args(["install", "--yes", "--output", "json", "-f"])
+        .arg(spec)
+        .arg("--state")
+        .arg(state)
+        .arg("--playbook")
+        .arg(pb)
+        .args(extra)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    let v = serde_json::from_str(&out).unwrap_or(Value::Null);
+    (o.status.code().unwrap_or(-1), v, err)
+}
+
+/// `approve --phase N`.
+pub fn approve(state: &Path, phase: u8) -> Output {
+    realmctl()
+        .args([
+            "approve",
+            "--by",
+            "Ann Customer",
+            "--phase",
+            &phase.to_string(),
+            "--state",
+        ])
+        .arg(state)
+        .output()
+        .unwrap()
+}
+
+/// The step ids an install run executed.
+pub fn executed(v: &Value) -> Vec<String> {
+    v["executed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `status --output json`.
+pub fn status(state: &Path) -> Value {
+    let o = realmctl()
+        .args(["status", "--output", "json", "--state"])
+        .arg(state)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// `(step id, status)` of every step, from `status`.
+pub fn step_statuses(state: &Path) -> Vec<(String, String)> {
+    let v = status(state);
+    v["report"]["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["steps"].as_array().unwrap().clone())
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `audit verify`: (exit code, stdout).
+pub fn verify(state: &Path, checkpoint: Option<&str>) -> (i32, String) {
+    let mut c = realmctl();
+    c.args(["audit", "verify", "--state"]).arg(state);
+    if let Some(cp) = checkpoint {
+        c.args(["--checkpoint", cp]);
+    }
+    let o = c.output().unwrap();
+    (o.status.code().unwrap_or(-1), text(&o).0)
+}
