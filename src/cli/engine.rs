@@ -143,15 +143,41 @@ fn run_options(
             public_roots: None,
         },
         quota_target,
-        store: Store::Local {
-            state_dir: args.state.clone(),
-        },
+        store: store_for(&args.state, spec.artifacts_bucket.as_deref())?,
         retry_base: Duration::from_millis(args.retry_base_ms),
         clock: engine::system_clock(),
         #[cfg(feature = "test-actions")]
         kill_at,
     };
     Ok((spec, opts))
+}
+
+/// The artifact store: the spec's bucket, or the state folder. Object storage credentials and
+/// endpoints come from the provider's standard environment variables.
+fn store_for(state: &Path, bucket: Option<&str>) -> Result<Store, BadInput> {
+    let Some(bucket) = bucket else {
+        return Ok(Store::Local {
+            state_dir: state.to_owned(),
+        });
+    };
+    #[cfg(feature = "object-store")]
+    {
+        let options = std::env::vars()
+            .filter(|(k, _)| {
+                ["AWS_", "AZURE_", "GOOGLE_"]
+                    .iter()
+                    .any(|p| k.starts_with(p))
+            })
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        engine::object::ObjectStore::new(bucket, options, state)
+            .map(Store::Object)
+            .map_err(|e| bad(anyhow!(e)))
+    }
+    #[cfg(not(feature = "object-store"))]
+    Err(bad(anyhow!(
+        "artifacts.bucket {bucket}: this realmctl was built without object storage support\n  help: build with the default features (object-store)"
+    )))
 }
 
 /// Maps engine errors: lock conflicts are refusals (exit 1), the rest bad input (exit 2).
@@ -505,9 +531,12 @@ pub fn audit(cmd: AuditCmd) -> Result<Outcome, BadInput> {
             output,
         } => {
             let j = Journal::open(&state).map_err(|e| bad(anyhow!(e)))?;
-            let store = Store::Local {
-                state_dir: state.clone(),
-            };
+            let recorded = run::load_state(&j).map_err(|e| bad(anyhow!(e)))?;
+            let bucket = recorded
+                .spec
+                .as_ref()
+                .and_then(|s| s["artifactsBucket"].as_str());
+            let store = store_for(&state, bucket)?;
             let v = super::runtime()?
                 .block_on(audit::verify(&j, &store, checkpoint))
                 .map_err(|e| bad(anyhow!(e)))?;

@@ -115,6 +115,8 @@ pub struct Spec {
     pub vpn: VpnSpec,
     /// Commercial limits.
     pub subscription: SubscriptionSpec,
+    /// Object storage for install artifacts (`s3://`, `az://`, `gs://`); `None` = the state folder.
+    pub artifacts_bucket: Option<String>,
 }
 
 /// `cloud:` resolved.

@@ -86,6 +86,19 @@ pub struct RawSpec {
     pub vpn: Option<Located<RawVpn>>,
     /// Commercial limits of the realm.
     pub subscription: RawSubscription,
+    /// Where install artifacts are stored (default: a local folder under the state folder).
+    #[serde(default)]
+    pub artifacts: Option<RawArtifacts>,
+}
+
+/// `artifacts:`
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawArtifacts {
+    /// Object storage for artifacts: `s3://bucket/prefix`, `az://container/prefix` (Azure
+    /// Blob) or `gs://bucket/prefix`. Credentials come from the provider's standard
+    /// environment variables (AWS_*, AZURE_*, GOOGLE_*), never from the spec.
+    pub bucket: Located<String>,
 }
 
 /// The cloud provider.

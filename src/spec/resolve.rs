@@ -93,6 +93,7 @@ pub(super) fn resolve(raw: RawSpec, file: &Path) -> Result<Spec, Vec<Diagnostic>
     let outbound = outbound(&mut cx, raw.outbound);
     let vpn = vpn(&mut cx, raw.vpn);
     let subscription = subscription(&mut cx, raw.subscription);
+    let artifacts_bucket = raw.artifacts.and_then(|a| bucket(&mut cx, a.bucket));
 
     if !cx.diags.is_empty() {
         cx.diags.sort_by_key(|d| (d.pos.line, d.pos.column));
@@ -107,7 +108,32 @@ pub(super) fn resolve(raw: RawSpec, file: &Path) -> Result<Spec, Vec<Diagnostic>
         outbound,
         vpn,
         subscription,
+        artifacts_bucket,
     })
+}
+
+/// `artifacts.bucket`: `s3://`, `az://` or `gs://` followed by a bucket name.
+fn bucket(cx: &mut Ctx, b: Located<String>) -> Option<String> {
+    let url = b.value.trim_end_matches('/');
+    let ok = ["s3://", "az://", "gs://"].iter().any(|scheme| {
+        url.strip_prefix(scheme).is_some_and(|rest| {
+            let name = rest.split('/').next().unwrap_or("");
+            (3..=63).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+        })
+    });
+    if ok {
+        Some(url.to_owned())
+    } else {
+        cx.err(
+            b.pos,
+            format!("artifacts.bucket `{}` is not an object storage URL", b.value),
+            "write s3://BUCKET[/prefix], az://CONTAINER[/prefix] or gs://BUCKET[/prefix]; credentials come from the environment",
+        );
+        None
+    }
 }
 
 fn cloud(cx: &mut Ctx, c: raw::RawCloud) -> Cloud {
