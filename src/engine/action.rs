@@ -49,6 +49,9 @@ pub enum Action {
     /// Test only: fails with a retryable error a given number of times.
     #[cfg(feature = "test-actions")]
     TestFlaky,
+    /// Test and benchmark only: does nothing (measures the engine's own cost per step).
+    #[cfg(feature = "test-actions")]
+    TestNoop,
 }
 
 /// Whether this build can run an action.
@@ -82,6 +85,8 @@ impl Action {
         Action::TestEffect,
         #[cfg(feature = "test-actions")]
         Action::TestFlaky,
+        #[cfg(feature = "test-actions")]
+        Action::TestNoop,
     ];
 
     /// The name used in playbooks.
@@ -105,6 +110,8 @@ impl Action {
             Action::TestEffect => "test.effect",
             #[cfg(feature = "test-actions")]
             Action::TestFlaky => "test.flaky",
+            #[cfg(feature = "test-actions")]
+            Action::TestNoop => "test.noop",
         }
     }
 

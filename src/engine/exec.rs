@@ -115,7 +115,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
             output: None,
         }),
         #[cfg(feature = "test-actions")]
-        Action::TestEffect | Action::TestFlaky => super::testing::run(ctx).await,
+        Action::TestEffect | Action::TestFlaky | Action::TestNoop => super::testing::run(ctx).await,
     }
 }
 

@@ -61,7 +61,7 @@ pub fn step_inputs(spec: &Spec, doc: &Value, step: &StepDef, quota: &seed::Targe
         | Action::ClusterApply
         | Action::ClusterWait => pick(&["name", "cloud"]),
         #[cfg(feature = "test-actions")]
-        Action::TestEffect | Action::TestFlaky => Value::Null,
+        Action::TestEffect | Action::TestFlaky | Action::TestNoop => Value::Null,
     };
     if step.action.reads_certificate_files() {
         inputs["files"] = certificate_files(spec);

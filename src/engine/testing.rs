@@ -5,6 +5,7 @@
 //! `dir/effects/<step>` exactly once (create-or-adopt, like a cloud create with a unique name),
 //! sleeping around it so a kill can land inside. `test.flaky {dir, failures}` fails with a
 //! retryable error `failures` times (counted in `dir/flaky-<step>`), then succeeds.
+//! `test.noop` does nothing (the engine benchmark's step).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -47,6 +48,9 @@ fn append_line(path: &std::path::Path, line: &str) -> Result<(), Failure> {
 
 /// Runs a test action.
 pub async fn run(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
+    if ctx.step.action == Action::TestNoop {
+        return Ok(Outcome::Done(StepOutput::default()));
+    }
     let dir = param_dir(ctx)?;
     let id = &ctx.step.id;
     match ctx.step.action {

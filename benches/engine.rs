@@ -1,0 +1,265 @@
+//! Install engine benchmarks (issue #4), written into `docs/benchmarks.md`:
+//!
+//! - journal overhead per step: `install` of a playbook of 100 no-op steps, per step, against a
+//!   bare fsync'd single-row SQLite commit (WAL, `synchronous=FULL`) on the same disk, in the
+//!   same run (goal ≤ 2×);
+//! - `audit verify` throughput against `sha256sum` over the same bytes (goal ≥ 0.5×).
+//!
+//! Run with `cargo bench --bench engine --features test-actions`.
+
+mod support;
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use realmctl::checks::{Category, CheckResult};
+use realmctl::engine::event::{ArtifactRef, Event, StepOutput};
+use realmctl::engine::journal::{Durability, Journal, sha256_hex};
+use realmctl::engine::store::Store;
+use realmctl::engine::{CheckOptions, Quiet, RunOptions, audit, playbook, run, system_clock};
+use realmctl::quota::seed;
+
+fn spec(dir: &Path) -> realmctl::spec::Spec {
+    let text =
+        realmctl::spec::init::render(realmctl::spec::Provider::Eks, "bench", "digibee.bench.test")
+            .unwrap();
+    std::fs::create_dir_all(dir.join("certs")).unwrap();
+    std::fs::write(dir.join("certs/wildcard.pem"), "x").unwrap();
+    std::fs::write(dir.join("certs/wildcard.key"), "x").unwrap();
+    std::fs::write(dir.join("realm.yaml"), text).unwrap();
+    realmctl::spec::load(&dir.join("realm.yaml")).unwrap()
+}
+
+fn noop_playbook(steps: usize) -> playbook::Playbook {
+    let mut s = String::from("apiVersion: realmctl/v1\nkind: Playbook\nname: bench\nphases:\n");
+    s.push_str("  - number: 1\n    id: p1\n    title: P1\n    owner: digibee\n    steps:\n");
+    for i in 0..steps {
+        s.push_str(&format!("      - {{id: s{i}, action: test.noop}}\n"));
+    }
+    for n in 2..=6 {
+        s.push_str(&format!(
+            "  - {{number: {n}, id: p{n}, title: P{n}, owner: digibee}}\n"
+        ));
+    }
+    playbook::parse(&s, "bench").unwrap()
+}
+
+/// Seconds per step of a 100-step no-op install (fresh state each round).
+fn engine_per_step(dir: &Path, spec: &realmctl::spec::Spec, steps: usize) -> f64 {
+    let state = dir.join(format!("state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let pb = noop_playbook(steps);
+    let opts = RunOptions {
+        operator: "bench".into(),
+        until: None,
+        checks: CheckOptions {
+            concurrency: 1,
+            proxy_auth: None,
+            now: time::OffsetDateTime::now_utc(),
+            public_roots: None,
+        },
+        quota_target: seed::Target::Local {
+            db: state.join("quota.db"),
+        },
+        store: Store::Local {
+            state_dir: state.clone(),
+        },
+        retry_base: Duration::from_millis(1),
+        clock: system_clock(),
+        kill_at: None,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Create the journal first so the round measures steps, not file creation.
+    drop(Journal::create(&state).unwrap());
+    let t = Instant::now();
+    let r = rt
+        .block_on(run::install(&state, spec, &pb, &opts, &Quiet))
+        .unwrap();
+    let el = t.elapsed().as_secs_f64();
+    assert_eq!(r.executed.len(), steps);
+    let _ = std::fs::remove_dir_all(&state);
+    el / steps as f64
+}
+
+/// Seconds per bare single-row INSERT commit, WAL, synchronous=FULL.
+fn bare_commit(dir: &Path, n: usize) -> f64 {
+    let path = dir.join("bare.db");
+    let _ = std::fs::remove_file(&path);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.pragma_update(None, "journal_mode", "WAL").unwrap();
+    c.pragma_update(None, "synchronous", "FULL").unwrap();
+    c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+        .unwrap();
+    let t = Instant::now();
+    for i in 0..n {
+        c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        c.execute("INSERT INTO t (v) VALUES (?1)", [format!("row {i}")])
+            .unwrap();
+        c.execute_batch("COMMIT").unwrap();
+    }
+    t.elapsed().as_secs_f64() / n as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn journal_overhead(out: &mut String) {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let spec = spec(dir.path());
+    let (mut eng, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        eng.push(engine_per_step(dir.path(), &spec, 100));
+        bare.push(bare_commit(dir.path(), 200));
+    }
+    let (e, b) = (median(eng), median(bare));
+    let ratio = e / b;
+    let verdict = if ratio <= 2.0 { "met" } else { "MISSED" };
+    let _ = writeln!(out, "### Journal overhead per step (100 no-op steps)\n");
+    let _ = writeln!(
+        out,
+        "Each step journals its start (buffered, `synchronous=NORMAL`) and its success (fsync'd, `FULL`); the bare commit is `BEGIN IMMEDIATE; INSERT one row; COMMIT` with WAL and `synchronous=FULL` on the same disk. Median of 5 interleaved rounds.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| per step (engine) | bare fsync'd commit | ratio (goal ≤ 2×) |\n|---|---|---|"
+    );
+    let _ = writeln!(
+        out,
+        "| {:.0} µs | {:.0} µs | {ratio:.2}× ({verdict}) |\n",
+        e * 1e6,
+        b * 1e6
+    );
+}
+
+fn fat_output(i: usize) -> StepOutput {
+    let checks = (0..7)
+        .map(|k| {
+            CheckResult::pass(
+                format!("certificate.check{k}"),
+                Category::Certificate,
+                format!("/srv/realms/acme/certs/wildcard-{i}.pem"),
+                "all required names are covered: *.core.digibee.acme.com, *.static.digibee.acme.com, *.portal.digibee.acme.com, *.auth.digibee.acme.com, *.test.digibee.acme.com, *.api.digibee.acme.com",
+            )
+        })
+        .collect();
+    StepOutput {
+        summary: format!("step {i}: 7 pass, 0 warn, 0 fail"),
+        checks,
+        artifacts: vec![],
+    }
+}
+
+fn verify_throughput(out: &mut String) {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let state = dir.path().join("state");
+    let mut j = Journal::create(&state).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    // Artifacts of realistic size: 40 files of 256 KiB.
+    let mut artifacts = Vec::new();
+    let mut all_bytes: Vec<u8> = Vec::new();
+    for k in 0..40 {
+        let body: Vec<u8> = (0..256 * 1024)
+            .map(|b| ((b * 31 + k * 7) % 251) as u8)
+            .collect();
+        let loc = format!("artifacts/run-1/file{k}.yaml");
+        std::fs::create_dir_all(state.join("artifacts/run-1")).unwrap();
+        std::fs::write(state.join(&loc), &body).unwrap();
+        artifacts.push(ArtifactRef {
+            name: format!("file{k}.yaml"),
+            location: loc,
+            sha256: sha256_hex(&body),
+            bytes: body.len() as u64,
+        });
+        all_bytes.extend_from_slice(&body);
+    }
+    for i in 0..20_000usize {
+        let output = if i == 10 {
+            StepOutput {
+                artifacts: artifacts.clone(),
+                ..fat_output(i)
+            }
+        } else {
+            fat_output(i)
+        };
+        let e = Event::StepSucceeded {
+            step: format!("s{i}"),
+            phase: 3,
+            input_digest: sha256_hex(&i.to_be_bytes()),
+            output_digest: sha256_hex(&(i + 1).to_be_bytes()),
+            output,
+            duration_ms: 12,
+        };
+        j.append(&e, now, Durability::Buffered).unwrap();
+    }
+    let artifact_bytes = all_bytes.len();
+    for r in j.records().unwrap() {
+        for f in [&r.prev, &r.at, &r.kind, &r.payload] {
+            all_bytes.extend_from_slice(f.as_bytes());
+        }
+    }
+    let same = dir.path().join("same-bytes");
+    std::fs::write(&same, &all_bytes).unwrap();
+    let store = Store::Local {
+        state_dir: state.clone(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let t = Instant::now();
+        let v = rt.block_on(audit::verify(&j, &store, None)).unwrap();
+        ours.push(t.elapsed().as_secs_f64());
+        assert!(v.ok && v.artifacts == 40);
+        let t = Instant::now();
+        let o = std::process::Command::new("sha256sum")
+            .arg(&same)
+            .output()
+            .unwrap();
+        theirs.push(t.elapsed().as_secs_f64());
+        assert!(o.status.success());
+    }
+    let (a, b) = (median(ours), median(theirs));
+    let mb = all_bytes.len() as f64 / 1e6;
+    let ratio = b / a;
+    let verdict = if ratio >= 0.5 { "met" } else { "MISSED" };
+    let _ = writeln!(
+        out,
+        "### `audit verify` throughput against `sha256sum` over the same bytes\n"
+    );
+    let per_record = (all_bytes.len() - artifact_bytes) / 20_000;
+    let _ = writeln!(
+        out,
+        "A journal of 20,000 records (~{per_record} bytes each: a step success with seven check results) and 40 artifacts of 256 KiB; `sha256sum` hashes one file holding the same bytes (every record's hashed fields plus the artifacts). Verification reads each record from SQLite, re-hashes it, parses its event and re-hashes every artifact. Median of 5 interleaved rounds, warm page cache.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| bytes | audit verify | sha256sum | throughput ratio (goal ≥ 0.5×) |\n|---|---|---|---|"
+    );
+    let _ = writeln!(
+        out,
+        "| {mb:.1} MB | {:.0} ms ({:.0} MB/s) | {:.0} ms ({:.0} MB/s) | {ratio:.2}× ({verdict}) |\n",
+        a * 1e3,
+        mb / a,
+        b * 1e3,
+        mb / b
+    );
+}
+
+fn main() {
+    if !support::measuring() {
+        return;
+    }
+    let mut out = support::stamp("engine --features test-actions");
+    journal_overhead(&mut out);
+    verify_throughput(&mut out);
+    print!("{out}");
+    support::write_section("docs/benchmarks.md", "engine", &out);
+}
