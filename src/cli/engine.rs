@@ -400,6 +400,20 @@ pub fn install(
     match args.output {
         Format::Json => print_json(&result),
         Format::Text => {
+            if !result.plan.spec_changes.is_empty() {
+                println!(
+                    "the spec changed since the last run; re-planned: {}",
+                    result.plan.replanned.join(", ")
+                );
+                for c in &result.plan.spec_changes {
+                    println!(
+                        "  {}: {} -> {}",
+                        c.path,
+                        c.before.as_deref().unwrap_or("(absent)"),
+                        c.after.as_deref().unwrap_or("(absent)")
+                    );
+                }
+            }
             println!(
                 "run {}: {:?}: {}",
                 result.run, result.outcome, result.message

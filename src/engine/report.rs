@@ -320,3 +320,109 @@ pub enum ReportFormat {
     /// HTML or Markdown.
     Doc(DocFormat),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::event::{Event, StepOutput};
+    use crate::engine::playbook;
+
+    fn state(events: &[Event]) -> State {
+        State::fold(
+            events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (i as u64 + 1, "t", e)),
+        )
+    }
+
+    fn ok(step: &str, phase: u8) -> Event {
+        Event::StepSucceeded {
+            step: step.into(),
+            phase,
+            input_digest: "i".into(),
+            output_digest: "o".into(),
+            output: StepOutput::default(),
+            duration_ms: 1,
+        }
+    }
+
+    #[test]
+    fn phase_status_follows_steps_and_gates() {
+        let pb = playbook::embedded();
+        let p5 = &pb.phases[4];
+        assert_eq!(phase_status(&pb.phases[1], &state(&[])), PhaseStatus::Empty);
+        assert_eq!(phase_status(p5, &state(&[])), PhaseStatus::NotStarted);
+        let done = state(&[ok("roles-document", 5)]);
+        assert_eq!(
+            phase_status(p5, &done),
+            PhaseStatus::InProgress,
+            "gate not reached"
+        );
+        let waiting = state(&[
+            ok("roles-document", 5),
+            Event::GateWaiting {
+                phase: 5,
+                gate: "g".into(),
+                owner: "customer".into(),
+            },
+        ]);
+        assert_eq!(phase_status(p5, &waiting), PhaseStatus::Waiting);
+        let covers = phase_outputs_digest(p5, &done).unwrap();
+        let approved = state(&[
+            ok("roles-document", 5),
+            Event::Approved {
+                phase: 5,
+                by: "ann".into(),
+                note: None,
+                covers,
+            },
+        ]);
+        assert_eq!(phase_status(p5, &approved), PhaseStatus::Done);
+        let failed = state(&[Event::StepFailed {
+            step: "certificate".into(),
+            phase: 3,
+            attempt: 1,
+            failure: crate::engine::event::FailureKind::Permanent,
+            error: "expired".into(),
+            output: None,
+            duration_ms: 1,
+        }]);
+        assert_eq!(phase_status(&pb.phases[2], &failed), PhaseStatus::Failed);
+    }
+
+    #[test]
+    fn next_actor_after_a_died_run_and_a_gate() {
+        let pb = playbook::embedded();
+        let start = Event::RunStarted {
+            run: 1,
+            operator: "op".into(),
+            version: "v".into(),
+            host: "h".into(),
+            lock_id: "l".into(),
+            spec_digest: "d".into(),
+            spec: serde_json::json!({"name": "acme", "cloud": {"provider": "eks", "region": "r"}}),
+            playbook: pb,
+            until: None,
+        };
+        let died = state(&[start.clone()]);
+        let r = build(&died, None).unwrap();
+        assert!(r.summary.contains("interrupted"), "{}", r.summary);
+        assert!(r.next.unwrap().contains("unlock"));
+        let gate = state(&[
+            start,
+            Event::GateWaiting {
+                phase: 5,
+                gate: "g".into(),
+                owner: "customer".into(),
+            },
+            Event::RunStopped {
+                run: 1,
+                outcome: StopOutcome::Waiting,
+                message: "waits".into(),
+            },
+        ]);
+        let r = build(&gate, None).unwrap();
+        assert!(r.next.unwrap().starts_with("customer: approve phase 5"));
+    }
+}
