@@ -389,20 +389,14 @@ fn retryable_failures_are_retried_with_backoff_and_then_give_up() {
     let dir = tempfile::tempdir().unwrap();
     let spec = spec(dir.path(), SpecOpts::default());
     let d = dir.path().display();
-    let pb = playbook(
+    let flaky = |id: &str, retries: u32, failures: u32| {
+        format!(
+            "{{id: {id}, action: test.flaky, retries: {retries}, params: {{dir: \"{d}\", failures: {failures}}}}}"
+        )
+    };
+    let pb = sparse_playbook(
         dir.path(),
-        [
-            &format!(
-                "steps: [{{id: flaky, action: test.flaky, retries: 2, params: {{dir: \"{d}\", failures: 2}}}}]"
-            ),
-            "",
-            &format!(
-                "steps: [{{id: flaky2, action: test.flaky, retries: 1, params: {{dir: \"{d}\", failures: 5}}}}]"
-            ),
-            "",
-            "",
-            "",
-        ],
+        &[(1, flaky("flaky", 2, 2)), (3, flaky("flaky2", 1, 5))],
     );
     let state = dir.path().join("state");
     let (code, v, err) = install(&spec, &state, &pb, &["--retry-base-ms", "5"]);
@@ -432,19 +426,10 @@ fn a_step_that_overruns_its_timeout_fails_as_a_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let spec = spec(dir.path(), SpecOpts::default());
     let d = dir.path().display();
-    let pb = playbook(
-        dir.path(),
-        [
-            &format!(
-                "steps: [{{id: slow, action: test.effect, timeout: 200ms, params: {{dir: \"{d}\", sleepMs: 5000}}}}]"
-            ),
-            "",
-            "",
-            "",
-            "",
-            "",
-        ],
+    let slow = format!(
+        "{{id: slow, action: test.effect, timeout: 200ms, params: {{dir: \"{d}\", sleepMs: 5000}}}}"
     );
+    let pb = sparse_playbook(dir.path(), &[(1, slow)]);
     let state = dir.path().join("state");
     let (code, v, _) = install(&spec, &state, &pb, &[]);
     assert_eq!(code, 1);

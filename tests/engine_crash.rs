@@ -116,6 +116,21 @@ impl Realm {
     fn state(&self) -> std::path::PathBuf {
         self.dir.path().join("state")
     }
+    /// The install command as a plain process (for killing and racing).
+    fn spawn(&self, operator: &str, stderr: std::process::Stdio) -> std::process::Child {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("realmctl"))
+            .env("REALMCTL_OPERATOR", operator)
+            .args(["install", "--yes", "--output", "json", "-f"])
+            .arg(&self.spec)
+            .arg("--state")
+            .arg(self.state())
+            .arg("--playbook")
+            .arg(&self.pb)
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap()
+    }
     fn cmd(&self) -> assert_cmd::Command {
         let mut c = realmctl();
         c.args(["install", "--yes", "--output", "json", "-f"])
@@ -211,18 +226,7 @@ fn sigkill_at_random_points_inside_steps_never_repeats_a_succeeded_step() {
         let mut kills = 0;
         let mut guarded: BTreeMap<String, usize> = BTreeMap::new();
         loop {
-            let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("realmctl"))
-                .env("REALMCTL_OPERATOR", "test-operator")
-                .args(["install", "--yes", "--output", "json", "-f"])
-                .arg(&r.spec)
-                .arg("--state")
-                .arg(r.state())
-                .arg("--playbook")
-                .arg(&r.pb)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
+            let mut child = r.spawn("test-operator", std::process::Stdio::null());
             let finished = if kills < 4 {
                 std::thread::sleep(Duration::from_millis(rng.below(300)));
                 match child.try_wait().unwrap() {
@@ -268,20 +272,7 @@ fn racing_installs_never_hold_the_lock_together() {
     for round in 0..4 {
         let r = Realm::new(15);
         let children: Vec<_> = (0..6)
-            .map(|_| {
-                std::process::Command::new(assert_cmd::cargo::cargo_bin("realmctl"))
-                    .env("REALMCTL_OPERATOR", "racer")
-                    .args(["install", "--yes", "--output", "json", "-f"])
-                    .arg(&r.spec)
-                    .arg("--state")
-                    .arg(r.state())
-                    .arg("--playbook")
-                    .arg(&r.pb)
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
+            .map(|_| r.spawn("racer", std::process::Stdio::piped()))
             .collect();
         let mut winners = 0;
         for c in children {

@@ -62,6 +62,15 @@ pub fn playbook(dir: &Path, phases: [&str; 6]) -> PathBuf {
     path
 }
 
+/// A playbook whose phases are empty except the given `(phase number, steps YAML)`.
+pub fn sparse_playbook(dir: &Path, phases: &[(usize, String)]) -> PathBuf {
+    let mut all: [String; 6] = Default::default();
+    for (n, body) in phases {
+        all[n - 1] = format!("steps: [{body}]");
+    }
+    playbook(dir, all.each_ref().map(String::as_str))
+}
+
 /// The loopback-only version of the real playbook: everything but DNS/outbound (which need
 /// peers) and the cloud steps (not in this build).
 pub fn local_playbook(dir: &Path) -> PathBuf {
