@@ -405,7 +405,7 @@ mod tests {
             playbook: pb,
             until: None,
         };
-        let died = state(&[start.clone()]);
+        let died = state(std::slice::from_ref(&start));
         let r = build(&died, None).unwrap();
         assert!(r.summary.contains("interrupted"), "{}", r.summary);
         assert!(r.next.unwrap().contains("unlock"));
