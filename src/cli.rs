@@ -288,6 +288,13 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
                 Some(&report),
                 32,
             )?;
+            let walk = runtime
+                .block_on(realmctl::demo::install(&dir, &demo.spec))
+                .map_err(bad)?;
+            let install_report = dir.join("install-report.html");
+            engine::write_install_report(&walk.state, &install_report)?;
+            let installed = walk.second.outcome == realmctl::engine::event::StopOutcome::Completed
+                && walk.verified.ok;
             if output == Format::Text {
                 println!(
                     "Demo realm in {}: spec {}, report {}",
@@ -296,11 +303,29 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
                     report.display()
                 );
                 println!(
+                    "Demo install in {}: run {} {} ({}); approved by {} (journal record {}); run {}: {}; journal verified ({} records, head {}); report {}",
+                    walk.state.display(),
+                    walk.first.run,
+                    format!("{:?}", walk.first.outcome).to_lowercase(),
+                    walk.first.message,
+                    walk.approval.by,
+                    walk.approval.seq,
+                    walk.second.run,
+                    walk.second.message,
+                    walk.verified.records,
+                    walk.verified
+                        .head
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    install_report.display()
+                );
+                println!(
                     "DNS is not part of the demo (it needs a name server for {}); try `realmctl preflight --only dns -f <your spec>`.",
                     realmctl::demo::BASE
                 );
             }
-            Ok(outcome)
+            Ok(if installed { outcome } else { Outcome::Failed })
         }
     }
 }

@@ -3,7 +3,8 @@
 //! Writes a demo realm (spec, a test CA and a wildcard certificate for the six required names)
 //! into a folder, starts loopback peers for the outbound checks (a TLS server, a plain TCP
 //! service), and returns the spec for `preflight` to run.
-//! DNS is not part of the demo: it needs a name server for the demo zone.
+//! DNS is not part of the demo: it needs a name server for the demo zone. [`install`] then walks
+//! the demo realm through the install engine with `playbooks/demo.yaml`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -164,4 +165,106 @@ async fn listener() -> Result<u16, DemoError> {
     let (l, port) = bind_loopback().await?;
     tokio::spawn(async move { while l.accept().await.is_ok() {} });
     Ok(port)
+}
+
+/// The demo's playbook: the six phases with what runs on one machine alone.
+pub const PLAYBOOK: &str = include_str!("../playbooks/demo.yaml");
+
+/// What the demo install did.
+#[derive(Debug)]
+pub struct InstallDemo {
+    /// The first run (stops at the phase-5 gate).
+    pub first: crate::engine::run::RunResult,
+    /// The demo customer's approval.
+    pub approval: crate::engine::state::Approval,
+    /// The resumed run.
+    pub second: crate::engine::run::RunResult,
+    /// The journal verification afterwards.
+    pub verified: crate::engine::audit::Verification,
+    /// The state folder.
+    pub state: PathBuf,
+}
+
+/// Why the demo install failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallDemoError {
+    /// The demo spec did not load.
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::run::EngineError),
+    /// The journal could not be read.
+    #[error(transparent)]
+    Journal(#[from] crate::engine::journal::JournalError),
+}
+
+/// Walks the demo realm through the install engine in `<dir>/state`: runs to the phase-5 gate,
+/// approves as the demo customer, resumes to the end (seeding `<dir>/state/quota.db`), and
+/// verifies the journal. Needs the peers of [`prepare`] to be running.
+pub async fn install(dir: &Path, spec: &Path) -> Result<InstallDemo, InstallDemoError> {
+    use crate::engine::{self, CheckOptions, Quiet, RunOptions, audit, journal, run, store};
+    let spec = crate::spec::load(spec)?;
+    let playbook = engine::playbook::parse(PLAYBOOK, "<embedded>/playbooks/demo.yaml")
+        .expect("the demo playbook is valid (unit-tested)");
+    let state = dir.join("state");
+    let opts = RunOptions {
+        operator: "realmctl demo".into(),
+        until: None,
+        checks: CheckOptions {
+            concurrency: 8,
+            proxy_auth: None,
+            now: OffsetDateTime::now_utc(),
+            public_roots: None,
+        },
+        quota_target: crate::quota::seed::Target::Local {
+            db: state.join("quota.db"),
+        },
+        store: store::Store::Local {
+            state_dir: state.clone(),
+        },
+        retry_base: std::time::Duration::from_millis(200),
+        clock: engine::system_clock(),
+        #[cfg(feature = "test-actions")]
+        kill_at: None,
+    };
+    let first = run::install(&state, &spec, &playbook, &opts, &Quiet).await?;
+    let approval = match run::approve(
+        &state,
+        5,
+        "demo customer",
+        Some("approved by realmctl demo"),
+        OffsetDateTime::now_utc(),
+    ) {
+        Ok(a) => a,
+        // Already approved in an earlier demo run over the same folder: nothing waits.
+        Err(run::EngineError::Approve(_)) => {
+            let j = journal::Journal::open(&state)?;
+            let s = run::load_state(&j)?;
+            s.approvals
+                .last()
+                .cloned()
+                .ok_or(run::EngineError::NoRun { dir: state.clone() })?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let second = run::install(&state, &spec, &playbook, &opts, &Quiet).await?;
+    let j = journal::Journal::open(&state)?;
+    let verified = audit::verify(&j, &opts.store, None).await?;
+    Ok(InstallDemo {
+        first,
+        approval,
+        second,
+        verified,
+        state,
+    })
+}
+
+#[cfg(test)]
+mod install_tests {
+    #[test]
+    fn the_demo_playbook_is_valid() {
+        let p = crate::engine::playbook::parse(super::PLAYBOOK, "demo").unwrap();
+        assert_eq!(p.phases.len(), 6);
+    }
 }

@@ -451,6 +451,24 @@ fn demo_runs_a_full_self_check_on_loopback() {
         "the demo CA's TLS server is reported as interception: {out}"
     );
     assert!(dir.path().join("report.html").exists());
+    // The demo also walks the realm through the install engine (issue #4).
+    let html = std::fs::read_to_string(dir.path().join("install-report.html")).unwrap();
+    assert!(html.contains("the install is complete"), "{html}");
+    let status = realmctl()
+        .args(["status", "--output", "json", "--state"])
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    let s: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        s["report"]["phases"][4]["approvals"][0]["by"],
+        "demo customer"
+    );
+    realmctl()
+        .args(["audit", "verify", "--state"])
+        .arg(dir.path().join("state"))
+        .assert()
+        .success();
     realmctl()
         .arg("validate")
         .arg("-f")

@@ -512,6 +512,11 @@ pub fn status(state: &Path, output: Format) -> Result<Outcome, BadInput> {
     Ok(Outcome::Success)
 }
 
+/// Writes the HTML install report of `state` to `out` (used by `demo`).
+pub fn write_install_report(state: &Path, out: &Path) -> Result<(), BadInput> {
+    report_cmd(state, ReportArg::Html, Some(out)).map(|_| ())
+}
+
 /// `realmctl report`.
 pub fn report_cmd(
     state: &Path,

@@ -432,10 +432,17 @@ pub fn approval_subject(
             why: "it has no gate and no step waits".into(),
         });
     }
-    phase_outputs_digest(p, state).ok_or_else(|| ApproveError::NotWaiting {
+    let subject = phase_outputs_digest(p, state).ok_or_else(|| ApproveError::NotWaiting {
         phase,
         why: "its steps have not all finished yet".into(),
-    })
+    })?;
+    if let Some(a) = state.approval_for(phase, &subject) {
+        return Err(ApproveError::NotWaiting {
+            phase,
+            why: format!("already approved by {} at {}", a.by, a.at),
+        });
+    }
+    Ok(subject)
 }
 
 #[cfg(test)]
@@ -498,6 +505,23 @@ mod tests {
             approval_subject(&pb, &s1, 4),
             Err(ApproveError::NotWaiting { .. })
         ));
+        let mut approved = s1.clone();
+        approved.apply(
+            9,
+            "t",
+            &Event::Approved {
+                phase: 5,
+                by: "ann".into(),
+                note: None,
+                covers: a.clone(),
+            },
+        );
+        match approval_subject(&pb, &approved, 5) {
+            Err(ApproveError::NotWaiting { why, .. }) => {
+                assert!(why.contains("already approved by ann"))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
