@@ -17,6 +17,19 @@ fn accepting_listener() -> u16 {
     port
 }
 
+/// The realm config `quota.seed` wrote into `<state>/quota.db`.
+fn seeded_config(state: &std::path::Path) -> serde_json::Value {
+    let o = realmctl()
+        .args([
+            "quota", "status", "--output", "json", "--realm", "acme", "--db",
+        ])
+        .arg(state.join("quota.db"))
+        .output()
+        .unwrap();
+    let q: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    q["config"].clone()
+}
+
 #[test]
 fn plan_changes_nothing_and_lists_every_phase() {
     let dir = tempfile::tempdir().unwrap();
@@ -142,15 +155,8 @@ fn gate_approval_and_resume_run_each_step_once_and_seed_the_quota_core() {
         "a finished install does nothing"
     );
 
-    let o = realmctl()
-        .args([
-            "quota", "status", "--output", "json", "--realm", "acme", "--db",
-        ])
-        .arg(state.join("quota.db"))
-        .output()
-        .unwrap();
-    let q: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(q["config"]["pipelineSubscriptions"], 10, "{q}");
+    let q = seeded_config(&state);
+    assert_eq!(q["pipelineSubscriptions"], 10, "{q}");
 }
 
 #[test]
@@ -219,15 +225,8 @@ fn a_changed_spec_replans_the_affected_steps_and_shows_the_difference() {
     let (code, v, err) = install(&spec, &state, &pb, &[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(executed(&v), ["spec", "artifacts", "quota-seed"]);
-    let o = realmctl()
-        .args([
-            "quota", "status", "--output", "json", "--realm", "acme", "--db",
-        ])
-        .arg(state.join("quota.db"))
-        .output()
-        .unwrap();
-    let q: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(q["config"]["pipelineSubscriptions"], 12, "{q}");
+    let q = seeded_config(&state);
+    assert_eq!(q["pipelineSubscriptions"], 12, "{q}");
     assert_eq!(
         verify(&state, None).0,
         0,
