@@ -73,7 +73,18 @@ fn effects(dir: &Path) -> Vec<String> {
 }
 
 fn succeeded(state: &Path) -> Vec<String> {
-    if !state.join("journal.db").exists() {
+    // Killed before the run's first record: no journal, or an empty one ("no install has run").
+    let o = realmctl()
+        .args(["status", "--output", "json", "--state"])
+        .arg(state)
+        .output()
+        .unwrap();
+    if o.status.code() == Some(2) {
+        let err = text(&o).1;
+        assert!(
+            err.contains("no install has run") || err.contains("holds no install journal"),
+            "{err}"
+        );
         return Vec::new();
     }
     step_statuses(state)
@@ -203,6 +214,25 @@ fn sigkill_at_every_step_boundary_resumes_to_the_same_state_without_repeating_ef
             );
         }
     }
+}
+
+/// Regression (seen in CI): a kill after the journal file exists but before the run's first
+/// record leaves an empty journal; status says no run happened, and the resume completes.
+#[test]
+fn sigkill_before_the_first_record_resumes() {
+    let base = baseline();
+    let r = Realm::new(0);
+    let o = r
+        .cmd()
+        .env("REALMCTL_TEST_KILL_AT", ":opened")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.signal(), Some(9), "{:?}", text(&o));
+    assert!(succeeded(&r.state()).is_empty());
+    unlock(&r.state());
+    let o = r.cmd().output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    assert_eq!(r.outcome(), base);
 }
 
 /// A tiny deterministic generator, so a failure can be replayed from its seed.

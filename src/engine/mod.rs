@@ -63,7 +63,7 @@ pub struct CheckOptions {
 pub struct KillAt {
     /// Step id.
     pub step: String,
-    /// `started`, `acted` or `succeeded`.
+    /// `started`, `acted` or `succeeded` (or `opened` with an empty step: right after the journal opens).
     pub point: String,
 }
 

@@ -184,6 +184,14 @@ pub async fn install(
 ) -> Result<RunResult, EngineError> {
     let guard = lock::acquire(dir, holder(opts, "install"))?;
     let journal = Journal::create(dir)?;
+    #[cfg(feature = "test-actions")]
+    if opts
+        .kill_at
+        .as_ref()
+        .is_some_and(|k| k.step.is_empty() && k.point == "opened")
+    {
+        super::testing::kill_self();
+    }
     let state = load_state(&journal)?;
     check_realm(dir, &state, spec)?;
     let plan = plan_for(spec, playbook, &state, opts);
