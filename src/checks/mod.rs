@@ -230,6 +230,14 @@ impl CheckResult {
     }
 }
 
+/// Who must fix the first failing result, if any failed.
+pub fn first_failure_owner(results: &[CheckResult]) -> Option<Owner> {
+    results
+        .iter()
+        .find(|r| r.status == Status::Fail)
+        .map(|r| r.owner)
+}
+
 /// Receives progress while checks run; every method defaults to doing nothing.
 pub trait Observer: Send + Sync {
     /// A category is about to run `checks` checks (an estimate for DNS/outbound).

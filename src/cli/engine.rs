@@ -210,6 +210,21 @@ pub fn plan(args: &RunArgs) -> Result<Outcome, BadInput> {
     Ok(Outcome::Success)
 }
 
+/// One line per changed spec path: `  path: before -> after`.
+fn changes_text(changes: &[realmctl::engine::event::Change]) -> String {
+    changes
+        .iter()
+        .map(|c| {
+            format!(
+                "  {}: {} -> {}\n",
+                c.path,
+                c.before.as_deref().unwrap_or("(absent)"),
+                c.after.as_deref().unwrap_or("(absent)")
+            )
+        })
+        .collect()
+}
+
 fn plan_text(plan: &Plan) -> String {
     let mut s = format!(
         "Plan for realm {} (playbook {})\n",
@@ -217,14 +232,7 @@ fn plan_text(plan: &Plan) -> String {
     );
     if !plan.spec_changes.is_empty() {
         s.push_str("The spec changed since the last run:\n");
-        for c in &plan.spec_changes {
-            s.push_str(&format!(
-                "  {}: {} -> {}\n",
-                c.path,
-                c.before.as_deref().unwrap_or("(absent)"),
-                c.after.as_deref().unwrap_or("(absent)")
-            ));
-        }
+        s.push_str(&changes_text(&plan.spec_changes));
     }
     for p in &plan.phases {
         s.push_str(&format!(
@@ -405,14 +413,7 @@ pub fn install(
                     "the spec changed since the last run; re-planned: {}",
                     result.plan.replanned.join(", ")
                 );
-                for c in &result.plan.spec_changes {
-                    println!(
-                        "  {}: {} -> {}",
-                        c.path,
-                        c.before.as_deref().unwrap_or("(absent)"),
-                        c.after.as_deref().unwrap_or("(absent)")
-                    );
-                }
+                print!("{}", changes_text(&result.plan.spec_changes));
             }
             println!(
                 "run {}: {:?}: {}",

@@ -230,13 +230,13 @@ pub fn next_actor(state: &State, phases: &[PhaseRow]) -> (String, Option<String>
                 .flat_map(|p| &p.steps)
                 .find(|s| s.status == StepStatus::Failed);
             let owner = failed
-                .and_then(|s| s.checks.iter().find(|c| c.status == crate::checks::Status::Fail))
-                .map(|c| c.owner.as_str())
+                .and_then(|s| crate::checks::first_failure_owner(&s.checks))
+                .map(|o| o.as_str())
                 .or_else(|| {
                     phases
                         .iter()
                         .find(|p| p.status == PhaseStatus::Failed)
-                        .map(|p| if p.owner == "customer" { "customer" } else { "digibee" })
+                        .map(|p| p.owner.as_str())
                 })
                 .unwrap_or("digibee");
             (

@@ -427,13 +427,8 @@ fn first_line(s: &str) -> &str {
 /// Who must fix a failed step: the owner of its failing checks, else the phase's owner.
 fn failure_owner(phase: &Phase, output: Option<&StepOutput>) -> &'static str {
     output
-        .and_then(|o| {
-            o.checks
-                .iter()
-                .find(|c| c.status == crate::checks::Status::Fail)
-        })
-        .map(|c| c.owner.as_str())
-        .unwrap_or_else(|| phase.owner.as_str())
+        .and_then(|o| crate::checks::first_failure_owner(&o.checks))
+        .map_or_else(|| phase.owner.as_str(), |o| o.as_str())
 }
 
 /// SHA-256 of a step output's JSON.
