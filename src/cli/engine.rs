@@ -551,11 +551,17 @@ pub fn audit(cmd: AuditCmd) -> Result<Outcome, BadInput> {
             output,
         } => {
             let j = Journal::open(&state).map_err(|e| bad(anyhow!(e)))?;
-            let recorded = run::load_state(&j).map_err(|e| bad(anyhow!(e)))?;
-            let bucket = recorded
-                .spec
-                .as_ref()
-                .and_then(|s| s["artifactsBucket"].as_str());
+            // The bucket the last run stored artifacts in (the verification itself reads every record).
+            let last_run = j
+                .last_of_kind("runStarted")
+                .map_err(|e| bad(anyhow!(e)))?
+                .and_then(|r| r.event().ok());
+            let bucket = match &last_run {
+                Some(realmctl::engine::event::Event::RunStarted { spec, .. }) => {
+                    spec["artifactsBucket"].as_str()
+                }
+                _ => None,
+            };
             let store = store_for(&state, bucket)?;
             let v = super::runtime()?
                 .block_on(audit::verify(&j, &store, checkpoint))

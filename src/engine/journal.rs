@@ -140,6 +140,18 @@ pub fn record_hash(prev: &str, seq: u64, at: &str, kind: &str, payload: &str) ->
     hex(ctx.finish().as_ref())
 }
 
+/// A `SELECT seq, at, kind, payload, prev, hash` row.
+fn row_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+    Ok(Record {
+        seq: r.get::<_, i64>(0)? as u64,
+        at: r.get(1)?,
+        kind: r.get(2)?,
+        payload: r.get(3)?,
+        prev: r.get(4)?,
+        hash: r.get(5)?,
+    })
+}
+
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
@@ -314,17 +326,7 @@ impl Journal {
             .map_err(|e| self.sql(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.sql(e))?;
         while let Some(r) = rows.next().map_err(|e| self.sql(e))? {
-            let rec = (|| {
-                Ok::<_, rusqlite::Error>(Record {
-                    seq: r.get::<_, i64>(0)? as u64,
-                    at: r.get(1)?,
-                    kind: r.get(2)?,
-                    payload: r.get(3)?,
-                    prev: r.get(4)?,
-                    hash: r.get(5)?,
-                })
-            })()
-            .map_err(|e| self.sql(e))?;
+            let rec = row_record(r).map_err(|e| self.sql(e))?;
             f(rec)?;
         }
         Ok(())
@@ -338,6 +340,18 @@ impl Journal {
             Ok(())
         })?;
         Ok(out)
+    }
+
+    /// The last record of `kind`, if any (one indexed read, not a replay).
+    pub fn last_of_kind(&self, kind: &str) -> Result<Option<Record>, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT seq, at, kind, payload, prev, hash FROM records WHERE kind = ?1 ORDER BY seq DESC LIMIT 1",
+                [kind],
+                row_record,
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
     }
 
     /// The last record's position and hash.
