@@ -6,9 +6,8 @@
 mod common;
 mod engine_support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -238,21 +237,8 @@ fn a_canary_secret_never_reaches_state_logs_or_reports() {
     let (canary, line) = mint(&Scope::Admin);
     let tokens = dir.path().join("tokens.yaml");
     std::fs::write(&tokens, format!("{line}\n")).unwrap();
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("realmctl"))
-        .args(["quota", "serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(dir.path().join("core.db"))
-        .arg("--tokens")
-        .arg(&tokens)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    err.read_line(&mut first).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let (child, url) = common::quota_serve(&dir.path().join("core.db"), &tokens);
     let _server = Server(child);
-    let url = first.trim().rsplit(' ').next().unwrap().to_owned();
 
     let spec = spec(dir.path(), SpecOpts::default());
     let pb = local_playbook(dir.path());

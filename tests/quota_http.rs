@@ -2,11 +2,12 @@
 //! bad input (400), unknown realm (404), body limit (413), racing clients, graceful shutdown,
 //! and a SIGKILL during load that loses no acknowledged admission.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
+
+mod common;
 
 use realmctl::quota::ledger::{Ledger, Sync};
 use realmctl::quota::tokens::{Scope, mint};
@@ -53,25 +54,7 @@ fn start(dir: &Path, t: &Tokens) -> Server {
 }
 
 fn spawn(db: PathBuf, tokens: PathBuf) -> Server {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("realmctl"))
-        .args(["quota", "serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(&db)
-        .arg("--tokens")
-        .arg(&tokens)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    stderr.read_line(&mut line).unwrap();
-    // Keep draining stderr so the server never writes into a closed pipe.
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    let base = line.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(
-        base.starts_with("http://127.0.0.1:"),
-        "unexpected first line: {line}"
-    );
+    let (child, base) = common::quota_serve(&db, &tokens);
     Server {
         child,
         base,

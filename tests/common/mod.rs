@@ -411,3 +411,28 @@ pub fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
+
+/// `realmctl quota serve` on a free loopback port: the child and its base URL (read from the
+/// first line it prints). Its stderr keeps being drained so it never writes into a closed pipe.
+pub fn quota_serve(db: &Path, tokens: &Path) -> (Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("realmctl"))
+        .args(["quota", "serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .arg("--tokens")
+        .arg(tokens)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    stderr.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let base = line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(
+        base.starts_with("http://127.0.0.1:"),
+        "unexpected first line: {line}"
+    );
+    (child, base)
+}
