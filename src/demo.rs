@@ -176,7 +176,7 @@ pub struct InstallDemo {
     /// The first run (stops at the phase-5 gate).
     pub first: crate::engine::run::RunResult,
     /// The demo customer's approval.
-    pub approval: crate::engine::state::Approval,
+    pub approval: crate::engine::model::state::Approval,
     /// The resumed run.
     pub second: crate::engine::run::RunResult,
     /// The journal verification afterwards.
@@ -196,38 +196,26 @@ pub enum InstallDemoError {
     Engine(#[from] crate::engine::run::EngineError),
     /// The journal could not be read.
     #[error(transparent)]
-    Journal(#[from] crate::engine::journal::JournalError),
+    Journal(#[from] crate::engine::io::journal::JournalError),
 }
 
 /// Walks the demo realm through the install engine in `<dir>/state`: runs to the phase-5 gate,
 /// approves as the demo customer, resumes to the end (seeding `<dir>/state/quota.db`), and
 /// verifies the journal. Needs the peers of [`prepare`] to be running.
 pub async fn install(dir: &Path, spec: &Path) -> Result<InstallDemo, InstallDemoError> {
-    use crate::engine::{self, CheckOptions, Quiet, RunOptions, audit, journal, run, store};
+    use crate::engine::io::{journal, store};
+    use crate::engine::model::playbook;
+    use crate::engine::{Quiet, RunOptions, audit, run};
     let spec = crate::spec::load(spec)?;
-    let playbook = engine::playbook::parse(PLAYBOOK, "<embedded>/playbooks/demo.yaml")
+    let playbook = playbook::parse(PLAYBOOK, "<embedded>/playbooks/demo.yaml")
         .expect("the demo playbook is valid (unit-tested)");
     let state = dir.join("state");
-    let opts = RunOptions {
-        operator: "realmctl demo".into(),
-        until: None,
-        checks: CheckOptions {
-            concurrency: 8,
-            proxy_auth: None,
-            now: OffsetDateTime::now_utc(),
-            public_roots: None,
-        },
-        quota_target: crate::quota::seed::Target::Local {
-            db: state.join("quota.db"),
-        },
-        store: store::Store::Local {
-            state_dir: state.clone(),
-        },
-        retry_base: std::time::Duration::from_millis(200),
-        clock: engine::system_clock(),
-        #[cfg(feature = "test-actions")]
-        kill_at: None,
-    };
+    let mut opts = RunOptions::new(
+        "realmctl demo",
+        store::Store::local(&state),
+        crate::quota::seed::Target::default_for(&state),
+    );
+    opts.retry_base = std::time::Duration::from_millis(200);
     let first = run::install(&state, &spec, &playbook, &opts, &Quiet).await?;
     let approval = match run::approve(
         &state,
@@ -264,7 +252,7 @@ pub async fn install(dir: &Path, spec: &Path) -> Result<InstallDemo, InstallDemo
 mod install_tests {
     #[test]
     fn the_demo_playbook_is_valid() {
-        let p = crate::engine::playbook::parse(super::PLAYBOOK, "demo").unwrap();
+        let p = crate::engine::model::playbook::parse(super::PLAYBOOK, "demo").unwrap();
         assert_eq!(p.phases.len(), 6);
     }
 }

@@ -6,7 +6,9 @@
 
 pub mod checks;
 pub mod demo;
+pub mod digest;
 pub mod engine;
+pub mod fsutil;
 pub mod preflight;
 pub mod quota;
 pub mod report;

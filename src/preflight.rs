@@ -24,8 +24,8 @@ use crate::spec::Spec;
 pub struct Options {
     /// Categories to run; `None` runs all available.
     pub only: Option<Vec<Category>>,
-    /// Outbound targets checked at once.
-    pub concurrency: usize,
+    /// Outbound targets checked at once (`None`: all at once, bounded by the open-file limit).
+    pub concurrency: Option<usize>,
     /// Proxy credentials read from the environment variable the spec names.
     pub proxy_auth: Option<ProxyAuth>,
     /// The time to judge certificate dates by.
@@ -156,7 +156,7 @@ pub async fn run(
 
 /// The leaf's issuer names, for the CAA check; `None` when the chain cannot be read.
 fn leaf_issuer(path: &std::path::Path) -> Option<CertIssuer> {
-    let bytes = std::fs::read(path).ok()?;
+    let bytes = crate::fsutil::read_capped(path, crate::fsutil::caps::CERTIFICATE).ok()?;
     let chain = certificate::pem::parse_chain(&bytes).ok()?;
     let (_, leaf) = X509Certificate::from_der(&chain[0]).ok()?;
     let issuer = leaf.issuer();

@@ -2,7 +2,8 @@
 //!
 //! Tera errors on undefined variables, so a model missing a field is a render error, never a
 //! silently empty value. HTML templates (`*.html`) are auto-escaped; Markdown cells go through
-//! the `md_cell` filter so user text cannot break a table.
+//! the `md_cell` filter so user text cannot break a table; every value a shell script uses goes
+//! through `sh_quote`, so a hostile file name stays data.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -77,6 +78,7 @@ fn engine() -> &'static Tera {
         t.add_raw_templates(TEMPLATES.iter().copied())
             .unwrap_or_else(|e| panic!("embedded templates do not parse: {}", chain(&e)));
         t.register_filter("md_cell", md_cell);
+        t.register_filter("sh_quote", sh_quote);
         t
     })
 }
@@ -115,6 +117,20 @@ fn md_cell(v: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
     ))
 }
 
+/// Quotes a value for a POSIX shell: one single-quoted word, each `'` written as `'\''`.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn sh_quote(v: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    match v {
+        Value::String(s) => Ok(Value::String(shell_quote(s))),
+        other => Err(tera::Error::msg(format!(
+            "sh_quote takes a string, not {other}"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +143,20 @@ mod tests {
         }
         let e = render("realm.yaml", &Partial { name: "acme" }).unwrap_err();
         assert!(e.detail.contains("cloud"), "{e}");
+    }
+
+    #[test]
+    fn shell_quoting_keeps_hostile_text_one_literal_word() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        for hostile in ["x$(touch pwned).pem", "`id`", "a'; rm -rf / #", "$HOME\n"] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", shell_quote(hostile)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), hostile);
+        }
     }
 
     #[test]

@@ -58,8 +58,9 @@ pub struct Proxy {
 pub struct Options {
     /// Hard deadline per target.
     pub timeout: Duration,
-    /// Targets checked at once.
-    pub concurrency: usize,
+    /// Targets checked at once; `None`: all of them at once, bounded by the open-file limit
+    /// ([`default_concurrency`]), so a list with silent hosts costs one deadline, not several.
+    pub concurrency: Option<usize>,
     /// Optional CONNECT proxy.
     pub proxy: Option<Proxy>,
     /// Roots a served chain must verify to; anything else is reported as interception.
@@ -68,10 +69,10 @@ pub struct Options {
 
 impl Options {
     /// Options with the Mozilla public roots (`webpki-roots`).
-    pub fn new(timeout: Duration, concurrency: usize, proxy: Option<Proxy>) -> Self {
+    pub fn new(timeout: Duration, concurrency: Option<usize>, proxy: Option<Proxy>) -> Self {
         Options {
             timeout,
-            concurrency: concurrency.max(1),
+            concurrency: concurrency.map(|c| c.max(1)),
             proxy,
             public_roots: Arc::new(webpki_roots::TLS_SERVER_ROOTS.to_vec()),
         }
@@ -232,8 +233,18 @@ pub fn decide(
     }
 }
 
+/// How many targets to check at once by default: half the process's open-file limit (each
+/// probe holds one socket; the rest is left for everything else), at least 16, at most 4096.
+pub fn default_concurrency() -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(4096 * 2);
+    usize::try_from(soft / 2).unwrap_or(4096).clamp(16, 4096)
+}
+
 /// Checks every target, at most `concurrency` at once, each within its deadline; keeps the order.
 pub async fn run(targets: &[Target], opts: &Options, observer: &dyn Observer) -> Vec<CheckResult> {
+    let at_once = opts.concurrency.unwrap_or_else(default_concurrency);
     observer.on_category_start(CAT, targets.len());
     let tls = Arc::new(tls_config());
     let via = opts
@@ -258,7 +269,7 @@ pub async fn run(targets: &[Target], opts: &Options, observer: &dyn Observer) ->
                 (i, r)
             }
         })
-        .buffer_unordered(opts.concurrency)
+        .buffer_unordered(at_once)
         .collect()
         .await;
     results.sort_by_key(|(i, _)| *i);

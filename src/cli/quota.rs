@@ -10,10 +10,9 @@ use realmctl::quota::ledger::{Ledger, LedgerError, RealmStatus, Sync};
 use realmctl::quota::model::{Deployment, Env, EnvUsage, Key, Size, Version};
 use realmctl::quota::tokens::{self, Scope};
 use realmctl::quota::{self, Admission, http, seed};
-use realmctl::secret::Secret;
 use realmctl::spec;
 
-use super::{BadInput, Format, Outcome, bad};
+use super::{BadInput, Format, Outcome, bad, env};
 
 /// Quota subcommands.
 #[derive(Debug, Subcommand)]
@@ -24,7 +23,7 @@ pub enum QuotaCmd {
         /// Ledger database.
         #[arg(long, required_unless_present = "url", conflicts_with = "url")]
         db: Option<PathBuf>,
-        /// A running quota service, e.g. https://quota.example:8443.
+        /// A running quota service, e.g. https://quota.example:8443 (plain http only to loopback).
         #[arg(long, requires = "token_env")]
         url: Option<String>,
         /// Environment variable holding an admin token for --url.
@@ -69,6 +68,19 @@ pub enum QuotaCmd {
         /// Tokens file: SHA-256 hex digest of each token → realm name or `admin`.
         #[arg(long)]
         tokens: PathBuf,
+        /// A request head must arrive within this (also the longest a keep-alive connection
+        /// may sit idle), e.g. 10s.
+        #[arg(long, default_value = "10s", value_parser = duration)]
+        header_timeout: std::time::Duration,
+        /// A request body must arrive within this.
+        #[arg(long, default_value = "10s", value_parser = duration)]
+        body_timeout: std::time::Duration,
+        /// On SIGTERM/SIGINT, requests in flight get this long to finish.
+        #[arg(long, default_value = "10s", value_parser = duration)]
+        shutdown_grace: std::time::Duration,
+        /// Connections served at once; more wait in the listen queue.
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections: u32,
     },
     /// Mint a bearer token; prints the token once and the line to add to the tokens file.
     Token {
@@ -125,14 +137,20 @@ pub struct DeployArgs {
     output: Format,
 }
 
+/// A duration flag: `500ms`, `10s`, `2m`.
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    realmctl::engine::model::playbook::parse_duration(s)
+        .ok_or_else(|| format!("`{s}` is not a duration; write e.g. 500ms, 10s or 2m"))
+}
+
+/// The existing ledger at `db` (commands that read or change deployments never create one).
 fn open(db: &Path) -> Result<Ledger, BadInput> {
-    Ledger::open(db, Sync::Full).map_err(bad)
+    Ledger::open_existing(db, Sync::Full).map_err(bad)
 }
 
 /// Who is acting, for the decision log.
 fn actor() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
+    format!("cli:{}", env::operator())
 }
 
 fn ledger_err(e: LedgerError) -> BadInput {
@@ -161,11 +179,12 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
             let target = match (db, url, token_env) {
                 (Some(db), _, _) => seed::Target::Local { db },
                 (None, Some(url), Some(var)) => {
-                    let token = std::env::var(&var).map_err(|_| bad(anyhow!("the environment variable {var} (named by --token-env) is not set\n  help: export {var}=<admin token from `realmctl quota token --admin`>")))?;
-                    seed::Target::Remote {
-                        url,
-                        token: Secret::new(token),
-                    }
+                    let token = env::secret(
+                        &var,
+                        "--token-env",
+                        "admin token from `realmctl quota token --admin`",
+                    )?;
+                    seed::Target::remote(&url, token).map_err(bad)?
                 }
                 _ => {
                     return Err(bad(anyhow!(
@@ -173,7 +192,14 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
                     )));
                 }
             };
-            seed::seed(&target, &spec.name, config, &actor()).map_err(bad)?;
+            seed::seed(
+                &target,
+                &spec.name,
+                config,
+                &actor(),
+                std::time::Duration::from_secs(30),
+            )
+            .map_err(bad)?;
             match output {
                 Format::Json => println!(
                     "{}",
@@ -222,7 +248,25 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
             }
             Ok(Outcome::Success)
         }
-        QuotaCmd::Serve { db, listen, tokens } => serve(&db, listen, &tokens),
+        QuotaCmd::Serve {
+            db,
+            listen,
+            tokens,
+            header_timeout,
+            body_timeout,
+            shutdown_grace,
+            max_connections,
+        } => serve(
+            &db,
+            listen,
+            &tokens,
+            http::Limits {
+                header_read: header_timeout,
+                body_read: body_timeout,
+                shutdown_grace,
+                max_connections: max_connections as usize,
+            },
+        ),
         QuotaCmd::Token { realm, admin } => {
             let scope = match (realm, admin) {
                 (_, true) => Scope::Admin,
@@ -254,9 +298,15 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
     }
 }
 
-fn serve(db: &Path, listen: std::net::SocketAddr, tokens_path: &Path) -> Result<Outcome, BadInput> {
+fn serve(
+    db: &Path,
+    listen: std::net::SocketAddr,
+    tokens_path: &Path,
+    limits: http::Limits,
+) -> Result<Outcome, BadInput> {
     let tokens = tokens::Tokens::load(tokens_path).map_err(bad)?;
-    let ledger = open(db)?;
+    // The service may start on a new ledger: realms are seeded through it.
+    let ledger = Ledger::open(db, Sync::Full).map_err(bad)?;
     let runtime = super::runtime()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -267,7 +317,7 @@ fn serve(db: &Path, listen: std::net::SocketAddr, tokens_path: &Path) -> Result<
         eprintln!("realmctl quota service listening on http://{addr}");
         http::serve(
             listener,
-            http::AppState::new(ledger, tokens),
+            http::AppState::new(ledger, tokens, limits),
             shutdown_signal(),
         )
         .await

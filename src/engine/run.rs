@@ -1,21 +1,34 @@
-//! Carrying out the plan: `install`, `approve` and `unlock`.
+//! Carrying out the plan: `install`, `approve` and `unlock`, and reading a state folder for
+//! `plan`, `status` and `report`.
 //!
 //! `install` takes the realm's lock, replays the journal, plans, and runs each step that is not
 //! done, journaling its start (buffered) and its end (fsync'd) so that after any crash the next
-//! run resumes at the first incomplete step and never re-runs a succeeded one.
+//! run resumes at the first incomplete step and never re-runs a succeeded one. Journal commits,
+//! the lock and local artifact writes run on the blocking pool, never on the async runtime.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use serde::Serialize;
 
-use super::event::{Event, FailureKind, StepOutput, StopOutcome};
-use super::exec::{self, Ctx, Outcome};
-use super::journal::{Durability, Journal, JournalError, Record, sha256_hex};
-use super::lock::{self, Holder, LockError};
-use super::plan::{self, GatePlan, Plan, StepPlan};
-use super::playbook::{Phase, Playbook, StepDef};
-use super::state::{self, Approval, ApproveError, State};
-use super::{EngineObserver, RunOptions, StepEnd, inputs};
+use super::actions::Availability;
+use super::ctx::{BlockingGate, Ctx, Failure, Outcome};
+use super::io::journal::{Durability, Journal, JournalError};
+use super::io::lock::{self, Holder, LockError};
+use super::model::chain::Checkpoint;
+use super::model::event::{Event, RunSubject, StopOutcome};
+use super::model::inputs;
+use super::model::next::{self, Next};
+use super::model::output::{FailureKind, StepOutput};
+use super::model::plan::{self, Plan, StepPlan};
+use super::model::playbook::{Phase, Playbook, StepDef};
+use super::model::record::{Record, timestamp};
+use super::model::report::{self, InstallReport};
+use super::model::state::{self, Approval, ApproveError, State};
+use super::{EngineObserver, RunOptions, StepEnd};
+use crate::digest::sha256_hex;
+use crate::fsutil;
 use crate::spec::Spec;
 
 /// Why the engine could not run.
@@ -31,7 +44,7 @@ pub enum EngineError {
     #[error("the state folder {} belongs to realm `{state}`, but the spec is for realm `{spec}`\n  help: use one state folder per realm", dir.display())]
     RealmMismatch {
         /// The folder.
-        dir: std::path::PathBuf,
+        dir: PathBuf,
         /// Realm of the state.
         state: String,
         /// Realm of the spec.
@@ -41,7 +54,7 @@ pub enum EngineError {
     #[error("no install has run in {} yet\n  help: run `realmctl install -f realm.yaml --state {}` first", dir.display(), dir.display())]
     NoRun {
         /// The folder.
-        dir: std::path::PathBuf,
+        dir: PathBuf,
     },
     /// `approve` had nothing to approve.
     #[error(transparent)]
@@ -59,32 +72,41 @@ pub struct RunResult {
     /// One line for people.
     pub message: String,
     /// Who must act next, when waiting or failed.
-    pub next: Option<String>,
+    pub next: Option<Next>,
     /// The plan the run started from.
     pub plan: Plan,
     /// Steps executed in this run.
     pub executed: Vec<String>,
+    /// Warnings given before the run (also told to the observer).
+    pub warnings: Vec<String>,
 }
 
-fn holder(opts: &RunOptions, command: &str) -> Holder {
-    Holder {
-        lock_id: lock::new_lock_id(),
-        host: lock::host_name(),
-        pid: std::process::id(),
-        since: super::journal::timestamp((opts.clock)()),
-        operator: opts.operator.clone(),
-        command: command.to_owned(),
-    }
+/// Runs blocking journal or lock work off the async runtime.
+async fn blocking<T: Send + 'static, E: From<JournalError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| E::from(JournalError::Task(e.to_string())))?
 }
 
 /// Reads the journal's events and folds them.
 pub fn load_state(journal: &Journal) -> Result<State, JournalError> {
-    let records = journal.records()?;
     let mut state = State::default();
-    for r in &records {
+    journal.for_each(|r| {
         state.apply(r.seq, &r.at, &r.event()?);
-    }
+        Ok(())
+    })?;
     Ok(state)
+}
+
+/// The state of `dir` read without writing anything; an empty state when no journal exists.
+fn read_state(dir: &Path) -> Result<State, EngineError> {
+    match Journal::open_read_only(dir) {
+        Ok(j) => Ok(load_state(&j)?),
+        Err(JournalError::Missing { .. }) => Ok(State::default()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The plan for `spec` against the state folder, without side effects.
@@ -94,22 +116,28 @@ pub fn plan(
     playbook: &Playbook,
     opts: &RunOptions,
 ) -> Result<Plan, EngineError> {
-    let state = match Journal::open(dir) {
-        Ok(j) => load_state(&j)?,
-        Err(JournalError::Missing { .. }) => State::default(),
-        Err(e) => return Err(e.into()),
-    };
+    let state = read_state(dir)?;
     check_realm(dir, &state, spec)?;
     Ok(plan_for(spec, playbook, &state, opts))
 }
 
+/// The report model of a state folder (read-only: works on a read-only copy).
+pub fn report(dir: &Path) -> Result<InstallReport, EngineError> {
+    let j = Journal::open_read_only(dir)?;
+    let state = load_state(&j)?;
+    let head = j.head()?.map(|(seq, hash)| Checkpoint { seq, hash });
+    report::build(&state, head).ok_or_else(|| EngineError::NoRun {
+        dir: dir.to_owned(),
+    })
+}
+
 fn check_realm(dir: &Path, state: &State, spec: &Spec) -> Result<(), EngineError> {
-    if let Some(name) = state.spec.as_ref().and_then(|s| s["name"].as_str())
-        && name != spec.name
+    if let Some(s) = &state.subject
+        && s.realm != spec.name
     {
         return Err(EngineError::RealmMismatch {
             dir: dir.to_owned(),
-            state: name.to_owned(),
+            state: s.realm.clone(),
             spec: spec.name.clone(),
         });
     }
@@ -123,55 +151,71 @@ fn plan_for(spec: &Spec, playbook: &Playbook, state: &State, opts: &RunOptions) 
         .as_ref()
         .map(|before| plan::diff(before, &inputs::spec_json(spec)))
         .unwrap_or_default();
-    plan::build(&spec.name, playbook, state, &digests, changes)
+    plan::build(
+        &spec.name,
+        playbook,
+        state,
+        &digests,
+        changes,
+        opts.capabilities(),
+    )
 }
 
+/// The journal of a running install, shared with the blocking pool.
 struct Runner<'a> {
-    journal: Journal,
+    journal: Arc<Mutex<Journal>>,
     state: State,
     opts: &'a RunOptions,
     run: u32,
 }
 
 impl Runner<'_> {
-    fn append(&mut self, e: Event, d: Durability) -> Result<Record, JournalError> {
-        let rec = self.journal.append(&e, (self.opts.clock)(), d)?;
+    async fn append(&mut self, e: Event, d: Durability) -> Result<Record, JournalError> {
+        let j = self.journal.clone();
+        let at = (self.opts.clock)();
+        let (rec, e) = blocking(move || {
+            let rec = j
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .append(&e, at, d)?;
+            Ok::<_, JournalError>((rec, e))
+        })
+        .await?;
         self.state.apply(rec.seq, &rec.at, &e);
         Ok(rec)
     }
 
-    fn stop(&mut self, outcome: StopOutcome, message: String) -> Result<(), JournalError> {
-        self.append(
-            Event::RunStopped {
-                run: self.run,
-                outcome,
-                message,
-            },
-            Durability::Sync,
-        )?;
+    /// Reads the whole journal again (`approve` may have written meanwhile).
+    async fn reload(&mut self) -> Result<(), JournalError> {
+        let j = self.journal.clone();
+        self.state =
+            blocking(move || load_state(&j.lock().unwrap_or_else(|p| p.into_inner()))).await?;
         Ok(())
     }
 
-    fn ms_since(&self, t: ::time::OffsetDateTime) -> u64 {
-        u64::try_from(((self.opts.clock)() - t).whole_milliseconds().max(0)).unwrap_or(0)
+    fn ms_since(&self, t: Instant) -> u64 {
+        u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     #[cfg(feature = "test-actions")]
-    fn kill_point(&self, step: &str, point: &str) {
-        if let Some(k) = &self.opts.kill_at
-            && k.step == step
-            && k.point == point
-        {
-            super::testing::kill_self();
+    fn kill_point(&self, at: super::options::KillPoint) {
+        if self.opts.kill_at.as_ref() == Some(&at) {
+            super::options::kill_self();
         }
     }
-    #[cfg(not(feature = "test-actions"))]
-    fn kill_point(&self, _: &str, _: &str) {}
+}
+
+/// A kill point of the crash tests (test builds only; nothing in release builds).
+macro_rules! kill_point {
+    ($r:expr, $variant:ident, $step:expr) => {
+        #[cfg(feature = "test-actions")]
+        $r.kill_point(super::options::KillPoint::$variant($step.to_owned()));
+    };
 }
 
 enum StepResult {
     Done,
-    Stop(StopOutcome, String, Option<String>),
+    Stop(StopOutcome, String),
 }
 
 /// Runs or resumes the install of `spec` in `dir`.
@@ -182,17 +226,31 @@ pub async fn install(
     opts: &RunOptions,
     observer: &dyn EngineObserver,
 ) -> Result<RunResult, EngineError> {
-    let guard = lock::acquire(dir, holder(opts, "install"))?;
-    let journal = Journal::create(dir)?;
-    #[cfg(feature = "test-actions")]
-    if opts
-        .kill_at
-        .as_ref()
-        .is_some_and(|k| k.step.is_empty() && k.point == "opened")
-    {
-        super::testing::kill_self();
+    let mut warnings = Vec::new();
+    if let Some(mode) = fsutil::loose_permissions(dir) {
+        let w = format!(
+            "the state folder {} has mode {mode:o}: other users may write it and so replace the journal, the lock or the artifacts; run `chmod 700 {}`",
+            dir.display(),
+            dir.display()
+        );
+        observer.on_warning(&w);
+        warnings.push(w);
     }
-    let state = load_state(&journal)?;
+    let holder = Holder::me(&opts.operator, "install", timestamp((opts.clock)()));
+    let owned = dir.to_owned();
+    let (guard, journal) = blocking(move || {
+        let guard = lock::acquire(&owned, holder)?;
+        let journal = Journal::create(&owned)?;
+        Ok::<_, EngineError>((guard, journal))
+    })
+    .await?;
+    #[cfg(feature = "test-actions")]
+    if opts.kill_at == Some(super::options::KillPoint::Opened) {
+        super::options::kill_self();
+    }
+    let journal = Arc::new(Mutex::new(journal));
+    let j = journal.clone();
+    let state = blocking(move || load_state(&j.lock().unwrap_or_else(|p| p.into_inner()))).await?;
     check_realm(dir, &state, spec)?;
     let plan = plan_for(spec, playbook, &state, opts);
     let run = state.next_run();
@@ -211,24 +269,28 @@ pub async fn install(
             version: env!("CARGO_PKG_VERSION").to_owned(),
             host: guard.holder().host.clone(),
             lock_id: guard.holder().lock_id.clone(),
+            subject: RunSubject::of(spec),
             spec_digest: sha256_hex(spec_doc.to_string().as_bytes()),
             spec: spec_doc,
             playbook: playbook.clone(),
             until: opts.until,
         },
         Durability::Sync,
-    )?;
+    )
+    .await?;
     if had_runs && (!plan.spec_changes.is_empty() || !plan.replanned.is_empty()) {
         r.append(
             Event::PlanChanged {
+                run,
                 changes: plan.spec_changes.clone(),
                 replanned: plan.replanned.clone(),
             },
             Durability::Sync,
-        )?;
+        )
+        .await?;
     }
     let mut executed = Vec::new();
-    let (outcome, message, next) = 'run: {
+    let (outcome, message) = 'run: {
         for (phase, pplan) in playbook.phases.iter().zip(&plan.phases) {
             observer.on_phase_start(phase);
             for (step, splan) in phase.steps.iter().zip(&pplan.steps) {
@@ -239,35 +301,40 @@ pub async fn install(
                 executed.push(step.id.clone());
                 match run_step(&mut r, spec, phase, step, &splan.input_digest, observer).await? {
                     StepResult::Done => {}
-                    StepResult::Stop(o, m, n) => break 'run (o, m, n),
+                    StepResult::Stop(o, m) => break 'run (o, m),
                 }
             }
-            if let Some(stop) = check_gates(&mut r, phase)? {
+            if let Some(stop) = check_gates(&mut r, phase).await? {
                 break 'run stop;
             }
             if opts.until == Some(phase.number) {
                 break 'run (
                     StopOutcome::Until,
                     format!("stopped after phase {} (--until)", phase.number),
-                    None,
                 );
             }
         }
-        (
-            StopOutcome::Completed,
-            "all six phases are done".into(),
-            None,
-        )
+        (StopOutcome::Completed, "all six phases are done".into())
     };
-    r.stop(outcome, message.clone())?;
+    r.append(
+        Event::RunStopped {
+            run,
+            outcome,
+            message: message.clone(),
+        },
+        Durability::Sync,
+    )
+    .await?;
+    r.reload().await?;
     drop(guard);
     Ok(RunResult {
         run,
         outcome,
         message,
-        next,
+        next: next::standing(playbook, &r.state).next,
         plan,
         executed,
+        warnings,
     })
 }
 
@@ -279,90 +346,135 @@ async fn run_step(
     input_digest: &str,
     observer: &dyn EngineObserver,
 ) -> Result<StepResult, JournalError> {
+    let def = step.action.def();
+    let run = r.run;
+    if let Availability::Unavailable(reason) = def.availability(r.opts.capabilities()) {
+        let message = format!("action {} {reason}", step.action);
+        r.append(
+            Event::StepFailed {
+                run,
+                step: step.id.clone(),
+                phase: phase.number,
+                attempt: 1,
+                failure: FailureKind::Unavailable,
+                error: message.clone(),
+                output: None,
+                duration_ms: 0,
+            },
+            Durability::Sync,
+        )
+        .await?;
+        observer.on_step_end(
+            step,
+            &StepEnd::Failed {
+                kind: FailureKind::Unavailable,
+                message: &message,
+                retry_in: None,
+            },
+        );
+        return Ok(StepResult::Stop(
+            StopOutcome::Failed,
+            format!("step {} failed: {message}", step.id),
+        ));
+    }
     let mut attempt = 0;
     loop {
         attempt += 1;
         r.append(
             Event::StepStarted {
+                run,
                 step: step.id.clone(),
                 phase: phase.number,
                 attempt,
                 input_digest: input_digest.to_owned(),
             },
             Durability::Buffered,
-        )?;
-        r.kill_point(&step.id, "started");
+        )
+        .await?;
+        kill_point!(r, Started, &step.id);
         observer.on_step_start(step, attempt);
-        let t0 = (r.opts.clock)();
-        let ctx = Ctx {
-            spec,
-            step,
-            phase: phase.number,
-            input_digest,
-            run: r.run,
-            state: &r.state,
-            opts: r.opts,
-            store: &r.opts.store,
-            observer,
+        let t0 = Instant::now();
+        let gate = BlockingGate::default();
+        let result = {
+            let ctx = Ctx {
+                spec,
+                step: &step.id,
+                params: &step.params,
+                phase: phase.number,
+                input_digest,
+                run,
+                approval: r.state.approval_for(phase.number, input_digest),
+                opts: r.opts,
+                deadline: t0 + step.timeout,
+                checks: observer,
+                blocking: &gate,
+            };
+            match tokio::time::timeout(step.timeout, (def.run)(&ctx)).await {
+                Ok(res) => res,
+                Err(_) => Err(Failure {
+                    kind: FailureKind::Timeout,
+                    message: format!(
+                        "step {} did not finish within its timeout of {} s",
+                        step.id,
+                        step.timeout.as_secs_f64()
+                    ),
+                    output: None,
+                }),
+            }
         };
-        let result = match tokio::time::timeout(step.timeout, exec::run(&ctx)).await {
-            Ok(res) => res,
-            Err(_) => Err(exec::Failure {
-                kind: FailureKind::Timeout,
-                message: format!(
-                    "step {} did not finish within its timeout of {} s",
-                    step.id,
-                    step.timeout.as_secs_f64()
-                ),
-                output: None,
-            }),
-        };
-        r.kill_point(&step.id, "acted");
+        // Blocking work of a timed-out attempt ends before anything else happens.
+        gate.drain().await;
+        kill_point!(r, Acted, &step.id);
         let duration_ms = r.ms_since(t0);
         let (phase_n, id) = (phase.number, step.id.clone());
         match result {
             Ok(Outcome::Done(output)) => {
-                let output_digest = output_digest(&output);
                 r.append(
                     Event::StepSucceeded {
+                        run,
                         step: id,
                         phase: phase_n,
                         input_digest: input_digest.to_owned(),
-                        output_digest,
+                        output_digest: output.digest(),
                         output: output.clone(),
                         duration_ms,
                     },
                     Durability::Sync,
-                )?;
-                r.kill_point(&step.id, "succeeded");
+                )
+                .await?;
+                kill_point!(r, Succeeded, &step.id);
                 observer.on_step_end(step, &StepEnd::Succeeded(&output));
                 return Ok(StepResult::Done);
             }
             Ok(Outcome::Skipped(reason)) => {
                 r.append(
                     Event::StepSkipped {
+                        run,
                         step: id,
                         phase: phase_n,
                         input_digest: input_digest.to_owned(),
                         reason: reason.clone(),
                     },
                     Durability::Sync,
-                )?;
-                r.kill_point(&step.id, "succeeded");
+                )
+                .await?;
+                kill_point!(r, Succeeded, &step.id);
                 observer.on_step_end(step, &StepEnd::Skipped(&reason));
                 return Ok(StepResult::Done);
             }
             Ok(Outcome::Waiting { owner, reason }) => {
                 r.append(
                     Event::StepWaiting {
+                        run,
                         step: id,
                         phase: phase_n,
-                        owner: owner.to_owned(),
+                        owner,
                         reason: reason.clone(),
                         input_digest: input_digest.to_owned(),
                     },
                     Durability::Sync,
-                )?;
+                )
+                .await?;
                 observer.on_step_end(
                     step,
                     &StepEnd::Waiting {
@@ -372,24 +484,25 @@ async fn run_step(
                 );
                 return Ok(StepResult::Stop(
                     StopOutcome::Waiting,
-                    format!("step {} waits on the {owner}", step.id),
-                    Some(format!("{owner}: {reason}")),
+                    format!("step {} waits on the {}", step.id, owner.as_str()),
                 ));
             }
             Err(f) => {
                 let delay = plan::retry_delay(f.kind, attempt, step.retries, r.opts.retry_base);
                 r.append(
                     Event::StepFailed {
+                        run,
                         step: id.clone(),
                         phase: phase_n,
                         attempt,
                         failure: f.kind,
                         error: f.message.clone(),
-                        output: f.output.clone(),
+                        output: f.output.map(|o| *o),
                         duration_ms,
                     },
                     Durability::Sync,
-                )?;
+                )
+                .await?;
                 observer.on_step_end(
                     step,
                     &StepEnd::Failed {
@@ -399,21 +512,21 @@ async fn run_step(
                     },
                 );
                 let Some(delay) = delay else {
-                    let owner = failure_owner(phase, f.output.as_ref());
                     return Ok(StepResult::Stop(
                         StopOutcome::Failed,
                         format!("step {} failed: {}", step.id, first_line(&f.message)),
-                        Some(format!("{owner}: {}", f.message)),
                     ));
                 };
                 r.append(
                     Event::StepRetry {
+                        run,
                         step: id,
                         attempt: attempt + 1,
                         delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                     },
                     Durability::Buffered,
-                )?;
+                )
+                .await?;
                 tokio::time::sleep(delay).await;
             }
         }
@@ -424,61 +537,44 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
-/// Who must fix a failed step: the owner of its failing checks, else the phase's owner.
-fn failure_owner(phase: &Phase, output: Option<&StepOutput>) -> &'static str {
-    output
-        .and_then(|o| crate::checks::first_failure_owner(&o.checks))
-        .map_or_else(|| phase.owner.as_str(), |o| o.as_str())
-}
-
-/// SHA-256 of a step output's JSON.
+/// Output digest of a step output (what an approval covers).
 pub fn output_digest(output: &StepOutput) -> String {
-    sha256_hex(
-        serde_json::to_string(output)
-            .expect("outputs serialise")
-            .as_bytes(),
-    )
+    output.digest()
 }
 
-type Stop = (StopOutcome, String, Option<String>);
-
-fn check_gates(r: &mut Runner<'_>, phase: &Phase) -> Result<Option<Stop>, JournalError> {
+async fn check_gates(
+    r: &mut Runner<'_>,
+    phase: &Phase,
+) -> Result<Option<(StopOutcome, String)>, JournalError> {
     if phase.gates.is_empty() {
         return Ok(None);
     }
     // `approve` may have written while this run was going: read the journal again.
-    r.state = load_state(&r.journal)?;
+    r.reload().await?;
     let subject = state::phase_outputs_digest(phase, &r.state);
-    for g in &phase.gates {
-        let approved = subject
-            .as_deref()
-            .and_then(|d| r.state.approval_for(phase.number, d))
-            .map(|a| GatePlan::Approved {
-                by: a.by.clone(),
-                at: a.at.clone(),
-            });
-        if approved.is_none() {
-            r.append(
-                Event::GateWaiting {
-                    phase: phase.number,
-                    gate: g.id.clone(),
-                    owner: g.owner.as_str().to_owned(),
-                },
-                Durability::Sync,
-            )?;
-            return Ok(Some((
-                StopOutcome::Waiting,
-                format!("phase {} waits for the {} gate", phase.number, g.id),
-                Some(format!(
-                    "{}: {} Record it with `realmctl approve --state <dir> --phase {} --by NAME`.",
-                    g.owner.as_str(),
-                    g.description,
-                    phase.number
-                )),
-            )));
-        }
+    let approved = subject
+        .as_deref()
+        .is_some_and(|d| r.state.approval_for(phase.number, d).is_some());
+    if approved {
+        return Ok(None);
     }
-    Ok(None)
+    let Some(g) = phase.gates.first() else {
+        return Ok(None);
+    };
+    r.append(
+        Event::GateWaiting {
+            run: r.run,
+            phase: phase.number,
+            gate: g.id.clone(),
+            owner: g.owner,
+        },
+        Durability::Sync,
+    )
+    .await?;
+    Ok(Some((
+        StopOutcome::Waiting,
+        format!("phase {} waits for the {} gate", phase.number, g.id),
+    )))
 }
 
 /// Records an approval of `phase` by `by`.
@@ -515,28 +611,43 @@ pub fn approve(
     })
 }
 
-/// Clears the stale lock `lock_id` of `dir` and journals the takeover; returns the old holder.
+/// What `unlock` clears.
+#[derive(Debug, Clone, Copy)]
+pub enum UnlockTarget<'a> {
+    /// The stale lock with this id.
+    LockId(&'a str),
+    /// An unreadable holder file (the operator made sure nothing runs).
+    Unreadable,
+}
+
+/// Clears a stale lock of `dir` and journals the takeover; returns the old holder, described.
 pub fn unlock(
     dir: &Path,
-    lock_id: &str,
+    target: UnlockTarget<'_>,
     by: &str,
     now: ::time::OffsetDateTime,
-) -> Result<Holder, EngineError> {
-    let me = Holder {
-        lock_id: lock::new_lock_id(),
-        host: lock::host_name(),
-        pid: std::process::id(),
-        since: super::journal::timestamp(now),
-        operator: by.to_owned(),
-        command: "unlock".into(),
+) -> Result<String, EngineError> {
+    let me = Holder::me(by, "unlock", timestamp(now));
+    let (lock_id, old, guard) = match target {
+        UnlockTarget::LockId(id) => {
+            let (old, guard) = lock::take_over(dir, id, me)?;
+            (id.to_owned(), old.to_string(), guard)
+        }
+        UnlockTarget::Unreadable => {
+            let (detail, guard) = lock::take_over_unreadable(dir, me)?;
+            (
+                "unreadable".to_owned(),
+                format!("an unreadable holder file ({detail})"),
+                guard,
+            )
+        }
     };
-    let (old, guard) = lock::take_over(dir, lock_id, me)?;
     match Journal::open(dir) {
         Ok(mut j) => {
             j.append(
                 &Event::LockTakenOver {
-                    lock_id: lock_id.to_owned(),
-                    holder: old.to_string(),
+                    lock_id,
+                    holder: old.clone(),
                     by: by.to_owned(),
                 },
                 now,

@@ -4,43 +4,81 @@
 //! 409 denied), `DELETE /v1/realms/{realm}/deployments/{environment}/{pipeline}/{major}`,
 //! `GET /v1/realms/{realm}/usage`, `POST /v1/realms/{realm}/what-if`,
 //! `PUT /v1/realms/{realm}/config` (admin only) and `GET /healthz`.
-//! Bearer tokens are checked before anything else; bodies are limited to 16 KiB; malformed JSON
-//! is a 400 with the reason. Each admission is committed before its answer is sent, so a
-//! graceful shutdown (or a crash) never loses an acknowledged decision.
+//! Bearer tokens are checked before anything else; bodies are limited to 16 KiB (a larger
+//! `Content-Length` is refused with 413 before any byte of the body is read) and must arrive
+//! within [`Limits::body_read`]; malformed JSON is a 400 with the reason. Each admission is
+//! committed before its answer is sent, so a graceful shutdown (or a crash) never loses an
+//! acknowledged decision.
+//!
+//! Connections are served by hyper directly so every one is bounded: the request head must
+//! arrive within [`Limits::header_read`] (hyper restarts that timer whenever a keep-alive
+//! connection waits for its next request, so it is also the idle timeout), at most
+//! [`Limits::max_connections`] are open at once, and a shutdown waits at most
+//! [`Limits::shutdown_grace`] for requests in flight.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::body::Body;
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::ledger::{Ledger, LedgerError};
 use super::model::{Deployment, Env, Key, RealmConfig, Size, Version};
-use super::tokens::{Denied, Scope, Tokens, digest_hex};
+use super::tokens::{Denied, Scope, Tokens, bearer_token, digest_hex};
 use super::{Admission, valid_pipeline};
 use crate::requirements;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 16 * 1024;
 
+/// How long and how many: the bounds of every connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The request head must arrive within this, and a keep-alive connection may wait this
+    /// long for its next request.
+    pub header_read: Duration,
+    /// The request body must arrive within this.
+    pub body_read: Duration,
+    /// On shutdown, requests in flight get this long to finish.
+    pub shutdown_grace: Duration,
+    /// Connections open at once; more wait in the listen queue.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read: Duration::from_secs(10),
+            body_read: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+            max_connections: 1024,
+        }
+    }
+}
+
 /// Shared state of the service.
 #[derive(Clone)]
 pub struct AppState {
     ledger: Arc<Mutex<Ledger>>,
     tokens: Arc<Tokens>,
+    limits: Limits,
 }
 
 impl AppState {
     /// State over an open ledger and loaded tokens.
-    pub fn new(ledger: Ledger, tokens: Tokens) -> Self {
+    pub fn new(ledger: Ledger, tokens: Tokens, limits: Limits) -> Self {
         AppState {
             ledger: Arc::new(Mutex::new(ledger)),
             tokens: Arc::new(tokens),
+            limits,
         }
     }
 }
@@ -64,8 +102,31 @@ pub fn router(state: AppState) -> Router {
         .route(USAGE, get(usage))
         .route(WHAT_IF, post(what_if))
         .route(CONFIG, put(config))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(refuse_large_bodies))
         .with_state(state)
+}
+
+/// Answers 413 at once when `Content-Length` announces more than [`BODY_LIMIT`] bytes, before
+/// any byte of the body is read.
+async fn refuse_large_bodies(req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > BODY_LIMIT as u64) {
+        let mut r = error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {BODY_LIMIT} bytes"),
+        )
+        .into_response();
+        r.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        return r;
+    }
+    next.run(req).await
 }
 
 /// An error answer: its status and a JSON body `{"error", "status"}`.
@@ -102,8 +163,8 @@ fn authorize(
     match st.tokens.authorize(auth, realm, admin_only) {
         Ok(scope) => {
             let who = auth
-                .and_then(|a| a.strip_prefix("Bearer "))
-                .map(|t| digest_hex(t.trim())[..12].to_owned())
+                .and_then(bearer_token)
+                .map(|t| digest_hex(t)[..12].to_owned())
                 .unwrap_or_default();
             Ok(match scope {
                 Scope::Admin => format!("http:admin:{who}"),
@@ -121,17 +182,59 @@ fn authorize(
     }
 }
 
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    match b {
-        Ok(Json(t)) => Ok(t),
-        Err(JsonRejection::BytesRejection(r)) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body larger than {BODY_LIMIT} bytes"),
-            ))
-        }
-        Err(e) => Err(error(StatusCode::BAD_REQUEST, e.body_text())),
+/// A JSON request body: `application/json`, at most [`BODY_LIMIT`] bytes, arrived within
+/// [`Limits::body_read`]. The rejection is an [`ApiError`]; handlers check authorisation first
+/// and only then look at it.
+struct JsonBody<T>(Result<T, ApiError>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, st: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(JsonBody(read_json(req, st.limits.body_read).await))
     }
+}
+
+async fn read_json<T: DeserializeOwned>(req: Request, limit: Duration) -> Result<T, ApiError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let mime = v.split(';').next().unwrap_or("").trim();
+            mime.eq_ignore_ascii_case("application/json")
+        });
+    if !is_json {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Expected request with `Content-Type: application/json`",
+        ));
+    }
+    let body: Body = req.into_body();
+    let bytes = match tokio::time::timeout(limit, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Err(_) => {
+            return Err(error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s",
+                    limit.as_secs_f64()
+                ),
+            ));
+        }
+        Ok(Err(_)) => {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body larger than {BODY_LIMIT} bytes (or cut off)"),
+            ));
+        }
+        Ok(Ok(b)) => b,
+    };
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("Failed to deserialize the JSON body into the target type: {e}"),
+        )
+    })
 }
 
 fn ledger_error(e: LedgerError) -> ApiError {
@@ -201,11 +304,11 @@ async fn admit(
     st: AppState,
     realm: String,
     headers: HeaderMap,
-    b: Result<Json<DeployBody>, JsonRejection>,
+    b: JsonBody<DeployBody>,
     record: bool,
 ) -> Result<Response, ApiError> {
     let actor = authorize(&st, &headers, &realm, false)?;
-    let request = body(b).and_then(DeployBody::into_request)?;
+    let request = b.0.and_then(DeployBody::into_request)?;
     let (realm2, req2) = (realm.clone(), request.clone());
     let d = with_ledger(&st, move |l| {
         if record {
@@ -227,7 +330,7 @@ async fn deploy(
     State(st): State<AppState>,
     Path(realm): Path<String>,
     headers: HeaderMap,
-    b: Result<Json<DeployBody>, JsonRejection>,
+    b: JsonBody<DeployBody>,
 ) -> Result<Response, ApiError> {
     admit(st, realm, headers, b, true).await
 }
@@ -236,7 +339,7 @@ async fn what_if(
     State(st): State<AppState>,
     Path(realm): Path<String>,
     headers: HeaderMap,
-    b: Result<Json<DeployBody>, JsonRejection>,
+    b: JsonBody<DeployBody>,
 ) -> Result<Response, ApiError> {
     admit(st, realm, headers, b, false).await
 }
@@ -296,10 +399,10 @@ async fn config(
     State(st): State<AppState>,
     Path(realm): Path<String>,
     headers: HeaderMap,
-    b: Result<Json<ConfigBody>, JsonRejection>,
+    b: JsonBody<ConfigBody>,
 ) -> Result<Response, ApiError> {
     let actor = authorize(&st, &headers, &realm, true)?;
-    let c = body(b)?;
+    let c = b.0?;
     if !crate::spec::is_valid_realm_name(&realm) {
         return Err(error(
             StatusCode::BAD_REQUEST,
@@ -310,6 +413,16 @@ async fn config(
         return Err(error(
             StatusCode::BAD_REQUEST,
             "pipelineSubscriptions and maxReplicas must be at least 1",
+        ));
+    }
+    // The ledger keeps counts as signed 64-bit integers.
+    let most = i64::MAX as u64;
+    if c.pipeline_subscriptions > most || c.extra_test_rtus > most || c.extra_prod_rtus > most {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "pipelineSubscriptions, extraTestRtus and extraProdRtus must be at most {most}"
+            ),
         ));
     }
     let d = &requirements::embedded().quota.defaults;
@@ -325,15 +438,68 @@ async fn config(
     Ok(Json(json!({"realm": realm, "config": config})).into_response())
 }
 
-/// Serves until `shutdown` completes; in-flight requests finish first.
+/// Serves until `shutdown` completes; requests in flight then get [`Limits::shutdown_grace`]
+/// to finish, and connections still open after it are closed.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let limits = state.limits;
+    let app = router(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => s.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                // Out of file descriptors or a connection reset before accept: keep serving.
+                Err(e) if is_transient(&e) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read)
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let conn = graceful.watch(conn);
+        tasks.spawn(async move {
+            let _ = conn.await;
+            drop(slot);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    drop(listener);
+    // Requests in flight finish (each admission is committed before its answer); idle
+    // connections close at once; whatever is still open after the grace period is dropped.
+    let _ = tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await;
+    tasks.abort_all();
+    Ok(())
+}
+
+fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::ConnectionAborted | K::ConnectionReset | K::Interrupted | K::WouldBlock
+    ) || matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 #[cfg(test)]

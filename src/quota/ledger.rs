@@ -38,6 +38,18 @@ pub enum LedgerError {
         /// The SQLite error.
         source: rusqlite::Error,
     },
+    /// The disk is full.
+    #[error("ledger {}: no space left on device\n  help: free space on its file system; the failed request was not recorded", path.display())]
+    NoSpace {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// No ledger at that path (commands that only read or change deployments never create one).
+    #[error("no quota ledger at {}\n  help: check --db; `realmctl quota seed --db FILE -f realm.yaml` creates one", path.display())]
+    Missing {
+        /// The path given.
+        path: PathBuf,
+    },
     /// The realm has no config yet.
     #[error(
         "realm `{0}` is not seeded\n  help: run `realmctl quota seed --db FILE -f realm.yaml` first"
@@ -174,12 +186,23 @@ fn now() -> String {
 }
 
 impl Ledger {
+    /// Opens the existing ledger at `path`; never creates one.
+    pub fn open_existing(path: &Path, sync: Sync) -> Result<Self, LedgerError> {
+        match crate::fsutil::check_regular(path) {
+            Ok(()) => Self::open(path, sync),
+            Err(crate::fsutil::ReadError::NotFound { .. }) => Err(LedgerError::Missing {
+                path: path.to_owned(),
+            }),
+            Err(e) => Err(LedgerError::Corrupt {
+                path: path.to_owned(),
+                detail: e.to_string(),
+            }),
+        }
+    }
+
     /// Opens (creating if needed) the ledger at `path`.
     pub fn open(path: &Path, sync: Sync) -> Result<Self, LedgerError> {
-        let err = |source| LedgerError::Sqlite {
-            path: path.to_owned(),
-            source,
-        };
+        let err = sql_err(path);
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -220,10 +243,7 @@ impl Ledger {
     }
 
     fn sql(&self) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
-        |source| LedgerError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        sql_err(&self.path)
     }
 
     /// Creates or updates a realm's config; refuses to go below what is deployed.
@@ -444,11 +464,19 @@ impl Ledger {
     }
 }
 
-/// Maps SQLite errors on the ledger at `path`.
+/// Maps SQLite errors on the ledger at `path`, naming a full disk as such.
 fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
-    move |source| LedgerError::Sqlite {
-        path: path.to_owned(),
-        source,
+    move |source| {
+        if crate::fsutil::sqlite_disk_full(path.parent(), &source) {
+            LedgerError::NoSpace {
+                path: path.to_owned(),
+            }
+        } else {
+            LedgerError::Sqlite {
+                path: path.to_owned(),
+                source,
+            }
+        }
     }
 }
 
@@ -490,7 +518,7 @@ fn load_config(tx: &Transaction<'_>, realm: &str, path: &Path) -> Result<RealmCo
             st.query_row(params![realm], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?, r.get::<_, String>(4)?)))
                 .optional()
         })
-        .map_err(|source| LedgerError::Sqlite { path: path.to_owned(), source })?;
+        .map_err(sql_err(path))?;
     let Some((subs, et, ep, max_replicas, max_size)) = row else {
         return Err(LedgerError::UnknownRealm(realm.to_owned()));
     };
@@ -530,10 +558,7 @@ fn load_facts(
     request: &Deployment,
     path: &Path,
 ) -> Result<model::Facts, LedgerError> {
-    let sql = |source| LedgerError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
+    let sql = sql_err(path);
     let env = request.environment.as_str();
     let (n, rtus): (i64, i64) = tx
         .prepare_cached(
@@ -576,10 +601,7 @@ fn load_facts(
 }
 
 fn load_state(tx: &Transaction<'_>, realm: &str, path: &Path) -> Result<State, LedgerError> {
-    let sql = |source| LedgerError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
+    let sql = sql_err(path);
     let mut stmt = tx.prepare_cached("SELECT environment, pipeline, major, minor, size, replicas FROM deployments WHERE realm = ?1").map_err(sql)?;
     let rows = stmt
         .query_map(params![realm], |r| {

@@ -2,7 +2,8 @@
 //! HTTP service with an admin token. This is the action the install's phase 6 ends with
 //! (`quota.seed`), and what `realmctl quota seed` runs.
 
-use std::path::PathBuf;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::ledger::{Ledger, LedgerError, Sync};
@@ -24,6 +25,68 @@ pub enum Target {
         /// An admin bearer token.
         token: Secret,
     },
+}
+
+impl Target {
+    /// The default target of an install: `<state>/quota.db`.
+    pub fn default_for(state_dir: &Path) -> Self {
+        Target::Local {
+            db: state_dir.join("quota.db"),
+        }
+    }
+
+    /// A running quota service at `url` with an admin `token`. The token is only ever sent over
+    /// https, or over plain http to a loopback address.
+    pub fn remote(url: &str, token: Secret) -> Result<Self, SeedError> {
+        check_url(url)?;
+        Ok(Target::Remote {
+            url: url.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    /// Where the config goes, in words (no secret).
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Local { db } => format!("local ledger {}", db.display()),
+            Target::Remote { url, .. } => format!("quota service {url}"),
+        }
+    }
+}
+
+/// Whether a bearer token may be sent to `url`: https, or http to a loopback address (pure).
+pub fn check_url(url: &str) -> Result<(), SeedError> {
+    let bad = |why: &str| SeedError::InsecureUrl {
+        url: url.to_owned(),
+        why: why.to_owned(),
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("it is not an http(s) URL"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(bad(
+            "it carries credentials; give the token with --token-env only",
+        ));
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(()),
+        "http" if is_loopback_authority(authority) => Ok(()),
+        "http" => Err(bad(
+            "a bearer token is only sent over https (plain http only to 127.0.0.1, ::1 or localhost)",
+        )),
+        _ => Err(bad("it is not an http(s) URL")),
+    }
+}
+
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Why seeding failed.
@@ -52,6 +115,16 @@ pub enum SeedError {
         /// 401 or 403.
         status: u16,
     },
+    /// The URL would send the token in the clear (or is not a URL).
+    #[error(
+        "refusing to send the admin token to {url}: {why}\n  help: use https://, or http:// only to a loopback address"
+    )]
+    InsecureUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        why: String,
+    },
     /// The service refused the config (409: below current use) or the request (4xx/5xx).
     #[error("the quota service at {url} answered HTTP {status}: {detail}")]
     Rejected {
@@ -64,20 +137,34 @@ pub enum SeedError {
     },
 }
 
-/// Writes `config` for `realm` into `target`.
+impl SeedError {
+    /// Whether another attempt may succeed (unreachable, or a 5xx).
+    pub fn retryable(&self) -> bool {
+        match self {
+            SeedError::Unreachable { .. } => true,
+            SeedError::Rejected { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// Writes `config` for `realm` into `target`, giving up on a remote target after `limit`.
 pub fn seed(
     target: &Target,
     realm: &str,
     config: RealmConfig,
     actor: &str,
+    limit: Duration,
 ) -> Result<(), SeedError> {
     match target {
         Target::Local { db } => Ok(Ledger::open(db, Sync::Full)?.seed(realm, config, actor)?),
         Target::Remote { url, token } => {
+            check_url(url)?;
             let endpoint = format!("{}/v1/realms/{realm}/config", url.trim_end_matches('/'));
             let agent: ureq::Agent = ureq::Agent::config_builder()
                 .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(30)))
+                .max_redirects(0)
+                .timeout_global(Some(limit.min(Duration::from_secs(30))))
                 .build()
                 .into();
             let body = serde_json::json!({
@@ -116,6 +203,40 @@ pub fn seed(
                     })
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_goes_only_over_https_or_to_loopback() {
+        // Regression (issue #8): the admin token was sent over plain http anywhere.
+        for ok in [
+            "https://quota.example:8443",
+            "HTTPS://quota.example",
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://[::1]:9000/",
+            "http://localhost:80",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://quota.example:8080",
+            "http://10.0.0.1",
+            "http://[2001:db8::1]:80",
+            "http://127.0.0.1.evil.example",
+            "https://user:pass@quota.example",
+            "ftp://127.0.0.1",
+            "quota.example",
+        ] {
+            assert!(
+                matches!(check_url(bad), Err(SeedError::InsecureUrl { .. })),
+                "{bad}"
+            );
         }
     }
 }

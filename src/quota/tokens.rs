@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use base64::Engine;
-use ring::digest::{SHA256, digest};
-use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::digest::{is_sha256_hex, random, sha256_hex};
+use crate::fsutil;
 
 /// What a token may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,13 +34,8 @@ pub enum Denied {
 #[derive(Debug, thiserror::Error)]
 pub enum TokensError {
     /// Unreadable.
-    #[error("cannot read the tokens file {}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: std::path::PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    #[error("cannot read the tokens file: {0}")]
+    Read(#[from] fsutil::ReadError),
     /// Not a mapping of digests to scopes.
     #[error("tokens file {}: {detail}\n  help: each line is `<sha256 hex of the token>: <realm or admin>`; `realmctl quota token` prints one", path.display())]
     Invalid {
@@ -56,13 +52,35 @@ pub struct Tokens {
     by_digest: HashMap<String, Scope>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// SHA-256 hex digest of a token.
 pub fn digest_hex(token: &str) -> String {
-    hex(digest(&SHA256, token.as_bytes()).as_ref())
+    sha256_hex(token.as_bytes())
+}
+
+/// The entries of a YAML mapping in file order, duplicates kept (so they can be refused).
+struct Entries(Vec<(String, String)>);
+
+impl<'de> serde::Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Entries;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a mapping of token digests to a realm name or `admin`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Entries, A::Error> {
+                let mut out = Vec::new();
+                while let Some(kv) = m.next_entry::<String, String>()? {
+                    out.push(kv);
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 impl Tokens {
@@ -72,35 +90,47 @@ impl Tokens {
             path: path.to_owned(),
             detail,
         };
-        let map: HashMap<String, String> = if text.trim().is_empty() {
-            HashMap::new()
-        } else {
-            serde_saphyr::from_str(text).map_err(|e| invalid(e.without_snippet().to_string()))?
-        };
+        if text.lines().all(|l| {
+            let l = l.trim();
+            l.is_empty() || l.starts_with('#')
+        }) {
+            return Err(invalid(
+                "it lists no token, so the service would refuse every request".into(),
+            ));
+        }
+        let Entries(entries) =
+            serde_saphyr::from_str(text).map_err(|e| invalid(e.without_snippet().to_string()))?;
         let mut by_digest = HashMap::new();
-        for (k, v) in map {
-            let k = k.to_ascii_lowercase();
-            if k.len() != 64 || !k.bytes().all(|c| c.is_ascii_hexdigit()) {
+        for (k, v) in entries {
+            let shown = crate::spec::shorten(&k);
+            if !is_sha256_hex(&k) {
                 return Err(invalid(format!(
-                    "`{k}` is not a SHA-256 hex digest (64 hex digits)"
+                    "`{shown}` is not a SHA-256 hex digest (64 hex digits)"
                 )));
             }
             let scope = if v == "admin" {
                 Scope::Admin
-            } else {
+            } else if crate::spec::is_valid_realm_name(&v) {
                 Scope::Realm(v)
+            } else {
+                return Err(invalid(format!(
+                    "`{}` (for digest {shown}) is neither `admin` nor a realm name ([a-z][a-z0-9-]{{1,30}})",
+                    crate::spec::shorten(&v)
+                )));
             };
-            by_digest.insert(k, scope);
+            // Digests are hex: the same digest in another letter case is the same token.
+            if by_digest.insert(k.to_ascii_lowercase(), scope).is_some() {
+                return Err(invalid(format!(
+                    "digest {shown} is listed twice (letter case does not matter); a token has exactly one scope"
+                )));
+            }
         }
         Ok(Tokens { by_digest })
     }
 
     /// Reads a tokens file.
     pub fn load(path: &Path) -> Result<Self, TokensError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TokensError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = fsutil::read_capped_string(path, fsutil::caps::TOKENS)?;
         Self::parse(&text, path)
     }
 
@@ -113,9 +143,7 @@ impl Tokens {
         admin_only: bool,
     ) -> Result<Scope, Denied> {
         let token = authorization
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+            .and_then(bearer_token)
             .ok_or(Denied::Unauthenticated)?;
         let scope = self
             .by_digest
@@ -129,12 +157,18 @@ impl Tokens {
     }
 }
 
+/// The token of an `Authorization` header value: the `Bearer` scheme in any letter case
+/// (RFC 7235 §2.1), one or more spaces, then the token.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, rest) = header.split_once(' ')?;
+    let token = rest.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// A new random token (256 bits, base64url) and the tokens-file line for `scope`.
 pub fn mint(scope: &Scope) -> (String, String) {
     let mut b = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut b)
-        .expect("the operating system's random source is available");
+    random(&mut b);
     let token = format!(
         "rq_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
@@ -193,5 +227,51 @@ mod tests {
             "the scheme is required"
         );
         assert!(Tokens::parse("abc: acme", Path::new("t.yaml")).is_err());
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        // Regression (issue #8): `Authorization: bearer …` was refused.
+        let (t, line) = mint(&Scope::Realm("acme".into()));
+        let tokens = Tokens::parse(&line, Path::new("t.yaml")).unwrap();
+        for h in [
+            format!("Bearer {t}"),
+            format!("bearer {t}"),
+            format!("BEARER  {t}"),
+        ] {
+            assert!(tokens.authorize(Some(&h), "acme", false).is_ok(), "{h}");
+        }
+        assert_eq!(
+            tokens.authorize(Some(&format!("Basic {t}")), "acme", false),
+            Err(Denied::Unauthenticated)
+        );
+    }
+
+    #[test]
+    fn a_digest_twice_in_any_case_bad_realms_and_empty_files_are_refused() {
+        // Regression (issue #8): a digest listed once for a realm and once (upper case) for
+        // admin was accepted and the last won, giving a realm token admin rights.
+        let d = digest_hex("some token");
+        let twice = format!("{d}: acme\n{}: admin\n", d.to_ascii_uppercase());
+        let e = Tokens::parse(&twice, Path::new("t.yaml")).unwrap_err();
+        assert!(e.to_string().contains("listed twice"), "{e}");
+        for realm in ["../etc", "ADMIN", "Acme", "a", "x y"] {
+            let e = Tokens::parse(&format!("{d}: \"{realm}\"\n"), Path::new("t.yaml")).unwrap_err();
+            assert!(
+                e.to_string().contains("neither `admin` nor a realm name"),
+                "{realm}: {e}"
+            );
+        }
+        for empty in ["", "\n  \n", "# no tokens yet\n"] {
+            let e = Tokens::parse(empty, Path::new("t.yaml")).unwrap_err();
+            assert!(e.to_string().contains("lists no token"), "{e}");
+        }
+        let upper = format!("{}: acme\n", d.to_ascii_uppercase());
+        let t = Tokens::parse(&upper, Path::new("t.yaml")).unwrap();
+        assert!(
+            t.authorize(Some("Bearer some token"), "acme", false)
+                .is_ok(),
+            "an upper-case digest matches"
+        );
     }
 }

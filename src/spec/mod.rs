@@ -64,12 +64,12 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     /// The file could not be read.
-    #[error("cannot read spec {}: {source}\n  help: check the path given with -f; `realmctl init` writes a new spec", path.display())]
+    #[error("cannot read the spec: {source}\n  help: {}", read_help(source))]
     Read {
         /// The spec path.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// Why.
+        source: crate::fsutil::ReadError,
     },
     /// The file was read but is not a valid spec.
     #[error("{}", DiagnosticList(diagnostics))]
@@ -79,6 +79,15 @@ pub enum SpecError {
         /// Every problem found, in file order.
         diagnostics: Vec<Diagnostic>,
     },
+}
+
+fn read_help(e: &crate::fsutil::ReadError) -> &'static str {
+    match e {
+        crate::fsutil::ReadError::NotRegular { .. } | crate::fsutil::ReadError::TooLarge { .. } => {
+            "give -f the realm spec file (YAML, at most 1 MiB); `realmctl init` writes a new one"
+        }
+        _ => "check the path given with -f; `realmctl init` writes a new spec",
+    }
 }
 
 struct DiagnosticList<'a>(&'a [Diagnostic]);
@@ -308,11 +317,27 @@ pub struct SubscriptionSpec {
 
 /// Reads and validates a spec file.
 pub fn load(path: &Path) -> Result<Spec, SpecError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text =
+        crate::fsutil::read_capped_string(path, crate::fsutil::caps::SPEC).map_err(|source| {
+            SpecError::Read {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
     parse(&text, path)
+}
+
+/// The longest message or quoted value a diagnostic shows: a huge value in a spec is cut, not
+/// echoed whole.
+pub const MAX_SHOWN: usize = 200;
+
+/// `s` cut to at most [`MAX_SHOWN`] characters, marking the cut.
+pub fn shorten(s: &str) -> String {
+    if s.chars().count() <= MAX_SHOWN {
+        return s.to_owned();
+    }
+    let kept: String = s.chars().take(MAX_SHOWN).collect();
+    format!("{kept}… ({} characters in all)", s.chars().count())
 }
 
 /// Validates spec text; `path` names the file in diagnostics and anchors relative paths.
@@ -327,6 +352,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
             d.source_line = idx
                 .and_then(|i| text.lines().nth(i))
                 .map(|l| syntax::redact_line(l).chars().take(160).collect());
+            d.message = shorten(&d.message);
         }
         invalid(diags)
     };

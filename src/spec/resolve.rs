@@ -45,12 +45,23 @@ impl Ctx<'_> {
     /// Resolves a path relative to the spec file and reports it when missing.
     fn existing_file(&mut self, key: &str, v: &Located<String>) -> PathBuf {
         let p = self.dir.join(&v.value);
-        if !p.is_file() {
-            self.err(
+        match crate::fsutil::check_regular(&p) {
+            Ok(()) => {}
+            Err(crate::fsutil::ReadError::NotFound { .. }) => self.err(
                 v.pos,
                 format!("{key}: file not found: {}", p.display()),
                 "paths are relative to the folder of the spec file; fix the path or create the file",
-            );
+            ),
+            Err(e @ crate::fsutil::ReadError::NotRegular { .. }) => self.err(
+                v.pos,
+                format!("{key}: {e}"),
+                "name the PEM file itself, not a folder or a device",
+            ),
+            Err(e) => self.err(
+                v.pos,
+                format!("{key}: {e}"),
+                "make the file readable by the user running realmctl",
+            ),
         }
         p
     }

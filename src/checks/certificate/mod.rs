@@ -21,6 +21,7 @@ use webpki::{EndEntityCert, KeyUsage};
 use x509_parser::prelude::*;
 
 use super::{Category, CheckResult};
+use crate::fsutil;
 use crate::spec::CertificateSpec;
 use keys::KeyMatch;
 
@@ -86,19 +87,24 @@ pub struct Inputs<'a> {
 /// Reads the files named in the spec and checks them.
 pub fn run(spec: &CertificateSpec, required: &[String], now: OffsetDateTime) -> Vec<CheckResult> {
     let started = Instant::now();
-    let read = |p: &Path| std::fs::read(p).map_err(|e| (p.display().to_string(), e));
-    let (cert, key) = match (read(&spec.cert), read(&spec.key)) {
+    let read =
+        |p: &Path, cap| fsutil::read_capped(p, cap).map_err(|e| (p.display().to_string(), e));
+    let (cert, key) = match (
+        read(&spec.cert, fsutil::caps::CERTIFICATE),
+        read(&spec.key, fsutil::caps::KEY),
+    ) {
         (Ok(c), Ok(k)) => (c, k),
         (Err((path, e)), _) | (_, Err((path, e))) => {
+            let fix = match e {
+                fsutil::ReadError::NotRegular { .. } | fsutil::ReadError::TooLarge { .. } => {
+                    "point certificate.cert and certificate.key at the PEM files themselves"
+                }
+                fsutil::ReadError::NotFound { .. } => "fix the path in the spec or create the file",
+                _ => "make the file readable by the user running realmctl",
+            };
             return vec![
-                CheckResult::fail(
-                    "certificate.files",
-                    CAT,
-                    &path,
-                    format!("cannot read {path}: {e}"),
-                    "make the file readable by the user running realmctl",
-                )
-                .took(started.elapsed()),
+                CheckResult::fail("certificate.files", CAT, &path, e.to_string(), fix)
+                    .took(started.elapsed()),
             ];
         }
     };
@@ -106,7 +112,7 @@ pub fn run(spec: &CertificateSpec, required: &[String], now: OffsetDateTime) -> 
     let roots = match &spec.ca {
         None => Roots::system(),
         Some(p) => {
-            let certs = match std::fs::read(p)
+            let certs = match fsutil::read_capped(p, fsutil::caps::CERTIFICATE)
                 .map_err(|e| e.to_string())
                 .and_then(|b| pem::parse_chain(&b).map_err(|e| e.to_string()))
             {

@@ -5,13 +5,13 @@
 //! provider's standard environment variables (`AWS_*`, `AZURE_*`, `GOOGLE_*`). Objects go to
 //! `<prefix>/<realm>/run-N/<file>`; the journal records their full URL and SHA-256.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt as _, PutPayload};
 
-use super::store::StoreError;
+use super::error::StoreError;
+use crate::fsutil;
 
 /// An object store bucket with a prefix.
 #[derive(Clone)]
@@ -19,7 +19,6 @@ pub struct ObjectStore {
     store: Arc<dyn object_store::ObjectStore>,
     base: String,
     prefix: ObjectPath,
-    state_dir: PathBuf,
 }
 
 impl std::fmt::Debug for ObjectStore {
@@ -61,11 +60,7 @@ fn classify(location: &str, e: object_store::Error) -> StoreError {
 impl ObjectStore {
     /// Opens `bucket_url` (`s3://`, `az://`, `gs://`) with `options` (object_store config keys
     /// such as `aws_endpoint`, `aws_access_key_id`).
-    pub fn new(
-        bucket_url: &str,
-        options: Vec<(String, String)>,
-        state_dir: &Path,
-    ) -> Result<Self, StoreError> {
+    pub fn new(bucket_url: &str, options: Vec<(String, String)>) -> Result<Self, StoreError> {
         let bad = |detail: String| StoreError::Object {
             location: bucket_url.to_owned(),
             detail,
@@ -78,13 +73,7 @@ impl ObjectStore {
             store: Arc::from(store),
             base: bucket_url.trim_end_matches('/').to_owned(),
             prefix,
-            state_dir: state_dir.to_owned(),
         })
-    }
-
-    /// The state folder (for artifacts recorded locally by earlier runs).
-    pub fn state_dir(&self) -> &Path {
-        &self.state_dir
     }
 
     fn bucket_root(&self) -> String {
@@ -125,12 +114,20 @@ impl ObjectStore {
                 retryable: false,
             });
         };
-        let path = ObjectPath::from(key);
+        let path = ObjectPath::parse(key).map_err(|_| StoreError::OutsideStore {
+            location: location.to_owned(),
+        })?;
         let got = self
             .store
             .get(&path)
             .await
             .map_err(|e| classify(location, e))?;
+        if got.meta.size > fsutil::caps::ARTIFACT {
+            return Err(StoreError::TooLarge {
+                location: location.to_owned(),
+                max: fsutil::caps::ARTIFACT,
+            });
+        }
         let bytes = got.bytes().await.map_err(|e| classify(location, e))?;
         Ok(bytes.to_vec())
     }

@@ -8,9 +8,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::event::{Event, FailureKind, StepOutput, StopOutcome};
-use super::journal::sha256_hex;
+pub use super::approval::Approval;
+use super::event::{Event, RunSubject, StopOutcome};
+use super::output::{FailureKind, StepOutput};
 use super::playbook::{Phase, Playbook};
+use crate::checks::Owner;
+use crate::digest::sha256_hex;
 
 /// One `install` run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -81,7 +84,7 @@ pub struct StepState {
     /// How the last attempt failed.
     pub failure: Option<FailureKind>,
     /// Who must act, while waiting.
-    pub waiting_on: Option<String>,
+    pub waiting_on: Option<Owner>,
 }
 
 impl StepState {
@@ -108,24 +111,6 @@ impl StepState {
     }
 }
 
-/// A recorded approval.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Approval {
-    /// Phase.
-    pub phase: u8,
-    /// Who.
-    pub by: String,
-    /// Their note.
-    pub note: Option<String>,
-    /// What it covers.
-    pub covers: String,
-    /// When.
-    pub at: String,
-    /// Journal record.
-    pub seq: u64,
-}
-
 /// A gate that was reached and not yet passed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -135,7 +120,7 @@ pub struct GateWait {
     /// Gate id.
     pub gate: String,
     /// Who must approve.
-    pub owner: String,
+    pub owner: Owner,
     /// Since.
     pub at: String,
 }
@@ -160,6 +145,8 @@ pub struct Takeover {
 pub struct State {
     /// Every run, in order.
     pub runs: Vec<RunInfo>,
+    /// What the last run was about.
+    pub subject: Option<RunSubject>,
     /// The spec of the last run.
     pub spec: Option<serde_json::Value>,
     /// Its digest.
@@ -203,6 +190,7 @@ impl State {
                 operator,
                 version,
                 host,
+                subject,
                 spec_digest,
                 spec,
                 playbook,
@@ -220,6 +208,7 @@ impl State {
                     outcome: None,
                     message: None,
                 });
+                self.subject = Some(subject.clone());
                 self.spec = Some(spec.clone());
                 self.spec_digest = Some(spec_digest.clone());
                 self.playbook = Some(playbook.clone());
@@ -240,6 +229,7 @@ impl State {
                 output_digest,
                 output,
                 duration_ms,
+                ..
             } => {
                 let st = self.step(step, *phase);
                 st.status = StepStatus::Succeeded;
@@ -256,6 +246,7 @@ impl State {
                 phase,
                 input_digest,
                 reason,
+                ..
             } => {
                 let st = self.step(step, *phase);
                 st.status = StepStatus::Skipped;
@@ -292,19 +283,22 @@ impl State {
                 owner,
                 reason,
                 input_digest,
+                ..
             } => {
                 let st = self.step(step, *phase);
                 st.status = StepStatus::Waiting;
                 st.input_digest = Some(input_digest.clone());
                 st.message = Some(reason.clone());
-                st.waiting_on = Some(owner.clone());
+                st.waiting_on = Some(*owner);
                 st.ended_at = Some(at.to_owned());
             }
-            Event::GateWaiting { phase, gate, owner } => {
+            Event::GateWaiting {
+                phase, gate, owner, ..
+            } => {
                 self.gate_waiting = Some(GateWait {
                     phase: *phase,
                     gate: gate.clone(),
-                    owner: owner.clone(),
+                    owner: *owner,
                     at: at.to_owned(),
                 });
             }
@@ -448,10 +442,11 @@ pub fn approval_subject(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::playbook;
+    use crate::engine::model::playbook;
 
     fn ok(step: &str, phase: u8, out: &str) -> Event {
         Event::StepSucceeded {
+            run: 1,
             step: step.into(),
             phase,
             input_digest: "in".into(),
@@ -463,6 +458,7 @@ mod tests {
 
     fn start(step: &str, phase: u8) -> Event {
         Event::StepStarted {
+            run: 1,
             step: step.into(),
             phase,
             attempt: 1,
@@ -528,9 +524,10 @@ mod tests {
     fn a_waiting_step_is_what_its_phase_approval_covers() {
         let pb = playbook::embedded();
         let s = fold(&[Event::StepWaiting {
+            run: 1,
             step: "node-image-acceptance".into(),
             phase: 1,
-            owner: "customer".into(),
+            owner: Owner::Customer,
             reason: "accept".into(),
             input_digest: "img".into(),
         }]);

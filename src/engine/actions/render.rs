@@ -1,20 +1,82 @@
-//! Phase 4 and 5 documents: every install artifact and the roles-and-resources document,
-//! rendered from `templates/` with typed models. Rendering is deterministic (no clock, no
+//! Phase 4 and 5 actions: `artifacts.render` renders every install artifact and
+//! `roles.render` the roles-and-resources document, from `templates/` with typed models, and
+//! both store what they render with its SHA-256. Rendering is deterministic (no clock, no
 //! randomness), so the same spec always yields the same bytes and the same SHA-256.
+
+use std::time::Duration;
 
 use serde::Serialize;
 
+use super::{ActionDef, Input, Needs, SpecPart, run_fn};
+use crate::engine::ctx::{Ctx, Failure, Outcome};
+pub use crate::engine::io::store::Rendered;
+use crate::engine::model::output::{FailureKind, StepOutput};
 use crate::requirements::{self, Installer, Resource, Role};
 use crate::spec::{CloudAccount, NodeImage, Spec};
 use crate::templates::{self, TemplateError};
 
-/// One rendered file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendered {
-    /// File name.
-    pub name: String,
-    /// Contents.
-    pub bytes: Vec<u8>,
+/// `artifacts.render`.
+pub const ARTIFACTS: ActionDef = ActionDef {
+    name: "artifacts.render",
+    summary: "renders and stores every install artifact with its SHA-256",
+    needs: Needs::Nothing,
+    timeout: Duration::from_secs(5 * 60),
+    retries: 3,
+    params: &[],
+    inputs: &[Input::Spec],
+    run: run_fn!(render_artifacts),
+};
+
+/// `roles.render`.
+pub const ROLES: ActionDef = ActionDef {
+    name: "roles.render",
+    summary: "renders and stores the roles-and-resources document",
+    needs: Needs::Nothing,
+    timeout: Duration::from_secs(5 * 60),
+    retries: 0,
+    params: &[],
+    inputs: &[
+        Input::Part(SpecPart::Name),
+        Input::Part(SpecPart::Cloud),
+        Input::Part(SpecPart::Vpn),
+    ],
+    run: run_fn!(render_roles),
+};
+
+async fn render_artifacts(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
+    let files = install_artifacts(ctx.spec).map_err(|e| Failure::permanent(e.to_string()))?;
+    store_all(ctx, files, "install artifacts").await
+}
+
+async fn render_roles(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
+    let doc = roles_document(ctx.spec).map_err(|e| Failure::permanent(e.to_string()))?;
+    store_all(ctx, vec![doc], "roles-and-resources document").await
+}
+
+async fn store_all(ctx: &Ctx<'_>, files: Vec<Rendered>, what: &str) -> Result<Outcome, Failure> {
+    let mut refs = Vec::new();
+    for f in files {
+        let r = ctx
+            .opts
+            .store
+            .put(&ctx.spec.name, ctx.run, f, ctx.blocking)
+            .await
+            .map_err(|e| Failure {
+                kind: if e.retryable() {
+                    FailureKind::Retryable
+                } else {
+                    FailureKind::Permanent
+                },
+                message: e.to_string(),
+                output: None,
+            })?;
+        refs.push(r);
+    }
+    Ok(Outcome::Done(StepOutput {
+        summary: format!("{} {what} stored", refs.len()),
+        artifacts: refs,
+        ..StepOutput::default()
+    }))
 }
 
 #[derive(Serialize)]

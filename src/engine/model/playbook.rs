@@ -6,18 +6,20 @@
 //! parameters it does not take is rejected here, before anything runs, with every problem at
 //! once and each one's line and column.
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::action::Action;
 use crate::checks::Owner;
+use crate::engine::actions::{Action, ParamKind};
+use crate::engine::ctx::Params;
+use crate::fsutil;
 use crate::spec::raw::Located;
 
 /// The embedded default playbook.
-pub const EMBEDDED: &str = include_str!("../../playbooks/dedicated-saas.yaml");
+pub const EMBEDDED: &str = include_str!("../../../playbooks/dedicated-saas.yaml");
 /// Name shown for the embedded playbook's source.
 pub const EMBEDDED_NAME: &str = "<embedded>/playbooks/dedicated-saas.yaml";
 
@@ -45,39 +47,13 @@ pub struct Phase {
     /// Heading for people.
     pub title: String,
     /// Who acts in this phase.
-    pub owner: OwnerName,
+    pub owner: Owner,
     /// A remark shown in plans and reports.
     pub note: Option<String>,
     /// The steps, in order.
     pub steps: Vec<StepDef>,
     /// Approvals needed after the steps.
     pub gates: Vec<Gate>,
-}
-
-/// `customer` or `digibee`, as written in the playbook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OwnerName {
-    /// The customer.
-    Customer,
-    /// Digibee's cloud team.
-    Digibee,
-}
-
-impl From<OwnerName> for Owner {
-    fn from(o: OwnerName) -> Self {
-        match o {
-            OwnerName::Customer => Owner::Customer,
-            OwnerName::Digibee => Owner::Digibee,
-        }
-    }
-}
-
-impl OwnerName {
-    /// Lowercase name.
-    pub fn as_str(self) -> &'static str {
-        Owner::from(self).as_str()
-    }
 }
 
 /// One step.
@@ -90,7 +66,7 @@ pub struct StepDef {
     #[serde(with = "action_name")]
     pub action: Action,
     /// Action parameters.
-    pub params: BTreeMap<String, serde_json::Value>,
+    pub params: Params,
     /// Limit of one attempt.
     #[serde(with = "millis")]
     pub timeout: Duration,
@@ -105,7 +81,7 @@ pub struct Gate {
     /// Identifier.
     pub id: String,
     /// Who must approve.
-    pub owner: OwnerName,
+    pub owner: Owner,
     /// What the approver accepts.
     pub description: String,
 }
@@ -149,7 +125,7 @@ struct RawPhase {
     number: Located<u8>,
     id: Located<String>,
     title: String,
-    owner: OwnerName,
+    owner: Owner,
     #[serde(default)]
     note: Option<String>,
     #[serde(default)]
@@ -164,7 +140,7 @@ struct RawStep {
     id: Located<String>,
     action: Located<String>,
     #[serde(default)]
-    params: Option<Located<BTreeMap<String, serde_json::Value>>>,
+    params: Option<Located<Params>>,
     #[serde(default)]
     timeout: Option<Located<String>>,
     #[serde(default)]
@@ -175,7 +151,7 @@ struct RawStep {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawGate {
     id: Located<String>,
-    owner: OwnerName,
+    owner: Owner,
     description: String,
 }
 
@@ -194,12 +170,11 @@ pub struct Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum PlaybookError {
     /// The file could not be read.
-    #[error("cannot read playbook {}: {source}\n  help: check the path given with --playbook", path.display())]
+    #[error("cannot read the playbook: {source}\n  help: check the path given with --playbook")]
     Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// Why.
+        #[from]
+        source: fsutil::ReadError,
     },
     /// The playbook is not valid; every problem is listed.
     #[error("{}", render_problems(source_name, problems))]
@@ -226,10 +201,7 @@ pub fn embedded() -> Playbook {
 
 /// Loads a playbook file.
 pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PlaybookError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = fsutil::read_capped_string(path, fsutil::caps::SPEC)?;
     parse(&text, &path.display().to_string())
 }
 
@@ -328,7 +300,7 @@ pub fn parse(text: &str, source_name: &str) -> Result<Playbook, PlaybookError> {
                 problem(*pos, e);
             }
             let timeout = match s.timeout {
-                None => action.default_timeout(),
+                None => action.def().timeout,
                 Some(t) => match parse_duration(&t.value) {
                     Some(d) => d,
                     None => {
@@ -348,7 +320,7 @@ pub fn parse(text: &str, source_name: &str) -> Result<Playbook, PlaybookError> {
                 action,
                 params: params.map(|(p, _)| p).unwrap_or_default(),
                 timeout,
-                retries: s.retries.unwrap_or(0),
+                retries: s.retries.unwrap_or(action.def().retries),
             });
         }
         let mut gate_ids = HashSet::new();
@@ -383,28 +355,51 @@ pub fn parse(text: &str, source_name: &str) -> Result<Playbook, PlaybookError> {
     })
 }
 
-/// The parameters each action takes; the rest take none.
-fn check_params(
-    action: Action,
-    params: &BTreeMap<String, serde_json::Value>,
-) -> Result<(), String> {
-    let allowed: &[&str] = match action {
-        #[cfg(feature = "test-actions")]
-        Action::TestEffect => &["dir", "sleepMs"],
-        #[cfg(feature = "test-actions")]
-        Action::TestFlaky => &["dir", "failures"],
-        _ => &[],
+/// Checks `params` against the parameters the action's definition declares: no unknown key,
+/// every required one present, each of its kind.
+fn check_params(action: Action, params: &Params) -> Result<(), String> {
+    let declared = action.def().params;
+    let names = || {
+        declared
+            .iter()
+            .map(|p| p.name)
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     for key in params.keys() {
-        if !allowed.contains(&key.as_str()) {
-            return Err(if allowed.is_empty() {
+        if !declared.iter().any(|p| p.name == key) {
+            return Err(if declared.is_empty() {
                 format!("action `{action}` takes no parameters (found `{key}`)")
             } else {
                 format!(
                     "action `{action}` has no parameter `{key}` (it takes {})",
-                    allowed.join(", ")
+                    names()
                 )
             });
+        }
+    }
+    for p in declared {
+        match params.get(p.name) {
+            None if p.required => {
+                return Err(format!(
+                    "action `{action}` needs the parameter `{}`",
+                    p.name
+                ));
+            }
+            None => {}
+            Some(v) => {
+                let ok = match p.kind {
+                    ParamKind::Text => v.is_string(),
+                    ParamKind::Count => v.is_u64(),
+                };
+                if !ok {
+                    return Err(format!(
+                        "parameter `{}` of action `{action}` must be {}",
+                        p.name,
+                        p.kind.describe()
+                    ));
+                }
+            }
         }
     }
     Ok(())

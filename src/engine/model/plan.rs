@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::action::{Action, Availability};
-use super::event::{Change, FailureKind};
-use super::playbook::{OwnerName, Playbook};
+use super::event::Change;
+use super::output::FailureKind;
+use super::playbook::Playbook;
 use super::state::{State, StepStatus, phase_outputs_digest};
+use crate::checks::Owner;
+use crate::engine::actions::{Action, Availability, Capabilities};
 
 /// What will happen to one step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,7 +97,7 @@ pub struct PlanGate {
     /// Gate id.
     pub id: String,
     /// Who approves.
-    pub owner: OwnerName,
+    pub owner: Owner,
     /// What they accept.
     pub description: String,
     /// State.
@@ -114,7 +116,7 @@ pub struct PlanPhase {
     /// Title.
     pub title: String,
     /// Owner.
-    pub owner: OwnerName,
+    pub owner: Owner,
     /// Remark.
     pub note: Option<String>,
     /// Steps.
@@ -149,13 +151,16 @@ impl Plan {
     }
 }
 
-/// Builds the plan. `inputs` maps each step id to the digest of its current inputs.
+/// Builds the plan. `inputs` maps each step id to the digest of its current inputs; `caps`
+/// says what this run can offer (a step this run cannot carry out is unavailable unless it is
+/// already done with the same inputs).
 pub fn build(
     realm: &str,
     playbook: &Playbook,
     state: &State,
     inputs: &BTreeMap<String, String>,
     spec_changes: Vec<Change>,
+    caps: Capabilities,
 ) -> Plan {
     let mut replanned = Vec::new();
     let phases = playbook
@@ -168,7 +173,7 @@ pub fn build(
                 .map(|s| {
                     let input = inputs.get(&s.id).cloned().unwrap_or_default();
                     let st = state.step_state(&s.id);
-                    let plan = match (s.action.availability(), st) {
+                    let plan = match (s.action.def().availability(caps), st) {
                         (Availability::Unavailable(r), st)
                             if !st.is_some_and(|st| {
                                 st.is_done() && st.input_digest.as_deref() == Some(&input)
@@ -314,8 +319,9 @@ pub fn retry_delay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::event::{Event, StepOutput};
-    use crate::engine::playbook;
+    use crate::engine::model::event::Event;
+    use crate::engine::model::output::StepOutput;
+    use crate::engine::model::playbook;
     use serde_json::json;
 
     fn inputs(pb: &Playbook, d: &str) -> BTreeMap<String, String> {
@@ -326,6 +332,7 @@ mod tests {
 
     fn done(step: &str, phase: u8, input: &str) -> Event {
         Event::StepSucceeded {
+            run: 1,
             step: step.into(),
             phase,
             input_digest: input.into(),
@@ -338,7 +345,14 @@ mod tests {
     #[test]
     fn fresh_plan_runs_everything_and_shows_cloud_steps_unavailable() {
         let pb = playbook::embedded();
-        let p = build("acme", &pb, &State::default(), &inputs(&pb, "d"), vec![]);
+        let p = build(
+            "acme",
+            &pb,
+            &State::default(),
+            &inputs(&pb, "d"),
+            vec![],
+            Capabilities::default(),
+        );
         assert_eq!(p.phases.len(), 6);
         assert_eq!(p.phases[0].steps[0].plan, StepPlan::Run);
         let u = p.first_unavailable().unwrap();
@@ -352,10 +366,10 @@ mod tests {
         let events = [done("spec", 1, "d"), done("certificate", 3, "d")];
         let state = State::fold(events.iter().map(|e| (1, "t", e)));
         let mut now = inputs(&pb, "d");
-        let p = build("acme", &pb, &state, &now, vec![]);
+        let p = build("acme", &pb, &state, &now, vec![], Capabilities::default());
         assert!(matches!(p.phases[0].steps[0].plan, StepPlan::Done { .. }));
         now.insert("certificate".into(), "changed".into());
-        let p = build("acme", &pb, &state, &now, vec![]);
+        let p = build("acme", &pb, &state, &now, vec![], Capabilities::default());
         assert_eq!(p.phases[2].steps[0].plan, StepPlan::Rerun);
         assert_eq!(p.replanned, vec!["certificate".to_owned()]);
     }
@@ -365,12 +379,14 @@ mod tests {
         let pb = playbook::embedded();
         let events = [
             Event::StepStarted {
+                run: 1,
                 step: "spec".into(),
                 phase: 1,
                 attempt: 1,
                 input_digest: "d".into(),
             },
             Event::StepFailed {
+                run: 1,
                 step: "certificate".into(),
                 phase: 3,
                 attempt: 1,
@@ -381,7 +397,14 @@ mod tests {
             },
         ];
         let state = State::fold(events.iter().map(|e| (1, "t", e)));
-        let p = build("acme", &pb, &state, &inputs(&pb, "d"), vec![]);
+        let p = build(
+            "acme",
+            &pb,
+            &state,
+            &inputs(&pb, "d"),
+            vec![],
+            Capabilities::default(),
+        );
         assert_eq!(p.phases[0].steps[0].plan, StepPlan::Resume);
         assert_eq!(
             p.phases[2].steps[0].plan,

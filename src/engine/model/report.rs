@@ -7,13 +7,14 @@
 
 use serde::Serialize;
 
-use super::audit::Checkpoint;
-use super::event::{ArtifactRef, StopOutcome};
+use super::chain::Checkpoint;
+use super::next::{Next, standing};
+use super::output::ArtifactRef;
 use super::playbook::Phase;
 use super::state::{
     Approval, RunInfo, State, StepState, StepStatus, Takeover, phase_outputs_digest,
 };
-use crate::checks::CheckResult;
+use crate::checks::{CheckResult, Owner};
 use crate::report::DocFormat;
 use crate::templates::{self, TemplateError};
 
@@ -70,7 +71,7 @@ pub struct PhaseRow {
     /// Title.
     pub title: String,
     /// Owner.
-    pub owner: String,
+    pub owner: Owner,
     /// Status.
     pub status: PhaseStatus,
     /// Remark.
@@ -102,7 +103,7 @@ pub struct InstallReport {
     /// Where things stand, one line.
     pub summary: String,
     /// Who must act next, if anyone.
-    pub next: Option<String>,
+    pub next: Option<Next>,
     /// Phases.
     pub phases: Vec<PhaseRow>,
     /// Runs.
@@ -191,66 +192,10 @@ pub fn phase_status(phase: &Phase, state: &State) -> PhaseStatus {
     }
 }
 
-/// Who must act next, from the last run's end (pure).
-pub fn next_actor(state: &State, phases: &[PhaseRow]) -> (String, Option<String>) {
-    let Some(last) = state.runs.last() else {
-        return (
-            "no install has run yet".into(),
-            Some("digibee: run `realmctl install`".into()),
-        );
-    };
-    let waiting_step = phases
-        .iter()
-        .flat_map(|p| &p.steps)
-        .find(|s| s.status == StepStatus::Waiting);
-    match last.outcome {
-        None => (
-            format!("run {} was interrupted (the process died)", last.run),
-            Some("digibee: check the lock (`realmctl unlock` if stale) and run `realmctl install` again to resume".into()),
-        ),
-        Some(StopOutcome::Completed) => ("the install is complete".into(), None),
-        Some(StopOutcome::Until) => (
-            last.message.clone().unwrap_or_default(),
-            Some("digibee: run `realmctl install` to continue".into()),
-        ),
-        Some(StopOutcome::Waiting) => {
-            let next = if let Some(s) = waiting_step {
-                let owner = state.step_state(&s.id).and_then(|st| st.waiting_on.clone()).unwrap_or_default();
-                format!("{owner}: {}", s.message)
-            } else if let Some(g) = &state.gate_waiting {
-                format!("{}: approve phase {} (`realmctl approve --phase {} --by NAME`)", g.owner, g.phase, g.phase)
-            } else {
-                "digibee: run `realmctl install` again; the approval it waited for is recorded".into()
-            };
-            (last.message.clone().unwrap_or_default(), Some(next))
-        }
-        Some(StopOutcome::Failed) => {
-            let failed = phases
-                .iter()
-                .flat_map(|p| &p.steps)
-                .find(|s| s.status == StepStatus::Failed);
-            let owner = failed
-                .and_then(|s| crate::checks::first_failure_owner(&s.checks))
-                .map(|o| o.as_str())
-                .or_else(|| {
-                    phases
-                        .iter()
-                        .find(|p| p.status == PhaseStatus::Failed)
-                        .map(|p| p.owner.as_str())
-                })
-                .unwrap_or("digibee");
-            (
-                last.message.clone().unwrap_or_default(),
-                Some(format!("{owner}: fix the failure, then run `realmctl install` again")),
-            )
-        }
-    }
-}
-
 /// Builds the report model from the journal's state.
 pub fn build(state: &State, head: Option<Checkpoint>) -> Option<InstallReport> {
     let playbook = state.playbook.as_ref()?;
-    let spec = state.spec.as_ref()?;
+    let subject = state.subject.as_ref()?;
     let phases: Vec<PhaseRow> = playbook
         .phases
         .iter()
@@ -263,7 +208,7 @@ pub fn build(state: &State, head: Option<Checkpoint>) -> Option<InstallReport> {
             PhaseRow {
                 number: p.number,
                 title: p.title.clone(),
-                owner: p.owner.as_str().to_owned(),
+                owner: p.owner,
                 status: phase_status(p, state),
                 note: p.note.clone(),
                 started_at: steps.iter().filter_map(|s| s.started_at.clone()).min(),
@@ -283,18 +228,14 @@ pub fn build(state: &State, head: Option<Checkpoint>) -> Option<InstallReport> {
             }
         })
         .collect();
-    let (summary, next) = next_actor(state, &phases);
+    let now = standing(playbook, state);
     Some(InstallReport {
-        realm: spec["name"].as_str().unwrap_or_default().to_owned(),
-        cloud: format!(
-            "{} {}",
-            spec["cloud"]["provider"].as_str().unwrap_or_default(),
-            spec["cloud"]["region"].as_str().unwrap_or_default()
-        ),
+        realm: subject.realm.clone(),
+        cloud: format!("{} {}", subject.provider, subject.region),
         playbook: playbook.name.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        summary,
-        next,
+        summary: now.summary,
+        next: now.next,
         phases,
         runs: state.runs.clone(),
         takeovers: state.takeovers.clone(),
@@ -324,8 +265,9 @@ pub enum ReportFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::event::{Event, StepOutput};
-    use crate::engine::playbook;
+    use crate::engine::model::event::Event;
+    use crate::engine::model::output::{FailureKind, StepOutput};
+    use crate::engine::model::playbook;
 
     fn state(events: &[Event]) -> State {
         State::fold(
@@ -338,6 +280,7 @@ mod tests {
 
     fn ok(step: &str, phase: u8) -> Event {
         Event::StepSucceeded {
+            run: 1,
             step: step.into(),
             phase,
             input_digest: "i".into(),
@@ -351,7 +294,12 @@ mod tests {
     fn phase_status_follows_steps_and_gates() {
         let pb = playbook::embedded();
         let p5 = &pb.phases[4];
-        assert_eq!(phase_status(&pb.phases[1], &state(&[])), PhaseStatus::Empty);
+        let empty = playbook::Phase {
+            steps: vec![],
+            gates: vec![],
+            ..pb.phases[1].clone()
+        };
+        assert_eq!(phase_status(&empty, &state(&[])), PhaseStatus::Empty);
         assert_eq!(phase_status(p5, &state(&[])), PhaseStatus::NotStarted);
         let done = state(&[ok("roles-document", 5)]);
         assert_eq!(
@@ -362,9 +310,10 @@ mod tests {
         let waiting = state(&[
             ok("roles-document", 5),
             Event::GateWaiting {
+                run: 1,
                 phase: 5,
                 gate: "g".into(),
-                owner: "customer".into(),
+                owner: Owner::Customer,
             },
         ]);
         assert_eq!(phase_status(p5, &waiting), PhaseStatus::Waiting);
@@ -380,49 +329,15 @@ mod tests {
         ]);
         assert_eq!(phase_status(p5, &approved), PhaseStatus::Done);
         let failed = state(&[Event::StepFailed {
+            run: 1,
             step: "certificate".into(),
             phase: 3,
             attempt: 1,
-            failure: crate::engine::event::FailureKind::Permanent,
+            failure: FailureKind::Permanent,
             error: "expired".into(),
             output: None,
             duration_ms: 1,
         }]);
         assert_eq!(phase_status(&pb.phases[2], &failed), PhaseStatus::Failed);
-    }
-
-    #[test]
-    fn next_actor_after_a_died_run_and_a_gate() {
-        let pb = playbook::embedded();
-        let start = Event::RunStarted {
-            run: 1,
-            operator: "op".into(),
-            version: "v".into(),
-            host: "h".into(),
-            lock_id: "l".into(),
-            spec_digest: "d".into(),
-            spec: serde_json::json!({"name": "acme", "cloud": {"provider": "eks", "region": "r"}}),
-            playbook: pb,
-            until: None,
-        };
-        let died = state(std::slice::from_ref(&start));
-        let r = build(&died, None).unwrap();
-        assert!(r.summary.contains("interrupted"), "{}", r.summary);
-        assert!(r.next.unwrap().contains("unlock"));
-        let gate = state(&[
-            start,
-            Event::GateWaiting {
-                phase: 5,
-                gate: "g".into(),
-                owner: "customer".into(),
-            },
-            Event::RunStopped {
-                run: 1,
-                outcome: StopOutcome::Waiting,
-                message: "waits".into(),
-            },
-        ]);
-        let r = build(&gate, None).unwrap();
-        assert!(r.next.unwrap().starts_with("customer: approve phase 5"));
     }
 }

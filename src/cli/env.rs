@@ -1,0 +1,77 @@
+//! Everything the CLI reads from the environment, in one place: the operator's name, secrets
+//! from the variables the user names, proxy credentials, object storage settings, and (test
+//! builds) the crash tests' kill point. The library never reads the environment.
+
+use anyhow::anyhow;
+
+use realmctl::checks::outbound::ProxyAuth;
+use realmctl::engine::io::store::ObjectOptions;
+use realmctl::secret::Secret;
+use realmctl::spec::Spec;
+
+use super::{BadInput, bad};
+
+/// Who runs the command: `$REALMCTL_OPERATOR`, else `$USER`.
+pub fn operator() -> String {
+    std::env::var("REALMCTL_OPERATOR")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A secret from the environment variable `var`, which the user named with `flag`; `what` says
+/// what it must hold.
+pub fn secret(var: &str, flag: &str, what: &str) -> Result<Secret, BadInput> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+        _ => Err(bad(anyhow!(
+            "the environment variable {var} (named by {flag}) is not set\n  help: export {var}=<{what}>"
+        ))),
+    }
+}
+
+/// Proxy credentials from the variable the spec names (`outbound.proxyCredentialsEnv`).
+pub fn proxy_auth(spec: &Spec) -> Result<Option<ProxyAuth>, BadInput> {
+    let Some(var) = spec
+        .outbound
+        .proxy
+        .as_ref()
+        .and_then(|p| p.credentials_env.as_ref())
+    else {
+        return Ok(None);
+    };
+    let value = std::env::var(var).map_err(|_| {
+        bad(anyhow!("{}: the environment variable {var} (named by outbound.proxyCredentialsEnv) is not set\n  help: export {var}=user:password before running preflight", spec.path.display()))
+    })?;
+    let Some((user, password)) = value.split_once(':') else {
+        return Err(bad(anyhow!(
+            "the environment variable {var} must hold user:password (no `:` found)\n  help: export {var}=user:password"
+        )));
+    };
+    Ok(Some(ProxyAuth {
+        user: user.to_owned(),
+        password: Secret::new(password),
+        source: var.clone(),
+    }))
+}
+
+/// Object storage settings from the providers' standard variables (`AWS_*`, `AZURE_*`,
+/// `GOOGLE_*`), as `object_store` options.
+pub fn object_options() -> ObjectOptions {
+    std::env::vars()
+        .filter(|(k, _)| {
+            ["AWS_", "AZURE_", "GOOGLE_"]
+                .iter()
+                .any(|p| k.starts_with(p))
+        })
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+/// Test builds: where to kill the process (`REALMCTL_TEST_KILL_AT=opened|STEP:POINT`).
+#[cfg(feature = "test-actions")]
+pub fn kill_at() -> Result<Option<realmctl::engine::options::KillPoint>, BadInput> {
+    match std::env::var("REALMCTL_TEST_KILL_AT") {
+        Ok(v) => v.parse().map(Some).map_err(|e: String| bad(anyhow!(e))),
+        Err(_) => Ok(None),
+    }
+}

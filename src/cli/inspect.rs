@@ -1,0 +1,192 @@
+//! `realmctl status|report|audit`: reading a state folder. All of it is read-only, so it works
+//! on a read-only copy of a state folder and on a full disk.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use clap::{Subcommand, ValueEnum};
+
+use realmctl::engine::audit;
+use realmctl::engine::io::journal::JournalError;
+use realmctl::engine::io::lock;
+use realmctl::engine::model::chain::Checkpoint;
+use realmctl::engine::model::report::{self, ReportFormat};
+use realmctl::engine::run::{self, EngineError};
+use realmctl::report::DocFormat;
+
+use super::{BadInput, Format, Outcome, bad, env, print_json};
+
+/// `report --format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportArg {
+    /// One self-contained HTML file.
+    Html,
+    /// Markdown.
+    Md,
+    /// JSON.
+    Json,
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Verify the journal's hash chain and the artifact checksums (exit 1 on any problem).
+    Verify {
+        /// The state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// A head kept earlier (SEQ:HASH from `audit checkpoint`): proves nothing was cut off.
+        #[arg(long)]
+        checkpoint: Option<Checkpoint>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Format,
+    },
+    /// Print the journal head (SEQ:HASH) for an auditor to keep.
+    Checkpoint {
+        /// The state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Format,
+    },
+}
+
+/// `realmctl status`.
+pub fn status(state: &Path, output: Format) -> Result<Outcome, BadInput> {
+    let rep = run::report(state).map_err(|e| bad(anyhow!(e)))?;
+    let holder = lock::read_holder(state);
+    match output {
+        Format::Json => print_json(&serde_json::json!({"report": rep, "lock": holder})),
+        Format::Text => {
+            println!(
+                "realm {} ({}), playbook {}",
+                rep.realm, rep.cloud, rep.playbook
+            );
+            for p in &rep.phases {
+                println!(
+                    "  phase {} {:<36} {:<10} {:?}",
+                    p.number,
+                    p.title,
+                    p.owner.as_str(),
+                    p.status
+                );
+            }
+            println!("{}", rep.summary);
+            if let Some(n) = &rep.next {
+                println!("next: {n}");
+            }
+            if let Some(h) = holder {
+                println!("lock: {h}");
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// Renders the report of `state` in `format` to `out`.
+pub fn write_report(state: &Path, format: ReportArg, out: &Path) -> Result<(), BadInput> {
+    let text = render(state, format)?;
+    super::emit(&text, Some(out))
+}
+
+fn render(state: &Path, format: ReportArg) -> Result<String, BadInput> {
+    let rep = run::report(state).map_err(|e| bad(anyhow!(e)))?;
+    let fmt = match format {
+        ReportArg::Html => ReportFormat::Doc(DocFormat::Html),
+        ReportArg::Md => ReportFormat::Doc(DocFormat::Markdown),
+        ReportArg::Json => ReportFormat::Json,
+    };
+    report::render(&rep, fmt).map_err(bad)
+}
+
+/// `realmctl report`.
+pub fn report(state: &Path, format: ReportArg, out: Option<&Path>) -> Result<Outcome, BadInput> {
+    let text = render(state, format)?;
+    super::emit(&text, out)?;
+    Ok(Outcome::Success)
+}
+
+/// A journal that cannot be read as a journal at all is a failed verification (exit 1), not
+/// bad input: an empty or replaced journal is exactly what an auditor must hear about.
+fn unverifiable(e: &JournalError) -> bool {
+    matches!(
+        e,
+        JournalError::Empty { .. } | JournalError::NotAJournal { .. } | JournalError::Corrupt(_)
+    )
+}
+
+/// `realmctl audit ...`.
+pub fn audit(cmd: AuditCmd) -> Result<Outcome, BadInput> {
+    match cmd {
+        AuditCmd::Verify {
+            state,
+            checkpoint,
+            output,
+        } => {
+            let verified = super::runtime()?.block_on(audit::verify_state(
+                &state,
+                env::object_options(),
+                checkpoint,
+            ));
+            let v = match verified {
+                Ok(v) => v,
+                Err(audit::AuditError::Journal(e)) if unverifiable(&e) => {
+                    eprintln!("FAILED: {e}");
+                    return Ok(Outcome::Failed);
+                }
+                Err(e) => return Err(bad(anyhow!(e))),
+            };
+            match output {
+                Format::Json => print_json(&v),
+                Format::Text => {
+                    if let Some(m) = &v.message {
+                        println!("FAILED: {m}");
+                    }
+                    for p in &v.artifact_problems {
+                        println!(
+                            "FAILED: artifact {} ({}, recorded in record {}): {}",
+                            p.name, p.location, p.seq, p.problem
+                        );
+                    }
+                    if v.ok {
+                        let head = v
+                            .head
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_else(|| "empty".into());
+                        println!(
+                            "ok: {} records chained, {} artifact checksums hold; head {head}",
+                            v.records, v.artifacts
+                        );
+                    }
+                }
+            }
+            Ok(if v.ok {
+                Outcome::Success
+            } else {
+                Outcome::Failed
+            })
+        }
+        AuditCmd::Checkpoint { state, output } => match audit::checkpoint(&state) {
+            Err(e) if unverifiable(&e) => {
+                eprintln!("FAILED: {e}");
+                Ok(Outcome::Failed)
+            }
+            Err(e) => Err(bad(anyhow!(EngineError::from(e)))),
+            Ok(Err(b)) => {
+                eprintln!("error: the journal does not verify, so its head proves nothing: {b}");
+                Ok(Outcome::Failed)
+            }
+            Ok(Ok(None)) => Err(bad(anyhow!("the journal of {} is empty", state.display()))),
+            Ok(Ok(Some(c))) => {
+                match output {
+                    Format::Json => print_json(&c),
+                    Format::Text => println!("{c}"),
+                }
+                Ok(Outcome::Success)
+            }
+        },
+    }
+}

@@ -1,0 +1,322 @@
+//! Command-line interface: parses arguments with clap, reads the environment, calls the
+//! library, prints results. One module per command family:
+//!
+//! - [`spec`]: `init`, `validate`, `schema`;
+//! - [`preflight`]: the customer self-check;
+//! - [`demo`]: the whole install on this machine alone;
+//! - [`engine`]: `plan`, `install`, `approve`, `unlock`;
+//! - [`inspect`]: `status`, `report`, `audit`;
+//! - [`quota`]: the enforcement core;
+//! - [`env`] (everything read from the environment) and [`progress`] (spinners and lines).
+//!
+//! This is the only place (with `main.rs`) that prints or reads the environment.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use realmctl::checks::Category;
+use realmctl::spec::Provider;
+
+mod demo;
+mod engine;
+mod env;
+mod inspect;
+mod preflight;
+mod progress;
+mod quota;
+mod spec;
+
+/// How a command ended, mapped to the brief's exit codes.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit 1: a check failed, a deployment was denied, a step failed, verification failed.
+    Failed,
+    /// Exit 3: waiting on someone (an approval gate or a customer action).
+    Waiting,
+}
+
+/// Bad input (exit 2), with a message naming the file and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct BadInput(pub anyhow::Error);
+
+/// realmctl: install the Digibee Integration Platform into a customer's own cloud,
+/// check the customer's prerequisites, and enforce realm subscription limits.
+#[derive(Debug, Parser)]
+#[command(name = "realmctl", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output on stderr (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format of a command's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented starting spec for a realm.
+    Init {
+        /// Cloud provider.
+        #[arg(long, value_enum)]
+        cloud: CloudArg,
+        /// Realm name ([a-z][a-z0-9-]{1,30}).
+        #[arg(long)]
+        name: String,
+        /// Base domain, e.g. digibee.acme.com.
+        #[arg(long)]
+        domain: String,
+        /// Write to this file instead of stdout (refuses to overwrite).
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+    },
+    /// Check a spec file only (no network).
+    Validate {
+        /// The realm spec.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Format,
+    },
+    /// Print the JSON Schema of the realm spec (for editors).
+    Schema,
+    /// The enforcement core: subscription/RTU admission of pipeline deployments.
+    Quota {
+        /// The quota command.
+        #[command(subcommand)]
+        cmd: quota::QuotaCmd,
+    },
+    /// Run a complete self-check and install on this machine alone: a demo realm and loopback
+    /// stand-ins of the cloud, DNS and outbound hosts (a simulation).
+    Demo {
+        /// Folder for the demo realm (spec, certificates, reports, state).
+        #[arg(long, default_value = "realmctl-demo")]
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Format,
+    },
+    /// What `install` would do, phase by phase, without doing anything.
+    Plan {
+        #[command(flatten)]
+        args: engine::RunArgs,
+    },
+    /// Run or resume the install (exit 3 when waiting on an approval or a customer action).
+    Install {
+        #[command(flatten)]
+        args: engine::RunArgs,
+        /// Stop after this phase (1-6).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=6))]
+        until: Option<u8>,
+        /// Do not ask for confirmation (required without a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// Outbound targets checked at once (default: all at once, bounded by the open-file limit).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        concurrency: Option<u16>,
+    },
+    /// Record an approval: a phase's gate, or a customer action a step waits for.
+    Approve {
+        /// The realm's state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// Phase number (1-6).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=6))]
+        phase: u8,
+        /// Who approves (recorded).
+        #[arg(long)]
+        by: String,
+        /// A note kept with the approval.
+        #[arg(long)]
+        note: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Format,
+    },
+    /// Where the install stands and who must act next.
+    Status {
+        /// The realm's state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Format,
+    },
+    /// The auditor's report: phases, owners, timings, approvals, evidence, artifact checksums.
+    Report {
+        /// The realm's state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// Report format.
+        #[arg(long, value_enum, default_value = "html")]
+        format: inspect::ReportArg,
+        /// Write to this file instead of stdout.
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+    },
+    /// Verify the tamper-evident journal, or print its head for safekeeping.
+    Audit {
+        /// The audit command.
+        #[command(subcommand)]
+        cmd: inspect::AuditCmd,
+    },
+    /// Take over a stale install lock left by a killed process (needs its lock id).
+    Unlock {
+        /// The realm's state folder.
+        #[arg(long)]
+        state: PathBuf,
+        /// The lock id the stale-lock error printed.
+        #[arg(
+            long,
+            required_unless_present = "unreadable",
+            conflicts_with = "unreadable"
+        )]
+        lock_id: Option<String>,
+        /// Clear an unreadable lock holder file (after making sure no install runs).
+        #[arg(long)]
+        unreadable: bool,
+        /// Who takes over (default: $REALMCTL_OPERATOR or $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Customer self-check: certificate, DNS, outbound access, VPN and spec prerequisites.
+    Preflight {
+        /// The realm spec.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Only these categories (comma-separated): certificate,dns,outbound,vpn,spec.
+        #[arg(long, value_delimiter = ',')]
+        only: Option<Vec<Category>>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Format,
+        /// Also write a report (FILE.html or FILE.md).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Outbound targets checked at once (default: all at once, bounded by the open-file limit).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        concurrency: Option<u16>,
+    },
+}
+
+/// `--cloud` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CloudArg {
+    /// Amazon EKS.
+    Eks,
+    /// Azure AKS.
+    Aks,
+    /// Google GKE.
+    Gke,
+}
+
+impl From<CloudArg> for Provider {
+    fn from(c: CloudArg) -> Self {
+        match c {
+            CloudArg::Eks => Provider::Eks,
+            CloudArg::Aks => Provider::Aks,
+            CloudArg::Gke => Provider::Gke,
+        }
+    }
+}
+
+/// Runs a parsed command.
+pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
+    let concurrency = |c: Option<u16>| c.map(usize::from);
+    match cli.command {
+        Command::Init {
+            cloud,
+            name,
+            domain,
+            out,
+        } => spec::init(cloud.into(), &name, &domain, out.as_deref()),
+        Command::Validate { file, output } => spec::validate(&file, output),
+        Command::Schema => spec::schema(),
+        Command::Preflight {
+            file,
+            only,
+            output,
+            report,
+            concurrency: c,
+        } => preflight::run(
+            &runtime()?,
+            &file,
+            only,
+            output,
+            report.as_deref(),
+            concurrency(c),
+        ),
+        Command::Quota { cmd } => quota::run(cmd),
+        Command::Plan { args } => engine::plan(&args),
+        Command::Install {
+            args,
+            until,
+            yes,
+            concurrency: c,
+        } => engine::install(&args, until, yes, concurrency(c)),
+        Command::Approve {
+            state,
+            phase,
+            by,
+            note,
+            output,
+        } => engine::approve(&state, phase, &by, note.as_deref(), output),
+        Command::Status { state, output } => inspect::status(&state, output),
+        Command::Report { state, format, out } => inspect::report(&state, format, out.as_deref()),
+        Command::Audit { cmd } => inspect::audit(cmd),
+        Command::Unlock {
+            state,
+            lock_id,
+            unreadable,
+            by,
+        } => engine::unlock(&state, lock_id.as_deref(), unreadable, by),
+        Command::Demo { dir, output } => demo::run(&dir, output),
+    }
+}
+
+/// The async runtime of a command.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, BadInput> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(bad)
+}
+
+/// Bad input (exit 2).
+pub(crate) fn bad(e: impl Into<anyhow::Error>) -> BadInput {
+    BadInput(e.into())
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub(crate) fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(v).expect("serialises"));
+}
+
+/// Writes a report or document to `path`, or prints it when there is none.
+pub(crate) fn emit(text: &str, path: Option<&std::path::Path>) -> Result<(), BadInput> {
+    match path {
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+        Some(p) => std::fs::write(p, text)
+            .with_context(|| format!("cannot write {}", p.display()))
+            .map_err(bad),
+    }
+}

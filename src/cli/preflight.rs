@@ -1,0 +1,70 @@
+//! `realmctl preflight`: the customer self-check, as a table, JSON, and an HTML or Markdown
+//! report.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::anyhow;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use realmctl::checks::Category;
+use realmctl::preflight::{self, Options};
+use realmctl::report::{self, DocFormat};
+
+use super::progress::Progress;
+use super::{BadInput, Format, Outcome, bad, env};
+
+/// Runs the self-check of the spec `file`.
+pub fn run(
+    runtime: &tokio::runtime::Runtime,
+    file: &Path,
+    only: Option<Vec<Category>>,
+    output: Format,
+    report_path: Option<&Path>,
+    concurrency: Option<usize>,
+) -> Result<Outcome, BadInput> {
+    let doc_format = match report_path {
+        None => None,
+        Some(p) => Some(DocFormat::for_path(p).ok_or_else(|| {
+            bad(anyhow!(
+                "--report {}: unknown report type\n  help: name the file .html or .md",
+                p.display()
+            ))
+        })?),
+    };
+    let spec = super::spec::load(file)?;
+    let now = OffsetDateTime::now_utc();
+    let opts = Options {
+        only,
+        concurrency,
+        proxy_auth: env::proxy_auth(&spec)?,
+        now,
+        public_roots: None,
+    };
+    let progress = Progress::new(output == Format::Text);
+    let result = runtime.block_on(preflight::run(&spec, &opts, &progress));
+    progress.finish();
+    let report = result.map_err(bad)?;
+    match output {
+        Format::Text => {
+            let mut out = anstream::stdout();
+            let _ = write!(out, "{}", report::text(&report));
+        }
+        Format::Json => println!("{}", report::json(&report)),
+    }
+    if let (Some(path), Some(fmt)) = (report_path, doc_format) {
+        let stamp = now
+            .replace_nanosecond(0)
+            .unwrap_or(now)
+            .format(&Rfc3339)
+            .unwrap_or_default();
+        let doc = report::document(&report, fmt, &stamp).map_err(bad)?;
+        super::emit(&doc, Some(path))?;
+    }
+    Ok(if report.failed() {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
+}

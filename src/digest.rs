@@ -1,0 +1,72 @@
+//! SHA-256 and hex, in one place: journal hashes, input and output digests, artifact checksums
+//! and token digests all go through here, so the crypto provider behind them is one choice.
+
+use ring::digest;
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// SHA-256 hex of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(digest::digest(&digest::SHA256, bytes).as_ref())
+}
+
+/// An incremental SHA-256.
+pub struct Sha256(digest::Context);
+
+impl Default for Sha256 {
+    fn default() -> Self {
+        Sha256(digest::Context::new(&digest::SHA256))
+    }
+}
+
+impl Sha256 {
+    /// Adds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    /// The digest as lowercase hex.
+    pub fn finish_hex(self) -> String {
+        hex(self.0.finish().as_ref())
+    }
+}
+
+/// Fills `buf` from the operating system's random source.
+pub fn random(buf: &mut [u8]) {
+    use ring::rand::{SecureRandom, SystemRandom};
+    SystemRandom::new()
+        .fill(buf)
+        .expect("the operating system's random source is available");
+}
+
+/// Whether `s` is 64 hex digits (a SHA-256 in hex, either case).
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_answers() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let mut h = Sha256::default();
+        h.update(b"a");
+        h.update(b"bc");
+        assert_eq!(h.finish_hex(), sha256_hex(b"abc"));
+        assert_eq!(hex(&[0, 255]), "00ff");
+        assert!(is_sha256_hex(&sha256_hex(b"")));
+        assert!(!is_sha256_hex("abc"));
+    }
+}

@@ -1,0 +1,169 @@
+//! What a step attempt is given ([`Ctx`]) and what it comes to ([`Outcome`] or [`Failure`]).
+//!
+//! Its own module so the actions, the engine and the test actions all depend on it and it on
+//! none of them. Blocking work (SQLite, HTTP through a blocking client, file writes) goes through
+//! [`BlockingGate::run`]: after an attempt ends — including by timeout, which drops the async
+//! part — the engine waits at the gate until every blocking job of the attempt has finished, so
+//! a timed-out attempt can never keep running beside its retry.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::model::approval::Approval;
+use super::model::output::{FailureKind, StepOutput};
+use super::options::RunOptions;
+use crate::checks::{self, Owner};
+use crate::spec::Spec;
+
+/// A step's parameters, as written in the playbook.
+pub type Params = BTreeMap<String, serde_json::Value>;
+
+/// Everything a step attempt may use.
+pub struct Ctx<'a> {
+    /// The realm spec.
+    pub spec: &'a Spec,
+    /// The step id.
+    pub step: &'a str,
+    /// Its parameters (checked against the action's definition when the playbook loaded).
+    pub params: &'a Params,
+    /// Its phase.
+    pub phase: u8,
+    /// Digest of its inputs.
+    pub input_digest: &'a str,
+    /// The run number.
+    pub run: u32,
+    /// An approval of this phase that covers this step's inputs, if one is recorded.
+    pub approval: Option<&'a Approval>,
+    /// Run options.
+    pub opts: &'a RunOptions,
+    /// When this attempt must be done by.
+    pub deadline: Instant,
+    /// Check progress.
+    pub checks: &'a dyn checks::Observer,
+    /// Where blocking work runs.
+    pub blocking: &'a BlockingGate,
+}
+
+impl Ctx<'_> {
+    /// A text parameter.
+    pub fn text_param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).and_then(|v| v.as_str())
+    }
+
+    /// A count parameter.
+    pub fn count_param(&self, name: &str) -> Option<u64> {
+        self.params.get(name).and_then(|v| v.as_u64())
+    }
+
+    /// Time left before the deadline.
+    pub fn remaining(&self) -> std::time::Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// What a step attempt came to.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Done.
+    Done(StepOutput),
+    /// Nothing to do.
+    Skipped(String),
+    /// Waits for someone.
+    Waiting {
+        /// Who must act.
+        owner: Owner,
+        /// What they must do.
+        reason: String,
+    },
+}
+
+/// A failed attempt.
+#[derive(Debug)]
+pub struct Failure {
+    /// How it failed.
+    pub kind: FailureKind,
+    /// What went wrong, with the fix.
+    pub message: String,
+    /// Evidence gathered before failing.
+    pub output: Option<Box<StepOutput>>,
+}
+
+impl Failure {
+    /// A failure that another attempt would not fix.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Failure {
+            kind: FailureKind::Permanent,
+            message: message.into(),
+            output: None,
+        }
+    }
+
+    /// A failure another attempt may not have.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Failure {
+            kind: FailureKind::Retryable,
+            message: message.into(),
+            output: None,
+        }
+    }
+}
+
+/// Runs blocking work off the async runtime and lets the engine wait until all of it is done.
+#[derive(Debug, Default, Clone)]
+pub struct BlockingGate(Arc<tokio::sync::RwLock<()>>);
+
+impl BlockingGate {
+    /// Runs `f` on the blocking pool. While it runs, [`BlockingGate::drain`] waits.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Failure> {
+        let guard = self.0.clone().read_owned().await;
+        tokio::task::spawn_blocking(move || {
+            let _running = guard;
+            f()
+        })
+        .await
+        .map_err(|e| Failure::permanent(format!("blocking work failed: {e}")))
+    }
+
+    /// Waits until no blocking work started through this gate is running.
+    pub async fn drain(&self) {
+        let _ = self.0.write().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn drain_waits_for_blocking_work_whose_caller_was_dropped() {
+        let gate = BlockingGate::default();
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        let g = gate.clone();
+        let work = async move {
+            g.run(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                d.store(true, Ordering::SeqCst);
+            })
+            .await
+        };
+        // The caller times out and drops its future; the blocking job keeps running.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), work)
+                .await
+                .is_err()
+        );
+        assert!(!done.load(Ordering::SeqCst));
+        gate.drain().await;
+        assert!(
+            done.load(Ordering::SeqCst),
+            "drain returned before the job ended"
+        );
+    }
+}

@@ -1,0 +1,623 @@
+//! The durable, hash-chained journal of an install: `<state>/journal.db` (SQLite, WAL).
+//!
+//! Every record carries the SHA-256 of the previous one (the scheme is in
+//! [`crate::engine::model::record`]), so modifying, deleting, reordering or inserting a record
+//! breaks the chain ([`crate::engine::model::chain`] finds the first bad record). Appends read the
+//! head inside a `BEGIN IMMEDIATE` transaction, so `approve` may append while an install runs
+//! without forking the chain. Triggers refuse UPDATE and DELETE: the log is append-only through
+//! SQLite; the chain is what protects it from anyone who edits the file.
+//!
+//! Durability: records that must survive a power loss (a step's success, an approval) are
+//! committed with `synchronous=FULL`; a step's start is committed with `NORMAL`, which survives
+//! a killed process and is made durable by the next FULL commit of the same WAL. Losing a start
+//! record to a power cut only means the step runs again, which every action tolerates.
+//!
+//! Three ways in: [`Journal::create`] (install: a new journal is built aside and renamed into
+//! place, so `journal.db` never exists half-made), [`Journal::open`] (approve, unlock) and
+//! [`Journal::open_read_only`] (status, report, audit: never writes, and works on a read-only
+//! copy of a state folder or a full disk). A journal cut to 0 bytes, or a state folder with
+//! artifacts but no journal, is an error, never a fresh start.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ::time::OffsetDateTime;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use crate::engine::model::event::{Event, EventKind};
+use crate::engine::model::record::{GENESIS, Record, Unreadable, record_hash, timestamp};
+use crate::fsutil;
+
+/// The journal file inside the state folder.
+pub const FILE: &str = "journal.db";
+const SCHEMA_VERSION: i64 = 1;
+const SCHEMA: &str = "CREATE TABLE records (
+       seq INTEGER PRIMARY KEY,
+       at TEXT NOT NULL,
+       kind TEXT NOT NULL,
+       payload TEXT NOT NULL,
+       prev TEXT NOT NULL,
+       hash TEXT NOT NULL
+     ) STRICT;
+     CREATE INDEX records_kind ON records (kind, seq);
+     CREATE TRIGGER records_no_update BEFORE UPDATE ON records
+       BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+     CREATE TRIGGER records_no_delete BEFORE DELETE ON records
+       BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+     PRAGMA user_version = 1;";
+
+/// How hard an append must be on the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync'd before the append returns (`synchronous=FULL`).
+    Sync,
+    /// Survives a killed process; made durable by the next `Sync` append.
+    Buffered,
+}
+
+/// Why the journal could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The state folder has no journal.
+    #[error("{} holds no install journal\n  help: check --state; `realmctl install` creates it", dir.display())]
+    Missing {
+        /// The state folder.
+        dir: PathBuf,
+    },
+    /// The journal file is empty: it was cut off, and with it the install's history.
+    #[error("{} is empty (0 bytes): the journal was truncated, and the install's history and approvals with it\n  help: restore journal.db from a backup; realmctl will not start over in a state folder that had a history", path.display())]
+    Empty {
+        /// The journal file.
+        path: PathBuf,
+    },
+    /// The state folder has artifacts (or other traces of a run) but no journal records.
+    #[error("{} holds {evidence} but its journal has no records: the journal was lost or replaced\n  help: restore journal.db from a backup, or use a new state folder for a fresh install", dir.display())]
+    Lost {
+        /// The state folder.
+        dir: PathBuf,
+        /// What shows a run happened.
+        evidence: String,
+    },
+    /// The state folder could not be created or read.
+    #[error("state folder: {0}")]
+    Dir(#[from] fsutil::PathError),
+    /// The disk is full.
+    #[error("journal {}: no space left on device\n  help: free space on the file system of the state folder, then run the command again; nothing was recorded by the failed write", path.display())]
+    NoSpace {
+        /// The journal file.
+        path: PathBuf,
+    },
+    /// SQLite failed.
+    #[error("journal {}: {source}", path.display())]
+    Sql {
+        /// The journal file.
+        path: PathBuf,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// The journal was written by a newer realmctl.
+    #[error("journal {} has schema version {found}; this realmctl reads version {SCHEMA_VERSION}\n  help: use the realmctl version that wrote it", path.display())]
+    Version {
+        /// The journal file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+    },
+    /// The file is not a realmctl journal.
+    #[error("{} is not a realmctl journal\n  help: check --state", path.display())]
+    NotAJournal {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A record's payload is not an event this build knows.
+    #[error(transparent)]
+    Corrupt(#[from] Unreadable),
+    /// The blocking task running a journal write failed.
+    #[error("journal write did not complete: {0}")]
+    Task(String),
+}
+
+/// Maps a SQLite error to a journal error, naming a full disk as such.
+fn sql_error(path: &Path, source: rusqlite::Error) -> JournalError {
+    if fsutil::sqlite_disk_full(path.parent(), &source) {
+        return JournalError::NoSpace {
+            path: path.to_owned(),
+        };
+    }
+    JournalError::Sql {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// An open journal.
+pub struct Journal {
+    conn: Connection,
+    path: PathBuf,
+    sync: Option<Durability>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("path", &self.path).finish()
+    }
+}
+
+/// A `SELECT seq, at, kind, payload, prev, hash` row.
+fn row_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+    Ok(Record {
+        seq: r.get::<_, i64>(0)? as u64,
+        at: r.get(1)?,
+        kind: r.get(2)?,
+        payload: r.get(3)?,
+        prev: r.get(4)?,
+        hash: r.get(5)?,
+    })
+}
+
+/// What in a state folder shows that a run happened.
+fn traces_of_a_run(dir: &Path) -> Option<String> {
+    let artifacts = dir.join("artifacts");
+    let has_artifacts = std::fs::read_dir(&artifacts).is_ok_and(|mut d| d.next().is_some());
+    has_artifacts.then(|| format!("install artifacts ({})", artifacts.display()))
+}
+
+/// Whether the journal's WAL file holds frames (records not yet copied into the main file).
+fn wal_has_frames(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(PathBuf::from(wal)).is_ok_and(|m| m.len() > 0)
+}
+
+/// Refuses a journal file cut to 0 bytes (a brand-new journal is never 0 bytes: it is built
+/// aside and renamed into place with its schema).
+fn refuse_empty(path: &Path) -> Result<(), JournalError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() == 0 && !wal_has_frames(path) => Err(JournalError::Empty {
+            path: path.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Journal {
+    /// Opens the journal of `dir` for an install, creating the folder (0700) and a new journal
+    /// when there is none. Refuses an empty journal file, and a folder that has traces of a run
+    /// but no journal records.
+    pub fn create(dir: &Path) -> Result<Self, JournalError> {
+        fsutil::create_private_dir(dir)?;
+        let path = dir.join(FILE);
+        if !path.exists() {
+            if let Some(evidence) = traces_of_a_run(dir) {
+                return Err(JournalError::Lost {
+                    dir: dir.to_owned(),
+                    evidence,
+                });
+            }
+            Self::build_new(&path)?;
+        }
+        let j = Self::open_at(&path, false)?;
+        if j.head()?.is_none()
+            && let Some(evidence) = traces_of_a_run(dir)
+        {
+            return Err(JournalError::Lost {
+                dir: dir.to_owned(),
+                evidence,
+            });
+        }
+        Ok(j)
+    }
+
+    /// Builds a journal with its schema beside `path` and renames it into place.
+    fn build_new(path: &Path) -> Result<(), JournalError> {
+        let tmp = path.with_file_name(format!(".{FILE}.{}.new", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let built = (|| {
+            let conn = Connection::open(&tmp).map_err(|e| sql_error(&tmp, e))?;
+            conn.execute_batch(&format!("BEGIN; {SCHEMA} COMMIT;"))
+                .map_err(|e| sql_error(&tmp, e))?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(|e| sql_error(&tmp, e))?;
+            drop(conn);
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|source| {
+                    JournalError::Dir(fsutil::PathError {
+                        path: tmp.clone(),
+                        source,
+                    })
+                })?;
+            std::fs::rename(&tmp, path).map_err(|source| {
+                JournalError::Dir(fsutil::PathError {
+                    path: path.to_owned(),
+                    source,
+                })
+            })
+        })();
+        if built.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        built?;
+        if let Some(dir) = path.parent() {
+            fsutil::sync_dir(dir);
+        }
+        Ok(())
+    }
+
+    /// Opens the existing journal of `dir` for writing (approve, unlock).
+    pub fn open(dir: &Path) -> Result<Self, JournalError> {
+        Self::open_at(&Self::existing(dir)?, false)
+    }
+
+    /// Opens the existing journal of `dir` without ever writing to it (status, report, audit).
+    pub fn open_read_only(dir: &Path) -> Result<Self, JournalError> {
+        Self::open_at(&Self::existing(dir)?, true)
+    }
+
+    fn existing(dir: &Path) -> Result<PathBuf, JournalError> {
+        let path = dir.join(FILE);
+        match fsutil::check_regular(&path) {
+            Ok(()) => Ok(path),
+            Err(fsutil::ReadError::NotFound { .. }) => Err(JournalError::Missing {
+                dir: dir.to_owned(),
+            }),
+            Err(_) => Err(JournalError::NotAJournal { path }),
+        }
+    }
+
+    fn open_at(path: &Path, read_only: bool) -> Result<Self, JournalError> {
+        refuse_empty(path)?;
+        let conn = if read_only {
+            Self::connect_read_only(path)?
+        } else {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| sql_error(path, e))?;
+            conn.busy_timeout(Duration::from_secs(30))
+                .map_err(|e| sql_error(path, e))?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(|e| sql_error(path, e))?;
+            conn
+        };
+        let j = Journal {
+            conn,
+            path: path.to_owned(),
+            sync: None,
+        };
+        j.check_schema()?;
+        Ok(j)
+    }
+
+    /// A read-only connection. SQLite reads a WAL database through its `-shm` index, which it
+    /// may need to create; where it cannot (a read-only folder, a full disk) and no WAL holds
+    /// unread records, the main file alone is the whole journal and is opened as immutable.
+    fn connect_read_only(path: &Path) -> Result<Connection, JournalError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let normal = Connection::open_with_flags(path, flags).and_then(|c| {
+            c.busy_timeout(Duration::from_secs(30))?;
+            // Forces SQLite to read the header (and the WAL index) now.
+            c.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+            Ok(c)
+        });
+        match normal {
+            Ok(c) => Ok(c),
+            Err(e) if !wal_has_frames(path) => {
+                let uri = format!(
+                    "file:{}?immutable=1",
+                    url_path(&std::path::absolute(path).unwrap_or_else(|_| path.to_owned()))
+                );
+                Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+                    .map_err(|_| sql_error(path, e))
+            }
+            Err(e) => Err(sql_error(path, e)),
+        }
+    }
+
+    fn check_schema(&self) -> Result<(), JournalError> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.sql(e))?;
+        if version > SCHEMA_VERSION {
+            return Err(JournalError::Version {
+                path: self.path.clone(),
+                found: version,
+            });
+        }
+        let has_table: bool = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'",
+                [],
+                |r| r.get::<_, i64>(0).map(|n| n == 1),
+            )
+            .map_err(|e| self.sql(e))?;
+        if version != SCHEMA_VERSION || !has_table {
+            return Err(JournalError::NotAJournal {
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sql(&self, source: rusqlite::Error) -> JournalError {
+        sql_error(&self.path, source)
+    }
+
+    fn set_sync(&mut self, d: Durability) -> Result<(), JournalError> {
+        if self.sync != Some(d) {
+            let v = match d {
+                Durability::Sync => "FULL",
+                Durability::Buffered => "NORMAL",
+            };
+            self.conn
+                .pragma_update(None, "synchronous", v)
+                .map_err(|e| self.sql(e))?;
+            self.sync = Some(d);
+        }
+        Ok(())
+    }
+
+    /// Appends an event at `at` and returns the stored record.
+    pub fn append(
+        &mut self,
+        event: &Event,
+        at: OffsetDateTime,
+        durability: Durability,
+    ) -> Result<Record, JournalError> {
+        self.set_sync(durability)?;
+        let payload = serde_json::to_string(event).expect("events serialise");
+        let kind = event.kind().as_str();
+        let at = timestamp(at);
+        let path = self.path.clone();
+        let err = |source| sql_error(&path, source);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let head: Option<(u64, String)> = tx
+            .prepare_cached("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1")
+            .map_err(err)?
+            .query_row([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+            .optional()
+            .map_err(err)?;
+        let (seq, prev) = match head {
+            Some((s, h)) => (s + 1, h),
+            None => (1, GENESIS.to_owned()),
+        };
+        let hash = record_hash(&prev, seq, &at, kind, &payload);
+        tx.prepare_cached(
+            "INSERT INTO records (seq, at, kind, payload, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(err)?
+        .execute(params![seq as i64, at, kind, payload, prev, hash])
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(Record {
+            seq,
+            at,
+            kind: kind.to_owned(),
+            payload,
+            prev,
+            hash,
+        })
+    }
+
+    /// Calls `f` on every record in order (for verification over large journals).
+    pub fn for_each(
+        &self,
+        mut f: impl FnMut(Record) -> Result<(), JournalError>,
+    ) -> Result<(), JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, at, kind, payload, prev, hash FROM records ORDER BY seq")
+            .map_err(|e| self.sql(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.sql(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.sql(e))? {
+            let rec = row_record(r).map_err(|e| self.sql(e))?;
+            f(rec)?;
+        }
+        Ok(())
+    }
+
+    /// Every record, in order.
+    pub fn records(&self) -> Result<Vec<Record>, JournalError> {
+        let mut out = Vec::new();
+        self.for_each(|r| {
+            out.push(r);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The last record of `kind`, if any (one indexed read, not a replay).
+    pub fn last_of_kind(&self, kind: EventKind) -> Result<Option<Record>, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT seq, at, kind, payload, prev, hash FROM records WHERE kind = ?1 ORDER BY seq DESC LIMIT 1",
+                [kind.as_str()],
+                row_record,
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// The last record's position and hash.
+    pub fn head(&self) -> Result<Option<(u64, String)>, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+}
+
+/// A path as the path part of a `file:` URI (RFC 8089): everything but unreserved characters
+/// and `/` percent-encoded, so `?`, `#` and `%` in a folder name stay part of the path.
+fn url_path(p: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in p.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::model::event::Event;
+
+    fn approval(by: &str) -> Event {
+        Event::Approved {
+            phase: 5,
+            by: by.into(),
+            note: None,
+            covers: "x".into(),
+        }
+    }
+
+    #[test]
+    fn appends_chain_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(dir.path()).unwrap();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let a = j.append(&approval("ann"), now, Durability::Sync).unwrap();
+        let b = j
+            .append(&approval("bob"), now, Durability::Buffered)
+            .unwrap();
+        assert_eq!((a.seq, b.seq), (1, 2));
+        assert_eq!(a.prev, GENESIS);
+        assert_eq!(b.prev, a.hash);
+        assert_eq!(
+            b.hash,
+            record_hash(&b.prev, b.seq, &b.at, &b.kind, &b.payload)
+        );
+        drop(j);
+        let j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.records().unwrap(), vec![a, b.clone()]);
+        assert_eq!(j.head().unwrap(), Some((2, b.hash)));
+        assert_eq!(j.last_of_kind(EventKind::Approved).unwrap().unwrap().seq, 2);
+    }
+
+    #[test]
+    fn update_and_delete_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(dir.path()).unwrap();
+        j.append(
+            &approval("ann"),
+            OffsetDateTime::UNIX_EPOCH,
+            Durability::Sync,
+        )
+        .unwrap();
+        assert!(j.conn.execute("UPDATE records SET kind = 'x'", []).is_err());
+        assert!(j.conn.execute("DELETE FROM records", []).is_err());
+    }
+
+    #[test]
+    fn open_without_journal_names_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Journal::open(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("holds no install journal"), "{e}");
+        let e = Journal::open_read_only(dir.path()).unwrap_err();
+        assert!(matches!(e, JournalError::Missing { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_journal_cut_to_zero_bytes_is_refused_by_every_opener() {
+        // Regression (issue #8): a truncated journal was taken as a fresh state.
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(dir.path()).unwrap();
+        j.append(
+            &approval("ann"),
+            OffsetDateTime::UNIX_EPOCH,
+            Durability::Sync,
+        )
+        .unwrap();
+        drop(j);
+        std::fs::write(dir.path().join(FILE), b"").unwrap();
+        for e in [
+            Journal::create(dir.path()).unwrap_err(),
+            Journal::open(dir.path()).unwrap_err(),
+            Journal::open_read_only(dir.path()).unwrap_err(),
+        ] {
+            assert!(matches!(e, JournalError::Empty { .. }), "{e}");
+        }
+    }
+
+    #[test]
+    fn artifacts_without_a_journal_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("artifacts/run-1")).unwrap();
+        let e = Journal::create(dir.path()).unwrap_err();
+        assert!(matches!(e, JournalError::Lost { .. }), "{e}");
+        assert!(!dir.path().join(FILE).exists());
+    }
+
+    #[test]
+    fn a_new_journal_is_private_and_never_half_made() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let j = Journal::create(&state).unwrap();
+        drop(j);
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let names: Vec<_> = std::fs::read_dir(&state)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains(".new"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+        assert!(std::fs::metadata(state.join(FILE)).unwrap().len() > 0);
+    }
+
+    #[test]
+    fn read_only_opens_never_write_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(dir.path()).unwrap();
+        j.append(
+            &approval("ann"),
+            OffsetDateTime::UNIX_EPOCH,
+            Durability::Sync,
+        )
+        .unwrap();
+        drop(j);
+        let before: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        let bytes = std::fs::read(dir.path().join(FILE)).unwrap();
+        let j = Journal::open_read_only(dir.path()).unwrap();
+        assert_eq!(j.records().unwrap().len(), 1);
+        drop(j);
+        assert_eq!(std::fs::read(dir.path().join(FILE)).unwrap(), bytes);
+        let mut after: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        after.retain(|n| {
+            !n.to_string_lossy().ends_with("-shm") && !n.to_string_lossy().ends_with("-wal")
+        });
+        assert_eq!(after, before);
+    }
+
+    #[test]
+    fn uri_paths_keep_special_characters_in_the_path() {
+        assert_eq!(url_path(Path::new("/a b/c?d#e%")), "/a%20b/c%3Fd%23e%25");
+    }
+}

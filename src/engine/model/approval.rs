@@ -1,0 +1,23 @@
+//! A recorded approval: a phase's gate, or a customer action a step waits for (such as the
+//! acceptance of a custom node image). Its own leaf module because both the journal's state
+//! ([`super::state`]) and the steps that look approvals up ([`crate::engine::ctx`]) use it.
+
+use serde::Serialize;
+
+/// A recorded approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Approval {
+    /// Phase.
+    pub phase: u8,
+    /// Who.
+    pub by: String,
+    /// Their note.
+    pub note: Option<String>,
+    /// What it covers (a digest of the phase's outputs or of the waiting step's inputs).
+    pub covers: String,
+    /// When.
+    pub at: String,
+    /// Journal record.
+    pub seq: u64,
+}

@@ -1,0 +1,140 @@
+//! How to run `install`: [`RunOptions`], built by [`RunOptions::new`] with defaults for
+//! everything but who runs it, where artifacts go and where the quota config goes. The CLI
+//! reads the environment and fills these in; the library never reads the environment.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::time::OffsetDateTime;
+use rustls_pki_types::TrustAnchor;
+
+use super::actions::Capabilities;
+use super::io::store::Store;
+use crate::checks::outbound::ProxyAuth;
+use crate::quota::seed;
+
+/// A clock, injectable so reports can be snapshot-tested.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(OffsetDateTime::now_utc)
+}
+
+/// Options of the network and certificate checks run as steps.
+#[derive(Clone)]
+pub struct CheckOptions {
+    /// Outbound targets checked at once (`None`: all at once, bounded by the open-file limit).
+    pub concurrency: Option<usize>,
+    /// Proxy credentials, read by the CLI from the variable the spec names.
+    pub proxy_auth: Option<ProxyAuth>,
+    /// The time certificate dates are judged by.
+    pub now: OffsetDateTime,
+    /// Roots a served chain must verify to (default: Mozilla's).
+    pub public_roots: Option<Arc<Vec<TrustAnchor<'static>>>>,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            concurrency: None,
+            proxy_auth: None,
+            now: OffsetDateTime::now_utc(),
+            public_roots: None,
+        }
+    }
+}
+
+/// How to run `install`.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Who runs it (recorded).
+    pub operator: String,
+    /// Stop after this phase.
+    pub until: Option<u8>,
+    /// Check options.
+    pub checks: CheckOptions,
+    /// Where `quota.seed` writes.
+    pub quota_target: seed::Target,
+    /// The artifact store.
+    pub store: Store,
+    /// First retry back-off (doubles each attempt, up to a minute).
+    pub retry_base: Duration,
+    /// The clock.
+    pub clock: Clock,
+    /// Test builds: kill the process at this point.
+    #[cfg(feature = "test-actions")]
+    pub kill_at: Option<KillPoint>,
+}
+
+impl RunOptions {
+    /// Options for `operator`, storing artifacts in `store` and seeding `quota_target`; the
+    /// rest default: no `--until`, default check options, 2 s first back-off, system clock.
+    pub fn new(operator: impl Into<String>, store: Store, quota_target: seed::Target) -> Self {
+        RunOptions {
+            operator: operator.into(),
+            until: None,
+            checks: CheckOptions::default(),
+            quota_target,
+            store,
+            retry_base: Duration::from_secs(2),
+            clock: system_clock(),
+            #[cfg(feature = "test-actions")]
+            kill_at: None,
+        }
+    }
+
+    /// What this run can offer the actions.
+    pub fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+}
+
+/// Where a test run kills itself with SIGKILL (test builds only).
+#[cfg(feature = "test-actions")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KillPoint {
+    /// Right after the journal is opened, before the run's first record.
+    Opened,
+    /// After the step's start is journaled.
+    Started(String),
+    /// After the step's action returned, before its end is journaled.
+    Acted(String),
+    /// After the step's success is journaled.
+    Succeeded(String),
+}
+
+#[cfg(feature = "test-actions")]
+impl std::str::FromStr for KillPoint {
+    type Err = String;
+    /// `opened`, or `STEP:started|acted|succeeded`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "opened" {
+            return Ok(KillPoint::Opened);
+        }
+        let (step, point) = s
+            .split_once(':')
+            .ok_or_else(|| format!("kill point `{s}`: write opened or STEP:POINT"))?;
+        let step = step.to_owned();
+        match point {
+            "started" => Ok(KillPoint::Started(step)),
+            "acted" => Ok(KillPoint::Acted(step)),
+            "succeeded" => Ok(KillPoint::Succeeded(step)),
+            _ => Err(format!(
+                "kill point `{s}`: the point is started, acted or succeeded"
+            )),
+        }
+    }
+}
+
+/// Kills this process with SIGKILL (crash tests).
+#[cfg(feature = "test-actions")]
+pub fn kill_self() -> ! {
+    let pid = std::process::id().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
