@@ -14,10 +14,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use realmctl::checks::{Category, CheckResult};
-use realmctl::engine::event::{ArtifactRef, Event, StepOutput};
-use realmctl::engine::journal::{Durability, Journal, sha256_hex};
-use realmctl::engine::store::Store;
-use realmctl::engine::{CheckOptions, Quiet, RunOptions, audit, playbook, run, system_clock};
+use realmctl::digest::sha256_hex;
+use realmctl::engine::io::journal::{Durability, Journal};
+use realmctl::engine::io::store::Store;
+use realmctl::engine::model::event::{Event, RunSubject};
+use realmctl::engine::model::output::{ArtifactRef, StepOutput};
+use realmctl::engine::model::playbook;
+use realmctl::engine::{CheckOptions, Quiet, RunOptions, audit, run};
 use realmctl::quota::seed;
 
 fn spec(dir: &Path) -> realmctl::spec::Spec {
@@ -50,25 +53,16 @@ fn engine_per_step(dir: &Path, spec: &realmctl::spec::Spec, steps: usize) -> f64
     let state = dir.join(format!("state-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
     let pb = noop_playbook(steps);
-    let opts = RunOptions {
-        operator: "bench".into(),
-        until: None,
-        checks: CheckOptions {
-            concurrency: 1,
-            proxy_auth: None,
-            now: time::OffsetDateTime::now_utc(),
-            public_roots: None,
-        },
-        quota_target: seed::Target::Local {
-            db: state.join("quota.db"),
-        },
-        store: Store::Local {
-            state_dir: state.clone(),
-        },
-        retry_base: Duration::from_millis(1),
-        clock: system_clock(),
-        kill_at: None,
+    let mut opts = RunOptions::new(
+        "bench",
+        Store::local(&state),
+        seed::Target::default_for(&state),
+    );
+    opts.checks = CheckOptions {
+        concurrency: Some(1),
+        ..CheckOptions::default()
     };
+    opts.retry_base = Duration::from_millis(1);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -151,7 +145,7 @@ fn fat_output(i: usize) -> StepOutput {
     StepOutput {
         summary: format!("step {i}: 7 pass, 0 warn, 0 fail"),
         checks,
-        artifacts: vec![],
+        ..StepOutput::default()
     }
 }
 
@@ -178,6 +172,24 @@ fn verify_throughput(out: &mut String) {
         });
         all_bytes.extend_from_slice(&body);
     }
+    let spec = spec(dir.path());
+    j.append(
+        &Event::RunStarted {
+            run: 1,
+            operator: "bench".into(),
+            version: "bench".into(),
+            host: "bench".into(),
+            lock_id: "bench".into(),
+            subject: RunSubject::of(&spec),
+            spec_digest: "bench".into(),
+            spec: serde_json::json!({}),
+            playbook: noop_playbook(1),
+            until: None,
+        },
+        now,
+        Durability::Buffered,
+    )
+    .unwrap();
     for i in 0..20_000usize {
         let output = if i == 10 {
             StepOutput {
@@ -188,6 +200,7 @@ fn verify_throughput(out: &mut String) {
             fat_output(i)
         };
         let e = Event::StepSucceeded {
+            run: 1,
             step: format!("s{i}"),
             phase: 3,
             input_digest: sha256_hex(&i.to_be_bytes()),
@@ -205,9 +218,7 @@ fn verify_throughput(out: &mut String) {
     }
     let same = dir.path().join("same-bytes");
     std::fs::write(&same, &all_bytes).unwrap();
-    let store = Store::Local {
-        state_dir: state.clone(),
-    };
+    let store = Store::local(&state);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

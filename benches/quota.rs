@@ -122,9 +122,13 @@ async fn http(out: &mut String, dir: &Path) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, AppState::new(ledger, tokens), async {
-        let _ = rx.await;
-    }));
+    let server = tokio::spawn(serve(
+        listener,
+        AppState::new(ledger, tokens, Default::default()),
+        async {
+            let _ = rx.await;
+        },
+    ));
     let clients = 8;
     let per_client = 150;
     let url = format!("http://{addr}/v1/realms/bench/deployments");

@@ -193,8 +193,9 @@ impl Runner<'_> {
         Ok(())
     }
 
-    fn ms_since(&self, t: Instant) -> u64 {
-        u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+    /// Milliseconds since `t` by the run's clock (injectable, so reports can be snapshot-tested).
+    fn ms_since(&self, t: ::time::OffsetDateTime) -> u64 {
+        u64::try_from(((self.opts.clock)() - t).whole_milliseconds().max(0)).unwrap_or(0)
     }
 
     #[cfg(feature = "test-actions")]
@@ -393,7 +394,8 @@ async fn run_step(
         .await?;
         kill_point!(r, Started, &step.id);
         observer.on_step_start(step, attempt);
-        let t0 = Instant::now();
+        let t0 = (r.opts.clock)();
+        let started = Instant::now();
         let gate = BlockingGate::default();
         let result = {
             let ctx = Ctx {
@@ -405,7 +407,7 @@ async fn run_step(
                 run,
                 approval: r.state.approval_for(phase.number, input_digest),
                 opts: r.opts,
-                deadline: t0 + step.timeout,
+                deadline: started + step.timeout,
                 checks: observer,
                 blocking: &gate,
             };

@@ -2,13 +2,10 @@
 //! resume without re-running, re-planning on spec changes, the unavailable cloud steps,
 //! playbook validation, locks, retries and timeouts. Everything runs on loopback.
 
-mod common;
-mod engine_support;
-
 use std::net::TcpListener;
 
-use common::{SpecOpts, dnsmasq};
-use engine_support::*;
+use crate::common::{SpecOpts, dnsmasq};
+use crate::engine_support::*;
 
 fn accepting_listener() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -47,7 +44,12 @@ fn plan_changes_nothing_and_lists_every_phase() {
     for n in 1..=6 {
         assert!(out.contains(&format!("Phase {n} ")), "{out}");
     }
-    assert!(out.contains("cluster.apply") && out.contains("UNAVAILABLE in this build"));
+    assert!(
+        out.contains("cluster.apply")
+            && out.contains("UNAVAILABLE")
+            && out.contains("not in this build"),
+        "{out}"
+    );
     assert!(!state.exists(), "plan must not create the state folder");
     let o = realmctl()
         .args(["plan", "--output", "json", "-f"])
@@ -67,7 +69,7 @@ fn plan_changes_nothing_and_lists_every_phase() {
 /// build cannot run (exit 1), never pretending.
 #[test]
 fn embedded_playbook_waits_at_the_gate_then_stops_at_the_unavailable_cluster_step() {
-    let dns = dnsmasq(&common::PREFIXES, &[]);
+    let dns = dnsmasq(&crate::common::PREFIXES, &[]);
     let open = accepting_listener();
     let dir = tempfile::tempdir().unwrap();
     let spec = spec(
@@ -94,14 +96,14 @@ fn embedded_playbook_waits_at_the_gate_then_stops_at_the_unavailable_cluster_ste
     let (code, v, err) = run(&[]);
     assert_eq!(code, Some(3), "{v} {err}");
     assert_eq!(v["outcome"], "waiting");
-    assert!(v["next"].as_str().unwrap().starts_with("customer:"), "{v}");
+    assert!(next_text(&v).starts_with("customer:"), "{v}");
     assert_eq!(approve(&state, 5).status.code(), Some(0));
     let (code, v, err) = run(&[]);
     assert_eq!(code, Some(1), "{v} {err}");
     assert_eq!(v["outcome"], "failed");
     assert!(
         v["message"].as_str().unwrap().contains("cluster")
-            && v["next"].as_str().unwrap().contains("not in this build"),
+            && next_text(&v).contains("not in this build"),
         "{v}"
     );
     assert_eq!(executed(&v), ["cluster"], "phases 1-5 are not re-run");
@@ -301,10 +303,7 @@ fn a_custom_node_image_waits_for_the_customers_acceptance() {
     let state = dir.path().join("state");
     let (code, v, _) = install(&spec, &state, &pb, &[]);
     assert_eq!(code, 3);
-    assert!(
-        v["next"].as_str().unwrap().contains("custom node image"),
-        "{v}"
-    );
+    assert!(next_text(&v).contains("custom node image"), "{v}");
     assert_eq!(approve(&state, 1).status.code(), Some(0));
     let (code, v, _) = install(&spec, &state, &pb, &[]);
     assert_eq!(code, 3, "now at the phase-5 gate: {v}");
@@ -323,7 +322,7 @@ fn a_custom_node_image_waits_for_the_customers_acceptance() {
 
 #[test]
 fn a_live_lock_names_its_holder_and_a_stale_one_needs_unlock_with_its_id() {
-    use realmctl::engine::lock::{self, Holder};
+    use realmctl::engine::io::lock::{self, Holder};
     let dir = tempfile::tempdir().unwrap();
     let spec = spec(dir.path(), SpecOpts::default());
     let pb = local_playbook(dir.path());
@@ -332,6 +331,8 @@ fn a_live_lock_names_its_holder_and_a_stale_one_needs_unlock_with_its_id() {
         lock_id: "feedbeef00112233".into(),
         host: "ops-box".into(),
         pid: 4242,
+        start_ticks: None,
+        boot_id: None,
         since: "2026-11-23T10:00:00Z".into(),
         operator: "bob".into(),
         command: "install".into(),
@@ -378,7 +379,7 @@ fn a_live_lock_names_its_holder_and_a_stale_one_needs_unlock_with_its_id() {
 fn drop_os_lock(state: &std::path::Path) {
     // flock locks belong to the open file description: a fresh open and unlock does not
     // release the leaked one, so this test re-creates the lock file instead.
-    let p = state.join(realmctl::engine::lock::LOCK_FILE);
+    let p = state.join(realmctl::engine::io::lock::LOCK_FILE);
     std::fs::remove_file(&p).unwrap();
 }
 
@@ -432,8 +433,5 @@ fn a_step_that_overruns_its_timeout_fails_as_a_timeout() {
     let state = dir.path().join("state");
     let (code, v, _) = install(&spec, &state, &pb, &[]);
     assert_eq!(code, 1);
-    assert!(
-        v["next"].as_str().unwrap().contains("timeout of 0.2 s"),
-        "{v}"
-    );
+    assert!(next_text(&v).contains("timeout of 0.2 s"), "{v}");
 }

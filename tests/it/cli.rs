@@ -1,14 +1,12 @@
 //! CLI tests (issue #2): run the `realmctl` binary; exit codes, JSON shape, error messages
 //! with file:line:column for broken specs, reports, and no secret in any output.
 
-mod common;
-
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Output;
 
+use crate::common::{Pki, SpecOpts, closed_port, dnsmasq, required, tinyproxy, write_spec};
 use assert_cmd::Command;
-use common::{Pki, SpecOpts, closed_port, dnsmasq, required, tinyproxy, write_spec};
 use serde_json::Value;
 
 fn realmctl() -> Command {
@@ -212,7 +210,7 @@ fn schema_is_json_schema_of_the_spec() {
 
 #[test]
 fn preflight_json_shape_and_exit_codes() {
-    let dns = dnsmasq(&common::PREFIXES, &[]);
+    let dns = dnsmasq(&crate::common::PREFIXES, &[]);
     let open = accepting_listener();
     let dir = tempfile::tempdir().unwrap();
     let spec = valid_spec(

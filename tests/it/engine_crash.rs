@@ -7,18 +7,13 @@
 //! that had succeeded runs again, and every effect exists exactly once. Separately, processes
 //! racing for one state folder never hold the lock together.
 
-#![cfg(feature = "test-actions")]
-
-mod common;
-mod engine_support;
-
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::Duration;
 
-use common::SpecOpts;
-use engine_support::*;
+use crate::common::SpecOpts;
+use crate::engine_support::*;
 
 const STEPS: [&str; 10] = ["a1", "a2", "b1", "c1", "c2", "d1", "e1", "e2", "f1", "f2"];
 
@@ -224,7 +219,7 @@ fn sigkill_before_the_first_record_resumes() {
     let r = Realm::new(0);
     let o = r
         .cmd()
-        .env("REALMCTL_TEST_KILL_AT", ":opened")
+        .env("REALMCTL_TEST_KILL_AT", "opened")
         .output()
         .unwrap();
     assert_eq!(o.status.signal(), Some(9), "{:?}", text(&o));

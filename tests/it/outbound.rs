@@ -1,12 +1,10 @@
 //! Outbound checks against loopback peers (issue #2): rustls servers, a closed port, a listener
 //! that accepts and never answers, and a real proxy (tinyproxy) including a denied CONNECT and 407.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Pki, closed_port, silent_listener, tinyproxy, tls_server};
+use crate::common::{Pki, closed_port, silent_listener, tinyproxy, tls_server};
 use realmctl::checks::outbound::{self, Options, Proxy, ProxyAuth, Secret};
 use realmctl::checks::{CheckResult, NoProgress, Status};
 use realmctl::spec::Target;
@@ -22,7 +20,7 @@ fn target(port: u16, tls: bool) -> Target {
 }
 
 fn opts(pki: &Pki, timeout_ms: u64, proxy: Option<Proxy>) -> Options {
-    let mut o = Options::new(Duration::from_millis(timeout_ms), 32, proxy);
+    let mut o = Options::new(Duration::from_millis(timeout_ms), Some(32), proxy);
     let root = CertificateDer::from_pem_slice(pki.root_pem().as_bytes()).unwrap();
     o.public_roots = Arc::new(vec![
         webpki::anchor_from_trusted_cert(&root).unwrap().to_owned(),

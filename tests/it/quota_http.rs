@@ -7,8 +7,6 @@ use std::process::{Child, Command};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-mod common;
-
 use realmctl::quota::ledger::{Ledger, Sync};
 use realmctl::quota::tokens::{Scope, mint};
 use serde_json::{Value, json};
@@ -54,7 +52,7 @@ fn start(dir: &Path, t: &Tokens) -> Server {
 }
 
 fn spawn(db: PathBuf, tokens: PathBuf) -> Server {
-    let (child, base) = common::quota_serve(&db, &tokens);
+    let (child, base) = crate::common::quota_serve(&db, &tokens);
     Server {
         child,
         base,

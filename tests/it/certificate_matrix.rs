@@ -2,11 +2,9 @@
 //! library's decision function with a test PKI made by rcgen (openssl for SHA-1 and RSA-1024,
 //! which rcgen cannot produce).
 
-mod common;
-
 use std::path::Path;
 
-use common::{BASE, Pki, openssl_leaf, required};
+use crate::common::{BASE, Pki, openssl_leaf, required};
 use realmctl::checks::certificate::{Inputs, Roots, check};
 use realmctl::checks::{CheckResult, Status};
 use rustls_pki_types::CertificateDer;
@@ -265,7 +263,7 @@ fn garbage_der_encrypted_and_missing_keys() {
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("k.pem"), &leaf.key_pem).unwrap();
-    common::openssl(
+    crate::common::openssl(
         dir.path(),
         &[
             "pkey",
@@ -297,7 +295,7 @@ fn sec1_and_pkcs1_keys_match() {
     let pki = Pki::new();
     let leaf = pki.leaf(&required());
     std::fs::write(dir.path().join("k.pem"), &leaf.key_pem).unwrap();
-    common::openssl(dir.path(), &["ec", "-in", "k.pem", "-out", "sec1.pem"]);
+    crate::common::openssl(dir.path(), &["ec", "-in", "k.pem", "-out", "sec1.pem"]);
     let sec1 = std::fs::read_to_string(dir.path().join("sec1.pem")).unwrap();
     assert!(sec1.contains("BEGIN EC PRIVATE KEY"));
     assert_eq!(
@@ -311,7 +309,7 @@ fn sec1_and_pkcs1_keys_match() {
 
     let (cert, key, ca) = openssl_leaf(dir.path(), 2048, "sha256", &required());
     std::fs::write(dir.path().join("rsa.pem"), &key).unwrap();
-    common::openssl(
+    crate::common::openssl(
         dir.path(),
         &["rsa", "-in", "rsa.pem", "-traditional", "-out", "pkcs1.pem"],
     );

@@ -3,17 +3,12 @@
 //! land under `<prefix>/<realm>/run-N/`, the journal records their URLs and SHA-256, and
 //! `audit verify` reads them back, catching a replaced or deleted object.
 
-#![cfg(feature = "object-store")]
-
-mod common;
-mod engine_support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{SpecOpts, free_port};
-use engine_support::*;
-use realmctl::engine::journal::sha256_hex;
+use crate::common::{SpecOpts, free_port};
+use crate::engine_support::*;
+use realmctl::digest::sha256_hex;
 
 struct Moto {
     child: Child,

@@ -3,22 +3,18 @@
 //! rendered in headless Chromium and checked not to be blank, and a canary secret (the quota
 //! core's admin token) that never reaches the state folder, the output or the reports.
 
-mod common;
-mod engine_support;
-
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use common::{Pki, SpecOpts, required, write_spec};
-use engine_support::*;
-use realmctl::engine::audit::Checkpoint;
-use realmctl::engine::journal::Journal;
-use realmctl::engine::report::{self, ReportFormat};
+use crate::common::{Pki, SpecOpts, required, write_spec};
+use crate::engine_support::*;
+use realmctl::engine::io::store::Store;
+use realmctl::engine::model::playbook;
+use realmctl::engine::model::report::{self, ReportFormat};
 use realmctl::engine::run;
-use realmctl::engine::store::Store;
-use realmctl::engine::{CheckOptions, Quiet, RunOptions, playbook};
+use realmctl::engine::{CheckOptions, Quiet, RunOptions};
 use realmctl::quota::seed;
 use realmctl::report::DocFormat;
 use time::macros::datetime;
@@ -52,26 +48,18 @@ fn finished_install() -> (tempfile::TempDir, std::path::PathBuf) {
     let spec = realmctl::spec::load(&spec_path).unwrap();
     let pb = playbook::load(&local_playbook(dir.path())).unwrap();
     let state = dir.path().join("state");
-    let opts = RunOptions {
-        operator: "auditor-test".into(),
-        until: None,
-        checks: CheckOptions {
-            concurrency: 4,
-            proxy_auth: None,
-            now: NOW,
-            public_roots: None,
-        },
-        quota_target: seed::Target::Local {
-            db: state.join("quota.db"),
-        },
-        store: Store::Local {
-            state_dir: state.clone(),
-        },
-        retry_base: std::time::Duration::from_millis(1),
-        clock: fixed_clock(),
-        #[cfg(feature = "test-actions")]
-        kill_at: None,
+    let mut opts = RunOptions::new(
+        "auditor-test",
+        Store::local(&state),
+        seed::Target::default_for(&state),
+    );
+    opts.checks = CheckOptions {
+        concurrency: Some(4),
+        now: NOW,
+        ..CheckOptions::default()
     };
+    opts.retry_base = std::time::Duration::from_millis(1);
+    opts.clock = fixed_clock();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -96,19 +84,14 @@ fn finished_install() -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 fn rendered(state: &Path, format: ReportFormat) -> String {
-    let j = Journal::open(state).unwrap();
-    let s = run::load_state(&j).unwrap();
-    let head = j
-        .head()
-        .unwrap()
-        .map(|(seq, hash)| Checkpoint { seq, hash });
-    let rep = report::build(&s, head.clone()).unwrap();
+    let rep = run::report(state).unwrap();
+    let head = rep.journal_head.clone().unwrap();
     let text = report::render(&rep, format).unwrap();
     let dir = state.parent().unwrap().display().to_string();
-    text.replace(&head.unwrap().hash, "[HEAD]")
+    text.replace(&head.hash, "[HEAD]")
         .replace(&dir, "[DIR]")
         .replace(&dir.replace('/', "&#x2F;"), "[DIR]")
-        .replace(&realmctl::engine::lock::host_name(), "[HOST]")
+        .replace(&realmctl::engine::io::lock::host_name(), "[HOST]")
 }
 
 #[test]
@@ -237,7 +220,7 @@ fn a_canary_secret_never_reaches_state_logs_or_reports() {
     let (canary, line) = mint(&Scope::Admin);
     let tokens = dir.path().join("tokens.yaml");
     std::fs::write(&tokens, format!("{line}\n")).unwrap();
-    let (child, url) = common::quota_serve(&dir.path().join("core.db"), &tokens);
+    let (child, url) = crate::common::quota_serve(&dir.path().join("core.db"), &tokens);
     let _server = Server(child);
 
     let spec = spec(dir.path(), SpecOpts::default());

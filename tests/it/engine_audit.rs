@@ -4,16 +4,15 @@
 //! artifact fails its checksum. The attacker edits the SQLite file directly (dropping the
 //! append-only triggers first), as someone with the file would.
 
-mod common;
-mod engine_support;
-
 use std::path::{Path, PathBuf};
 
-use common::SpecOpts;
-use engine_support::*;
+use crate::common::SpecOpts;
+use crate::engine_support::*;
 use realmctl::engine::audit;
-use realmctl::engine::journal::{Journal, Record, record_hash};
-use realmctl::engine::store::Store;
+use realmctl::engine::io::journal::Journal;
+use realmctl::engine::io::store::Store;
+use realmctl::engine::model::chain;
+use realmctl::engine::model::record::{Record, record_hash};
 use rusqlite::{Connection, params};
 
 /// A finished install's state folder (about twenty records).
@@ -62,11 +61,9 @@ fn records(state: &Path) -> Vec<Record> {
     Journal::open(state).unwrap().records().unwrap()
 }
 
-fn verdict(state: &Path, checkpoint: Option<audit::Checkpoint>) -> Option<audit::Break> {
+fn verdict(state: &Path, checkpoint: Option<chain::Checkpoint>) -> Option<chain::Break> {
     let j = Journal::open(state).unwrap();
-    let store = Store::Local {
-        state_dir: state.to_owned(),
-    };
+    let store = Store::local(state);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -111,7 +108,7 @@ fn every_single_record_mutation_is_detected_and_named() {
     let original = records(&state);
     let n = original.len();
     assert!(n >= 15, "{n} records");
-    let head = audit::verify_chain(&original, None).unwrap().unwrap();
+    let head = chain::verify_chain(&original, None).unwrap().unwrap();
     assert!(
         verdict(&state, Some(head.clone())).is_none(),
         "the intact journal verifies"
@@ -138,7 +135,7 @@ fn every_single_record_mutation_is_detected_and_named() {
             .unwrap();
         assert_eq!(
             verdict(&w, None),
-            Some(audit::Break::Modified { seq }),
+            Some(chain::Break::Modified { seq }),
             "modify {seq}"
         );
         // Modify the timestamp only.
@@ -151,7 +148,7 @@ fn every_single_record_mutation_is_detected_and_named() {
             .unwrap();
         assert_eq!(
             verdict(&w, None),
-            Some(audit::Break::Modified { seq }),
+            Some(chain::Break::Modified { seq }),
             "modify at {seq}"
         );
         // Delete.
@@ -162,7 +159,7 @@ fn every_single_record_mutation_is_detected_and_named() {
         if i + 1 < n {
             assert_eq!(
                 verdict(&w, None),
-                Some(audit::Break::Missing {
+                Some(chain::Break::Missing {
                     seq,
                     found: seq + 1
                 }),
@@ -214,7 +211,7 @@ fn every_single_record_mutation_is_detected_and_named() {
         if i + 1 < n {
             let w = fresh();
             let mut rs = original.clone();
-            let forged_event = realmctl::engine::event::Event::Approved {
+            let forged_event = realmctl::engine::model::event::Event::Approved {
                 phase: 5,
                 by: "mallory".into(),
                 note: None,

@@ -1,12 +1,10 @@
 //! DNS checks against real loopback peers (issue #2): dnsmasq for resolving names, NXDOMAIN and
 //! CAA; a silent loopback server for timeouts; a minimal RFC 1035 responder for SERVFAIL/REFUSED.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{BASE, PREFIXES, dnsmasq};
+use crate::common::{BASE, PREFIXES, dnsmasq};
 use realmctl::checks::dns::{self, CertIssuer};
 use realmctl::checks::{NoProgress, Status};
 use realmctl::spec::Domains;

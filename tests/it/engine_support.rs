@@ -1,8 +1,6 @@
 //! Shared helpers of the install-engine tests (issue #4): a loopback-only realm, playbooks,
 //! and running the binary.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -167,4 +165,13 @@ pub fn verify(state: &Path, checkpoint: Option<&str>) -> (i32, String) {
     }
     let o = c.output().unwrap();
     (o.status.code().unwrap_or(-1), text(&o).0)
+}
+
+/// Who acts next, from `install --output json`, as `owner: action`.
+pub fn next_text(v: &Value) -> String {
+    format!(
+        "{}: {}",
+        v["next"]["owner"].as_str().unwrap_or("(none)"),
+        v["next"]["action"].as_str().unwrap_or("")
+    )
 }

@@ -1,8 +1,6 @@
 //! Shared test helpers: a test PKI (rcgen, openssl for what rcgen cannot make), spec files,
 //! and loopback peers (dnsmasq, tinyproxy, rustls servers, silent listeners).
 //! Every peer listens on 127.0.0.1 and is started and stopped by the test that uses it.
-#![allow(dead_code)]
-
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,24 @@
+//! The integration tests, in one test binary (one link of the library, axum and object_store
+//! instead of thirteen). Each module is one area; `common` and `engine_support` are shared
+//! helpers. Everything a test talks to listens on loopback and is started by the test.
+
+#![allow(dead_code)]
+
+mod common;
+mod engine_support;
+
+mod certificate_matrix;
+mod cli;
+mod dns;
+mod engine;
+mod engine_audit;
+#[cfg(feature = "test-actions")]
+mod engine_crash;
+mod engine_report;
+#[cfg(feature = "object-store")]
+mod engine_s3;
+mod no_panic;
+mod outbound;
+mod quota;
+mod quota_cli;
+mod quota_http;
