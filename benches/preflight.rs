@@ -9,6 +9,7 @@
 #![allow(missing_docs)]
 
 #[path = "../tests/it/common.rs"]
+#[allow(dead_code)]
 mod common;
 mod support;
 
