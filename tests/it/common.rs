@@ -413,12 +413,18 @@ pub fn closed_port() -> u16 {
 /// `realmctl quota serve` on a free loopback port: the child and its base URL (read from the
 /// first line it prints). Its stderr keeps being drained so it never writes into a closed pipe.
 pub fn quota_serve(db: &Path, tokens: &Path) -> (Child, String) {
+    quota_serve_with(db, tokens, &[])
+}
+
+/// `quota serve` with extra flags (timeouts, limits).
+pub fn quota_serve_with(db: &Path, tokens: &Path, extra: &[&str]) -> (Child, String) {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("realmctl"))
         .args(["quota", "serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
         .arg("--tokens")
         .arg(tokens)
+        .args(extra)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

@@ -17,6 +17,7 @@ mod engine_crash;
 mod engine_report;
 #[cfg(feature = "object-store")]
 mod engine_s3;
+mod hardening;
 mod no_panic;
 mod outbound;
 mod quota;

@@ -465,3 +465,238 @@ fn seed_a_running_core_from_the_spec_with_an_admin_token() {
         "{err}"
     );
 }
+
+fn start_with(dir: &Path, t: &Tokens, extra: &[&str]) -> Server {
+    let db = dir.join("quota.db");
+    let tokens = dir.join("tokens.yaml");
+    std::fs::write(&tokens, &t.file).unwrap();
+    let (child, base) = crate::common::quota_serve_with(&db, &tokens, extra);
+    Server {
+        child,
+        base,
+        db,
+        tokens,
+    }
+}
+
+fn addr(s: &Server) -> String {
+    s.base.trim_start_matches("http://").to_owned()
+}
+
+/// Whether the server closed `c` (a read sees the end of the stream or a reset) within `wait`.
+fn closed_within(c: &mut std::net::TcpStream, wait: Duration) -> bool {
+    use std::io::Read;
+    c.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // a 408 or similar before closing is fine
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Regression (issue #8): 300 sockets that sent only a request line starved every real client
+/// for as long as they stayed open, and were never closed.
+#[test]
+fn incomplete_connections_are_closed_and_never_starve_real_clients() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens();
+    let s = start_with(dir.path(), &t, &["--header-timeout", "1s"]);
+    seed(&s, &t, "acme", 5);
+    let mut idle: Vec<_> = (0..300)
+        .map(|_| {
+            let mut c = std::net::TcpStream::connect(addr(&s)).unwrap();
+            c.write_all(b"GET /v1/realms/acme/usage HTTP/1.1\r\n")
+                .unwrap();
+            c
+        })
+        .collect();
+    let t0 = Instant::now();
+    for _ in 0..20 {
+        let (st, v) = call(
+            "GET",
+            &format!("{}/v1/realms/acme/usage", s.base),
+            Some(&t.acme),
+            None,
+        );
+        assert_eq!(st, 200, "{v}");
+    }
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "real clients waited {:?}",
+        t0.elapsed()
+    );
+    // Every half-sent request is closed once its head is late (1 s), within 1.5 × + slack.
+    let t0 = Instant::now();
+    for c in &mut idle {
+        assert!(closed_within(c, Duration::from_secs(3)), "still open");
+    }
+    assert!(
+        t0.elapsed() <= Duration::from_millis(1500 + 1000),
+        "{:?}",
+        t0.elapsed()
+    );
+    // A keep-alive connection that goes quiet after a request is closed the same way.
+    let mut quiet = std::net::TcpStream::connect(addr(&s)).unwrap();
+    quiet
+        .write_all(
+            format!(
+                "GET /v1/realms/acme/usage HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+                t.acme
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let t0 = Instant::now();
+    assert!(closed_within(&mut quiet, Duration::from_secs(4)));
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took <= Duration::from_millis(1500 + 1000),
+        "idle keep-alive closed after {took:?}"
+    );
+}
+
+/// Regression (issue #8): a `Content-Length: 99999999999` request waited for its body instead
+/// of getting 413 at once.
+#[test]
+fn an_oversized_content_length_gets_413_before_any_body() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens();
+    let s = start(dir.path(), &t);
+    let mut c = std::net::TcpStream::connect(addr(&s)).unwrap();
+    c.write_all(
+        format!(
+            "POST /v1/realms/acme/deployments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 99999999999\r\n\r\n",
+            t.acme
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let t0 = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let n = c.read(&mut buf).expect("an answer within 2 s");
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+}
+
+/// Regression (issue #8): SIGTERM waited ~40 s for one half-sent request; the shutdown is now
+/// bounded by `--shutdown-grace`.
+#[test]
+fn sigterm_with_a_half_sent_request_stops_within_the_grace_period() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens();
+    let grace = Duration::from_secs(2);
+    let mut s = start_with(
+        dir.path(),
+        &t,
+        &[
+            "--shutdown-grace",
+            "2s",
+            "--body-timeout",
+            "60s",
+            "--header-timeout",
+            "60s",
+        ],
+    );
+    seed(&s, &t, "acme", 2);
+    let mut c = std::net::TcpStream::connect(addr(&s)).unwrap();
+    c.write_all(
+        format!(
+            "POST /v1/realms/acme/deployments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"envir",
+            t.acme
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    let st = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    loop {
+        if let Some(code) = s.child.try_wait().unwrap() {
+            assert!(code.success(), "exit {code:?}");
+            break;
+        }
+        assert!(
+            t0.elapsed() <= grace.mul_f64(1.5) + Duration::from_millis(500),
+            "still running after {:?}",
+            t0.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut l = Ledger::open(&s.db, Sync::Full).unwrap();
+    assert_eq!(
+        l.status("acme").unwrap().deployments.len(),
+        0,
+        "nothing half-sent was admitted"
+    );
+}
+
+/// Regression (issue #8): a count ≥ 2^63 in `PUT .../config` answered 500; and the `Bearer`
+/// scheme in lower case was refused (RFC 7235 makes it case-insensitive).
+#[test]
+fn config_counts_beyond_63_bits_are_400_and_the_bearer_scheme_is_case_insensitive() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens();
+    let s = start(dir.path(), &t);
+    let (st, v) = call(
+        "PUT",
+        &format!("{}/v1/realms/acme/config", s.base),
+        Some(&t.admin),
+        Some(r#"{"pipelineSubscriptions": 9223372036854775808}"#),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("at most"), "{v}");
+    seed(&s, &t, "acme", 2);
+    let resp = agent()
+        .get(format!("{}/v1/realms/acme/usage", s.base))
+        .header("Authorization", &format!("bearer {}", t.acme))
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
+/// Regression (issue #8): a tokens file listing one digest twice (any letter case), a bad realm
+/// name or no token at all was accepted.
+#[test]
+fn quota_serve_refuses_a_tokens_file_with_duplicates_bad_realms_or_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = realmctl::quota::tokens::digest_hex("t");
+    for (name, body, expect) in [
+        (
+            "dup",
+            format!("{d}: acme\n{}: admin\n", d.to_uppercase()),
+            "listed twice",
+        ),
+        (
+            "realm",
+            format!("{d}: ../etc\n"),
+            "neither `admin` nor a realm name",
+        ),
+        ("empty", String::new(), "lists no token"),
+    ] {
+        let f = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&f, body).unwrap();
+        let o = Command::new(assert_cmd::cargo::cargo_bin("realmctl"))
+            .args(["quota", "serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(dir.path().join("q.db"))
+            .arg("--tokens")
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(expect), "{name}: {err}");
+    }
+}

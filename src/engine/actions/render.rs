@@ -275,4 +275,58 @@ mod tests {
             assert!(text.contains("| Permission | Why |"));
         }
     }
+
+    /// Regression (issue #8): certificate and key file names from the spec went into a shell
+    /// string of `install.sh`, so `x$(touch pwned).pem` ran a command on the operator's machine.
+    #[test]
+    fn hostile_file_names_stay_data_when_install_sh_runs() {
+        use std::os::unix::fs::PermissionsExt;
+        let hostile_cert = "x$(touch pwned).pem";
+        let hostile_key = r#"k'`touch pwned2`'"; rm -f pwned3; echo "$(id).key"#;
+        let (dir, mut s) = test_support::spec(Provider::Eks, "digibee.acme.com");
+        s.certificate.cert = dir.path().join("certs").join(hostile_cert);
+        s.certificate.key = dir.path().join("certs").join(hostile_key);
+        let files = install_artifacts(&s).unwrap();
+        let script = files.iter().find(|f| f.name == "install.sh").unwrap();
+        let run = tempfile::tempdir().unwrap();
+        std::fs::write(run.path().join("install.sh"), &script.bytes).unwrap();
+        // A fake kubectl that records its arguments, one per line.
+        let bin = run.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let kubectl = bin.join("kubectl");
+        std::fs::write(
+            &kubectl,
+            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\" >> \"$KUBECTL_LOG\"; done\ncat >/dev/null\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&kubectl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(run.path().join("pwned3"), "must survive").unwrap();
+        let log = run.path().join("kubectl.log");
+        let out = std::process::Command::new("sh")
+            .arg("install.sh")
+            .current_dir(run.path())
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .env("KUBECTL_LOG", &log)
+            .env_remove("REALM_CERT")
+            .env_remove("REALM_KEY")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        for pwned in ["pwned", "pwned2"] {
+            assert!(!run.path().join(pwned).exists(), "{pwned} was created");
+        }
+        assert!(run.path().join("pwned3").exists(), "a command ran");
+        let args = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            args.lines().any(|l| l == format!("--cert={hostile_cert}")),
+            "{args}"
+        );
+        assert!(
+            args.lines().any(|l| l == format!("--key={hostile_key}")),
+            "{args}"
+        );
+    }
 }
