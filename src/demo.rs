@@ -51,7 +51,15 @@ pub struct Demo {
 }
 
 fn write(path: PathBuf, text: &str) -> Result<(), DemoError> {
-    std::fs::write(&path, text).map_err(|source| DemoError::Write { path, source })
+    write_mode(path, text, 0o644)
+}
+
+/// Writes a demo file with `mode` (the private key: 0600).
+fn write_mode(path: PathBuf, text: &str, mode: u32) -> Result<(), DemoError> {
+    crate::fsutil::write_atomic(&path, text.as_bytes(), mode).map_err(|e| DemoError::Write {
+        path,
+        source: e.source,
+    })
 }
 
 fn ca(cn: &str) -> Result<CertificateParams, rcgen::Error> {
@@ -83,8 +91,12 @@ fn leaf(
 
 /// Writes the demo realm into `dir` and starts its loopback peers on the current tokio runtime.
 pub async fn prepare(dir: &Path) -> Result<Demo, DemoError> {
+    // The demo folder holds a private key: it is private (0700) like a state folder.
     let mkdir = |p: PathBuf| {
-        std::fs::create_dir_all(&p).map_err(|source| DemoError::Write { path: p, source })
+        crate::fsutil::create_private_dir(&p).map_err(|e| DemoError::Write {
+            path: p,
+            source: e.source,
+        })
     };
     mkdir(dir.join("certs"))?;
     let root = CertifiedIssuer::self_signed(ca("realmctl demo root CA")?, KeyPair::generate()?)?;
@@ -100,7 +112,11 @@ pub async fn prepare(dir: &Path) -> Result<Demo, DemoError> {
         .collect();
     let (chain, key) = leaf(names, &inter)?;
     write(dir.join("certs/wildcard.pem"), &chain)?;
-    write(dir.join("certs/wildcard.key"), &key.serialize_pem())?;
+    write_mode(
+        dir.join("certs/wildcard.key"),
+        &key.serialize_pem(),
+        crate::fsutil::PRIVATE_FILE,
+    )?;
     write(dir.join("certs/ca.pem"), &root.pem())?;
 
     let (server_chain, server_key) = leaf(vec!["localhost".into()], &inter)?;

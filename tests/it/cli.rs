@@ -473,4 +473,10 @@ fn demo_runs_a_full_self_check_on_loopback() {
         .arg(dir.path().join("realm.yaml"))
         .assert()
         .success();
+    // Regression (issue #8): the demo's private key was 0644 in a 0755 folder.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: std::path::PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(dir.path().join("certs/wildcard.key")), 0o600);
+    assert_eq!(mode(dir.path().join("certs")), 0o700);
+    assert_eq!(mode(dir.path().join("state")), 0o700);
 }
