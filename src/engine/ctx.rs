@@ -1,15 +1,12 @@
 //! What a step attempt is given ([`Ctx`]) and what it comes to ([`Outcome`] or [`Failure`]).
 //!
 //! Its own module so the actions, the engine and the test actions all depend on it and it on
-//! none of them. Blocking work (SQLite, HTTP through a blocking client, file writes) goes through
-//! [`BlockingGate::run`]: after an attempt ends — including by timeout, which drops the async
-//! part — the engine waits at the gate until every blocking job of the attempt has finished, so
-//! a timed-out attempt can never keep running beside its retry.
+//! none of them. Blocking work goes through [`Ctx::blocking`] ([`BlockingGate`]).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
+pub use super::blocking::{BlockingFailed, BlockingGate};
 use super::model::approval::Approval;
 use super::model::output::{FailureKind, StepOutput};
 use super::options::RunOptions;
@@ -109,61 +106,8 @@ impl Failure {
     }
 }
 
-/// Runs blocking work off the async runtime and lets the engine wait until all of it is done.
-#[derive(Debug, Default, Clone)]
-pub struct BlockingGate(Arc<tokio::sync::RwLock<()>>);
-
-impl BlockingGate {
-    /// Runs `f` on the blocking pool. While it runs, [`BlockingGate::drain`] waits.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, Failure> {
-        let guard = self.0.clone().read_owned().await;
-        tokio::task::spawn_blocking(move || {
-            let _running = guard;
-            f()
-        })
-        .await
-        .map_err(|e| Failure::permanent(format!("blocking work failed: {e}")))
-    }
-
-    /// Waits until no blocking work started through this gate is running.
-    pub async fn drain(&self) {
-        let _ = self.0.write().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Duration;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn drain_waits_for_blocking_work_whose_caller_was_dropped() {
-        let gate = BlockingGate::default();
-        let done = Arc::new(AtomicBool::new(false));
-        let d = done.clone();
-        let g = gate.clone();
-        let work = async move {
-            g.run(move || {
-                std::thread::sleep(Duration::from_millis(300));
-                d.store(true, Ordering::SeqCst);
-            })
-            .await
-        };
-        // The caller times out and drops its future; the blocking job keeps running.
-        assert!(
-            tokio::time::timeout(Duration::from_millis(50), work)
-                .await
-                .is_err()
-        );
-        assert!(!done.load(Ordering::SeqCst));
-        gate.drain().await;
-        assert!(
-            done.load(Ordering::SeqCst),
-            "drain returned before the job ended"
-        );
+impl From<BlockingFailed> for Failure {
+    fn from(e: BlockingFailed) -> Self {
+        Failure::permanent(e.to_string())
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod actions;
 pub mod audit;
+pub mod blocking;
 pub mod ctx;
 pub mod io;
 pub mod model;

@@ -8,10 +8,16 @@ use std::time::Duration;
 use ::time::OffsetDateTime;
 use rustls_pki_types::TrustAnchor;
 
-use super::actions::Capabilities;
 use super::io::store::Store;
 use crate::checks::outbound::ProxyAuth;
 use crate::quota::seed;
+
+/// What a run can offer the actions (decides which actions are available).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// A cloud provider for the realm's cloud is configured.
+    pub cloud: bool,
+}
 
 /// A clock, injectable so reports can be snapshot-tested.
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;

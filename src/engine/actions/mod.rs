@@ -27,6 +27,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::ctx::{Ctx, Failure, Outcome};
+pub use super::options::Capabilities;
 use crate::spec::Spec;
 
 /// Carries out one attempt of an action. The future need not be `Send`: the engine awaits it
@@ -64,13 +65,6 @@ pub enum Needs {
 
 /// The one message for a cloud action in a run without a cloud provider.
 pub const NO_CLOUD_PROVIDER: &str = "needs cloud provider support, which is not in this build";
-
-/// What this run can offer the actions.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Capabilities {
-    /// A cloud provider for the realm's cloud is configured.
-    pub cloud: bool,
-}
 
 /// Whether an action can run in this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

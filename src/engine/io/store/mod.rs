@@ -16,7 +16,7 @@ pub use error::StoreError;
 pub use local::LocalStore;
 
 use crate::digest::sha256_hex;
-use crate::engine::ctx::BlockingGate;
+use crate::engine::blocking::BlockingGate;
 use crate::engine::model::output::ArtifactRef;
 
 /// One rendered file.
@@ -93,7 +93,7 @@ impl Store {
                     .await
                     .map_err(|f| StoreError::Object {
                         location: rel.clone(),
-                        detail: f.message,
+                        detail: f.to_string(),
                         retryable: false,
                     })??
             }
