@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use realmctl::checks::{Category, CheckResult};
-use realmctl::digest::sha256_hex;
+use realmctl::crypto::sha256_hex;
 use realmctl::engine::io::journal::{Durability, Journal};
 use realmctl::engine::io::store::Store;
 use realmctl::engine::model::event::{Event, RunSubject};

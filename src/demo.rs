@@ -148,12 +148,10 @@ pub async fn tls_server(chain: &str, key: &str) -> Result<u16, DemoError> {
         .map_err(|e| DemoError::Peer(e.to_string()))?;
     let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
         .map_err(|e| DemoError::Peer(e.to_string()))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
-    .map_err(|e| DemoError::Peer(e.to_string()))?;
+    let config = rustls::ServerConfig::builder_with_provider(crate::crypto::tls_provider())
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| DemoError::Peer(e.to_string()))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let (l, port) = bind_loopback().await?;
     tokio::spawn(async move {

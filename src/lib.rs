@@ -5,8 +5,9 @@
 //! [`checks::Observer`]. See `docs/architecture.md`.
 
 pub mod checks;
+pub mod cloud;
+pub mod crypto;
 pub mod demo;
-pub mod digest;
 pub mod engine;
 pub mod fsutil;
 pub mod preflight;
@@ -14,5 +15,6 @@ pub mod quota;
 pub mod report;
 pub mod requirements;
 pub mod secret;
+pub mod serve;
 pub mod spec;
 pub mod templates;

@@ -8,6 +8,8 @@ use clap::Parser;
 mod cli;
 
 fn main() -> ExitCode {
+    // One crypto provider for every TLS client and server in the binary (docs/decisions.md).
+    realmctl::crypto::install_tls_provider();
     let args = cli::Cli::parse();
     let level = match args.verbose {
         0 => tracing::Level::WARN,

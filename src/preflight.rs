@@ -32,14 +32,16 @@ pub struct Options {
     pub now: OffsetDateTime,
     /// Roots a served chain must verify to (default: Mozilla's public roots).
     pub public_roots: Option<Arc<Vec<TrustAnchor<'static>>>>,
+    /// The realm's cloud, for the access checks (`None`: they cannot run).
+    pub cloud: Option<Arc<dyn crate::cloud::Cloud>>,
 }
 
 /// Why a preflight could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
-    /// A category this build cannot check was asked for.
+    /// A category this run cannot check was asked for.
     #[error(
-        "the `{0}` checks are not available in this build: cloud identity and permission checks arrive with cloud provider support\n  help: run the other categories (--only certificate,dns,outbound,vpn,spec)"
+        "the `{0}` checks need a cloud provider for the realm's cloud, and this run has none (not in this build)\n  help: run the other categories (--only certificate,dns,outbound,vpn,spec)"
     )]
     Unavailable(Category),
 }
@@ -97,7 +99,7 @@ pub async fn run(
     observer: &dyn Observer,
 ) -> Result<Report, PreflightError> {
     let wanted = |c: Category| opts.only.as_ref().is_none_or(|o| o.contains(&c));
-    if wanted(Category::Access) && opts.only.is_some() {
+    if wanted(Category::Access) && opts.only.is_some() && opts.cloud.is_none() {
         return Err(PreflightError::Unavailable(Category::Access));
     }
     let mut results: Vec<CheckResult> = Vec::new();
@@ -143,7 +145,14 @@ pub async fn run(
         }
         outbound::run(&spec.outbound.targets, &o, observer).await
     };
-    let (dns_results, outbound_results) = tokio::join!(dns_fut, out_fut);
+    let access_fut = async {
+        match (&opts.cloud, wanted(Category::Access)) {
+            (Some(cloud), true) => access(cloud.as_ref(), spec, opts.now, observer).await,
+            _ => Vec::new(),
+        }
+    };
+    let (dns_results, outbound_results, access_results) =
+        tokio::join!(dns_fut, out_fut, access_fut);
     results.extend(dns_results);
     results.extend(outbound_results);
     if wanted(Category::Vpn) && spec.vpn.enabled {
@@ -151,7 +160,63 @@ pub async fn run(
         let rs = vpn::check(&spec.vpn, &requirements::embedded().vpn);
         emit(rs, &mut results);
     }
+    results.extend(access_results);
     Ok(Report::new(&spec.name, results))
+}
+
+/// The read-only access checks of phases 1–3: credentials, account, permissions. A cloud error
+/// (no credentials, no network) is one failed check naming it, so the other categories still
+/// report.
+async fn access(
+    cloud: &dyn crate::cloud::Cloud,
+    spec: &Spec,
+    now: OffsetDateTime,
+    observer: &dyn Observer,
+) -> Vec<CheckResult> {
+    use crate::cloud::access as a;
+    observer.on_category_start(Category::Access, 12);
+    let t0 = Instant::now();
+    let failed = |step: &str, e: crate::cloud::CloudError| {
+        let owner = match e.kind {
+            crate::cloud::CloudErrorKind::Unavailable | crate::cloud::CloudErrorKind::Throttled => {
+                checks::Owner::Digibee
+            }
+            _ => checks::Owner::Customer,
+        };
+        vec![
+            CheckResult::fail(
+                format!("access.{step}"),
+                Category::Access,
+                cloud.describe(),
+                e.to_string(),
+                e.kind
+                    .help()
+                    .unwrap_or("check the credentials and the network path to the cloud's API"),
+            )
+            .owned_by(owner),
+        ]
+    };
+    let mut out = Vec::new();
+    match a::credentials(cloud, now).await {
+        Err(e) => out.extend(failed("credentials", e)),
+        Ok((id, rs)) => {
+            out.extend(rs);
+            match a::account(cloud, spec).await {
+                Ok(rs) => out.extend(rs),
+                Err(e) => out.extend(failed("account", e)),
+            }
+            match a::permissions(cloud, spec, &id).await {
+                Ok(rs) => out.extend(rs),
+                Err(e) => out.extend(failed("permissions", e)),
+            }
+        }
+    }
+    let per = t0.elapsed() / out.len().max(1) as u32;
+    for r in &mut out {
+        *r = r.clone().took(per);
+        observer.on_check(r);
+    }
+    out
 }
 
 /// The leaf's issuer names, for the CAA check; `None` when the chain cannot be read.
@@ -171,10 +236,10 @@ fn leaf_issuer(path: &std::path::Path) -> Option<CertIssuer> {
     })
 }
 
-/// The categories a full preflight runs in this build.
-pub fn available() -> Vec<Category> {
+/// The categories a full preflight runs with (`cloud`) or without a cloud provider.
+pub fn available(cloud: bool) -> Vec<Category> {
     checks::Category::ALL
         .into_iter()
-        .filter(|c| *c != Category::Access)
+        .filter(|c| cloud || *c != Category::Access)
         .collect()
 }

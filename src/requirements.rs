@@ -14,6 +14,7 @@ const OUTBOUND_YAML: &str = include_str!("../playbooks/requirements/outbound.yam
 const VPN_YAML: &str = include_str!("../playbooks/requirements/vpn.yaml");
 const QUOTA_YAML: &str = include_str!("../playbooks/requirements/quota.yaml");
 const ROLES_YAML: &str = include_str!("../playbooks/requirements/roles.yaml");
+const SIZING_YAML: &str = include_str!("../playbooks/requirements/sizing.yaml");
 
 /// One required domain prefix (`*.<prefix>.<base>`).
 #[derive(Debug, Clone, Deserialize)]
@@ -138,12 +139,23 @@ pub struct QuotaRequirements {
 
 /// One permission of the installer identity.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Permission {
-    /// The permission, action or role.
+    /// The permission, action or role, for people.
     pub permission: String,
     /// Why the install needs it.
     pub why: String,
+    /// The cloud's action names it grants (checked by `cloud.permissions`, rendered into the
+    /// least-privilege policy). Empty where the cloud grants by role instead.
+    #[serde(default)]
+    pub actions: Vec<String>,
+    /// The resources the actions apply to, as patterns: `{partition}`, `{region}`,
+    /// `{account}`, `{cluster}`, `{clusterRole}`, `{nodeRole}` are filled in from the spec.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// A policy condition block, as the cloud's policy language writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<serde_json::Value>,
 }
 
 /// The identity realmctl installs with.
@@ -190,6 +202,87 @@ pub struct ProviderRoles {
     pub resources: Vec<Resource>,
 }
 
+/// Demand of one unit (an RTU, or the platform's own services).
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Demand {
+    /// vCPU.
+    pub vcpu: f64,
+    /// Memory in GiB.
+    pub memory_gib: f64,
+}
+
+/// Node count rules.
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeRules {
+    /// Fewest nodes (one per zone).
+    pub min: u32,
+    /// The pool may grow to this many times its desired size.
+    pub max_factor: f64,
+    /// The smallest shape needing at most this many nodes is chosen.
+    pub prefer_at_most: u32,
+}
+
+/// One worker shape (instance type, VM size, machine type).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Shape {
+    /// The cloud's name for it.
+    pub name: String,
+    /// vCPU.
+    pub vcpu: u32,
+    /// Memory in GiB.
+    pub memory_gib: u32,
+    /// Subnet addresses one node may take (EKS VPC CNI); 0 where pods do not use subnet
+    /// addresses.
+    #[serde(default)]
+    pub pod_addresses: u32,
+}
+
+/// Shapes per cloud.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shapes {
+    /// AWS.
+    pub eks: Vec<Shape>,
+    /// Azure.
+    pub aks: Vec<Shape>,
+    /// Google Cloud.
+    pub gke: Vec<Shape>,
+}
+
+impl Shapes {
+    /// The shapes of one cloud, smallest first.
+    pub fn for_provider(&self, p: crate::spec::Provider) -> &[Shape] {
+        match p {
+            crate::spec::Provider::Eks => &self.eks,
+            crate::spec::Provider::Aks => &self.aks,
+            crate::spec::Provider::Gke => &self.gke,
+        }
+    }
+}
+
+/// How the worker pool is sized from the realm's RTUs (`playbooks/requirements/sizing.yaml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SizingRequirements {
+    /// Format version of the file.
+    pub version: u32,
+    /// What one RTU runs on.
+    pub rtu: Demand,
+    /// The platform's own services.
+    pub platform: Demand,
+    /// Spare capacity on top of the demand.
+    pub headroom: f64,
+    /// Share of a node left to pods.
+    pub allocatable: f64,
+    /// Node count rules.
+    pub nodes: NodeRules,
+    /// Shapes per cloud.
+    pub shapes: Shapes,
+}
+
 /// Roles and resources per provider (the phase-5 document).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -228,6 +321,8 @@ pub struct Requirements {
     pub quota: QuotaRequirements,
     /// Roles and resources per provider.
     pub roles: RolesRequirements,
+    /// Node pool sizing.
+    pub sizing: SizingRequirements,
 }
 
 /// The embedded requirement lists, parsed once.
@@ -239,6 +334,7 @@ pub fn embedded() -> &'static Requirements {
         vpn: parse("vpn.yaml", VPN_YAML),
         quota: parse("quota.yaml", QUOTA_YAML),
         roles: parse("roles.yaml", ROLES_YAML),
+        sizing: parse("sizing.yaml", SIZING_YAML),
     })
 }
 

@@ -59,6 +59,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "artifacts/install.sh",
         include_str!("../templates/artifacts/install.sh.tera"),
     ),
+    (
+        "policies/eks-installer.json",
+        include_str!("../templates/policies/eks-installer.json.tera"),
+    ),
+    (
+        "kubeconfig.yaml",
+        include_str!("../templates/kubeconfig.yaml.tera"),
+    ),
 ];
 
 /// A template could not be rendered.

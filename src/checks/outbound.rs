@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use futures::StreamExt;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{
-    CryptoProvider, ring as ring_provider, verify_tls12_signature, verify_tls13_signature,
-};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -493,10 +491,10 @@ impl ServerCertVerifier for RecordOnly {
 }
 
 fn tls_config() -> ClientConfig {
-    let provider = Arc::new(ring_provider::default_provider());
+    let provider = crate::crypto::tls_provider();
     ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
+        .expect("aws-lc-rs supports the default protocol versions")
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(RecordOnly(provider)))
         .with_no_client_auth()

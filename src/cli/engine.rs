@@ -60,6 +60,7 @@ fn load_playbook(path: Option<&Path>) -> Result<Playbook, BadInput> {
 
 /// The spec and the run options of `args`, with everything read from the environment.
 fn run_options(
+    runtime: &tokio::runtime::Runtime,
     args: &RunArgs,
     until: Option<u8>,
     concurrency: Option<usize>,
@@ -91,6 +92,7 @@ fn run_options(
         ..CheckOptions::default()
     };
     opts.retry_base = Duration::from_millis(args.retry_base_ms);
+    opts.cloud = env::cloud(runtime, &spec)?;
     #[cfg(feature = "test-actions")]
     {
         opts.kill_at = env::kill_at()?;
@@ -112,7 +114,8 @@ fn engine_err(e: EngineError) -> Result<Outcome, BadInput> {
 /// `realmctl plan`.
 pub fn plan(args: &RunArgs) -> Result<Outcome, BadInput> {
     let pb = load_playbook(args.playbook.as_deref())?;
-    let (spec, opts) = run_options(args, None, None)?;
+    let runtime = super::runtime()?;
+    let (spec, opts) = run_options(&runtime, args, None, None)?;
     let plan = match run::plan(&args.state, &spec, &pb, &opts) {
         Ok(p) => p,
         Err(e) => return engine_err(e),
@@ -206,7 +209,8 @@ pub fn install(
     concurrency: Option<usize>,
 ) -> Result<Outcome, BadInput> {
     let pb = load_playbook(args.playbook.as_deref())?;
-    let (spec, opts) = run_options(args, until, concurrency)?;
+    let runtime = super::runtime()?;
+    let (spec, opts) = run_options(&runtime, args, until, concurrency)?;
     if !yes {
         if !std::io::stdin().is_terminal() {
             return Err(bad(anyhow!(

@@ -75,3 +75,33 @@ pub fn kill_at() -> Result<Option<realmctl::engine::options::KillPoint>, BadInpu
         Err(_) => Ok(None),
     }
 }
+
+/// The cloud provider of the spec's cloud, on that cloud's standard credential chain (which the
+/// SDK reads from the environment and shared config files), wrapped in the retry decorator;
+/// `None` when this build has no provider for that cloud. Makes no call: `plan` stays offline.
+pub fn cloud(
+    runtime: &tokio::runtime::Runtime,
+    spec: &Spec,
+) -> Result<Option<std::sync::Arc<dyn realmctl::cloud::Cloud>>, BadInput> {
+    use realmctl::spec::Provider;
+    match spec.cloud.provider {
+        #[cfg(feature = "eks")]
+        Provider::Eks => {
+            use realmctl::cloud::eks::{EksProvider, EksSettings};
+            use realmctl::cloud::retry::{RetryPolicy, Retrying};
+            let settings = EksSettings {
+                region: spec.cloud.region.clone(),
+                endpoint: spec.cloud.endpoint.clone(),
+                profile: None,
+            };
+            let p = runtime
+                .block_on(EksProvider::standard_chain(settings))
+                .map_err(bad)?;
+            Ok(Some(std::sync::Arc::new(Retrying::new(
+                p,
+                RetryPolicy::default(),
+            ))))
+        }
+        _ => Ok(None),
+    }
+}

@@ -35,12 +35,19 @@ pub fn run(
     };
     let spec = super::spec::load(file)?;
     let now = OffsetDateTime::now_utc();
+    let wants_access = only.as_ref().is_none_or(|o| o.contains(&Category::Access));
+    let cloud = if wants_access {
+        env::cloud(runtime, &spec)?
+    } else {
+        None
+    };
     let opts = Options {
         only,
         concurrency,
         proxy_auth: env::proxy_auth(&spec)?,
         now,
         public_roots: None,
+        cloud,
     };
     let progress = Progress::new(output == Format::Text);
     let result = runtime.block_on(preflight::run(&spec, &opts, &progress));

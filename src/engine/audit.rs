@@ -13,7 +13,7 @@ use super::io::journal::{Journal, JournalError};
 use super::io::store::{ObjectOptions, Store, StoreError};
 use super::model::chain::{Break, ChainVerifier, Checkpoint};
 use super::model::event::{Event, EventKind};
-use crate::digest::sha256_hex;
+use crate::crypto::sha256_hex;
 
 /// Why `audit verify` could not run at all (a failed verification is a [`Verification`]).
 #[derive(Debug, thiserror::Error)]

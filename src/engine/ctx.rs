@@ -4,14 +4,28 @@
 //! none of them. Blocking work goes through [`Ctx::blocking`] ([`BlockingGate`]).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Instant;
+
+use futures::future::LocalBoxFuture;
 
 pub use super::blocking::{BlockingFailed, BlockingGate};
 use super::model::approval::Approval;
-use super::model::output::{FailureKind, StepOutput};
+use super::model::output::{FailureKind, Intent, StepOutput};
 use super::options::RunOptions;
-use crate::checks::{self, Owner};
+use crate::checks::{self, Category, CheckResult, Owner};
+use crate::cloud::{Cloud, CloudError, CloudErrorKind};
 use crate::spec::Spec;
+
+/// What a step tells the engine while it runs.
+pub trait StepRecorder {
+    /// Journals (fsync'd) a change the step is about to make, before it makes it.
+    fn intent<'a>(&'a self, intent: &'a Intent) -> LocalBoxFuture<'a, Result<(), Failure>>;
+    /// Tells the operator how the step is going (e.g. a cluster still CREATING).
+    fn progress(&self, message: &str);
+    /// Test builds: the crash tests may kill the process here (`STEP:at:LABEL`).
+    fn kill_point(&self, label: &str);
+}
 
 /// A step's parameters, as written in the playbook.
 pub type Params = BTreeMap<String, serde_json::Value>;
@@ -40,9 +54,15 @@ pub struct Ctx<'a> {
     pub checks: &'a dyn checks::Observer,
     /// Where blocking work runs.
     pub blocking: &'a BlockingGate,
+    /// Intents, progress and kill points.
+    pub record: &'a dyn StepRecorder,
+    /// The realm's cloud, when this run has a provider for it.
+    pub cloud: Option<&'a dyn Cloud>,
+    /// The state folder (for files a step writes there, like the kubeconfig).
+    pub state_dir: &'a Path,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
     /// A text parameter.
     pub fn text_param(&self, name: &str) -> Option<&str> {
         self.params.get(name).and_then(|v| v.as_str())
@@ -56,6 +76,19 @@ impl Ctx<'_> {
     /// Time left before the deadline.
     pub fn remaining(&self) -> std::time::Duration {
         self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// The realm's cloud; a run without one cannot carry out this step.
+    pub fn cloud(&self) -> Result<&'a dyn Cloud, Failure> {
+        self.cloud.ok_or_else(|| Failure {
+            kind: FailureKind::Unavailable,
+            message: format!(
+                "step {}: {}",
+                self.step,
+                crate::engine::actions::NO_CLOUD_PROVIDER
+            ),
+            output: None,
+        })
     }
 }
 
@@ -109,5 +142,41 @@ impl Failure {
 impl From<BlockingFailed> for Failure {
     fn from(e: BlockingFailed) -> Self {
         Failure::permanent(e.to_string())
+    }
+}
+
+impl From<CloudError> for Failure {
+    /// A cloud error: retryable when its kind is; the error is also evidence, owned by the
+    /// customer when the customer must fix it (a permission, a quota) and by Digibee otherwise.
+    fn from(e: CloudError) -> Self {
+        let owner = match e.kind {
+            CloudErrorKind::AccessDenied | CloudErrorKind::QuotaExceeded => Owner::Customer,
+            _ => Owner::Digibee,
+        };
+        let fix = e
+            .kind
+            .help()
+            .unwrap_or("see the message; run the step again once it is fixed");
+        let evidence = CheckResult::fail(
+            format!("cloud.{}", e.operation),
+            Category::Access,
+            e.operation.clone(),
+            e.to_string(),
+            fix,
+        )
+        .owned_by(owner);
+        Failure {
+            kind: if e.kind.retryable() {
+                FailureKind::Retryable
+            } else {
+                FailureKind::Permanent
+            },
+            message: e.to_string(),
+            output: Some(Box::new(StepOutput {
+                summary: format!("{} ({})", e.operation, e.kind),
+                checks: vec![evidence],
+                ..StepOutput::default()
+            })),
+        }
     }
 }

@@ -44,6 +44,8 @@ pub trait EngineObserver: crate::checks::Observer {
     fn on_phase_start(&self, _phase: &Phase) {}
     /// A step attempt begins.
     fn on_step_start(&self, _step: &StepDef, _attempt: u32) {}
+    /// A running step says how it is going (e.g. a cluster still CREATING).
+    fn on_step_progress(&self, _step: &StepDef, _message: &str) {}
     /// A step ended (or was already done).
     fn on_step_end(&self, _step: &StepDef, _end: &StepEnd<'_>) {}
 }

@@ -10,13 +10,15 @@ use rustls_pki_types::TrustAnchor;
 
 use super::io::store::Store;
 use crate::checks::outbound::ProxyAuth;
+use crate::cloud::Cloud;
 use crate::quota::seed;
+use crate::spec::Provider;
 
 /// What a run can offer the actions (decides which actions are available).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Capabilities {
-    /// A cloud provider for the realm's cloud is configured.
-    pub cloud: bool,
+    /// The cloud this run has a provider for.
+    pub cloud: Option<Provider>,
 }
 
 /// A clock, injectable so reports can be snapshot-tested.
@@ -68,6 +70,8 @@ pub struct RunOptions {
     pub retry_base: Duration,
     /// The clock.
     pub clock: Clock,
+    /// The realm's cloud (`None`: the cloud steps cannot run, and `plan` says so).
+    pub cloud: Option<Arc<dyn Cloud>>,
     /// Test builds: kill the process at this point.
     #[cfg(feature = "test-actions")]
     pub kill_at: Option<KillPoint>,
@@ -85,6 +89,7 @@ impl RunOptions {
             store,
             retry_base: Duration::from_secs(2),
             clock: system_clock(),
+            cloud: None,
             #[cfg(feature = "test-actions")]
             kill_at: None,
         }
@@ -92,7 +97,9 @@ impl RunOptions {
 
     /// What this run can offer the actions.
     pub fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
+        Capabilities {
+            cloud: self.cloud.as_ref().map(|c| c.provider()),
+        }
     }
 }
 
@@ -108,15 +115,21 @@ pub enum KillPoint {
     Acted(String),
     /// After the step's success is journaled.
     Succeeded(String),
+    /// Inside the step, where its action says `label` (e.g. between a create call and its
+    /// journal record).
+    At(String, String),
 }
 
 #[cfg(feature = "test-actions")]
 impl std::str::FromStr for KillPoint {
     type Err = String;
-    /// `opened`, or `STEP:started|acted|succeeded`.
+    /// `opened`, `STEP:started|acted|succeeded`, or `STEP:at:LABEL`.
     fn from_str(s: &str) -> Result<Self, String> {
         if s == "opened" {
             return Ok(KillPoint::Opened);
+        }
+        if let Some((step, label)) = s.split_once(":at:") {
+            return Ok(KillPoint::At(step.to_owned(), label.to_owned()));
         }
         let (step, point) = s
             .split_once(':')

@@ -13,21 +13,21 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::actions::Availability;
-use super::ctx::{BlockingGate, Ctx, Failure, Outcome};
+use super::ctx::{BlockingGate, Ctx, Failure, Outcome, StepRecorder};
 use super::io::journal::{Durability, Journal, JournalError};
 use super::io::lock::{self, Holder, LockError};
 use super::model::chain::Checkpoint;
 use super::model::event::{Event, RunSubject, StopOutcome};
 use super::model::inputs;
 use super::model::next::{self, Next};
-use super::model::output::{FailureKind, StepOutput};
+use super::model::output::{FailureKind, Intent, StepOutput};
 use super::model::plan::{self, Plan, StepPlan};
 use super::model::playbook::{Phase, Playbook, StepDef};
 use super::model::record::{Record, timestamp};
 use super::model::report::{self, InstallReport};
 use super::model::state::{self, Approval, ApproveError, State};
 use super::{EngineObserver, RunOptions, StepEnd};
-use crate::digest::sha256_hex;
+use crate::crypto::sha256_hex;
 use crate::fsutil;
 use crate::spec::Spec;
 
@@ -151,14 +151,82 @@ fn plan_for(spec: &Spec, playbook: &Playbook, state: &State, opts: &RunOptions) 
         .as_ref()
         .map(|before| plan::diff(before, &inputs::spec_json(spec)))
         .unwrap_or_default();
-    plan::build(
+    let mut plan = plan::build(
         &spec.name,
         playbook,
         state,
         &digests,
         changes,
         opts.capabilities(),
-    )
+        spec.cloud.provider,
+    );
+    plan.cloud = Some(plan::CloudPlan {
+        provider: spec.cloud.provider,
+        via: opts.cloud.as_ref().map(|c| c.describe()),
+        pool: crate::cloud::access::pool_size(spec),
+        // The policy renders from embedded data and templates (unit-tested); a failure here
+        // would be a build defect, shown as no policy rather than a failed plan.
+        policy: crate::cloud::permissions::policy_document(spec)
+            .ok()
+            .flatten(),
+    });
+    plan
+}
+
+/// The engine's side of a running step: intents go to the journal (fsync'd) before the step
+/// acts on them, progress goes to the observer, and test builds may die at a kill point.
+struct Recorder<'a> {
+    journal: Arc<Mutex<Journal>>,
+    opts: &'a RunOptions,
+    run: u32,
+    step: &'a StepDef,
+    observer: &'a dyn EngineObserver,
+}
+
+impl StepRecorder for Recorder<'_> {
+    fn intent<'b>(
+        &'b self,
+        intent: &'b Intent,
+    ) -> futures::future::LocalBoxFuture<'b, Result<(), Failure>> {
+        let j = self.journal.clone();
+        let at = (self.opts.clock)();
+        let e = Event::StepIntent {
+            run: self.run,
+            step: self.step.id.clone(),
+            intent: intent.clone(),
+        };
+        Box::pin(async move {
+            blocking(move || {
+                j.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .append(&e, at, Durability::Sync)
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e: JournalError| {
+                Failure::permanent(format!("cannot journal the intent: {e}"))
+            })
+        })
+    }
+
+    fn progress(&self, message: &str) {
+        self.observer.on_step_progress(self.step, message);
+    }
+
+    #[cfg(feature = "test-actions")]
+    fn kill_point(&self, label: &str) {
+        if self.opts.kill_at
+            == Some(super::options::KillPoint::At(
+                self.step.id.clone(),
+                label.to_owned(),
+            ))
+        {
+            super::options::kill_self();
+        }
+    }
+
+    #[cfg(not(feature = "test-actions"))]
+    fn kill_point(&self, _label: &str) {}
 }
 
 /// The journal of a running install, shared with the blocking pool.
@@ -167,6 +235,7 @@ struct Runner<'a> {
     state: State,
     opts: &'a RunOptions,
     run: u32,
+    dir: &'a Path,
 }
 
 impl Runner<'_> {
@@ -261,6 +330,7 @@ pub async fn install(
         state,
         opts,
         run,
+        dir,
     };
     let spec_doc = inputs::spec_json(spec);
     r.append(
@@ -349,7 +419,9 @@ async fn run_step(
 ) -> Result<StepResult, JournalError> {
     let def = step.action.def();
     let run = r.run;
-    if let Availability::Unavailable(reason) = def.availability(r.opts.capabilities()) {
+    if let Availability::Unavailable(reason) =
+        def.availability(r.opts.capabilities(), spec.cloud.provider)
+    {
         let message = format!("action {} {reason}", step.action);
         r.append(
             Event::StepFailed {
@@ -397,6 +469,13 @@ async fn run_step(
         let t0 = (r.opts.clock)();
         let started = Instant::now();
         let gate = BlockingGate::default();
+        let recorder = Recorder {
+            journal: r.journal.clone(),
+            opts: r.opts,
+            run,
+            step,
+            observer,
+        };
         let result = {
             let ctx = Ctx {
                 spec,
@@ -410,6 +489,9 @@ async fn run_step(
                 deadline: started + step.timeout,
                 checks: observer,
                 blocking: &gate,
+                record: &recorder,
+                cloud: r.opts.cloud.as_deref(),
+                state_dir: r.dir,
             };
             match tokio::time::timeout(step.timeout, (def.run)(&ctx)).await {
                 Ok(res) => res,

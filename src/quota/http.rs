@@ -445,61 +445,18 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    use hyper_util::service::TowerToHyperService;
-
     let limits = state.limits;
-    let app = router(state);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        let slot = tokio::select! {
-            s = slots.clone().acquire_owned() => s.expect("the semaphore is never closed"),
-            () = &mut shutdown => break,
-        };
-        let stream = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                // Out of file descriptors or a connection reset before accept: keep serving.
-                Err(e) if is_transient(&e) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read)
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
-        let conn = graceful.watch(conn);
-        tasks.spawn(async move {
-            let _ = conn.await;
-            drop(slot);
-        });
-        while tasks.try_join_next().is_some() {}
-    }
-    drop(listener);
-    // Requests in flight finish (each admission is committed before its answer); idle
-    // connections close at once; whatever is still open after the grace period is dropped.
-    let _ = tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await;
-    tasks.abort_all();
-    Ok(())
-}
-
-fn is_transient(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind as K;
-    matches!(
-        e.kind(),
-        K::ConnectionAborted | K::ConnectionReset | K::Interrupted | K::WouldBlock
-    ) || matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    crate::serve::http1(
+        listener,
+        router(state),
+        crate::serve::Bounds {
+            header_read: limits.header_read,
+            shutdown_grace: limits.shutdown_grace,
+            max_connections: limits.max_connections,
+        },
+        shutdown,
     )
+    .await
 }
 
 #[cfg(test)]

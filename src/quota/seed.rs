@@ -161,9 +161,15 @@ pub fn seed(
         Target::Remote { url, token } => {
             check_url(url)?;
             let endpoint = format!("{}/v1/realms/{realm}/config", url.trim_end_matches('/'));
+            let tls = ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::Rustls)
+                .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                .unversioned_rustls_crypto_provider(crate::crypto::tls_provider())
+                .build();
             let agent: ureq::Agent = ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .max_redirects(0)
+                .tls_config(tls)
                 .timeout_global(Some(limit.min(Duration::from_secs(30))))
                 .build()
                 .into();

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use base64::Engine;
 
-use crate::digest::{is_sha256_hex, random, sha256_hex};
+use crate::crypto::{is_sha256_hex, random, sha256_hex};
 use crate::fsutil;
 
 /// What a token may do.

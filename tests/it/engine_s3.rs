@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::common::{SpecOpts, free_port};
 use crate::engine_support::*;
-use realmctl::digest::sha256_hex;
+use realmctl::crypto::sha256_hex;
 
 struct Moto {
     child: Child,

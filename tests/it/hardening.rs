@@ -231,7 +231,7 @@ fn audit_verify_never_reads_artifact_locations_outside_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("outside.txt");
     std::fs::write(&secret, "not an artifact").unwrap();
-    let sha = realmctl::digest::sha256_hex(b"not an artifact");
+    let sha = realmctl::crypto::sha256_hex(b"not an artifact");
     let state = dir.path().join("state");
     let art = |location: String| ArtifactRef {
         name: "x".into(),

@@ -1,12 +1,11 @@
 //! Does the private key belong to the leaf certificate?
 //!
 //! RSA keys are compared by modulus and exponent read from the key's DER (so small, weak keys
-//! still get a clear answer; `ring` refuses RSA keys under 2048 bits). ECDSA P-256/P-384 and
-//! Ed25519 keys are loaded with `ring`, which checks the key's consistency, and their public key
-//! is compared with the certificate's.
+//! still get a clear answer; the crypto library refuses RSA keys under 2048 bits). ECDSA
+//! P-256/P-384 and Ed25519 keys are loaded with aws-lc-rs, which checks the key's consistency,
+//! and their public key is compared with the certificate's.
 
-use ring::rand::SystemRandom;
-use ring::signature::{self, KeyPair};
+use aws_lc_rs::signature::{self, KeyPair};
 use rustls_pki_types::PrivateKeyDer;
 use x509_parser::der_parser::ber::BerObject;
 use x509_parser::der_parser::parse_der;
@@ -38,13 +37,14 @@ pub fn key_matches(key: &PrivateKeyDer<'_>, leaf: &X509Certificate<'_>) -> KeyMa
             if let Some(inner) = pkcs8_rsa_inner(der) {
                 return rsa_matches(&inner, leaf);
             }
-            ring_public_key(der)
+            derived_public_key(der)
         }
         PrivateKeyDer::Sec1(k) => {
-            // ring reads PKCS#8 only: wrap the SEC1 key for each supported curve and let ring decide.
+            // Keys are read as PKCS#8: wrap the SEC1 key for each supported curve and let the
+            // library decide which one it is.
             [OID_P256, OID_P384]
                 .iter()
-                .find_map(|curve| ring_public_key(&sec1_to_pkcs8(k.secret_sec1_der(), curve)))
+                .find_map(|curve| derived_public_key(&sec1_to_pkcs8(k.secret_sec1_der(), curve)))
         }
         _ => None,
     };
@@ -58,13 +58,12 @@ pub fn key_matches(key: &PrivateKeyDer<'_>, leaf: &X509Certificate<'_>) -> KeyMa
     }
 }
 
-fn ring_public_key(pkcs8: &[u8]) -> Option<Vec<u8>> {
-    let rng = SystemRandom::new();
+fn derived_public_key(pkcs8: &[u8]) -> Option<Vec<u8>> {
     for alg in [
         &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
         &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
     ] {
-        if let Ok(kp) = signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8, &rng) {
+        if let Ok(kp) = signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8) {
             return Some(kp.public_key().as_ref().to_vec());
         }
     }

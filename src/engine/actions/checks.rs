@@ -98,6 +98,7 @@ pub(super) async fn run_category(ctx: &Ctx<'_>, category: Category) -> Vec<Check
         proxy_auth: o.proxy_auth.clone(),
         now: o.now,
         public_roots: o.public_roots.clone(),
+        cloud: None,
     };
     match preflight::run(ctx.spec, &opts, ctx.checks).await {
         Ok(r) => r.checks,

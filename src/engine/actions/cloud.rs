@@ -1,25 +1,45 @@
-//! The cloud actions: `cloud.account` (phase 1), `cloud.credentials` (phase 2),
-//! `cloud.permissions` (phase 3), `cluster.apply` and `cluster.wait` (phase 6). They need a cloud
-//! provider for the realm's cloud; a run without one cannot carry them out, and `plan` says so.
+//! The cloud actions, through the run's cloud provider ([`crate::cloud`]):
+//!
+//! - `cloud.account` (phase 1): the account, subnets, roles, offered versions and vCPU quota;
+//! - `cloud.credentials` (phase 2): who, from which source, until when (never the secret);
+//! - `cloud.permissions` (phase 3): every permission the identity lacks, by name;
+//! - `cluster.apply` (phase 6): create or adopt the cluster, wait until it is active, create or
+//!   adopt its node pool. Each create is journaled as an intent first; after a crash the step
+//!   describes before it creates, so nothing is ever created twice; a same-named resource this
+//!   realm did not create, or that differs, is a conflict and is never changed;
+//! - `cluster.wait` (phase 6): wait until cluster and node pool are active (the backoff of
+//!   [`crate::cloud::poll::WAIT`], throttling honoured, under the step's deadline), record the
+//!   endpoint and CA, and write `<state>/kubeconfig` (0600) with the token command, no token.
 
 use std::time::Duration;
 
-use super::{ActionDef, Input, NO_CLOUD_PROVIDER, Needs, SpecPart, run_fn};
+use serde_json::json;
+
+use super::{ActionDef, Input, Needs, SpecPart, run_fn};
+use crate::checks::{CheckResult, Status as CheckStatus};
+use crate::cloud::facts::{ClusterFacts, Status};
+use crate::cloud::judge::Decision;
+use crate::cloud::{self, CloudError, CloudErrorKind, access, judge, poll};
 use crate::engine::ctx::{Ctx, Failure, Outcome};
-use crate::engine::model::output::FailureKind;
+use crate::engine::model::output::{FailureKind, Intent, StepOutput};
+use crate::fsutil;
 
 const INPUTS: &[Input] = &[Input::Part(SpecPart::Name), Input::Part(SpecPart::Cloud)];
 
 /// `cloud.account`.
 pub const ACCOUNT: ActionDef = ActionDef {
     name: "cloud.account",
-    summary: "checks the cloud account, region, quotas and services the spec names",
+    summary: "checks the cloud account, subnets, roles, Kubernetes version and vCPU quota",
     needs: Needs::Cloud,
     timeout: Duration::from_secs(5 * 60),
     retries: 2,
     params: &[],
-    inputs: INPUTS,
-    run: run_fn!(unavailable),
+    inputs: &[
+        Input::Part(SpecPart::Name),
+        Input::Part(SpecPart::Cloud),
+        Input::Part(SpecPart::Subscription),
+    ],
+    run: run_fn!(account),
 };
 
 /// `cloud.credentials`.
@@ -31,7 +51,7 @@ pub const CREDENTIALS: ActionDef = ActionDef {
     retries: 2,
     params: &[],
     inputs: INPUTS,
-    run: run_fn!(unavailable),
+    run: run_fn!(credentials),
 };
 
 /// `cloud.permissions`.
@@ -43,37 +63,283 @@ pub const PERMISSIONS: ActionDef = ActionDef {
     retries: 2,
     params: &[],
     inputs: INPUTS,
-    run: run_fn!(unavailable),
+    run: run_fn!(permissions),
 };
 
 /// `cluster.apply`.
 pub const CLUSTER_APPLY: ActionDef = ActionDef {
     name: "cluster.apply",
-    summary: "creates or adopts the managed cluster and its node pools",
+    summary: "creates or adopts the managed cluster and its node pool, sized from the RTUs",
     needs: Needs::Cloud,
     timeout: Duration::from_secs(45 * 60),
     retries: 2,
     params: &[],
-    inputs: INPUTS,
-    run: run_fn!(unavailable),
+    inputs: &[
+        Input::Part(SpecPart::Name),
+        Input::Part(SpecPart::Cloud),
+        Input::Part(SpecPart::Subscription),
+    ],
+    run: run_fn!(cluster_apply),
 };
 
 /// `cluster.wait`.
 pub const CLUSTER_WAIT: ActionDef = ActionDef {
     name: "cluster.wait",
-    summary: "waits until the cluster and its node pools are ready",
+    summary: "waits until the cluster and its node pool are ready; writes the kubeconfig",
     needs: Needs::Cloud,
     timeout: Duration::from_secs(45 * 60),
     retries: 2,
     params: &[],
     inputs: INPUTS,
-    run: run_fn!(unavailable),
+    run: run_fn!(cluster_wait),
 };
 
-async fn unavailable(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
-    Err(Failure {
-        kind: FailureKind::Unavailable,
-        message: format!("step {}: {NO_CLOUD_PROVIDER}", ctx.step),
-        output: None,
+/// Check results as a step's end: done with the evidence, or a permanent failure naming what
+/// failed (the evidence says who must fix it).
+fn judged(results: Vec<CheckResult>, what: &str) -> Result<Outcome, Failure> {
+    let count = |s| results.iter().filter(|r| r.status == s).count();
+    let summary = format!(
+        "{what}: {} pass, {} warn, {} fail",
+        count(CheckStatus::Pass),
+        count(CheckStatus::Warn),
+        count(CheckStatus::Fail)
+    );
+    let failed: Vec<_> = results
+        .iter()
+        .filter(|r| r.status == CheckStatus::Fail)
+        .map(|r| format!("  {}: {}", r.subject, r.message))
+        .collect();
+    let output = StepOutput {
+        summary: summary.clone(),
+        checks: results,
+        ..StepOutput::default()
+    };
+    if failed.is_empty() {
+        Ok(Outcome::Done(output))
+    } else {
+        Err(Failure {
+            kind: FailureKind::Permanent,
+            message: format!(
+                "{summary}\n{}\n  help: `realmctl preflight --only access -f <spec>` shows each fix",
+                failed.join("\n")
+            ),
+            output: Some(Box::new(output)),
+        })
+    }
+}
+
+async fn account(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
+    let cloud = ctx.cloud()?;
+    let results = access::account(cloud, ctx.spec).await?;
+    judged(results, "account checks")
+}
+
+async fn credentials(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
+    let cloud = ctx.cloud()?;
+    let (id, results) = access::credentials(cloud, (ctx.opts.clock)()).await?;
+    let mut out = judged(results, "credential checks")?;
+    if let Outcome::Done(o) = &mut out {
+        o.summary = format!("{} as {} ({})", o.summary, id.principal, id.source);
+        o.facts = Some(json!({"identity": id}));
+    }
+    Ok(out)
+}
+
+async fn permissions(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
+    let cloud = ctx.cloud()?;
+    let id = cloud.identity().await?;
+    let results = access::permissions(cloud, ctx.spec, &id).await?;
+    judged(results, "permission checks")
+}
+
+/// Who must resolve a conflict: Digibee's cloud team picks another name or reconciles the spec.
+fn conflict(what: &str, why: String) -> Failure {
+    let evidence = CheckResult::fail(
+        format!("cloud.conflict.{what}"),
+        crate::checks::Category::Access,
+        what,
+        why.clone(),
+        "choose another name in the spec, or make the spec match the existing resource",
+    )
+    .owned_by(crate::checks::Owner::Digibee);
+    Failure {
+        kind: FailureKind::Permanent,
+        message: why,
+        output: Some(Box::new(StepOutput {
+            summary: format!("{what}: conflict"),
+            checks: vec![evidence],
+            ..StepOutput::default()
+        })),
+    }
+}
+
+/// Polls `describe` with [`poll::WAIT`] until it reports active, under the step's deadline.
+async fn until_active<T>(
+    ctx: &Ctx<'_>,
+    what: &str,
+    mut describe: impl AsyncFnMut() -> Result<Option<(Status, T)>, CloudError>,
+) -> Result<T, Failure> {
+    let started = std::time::Instant::now();
+    let mut n = 0;
+    loop {
+        n += 1;
+        let (throttled, status) = match describe().await {
+            Ok(Some((Status::Active, t))) => return Ok(t),
+            Ok(Some((Status::Failed(why), _))) => {
+                return Err(Failure::permanent(format!("{what} failed: {why}")));
+            }
+            Ok(Some((s, _))) => (false, format!("{s:?}").to_uppercase()),
+            Ok(None) => {
+                return Err(Failure::permanent(format!(
+                    "{what} does not exist (deleted while the install waited?)"
+                )));
+            }
+            Err(e) if e.kind == CloudErrorKind::Throttled => (true, "throttled".to_owned()),
+            Err(e) if e.kind.retryable() => (false, format!("no answer ({})", e.kind)),
+            Err(e) => return Err(e.into()),
+        };
+        ctx.record.progress(&format!(
+            "{what}: {status} ({} s)",
+            started.elapsed().as_secs()
+        ));
+        let Some(delay) = poll::WAIT.next(n, throttled, ctx.remaining()) else {
+            return Err(Failure {
+                kind: FailureKind::Timeout,
+                message: format!("{what} was not ready within the step's timeout"),
+                output: None,
+            });
+        };
+        tokio::time::sleep(delay).await;
+    }
+}
+
+async fn cluster_apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
+    let cloud = ctx.cloud()?;
+    let realm = &ctx.spec.name;
+    let key = cloud::realm_tag_key(ctx.spec.cloud.provider);
+    let want = access::cluster_def(ctx.spec);
+    let existing = cloud.cluster(&want.name).await?;
+    let cluster_created = match judge::cluster(existing.as_ref(), &want, key, realm) {
+        Decision::Adopt => false,
+        Decision::Conflict(why) => return Err(conflict("cluster", why)),
+        Decision::Create => {
+            ctx.record
+                .intent(&Intent::Cluster {
+                    name: want.name.clone(),
+                })
+                .await?;
+            ctx.record.kill_point("intent-cluster");
+            match cloud.create_cluster(&want).await {
+                Ok(()) => {}
+                // Created meanwhile (by a run that died before journaling it): judge it again.
+                Err(e) if e.kind == CloudErrorKind::Conflict => {
+                    let now = cloud.cluster(&want.name).await?;
+                    if let Decision::Conflict(why) = judge::cluster(now.as_ref(), &want, key, realm)
+                    {
+                        return Err(conflict("cluster", why));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+            ctx.record.kill_point("created-cluster");
+            true
+        }
+    };
+    let what = format!("cluster {}", want.name);
+    until_active(ctx, &what, async || {
+        Ok(cloud
+            .cluster(&want.name)
+            .await?
+            .map(|c| (c.status.clone(), ())))
     })
+    .await?;
+
+    let pool = access::node_pool_def(ctx.spec);
+    let existing = cloud.node_pool(&want.name, &pool.name).await?;
+    let pool_created = match judge::node_pool(existing.as_ref(), &pool, key, realm) {
+        Decision::Adopt => false,
+        Decision::Conflict(why) => return Err(conflict("node pool", why)),
+        Decision::Create => {
+            ctx.record
+                .intent(&Intent::NodePool {
+                    cluster: want.name.clone(),
+                    name: pool.name.clone(),
+                })
+                .await?;
+            ctx.record.kill_point("intent-pool");
+            match cloud.create_node_pool(&want.name, &pool).await {
+                Ok(()) => {}
+                Err(e) if e.kind == CloudErrorKind::Conflict => {
+                    let now = cloud.node_pool(&want.name, &pool.name).await?;
+                    if let Decision::Conflict(why) =
+                        judge::node_pool(now.as_ref(), &pool, key, realm)
+                    {
+                        return Err(conflict("node pool", why));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+            ctx.record.kill_point("created-pool");
+            true
+        }
+    };
+    let verb = |created: bool| if created { "created" } else { "adopted" };
+    Ok(Outcome::Done(StepOutput {
+        summary: format!(
+            "cluster {} {} ({}, Kubernetes {}); node pool {} {}: {} × {} to {} (desired {})",
+            want.name,
+            verb(cluster_created),
+            cloud.describe(),
+            want.kubernetes_version,
+            pool.name,
+            verb(pool_created),
+            pool.min,
+            pool.shape,
+            pool.max,
+            pool.desired
+        ),
+        facts: Some(json!({
+            "cluster": {"name": want.name, "created": cluster_created, "tags": want.tags},
+            "nodePool": {"name": pool.name, "created": pool_created, "shape": pool.shape,
+                         "min": pool.min, "desired": pool.desired, "max": pool.max},
+        })),
+        ..StepOutput::default()
+    }))
+}
+
+async fn cluster_wait(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
+    let cloud = ctx.cloud()?;
+    let name = ctx.spec.cloud.cluster.name.clone();
+    let pool = access::pool_name(ctx.spec);
+    let cluster: ClusterFacts = until_active(ctx, &format!("cluster {name}"), async || {
+        Ok(cloud.cluster(&name).await?.map(|c| (c.status.clone(), c)))
+    })
+    .await?;
+    until_active(ctx, &format!("node pool {pool}"), async || {
+        Ok(cloud.node_pool(&name, &pool).await?.map(|p| (p.status, ())))
+    })
+    .await?;
+    let access = cloud.kube_access(&cluster)?;
+    let text = crate::templates::render("kubeconfig.yaml", &access)
+        .map_err(|e| Failure::permanent(e.to_string()))?;
+    let path = ctx.state_dir.join("kubeconfig");
+    let at = path.clone();
+    ctx.blocking
+        .run(move || fsutil::write_atomic(&at, text.as_bytes(), fsutil::PRIVATE_FILE))
+        .await?
+        .map_err(|e| Failure::permanent(format!("cannot write the kubeconfig: {e}")))?;
+    Ok(Outcome::Done(StepOutput {
+        summary: format!(
+            "cluster {name} and node pool {pool} are active; API server {}; kubeconfig written (mode 0600, no token: `{} {}`)",
+            access.server,
+            access.command,
+            access.args.join(" ")
+        ),
+        facts: Some(json!({
+            "endpoint": access.server,
+            "certificateAuthority": access.certificate_authority,
+            "kubeconfig": "kubeconfig",
+        })),
+        ..StepOutput::default()
+    }))
 }

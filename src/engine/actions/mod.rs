@@ -64,7 +64,7 @@ pub enum Needs {
 }
 
 /// The one message for a cloud action in a run without a cloud provider.
-pub const NO_CLOUD_PROVIDER: &str = "needs cloud provider support, which is not in this build";
+pub const NO_CLOUD_PROVIDER: &str = "needs a cloud provider for the realm's cloud, and this run has none (not in this build, or not configured)";
 
 /// Whether an action can run in this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -77,10 +77,12 @@ pub enum Availability {
 }
 
 impl ActionDef {
-    /// Whether the action can run with `caps`.
-    pub fn availability(&self, caps: Capabilities) -> Availability {
+    /// Whether the action can run with `caps` for a realm on `cloud`.
+    pub fn availability(&self, caps: Capabilities, cloud: crate::spec::Provider) -> Availability {
         match self.needs {
-            Needs::Cloud if !caps.cloud => Availability::Unavailable(NO_CLOUD_PROVIDER),
+            Needs::Cloud if caps.cloud != Some(cloud) => {
+                Availability::Unavailable(NO_CLOUD_PROVIDER)
+            }
             _ => Availability::Available,
         }
     }
@@ -305,8 +307,11 @@ mod tests {
 
     #[test]
     fn cloud_actions_need_a_provider_and_the_rest_run_anywhere() {
+        use crate::spec::Provider;
         let none = Capabilities::default();
-        let cloud = Capabilities { cloud: true };
+        let cloud = Capabilities {
+            cloud: Some(Provider::Eks),
+        };
         for a in [
             Action::CloudAccount,
             Action::CloudCredentials,
@@ -315,13 +320,21 @@ mod tests {
             Action::ClusterWait,
         ] {
             assert_eq!(
-                a.def().availability(none),
+                a.def().availability(none, Provider::Eks),
                 Availability::Unavailable(NO_CLOUD_PROVIDER)
             );
-            assert_eq!(a.def().availability(cloud), Availability::Available);
+            assert_eq!(
+                a.def().availability(cloud, Provider::Eks),
+                Availability::Available
+            );
+            assert_eq!(
+                a.def().availability(cloud, Provider::Gke),
+                Availability::Unavailable(NO_CLOUD_PROVIDER),
+                "an EKS provider does not run a GKE realm's steps"
+            );
         }
         assert_eq!(
-            Action::QuotaSeed.def().availability(none),
+            Action::QuotaSeed.def().availability(none, Provider::Eks),
             Availability::Available
         );
     }

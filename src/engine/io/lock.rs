@@ -426,8 +426,8 @@ fn boot_id() -> Option<String> {
 /// A fresh random lock id.
 pub fn new_lock_id() -> String {
     let mut b = [0u8; 8];
-    crate::digest::random(&mut b);
-    crate::digest::hex(&b)
+    crate::crypto::random(&mut b);
+    crate::crypto::hex(&b)
 }
 
 /// This machine's host name.

@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::output::{FailureKind, StepOutput};
+use super::output::{FailureKind, Intent, StepOutput};
 use super::playbook::Playbook;
 use crate::checks::Owner;
 use crate::spec::{Provider, Spec};
@@ -94,6 +94,15 @@ pub enum Event {
         attempt: u32,
         /// Digest of the step's inputs.
         input_digest: String,
+    },
+    /// A step is about to change something in the cloud (journaled before the call).
+    StepIntent {
+        /// The run.
+        run: u32,
+        /// Step id.
+        step: String,
+        /// What it is about to do.
+        intent: Intent,
     },
     /// A step finished successfully.
     StepSucceeded {
@@ -221,6 +230,8 @@ pub enum EventKind {
     PlanChanged,
     /// [`Event::StepStarted`].
     StepStarted,
+    /// [`Event::StepIntent`].
+    StepIntent,
     /// [`Event::StepSucceeded`].
     StepSucceeded,
     /// [`Event::StepSkipped`].
@@ -243,10 +254,11 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::RunStarted,
         EventKind::PlanChanged,
         EventKind::StepStarted,
+        EventKind::StepIntent,
         EventKind::StepSucceeded,
         EventKind::StepSkipped,
         EventKind::StepFailed,
@@ -264,6 +276,7 @@ impl EventKind {
             EventKind::RunStarted => "runStarted",
             EventKind::PlanChanged => "planChanged",
             EventKind::StepStarted => "stepStarted",
+            EventKind::StepIntent => "stepIntent",
             EventKind::StepSucceeded => "stepSucceeded",
             EventKind::StepSkipped => "stepSkipped",
             EventKind::StepFailed => "stepFailed",
@@ -300,6 +313,7 @@ impl Event {
             Event::RunStarted { .. } => EventKind::RunStarted,
             Event::PlanChanged { .. } => EventKind::PlanChanged,
             Event::StepStarted { .. } => EventKind::StepStarted,
+            Event::StepIntent { .. } => EventKind::StepIntent,
             Event::StepSucceeded { .. } => EventKind::StepSucceeded,
             Event::StepSkipped { .. } => EventKind::StepSkipped,
             Event::StepFailed { .. } => EventKind::StepFailed,
@@ -319,6 +333,7 @@ impl Event {
             Event::RunStarted { run, .. }
             | Event::PlanChanged { run, .. }
             | Event::StepStarted { run, .. }
+            | Event::StepIntent { run, .. }
             | Event::StepSucceeded { run, .. }
             | Event::StepSkipped { run, .. }
             | Event::StepFailed { run, .. }

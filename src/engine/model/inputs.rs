@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::playbook::{Playbook, StepDef};
-use crate::digest::sha256_hex;
+use crate::crypto::sha256_hex;
 use crate::engine::actions::Input;
 use crate::fsutil;
 use crate::quota::seed;

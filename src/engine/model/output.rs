@@ -31,7 +31,7 @@ impl StepOutput {
 
     /// SHA-256 of the output's JSON: what an approval of its phase covers.
     pub fn digest(&self) -> String {
-        crate::digest::sha256_hex(
+        crate::crypto::sha256_hex(
             serde_json::to_string(self)
                 .expect("outputs serialise")
                 .as_bytes(),
@@ -65,4 +65,39 @@ pub enum FailureKind {
     Timeout,
     /// This run cannot carry out the action (e.g. no cloud provider).
     Unavailable,
+}
+
+/// A change a step is about to make in the cloud, journaled (fsync'd) before the call, so that
+/// after a crash an auditor sees what was attempted and the resumed step knows to describe
+/// before creating.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "create",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum Intent {
+    /// Create a managed cluster.
+    Cluster {
+        /// Its name.
+        name: String,
+    },
+    /// Create a node pool of a cluster.
+    NodePool {
+        /// The cluster.
+        cluster: String,
+        /// The pool's name.
+        name: String,
+    },
+}
+
+impl std::fmt::Display for Intent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Intent::Cluster { name } => write!(f, "create cluster {name}"),
+            Intent::NodePool { cluster, name } => {
+                write!(f, "create node pool {name} of cluster {cluster}")
+            }
+        }
+    }
 }

@@ -125,8 +125,23 @@ pub struct PlanPhase {
     pub gates: Vec<PlanGate>,
 }
 
+/// What the install will ask of the cloud: the node pool sized from the realm's RTUs, and the
+/// least-privilege policy the install identity needs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudPlan {
+    /// The cloud.
+    pub provider: crate::spec::Provider,
+    /// Who the cloud steps run through (region, endpoint), when this run has a provider.
+    pub via: Option<String>,
+    /// The worker node pool.
+    pub pool: crate::cloud::sizing::PoolSize,
+    /// The least-privilege policy of the install identity (JSON), where the cloud uses one.
+    pub policy: Option<String>,
+}
+
 /// The whole plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     /// Realm.
@@ -139,6 +154,8 @@ pub struct Plan {
     pub replanned: Vec<String>,
     /// Phases.
     pub phases: Vec<PlanPhase>,
+    /// What the install asks of the cloud.
+    pub cloud: Option<CloudPlan>,
 }
 
 impl Plan {
@@ -161,6 +178,7 @@ pub fn build(
     inputs: &BTreeMap<String, String>,
     spec_changes: Vec<Change>,
     caps: Capabilities,
+    cloud: crate::spec::Provider,
 ) -> Plan {
     let mut replanned = Vec::new();
     let phases = playbook
@@ -173,7 +191,7 @@ pub fn build(
                 .map(|s| {
                     let input = inputs.get(&s.id).cloned().unwrap_or_default();
                     let st = state.step_state(&s.id);
-                    let plan = match (s.action.def().availability(caps), st) {
+                    let plan = match (s.action.def().availability(caps, cloud), st) {
                         (Availability::Unavailable(r), st)
                             if !st.is_some_and(|st| {
                                 st.is_done() && st.input_digest.as_deref() == Some(&input)
@@ -259,6 +277,7 @@ pub fn build(
         spec_changes,
         replanned,
         phases,
+        cloud: None,
     }
 }
 
@@ -324,6 +343,15 @@ mod tests {
     use crate::engine::model::playbook;
     use serde_json::json;
 
+    fn step<'a>(p: &'a Plan, id: &str) -> &'a StepPlan {
+        &p.phases
+            .iter()
+            .flat_map(|ph| &ph.steps)
+            .find(|s| s.id == id)
+            .unwrap()
+            .plan
+    }
+
     fn inputs(pb: &Playbook, d: &str) -> BTreeMap<String, String> {
         pb.steps()
             .map(|(_, s)| (s.id.clone(), d.to_owned()))
@@ -352,11 +380,24 @@ mod tests {
             &inputs(&pb, "d"),
             vec![],
             Capabilities::default(),
+            crate::spec::Provider::Eks,
         );
         assert_eq!(p.phases.len(), 6);
         assert_eq!(p.phases[0].steps[0].plan, StepPlan::Run);
         let u = p.first_unavailable().unwrap();
-        assert_eq!(u.action, Action::ClusterApply);
+        assert_eq!(u.action, Action::CloudAccount, "without a provider");
+        let with = build(
+            "acme",
+            &pb,
+            &State::default(),
+            &inputs(&pb, "d"),
+            vec![],
+            Capabilities {
+                cloud: Some(crate::spec::Provider::Eks),
+            },
+            crate::spec::Provider::Eks,
+        );
+        assert_eq!(with.first_unavailable(), None, "with an EKS provider");
         assert_eq!(p.phases[4].gates[0].plan, GatePlan::Pending);
     }
 
@@ -366,11 +407,27 @@ mod tests {
         let events = [done("spec", 1, "d"), done("certificate", 3, "d")];
         let state = State::fold(events.iter().map(|e| (1, "t", e)));
         let mut now = inputs(&pb, "d");
-        let p = build("acme", &pb, &state, &now, vec![], Capabilities::default());
+        let p = build(
+            "acme",
+            &pb,
+            &state,
+            &now,
+            vec![],
+            Capabilities::default(),
+            crate::spec::Provider::Eks,
+        );
         assert!(matches!(p.phases[0].steps[0].plan, StepPlan::Done { .. }));
         now.insert("certificate".into(), "changed".into());
-        let p = build("acme", &pb, &state, &now, vec![], Capabilities::default());
-        assert_eq!(p.phases[2].steps[0].plan, StepPlan::Rerun);
+        let p = build(
+            "acme",
+            &pb,
+            &state,
+            &now,
+            vec![],
+            Capabilities::default(),
+            crate::spec::Provider::Eks,
+        );
+        assert_eq!(step(&p, "certificate"), &StepPlan::Rerun);
         assert_eq!(p.replanned, vec!["certificate".to_owned()]);
     }
 
@@ -404,11 +461,12 @@ mod tests {
             &inputs(&pb, "d"),
             vec![],
             Capabilities::default(),
+            crate::spec::Provider::Eks,
         );
         assert_eq!(p.phases[0].steps[0].plan, StepPlan::Resume);
         assert_eq!(
-            p.phases[2].steps[0].plan,
-            StepPlan::Retry {
+            step(&p, "certificate"),
+            &StepPlan::Retry {
                 error: "expired".into()
             }
         );

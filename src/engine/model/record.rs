@@ -53,7 +53,7 @@ impl Record {
 
 /// The record hash.
 pub fn record_hash(prev: &str, seq: u64, at: &str, kind: &str, payload: &str) -> String {
-    let mut h = crate::digest::Sha256::default();
+    let mut h = crate::crypto::Sha256::default();
     h.update(b"realmctl-journal-v1");
     for field in [
         prev.as_bytes(),

@@ -10,10 +10,10 @@ use serde::Serialize;
 
 pub use super::approval::Approval;
 use super::event::{Event, RunSubject, StopOutcome};
-use super::output::{FailureKind, StepOutput};
+use super::output::{FailureKind, Intent, StepOutput};
 use super::playbook::{Phase, Playbook};
 use crate::checks::Owner;
-use crate::digest::sha256_hex;
+use crate::crypto::sha256_hex;
 
 /// One `install` run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -85,6 +85,8 @@ pub struct StepState {
     pub failure: Option<FailureKind>,
     /// Who must act, while waiting.
     pub waiting_on: Option<Owner>,
+    /// Cloud changes the step announced (with their journal records), over all runs.
+    pub intents: Vec<(u64, Intent)>,
 }
 
 impl StepState {
@@ -102,6 +104,7 @@ impl StepState {
             message: None,
             failure: None,
             waiting_on: None,
+            intents: Vec::new(),
         }
     }
 
@@ -277,6 +280,11 @@ impl State {
                 }
             }
             Event::StepRetry { .. } => {}
+            Event::StepIntent { step, intent, .. } => {
+                if let Some(st) = self.steps.get_mut(step) {
+                    st.intents.push((seq, intent.clone()));
+                }
+            }
             Event::StepWaiting {
                 step,
                 phase,

@@ -15,7 +15,7 @@ use std::path::Path;
 pub use error::StoreError;
 pub use local::LocalStore;
 
-use crate::digest::sha256_hex;
+use crate::crypto::sha256_hex;
 use crate::engine::blocking::BlockingGate;
 use crate::engine::model::output::ArtifactRef;
 

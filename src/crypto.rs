@@ -1,7 +1,11 @@
-//! SHA-256 and hex, in one place: journal hashes, input and output digests, artifact checksums
-//! and token digests all go through here, so the crypto provider behind them is one choice.
+//! The one crypto provider of the binary, aws-lc-rs, in one place: SHA-256 and hex (journal
+//! hashes, input and output digests, artifact checksums, token digests), randomness, and the
+//! rustls provider every TLS client and server of realmctl uses. The AWS SDK (and the Azure and
+//! Google crates to come) use aws-lc-rs too, so the binary carries one provider, not two.
 
-use ring::digest;
+use std::sync::Arc;
+
+use aws_lc_rs::digest;
 
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
@@ -40,10 +44,21 @@ impl Sha256 {
 
 /// Fills `buf` from the operating system's random source.
 pub fn random(buf: &mut [u8]) {
-    use ring::rand::{SecureRandom, SystemRandom};
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
     SystemRandom::new()
         .fill(buf)
         .expect("the operating system's random source is available");
+}
+
+/// The rustls crypto provider (aws-lc-rs) for every TLS client and server of realmctl.
+pub fn tls_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Installs [`tls_provider`] as the process default, for libraries that look it up (the AWS
+/// SDK's HTTPS client, reqwest). Called once by `main`; a second call changes nothing.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// Whether `s` is 64 hex digits (a SHA-256 in hex, either case).
