@@ -24,15 +24,17 @@ pub fn pool_name(spec: &Spec) -> String {
     format!("{}-workers", spec.name)
 }
 
+/// What the account step asks and expects: the query, each role's purpose with the service it
+/// must trust, and the name of the vCPU quota.
+struct AccountAsk {
+    query: AccountQuery,
+    trust: Vec<(&'static str, &'static str)>,
+    quota_name: &'static str,
+}
+
 /// The account query and expectations of `spec` (EKS; the other clouds arrive with their own
 /// providers). `None` for a cloud without a provider in this build.
-fn account_query(
-    spec: &Spec,
-) -> Option<(
-    AccountQuery,
-    Vec<(&'static str, &'static str)>,
-    &'static str,
-)> {
+fn account_query(spec: &Spec) -> Option<AccountAsk> {
     match &spec.cloud.account {
         #[cfg(feature = "eks")]
         CloudAccount::Eks {
