@@ -62,6 +62,14 @@ pub fn cluster_def(name: &str) -> ClusterDef {
 }
 
 impl FakeCloud {
+    /// A fake whose creations turn active after `polls` describes.
+    pub fn ready_after(polls: u32) -> Self {
+        FakeCloud {
+            ready_after: polls,
+            ..FakeCloud::default()
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }

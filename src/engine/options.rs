@@ -72,6 +72,8 @@ pub struct RunOptions {
     pub clock: Clock,
     /// The realm's cloud (`None`: the cloud steps cannot run, and `plan` says so).
     pub cloud: Option<Arc<dyn Cloud>>,
+    /// How the cluster steps poll (default: [`crate::cloud::poll::WAIT`]).
+    pub poll: crate::cloud::poll::Backoff,
     /// Test builds: kill the process at this point.
     #[cfg(feature = "test-actions")]
     pub kill_at: Option<KillPoint>,
@@ -90,6 +92,7 @@ impl RunOptions {
             retry_base: Duration::from_secs(2),
             clock: system_clock(),
             cloud: None,
+            poll: crate::cloud::poll::WAIT,
             #[cfg(feature = "test-actions")]
             kill_at: None,
         }

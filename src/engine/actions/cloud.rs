@@ -19,7 +19,7 @@ use super::{ActionDef, Input, Needs, SpecPart, run_fn};
 use crate::checks::{CheckResult, Status as CheckStatus};
 use crate::cloud::facts::{ClusterFacts, Status};
 use crate::cloud::judge::Decision;
-use crate::cloud::{self, CloudError, CloudErrorKind, access, judge, poll};
+use crate::cloud::{self, CloudError, CloudErrorKind, access, judge};
 use crate::engine::ctx::{Ctx, Failure, Outcome};
 use crate::engine::model::output::{FailureKind, Intent, StepOutput};
 use crate::fsutil;
@@ -173,7 +173,8 @@ fn conflict(what: &str, why: String) -> Failure {
     }
 }
 
-/// Polls `describe` with [`poll::WAIT`] until it reports active, under the step's deadline.
+/// Polls `describe` with the run's backoff (by default [`crate::cloud::poll::WAIT`]) until it reports active,
+/// under the step's deadline.
 async fn until_active<T>(
     ctx: &Ctx<'_>,
     what: &str,
@@ -202,7 +203,7 @@ async fn until_active<T>(
             "{what}: {status} ({} s)",
             started.elapsed().as_secs()
         ));
-        let Some(delay) = poll::WAIT.next(n, throttled, ctx.remaining()) else {
+        let Some(delay) = ctx.opts.poll.next(n, throttled, ctx.remaining()) else {
             return Err(Failure {
                 kind: FailureKind::Timeout,
                 message: format!("{what} was not ready within the step's timeout"),
@@ -342,4 +343,217 @@ async fn cluster_wait(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
         })),
         ..StepOutput::default()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::cloud::facts::Status;
+    use crate::cloud::testing::FakeCloud;
+    use crate::cloud::{Cloud, CloudErrorKind};
+    use crate::engine::io::journal::Journal;
+    use crate::engine::io::store::Store;
+    use crate::engine::model::event::{Event, StopOutcome};
+    use crate::engine::model::output::Intent;
+    use crate::engine::model::playbook;
+    use crate::engine::{Quiet, RunOptions, run};
+    use crate::quota::seed;
+    use crate::spec::Provider;
+
+    /// A playbook whose phase 6 holds `steps` (YAML flow list) and nothing else.
+    fn phase6(steps: &str) -> playbook::Playbook {
+        let mut s = String::from("apiVersion: realmctl/v1\nkind: Playbook\nname: t\nphases:\n");
+        for n in 1..=6 {
+            s.push_str(&format!(
+                "  - {{number: {n}, id: p{n}, title: P{n}, owner: digibee{}}}\n",
+                if n == 6 {
+                    format!(", steps: {steps}")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        playbook::parse(&s, "t").unwrap()
+    }
+
+    struct Run {
+        _dir: tempfile::TempDir,
+        state: std::path::PathBuf,
+        spec: crate::spec::Spec,
+        opts: RunOptions,
+    }
+
+    fn setup(cloud: Arc<FakeCloud>) -> Run {
+        let (dir, spec) = crate::engine::test_support::spec(Provider::Eks, "digibee.acme.com");
+        let state = dir.path().join("state");
+        let mut opts =
+            RunOptions::new("t", Store::local(&state), seed::Target::default_for(&state));
+        opts.retry_base = Duration::from_millis(1);
+        opts.cloud = Some(cloud as Arc<dyn Cloud>);
+        opts.poll = crate::cloud::poll::Backoff {
+            first: Duration::from_millis(5),
+            factor: 2,
+            cap: Duration::from_millis(20),
+        };
+        Run {
+            _dir: dir,
+            state,
+            spec,
+            opts,
+        }
+    }
+
+    async fn install(r: &Run, pb: &playbook::Playbook) -> run::RunResult {
+        run::install(&r.state, &r.spec, pb, &r.opts, &Quiet)
+            .await
+            .unwrap()
+    }
+
+    fn intents(state: &std::path::Path) -> Vec<Intent> {
+        Journal::open(state)
+            .unwrap()
+            .records()
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| match r.event().unwrap() {
+                Event::StepIntent { intent, .. } => Some(intent),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn apply_creates_once_journals_intents_first_and_a_rerun_adopts() {
+        let fake = Arc::new(FakeCloud::default());
+        let r = setup(fake.clone());
+        let pb =
+            phase6("[{id: cluster, action: cluster.apply}, {id: ready, action: cluster.wait}]");
+        let res = install(&r, &pb).await;
+        assert_eq!(res.outcome, StopOutcome::Completed, "{}", res.message);
+        assert_eq!(fake.cluster_names(), ["digibee-acme"]);
+        assert_eq!(fake.pool_names(), ["digibee-acme/acme-workers"]);
+        assert_eq!(fake.calls("create_cluster"), 1);
+        assert_eq!(fake.calls("create_node_pool"), 1);
+        assert_eq!(
+            intents(&r.state),
+            [
+                Intent::Cluster {
+                    name: "digibee-acme".into()
+                },
+                Intent::NodePool {
+                    cluster: "digibee-acme".into(),
+                    name: "acme-workers".into()
+                }
+            ]
+        );
+        // The kubeconfig: 0600, the token command, no token.
+        use std::os::unix::fs::PermissionsExt;
+        let kc = r.state.join("kubeconfig");
+        assert_eq!(
+            std::fs::metadata(&kc).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let text = std::fs::read_to_string(&kc).unwrap();
+        assert!(
+            text.contains("command: \"fake-token\"")
+                && text.contains("server: \"https://127.0.0.1:6443\""),
+            "{text}"
+        );
+        // A fresh state folder over the same cloud (a lost journal, another operator): adopt.
+        let r2 = setup(fake.clone());
+        let res = install(&r2, &pb).await;
+        assert_eq!(res.outcome, StopOutcome::Completed, "{}", res.message);
+        assert_eq!(fake.calls("create_cluster"), 1, "nothing created twice");
+        assert_eq!(fake.calls("create_node_pool"), 1);
+        assert!(intents(&r2.state).is_empty(), "adoption announces nothing");
+    }
+
+    #[tokio::test]
+    async fn a_same_named_cluster_of_someone_else_is_refused_and_untouched() {
+        let fake = Arc::new(FakeCloud::default());
+        let mut c = crate::cloud::facts::ClusterFacts {
+            name: "digibee-acme".into(),
+            id: "arn:other".into(),
+            status: Status::Active,
+            kubernetes_version: "1.31".into(),
+            subnets: vec![],
+            role: "arn:other-role".into(),
+            tags: Default::default(),
+            endpoint: None,
+            certificate_authority: None,
+        };
+        c.tags.insert("team".into(), "payments".into());
+        fake.insert_cluster(c);
+        let r = setup(fake.clone());
+        let res = install(&r, &phase6("[{id: cluster, action: cluster.apply}]")).await;
+        assert_eq!(res.outcome, StopOutcome::Failed);
+        let next = res.next.unwrap();
+        assert!(next.action.contains("already exists"), "{next}");
+        assert_eq!(next.owner, crate::checks::Owner::Digibee);
+        assert_eq!(fake.calls("create_cluster"), 0);
+        assert_eq!(fake.calls("create_node_pool"), 0);
+    }
+
+    #[tokio::test]
+    async fn wait_polls_until_active_and_throttling_is_retried_by_the_step() {
+        let fake = Arc::new(FakeCloud::ready_after(2));
+        let r = setup(fake.clone());
+        let res = install(
+            &r,
+            &phase6("[{id: cluster, action: cluster.apply, timeout: 60s}]"),
+        )
+        .await;
+        assert_eq!(res.outcome, StopOutcome::Completed, "{}", res.message);
+        // Two CREATING answers, then ACTIVE: three describes of the cluster after the first.
+        assert!(fake.calls("cluster") >= 4, "{}", fake.calls("cluster"));
+        // Access denied on create: permanent, owned by the customer.
+        let fake = Arc::new(FakeCloud::default());
+        fake.fail_next("create_cluster", CloudErrorKind::AccessDenied, 1);
+        let r = setup(fake.clone());
+        let res = install(&r, &phase6("[{id: cluster, action: cluster.apply}]")).await;
+        assert_eq!(res.outcome, StopOutcome::Failed);
+        assert_eq!(res.next.unwrap().owner, crate::checks::Owner::Customer);
+        assert_eq!(fake.calls("create_cluster"), 1, "not retried");
+        // Throttled on create: the step retries (describe first, then create).
+        let fake = Arc::new(FakeCloud::default());
+        fake.fail_next("create_cluster", CloudErrorKind::Throttled, 1);
+        let r = setup(fake.clone());
+        let res = install(
+            &r,
+            &phase6("[{id: cluster, action: cluster.apply, retries: 1}]"),
+        )
+        .await;
+        assert_eq!(res.outcome, StopOutcome::Completed, "{}", res.message);
+        assert_eq!(fake.calls("create_cluster"), 2);
+        assert_eq!(fake.cluster_names().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn missing_permissions_are_each_named_and_stop_the_run() {
+        let fake = Arc::new(FakeCloud::default());
+        fake.deny("eks:CreateCluster");
+        fake.deny("iam:PassRole");
+        let r = setup(fake.clone());
+        let res = install(&r, &phase6("[{id: perms, action: cloud.permissions}]")).await;
+        assert_eq!(res.outcome, StopOutcome::Failed);
+        let j = Journal::open(&r.state).unwrap();
+        let st = run::load_state(&j).unwrap();
+        let checks = &st.steps["perms"].output.as_ref().unwrap().checks;
+        let failed: Vec<_> = checks
+            .iter()
+            .filter(|c| c.status == crate::checks::Status::Fail)
+            .map(|c| c.id.as_str())
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                "access.permission.eks:CreateCluster",
+                "access.permission.iam:PassRole",
+                "access.permission.iam:PassRole"
+            ],
+            "both roles' PassRole named"
+        );
+    }
 }
