@@ -10,6 +10,8 @@ mod engine_support;
 mod certificate_matrix;
 mod cli;
 mod dns;
+#[cfg(feature = "eks")]
+mod eks_standin;
 mod engine;
 mod engine_audit;
 #[cfg(feature = "test-actions")]
