@@ -22,3 +22,37 @@ impl fmt::Debug for Secret {
         f.write_str("Secret(***)")
     }
 }
+
+/// Whether a request carrying a credential (a bearer token, a signed request with a session
+/// token) may go to `url`: https anywhere, plain http only to a loopback address (`127.0.0.0/8`,
+/// `::1`, `localhost`); never a URL with credentials in it. `Err` says why not.
+pub fn may_carry_credentials(url: &str) -> Result<(), String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| "it is not an http(s) URL".to_owned())?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err("it carries credentials in the URL".into());
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(()),
+        "http" if is_loopback_authority(authority) => Ok(()),
+        "http" => Err(
+            "credentials are only sent over https (plain http only to 127.0.0.1, ::1 or localhost)"
+                .into(),
+        ),
+        _ => Err("it is not an http(s) URL".into()),
+    }
+}
+
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}

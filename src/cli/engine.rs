@@ -198,6 +198,31 @@ fn plan_text(plan: &Plan) -> String {
             s.push_str(&format!("  gate {:<19} {st}\n", g.id));
         }
     }
+    if let Some(c) = &plan.cloud {
+        s.push_str(&format!(
+            "\nCloud: {} ({})\n",
+            c.provider,
+            c.via.as_deref().unwrap_or("no provider for this cloud in this build")
+        ));
+        let pool = &c.pool;
+        s.push_str(&format!(
+            "  node pool: {} × {}–{} (desired {}), sized from {} RTUs ({:.1} vCPU, {:.1} GiB with headroom; docs/sizing.md)\n  the region's vCPU quota must cover {} vCPU\n",
+            pool.shape.name,
+            pool.min,
+            pool.max,
+            pool.desired,
+            pool.rtus,
+            pool.vcpu_needed,
+            pool.memory_gib_needed,
+            pool.max_vcpu()
+        ));
+        if let Some(policy) = &c.policy {
+            s.push_str("  least-privilege policy of the install identity (attach it before the install starts):\n");
+            for line in policy.lines() {
+                s.push_str(&format!("    {line}\n"));
+            }
+        }
+    }
     s
 }
 

@@ -2,7 +2,6 @@
 //! HTTP service with an admin token. This is the action the install's phase 6 ends with
 //! (`quota.seed`), and what `realmctl quota seed` runs.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -56,37 +55,10 @@ impl Target {
 
 /// Whether a bearer token may be sent to `url`: https, or http to a loopback address (pure).
 pub fn check_url(url: &str) -> Result<(), SeedError> {
-    let bad = |why: &str| SeedError::InsecureUrl {
+    crate::secret::may_carry_credentials(url).map_err(|why| SeedError::InsecureUrl {
         url: url.to_owned(),
-        why: why.to_owned(),
-    };
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| bad("it is not an http(s) URL"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.contains('@') {
-        return Err(bad(
-            "it carries credentials; give the token with --token-env only",
-        ));
-    }
-    match scheme.to_ascii_lowercase().as_str() {
-        "https" => Ok(()),
-        "http" if is_loopback_authority(authority) => Ok(()),
-        "http" => Err(bad(
-            "a bearer token is only sent over https (plain http only to 127.0.0.1, ::1 or localhost)",
-        )),
-        _ => Err(bad("it is not an http(s) URL")),
-    }
-}
-
-fn is_loopback_authority(authority: &str) -> bool {
-    let host = if let Some(rest) = authority.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        why,
+    })
 }
 
 /// Why seeding failed.

@@ -162,15 +162,22 @@ fn cloud(cx: &mut Ctx, c: raw::RawCloud) -> Cloud {
             "use the provider's region name, e.g. us-east-1 (EKS), eastus (AKS), us-central1 (GKE)",
         );
     }
-    if let Some(e) = &c.endpoint
-        && (!(e.value.starts_with("http://") || e.value.starts_with("https://"))
-            || e.value.len() < 10)
-    {
-        cx.err(
-            e.pos,
-            format!("invalid endpoint `{}`", e.value),
-            "use a full URL such as https://eks.us-east-1.amazonaws.com, or remove the key",
-        );
+    if let Some(e) = &c.endpoint {
+        if !(e.value.starts_with("http://") || e.value.starts_with("https://"))
+            || e.value.len() < 10
+        {
+            cx.err(
+                e.pos,
+                format!("invalid endpoint `{}`", e.value),
+                "use a full URL such as https://eks.us-east-1.amazonaws.com, or remove the key",
+            );
+        } else if let Err(why) = crate::secret::may_carry_credentials(&e.value) {
+            cx.err(
+                e.pos,
+                format!("endpoint `{}`: {why}", e.value),
+                "use https:// (plain http:// only for an emulator on 127.0.0.1)",
+            );
+        }
     }
     // Exactly the block matching `provider` must be present.
     let blocks = [

@@ -10,9 +10,7 @@ use assert_cmd::Command;
 use serde_json::Value;
 
 fn realmctl() -> Command {
-    let mut c = Command::cargo_bin("realmctl").unwrap();
-    c.env_remove("REALM_PROXY_AUTH");
-    c
+    crate::common::realmctl()
 }
 
 fn text(o: &Output) -> (String, String) {

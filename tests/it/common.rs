@@ -14,6 +14,62 @@ use rcgen::{
 use time::OffsetDateTime;
 
 pub const BASE: &str = "digibee.acme.test";
+
+/// A loopback port, bound for the life of the test process, that accepts connections and
+/// closes them at once: where every AWS call of a test goes unless its spec names a stand-in.
+fn aws_dead_end() -> u16 {
+    static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    *PORT.get_or_init(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                drop(s);
+            }
+        });
+        port
+    })
+}
+
+/// Isolates a `realmctl` run from this machine's cloud configuration: no inherited `AWS_*`
+/// setting, fake static credentials (a canary for leak tests), no instance metadata, no shared
+/// config files, and every AWS call sent to a loopback dead end unless the spec names an
+/// endpoint. Tests never reach a cloud.
+pub fn isolate(c: &mut std::process::Command) -> &mut std::process::Command {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") || k.starts_with("AZURE_") || k.starts_with("GOOGLE_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("AWS_ACCESS_KEY_ID", AWS_TEST_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", AWS_TEST_SECRET)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/realmctl-test/config")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/realmctl-test/credentials")
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", aws_dead_end()))
+        .env("REALMCTL_OPERATOR", "test-operator")
+        .env_remove("REALM_PROXY_AUTH")
+        .env_remove("REALMCTL_TEST_KILL_AT")
+}
+
+/// The fake AWS access key id every test run gets.
+pub const AWS_TEST_KEY_ID: &str = "AKIAREALMCTLTEST0001";
+/// The fake AWS secret every test run gets (leak tests look for it).
+pub const AWS_TEST_SECRET: &str = "rEaLmCtL-test-secret-KEY-never-printed-42";
+
+/// The binary, isolated ([`isolate`]).
+pub fn realmctl() -> assert_cmd::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("realmctl"));
+    isolate(&mut c);
+    assert_cmd::Command::from_std(c)
+}
+
+/// The binary as a plain `std` command, isolated ([`isolate`]).
+pub fn realmctl_std() -> std::process::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("realmctl"));
+    isolate(&mut c);
+    c
+}
 pub const PREFIXES: [&str; 6] = ["core", "static", "portal", "auth", "test", "api"];
 
 /// The six required wildcard names under `BASE`.
@@ -184,6 +240,59 @@ pub fn openssl_leaf(
     (read("leaf.pem"), read("leaf.key"), read("ca.pem"))
 }
 
+/// An AWS stand-in whose account is the test spec's ([`write_spec`]): account 123456789012,
+/// roles `c` (trusting EKS) and `n` (trusting EC2), the spec's two subnets in two zones. It runs
+/// on a runtime of its own and stops when dropped.
+#[cfg(feature = "eks")]
+pub struct AwsStandIn {
+    pub standin: realmctl::cloud::eks::standin::StandIn,
+    _rt: tokio::runtime::Runtime,
+}
+
+#[cfg(feature = "eks")]
+impl AwsStandIn {
+    pub fn start(create_delay: Duration) -> Self {
+        use realmctl::cloud::eks::standin::{StandIn, Subnet, World};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut w = World::sample("123456789012", "us-east-1");
+        w.roles = [
+            ("c", "eks.amazonaws.com"),
+            ("n", "ec2.amazonaws.com"),
+            ("realmctl-installer", "ec2.amazonaws.com"),
+        ]
+        .into_iter()
+        .map(|(r, s)| (r.to_owned(), vec![s.to_owned()]))
+        .collect();
+        w.subnets = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+            .iter()
+            .zip(['a', 'b'])
+            .enumerate()
+            .map(|(i, (id, z))| Subnet {
+                id: (*id).to_owned(),
+                vpc: "vpc-0test000000000000".into(),
+                zone: format!("us-east-1{z}"),
+                cidr: format!("10.9.{}.0/20", i * 16),
+                free: 4091,
+            })
+            .collect();
+        w.create_delay = create_delay;
+        let standin = rt.block_on(StandIn::start(w)).unwrap();
+        AwsStandIn { standin, _rt: rt }
+    }
+
+    pub fn url(&self) -> String {
+        self.standin.url()
+    }
+
+    pub fn world(&self) -> std::sync::MutexGuard<'_, realmctl::cloud::eks::standin::World> {
+        self.standin.world()
+    }
+}
+
 /// Options for a test spec.
 pub struct SpecOpts {
     pub nameservers: Vec<SocketAddr>,
@@ -193,6 +302,8 @@ pub struct SpecOpts {
     pub timeout_ms: u64,
     pub vpn: Option<&'static str>,
     pub node_image: &'static str,
+    /// `cloud.endpoint` (an AWS stand-in); `None`: the isolated dead end.
+    pub endpoint: Option<String>,
 }
 
 impl Default for SpecOpts {
@@ -205,6 +316,7 @@ impl Default for SpecOpts {
             timeout_ms: 2000,
             vpn: None,
             node_image: "{type: default}",
+            endpoint: None,
         }
     }
 }
@@ -242,7 +354,7 @@ name: acme
 cloud:
   provider: eks
   region: us-east-1
-  endpoint: null
+  endpoint: {endpoint}
   eks: {{accountId: "123456789012", clusterRoleArn: "arn:aws:iam::123456789012:role/c", nodeRoleArn: "arn:aws:iam::123456789012:role/n", subnetIds: [subnet-0123456789abcdef0, subnet-0fedcba9876543210]}}
   cluster: {{name: digibee-acme, kubernetesVersion: "1.31", nodeImage: {node_image}}}
 domains:
@@ -259,6 +371,10 @@ vpn: {vpn}
 subscription: {{pipelineSubscriptions: 10, extraTestRtus: 0, extraProdRtus: 0}}
 "#,
         node_image = o.node_image,
+        endpoint = o
+            .endpoint
+            .as_ref()
+            .map_or("null".to_owned(), |e| format!("\"{e}\"")),
         ns = ns.join(", "),
         timeout = o.timeout_ms,
     );
@@ -419,7 +535,7 @@ pub fn quota_serve(db: &Path, tokens: &Path) -> (Child, String) {
 /// `quota serve` with extra flags (timeouts, limits).
 pub fn quota_serve_with(db: &Path, tokens: &Path, extra: &[&str]) -> (Child, String) {
     use std::io::{BufRead, BufReader};
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("realmctl"))
+    let mut child = realmctl_std()
         .args(["quota", "serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
         .arg("--tokens")

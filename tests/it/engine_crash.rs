@@ -124,7 +124,7 @@ impl Realm {
     }
     /// The install command as a plain process (for killing and racing).
     fn spawn(&self, operator: &str, stderr: std::process::Stdio) -> std::process::Child {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("realmctl"))
+        crate::common::realmctl_std()
             .env("REALMCTL_OPERATOR", operator)
             .args(["install", "--yes", "--output", "json", "-f"])
             .arg(&self.spec)

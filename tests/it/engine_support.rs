@@ -11,11 +11,7 @@ use crate::common::{Pki, SpecOpts, required, write_spec};
 
 /// The binary, with a fixed operator and no inherited proxy credentials.
 pub fn realmctl() -> Command {
-    let mut c = Command::cargo_bin("realmctl").unwrap();
-    c.env("REALMCTL_OPERATOR", "test-operator")
-        .env_remove("REALM_PROXY_AUTH")
-        .env_remove("REALMCTL_TEST_KILL_AT");
-    c
+    crate::common::realmctl()
 }
 
 /// stdout and stderr as text.

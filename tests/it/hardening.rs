@@ -160,9 +160,10 @@ fn status_report_and_verify_work_on_a_read_only_copy_and_change_nothing() {
             let mut c = Command::new("setpriv");
             c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
                 .arg(bin());
+            crate::common::isolate(&mut c);
             c
         } else {
-            Command::new(bin())
+            crate::common::realmctl_std()
         };
         let o = c.args(args).arg("--state").arg(&copy).output().unwrap();
         (o.status.code(), text(&o))
@@ -351,7 +352,7 @@ fn a_removed_lock_file_lets_no_second_install_in_while_the_first_runs() {
     );
     let pb = sparse_playbook(dir.path(), &[(1, slow)]);
     let state = dir.path().join("state");
-    let first = Command::new(bin())
+    let first = crate::common::realmctl_std()
         .args(["install", "--yes", "--output", "json", "-f"])
         .arg(&spec)
         .arg("--state")
@@ -427,7 +428,7 @@ fn a_timed_out_step_never_overlaps_its_retry() {
 
 fn validate(file: &Path) -> (Option<i32>, String, Duration) {
     let t0 = Instant::now();
-    let mut child = Command::new(bin())
+    let mut child = crate::common::realmctl_std()
         .args(["validate", "-f"])
         .arg(file)
         .stdout(Stdio::null())
@@ -626,6 +627,7 @@ if [ -e "$mnt/new.db" ]; then echo "new.db created" >> "$out"; fi
     // As root a private mount namespace is enough; otherwise a user namespace maps us to root.
     let mut cmd = Command::new("unshare");
     cmd.arg(if is_root() { "-m" } else { "-rm" });
+    crate::common::isolate(&mut cmd);
     let mnt = dir.path().join("mnt");
     let status = cmd
         .arg("sh")
@@ -635,7 +637,6 @@ if [ -e "$mnt/new.db" ]; then echo "new.db created" >> "$out"; fi
         .arg(bin())
         .arg(dir.path().join("realm.yaml"))
         .arg(&out)
-        .env("REALMCTL_OPERATOR", "test-operator")
         .status()
         .unwrap();
     assert!(status.success());

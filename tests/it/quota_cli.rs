@@ -7,7 +7,7 @@ use assert_cmd::Command;
 use serde_json::Value;
 
 fn realmctl() -> Command {
-    Command::cargo_bin("realmctl").unwrap()
+    crate::common::realmctl()
 }
 
 fn spec(dir: &Path, subs: u32) -> std::path::PathBuf {

@@ -408,7 +408,7 @@ fn seed_a_running_core_from_the_spec_with_an_admin_token() {
         .unwrap();
     };
     let seed = |token: &str| {
-        assert_cmd::Command::cargo_bin("realmctl")
+        crate::common::realmctl()
             .unwrap()
             .env("CORE_TOKEN", token)
             .args([
@@ -688,7 +688,7 @@ fn quota_serve_refuses_a_tokens_file_with_duplicates_bad_realms_or_no_token() {
     ] {
         let f = dir.path().join(format!("{name}.yaml"));
         std::fs::write(&f, body).unwrap();
-        let o = Command::new(assert_cmd::cargo::cargo_bin("realmctl"))
+        let o = crate::common::realmctl_std()
             .args(["quota", "serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(dir.path().join("q.db"))
             .arg("--tokens")

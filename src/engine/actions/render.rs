@@ -79,25 +79,27 @@ async fn store_all(ctx: &Ctx<'_>, files: Vec<Rendered>, what: &str) -> Result<Ou
     }))
 }
 
+/// The worker node pool of the rendered cluster definition, sized from the realm's RTUs
+/// (docs/sizing.md): the same numbers `cluster.apply` creates.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Nodes {
     min: u32,
     max: u32,
     desired: u32,
-    eks_instance_type: &'static str,
-    aks_vm_size: &'static str,
-    gke_machine_type: &'static str,
+    /// Instance type (EKS), VM size (AKS) or machine type (GKE).
+    shape: String,
 }
 
-const NODES: Nodes = Nodes {
-    min: 3,
-    max: 12,
-    desired: 3,
-    eks_instance_type: "m6i.xlarge",
-    aks_vm_size: "Standard_D4s_v5",
-    gke_machine_type: "e2-standard-4",
-};
+fn nodes(spec: &Spec) -> Nodes {
+    let p = crate::cloud::access::pool_size(spec);
+    Nodes {
+        min: p.min,
+        max: p.max,
+        desired: p.desired,
+        shape: p.shape.name,
+    }
+}
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -117,7 +119,7 @@ struct ArtifactModel<'a> {
     eks: Option<serde_json::Value>,
     aks: Option<serde_json::Value>,
     gke: Option<serde_json::Value>,
-    nodes: &'static Nodes,
+    nodes: Nodes,
     custom_image: Option<&'a str>,
     namespaces: [&'static str; 3],
     names: Vec<String>,
@@ -177,7 +179,7 @@ pub fn install_artifacts(spec: &Spec) -> Result<Vec<Rendered>, TemplateError> {
         eks,
         aks,
         gke,
-        nodes: &NODES,
+        nodes: nodes(spec),
         custom_image: custom_image(spec),
         namespaces: ["digibee-system", "digibee-test", "digibee-prod"],
         names: spec.domains.required_names(),
@@ -224,6 +226,9 @@ struct RolesModel<'a> {
     resources: &'a [Resource],
     custom_image: Option<&'a str>,
     vpn: Option<VpnModel>,
+    nodes: Nodes,
+    rtus: u64,
+    policy: Option<String>,
 }
 
 /// Renders the phase-5 roles-and-resources document (Markdown).
@@ -242,6 +247,9 @@ pub fn roles_document(spec: &Spec) -> Result<Rendered, TemplateError> {
         resources: &r.resources,
         custom_image: custom_image(spec),
         vpn: vpn(spec),
+        nodes: nodes(spec),
+        rtus: crate::cloud::access::pool_size(spec).rtus,
+        policy: crate::cloud::permissions::policy_document(spec)?,
     };
     Ok(Rendered {
         name: "roles-and-resources.md".into(),
