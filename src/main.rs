@@ -16,10 +16,25 @@ fn main() -> ExitCode {
         1 => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_target(false)
+    // realmctl's own logs at the chosen level; the SDKs' only from -vv on (their warnings about,
+    // say, an absent shared config file are noise to an operator).
+    let others = if args.verbose >= 2 {
+        tracing::level_filters::LevelFilter::DEBUG
+    } else {
+        tracing::level_filters::LevelFilter::ERROR
+    };
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_target("realmctl", level)
+        .with_default(others);
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
+        .with(filter)
         .init();
     match cli::run(args) {
         Ok(cli::Outcome::Success) => ExitCode::SUCCESS,

@@ -78,13 +78,23 @@ fn run_options(
         (Some(db), _, _) => seed::Target::Local { db: db.clone() },
         _ => seed::Target::default_for(&args.state),
     };
+    let cloud = env::cloud(runtime, &spec)?;
+    #[cfg(feature = "object-store")]
+    let access = env::cloud_access(
+        cloud.as_ref(),
+        &spec.cloud.region,
+        spec.cloud.endpoint.as_deref(),
+    );
     let store = Store::open(
         &args.state,
         spec.artifacts_bucket.as_deref(),
         env::object_options(),
+        #[cfg(feature = "object-store")]
+        access.as_ref(),
     )
     .map_err(bad)?;
     let mut opts = RunOptions::new(env::operator(), store, quota_target);
+    opts.cloud = cloud;
     opts.until = until;
     opts.checks = CheckOptions {
         concurrency,
@@ -92,7 +102,6 @@ fn run_options(
         ..CheckOptions::default()
     };
     opts.retry_base = Duration::from_millis(args.retry_base_ms);
-    opts.cloud = env::cloud(runtime, &spec)?;
     #[cfg(feature = "test-actions")]
     {
         opts.kill_at = env::kill_at()?;
@@ -202,7 +211,9 @@ fn plan_text(plan: &Plan) -> String {
         s.push_str(&format!(
             "\nCloud: {} ({})\n",
             c.provider,
-            c.via.as_deref().unwrap_or("no provider for this cloud in this build")
+            c.via
+                .as_deref()
+                .unwrap_or("no provider for this cloud in this build")
         ));
         let pool = &c.pool;
         s.push_str(&format!(

@@ -83,15 +83,30 @@ pub fn cloud(
     runtime: &tokio::runtime::Runtime,
     spec: &Spec,
 ) -> Result<Option<std::sync::Arc<dyn realmctl::cloud::Cloud>>, BadInput> {
+    cloud_at(
+        runtime,
+        spec.cloud.provider,
+        &spec.cloud.region,
+        spec.cloud.endpoint.as_deref(),
+    )
+}
+
+/// [`cloud`] for a provider, region and endpoint (e.g. from a journal's run subject).
+pub fn cloud_at(
+    runtime: &tokio::runtime::Runtime,
+    provider: realmctl::spec::Provider,
+    region: &str,
+    endpoint: Option<&str>,
+) -> Result<Option<std::sync::Arc<dyn realmctl::cloud::Cloud>>, BadInput> {
     use realmctl::spec::Provider;
-    match spec.cloud.provider {
+    match provider {
         #[cfg(feature = "eks")]
         Provider::Eks => {
             use realmctl::cloud::eks::{EksProvider, EksSettings};
             use realmctl::cloud::retry::{RetryPolicy, Retrying};
             let settings = EksSettings {
-                region: spec.cloud.region.clone(),
-                endpoint: spec.cloud.endpoint.clone(),
+                region: region.to_owned(),
+                endpoint: endpoint.map(str::to_owned),
                 profile: None,
             };
             let p = runtime
@@ -102,6 +117,23 @@ pub fn cloud(
                 RetryPolicy::default(),
             ))))
         }
-        _ => Ok(None),
+        _ => {
+            let _ = (runtime, region, endpoint);
+            Ok(None)
+        }
     }
+}
+
+/// The realm's cloud as the source of credentials for a bucket in it.
+#[cfg(feature = "object-store")]
+pub fn cloud_access(
+    cloud: Option<&std::sync::Arc<dyn realmctl::cloud::Cloud>>,
+    region: &str,
+    endpoint: Option<&str>,
+) -> Option<realmctl::engine::io::store::object::CloudAccess> {
+    cloud.map(|c| realmctl::engine::io::store::object::CloudAccess {
+        cloud: c.clone(),
+        region: region.to_owned(),
+        endpoint: endpoint.map(str::to_owned),
+    })
 }

@@ -125,9 +125,32 @@ pub fn audit(cmd: AuditCmd) -> Result<Outcome, BadInput> {
             checkpoint,
             output,
         } => {
-            let verified = super::runtime()?.block_on(audit::verify_state(
+            let runtime = super::runtime()?;
+            // A bucket in the realm's own cloud is read with that cloud's credentials.
+            let subject = match audit::subject(&state) {
+                Ok(s) => s,
+                Err(e) if unverifiable(&e) => {
+                    eprintln!("FAILED: {e}");
+                    return Ok(Outcome::Failed);
+                }
+                Err(e) => return Err(bad(anyhow!(EngineError::from(e)))),
+            };
+            #[cfg(feature = "object-store")]
+            let access = match &subject {
+                Some(s) if s.artifacts_bucket.is_some() => {
+                    let cloud =
+                        env::cloud_at(&runtime, s.provider, &s.region, s.endpoint.as_deref())?;
+                    env::cloud_access(cloud.as_ref(), &s.region, s.endpoint.as_deref())
+                }
+                _ => None,
+            };
+            #[cfg(not(feature = "object-store"))]
+            let _ = &subject;
+            let verified = runtime.block_on(audit::verify_state(
                 &state,
                 env::object_options(),
+                #[cfg(feature = "object-store")]
+                access.as_ref(),
                 checkpoint,
             ));
             let v = match verified {

@@ -80,12 +80,31 @@ pub trait ClusterManager: Send + Sync {
     fn kube_access(&self, cluster: &ClusterFacts) -> Result<KubeAccess, CloudError>;
 }
 
+/// Credentials for the realm's object storage, taken from the same chain as the cloud calls so
+/// that artifacts are written by the same identity (never logged, never stored).
+pub enum StorageCredentials {
+    /// AWS keys for S3.
+    Aws {
+        /// Access key id.
+        key_id: String,
+        /// Secret access key.
+        secret: crate::secret::Secret,
+        /// Session token of temporary credentials.
+        token: Option<crate::secret::Secret>,
+    },
+}
+
 /// A cloud provider: everything the install needs from one cloud.
 pub trait Cloud: IdentitySource + AccountInspector + PermissionChecker + ClusterManager {
     /// Which cloud.
     fn provider(&self) -> Provider;
     /// Where it talks to, for people (region and endpoint; no secret).
     fn describe(&self) -> String;
+    /// The credentials of this provider's chain for the realm's object storage, if it has a
+    /// store of its own cloud (S3 for EKS).
+    fn storage_credentials(&self) -> CloudFuture<'_, Option<StorageCredentials>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The tag (label) key that marks resources as created by realmctl for a realm, per cloud

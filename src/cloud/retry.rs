@@ -144,6 +144,10 @@ impl<C: Cloud> Cloud for Retrying<C> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+
+    fn storage_credentials(&self) -> CloudFuture<'_, Option<super::StorageCredentials>> {
+        retry(self.policy, || self.inner.storage_credentials()).boxed()
+    }
 }
 
 #[cfg(test)]

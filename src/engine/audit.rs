@@ -10,9 +10,11 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::io::journal::{Journal, JournalError};
+#[cfg(feature = "object-store")]
+use super::io::store::object::CloudAccess;
 use super::io::store::{ObjectOptions, Store, StoreError};
 use super::model::chain::{Break, ChainVerifier, Checkpoint};
-use super::model::event::{Event, EventKind};
+use super::model::event::{Event, EventKind, RunSubject};
 use crate::crypto::sha256_hex;
 
 /// Why `audit verify` could not run at all (a failed verification is a [`Verification`]).
@@ -62,24 +64,40 @@ pub struct Verification {
     pub artifact_problems: Vec<ArtifactProblem>,
 }
 
+/// What the last run of the state folder `dir` was about (its cloud, region, artifact store),
+/// read from the journal without replaying it; `None` before the first run.
+pub fn subject(dir: &Path) -> Result<Option<RunSubject>, JournalError> {
+    let journal = Journal::open_read_only(dir)?;
+    Ok(
+        match journal
+            .last_of_kind(EventKind::RunStarted)?
+            .map(|r| r.event())
+            .transpose()?
+        {
+            Some(Event::RunStarted { subject, .. }) => Some(subject),
+            _ => None,
+        },
+    )
+}
+
 /// Verifies the journal of the state folder `dir` and the artifacts it records, in the store
-/// the journal's last run used (its bucket with `options`, or the folder).
+/// the journal's last run used (its bucket with `options` and, for a bucket in the realm's own
+/// cloud, that cloud's credentials; or the folder).
 pub async fn verify_state(
     dir: &Path,
     options: ObjectOptions,
+    #[cfg(feature = "object-store")] cloud: Option<&CloudAccess>,
     checkpoint: Option<Checkpoint>,
 ) -> Result<Verification, AuditError> {
     let journal = Journal::open_read_only(dir)?;
-    let bucket = match journal
-        .last_of_kind(EventKind::RunStarted)?
-        .map(|r| r.event())
-        .transpose()
-        .map_err(JournalError::from)?
-    {
-        Some(Event::RunStarted { subject, .. }) => subject.artifacts_bucket,
-        _ => None,
-    };
-    let store = Store::open(dir, bucket.as_deref(), options)?;
+    let bucket = subject(dir)?.and_then(|s| s.artifacts_bucket);
+    let store = Store::open(
+        dir,
+        bucket.as_deref(),
+        options,
+        #[cfg(feature = "object-store")]
+        cloud,
+    )?;
     Ok(verify(&journal, &store, checkpoint).await?)
 }
 

@@ -45,8 +45,14 @@ pub fn isolate(c: &mut std::process::Command) -> &mut std::process::Command {
         .env("AWS_SECRET_ACCESS_KEY", AWS_TEST_SECRET)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", "/nonexistent/realmctl-test/config")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/realmctl-test/credentials")
-        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", aws_dead_end()))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/realmctl-test/credentials",
+        )
+        .env(
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", aws_dead_end()),
+        )
         .env("REALMCTL_OPERATOR", "test-operator")
         .env_remove("REALM_PROXY_AUTH")
         .env_remove("REALMCTL_TEST_KILL_AT")

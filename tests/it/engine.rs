@@ -28,7 +28,7 @@ fn seeded_config(state: &std::path::Path) -> serde_json::Value {
 }
 
 #[test]
-fn plan_changes_nothing_and_lists_every_phase() {
+fn plan_changes_nothing_and_lists_every_phase_the_node_pool_and_the_policy() {
     let dir = tempfile::tempdir().unwrap();
     let spec = spec(dir.path(), SpecOpts::default());
     let state = dir.path().join("state");
@@ -44,10 +44,11 @@ fn plan_changes_nothing_and_lists_every_phase() {
     for n in 1..=6 {
         assert!(out.contains(&format!("Phase {n} ")), "{out}");
     }
+    assert!(out.contains("cluster.apply          will run"), "{out}");
     assert!(
-        out.contains("cluster.apply")
-            && out.contains("UNAVAILABLE")
-            && out.contains("not in this build"),
+        out.contains("node pool: m6i.xlarge × 3–14 (desired 7), sized from 30 RTUs")
+            && out.contains("the region's vCPU quota must cover 56 vCPU")
+            && out.contains("\"Sid\": \"EksCreateCluster\""),
         "{out}"
     );
     assert!(!state.exists(), "plan must not create the state folder");
@@ -59,16 +60,75 @@ fn plan_changes_nothing_and_lists_every_phase() {
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["phases"][2]["steps"][1]["action"], "checks.dns");
-    assert_eq!(v["phases"][5]["steps"][0]["status"], "unavailable");
+    assert_eq!(v["phases"][2]["steps"][2]["action"], "checks.dns");
+    assert_eq!(v["phases"][5]["steps"][0]["status"], "run");
+    assert_eq!(v["cloud"]["pool"]["max"], 14);
+    let policy: serde_json::Value =
+        serde_json::from_str(v["cloud"]["policy"].as_str().unwrap()).unwrap();
+    assert_eq!(policy["Version"], "2012-10-17");
     assert!(!state.exists());
 }
 
-/// The embedded playbook runs phases 1-5 (DNS against a loopback dnsmasq), waits at the
-/// phase-5 gate (exit 3), and after the approval stops at phase 6's cluster step, which this
-/// build cannot run (exit 1), never pretending.
+/// A cloud this build has no provider for: `plan` shows its cloud steps as unavailable, and
+/// `install` stops at the first one (exit 1), never pretending.
 #[test]
-fn embedded_playbook_waits_at_the_gate_then_stops_at_the_unavailable_cluster_step() {
+fn a_cloud_without_a_provider_shows_its_steps_unavailable_and_install_stops_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec_path = spec(dir.path(), SpecOpts::default());
+    let written = std::fs::read_to_string(&spec_path).unwrap();
+    let aks = written
+        .replace("provider: eks", "provider: aks")
+        .replace("region: us-east-1", "region: eastus")
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("eks:") {
+                "  aks: {subscriptionId: 00000000-0000-0000-0000-000000000000, resourceGroup: digibee-acme, tenantId: 00000000-0000-0000-0000-000000000001}".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&spec_path, aks).unwrap();
+    let state = dir.path().join("state");
+    let o = realmctl()
+        .args(["plan", "-f"])
+        .arg(&spec_path)
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        out.contains("cloud.account          UNAVAILABLE: needs a cloud provider"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Cloud: aks (no provider for this cloud in this build)"),
+        "{out}"
+    );
+    let o = realmctl()
+        .args(["install", "--yes", "--output", "json", "-f"])
+        .arg(&spec_path)
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(executed(&v), ["spec", "cloud-account"]);
+    assert!(next_text(&v).contains("needs a cloud provider"), "{v}");
+}
+
+/// The embedded playbook end to end through the real AWS SDK against the loopback AWS
+/// stand-in (clusters take a moment to become active), with DNS against dnsmasq: phases 1-5,
+/// the gate (exit 3), the approval, phase 6 (exit 0) with one cluster and one node group; a
+/// re-run creates nothing.
+#[cfg(feature = "eks")]
+#[test]
+fn the_embedded_playbook_installs_end_to_end_against_the_aws_stand_in() {
+    let aws = crate::common::AwsStandIn::start(std::time::Duration::from_millis(1500));
     let dns = dnsmasq(&crate::common::PREFIXES, &[]);
     let open = accepting_listener();
     let dir = tempfile::tempdir().unwrap();
@@ -77,43 +137,78 @@ fn embedded_playbook_waits_at_the_gate_then_stops_at_the_unavailable_cluster_ste
         SpecOpts {
             nameservers: vec![([127, 0, 0, 1], dns.port).into()],
             targets: vec![("127.0.0.1".into(), open, false)],
+            endpoint: Some(aws.url()),
             ..Default::default()
         },
     );
     let state = dir.path().join("state");
-    let run = |extra: &[&str]| {
+    let run = || {
         let o = realmctl()
             .args(["install", "--yes", "--output", "json", "-f"])
             .arg(&spec)
             .arg("--state")
             .arg(&state)
-            .args(extra)
             .output()
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
         (o.status.code(), v, text(&o).1)
     };
-    let (code, v, err) = run(&[]);
+    let (code, v, err) = run();
     assert_eq!(code, Some(3), "{v} {err}");
-    assert_eq!(v["outcome"], "waiting");
-    assert!(next_text(&v).starts_with("customer:"), "{v}");
-    assert_eq!(approve(&state, 5).status.code(), Some(0));
-    let (code, v, err) = run(&[]);
-    assert_eq!(code, Some(1), "{v} {err}");
-    assert_eq!(v["outcome"], "failed");
     assert!(
-        v["message"].as_str().unwrap().contains("cluster")
-            && next_text(&v).contains("not in this build"),
+        next_text(&v).starts_with("customer: approve phase 5"),
         "{v}"
     );
-    assert_eq!(executed(&v), ["cluster"], "phases 1-5 are not re-run");
-    let steps = step_statuses(&state);
-    assert!(
-        steps.contains(&("dns".into(), "succeeded".into())),
-        "{steps:?}"
+    assert_eq!(
+        aws.world().count("eks:CreateCluster"),
+        0,
+        "nothing created before the gate"
     );
-    assert!(steps.contains(&("cluster".into(), "failed".into())));
-    assert!(steps.contains(&("quota-seed".into(), "pending".into())));
+    assert_eq!(approve(&state, 5).status.code(), Some(0));
+    let (code, v, err) = run();
+    assert_eq!(code, Some(0), "{v} {err}");
+    assert_eq!(executed(&v), ["cluster", "cluster-ready", "quota-seed"]);
+    {
+        let w = aws.world();
+        assert_eq!(w.clusters.len(), 1);
+        assert_eq!(w.nodegroups.len(), 1);
+        let ng = w.nodegroups.values().next().unwrap();
+        assert_eq!(ng.instance_types, ["m6i.xlarge"]);
+        assert_eq!(ng.scaling, (3, 7, 14), "sized from 30 RTUs");
+        assert_eq!(ng.tags["realmctl.digibee.com/realm"], "acme");
+        assert!(w.count("eks:DescribeCluster") >= 2, "waited for ACTIVE");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let kc = state.join("kubeconfig");
+    assert_eq!(
+        std::fs::metadata(&kc).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let kubeconfig = std::fs::read_to_string(&kc).unwrap();
+    assert!(
+        kubeconfig.contains("\"get-token\"") && kubeconfig.contains("\"digibee-acme\""),
+        "{kubeconfig}"
+    );
+    let steps = step_statuses(&state);
+    for id in [
+        "cloud-account",
+        "credentials",
+        "permissions",
+        "dns",
+        "cluster",
+        "cluster-ready",
+    ] {
+        assert!(
+            steps.contains(&(id.into(), "succeeded".into())),
+            "{id}: {steps:?}"
+        );
+    }
+    // A re-run finds everything done and creates nothing.
+    let (code, v, _) = run();
+    assert_eq!(code, Some(0));
+    assert!(executed(&v).is_empty(), "{v}");
+    assert_eq!(aws.world().count("eks:CreateCluster"), 1);
+    assert_eq!(aws.world().count("eks:CreateNodegroup"), 1);
     assert_eq!(verify(&state, None).0, 0);
 }
 

@@ -120,7 +120,15 @@ fn artifacts_go_to_the_bucket_and_verify_reads_them_back() {
     assert_eq!(create_bucket(&format!("{endpoint}/realm-artifacts")), 200);
 
     let dir = tempfile::tempdir().unwrap();
-    let spec = spec(dir.path(), SpecOpts::default());
+    // The spec's cloud endpoint is the emulator: the S3 store signs with the EKS provider's
+    // credential chain (issue #9: one identity for the cloud calls and the artifacts).
+    let spec = spec(
+        dir.path(),
+        SpecOpts {
+            endpoint: Some(endpoint.clone()),
+            ..SpecOpts::default()
+        },
+    );
     let mut spec_text = std::fs::read_to_string(&spec).unwrap();
     spec_text.push_str("artifacts: {bucket: \"s3://realm-artifacts/installs\"}\n");
     std::fs::write(&spec, spec_text).unwrap();
@@ -130,9 +138,7 @@ fn artifacts_go_to_the_bucket_and_verify_reads_them_back() {
     let with_aws = |c: &mut assert_cmd::Command| {
         c.env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing-secret-never-written")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_ENDPOINT", &endpoint)
-            .env("AWS_ALLOW_HTTP", "true");
+            .env("AWS_DEFAULT_REGION", "us-east-1");
     };
     let run = |args: &[&str]| {
         let mut c = realmctl();

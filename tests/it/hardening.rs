@@ -276,6 +276,7 @@ fn interleaved_runs_fail_audit_verify() {
             provider: realmctl::spec::Provider::Eks,
             region: "us-east-1".into(),
             artifacts_bucket: None,
+            endpoint: None,
         },
         spec_digest: "d".into(),
         spec: serde_json::json!({}),

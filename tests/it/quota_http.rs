@@ -409,7 +409,6 @@ fn seed_a_running_core_from_the_spec_with_an_admin_token() {
     };
     let seed = |token: &str| {
         crate::common::realmctl()
-            .unwrap()
             .env("CORE_TOKEN", token)
             .args([
                 "quota",

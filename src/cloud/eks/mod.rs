@@ -745,6 +745,18 @@ impl Cloud for EksProvider {
             None => format!("AWS {}", self.settings.region),
         }
     }
+
+    fn storage_credentials(&self) -> CloudFuture<'_, Option<super::StorageCredentials>> {
+        async move {
+            let c = self.credentials().await?;
+            Ok(Some(super::StorageCredentials::Aws {
+                key_id: c.access_key_id().to_owned(),
+                secret: Secret::new(c.secret_access_key()),
+                token: c.session_token().map(Secret::new),
+            }))
+        }
+        .boxed()
+    }
 }
 
 #[cfg(test)]

@@ -325,6 +325,7 @@ mod tests {
                 provider: crate::spec::Provider::Eks,
                 region: "r".into(),
                 artifacts_bucket: None,
+                endpoint: None,
             },
             spec_digest: "d".into(),
             spec: serde_json::json!({}),

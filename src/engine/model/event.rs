@@ -28,6 +28,9 @@ pub struct RunSubject {
     pub region: String,
     /// The object storage bucket of the artifacts (`None`: the state folder).
     pub artifacts_bucket: Option<String>,
+    /// The cloud API endpoint override (`cloud.endpoint`), if any.
+    #[serde(default)]
+    pub endpoint: Option<String>,
 }
 
 impl RunSubject {
@@ -38,6 +41,7 @@ impl RunSubject {
             provider: spec.cloud.provider,
             region: spec.cloud.region.clone(),
             artifacts_bucket: spec.artifacts_bucket.clone(),
+            endpoint: spec.cloud.endpoint.clone(),
         }
     }
 }

@@ -163,6 +163,7 @@ mod tests {
                 provider: Provider::Eks,
                 region: "r".into(),
                 artifacts_bucket: None,
+                endpoint: None,
             },
             spec_digest: "d".into(),
             spec: serde_json::json!({}),

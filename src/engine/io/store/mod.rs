@@ -43,11 +43,14 @@ pub enum Store {
 pub type ObjectOptions = Vec<(String, String)>;
 
 impl Store {
-    /// The store for a state folder: the spec's bucket when it names one, else the folder.
+    /// The store for a state folder: the spec's bucket when it names one, else the folder. A
+    /// bucket in the realm's own cloud (S3 on EKS) is reached with the cloud provider's
+    /// credentials when `cloud` is given.
     pub fn open(
         state_dir: &Path,
         bucket: Option<&str>,
         options: ObjectOptions,
+        #[cfg(feature = "object-store")] cloud: Option<&object::CloudAccess>,
     ) -> Result<Self, StoreError> {
         let local = LocalStore::new(state_dir);
         let Some(bucket) = bucket else {
@@ -55,7 +58,14 @@ impl Store {
         };
         #[cfg(feature = "object-store")]
         {
-            object::ObjectStore::new(bucket, options).map(|o| Store::Object(o, local))
+            let same_cloud = cloud.filter(|c| {
+                bucket.starts_with("s3://") && c.cloud.provider() == crate::spec::Provider::Eks
+            });
+            match same_cloud {
+                Some(c) => object::ObjectStore::s3_with_cloud(bucket, options, c),
+                None => object::ObjectStore::new(bucket, options),
+            }
+            .map(|o| Store::Object(o, local))
         }
         #[cfg(not(feature = "object-store"))]
         {

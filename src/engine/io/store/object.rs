@@ -11,6 +11,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt as _, PutPayload};
 
 use super::error::StoreError;
+use crate::cloud::{Cloud, StorageCredentials};
 use crate::fsutil;
 
 /// An object store bucket with a prefix.
@@ -57,7 +58,113 @@ fn classify(location: &str, e: object_store::Error) -> StoreError {
     }
 }
 
+/// The realm's cloud as the source of S3 credentials: every request of the store signs with the
+/// credentials of the cloud provider's own chain, so artifacts and cloud calls act as one
+/// identity.
+struct CloudCredentials(Arc<dyn Cloud>);
+
+impl std::fmt::Debug for CloudCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CloudCredentials({})", self.0.describe())
+    }
+}
+
+impl object_store::CredentialProvider for CloudCredentials {
+    type Credential = object_store::aws::AwsCredential;
+
+    fn get_credential<'a, 'b>(
+        &'a self,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = object_store::Result<Arc<Self::Credential>>>
+                + Send
+                + 'b,
+        >,
+    >
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        Box::pin(async move {
+            let unauthenticated = |detail: String| object_store::Error::Unauthenticated {
+                path: String::new(),
+                source: detail.into(),
+            };
+            match self.0.storage_credentials().await {
+                Ok(Some(StorageCredentials::Aws {
+                    key_id,
+                    secret,
+                    token,
+                })) => Ok(Arc::new(object_store::aws::AwsCredential {
+                    key_id,
+                    secret_key: secret.expose().to_owned(),
+                    token: token.map(|t| t.expose().to_owned()),
+                })),
+                Ok(None) => Err(unauthenticated(format!(
+                    "{} has no S3 credentials",
+                    self.0.describe()
+                ))),
+                Err(e) => Err(unauthenticated(e.to_string())),
+            }
+        })
+    }
+}
+
+/// Where the realm's cloud is, for a store in that cloud's object storage.
+#[derive(Clone)]
+pub struct CloudAccess {
+    /// The provider (its credential chain signs the store's requests).
+    pub cloud: Arc<dyn Cloud>,
+    /// Region.
+    pub region: String,
+    /// Endpoint override (an emulator serves S3 next to the other services).
+    pub endpoint: Option<String>,
+}
+
 impl ObjectStore {
+    /// Opens an `s3://` bucket with the credentials of the realm's cloud provider (EKS): the
+    /// store and the cloud calls use one credential chain, so they cannot act as two
+    /// identities. `options` may add settings but not credentials.
+    pub fn s3_with_cloud(
+        bucket_url: &str,
+        options: Vec<(String, String)>,
+        access: &CloudAccess,
+    ) -> Result<Self, StoreError> {
+        use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+        let bad = |detail: String| StoreError::Object {
+            location: bucket_url.to_owned(),
+            detail,
+            retryable: false,
+        };
+        let url = url::Url::parse(bucket_url).map_err(|e| bad(e.to_string()))?;
+        let prefix = ObjectPath::parse(url.path()).map_err(|e| bad(e.to_string()))?;
+        let mut b = AmazonS3Builder::new().with_url(bucket_url);
+        for (k, v) in options {
+            if let Ok(key) = k.parse::<AmazonS3ConfigKey>()
+                && !matches!(
+                    key,
+                    AmazonS3ConfigKey::AccessKeyId
+                        | AmazonS3ConfigKey::SecretAccessKey
+                        | AmazonS3ConfigKey::Token
+                )
+            {
+                b = b.with_config(key, v);
+            }
+        }
+        b = b
+            .with_region(&access.region)
+            .with_credentials(Arc::new(CloudCredentials(access.cloud.clone())));
+        if let Some(e) = &access.endpoint {
+            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+        }
+        let store = b.build().map_err(|e| bad(e.to_string()))?;
+        Ok(ObjectStore {
+            store: Arc::new(store),
+            base: bucket_url.trim_end_matches('/').to_owned(),
+            prefix,
+        })
+    }
+
     /// Opens `bucket_url` (`s3://`, `az://`, `gs://`) with `options` (object_store config keys
     /// such as `aws_endpoint`, `aws_access_key_id`).
     pub fn new(bucket_url: &str, options: Vec<(String, String)>) -> Result<Self, StoreError> {
