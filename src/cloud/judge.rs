@@ -539,7 +539,8 @@ mod tests {
 
     #[test]
     fn each_account_fact_fails_its_own_check_with_an_owner_and_fix() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut AccountFacts)>)> = vec![
+        type Edit = Box<dyn Fn(&mut AccountFacts)>;
+        let cases: Vec<(&str, Edit)> = vec![
             (
                 "access.account",
                 Box::new(|f| f.account = "999999999999".into()),
@@ -700,7 +701,8 @@ mod tests {
             cluster(Some(&cluster_facts()), &want(), key, "acme"),
             Decision::Adopt
         );
-        let edits: Vec<(Box<dyn Fn(&mut ClusterFacts)>, &str)> = vec![
+        type Edit = Box<dyn Fn(&mut ClusterFacts)>;
+        let edits: Vec<(Edit, &str)> = vec![
             (
                 Box::new(|c| {
                     c.tags.clear();

@@ -122,9 +122,8 @@ async fn the_provider_reads_identity_account_and_permissions_through_the_sdk() {
         .unwrap();
     let names: Vec<_> = facts.missing.iter().map(|m| m.action.as_str()).collect();
     assert_eq!(names, ["eks:CreateCluster"]);
-    assert_eq!(
+    assert!(
         s.world().count("iam:SimulatePrincipalPolicy") > 2,
-        true,
         "one call per resource group"
     );
 }
