@@ -290,6 +290,19 @@ impl AwsStandIn {
         AwsStandIn { standin, _rt: rt }
     }
 
+    /// The stand-in in front of moto at `upstream`: it answers only what moto lacks.
+    pub fn in_front_of(upstream: &str) -> Self {
+        use realmctl::cloud::eks::standin::{StandIn, World};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let w = World::in_front_of(upstream, "123456789012", "us-east-1");
+        let standin = rt.block_on(StandIn::start(w)).unwrap();
+        AwsStandIn { standin, _rt: rt }
+    }
+
     pub fn url(&self) -> String {
         self.standin.url()
     }
@@ -310,6 +323,12 @@ pub struct SpecOpts {
     pub node_image: &'static str,
     /// `cloud.endpoint` (an AWS stand-in); `None`: the isolated dead end.
     pub endpoint: Option<String>,
+    /// `cloud.eks.subnetIds` (default: two fixed ids the stand-in of [`AwsStandIn`] has).
+    pub subnets: Vec<String>,
+    /// `cloud.cluster.name` (default `digibee-acme`).
+    pub cluster: Option<String>,
+    /// `cloud.eks.clusterRoleArn` (default `arn:aws:iam::123456789012:role/c`).
+    pub cluster_role: Option<String>,
 }
 
 impl Default for SpecOpts {
@@ -323,6 +342,9 @@ impl Default for SpecOpts {
             vpn: None,
             node_image: "{type: default}",
             endpoint: None,
+            subnets: Vec::new(),
+            cluster: None,
+            cluster_role: None,
         }
     }
 }
@@ -361,8 +383,8 @@ cloud:
   provider: eks
   region: us-east-1
   endpoint: {endpoint}
-  eks: {{accountId: "123456789012", clusterRoleArn: "arn:aws:iam::123456789012:role/c", nodeRoleArn: "arn:aws:iam::123456789012:role/n", subnetIds: [subnet-0123456789abcdef0, subnet-0fedcba9876543210]}}
-  cluster: {{name: digibee-acme, kubernetesVersion: "1.31", nodeImage: {node_image}}}
+  eks: {{accountId: "123456789012", clusterRoleArn: "{cluster_role}", nodeRoleArn: "arn:aws:iam::123456789012:role/n", subnetIds: [{subnets}]}}
+  cluster: {{name: {cluster}, kubernetesVersion: "1.31", nodeImage: {node_image}}}
 domains:
   base: {BASE}
   designTime: [core, static, portal, auth]
@@ -377,6 +399,16 @@ vpn: {vpn}
 subscription: {{pipelineSubscriptions: 10, extraTestRtus: 0, extraProdRtus: 0}}
 "#,
         node_image = o.node_image,
+        cluster_role = o
+            .cluster_role
+            .as_deref()
+            .unwrap_or("arn:aws:iam::123456789012:role/c"),
+        subnets = if o.subnets.is_empty() {
+            "subnet-0123456789abcdef0, subnet-0fedcba9876543210".to_owned()
+        } else {
+            o.subnets.join(", ")
+        },
+        cluster = o.cluster.as_deref().unwrap_or("digibee-acme"),
         endpoint = o
             .endpoint
             .as_ref()
@@ -561,4 +593,59 @@ pub fn quota_serve_with(db: &Path, tokens: &Path, extra: &[&str]) -> (Child, Str
         "unexpected first line: {line}"
     );
     (child, base)
+}
+
+/// moto's server (PyPI `moto[server]`) on a free loopback port, stopped when dropped.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts moto; `env` adds settings (e.g. `INITIAL_NO_AUTH_ACTION_COUNT`).
+pub fn moto_with(env: &[(&str, &str)]) -> Moto {
+    let port = free_port();
+    let mut c = Command::new("python3");
+    c.args([
+        "-m",
+        "moto.server",
+        "-H",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c
+        .spawn()
+        .expect("python3 with moto[server] (the README test command installs it)");
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Moto { child, port };
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("moto did not start; is moto[server] installed?");
+}
+
+/// Starts moto with its defaults.
+pub fn moto() -> Moto {
+    moto_with(&[])
 }

@@ -3,50 +3,9 @@
 //! land under `<prefix>/<realm>/run-N/`, the journal records their URLs and SHA-256, and
 //! `audit verify` reads them back, catching a replaced or deleted object.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use crate::common::{SpecOpts, free_port};
+use crate::common::{SpecOpts, moto};
 use crate::engine_support::*;
 use realmctl::crypto::sha256_hex;
-
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto() -> Moto {
-    let port = free_port();
-    let mut child = Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 with moto[server] (the README test command installs it)");
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Moto { child, port };
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("moto did not start; is moto[server] installed?");
-}
 
 /// Creates a bucket (moto accepts an unsigned CreateBucket).
 fn create_bucket(url: &str) -> u16 {

@@ -10,6 +10,8 @@ mod engine_support;
 mod certificate_matrix;
 mod cli;
 mod dns;
+#[cfg(all(feature = "eks", feature = "object-store"))]
+mod eks_moto;
 #[cfg(feature = "eks")]
 mod eks_standin;
 mod engine;
