@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use aws_sdk_eks::types::VpcConfigRequest;
 
@@ -580,5 +579,4 @@ fn sigkill_anywhere_leaves_exactly_one_cluster_and_node_group_on_moto() {
     let creates = lab.front.world().count("eks:CreateCluster");
     assert_eq!(creates, points.len(), "one create per case, never two");
     assert_eq!(lab.clusters().len(), points.len());
-    let _ = Duration::ZERO;
 }

@@ -11,6 +11,8 @@ mod certificate_matrix;
 mod cli;
 mod dns;
 #[cfg(all(feature = "eks", feature = "object-store"))]
+mod eks_install;
+#[cfg(all(feature = "eks", feature = "object-store"))]
 mod eks_moto;
 #[cfg(feature = "eks")]
 mod eks_standin;

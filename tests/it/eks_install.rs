@@ -1,0 +1,244 @@
+//! EKS installs through the binary against the AWS stand-in alone (issue #9), for what moto
+//! cannot show: clusters that take time to become active, so SIGKILLs at random moments land
+//! inside `cluster.apply`; and the canary credentials, searched for in every file and every
+//! output, plain, base64 and URL-encoded.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::common::{AWS_TEST_SECRET, AwsStandIn, SpecOpts};
+use crate::eks_moto::{cloud_playbook, killed_at, unlock};
+use crate::engine_support::*;
+
+fn case(aws: &AwsStandIn, root: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = root.join(name);
+    let spec = spec(
+        &dir,
+        SpecOpts {
+            endpoint: Some(aws.url()),
+            cluster: Some(name.into()),
+            ..SpecOpts::default()
+        },
+    );
+    let pb = cloud_playbook(&dir);
+    (spec, pb, dir.join("state"))
+}
+
+fn resume(spec: &Path, state: &Path, pb: &Path) -> (i32, serde_json::Value, String) {
+    unlock(state);
+    install(spec, state, pb, &["--retry-base-ms", "10"])
+}
+
+fn cluster_step_status(state: &Path) -> String {
+    step_statuses(state)
+        .into_iter()
+        .find(|(id, _)| id == "cluster")
+        .map(|(_, s)| s)
+        .unwrap_or_default()
+}
+
+/// SIGKILL between each create call and its journal record (and after each intent), then at
+/// random moments while `cluster.apply` waits for the cluster and creates the node group: every
+/// random kill must land inside the step (its start journaled, its end not), and after resuming
+/// exactly one cluster and one node group exist per case.
+#[cfg(feature = "test-actions")]
+#[test]
+fn sigkill_inside_cluster_apply_leaves_exactly_one_cluster_and_node_group() {
+    let aws = AwsStandIn::start(Duration::from_millis(700));
+    let root = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    for label in [
+        "intent-cluster",
+        "created-cluster",
+        "intent-pool",
+        "created-pool",
+    ] {
+        let name = format!("p{n}");
+        n += 1;
+        let (spec, pb, state) = case(&aws, root.path(), &name);
+        killed_at(&spec, &state, &pb, &format!("cluster:at:{label}"), &[]);
+        assert_eq!(cluster_step_status(&state), "interrupted", "{label}");
+        let (code, v, err) = resume(&spec, &state, &pb);
+        assert_eq!(code, 0, "{label}: {v} {err}");
+    }
+    // Random moments: after the cluster's create call is seen, wait 0..1900 ms, then kill. The
+    // cluster is active after 700 ms and the first poll comes 2 s after the create (the
+    // documented backoff), so the step is still running for the whole window.
+    let mut rng = 0x5eed_u64;
+    let mut landed = 0;
+    for _ in 0..6 {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis((rng >> 33) % 1900);
+        let name = format!("r{n}");
+        n += 1;
+        let (spec, pb, state) = case(&aws, root.path(), &name);
+        let before = aws.world().count("eks:CreateCluster");
+        let mut child = crate::common::realmctl_std()
+            .args(["install", "--yes", "--retry-base-ms", "10", "-f"])
+            .arg(&spec)
+            .arg("--state")
+            .arg(&state)
+            .arg("--playbook")
+            .arg(&pb)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while aws.world().count("eks:CreateCluster") == before {
+            assert!(t0.elapsed() < Duration::from_secs(30), "no create call");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(delay);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let st = cluster_step_status(&state);
+        assert_eq!(
+            st, "interrupted",
+            "a kill {delay:?} after the create did not land mid-step"
+        );
+        landed += 1;
+        let (code, v, err) = resume(&spec, &state, &pb);
+        assert_eq!(code, 0, "{delay:?}: {v} {err}");
+    }
+    assert_eq!(landed, 6);
+    let w = aws.world();
+    assert_eq!(w.clusters.len(), n, "one cluster per case");
+    assert_eq!(w.nodegroups.len(), n, "one node group per case");
+    assert_eq!(w.count("eks:CreateCluster"), n, "never created twice");
+    assert_eq!(w.count("eks:CreateNodegroup"), n);
+}
+
+/// Every file under `dirs` (recursively), with its bytes.
+fn files(dirs: &[&Path]) -> Vec<(PathBuf, Vec<u8>)> {
+    fn walk(p: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        for e in std::fs::read_dir(p).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if let Ok(b) = std::fs::read(&path) {
+                out.push((path, b));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for d in dirs {
+        walk(d, &mut out);
+    }
+    out
+}
+
+/// The forms a leaked secret could take.
+fn forms(secret: &str) -> Vec<String> {
+    use base64::Engine;
+    let enc: String = secret
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    vec![
+        secret.to_owned(),
+        base64::engine::general_purpose::STANDARD.encode(secret),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+        enc,
+    ]
+}
+
+/// A canary AWS secret key and session token (issue #9): never in the state folder, the
+/// kubeconfig, the reports, or any output of preflight, plan, install, status, report or audit.
+#[test]
+fn the_aws_secret_and_session_token_never_appear_anywhere() {
+    let aws = AwsStandIn::start(Duration::from_millis(200));
+    let root = tempfile::tempdir().unwrap();
+    let (spec, pb, state) = case(&aws, root.path(), "digibee-canary");
+    let token = "IQoJb3JpZ2luX2VjECAaCXVzLWVhc3QtMSJHMEUCIQ-canary-session-token-7f3a";
+    let out_dir = root.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut outputs = Vec::new();
+    let mut run = |args: &[&str]| {
+        let o = realmctl()
+            .env("AWS_SESSION_TOKEN", token)
+            .args(args)
+            .output()
+            .unwrap();
+        outputs.push(o.stdout.clone());
+        outputs.push(o.stderr.clone());
+        o.status.code()
+    };
+    let (s, st, p) = (
+        spec.to_str().unwrap(),
+        state.to_str().unwrap(),
+        pb.to_str().unwrap(),
+    );
+    assert_eq!(
+        run(&["preflight", "--only", "access", "--output", "json", "-f", s]),
+        Some(0)
+    );
+    assert_eq!(
+        run(&["plan", "-f", s, "--state", st, "--playbook", p]),
+        Some(0)
+    );
+    assert_eq!(
+        run(&[
+            "install",
+            "--yes",
+            "--output",
+            "json",
+            "-f",
+            s,
+            "--state",
+            st,
+            "--playbook",
+            p
+        ]),
+        Some(0)
+    );
+    assert_eq!(
+        run(&["install", "--yes", "-f", s, "--state", st, "--playbook", p]),
+        Some(0)
+    );
+    assert_eq!(run(&["status", "--output", "json", "--state", st]), Some(0));
+    for f in ["html", "md", "json"] {
+        let out = out_dir.join(format!("report.{f}"));
+        assert_eq!(
+            run(&[
+                "report",
+                "--format",
+                f,
+                "--state",
+                st,
+                "-o",
+                out.to_str().unwrap()
+            ]),
+            Some(0)
+        );
+    }
+    assert_eq!(run(&["audit", "verify", "--state", st]), Some(0));
+    assert!(state.join("kubeconfig").exists());
+    let everything = files(&[&state, &out_dir]);
+    assert!(everything.len() > 10, "{} files", everything.len());
+    for secret in [AWS_TEST_SECRET, token] {
+        for form in forms(secret) {
+            for (path, bytes) in &everything {
+                assert!(
+                    !bytes.windows(form.len()).any(|w| w == form.as_bytes()),
+                    "{form} in {}",
+                    path.display()
+                );
+            }
+            for o in &outputs {
+                assert!(
+                    !o.windows(form.len()).any(|w| w == form.as_bytes()),
+                    "{form} in an output"
+                );
+            }
+        }
+    }
+}
