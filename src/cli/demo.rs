@@ -1,29 +1,48 @@
-//! `realmctl demo`: the preflight and the install of a sample realm on this machine alone.
+//! `realmctl demo`: the preflight and the install of a sample realm on this machine alone — a
+//! simulation, said so plainly before anything runs.
 
+use std::io::Write;
 use std::path::Path;
 
 use realmctl::engine::model::event::StopOutcome;
+use realmctl::spec::Provider;
 
+use super::preflight::CloudFrom;
+use super::progress::Progress;
 use super::{BadInput, Format, Outcome, bad};
 
-/// Runs the demo in `dir`.
-pub fn run(dir: &Path, output: Format) -> Result<Outcome, BadInput> {
+/// Runs the demo of `cloud` in `dir`.
+pub fn run(dir: &Path, cloud: Provider, output: Format) -> Result<Outcome, BadInput> {
     let runtime = super::runtime()?;
     let demo = runtime
-        .block_on(realmctl::demo::prepare(dir))
+        .block_on(realmctl::demo::prepare(dir, cloud))
         .map_err(bad)?;
+    if output == Format::Text {
+        println!(
+            "SIMULATION: nothing here touches a real cloud. The {} API, DNS for {} and the outbound hosts \
+             are stand-ins on this machine's loopback ({}); the real AWS SDK talks to them with throw-away keys.",
+            cloud,
+            realmctl::demo::BASE,
+            demo.standin.url()
+        );
+    }
     let report = dir.join("report.html");
-    let outcome = super::preflight::run(
+    let checked = super::preflight::check(
         &runtime,
         &demo.spec,
-        Some(demo.only),
+        None,
         output,
         Some(&report),
         None,
+        CloudFrom::Given(demo.cloud.clone()),
     )?;
-    let walk = runtime
-        .block_on(realmctl::demo::install(dir, &demo.spec))
-        .map_err(bad)?;
+    if output == Format::Text {
+        let _ = write!(anstream::stdout(), "{}", realmctl::report::text(&checked));
+    }
+    let progress = Progress::new(output == Format::Text);
+    let walk = runtime.block_on(realmctl::demo::install(dir, &demo, &progress));
+    progress.finish();
+    let walk = walk.map_err(bad)?;
     let install_report = dir.join("install-report.html");
     super::inspect::write_report(
         &walk.state,
@@ -31,35 +50,66 @@ pub fn run(dir: &Path, output: Format) -> Result<Outcome, BadInput> {
         &install_report,
     )?;
     let installed = walk.second.outcome == StopOutcome::Completed && walk.verified.ok;
-    if output == Format::Text {
-        println!(
-            "Demo realm in {}: spec {}, report {}",
-            dir.display(),
-            demo.spec.display(),
-            report.display()
-        );
-        println!(
-            "Demo install in {}: run {} {} ({}); approved by {} (journal record {}); run {}: {}; journal verified ({} records, head {}); report {}",
-            walk.state.display(),
-            walk.first.run,
-            format!("{:?}", walk.first.outcome).to_lowercase(),
-            walk.first.message,
-            walk.approval.by,
-            walk.approval.seq,
-            walk.second.run,
-            walk.second.message,
-            walk.verified.records,
-            walk.verified
-                .head
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-            install_report.display()
-        );
-        println!(
-            "DNS is not part of the demo (it needs a name server for {}); try `realmctl preflight --only dns -f <your spec>`.",
-            realmctl::demo::BASE
-        );
+    let clusters = demo.standin.clusters();
+    match output {
+        Format::Text => {
+            println!(
+                "Demo realm in {}: spec {}, preflight report {}",
+                dir.display(),
+                demo.spec.display(),
+                report.display()
+            );
+            println!(
+                "Demo install in {}: run {} {} ({}); approved by {} (journal record {}); run {}: {}",
+                walk.state.display(),
+                walk.first.run,
+                format!("{:?}", walk.first.outcome).to_lowercase(),
+                walk.first.message,
+                walk.approval.by,
+                walk.approval.seq,
+                walk.second.run,
+                walk.second.message,
+            );
+            println!(
+                "Simulated {} cluster(s): {}; journal {} ({} records, head {}); install report {}",
+                cloud,
+                if clusters.is_empty() {
+                    "none".to_owned()
+                } else {
+                    clusters.join(", ")
+                },
+                if walk.verified.ok {
+                    "verified"
+                } else {
+                    "FAILED verification"
+                },
+                walk.verified.records,
+                walk.verified
+                    .head
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                install_report.display()
+            );
+        }
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({
+                "simulation": true,
+                "preflight": checked,
+                "cloud": cloud.to_string(),
+                "spec": demo.spec,
+                "state": walk.state,
+                "installed": installed,
+                "clusters": clusters,
+                "journal": {"ok": walk.verified.ok, "records": walk.verified.records},
+                "reports": {"preflight": report, "install": install_report},
+            })
+        ),
     }
-    Ok(if installed { outcome } else { Outcome::Failed })
+    Ok(if installed && !checked.failed() {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
 }

@@ -107,6 +107,9 @@ pub enum Command {
         /// Folder for the demo realm (spec, certificates, reports, state).
         #[arg(long, default_value = "realmctl-demo")]
         dir: PathBuf,
+        /// The cloud to simulate (this build has a stand-in for EKS).
+        #[arg(long, default_value = "eks")]
+        cloud: realmctl::spec::Provider,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         output: Format,
@@ -194,12 +197,13 @@ pub enum Command {
         #[arg(long)]
         by: Option<String>,
     },
-    /// Customer self-check: certificate, DNS, outbound access, VPN and spec prerequisites.
+    /// Customer self-check: certificate, DNS, outbound access, VPN, cloud access and spec
+    /// prerequisites.
     Preflight {
         /// The realm spec.
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
-        /// Only these categories (comma-separated): certificate,dns,outbound,vpn,spec.
+        /// Only these categories (comma-separated): certificate,dns,outbound,vpn,access,spec.
         #[arg(long, value_delimiter = ',')]
         only: Option<Vec<Category>>,
         /// Output format.
@@ -260,6 +264,7 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
             output,
             report.as_deref(),
             concurrency(c),
+            preflight::CloudFrom::Spec,
         ),
         Command::Quota { cmd } => quota::run(cmd),
         Command::Plan { args } => engine::plan(&args),
@@ -285,7 +290,7 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
             unreadable,
             by,
         } => engine::unlock(&state, lock_id.as_deref(), unreadable, by),
-        Command::Demo { dir, output } => demo::run(&dir, output),
+        Command::Demo { dir, cloud, output } => demo::run(&dir, cloud, output),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::anyhow;
 use time::OffsetDateTime;
@@ -15,7 +16,16 @@ use realmctl::report::{self, DocFormat};
 use super::progress::Progress;
 use super::{BadInput, Format, Outcome, bad, env};
 
-/// Runs the self-check of the spec `file`.
+/// Where the access checks get their cloud provider.
+pub enum CloudFrom {
+    /// The spec's cloud on its standard credential chain.
+    Spec,
+    /// This provider (the demo's, on its stand-in).
+    Given(Arc<dyn realmctl::cloud::Cloud>),
+}
+
+/// Runs the self-check of the spec `file`, prints the result in `output` and tells whether it
+/// passed.
 pub fn run(
     runtime: &tokio::runtime::Runtime,
     file: &Path,
@@ -23,7 +33,42 @@ pub fn run(
     output: Format,
     report_path: Option<&Path>,
     concurrency: Option<usize>,
+    cloud_from: CloudFrom,
 ) -> Result<Outcome, BadInput> {
+    let report = check(
+        runtime,
+        file,
+        only,
+        output,
+        report_path,
+        concurrency,
+        cloud_from,
+    )?;
+    match output {
+        Format::Text => {
+            let mut out = anstream::stdout();
+            let _ = write!(out, "{}", report::text(&report));
+        }
+        Format::Json => println!("{}", report::json(&report)),
+    }
+    Ok(if report.failed() {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
+}
+
+/// Runs the self-check of the spec `file` (progress on stderr for `output` text) and writes the
+/// report document to `report_path`; prints nothing on stdout.
+pub fn check(
+    runtime: &tokio::runtime::Runtime,
+    file: &Path,
+    only: Option<Vec<Category>>,
+    output: Format,
+    report_path: Option<&Path>,
+    concurrency: Option<usize>,
+    cloud_from: CloudFrom,
+) -> Result<preflight::Report, BadInput> {
     let doc_format = match report_path {
         None => None,
         Some(p) => Some(DocFormat::for_path(p).ok_or_else(|| {
@@ -36,10 +81,10 @@ pub fn run(
     let spec = super::spec::load(file)?;
     let now = OffsetDateTime::now_utc();
     let wants_access = only.as_ref().is_none_or(|o| o.contains(&Category::Access));
-    let cloud = if wants_access {
-        env::cloud(runtime, &spec)?
-    } else {
-        None
+    let cloud = match cloud_from {
+        CloudFrom::Given(c) => Some(c),
+        CloudFrom::Spec if wants_access => env::cloud(runtime, &spec)?,
+        CloudFrom::Spec => None,
     };
     let opts = Options {
         only,
@@ -53,13 +98,6 @@ pub fn run(
     let result = runtime.block_on(preflight::run(&spec, &opts, &progress));
     progress.finish();
     let report = result.map_err(bad)?;
-    match output {
-        Format::Text => {
-            let mut out = anstream::stdout();
-            let _ = write!(out, "{}", report::text(&report));
-        }
-        Format::Json => println!("{}", report::json(&report)),
-    }
     if let (Some(path), Some(fmt)) = (report_path, doc_format) {
         let stamp = now
             .replace_nanosecond(0)
@@ -69,9 +107,5 @@ pub fn run(
         let doc = report::document(&report, fmt, &stamp).map_err(bad)?;
         super::emit(&doc, Some(path))?;
     }
-    Ok(if report.failed() {
-        Outcome::Failed
-    } else {
-        Outcome::Success
-    })
+    Ok(report)
 }

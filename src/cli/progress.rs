@@ -93,6 +93,13 @@ impl EngineObserver for Progress {
         self.bar
             .set_message(format!("{} {}{again}", step.id, step.action));
     }
+    fn on_step_progress(&self, step: &StepDef, message: &str) {
+        if self.lines {
+            self.say(format!("... {}: {message}", step.id));
+        } else {
+            self.bar.set_prefix(message.to_owned());
+        }
+    }
     fn on_step_end(&self, step: &StepDef, end: &StepEnd<'_>) {
         if self.bar.is_hidden() && !self.lines {
             return; // JSON output: stderr stays quiet but for warnings

@@ -113,6 +113,18 @@ pub enum Provider {
     Gke,
 }
 
+impl std::str::FromStr for Provider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "eks" => Ok(Provider::Eks),
+            "aks" => Ok(Provider::Aks),
+            "gke" => Ok(Provider::Gke),
+            _ => Err(format!("unknown cloud `{s}` (use eks, aks or gke)")),
+        }
+    }
+}
+
 impl fmt::Display for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -443,7 +443,44 @@ fn reports_are_written_and_secrets_never_appear() {
 }
 
 #[test]
-fn demo_runs_a_full_self_check_on_loopback() {
+fn demo_says_it_is_a_simulation_and_refuses_clouds_without_a_stand_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = realmctl()
+        .args(["demo", "--cloud", "aks", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}\n{err}");
+    assert!(err.contains("simulates EKS only"), "{err}");
+    assert!(
+        err.contains("help: run `realmctl demo --cloud eks`"),
+        "{err}"
+    );
+    let o = realmctl()
+        .args(["demo", "--dir"])
+        .arg(dir.path().join("eks"))
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(
+        out.lines()
+            .next()
+            .unwrap()
+            .starts_with("SIMULATION: nothing here touches a real cloud."),
+        "{out}"
+    );
+    assert!(out.contains("30 passed, 1 warnings, 0 failed"), "{out}");
+    assert!(
+        out.contains("Simulated eks cluster(s): digibee-demo"),
+        "{out}"
+    );
+    assert!(err.contains("CREATING"), "cluster progress is shown: {err}");
+}
+
+#[test]
+fn demo_checks_and_installs_a_simulated_eks_realm_on_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let o = realmctl()
         .args(["demo", "--output", "json", "--dir"])
@@ -453,16 +490,39 @@ fn demo_runs_a_full_self_check_on_loopback() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["realm"], "demo");
-    assert_eq!(v["summary"]["fail"], 0);
+    assert_eq!(v["simulation"], true);
+    assert_eq!(v["cloud"], "eks");
+    let p = &v["preflight"];
+    assert_eq!(p["realm"], "demo");
+    assert_eq!(p["summary"]["fail"], 0, "{out}");
     assert_eq!(
-        v["summary"]["warn"], 1,
+        p["summary"]["warn"], 1,
         "the demo CA's TLS server is reported as interception: {out}"
     );
+    // Every category ran, DNS (on the demo's name server) and cloud access included (issue #9).
+    for category in ["certificate", "dns", "outbound", "vpn", "access", "spec"] {
+        assert!(
+            p["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["category"] == category),
+            "no {category} checks: {out}"
+        );
+    }
+    assert_eq!(v["installed"], true);
+    assert_eq!(
+        v["clusters"],
+        serde_json::json!(["digibee-demo (node groups: demo-workers)"])
+    );
+    assert_eq!(v["journal"]["ok"], true);
     assert!(dir.path().join("report.html").exists());
-    // The demo also walks the realm through the install engine (issue #4).
     let html = std::fs::read_to_string(dir.path().join("install-report.html")).unwrap();
     assert!(html.contains("the install is complete"), "{html}");
+    assert!(
+        html.contains("digibee-demo"),
+        "the cluster is in the report"
+    );
     let status = realmctl()
         .args(["status", "--output", "json", "--state"])
         .arg(dir.path().join("state"))

@@ -4,10 +4,14 @@
 //! output, plain, base64 and URL-encoded.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "test-actions")]
+use std::time::Instant;
 
 use crate::common::{AWS_TEST_SECRET, AwsStandIn, SpecOpts};
-use crate::eks_moto::{cloud_playbook, killed_at, unlock};
+#[cfg(feature = "test-actions")]
+use crate::eks_moto::killed_at;
+use crate::eks_moto::{cloud_playbook, unlock};
 use crate::engine_support::*;
 
 fn case(aws: &AwsStandIn, root: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {

@@ -69,6 +69,8 @@ pub struct EksProvider {
     ec2: aws_sdk_ec2::Client,
     eks: aws_sdk_eks::Client,
     quotas: aws_sdk_servicequotas::Client,
+    /// Where the credentials come from when not from the standard chain.
+    source: Option<&'static str>,
 }
 
 impl std::fmt::Debug for EksProvider {
@@ -100,7 +102,9 @@ impl EksProvider {
             None,
             "static",
         );
-        Self::load(settings, Some(SharedCredentialsProvider::new(creds))).await
+        let mut p = Self::load(settings, Some(SharedCredentialsProvider::new(creds))).await?;
+        p.source = Some("keys given to realmctl");
+        Ok(p)
     }
 
     async fn load(
@@ -139,6 +143,7 @@ impl EksProvider {
             quotas: aws_sdk_servicequotas::Client::new(config),
             credentials,
             settings,
+            source: None,
         })
     }
 
@@ -419,7 +424,9 @@ impl IdentitySource for EksProvider {
                 principal,
                 policy_subject,
                 account,
-                source: credential_source(&creds),
+                source: self
+                    .source
+                    .map_or_else(|| credential_source(&creds), str::to_owned),
                 expires_at: creds
                     .expiry()
                     .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())

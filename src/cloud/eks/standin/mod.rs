@@ -86,6 +86,23 @@ impl StandIn {
         format!("http://{}", self.addr)
     }
 
+    /// The clusters it holds, each with its node groups: `name (node groups: a, b)`.
+    pub fn clusters(&self) -> Vec<String> {
+        let w = self.world();
+        w.clusters
+            .keys()
+            .map(|c| {
+                let groups: Vec<&str> = w
+                    .nodegroups
+                    .values()
+                    .filter(|n| &n.cluster == c)
+                    .map(|n| n.name.as_str())
+                    .collect();
+                format!("{c} (node groups: {})", groups.join(", "))
+            })
+            .collect()
+    }
+
     /// The world, to shape or inspect it.
     pub fn world(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|p| p.into_inner())

@@ -1,10 +1,14 @@
-//! `realmctl demo`: a complete customer self-check on this machine alone.
+//! `realmctl demo`: the whole install of a sample realm on this machine alone — a simulation.
 //!
-//! Writes a demo realm (spec, a test CA and a wildcard certificate for the six required names)
-//! into a folder, starts loopback peers for the outbound checks (a TLS server, a plain TCP
-//! service), and returns the spec for `preflight` to run.
-//! DNS is not part of the demo: it needs a name server for the demo zone. [`install`] then walks
-//! the demo realm through the install engine with `playbooks/demo.yaml`.
+//! [`prepare`] writes a demo realm (spec, a throw-away CA and a wildcard certificate for the six
+//! required names) and starts its loopback stand-ins on the current runtime: a name server for
+//! the demo zone ([`dns`]), outbound peers (a TLS server, a plain TCP service) and the AWS
+//! stand-in (`crate::cloud::eks::standin`), whose clusters take seconds to become active. The
+//! real AWS SDK talks to it with throw-away demo keys. [`install`] then runs the embedded
+//! `dedicated-saas` playbook — every phase, DNS and the cluster included — stops at the phase-5
+//! gate, approves it as the demo customer, resumes to the end and verifies the journal.
+
+pub mod dns;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,10 +21,18 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
 
-use crate::checks::Category;
+use crate::cloud::Cloud;
+use crate::cloud::eks::standin::{StandIn, World};
+use crate::spec::Provider;
 
 /// The demo realm's base domain (`.test` is reserved, RFC 6761).
 pub const BASE: &str = "digibee.demo.test";
+/// The demo's AWS account and region (the stand-in's).
+pub const ACCOUNT: &str = "123456789012";
+/// The demo's region.
+pub const REGION: &str = "us-east-1";
+/// How long a demo cluster or node group stays CREATING.
+pub const CREATE_DELAY: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// Why the demo could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -39,15 +51,25 @@ pub enum DemoError {
     /// Starting a loopback peer failed.
     #[error("cannot start a loopback peer: {0}")]
     Peer(String),
+    /// The demo has no stand-in for that cloud yet.
+    #[error(
+        "the demo simulates EKS only in this build; the {0} stand-in arrives with the {0} provider\n  help: run `realmctl demo --cloud eks`"
+    )]
+    NoStandIn(Provider),
+    /// The demo's cloud provider could not be set up.
+    #[error("cannot set up the demo's cloud provider: {0}")]
+    Cloud(#[from] crate::cloud::CloudError),
 }
 
-/// A prepared demo: where the spec is and which categories it exercises.
-#[derive(Debug)]
+/// A prepared demo: the spec, the cloud provider on the AWS stand-in, and the stand-in (which
+/// runs as long as this value lives).
 pub struct Demo {
     /// The spec file.
     pub spec: PathBuf,
-    /// Categories the demo runs.
-    pub only: Vec<Category>,
+    /// The provider of the demo's cloud (the real SDK, on the stand-in, with demo keys).
+    pub cloud: Arc<dyn Cloud>,
+    /// The AWS stand-in.
+    pub standin: StandIn,
 }
 
 fn write(path: PathBuf, text: &str) -> Result<(), DemoError> {
@@ -89,8 +111,11 @@ fn leaf(
     ))
 }
 
-/// Writes the demo realm into `dir` and starts its loopback peers on the current tokio runtime.
-pub async fn prepare(dir: &Path) -> Result<Demo, DemoError> {
+/// Writes the demo realm into `dir` and starts its loopback stand-ins on the current runtime.
+pub async fn prepare(dir: &Path, cloud: Provider) -> Result<Demo, DemoError> {
+    if cloud != Provider::Eks {
+        return Err(DemoError::NoStandIn(cloud));
+    }
     // The demo folder holds a private key: it is private (0700) like a state folder.
     let mkdir = |p: PathBuf| {
         crate::fsutil::create_private_dir(&p).map_err(|e| DemoError::Write {
@@ -122,21 +147,47 @@ pub async fn prepare(dir: &Path) -> Result<Demo, DemoError> {
     let (server_chain, server_key) = leaf(vec!["localhost".into()], &inter)?;
     let tls = tls_server(&server_chain, &server_key.serialize_pem()).await?;
     let plain = listener().await?;
+    let peer = |e: std::io::Error| DemoError::Peer(e.to_string());
+    let dns = dns::start(BASE).await.map_err(peer)?;
+    let mut world = World::sample(ACCOUNT, REGION);
+    world.create_delay = CREATE_DELAY;
+    let subnets: Vec<String> = world.subnets.iter().map(|s| s.id.clone()).collect();
+    let (cluster_role, node_role) = (
+        world.role_arn("digibee-eks-cluster"),
+        world.role_arn("digibee-eks-node"),
+    );
+    let standin = StandIn::start(world).await.map_err(peer)?;
     let spec = crate::templates::render(
         "demo.yaml",
-        &serde_json::json!({"base": BASE, "tls": tls, "plain": plain}),
+        &serde_json::json!({
+            "base": BASE, "tls": tls, "plain": plain, "dns": dns,
+            "endpoint": standin.url(), "region": REGION, "account": ACCOUNT,
+            "clusterRole": cluster_role, "nodeRole": node_role, "subnets": subnets,
+        }),
     )
     .map_err(|e| DemoError::Peer(e.to_string()))?;
     let path = dir.join("realm.yaml");
     write(path.clone(), &spec)?;
+    // Throw-away keys for the stand-in: the demo never reads the operator's AWS credentials.
+    let provider = crate::cloud::eks::EksProvider::with_static_credentials(
+        crate::cloud::eks::EksSettings {
+            region: REGION.into(),
+            endpoint: Some(standin.url()),
+            profile: None,
+        },
+        "AKIADEMODEMODEMODEMO",
+        &crate::secret::Secret::new("demo-key-for-the-loopback-stand-in-only"),
+        None,
+    )
+    .await?;
+    let cloud = Arc::new(crate::cloud::retry::Retrying::new(
+        provider,
+        crate::cloud::retry::RetryPolicy::default(),
+    ));
     Ok(Demo {
         spec: path,
-        only: vec![
-            Category::Spec,
-            Category::Certificate,
-            Category::Outbound,
-            Category::Vpn,
-        ],
+        cloud,
+        standin,
     })
 }
 
@@ -181,9 +232,6 @@ async fn listener() -> Result<u16, DemoError> {
     Ok(port)
 }
 
-/// The demo's playbook: the six phases with what runs on one machine alone.
-pub const PLAYBOOK: &str = include_str!("../playbooks/demo.yaml");
-
 /// What the demo install did.
 #[derive(Debug)]
 pub struct InstallDemo {
@@ -213,16 +261,20 @@ pub enum InstallDemoError {
     Journal(#[from] crate::engine::io::journal::JournalError),
 }
 
-/// Walks the demo realm through the install engine in `<dir>/state`: runs to the phase-5 gate,
-/// approves as the demo customer, resumes to the end (seeding `<dir>/state/quota.db`), and
-/// verifies the journal. Needs the peers of [`prepare`] to be running.
-pub async fn install(dir: &Path, spec: &Path) -> Result<InstallDemo, InstallDemoError> {
+/// Walks the demo realm through the embedded `dedicated-saas` playbook in `<dir>/state`: runs
+/// to the phase-5 gate, approves as the demo customer, resumes to the end (creating the
+/// cluster and node group in the stand-in, seeding `<dir>/state/quota.db`), and verifies the
+/// journal. Progress goes to `observer`.
+pub async fn install(
+    dir: &Path,
+    demo: &Demo,
+    observer: &dyn crate::engine::EngineObserver,
+) -> Result<InstallDemo, InstallDemoError> {
     use crate::engine::io::{journal, store};
     use crate::engine::model::playbook;
-    use crate::engine::{Quiet, RunOptions, audit, run};
-    let spec = crate::spec::load(spec)?;
-    let playbook = playbook::parse(PLAYBOOK, "<embedded>/playbooks/demo.yaml")
-        .expect("the demo playbook is valid (unit-tested)");
+    use crate::engine::{RunOptions, audit, run};
+    let spec = crate::spec::load(&demo.spec)?;
+    let playbook = playbook::embedded();
     let state = dir.join("state");
     let mut opts = RunOptions::new(
         "realmctl demo",
@@ -230,7 +282,8 @@ pub async fn install(dir: &Path, spec: &Path) -> Result<InstallDemo, InstallDemo
         crate::quota::seed::Target::default_for(&state),
     );
     opts.retry_base = std::time::Duration::from_millis(200);
-    let first = run::install(&state, &spec, &playbook, &opts, &Quiet).await?;
+    opts.cloud = Some(demo.cloud.clone());
+    let first = run::install(&state, &spec, &playbook, &opts, observer).await?;
     let approval = match run::approve(
         &state,
         5,
@@ -250,8 +303,8 @@ pub async fn install(dir: &Path, spec: &Path) -> Result<InstallDemo, InstallDemo
         }
         Err(e) => return Err(e.into()),
     };
-    let second = run::install(&state, &spec, &playbook, &opts, &Quiet).await?;
-    let j = journal::Journal::open(&state)?;
+    let second = run::install(&state, &spec, &playbook, &opts, observer).await?;
+    let j = journal::Journal::open_read_only(&state)?;
     let verified = audit::verify(&j, &opts.store, None).await?;
     Ok(InstallDemo {
         first,
@@ -260,13 +313,4 @@ pub async fn install(dir: &Path, spec: &Path) -> Result<InstallDemo, InstallDemo
         verified,
         state,
     })
-}
-
-#[cfg(test)]
-mod install_tests {
-    #[test]
-    fn the_demo_playbook_is_valid() {
-        let p = crate::engine::model::playbook::parse(super::PLAYBOOK, "demo").unwrap();
-        assert_eq!(p.phases.len(), 6);
-    }
 }
