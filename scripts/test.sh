@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the loopback peers the tests start
-# (dnsmasq, tinyproxy, openssl and Chromium from Debian; moto's S3 server from PyPI) if
+# (dnsmasq, tinyproxy, openssl and Chromium from Debian; moto 5.2 from PyPI for S3, STS, IAM, EC2 and EKS) if
 # missing, then checks formatting and lints, then runs every test, including the install
 # engine's crash tests (feature test-actions). Idempotent: a second run installs nothing.
 set -euo pipefail
@@ -19,9 +19,10 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-python3 -c 'import moto.server' >/dev/null 2>&1 || {
-  echo "installing moto[server] (S3 peer for the artifact store tests)"
-  python3 -m pip install -q 'moto[server]'
+# moto 5.2.x: the tests depend on what it implements and lacks (docs/aws-standin.md).
+python3 -c 'import moto.server, moto; assert moto.__version__.startswith("5.2.")' >/dev/null 2>&1 || {
+  echo "installing moto[server] 5.2 (AWS peer: S3, STS, IAM, EC2, EKS)"
+  python3 -m pip install -q 'moto[server]>=5.2,<5.3'
 }
 
 cargo fmt --check
