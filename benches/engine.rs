@@ -5,8 +5,15 @@
 //!   same run (goal ≤ 2×);
 //! - `audit verify` throughput against `sha256sum` over the same bytes (goal ≥ 0.5×).
 //!
-//! Run with `cargo bench --bench engine --features test-actions`.
+//! - the EKS install against the AWS stand-in: API calls and polls, engine overhead
+//!   (`engine/eks.rs`, section `eks`).
+//!
+//! Run with `cargo bench --bench engine --features test-actions` (`-- eks` or `-- journal` for
+//! one section).
 
+#[cfg(feature = "eks")]
+#[path = "engine/eks.rs"]
+mod eks;
 mod support;
 
 use std::fmt::Write as _;
@@ -268,9 +275,23 @@ fn main() {
     if !support::measuring() {
         return;
     }
-    let mut out = support::stamp("engine --features test-actions");
-    journal_overhead(&mut out);
-    verify_throughput(&mut out);
-    print!("{out}");
-    support::write_section("docs/benchmarks.md", "engine", &out);
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |s: &str| only.is_empty() || only.iter().any(|o| o == s);
+    if wanted("journal") {
+        let mut out = support::stamp("engine --features test-actions");
+        journal_overhead(&mut out);
+        verify_throughput(&mut out);
+        print!("{out}");
+        support::write_section("docs/benchmarks.md", "engine", &out);
+    }
+    #[cfg(feature = "eks")]
+    if wanted("eks") {
+        let mut out = support::stamp("engine --features test-actions -- eks");
+        eks::run(&mut out);
+        print!("{out}");
+        support::write_section("docs/benchmarks.md", "eks", &out);
+    }
 }

@@ -70,6 +70,9 @@ pub struct Demo {
     pub cloud: Arc<dyn Cloud>,
     /// The AWS stand-in.
     pub standin: StandIn,
+    /// How the install polls a creating cluster (`cluster.wait`'s policy unless a benchmark
+    /// changes it).
+    pub poll: crate::cloud::poll::Backoff,
 }
 
 fn write(path: PathBuf, text: &str) -> Result<(), DemoError> {
@@ -188,6 +191,7 @@ pub async fn prepare(dir: &Path, cloud: Provider) -> Result<Demo, DemoError> {
         spec: path,
         cloud,
         standin,
+        poll: crate::cloud::poll::WAIT,
     })
 }
 
@@ -283,6 +287,7 @@ pub async fn install(
     );
     opts.retry_base = std::time::Duration::from_millis(200);
     opts.cloud = Some(demo.cloud.clone());
+    opts.poll = demo.poll;
     let first = run::install(&state, &spec, &playbook, &opts, observer).await?;
     let approval = match run::approve(
         &state,
