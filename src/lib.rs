@@ -7,6 +7,7 @@
 pub mod checks;
 pub mod cloud;
 pub mod crypto;
+#[cfg(feature = "eks")]
 pub mod demo;
 pub mod engine;
 pub mod fsutil;

@@ -98,10 +98,9 @@ pub fn cloud_at(
     region: &str,
     endpoint: Option<&str>,
 ) -> Result<Option<std::sync::Arc<dyn realmctl::cloud::Cloud>>, BadInput> {
-    use realmctl::spec::Provider;
     match provider {
         #[cfg(feature = "eks")]
-        Provider::Eks => {
+        realmctl::spec::Provider::Eks => {
             use realmctl::cloud::eks::{EksProvider, EksSettings};
             use realmctl::cloud::retry::{RetryPolicy, Retrying};
             let settings = EksSettings {

@@ -86,6 +86,7 @@ pub fn status(state: &Path, output: Format) -> Result<Outcome, BadInput> {
 }
 
 /// Renders the report of `state` in `format` to `out`.
+#[cfg_attr(not(feature = "eks"), allow(dead_code))] // used by the demo
 pub fn write_report(state: &Path, format: ReportArg, out: &Path) -> Result<(), BadInput> {
     let text = render(state, format)?;
     super::emit(&text, Some(out))

@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use realmctl::checks::Category;
 use realmctl::spec::Provider;
 
+#[cfg(feature = "eks")]
 mod demo;
 mod engine;
 mod env;
@@ -290,7 +291,12 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
             unreadable,
             by,
         } => engine::unlock(&state, lock_id.as_deref(), unreadable, by),
+        #[cfg(feature = "eks")]
         Command::Demo { dir, cloud, output } => demo::run(&dir, cloud, output),
+        #[cfg(not(feature = "eks"))]
+        Command::Demo { .. } => Err(bad(anyhow::anyhow!(
+            "this realmctl was built without the `eks` feature, whose AWS stand-in the demo runs on\n  help: build with the default features"
+        ))),
     }
 }
 

@@ -21,6 +21,7 @@ pub enum CloudFrom {
     /// The spec's cloud on its standard credential chain.
     Spec,
     /// This provider (the demo's, on its stand-in).
+    #[cfg_attr(not(feature = "eks"), allow(dead_code))]
     Given(Arc<dyn realmctl::cloud::Cloud>),
 }
 
