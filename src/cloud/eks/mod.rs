@@ -344,6 +344,15 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A describe's answer, with "not found" as `None` (the resource does not exist yet).
+fn absent_as_none<T>(r: Result<T, CloudError>) -> Result<Option<T>, CloudError> {
+    match r {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind == CloudErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn error_text(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -545,16 +554,10 @@ impl PermissionChecker for EksProvider {
 impl ClusterManager for EksProvider {
     fn cluster<'a>(&'a self, name: &'a str) -> CloudFuture<'a, Option<ClusterFacts>> {
         async move {
-            let out = match self.eks.describe_cluster().name(name).send().await {
-                Ok(o) => o,
-                Err(e) => {
-                    let e = classify("eks:DescribeCluster", &e);
-                    return if e.kind == CloudErrorKind::NotFound {
-                        Ok(None)
-                    } else {
-                        Err(e)
-                    };
-                }
+            let sent = self.eks.describe_cluster().name(name).send().await;
+            let Some(out) = absent_as_none(sent.map_err(|e| classify("eks:DescribeCluster", &e)))?
+            else {
+                return Ok(None);
             };
             let Some(c) = out.cluster() else {
                 return Ok(None);
@@ -619,23 +622,17 @@ impl ClusterManager for EksProvider {
         name: &'a str,
     ) -> CloudFuture<'a, Option<NodePoolFacts>> {
         async move {
-            let out = match self
+            let sent = self
                 .eks
                 .describe_nodegroup()
                 .cluster_name(cluster)
                 .nodegroup_name(name)
                 .send()
-                .await
-            {
-                Ok(o) => o,
-                Err(e) => {
-                    let e = classify("eks:DescribeNodegroup", &e);
-                    return if e.kind == CloudErrorKind::NotFound {
-                        Ok(None)
-                    } else {
-                        Err(e)
-                    };
-                }
+                .await;
+            let Some(out) =
+                absent_as_none(sent.map_err(|e| classify("eks:DescribeNodegroup", &e)))?
+            else {
+                return Ok(None);
             };
             let Some(n) = out.nodegroup() else {
                 return Ok(None);

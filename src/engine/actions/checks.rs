@@ -130,7 +130,20 @@ async fn judged(
     on_fail: FailureKind,
 ) -> Result<Outcome, Failure> {
     let results = run_category(ctx, category).await;
-    let summary = summarise(&results, &format!("{} checks", category.title()));
+    let what = format!("{} checks", category.title());
+    outcome_of(results, &what, category, on_fail)
+}
+
+/// Check results as a step's end: done with the evidence, or a failure of kind `on_fail` naming
+/// each failed check and pointing at `preflight --only category` for the fixes (the evidence
+/// says who must fix it).
+pub(super) fn outcome_of(
+    results: Vec<CheckResult>,
+    what: &str,
+    category: Category,
+    on_fail: FailureKind,
+) -> Result<Outcome, Failure> {
+    let summary = summarise(&results, what);
     let failed: Vec<_> = results
         .iter()
         .filter(|r| r.status == Status::Fail)

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{ActionDef, Input, Needs, SpecPart, run_fn};
-use crate::checks::{CheckResult, Status as CheckStatus};
+use crate::checks::{Category, CheckResult};
 use crate::cloud::facts::{ClusterFacts, Status};
 use crate::cloud::judge::Decision;
 use crate::cloud::{self, CloudError, CloudErrorKind, access, judge};
@@ -94,38 +94,10 @@ pub const CLUSTER_WAIT: ActionDef = ActionDef {
     run: run_fn!(cluster_wait),
 };
 
-/// Check results as a step's end: done with the evidence, or a permanent failure naming what
-/// failed (the evidence says who must fix it).
+/// Check results of the access category as a step's end (a failure is permanent: the fix is
+/// someone's change in the account).
 fn judged(results: Vec<CheckResult>, what: &str) -> Result<Outcome, Failure> {
-    let count = |s| results.iter().filter(|r| r.status == s).count();
-    let summary = format!(
-        "{what}: {} pass, {} warn, {} fail",
-        count(CheckStatus::Pass),
-        count(CheckStatus::Warn),
-        count(CheckStatus::Fail)
-    );
-    let failed: Vec<_> = results
-        .iter()
-        .filter(|r| r.status == CheckStatus::Fail)
-        .map(|r| format!("  {}: {}", r.subject, r.message))
-        .collect();
-    let output = StepOutput {
-        summary: summary.clone(),
-        checks: results,
-        ..StepOutput::default()
-    };
-    if failed.is_empty() {
-        Ok(Outcome::Done(output))
-    } else {
-        Err(Failure {
-            kind: FailureKind::Permanent,
-            message: format!(
-                "{summary}\n{}\n  help: `realmctl preflight --only access -f <spec>` shows each fix",
-                failed.join("\n")
-            ),
-            output: Some(Box::new(output)),
-        })
-    }
+    super::checks::outcome_of(results, what, Category::Access, FailureKind::Permanent)
 }
 
 async fn account(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
