@@ -137,15 +137,13 @@ fn no_provider(p: Provider) -> CloudError {
 
 /// The cluster the spec wants.
 pub fn cluster_def(spec: &Spec) -> ClusterDef {
-    let subnets = match &spec.cloud.account {
-        CloudAccount::Eks { subnet_ids, .. } => subnet_ids.clone(),
-        _ => Vec::new(),
-    };
-    let role = match &spec.cloud.account {
+    let (subnets, role) = match &spec.cloud.account {
         CloudAccount::Eks {
-            cluster_role_arn, ..
-        } => cluster_role_arn.clone(),
-        _ => String::new(),
+            subnet_ids,
+            cluster_role_arn,
+            ..
+        } => (subnet_ids.clone(), cluster_role_arn.clone()),
+        _ => (Vec::new(), String::new()),
     };
     ClusterDef {
         name: spec.cloud.cluster.name.clone(),

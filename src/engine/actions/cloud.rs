@@ -186,38 +186,61 @@ async fn until_active<T>(
     }
 }
 
+/// Creates or adopts one resource: `decision` was judged from a describe; a create is journaled
+/// as `intent` first (kill points `intent-LABEL` and `created-LABEL` let the crash tests land on
+/// either side of the call). A create answered "already exists" (a run that died before
+/// journaling its create) is judged again from a fresh describe. Returns whether it created.
+async fn create_or_adopt(
+    ctx: &Ctx<'_>,
+    what: &str,
+    label: &str,
+    decision: Decision,
+    intent: Intent,
+    create: impl AsyncFnOnce() -> Result<(), CloudError>,
+    judge_again: impl AsyncFnOnce() -> Result<Decision, CloudError>,
+) -> Result<bool, Failure> {
+    match decision {
+        Decision::Adopt => Ok(false),
+        Decision::Conflict(why) => Err(conflict(what, why)),
+        Decision::Create => {
+            ctx.record.intent(&intent).await?;
+            ctx.record.kill_point(&format!("intent-{label}"));
+            match create().await {
+                Ok(()) => {}
+                Err(e) if e.kind == CloudErrorKind::Conflict => {
+                    if let Decision::Conflict(why) = judge_again().await? {
+                        return Err(conflict(what, why));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+            ctx.record.kill_point(&format!("created-{label}"));
+            Ok(true)
+        }
+    }
+}
+
 async fn cluster_apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let cloud = ctx.cloud()?;
     let realm = &ctx.spec.name;
     let key = cloud::realm_tag_key(ctx.spec.cloud.provider);
     let want = access::cluster_def(ctx.spec);
     let existing = cloud.cluster(&want.name).await?;
-    let cluster_created = match judge::cluster(existing.as_ref(), &want, key, realm) {
-        Decision::Adopt => false,
-        Decision::Conflict(why) => return Err(conflict("cluster", why)),
-        Decision::Create => {
-            ctx.record
-                .intent(&Intent::Cluster {
-                    name: want.name.clone(),
-                })
-                .await?;
-            ctx.record.kill_point("intent-cluster");
-            match cloud.create_cluster(&want).await {
-                Ok(()) => {}
-                // Created meanwhile (by a run that died before journaling it): judge it again.
-                Err(e) if e.kind == CloudErrorKind::Conflict => {
-                    let now = cloud.cluster(&want.name).await?;
-                    if let Decision::Conflict(why) = judge::cluster(now.as_ref(), &want, key, realm)
-                    {
-                        return Err(conflict("cluster", why));
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-            ctx.record.kill_point("created-cluster");
-            true
-        }
-    };
+    let cluster_created = create_or_adopt(
+        ctx,
+        "cluster",
+        "cluster",
+        judge::cluster(existing.as_ref(), &want, key, realm),
+        Intent::Cluster {
+            name: want.name.clone(),
+        },
+        async || cloud.create_cluster(&want).await,
+        async || {
+            let now = cloud.cluster(&want.name).await?;
+            Ok(judge::cluster(now.as_ref(), &want, key, realm))
+        },
+    )
+    .await?;
     let what = format!("cluster {}", want.name);
     until_active(ctx, &what, async || {
         Ok(cloud
@@ -229,33 +252,22 @@ async fn cluster_apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
 
     let pool = access::node_pool_def(ctx.spec);
     let existing = cloud.node_pool(&want.name, &pool.name).await?;
-    let pool_created = match judge::node_pool(existing.as_ref(), &pool, key, realm) {
-        Decision::Adopt => false,
-        Decision::Conflict(why) => return Err(conflict("node pool", why)),
-        Decision::Create => {
-            ctx.record
-                .intent(&Intent::NodePool {
-                    cluster: want.name.clone(),
-                    name: pool.name.clone(),
-                })
-                .await?;
-            ctx.record.kill_point("intent-pool");
-            match cloud.create_node_pool(&want.name, &pool).await {
-                Ok(()) => {}
-                Err(e) if e.kind == CloudErrorKind::Conflict => {
-                    let now = cloud.node_pool(&want.name, &pool.name).await?;
-                    if let Decision::Conflict(why) =
-                        judge::node_pool(now.as_ref(), &pool, key, realm)
-                    {
-                        return Err(conflict("node pool", why));
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-            ctx.record.kill_point("created-pool");
-            true
-        }
-    };
+    let pool_created = create_or_adopt(
+        ctx,
+        "node pool",
+        "pool",
+        judge::node_pool(existing.as_ref(), &pool, key, realm),
+        Intent::NodePool {
+            cluster: want.name.clone(),
+            name: pool.name.clone(),
+        },
+        async || cloud.create_node_pool(&want.name, &pool).await,
+        async || {
+            let now = cloud.node_pool(&want.name, &pool.name).await?;
+            Ok(judge::node_pool(now.as_ref(), &pool, key, realm))
+        },
+    )
+    .await?;
     let verb = |created: bool| if created { "created" } else { "adopted" };
     Ok(Outcome::Done(StepOutput {
         summary: format!(
