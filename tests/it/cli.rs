@@ -262,6 +262,19 @@ fn preflight_json_shape_and_exit_codes() {
         cats.into_iter().collect::<Vec<_>>(),
         ["access", "certificate", "dns", "outbound", "spec"]
     );
+    // The credential source is named from what the SDK's chain recorded (the test's keys are
+    // environment variables), never guessed.
+    let identity = checks
+        .iter()
+        .find(|c| c["id"] == "access.identity")
+        .unwrap();
+    assert!(
+        identity["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("(credentials from environment variables)"),
+        "{identity}"
+    );
 
     // A closed port fails the run: exit 1, and the text output says who must fix what.
     let dir2 = tempfile::tempdir().unwrap();
