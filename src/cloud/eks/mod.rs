@@ -344,6 +344,16 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// EKS's health issue messages joined, or `default` when it gives none.
+fn health_text<'a>(messages: impl Iterator<Item = &'a str>, default: &str) -> String {
+    let text = messages.collect::<Vec<_>>().join("; ");
+    if text.is_empty() {
+        default.to_owned()
+    } else {
+        text
+    }
+}
+
 /// A describe's answer, with "not found" as `None` (the resource does not exist yet).
 fn absent_as_none<T>(r: Result<T, CloudError>) -> Result<Option<T>, CloudError> {
     match r {
@@ -563,16 +573,12 @@ impl ClusterManager for EksProvider {
                 return Ok(None);
             };
             let reason = || {
-                c.health()
-                    .map(|h| {
-                        h.issues()
-                            .iter()
-                            .filter_map(|i| i.message())
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    })
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| "EKS reports the cluster FAILED".into())
+                health_text(
+                    c.health()
+                        .into_iter()
+                        .flat_map(|h| h.issues().iter().filter_map(|i| i.message())),
+                    "EKS reports the cluster FAILED",
+                )
             };
             Ok(Some(ClusterFacts {
                 name: c.name().unwrap_or(name).to_owned(),
@@ -638,16 +644,12 @@ impl ClusterManager for EksProvider {
                 return Ok(None);
             };
             let reason = || {
-                n.health()
-                    .map(|h| {
-                        h.issues()
-                            .iter()
-                            .filter_map(|i| i.message())
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    })
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| "EKS reports the node group failed".into())
+                health_text(
+                    n.health()
+                        .into_iter()
+                        .flat_map(|h| h.issues().iter().filter_map(|i| i.message())),
+                    "EKS reports the node group failed",
+                )
             };
             let scaling = n.scaling_config();
             let num = |v: Option<i32>| u32::try_from(v.unwrap_or(0)).unwrap_or(0);
