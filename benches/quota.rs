@@ -124,7 +124,13 @@ async fn http(out: &mut String, dir: &Path) {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(
         listener,
-        AppState::new(ledger, tokens, Default::default()),
+        AppState::new(
+            realmctl::quota::store::Store::Sqlite(Arc::new(
+                realmctl::quota::batch::GroupCommit::start(ledger, Duration::from_secs(30)),
+            )),
+            tokens,
+            Default::default(),
+        ),
         async {
             let _ = rx.await;
         },

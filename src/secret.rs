@@ -51,6 +51,11 @@ fn is_loopback_authority(authority: &str) -> bool {
     } else {
         authority.rsplit_once(':').map_or(authority, |(h, _)| h)
     };
+    is_loopback_host(host)
+}
+
+/// Whether a host name (no port, no brackets) is a loopback address or `localhost`.
+pub fn is_loopback_host(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()

@@ -136,3 +136,11 @@ pub fn cloud_access(
         endpoint: endpoint.map(str::to_owned),
     })
 }
+
+/// A secret from a conventional variable (e.g. `PGPASSWORD`), when set and not empty.
+pub fn optional_secret(var: &str) -> Option<Secret> {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(Secret::new)
+}

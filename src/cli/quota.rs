@@ -2,12 +2,14 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
 
-use realmctl::quota::ledger::{Ledger, LedgerError, RealmStatus, Sync};
+use realmctl::quota::model::RealmConfig;
 use realmctl::quota::model::{Deployment, Env, EnvUsage, Key, Size, Version};
+use realmctl::quota::store::{self, DbUrl, LedgerError, Open, RealmStatus, Store, StoreOptions};
 use realmctl::quota::tokens::{self, Scope};
 use realmctl::quota::{self, Admission, http, seed};
 use realmctl::spec;
@@ -20,9 +22,10 @@ pub enum QuotaCmd {
     /// Create or update a realm's config from its spec (refuses to go below current use), in a
     /// local ledger (--db) or a running quota service (--url with an admin token).
     Seed {
-        /// Ledger database.
+        /// Ledger database: a SQLite file, or postgres://USER@HOST:PORT/DBNAME (password from
+        /// PGPASSWORD). Created or migrated when needed.
         #[arg(long, required_unless_present = "url", conflicts_with = "url")]
-        db: Option<PathBuf>,
+        db: Option<String>,
         /// A running quota service, e.g. https://quota.example:8443 (plain http only to loopback).
         #[arg(long, requires = "token_env")]
         url: Option<String>,
@@ -57,11 +60,26 @@ pub enum QuotaCmd {
         #[arg(long, value_enum, default_value = "text")]
         output: Format,
     },
-    /// Run the quota HTTP service.
-    Serve {
-        /// Ledger database.
+    /// Create the ledger's schema, or bring it to this version's (refuses a newer one).
+    Migrate {
+        /// Ledger database: a SQLite file, or postgres://USER@HOST:PORT/DBNAME (password from
+        /// PGPASSWORD).
         #[arg(long)]
-        db: PathBuf,
+        db: String,
+    },
+    /// Run the quota HTTP service. Several replicas may share one PostgreSQL database.
+    Serve {
+        /// Ledger database: a SQLite file, or postgres://USER@HOST:PORT/DBNAME (password from
+        /// PGPASSWORD). Created or migrated on start.
+        #[arg(long)]
+        db: String,
+        /// Every database operation (including waiting for a pooled connection) ends within
+        /// this; beyond it the request gets 503 with Retry-After.
+        #[arg(long, default_value = "5s", value_parser = duration)]
+        db_timeout: Duration,
+        /// PostgreSQL connections this process keeps open.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        db_pool: u32,
         /// Address to listen on, e.g. 127.0.0.1:8080.
         #[arg(long)]
         listen: std::net::SocketAddr,
@@ -104,9 +122,10 @@ pub enum QuotaCmd {
 /// The ledger and the realm a command acts on.
 #[derive(Debug, Args)]
 pub struct RealmDb {
-    /// Ledger database.
+    /// Ledger database: a SQLite file, or postgres://USER@HOST:PORT/DBNAME (password from
+    /// PGPASSWORD).
     #[arg(long)]
-    db: PathBuf,
+    db: String,
     /// Realm.
     #[arg(long)]
     realm: String,
@@ -143,9 +162,42 @@ fn duration(s: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("`{s}` is not a duration; write e.g. 500ms, 10s or 2m"))
 }
 
-/// The existing ledger at `db` (commands that read or change deployments never create one).
-fn open(db: &Path) -> Result<Ledger, BadInput> {
-    Ledger::open_existing(db, Sync::Full).map_err(bad)
+/// The ledger `db` names: a SQLite path or a PostgreSQL URL, with the password from
+/// `PGPASSWORD` when the URL has none.
+fn db_url(db: &str) -> Result<DbUrl, BadInput> {
+    DbUrl::parse(db, env::optional_secret("PGPASSWORD")).map_err(ledger_err)
+}
+
+/// Runs `f` on the ledger at `db`; commands that read or change deployments use
+/// [`Open::Existing`] and never create or migrate one.
+fn with_store<T>(
+    db: &str,
+    mode: Open,
+    f: impl AsyncFnOnce(Store) -> Result<T, LedgerError>,
+) -> Result<T, BadInput> {
+    let url = db_url(db)?;
+    super::runtime()?.block_on(async {
+        let store = Store::open(&url, mode, StoreOptions::default())
+            .await
+            .map_err(ledger_err)?;
+        f(store).await.map_err(ledger_err)
+    })
+}
+
+/// Prints what a seed stored.
+fn seeded(realm: &str, config: &RealmConfig, output: Format) -> Outcome {
+    match output {
+        Format::Json => println!("{}", serde_json::json!({"realm": realm, "config": config})),
+        Format::Text => println!(
+            "seeded realm {realm}: {} pipeline subscriptions, {} Test RTU, {} Prod RTU, at most {} replicas of size {} per deployment",
+            config.pipeline_subscriptions,
+            config.rtus(Env::Test),
+            config.rtus(Env::Prod),
+            config.max_replicas,
+            config.max_size.as_str()
+        ),
+    }
+    Outcome::Success
 }
 
 /// Who is acting, for the decision log.
@@ -177,7 +229,13 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
             let spec = spec::load(&file).map_err(|e| bad(anyhow!(e)))?;
             let config = quota::config_from_spec(&spec.subscription);
             let target = match (db, url, token_env) {
-                (Some(db), _, _) => seed::Target::Local { db },
+                (Some(db), _, _) => {
+                    let (realm, who) = (spec.name.clone(), actor());
+                    with_store(&db, Open::CreateOrMigrate, async move |s| {
+                        s.seed(&realm, config, &who).await
+                    })?;
+                    return Ok(seeded(&spec.name, &config, output));
+                }
                 (None, Some(url), Some(var)) => {
                     let token = env::secret(
                         &var,
@@ -200,20 +258,26 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
                 std::time::Duration::from_secs(30),
             )
             .map_err(bad)?;
-            match output {
-                Format::Json => println!(
-                    "{}",
-                    serde_json::json!({"realm": spec.name, "config": config})
-                ),
-                Format::Text => println!(
-                    "seeded realm {}: {} pipeline subscriptions, {} Test RTU, {} Prod RTU, at most {} replicas of size {} per deployment",
-                    spec.name,
-                    config.pipeline_subscriptions,
-                    config.rtus(Env::Test),
-                    config.rtus(Env::Prod),
-                    config.max_replicas,
-                    config.max_size.as_str()
-                ),
+            Ok(seeded(&spec.name, &config, output))
+        }
+        QuotaCmd::Migrate { db } => {
+            let url = db_url(&db)?;
+            let m = super::runtime()?
+                .block_on(store::migrate(&url, StoreOptions::default()))
+                .map_err(ledger_err)?;
+            if m.from == m.to {
+                println!(
+                    "ledger {} is at schema version {}: nothing to do",
+                    url.describe(),
+                    m.to
+                );
+            } else {
+                println!(
+                    "ledger {} migrated from schema version {} to {}",
+                    url.describe(),
+                    m.from,
+                    m.to
+                );
             }
             Ok(Outcome::Success)
         }
@@ -231,9 +295,10 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
                 pipeline,
                 major,
             };
-            let old = open(&db)?
-                .undeploy(&realm, &key, &actor())
-                .map_err(ledger_err)?;
+            let (r, who) = (realm.clone(), actor());
+            let old = with_store(&db, Open::Existing, async move |s| {
+                s.undeploy(&r, &key, &who).await
+            })?;
             match output {
                 Format::Json => println!(
                     "{}",
@@ -250,6 +315,8 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
         }
         QuotaCmd::Serve {
             db,
+            db_timeout,
+            db_pool,
             listen,
             tokens,
             header_timeout,
@@ -258,6 +325,11 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
             max_connections,
         } => serve(
             &db,
+            StoreOptions {
+                timeout: db_timeout,
+                pool_size: db_pool as usize,
+                ..StoreOptions::default()
+            },
             listen,
             &tokens,
             http::Limits {
@@ -285,7 +357,8 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
             at: RealmDb { db, realm },
             output,
         } => {
-            let st = open(&db)?.status(&realm).map_err(ledger_err)?;
+            let r = realm.clone();
+            let st = with_store(&db, Open::Existing, async move |s| s.status(&r).await)?;
             match output {
                 Format::Json => println!(
                     "{}",
@@ -299,22 +372,28 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
 }
 
 fn serve(
-    db: &Path,
+    db: &str,
+    options: StoreOptions,
     listen: std::net::SocketAddr,
     tokens_path: &Path,
     limits: http::Limits,
 ) -> Result<Outcome, BadInput> {
     let tokens = tokens::Tokens::load(tokens_path).map_err(bad)?;
-    // The service may start on a new ledger: realms are seeded through it.
-    let ledger = Ledger::open(db, Sync::Full).map_err(bad)?;
+    let url = db_url(db)?;
     let runtime = super::runtime()?;
     runtime.block_on(async {
+        // The service may start on a new ledger (realms are seeded through it); the schema is
+        // created or migrated first, and a newer one is refused.
+        let ledger = Store::open(&url, Open::CreateOrMigrate, options)
+            .await
+            .map_err(ledger_err)?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))
             .map_err(bad)?;
         let addr = listener.local_addr().map_err(bad)?;
         eprintln!("realmctl quota service listening on http://{addr}");
+        eprintln!("ledger: {}", ledger.describe());
         http::serve(
             listener,
             http::AppState::new(ledger, tokens, limits),
@@ -385,13 +464,14 @@ fn deploy(a: DeployArgs, record: bool) -> Result<Outcome, BadInput> {
         size: a.size,
         replicas: a.replicas,
     };
-    let mut ledger = open(&a.at.db)?;
-    let decision = if record {
-        ledger.deploy(&a.at.realm, &request, &actor())
-    } else {
-        ledger.what_if(&a.at.realm, &request)
-    }
-    .map_err(ledger_err)?;
+    let (realm, req, who) = (a.at.realm.clone(), request.clone(), actor());
+    let decision = with_store(&a.at.db, Open::Existing, async move |s| {
+        if record {
+            s.deploy(&realm, &req, &who).await
+        } else {
+            s.what_if(&realm, &req).await
+        }
+    })?;
     let view = Admission::new(&a.at.realm, &request, &decision);
     match a.output {
         Format::Json => println!(

@@ -3,12 +3,14 @@
 //! Routes (see `docs/quota-openapi.yaml`): `POST /v1/realms/{realm}/deployments` (200 admitted,
 //! 409 denied), `DELETE /v1/realms/{realm}/deployments/{environment}/{pipeline}/{major}`,
 //! `GET /v1/realms/{realm}/usage`, `POST /v1/realms/{realm}/what-if`,
-//! `PUT /v1/realms/{realm}/config` (admin only) and `GET /healthz`.
+//! `PUT /v1/realms/{realm}/config` (admin only), `GET /healthz` (the process is up) and
+//! `GET /readyz` (the database answers). When the database is down or too slow the answer is
+//! 503 with `Retry-After`, never a decision: nothing was acknowledged.
 //! Bearer tokens are checked before anything else; bodies are limited to 16 KiB (a larger
 //! `Content-Length` is refused with 413 before any byte of the body is read) and must arrive
 //! within [`Limits::body_read`]; malformed JSON is a 400 with the reason. Each admission is
-//! committed before its answer is sent, so a graceful shutdown (or a crash) never loses an
-//! acknowledged decision.
+//! committed before its answer is sent (on SQLite in a group commit with the admissions that
+//! arrived meanwhile), so a graceful shutdown (or a crash) never loses an acknowledged decision.
 //!
 //! Connections are served by hyper directly so every one is bounded: the request head must
 //! arrive within [`Limits::header_read`] (hyper restarts that timer whenever a keep-alive
@@ -16,7 +18,7 @@
 //! [`Limits::max_connections`] are open at once, and a shutdown waits at most
 //! [`Limits::shutdown_grace`] for requests in flight.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -30,8 +32,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::ledger::{Ledger, LedgerError};
 use super::model::{Deployment, Env, Key, RealmConfig, Size, Version};
+use super::store::{LedgerError, Store};
 use super::tokens::{Denied, Scope, Tokens, bearer_token, digest_hex};
 use super::{Admission, valid_pipeline};
 use crate::requirements;
@@ -67,23 +69,27 @@ impl Default for Limits {
 /// Shared state of the service.
 #[derive(Clone)]
 pub struct AppState {
-    ledger: Arc<Mutex<Ledger>>,
+    store: Store,
     tokens: Arc<Tokens>,
     limits: Limits,
 }
 
 impl AppState {
-    /// State over an open ledger and loaded tokens.
-    pub fn new(ledger: Ledger, tokens: Tokens, limits: Limits) -> Self {
+    /// State over an open ledger (either backend) and loaded tokens.
+    pub fn new(store: Store, tokens: Tokens, limits: Limits) -> Self {
         AppState {
-            ledger: Arc::new(Mutex::new(ledger)),
+            store,
             tokens: Arc::new(tokens),
             limits,
         }
     }
 }
 
+/// Seconds a client is told to wait (`Retry-After`) when the database is unavailable.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
 const HEALTHZ: &str = "/healthz";
+const READYZ: &str = "/readyz";
 const DEPLOYMENTS: &str = "/v1/realms/{realm}/deployments";
 const DEPLOYMENT: &str = "/v1/realms/{realm}/deployments/{environment}/{pipeline}/{major}";
 const USAGE: &str = "/v1/realms/{realm}/usage";
@@ -91,12 +97,21 @@ const WHAT_IF: &str = "/v1/realms/{realm}/what-if";
 const CONFIG: &str = "/v1/realms/{realm}/config";
 
 /// Every route path (documented in `docs/quota-openapi.yaml`).
-pub const ROUTES: [&str; 6] = [HEALTHZ, DEPLOYMENTS, DEPLOYMENT, USAGE, WHAT_IF, CONFIG];
+pub const ROUTES: [&str; 7] = [
+    HEALTHZ,
+    READYZ,
+    DEPLOYMENTS,
+    DEPLOYMENT,
+    USAGE,
+    WHAT_IF,
+    CONFIG,
+];
 
 /// The service's routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(HEALTHZ, get(|| async { Json(json!({"status": "ok"})) }))
+        .route(READYZ, get(ready))
         .route(DEPLOYMENTS, post(deploy))
         .route(DEPLOYMENT, delete(undeploy))
         .route(USAGE, get(usage))
@@ -139,8 +154,22 @@ pub struct ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": self.message, "status": self.status.as_u16()});
-        (self.status, Json(body)).into_response()
+        let mut r = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(RETRY_AFTER_SECS),
+            );
+        }
+        r
     }
+}
+
+/// `GET /readyz`: 200 when the database answers within the store's timeout, 503 (with
+/// `Retry-After`) otherwise, so a load balancer sends requests to replicas that can decide.
+async fn ready(State(st): State<AppState>) -> Result<Response, ApiError> {
+    st.store.ping().await.map_err(ledger_error)?;
+    Ok(Json(json!({"status": "ready"})).into_response())
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
@@ -244,6 +273,13 @@ fn ledger_error(e: LedgerError) -> ApiError {
         }
         e @ LedgerError::NotDeployed { .. } => error(StatusCode::NOT_FOUND, e.to_string()),
         e @ LedgerError::SeedRefused { .. } => error(StatusCode::CONFLICT, e.to_string()),
+        e if e.is_unavailable() => {
+            tracing::warn!("quota ledger: {e}");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the ledger's database is unavailable; nothing was acknowledged, retry shortly",
+            )
+        }
         e => {
             tracing::error!("quota ledger: {e}");
             error(
@@ -252,20 +288,6 @@ fn ledger_error(e: LedgerError) -> ApiError {
             )
         }
     }
-}
-
-async fn with_ledger<T: Send + 'static>(
-    st: &AppState,
-    f: impl FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let ledger = st.ledger.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut l)
-    })
-    .await
-    .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
-    .map_err(ledger_error)
 }
 
 /// A deployment request body.
@@ -309,15 +331,12 @@ async fn admit(
 ) -> Result<Response, ApiError> {
     let actor = authorize(&st, &headers, &realm, false)?;
     let request = b.0.and_then(DeployBody::into_request)?;
-    let (realm2, req2) = (realm.clone(), request.clone());
-    let d = with_ledger(&st, move |l| {
-        if record {
-            l.deploy(&realm2, &req2, &actor)
-        } else {
-            l.what_if(&realm2, &req2)
-        }
-    })
-    .await?;
+    let d = if record {
+        st.store.deploy(&realm, &request, &actor).await
+    } else {
+        st.store.what_if(&realm, &request).await
+    }
+    .map_err(ledger_error)?;
     let status = if d.admitted {
         StatusCode::OK
     } else {
@@ -364,8 +383,11 @@ async fn undeploy(
         pipeline,
         major,
     };
-    let r2 = realm.clone();
-    let old = with_ledger(&st, move |l| l.undeploy(&r2, &key, &actor)).await?;
+    let old = st
+        .store
+        .undeploy(&realm, &key, &actor)
+        .await
+        .map_err(ledger_error)?;
     Ok(
         Json(json!({"realm": realm, "undeployed": old, "rtusReleased": old.rtus()}))
             .into_response(),
@@ -378,7 +400,7 @@ async fn usage(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&st, &headers, &realm, false)?;
-    let s = with_ledger(&st, move |l| l.status(&realm)).await?;
+    let s = st.store.status(&realm).await.map_err(ledger_error)?;
     Ok(Json(s).into_response())
 }
 
@@ -433,8 +455,10 @@ async fn config(
         max_replicas: c.max_replicas.unwrap_or(d.max_replicas_per_deployment),
         max_size: c.max_size.unwrap_or(d.max_size_per_deployment),
     };
-    let r2 = realm.clone();
-    with_ledger(&st, move |l| l.seed(&r2, config, &actor)).await?;
+    st.store
+        .seed(&realm, config, &actor)
+        .await
+        .map_err(ledger_error)?;
     Ok(Json(json!({"realm": realm, "config": config})).into_response())
 }
 

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
-use serde::Serialize;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+
+use super::store::{Answer, Migrated, Op, now};
+pub use super::store::{DecisionRecord, LedgerError, RealmStatus};
 
 use super::model::{
     self, Decision, Deployment, Env, EnvUsage, Key, RealmConfig, Size, State, Version,
@@ -25,102 +25,6 @@ pub enum Sync {
     Full,
     /// fsync at checkpoints (WAL): survives process crashes, not power loss.
     Normal,
-}
-
-/// Ledger failures.
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
-    /// SQLite failed on the ledger file.
-    #[error("ledger {}: {source}", path.display())]
-    Sqlite {
-        /// The database file.
-        path: PathBuf,
-        /// The SQLite error.
-        source: rusqlite::Error,
-    },
-    /// The disk is full.
-    #[error("ledger {}: no space left on device\n  help: free space on its file system; the failed request was not recorded", path.display())]
-    NoSpace {
-        /// The database file.
-        path: PathBuf,
-    },
-    /// No ledger at that path (commands that only read or change deployments never create one).
-    #[error("no quota ledger at {}\n  help: check --db; `realmctl quota seed --db FILE -f realm.yaml` creates one", path.display())]
-    Missing {
-        /// The path given.
-        path: PathBuf,
-    },
-    /// The realm has no config yet.
-    #[error(
-        "realm `{0}` is not seeded\n  help: run `realmctl quota seed --db FILE -f realm.yaml` first"
-    )]
-    UnknownRealm(String),
-    /// Nothing is deployed under that key.
-    #[error("nothing is deployed for {pipeline} major {major} in {environment} of realm `{realm}`")]
-    NotDeployed {
-        /// Realm.
-        realm: String,
-        /// Environment.
-        environment: Env,
-        /// Pipeline.
-        pipeline: String,
-        /// Major version.
-        major: u32,
-    },
-    /// A seed would lower the config below what is deployed.
-    #[error(
-        "refusing to seed realm `{realm}`: {detail}\n  help: undeploy first, or keep the subscriptions/RTUs at least at current use"
-    )]
-    SeedRefused {
-        /// Realm.
-        realm: String,
-        /// What is deployed beyond the new config.
-        detail: String,
-    },
-    /// A stored value cannot be read back.
-    #[error("ledger {}: corrupt row: {detail}", path.display())]
-    Corrupt {
-        /// The database file.
-        path: PathBuf,
-        /// What was wrong.
-        detail: String,
-    },
-}
-
-/// A realm's usage, environment by environment, with its deployments.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RealmStatus {
-    /// Realm.
-    pub realm: String,
-    /// Its config.
-    pub config: RealmConfig,
-    /// Test usage.
-    pub test: EnvUsage,
-    /// Prod usage.
-    pub prod: EnvUsage,
-    /// Active deployments.
-    pub deployments: Vec<Deployment>,
-}
-
-/// One decision-log entry.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DecisionRecord {
-    /// Sequence number.
-    pub id: i64,
-    /// When (RFC 3339).
-    pub at: String,
-    /// Who asked.
-    pub actor: String,
-    /// `deploy`, `undeploy` or `seed`.
-    pub action: String,
-    /// Admitted (or done).
-    pub admitted: bool,
-    /// Denial reason.
-    pub reason: Option<String>,
-    /// Explanation.
-    pub detail: String,
 }
 
 const SCHEMA_VERSION: i64 = 1;
@@ -177,12 +81,8 @@ BEGIN SELECT RAISE(ABORT, 'the decision log is append-only'); END;
 pub struct Ledger {
     conn: Connection,
     path: PathBuf,
-}
-
-fn now() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_default()
+    /// The schema version the file had when opened (0: new).
+    schema_from: i64,
 }
 
 impl Ledger {
@@ -194,7 +94,7 @@ impl Ledger {
                 path: path.to_owned(),
             }),
             Err(e) => Err(LedgerError::Corrupt {
-                path: path.to_owned(),
+                db: path.display().to_string(),
                 detail: e.to_string(),
             }),
         }
@@ -218,27 +118,29 @@ impl Ledger {
         .map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(err)?;
-        match version {
-            0 => conn
-                .pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(err)?,
-            SCHEMA_VERSION => {}
-            v => {
-                return Err(LedgerError::Corrupt {
-                    path: path.to_owned(),
-                    detail: format!(
-                        "schema version {v} is newer than this realmctl understands ({SCHEMA_VERSION})"
-                    ),
-                });
-            }
+        if version > SCHEMA_VERSION {
+            return Err(LedgerError::NewerSchema {
+                db: path.display().to_string(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if version < SCHEMA_VERSION {
+            // Versioned migrations: today there is one, the first schema; each later one
+            // would run here in order, in the same transaction as the version bump.
+            let tx = conn.unchecked_transaction().map_err(err)?;
+            tx.execute_batch(SCHEMA).map_err(err)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(err)?;
+            tx.commit().map_err(err)?;
         }
         Ok(Ledger {
             conn,
             path: path.to_owned(),
+            schema_from: version,
         })
     }
 
@@ -246,65 +148,15 @@ impl Ledger {
         sql_err(&self.path)
     }
 
-    /// Creates or updates a realm's config; refuses to go below what is deployed.
+    /// Creates or updates a realm's config; refuses to go below what is deployed (the refusal
+    /// is logged).
     pub fn seed(
         &mut self,
         realm: &str,
         config: RealmConfig,
         actor: &str,
     ) -> Result<(), LedgerError> {
-        let (path, err) = (&self.path, sql_err(&self.path));
-        let tx = begin(&mut self.conn, path, TransactionBehavior::Immediate)?;
-        let state = load_state(&tx, realm, path)?;
-        if let Err(detail) = model::covers(&config, &state) {
-            log(
-                &tx,
-                actor,
-                realm,
-                "seed",
-                &serde_json::to_string(&config).unwrap_or_default(),
-                false,
-                Some("below_current_use"),
-                &detail,
-                None,
-                None,
-            )
-            .map_err(err)?;
-            tx.commit().map_err(err)?;
-            return Err(LedgerError::SeedRefused {
-                realm: realm.to_owned(),
-                detail,
-            });
-        }
-        tx.execute(
-            "INSERT INTO realms (name, pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT(name) DO UPDATE SET pipeline_subscriptions = excluded.pipeline_subscriptions,
-               extra_test_rtus = excluded.extra_test_rtus, extra_prod_rtus = excluded.extra_prod_rtus,
-               max_replicas = excluded.max_replicas, max_size = excluded.max_size, updated_at = excluded.updated_at",
-            params![realm, config.pipeline_subscriptions as i64, config.extra_test_rtus as i64, config.extra_prod_rtus as i64, config.max_replicas, config.max_size.as_str(), now()],
-        )
-        .map_err(err)?;
-        let detail = format!(
-            "{} subscriptions, {} Test RTUs, {} Prod RTUs",
-            config.pipeline_subscriptions,
-            config.rtus(Env::Test),
-            config.rtus(Env::Prod)
-        );
-        log(
-            &tx,
-            actor,
-            realm,
-            "seed",
-            &serde_json::to_string(&config).unwrap_or_default(),
-            true,
-            None,
-            &detail,
-            None,
-            None,
-        )
-        .map_err(err)?;
-        tx.commit().map_err(err)
+        self.one(&Op::seed(realm, config, actor)).map(drop)
     }
 
     /// Decides and, if admitted, records a deployment; every decision is logged.
@@ -314,49 +166,12 @@ impl Ledger {
         request: &Deployment,
         actor: &str,
     ) -> Result<Decision, LedgerError> {
-        let (path, err) = (&self.path, sql_err(&self.path));
-        let tx = begin(&mut self.conn, path, TransactionBehavior::Immediate)?;
-        let config = load_config(&tx, realm, path)?;
-        let facts = load_facts(&tx, realm, request, path)?;
-        let d = model::decide_with(&config, &facts, request);
-        if d.admitted {
-            tx.prepare_cached(
-                "INSERT INTO deployments (realm, environment, pipeline, major, minor, size, replicas, rtus, deployed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT(realm, environment, pipeline, major) DO UPDATE SET minor = excluded.minor,
-                   size = excluded.size, replicas = excluded.replicas, rtus = excluded.rtus, deployed_at = excluded.deployed_at",
-            )
-            .and_then(|mut st| {
-                st.execute(params![realm, request.environment.as_str(), request.pipeline, request.version.major, request.version.minor, request.size.as_str(), request.replicas, request.rtus() as i64, now()])
-            })
-            .map_err(err)?;
-            store_usage(&tx, realm, request.environment, &d.after).map_err(err)?;
-        }
-        let req = serde_json::to_string(request).unwrap_or_default();
-        log(
-            &tx,
-            actor,
-            realm,
-            "deploy",
-            &req,
-            d.admitted,
-            d.reason.map(|r| r.as_str()),
-            &d.detail,
-            Some(&d.before),
-            Some(&d.after),
-        )
-        .map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(d)
+        self.one(&Op::deploy(realm, request, actor))?.decision()
     }
 
     /// Decides without recording anything.
     pub fn what_if(&mut self, realm: &str, request: &Deployment) -> Result<Decision, LedgerError> {
-        let path = &self.path;
-        let tx = begin(&mut self.conn, path, TransactionBehavior::Deferred)?;
-        let config = load_config(&tx, realm, path)?;
-        let facts = load_facts(&tx, realm, request, path)?;
-        Ok(model::decide_with(&config, &facts, request))
+        self.one(&Op::what_if(realm, request))?.decision()
     }
 
     /// Removes the active version of (pipeline, major) in an environment, releasing its
@@ -367,87 +182,23 @@ impl Ledger {
         key: &Key,
         actor: &str,
     ) -> Result<Deployment, LedgerError> {
-        let (path, err) = (&self.path, sql_err(&self.path));
-        let tx = begin(&mut self.conn, path, TransactionBehavior::Immediate)?;
-        let config = load_config(&tx, realm, path)?;
-        let state = load_state(&tx, realm, path)?;
-        let Some(old) = state.get(key).cloned() else {
-            return Err(LedgerError::NotDeployed {
-                realm: realm.to_owned(),
-                environment: key.environment,
-                pipeline: key.pipeline.clone(),
-                major: key.major,
-            });
-        };
-        let before = model::usage(&config, &state, key.environment);
-        tx.execute(
-            "DELETE FROM deployments WHERE realm = ?1 AND environment = ?2 AND pipeline = ?3 AND major = ?4",
-            params![realm, key.environment.as_str(), key.pipeline, key.major],
-        )
-        .map_err(err)?;
-        let mut after_state = state;
-        after_state.remove(key);
-        let after = model::usage(&config, &after_state, key.environment);
-        store_usage(&tx, realm, key.environment, &after).map_err(err)?;
-        let detail = format!(
-            "undeployed {} {} from {} ({} RTUs released)",
-            old.pipeline,
-            old.version,
-            key.environment,
-            old.rtus()
-        );
-        log(
-            &tx,
-            actor,
-            realm,
-            "undeploy",
-            &serde_json::to_string(key).unwrap_or_default(),
-            true,
-            None,
-            &detail,
-            Some(&before),
-            Some(&after),
-        )
-        .map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(old)
+        self.one(&Op::undeploy(realm, key, actor))?.undeployed()
     }
 
     /// Usage and deployments of a realm.
     pub fn status(&mut self, realm: &str) -> Result<RealmStatus, LedgerError> {
-        let path = &self.path;
-        let tx = begin(&mut self.conn, path, TransactionBehavior::Deferred)?;
-        let config = load_config(&tx, realm, path)?;
-        let state = load_state(&tx, realm, path)?;
-        Ok(RealmStatus {
+        self.one(&Op::Status {
             realm: realm.to_owned(),
-            config,
-            test: model::usage(&config, &state, Env::Test),
-            prod: model::usage(&config, &state, Env::Prod),
-            deployments: state.into_values().collect(),
-        })
+        })?
+        .status()
     }
 
     /// The decision log of a realm, oldest first.
-    pub fn decisions(&self, realm: &str) -> Result<Vec<DecisionRecord>, LedgerError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, at, actor, action, admitted, reason, detail FROM decisions WHERE realm = ?1 ORDER BY id")
-            .map_err(self.sql())?;
-        let rows = stmt
-            .query_map(params![realm], |r| {
-                Ok(DecisionRecord {
-                    id: r.get(0)?,
-                    at: r.get(1)?,
-                    actor: r.get(2)?,
-                    action: r.get(3)?,
-                    admitted: r.get::<_, i64>(4)? != 0,
-                    reason: r.get(5)?,
-                    detail: r.get(6)?,
-                })
-            })
-            .map_err(self.sql())?;
-        rows.collect::<Result<_, _>>().map_err(self.sql())
+    pub fn decisions(&mut self, realm: &str) -> Result<Vec<DecisionRecord>, LedgerError> {
+        self.one(&Op::Decisions {
+            realm: realm.to_owned(),
+        })?
+        .decisions()
     }
 
     /// Whether a realm is seeded.
@@ -462,8 +213,263 @@ impl Ledger {
             .map(|o| o.is_some())
             .map_err(self.sql())
     }
+
+    /// Runs one operation in its own transaction (`BEGIN IMMEDIATE` for writes, so the write
+    /// lock is held before anything is read); a refused seed still commits its log entry.
+    pub fn one(&mut self, op: &Op) -> Result<Answer, LedgerError> {
+        let (path, err) = (&self.path, sql_err(&self.path));
+        let behavior = if op.writes() {
+            TransactionBehavior::Immediate
+        } else {
+            TransactionBehavior::Deferred
+        };
+        let tx = begin(&mut self.conn, path, behavior)?;
+        let answer = run_op(&tx, path, op);
+        if keeps_effects(&answer) {
+            tx.commit().map_err(err)?;
+        }
+        answer
+    }
+
+    /// Group commit: runs `ops` one after another in ONE `BEGIN IMMEDIATE` transaction, each in
+    /// its own savepoint (a failed operation leaves no trace, the others are unaffected), and
+    /// commits once — one fsync for the whole batch under `synchronous=FULL`. Each operation
+    /// sees the effects of those before it, so the answers are exactly those of running them
+    /// serially in this order. `Err` means the commit failed and none of them happened.
+    pub fn batch(&mut self, ops: &[&Op]) -> Result<Vec<Result<Answer, LedgerError>>, LedgerError> {
+        let (path, err) = (&self.path, sql_err(&self.path));
+        let mut tx = begin(&mut self.conn, path, TransactionBehavior::Immediate)?;
+        let mut answers = Vec::with_capacity(ops.len());
+        for op in ops {
+            let sp = tx.savepoint().map_err(err)?;
+            let answer = run_op(&sp, path, op);
+            if keeps_effects(&answer) {
+                sp.commit().map_err(err)?;
+            }
+            // Otherwise dropping the savepoint rolls it back.
+            answers.push(answer);
+        }
+        tx.commit().map_err(err)?;
+        Ok(answers)
+    }
+
+    /// Opens (creating or migrating) the ledger at `path` and says from which schema version.
+    pub fn migrate(path: &Path, sync: Sync) -> Result<Migrated, LedgerError> {
+        let l = Self::open(path, sync)?;
+        Ok(Migrated {
+            from: l.schema_from,
+            to: SCHEMA_VERSION,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Checks that the database answers (`/readyz`).
+    pub fn ping(&self) -> Result<(), LedgerError> {
+        self.conn
+            .query_row("SELECT count(*) FROM realms", [], |_| Ok(()))
+            .map_err(self.sql())
+    }
 }
 
+/// Whether an operation's writes are kept: on success, and for a refused seed (its refusal is
+/// logged).
+fn keeps_effects(answer: &Result<Answer, LedgerError>) -> bool {
+    matches!(answer, Ok(_) | Err(LedgerError::SeedRefused { .. }))
+}
+
+/// One operation inside an open transaction or savepoint.
+fn run_op(c: &Connection, path: &Path, op: &Op) -> Result<Answer, LedgerError> {
+    match op {
+        Op::Seed {
+            realm,
+            config,
+            actor,
+        } => seed_in(c, path, realm, *config, actor).map(|()| Answer::Seeded),
+        Op::Deploy {
+            realm,
+            request,
+            actor,
+        } => deploy_in(c, path, realm, request, actor).map(Answer::Decided),
+        Op::WhatIf { realm, request } => {
+            let config = load_config(c, realm, path)?;
+            let facts = load_facts(c, realm, request, path)?;
+            Ok(Answer::Decided(model::decide_with(
+                &config, &facts, request,
+            )))
+        }
+        Op::Undeploy { realm, key, actor } => {
+            undeploy_in(c, path, realm, key, actor).map(Answer::Undeployed)
+        }
+        Op::Status { realm } => {
+            let config = load_config(c, realm, path)?;
+            let state = load_state(c, realm, path)?;
+            Ok(Answer::Status(RealmStatus::new(realm, config, state)))
+        }
+        Op::Decisions { realm } => decisions_in(c, path, realm).map(Answer::Decisions),
+    }
+}
+
+fn seed_in(
+    tx: &Connection,
+    path: &Path,
+    realm: &str,
+    config: RealmConfig,
+    actor: &str,
+) -> Result<(), LedgerError> {
+    let err = sql_err(path);
+    let state = load_state(tx, realm, path)?;
+    let request = serde_json::to_string(&config).unwrap_or_default();
+    if let Err(detail) = model::covers(&config, &state) {
+        log(
+            tx,
+            actor,
+            realm,
+            "seed",
+            &request,
+            false,
+            Some("below_current_use"),
+            &detail,
+            None,
+            None,
+        )
+        .map_err(err)?;
+        return Err(LedgerError::SeedRefused {
+            realm: realm.to_owned(),
+            detail,
+        });
+    }
+    tx.prepare_cached(
+        "INSERT INTO realms (name, pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT(name) DO UPDATE SET pipeline_subscriptions = excluded.pipeline_subscriptions,
+           extra_test_rtus = excluded.extra_test_rtus, extra_prod_rtus = excluded.extra_prod_rtus,
+           max_replicas = excluded.max_replicas, max_size = excluded.max_size, updated_at = excluded.updated_at",
+    )
+    .and_then(|mut st| st.execute(params![realm, config.pipeline_subscriptions as i64, config.extra_test_rtus as i64, config.extra_prod_rtus as i64, config.max_replicas, config.max_size.as_str(), now()]))
+    .map_err(err)?;
+    log(
+        tx,
+        actor,
+        realm,
+        "seed",
+        &request,
+        true,
+        None,
+        &model::seed_detail(&config),
+        None,
+        None,
+    )
+    .map_err(err)?;
+    Ok(())
+}
+
+fn deploy_in(
+    tx: &Connection,
+    path: &Path,
+    realm: &str,
+    request: &Deployment,
+    actor: &str,
+) -> Result<Decision, LedgerError> {
+    let err = sql_err(path);
+    let config = load_config(tx, realm, path)?;
+    let facts = load_facts(tx, realm, request, path)?;
+    let d = model::decide_with(&config, &facts, request);
+    if d.admitted {
+        tx.prepare_cached(
+            "INSERT INTO deployments (realm, environment, pipeline, major, minor, size, replicas, rtus, deployed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT(realm, environment, pipeline, major) DO UPDATE SET minor = excluded.minor,
+               size = excluded.size, replicas = excluded.replicas, rtus = excluded.rtus, deployed_at = excluded.deployed_at",
+        )
+        .and_then(|mut st| {
+            st.execute(params![realm, request.environment.as_str(), request.pipeline, request.version.major, request.version.minor, request.size.as_str(), request.replicas, request.rtus() as i64, now()])
+        })
+        .map_err(err)?;
+        store_usage(tx, realm, request.environment, &d.after).map_err(err)?;
+    }
+    let req = serde_json::to_string(request).unwrap_or_default();
+    log(
+        tx,
+        actor,
+        realm,
+        "deploy",
+        &req,
+        d.admitted,
+        d.reason.map(|r| r.as_str()),
+        &d.detail,
+        Some(&d.before),
+        Some(&d.after),
+    )
+    .map_err(err)?;
+    Ok(d)
+}
+
+fn undeploy_in(
+    tx: &Connection,
+    path: &Path,
+    realm: &str,
+    key: &Key,
+    actor: &str,
+) -> Result<Deployment, LedgerError> {
+    let err = sql_err(path);
+    let config = load_config(tx, realm, path)?;
+    let state = load_state(tx, realm, path)?;
+    let change = model::undeploy(&config, &state, key).ok_or_else(|| LedgerError::NotDeployed {
+        realm: realm.to_owned(),
+        environment: key.environment,
+        pipeline: key.pipeline.clone(),
+        major: key.major,
+    })?;
+    tx.prepare_cached(
+        "DELETE FROM deployments WHERE realm = ?1 AND environment = ?2 AND pipeline = ?3 AND major = ?4",
+    )
+    .and_then(|mut st| st.execute(params![realm, key.environment.as_str(), key.pipeline, key.major]))
+    .map_err(err)?;
+    store_usage(tx, realm, key.environment, &change.after).map_err(err)?;
+    log(
+        tx,
+        actor,
+        realm,
+        "undeploy",
+        &serde_json::to_string(key).unwrap_or_default(),
+        true,
+        None,
+        &change.detail,
+        Some(&change.before),
+        Some(&change.after),
+    )
+    .map_err(err)?;
+    Ok(change.removed)
+}
+
+fn decisions_in(
+    c: &Connection,
+    path: &Path,
+    realm: &str,
+) -> Result<Vec<DecisionRecord>, LedgerError> {
+    let sql = sql_err(path);
+    let mut stmt = c
+        .prepare_cached("SELECT id, at, actor, action, admitted, reason, detail FROM decisions WHERE realm = ?1 ORDER BY id")
+        .map_err(sql)?;
+    let rows = stmt
+        .query_map(params![realm], |r| {
+            Ok(DecisionRecord {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                admitted: r.get::<_, i64>(4)? != 0,
+                reason: r.get(5)?,
+                detail: r.get(6)?,
+            })
+        })
+        .map_err(sql)?;
+    rows.collect::<Result<_, _>>().map_err(sql)
+}
 /// Maps SQLite errors on the ledger at `path`, naming a full disk as such.
 fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
     move |source| {
@@ -492,7 +498,7 @@ fn begin<'c>(
 
 #[allow(clippy::too_many_arguments)]
 fn log(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     actor: &str,
     realm: &str,
     action: &str,
@@ -511,7 +517,7 @@ fn log(
     .execute(params![now(), actor, realm, action, request, admitted as i64, reason, detail, js(before), js(after)])
 }
 
-fn load_config(tx: &Transaction<'_>, realm: &str, path: &Path) -> Result<RealmConfig, LedgerError> {
+fn load_config(tx: &Connection, realm: &str, path: &Path) -> Result<RealmConfig, LedgerError> {
     let row = tx
         .prepare_cached("SELECT pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size FROM realms WHERE name = ?1")
         .and_then(|mut st| {
@@ -523,7 +529,7 @@ fn load_config(tx: &Transaction<'_>, realm: &str, path: &Path) -> Result<RealmCo
         return Err(LedgerError::UnknownRealm(realm.to_owned()));
     };
     let corrupt = |detail: String| LedgerError::Corrupt {
-        path: path.to_owned(),
+        db: path.display().to_string(),
         detail,
     };
     Ok(RealmConfig {
@@ -536,12 +542,7 @@ fn load_config(tx: &Transaction<'_>, realm: &str, path: &Path) -> Result<RealmCo
 }
 
 /// Stores an environment's usage counters (kept in the same transaction as the deployments).
-fn store_usage(
-    tx: &Transaction<'_>,
-    realm: &str,
-    env: Env,
-    u: &EnvUsage,
-) -> rusqlite::Result<usize> {
+fn store_usage(tx: &Connection, realm: &str, env: Env, u: &EnvUsage) -> rusqlite::Result<usize> {
     tx.prepare_cached(
         "INSERT INTO usage (realm, environment, subscriptions_used, rtus_used) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(realm, environment) DO UPDATE SET subscriptions_used = excluded.subscriptions_used, rtus_used = excluded.rtus_used",
@@ -553,7 +554,7 @@ fn store_usage(
 /// primary-key reads (usage counters kept per environment), so an admission costs the same
 /// however many pipelines the realm runs.
 fn load_facts(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     realm: &str,
     request: &Deployment,
     path: &Path,
@@ -587,7 +588,7 @@ fn load_facts(
                 minor,
             },
             size: size.parse().map_err(|detail| LedgerError::Corrupt {
-                path: path.to_owned(),
+                db: path.display().to_string(),
                 detail,
             })?,
             replicas,
@@ -600,7 +601,7 @@ fn load_facts(
     })
 }
 
-fn load_state(tx: &Transaction<'_>, realm: &str, path: &Path) -> Result<State, LedgerError> {
+fn load_state(tx: &Connection, realm: &str, path: &Path) -> Result<State, LedgerError> {
     let sql = sql_err(path);
     let mut stmt = tx.prepare_cached("SELECT environment, pipeline, major, minor, size, replicas FROM deployments WHERE realm = ?1").map_err(sql)?;
     let rows = stmt
@@ -619,7 +620,7 @@ fn load_state(tx: &Transaction<'_>, realm: &str, path: &Path) -> Result<State, L
     for row in rows {
         let (env, pipeline, major, minor, size, replicas) = row.map_err(sql)?;
         let corrupt = |detail: String| LedgerError::Corrupt {
-            path: path.to_owned(),
+            db: path.display().to_string(),
             detail,
         };
         let d = Deployment {

@@ -5,10 +5,13 @@
 //! transaction per admission so concurrent requests can never over-admit. [`Admission`] is the
 //! JSON answer shared by the CLI and the HTTP service. See `docs/quota-model.md`.
 
+pub mod batch;
 pub mod http;
 pub mod ledger;
 pub mod model;
+pub mod postgres;
 pub mod seed;
+pub mod store;
 pub mod tokens;
 
 use serde::Serialize;

@@ -425,6 +425,52 @@ pub fn apply(state: &mut State, request: &Deployment) {
     state.insert(request.key(), request.clone());
 }
 
+/// What removing one deployment changes: the deployment, its environment's usage before and
+/// after, and the decision-log text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    /// The deployment removed.
+    pub removed: Deployment,
+    /// Usage of its environment before.
+    pub before: EnvUsage,
+    /// Usage of its environment after.
+    pub after: EnvUsage,
+    /// Explanation for the decision log.
+    pub detail: String,
+}
+
+/// Removing the active version under `key`; `None` when nothing is deployed there.
+pub fn undeploy(config: &RealmConfig, state: &State, key: &Key) -> Option<Removal> {
+    let removed = state.get(key)?.clone();
+    let before = usage(config, state, key.environment);
+    let mut rest = state.clone();
+    rest.remove(key);
+    let after = usage(config, &rest, key.environment);
+    let detail = format!(
+        "undeployed {} {} from {} ({} RTUs released)",
+        removed.pipeline,
+        removed.version,
+        key.environment,
+        removed.rtus()
+    );
+    Some(Removal {
+        removed,
+        before,
+        after,
+        detail,
+    })
+}
+
+/// The decision-log text of an accepted seed.
+pub fn seed_detail(config: &RealmConfig) -> String {
+    format!(
+        "{} subscriptions, {} Test RTUs, {} Prod RTUs",
+        config.pipeline_subscriptions,
+        config.rtus(Env::Test),
+        config.rtus(Env::Prod)
+    )
+}
+
 /// Whether `config` still covers everything deployed in `state`; the offending deployments otherwise.
 pub fn covers(config: &RealmConfig, state: &State) -> Result<(), String> {
     let mut problems = Vec::new();

@@ -377,7 +377,7 @@ fn sigkill_during_load_loses_no_acknowledged_admission() {
         present.len() <= acked.len() + 6,
         "at most one unacknowledged in-flight admission per client"
     );
-    let l = Ledger::open(&s.db, Sync::Full).unwrap();
+    let mut l = Ledger::open(&s.db, Sync::Full).unwrap();
     let logged = l
         .decisions("acme")
         .unwrap()

@@ -1,0 +1,910 @@
+//! The PostgreSQL ledger: several `quota serve` replicas on one database never over-admit.
+//!
+//! Every write (seed, deploy, undeploy) runs in one READ COMMITTED transaction that first takes
+//! the realm's transaction-scoped advisory lock (`pg_advisory_xact_lock`, key derived from the
+//! realm name), so writers of one realm — in any replica — go one at a time, and each statement
+//! after the lock sees everything the previous holder committed (PostgreSQL makes a commit
+//! visible before it releases the transaction's locks). Different realms never wait for each
+//! other (a hash collision only serialises two realms, it never mixes their data). Reads
+//! (what-if, status, the log) use a REPEATABLE READ READ ONLY snapshot and take no lock.
+//! The decisions are the pure [`model`] functions, the same as the SQLite backend's.
+//!
+//! Bounds: a pool of [`StoreOptions::pool_size`] connections; waiting for one, creating one
+//! (`connect_timeout`) and every operation end within [`StoreOptions::timeout`]; the server
+//! cancels a statement or lock wait after the same time (`statement_timeout`, `lock_timeout`)
+//! and a transaction left idle after twice that. Errors are classified by SQLSTATE class and
+//! connection state, never by message text: a connection or availability problem is
+//! [`LedgerError::Unavailable`] (HTTP 503), anything else [`LedgerError::Postgres`].
+//!
+//! TLS: `sslmode=disable` is allowed only to a loopback host or a Unix socket; elsewhere the
+//! connection is TLS with the platform's root certificates and full verification (`prefer`
+//! becomes `require`), so a password never crosses a network in the clear.
+
+pub mod schema;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::{Config, IsolationLevel};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::model::{
+    self, Decision, Deployment, Env, EnvUsage, Facts, Key, RealmConfig, Size, State, Version,
+};
+use super::store::{
+    Answer, DecisionRecord, LedgerError, Migrated, Op, Open, RealmStatus, StoreOptions, now,
+};
+use crate::secret::Secret;
+
+/// A PostgreSQL database to hold the ledger (parsed URL; the password never printed).
+#[derive(Clone)]
+pub struct PgTarget {
+    config: Config,
+    described: String,
+}
+
+impl std::fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.described)
+    }
+}
+
+impl PgTarget {
+    /// Parses a `postgres://user[:password]@host[:port]/dbname[?param=value…]` URL (libpq
+    /// syntax); `password` is used when the URL carries none.
+    pub fn parse(url: &str, password: Option<Secret>) -> Result<PgTarget, LedgerError> {
+        let mut config = Config::from_str(url).map_err(|e| LedgerError::BadUrl {
+            detail: e.to_string(),
+        })?;
+        if config.get_password().is_none()
+            && let Some(p) = password
+        {
+            config.password(p.expose());
+        }
+        let described = describe(&config);
+        let mode = tls_mode(config.get_hosts(), config.get_ssl_mode()).map_err(|why| {
+            LedgerError::BadUrl {
+                detail: format!("{described}: {why}"),
+            }
+        })?;
+        config.ssl_mode(mode);
+        if config.get_application_name().is_none() {
+            config.application_name("realmctl-quota");
+        }
+        Ok(PgTarget { config, described })
+    }
+
+    /// `postgres://user@host:port/dbname`, without the password.
+    pub fn describe(&self) -> String {
+        self.described.clone()
+    }
+
+    /// The driver config with this store's timeouts.
+    fn bounded(&self, o: &StoreOptions) -> Config {
+        let mut c = self.config.clone();
+        let ms = o.timeout.as_millis().max(1);
+        c.connect_timeout(o.timeout);
+        c.tcp_user_timeout(o.timeout);
+        c.keepalives(true);
+        c.keepalives_idle(Duration::from_secs(30));
+        let ours = format!(
+            "-c statement_timeout={ms} -c lock_timeout={ms} -c idle_in_transaction_session_timeout={}",
+            ms * 2
+        );
+        let options = match c.get_options() {
+            Some(theirs) if !theirs.is_empty() => format!("{theirs} {ours}"),
+            _ => ours,
+        };
+        c.options(options);
+        c
+    }
+}
+
+/// `postgres://user@host:port/dbname` from a parsed config (pure; no password).
+fn describe(c: &Config) -> String {
+    let user = c.get_user().unwrap_or("");
+    let hosts: Vec<String> = c
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let host = match h {
+                Host::Tcp(h) if h.contains(':') => format!("[{h}]"),
+                Host::Tcp(h) => h.clone(),
+                Host::Unix(p) => p.display().to_string(),
+            };
+            match c.get_ports().get(i).or(c.get_ports().first()) {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            }
+        })
+        .collect();
+    let at = if user.is_empty() {
+        String::new()
+    } else {
+        format!("{user}@")
+    };
+    format!(
+        "postgres://{at}{}/{}",
+        hosts.join(","),
+        c.get_dbname().unwrap_or("")
+    )
+}
+
+/// The TLS mode to use (pure): plain connections only to loopback hosts or Unix sockets;
+/// elsewhere TLS is required (`prefer` is upgraded, `disable` refused).
+fn tls_mode(hosts: &[Host], asked: SslMode) -> Result<SslMode, String> {
+    let local = !hosts.is_empty()
+        && hosts.iter().all(|h| match h {
+            Host::Tcp(h) => crate::secret::is_loopback_host(h.trim_matches(['[', ']'])),
+            Host::Unix(_) => true,
+        });
+    match asked {
+        _ if local => Ok(asked),
+        SslMode::Disable => Err(
+            "sslmode=disable would send credentials and admissions in the clear to a non-loopback host\n  help: drop sslmode=disable (realmctl then requires TLS with a verified certificate)"
+                .into(),
+        ),
+        _ => Ok(SslMode::Require),
+    }
+}
+
+/// How a PostgreSQL failure is handled (pure classification of its SQLSTATE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The database is unreachable, shutting down, overloaded or too slow: 503, retry.
+    Unavailable,
+    /// The statement itself failed: a bug or a broken database, 500.
+    Failed,
+}
+
+/// Classifies a SQLSTATE code (`None`: no server error, i.e. the connection failed).
+fn kind_of(code: Option<&str>) -> Kind {
+    let Some(code) = code else {
+        return Kind::Unavailable;
+    };
+    // 08: connection exception; 53: insufficient resources; 57P0x: shutdown / cannot connect
+    // now; 57014: statement timeout (query canceled); 55P03: lock timeout; 40001/40P01:
+    // serialization failure / deadlock (retrying is safe: nothing was committed).
+    let transient = code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P0")
+        || matches!(code, "57014" | "55P03" | "40001" | "40P01");
+    if transient {
+        Kind::Unavailable
+    } else {
+        Kind::Failed
+    }
+}
+
+/// The ledger on PostgreSQL.
+pub struct PgLedger {
+    pool: Pool,
+    db: String,
+    timeout: Duration,
+}
+
+fn tls() -> MakeRustlsConnect {
+    let mut roots = rustls::RootCertStore::empty();
+    // Certificates the platform cannot parse are skipped, as every TLS client does.
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if roots.is_empty() {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("aws-lc-rs supports the default TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    MakeRustlsConnect::new(config)
+}
+
+impl PgLedger {
+    /// Connects (bounded pool) and migrates or checks the schema.
+    pub async fn connect(t: &PgTarget, mode: Open, o: StoreOptions) -> Result<Self, LedgerError> {
+        let ledger = Self::pool(t, o)?;
+        match mode {
+            Open::CreateOrMigrate => {
+                ledger.migrate().await?;
+            }
+            Open::Existing => {
+                let found = ledger.within(ledger.schema_version()).await?;
+                let known = schema::latest();
+                match schema::plan(found, known) {
+                    schema::Plan::Current => {}
+                    schema::Plan::Apply { .. } => {
+                        return Err(LedgerError::NotMigrated {
+                            db: ledger.db.clone(),
+                            found,
+                            known,
+                        });
+                    }
+                    schema::Plan::Newer { found } => {
+                        return Err(LedgerError::NewerSchema {
+                            db: ledger.db.clone(),
+                            found,
+                            known,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(ledger)
+    }
+
+    /// The bounded pool; connections are made on first use.
+    fn pool(t: &PgTarget, o: StoreOptions) -> Result<Self, LedgerError> {
+        let manager = Manager::from_config(
+            t.bounded(&o),
+            tls(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(o.pool_size.max(1))
+            .wait_timeout(Some(o.timeout))
+            .create_timeout(Some(o.timeout))
+            .recycle_timeout(Some(o.timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| LedgerError::Postgres {
+                db: t.describe(),
+                detail: e.to_string(),
+            })?;
+        Ok(PgLedger {
+            pool,
+            db: t.describe(),
+            timeout: o.timeout,
+        })
+    }
+
+    /// The database, without the password.
+    pub fn describe(&self) -> String {
+        self.db.clone()
+    }
+
+    fn err(&self) -> impl Fn(tokio_postgres::Error) -> LedgerError + '_ {
+        |e| classify(&self.db, &e)
+    }
+
+    async fn within<T>(
+        &self,
+        f: impl Future<Output = Result<T, LedgerError>>,
+    ) -> Result<T, LedgerError> {
+        tokio::time::timeout(self.timeout, f)
+            .await
+            .unwrap_or_else(|_| {
+                Err(LedgerError::Unavailable {
+                    db: self.db.clone(),
+                    detail: format!("no answer within {} s", self.timeout.as_secs_f64()),
+                })
+            })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, LedgerError> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => classify(&self.db, &e),
+            PoolError::Timeout(_) => LedgerError::Unavailable {
+                db: self.db.clone(),
+                detail: format!(
+                    "no database connection within {} s",
+                    self.timeout.as_secs_f64()
+                ),
+            },
+            other => LedgerError::Unavailable {
+                db: self.db.clone(),
+                detail: other.to_string(),
+            },
+        })
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), LedgerError> {
+        self.within(async {
+            let c = self.client().await?;
+            c.simple_query("SELECT 1").await.map_err(self.err())?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The schema version recorded in the database (0: none).
+    async fn schema_version(&self) -> Result<i64, LedgerError> {
+        let c = self.client().await?;
+        let row = c
+            .query_one(
+                "SELECT CASE WHEN to_regclass('realmctl_schema') IS NULL THEN 0::bigint
+                 ELSE (SELECT coalesce(max(version), 0)::bigint FROM realmctl_schema) END",
+                &[],
+            )
+            .await
+            .map_err(self.err())?;
+        Ok(row.get(0))
+    }
+
+    /// Applies the migrations this database lacks, under the migration lock.
+    pub async fn migrate(&self) -> Result<Migrated, LedgerError> {
+        // Migrations may take longer than one request: they get four times the timeout.
+        let limit = self.timeout * 4;
+        let work = async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(self.err())?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&schema::MIGRATION_LOCK],
+            )
+            .await
+            .map_err(self.err())?;
+            tx.batch_execute(schema::VERSION_TABLE)
+                .await
+                .map_err(self.err())?;
+            let found: i64 = tx
+                .query_one(
+                    "SELECT coalesce(max(version), 0)::bigint FROM realmctl_schema",
+                    &[],
+                )
+                .await
+                .map_err(self.err())?
+                .get(0);
+            let known = schema::latest();
+            match schema::plan(found, known) {
+                schema::Plan::Newer { found } => Err(LedgerError::NewerSchema {
+                    db: self.db.clone(),
+                    found,
+                    known,
+                }),
+                schema::Plan::Current => Ok(Migrated {
+                    from: found,
+                    to: found,
+                }),
+                schema::Plan::Apply { from } => {
+                    for (v, sql) in schema::MIGRATIONS.iter().filter(|(v, _)| *v > from) {
+                        tx.batch_execute(sql).await.map_err(self.err())?;
+                        tx.execute(
+                            "INSERT INTO realmctl_schema (version, applied_at) VALUES ($1, $2)",
+                            &[v, &now()],
+                        )
+                        .await
+                        .map_err(self.err())?;
+                    }
+                    tx.commit().await.map_err(self.err())?;
+                    Ok(Migrated { from, to: known })
+                }
+            }
+        };
+        tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+            Err(LedgerError::Unavailable {
+                db: self.db.clone(),
+                detail: format!(
+                    "the migration did not finish within {} s",
+                    limit.as_secs_f64()
+                ),
+            })
+        })
+    }
+
+    /// Runs one operation in its own transaction, within the timeout.
+    pub async fn run(&self, op: Op) -> Result<Answer, LedgerError> {
+        self.within(async {
+            let mut c = self.client().await?;
+            let writes = op.writes();
+            let tx = if writes {
+                c.build_transaction()
+                    .isolation_level(IsolationLevel::ReadCommitted)
+                    .start()
+                    .await
+            } else {
+                c.build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
+                    .await
+            }
+            .map_err(self.err())?;
+            if writes {
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock($1)",
+                    &[&realm_lock(op.realm())],
+                )
+                .await
+                .map_err(self.err())?;
+            }
+            let answer = run_op(
+                &Tx {
+                    tx: &tx,
+                    db: &self.db,
+                },
+                &op,
+            )
+            .await;
+            let keep = matches!(answer, Ok(_) | Err(LedgerError::SeedRefused { .. }));
+            if keep {
+                // Acknowledged only once the commit returned (synchronous_commit decides
+                // how durable that is; the default `on` waits for the WAL flush).
+                tx.commit().await.map_err(self.err())?;
+            } else {
+                tx.rollback().await.map_err(self.err())?;
+            }
+            answer
+        })
+        .await
+    }
+}
+
+/// The per-realm advisory-lock key: the first 8 bytes of SHA-256 of the realm name.
+fn realm_lock(realm: &str) -> i64 {
+    let d = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("realmctl.quota.realm/{realm}").as_bytes(),
+    );
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&d.as_ref()[..8]);
+    i64::from_be_bytes(first)
+}
+
+fn classify(db: &str, e: &tokio_postgres::Error) -> LedgerError {
+    let code = e.code().map(|c| c.code());
+    // No SQLSTATE: either the connection failed (closed, I/O, timeout) or a value could not
+    // be converted (a bug). The source tells them apart by type, not by text.
+    let io =
+        e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    match (code, io) {
+        (None, false) => LedgerError::Postgres {
+            db: db.to_owned(),
+            detail: e.to_string(),
+        },
+        _ if kind_of(code) == Kind::Unavailable => LedgerError::Unavailable {
+            db: db.to_owned(),
+            detail: e.as_db_error().map_or_else(
+                || e.to_string(),
+                |d| format!("{} ({})", d.message(), d.code().code()),
+            ),
+        },
+        _ => LedgerError::Postgres {
+            db: db.to_owned(),
+            detail: e.as_db_error().map_or_else(
+                || e.to_string(),
+                |d| format!("{} ({})", d.message(), d.code().code()),
+            ),
+        },
+    }
+}
+
+/// An open transaction and the database name for errors.
+struct Tx<'a> {
+    tx: &'a deadpool_postgres::Transaction<'a>,
+    db: &'a str,
+}
+
+impl Tx<'_> {
+    fn err(&self) -> impl Fn(tokio_postgres::Error) -> LedgerError + '_ {
+        |e| classify(self.db, &e)
+    }
+
+    fn corrupt(&self, detail: String) -> LedgerError {
+        LedgerError::Corrupt {
+            db: self.db.to_owned(),
+            detail,
+        }
+    }
+
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, LedgerError> {
+        let st = self.tx.prepare_cached(sql).await.map_err(self.err())?;
+        self.tx.execute(&st, params).await.map_err(self.err())
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, LedgerError> {
+        let st = self.tx.prepare_cached(sql).await.map_err(self.err())?;
+        self.tx.query(&st, params).await.map_err(self.err())
+    }
+
+    async fn config(&self, realm: &str) -> Result<RealmConfig, LedgerError> {
+        let rows = self
+            .query(
+                "SELECT pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size FROM realms WHERE name = $1",
+                &[&realm],
+            )
+            .await?;
+        let Some(r) = rows.first() else {
+            return Err(LedgerError::UnknownRealm(realm.to_owned()));
+        };
+        Ok(RealmConfig {
+            pipeline_subscriptions: self.count(r.get(0))?,
+            extra_test_rtus: self.count(r.get(1))?,
+            extra_prod_rtus: self.count(r.get(2))?,
+            max_replicas: self.small(r.get(3))?,
+            max_size: r
+                .get::<_, &str>(4)
+                .parse::<Size>()
+                .map_err(|d| self.corrupt(d))?,
+        })
+    }
+
+    fn count(&self, v: i64) -> Result<u64, LedgerError> {
+        u64::try_from(v).map_err(|_| self.corrupt(format!("negative count {v}")))
+    }
+
+    fn small(&self, v: i64) -> Result<u32, LedgerError> {
+        u32::try_from(v).map_err(|_| self.corrupt(format!("{v} is out of range")))
+    }
+
+    async fn state(&self, realm: &str) -> Result<State, LedgerError> {
+        let rows = self
+            .query(
+                "SELECT environment, pipeline, major, minor, size, replicas FROM deployments WHERE realm = $1",
+                &[&realm],
+            )
+            .await?;
+        let mut state = State::new();
+        for r in rows {
+            let d = Deployment {
+                environment: r.get::<_, &str>(0).parse().map_err(|d| self.corrupt(d))?,
+                pipeline: r.get(1),
+                version: Version {
+                    major: self.small(r.get(2))?,
+                    minor: self.small(r.get(3))?,
+                },
+                size: r.get::<_, &str>(4).parse().map_err(|d| self.corrupt(d))?,
+                replicas: self.small(r.get(5))?,
+            };
+            state.insert(d.key(), d);
+        }
+        Ok(state)
+    }
+
+    /// The environment's usage counters and the current deployment of (pipeline, major): two
+    /// primary-key reads, as on SQLite.
+    async fn facts(&self, realm: &str, request: &Deployment) -> Result<Facts, LedgerError> {
+        let env = request.environment.as_str();
+        let used = self
+            .query(
+                "SELECT subscriptions_used, rtus_used FROM usage WHERE realm = $1 AND environment = $2",
+                &[&realm, &env],
+            )
+            .await?;
+        let (n, rtus) = match used.first() {
+            Some(r) => (self.count(r.get(0))?, self.count(r.get(1))?),
+            None => (0, 0),
+        };
+        let major = i64::from(request.version.major);
+        let existing = self
+            .query(
+                "SELECT minor, size, replicas FROM deployments WHERE realm = $1 AND environment = $2 AND pipeline = $3 AND major = $4",
+                &[&realm, &env, &request.pipeline, &major],
+            )
+            .await?;
+        let existing = match existing.first() {
+            None => None,
+            Some(r) => Some(Deployment {
+                environment: request.environment,
+                pipeline: request.pipeline.clone(),
+                version: Version {
+                    major: request.version.major,
+                    minor: self.small(r.get(0))?,
+                },
+                size: r.get::<_, &str>(1).parse().map_err(|d| self.corrupt(d))?,
+                replicas: self.small(r.get(2))?,
+            }),
+        };
+        Ok(Facts {
+            subscriptions_used: n,
+            rtus_used: rtus,
+            existing,
+        })
+    }
+
+    async fn store_usage(&self, realm: &str, env: Env, u: &EnvUsage) -> Result<(), LedgerError> {
+        self.execute(
+            "INSERT INTO usage (realm, environment, subscriptions_used, rtus_used) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (realm, environment) DO UPDATE SET subscriptions_used = excluded.subscriptions_used, rtus_used = excluded.rtus_used",
+            &[&realm, &env.as_str(), &(u.subscriptions_used as i64), &(u.rtus_used as i64)],
+        )
+        .await
+        .map(drop)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn log(
+        &self,
+        actor: &str,
+        realm: &str,
+        action: &str,
+        request: &str,
+        admitted: bool,
+        reason: Option<&str>,
+        detail: &str,
+        usage: Option<(&EnvUsage, &EnvUsage)>,
+    ) -> Result<(), LedgerError> {
+        let js = |u: &EnvUsage| serde_json::to_string(u).unwrap_or_default();
+        let (before, after) = match usage {
+            Some((b, a)) => (Some(js(b)), Some(js(a))),
+            None => (None, None),
+        };
+        self.execute(
+            "INSERT INTO decisions (at, actor, realm, action, request, admitted, reason, detail, usage_before, usage_after)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[&now(), &actor, &realm, &action, &request, &admitted, &reason, &detail, &before, &after],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn seed(
+        &self,
+        realm: &str,
+        config: &RealmConfig,
+        actor: &str,
+    ) -> Result<(), LedgerError> {
+        let state = self.state(realm).await?;
+        let request = serde_json::to_string(config).unwrap_or_default();
+        if let Err(detail) = model::covers(config, &state) {
+            self.log(
+                actor,
+                realm,
+                "seed",
+                &request,
+                false,
+                Some("below_current_use"),
+                &detail,
+                None,
+            )
+            .await?;
+            return Err(LedgerError::SeedRefused {
+                realm: realm.to_owned(),
+                detail,
+            });
+        }
+        self.execute(
+            "INSERT INTO realms (name, pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (name) DO UPDATE SET pipeline_subscriptions = excluded.pipeline_subscriptions,
+               extra_test_rtus = excluded.extra_test_rtus, extra_prod_rtus = excluded.extra_prod_rtus,
+               max_replicas = excluded.max_replicas, max_size = excluded.max_size, updated_at = excluded.updated_at",
+            &[
+                &realm,
+                &(config.pipeline_subscriptions as i64),
+                &(config.extra_test_rtus as i64),
+                &(config.extra_prod_rtus as i64),
+                &i64::from(config.max_replicas),
+                &config.max_size.as_str(),
+                &now(),
+            ],
+        )
+        .await?;
+        self.log(
+            actor,
+            realm,
+            "seed",
+            &request,
+            true,
+            None,
+            &model::seed_detail(config),
+            None,
+        )
+        .await
+    }
+
+    async fn deploy(
+        &self,
+        realm: &str,
+        request: &Deployment,
+        actor: &str,
+    ) -> Result<Decision, LedgerError> {
+        let config = self.config(realm).await?;
+        let facts = self.facts(realm, request).await?;
+        let d = model::decide_with(&config, &facts, request);
+        if d.admitted {
+            self.execute(
+                "INSERT INTO deployments (realm, environment, pipeline, major, minor, size, replicas, rtus, deployed_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (realm, environment, pipeline, major) DO UPDATE SET minor = excluded.minor,
+                   size = excluded.size, replicas = excluded.replicas, rtus = excluded.rtus, deployed_at = excluded.deployed_at",
+                &[
+                    &realm,
+                    &request.environment.as_str(),
+                    &request.pipeline,
+                    &i64::from(request.version.major),
+                    &i64::from(request.version.minor),
+                    &request.size.as_str(),
+                    &i64::from(request.replicas),
+                    &(request.rtus() as i64),
+                    &now(),
+                ],
+            )
+            .await?;
+            self.store_usage(realm, request.environment, &d.after)
+                .await?;
+        }
+        let req = serde_json::to_string(request).unwrap_or_default();
+        self.log(
+            actor,
+            realm,
+            "deploy",
+            &req,
+            d.admitted,
+            d.reason.map(|r| r.as_str()),
+            &d.detail,
+            Some((&d.before, &d.after)),
+        )
+        .await?;
+        Ok(d)
+    }
+
+    async fn undeploy(
+        &self,
+        realm: &str,
+        key: &Key,
+        actor: &str,
+    ) -> Result<Deployment, LedgerError> {
+        let config = self.config(realm).await?;
+        let state = self.state(realm).await?;
+        let change =
+            model::undeploy(&config, &state, key).ok_or_else(|| LedgerError::NotDeployed {
+                realm: realm.to_owned(),
+                environment: key.environment,
+                pipeline: key.pipeline.clone(),
+                major: key.major,
+            })?;
+        self.execute(
+            "DELETE FROM deployments WHERE realm = $1 AND environment = $2 AND pipeline = $3 AND major = $4",
+            &[&realm, &key.environment.as_str(), &key.pipeline, &i64::from(key.major)],
+        )
+        .await?;
+        self.store_usage(realm, key.environment, &change.after)
+            .await?;
+        self.log(
+            actor,
+            realm,
+            "undeploy",
+            &serde_json::to_string(key).unwrap_or_default(),
+            true,
+            None,
+            &change.detail,
+            Some((&change.before, &change.after)),
+        )
+        .await?;
+        Ok(change.removed)
+    }
+
+    async fn decisions(&self, realm: &str) -> Result<Vec<DecisionRecord>, LedgerError> {
+        let rows = self
+            .query(
+                "SELECT id, at, actor, action, admitted, reason, detail FROM decisions WHERE realm = $1 ORDER BY id",
+                &[&realm],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| DecisionRecord {
+                id: r.get(0),
+                at: r.get(1),
+                actor: r.get(2),
+                action: r.get(3),
+                admitted: r.get(4),
+                reason: r.get(5),
+                detail: r.get(6),
+            })
+            .collect())
+    }
+}
+
+async fn run_op(t: &Tx<'_>, op: &Op) -> Result<Answer, LedgerError> {
+    match op {
+        Op::Seed {
+            realm,
+            config,
+            actor,
+        } => t.seed(realm, config, actor).await.map(|()| Answer::Seeded),
+        Op::Deploy {
+            realm,
+            request,
+            actor,
+        } => t.deploy(realm, request, actor).await.map(Answer::Decided),
+        Op::WhatIf { realm, request } => {
+            let config = t.config(realm).await?;
+            let facts = t.facts(realm, request).await?;
+            Ok(Answer::Decided(model::decide_with(
+                &config, &facts, request,
+            )))
+        }
+        Op::Undeploy { realm, key, actor } => {
+            t.undeploy(realm, key, actor).await.map(Answer::Undeployed)
+        }
+        Op::Status { realm } => {
+            let config = t.config(realm).await?;
+            let state = t.state(realm).await?;
+            Ok(Answer::Status(RealmStatus::new(realm, config, state)))
+        }
+        Op::Decisions { realm } => t.decisions(realm).await.map(Answer::Decisions),
+    }
+}
+
+/// Brings the database to this build's schema.
+pub async fn migrate(t: &PgTarget, o: StoreOptions) -> Result<Migrated, LedgerError> {
+    PgLedger::pool(t, o)?.migrate().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(hs: &[&str]) -> Vec<Host> {
+        hs.iter()
+            .map(|h| {
+                if h.starts_with('/') {
+                    Host::Unix(h.into())
+                } else {
+                    Host::Tcp((*h).to_owned())
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn plain_connections_only_to_loopback_or_a_socket() {
+        assert_eq!(
+            tls_mode(&hosts(&["127.0.0.1"]), SslMode::Disable),
+            Ok(SslMode::Disable)
+        );
+        assert_eq!(
+            tls_mode(&hosts(&["/run/postgresql"]), SslMode::Prefer),
+            Ok(SslMode::Prefer)
+        );
+        assert_eq!(
+            tls_mode(&hosts(&["db.example.com"]), SslMode::Prefer),
+            Ok(SslMode::Require)
+        );
+        assert!(tls_mode(&hosts(&["db.example.com"]), SslMode::Disable).is_err());
+        assert!(tls_mode(&hosts(&["::1", "10.0.0.5"]), SslMode::Disable).is_err());
+    }
+
+    #[test]
+    fn the_url_is_described_without_its_password() {
+        let t = PgTarget::parse(
+            "postgres://quota:s3cr3t-canary@db.example.com:6543/realms",
+            None,
+        )
+        .unwrap();
+        assert_eq!(t.describe(), "postgres://quota@db.example.com:6543/realms");
+        assert!(!format!("{t:?}").contains("s3cr3t"));
+        let t = PgTarget::parse(
+            "postgres://quota@127.0.0.1:5432/realms",
+            Some(Secret::new("from-env")),
+        )
+        .unwrap();
+        assert_eq!(t.config.get_password(), Some(&b"from-env"[..]));
+    }
+
+    #[test]
+    fn sqlstates_are_classified_by_class() {
+        assert_eq!(kind_of(None), Kind::Unavailable);
+        for c in [
+            "08006", "57P01", "57P03", "53300", "57014", "55P03", "40001",
+        ] {
+            assert_eq!(kind_of(Some(c)), Kind::Unavailable, "{c}");
+        }
+        for c in ["23505", "42P01", "P0001", "22003"] {
+            assert_eq!(kind_of(Some(c)), Kind::Failed, "{c}");
+        }
+    }
+
+    #[test]
+    fn realm_locks_are_stable_and_distinct() {
+        assert_eq!(realm_lock("acme"), realm_lock("acme"));
+        assert_ne!(realm_lock("acme"), realm_lock("acme2"));
+    }
+}
