@@ -572,27 +572,78 @@ pub fn quota_serve(db: &Path, tokens: &Path) -> (Child, String) {
 
 /// `quota serve` with extra flags (timeouts, limits).
 pub fn quota_serve_with(db: &Path, tokens: &Path, extra: &[&str]) -> (Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = realmctl_std()
-        .args(["quota", "serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
-        .arg("--tokens")
-        .arg(tokens)
-        .args(extra)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    stderr.read_line(&mut line).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    let base = line.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(
-        base.starts_with("http://127.0.0.1:"),
-        "unexpected first line: {line}"
-    );
-    (child, base)
+    let s = QuotaServe::start(db.as_os_str(), tokens, extra, &[]);
+    (s.child, s.base)
+}
+
+/// A `quota serve` process with everything it printed kept (for leak scans). Not killed on
+/// drop: the caller owns the child.
+pub struct QuotaServe {
+    /// The process.
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Its stderr so far (stdout is not used by `serve`, it is kept too).
+    pub output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl QuotaServe {
+    /// Starts `quota serve --db DB` with `extra` flags and `env` variables.
+    pub fn start(
+        db: &std::ffi::OsStr,
+        tokens: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> QuotaServe {
+        use std::io::{BufRead, BufReader, Read};
+        let mut cmd = realmctl_std();
+        cmd.args(["quota", "serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .arg("--tokens")
+            .arg(tokens)
+            .args(extra)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut line = String::new();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        stderr.read_line(&mut line).unwrap();
+        output.lock().unwrap().extend_from_slice(line.as_bytes());
+        for mut r in [
+            Box::new(stderr) as Box<dyn Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let out = output.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = r.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    out.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+        let base = line.trim().rsplit(' ').next().unwrap().to_owned();
+        assert!(
+            base.starts_with("http://127.0.0.1:"),
+            "unexpected first line: {line}"
+        );
+        QuotaServe {
+            child,
+            base,
+            output,
+        }
+    }
+
+    /// What it printed so far.
+    pub fn printed(&self) -> Vec<u8> {
+        self.output.lock().unwrap().clone()
+    }
 }
 
 /// moto's server (PyPI `moto[server]`) on a free loopback port, stopped when dropped.
@@ -648,4 +699,44 @@ pub fn moto_with(env: &[(&str, &str)]) -> Moto {
 /// Starts moto with its defaults.
 pub fn moto() -> Moto {
     moto_with(&[])
+}
+
+/// Every file under `dirs` (recursively), with its bytes.
+pub fn files(dirs: &[&Path]) -> Vec<(PathBuf, Vec<u8>)> {
+    fn walk(p: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        for e in std::fs::read_dir(p).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if let Ok(b) = std::fs::read(&path) {
+                out.push((path, b));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for d in dirs {
+        walk(d, &mut out);
+    }
+    out
+}
+
+/// The forms a leaked secret could take.
+pub fn forms(secret: &str) -> Vec<String> {
+    use base64::Engine;
+    let enc: String = secret
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    vec![
+        secret.to_owned(),
+        base64::engine::general_purpose::STANDARD.encode(secret),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+        enc,
+    ]
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 #[cfg(feature = "test-actions")]
 use std::time::Instant;
 
-use crate::common::{AWS_TEST_SECRET, AwsStandIn, SpecOpts};
+use crate::common::{AWS_TEST_SECRET, AwsStandIn, SpecOpts, files, forms};
 #[cfg(feature = "test-actions")]
 use crate::eks_moto::killed_at;
 use crate::eks_moto::{cloud_playbook, unlock};
@@ -113,46 +113,6 @@ fn sigkill_inside_cluster_apply_leaves_exactly_one_cluster_and_node_group() {
     assert_eq!(w.nodegroups.len(), n, "one node group per case");
     assert_eq!(w.count("eks:CreateCluster"), n, "never created twice");
     assert_eq!(w.count("eks:CreateNodegroup"), n);
-}
-
-/// Every file under `dirs` (recursively), with its bytes.
-fn files(dirs: &[&Path]) -> Vec<(PathBuf, Vec<u8>)> {
-    fn walk(p: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-        for e in std::fs::read_dir(p).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if let Ok(b) = std::fs::read(&path) {
-                out.push((path, b));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for d in dirs {
-        walk(d, &mut out);
-    }
-    out
-}
-
-/// The forms a leaked secret could take.
-fn forms(secret: &str) -> Vec<String> {
-    use base64::Engine;
-    let enc: String = secret
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    vec![
-        secret.to_owned(),
-        base64::engine::general_purpose::STANDARD.encode(secret),
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
-        enc,
-    ]
 }
 
 /// A canary AWS secret key and session token (issue #9): never in the state folder, the

@@ -26,6 +26,8 @@ mod engine_s3;
 mod hardening;
 mod no_panic;
 mod outbound;
+mod pg;
 mod quota;
 mod quota_cli;
 mod quota_http;
+mod quota_pg;

@@ -1,5 +1,6 @@
-//! Enforcement core (issue #3): the SQLite ledger against a small reference model, and many
-//! threads (each with its own connection) racing for the last RTUs.
+//! Enforcement core (issue #3): the ledger against a small reference model, and many threads
+//! (each with its own connection) racing for the last RTUs. The reference model and its driver
+//! are shared with the PostgreSQL tests (`quota_pg`, issue #10).
 
 use std::path::Path;
 use std::sync::{Arc, Barrier};
@@ -7,6 +8,7 @@ use std::sync::{Arc, Barrier};
 use proptest::prelude::*;
 use realmctl::quota::ledger::{Ledger, LedgerError, Sync};
 use realmctl::quota::model::{Deployment, Env, Key, RealmConfig, Size, Version};
+use realmctl::quota::store::{DbUrl, Open, Store, StoreOptions};
 
 /// An independent, deliberately naive statement of the seed's rules.
 #[derive(Debug, Clone, Default)]
@@ -103,7 +105,7 @@ impl Reference {
 }
 
 #[derive(Debug, Clone)]
-enum Op {
+pub enum Op {
     Seed(u64, u64, u64, u32, Size),
     Deploy(Env, u8, u32, u32, Size, u32),
     Undeploy(Env, u8, u32),
@@ -123,47 +125,101 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Runs `ops` on `realm` through `store` and against the reference model; any divergence fails.
+pub fn check_against_reference(
+    store: &Store,
+    rt: &tokio::runtime::Runtime,
+    realm: &str,
+    ops: Vec<Op>,
+) -> Result<(), TestCaseError> {
+    let mut reference = Reference::default();
+    for op in ops {
+        match op {
+            Op::Seed(subs, et, ep, maxr, maxs) => {
+                let cfg = RealmConfig {
+                    pipeline_subscriptions: subs,
+                    extra_test_rtus: et,
+                    extra_prod_rtus: ep,
+                    max_replicas: maxr,
+                    max_size: maxs,
+                };
+                let ours = rt.block_on(store.seed(realm, cfg, "t"));
+                let theirs = reference.seed((subs, et, ep, maxr, size_rtus(maxs)));
+                prop_assert_eq!(ours.is_ok(), theirs, "seed {:?}: {:?}", cfg, ours);
+            }
+            Op::Deploy(env, p, major, minor, size, replicas) => {
+                let req = Deployment {
+                    environment: env,
+                    pipeline: format!("p{p}"),
+                    version: Version { major, minor },
+                    size,
+                    replicas,
+                };
+                let ours = rt.block_on(store.deploy(realm, &req, "t"));
+                let theirs = reference.deploy(env, &req.pipeline, req.version, size, replicas);
+                match (ours, theirs) {
+                    (Ok(d), Ok(reason)) => {
+                        prop_assert_eq!(d.reason.map(|r| r.as_str()), reason, "{:?}", req)
+                    }
+                    (Err(LedgerError::UnknownRealm(_)), Err(())) => {}
+                    (o, t) => prop_assert!(
+                        false,
+                        "diverged on {:?}: {:?} vs {:?}",
+                        req,
+                        o.map(|d| d.reason),
+                        t
+                    ),
+                }
+            }
+            Op::Undeploy(env, p, major) => {
+                let key = Key {
+                    environment: env,
+                    pipeline: format!("p{p}"),
+                    major,
+                };
+                let ours = rt.block_on(store.undeploy(realm, &key, "t"));
+                let theirs = reference.undeploy(env, &key.pipeline, major);
+                prop_assert_eq!(ours.is_ok(), theirs, "undeploy {:?}", key);
+            }
+        }
+    }
+    if reference.config.is_some() {
+        let st = rt.block_on(store.status(realm)).unwrap();
+        for (env, u) in [(Env::Test, st.test), (Env::Prod, st.prod)] {
+            prop_assert_eq!((u.subscriptions_used, u.rtus_used), reference.used(env));
+            prop_assert!(
+                u.subscriptions_used <= u.subscriptions_total && u.rtus_used <= u.rtus_total
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A current-thread runtime for driving a [`Store`] from a synchronous test.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The operations the property tests draw.
+pub fn ops() -> impl Strategy<Value = Vec<Op>> {
+    proptest::collection::vec(op(), 1..40)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn the_ledger_decides_like_the_reference_model(ops in proptest::collection::vec(op(), 1..40)) {
+    fn the_sqlite_ledger_decides_like_the_reference_model(ops in ops()) {
         let dir = tempfile::tempdir().unwrap();
-        let mut ledger = Ledger::open(&dir.path().join("q.db"), Sync::Normal).unwrap();
-        let mut reference = Reference::default();
-        for op in ops {
-            match op {
-                Op::Seed(subs, et, ep, maxr, maxs) => {
-                    let cfg = RealmConfig { pipeline_subscriptions: subs, extra_test_rtus: et, extra_prod_rtus: ep, max_replicas: maxr, max_size: maxs };
-                    let ours = ledger.seed("r", cfg, "t");
-                    let theirs = reference.seed((subs, et, ep, maxr, size_rtus(maxs)));
-                    prop_assert_eq!(ours.is_ok(), theirs, "seed {:?}: {:?}", cfg, ours);
-                }
-                Op::Deploy(env, p, major, minor, size, replicas) => {
-                    let req = Deployment { environment: env, pipeline: format!("p{p}"), version: Version { major, minor }, size, replicas };
-                    let ours = ledger.deploy("r", &req, "t");
-                    let theirs = reference.deploy(env, &req.pipeline, req.version, size, replicas);
-                    match (ours, theirs) {
-                        (Ok(d), Ok(reason)) => prop_assert_eq!(d.reason.map(|r| r.as_str()), reason, "{:?}", req),
-                        (Err(LedgerError::UnknownRealm(_)), Err(())) => {}
-                        (o, t) => prop_assert!(false, "diverged on {:?}: {:?} vs {:?}", req, o.map(|d| d.reason), t),
-                    }
-                }
-                Op::Undeploy(env, p, major) => {
-                    let key = Key { environment: env, pipeline: format!("p{p}"), major };
-                    let ours = ledger.undeploy("r", &key, "t");
-                    let theirs = reference.undeploy(env, &key.pipeline, major);
-                    prop_assert_eq!(ours.is_ok(), theirs, "undeploy {:?}", key);
-                }
-            }
-        }
-        if reference.config.is_some() {
-            let st = ledger.status("r").unwrap();
-            for (env, u) in [(Env::Test, st.test), (Env::Prod, st.prod)] {
-                prop_assert_eq!((u.subscriptions_used, u.rtus_used), reference.used(env));
-                prop_assert!(u.subscriptions_used <= u.subscriptions_total && u.rtus_used <= u.rtus_total);
-            }
-        }
+        let rt = runtime();
+        let url = DbUrl::Sqlite(dir.path().join("q.db"));
+        let options = StoreOptions { sync: Sync::Normal, ..StoreOptions::default() };
+        let store = rt.block_on(Store::open(&url, Open::CreateOrMigrate, options)).unwrap();
+        check_against_reference(&store, &rt, "r", ops)?;
     }
 }
 

@@ -10,7 +10,7 @@ fn realmctl() -> Command {
     crate::common::realmctl()
 }
 
-fn spec(dir: &Path, subs: u32) -> std::path::PathBuf {
+pub fn spec(dir: &Path, subs: u32) -> std::path::PathBuf {
     std::fs::create_dir_all(dir.join("certs")).unwrap();
     std::fs::write(dir.join("certs/c.pem"), "").unwrap();
     std::fs::write(dir.join("certs/k.pem"), "").unwrap();

@@ -317,10 +317,17 @@ impl PgLedger {
     /// The schema version recorded in the database (0: none).
     async fn schema_version(&self) -> Result<i64, LedgerError> {
         let c = self.client().await?;
+        let exists: bool = c
+            .query_one("SELECT to_regclass('realmctl_schema') IS NOT NULL", &[])
+            .await
+            .map_err(self.err())?
+            .get(0);
+        if !exists {
+            return Ok(0);
+        }
         let row = c
             .query_one(
-                "SELECT CASE WHEN to_regclass('realmctl_schema') IS NULL THEN 0::bigint
-                 ELSE (SELECT coalesce(max(version), 0)::bigint FROM realmctl_schema) END",
+                "SELECT coalesce(max(version), 0)::bigint FROM realmctl_schema",
                 &[],
             )
             .await
