@@ -238,15 +238,32 @@ impl Ledger {
     /// serially in this order. `Err` means the commit failed and none of them happened.
     pub fn batch(&mut self, ops: &[&Op]) -> Result<Vec<Result<Answer, LedgerError>>, LedgerError> {
         let (path, err) = (&self.path, sql_err(&self.path));
-        let mut tx = begin(&mut self.conn, path, TransactionBehavior::Immediate)?;
+        let tx = begin(&mut self.conn, path, TransactionBehavior::Immediate)?;
         let mut answers = Vec::with_capacity(ops.len());
+        // Savepoints through cached statements (no SQL parsing per operation). Reads need none;
+        // neither does an admission: it writes only after its reads succeeded, so a failure
+        // before that leaves nothing, and a failure while writing is a database error that
+        // fails the whole batch (nothing is acknowledged).
+        let step = |sql: &str| tx.prepare_cached(sql).and_then(|mut st| st.execute([]));
         for op in ops {
-            let sp = tx.savepoint().map_err(err)?;
-            let answer = run_op(&sp, path, op);
-            if keeps_effects(&answer) {
-                sp.commit().map_err(err)?;
+            if !op.writes() {
+                answers.push(run_op(&tx, path, op));
+                continue;
             }
-            // Otherwise dropping the savepoint rolls it back.
+            if let Op::Deploy { .. } = op {
+                let answer = run_op(&tx, path, op);
+                match answer {
+                    Ok(_) | Err(LedgerError::UnknownRealm(_)) => answers.push(answer),
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
+            step("SAVEPOINT op").map_err(err)?;
+            let answer = run_op(&tx, path, op);
+            if !keeps_effects(&answer) {
+                step("ROLLBACK TO op").map_err(err)?;
+            }
+            step("RELEASE op").map_err(err)?;
             answers.push(answer);
         }
         tx.commit().map_err(err)?;
@@ -295,8 +312,7 @@ fn run_op(c: &Connection, path: &Path, op: &Op) -> Result<Answer, LedgerError> {
             actor,
         } => deploy_in(c, path, realm, request, actor).map(Answer::Decided),
         Op::WhatIf { realm, request } => {
-            let config = load_config(c, realm, path)?;
-            let facts = load_facts(c, realm, request, path)?;
+            let (config, facts) = admission_facts(c, realm, request, path)?;
             Ok(Answer::Decided(model::decide_with(
                 &config, &facts, request,
             )))
@@ -375,8 +391,7 @@ fn deploy_in(
     actor: &str,
 ) -> Result<Decision, LedgerError> {
     let err = sql_err(path);
-    let config = load_config(tx, realm, path)?;
-    let facts = load_facts(tx, realm, request, path)?;
+    let (config, facts) = admission_facts(tx, realm, request, path)?;
     let d = model::decide_with(&config, &facts, request);
     if d.admitted {
         tx.prepare_cached(
@@ -550,55 +565,82 @@ fn store_usage(tx: &Connection, realm: &str, env: Env, u: &EnvUsage) -> rusqlite
     .execute(params![realm, env.as_str(), u.subscriptions_used as i64, u.rtus_used as i64])
 }
 
-/// Usage of the request's environment and its current (pipeline, major) deployment: two
-/// primary-key reads (usage counters kept per environment), so an admission costs the same
-/// however many pipelines the realm runs.
-fn load_facts(
+/// The realm's config, the request environment's usage counters and the current deployment
+/// of (pipeline, major), in one statement of primary-key reads, so an admission costs the same
+/// however many pipelines the realm runs (the PostgreSQL backend reads the same way).
+fn admission_facts(
     tx: &Connection,
     realm: &str,
     request: &Deployment,
     path: &Path,
-) -> Result<model::Facts, LedgerError> {
-    let sql = sql_err(path);
-    let env = request.environment.as_str();
-    let (n, rtus): (i64, i64) = tx
+) -> Result<(RealmConfig, model::Facts), LedgerError> {
+    type Row = (
+        i64,
+        i64,
+        i64,
+        u32,
+        String,
+        Option<i64>,
+        Option<i64>,
+        Option<u32>,
+        Option<String>,
+        Option<u32>,
+    );
+    let row: Option<Row> = tx
         .prepare_cached(
-            "SELECT subscriptions_used, rtus_used FROM usage WHERE realm = ?1 AND environment = ?2",
+            "SELECT r.pipeline_subscriptions, r.extra_test_rtus, r.extra_prod_rtus, r.max_replicas, r.max_size,
+                    u.subscriptions_used, u.rtus_used, d.minor, d.size, d.replicas
+             FROM realms r
+             LEFT JOIN usage u ON u.realm = r.name AND u.environment = ?2
+             LEFT JOIN deployments d ON d.realm = r.name AND d.environment = ?2 AND d.pipeline = ?3 AND d.major = ?4
+             WHERE r.name = ?1",
         )
         .and_then(|mut st| {
-            st.query_row(params![realm, env], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
+            st.query_row(
+                params![realm, request.environment.as_str(), request.pipeline, request.version.major],
+                |r| {
+                    Ok((
+                        r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?,
+                        r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?,
+                    ))
+                },
+            )
+            .optional()
         })
-        .map_err(sql)?
-        .unwrap_or((0, 0));
-    let existing = tx
-        .prepare_cached("SELECT minor, size, replicas FROM deployments WHERE realm = ?1 AND environment = ?2 AND pipeline = ?3 AND major = ?4")
-        .and_then(|mut st| {
-            st.query_row(params![realm, env, request.pipeline, request.version.major], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?)))
-                .optional()
-        })
-        .map_err(sql)?;
-    let existing = match existing {
-        None => None,
-        Some((minor, size, replicas)) => Some(Deployment {
+        .map_err(sql_err(path))?;
+    let Some((subs, et, ep, max_replicas, max_size, n, rtus, minor, size, replicas)) = row else {
+        return Err(LedgerError::UnknownRealm(realm.to_owned()));
+    };
+    let corrupt = |detail: String| LedgerError::Corrupt {
+        db: path.display().to_string(),
+        detail,
+    };
+    let config = RealmConfig {
+        pipeline_subscriptions: subs as u64,
+        extra_test_rtus: et as u64,
+        extra_prod_rtus: ep as u64,
+        max_replicas,
+        max_size: max_size.parse::<Size>().map_err(corrupt)?,
+    };
+    let existing = match (minor, size, replicas) {
+        (Some(minor), Some(size), Some(replicas)) => Some(Deployment {
             environment: request.environment,
             pipeline: request.pipeline.clone(),
             version: Version {
                 major: request.version.major,
                 minor,
             },
-            size: size.parse().map_err(|detail| LedgerError::Corrupt {
-                db: path.display().to_string(),
-                detail,
-            })?,
+            size: size.parse().map_err(corrupt)?,
             replicas,
         }),
+        _ => None,
     };
-    Ok(model::Facts {
-        subscriptions_used: n as u64,
-        rtus_used: rtus as u64,
+    let facts = model::Facts {
+        subscriptions_used: n.unwrap_or(0) as u64,
+        rtus_used: rtus.unwrap_or(0) as u64,
         existing,
-    })
+    };
+    Ok((config, facts))
 }
 
 fn load_state(tx: &Connection, realm: &str, path: &Path) -> Result<State, LedgerError> {

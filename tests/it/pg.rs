@@ -2,7 +2,7 @@
 //! tests run as root, since PostgreSQL refuses root), `postgres` listening on 127.0.0.1 on a
 //! free port with no Unix socket, password (SCRAM) authentication over TCP. Started by the test
 //! that uses it, killed when dropped. Debian's `postgresql-15` provides the binaries;
-//! `scripts/test.sh` installs it when missing.
+//! `scripts/test.sh` installs it when missing. Shared with `benches/quota.rs` (self-contained).
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -98,7 +98,7 @@ impl Pg {
             _root: root,
             data,
             bin,
-            port: crate::common::free_port(),
+            port: free_port(),
             password: password.to_owned(),
             extra: settings.iter().map(|s| (*s).to_owned()).collect(),
             child: None,
@@ -243,4 +243,13 @@ impl Drop for Pg {
             let _ = c.wait();
         }
     }
+}
+
+/// A free loopback port (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

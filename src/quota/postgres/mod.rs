@@ -26,8 +26,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::Config;
 use tokio_postgres::config::{Host, SslMode};
-use tokio_postgres::{Config, IsolationLevel};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::model::{
@@ -399,48 +399,60 @@ impl PgLedger {
     /// Runs one operation in its own transaction, within the timeout.
     pub async fn run(&self, op: Op) -> Result<Answer, LedgerError> {
         self.within(async {
-            let mut c = self.client().await?;
-            let writes = op.writes();
-            let tx = if writes {
-                c.build_transaction()
-                    .isolation_level(IsolationLevel::ReadCommitted)
-                    .start()
-                    .await
-            } else {
-                c.build_transaction()
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()
-                    .await
-            }
-            .map_err(self.err())?;
-            if writes {
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock($1)",
-                    &[&realm_lock(op.realm())],
+            let mut session = Session(Some(self.client().await?), true);
+            let c = session.client();
+            // One round trip opens the transaction and, for a write, waits for the realm's lock
+            // (the key is our own integer, formatted, never user text). Statements after it
+            // take their snapshots after the lock was granted.
+            let begin = if op.writes() {
+                format!(
+                    "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({})",
+                    realm_lock(op.realm())
                 )
-                .await
-                .map_err(self.err())?;
-            }
-            let answer = run_op(
-                &Tx {
-                    tx: &tx,
-                    db: &self.db,
-                },
-                &op,
-            )
-            .await;
-            let keep = matches!(answer, Ok(_) | Err(LedgerError::SeedRefused { .. }));
-            if keep {
-                // Acknowledged only once the commit returned (synchronous_commit decides
-                // how durable that is; the default `on` waits for the WAL flush).
-                tx.commit().await.map_err(self.err())?;
             } else {
-                tx.rollback().await.map_err(self.err())?;
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY".to_owned()
+            };
+            let t = Tx {
+                client: c,
+                db: &self.db,
+                committed: std::sync::atomic::AtomicBool::new(false),
+            };
+            let answer = run_op(&t, &begin, &op).await;
+            let keep = matches!(answer, Ok(_) | Err(LedgerError::SeedRefused { .. }));
+            if !t.committed.load(std::sync::atomic::Ordering::Relaxed) {
+                // Acknowledged only once the commit returned (`synchronous_commit=on`, the
+                // default, waits for the WAL flush).
+                let end = if keep { "COMMIT" } else { "ROLLBACK" };
+                c.batch_execute(end).await.map_err(self.err())?;
             }
+            session.1 = false;
             answer
         })
         .await
+    }
+}
+
+/// A pooled connection inside a transaction this code opened. If the work is abandoned
+/// midway (an error or the timeout dropping the future) the connection is closed instead of
+/// going back to the pool, so PostgreSQL rolls the transaction back and no later request
+/// inherits it.
+struct Session(Option<deadpool_postgres::Object>, bool);
+
+impl Session {
+    fn client(&self) -> &deadpool_postgres::ClientWrapper {
+        self.0
+            .as_ref()
+            .expect("the session holds its connection until dropped")
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.1
+            && let Some(o) = self.0.take()
+        {
+            drop(deadpool_postgres::Object::take(o));
+        }
     }
 }
 
@@ -485,8 +497,10 @@ fn classify(db: &str, e: &tokio_postgres::Error) -> LedgerError {
 
 /// An open transaction and the database name for errors.
 struct Tx<'a> {
-    tx: &'a deadpool_postgres::Transaction<'a>,
+    client: &'a deadpool_postgres::ClientWrapper,
     db: &'a str,
+    /// Set once [`Tx::execute_and_commit`] committed.
+    committed: std::sync::atomic::AtomicBool,
 }
 
 impl Tx<'_> {
@@ -506,8 +520,28 @@ impl Tx<'_> {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, LedgerError> {
-        let st = self.tx.prepare_cached(sql).await.map_err(self.err())?;
-        self.tx.execute(&st, params).await.map_err(self.err())
+        let st = self.client.prepare_cached(sql).await.map_err(self.err())?;
+        self.client.execute(&st, params).await.map_err(self.err())
+    }
+
+    /// The transaction's last statement and its COMMIT, pipelined (one round trip). If the
+    /// statement fails, PostgreSQL turns the COMMIT of the failed transaction into a
+    /// rollback, and the statement's error is returned.
+    async fn execute_and_commit(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<(), LedgerError> {
+        let st = self.client.prepare_cached(sql).await.map_err(self.err())?;
+        let (written, committed) = futures::join!(
+            self.client.execute(&st, params),
+            self.client.batch_execute("COMMIT")
+        );
+        written.map_err(self.err())?;
+        committed.map_err(self.err())?;
+        self.committed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     async fn query(
@@ -515,8 +549,8 @@ impl Tx<'_> {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, LedgerError> {
-        let st = self.tx.prepare_cached(sql).await.map_err(self.err())?;
-        self.tx.query(&st, params).await.map_err(self.err())
+        let st = self.client.prepare_cached(sql).await.map_err(self.err())?;
+        self.client.query(&st, params).await.map_err(self.err())
     }
 
     async fn config(&self, realm: &str) -> Result<RealmConfig, LedgerError> {
@@ -573,45 +607,63 @@ impl Tx<'_> {
         Ok(state)
     }
 
-    /// The environment's usage counters and the current deployment of (pipeline, major): two
-    /// primary-key reads, as on SQLite.
-    async fn facts(&self, realm: &str, request: &Deployment) -> Result<Facts, LedgerError> {
+    /// The realm's config, the environment's usage counters and the current deployment of
+    /// (pipeline, major), in one statement of primary-key reads (one round trip), so an
+    /// admission costs the same however many pipelines the realm runs.
+    async fn admission_facts(
+        &self,
+        realm: &str,
+        request: &Deployment,
+    ) -> Result<(RealmConfig, Facts), LedgerError> {
         let env = request.environment.as_str();
-        let used = self
-            .query(
-                "SELECT subscriptions_used, rtus_used FROM usage WHERE realm = $1 AND environment = $2",
-                &[&realm, &env],
-            )
-            .await?;
-        let (n, rtus) = match used.first() {
-            Some(r) => (self.count(r.get(0))?, self.count(r.get(1))?),
-            None => (0, 0),
-        };
         let major = i64::from(request.version.major);
-        let existing = self
+        let rows = self
             .query(
-                "SELECT minor, size, replicas FROM deployments WHERE realm = $1 AND environment = $2 AND pipeline = $3 AND major = $4",
+                "SELECT r.pipeline_subscriptions, r.extra_test_rtus, r.extra_prod_rtus, r.max_replicas, r.max_size,
+                        u.subscriptions_used, u.rtus_used, d.minor, d.size, d.replicas
+                 FROM realms r
+                 LEFT JOIN usage u ON u.realm = r.name AND u.environment = $2
+                 LEFT JOIN deployments d ON d.realm = r.name AND d.environment = $2 AND d.pipeline = $3 AND d.major = $4
+                 WHERE r.name = $1",
                 &[&realm, &env, &request.pipeline, &major],
             )
             .await?;
-        let existing = match existing.first() {
+        let Some(r) = rows.first() else {
+            return Err(LedgerError::UnknownRealm(realm.to_owned()));
+        };
+        let config = RealmConfig {
+            pipeline_subscriptions: self.count(r.get(0))?,
+            extra_test_rtus: self.count(r.get(1))?,
+            extra_prod_rtus: self.count(r.get(2))?,
+            max_replicas: self.small(r.get(3))?,
+            max_size: r
+                .get::<_, &str>(4)
+                .parse::<Size>()
+                .map_err(|d| self.corrupt(d))?,
+        };
+        let (n, rtus) = match (r.get::<_, Option<i64>>(5), r.get::<_, Option<i64>>(6)) {
+            (Some(n), Some(rtus)) => (self.count(n)?, self.count(rtus)?),
+            _ => (0, 0),
+        };
+        let existing = match r.get::<_, Option<i64>>(7) {
             None => None,
-            Some(r) => Some(Deployment {
+            Some(minor) => Some(Deployment {
                 environment: request.environment,
                 pipeline: request.pipeline.clone(),
                 version: Version {
                     major: request.version.major,
-                    minor: self.small(r.get(0))?,
+                    minor: self.small(minor)?,
                 },
-                size: r.get::<_, &str>(1).parse().map_err(|d| self.corrupt(d))?,
-                replicas: self.small(r.get(2))?,
+                size: r.get::<_, &str>(8).parse().map_err(|d| self.corrupt(d))?,
+                replicas: self.small(r.get(9))?,
             }),
         };
-        Ok(Facts {
+        let facts = Facts {
             subscriptions_used: n,
             rtus_used: rtus,
             existing,
-        })
+        };
+        Ok((config, facts))
     }
 
     async fn store_usage(&self, realm: &str, env: Env, u: &EnvUsage) -> Result<(), LedgerError> {
@@ -625,7 +677,8 @@ impl Tx<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn log(
+    /// Appends the decision-log row, always a write's last statement, and commits with it.
+    async fn log_and_commit(
         &self,
         actor: &str,
         realm: &str,
@@ -641,13 +694,12 @@ impl Tx<'_> {
             Some((b, a)) => (Some(js(b)), Some(js(a))),
             None => (None, None),
         };
-        self.execute(
+        self.execute_and_commit(
             "INSERT INTO decisions (at, actor, realm, action, request, admitted, reason, detail, usage_before, usage_after)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             &[&now(), &actor, &realm, &action, &request, &admitted, &reason, &detail, &before, &after],
         )
         .await
-        .map(drop)
     }
 
     async fn seed(
@@ -659,7 +711,7 @@ impl Tx<'_> {
         let state = self.state(realm).await?;
         let request = serde_json::to_string(config).unwrap_or_default();
         if let Err(detail) = model::covers(config, &state) {
-            self.log(
+            self.log_and_commit(
                 actor,
                 realm,
                 "seed",
@@ -692,7 +744,7 @@ impl Tx<'_> {
             ],
         )
         .await?;
-        self.log(
+        self.log_and_commit(
             actor,
             realm,
             "seed",
@@ -705,47 +757,64 @@ impl Tx<'_> {
         .await
     }
 
+    /// Decides on `request` from the facts read under the realm's lock, and records it.
     async fn deploy(
         &self,
         realm: &str,
         request: &Deployment,
         actor: &str,
+        (config, facts): (RealmConfig, Facts),
     ) -> Result<Decision, LedgerError> {
-        let config = self.config(realm).await?;
-        let facts = self.facts(realm, request).await?;
         let d = model::decide_with(&config, &facts, request);
-        if d.admitted {
-            self.execute(
-                "INSERT INTO deployments (realm, environment, pipeline, major, minor, size, replicas, rtus, deployed_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (realm, environment, pipeline, major) DO UPDATE SET minor = excluded.minor,
-                   size = excluded.size, replicas = excluded.replicas, rtus = excluded.rtus, deployed_at = excluded.deployed_at",
-                &[
-                    &realm,
-                    &request.environment.as_str(),
-                    &request.pipeline,
-                    &i64::from(request.version.major),
-                    &i64::from(request.version.minor),
-                    &request.size.as_str(),
-                    &i64::from(request.replicas),
-                    &(request.rtus() as i64),
-                    &now(),
-                ],
+        let req = serde_json::to_string(request).unwrap_or_default();
+        if !d.admitted {
+            self.log_and_commit(
+                actor,
+                realm,
+                "deploy",
+                &req,
+                false,
+                d.reason.map(|r| r.as_str()),
+                &d.detail,
+                Some((&d.before, &d.after)),
             )
             .await?;
-            self.store_usage(realm, request.environment, &d.after)
-                .await?;
+            return Ok(d);
         }
-        let req = serde_json::to_string(request).unwrap_or_default();
-        self.log(
-            actor,
-            realm,
-            "deploy",
-            &req,
-            d.admitted,
-            d.reason.map(|r| r.as_str()),
-            &d.detail,
-            Some((&d.before, &d.after)),
+        // The deployment, the environment's counters and the decision-log row in one
+        // statement, pipelined with the COMMIT (one round trip).
+        let js = |u: &EnvUsage| serde_json::to_string(u).unwrap_or_default();
+        let at = now();
+        self.execute_and_commit(
+            "WITH deployed AS (
+                 INSERT INTO deployments (realm, environment, pipeline, major, minor, size, replicas, rtus, deployed_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (realm, environment, pipeline, major) DO UPDATE SET minor = excluded.minor,
+                   size = excluded.size, replicas = excluded.replicas, rtus = excluded.rtus, deployed_at = excluded.deployed_at
+             ), counted AS (
+                 INSERT INTO usage (realm, environment, subscriptions_used, rtus_used) VALUES ($1, $2, $10, $11)
+                 ON CONFLICT (realm, environment) DO UPDATE SET subscriptions_used = excluded.subscriptions_used, rtus_used = excluded.rtus_used
+             )
+             INSERT INTO decisions (at, actor, realm, action, request, admitted, reason, detail, usage_before, usage_after)
+             VALUES ($9, $12, $1, 'deploy', $13, true, NULL, $14, $15, $16)",
+            &[
+                &realm,
+                &request.environment.as_str(),
+                &request.pipeline,
+                &i64::from(request.version.major),
+                &i64::from(request.version.minor),
+                &request.size.as_str(),
+                &i64::from(request.replicas),
+                &(request.rtus() as i64),
+                &at,
+                &(d.after.subscriptions_used as i64),
+                &(d.after.rtus_used as i64),
+                &actor,
+                &req,
+                &d.detail,
+                &js(&d.before),
+                &js(&d.after),
+            ],
         )
         .await?;
         Ok(d)
@@ -773,7 +842,7 @@ impl Tx<'_> {
         .await?;
         self.store_usage(realm, key.environment, &change.after)
             .await?;
-        self.log(
+        self.log_and_commit(
             actor,
             realm,
             "undeploy",
@@ -809,21 +878,37 @@ impl Tx<'_> {
     }
 }
 
-async fn run_op(t: &Tx<'_>, op: &Op) -> Result<Answer, LedgerError> {
+/// Opens the transaction with `begin` and runs `op` in it.
+async fn run_op(t: &Tx<'_>, begin: &str, op: &Op) -> Result<Answer, LedgerError> {
+    if let Op::Deploy {
+        realm,
+        request,
+        actor,
+    } = op
+    {
+        // The hot path: the admission's reads are pipelined behind BEGIN and the lock
+        // (PostgreSQL runs them in order, so their snapshot is taken after the lock was
+        // granted), and its writes ahead of the COMMIT: two round trips in all.
+        let (begun, facts) = futures::join!(
+            t.client.batch_execute(begin),
+            t.admission_facts(realm, request)
+        );
+        begun.map_err(t.err())?;
+        return t
+            .deploy(realm, request, actor, facts?)
+            .await
+            .map(Answer::Decided);
+    }
+    t.client.batch_execute(begin).await.map_err(t.err())?;
     match op {
         Op::Seed {
             realm,
             config,
             actor,
         } => t.seed(realm, config, actor).await.map(|()| Answer::Seeded),
-        Op::Deploy {
-            realm,
-            request,
-            actor,
-        } => t.deploy(realm, request, actor).await.map(Answer::Decided),
+        Op::Deploy { .. } => unreachable!("handled above"),
         Op::WhatIf { realm, request } => {
-            let config = t.config(realm).await?;
-            let facts = t.facts(realm, request).await?;
+            let (config, facts) = t.admission_facts(realm, request).await?;
             Ok(Answer::Decided(model::decide_with(
                 &config, &facts, request,
             )))
