@@ -376,7 +376,7 @@ fn http_sqlite(out: &mut String, dir: &Path) {
     let verdict = if ratio >= 0.5 { "met" } else { "MISSED" };
     let _ = writeln!(
         out,
-        "### SQLite over HTTP: admissions vs the HTTP ceiling\n\n`quota serve` in-process (axum, SQLite `synchronous=FULL`, group commit), {CLIENTS} client threads on the same machine (ureq 3, blocking, keep-alive), one realm, every admission a new unique pipeline. Ceiling: the same server's `GET /healthz` with the same clients. Best of 3 interleaved rounds.\n"
+        "### SQLite over HTTP: admissions vs the HTTP ceiling\n\n`quota serve` in-process (axum, SQLite `synchronous=FULL`, group commit); load: {CLIENTS} keep-alive HTTP/1.1 connections driven from one async thread on the same machine (a lean generator, like pgbench's client); one realm, every admission a new unique pipeline. Ceiling: the same server's `GET /healthz` with the same connections. Best of 3 interleaved rounds.\n"
     );
     let _ = writeln!(
         out,
@@ -483,7 +483,7 @@ fn postgres(out: &mut String) {
     let version = pg.psql("postgres", "SHOW server_version");
     let _ = writeln!(
         out,
-        "### PostgreSQL: admissions through two replicas vs pgbench\n\nPostgreSQL {version} on loopback (a throw-away cluster, default settings: `fsync=on`, `synchronous_commit=on`). Two `quota serve` replicas in-process, {} pooled connections each; {CLIENTS} HTTP client threads split between them; {scale} realms (each admission takes its realm's advisory lock, as each TPC-B transaction updates one of {scale} branch rows). pgbench: built-in TPC-B-like script, scale {scale}, `-c {CLIENTS} -j 2 -T 10`, same server. Best of 2 interleaved rounds.\n",
+        "### PostgreSQL: admissions through two replicas vs pgbench\n\nPostgreSQL {version} on loopback (a throw-away cluster, default settings: `fsync=on`, `synchronous_commit=on`). Two `quota serve` replicas in-process, {} pooled connections each; {CLIENTS} keep-alive HTTP connections (the same lean generator) split between them; {scale} realms (each admission takes its realm's advisory lock, as each TPC-B transaction updates one of {scale} branch rows). pgbench: built-in TPC-B-like script, scale {scale}, `-c {CLIENTS} -j 2 -T 10`, same server. Best of 2 interleaved rounds.\n",
         CLIENTS / 2
     );
     let _ = writeln!(

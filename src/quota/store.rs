@@ -125,6 +125,16 @@ pub enum LedgerError {
         /// The SQLSTATE code and message.
         detail: String,
     },
+    /// TLS to the database failed: the certificate is not trusted or does not name the host.
+    #[error(
+        "ledger {db}: TLS: {detail}\n  help: the server's certificate must chain to a CA in the trust store (add a private CA with SSL_CERT_FILE) and name the host in the URL"
+    )]
+    Tls {
+        /// The database.
+        db: String,
+        /// What the TLS layer said.
+        detail: String,
+    },
     /// The database URL cannot be used.
     #[error(
         "invalid database URL: {detail}\n  help: use a file path for SQLite, or postgres://USER@HOST:PORT/DBNAME (password from PGPASSWORD)"
@@ -186,6 +196,7 @@ impl LedgerError {
             | LedgerError::NewerSchema { db, .. }
             | LedgerError::NotMigrated { db, .. }
             | LedgerError::Postgres { db, .. }
+            | LedgerError::Tls { db, .. }
             | LedgerError::CommitFailed { db, .. } => db.clone(),
             LedgerError::BadUrl { .. }
             | LedgerError::UnknownRealm(_)

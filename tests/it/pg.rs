@@ -63,6 +63,33 @@ impl Pg {
     /// A new cluster, started, with `password` for [`USER`] and extra server settings
     /// (`-c name=value`).
     pub fn start_with(password: &str, settings: &[&str]) -> Pg {
+        let mut pg = Self::init(password, settings);
+        pg.restart();
+        pg
+    }
+
+    /// A new cluster that accepts only TLS connections (`hostssl` with SCRAM), serving
+    /// `cert_pem` (the chain) and `key_pem`.
+    pub fn start_tls(password: &str, cert_pem: &str, key_pem: &str) -> Pg {
+        use std::os::unix::fs::PermissionsExt;
+        let mut pg = Self::init(password, &["ssl=on"]);
+        for (name, text) in [("server.crt", cert_pem), ("server.key", key_pem)] {
+            let f = pg.data.join(name);
+            std::fs::write(&f, text).unwrap();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+            chown(&f);
+        }
+        std::fs::write(
+            pg.data.join("pg_hba.conf"),
+            "hostssl all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .unwrap();
+        pg.restart();
+        pg
+    }
+
+    /// An initialised cluster, not started.
+    fn init(password: &str, settings: &[&str]) -> Pg {
         let root = tempfile::tempdir().unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -94,7 +121,7 @@ impl Pg {
             String::from_utf8_lossy(&out.stderr)
         );
         std::fs::remove_file(&pwfile).unwrap();
-        let mut pg = Pg {
+        Pg {
             _root: root,
             data,
             bin,
@@ -102,9 +129,7 @@ impl Pg {
             password: password.to_owned(),
             extra: settings.iter().map(|s| (*s).to_owned()).collect(),
             child: None,
-        };
-        pg.restart();
-        pg
+        }
     }
 
     /// A new cluster with a fixed test password and default settings (fsync on).

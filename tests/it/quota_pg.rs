@@ -852,3 +852,61 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// TLS to PostgreSQL is verified: the server's certificate must chain to a trusted root (here
+/// a test CA given through `SSL_CERT_FILE`, which the platform trust store honours) and name the
+/// host. The server accepts only TLS connections, so success proves TLS was used.
+#[test]
+fn tls_to_postgres_is_verified_against_the_trust_store() {
+    let pki = crate::common::Pki::new();
+    let leaf = pki.leaf(&["localhost".to_owned()]);
+    let pg = Pg::start_tls("pg-test-password", &leaf.cert_pem, &leaf.key_pem);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, pki.root_pem()).unwrap();
+    let url = format!(
+        "postgres://{}@localhost:{}/postgres?sslmode=require",
+        crate::pg::USER,
+        pg.port()
+    );
+    let trusted = [
+        ("PGPASSWORD", pg.password()),
+        ("SSL_CERT_FILE", ca.to_str().unwrap()),
+    ];
+    let o = run(&["quota", "migrate", "--db", &url], &trusted);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // An untrusted CA (the platform store only): refused, nothing written.
+    let other = crate::common::Pki::new();
+    std::fs::write(&ca, other.root_pem()).unwrap();
+    let o = run(
+        &["quota", "status", "--db", &url, "--realm", "acme"],
+        &trusted,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
+    assert!(
+        err.contains("invalid peer certificate") && err.contains("help:"),
+        "{err}"
+    );
+    // The right CA but the wrong name (127.0.0.1 is not in the certificate): refused.
+    std::fs::write(&ca, pki.root_pem()).unwrap();
+    let by_ip = url.replace("@localhost:", "@127.0.0.1:");
+    let o = run(
+        &["quota", "status", "--db", &by_ip, "--realm", "acme"],
+        &trusted,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
+    assert!(
+        err.contains("invalid peer certificate") && err.contains("name"),
+        "{err}"
+    );
+    // Plain text is refused by this server: the success above was over TLS.
+    let plain = url.replace("sslmode=require", "sslmode=disable");
+    let o = run(
+        &["quota", "status", "--db", &plain, "--realm", "acme"],
+        &trusted,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("pg_hba.conf"));
+}

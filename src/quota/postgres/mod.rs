@@ -468,31 +468,50 @@ fn realm_lock(realm: &str) -> i64 {
 }
 
 fn classify(db: &str, e: &tokio_postgres::Error) -> LedgerError {
-    let code = e.code().map(|c| c.code());
-    // No SQLSTATE: either the connection failed (closed, I/O, timeout) or a value could not
-    // be converted (a bug). The source tells them apart by type, not by text.
-    let io =
-        e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
-    match (code, io) {
-        (None, false) => LedgerError::Postgres {
-            db: db.to_owned(),
-            detail: e.to_string(),
-        },
-        _ if kind_of(code) == Kind::Unavailable => LedgerError::Unavailable {
-            db: db.to_owned(),
-            detail: e.as_db_error().map_or_else(
-                || e.to_string(),
-                |d| format!("{} ({})", d.message(), d.code().code()),
-            ),
-        },
-        _ => LedgerError::Postgres {
-            db: db.to_owned(),
-            detail: e.as_db_error().map_or_else(
-                || e.to_string(),
-                |d| format!("{} ({})", d.message(), d.code().code()),
-            ),
-        },
+    let db = db.to_owned();
+    if let Some(d) = e.as_db_error() {
+        let detail = format!("{} ({})", d.message(), d.code().code());
+        return match kind_of(Some(d.code().code())) {
+            Kind::Unavailable => LedgerError::Unavailable { db, detail },
+            Kind::Failed => LedgerError::Postgres { db, detail },
+        };
     }
+    // No SQLSTATE: the connection failed (closed, I/O, timeout), TLS refused the server, or a
+    // value could not be converted (a bug). The sources tell them apart by type, not by text.
+    let detail = with_sources(e);
+    let mut source = std::error::Error::source(e);
+    let mut io = e.is_closed();
+    while let Some(s) = source {
+        if let Some(i) = s.downcast_ref::<std::io::Error>() {
+            if i.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+                return LedgerError::Tls { db, detail };
+            }
+            io = true;
+        }
+        if s.is::<rustls::Error>() {
+            return LedgerError::Tls { db, detail };
+        }
+        source = s.source();
+    }
+    if io {
+        LedgerError::Unavailable { db, detail }
+    } else {
+        LedgerError::Postgres { db, detail }
+    }
+}
+
+/// An error and its sources, `a: b: c` (the driver's own text is often only the first).
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// An open transaction and the database name for errors.
