@@ -60,7 +60,7 @@ pub struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the writer thread over `ledger`; each operation is answered within `timeout`.
-    pub fn start(ledger: Ledger, timeout: Duration) -> Self {
+    pub fn start(ledger: Ledger, timeout: Duration) -> Result<Self, LedgerError> {
         let (jobs, rx) = mpsc::channel(QUEUE);
         let stats = Arc::new(BatchStats::default());
         let db = ledger.path().display().to_string();
@@ -68,13 +68,16 @@ impl GroupCommit {
         std::thread::Builder::new()
             .name("quota-ledger".into())
             .spawn(move || writer(ledger, rx, &s))
-            .expect("the ledger's writer thread starts");
-        GroupCommit {
+            .map_err(|e| LedgerError::Unavailable {
+                db: db.clone(),
+                detail: format!("cannot start the ledger's writer thread: {e}"),
+            })?;
+        Ok(GroupCommit {
             jobs,
             db,
             timeout,
             stats,
-        }
+        })
     }
 
     /// Runs one operation (batched with whatever else is waiting).
@@ -213,13 +216,21 @@ mod tests {
         }
     }
 
+    /// Everything an answer says, as text to compare.
     fn reasons(answers: &[Result<Answer, LedgerError>]) -> Vec<String> {
         answers
             .iter()
             .map(|a| match a {
-                Ok(Answer::Decided(d)) => format!("{:?}", d.reason),
-                Ok(other) => format!("{other:?}").chars().take(12).collect(),
-                Err(e) => format!("err {e}").chars().take(30).collect(),
+                Ok(Answer::Decided(d)) => {
+                    format!("decided {:?} {:?} {:?}", d.reason, d.before, d.after)
+                }
+                Ok(Answer::Seeded) => "seeded".into(),
+                Ok(Answer::Undeployed(d)) => format!("undeployed {} {}", d.pipeline, d.version),
+                Ok(Answer::Status(s)) => {
+                    format!("status {:?} {:?} {}", s.test, s.prod, s.deployments.len())
+                }
+                Ok(Answer::Decisions(d)) => format!("log {}", d.len()),
+                Err(e) => format!("error {e}"),
             })
             .collect()
     }
@@ -266,12 +277,58 @@ mod tests {
         assert_eq!((st.prod.subscriptions_used, st.prod.rtus_used), (1, 4));
     }
 
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let size = prop_oneof![Just(Size::Small), Just(Size::Medium), Just(Size::Large)];
+        let env = prop_oneof![Just(Env::Test), Just(Env::Prod)];
+        prop_oneof![
+            1 => (0u64..4, 0u64..3).prop_map(|(subs, extra)| Op::seed("acme", RealmConfig { extra_prod_rtus: extra, ..cfg(subs) }, "t")),
+            6 => (env.clone(), 0u8..4, 1u32..3, 0u32..3, size, 1u32..4).prop_map(|(environment, p, major, minor, size, replicas)| {
+                Op::deploy("acme", &Deployment { environment, pipeline: format!("p{p}"), version: Version { major, minor }, size, replicas }, "t")
+            }),
+            2 => (env, 0u8..4, 1u32..3).prop_map(|(environment, p, major)| {
+                Op::undeploy("acme", &crate::quota::model::Key { environment, pipeline: format!("p{p}"), major }, "t")
+            }),
+            1 => Just(Op::Status { realm: "acme".into() }),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any sequence, cut into batches anywhere, decides exactly as one by one.
+        #[test]
+        fn batches_decide_like_the_serial_order(
+            ops in proptest::collection::vec(op(), 1..30),
+            cuts in proptest::collection::vec(1usize..8, 1..10),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut serial = Ledger::open(&dir.path().join("s.db"), Sync::Normal).unwrap();
+            let one_by_one: Vec<_> = ops.iter().map(|op| serial.one(op)).collect();
+            let mut batched = Ledger::open(&dir.path().join("b.db"), Sync::Normal).unwrap();
+            let mut together = Vec::new();
+            let mut rest: &[Op] = &ops;
+            for n in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (now, later) = rest.split_at((*n).min(rest.len()));
+                let refs: Vec<&Op> = now.iter().collect();
+                together.extend(batched.batch(&refs).unwrap());
+                rest = later;
+            }
+            proptest::prop_assert_eq!(reasons(&one_by_one), reasons(&together));
+            let log = |l: &mut Ledger| l.decisions("acme").map(|d| d.into_iter().map(|d| (d.action, d.admitted, d.reason, d.detail)).collect::<Vec<_>>()).unwrap_or_default();
+            proptest::prop_assert_eq!(log(&mut serial), log(&mut batched));
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_admissions_share_commits_and_never_over_admit() {
         let dir = tempfile::tempdir().unwrap();
         let mut l = Ledger::open(&dir.path().join("q.db"), Sync::Full).unwrap();
         l.seed("acme", cfg(100), "t").unwrap(); // 200 Prod RTUs: 50 Large.
-        let g = Arc::new(GroupCommit::start(l, Duration::from_secs(30)));
+        let g = Arc::new(GroupCommit::start(l, Duration::from_secs(30)).unwrap());
         let tasks: Vec<_> = (0..200)
             .map(|i| {
                 let g = g.clone();
@@ -315,7 +372,7 @@ mod tests {
         // Another connection holds the write lock: the writer waits on SQLite's busy timeout.
         let other = rusqlite::Connection::open(&path).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
-        let g = GroupCommit::start(l, Duration::from_millis(300));
+        let g = GroupCommit::start(l, Duration::from_millis(300)).unwrap();
         let t0 = std::time::Instant::now();
         let r = g.run(Op::seed("acme", cfg(1), "t")).await;
         let waited = t0.elapsed();

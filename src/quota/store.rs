@@ -502,7 +502,7 @@ impl Store {
                 })??;
                 Ok(Store::Sqlite(Arc::new(GroupCommit::start(
                     ledger, o.timeout,
-                ))))
+                )?)))
             }
             DbUrl::Postgres(t) => Ok(Store::Postgres(Arc::new(
                 PgLedger::connect(t, mode, o).await?,
