@@ -130,6 +130,9 @@ fn auth_status_codes_and_bodies() {
         call("GET", &format!("{}/healthz", s.base), None, None).0,
         200
     );
+    // Readiness needs no token and says the SQLite ledger answers (issue #10).
+    let ready = call("GET", &format!("{}/readyz", s.base), None, None);
+    assert_eq!(ready, (200, json!({"status": "ready"})));
     assert_eq!(call("POST", &deployments, None, Some(&body)).0, 401);
     assert_eq!(
         call("POST", &deployments, Some("not-a-token"), Some(&body)).0,
@@ -700,5 +703,56 @@ fn quota_serve_refuses_a_tokens_file_with_duplicates_bad_realms_or_no_token() {
         assert_eq!(o.status.code(), Some(2), "{name}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(expect), "{name}: {err}");
+    }
+}
+
+/// Issue #10: a SQLite ledger held locked by another process past `--db-timeout` answers 503
+/// with `Retry-After` within 1.5 × the timeout (+ slack), never a decision; once the lock is
+/// gone, admissions are decided again.
+#[test]
+fn a_locked_sqlite_ledger_gets_503_within_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens();
+    let s = start_with(dir.path(), &t, &["--db-timeout", "500ms"]);
+    seed(&s, &t, "acme", 10);
+    let deployments = format!("{}/v1/realms/acme/deployments", s.base);
+    let other = rusqlite::Connection::open(&s.db).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let a = agent();
+    let t0 = Instant::now();
+    let mut r = a
+        .post(&deployments)
+        .header("Authorization", &format!("Bearer {}", t.acme))
+        .content_type("application/json")
+        .send(&deploy_body("locked", "1.0", "small", 1))
+        .unwrap();
+    let took = t0.elapsed();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert!(
+        took >= Duration::from_millis(450) && took <= Duration::from_millis(500 * 3 / 2 + 500),
+        "{took:?}"
+    );
+    let body = r.body_mut().read_to_string().unwrap();
+    assert!(body.contains("nothing was acknowledged"), "{body}");
+    other.execute_batch("ROLLBACK").unwrap();
+    let t0 = Instant::now();
+    loop {
+        let (st, v) = call(
+            "POST",
+            &deployments,
+            Some(&t.acme),
+            Some(&deploy_body("after", "1.0", "small", 1)),
+        );
+        if st == 200 {
+            assert_eq!(v["admitted"], true);
+            break;
+        }
+        assert_eq!(st, 503, "{v}");
+        assert!(t0.elapsed() < Duration::from_secs(40), "never recovered");
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
