@@ -8,7 +8,8 @@
 //! are exactly those of the serial order. Answers are sent only after the commit returned:
 //! an acknowledged admission is durable, and a batch whose commit fails (or never happens
 //! because the process died) acknowledged nothing. A request whose caller has already given up
-//! (its timeout passed) is dropped from the batch rather than decided for nobody.
+//! (its timeout passed) — also while the writer waited for the write lock — is dropped from the
+//! batch rather than decided for nobody.
 //!
 //! No artificial delay: a lone request is committed at once; batches form only when requests
 //! arrive faster than commits complete, which is exactly when batching pays.
@@ -167,12 +168,9 @@ fn writer(mut ledger: Ledger, mut rx: mpsc::Receiver<Job>, stats: &BatchStats) {
             continue;
         }
         let refs: Vec<&Op> = ops.iter().collect();
-        let answers = if let [op] = refs[..] {
-            // A lone operation needs no savepoint.
-            Ok(vec![ledger.one(op)])
-        } else {
-            ledger.batch(&refs)
-        };
+        // Whether each caller still waits is asked again once the write lock is held: a
+        // request that timed out while another process held the lock is never decided.
+        let answers = ledger.batch_where(&refs, |i| !replies[i].is_closed());
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats.ops.fetch_add(ops.len() as u64, Ordering::Relaxed);
         match answers {

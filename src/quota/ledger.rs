@@ -237,15 +237,34 @@ impl Ledger {
     /// sees the effects of those before it, so the answers are exactly those of running them
     /// serially in this order. `Err` means the commit failed and none of them happened.
     pub fn batch(&mut self, ops: &[&Op]) -> Result<Vec<Result<Answer, LedgerError>>, LedgerError> {
+        self.batch_where(ops, |_| true)
+    }
+
+    /// [`Ledger::batch`], asking `wanted(i)` once the write lock is held whether operation `i`
+    /// is still awaited; one that is not (its caller gave up while the lock was busy) is not
+    /// run and is answered [`LedgerError::Unavailable`].
+    pub fn batch_where(
+        &mut self,
+        ops: &[&Op],
+        wanted: impl Fn(usize) -> bool,
+    ) -> Result<Vec<Result<Answer, LedgerError>>, LedgerError> {
         let (path, err) = (&self.path, sql_err(&self.path));
         let tx = begin(&mut self.conn, path, TransactionBehavior::Immediate)?;
         let mut answers = Vec::with_capacity(ops.len());
+        let gone = || LedgerError::Unavailable {
+            db: path.display().to_string(),
+            detail: "the caller gave up before the ledger's write lock was free".into(),
+        };
         // Savepoints through cached statements (no SQL parsing per operation). Reads need none;
         // neither does an admission: it writes only after its reads succeeded, so a failure
         // before that leaves nothing, and a failure while writing is a database error that
         // fails the whole batch (nothing is acknowledged).
         let step = |sql: &str| tx.prepare_cached(sql).and_then(|mut st| st.execute([]));
-        for op in ops {
+        for (i, op) in ops.iter().enumerate() {
+            if !wanted(i) {
+                answers.push(Err(gone()));
+                continue;
+            }
             if !op.writes() {
                 answers.push(run_op(&tx, path, op));
                 continue;

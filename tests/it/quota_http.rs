@@ -707,8 +707,8 @@ fn quota_serve_refuses_a_tokens_file_with_duplicates_bad_realms_or_no_token() {
 }
 
 /// Issue #10: a SQLite ledger held locked by another process past `--db-timeout` answers 503
-/// with `Retry-After` within 1.5 × the timeout (+ slack), never a decision; once the lock is
-/// gone, admissions are decided again.
+/// with `Retry-After` within 1.5 × the timeout (+ slack), never a decision, and the request
+/// that got the 503 is not recorded later; once the lock is gone, admissions are decided again.
 #[test]
 fn a_locked_sqlite_ledger_gets_503_within_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
@@ -755,4 +755,18 @@ fn a_locked_sqlite_ledger_gets_503_within_the_timeout() {
         assert!(t0.elapsed() < Duration::from_secs(40), "never recovered");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let (st, v) = call(
+        "GET",
+        &format!("{}/v1/realms/acme/usage", s.base),
+        Some(&t.acme),
+        None,
+    );
+    assert_eq!(st, 200);
+    let pipelines: Vec<&str> = v["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["pipeline"].as_str().unwrap())
+        .collect();
+    assert_eq!(pipelines, ["after"], "the 503'd request was recorded");
 }
