@@ -121,17 +121,7 @@ impl GroupCommit {
         &self,
         f: impl Future<Output = Result<T, LedgerError>>,
     ) -> Result<T, LedgerError> {
-        tokio::time::timeout(self.timeout, f)
-            .await
-            .unwrap_or_else(|_| {
-                Err(LedgerError::Unavailable {
-                    db: self.db.clone(),
-                    detail: format!(
-                        "no answer within {} s (the database is busy or stalled)",
-                        self.timeout.as_secs_f64()
-                    ),
-                })
-            })
+        super::store::within(&self.db, self.timeout, f).await
     }
 
     fn stopped(&self) -> LedgerError {

@@ -255,6 +255,25 @@ pub struct DecisionRecord {
     pub detail: String,
 }
 
+/// Runs `f`, or gives up after `limit`: the database did not answer in time, which is
+/// [`LedgerError::Unavailable`] (HTTP 503), never a decision. Both backends bound every
+/// operation with it.
+pub(crate) async fn within<T>(
+    db: &str,
+    limit: Duration,
+    f: impl Future<Output = Result<T, LedgerError>>,
+) -> Result<T, LedgerError> {
+    tokio::time::timeout(limit, f).await.unwrap_or_else(|_| {
+        Err(LedgerError::Unavailable {
+            db: db.to_owned(),
+            detail: format!(
+                "no answer within {} s (the database is unreachable, busy or stalled)",
+                limit.as_secs_f64()
+            ),
+        })
+    })
+}
+
 /// The time of a decision-log entry (RFC 3339, UTC).
 pub(crate) fn now() -> String {
     time::OffsetDateTime::now_utc()

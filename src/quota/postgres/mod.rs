@@ -277,14 +277,7 @@ impl PgLedger {
         &self,
         f: impl Future<Output = Result<T, LedgerError>>,
     ) -> Result<T, LedgerError> {
-        tokio::time::timeout(self.timeout, f)
-            .await
-            .unwrap_or_else(|_| {
-                Err(LedgerError::Unavailable {
-                    db: self.db.clone(),
-                    detail: format!("no answer within {} s", self.timeout.as_secs_f64()),
-                })
-            })
+        super::store::within(&self.db, self.timeout, f).await
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, LedgerError> {
@@ -385,15 +378,7 @@ impl PgLedger {
                 }
             }
         };
-        tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-            Err(LedgerError::Unavailable {
-                db: self.db.clone(),
-                detail: format!(
-                    "the migration did not finish within {} s",
-                    limit.as_secs_f64()
-                ),
-            })
-        })
+        super::store::within(&self.db, limit, work).await
     }
 
     /// Runs one operation in its own transaction, within the timeout.
