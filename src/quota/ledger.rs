@@ -554,24 +554,37 @@ fn log(
 fn load_config(tx: &Connection, realm: &str, path: &Path) -> Result<RealmConfig, LedgerError> {
     let row = tx
         .prepare_cached("SELECT pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size FROM realms WHERE name = ?1")
-        .and_then(|mut st| {
-            st.query_row(params![realm], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?, r.get::<_, String>(4)?)))
-                .optional()
-        })
+        .and_then(|mut st| st.query_row(params![realm], config_columns).optional())
         .map_err(sql_err(path))?;
-    let Some((subs, et, ep, max_replicas, max_size)) = row else {
+    let Some(columns) = row else {
         return Err(LedgerError::UnknownRealm(realm.to_owned()));
     };
-    let corrupt = |detail: String| LedgerError::Corrupt {
-        db: path.display().to_string(),
-        detail,
-    };
+    config_from(columns, path)
+}
+
+/// A realm config as read: the first five columns of every `realms` read
+/// (`pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size`).
+type ConfigColumns = (i64, i64, i64, u32, String);
+
+fn config_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConfigColumns> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn config_from(
+    (subs, et, ep, max_replicas, max_size): ConfigColumns,
+    path: &Path,
+) -> Result<RealmConfig, LedgerError> {
     Ok(RealmConfig {
         pipeline_subscriptions: subs as u64,
         extra_test_rtus: et as u64,
         extra_prod_rtus: ep as u64,
         max_replicas,
-        max_size: max_size.parse::<Size>().map_err(corrupt)?,
+        max_size: max_size
+            .parse::<Size>()
+            .map_err(|detail| LedgerError::Corrupt {
+                db: path.display().to_string(),
+                detail,
+            })?,
     })
 }
 
@@ -594,11 +607,7 @@ fn admission_facts(
     path: &Path,
 ) -> Result<(RealmConfig, model::Facts), LedgerError> {
     type Row = (
-        i64,
-        i64,
-        i64,
-        u32,
-        String,
+        ConfigColumns,
         Option<i64>,
         Option<i64>,
         Option<u32>,
@@ -617,29 +626,18 @@ fn admission_facts(
         .and_then(|mut st| {
             st.query_row(
                 params![realm, request.environment.as_str(), request.pipeline, request.version.major],
-                |r| {
-                    Ok((
-                        r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?,
-                        r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?,
-                    ))
-                },
+                |r| Ok((config_columns(r)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?)),
             )
             .optional()
         })
         .map_err(sql_err(path))?;
-    let Some((subs, et, ep, max_replicas, max_size, n, rtus, minor, size, replicas)) = row else {
+    let Some((columns, n, rtus, minor, size, replicas)) = row else {
         return Err(LedgerError::UnknownRealm(realm.to_owned()));
     };
+    let config = config_from(columns, path)?;
     let corrupt = |detail: String| LedgerError::Corrupt {
         db: path.display().to_string(),
         detail,
-    };
-    let config = RealmConfig {
-        pipeline_subscriptions: subs as u64,
-        extra_test_rtus: et as u64,
-        extra_prod_rtus: ep as u64,
-        max_replicas,
-        max_size: max_size.parse::<Size>().map_err(corrupt)?,
     };
     let existing = match (minor, size, replicas) {
         (Some(minor), Some(size), Some(replicas)) => Some(Deployment {

@@ -77,6 +77,12 @@ impl Tx<'_> {
         let Some(r) = rows.first() else {
             return Err(LedgerError::UnknownRealm(realm.to_owned()));
         };
+        self.config_of(r)
+    }
+
+    /// The realm config in the first five columns of every `realms` read
+    /// (`pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size`).
+    fn config_of(&self, r: &tokio_postgres::Row) -> Result<RealmConfig, LedgerError> {
         Ok(RealmConfig {
             pipeline_subscriptions: self.count(r.get(0))?,
             extra_test_rtus: self.count(r.get(1))?,
@@ -145,16 +151,7 @@ impl Tx<'_> {
         let Some(r) = rows.first() else {
             return Err(LedgerError::UnknownRealm(realm.to_owned()));
         };
-        let config = RealmConfig {
-            pipeline_subscriptions: self.count(r.get(0))?,
-            extra_test_rtus: self.count(r.get(1))?,
-            extra_prod_rtus: self.count(r.get(2))?,
-            max_replicas: self.small(r.get(3))?,
-            max_size: r
-                .get::<_, &str>(4)
-                .parse::<Size>()
-                .map_err(|d| self.corrupt(d))?,
-        };
+        let config = self.config_of(r)?;
         let (n, rtus) = match (r.get::<_, Option<i64>>(5), r.get::<_, Option<i64>>(6)) {
             (Some(n), Some(rtus)) => (self.count(n)?, self.count(rtus)?),
             _ => (0, 0),
