@@ -723,8 +723,17 @@ pub fn files(dirs: &[&Path]) -> Vec<(PathBuf, Vec<u8>)> {
 /// The forms a leaked secret could take.
 pub fn forms(secret: &str) -> Vec<String> {
     use base64::Engine;
-    let enc: String = secret
-        .bytes()
+    vec![
+        secret.to_owned(),
+        base64::engine::general_purpose::STANDARD.encode(secret),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+        url_encode(secret),
+    ]
+}
+
+/// Percent-encoding of everything but unreserved characters (RFC 3986).
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
                 (b as char).to_string()
@@ -732,11 +741,5 @@ pub fn forms(secret: &str) -> Vec<String> {
                 format!("%{b:02X}")
             }
         })
-        .collect();
-    vec![
-        secret.to_owned(),
-        base64::engine::general_purpose::STANDARD.encode(secret),
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
-        enc,
-    ]
+        .collect()
 }

@@ -15,7 +15,7 @@ use realmctl::quota::store::{DbUrl, Open, Store, StoreOptions};
 use realmctl::quota::tokens::{Scope, mint};
 use realmctl::secret::Secret;
 
-use crate::common::{QuotaServe, files, forms, realmctl};
+use crate::common::{QuotaServe, files, forms, realmctl, url_encode};
 use crate::pg::Pg;
 use crate::quota::{check_against_reference, ops, runtime};
 
@@ -726,7 +726,7 @@ fn the_database_password_never_appears_anywhere() {
     let url = pg.create_db("canary");
     let in_url = pg
         .url_with_password("canary")
-        .replace(canary, &urlencode(canary));
+        .replace(canary, &url_encode(canary));
     let s = setup();
     let spec = crate::quota_cli::spec(s.dir.path(), 3);
     let mut outputs: Vec<Vec<u8>> = Vec::new();
@@ -839,18 +839,6 @@ fn the_database_password_never_appears_anywhere() {
     }
     // The commands did reach the database (the scan is not vacuous).
     assert_eq!(pg.psql("canary", "SELECT count(*) FROM realms"), "1");
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// TLS to PostgreSQL is verified: the server's certificate must chain to a trusted root (here
