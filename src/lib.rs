@@ -17,5 +17,6 @@ pub mod report;
 pub mod requirements;
 pub mod secret;
 pub mod serve;
+pub mod signing;
 pub mod spec;
 pub mod templates;

@@ -118,11 +118,27 @@ fn md_cell(v: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
         Value::Null => String::new(),
         other => other.to_string(),
     };
-    Ok(Value::String(
-        s.replace('\\', "\\\\")
-            .replace('|', "\\|")
-            .replace(['\n', '\r'], " "),
-    ))
+    Ok(Value::String(md_escape(&s)))
+}
+
+/// Markdown text that renders as exactly `s`: every character CommonMark (with GitHub's
+/// tables and strikethrough) gives a meaning inline is backslash-escaped (emphasis, code,
+/// link and image brackets, raw HTML, table cells, entities, a heading's `#`), and line breaks
+/// become spaces, so user text can neither format the report nor break out of a table cell or
+/// a paragraph. `(`, `)` and `!` need no escape once `[` and `]` have one.
+pub fn md_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '~' | '&' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Quotes a value for a POSIX shell: one single-quoted word, each `'` written as `'\''`.
@@ -171,5 +187,9 @@ mod tests {
     fn markdown_cells_are_escaped() {
         let v = md_cell(&Value::String("a|b\nc".into()), &HashMap::new()).unwrap();
         assert_eq!(v, Value::String("a\\|b c".into()));
+        assert_eq!(
+            md_escape("**x** [l](u) <b>&amp;"),
+            "\\*\\*x\\*\\* \\[l\\](u) \\<b\\>\\&amp;"
+        );
     }
 }

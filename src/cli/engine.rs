@@ -243,10 +243,12 @@ pub fn install(
     until: Option<u8>,
     yes: bool,
     concurrency: Option<usize>,
+    signing: &env::SigningArgs,
 ) -> Result<Outcome, BadInput> {
     let pb = load_playbook(args.playbook.as_deref())?;
     let runtime = super::runtime()?;
-    let (spec, opts) = run_options(&runtime, args, until, concurrency)?;
+    let (spec, mut opts) = run_options(&runtime, args, until, concurrency)?;
+    opts.signing_key = signing.load(&args.state)?;
     if !yes {
         if !std::io::stdin().is_terminal() {
             return Err(bad(anyhow!(
@@ -309,10 +311,19 @@ pub fn approve(
     phase: u8,
     by: &str,
     note: Option<&str>,
+    signing: &env::SigningArgs,
     output: Format,
 ) -> Result<Outcome, BadInput> {
-    let a = run::approve(state, phase, by, note, ::time::OffsetDateTime::now_utc())
-        .map_err(|e| bad(anyhow!(e)))?;
+    let key = signing.load(state)?;
+    let a = run::approve(
+        state,
+        phase,
+        by,
+        note,
+        ::time::OffsetDateTime::now_utc(),
+        key,
+    )
+    .map_err(|e| bad(anyhow!(e)))?;
     match output {
         Format::Json => print_json(&a),
         Format::Text => println!(
@@ -329,14 +340,16 @@ pub fn unlock(
     lock_id: Option<&str>,
     unreadable: bool,
     by: Option<String>,
+    signing: &env::SigningArgs,
 ) -> Result<Outcome, BadInput> {
     use realmctl::engine::io::lock::LockError;
+    let key = signing.load(state)?;
     let by = by.unwrap_or_else(env::operator);
     let target = match (lock_id, unreadable) {
         (Some(id), false) => UnlockTarget::LockId(id),
         _ => UnlockTarget::Unreadable,
     };
-    match run::unlock(state, target, &by, ::time::OffsetDateTime::now_utc()) {
+    match run::unlock(state, target, &by, ::time::OffsetDateTime::now_utc(), key) {
         Ok(old) => {
             println!("cleared the stale lock of {old}; run `realmctl install` to resume");
             Ok(Outcome::Success)

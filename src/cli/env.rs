@@ -11,6 +11,42 @@ use realmctl::spec::Spec;
 
 use super::{BadInput, bad};
 
+/// The variable naming the signing key file when `--signing-key` is not given.
+pub const SIGNING_KEY_VAR: &str = "REALMCTL_SIGNING_KEY";
+
+/// `--signing-key`, shared by `install`, `approve` and `unlock`.
+#[derive(Debug, clap::Args)]
+pub struct SigningArgs {
+    /// Sign every journal record this command writes with this Ed25519 private key (from
+    /// `realmctl audit keygen`); default: the file named by $REALMCTL_SIGNING_KEY, else unsigned.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<std::path::PathBuf>,
+}
+
+impl SigningArgs {
+    /// The signing key to use for a command on the state folder `state`: `--signing-key`, else
+    /// the file `$REALMCTL_SIGNING_KEY` names, else none. A key inside the state folder, or one
+    /// other users may read, is refused. Only the key id is ever printed.
+    pub fn load(
+        &self,
+        state: &std::path::Path,
+    ) -> Result<Option<std::sync::Arc<realmctl::signing::SigningKey>>, BadInput> {
+        let path = match (&self.signing_key, std::env::var_os(SIGNING_KEY_VAR)) {
+            (Some(p), _) => p.clone(),
+            (None, Some(v)) if !v.is_empty() => std::path::PathBuf::from(v),
+            _ => return Ok(None),
+        };
+        realmctl::signing::refuse_inside(&path, state).map_err(|e| bad(anyhow!(e)))?;
+        let key = realmctl::signing::SigningKey::load(&path).map_err(|e| bad(anyhow!(e)))?;
+        eprintln!(
+            "signing journal records with {} ({})",
+            key.public().id(),
+            path.display()
+        );
+        Ok(Some(std::sync::Arc::new(key)))
+    }
+}
+
 /// Who runs the command: `$REALMCTL_OPERATOR`, else `$USER`.
 pub fn operator() -> String {
     std::env::var("REALMCTL_OPERATOR")

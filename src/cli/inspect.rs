@@ -13,6 +13,7 @@ use realmctl::engine::model::chain::Checkpoint;
 use realmctl::engine::model::report::{self, ReportFormat};
 use realmctl::engine::run::{self, EngineError};
 use realmctl::report::DocFormat;
+use realmctl::signing::{self, PublicKey, SigningKey};
 
 use super::{BadInput, Format, Outcome, bad, env, print_json};
 
@@ -38,6 +39,10 @@ pub enum AuditCmd {
         /// A head kept earlier (SEQ:HASH from `audit checkpoint`): proves nothing was cut off.
         #[arg(long)]
         checkpoint: Option<Checkpoint>,
+        /// A trusted signer's public key (repeatable): every record must then carry a valid
+        /// signature by one of them, the last record included.
+        #[arg(long = "public-key", value_name = "FILE")]
+        public_keys: Vec<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         output: Format,
@@ -47,10 +52,91 @@ pub enum AuditCmd {
         /// The state folder.
         #[arg(long)]
         state: PathBuf,
+        /// A trusted signer's public key (repeatable): the head is printed only if every
+        /// record is signed by one of them.
+        #[arg(long = "public-key", value_name = "FILE")]
+        public_keys: Vec<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         output: Format,
     },
+    /// Make an Ed25519 signing key pair for an operator or a team: the private key goes to
+    /// FILE (0600, never overwritten), the public key to FILE.pub and to stdout.
+    Keygen {
+        /// Where to write the private key.
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        out: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Format,
+    },
+}
+
+/// Reads the public keys an auditor trusts.
+fn public_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>, BadInput> {
+    paths
+        .iter()
+        .map(|p| PublicKey::load(p).map_err(|e| bad(anyhow!(e))))
+        .collect()
+}
+
+/// `audit keygen`.
+fn keygen(out: &Path, output: Format) -> Result<Outcome, BadInput> {
+    let public = SigningKey::generate_to(out).map_err(|e| bad(anyhow!(e)))?;
+    let pub_path = signing::public_path(out);
+    match output {
+        Format::Json => print_json(&serde_json::json!({
+            "keyId": public.id(),
+            "privateKey": out.display().to_string(),
+            "publicKey": pub_path.display().to_string(),
+            "publicKeyPem": public.to_pem(),
+        })),
+        Format::Text => {
+            print!("{}", public.to_pem());
+            println!(
+                "key id {}: private key {} (0600; keep it outside every state folder), public key {}",
+                public.id(),
+                out.display(),
+                pub_path.display()
+            );
+            println!(
+                "sign with `--signing-key {}`; auditors verify with `realmctl audit verify --public-key {}`",
+                out.display(),
+                pub_path.display()
+            );
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// The text line about signatures after a verification.
+fn signature_line(v: &audit::Verification) -> String {
+    let by: Vec<String> = v
+        .signed_by
+        .iter()
+        .map(|(key, n)| {
+            let from = v
+                .trusted_keys
+                .iter()
+                .find(|k| &k.id == key)
+                .map(|k| format!(" [{}]", k.source))
+                .unwrap_or_default();
+            format!("{key}{from}: {n}")
+        })
+        .collect();
+    let by = if by.is_empty() {
+        "none".to_owned()
+    } else {
+        by.join(", ")
+    };
+    if v.signatures_checked {
+        format!("every record signed by a trusted key ({by})")
+    } else {
+        format!(
+            "signatures NOT checked (signed by {by}; unsigned: {}): give --public-key to require them",
+            v.unsigned
+        )
+    }
 }
 
 /// `realmctl status`.
@@ -121,11 +207,14 @@ fn unverifiable(e: &JournalError) -> bool {
 /// `realmctl audit ...`.
 pub fn audit(cmd: AuditCmd) -> Result<Outcome, BadInput> {
     match cmd {
+        AuditCmd::Keygen { out, output } => keygen(&out, output),
         AuditCmd::Verify {
             state,
             checkpoint,
+            public_keys: key_files,
             output,
         } => {
+            let keys = public_keys(&key_files)?;
             let runtime = super::runtime()?;
             // A bucket in the realm's own cloud is read with that cloud's credentials.
             let subject = match audit::subject(&state) {
@@ -153,6 +242,7 @@ pub fn audit(cmd: AuditCmd) -> Result<Outcome, BadInput> {
                 #[cfg(feature = "object-store")]
                 access.as_ref(),
                 checkpoint,
+                keys,
             ));
             let v = match verified {
                 Ok(v) => v,
@@ -181,8 +271,10 @@ pub fn audit(cmd: AuditCmd) -> Result<Outcome, BadInput> {
                             .map(ToString::to_string)
                             .unwrap_or_else(|| "empty".into());
                         println!(
-                            "ok: {} records chained, {} artifact checksums hold; head {head}",
-                            v.records, v.artifacts
+                            "ok: {} records chained, {}; {} artifact checksums hold; head {head}",
+                            v.records,
+                            signature_line(&v),
+                            v.artifacts
                         );
                     }
                 }
@@ -193,7 +285,11 @@ pub fn audit(cmd: AuditCmd) -> Result<Outcome, BadInput> {
                 Outcome::Failed
             })
         }
-        AuditCmd::Checkpoint { state, output } => match audit::checkpoint(&state) {
+        AuditCmd::Checkpoint {
+            state,
+            public_keys: key_files,
+            output,
+        } => match audit::checkpoint(&state, public_keys(&key_files)?) {
             Err(e) if unverifiable(&e) => {
                 eprintln!("FAILED: {e}");
                 Ok(Outcome::Failed)

@@ -133,6 +133,8 @@ pub enum Command {
         /// Outbound targets checked at once (default: all at once, bounded by the open-file limit).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         concurrency: Option<u16>,
+        #[command(flatten)]
+        signing: env::SigningArgs,
     },
     /// Record an approval: a phase's gate, or a customer action a step waits for.
     Approve {
@@ -148,6 +150,8 @@ pub enum Command {
         /// A note kept with the approval.
         #[arg(long)]
         note: Option<String>,
+        #[command(flatten)]
+        signing: env::SigningArgs,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         output: Format,
@@ -197,6 +201,8 @@ pub enum Command {
         /// Who takes over (default: $REALMCTL_OPERATOR or $USER).
         #[arg(long)]
         by: Option<String>,
+        #[command(flatten)]
+        signing: env::SigningArgs,
     },
     /// Customer self-check: certificate, DNS, outbound access, VPN, cloud access and spec
     /// prerequisites.
@@ -274,14 +280,16 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
             until,
             yes,
             concurrency: c,
-        } => engine::install(&args, until, yes, concurrency(c)),
+            signing,
+        } => engine::install(&args, until, yes, concurrency(c), &signing),
         Command::Approve {
             state,
             phase,
             by,
             note,
+            signing,
             output,
-        } => engine::approve(&state, phase, &by, note.as_deref(), output),
+        } => engine::approve(&state, phase, &by, note.as_deref(), &signing, output),
         Command::Status { state, output } => inspect::status(&state, output),
         Command::Report { state, format, out } => inspect::report(&state, format, out.as_deref()),
         Command::Audit { cmd } => inspect::audit(cmd),
@@ -290,7 +298,8 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
             lock_id,
             unreadable,
             by,
-        } => engine::unlock(&state, lock_id.as_deref(), unreadable, by),
+            signing,
+        } => engine::unlock(&state, lock_id.as_deref(), unreadable, by, &signing),
         #[cfg(feature = "eks")]
         Command::Demo { dir, cloud, output } => demo::run(&dir, cloud, output),
         #[cfg(not(feature = "eks"))]

@@ -263,6 +263,26 @@ pub enum InstallDemoError {
     /// The journal could not be read.
     #[error(transparent)]
     Journal(#[from] crate::engine::io::journal::JournalError),
+    /// A demo signing key could not be made or read.
+    #[error(transparent)]
+    Key(#[from] crate::signing::SigningError),
+}
+
+/// The demo's signing key `<dir>/keys/<who>.key`, made on first use.
+fn demo_key(
+    dir: &Path,
+    who: &str,
+) -> Result<std::sync::Arc<crate::signing::SigningKey>, InstallDemoError> {
+    let keys = dir.join("keys");
+    crate::fsutil::create_private_dir(&keys)
+        .map_err(crate::engine::io::journal::JournalError::Dir)?;
+    let path = keys.join(format!("{who}.key"));
+    if !path.exists() {
+        crate::signing::SigningKey::generate_to(&path)?;
+    }
+    Ok(std::sync::Arc::new(crate::signing::SigningKey::load(
+        &path,
+    )?))
 }
 
 /// Walks the demo realm through the embedded `dedicated-saas` playbook in `<dir>/state`: runs
@@ -288,6 +308,12 @@ pub async fn install(
     opts.retry_base = std::time::Duration::from_millis(200);
     opts.cloud = Some(demo.cloud.clone());
     opts.poll = demo.poll;
+    // The cloud team signs the install, the customer signs the approval; the auditor trusts
+    // both public keys. The keys live beside the state folder, never inside it.
+    let operator_key = demo_key(dir, "operator")?;
+    let customer_key = demo_key(dir, "customer")?;
+    let keys = vec![operator_key.public().clone(), customer_key.public().clone()];
+    opts.signing_key = Some(operator_key);
     let first = run::install(&state, &spec, &playbook, &opts, observer).await?;
     let approval = match run::approve(
         &state,
@@ -295,6 +321,7 @@ pub async fn install(
         "demo customer",
         Some("approved by realmctl demo"),
         OffsetDateTime::now_utc(),
+        Some(customer_key),
     ) {
         Ok(a) => a,
         // Already approved in an earlier demo run over the same folder: nothing waits.
@@ -310,7 +337,7 @@ pub async fn install(
     };
     let second = run::install(&state, &spec, &playbook, &opts, observer).await?;
     let j = journal::Journal::open_read_only(&state)?;
-    let verified = audit::verify(&j, &opts.store, None).await?;
+    let verified = audit::verify(&j, &opts.store, None, keys).await?;
     Ok(InstallDemo {
         first,
         approval,

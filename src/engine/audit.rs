@@ -1,6 +1,10 @@
 //! `realmctl audit verify`: proves the journal has not been altered, then re-computes every
 //! artifact checksum the journal recorded from the store that holds it.
 //!
+//! Given public keys (`--public-key`), every record must also carry a valid signature by one
+//! of them ([`crate::signing`]); without keys, signatures are counted and reported but prove
+//! nothing, and the result says so.
+//!
 //! The chain walk is the pure [`super::model::chain`]; this module only reads: the journal
 //! (read-only, so a read-only copy of a state folder verifies) and the artifacts (only at
 //! locations inside the store).
@@ -16,6 +20,7 @@ use super::io::store::{ObjectOptions, Store, StoreError};
 use super::model::chain::{Break, ChainVerifier, Checkpoint};
 use super::model::event::{Event, EventKind, RunSubject};
 use crate::crypto::sha256_hex;
+use crate::signing::PublicKey;
 
 /// Why `audit verify` could not run at all (a failed verification is a [`Verification`]).
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +59,14 @@ pub struct Verification {
     pub bytes: u64,
     /// The head (give it to `--checkpoint` later).
     pub head: Option<Checkpoint>,
+    /// Whether every record's signature was checked against trusted keys.
+    pub signatures_checked: bool,
+    /// The trusted keys: id and the file each came from.
+    pub trusted_keys: Vec<TrustedKey>,
+    /// Records per signing key id (verified signatures only, when checked).
+    pub signed_by: std::collections::BTreeMap<String, u64>,
+    /// Records without a signature.
+    pub unsigned: u64,
     /// The chain's first break.
     pub chain_break: Option<Break>,
     /// A message for the first break.
@@ -62,6 +75,16 @@ pub struct Verification {
     pub artifacts: u64,
     /// Artifacts that failed.
     pub artifact_problems: Vec<ArtifactProblem>,
+}
+
+/// A public key given to `audit verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustedKey {
+    /// Key id, as records name it.
+    pub id: String,
+    /// Where it was read from.
+    pub source: String,
 }
 
 /// What the last run of the state folder `dir` was about (its cloud, region, artifact store),
@@ -88,6 +111,7 @@ pub async fn verify_state(
     options: ObjectOptions,
     #[cfg(feature = "object-store")] cloud: Option<&CloudAccess>,
     checkpoint: Option<Checkpoint>,
+    keys: Vec<PublicKey>,
 ) -> Result<Verification, AuditError> {
     let journal = Journal::open_read_only(dir)?;
     let bucket = subject(dir)?.and_then(|s| s.artifacts_bucket);
@@ -98,16 +122,26 @@ pub async fn verify_state(
         #[cfg(feature = "object-store")]
         cloud,
     )?;
-    Ok(verify(&journal, &store, checkpoint).await?)
+    Ok(verify(&journal, &store, checkpoint, keys).await?)
 }
 
-/// Verifies a journal and the artifacts it records in `store`.
+/// Verifies a journal and the artifacts it records in `store`; with `keys`, every record must
+/// be signed by one of them.
 pub async fn verify(
     journal: &Journal,
     store: &Store,
     checkpoint: Option<Checkpoint>,
+    keys: Vec<PublicKey>,
 ) -> Result<Verification, JournalError> {
-    let mut v = ChainVerifier::new(checkpoint);
+    let trusted_keys = keys
+        .iter()
+        .map(|k| TrustedKey {
+            id: k.id().to_owned(),
+            source: k.source.clone(),
+        })
+        .collect();
+    let signatures_checked = !keys.is_empty();
+    let mut v = ChainVerifier::new(checkpoint).require_signatures(keys);
     let mut chain_break = None;
     let mut records = 0u64;
     let mut artifacts = Vec::new();
@@ -126,6 +160,8 @@ pub async fn verify(
         Ok(())
     })?;
     let bytes = v.bytes;
+    let signed_by = std::mem::take(&mut v.signed_by);
+    let unsigned = v.unsigned;
     let head = match chain_break {
         Some(_) => None,
         None => match v.finish() {
@@ -160,6 +196,10 @@ pub async fn verify(
         records,
         bytes,
         head,
+        signatures_checked,
+        trusted_keys,
+        signed_by,
+        unsigned,
         message: chain_break.as_ref().map(ToString::to_string),
         chain_break,
         artifacts: artifacts.len() as u64,
@@ -168,10 +208,14 @@ pub async fn verify(
 }
 
 /// The head of the journal of `dir` for an auditor to keep, once the whole chain verifies
-/// (`Ok(Err(break))` when it does not; `Ok(Ok(None))` for a journal without records).
-pub fn checkpoint(dir: &Path) -> Result<Result<Option<Checkpoint>, Break>, JournalError> {
+/// (and, with `keys`, every signature): `Ok(Err(break))` when it does not; `Ok(Ok(None))` for
+/// a journal without records.
+pub fn checkpoint(
+    dir: &Path,
+    keys: Vec<PublicKey>,
+) -> Result<Result<Option<Checkpoint>, Break>, JournalError> {
     let journal = Journal::open_read_only(dir)?;
-    let mut v = ChainVerifier::new(None);
+    let mut v = ChainVerifier::new(None).require_signatures(keys);
     let mut first_break = None;
     journal.for_each(|r| {
         if first_break.is_none()

@@ -74,6 +74,8 @@ pub struct RunOptions {
     pub cloud: Option<Arc<dyn Cloud>>,
     /// How the cluster steps poll (default: [`crate::cloud::poll::WAIT`]).
     pub poll: crate::cloud::poll::Backoff,
+    /// Signs every journal record of the run (`None`: unsigned records).
+    pub signing_key: Option<Arc<crate::signing::SigningKey>>,
     /// Test builds: kill the process at this point.
     #[cfg(feature = "test-actions")]
     pub kill_at: Option<KillPoint>,
@@ -93,6 +95,7 @@ impl RunOptions {
             clock: system_clock(),
             cloud: None,
             poll: crate::cloud::poll::WAIT,
+            signing_key: None,
             #[cfg(feature = "test-actions")]
             kill_at: None,
         }

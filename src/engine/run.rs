@@ -29,6 +29,7 @@ use super::model::state::{self, Approval, ApproveError, State};
 use super::{EngineObserver, RunOptions, StepEnd};
 use crate::crypto::sha256_hex;
 use crate::fsutil;
+use crate::signing::SigningKey;
 use crate::spec::Spec;
 
 /// Why the engine could not run.
@@ -124,9 +125,17 @@ pub fn plan(
 /// The report model of a state folder (read-only: works on a read-only copy).
 pub fn report(dir: &Path) -> Result<InstallReport, EngineError> {
     let j = Journal::open_read_only(dir)?;
-    let state = load_state(&j)?;
+    let mut state = State::default();
+    let mut signatures = report::Signatures::default();
+    j.for_each(|r| {
+        let event = r.event()?;
+        let keep = matches!(event, Event::Approved { .. });
+        signatures.add(r.seq, r.signature.as_ref().map(|s| s.key.as_str()), keep);
+        state.apply(r.seq, &r.at, &event);
+        Ok(())
+    })?;
     let head = j.head()?.map(|(seq, hash)| Checkpoint { seq, hash });
-    report::build(&state, head).ok_or_else(|| EngineError::NoRun {
+    report::build(&state, head, signatures).ok_or_else(|| EngineError::NoRun {
         dir: dir.to_owned(),
     })
 }
@@ -308,9 +317,11 @@ pub async fn install(
     }
     let holder = Holder::me(&opts.operator, "install", timestamp((opts.clock)()));
     let owned = dir.to_owned();
+    let signing_key = opts.signing_key.clone();
     let (guard, journal) = blocking(move || {
         let guard = lock::acquire(&owned, holder)?;
-        let journal = Journal::create(&owned)?;
+        let mut journal = Journal::create(&owned)?;
+        journal.sign_with(signing_key);
         Ok::<_, EngineError>((guard, journal))
     })
     .await?;
@@ -661,15 +672,17 @@ async fn check_gates(
     )))
 }
 
-/// Records an approval of `phase` by `by`.
+/// Records an approval of `phase` by `by`, signed with `key` when given.
 pub fn approve(
     dir: &Path,
     phase: u8,
     by: &str,
     note: Option<&str>,
     now: ::time::OffsetDateTime,
+    key: Option<Arc<SigningKey>>,
 ) -> Result<Approval, EngineError> {
     let mut journal = Journal::open(dir)?;
+    journal.sign_with(key);
     let state = load_state(&journal)?;
     let playbook = state.playbook.as_ref().ok_or_else(|| EngineError::NoRun {
         dir: dir.to_owned(),
@@ -704,12 +717,14 @@ pub enum UnlockTarget<'a> {
     Unreadable,
 }
 
-/// Clears a stale lock of `dir` and journals the takeover; returns the old holder, described.
+/// Clears a stale lock of `dir` and journals the takeover (signed with `key` when given);
+/// returns the old holder, described.
 pub fn unlock(
     dir: &Path,
     target: UnlockTarget<'_>,
     by: &str,
     now: ::time::OffsetDateTime,
+    key: Option<Arc<SigningKey>>,
 ) -> Result<String, EngineError> {
     let me = Holder::me(by, "unlock", timestamp(now));
     let (lock_id, old, guard) = match target {
@@ -728,6 +743,7 @@ pub fn unlock(
     };
     match Journal::open(dir) {
         Ok(mut j) => {
+            j.sign_with(key);
             j.append(
                 &Event::LockTakenOver {
                     lock_id,

@@ -1,8 +1,10 @@
-//! Mutation tests of the tamper-evident journal (issue #4): every single-record modify,
-//! delete, reorder and insert on a real journal is detected and the first bad record named;
-//! a cut-off end or a rewritten tail is caught with the auditor's checkpoint; a changed
-//! artifact fails its checksum. The attacker edits the SQLite file directly (dropping the
-//! append-only triggers first), as someone with the file would.
+//! Mutation tests of the tamper-evident journal (issues #4 and #11): every single-record
+//! modify, delete, reorder and insert on a real, signed journal is detected and named with the
+//! exact kind of break, at every position including the last; a record rehashed on its own is
+//! caught by the link check alone; an append after the head (which a hash chain cannot catch)
+//! is caught by the signatures; a cut-off end or a rewritten tail is caught with the auditor's
+//! checkpoint; a changed artifact fails its checksum. The attacker edits the SQLite file
+//! directly (dropping the append-only triggers first), as someone with the file would.
 
 use std::path::{Path, PathBuf};
 
@@ -11,20 +13,63 @@ use crate::engine_support::*;
 use realmctl::engine::audit;
 use realmctl::engine::io::journal::Journal;
 use realmctl::engine::io::store::Store;
-use realmctl::engine::model::chain;
+use realmctl::engine::model::chain::{self, Break};
+use realmctl::engine::model::event::Event;
 use realmctl::engine::model::record::{Record, record_hash};
+use realmctl::signing::{PublicKey, SigningKey};
 use rusqlite::{Connection, params};
 
-/// A finished install's state folder (about twenty records).
-fn journal() -> (tempfile::TempDir, PathBuf) {
+/// The signing keys of a fixture: the cloud team's (install) and the customer's (approve).
+pub struct Keys {
+    /// Private key files.
+    pub operator: PathBuf,
+    pub customer: PathBuf,
+    /// The public keys an auditor trusts.
+    pub trusted: Vec<PublicKey>,
+}
+
+/// Two key pairs made with `audit keygen`, outside any state folder.
+pub fn keys(dir: &Path) -> Keys {
+    let kdir = dir.join("keys");
+    std::fs::create_dir_all(&kdir).unwrap();
+    let mut trusted = Vec::new();
+    for who in ["operator", "customer"] {
+        let path = kdir.join(format!("{who}.key"));
+        let o = realmctl()
+            .args(["audit", "keygen", "-o"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        trusted.push(PublicKey::load(&realmctl::signing::public_path(&path)).unwrap());
+    }
+    Keys {
+        operator: kdir.join("operator.key"),
+        customer: kdir.join("customer.key"),
+        trusted,
+    }
+}
+
+/// A finished install's state folder (about twenty records): the install signed with the
+/// operator's `--signing-key`, the approval with the customer's key named by
+/// `REALMCTL_SIGNING_KEY`.
+fn journal() -> (tempfile::TempDir, PathBuf, Keys) {
     let dir = tempfile::tempdir().unwrap();
+    let keys = keys(dir.path());
     let spec = spec(dir.path(), SpecOpts::default());
     let pb = local_playbook(dir.path());
     let state = dir.path().join("state");
-    assert_eq!(install(&spec, &state, &pb, &[]).0, 3);
-    approve(&state, 5);
-    assert_eq!(install(&spec, &state, &pb, &[]).0, 0);
-    (dir, state)
+    let signing = ["--signing-key", keys.operator.to_str().unwrap()];
+    assert_eq!(install(&spec, &state, &pb, &signing).0, 3);
+    let o = realmctl()
+        .env("REALMCTL_SIGNING_KEY", &keys.customer)
+        .args(["approve", "--by", "Ann Customer", "--phase", "5", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(install(&spec, &state, &pb, &signing).0, 0);
+    (dir, state, keys)
 }
 
 fn copy_state(from: &Path, to: &Path) {
@@ -61,20 +106,40 @@ fn records(state: &Path) -> Vec<Record> {
     Journal::open(state).unwrap().records().unwrap()
 }
 
-fn verdict(state: &Path, checkpoint: Option<chain::Checkpoint>) -> Option<chain::Break> {
+/// The first break `audit::verify` finds, requiring signatures by `keys` when any.
+fn verdict(
+    state: &Path,
+    checkpoint: Option<chain::Checkpoint>,
+    keys: &[PublicKey],
+) -> Option<Break> {
     let j = Journal::open(state).unwrap();
     let store = Store::local(state);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let v = rt.block_on(audit::verify(&j, &store, checkpoint)).unwrap();
+    let v = rt
+        .block_on(audit::verify(&j, &store, checkpoint, keys.to_vec()))
+        .unwrap();
+    assert_eq!(
+        v.ok,
+        v.chain_break.is_none() && v.artifact_problems.is_empty()
+    );
     v.chain_break
 }
 
 fn put(c: &Connection, r: &Record) {
     c.execute(
-        "INSERT INTO records (seq, at, kind, payload, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![r.seq as i64, r.at, r.kind, r.payload, r.prev, r.hash],
+        "INSERT INTO records (seq, at, kind, payload, prev, hash, signer, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            r.seq as i64,
+            r.at,
+            r.kind,
+            r.payload,
+            r.prev,
+            r.hash,
+            r.signature.as_ref().map(|s| &s.key),
+            r.signature.as_ref().map(|s| &s.sig)
+        ],
     )
     .unwrap();
 }
@@ -86,47 +151,69 @@ fn rewrite(c: &Connection, rs: &[Record]) {
     }
 }
 
-/// Recomputes every hash from `from` on, as a careful forger would.
+fn own_hash(r: &Record) -> String {
+    record_hash(&r.prev, r.seq, &r.at, &r.kind, &r.payload)
+}
+
+/// Recomputes every hash and link, as a careful forger would.
 fn rechain(rs: &mut [Record]) {
     for i in 0..rs.len() {
         if i > 0 {
             rs[i].prev = rs[i - 1].hash.clone();
         }
-        rs[i].hash = record_hash(
-            &rs[i].prev,
-            rs[i].seq,
-            &rs[i].at,
-            &rs[i].kind,
-            &rs[i].payload,
-        );
+        rs[i].hash = own_hash(&rs[i]);
     }
 }
 
+/// A correctly hashed forged approval at `seq` after `prev`.
+fn forged_approval(seq: u64, prev: &Record) -> Record {
+    let payload = serde_json::to_string(&Event::Approved {
+        phase: 5,
+        by: "mallory".into(),
+        note: None,
+        covers: "x".into(),
+    })
+    .unwrap();
+    let mut r = Record {
+        seq,
+        at: prev.at.clone(),
+        kind: "approved".into(),
+        payload,
+        prev: prev.hash.clone(),
+        hash: String::new(),
+        signature: None,
+    };
+    r.hash = own_hash(&r);
+    r
+}
+
 #[test]
-fn every_single_record_mutation_is_detected_and_named() {
-    let (dir, state) = journal();
+fn every_single_record_mutation_is_detected_with_its_exact_break() {
+    let (dir, state, keys) = journal();
     let original = records(&state);
     let n = original.len();
     assert!(n >= 15, "{n} records");
-    let head = chain::verify_chain(&original, None).unwrap().unwrap();
     assert!(
-        verdict(&state, Some(head.clone())).is_none(),
-        "the intact journal verifies"
+        original.iter().all(|r| r.signature.is_some()),
+        "the fixture signs every record"
     );
+    let head = chain::verify_chain(&original, None).unwrap().unwrap();
+    assert_eq!(verdict(&state, Some(head.clone()), &keys.trusted), None);
 
     let work = dir.path().join("work");
     let fresh = || {
         let _ = std::fs::remove_dir_all(&work);
         copy_state(&state, &work);
-        std::fs::create_dir_all(&work).unwrap();
         work.clone()
     };
+    let mut positions = 0;
     for i in 0..n {
+        positions += 1;
         let seq = original[i].seq;
-        // Modify: one character of the payload.
+        let last = i + 1 == n;
+        // Modify one character of the payload.
         let w = fresh();
-        let mut m = original[i].payload.clone();
-        m = m.replacen("\"", "\" ", 1);
+        let m = original[i].payload.replacen('"', "\" ", 1);
         attacker(&w)
             .execute(
                 "UPDATE records SET payload = ?1 WHERE seq = ?2",
@@ -134,8 +221,8 @@ fn every_single_record_mutation_is_detected_and_named() {
             )
             .unwrap();
         assert_eq!(
-            verdict(&w, None),
-            Some(chain::Break::Modified { seq }),
+            verdict(&w, None, &[]),
+            Some(Break::Modified { seq }),
             "modify {seq}"
         );
         // Modify the timestamp only.
@@ -147,104 +234,346 @@ fn every_single_record_mutation_is_detected_and_named() {
             )
             .unwrap();
         assert_eq!(
-            verdict(&w, None),
-            Some(chain::Break::Modified { seq }),
+            verdict(&w, None, &[]),
+            Some(Break::Modified { seq }),
             "modify at {seq}"
         );
+
+        // Modify and recompute only this record's own hash: only the link check catches it,
+        // at the next record; the last record has no next, and only its signature (or a kept
+        // checkpoint) catches it.
+        let w = fresh();
+        let mut rs = original.clone();
+        rs[i].at = "2020-01-01T00:00:00.000Z".into();
+        rs[i].hash = own_hash(&rs[i]);
+        rewrite(&attacker(&w), &rs);
+        if last {
+            assert_eq!(verdict(&w, None, &[]), None, "rehashed head, no keys");
+            assert!(
+                matches!(
+                    verdict(&w, Some(head.clone()), &[]),
+                    Some(Break::CheckpointMissing { .. })
+                ),
+                "rehashed head vs checkpoint"
+            );
+        } else {
+            assert_eq!(
+                verdict(&w, None, &[]),
+                Some(Break::Unchained { seq: seq + 1 }),
+                "rehash {seq} alone"
+            );
+        }
+        assert!(
+            matches!(verdict(&w, None, &keys.trusted), Some(Break::BadSignature { seq: s, .. }) if s == seq),
+            "rehash {seq}: its signature no longer verifies"
+        );
+
         // Delete.
         let w = fresh();
         attacker(&w)
             .execute("DELETE FROM records WHERE seq = ?1", params![seq as i64])
             .unwrap();
-        if i + 1 < n {
+        if last {
             assert_eq!(
-                verdict(&w, None),
-                Some(chain::Break::Missing {
+                verdict(&w, None, &keys.trusted),
+                None,
+                "a cut end needs the checkpoint"
+            );
+            assert_eq!(
+                verdict(&w, Some(head.clone()), &[]),
+                Some(Break::CheckpointMissing {
+                    checkpoint: head.to_string(),
+                    head: seq - 1
+                }),
+                "delete last"
+            );
+        } else {
+            assert_eq!(
+                verdict(&w, None, &[]),
+                Some(Break::Missing {
                     seq,
                     found: seq + 1
                 }),
                 "delete {seq}"
             );
-        } else {
+        }
+
+        // Reorder with a neighbour (the next one; the last swaps with the one before it).
+        let (a, b) = if last { (i - 1, i) } else { (i, i + 1) };
+        let first_seq = original[a].seq;
+        // Contents swapped, positions kept: the seq is hashed, so the first is modified.
+        let w = fresh();
+        let mut rs = original.clone();
+        let (ra, rb) = (rs[a].clone(), rs[b].clone());
+        rs[a] = Record {
+            seq: ra.seq,
+            ..rb.clone()
+        };
+        rs[b] = Record { seq: rb.seq, ..ra };
+        rewrite(&attacker(&w), &rs);
+        assert_eq!(
+            verdict(&w, None, &[]),
+            Some(Break::Modified { seq: first_seq }),
+            "reorder at {seq}"
+        );
+        // Swapped and each rehashed on its own: the moved record no longer chains.
+        let w = fresh();
+        for r in rs.iter_mut() {
+            r.hash = own_hash(r);
+        }
+        rewrite(&attacker(&w), &rs);
+        assert_eq!(
+            verdict(&w, None, &[]),
+            Some(Break::Unchained { seq: first_seq }),
+            "reorder+rehash at {seq}"
+        );
+
+        // Insert a correctly hashed record after this one.
+        let w = fresh();
+        let mut rs = original.clone();
+        let forged = forged_approval(seq + 1, &rs[i]);
+        for r in rs.iter_mut().skip(i + 1) {
+            r.seq += 1;
+        }
+        rs.insert(i + 1, forged.clone());
+        rewrite(&attacker(&w), &rs);
+        if last {
+            // An append after the head: a consistent chain, caught only by signatures.
             assert_eq!(
-                verdict(&w, None),
+                verdict(&w, None, &[]),
                 None,
-                "cutting the last record needs the checkpoint"
+                "append after the head, no keys"
             );
             assert_eq!(
-                verdict(&w, Some(head.clone())).map(|b| b.seq()),
-                Some(seq),
-                "delete last"
+                verdict(&w, None, &keys.trusted),
+                Some(Break::Unsigned { seq: seq + 1 }),
+                "append after the head"
             );
-        }
-        // Reorder: swap with the next record (positions kept, contents swapped).
-        if i + 1 < n {
-            let w = fresh();
-            let mut rs = original.clone();
-            let (a, b) = (rs[i].clone(), rs[i + 1].clone());
-            rs[i] = Record {
-                seq: a.seq,
-                ..b.clone()
-            };
-            rs[i + 1] = Record { seq: b.seq, ..a };
-            rewrite(&attacker(&w), &rs);
+        } else {
+            // The record after the forgery was renumbered, so its own hash fails.
             assert_eq!(
-                verdict(&w, None).map(|b| b.seq()),
-                Some(seq),
-                "reorder {seq}"
+                verdict(&w, None, &[]),
+                Some(Break::Modified { seq: seq + 2 }),
+                "insert after {seq}"
             );
-            // Reorder and renumber carefully: caught where the chain breaks.
+            // Renumbered and rehashed on its own: it no longer chains to the forgery.
             let w = fresh();
-            let mut rs = original.clone();
-            rs.swap(i, i + 1);
-            for (k, r) in rs.iter_mut().enumerate() {
-                r.seq = k as u64 + 1;
+            for r in rs.iter_mut().skip(i + 2) {
+                r.hash = own_hash(r);
             }
             rewrite(&attacker(&w), &rs);
             assert_eq!(
-                verdict(&w, None).map(|b| b.seq()),
-                Some(seq),
-                "reorder+renumber {seq}"
+                verdict(&w, None, &[]),
+                Some(Break::Unchained { seq: seq + 2 }),
+                "insert+rehash after {seq}"
             );
         }
-        // Insert a well-formed, correctly hashed record after this one.
-        if i + 1 < n {
-            let w = fresh();
-            let mut rs = original.clone();
-            let forged_event = realmctl::engine::model::event::Event::Approved {
-                phase: 5,
-                by: "mallory".into(),
-                note: None,
-                covers: "x".into(),
-            };
-            let payload = serde_json::to_string(&forged_event).unwrap();
-            let prev = rs[i].hash.clone();
-            let at = rs[i].at.clone();
-            let forged = Record {
-                seq: seq + 1,
-                hash: record_hash(&prev, seq + 1, &at, "approved", &payload),
-                at,
-                kind: "approved".into(),
-                payload,
-                prev,
-            };
-            for r in rs.iter_mut().skip(i + 1) {
-                r.seq += 1;
-            }
-            rs.insert(i + 1, forged);
-            rewrite(&attacker(&w), &rs);
-            assert_eq!(
-                verdict(&w, None).map(|b| b.seq()),
-                Some(seq + 2),
-                "insert after {seq}: the record after the forgery no longer chains"
-            );
+        // A careful forger who rechains everything after an insert: only signatures tell.
+        let w = fresh();
+        rechain(&mut rs);
+        rewrite(&attacker(&w), &rs);
+        if !last {
+            assert_eq!(verdict(&w, None, &[]), None, "rechained insert, no keys");
         }
+        assert_eq!(
+            verdict(&w, None, &keys.trusted),
+            Some(Break::Unsigned { seq: seq + 1 }),
+            "rechained insert after {seq}"
+        );
+    }
+    assert_eq!(
+        positions, n,
+        "every position, the last included, was mutated"
+    );
+}
+
+#[test]
+fn an_append_after_the_head_is_caught_by_signatures_in_every_form() {
+    // Issue #11: the chain alone cannot catch a correctly hashed record after the head.
+    let (dir, state, keys) = journal();
+    let original = records(&state);
+    let head = original.last().unwrap().clone();
+    let mallory = SigningKey::generate();
+    type Expect = Box<dyn Fn(&Break) -> bool>;
+    let cases: Vec<(&str, Record, Expect)> = vec![
+        (
+            "unsigned",
+            forged_approval(head.seq + 1, &head),
+            Box::new(move |b| *b == Break::Unsigned { seq: head.seq + 1 }),
+        ),
+        (
+            "signed by an untrusted key",
+            {
+                let mut r = forged_approval(head.seq + 1, &head);
+                r.signature = Some(mallory.sign(&r.hash));
+                r
+            },
+            Box::new(|b| matches!(b, Break::UntrustedSigner { .. })),
+        ),
+        (
+            "a trusted key's signature copied from another record",
+            {
+                let mut r = forged_approval(head.seq + 1, &head);
+                r.signature = head.signature.clone();
+                r
+            },
+            Box::new(|b| matches!(b, Break::BadSignature { .. })),
+        ),
+        (
+            "relabelled with a trusted key id",
+            {
+                let mut r = forged_approval(head.seq + 1, &head);
+                let mut s = mallory.sign(&r.hash);
+                s.key = keys.trusted[0].id().to_owned();
+                r.signature = Some(s);
+                r
+            },
+            Box::new(|b| matches!(b, Break::BadSignature { .. })),
+        ),
+    ];
+    for (k, (what, forged, expect)) in cases.into_iter().enumerate() {
+        let w = dir.path().join(format!("w{k}"));
+        copy_state(&state, &w);
+        put(&attacker(&w), &forged);
+        assert_eq!(
+            verdict(&w, None, &[]),
+            None,
+            "{what}: the chain alone accepts it"
+        );
+        let b = verdict(&w, None, &keys.trusted).unwrap_or_else(|| panic!("{what}: accepted"));
+        assert!(expect(&b), "{what}: {b:?}");
+        assert_eq!(b.seq(), head.seq + 1, "{what}");
+        // The CLI exits 1 and names the record.
+        let o = realmctl()
+            .args(["audit", "verify", "--state"])
+            .arg(&w)
+            .arg("--public-key")
+            .arg(realmctl::signing::public_path(&keys.operator))
+            .arg("--public-key")
+            .arg(realmctl::signing::public_path(&keys.customer))
+            .output()
+            .unwrap();
+        let (out, _) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{what}: {out}");
+        assert!(
+            out.contains(&format!("record {}", head.seq + 1)),
+            "{what}: {out}"
+        );
     }
 }
 
 #[test]
+fn verify_requires_a_trusted_signature_on_every_record() {
+    let (_dir, state, keys) = journal();
+    let pubs = |ks: &[&Path]| {
+        ks.iter()
+            .flat_map(|k| ["--public-key".into(), realmctl::signing::public_path(k)])
+            .collect::<Vec<PathBuf>>()
+    };
+    let run = |extra: Vec<PathBuf>| {
+        let o = realmctl()
+            .args(["audit", "verify", "--state"])
+            .arg(&state)
+            .args(extra)
+            .output()
+            .unwrap();
+        (o.status.code().unwrap(), text(&o).0)
+    };
+    // Both keys: every record verifies, and the output says who signed how many.
+    let (code, out) = run(pubs(&[&keys.operator, &keys.customer]));
+    assert_eq!(code, 0, "{out}");
+    let n = records(&state).len();
+    let op = keys.trusted[0].id();
+    let cu = keys.trusted[1].id();
+    assert!(
+        out.contains("every record signed by a trusted key"),
+        "{out}"
+    );
+    let cu_pub = realmctl::signing::public_path(&keys.customer);
+    let op_pub = realmctl::signing::public_path(&keys.operator);
+    assert!(
+        out.contains(&format!("{cu} [{}]: 1", cu_pub.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{op} [{}]: {}", op_pub.display(), n - 1)),
+        "{out}"
+    );
+    // Only the operator's key: the customer's approval is named as untrusted.
+    let approval = records(&state)
+        .into_iter()
+        .find(|r| r.kind == "approved")
+        .unwrap();
+    let (code, out) = run(pubs(&[&keys.operator]));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "record {} is signed by {cu}, which is not one of the trusted",
+            approval.seq
+        )),
+        "{out}"
+    );
+    // Without keys: it verifies, and says signatures were not checked.
+    let (code, out) = run(vec![]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("signatures NOT checked"), "{out}");
+    // JSON names the break and the signers.
+    let mut args = pubs(&[&keys.operator]);
+    args.push("--output".into());
+    args.push("json".into());
+    let o = realmctl()
+        .args(["audit", "verify", "--state"])
+        .arg(&state)
+        .args(args)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["chainBreak"]["problem"], "untrustedSigner");
+    assert_eq!(v["chainBreak"]["seq"], approval.seq);
+    assert_eq!(v["signaturesChecked"], true);
+    // A checkpoint is printed only when the signatures hold.
+    let o = realmctl()
+        .args(["audit", "checkpoint", "--state"])
+        .arg(&state)
+        .args(pubs(&[&keys.operator]))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).1.contains("which is not one of the trusted"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn unsigned_writes_are_named_by_a_verify_that_requires_signatures() {
+    // An approval recorded without a key, between signed records.
+    let (_dir, state, keys) = journal();
+    // A writer without a key (the library's default), as an older realmctl would be.
+    let mut j = Journal::open(&state).unwrap();
+    j.append(
+        &Event::Approved {
+            phase: 5,
+            by: "Bob".into(),
+            note: None,
+            covers: "x".into(),
+        },
+        ::time::OffsetDateTime::now_utc(),
+        realmctl::engine::io::journal::Durability::Sync,
+    )
+    .unwrap();
+    drop(j);
+    let seq = records(&state).last().unwrap().seq;
+    assert_eq!(verdict(&state, None, &[]), None);
+    assert_eq!(
+        verdict(&state, None, &keys.trusted),
+        Some(Break::Unsigned { seq })
+    );
+}
+
+#[test]
 fn a_rewritten_or_cut_tail_is_caught_with_the_auditors_checkpoint() {
-    let (dir, state) = journal();
+    let (dir, state, _keys) = journal();
     let original = records(&state);
     let o = realmctl()
         .args(["audit", "checkpoint", "--state"])
@@ -302,7 +631,7 @@ fn a_rewritten_or_cut_tail_is_caught_with_the_auditors_checkpoint() {
 
 #[test]
 fn a_changed_or_missing_artifact_fails_its_checksum() {
-    let (_dir, state) = journal();
+    let (_dir, state, _keys) = journal();
     let roles = state.join("artifacts/run-1/roles-and-resources.md");
     let mut t = std::fs::read_to_string(&roles).unwrap();
     t.push_str("\n| iam:* | convenience |\n");
@@ -322,7 +651,7 @@ fn a_changed_or_missing_artifact_fails_its_checksum() {
 
 #[test]
 fn cli_verify_names_the_first_bad_record() {
-    let (_dir, state) = journal();
+    let (_dir, state, _keys) = journal();
     attacker(&state)
         .execute("UPDATE records SET payload = replace(payload, 'Ann Customer', 'Mallory') WHERE kind = 'approved'", [])
         .unwrap();

@@ -27,24 +27,37 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use crate::engine::model::event::{Event, EventKind};
 use crate::engine::model::record::{GENESIS, Record, Unreadable, record_hash, timestamp};
 use crate::fsutil;
+use crate::signing::{Signature, SigningKey};
 
 /// The journal file inside the state folder.
 pub const FILE: &str = "journal.db";
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 const SCHEMA: &str = "CREATE TABLE records (
        seq INTEGER PRIMARY KEY,
        at TEXT NOT NULL,
        kind TEXT NOT NULL,
        payload TEXT NOT NULL,
        prev TEXT NOT NULL,
-       hash TEXT NOT NULL
+       hash TEXT NOT NULL,
+       signer TEXT,
+       sig TEXT
      ) STRICT;
      CREATE INDEX records_kind ON records (kind, seq);
      CREATE TRIGGER records_no_update BEFORE UPDATE ON records
        BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
      CREATE TRIGGER records_no_delete BEFORE DELETE ON records
        BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
-     PRAGMA user_version = 1;";
+     PRAGMA user_version = 2;";
+/// Version 1 had no signature columns: a writer adds them (existing records stay unsigned).
+const MIGRATE_1_TO_2: &str = "BEGIN IMMEDIATE;
+     ALTER TABLE records ADD COLUMN signer TEXT;
+     ALTER TABLE records ADD COLUMN sig TEXT;
+     PRAGMA user_version = 2;
+     COMMIT;";
+/// The columns of a record, as [`row_record`] reads them.
+const COLUMNS: &str = "seq, at, kind, payload, prev, hash, signer, sig";
+/// The same from a version-1 journal opened read-only (never migrated by a reader).
+const COLUMNS_V1: &str = "seq, at, kind, payload, prev, hash, NULL, NULL";
 
 /// How hard an append must be on the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +148,8 @@ pub struct Journal {
     conn: Connection,
     path: PathBuf,
     sync: Option<Durability>,
+    columns: &'static str,
+    signer: Option<std::sync::Arc<SigningKey>>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -143,8 +158,10 @@ impl std::fmt::Debug for Journal {
     }
 }
 
-/// A `SELECT seq, at, kind, payload, prev, hash` row.
+/// A `SELECT {COLUMNS}` row.
 fn row_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+    let signer: Option<String> = r.get(6)?;
+    let sig: Option<String> = r.get(7)?;
     Ok(Record {
         seq: r.get::<_, i64>(0)? as u64,
         at: r.get(1)?,
@@ -152,6 +169,8 @@ fn row_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
         payload: r.get(3)?,
         prev: r.get(4)?,
         hash: r.get(5)?,
+        // A record with only one of the two is as good as unsigned.
+        signature: signer.zip(sig).map(|(key, sig)| Signature { key, sig }),
     })
 }
 
@@ -281,12 +300,14 @@ impl Journal {
                 .map_err(|e| sql_error(path, e))?;
             conn
         };
-        let j = Journal {
+        let mut j = Journal {
             conn,
             path: path.to_owned(),
             sync: None,
+            columns: COLUMNS,
+            signer: None,
         };
-        j.check_schema()?;
+        j.check_schema(read_only)?;
         Ok(j)
     }
 
@@ -315,7 +336,7 @@ impl Journal {
         }
     }
 
-    fn check_schema(&self) -> Result<(), JournalError> {
+    fn check_schema(&mut self, read_only: bool) -> Result<(), JournalError> {
         let version: i64 = self
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -334,12 +355,26 @@ impl Journal {
                 |r| r.get::<_, i64>(0).map(|n| n == 1),
             )
             .map_err(|e| self.sql(e))?;
-        if version != SCHEMA_VERSION || !has_table {
+        if !(1..=SCHEMA_VERSION).contains(&version) || !has_table {
             return Err(JournalError::NotAJournal {
                 path: self.path.clone(),
             });
         }
+        if version == 1 {
+            if read_only {
+                self.columns = COLUMNS_V1;
+            } else {
+                self.conn
+                    .execute_batch(MIGRATE_1_TO_2)
+                    .map_err(|e| self.sql(e))?;
+            }
+        }
         Ok(())
+    }
+
+    /// Signs every record appended from now on with `key` (`None`: unsigned records).
+    pub fn sign_with(&mut self, key: Option<std::sync::Arc<SigningKey>>) {
+        self.signer = key;
     }
 
     /// The journal file.
@@ -393,11 +428,21 @@ impl Journal {
             None => (1, GENESIS.to_owned()),
         };
         let hash = record_hash(&prev, seq, &at, kind, &payload);
+        let signature = self.signer.as_ref().map(|k| k.sign(&hash));
         tx.prepare_cached(
-            "INSERT INTO records (seq, at, kind, payload, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO records (seq, at, kind, payload, prev, hash, signer, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .map_err(err)?
-        .execute(params![seq as i64, at, kind, payload, prev, hash])
+        .execute(params![
+            seq as i64,
+            at,
+            kind,
+            payload,
+            prev,
+            hash,
+            signature.as_ref().map(|s| &s.key),
+            signature.as_ref().map(|s| &s.sig)
+        ])
         .map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(Record {
@@ -407,6 +452,7 @@ impl Journal {
             payload,
             prev,
             hash,
+            signature,
         })
     }
 
@@ -417,7 +463,10 @@ impl Journal {
     ) -> Result<(), JournalError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT seq, at, kind, payload, prev, hash FROM records ORDER BY seq")
+            .prepare(&format!(
+                "SELECT {} FROM records ORDER BY seq",
+                self.columns
+            ))
             .map_err(|e| self.sql(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.sql(e))?;
         while let Some(r) = rows.next().map_err(|e| self.sql(e))? {
@@ -441,7 +490,10 @@ impl Journal {
     pub fn last_of_kind(&self, kind: EventKind) -> Result<Option<Record>, JournalError> {
         self.conn
             .query_row(
-                "SELECT seq, at, kind, payload, prev, hash FROM records WHERE kind = ?1 ORDER BY seq DESC LIMIT 1",
+                &format!(
+                    "SELECT {} FROM records WHERE kind = ?1 ORDER BY seq DESC LIMIT 1",
+                    self.columns
+                ),
                 [kind.as_str()],
                 row_record,
             )
@@ -614,6 +666,75 @@ mod tests {
             !n.to_string_lossy().ends_with("-shm") && !n.to_string_lossy().ends_with("-wal")
         });
         assert_eq!(after, before);
+    }
+
+    #[test]
+    fn signed_appends_carry_a_signature_that_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = std::sync::Arc::new(SigningKey::generate());
+        let mut j = Journal::create(dir.path()).unwrap();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let unsigned = j.append(&approval("ann"), now, Durability::Sync).unwrap();
+        j.sign_with(Some(key.clone()));
+        let signed = j.append(&approval("bob"), now, Durability::Sync).unwrap();
+        drop(j);
+        let read = Journal::open_read_only(dir.path())
+            .unwrap()
+            .records()
+            .unwrap();
+        assert_eq!(read, vec![unsigned.clone(), signed.clone()]);
+        assert_eq!(unsigned.signature, None);
+        let s = signed.signature.unwrap();
+        assert_eq!(s.key, key.public().id());
+        assert!(key.public().verifies(&signed.hash, &s.sig));
+    }
+
+    #[test]
+    fn a_version_1_journal_is_read_as_unsigned_and_migrated_by_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = SCHEMA
+            .replace(",\n       signer TEXT,\n       sig TEXT", "")
+            .replace("user_version = 2", "user_version = 1");
+        assert!(!v1.contains("signer"), "{v1}");
+        let path = dir.path().join(FILE);
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(&v1).unwrap();
+        let hash = record_hash(GENESIS, 1, "t", "approved", "{}");
+        c.execute(
+            "INSERT INTO records VALUES (1, 't', 'approved', '{}', ?1, ?2)",
+            params![GENESIS, hash],
+        )
+        .unwrap();
+        drop(c);
+        let r = Journal::open_read_only(dir.path())
+            .unwrap()
+            .records()
+            .unwrap();
+        assert_eq!((r.len(), r[0].signature.clone()), (1, None));
+        let version = |p: &Path| -> i64 {
+            Connection::open(p)
+                .unwrap()
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(version(&path), 1, "a reader never migrates");
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.sign_with(Some(std::sync::Arc::new(SigningKey::generate())));
+        let rec = j
+            .append(
+                &approval("ann"),
+                OffsetDateTime::UNIX_EPOCH,
+                Durability::Sync,
+            )
+            .unwrap();
+        assert_eq!((rec.seq, rec.prev.as_str()), (2, hash.as_str()));
+        drop(j);
+        assert_eq!(version(&path), 2);
+        let r = Journal::open_read_only(dir.path())
+            .unwrap()
+            .records()
+            .unwrap();
+        assert!(r[0].signature.is_none() && r[1].signature.is_some());
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! another run started shows two writers at once. Cutting records off the end leaves a valid
 //! shorter chain, which is why `audit checkpoint` prints the head: an auditor who kept it
 //! passes it back with `--checkpoint SEQ:HASH` and a cut-off journal no longer contains it.
+//!
+//! A consistent chain is not yet an authentic one: anyone who can write the state folder can
+//! append a correctly hashed record. Given the public keys of the people who write the journal
+//! ([`ChainVerifier::require_signatures`]), every record must also carry a valid signature by
+//! one of them, the last record included.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,6 +17,7 @@ use serde::Serialize;
 
 use super::event::{Event, EventKind};
 use super::record::{GENESIS, Record, record_hash};
+use crate::signing::{PublicKey, SignatureCheck, check};
 
 /// A head an auditor kept: `SEQ:HASH`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -89,6 +95,25 @@ pub enum Break {
         /// The run that had started by then.
         current: u32,
     },
+    /// The record carries no signature, and signatures are required.
+    Unsigned {
+        /// The record.
+        seq: u64,
+    },
+    /// The record is signed by a key that is not among the trusted ones.
+    UntrustedSigner {
+        /// The record.
+        seq: u64,
+        /// The key id it names.
+        key: String,
+    },
+    /// The record's signature does not verify with the key it names.
+    BadSignature {
+        /// The record.
+        seq: u64,
+        /// The key id it names.
+        key: String,
+    },
     /// The checkpoint is not in the journal.
     CheckpointMissing {
         /// The checkpoint.
@@ -106,7 +131,10 @@ impl Break {
             | Break::Missing { seq, .. }
             | Break::Unchained { seq }
             | Break::Unreadable { seq, .. }
-            | Break::Interleaved { seq, .. } => *seq,
+            | Break::Interleaved { seq, .. }
+            | Break::Unsigned { seq }
+            | Break::UntrustedSigner { seq, .. }
+            | Break::BadSignature { seq, .. } => *seq,
             Break::CheckpointMissing { head, .. } => head + 1,
         }
     }
@@ -135,6 +163,18 @@ impl fmt::Display for Break {
                 f,
                 "record {seq} was written by run {run} after run {current} had started: two installs wrote this state folder at once (its lock was bypassed); check both runs' steps before going on"
             ),
+            Break::Unsigned { seq } => write!(
+                f,
+                "record {seq} is not signed: it was written without a signing key, or added by someone who holds none of the trusted keys"
+            ),
+            Break::UntrustedSigner { seq, key } => write!(
+                f,
+                "record {seq} is signed by {key}, which is not one of the trusted public keys"
+            ),
+            Break::BadSignature { seq, key } => write!(
+                f,
+                "record {seq} has a signature by {key} that does not verify: the record or its signature was altered"
+            ),
             Break::CheckpointMissing { checkpoint, head } => write!(
                 f,
                 "the checkpoint {checkpoint} is not in the journal (head is record {head}): records were cut off the end or rewritten"
@@ -151,6 +191,11 @@ pub struct ChainVerifier {
     checkpoint: Option<Checkpoint>,
     checkpoint_seen: bool,
     current_run: Option<u32>,
+    trusted: Vec<PublicKey>,
+    /// Records per signing key id (verified ones only when keys are required).
+    pub signed_by: std::collections::BTreeMap<String, u64>,
+    /// Records without a signature.
+    pub unsigned: u64,
     /// Bytes hashed.
     pub bytes: u64,
 }
@@ -164,7 +209,37 @@ impl ChainVerifier {
             checkpoint,
             checkpoint_seen: false,
             current_run: None,
+            trusted: Vec::new(),
+            signed_by: Default::default(),
+            unsigned: 0,
             bytes: 0,
+        }
+    }
+
+    /// Requires every record to carry a valid signature by one of `keys` (no keys: signatures
+    /// are counted but not checked).
+    pub fn require_signatures(mut self, keys: Vec<PublicKey>) -> Self {
+        self.trusted = keys;
+        self
+    }
+
+    /// Checks the record's signature (when keys are required) and counts its signer.
+    fn check_signature(&mut self, r: &Record) -> Result<(), Break> {
+        if self.trusted.is_empty() {
+            match &r.signature {
+                Some(s) => *self.signed_by.entry(s.key.clone()).or_default() += 1,
+                None => self.unsigned += 1,
+            }
+            return Ok(());
+        }
+        match check(&r.hash, r.signature.as_ref(), &self.trusted) {
+            SignatureCheck::Valid(key) => {
+                *self.signed_by.entry(key).or_default() += 1;
+                Ok(())
+            }
+            SignatureCheck::Unsigned => Err(Break::Unsigned { seq: r.seq }),
+            SignatureCheck::UntrustedKey(key) => Err(Break::UntrustedSigner { seq: r.seq, key }),
+            SignatureCheck::Invalid(key) => Err(Break::BadSignature { seq: r.seq, key }),
         }
     }
 
@@ -187,6 +262,7 @@ impl ChainVerifier {
         if r.prev != self.prev {
             return Err(Break::Unchained { seq: r.seq });
         }
+        self.check_signature(r)?;
         let event = match serde_json::from_str::<Event>(&r.payload) {
             Ok(e) if r.kind.parse::<EventKind>() == Ok(e.kind()) => e,
             Ok(e) => {
@@ -294,6 +370,7 @@ mod tests {
                     payload,
                     prev: prev.clone(),
                     hash: hash.clone(),
+                    signature: None,
                 };
                 prev = hash;
                 r
@@ -383,6 +460,63 @@ mod tests {
         assert_eq!(head.seq, 5);
         assert_eq!(head.hash, c[4].hash);
         assert_eq!(verify_chain(&c, Some(head.clone())).unwrap(), Some(head));
+    }
+
+    fn signed(mut rs: Vec<Record>, key: &crate::signing::SigningKey) -> Vec<Record> {
+        for r in &mut rs {
+            r.signature = Some(key.sign(&r.hash));
+        }
+        rs
+    }
+
+    #[test]
+    fn signatures_are_required_on_every_record_when_keys_are_given() {
+        use crate::signing::SigningKey;
+        let (a, b) = (SigningKey::generate(), SigningKey::generate());
+        let keys = vec![a.public().clone(), b.public().clone()];
+        let verify = |rs: &[Record], keys: Vec<PublicKey>| {
+            let mut v = ChainVerifier::new(None).require_signatures(keys);
+            for r in rs {
+                v.push(r)?;
+            }
+            v.finish().map(|_| rs.len())
+        };
+        let mut rs = signed(chain(4), &a);
+        rs[2].signature = Some(b.sign(&rs[2].hash));
+        assert_eq!(verify(&rs, keys.clone()), Ok(4), "two trusted signers");
+        assert_eq!(
+            verify(&rs, vec![a.public().clone()]),
+            Err(Break::UntrustedSigner {
+                seq: 3,
+                key: b.public().id().to_owned()
+            })
+        );
+        // Each position, the last included, is named when unsigned or badly signed.
+        for i in 0..rs.len() {
+            let mut u = rs.clone();
+            u[i].signature = None;
+            assert_eq!(
+                verify(&u, keys.clone()),
+                Err(Break::Unsigned { seq: i as u64 + 1 })
+            );
+            let mut bad = rs.clone();
+            let other = (i + 1) % rs.len();
+            bad[i].signature = rs[other].signature.clone();
+            assert!(
+                matches!(verify(&bad, keys.clone()), Err(Break::BadSignature { seq, .. }) if seq == i as u64 + 1),
+                "copied signature at {i}"
+            );
+        }
+        // Without keys, signatures are counted, not checked.
+        let mut v = ChainVerifier::new(None);
+        let mut u = rs.clone();
+        u[0].signature = None;
+        for r in &u {
+            v.push(r).unwrap();
+        }
+        assert_eq!(v.unsigned, 1);
+        assert_eq!(v.signed_by[a.public().id()], 2);
+        assert_eq!(v.signed_by[b.public().id()], 1);
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //!
 //! `hash = SHA-256("realmctl-journal-v1" ‖ len‖prev ‖ len‖at ‖ len‖kind ‖ len‖payload ‖ seq)`:
 //! every field is length-prefixed so no two different records hash the same bytes.
+//!
+//! The signature ([`crate::signing`]) is over the hash, so it is not part of what is hashed:
+//! a record's hash is the same whether it is signed or not.
 
 use ::time::OffsetDateTime;
 use ::time::format_description::well_known::Rfc3339;
@@ -27,6 +30,8 @@ pub struct Record {
     pub prev: String,
     /// Hash of this record.
     pub hash: String,
+    /// The writer's signature of `hash`, when it was given a signing key.
+    pub signature: Option<crate::signing::Signature>,
 }
 
 /// A record whose payload is not an event this build knows.

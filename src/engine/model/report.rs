@@ -85,7 +85,71 @@ pub struct PhaseRow {
     /// Gates, described.
     pub gates: Vec<String>,
     /// Approvals recorded for this phase.
-    pub approvals: Vec<Approval>,
+    pub approvals: Vec<ApprovalRow>,
+}
+
+/// An approval and the key that signed its record.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRow {
+    /// The approval.
+    #[serde(flatten)]
+    pub approval: Approval,
+    /// The key id its record names as signer (checked by `audit verify --public-key`).
+    pub signed_by: Option<String>,
+}
+
+/// Who signed the journal's records, as the records name them.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Signatures {
+    /// Per key id: how many records, and the first and last of them.
+    pub keys: Vec<SignerRow>,
+    /// Records without a signature.
+    pub unsigned: u64,
+    /// The signer of each record (only what the report shows: approvals).
+    #[serde(skip)]
+    pub of_record: std::collections::HashMap<u64, String>,
+}
+
+/// One signing key's share of the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignerRow {
+    /// Key id.
+    pub key: String,
+    /// Records it signed.
+    pub records: u64,
+    /// First record it signed.
+    pub first: u64,
+    /// Last record it signed.
+    pub last: u64,
+}
+
+impl Signatures {
+    /// Counts one record's signer (pure; records in order). `keep` records the signer of
+    /// this record for the report's rows.
+    pub fn add(&mut self, seq: u64, signer: Option<&str>, keep: bool) {
+        let Some(key) = signer else {
+            self.unsigned += 1;
+            return;
+        };
+        match self.keys.iter_mut().find(|k| k.key == key) {
+            Some(row) => {
+                row.records += 1;
+                row.last = seq;
+            }
+            None => self.keys.push(SignerRow {
+                key: key.to_owned(),
+                records: 1,
+                first: seq,
+                last: seq,
+            }),
+        }
+        if keep {
+            self.of_record.insert(seq, key.to_owned());
+        }
+    }
 }
 
 /// The report model.
@@ -114,6 +178,8 @@ pub struct InstallReport {
     pub journal_head: Option<Checkpoint>,
     /// Records in the journal.
     pub journal_records: u64,
+    /// Who signed the records (as recorded; `audit verify --public-key` checks them).
+    pub signatures: Signatures,
 }
 
 fn step_row(id: &str, action: &str, st: Option<&StepState>) -> StepRow {
@@ -193,7 +259,11 @@ pub fn phase_status(phase: &Phase, state: &State) -> PhaseStatus {
 }
 
 /// Builds the report model from the journal's state.
-pub fn build(state: &State, head: Option<Checkpoint>) -> Option<InstallReport> {
+pub fn build(
+    state: &State,
+    head: Option<Checkpoint>,
+    signatures: Signatures,
+) -> Option<InstallReport> {
     let playbook = state.playbook.as_ref()?;
     let subject = state.subject.as_ref()?;
     let phases: Vec<PhaseRow> = playbook
@@ -222,7 +292,10 @@ pub fn build(state: &State, head: Option<Checkpoint>) -> Option<InstallReport> {
                     .approvals
                     .iter()
                     .filter(|a| a.phase == p.number)
-                    .cloned()
+                    .map(|a| ApprovalRow {
+                        signed_by: signatures.of_record.get(&a.seq).cloned(),
+                        approval: a.clone(),
+                    })
                     .collect(),
                 steps,
             }
@@ -241,6 +314,7 @@ pub fn build(state: &State, head: Option<Checkpoint>) -> Option<InstallReport> {
         takeovers: state.takeovers.clone(),
         journal_head: head,
         journal_records: state.records,
+        signatures,
     })
 }
 
@@ -288,6 +362,35 @@ mod tests {
             output: StepOutput::default(),
             duration_ms: 1,
         }
+    }
+
+    #[test]
+    fn signatures_are_counted_per_key_with_their_range() {
+        let mut s = Signatures::default();
+        s.add(1, Some("ed25519:a"), false);
+        s.add(2, None, false);
+        s.add(3, Some("ed25519:b"), true);
+        s.add(4, Some("ed25519:a"), false);
+        assert_eq!(s.unsigned, 1);
+        assert_eq!(
+            s.keys,
+            vec![
+                SignerRow {
+                    key: "ed25519:a".into(),
+                    records: 2,
+                    first: 1,
+                    last: 4
+                },
+                SignerRow {
+                    key: "ed25519:b".into(),
+                    records: 1,
+                    first: 3,
+                    last: 3
+                }
+            ]
+        );
+        assert_eq!(s.of_record.len(), 1);
+        assert_eq!(s.of_record[&3], "ed25519:b");
     }
 
     #[test]
