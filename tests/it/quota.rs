@@ -260,7 +260,13 @@ fn racing_threads_never_over_admit() {
                             size: Size::Large,
                             replicas: 1,
                         };
-                        l.deploy("acme", &req, "race").unwrap().admitted
+                        let d = l.deploy("acme", &req, "race").unwrap();
+                        // Every loser is refused for the one reason that applies.
+                        assert!(
+                            d.admitted || d.reason.map(|r| r.as_str()) == Some("insufficient_rtu"),
+                            "{d:?}"
+                        );
+                        d.admitted
                     })
                     .count()
             })
@@ -284,4 +290,69 @@ fn racing_threads_never_over_admit() {
             .count(),
         threads * per_thread - 30
     );
+}
+
+/// Issue #11: separate processes (not threads of one) racing on one SQLite ledger. Every
+/// process either is admitted (exit 0) or refused with 409's reason `insufficient_rtu` (exit 1);
+/// anything else fails the test; exactly what fits is admitted.
+#[test]
+fn racing_processes_never_over_admit_and_every_loser_gets_the_right_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    seed(&db, 6); // Prod pool: 2 × 6 = 12 RTUs = three Large (4 RTU) deployments.
+    let procs = 24;
+    let children: Vec<_> = (0..procs)
+        .map(|i| {
+            crate::common::realmctl_std()
+                .args([
+                    "quota", "deploy", "--output", "json", "--realm", "acme", "--db",
+                ])
+                .arg(&db)
+                .args([
+                    "--env",
+                    "prod",
+                    "--pipeline",
+                    &format!("p{i}"),
+                    "--version",
+                    "1.0",
+                    "--size",
+                    "large",
+                    "--replicas",
+                    "1",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut admitted = 0;
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| {
+            panic!(
+                "not a decision: {} / {}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        });
+        match o.status.code() {
+            Some(0) => {
+                assert_eq!(v["admitted"], true, "{v}");
+                admitted += 1;
+            }
+            Some(1) => {
+                assert_eq!(v["admitted"], false, "{v}");
+                assert_eq!(v["reason"], "insufficient_rtu", "{v}");
+            }
+            other => panic!("exit {other:?}: {v}"),
+        }
+    }
+    let mut l = Ledger::open(&db, Sync::Full).unwrap();
+    let st = l.status("acme").unwrap();
+    assert_eq!(admitted as u64, st.prod.subscriptions_used, "{st:?}");
+    assert_eq!(admitted, 3, "{st:?}");
+    assert_eq!(st.prod.rtus_used, 12);
+    let log = l.decisions("acme").unwrap();
+    assert_eq!(log.iter().filter(|d| d.action == "deploy").count(), procs);
 }

@@ -244,13 +244,20 @@ fn racing_http_clients_get_exactly_what_fits() {
                 barrier.wait();
                 (0..5)
                     .filter(|i| {
-                        call(
+                        let (st, v) = call(
                             "POST",
                             &url,
                             Some(&token),
                             Some(&deploy_body(&format!("c{c}-{i}"), "1.0", "large", 1)),
-                        )
-                        .0 == 200
+                        );
+                        // Every loser gets 409 for the one reason that applies; a 500 or
+                        // anything else fails the test.
+                        match st {
+                            200 => assert_eq!(v["admitted"], true, "{v}"),
+                            409 => assert_eq!(v["reason"], "insufficient_rtu", "{v}"),
+                            other => panic!("HTTP {other}: {v}"),
+                        }
+                        st == 200
                     })
                     .count()
             })
@@ -769,4 +776,41 @@ fn a_locked_sqlite_ledger_gets_503_within_the_timeout() {
         .map(|d| d["pipeline"].as_str().unwrap())
         .collect();
     assert_eq!(pipelines, ["after"], "the 503'd request was recorded");
+}
+
+/// Issue #11: the token `quota token` prints, with the line it says to add to the tokens file,
+/// is accepted by a running `quota serve` for its own scope only.
+#[test]
+fn tokens_printed_by_quota_token_work_against_a_running_quota_serve() {
+    let printed = |args: &[&str]| {
+        let o = crate::common::realmctl_std()
+            .args(["quota", "token"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        let out = String::from_utf8(o.stdout).unwrap();
+        let token = out.lines().nth(1).unwrap().trim().to_owned();
+        let line = out.lines().nth(3).unwrap().trim().to_owned();
+        (token, line)
+    };
+    let (admin, admin_line) = printed(&["--admin"]);
+    let (acme, acme_line) = printed(&["--realm", "acme"]);
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens, format!("{admin_line}\n{acme_line}\n")).unwrap();
+    let s = spawn(dir.path().join("quota.db"), tokens);
+    let config = format!("{}/v1/realms/acme/config", s.base);
+    let body = json!({"pipelineSubscriptions": 3}).to_string();
+    let usage = format!("{}/v1/realms/acme/usage", s.base);
+    // The realm token may not seed; the admin token may.
+    assert_eq!(call("PUT", &config, Some(&acme), Some(&body)).0, 403);
+    let (st, v) = call("PUT", &config, Some(&admin), Some(&body));
+    assert_eq!(st, 200, "{v}");
+    // The realm token reads its realm's usage; a token nobody listed is refused.
+    let (st, v) = call("GET", &usage, Some(&acme), None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["prod"]["rtusTotal"], 6, "{v}");
+    let (stranger, _) = printed(&["--realm", "acme"]);
+    assert_eq!(call("GET", &usage, Some(&stranger), None).0, 401);
 }
