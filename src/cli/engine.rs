@@ -315,6 +315,8 @@ pub fn approve(
     output: Format,
 ) -> Result<Outcome, BadInput> {
     let key = signing.load(state)?;
+    #[cfg(feature = "test-actions")]
+    let kill_at = env::kill_at()?;
     let a = run::approve(
         state,
         phase,
@@ -324,6 +326,10 @@ pub fn approve(
         key,
     )
     .map_err(|e| bad(anyhow!(e)))?;
+    #[cfg(feature = "test-actions")]
+    if kill_at == Some(realmctl::engine::options::KillPoint::Approved) {
+        realmctl::engine::options::kill_self();
+    }
     match output {
         Format::Json => print_json(&a),
         Format::Text => println!(

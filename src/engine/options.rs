@@ -124,15 +124,49 @@ pub enum KillPoint {
     /// Inside the step, where its action says `label` (e.g. between a create call and its
     /// journal record).
     At(String, String),
+    /// After a failed attempt is journaled, before its retry is.
+    Failed(String),
+    /// After the retry is journaled, during the back-off.
+    Retried(String),
+    /// At phase N's gate, after the journal was read again, before anything is written.
+    GateChecked(u8),
+    /// After phase N's gate-waiting record is journaled.
+    GateWaiting(u8),
+    /// Before the run's stop record.
+    Stopping,
+    /// After the run's stop record is journaled, before the lock is released.
+    Stopped,
+    /// `approve`: after the approval is journaled, before anything is printed.
+    Approved,
 }
 
 #[cfg(feature = "test-actions")]
 impl std::str::FromStr for KillPoint {
     type Err = String;
-    /// `opened`, `STEP:started|acted|succeeded`, or `STEP:at:LABEL`.
+    /// `opened`, `stopping`, `stopped`, `approved`, `gate:N:checked`, `gate:N:waiting`,
+    /// `STEP:started|acted|succeeded|failed|retried`, or `STEP:at:LABEL`.
     fn from_str(s: &str) -> Result<Self, String> {
-        if s == "opened" {
-            return Ok(KillPoint::Opened);
+        match s {
+            "opened" => return Ok(KillPoint::Opened),
+            "stopping" => return Ok(KillPoint::Stopping),
+            "stopped" => return Ok(KillPoint::Stopped),
+            "approved" => return Ok(KillPoint::Approved),
+            _ => {}
+        }
+        if let Some(rest) = s.strip_prefix("gate:") {
+            let (n, point) = rest
+                .split_once(':')
+                .ok_or_else(|| format!("kill point `{s}`: write gate:N:checked|waiting"))?;
+            let n: u8 = n
+                .parse()
+                .map_err(|_| format!("kill point `{s}`: N is a phase number"))?;
+            return match point {
+                "checked" => Ok(KillPoint::GateChecked(n)),
+                "waiting" => Ok(KillPoint::GateWaiting(n)),
+                _ => Err(format!(
+                    "kill point `{s}`: the gate point is checked or waiting"
+                )),
+            };
         }
         if let Some((step, label)) = s.split_once(":at:") {
             return Ok(KillPoint::At(step.to_owned(), label.to_owned()));
@@ -145,8 +179,10 @@ impl std::str::FromStr for KillPoint {
             "started" => Ok(KillPoint::Started(step)),
             "acted" => Ok(KillPoint::Acted(step)),
             "succeeded" => Ok(KillPoint::Succeeded(step)),
+            "failed" => Ok(KillPoint::Failed(step)),
+            "retried" => Ok(KillPoint::Retried(step)),
             _ => Err(format!(
-                "kill point `{s}`: the point is started, acted or succeeded"
+                "kill point `{s}`: the point is started, acted, succeeded, failed or retried"
             )),
         }
     }

@@ -290,6 +290,10 @@ macro_rules! kill_point {
         #[cfg(feature = "test-actions")]
         $r.kill_point(super::options::KillPoint::$variant($step.to_owned()));
     };
+    ($r:expr, $variant:ident) => {
+        #[cfg(feature = "test-actions")]
+        $r.kill_point(super::options::KillPoint::$variant);
+    };
 }
 
 enum StepResult {
@@ -398,6 +402,7 @@ pub async fn install(
         }
         (StopOutcome::Completed, "all six phases are done".into())
     };
+    kill_point!(r, Stopping);
     r.append(
         Event::RunStopped {
             run,
@@ -407,6 +412,7 @@ pub async fn install(
         Durability::Sync,
     )
     .await?;
+    kill_point!(r, Stopped);
     r.reload().await?;
     drop(guard);
     Ok(RunResult {
@@ -598,6 +604,7 @@ async fn run_step(
                     Durability::Sync,
                 )
                 .await?;
+                kill_point!(r, Failed, &step.id);
                 observer.on_step_end(
                     step,
                     &StepEnd::Failed {
@@ -622,6 +629,7 @@ async fn run_step(
                     Durability::Buffered,
                 )
                 .await?;
+                kill_point!(r, Retried, &step.id);
                 tokio::time::sleep(delay).await;
             }
         }
@@ -646,6 +654,7 @@ async fn check_gates(
     }
     // `approve` may have written while this run was going: read the journal again.
     r.reload().await?;
+    kill_point!(r, GateChecked, phase.number);
     let subject = state::phase_outputs_digest(phase, &r.state);
     let approved = subject
         .as_deref()
@@ -666,6 +675,7 @@ async fn check_gates(
         Durability::Sync,
     )
     .await?;
+    kill_point!(r, GateWaiting, phase.number);
     Ok(Some((
         StopOutcome::Waiting,
         format!("phase {} waits for the {} gate", phase.number, g.id),

@@ -71,6 +71,8 @@ async fn store_all(ctx: &Ctx<'_>, files: Vec<Rendered>, what: &str) -> Result<Ou
                 output: None,
             })?;
         refs.push(r);
+        // Crash tests: a kill with some artifacts stored and others not.
+        ctx.record.kill_point(&format!("stored-{}", refs.len()));
     }
     Ok(Outcome::Done(StepOutput {
         summary: format!("{} {what} stored", refs.len()),
