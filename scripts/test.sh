@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the loopback peers the tests start
-# (dnsmasq, tinyproxy, openssl, Chromium and PostgreSQL 15 from Debian; moto 5.2 from PyPI for S3, STS, IAM, EC2 and EKS) if
+# (dnsmasq, tinyproxy, openssl, Chromium, strace and PostgreSQL 15 from Debian; moto 5.2 from PyPI for S3, STS, IAM, EC2 and EKS) if
 # missing, then checks formatting and lints, then runs every test, including the install
 # engine's crash tests (feature test-actions). Idempotent: a second run installs nothing.
 set -euo pipefail
@@ -11,6 +11,8 @@ command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq
 command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || [ -x /usr/sbin/tinyproxy ] || need+=(tinyproxy-bin)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# strace: the durability tests trace the real binary's writes and fsyncs (tests/it/durability.rs).
+command -v strace >/dev/null 2>&1 || need+=(strace)
 # PostgreSQL server binaries (initdb, postgres, psql, pgbench): each quota test starts its own
 # throw-away cluster (tests/it/pg.rs); nothing is started here.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql-15)

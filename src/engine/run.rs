@@ -626,7 +626,9 @@ async fn run_step(
                         attempt: attempt + 1,
                         delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                     },
-                    Durability::Buffered,
+                    // Step starts are the only buffered records (docs/engine.md); a retry is
+                    // rare and fsync'd like every other record.
+                    Durability::Sync,
                 )
                 .await?;
                 kill_point!(r, Retried, &step.id);

@@ -10,6 +10,7 @@ mod engine_support;
 mod certificate_matrix;
 mod cli;
 mod dns;
+mod durability;
 #[cfg(all(feature = "eks", feature = "object-store"))]
 mod eks_install;
 #[cfg(all(feature = "eks", feature = "object-store"))]

@@ -1,0 +1,510 @@
+//! Durability proven from the system calls of the real binary (issue #11).
+//!
+//! SIGKILL cannot tell `synchronous=FULL` from `OFF`: a killed process leaves its writes in
+//! the page cache, and they survive. What survives a power loss is what was fsync'd. So these
+//! tests run `realmctl` under `strace` (Debian's) and read, in order, every write to a SQLite
+//! WAL, every fsync/fdatasync, and every write to stdout or to a socket:
+//!
+//! - a WAL frame header is the 24-byte write at the start of each frame; its bytes 4..8 (the
+//!   database size after the commit) are non-zero only on the last frame of a transaction, so
+//!   each such write marks one commit (<https://www.sqlite.org/fileformat2.html#walformat>);
+//! - a commit is durable at commit time when an fsync or fdatasync of its WAL completes while
+//!   the commit still holds the WAL's write lock (an `fcntl` unlock of byte 120 of the `-shm`
+//!   file ends the commit; SQLite's `WAL_WRITE_LOCK`). Under `synchronous=NORMAL` the lock is
+//!   released first and only a later checkpoint syncs the WAL, which a looser check (a sync
+//!   anywhere before the output) would wrongly accept.
+//!
+//! Checked: every journal record `install` and `approve` write is fsync'd before anything
+//! follows except step starts, which are the only `NORMAL` commits (docs/engine.md); an
+//! approval is fsync'd before `approve` prints it; every quota decision, admitted or denied, is
+//! fsync'd before the CLI prints it, and before `quota serve` sends its `200`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::common::{SpecOpts, realmctl_std};
+use crate::engine_support::{local_playbook, spec};
+use realmctl::engine::io::journal::Journal;
+
+/// One traced system call, in the order it happened.
+#[derive(Debug, Clone, PartialEq)]
+enum Sys {
+    /// A write (write, pwrite64, writev, sendto) to `path`: its first bytes and its length.
+    Write {
+        path: String,
+        head: Vec<u8>,
+        len: usize,
+    },
+    /// An fsync or fdatasync of `path` that completed.
+    Sync { path: String },
+    /// The release of a WAL's write lock (byte 120 of its `-shm` file): the end of a commit.
+    WriteUnlock { shm: String },
+}
+
+const TRACED: &str = "trace=write,pwrite64,writev,sendto,sendmsg,fsync,fdatasync,fcntl";
+
+/// `strace` arguments: follow threads and children, name each fd's file, every byte in hex.
+fn strace_args(out: &Path) -> Vec<String> {
+    ["-f", "-qq", "-y", "-xx", "-s", "24", "-e", TRACED, "-o"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([out.display().to_string()])
+        .collect()
+}
+
+/// The realmctl binary's path and isolated environment, as a command run under strace.
+fn traced(trace: &Path) -> Command {
+    let inner = realmctl_std();
+    let mut c = Command::new("strace");
+    c.args(strace_args(trace))
+        .arg("--")
+        .arg(inner.get_program())
+        .env_clear();
+    for (k, v) in inner.get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    for k in ["PATH", "HOME", "TMPDIR"] {
+        if let (Some(v), true) = (std::env::var_os(k), inner.get_envs().all(|(e, _)| e != k)) {
+            c.env(k, v);
+        }
+    }
+    c
+}
+
+/// Decodes strace's `\xNN` escapes (`-xx` prints every byte that way).
+fn unhex(s: &str) -> Vec<u8> {
+    s.split("\\x")
+        .filter(|p| !p.is_empty())
+        .map(|p| u8::from_str_radix(&p[..2], 16).unwrap())
+        .collect()
+}
+
+/// The fd's path in `name(FD<PATH>, ...`.
+fn fd_path(args: &str) -> Option<String> {
+    let start = args.find('<')? + 1;
+    let end = start + args[start..].find('>')?;
+    Some(String::from_utf8_lossy(&unhex(&args[start..end])).into_owned())
+}
+
+/// The first string argument (`"\x..."`) and the number after it (the length, for write and
+/// pwrite64; for writev the iov_len).
+fn first_string(args: &str) -> (Vec<u8>, usize) {
+    let Some(q) = args.find('"') else {
+        return (Vec::new(), 0);
+    };
+    let rest = &args[q + 1..];
+    let end = rest.find('"').unwrap_or(rest.len());
+    let head = unhex(&rest[..end]);
+    let after = rest[end..]
+        .trim_start_matches('"')
+        .trim_start_matches("...");
+    let len = after
+        .trim_start_matches([',', ' '])
+        .trim_start_matches("iov_len=")
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(head.len());
+    (head, len)
+}
+
+/// Parses an strace output file into the calls, in completion order for syncs and start order
+/// for writes.
+fn parse(trace: &Path) -> Vec<Sys> {
+    let text = std::fs::read_to_string(trace).unwrap();
+    let mut out = Vec::new();
+    let mut pending_sync: HashMap<String, String> = HashMap::new();
+    for line in text.lines() {
+        let Some((pid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        if let Some(resumed) = rest.strip_prefix("<... ") {
+            if resumed.starts_with("fsync") || resumed.starts_with("fdatasync") {
+                let path = pending_sync
+                    .remove(pid)
+                    .expect("a resumed sync was started");
+                if resumed.trim_end().ends_with("= 0") {
+                    out.push(Sys::Sync { path });
+                }
+            }
+            continue;
+        }
+        let Some((name, args)) = rest.split_once('(') else {
+            continue;
+        };
+        let Some(path) = fd_path(args) else {
+            continue;
+        };
+        match name {
+            "fcntl" => {
+                if args.contains("F_UNLCK")
+                    && args.contains("l_start=120,")
+                    && path.ends_with("-shm")
+                {
+                    out.push(Sys::WriteUnlock { shm: path });
+                }
+            }
+            "fsync" | "fdatasync" => {
+                if args.ends_with("<unfinished ...>") {
+                    pending_sync.insert(pid.to_owned(), path);
+                } else if args.trim_end().ends_with("= 0") {
+                    out.push(Sys::Sync { path });
+                }
+            }
+            _ => {
+                let (head, len) = first_string(args);
+                out.push(Sys::Write { path, head, len });
+            }
+        }
+    }
+    out
+}
+
+/// Whether the call at `i` is a WAL commit of `wal`: a 24-byte frame header whose "database
+/// size after commit" field is non-zero.
+fn is_commit(s: &Sys, wal: &str) -> bool {
+    matches!(s, Sys::Write { path, head, len: 24 } if path == wal && head.len() == 24 && head[4..8] != [0, 0, 0, 0])
+}
+
+fn is_frame(s: &Sys, wal: &str) -> bool {
+    matches!(s, Sys::Write { path, len: 24, .. } if path == wal)
+}
+
+/// The positions of the commits to `wal`.
+fn commits(calls: &[Sys], wal: &str) -> Vec<usize> {
+    (0..calls.len())
+        .filter(|&i| is_commit(&calls[i], wal))
+        .collect()
+}
+
+/// The position of the fsync that makes the commit at `i` durable, if the commit itself makes
+/// it so: the sync of its WAL must complete while the commit still holds the WAL's write lock
+/// (SQLite's `wal_write_lock`, byte 120 of the `-shm` file), before the next frame and before
+/// any write to the database file. Under `synchronous=NORMAL` the lock is released with the WAL
+/// unsynced, and only a later checkpoint syncs it: durable later, not at commit.
+fn synced(calls: &[Sys], i: usize, wal: &str) -> Option<usize> {
+    let db = wal.trim_end_matches("-wal");
+    let shm = format!("{db}-shm");
+    for (j, c) in calls.iter().enumerate().skip(i + 1) {
+        match c {
+            Sys::Sync { path } if path == wal => return Some(j),
+            Sys::WriteUnlock { shm: s } if *s == shm => return None,
+            Sys::Write { path, .. } if path == db => return None,
+            c if is_frame(c, wal) => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+fn wal_of(db: &Path) -> String {
+    let db = std::fs::canonicalize(db).unwrap();
+    format!("{}-wal", db.display())
+}
+
+/// Runs `realmctl ARGS` under strace; returns the exit code and the calls.
+fn run_traced(dir: &Path, name: &str, args: &[&str]) -> (Option<i32>, Vec<Sys>, String) {
+    let trace = dir.join(format!("{name}.strace"));
+    let o = traced(&trace)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("strace is installed by scripts/test.sh (apt-get install strace)");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    (o.status.code(), parse(&trace), err)
+}
+
+/// The kinds of the journal's records after position `from`.
+fn kinds_after(state: &Path, from: usize) -> Vec<String> {
+    Journal::open_read_only(state)
+        .unwrap()
+        .records()
+        .unwrap()
+        .into_iter()
+        .skip(from)
+        .map(|r| r.kind)
+        .collect()
+}
+
+fn record_count(state: &Path) -> usize {
+    Journal::open_read_only(state)
+        .map(|j| j.records().unwrap().len())
+        .unwrap_or(0)
+}
+
+/// Checks one traced command that appended `kinds` to the journal: one commit per record, and
+/// each fsync'd unless it is a step start.
+fn check_journal_commits(calls: &[Sys], wal: &str, kinds: &[String], what: &str) {
+    let cs = commits(calls, wal);
+    assert_eq!(
+        cs.len(),
+        kinds.len(),
+        "{what}: one WAL commit per journal record ({kinds:?})"
+    );
+    for (k, (&i, kind)) in cs.iter().zip(kinds).enumerate() {
+        let sync = synced(calls, i, wal);
+        if kind == "stepStarted" {
+            assert_eq!(sync, None, "{what}: record {k} ({kind}) is a NORMAL commit");
+        } else {
+            assert!(
+                sync.is_some(),
+                "{what}: record {k} ({kind}) was not fsync'd before the next write"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_journal_record_but_step_starts_is_fsynced_and_approvals_before_they_are_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let pb = local_playbook(dir.path());
+    let state = dir.path().join("state");
+    let (s, sp, p) = (
+        state.to_str().unwrap(),
+        spec.to_str().unwrap(),
+        pb.to_str().unwrap(),
+    );
+    let install = ["install", "--yes", "-f", sp, "--state", s, "--playbook", p];
+
+    // First run: to the phase-5 gate.
+    let (code, calls, err) = run_traced(dir.path(), "install-1", &install);
+    assert_eq!(code, Some(3), "{err}");
+    let wal = wal_of(&state.join("journal.db"));
+    let first = kinds_after(&state, 0);
+    assert!(first.iter().filter(|k| *k == "stepStarted").count() >= 5);
+    assert!(first.iter().any(|k| k == "gateWaiting"));
+    check_journal_commits(&calls, &wal, &first, "install to the gate");
+
+    // The approval: one record, fsync'd before `approve` says it is recorded.
+    let before = record_count(&state);
+    let (code, calls, err) = run_traced(
+        dir.path(),
+        "approve",
+        &["approve", "--phase", "5", "--by", "Ann", "--state", s],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let kinds = kinds_after(&state, before);
+    assert_eq!(kinds, ["approved"]);
+    check_journal_commits(&calls, &wal, &kinds, "approve");
+    let commit = commits(&calls, &wal)[0];
+    let sync = synced(&calls, commit, &wal).unwrap();
+    let printed = calls
+        .iter()
+        .position(|c| matches!(c, Sys::Write { head, .. } if head.starts_with(b"phase 5 approved")))
+        .expect("approve printed its confirmation");
+    assert!(
+        sync < printed,
+        "the approval was printed (call {printed}) before it was fsync'd (call {sync})"
+    );
+
+    // Second run: to the end, including the quota seed (its own ledger, fsync'd too).
+    let before = record_count(&state);
+    let (code, calls, err) = run_traced(dir.path(), "install-2", &install);
+    assert_eq!(code, Some(0), "{err}");
+    let kinds = kinds_after(&state, before);
+    assert!(kinds.iter().any(|k| k == "stepSucceeded"));
+    check_journal_commits(&calls, &wal, &kinds, "install to the end");
+    let quota_wal = wal_of(&state.join("quota.db"));
+    let seeds = commits(&calls, &quota_wal);
+    assert!(!seeds.is_empty(), "quota.seed committed to the ledger");
+    for i in seeds {
+        assert!(
+            synced(&calls, i, &quota_wal).is_some(),
+            "the quota seed was not fsync'd"
+        );
+    }
+}
+
+/// The quota CLI's decisions: admitted and denied, each fsync'd before it is printed.
+#[test]
+fn every_quota_decision_is_fsynced_before_the_cli_prints_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let spec = crate::quota_cli::spec(dir.path(), 1); // 3 Prod RTUs: one Medium fits.
+    let o = realmctl_std()
+        .args(["quota", "seed", "--db"])
+        .arg(&db)
+        .arg("-f")
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let wal = wal_of(&db);
+    let dbs = db.to_str().unwrap();
+    for (pipeline, expect) in [("p1", Some(0)), ("p2", Some(1))] {
+        let (code, calls, err) = run_traced(
+            dir.path(),
+            pipeline,
+            &[
+                "quota",
+                "deploy",
+                "--output",
+                "json",
+                "--db",
+                dbs,
+                "--realm",
+                "acme",
+                "--env",
+                "prod",
+                "--pipeline",
+                pipeline,
+                "--version",
+                "1.0",
+                "--size",
+                "medium",
+            ],
+        );
+        assert_eq!(code, expect, "{pipeline}: {err}");
+        let cs = commits(&calls, &wal);
+        assert_eq!(cs.len(), 1, "{pipeline}: one commit per decision");
+        let sync = synced(&calls, cs[0], &wal).expect("the decision was fsync'd");
+        let printed = calls
+            .iter()
+            .position(|c| matches!(c, Sys::Write { head, .. } if head.starts_with(b"{")))
+            .expect("the decision was printed");
+        assert!(sync < printed, "{pipeline}: printed before it was fsync'd");
+    }
+}
+
+/// `quota serve`: every admission's `200` leaves after the commit that holds it was fsync'd.
+/// One client sends its requests one after another, so each request is its own batch and the
+/// last commit before a response is that response's own.
+#[test]
+fn every_admission_quota_serve_acknowledges_was_fsynced_first() {
+    use realmctl::quota::tokens::{Scope, mint};
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let (admin, a) = mint(&Scope::Admin);
+    let (acme, b) = mint(&Scope::Realm("acme".into()));
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens, format!("{a}\n{b}\n")).unwrap();
+    let db = dir.path().join("core.db");
+    let trace = dir.path().join("serve.strace");
+    let mut child = traced(&trace)
+        .args(["quota", "serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .arg("--tokens")
+        .arg(&tokens)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    stderr.read_line(&mut line).unwrap();
+    // Keep reading, so the server never writes to a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let base = line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let r = agent
+        .put(format!("{base}/v1/realms/acme/config"))
+        .header("Authorization", format!("Bearer {admin}"))
+        .content_type("application/json")
+        .send(r#"{"pipelineSubscriptions": 4}"#)
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let body = format!(
+            r#"{{"environment": "prod", "pipeline": "p{i}", "version": "1.0", "size": "medium", "replicas": 1}}"#
+        );
+        let r = agent
+            .post(format!("{base}/v1/realms/acme/deployments"))
+            .header("Authorization", format!("Bearer {acme}"))
+            .content_type("application/json")
+            .send(body)
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    // 8 Prod RTUs: four Medium (2 RTU) admissions, then denials.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        8,
+        "{statuses:?}"
+    );
+    // SIGTERM to the server (strace's child): a graceful stop; strace then exits with it.
+    let server =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap();
+    let server = server
+        .split_whitespace()
+        .next()
+        .expect("strace runs the server");
+    let _ = Command::new("kill").args(["-TERM", server]).status();
+    let _ = child.wait();
+    let calls = parse(&trace);
+    let wal = wal_of(&db);
+    let responses: Vec<usize> = (0..calls.len())
+        .filter(|&i| {
+            matches!(&calls[i], Sys::Write { path, head, .. } if path.starts_with("socket:") && head.starts_with(b"HTTP/1.1 "))
+        })
+        .collect();
+    // The health-free sequence: one config PUT and twelve POSTs answered.
+    assert_eq!(responses.len(), 13, "{} responses traced", responses.len());
+    let mut checked = 0;
+    for &i in &responses {
+        let Sys::Write { head, .. } = &calls[i] else {
+            unreachable!()
+        };
+        if !head.starts_with(b"HTTP/1.1 200") && !head.starts_with(b"HTTP/1.1 409") {
+            continue;
+        }
+        let last_commit = (0..i)
+            .rev()
+            .find(|&j| is_commit(&calls[j], &wal))
+            .expect("a commit before the answer");
+        let sync = synced(&calls, last_commit, &wal);
+        assert!(
+            sync.is_some_and(|s| s < i),
+            "answer at call {i} ({}) was sent before its commit (call {last_commit}) was fsync'd",
+            String::from_utf8_lossy(head)
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 13);
+}
+
+#[test]
+fn the_trace_parser_reads_frames_syncs_and_resumed_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t");
+    let hex = |s: &str| s.bytes().map(|b| format!("\\x{b:02x}")).collect::<String>();
+    let wal = "/s/j.db-wal";
+    let commit_hdr = "\\x00\\x00\\x00\\x04\\x00\\x00\\x00\\x07\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00";
+    let frame_hdr = "\\x00\\x00\\x00\\x04\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00";
+    std::fs::write(
+        &t,
+        format!(
+            "1 pwrite64(5<{w}>, \"{frame_hdr}\", 24, 32) = 24\n\
+             1 pwrite64(5<{w}>, \"{commit_hdr}\", 24, 4152) = 24\n\
+             2 fsync(5<{w}> <unfinished ...>\n\
+             1 write(1<{o}>, \"{p}\"..., 40) = 40\n\
+             2 <... fsync resumed>) = 0\n",
+            w = hex(wal),
+            o = hex("/dev/null"),
+            p = hex("phase 5 approved")
+        ),
+    )
+    .unwrap();
+    let calls = parse(&t);
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    assert!(!is_commit(&calls[0], wal) && is_frame(&calls[0], wal));
+    assert!(is_commit(&calls[1], wal));
+    assert_eq!(commits(&calls, wal), vec![1]);
+    // The sync completed after the write to stdout started: not before it.
+    assert_eq!(synced(&calls, 1, wal), Some(3));
+    assert!(matches!(&calls[2], Sys::Write { head, len: 40, .. } if head.starts_with(b"phase 5")));
+}
