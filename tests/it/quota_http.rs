@@ -292,7 +292,11 @@ fn sigterm_shuts_down_gracefully() {
             assert!(code.success(), "exit {code:?}");
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "did not stop");
+        // Nothing in flight and no connection open: no grace period to wait out.
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "did not stop at once"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut l = Ledger::open(&s.db, Sync::Full).unwrap();
@@ -522,9 +526,12 @@ fn incomplete_connections_are_closed_and_never_starve_real_clients() {
     let mut idle: Vec<_> = (0..300)
         .map(|_| {
             let mut c = std::net::TcpStream::connect(addr(&s)).unwrap();
+            // From the established connection: a connect can itself wait a second when the
+            // kernel drops a SYN under this burst (a client-side retransmit).
+            let opened = Instant::now();
             c.write_all(b"GET /v1/realms/acme/usage HTTP/1.1\r\n")
                 .unwrap();
-            c
+            (opened, c)
         })
         .collect();
     let t0 = Instant::now();
@@ -542,16 +549,16 @@ fn incomplete_connections_are_closed_and_never_starve_real_clients() {
         "real clients waited {:?}",
         t0.elapsed()
     );
-    // Every half-sent request is closed once its head is late (1 s), within 1.5 × + slack.
-    let t0 = Instant::now();
-    for c in &mut idle {
+    // Every half-sent request is closed once its head is late (1 s after it was opened),
+    // within 1.5 × that + 0.5 s of its own opening (the connections open one after another).
+    for (opened, c) in &mut idle {
         assert!(closed_within(c, Duration::from_secs(3)), "still open");
+        let took = opened.elapsed();
+        assert!(
+            took >= Duration::from_millis(900) && took <= Duration::from_millis(1500 + 500),
+            "a half-sent request was closed {took:?} after it was opened"
+        );
     }
-    assert!(
-        t0.elapsed() <= Duration::from_millis(1500 + 1000),
-        "{:?}",
-        t0.elapsed()
-    );
     // A keep-alive connection that goes quiet after a request is closed the same way.
     let mut quiet = std::net::TcpStream::connect(addr(&s)).unwrap();
     quiet
@@ -567,7 +574,7 @@ fn incomplete_connections_are_closed_and_never_starve_real_clients() {
     assert!(closed_within(&mut quiet, Duration::from_secs(4)));
     let took = t0.elapsed();
     assert!(
-        took >= Duration::from_millis(900) && took <= Duration::from_millis(1500 + 1000),
+        took >= Duration::from_millis(900) && took <= Duration::from_millis(1500 + 500),
         "idle keep-alive closed after {took:?}"
     );
 }
