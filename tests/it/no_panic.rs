@@ -254,11 +254,11 @@ fn run_mutated(i: usize, which: usize, kind: u8, picks: &[(usize, u8)]) -> (bool
 
 #[test]
 fn the_corpus_is_valid_and_passes_the_parser() {
-    for i in 0..CORPUS.len() {
+    for (i, (name, _)) in CORPUS.iter().enumerate() {
         let (ders, key) = seed(i);
         assert!(!ders.is_empty() && !key.is_empty());
         let (parses, msg) = run_mutated(i, 0, 0, &[]);
-        assert!(parses, "{}: {msg}", CORPUS[i].0);
+        assert!(parses, "{name}: {msg}");
     }
     let (ders, _) = seed(0);
     assert_eq!(ders.len(), 2, "the ECDSA entry is a chain");
