@@ -197,6 +197,15 @@ impl Pg {
             .unwrap()
     }
 
+    fn log_path(&self) -> PathBuf {
+        self.data.with_file_name("postgres.log")
+    }
+
+    /// What the server wrote to its log (stderr) so far.
+    pub fn log(&self) -> Vec<u8> {
+        std::fs::read(self.log_path()).unwrap_or_default()
+    }
+
     /// The postmaster's process id.
     pub fn postmaster_pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
@@ -221,9 +230,15 @@ impl Pg {
         for s in &self.extra {
             c.args(["-c", s]);
         }
+        // The server's log is kept (appended across restarts) so leak tests can scan it.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
         self.child = Some(
             c.stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(Stdio::from(log))
                 .spawn()
                 .unwrap(),
         );

@@ -821,6 +821,10 @@ fn the_database_password_never_appears_anywhere() {
     std::thread::sleep(Duration::from_millis(200));
     outputs.push(r.0.printed());
     outputs.push(r2.0.printed());
+    // The database server is a process this test started too: its log is scanned as well.
+    let pg_log = pg.log();
+    assert!(!pg_log.is_empty(), "the PostgreSQL log was kept");
+    outputs.push(pg_log);
     let written = files(&[s.dir.path()]);
     for form in forms(canary) {
         for (i, o) in outputs.iter().enumerate() {
