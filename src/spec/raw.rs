@@ -67,10 +67,13 @@ impl<T: JsonSchema> JsonSchema for Located<T> {
 )]
 pub struct RawSpec {
     /// Always `realmctl/v1`.
+    #[schemars(extend("const" = "realmctl/v1"))]
     pub api_version: Located<String>,
     /// Always `Realm`.
+    #[schemars(extend("const" = "Realm"))]
     pub kind: Located<String>,
     /// Realm name: `[a-z][a-z0-9-]{1,30}`.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{1,30}$"))]
     pub name: Located<String>,
     /// Cloud account and cluster.
     pub cloud: RawCloud,
@@ -376,11 +379,14 @@ pub struct RawVpn {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawSubscription {
     /// Number of pipeline subscriptions (each = 1 Test RTU + 2 Prod RTU), at least 1.
+    #[schemars(range(min = 1))]
     pub pipeline_subscriptions: Located<i64>,
     /// Test RTUs bought on top of the subscriptions.
     #[serde(default)]
+    #[schemars(range(min = 0))]
     pub extra_test_rtus: Option<Located<i64>>,
     /// Prod RTUs bought on top of the subscriptions.
     #[serde(default)]
+    #[schemars(range(min = 0))]
     pub extra_prod_rtus: Option<Located<i64>>,
 }

@@ -188,21 +188,153 @@ fn missing_spec_file_is_bad_input() {
         .code(2);
 }
 
-#[test]
-fn schema_is_json_schema_of_the_spec() {
+/// `realmctl schema`, compiled by a JSON Schema (2020-12) validator.
+fn compiled_schema() -> (boon::Schemas, boon::SchemaIndex) {
     let o = realmctl().arg("schema").output().unwrap();
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["title"], "realmctl realm spec");
-    for key in [
-        "apiVersion",
-        "cloud",
-        "domains",
-        "certificate",
-        "outbound",
-        "vpn",
-        "subscription",
-    ] {
-        assert!(v["properties"].get(key).is_some(), "schema lacks {key}");
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler.add_resource("realmctl-spec.json", v).unwrap();
+    let index = compiler
+        .compile("realmctl-spec.json", &mut schemas)
+        .unwrap();
+    (schemas, index)
+}
+
+fn yaml_to_json(yaml: &str) -> Value {
+    serde_saphyr::from_str(yaml).unwrap()
+}
+
+/// Issue #11: the schema is checked by what it is for: a JSON Schema validator accepts real
+/// specs (every one `init` writes, the example of docs/spec.md, the specs the tests install
+/// from) and rejects broken ones, and `realmctl validate` agrees with it on each.
+#[test]
+fn the_json_schema_accepts_real_specs_and_rejects_broken_ones() {
+    let (schemas, index) = compiled_schema();
+    let dir = tempfile::tempdir().unwrap();
+    let mut good: Vec<(String, String)> = Vec::new();
+    for cloud in ["eks", "aks", "gke"] {
+        let path = dir.path().join(format!("init-{cloud}.yaml"));
+        realmctl()
+            .args([
+                "init",
+                "--cloud",
+                cloud,
+                "--name",
+                "acme",
+                "--domain",
+                "digibee.acme.com",
+                "-o",
+            ])
+            .arg(&path)
+            .assert()
+            .success();
+        good.push((
+            format!("init --cloud {cloud}"),
+            std::fs::read_to_string(&path).unwrap(),
+        ));
+    }
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/spec.md"))
+        .unwrap();
+    let example = doc
+        .split("```yaml\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    good.push(("docs/spec.md".into(), example.to_owned()));
+    let tested = valid_spec(dir.path(), SpecOpts::default());
+    good.push((
+        "test spec".into(),
+        std::fs::read_to_string(&tested).unwrap(),
+    ));
+    std::fs::create_dir_all(dir.path().join("certs")).unwrap();
+    for f in ["wildcard.pem", "wildcard.key"] {
+        let p = dir.path().join("certs").join(f);
+        if !p.exists() {
+            std::fs::write(p, "").unwrap();
+        }
+    }
+    let validate = |yaml: &str| {
+        let p = dir.path().join("case.yaml");
+        std::fs::write(&p, yaml).unwrap();
+        realmctl()
+            .args(["validate", "-f"])
+            .arg(&p)
+            .output()
+            .unwrap()
+    };
+    for (what, yaml) in &good {
+        let v = yaml_to_json(yaml);
+        if let Err(e) = schemas.validate(&v, index) {
+            panic!("{what}: the schema rejects a real spec: {e}");
+        }
+        let o = validate(yaml);
+        assert_eq!(o.status.code(), Some(0), "{what}: {:?}", text(&o));
+    }
+    // Broken specs, each from the docs' example: rejected by both.
+    let base = example.to_owned();
+    let broken: Vec<(&str, String)> = vec![
+        (
+            "no subscription",
+            base.replace(
+                "subscription: {pipelineSubscriptions: 10, extraTestRtus: 0, extraProdRtus: 0}\n",
+                "",
+            ),
+        ),
+        (
+            "no apiVersion",
+            base.replace("apiVersion: realmctl/v1\n", ""),
+        ),
+        (
+            "an unknown key",
+            base.replace("kind: Realm\n", "kind: Realm\ncolour: blue\n"),
+        ),
+        (
+            "a wrong type",
+            base.replace("pipelineSubscriptions: 10", "pipelineSubscriptions: ten"),
+        ),
+        (
+            "a negative count",
+            base.replace("extraTestRtus: 0", "extraTestRtus: -1"),
+        ),
+        (
+            "an unknown provider",
+            base.replace("provider: eks", "provider: oracle"),
+        ),
+        (
+            "a wrong apiVersion",
+            base.replace("realmctl/v1", "realmctl/v9"),
+        ),
+        (
+            "a wrong kind",
+            base.replace("kind: Realm", "kind: Pipeline"),
+        ),
+        (
+            "an unknown node image type",
+            base.replace("nodeImage: {type: default}", "nodeImage: {type: golden}"),
+        ),
+        (
+            "a string timeout",
+            base.replace("timeoutMs: 5000", "timeoutMs: fast"),
+        ),
+    ];
+    for (what, yaml) in &broken {
+        assert_ne!(yaml, &base, "{what}: the mutation did not apply");
+        let v = yaml_to_json(yaml);
+        assert!(
+            schemas.validate(&v, index).is_err(),
+            "{what}: the schema accepts it"
+        );
+        let o = validate(yaml);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{what}: validate accepts it: {:?}",
+            text(&o)
+        );
     }
 }
 
@@ -584,4 +716,178 @@ fn demo_checks_and_installs_a_simulated_eks_realm_on_loopback() {
     assert_eq!(mode(dir.path().join("certs/wildcard.key")), 0o600);
     assert_eq!(mode(dir.path().join("certs")), 0o700);
     assert_eq!(mode(dir.path().join("state")), 0o700);
+}
+
+/// `*` for every placeholder: `{…}` in code, `<…>` in the docs.
+fn canonical_id(id: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0;
+    for c in id.chars() {
+        match c {
+            '{' | '<' => {
+                if depth == 0 {
+                    out.push('*');
+                }
+                depth += 1;
+            }
+            '}' | '>' => depth -= 1,
+            c if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Whether the pattern `p` (`*` matches one or more characters) matches `s`.
+fn glob(p: &str, s: &str) -> bool {
+    match p.split_once('*') {
+        None => p == s,
+        Some((head, tail)) => {
+            s.starts_with(head) && (head.len() + 1..=s.len()).any(|k| glob(tail, &s[k..]))
+        }
+    }
+}
+
+/// Whether two ids (either may hold `*`) name the same check.
+fn same_check(a: &str, b: &str) -> bool {
+    a == b || glob(a, b) || glob(b, a)
+}
+
+const CATEGORIES: [&str; 6] = ["spec", "certificate", "dns", "outbound", "vpn", "access"];
+
+/// The check ids the code makes: every string literal `"<category>.…"` outside tests in the
+/// check and cloud-judgement sources.
+fn ids_in_code() -> Vec<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = crate::common::files(&[&root.join("checks"), &root.join("cloud")]);
+    files.push((
+        root.join("preflight.rs"),
+        std::fs::read(root.join("preflight.rs")).unwrap(),
+    ));
+    let mut out = Vec::new();
+    for (path, bytes) in files
+        .iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "rs"))
+    {
+        let text = String::from_utf8_lossy(bytes);
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        for lit in code.split('"').skip(1).step_by(2) {
+            let is_id = CATEGORIES.iter().any(|c| lit.starts_with(&format!("{c}.")))
+                && lit.len() > 4
+                && lit
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._:{}-".contains(c));
+            if is_id {
+                out.push((canonical_id(lit), path.display().to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// The check ids docs/checks.md documents: backticked ids in the first cell of table rows.
+fn ids_in_docs(doc: &str) -> Vec<String> {
+    doc.lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| {
+            l.split('|')
+                .nth(1)
+                .unwrap()
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .filter(|id| CATEGORIES.iter().any(|c| id.starts_with(&format!("{c}."))))
+                .map(canonical_id)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Issue #11: docs/checks.md and the code agree both ways: every check id the code makes is
+/// documented and every documented id is made; every default target, required name and platform
+/// range the binary checks is listed, and everything listed is checked.
+#[test]
+fn docs_checks_md_and_the_checks_agree_both_ways() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/checks.md"),
+    )
+    .unwrap();
+    let code = ids_in_code();
+    let documented = ids_in_docs(&doc);
+    assert!(
+        code.len() >= 25 && documented.len() >= 25,
+        "{code:?} {documented:?}"
+    );
+    for (id, file) in &code {
+        assert!(
+            documented.iter().any(|d| same_check(d, id)),
+            "{file} makes the check `{id}`, which docs/checks.md does not document"
+        );
+    }
+    for d in &documented {
+        assert!(
+            code.iter().any(|(id, _)| same_check(d, id)),
+            "docs/checks.md documents `{d}`, which no check makes"
+        );
+    }
+
+    // Requirement data, both ways.
+    let r = realmctl::requirements::embedded();
+    let targets: Vec<String> = r
+        .outbound
+        .targets
+        .iter()
+        .flat_map(|t| t.ports.iter().map(move |p| format!("{}:{p}", t.host)))
+        .collect();
+    let listed: Vec<&str> = doc
+        .lines()
+        .filter(|l| l.starts_with("| `") && (l.contains("| TLS |") || l.contains("| TCP |")))
+        .map(|l| l.split('`').nth(1).unwrap())
+        .collect();
+    assert!(!listed.is_empty());
+    let mut sorted_targets = targets.clone();
+    sorted_targets.sort();
+    let mut sorted_listed: Vec<String> = listed.iter().map(|s| s.to_string()).collect();
+    sorted_listed.sort();
+    assert_eq!(
+        sorted_listed, sorted_targets,
+        "default targets: docs vs embedded data"
+    );
+    let prefixes: Vec<String> = r
+        .domains
+        .all()
+        .map(|p| format!("*.{}.<base>", p.prefix))
+        .collect();
+    let names: Vec<&str> = doc
+        .lines()
+        .filter_map(|l| {
+            l.split('`')
+                .nth(1)
+                .filter(|n| n.starts_with("*.") && n.ends_with(".<base>"))
+        })
+        .collect();
+    for n in &names {
+        assert!(
+            prefixes.iter().any(|p| p == n),
+            "docs/checks.md lists {n}, which is not required"
+        );
+    }
+    for p in &prefixes {
+        assert!(names.contains(&p.as_str()), "docs/checks.md lacks {p}");
+    }
+    let ranges_line = doc
+        .lines()
+        .find(|l| l.starts_with("Platform ranges"))
+        .expect("the platform ranges line");
+    let ranges: Vec<&str> = ranges_line.split('`').skip(1).step_by(2).collect();
+    let mut embedded: Vec<String> = r
+        .vpn
+        .platform_cidrs
+        .iter()
+        .map(|c| c.cidr.to_string())
+        .collect();
+    embedded.sort();
+    let mut ranges: Vec<String> = ranges.iter().map(|s| s.to_string()).collect();
+    ranges.sort();
+    assert_eq!(ranges, embedded, "platform ranges: docs vs embedded data");
 }

@@ -277,9 +277,42 @@ mod tests {
                 panic!("{p}: {e}\n{}", String::from_utf8_lossy(&cluster.bytes))
             });
             assert!(v.to_string().contains("acme"));
-            let ingress = a.iter().find(|f| f.name == "ingress-tls.yaml").unwrap();
-            let text = String::from_utf8_lossy(&ingress.bytes);
-            assert!(text.contains("*.core.digibee.acme.com"), "{text}");
+            // Every YAML artifact parses as YAML (each document of a stream) into what
+            // kubectl expects: an apiVersion, a kind and a name.
+            let yaml: Vec<_> = a.iter().filter(|f| f.name.ends_with(".yaml")).collect();
+            assert!(yaml.len() >= 2, "{p}");
+            for f in &yaml {
+                let text = std::str::from_utf8(&f.bytes).unwrap();
+                let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text)
+                    .unwrap_or_else(|e| panic!("{p} {}: not YAML: {e}\n{text}", f.name));
+                assert!(!docs.is_empty(), "{p} {}", f.name);
+                for d in &docs {
+                    assert!(
+                        d["apiVersion"].is_string()
+                            && d["kind"].is_string()
+                            && d["metadata"]["name"].is_string(),
+                        "{p} {}: {d}",
+                        f.name
+                    );
+                    assert_eq!(
+                        d["metadata"]["labels"]["digibee.io/realm"], "acme",
+                        "{p} {d}"
+                    );
+                }
+            }
+            let ns = yaml.iter().find(|f| f.name == "namespaces.yaml").unwrap();
+            let docs: Vec<serde_json::Value> =
+                serde_saphyr::from_multiple(std::str::from_utf8(&ns.bytes).unwrap()).unwrap();
+            assert!(docs.len() >= 2 && docs.iter().all(|d| d["kind"] == "Namespace"));
+            let ingress = yaml.iter().find(|f| f.name == "ingress-tls.yaml").unwrap();
+            let doc: serde_json::Value =
+                serde_saphyr::from_str(std::str::from_utf8(&ingress.bytes).unwrap()).unwrap();
+            let hosts = doc["spec"]["tls"][0]["hosts"].as_array().unwrap();
+            assert!(
+                hosts.iter().any(|h| h == "*.core.digibee.acme.com"),
+                "{doc}"
+            );
+            assert_eq!(hosts.len(), doc["spec"]["rules"].as_array().unwrap().len());
             let doc = roles_document(&s).unwrap();
             let text = String::from_utf8(doc.bytes).unwrap();
             assert!(text.contains("| Permission | Why |"));
