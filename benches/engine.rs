@@ -76,10 +76,11 @@ fn engine_per_step(
     };
     opts.retry_base = Duration::from_millis(1);
     opts.signing_key = key;
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
+    // A multi-thread runtime, as the CLI runs installs on.
     // Create the journal first so the round measures steps, not file creation.
     drop(Journal::create(&state).unwrap());
     let t = Instant::now();

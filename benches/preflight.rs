@@ -3,6 +3,7 @@
 //!
 //! 1. Outbound: 200 loopback targets, 40 of which accept and never answer, `timeoutMs: 500`,
 //!    at the default concurrency (all at once, bounded by the open-file limit), 32, and 1.
+//!    Also the real `realmctl preflight` process on those 200 targets: wall time and peak RSS.
 //! 2. Certificate check of the six-name chain against x509-parser's parse-only time.
 //!
 //! Run with `cargo bench --bench preflight`.
@@ -110,6 +111,49 @@ async fn outbound_bench(out: &mut String) {
         );
     }
     let _ = writeln!(out);
+    process_preflight(out, &pki, &targets).await;
+}
+
+/// `realmctl preflight --only outbound` as its own process on a spec listing the same 200
+/// targets, under GNU time: wall time and peak RSS.
+async fn process_preflight(out: &mut String, pki: &common::Pki, targets: &[Target]) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = common::SpecOpts {
+        targets: targets
+            .iter()
+            .map(|t| (t.host.clone(), t.port, t.tls))
+            .collect(),
+        timeout_ms: TIMEOUT_MS,
+        ..Default::default()
+    };
+    let spec = common::write_spec(
+        dir.path(),
+        &pki.leaf(&common::required()),
+        &pki.root_pem(),
+        &opts,
+    );
+    let rss = dir.path().join("preflight.rss");
+    let mut cmd = support::under_time(env!("CARGO_BIN_EXE_realmctl").as_ref(), &rss);
+    cmd.args(["preflight", "--only", "outbound", "--output", "json", "-f"])
+        .arg(&spec)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let t0 = Instant::now();
+    // The peers run on this runtime: wait for the process off it.
+    let o = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let wall = t0.elapsed();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let checks = v["checks"].as_array().unwrap();
+    let fails = checks.iter().filter(|c| c["status"] == "fail").count();
+    assert_eq!((checks.len(), fails), (200, 40), "benchmark peers misbehaved");
+    let mib = support::peak_rss_mib(&rss);
+    let _ = writeln!(
+        out,
+        "The real binary (`realmctl preflight --only outbound --output json` on a spec listing the same 200 targets, `timeoutMs: {TIMEOUT_MS}`, default concurrency; the TLS peers' test CA is not a public root, so those 80 are warnings): wall time from process start to exit, and peak resident set size from GNU time's `ru_maxrss`.\n\n| wall time | peak RSS |\n|---|---|\n| {:.0} ms | {mib:.1} MiB |\n",
+        wall.as_secs_f64() * 1000.0
+    );
 }
 
 fn cert_bench(out: &mut String) {

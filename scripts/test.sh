@@ -13,6 +13,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # strace: the durability tests trace the real binary's writes and fsyncs (tests/it/durability.rs).
 command -v strace >/dev/null 2>&1 || need+=(strace)
+# GNU time: the benchmarks' peak-memory rows (benches/support).
+[ -x /usr/bin/time ] || need+=(time)
 # PostgreSQL server binaries (initdb, postgres, psql, pgbench): each quota test starts its own
 # throw-away cluster (tests/it/pg.rs); nothing is started here.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql-15)

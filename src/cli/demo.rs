@@ -71,7 +71,7 @@ pub fn run(dir: &Path, cloud: Provider, output: Format) -> Result<Outcome, BadIn
                 walk.second.message,
             );
             println!(
-                "Simulated {} cluster(s): {}; journal {} ({} records, head {}); install report {}",
+                "Simulated {} cluster(s): {}; journal {} ({} records, each signed: {}; head {}); install report {}",
                 cloud,
                 if clusters.is_empty() {
                     "none".to_owned()
@@ -84,6 +84,12 @@ pub fn run(dir: &Path, cloud: Provider, output: Format) -> Result<Outcome, BadIn
                     "FAILED verification"
                 },
                 walk.verified.records,
+                walk.verified
+                    .signed_by
+                    .iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 walk.verified
                     .head
                     .as_ref()
@@ -102,7 +108,7 @@ pub fn run(dir: &Path, cloud: Provider, output: Format) -> Result<Outcome, BadIn
                 "state": walk.state,
                 "installed": installed,
                 "clusters": clusters,
-                "journal": {"ok": walk.verified.ok, "records": walk.verified.records},
+                "journal": {"ok": walk.verified.ok, "records": walk.verified.records, "signaturesChecked": walk.verified.signatures_checked, "signedBy": walk.verified.signed_by},
                 "reports": {"preflight": report, "install": install_report},
             })
         ),

@@ -82,10 +82,18 @@ pub struct RunResult {
     pub warnings: Vec<String>,
 }
 
-/// Runs blocking journal or lock work off the async runtime.
+/// Runs blocking journal or lock work without stalling the async runtime: on a multi-thread
+/// runtime in place (`block_in_place` hands this worker's other tasks to another worker, with
+/// no thread switch for the work itself: a step's two journal commits cost a thread hand-off
+/// each otherwise), on a current-thread runtime on the blocking pool.
 async fn blocking<T: Send + 'static, E: From<JournalError> + Send + 'static>(
     f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, E> {
+    if tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::MultiThread
+    {
+        return tokio::task::block_in_place(f);
+    }
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| E::from(JournalError::Task(e.to_string())))?

@@ -682,6 +682,26 @@ fn demo_checks_and_installs_a_simulated_eks_realm_on_loopback() {
         serde_json::json!(["digibee-demo (node groups: demo-workers)"])
     );
     assert_eq!(v["journal"]["ok"], true);
+    // Issue #11: the demo signs (operator: install, customer: approval) and verifies with both
+    // public keys; the keys live beside the state folder, not in it.
+    assert_eq!(v["journal"]["signaturesChecked"], true);
+    let signers = v["journal"]["signedBy"].as_object().unwrap();
+    assert_eq!(signers.len(), 2, "{out}");
+    assert_eq!(
+        signers.values().map(|n| n.as_u64().unwrap()).sum::<u64>(),
+        v["journal"]["records"].as_u64().unwrap()
+    );
+    assert!(dir.path().join("keys/operator.key.pub").exists());
+    let o = realmctl()
+        .args(["audit", "verify", "--state"])
+        .arg(dir.path().join("state"))
+        .arg("--public-key")
+        .arg(dir.path().join("keys/operator.key.pub"))
+        .arg("--public-key")
+        .arg(dir.path().join("keys/customer.key.pub"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
     assert!(dir.path().join("report.html").exists());
     let html = std::fs::read_to_string(dir.path().join("install-report.html")).unwrap();
     assert!(html.contains("the install is complete"), "{html}");
