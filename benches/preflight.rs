@@ -147,7 +147,11 @@ async fn process_preflight(out: &mut String, pki: &common::Pki, targets: &[Targe
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let checks = v["checks"].as_array().unwrap();
     let fails = checks.iter().filter(|c| c["status"] == "fail").count();
-    assert_eq!((checks.len(), fails), (200, 40), "benchmark peers misbehaved");
+    assert_eq!(
+        (checks.len(), fails),
+        (200, 40),
+        "benchmark peers misbehaved"
+    );
     let mib = support::peak_rss_mib(&rss);
     let _ = writeln!(
         out,

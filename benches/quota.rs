@@ -214,7 +214,11 @@ fn latency(out: &mut String) {
         let mut samples = Vec::with_capacity(200_000);
         for i in 0..200_000 {
             // Half replace an active version (its facts include it), half are new pipelines.
-            let r = req(if i % 2 == 0 { i % deployments } else { deployments + i });
+            let r = req(if i % 2 == 0 {
+                i % deployments
+            } else {
+                deployments + i
+            });
             let t0 = Instant::now();
             std::hint::black_box(decide(&cfg, std::hint::black_box(&state), &r));
             samples.push(t0.elapsed());
@@ -223,7 +227,10 @@ fn latency(out: &mut String) {
         let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e6;
         let (p50, p99) = (p(0.50), p(0.99));
         let verdict = if p99 <= 100.0 { "met" } else { "MISSED" };
-        let _ = writeln!(out, "| {deployments} | {p50:.2} µs | {p99:.2} µs | {verdict} |");
+        let _ = writeln!(
+            out,
+            "| {deployments} | {p50:.2} µs | {p99:.2} µs | {verdict} |"
+        );
     }
     let _ = writeln!(out);
 }
@@ -408,7 +415,8 @@ fn process_serve(dir: &Path, per_client: usize) -> (f64, f64) {
     let db = dir.join("process.db");
     let rt = rt();
     let store = sqlite(&db, Sync::Full);
-    rt.block_on(store.seed("bench0", config(), "bench")).unwrap();
+    rt.block_on(store.seed("bench0", config(), "bench"))
+        .unwrap();
     drop(store);
     let (token, line) = mint(&Scope::Admin);
     let tokens = dir.join("process-tokens.yaml");

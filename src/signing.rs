@@ -20,7 +20,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, KeyPair, ParsedPublicKey, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
@@ -75,6 +75,8 @@ pub enum SigningError {
 #[derive(Clone)]
 pub struct PublicKey {
     raw: [u8; 32],
+    /// Decoded once: verifying thousands of records must not decode the curve point each time.
+    parsed: std::sync::Arc<ParsedPublicKey>,
     id: String,
     /// Where the key was read from (for messages and reports).
     pub source: String,
@@ -129,8 +131,15 @@ impl PublicKey {
     pub fn parse(text: &str, source: &str) -> Option<Self> {
         let der = pem_body(text, "PUBLIC KEY")?;
         let raw: [u8; 32] = der.strip_prefix(&SPKI_PREFIX[..])?.try_into().ok()?;
+        Self::from_raw(raw, source)
+    }
+
+    /// A key from its 32 raw bytes (`None` when they are not a point on the curve).
+    fn from_raw(raw: [u8; 32], source: &str) -> Option<Self> {
+        let parsed = UnparsedPublicKey::new(&ED25519, raw).parse().ok()?;
         Some(PublicKey {
             raw,
+            parsed: std::sync::Arc::new(parsed),
             id: key_id(&raw),
             source: source.to_owned(),
         })
@@ -162,9 +171,7 @@ impl PublicKey {
         let Ok(sig) = B64.decode(sig) else {
             return false;
         };
-        UnparsedPublicKey::new(&ED25519, &self.raw)
-            .verify(&message(record_hash), &sig)
-            .is_ok()
+        self.parsed.verify_sig(&message(record_hash), &sig).is_ok()
     }
 }
 
@@ -196,14 +203,9 @@ impl SigningKey {
             .as_ref()
             .try_into()
             .expect("Ed25519 public keys are 32 bytes");
-        SigningKey {
-            pair,
-            public: PublicKey {
-                raw,
-                id: key_id(&raw),
-                source: source.to_owned(),
-            },
-        }
+        let public =
+            PublicKey::from_raw(raw, source).expect("a key pair's public key is on the curve");
+        SigningKey { pair, public }
     }
 
     /// A new random key.

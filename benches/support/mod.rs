@@ -28,7 +28,6 @@ pub fn stamp(bench: &str) -> String {
     )
 }
 
-
 /// `program` run under GNU time (Debian package `time`, installed by `scripts/test.sh`), which
 /// writes the process's peak resident set size (`ru_maxrss`, KiB) to `rss_file` when it exits.
 #[allow(dead_code)]
@@ -38,7 +37,10 @@ pub fn under_time(program: &std::ffi::OsStr, rss_file: &std::path::Path) -> std:
         "the peak-memory rows need GNU time: apt-get install time (scripts/test.sh does)"
     );
     let mut c = std::process::Command::new("/usr/bin/time");
-    c.arg("-o").arg(rss_file).args(["-f", "%M", "--"]).arg(program);
+    c.arg("-o")
+        .arg(rss_file)
+        .args(["-f", "%M", "--"])
+        .arg(program);
     c
 }
 

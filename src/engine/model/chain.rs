@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::event::{Event, EventKind};
 use super::record::{GENESIS, Record, record_hash};
-use crate::signing::{PublicKey, SignatureCheck, check};
+use crate::signing::{PublicKey, Signature, SignatureCheck, check};
 
 /// A head an auditor kept: `SEQ:HASH`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -232,15 +232,9 @@ impl ChainVerifier {
             }
             return Ok(());
         }
-        match check(&r.hash, r.signature.as_ref(), &self.trusted) {
-            SignatureCheck::Valid(key) => {
-                *self.signed_by.entry(key).or_default() += 1;
-                Ok(())
-            }
-            SignatureCheck::Unsigned => Err(Break::Unsigned { seq: r.seq }),
-            SignatureCheck::UntrustedKey(key) => Err(Break::UntrustedSigner { seq: r.seq, key }),
-            SignatureCheck::Invalid(key) => Err(Break::BadSignature { seq: r.seq, key }),
-        }
+        let key = signature_break(r.seq, &r.hash, r.signature.as_ref(), &self.trusted)?;
+        *self.signed_by.entry(key).or_default() += 1;
+        Ok(())
     }
 
     /// Checks the next record; returns its event.
@@ -333,6 +327,35 @@ impl ChainVerifier {
             seq: head,
             hash: self.prev,
         }))
+    }
+}
+
+/// Whether the chain break `chain` comes first when a signature break `sig` was also found
+/// (pure): the earlier record wins; on the same record, the checks run before the signature's
+/// (its own hash, its position, its link) win, the later ones (its payload, its run, the
+/// checkpoint) lose, as in [`ChainVerifier::push`].
+pub fn first_of(chain: &Break, sig: &Break) -> bool {
+    chain.seq() < sig.seq()
+        || (chain.seq() == sig.seq()
+            && matches!(
+                chain,
+                Break::Modified { .. } | Break::Missing { .. } | Break::Unchained { .. }
+            ))
+}
+
+/// Checks one record's signature against `trusted` keys (pure): the signer's key id, or the
+/// break it is.
+pub fn signature_break(
+    seq: u64,
+    hash: &str,
+    signature: Option<&Signature>,
+    trusted: &[PublicKey],
+) -> Result<String, Break> {
+    match check(hash, signature, trusted) {
+        SignatureCheck::Valid(key) => Ok(key),
+        SignatureCheck::Unsigned => Err(Break::Unsigned { seq }),
+        SignatureCheck::UntrustedKey(key) => Err(Break::UntrustedSigner { seq, key }),
+        SignatureCheck::Invalid(key) => Err(Break::BadSignature { seq, key }),
     }
 }
 
@@ -517,6 +540,25 @@ mod tests {
         assert_eq!(v.unsigned, 1);
         assert_eq!(v.signed_by[a.public().id()], 2);
         assert_eq!(v.signed_by[b.public().id()], 1);
+    }
+
+    #[test]
+    fn a_break_found_in_order_and_one_found_by_the_signature_batches_rank_alike() {
+        let sig = Break::BadSignature {
+            seq: 5,
+            key: "k".into(),
+        };
+        assert!(first_of(&Break::Unchained { seq: 4 }, &sig));
+        assert!(first_of(&Break::Modified { seq: 5 }, &sig));
+        assert!(first_of(&Break::Unchained { seq: 5 }, &sig));
+        assert!(!first_of(
+            &Break::Unreadable {
+                seq: 5,
+                detail: "x".into()
+            },
+            &sig
+        ));
+        assert!(!first_of(&Break::Modified { seq: 6 }, &sig));
     }
 
     #[test]
