@@ -276,52 +276,38 @@ fn the_json_schema_accepts_real_specs_and_rejects_broken_ones() {
     }
     // Broken specs, each from the docs' example: rejected by both.
     let base = example.to_owned();
-    let broken: Vec<(&str, String)> = vec![
+    // (what, text of the example, replaced by)
+    let broken = [
         (
             "no subscription",
-            base.replace(
-                "subscription: {pipelineSubscriptions: 10, extraTestRtus: 0, extraProdRtus: 0}\n",
-                "",
-            ),
+            "subscription: {pipelineSubscriptions: 10, extraTestRtus: 0, extraProdRtus: 0}\n",
+            "",
         ),
-        (
-            "no apiVersion",
-            base.replace("apiVersion: realmctl/v1\n", ""),
-        ),
+        ("no apiVersion", "apiVersion: realmctl/v1\n", ""),
         (
             "an unknown key",
-            base.replace("kind: Realm\n", "kind: Realm\ncolour: blue\n"),
+            "kind: Realm\n",
+            "kind: Realm\ncolour: blue\n",
         ),
         (
             "a wrong type",
-            base.replace("pipelineSubscriptions: 10", "pipelineSubscriptions: ten"),
+            "pipelineSubscriptions: 10",
+            "pipelineSubscriptions: ten",
         ),
-        (
-            "a negative count",
-            base.replace("extraTestRtus: 0", "extraTestRtus: -1"),
-        ),
-        (
-            "an unknown provider",
-            base.replace("provider: eks", "provider: oracle"),
-        ),
-        (
-            "a wrong apiVersion",
-            base.replace("realmctl/v1", "realmctl/v9"),
-        ),
-        (
-            "a wrong kind",
-            base.replace("kind: Realm", "kind: Pipeline"),
-        ),
+        ("a negative count", "extraTestRtus: 0", "extraTestRtus: -1"),
+        ("an unknown provider", "provider: eks", "provider: oracle"),
+        ("a wrong apiVersion", "realmctl/v1", "realmctl/v9"),
+        ("a wrong kind", "kind: Realm", "kind: Pipeline"),
         (
             "an unknown node image type",
-            base.replace("nodeImage: {type: default}", "nodeImage: {type: golden}"),
+            "nodeImage: {type: default}",
+            "nodeImage: {type: golden}",
         ),
-        (
-            "a string timeout",
-            base.replace("timeoutMs: 5000", "timeoutMs: fast"),
-        ),
+        ("a string timeout", "timeoutMs: 5000", "timeoutMs: fast"),
+        ("a bad realm name", "name: acme", "name: Acme_Corp"),
     ];
-    for (what, yaml) in &broken {
+    for (what, from, to) in broken {
+        let yaml = &base.replace(from, to);
         assert_ne!(yaml, &base, "{what}: the mutation did not apply");
         let v = yaml_to_json(yaml);
         assert!(
