@@ -183,12 +183,13 @@ fn keygen(dir: &Path) -> std::path::PathBuf {
 
 impl Realm {
     fn new(sleep_ms: u64) -> Self {
+        Self::with(|dir| effect_playbook(dir, sleep_ms))
+    }
+    /// A realm with a fresh spec, signing key and the playbook `playbook` writes in its folder.
+    fn with(playbook: impl FnOnce(&Path) -> PathBuf) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let spec = spec(dir.path(), SpecOpts::default());
-        let pb = effect_playbook(dir.path(), sleep_ms);
-        Self::with_playbook(dir, spec, pb)
-    }
-    fn with_playbook(dir: tempfile::TempDir, spec: PathBuf, pb: PathBuf) -> Self {
+        let pb = playbook(dir.path());
         let key = keygen(dir.path());
         Realm { dir, spec, pb, key }
     }
@@ -544,20 +545,11 @@ fn drive(
 
 #[test]
 fn sigkill_at_gates_approvals_retries_and_the_stop_record_resumes_to_the_same_state() {
-    let fresh = || {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = spec(dir.path(), SpecOpts::default());
-        let pb = gated_playbook(dir.path());
-        Realm::with_playbook(dir, spec, pb)
-    };
+    let fresh = || Realm::with(gated_playbook);
     // The uninterrupted run: install (waits at the gate), approve, install.
     let base = {
         let r = fresh();
-        let o = r.cmd().output().unwrap();
-        assert_eq!(o.status.code(), Some(3), "{:?}", text(&o));
-        assert!(r.approve(None).status.success());
-        let o = r.cmd().output().unwrap();
-        assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+        drive_plain(&r);
         r.outcome()
     };
     assert_eq!(base.2, 0);
@@ -611,12 +603,7 @@ fn sigkill_at_gates_approvals_retries_and_the_stop_record_resumes_to_the_same_st
 /// and the steps end as in an uninterrupted run.
 #[test]
 fn sigkill_inside_the_real_artifacts_and_quota_steps_resumes_to_the_same_state() {
-    let fresh = || {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = spec(dir.path(), SpecOpts::default());
-        let pb = local_playbook(dir.path());
-        Realm::with_playbook(dir, spec, pb)
-    };
+    let fresh = || Realm::with(local_playbook);
     let quota = |r: &Realm| {
         let o = realmctl()
             .args([

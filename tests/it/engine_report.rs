@@ -263,17 +263,6 @@ impl Drop for Server {
     }
 }
 
-fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            files_under(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
-
 /// The credentials of an install: the quota core's admin token (used by `quota.seed`) and the
 /// journal signing key (issue #11). Neither may appear, in plain, base64 or URL-encoded form, in
 /// any file the install, approve, unlock, report, status or audit commands leave (the state and
