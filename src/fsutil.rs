@@ -28,6 +28,9 @@ pub mod caps {
     pub const HOLDER: u64 = 64 * 1024;
     /// An artifact read back for verification.
     pub const ARTIFACT: u64 = 64 * 1024 * 1024;
+    /// One answer of a cloud API (describe calls are kilobytes; a larger answer is refused
+    /// rather than held in memory).
+    pub const CLOUD_ANSWER: u64 = 16 * 1024 * 1024;
 }
 
 /// Mode of files only their owner may read (secrets, keys, kubeconfig).

@@ -7,7 +7,6 @@
 pub mod checks;
 pub mod cloud;
 pub mod crypto;
-#[cfg(feature = "eks")]
 pub mod demo;
 pub mod engine;
 pub mod fsutil;
@@ -20,3 +19,4 @@ pub mod serve;
 pub mod signing;
 pub mod spec;
 pub mod templates;
+pub mod text;

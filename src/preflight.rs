@@ -34,7 +34,14 @@ pub struct Options {
     pub public_roots: Option<Arc<Vec<TrustAnchor<'static>>>>,
     /// The realm's cloud, for the access checks (`None`: they cannot run).
     pub cloud: Option<Arc<dyn crate::cloud::Cloud>>,
+    /// How long each of the three access steps (credentials, account, permissions) may take:
+    /// the access category reports within three times this, whatever the cloud's endpoint
+    /// does (default [`ACCESS_STEP_DEADLINE`]).
+    pub access_step_deadline: std::time::Duration,
 }
+
+/// How long an access step of a preflight may take by default.
+pub const ACCESS_STEP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Why a preflight could not run.
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +154,7 @@ pub async fn run(
     };
     let access_fut = async {
         match (&opts.cloud, wanted(Category::Access)) {
-            (Some(cloud), true) => access(cloud.as_ref(), spec, opts.now, observer).await,
+            (Some(cloud), true) => access(cloud.as_ref(), spec, opts, observer).await,
             _ => Vec::new(),
         }
     };
@@ -165,22 +172,22 @@ pub async fn run(
 }
 
 /// The read-only access checks of phases 1–3: credentials, account, permissions. A cloud error
-/// (no credentials, no network) is one failed check naming it, so the other categories still
-/// report.
+/// (no credentials, no network) or a step that outlives its deadline is one failed check naming
+/// it, so the other categories still report.
 async fn access(
     cloud: &dyn crate::cloud::Cloud,
     spec: &Spec,
-    now: OffsetDateTime,
+    opts: &Options,
     observer: &dyn Observer,
 ) -> Vec<CheckResult> {
     use crate::cloud::access as a;
+    use crate::cloud::{CloudError, CloudErrorKind};
     observer.on_category_start(Category::Access, 12);
     let t0 = Instant::now();
-    let failed = |step: &str, e: crate::cloud::CloudError| {
+    let deadline = opts.access_step_deadline;
+    let failed = |step: &str, e: CloudError| {
         let owner = match e.kind {
-            crate::cloud::CloudErrorKind::Unavailable | crate::cloud::CloudErrorKind::Throttled => {
-                checks::Owner::Digibee
-            }
+            CloudErrorKind::Unavailable | CloudErrorKind::Throttled => checks::Owner::Digibee,
             _ => checks::Owner::Customer,
         };
         vec![
@@ -196,16 +203,38 @@ async fn access(
             .owned_by(owner),
         ]
     };
+    let bounded = async |step: &str, f: crate::cloud::CloudFuture<'_, Vec<CheckResult>>| {
+        match tokio::time::timeout(deadline, f).await {
+            Ok(r) => r,
+            Err(_) => Err(CloudError::new(
+                CloudErrorKind::Unavailable,
+                format!("access.{step}"),
+                format!(
+                    "{} gave no complete answer within {} s",
+                    cloud.describe(),
+                    deadline.as_secs_f64()
+                ),
+            )),
+        }
+    };
     let mut out = Vec::new();
-    match a::credentials(cloud, now).await {
+    let creds = bounded(
+        "credentials",
+        Box::pin(async {
+            let (_, rs) = a::credentials(cloud, spec, opts.now).await?;
+            Ok(rs)
+        }),
+    )
+    .await;
+    match creds {
         Err(e) => out.extend(failed("credentials", e)),
-        Ok((id, rs)) => {
+        Ok(rs) => {
             out.extend(rs);
-            match a::account(cloud, spec).await {
+            match bounded("account", Box::pin(a::account(cloud, spec))).await {
                 Ok(rs) => out.extend(rs),
                 Err(e) => out.extend(failed("account", e)),
             }
-            match a::permissions(cloud, spec, &id).await {
+            match bounded("permissions", Box::pin(a::permissions(cloud, spec))).await {
                 Ok(rs) => out.extend(rs),
                 Err(e) => out.extend(failed("permissions", e)),
             }

@@ -240,26 +240,18 @@ pub struct Shape {
     pub pod_addresses: u32,
 }
 
-/// Shapes per cloud.
+/// Shapes per cloud, keyed by provider (`eks:`, `aks:`, `gke:`).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Shapes {
-    /// AWS.
-    pub eks: Vec<Shape>,
-    /// Azure.
-    pub aks: Vec<Shape>,
-    /// Google Cloud.
-    pub gke: Vec<Shape>,
-}
+#[serde(transparent)]
+pub struct Shapes(std::collections::BTreeMap<crate::spec::Provider, Vec<Shape>>);
 
 impl Shapes {
-    /// The shapes of one cloud, smallest first.
+    /// The shapes of one cloud, smallest first (every cloud has some: unit-tested).
     pub fn for_provider(&self, p: crate::spec::Provider) -> &[Shape] {
-        match p {
-            crate::spec::Provider::Eks => &self.eks,
-            crate::spec::Provider::Aks => &self.aks,
-            crate::spec::Provider::Gke => &self.gke,
-        }
+        self.0
+            .get(&p)
+            .map(Vec::as_slice)
+            .expect("sizing.yaml has every provider (unit-tested)")
     }
 }
 
@@ -283,28 +275,22 @@ pub struct SizingRequirements {
     pub shapes: Shapes,
 }
 
-/// Roles and resources per provider (the phase-5 document).
+/// Roles and resources per provider (the phase-5 document), keyed by provider.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RolesRequirements {
     /// Format version of the file.
     pub version: u32,
-    /// AWS.
-    pub eks: ProviderRoles,
-    /// Azure.
-    pub aks: ProviderRoles,
-    /// Google Cloud.
-    pub gke: ProviderRoles,
+    /// Per provider.
+    #[serde(flatten)]
+    by_provider: std::collections::BTreeMap<crate::spec::Provider, ProviderRoles>,
 }
 
 impl RolesRequirements {
-    /// The roles of one provider.
+    /// The roles of one provider (every provider has them: unit-tested).
     pub fn for_provider(&self, p: crate::spec::Provider) -> &ProviderRoles {
-        match p {
-            crate::spec::Provider::Eks => &self.eks,
-            crate::spec::Provider::Aks => &self.aks,
-            crate::spec::Provider::Gke => &self.gke,
-        }
+        self.by_provider
+            .get(&p)
+            .expect("roles.yaml has every provider (unit-tested)")
     }
 }
 
@@ -347,6 +333,23 @@ fn parse<T: for<'de> Deserialize<'de>>(name: &str, text: &str) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_provider_has_shapes_and_roles_whose_permissions_name_actions() {
+        let r = embedded();
+        for p in crate::spec::Provider::ALL {
+            assert!(!r.sizing.shapes.for_provider(p).is_empty(), "{p}");
+            let roles = r.roles.for_provider(p);
+            assert!(!roles.installer.permissions.is_empty(), "{p}");
+            for perm in &roles.installer.permissions {
+                assert!(
+                    !perm.actions.is_empty() && !perm.resources.is_empty(),
+                    "{p}: `{}` names no action or resource, so its check could never fail",
+                    perm.permission
+                );
+            }
+        }
+    }
 
     #[test]
     fn embedded_lists_parse_and_hold_the_documented_facts() {

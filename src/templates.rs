@@ -15,6 +15,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("realm.yaml", include_str!("../templates/realm.yaml.tera")),
     ("demo.yaml", include_str!("../templates/demo.yaml.tera")),
     (
+        "demo-cloud-eks.yaml",
+        include_str!("../templates/demo-cloud-eks.yaml.tera"),
+    ),
+    (
         "preflight.html",
         include_str!("../templates/preflight.html.tera"),
     ),
@@ -62,6 +66,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "policies/eks-installer.json",
         include_str!("../templates/policies/eks-installer.json.tera"),
+    ),
+    (
+        "policies/aks-installer-role.json",
+        include_str!("../templates/policies/aks-installer-role.json.tera"),
+    ),
+    (
+        "policies/gke-installer-role.yaml",
+        include_str!("../templates/policies/gke-installer-role.yaml.tera"),
     ),
     (
         "kubeconfig.yaml",

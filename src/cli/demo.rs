@@ -13,17 +13,36 @@ use super::{BadInput, Format, Outcome, bad};
 
 /// Runs the demo of `cloud` in `dir`.
 pub fn run(dir: &Path, cloud: Provider, output: Format) -> Result<Outcome, BadInput> {
+    let Some(cloud_demo) = super::clouds::entry(cloud).demo else {
+        let have: Vec<String> = Provider::ALL
+            .into_iter()
+            .filter(|p| super::clouds::entry(*p).demo.is_some())
+            .map(|p| p.to_string())
+            .collect();
+        return Err(bad(anyhow::anyhow!(
+            "this realmctl has no {cloud} client, so it has no {cloud} demo either (the {cloud} stand-in arrives with the {cloud} client)\n  help: {}",
+            if have.is_empty() {
+                "build with the default features".to_owned()
+            } else {
+                format!(
+                    "run `realmctl demo --cloud {}`",
+                    have.join("` or `realmctl demo --cloud ")
+                )
+            }
+        )));
+    };
     let runtime = super::runtime()?;
     let demo = runtime
-        .block_on(realmctl::demo::prepare(dir, cloud))
+        .block_on(realmctl::demo::prepare(dir, cloud_demo))
         .map_err(bad)?;
     if output == Format::Text {
         println!(
             "SIMULATION: nothing here touches a real cloud. The {} API, DNS for {} and the outbound hosts \
-             are stand-ins on this machine's loopback ({}); the real AWS SDK talks to them with throw-away keys.",
-            cloud,
+             are stand-ins on this machine's loopback ({}); {}.",
+            realmctl::cloud::profile::for_provider(cloud).title(),
             realmctl::demo::BASE,
-            demo.standin.url()
+            demo.standin.url(),
+            demo.how
         );
     }
     let report = dir.join("report.html");

@@ -198,10 +198,14 @@ fn plan_text(plan: &Plan) -> String {
         for g in &p.gates {
             let st = match &g.plan {
                 GatePlan::Approved { by, at } => format!("approved by {by} at {at}"),
-                GatePlan::Pending => format!(
-                    "needs approval by the {} (`realmctl approve --phase {}`)",
+                GatePlan::Pending { reason } => format!(
+                    "needs approval by the {} (`realmctl approve --phase {}`){}",
                     g.owner.as_str(),
-                    p.number
+                    p.number,
+                    reason
+                        .as_deref()
+                        .map(|r| format!("\n{:<28}{r}", ""))
+                        .unwrap_or_default()
                 ),
             };
             s.push_str(&format!("  gate {:<19} {st}\n", g.id));
@@ -215,20 +219,56 @@ fn plan_text(plan: &Plan) -> String {
                 .as_deref()
                 .unwrap_or("no provider for this cloud in this build")
         ));
+        let d = &c.definition;
+        s.push_str(&format!(
+            "  cluster definition {} (what phase 5's approval binds to and phase 6 builds):\n    cluster {} in {} ({}), Kubernetes {}, API server: {}\n",
+            c.digest,
+            d.name,
+            d.scope,
+            d.location,
+            d.kubernetes_version,
+            d.api_access.describe()
+        ));
+        if !d.network.subnets.is_empty() {
+            s.push_str(&format!("    network: {}\n", d.network.subnets.join(", ")));
+        }
+        if let Some(id) = &d.control_plane_identity {
+            s.push_str(&format!("    control plane identity: {id}\n"));
+        }
+        let tags: Vec<String> = d.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        s.push_str(&format!("    tags: {}\n", tags.join(", ")));
+        for p in &d.pools {
+            s.push_str(&format!(
+                "    node pool {}: {} × {}–{} (desired {}), {}{}\n",
+                p.name,
+                p.shape,
+                p.min,
+                p.max,
+                p.desired,
+                if p.with_cluster {
+                    "created with the cluster"
+                } else {
+                    "created once the cluster is active"
+                },
+                p.node_identity
+                    .as_deref()
+                    .map(|i| format!(", nodes run as {i}"))
+                    .unwrap_or_default()
+            ));
+        }
         let pool = &c.pool;
         s.push_str(&format!(
-            "  node pool: {} × {}–{} (desired {}), sized from {} RTUs ({:.1} vCPU, {:.1} GiB with headroom; docs/sizing.md)\n  the region's vCPU quota must cover {} vCPU\n",
-            pool.shape.name,
-            pool.min,
-            pool.max,
-            pool.desired,
+            "  sized from {} RTUs ({:.1} vCPU, {:.1} GiB with headroom; docs/sizing.md); the region's vCPU quota must cover {} vCPU\n",
             pool.rtus,
             pool.vcpu_needed,
             pool.memory_gib_needed,
-            pool.max_vcpu()
+            d.max_vcpu()
         ));
         if let Some(policy) = &c.policy {
-            s.push_str("  least-privilege policy of the install identity (attach it before the install starts):\n");
+            s.push_str(&format!(
+                "  least-privilege {} of the install identity (grant it before the install starts):\n",
+                c.policy_kind
+            ));
             for line in policy.lines() {
                 s.push_str(&format!("    {line}\n"));
             }

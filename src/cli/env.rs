@@ -114,48 +114,23 @@ pub fn kill_at() -> Result<Option<realmctl::engine::options::KillPoint>, BadInpu
 
 /// The cloud provider of the spec's cloud, on that cloud's standard credential chain (which the
 /// SDK reads from the environment and shared config files), wrapped in the retry decorator;
-/// `None` when this build has no provider for that cloud. Makes no call: `plan` stays offline.
+/// `None` when this build has no client for that cloud (the registry says which). Makes no
+/// call: `plan` stays offline.
 pub fn cloud(
     runtime: &tokio::runtime::Runtime,
     spec: &Spec,
 ) -> Result<Option<std::sync::Arc<dyn realmctl::cloud::Cloud>>, BadInput> {
-    cloud_at(
-        runtime,
-        spec.cloud.provider,
-        &spec.cloud.region,
-        spec.cloud.endpoint.as_deref(),
-    )
-}
-
-/// [`cloud`] for a provider, region and endpoint (e.g. from a journal's run subject).
-pub fn cloud_at(
-    runtime: &tokio::runtime::Runtime,
-    provider: realmctl::spec::Provider,
-    region: &str,
-    endpoint: Option<&str>,
-) -> Result<Option<std::sync::Arc<dyn realmctl::cloud::Cloud>>, BadInput> {
-    match provider {
-        #[cfg(feature = "eks")]
-        realmctl::spec::Provider::Eks => {
-            use realmctl::cloud::eks::{EksProvider, EksSettings};
-            use realmctl::cloud::retry::{RetryPolicy, Retrying};
-            let settings = EksSettings {
-                region: region.to_owned(),
-                endpoint: endpoint.map(str::to_owned),
-                profile: None,
-            };
-            let p = runtime
-                .block_on(EksProvider::standard_chain(settings))
-                .map_err(bad)?;
-            Ok(Some(std::sync::Arc::new(Retrying::new(
-                p,
-                RetryPolicy::default(),
-            ))))
-        }
-        _ => {
-            let _ = (runtime, region, endpoint);
-            Ok(None)
-        }
+    match super::clouds::entry(spec.cloud.provider).connect {
+        None => Ok(None),
+        Some(connect) => connect(
+            runtime,
+            &super::clouds::Target {
+                region: &spec.cloud.region,
+                endpoint: spec.cloud.endpoint.as_deref(),
+            },
+        )
+        .map(Some)
+        .map_err(bad),
     }
 }
 

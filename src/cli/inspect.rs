@@ -43,6 +43,11 @@ pub enum AuditCmd {
         /// signature by one of them, the last record included.
         #[arg(long = "public-key", value_name = "FILE")]
         public_keys: Vec<PathBuf>,
+        /// The realm spec whose `artifacts.bucket` holds the artifacts (read with the
+        /// credentials of your own environment, the spec's cloud chain first); without it only
+        /// artifacts in the state folder are read. Never taken from the journal.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         output: Format,
@@ -195,6 +200,41 @@ pub fn report(state: &Path, format: ReportArg, out: Option<&Path>) -> Result<Out
     Ok(Outcome::Success)
 }
 
+/// The store `audit verify` reads artifacts from: the bucket of the spec the auditor gives
+/// (opened as `install` opens it: the spec's cloud credential chain for a bucket of that
+/// cloud), else the state folder alone.
+fn audit_store(
+    runtime: &tokio::runtime::Runtime,
+    state: &Path,
+    spec: Option<&Path>,
+) -> Result<realmctl::engine::io::store::Store, BadInput> {
+    use realmctl::engine::io::store::Store;
+    let Some(file) = spec else {
+        return Ok(Store::local(state));
+    };
+    let spec = super::spec::load(file)?;
+    if spec.artifacts_bucket.is_none() {
+        return Ok(Store::local(state));
+    }
+    let cloud = env::cloud(runtime, &spec)?;
+    #[cfg(feature = "object-store")]
+    let access = env::cloud_access(
+        cloud.as_ref(),
+        &spec.cloud.region,
+        spec.cloud.endpoint.as_deref(),
+    );
+    #[cfg(not(feature = "object-store"))]
+    let _ = cloud;
+    Store::open(
+        state,
+        spec.artifacts_bucket.as_deref(),
+        env::object_options(),
+        #[cfg(feature = "object-store")]
+        access.as_ref(),
+    )
+    .map_err(bad)
+}
+
 /// A journal that cannot be read as a journal at all is a failed verification (exit 1), not
 /// bad input: an empty or replaced journal is exactly what an auditor must hear about.
 fn unverifiable(e: &JournalError) -> bool {
@@ -212,38 +252,13 @@ pub fn audit(cmd: AuditCmd) -> Result<Outcome, BadInput> {
             state,
             checkpoint,
             public_keys: key_files,
+            file,
             output,
         } => {
             let keys = public_keys(&key_files)?;
             let runtime = super::runtime()?;
-            // A bucket in the realm's own cloud is read with that cloud's credentials.
-            let subject = match audit::subject(&state) {
-                Ok(s) => s,
-                Err(e) if unverifiable(&e) => {
-                    eprintln!("FAILED: {e}");
-                    return Ok(Outcome::Failed);
-                }
-                Err(e) => return Err(bad(anyhow!(EngineError::from(e)))),
-            };
-            #[cfg(feature = "object-store")]
-            let access = match &subject {
-                Some(s) if s.artifacts_bucket.is_some() => {
-                    let cloud =
-                        env::cloud_at(&runtime, s.provider, &s.region, s.endpoint.as_deref())?;
-                    env::cloud_access(cloud.as_ref(), &s.region, s.endpoint.as_deref())
-                }
-                _ => None,
-            };
-            #[cfg(not(feature = "object-store"))]
-            let _ = &subject;
-            let verified = runtime.block_on(audit::verify_state(
-                &state,
-                env::object_options(),
-                #[cfg(feature = "object-store")]
-                access.as_ref(),
-                checkpoint,
-                keys,
-            ));
+            let store = audit_store(&runtime, &state, file.as_deref())?;
+            let verified = runtime.block_on(audit::verify_state(&state, &store, checkpoint, keys));
             let v = match verified {
                 Ok(v) => v,
                 Err(audit::AuditError::Journal(e)) if unverifiable(&e) => {

@@ -20,6 +20,7 @@ use realmctl::checks::Category;
 use realmctl::spec::Provider;
 
 #[cfg(feature = "eks")]
+mod clouds;
 mod demo;
 mod engine;
 mod env;
@@ -300,12 +301,7 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
             by,
             signing,
         } => engine::unlock(&state, lock_id.as_deref(), unreadable, by, &signing),
-        #[cfg(feature = "eks")]
         Command::Demo { dir, cloud, output } => demo::run(&dir, cloud, output),
-        #[cfg(not(feature = "eks"))]
-        Command::Demo { .. } => Err(bad(anyhow::anyhow!(
-            "this realmctl was built without the `eks` feature, whose AWS stand-in the demo runs on\n  help: build with the default features"
-        ))),
     }
 }
 

@@ -21,7 +21,6 @@ pub enum CloudFrom {
     /// The spec's cloud on its standard credential chain.
     Spec,
     /// This provider (the demo's, on its stand-in).
-    #[cfg_attr(not(feature = "eks"), allow(dead_code))]
     Given(Arc<dyn realmctl::cloud::Cloud>),
 }
 
@@ -94,6 +93,7 @@ pub fn check(
         now,
         public_roots: None,
         cloud,
+        access_step_deadline: preflight::ACCESS_STEP_DEADLINE,
     };
     let progress = Progress::new(output == Format::Text);
     let result = runtime.block_on(preflight::run(&spec, &opts, &progress));

@@ -26,6 +26,11 @@ pub enum CloudErrorKind {
     ExpiredCredentials,
     /// The service could not answer (5xx, timeouts, connection failures).
     Unavailable,
+    /// The answer was larger than realmctl holds in memory for one call, and was refused.
+    TooLarge,
+    /// The request was not sent: its destination may not receive credentials (plain http to
+    /// a host that is not loopback).
+    RefusedDestination,
 }
 
 impl CloudErrorKind {
@@ -48,6 +53,8 @@ impl CloudErrorKind {
             CloudErrorKind::Invalid => "invalid request",
             CloudErrorKind::ExpiredCredentials => "credentials missing, invalid or expired",
             CloudErrorKind::Unavailable => "service unavailable",
+            CloudErrorKind::TooLarge => "answer too large",
+            CloudErrorKind::RefusedDestination => "refused to send credentials there",
         }
     }
 
@@ -63,6 +70,9 @@ impl CloudErrorKind {
             CloudErrorKind::QuotaExceeded => {
                 Some("request a quota increase from the cloud provider, or lower the realm's size")
             }
+            CloudErrorKind::RefusedDestination => Some(
+                "use an https:// endpoint (plain http:// only to an emulator on 127.0.0.1), in cloud.endpoint and in the SDK's endpoint variables (AWS_ENDPOINT_URL*)",
+            ),
             _ => None,
         }
     }
@@ -141,6 +151,8 @@ mod tests {
             Conflict,
             Invalid,
             ExpiredCredentials,
+            TooLarge,
+            RefusedDestination,
         ] {
             assert!(!k.retryable(), "{k}");
         }

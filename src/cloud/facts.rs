@@ -1,26 +1,30 @@
 //! What a cloud provider tells the engine, in provider-neutral shapes (AWS account, Azure
-//! subscription or Google project; subnets; roles; clusters and node pools). Providers only
-//! gather these facts; what they mean is decided by [`super::judge`].
+//! subscription or Google project; subnets; identities; services; quotas; clusters and node
+//! pools). Providers only gather these facts; what they mean is decided by [`super::judge`]
+//! with the rules of the cloud's profile ([`super::profile`]). Nothing here is shaped after one
+//! cloud: a zone is optional (Azure and Google subnets are regional), quotas and services are
+//! lists the profile asks for.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::definition::{DescribedCluster, DescribedPool};
+
 /// Who the install runs as, and where its credentials came from (never the secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Identity {
-    /// The principal, e.g. `arn:aws:sts::123456789012:assumed-role/Installer/ann`.
+    /// The principal, e.g. `arn:aws:sts::123456789012:assumed-role/Installer/ann`, an Entra
+    /// object id, a service account's e-mail.
     pub principal: String,
-    /// The principal whose policies decide its permissions (for an assumed role: the role).
-    pub policy_subject: String,
-    /// Account, subscription or project.
+    /// Account, subscription or project the credentials belong to.
     pub account: String,
     /// Which source of the cloud's standard chain gave the credentials (e.g. `Environment`,
     /// `ProfileFile`, `WebIdentityToken`, `IMDSv2`).
     pub source: String,
-    /// When temporary credentials expire; `None` for long-lived ones.
+    /// When the current credentials expire; `None` for long-lived ones.
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
 }
@@ -41,35 +45,84 @@ pub enum Lookup<T> {
 pub struct SubnetFacts {
     /// Its id.
     pub id: String,
-    /// The network it belongs to (VPC, VNet).
+    /// The network it belongs to (VPC, VNet, VPC network).
     pub network: String,
-    /// Its availability zone.
-    pub zone: String,
+    /// Its availability zone; `None` where subnets are regional (Azure, Google).
+    pub zone: Option<String>,
     /// Free addresses.
     pub free_addresses: u64,
 }
 
-/// A role the install hands to the cloud (cluster role, node role).
+/// An identity the spec names for the cloud to use (an IAM role, a managed identity, a node
+/// service account), as asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityQuery {
+    /// The spec field that names it (`cloud.eks.clusterRoleArn`).
+    pub purpose: String,
+    /// Its id as written in the spec.
+    pub id: String,
+    /// The service that must be allowed to act as it (`eks.amazonaws.com`), where the cloud
+    /// has such a trust relation.
+    pub trusts: Option<String>,
+}
+
+/// An identity the install hands to the cloud, as found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RoleFacts {
-    /// What the spec calls it (`cloud.eks.clusterRoleArn`).
+pub struct IdentityFacts {
+    /// The spec field that names it.
     pub purpose: String,
     /// Its id as written in the spec.
     pub id: String,
     /// Whether it exists.
     pub exists: bool,
-    /// The services allowed to assume it (`eks.amazonaws.com`, `ec2.amazonaws.com`).
+    /// The services allowed to act as it (`eks.amazonaws.com`, `ec2.amazonaws.com`).
     pub trusted_services: Vec<String>,
 }
 
-/// What `cloud.account` asks the cloud about.
+/// A quota the install counts against, as asked: the cloud's code and its name for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaQuery {
+    /// The cloud's code (`L-1216C47A`, `standardDSv5Family`, `CPUS`).
+    pub code: String,
+    /// Its name for people (what the customer asks to raise).
+    pub name: String,
+}
+
+/// A quota's limit and what is used of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaFacts {
+    /// The cloud's code.
+    pub code: String,
+    /// The limit, in vCPU.
+    pub limit: Lookup<f64>,
+    /// What is in use now, where the cloud reports it with the limit.
+    pub usage: Option<f64>,
+}
+
+/// A service (AWS service, Azure resource provider, Google API) and whether the account has it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceFacts {
+    /// Its name (`Microsoft.ContainerService`, `container.googleapis.com`).
+    pub name: String,
+    /// Whether it is registered or enabled.
+    pub enabled: Lookup<bool>,
+}
+
+/// What `cloud.account` asks the cloud about (built by the cloud's profile from the spec).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountQuery {
     /// The subnets the spec names.
     pub subnets: Vec<String>,
-    /// The roles the spec names: (purpose, id).
-    pub roles: Vec<(String, String)>,
+    /// The identities the spec names.
+    pub identities: Vec<IdentityQuery>,
+    /// The services the install needs enabled.
+    pub services: Vec<String>,
+    /// The quotas the node pools count against.
+    pub quotas: Vec<QuotaQuery>,
 }
 
 /// Facts about the account and region.
@@ -80,12 +133,14 @@ pub struct AccountFacts {
     pub account: String,
     /// The subnets found (those not found are absent).
     pub subnets: Vec<SubnetFacts>,
-    /// The roles.
-    pub roles: Vec<RoleFacts>,
-    /// The Kubernetes versions the managed service offers in the region.
+    /// The identities.
+    pub identities: Vec<IdentityFacts>,
+    /// The services asked about.
+    pub services: Vec<ServiceFacts>,
+    /// The Kubernetes versions (`MAJOR.MINOR`) the managed service offers in the region.
     pub versions: Lookup<Vec<String>>,
-    /// The regional vCPU quota for the worker shapes.
-    pub vcpu_quota: Lookup<f64>,
+    /// The quotas asked about.
+    pub quotas: Vec<QuotaFacts>,
 }
 
 /// One permission to check: an action on a resource, with the request context a policy
@@ -105,7 +160,7 @@ pub struct RequiredPermission {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PermissionFacts {
-    /// The principal checked.
+    /// The principal whose permissions were evaluated (for an assumed AWS role: the role).
     pub principal: String,
     /// The permissions it lacks (action and resource), in the order asked.
     pub missing: Vec<RequiredPermission>,
@@ -131,100 +186,38 @@ pub enum Status {
     Other(String),
 }
 
-/// The cluster the install wants.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClusterDef {
-    /// Name.
-    pub name: String,
-    /// `MAJOR.MINOR`.
-    pub kubernetes_version: String,
-    /// Subnets (or the provider's network reference).
-    pub subnets: Vec<String>,
-    /// The role the control plane runs as.
-    pub role: String,
-    /// Tags (labels) every resource carries.
-    pub tags: BTreeMap<String, String>,
-}
-
-/// A cluster as the cloud reports it.
+/// A cluster as the cloud reports it: where it stands, how to reach it, and its fields in the
+/// definition's terms (judged by [`super::definition::compare_cluster`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterFacts {
-    /// Name.
-    pub name: String,
     /// The cloud's id for it (ARN, resource id).
     pub id: String,
     /// Where it stands.
     pub status: Status,
-    /// `MAJOR.MINOR`.
-    pub kubernetes_version: String,
-    /// Subnets.
-    pub subnets: Vec<String>,
-    /// Control-plane role.
-    pub role: String,
-    /// Tags.
-    pub tags: BTreeMap<String, String>,
+    /// Its fields.
+    pub described: DescribedCluster,
     /// API server URL, once known.
     pub endpoint: Option<String>,
     /// The API server's CA bundle (base64 PEM), once known.
     pub certificate_authority: Option<String>,
 }
 
-/// The node image of a pool.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "type", content = "image")]
-pub enum NodeImageDef {
-    /// The managed service's default image.
-    Default,
-    /// A customer-supplied image (its id).
-    Custom(String),
-}
-
-/// The node pool the install wants.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodePoolDef {
-    /// Name.
-    pub name: String,
-    /// The role its nodes run as.
-    pub role: String,
-    /// Subnets.
-    pub subnets: Vec<String>,
-    /// Instance type, VM size or machine type.
-    pub shape: String,
-    /// Fewest nodes.
-    pub min: u32,
-    /// Nodes to start with.
-    pub desired: u32,
-    /// Most nodes.
-    pub max: u32,
-    /// Node image.
-    pub image: NodeImageDef,
-    /// Tags.
-    pub tags: BTreeMap<String, String>,
+impl ClusterFacts {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.described.name
+    }
 }
 
 /// A node pool as the cloud reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodePoolFacts {
-    /// Name.
-    pub name: String,
     /// Where it stands.
     pub status: Status,
-    /// Shape.
-    pub shape: String,
-    /// Node role.
-    pub role: String,
-    /// Scaling.
-    pub min: u32,
-    /// Scaling.
-    pub desired: u32,
-    /// Scaling.
-    pub max: u32,
-    /// Tags.
-    pub tags: BTreeMap<String, String>,
+    /// Its fields.
+    pub described: DescribedPool,
 }
 
 /// How `kubectl` reaches a cluster without a stored token: the API server, its CA, and the

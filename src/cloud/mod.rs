@@ -1,20 +1,31 @@
-//! The provider layer: what the install needs from a cloud, as narrow async traits, with one
-//! folder per cloud behind its own cargo feature (`eks` today; `aks` and `gke` plug in the same
-//! way).
+//! The provider layer: what the install needs from a cloud, split three ways.
 //!
-//! Providers only gather facts ([`facts`]) and carry out the few changes the install makes
-//! (create a cluster, create a node pool). What the facts mean — is the quota enough, which
-//! permission is missing, who must fix it, create or adopt or refuse — is decided by pure
-//! functions ([`judge`], [`permissions`], [`sizing`], [`poll`]) that the engine and
-//! `preflight --only access` share. Cloud errors are classified into kinds ([`error`]) by each
-//! provider from the SDK's codes and HTTP statuses. SDK types never leave a provider's folder.
+//! - **Profiles** ([`profile`]): what a cloud *is* — names and naming rules, ownership tags,
+//!   the one cluster definition it builds from a spec ([`definition`]), what the account step
+//!   asks and expects, how credentials expire, the permissions and least-privilege document.
+//!   Pure data and functions, no SDK: `plan`, `validate` and rendering work offline.
+//! - **Clients**: how to talk to it, behind the narrow async traits below, one folder per cloud
+//!   behind its own cargo feature (`eks/` today). SDK types never leave their folder.
+//! - **Stand-ins**: loopback servers that follow each cloud's published wire protocol, in their
+//!   own crate (`crates/standins`); nothing here depends on them.
+//!
+//! Clients only gather facts ([`facts`]) and carry out the few changes the install makes
+//! (create a cluster with its initial pools, create a node pool). What the facts mean — is the
+//! quota enough, which permission is missing, who must fix it, create or adopt or refuse — is
+//! decided by pure functions ([`judge`], [`permissions`], [`sizing`], [`poll`]) with the
+//! profile's rules; the engine and `preflight --only access` share them. Cloud errors are
+//! classified into kinds ([`error`]) by each client from codes and HTTP statuses. Shared code
+//! never matches on the provider: [`profile::for_provider`] picks the profile, and the CLI's
+//! registry picks the client.
 
 pub mod access;
+pub mod definition;
 pub mod error;
 pub mod facts;
 pub mod judge;
 pub mod permissions;
 pub mod poll;
+pub mod profile;
 pub mod retry;
 pub mod sizing;
 #[cfg(test)]
@@ -25,10 +36,11 @@ pub mod eks;
 
 use futures::future::BoxFuture;
 
+use definition::{ClusterDefinition, PoolDefinition};
 pub use error::{CloudError, CloudErrorKind};
 use facts::{
-    AccountFacts, AccountQuery, ClusterDef, ClusterFacts, Identity, KubeAccess, NodePoolDef,
-    NodePoolFacts, PermissionFacts, RequiredPermission,
+    AccountFacts, AccountQuery, ClusterFacts, Identity, KubeAccess, NodePoolFacts, PermissionFacts,
+    RequiredPermission,
 };
 
 use crate::spec::Provider;
@@ -44,16 +56,17 @@ pub trait IdentitySource: Send + Sync {
 
 /// Facts about the account, subscription or project and the region the spec names.
 pub trait AccountInspector: Send + Sync {
-    /// The account, its subnets, roles, offered Kubernetes versions and vCPU quota.
+    /// The account, its subnets, identities, services, offered Kubernetes versions and quotas,
+    /// as the profile's query asks.
     fn account<'a>(&'a self, query: &'a AccountQuery) -> CloudFuture<'a, AccountFacts>;
 }
 
-/// Which of the install's permissions an identity lacks.
+/// Which of the install's permissions the caller lacks.
 pub trait PermissionChecker: Send + Sync {
-    /// Checks `required` for the principal `subject` (an identity's policy subject).
+    /// Checks `required` for the caller's own identity (for an assumed AWS role: the role's
+    /// policies; Azure: its permissions at each scope; Google: `testIamPermissions`).
     fn missing_permissions<'a>(
         &'a self,
-        subject: &'a str,
         required: &'a [RequiredPermission],
     ) -> CloudFuture<'a, PermissionFacts>;
 }
@@ -62,26 +75,30 @@ pub trait PermissionChecker: Send + Sync {
 pub trait ClusterManager: Send + Sync {
     /// The cluster called `name`, if there is one.
     fn cluster<'a>(&'a self, name: &'a str) -> CloudFuture<'a, Option<ClusterFacts>>;
-    /// Creates a cluster (the engine checked there is none).
-    fn create_cluster<'a>(&'a self, def: &'a ClusterDef) -> CloudFuture<'a, ()>;
+    /// Creates the cluster of `def` with the pools the cloud creates with it
+    /// ([`ClusterDefinition::initial_pools`]); the engine checked there is none. A cloud whose
+    /// create call may overwrite (ARM's PUT) must make it create-only.
+    fn create_cluster<'a>(&'a self, def: &'a ClusterDefinition) -> CloudFuture<'a, ()>;
     /// The node pool `name` of `cluster`, if there is one.
     fn node_pool<'a>(
         &'a self,
         cluster: &'a str,
         name: &'a str,
     ) -> CloudFuture<'a, Option<NodePoolFacts>>;
-    /// Creates a node pool (the engine checked there is none).
+    /// Creates `pool` of the cluster of `def` (the engine checked there is none).
     fn create_node_pool<'a>(
         &'a self,
-        cluster: &'a str,
-        def: &'a NodePoolDef,
+        def: &'a ClusterDefinition,
+        pool: &'a PoolDefinition,
     ) -> CloudFuture<'a, ()>;
-    /// How `kubectl` reaches an active cluster with a short-lived token.
-    fn kube_access(&self, cluster: &ClusterFacts) -> Result<KubeAccess, CloudError>;
+    /// How `kubectl` reaches an active cluster with a short-lived token (a cloud may need a
+    /// call for it).
+    fn kube_access<'a>(&'a self, cluster: &'a ClusterFacts) -> CloudFuture<'a, KubeAccess>;
 }
 
 /// Credentials for the realm's object storage, taken from the same chain as the cloud calls so
-/// that artifacts are written by the same identity (never logged, never stored).
+/// that artifacts are written by the same identity (never logged, never stored). One variant
+/// per kind of store; a cloud's client gives the kind its object storage takes.
 pub enum StorageCredentials {
     /// AWS keys for S3.
     Aws {
@@ -100,32 +117,9 @@ pub trait Cloud: IdentitySource + AccountInspector + PermissionChecker + Cluster
     fn provider(&self) -> Provider;
     /// Where it talks to, for people (region and endpoint; no secret).
     fn describe(&self) -> String;
-    /// The credentials of this provider's chain for the realm's object storage, if it has a
-    /// store of its own cloud (S3 for EKS).
+    /// The credentials of this provider's chain for the realm's object storage (the bucket
+    /// scheme its profile names: S3 for EKS), if it can give them.
     fn storage_credentials(&self) -> CloudFuture<'_, Option<StorageCredentials>> {
         Box::pin(async { Ok(None) })
     }
-}
-
-/// The tag (label) key that marks resources as created by realmctl for a realm, per cloud
-/// (GKE labels allow neither dots nor slashes).
-pub fn realm_tag_key(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Eks | Provider::Aks => "realmctl.digibee.com/realm",
-        Provider::Gke => "realmctl-realm",
-    }
-}
-
-/// The tags every resource of `realm` carries.
-pub fn realm_tags(provider: Provider, realm: &str) -> std::collections::BTreeMap<String, String> {
-    let managed_by = match provider {
-        Provider::Eks | Provider::Aks => "realmctl.digibee.com/managed-by",
-        Provider::Gke => "realmctl-managed-by",
-    };
-    [
-        (realm_tag_key(provider).to_owned(), realm.to_owned()),
-        (managed_by.to_owned(), "realmctl".to_owned()),
-    ]
-    .into_iter()
-    .collect()
 }

@@ -1,6 +1,7 @@
 //! The install identity's permissions as data (`playbooks/requirements/roles.yaml`, the same
 //! source as the phase-5 roles document): the concrete list `cloud.permissions` checks, and the
-//! least-privilege policy the customer attaches, rendered from `templates/policies/` (pure).
+//! least-privilege document the customer grants (an IAM policy, an Azure custom role, a Google
+//! IAM custom role), rendered from the template the cloud's profile names (pure).
 
 use std::collections::BTreeMap;
 
@@ -8,63 +9,29 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::facts::RequiredPermission;
+use super::profile;
 use crate::requirements::{Permission, ProviderRoles};
-use crate::spec::{CloudAccount, Spec};
+use crate::spec::Spec;
 use crate::templates::{self, TemplateError};
 
-/// What the resource patterns of the permission data are filled in with.
+/// What the resource patterns of the permission data are filled in with: `{name}` → value,
+/// from the cloud's profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Vars {
-    /// `aws`, `aws-cn`, `aws-us-gov`.
-    pub partition: String,
-    /// Region.
-    pub region: String,
-    /// Account id.
-    pub account: String,
-    /// Cluster name.
-    pub cluster: String,
-    /// Cluster role ARN.
-    pub cluster_role: String,
-    /// Node role ARN.
-    pub node_role: String,
-}
+pub struct Vars(pub BTreeMap<&'static str, String>);
 
 impl Vars {
-    /// The values of an EKS spec; `None` for other clouds (their permissions are roles).
-    pub fn for_spec(spec: &Spec) -> Option<Vars> {
-        let CloudAccount::Eks {
-            account_id,
-            cluster_role_arn,
-            node_role_arn,
-            ..
-        } = &spec.cloud.account
-        else {
-            return None;
-        };
-        let partition = cluster_role_arn
-            .split(':')
-            .nth(1)
-            .unwrap_or("aws")
-            .to_owned();
-        Some(Vars {
-            partition,
-            region: spec.cloud.region.clone(),
-            account: account_id.clone(),
-            cluster: spec.cloud.cluster.name.clone(),
-            cluster_role: cluster_role_arn.clone(),
-            node_role: node_role_arn.clone(),
-        })
+    /// The values of `spec`, as its cloud's profile gives them.
+    pub fn for_spec(spec: &Spec) -> Vars {
+        Vars(profile::of(spec).permission_vars(spec))
     }
 
     /// A resource pattern with its placeholders filled in.
     pub fn expand(&self, pattern: &str) -> String {
-        pattern
-            .replace("{partition}", &self.partition)
-            .replace("{region}", &self.region)
-            .replace("{account}", &self.account)
-            .replace("{clusterRole}", &self.cluster_role)
-            .replace("{nodeRole}", &self.node_role)
-            .replace("{cluster}", &self.cluster)
+        let mut out = pattern.to_owned();
+        for (k, v) in &self.0 {
+            out = out.replace(&format!("{{{k}}}"), v);
+        }
+        out
     }
 }
 
@@ -151,9 +118,15 @@ pub struct Statement {
     pub condition: Option<Value>,
 }
 
+/// What a least-privilege template is rendered from: the statements (IAM policies), or the
+/// flat list of actions and the scopes they apply to (custom roles).
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct PolicyModel<'a> {
+    realm: &'a str,
     statements: &'a [Statement],
+    actions: Vec<String>,
+    scopes: Vec<String>,
 }
 
 /// The statements of the least-privilege policy for `vars`.
@@ -166,7 +139,7 @@ pub fn statements(roles: &ProviderRoles, vars: &Vars) -> Vec<Statement> {
         .filter(|p| !p.actions.is_empty())
         .map(|p| {
             let base: String = p.actions[0]
-                .split([':', '-', '_'])
+                .split([':', '-', '_', '.', '/'])
                 .map(|w| {
                     let mut c = w.chars();
                     c.next()
@@ -190,23 +163,50 @@ pub fn statements(roles: &ProviderRoles, vars: &Vars) -> Vec<Statement> {
         .collect()
 }
 
-/// The least-privilege policy document of the install identity of `spec` (EKS: an IAM policy
-/// in JSON), or `None` where the cloud grants the install's permissions by built-in roles.
-pub fn policy_document(spec: &Spec) -> Result<Option<String>, TemplateError> {
-    let Some(vars) = Vars::for_spec(spec) else {
-        return Ok(None);
-    };
+/// The least-privilege document of the install identity of `spec`, in the form its cloud
+/// takes (an IAM policy in JSON for EKS, an Azure custom role in JSON for AKS, a Google IAM
+/// custom role in YAML for GKE), rendered from the template its profile names.
+pub fn policy_document(spec: &Spec) -> Result<String, TemplateError> {
+    let prof = profile::of(spec);
+    let vars = Vars::for_spec(spec);
     let roles = crate::requirements::embedded()
         .roles
         .for_provider(spec.cloud.provider);
     let statements = statements(roles, &vars);
+    let mut actions: Vec<String> = Vec::new();
+    let mut scopes: Vec<String> = Vec::new();
+    for s in &statements {
+        for a in &s.actions {
+            if !actions.contains(a) {
+                actions.push(a.clone());
+            }
+        }
+        for r in &s.resources {
+            if !scopes.contains(r) {
+                scopes.push(r.clone());
+            }
+        }
+    }
+    // A custom role is assignable at the broadest scope it is used at; narrower scopes it
+    // lists (a subnet in the group) are inside it.
+    let broadest: Vec<String> = scopes
+        .iter()
+        .filter(|s| {
+            !scopes
+                .iter()
+                .any(|o| o != *s && s.starts_with(&format!("{o}/")))
+        })
+        .cloned()
+        .collect();
     templates::render(
-        "policies/eks-installer.json",
+        prof.policy().template,
         &PolicyModel {
+            realm: &spec.name,
             statements: &statements,
+            actions,
+            scopes: broadest,
         },
     )
-    .map(Some)
 }
 
 #[cfg(test)]
@@ -215,14 +215,19 @@ mod tests {
     use crate::spec::Provider;
 
     fn vars() -> Vars {
-        Vars {
-            partition: "aws".into(),
-            region: "us-east-1".into(),
-            account: "123456789012".into(),
-            cluster: "digibee-acme".into(),
-            cluster_role: "arn:aws:iam::123456789012:role/c".into(),
-            node_role: "arn:aws:iam::123456789012:role/n".into(),
-        }
+        Vars(
+            [
+                ("partition", "aws"),
+                ("region", "us-east-1"),
+                ("account", "123456789012"),
+                ("cluster", "digibee-acme"),
+                ("clusterRole", "arn:aws:iam::123456789012:role/c"),
+                ("nodeRole", "arn:aws:iam::123456789012:role/n"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k, v.to_owned()))
+            .collect(),
+        )
     }
 
     fn eks() -> &'static ProviderRoles {
@@ -268,7 +273,7 @@ mod tests {
     #[test]
     fn the_policy_is_valid_json_granting_exactly_the_data() {
         let (_d, spec) = crate::engine::test_support::spec(Provider::Eks, "digibee.acme.com");
-        let doc = policy_document(&spec).unwrap().unwrap();
+        let doc = policy_document(&spec).unwrap();
         let v: Value = serde_json::from_str(&doc).unwrap_or_else(|e| panic!("{e}\n{doc}"));
         assert_eq!(v["Version"], "2012-10-17");
         let st = v["Statement"].as_array().unwrap();
@@ -304,12 +309,65 @@ mod tests {
             pass["Condition"]["StringEquals"]["iam:PassedToService"],
             "eks.amazonaws.com"
         );
-        assert_eq!(
-            policy_document(
-                &crate::engine::test_support::spec(Provider::Gke, "digibee.acme.com").1
-            )
-            .unwrap(),
-            None
+    }
+
+    #[test]
+    fn the_azure_custom_role_lists_every_action_on_the_resource_group() {
+        let (_d, spec) = crate::engine::test_support::spec(Provider::Aks, "digibee.acme.com");
+        let doc = policy_document(&spec).unwrap();
+        let v: Value = serde_json::from_str(&doc).unwrap_or_else(|e| panic!("{e}\n{doc}"));
+        assert_eq!(v["IsCustom"], true);
+        let actions: Vec<&str> = v["Actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let data: Vec<String> = crate::requirements::embedded()
+            .roles
+            .for_provider(Provider::Aks)
+            .installer
+            .permissions
+            .iter()
+            .flat_map(|p| p.actions.clone())
+            .collect();
+        assert!(!data.is_empty());
+        for a in &data {
+            assert!(actions.contains(&a.as_str()), "{a} missing from {doc}");
+        }
+        assert!(actions.contains(&"Microsoft.ContainerService/managedClusters/write"));
+        let scopes = v["AssignableScopes"].as_array().unwrap();
+        assert!(!scopes.is_empty());
+        for s in scopes {
+            assert!(s.as_str().unwrap().starts_with("/subscriptions/"), "{s}");
+            assert!(!s.as_str().unwrap().contains('{'), "{s}");
+        }
+    }
+
+    #[test]
+    fn the_google_custom_role_lists_every_permission() {
+        let (_d, spec) = crate::engine::test_support::spec(Provider::Gke, "digibee.acme.com");
+        let doc = policy_document(&spec).unwrap();
+        let v: Value = serde_saphyr::from_str(&doc).unwrap_or_else(|e| panic!("{e}\n{doc}"));
+        let perms: Vec<&str> = v["includedPermissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert!(perms.contains(&"container.clusters.create"), "{doc}");
+        assert_eq!(v["stage"], "GA");
+        let required = required(
+            crate::requirements::embedded()
+                .roles
+                .for_provider(Provider::Gke),
+            &Vars::for_spec(&spec),
+        );
+        assert!(required.iter().all(|r| perms.contains(&r.action.as_str())));
+        assert!(
+            required
+                .iter()
+                .all(|r| r.resource.starts_with("projects/") && !r.resource.contains('{'))
         );
     }
 }

@@ -5,6 +5,37 @@
 
 use std::time::Duration;
 
+use super::facts::Status;
+
+/// What a wait does with a resource's status (pure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wait {
+    /// It is ready.
+    Ready,
+    /// It is on its way: poll again (the status, for the progress line).
+    Poll(&'static str),
+    /// It will never become ready by waiting: stop now, with the cloud's reason.
+    Stop(String),
+}
+
+/// Whether to keep waiting on a resource in `status`: creating or updating resources are
+/// polled; a resource being deleted, one that failed, or one in a state this realmctl does not
+/// know will not become ready by waiting, so the wait stops at once with the cloud's word for
+/// it rather than polling until the step's timeout.
+pub fn wait_on(status: &Status) -> Wait {
+    match status {
+        Status::Active => Wait::Ready,
+        Status::Creating => Wait::Poll("CREATING"),
+        Status::Updating => Wait::Poll("UPDATING"),
+        Status::Deleting => Wait::Stop("it is being deleted".into()),
+        Status::Failed(why) => Wait::Stop(format!("it failed: {}", crate::text::one_line(why))),
+        Status::Other(s) => Wait::Stop(format!(
+            "it is in state {}, which will not become ready by waiting",
+            crate::text::one_line(s)
+        )),
+    }
+}
+
 /// The polling policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
@@ -61,6 +92,21 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_creating_and_updating_resources_are_waited_on() {
+        assert_eq!(wait_on(&Status::Active), Wait::Ready);
+        assert_eq!(wait_on(&Status::Creating), Wait::Poll("CREATING"));
+        assert_eq!(wait_on(&Status::Updating), Wait::Poll("UPDATING"));
+        assert!(matches!(wait_on(&Status::Deleting), Wait::Stop(m) if m.contains("deleted")));
+        match wait_on(&Status::Failed("subnet full\n\x1b[2J".into())) {
+            Wait::Stop(m) => assert_eq!(m, "it failed: subnet full\\n\\u{1b}[2J"),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(wait_on(&Status::Other("DEGRADED".into())), Wait::Stop(m) if m.contains("DEGRADED"))
+        );
+    }
 
     #[test]
     fn intervals_double_up_to_the_cap_and_throttling_jumps_to_it() {

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use futures::FutureExt;
 
+use super::definition::{ClusterDefinition, PoolDefinition};
 use super::facts::{
-    AccountFacts, AccountQuery, ClusterDef, ClusterFacts, Identity, KubeAccess, NodePoolDef,
-    NodePoolFacts, PermissionFacts, RequiredPermission,
+    AccountFacts, AccountQuery, ClusterFacts, Identity, KubeAccess, NodePoolFacts, PermissionFacts,
+    RequiredPermission,
 };
 use super::{
     AccountInspector, Cloud, CloudError, CloudFuture, ClusterManager, IdentitySource,
@@ -96,11 +97,10 @@ impl<C: AccountInspector> AccountInspector for Retrying<C> {
 impl<C: PermissionChecker> PermissionChecker for Retrying<C> {
     fn missing_permissions<'a>(
         &'a self,
-        subject: &'a str,
         required: &'a [RequiredPermission],
     ) -> CloudFuture<'a, PermissionFacts> {
         retry(self.policy, move || {
-            self.inner.missing_permissions(subject, required)
+            self.inner.missing_permissions(required)
         })
         .boxed()
     }
@@ -111,7 +111,7 @@ impl<C: ClusterManager> ClusterManager for Retrying<C> {
         retry(self.policy, move || self.inner.cluster(name)).boxed()
     }
 
-    fn create_cluster<'a>(&'a self, def: &'a ClusterDef) -> CloudFuture<'a, ()> {
+    fn create_cluster<'a>(&'a self, def: &'a ClusterDefinition) -> CloudFuture<'a, ()> {
         self.inner.create_cluster(def)
     }
 
@@ -125,14 +125,14 @@ impl<C: ClusterManager> ClusterManager for Retrying<C> {
 
     fn create_node_pool<'a>(
         &'a self,
-        cluster: &'a str,
-        def: &'a NodePoolDef,
+        def: &'a ClusterDefinition,
+        pool: &'a PoolDefinition,
     ) -> CloudFuture<'a, ()> {
-        self.inner.create_node_pool(cluster, def)
+        self.inner.create_node_pool(def, pool)
     }
 
-    fn kube_access(&self, cluster: &ClusterFacts) -> Result<KubeAccess, CloudError> {
-        self.inner.kube_access(cluster)
+    fn kube_access<'a>(&'a self, cluster: &'a ClusterFacts) -> CloudFuture<'a, KubeAccess> {
+        retry(self.policy, move || self.inner.kube_access(cluster)).boxed()
     }
 }
 
@@ -194,7 +194,7 @@ mod tests {
         assert_eq!(c.inner().calls("cluster"), 1);
         c.inner()
             .fail_next("create_cluster", CloudErrorKind::Throttled, 1);
-        let def = crate::cloud::testing::cluster_def("x");
+        let def = crate::cloud::definition::tests::sample();
         assert_eq!(
             c.create_cluster(&def).await.unwrap_err().kind,
             CloudErrorKind::Throttled

@@ -1,14 +1,18 @@
-//! A fake [`Cloud`] of our own traits for unit tests: in-memory clusters and node pools that
-//! become active after a number of polls, injectable failures per call, call counts.
+//! A fake [`Cloud`] of our own traits for unit tests: in-memory clusters and node pools built
+//! from the definitions it is sent (initial pools with the cluster) that become active after a
+//! number of polls, injectable failures per call, denied actions, call counts. It can stand for
+//! any provider, so the AKS and GKE profiles are tested through the same engine paths.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use futures::FutureExt;
 
+use super::definition::{ClusterDefinition, DescribedCluster, DescribedPool, PoolDefinition};
 use super::facts::{
-    AccountFacts, AccountQuery, ClusterDef, ClusterFacts, Identity, KubeAccess, Lookup,
-    NodePoolDef, NodePoolFacts, PermissionFacts, RequiredPermission, Status,
+    AccountFacts, AccountQuery, ClusterFacts, Identity, IdentityFacts, KubeAccess, Lookup,
+    NodePoolFacts, PermissionFacts, QuotaFacts, RequiredPermission, ServiceFacts, Status,
+    SubnetFacts,
 };
 use super::{
     AccountInspector, Cloud, CloudError, CloudErrorKind, CloudFuture, ClusterManager,
@@ -23,6 +27,8 @@ struct Inner {
     clusters: BTreeMap<String, (ClusterFacts, u32)>,
     pools: BTreeMap<(String, String), (NodePoolFacts, u32)>,
     denied: Vec<String>,
+    /// Every definition `create_cluster` was sent.
+    sent: Vec<ClusterDefinition>,
 }
 
 /// The fake.
@@ -32,6 +38,8 @@ pub struct FakeCloud {
     pub ready_after: u32,
     /// The identity it reports.
     pub identity: Identity,
+    /// The provider it stands for.
+    pub provider: Provider,
 }
 
 impl Default for FakeCloud {
@@ -41,23 +49,30 @@ impl Default for FakeCloud {
             ready_after: 0,
             identity: Identity {
                 principal: "arn:aws:sts::123456789012:assumed-role/Installer/test".into(),
-                policy_subject: "arn:aws:iam::123456789012:role/Installer".into(),
                 account: "123456789012".into(),
                 source: "explicit credentials".into(),
                 expires_at: None,
             },
+            provider: Provider::Eks,
         }
     }
 }
 
-/// A cluster definition for tests.
-pub fn cluster_def(name: &str) -> ClusterDef {
-    ClusterDef {
-        name: name.into(),
-        kubernetes_version: "1.31".into(),
-        subnets: vec!["subnet-a".into(), "subnet-b".into()],
-        role: "arn:aws:iam::123456789012:role/c".into(),
-        tags: super::realm_tags(Provider::Eks, "acme"),
+fn pool_facts(p: &PoolDefinition) -> NodePoolFacts {
+    NodePoolFacts {
+        status: Status::Creating,
+        described: DescribedPool {
+            name: p.name.clone(),
+            shape: p.shape.clone(),
+            min: p.min,
+            desired: p.desired,
+            max: p.max,
+            node_identity: p.node_identity.clone(),
+            subnets: p.subnets.clone(),
+            image: p.image.clone(),
+            labels: p.labels.clone(),
+            tags: p.tags.clone(),
+        },
     }
 }
 
@@ -68,6 +83,16 @@ impl FakeCloud {
             ready_after: polls,
             ..FakeCloud::default()
         }
+    }
+
+    /// A fake standing for `provider`, its identity in `account`.
+    pub fn for_provider(provider: Provider, account: &str) -> Self {
+        let mut f = FakeCloud {
+            provider,
+            ..FakeCloud::default()
+        };
+        f.identity.account = account.into();
+        f
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -91,7 +116,16 @@ impl FakeCloud {
 
     /// Puts a cluster there as if someone else had created it.
     pub fn insert_cluster(&self, c: ClusterFacts) {
-        self.lock().clusters.insert(c.name.clone(), (c, 0));
+        self.lock()
+            .clusters
+            .insert(c.described.name.clone(), (c, 0));
+    }
+
+    /// Sets the status of the cluster `name` (a cluster being deleted, one that failed).
+    pub fn set_cluster_status(&self, name: &str, status: Status) {
+        if let Some((c, _)) = self.lock().clusters.get_mut(name) {
+            c.status = status;
+        }
     }
 
     /// The clusters there are.
@@ -106,6 +140,11 @@ impl FakeCloud {
             .keys()
             .map(|(c, p)| format!("{c}/{p}"))
             .collect()
+    }
+
+    /// Every definition `create_cluster` was sent.
+    pub fn sent(&self) -> Vec<ClusterDefinition> {
+        self.lock().sent.clone()
     }
 
     fn enter(&self, op: &'static str) -> Result<(), CloudError> {
@@ -141,28 +180,41 @@ impl AccountInspector for FakeCloud {
                     .subnets
                     .iter()
                     .enumerate()
-                    .map(|(i, id)| super::facts::SubnetFacts {
+                    .map(|(i, id)| SubnetFacts {
                         id: id.clone(),
                         network: "vpc-1".into(),
-                        zone: format!("zone-{i}"),
+                        zone: Some(format!("zone-{i}")),
                         free_addresses: 4000,
                     })
                     .collect(),
-                roles: q
-                    .roles
+                identities: q
+                    .identities
                     .iter()
-                    .map(|(purpose, id)| super::facts::RoleFacts {
-                        purpose: purpose.clone(),
-                        id: id.clone(),
+                    .map(|i| IdentityFacts {
+                        purpose: i.purpose.clone(),
+                        id: i.id.clone(),
                         exists: true,
-                        trusted_services: vec![
-                            "eks.amazonaws.com".into(),
-                            "ec2.amazonaws.com".into(),
-                        ],
+                        trusted_services: i.trusts.iter().cloned().collect(),
+                    })
+                    .collect(),
+                services: q
+                    .services
+                    .iter()
+                    .map(|s| ServiceFacts {
+                        name: s.clone(),
+                        enabled: Lookup::Found(true),
                     })
                     .collect(),
                 versions: Lookup::Found(vec!["1.30".into(), "1.31".into()]),
-                vcpu_quota: Lookup::Found(1000.0),
+                quotas: q
+                    .quotas
+                    .iter()
+                    .map(|q| QuotaFacts {
+                        code: q.code.clone(),
+                        limit: Lookup::Found(1000.0),
+                        usage: Some(0.0),
+                    })
+                    .collect(),
             })
         }
         .boxed()
@@ -172,14 +224,13 @@ impl AccountInspector for FakeCloud {
 impl PermissionChecker for FakeCloud {
     fn missing_permissions<'a>(
         &'a self,
-        subject: &'a str,
         required: &'a [RequiredPermission],
     ) -> CloudFuture<'a, PermissionFacts> {
         async move {
             self.enter("missing_permissions")?;
             let denied = self.lock().denied.clone();
             Ok(PermissionFacts {
-                principal: subject.into(),
+                principal: self.identity.principal.clone(),
                 missing: required
                     .iter()
                     .filter(|p| denied.contains(&p.action))
@@ -210,7 +261,7 @@ impl ClusterManager for FakeCloud {
         .boxed()
     }
 
-    fn create_cluster<'a>(&'a self, def: &'a ClusterDef) -> CloudFuture<'a, ()> {
+    fn create_cluster<'a>(&'a self, def: &'a ClusterDefinition) -> CloudFuture<'a, ()> {
         async move {
             self.enter("create_cluster")?;
             let mut g = self.lock();
@@ -221,23 +272,31 @@ impl ClusterManager for FakeCloud {
                     "exists",
                 ));
             }
+            g.sent.push(def.clone());
             g.clusters.insert(
                 def.name.clone(),
                 (
                     ClusterFacts {
-                        name: def.name.clone(),
-                        id: format!("arn:fake:cluster/{}", def.name),
+                        id: format!("fake:cluster/{}", def.name),
                         status: Status::Creating,
-                        kubernetes_version: def.kubernetes_version.clone(),
-                        subnets: def.subnets.clone(),
-                        role: def.role.clone(),
-                        tags: def.tags.clone(),
+                        described: DescribedCluster {
+                            name: def.name.clone(),
+                            kubernetes_version: def.kubernetes_version.clone(),
+                            api_access: def.api_access.clone(),
+                            network: def.network.clone(),
+                            control_plane_identity: def.control_plane_identity.clone(),
+                            tags: def.tags.clone(),
+                        },
                         endpoint: None,
                         certificate_authority: None,
                     },
                     0,
                 ),
             );
+            for p in def.initial_pools() {
+                g.pools
+                    .insert((def.name.clone(), p.name.clone()), (pool_facts(p), 0));
+            }
             Ok(())
         }
         .boxed()
@@ -266,13 +325,13 @@ impl ClusterManager for FakeCloud {
 
     fn create_node_pool<'a>(
         &'a self,
-        cluster: &'a str,
-        def: &'a NodePoolDef,
+        def: &'a ClusterDefinition,
+        pool: &'a PoolDefinition,
     ) -> CloudFuture<'a, ()> {
         async move {
             self.enter("create_node_pool")?;
             let mut g = self.lock();
-            let key = (cluster.to_owned(), def.name.clone());
+            let key = (def.name.clone(), pool.name.clone());
             if g.pools.contains_key(&key) {
                 return Err(CloudError::new(
                     CloudErrorKind::Conflict,
@@ -280,42 +339,30 @@ impl ClusterManager for FakeCloud {
                     "exists",
                 ));
             }
-            g.pools.insert(
-                key,
-                (
-                    NodePoolFacts {
-                        name: def.name.clone(),
-                        status: Status::Creating,
-                        shape: def.shape.clone(),
-                        role: def.role.clone(),
-                        min: def.min,
-                        desired: def.desired,
-                        max: def.max,
-                        tags: def.tags.clone(),
-                    },
-                    0,
-                ),
-            );
+            g.pools.insert(key, (pool_facts(pool), 0));
             Ok(())
         }
         .boxed()
     }
 
-    fn kube_access(&self, c: &ClusterFacts) -> Result<KubeAccess, CloudError> {
-        Ok(KubeAccess {
-            name: c.name.clone(),
-            server: c.endpoint.clone().unwrap_or_default(),
-            certificate_authority: c.certificate_authority.clone().unwrap_or_default(),
-            command: "fake-token".into(),
-            args: vec![c.name.clone()],
-            env: BTreeMap::new(),
-        })
+    fn kube_access<'a>(&'a self, c: &'a ClusterFacts) -> CloudFuture<'a, KubeAccess> {
+        async move {
+            Ok(KubeAccess {
+                name: c.name().to_owned(),
+                server: c.endpoint.clone().unwrap_or_default(),
+                certificate_authority: c.certificate_authority.clone().unwrap_or_default(),
+                command: "fake-token".into(),
+                args: vec![c.name().to_owned()],
+                env: BTreeMap::new(),
+            })
+        }
+        .boxed()
     }
 }
 
 impl Cloud for FakeCloud {
     fn provider(&self) -> Provider {
-        Provider::Eks
+        self.provider
     }
 
     fn describe(&self) -> String {

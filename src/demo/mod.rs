@@ -2,13 +2,18 @@
 //!
 //! [`prepare`] writes a demo realm (spec, a throw-away CA and a wildcard certificate for the six
 //! required names) and starts its loopback stand-ins on the current runtime: a name server for
-//! the demo zone ([`dns`]), outbound peers (a TLS server, a plain TCP service) and the AWS
-//! stand-in (`crate::cloud::eks::standin`), whose clusters take seconds to become active. The
-//! real AWS SDK talks to it with throw-away demo keys. [`install`] then runs the embedded
-//! `dedicated-saas` playbook — every phase, DNS and the cluster included — stops at the phase-5
-//! gate, approves it as the demo customer, resumes to the end and verifies the journal.
+//! the demo zone ([`dns`]), outbound peers (a TLS server, a plain TCP service) and the cloud's
+//! stand-in, started by the cloud's [`CloudDemo`] (the stand-in crate's wire adapter over its
+//! neutral world, whose clusters take seconds to become active; the cloud's real client talks
+//! to it with throw-away credentials). [`install`] then runs the embedded `dedicated-saas`
+//! playbook — every phase, DNS and the cluster included — stops at the phase-5 gate, approves
+//! it as the demo customer, resumes to the end and verifies the journal.
+//!
+//! Which clouds have a demo is the CLI registry's business; nothing here names a cloud.
 
 pub mod dns;
+#[cfg(feature = "eks")]
+pub mod eks;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,18 +26,37 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
 
+use futures::future::BoxFuture;
+use realmctl_standins::StandIn;
+
 use crate::cloud::Cloud;
-use crate::cloud::eks::standin::{StandIn, World};
 use crate::spec::Provider;
 
 /// The demo realm's base domain (`.test` is reserved, RFC 6761).
 pub const BASE: &str = "digibee.demo.test";
-/// The demo's AWS account and region (the stand-in's).
-pub const ACCOUNT: &str = "123456789012";
-/// The demo's region.
-pub const REGION: &str = "us-east-1";
-/// How long a demo cluster or node group stays CREATING.
+/// How long a demo cluster or node pool stays creating.
 pub const CREATE_DELAY: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// What a cloud's demo started: its stand-in, the client that talks to it, and the `cloud:`
+/// block of the demo spec that names it.
+pub struct DemoCloud {
+    /// The cloud's real client, on the stand-in, with throw-away credentials.
+    pub cloud: Arc<dyn Cloud>,
+    /// The stand-in (runs as long as this value lives).
+    pub standin: StandIn,
+    /// The `cloud:` block of the demo spec (YAML).
+    pub spec_block: String,
+    /// How the client reaches the stand-in, for the SIMULATION notice.
+    pub how: &'static str,
+}
+
+/// One cloud's part of the demo.
+pub trait CloudDemo: Send + Sync {
+    /// Which cloud.
+    fn provider(&self) -> Provider;
+    /// Starts the cloud's stand-in on the current runtime and its client.
+    fn start(&self) -> BoxFuture<'_, Result<DemoCloud, DemoError>>;
+}
 
 /// Why the demo could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -51,25 +75,23 @@ pub enum DemoError {
     /// Starting a loopback peer failed.
     #[error("cannot start a loopback peer: {0}")]
     Peer(String),
-    /// The demo has no stand-in for that cloud yet.
-    #[error(
-        "the demo simulates EKS only in this build; the {0} stand-in arrives with the {0} provider\n  help: run `realmctl demo --cloud eks`"
-    )]
-    NoStandIn(Provider),
     /// The demo's cloud provider could not be set up.
     #[error("cannot set up the demo's cloud provider: {0}")]
     Cloud(#[from] crate::cloud::CloudError),
 }
 
-/// A prepared demo: the spec, the cloud provider on the AWS stand-in, and the stand-in (which
+/// A prepared demo: the spec, the cloud provider on its stand-in, and the stand-in (which
 /// runs as long as this value lives).
 pub struct Demo {
     /// The spec file.
     pub spec: PathBuf,
-    /// The provider of the demo's cloud (the real SDK, on the stand-in, with demo keys).
+    /// The provider of the demo's cloud (the real client, on the stand-in, with demo
+    /// credentials).
     pub cloud: Arc<dyn Cloud>,
-    /// The AWS stand-in.
+    /// The cloud's stand-in.
     pub standin: StandIn,
+    /// How the client reaches the stand-in, for people.
+    pub how: &'static str,
     /// How the install polls a creating cluster (`cluster.wait`'s policy unless a benchmark
     /// changes it).
     pub poll: crate::cloud::poll::Backoff,
@@ -114,11 +136,9 @@ fn leaf(
     ))
 }
 
-/// Writes the demo realm into `dir` and starts its loopback stand-ins on the current runtime.
-pub async fn prepare(dir: &Path, cloud: Provider) -> Result<Demo, DemoError> {
-    if cloud != Provider::Eks {
-        return Err(DemoError::NoStandIn(cloud));
-    }
+/// Writes the demo realm into `dir` and starts its loopback stand-ins on the current runtime,
+/// the cloud's through `cloud`.
+pub async fn prepare(dir: &Path, cloud: &dyn CloudDemo) -> Result<Demo, DemoError> {
     // The demo folder holds a private key: it is private (0700) like a state folder.
     let mkdir = |p: PathBuf| {
         crate::fsutil::create_private_dir(&p).map_err(|e| DemoError::Write {
@@ -152,45 +172,22 @@ pub async fn prepare(dir: &Path, cloud: Provider) -> Result<Demo, DemoError> {
     let plain = listener().await?;
     let peer = |e: std::io::Error| DemoError::Peer(e.to_string());
     let dns = dns::start(BASE).await.map_err(peer)?;
-    let mut world = World::sample(ACCOUNT, REGION);
-    world.create_delay = CREATE_DELAY;
-    let subnets: Vec<String> = world.subnets.iter().map(|s| s.id.clone()).collect();
-    let (cluster_role, node_role) = (
-        world.role_arn("digibee-eks-cluster"),
-        world.role_arn("digibee-eks-node"),
-    );
-    let standin = StandIn::start(world).await.map_err(peer)?;
+    let started = cloud.start().await?;
     let spec = crate::templates::render(
         "demo.yaml",
         &serde_json::json!({
             "base": BASE, "tls": tls, "plain": plain, "dns": dns,
-            "endpoint": standin.url(), "region": REGION, "account": ACCOUNT,
-            "clusterRole": cluster_role, "nodeRole": node_role, "subnets": subnets,
+            "cloud": started.spec_block,
         }),
     )
     .map_err(|e| DemoError::Peer(e.to_string()))?;
     let path = dir.join("realm.yaml");
     write(path.clone(), &spec)?;
-    // Throw-away keys for the stand-in: the demo never reads the operator's AWS credentials.
-    let provider = crate::cloud::eks::EksProvider::with_static_credentials(
-        crate::cloud::eks::EksSettings {
-            region: REGION.into(),
-            endpoint: Some(standin.url()),
-            profile: None,
-        },
-        "AKIADEMODEMODEMODEMO",
-        &crate::secret::Secret::new("demo-key-for-the-loopback-stand-in-only"),
-        None,
-    )
-    .await?;
-    let cloud = Arc::new(crate::cloud::retry::Retrying::new(
-        provider,
-        crate::cloud::retry::RetryPolicy::default(),
-    ));
     Ok(Demo {
         spec: path,
-        cloud,
-        standin,
+        cloud: started.cloud,
+        standin: started.standin,
+        how: started.how,
         poll: crate::cloud::poll::WAIT,
     })
 }

@@ -7,18 +7,19 @@
 //!
 //! The chain walk is the pure [`super::model::chain`]; this module only reads: the journal
 //! (read-only, so a read-only copy of a state folder verifies) and the artifacts (only at
-//! locations inside the store).
+//! locations inside the store). Nothing read from the journal is trusted before the chain and
+//! the signatures verify: the artifacts are read from the store the auditor names (the state
+//! folder, or the bucket of the spec the auditor gives), never from an endpoint a journal
+//! record names, and not at all when the journal does not verify.
 
 use std::path::Path;
 
 use serde::Serialize;
 
 use super::io::journal::{Journal, JournalError};
-#[cfg(feature = "object-store")]
-use super::io::store::object::CloudAccess;
-use super::io::store::{ObjectOptions, Store, StoreError};
+use super::io::store::{Store, StoreError};
 use super::model::chain::{self, Break, ChainVerifier, Checkpoint};
-use super::model::event::{Event, EventKind, RunSubject};
+use super::model::event::Event;
 use crate::crypto::sha256_hex;
 use crate::signing::PublicKey;
 
@@ -28,7 +29,7 @@ pub enum AuditError {
     /// The journal cannot be opened or read.
     #[error(transparent)]
     Journal(#[from] JournalError),
-    /// The artifact store the journal names cannot be opened.
+    /// The artifact store cannot be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -87,42 +88,17 @@ pub struct TrustedKey {
     pub source: String,
 }
 
-/// What the last run of the state folder `dir` was about (its cloud, region, artifact store),
-/// read from the journal without replaying it; `None` before the first run.
-pub fn subject(dir: &Path) -> Result<Option<RunSubject>, JournalError> {
-    let journal = Journal::open_read_only(dir)?;
-    Ok(
-        match journal
-            .last_of_kind(EventKind::RunStarted)?
-            .map(|r| r.event())
-            .transpose()?
-        {
-            Some(Event::RunStarted { subject, .. }) => Some(subject),
-            _ => None,
-        },
-    )
-}
-
-/// Verifies the journal of the state folder `dir` and the artifacts it records, in the store
-/// the journal's last run used (its bucket with `options` and, for a bucket in the realm's own
-/// cloud, that cloud's credentials; or the folder).
+/// Verifies the journal of the state folder `dir` and the artifacts it records, read from
+/// `store`: the one the auditor names ([`Store::local`] of the folder, or the spec's bucket
+/// opened as the install opens it), never one a journal record names.
 pub async fn verify_state(
     dir: &Path,
-    options: ObjectOptions,
-    #[cfg(feature = "object-store")] cloud: Option<&CloudAccess>,
+    store: &Store,
     checkpoint: Option<Checkpoint>,
     keys: Vec<PublicKey>,
 ) -> Result<Verification, AuditError> {
     let journal = Journal::open_read_only(dir)?;
-    let bucket = subject(dir)?.and_then(|s| s.artifacts_bucket);
-    let store = Store::open(
-        dir,
-        bucket.as_deref(),
-        options,
-        #[cfg(feature = "object-store")]
-        cloud,
-    )?;
-    Ok(verify(&journal, &store, checkpoint, keys).await?)
+    Ok(verify(&journal, store, checkpoint, keys).await?)
 }
 
 /// Signatures checked in batches across threads: the first record, by position, whose
@@ -251,6 +227,11 @@ pub async fn verify(
         },
     };
     let mut problems = Vec::new();
+    // A journal that does not verify names nothing worth fetching: its locations may have
+    // been written by whoever broke it, so no store is asked (and no credential sent).
+    if chain_break.is_some() {
+        artifacts.clear();
+    }
     for (seq, a) in &artifacts {
         let problem = match store.get(&a.location).await {
             Ok(bytes) => {

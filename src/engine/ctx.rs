@@ -46,6 +46,9 @@ pub struct Ctx<'a> {
     pub run: u32,
     /// An approval of this phase that covers this step's inputs, if one is recorded.
     pub approval: Option<&'a Approval>,
+    /// Every approval recorded so far (a step that builds a cluster finds the approval of the
+    /// definition it is about to send).
+    pub approvals: &'a [Approval],
     /// Run options.
     pub opts: &'a RunOptions,
     /// When this attempt must be done by.

@@ -168,6 +168,7 @@ fn plan_for(spec: &Spec, playbook: &Playbook, state: &State, opts: &RunOptions) 
         .as_ref()
         .map(|before| plan::diff(before, &inputs::spec_json(spec)))
         .unwrap_or_default();
+    let definition = crate::cloud::access::definition(spec);
     let mut plan = plan::build(
         &spec.name,
         playbook,
@@ -176,16 +177,18 @@ fn plan_for(spec: &Spec, playbook: &Playbook, state: &State, opts: &RunOptions) 
         changes,
         opts.capabilities(),
         spec.cloud.provider,
+        Some(&definition),
     );
     plan.cloud = Some(plan::CloudPlan {
         provider: spec.cloud.provider,
         via: opts.cloud.as_ref().map(|c| c.describe()),
+        digest: definition.digest(),
+        definition,
         pool: crate::cloud::access::pool_size(spec),
+        policy_kind: crate::cloud::profile::of(spec).policy().kind,
         // The policy renders from embedded data and templates (unit-tested); a failure here
         // would be a build defect, shown as no policy rather than a failed plan.
-        policy: crate::cloud::permissions::policy_document(spec)
-            .ok()
-            .flatten(),
+        policy: crate::cloud::permissions::policy_document(spec).ok(),
     });
     plan
 }
@@ -510,6 +513,7 @@ async fn run_step(
                 input_digest,
                 run,
                 approval: r.state.approval_for(phase.number, input_digest),
+                approvals: &r.state.approvals,
                 opts: r.opts,
                 deadline: started + step.timeout,
                 checks: observer,
@@ -707,13 +711,14 @@ pub fn approve(
     let playbook = state.playbook.as_ref().ok_or_else(|| EngineError::NoRun {
         dir: dir.to_owned(),
     })?;
-    let covers = state::approval_subject(playbook, &state, phase)?;
+    let (covers, definition) = state::approval_subject(playbook, &state, phase)?;
     let rec = journal.append(
         &Event::Approved {
             phase,
             by: by.to_owned(),
             note: note.map(str::to_owned),
             covers: covers.clone(),
+            definition: definition.clone(),
         },
         now,
         Durability::Sync,
@@ -723,6 +728,7 @@ pub fn approve(
         by: by.to_owned(),
         note: note.map(str::to_owned),
         covers,
+        definition,
         at: rec.at,
         seq: rec.seq,
     })

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use raw::{Pos, Provider, Routing};
@@ -188,6 +188,73 @@ pub struct ClusterSpec {
     pub kubernetes_version: String,
     /// Node image.
     pub node_image: NodeImage,
+    /// Who may reach the API server (`cloud.cluster.apiAccess`; default: private).
+    pub api_access: ApiAccess,
+}
+
+/// Who may reach the cluster's Kubernetes API server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "access")]
+pub enum ApiAccess {
+    /// Only from inside the cluster's network (and networks peered with it).
+    Private,
+    /// Only from the internet, and only from the listed CIDRs.
+    Public {
+        /// The networks allowed to reach the public endpoint.
+        cidrs: Vec<IpNet>,
+    },
+    /// Privately from the network, and publicly from the listed CIDRs.
+    Both {
+        /// The networks allowed to reach the public endpoint.
+        cidrs: Vec<IpNet>,
+    },
+}
+
+impl ApiAccess {
+    /// Whether the private endpoint is on.
+    pub fn private(&self) -> bool {
+        matches!(self, ApiAccess::Private | ApiAccess::Both { .. })
+    }
+
+    /// The CIDRs of the public endpoint, `None` when there is no public endpoint.
+    pub fn public_cidrs(&self) -> Option<&[IpNet]> {
+        match self {
+            ApiAccess::Private => None,
+            ApiAccess::Public { cidrs } | ApiAccess::Both { cidrs } => Some(cidrs),
+        }
+    }
+
+    /// In words, for documents and messages.
+    pub fn describe(&self) -> String {
+        let list = |c: &[IpNet]| {
+            c.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            ApiAccess::Private => "private endpoint only".to_owned(),
+            ApiAccess::Public { cidrs } => format!("public endpoint only, from {}", list(cidrs)),
+            ApiAccess::Both { cidrs } => {
+                format!("private endpoint, and public endpoint from {}", list(cidrs))
+            }
+        }
+    }
+
+    /// The same access with the CIDRs in one order (clouds may list them in any order).
+    pub(crate) fn normalised(&self) -> ApiAccess {
+        let sort = |c: &[IpNet]| {
+            let mut c = c.to_vec();
+            c.sort();
+            c.dedup();
+            c
+        };
+        match self {
+            ApiAccess::Private => ApiAccess::Private,
+            ApiAccess::Public { cidrs } => ApiAccess::Public { cidrs: sort(cidrs) },
+            ApiAccess::Both { cidrs } => ApiAccess::Both { cidrs: sort(cidrs) },
+        }
+    }
 }
 
 /// The node image choice.
@@ -359,6 +426,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
     let raw: raw::RawSpec =
         serde_saphyr::from_str(text).map_err(|e| with_lines(vec![syntax_diagnostic(path, &e)]))?;
     resolve::resolve(raw, path).map_err(with_lines)
+}
+
+/// `url` with any `user:password@` replaced by `***@`, for messages.
+pub fn redact_url(url: &str) -> String {
+    syntax::redact_userinfo(url)
 }
 
 /// Whether `name` is a valid realm name (`[a-z][a-z0-9-]{1,30}`, not the reserved `admin`).

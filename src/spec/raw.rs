@@ -105,7 +105,9 @@ pub struct RawArtifacts {
 }
 
 /// The cloud provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     /// Amazon EKS.
@@ -114,6 +116,11 @@ pub enum Provider {
     Aks,
     /// Google GKE.
     Gke,
+}
+
+impl Provider {
+    /// Every provider.
+    pub const ALL: [Provider; 3] = [Provider::Eks, Provider::Aks, Provider::Gke];
 }
 
 impl std::str::FromStr for Provider {
@@ -207,6 +214,32 @@ pub struct RawCluster {
     /// Node image; a custom one needs the customer's recorded acceptance.
     #[serde(default)]
     pub node_image: Option<Located<RawNodeImage>>,
+    /// Who may reach the Kubernetes API server; default `{access: private}`.
+    #[serde(default)]
+    pub api_access: Option<Located<RawApiAccess>>,
+}
+
+/// How the API server is exposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiAccessKind {
+    /// A private endpoint only, reached from the cluster's network.
+    Private,
+    /// A public endpoint only, restricted to `allowedCidrs`.
+    Public,
+    /// Both: private, and public restricted to `allowedCidrs`.
+    Both,
+}
+
+/// `cloud.cluster.apiAccess:`
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawApiAccess {
+    /// `private` (default), `public` or `both`.
+    pub access: Located<ApiAccessKind>,
+    /// The networks that may reach the public endpoint (required for `public` and `both`).
+    #[serde(default)]
+    pub allowed_cidrs: Vec<Located<String>>,
 }
 
 /// Node image kind.

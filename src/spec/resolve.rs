@@ -14,8 +14,8 @@ use time::format_description::well_known::Rfc3339;
 
 use super::raw::{self, Located, NodeImageType, Pos, Provider, RawSpec, RawTargets};
 use super::{
-    Acceptance, CertificateSpec, Cloud, CloudAccount, ClusterSpec, Diagnostic, Domains, NodeImage,
-    OutboundSpec, ProxySpec, Spec, SubscriptionSpec, Target, VpnSpec,
+    Acceptance, ApiAccess, CertificateSpec, Cloud, CloudAccount, ClusterSpec, Diagnostic, Domains,
+    NodeImage, OutboundSpec, ProxySpec, Spec, SubscriptionSpec, Target, VpnSpec,
 };
 use crate::requirements;
 
@@ -125,6 +125,17 @@ pub(super) fn resolve(raw: RawSpec, file: &Path) -> Result<Spec, Vec<Diagnostic>
 
 /// `artifacts.bucket`: `s3://`, `az://` or `gs://` followed by a bucket name.
 fn bucket(cx: &mut Ctx, b: Located<String>) -> Option<String> {
+    if has_userinfo(&b.value) {
+        cx.err(
+            b.pos,
+            format!(
+                "artifacts.bucket `{}` holds credentials",
+                redact_userinfo(&b.value)
+            ),
+            "remove user:password@ from the URL: credentials never go in the spec; they come from the cloud's standard chain",
+        );
+        return None;
+    }
     let url = b.value.trim_end_matches('/');
     let ok = ["s3://", "az://", "gs://"].iter().any(|scheme| {
         url.strip_prefix(scheme).is_some_and(|rest| {
@@ -163,7 +174,13 @@ fn cloud(cx: &mut Ctx, c: raw::RawCloud) -> Cloud {
         );
     }
     if let Some(e) = &c.endpoint {
-        if !(e.value.starts_with("http://") || e.value.starts_with("https://"))
+        if has_userinfo(&e.value) {
+            cx.err(
+                e.pos,
+                format!("endpoint `{}` holds credentials", redact_userinfo(&e.value)),
+                "remove user:password@ from the URL: credentials never go in the spec; they come from the cloud's standard chain",
+            );
+        } else if !(e.value.starts_with("http://") || e.value.starts_with("https://"))
             || e.value.len() < 10
         {
             cx.err(
@@ -250,6 +267,10 @@ fn cloud(cx: &mut Ctx, c: raw::RawCloud) -> Cloud {
         None => NodeImage::Default,
         Some(n) => node_image(cx, n),
     };
+    let api_access = match cl.api_access {
+        None => ApiAccess::Private,
+        Some(a) => api_access(cx, a),
+    };
     Cloud {
         provider,
         region: c.region.value,
@@ -259,6 +280,7 @@ fn cloud(cx: &mut Ctx, c: raw::RawCloud) -> Cloud {
             name: cl.name.value,
             kubernetes_version: cl.kubernetes_version.value,
             node_image,
+            api_access,
         },
     }
 }
@@ -370,6 +392,64 @@ fn aks(cx: &mut Ctx, b: raw::RawAks) -> CloudAccount {
         subscription_id: b.subscription_id.value,
         resource_group: b.resource_group.value,
         tenant_id: b.tenant_id.value,
+    }
+}
+
+/// Whether a URL carries `user[:password]@` before its host.
+fn has_userinfo(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return url.contains('@');
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority.contains('@')
+}
+
+/// `cloud.cluster.apiAccess`: private by default; a public endpoint only with the networks
+/// that may reach it.
+fn api_access(cx: &mut Ctx, a: Located<raw::RawApiAccess>) -> ApiAccess {
+    use raw::ApiAccessKind as K;
+    let mut cidrs = Vec::new();
+    for c in &a.value.allowed_cidrs {
+        match c.value.parse::<IpNet>() {
+            Ok(n) if n.trunc() == n => cidrs.push(n),
+            Ok(n) => cx.err(
+                c.pos,
+                format!("apiAccess.allowedCidrs: `{}` has host bits set", c.value),
+                format!("use the network address: {}", n.trunc()),
+            ),
+            Err(_) => cx.err(
+                c.pos,
+                format!("apiAccess.allowedCidrs: `{}` is not a CIDR", c.value),
+                "use network/prefix, e.g. 203.0.113.0/24",
+            ),
+        }
+    }
+    let kind = a.value.access.value;
+    match kind {
+        K::Private => {
+            if !a.value.allowed_cidrs.is_empty() {
+                cx.err(
+                    a.pos,
+                    "apiAccess.allowedCidrs is given but access is `private` (there is no public endpoint to restrict)",
+                    "remove allowedCidrs, or use `access: both` to add a public endpoint for them",
+                );
+            }
+            ApiAccess::Private
+        }
+        K::Public | K::Both => {
+            if a.value.allowed_cidrs.is_empty() {
+                cx.err(
+                    a.value.access.pos,
+                    "a public API endpoint needs apiAccess.allowedCidrs: the networks that may reach it",
+                    "list them, e.g. allowedCidrs: [203.0.113.0/24]; or use `access: private`",
+                );
+            }
+            if kind == K::Public {
+                ApiAccess::Public { cidrs }
+            } else {
+                ApiAccess::Both { cidrs }
+            }
+        }
     }
 }
 

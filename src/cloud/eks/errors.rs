@@ -119,6 +119,12 @@ where
                 e.message().unwrap_or_default().to_owned(),
             )
         }
+        _ if caused_by::<super::transport::RefusedDestination, _, _>(err) => {
+            (CloudErrorKind::RefusedDestination, None, error_chain(err))
+        }
+        _ if caused_by::<super::transport::AnswerTooLarge, _, _>(err) => {
+            (CloudErrorKind::TooLarge, None, error_chain(err))
+        }
         SdkError::TimeoutError(_) => (
             CloudErrorKind::Unavailable,
             None,
@@ -161,21 +167,30 @@ where
     }
 }
 
-/// Whether a failure was caused by missing or unusable credentials: decided from the error's
-/// source types (the credential chain's `CredentialsError`), not its text.
-fn caused_by_credentials<E: std::error::Error + 'static, R: std::fmt::Debug + 'static>(
-    err: &SdkError<E, R>,
-) -> bool {
+/// Whether a failure was caused by an error of type `T` somewhere in its source chain:
+/// decided from the types, never from text.
+fn caused_by<T, E, R>(err: &SdkError<E, R>) -> bool
+where
+    T: std::error::Error + 'static,
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = src {
-        if e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
-            .is_some()
-        {
+        if e.downcast_ref::<T>().is_some() {
             return true;
         }
         src = e.source();
     }
     false
+}
+
+/// Whether a failure was caused by missing or unusable credentials (the credential chain's
+/// `CredentialsError`).
+fn caused_by_credentials<E: std::error::Error + 'static, R: std::fmt::Debug + 'static>(
+    err: &SdkError<E, R>,
+) -> bool {
+    caused_by::<aws_credential_types::provider::error::CredentialsError, _, _>(err)
 }
 
 /// The error with its causes, one after the other (the SDK's top-level messages are terse).

@@ -9,7 +9,7 @@
 //! by [`crate::cloud::CloudErrorKind`].
 
 mod errors;
-pub mod standin;
+pub mod transport;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
@@ -28,10 +28,14 @@ use time::OffsetDateTime;
 use errors::classify;
 pub use errors::kind_of;
 
+use super::definition::{
+    ApiAccess, ClusterDefinition, DescribedCluster, DescribedPool, NetworkDef, NodeImageDef,
+    PoolDefinition,
+};
 use super::facts::{
-    AccountFacts, AccountQuery, ClusterDef, ClusterFacts, Identity, KubeAccess, Lookup,
-    NodeImageDef, NodePoolDef, NodePoolFacts, PermissionFacts, RequiredPermission, RoleFacts,
-    Status, SubnetFacts,
+    AccountFacts, AccountQuery, ClusterFacts, Identity, IdentityFacts, IdentityQuery, KubeAccess,
+    Lookup, NodePoolFacts, PermissionFacts, QuotaFacts, QuotaQuery, RequiredPermission, Status,
+    SubnetFacts,
 };
 use super::{
     AccountInspector, Cloud, CloudError, CloudErrorKind, CloudFuture, ClusterManager,
@@ -40,23 +44,34 @@ use super::{
 use crate::secret::Secret;
 use crate::spec::Provider;
 
-/// The Service Quotas code of "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z)
-/// instances", the vCPU quota the node group's instance families count against.
-pub const STANDARD_VCPU_QUOTA: &str = "L-1216C47A";
-/// Its name, for messages.
-pub const STANDARD_VCPU_QUOTA_NAME: &str =
-    "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances";
-
 /// Where and how to reach AWS.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EksSettings {
     /// The region.
     pub region: String,
     /// An endpoint for every service (emulators, private endpoints); `None`: AWS's own (the
-    /// SDK also honours `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`).
+    /// SDK also honours `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`). Either way,
+    /// credentials go only over https or to loopback ([`transport`]).
     pub endpoint: Option<String>,
     /// A named profile of the shared config files.
     pub profile: Option<String>,
+    /// How long a connection may take to open.
+    pub connect_timeout: std::time::Duration,
+    /// How long one call (its answer read whole) may take.
+    pub call_timeout: std::time::Duration,
+}
+
+impl EksSettings {
+    /// Settings for `region` with the default deadlines (connect 10 s, one call 60 s).
+    pub fn new(region: &str) -> Self {
+        EksSettings {
+            region: region.to_owned(),
+            endpoint: None,
+            profile: None,
+            connect_timeout: std::time::Duration::from_secs(10),
+            call_timeout: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 /// EKS and the AWS services around it.
@@ -111,9 +126,26 @@ impl EksProvider {
         settings: EksSettings,
         credentials: Option<SharedCredentialsProvider>,
     ) -> Result<Self, CloudError> {
+        if let Some(e) = &settings.endpoint {
+            transport::check_destination(e, true).map_err(|e| {
+                CloudError::new(
+                    CloudErrorKind::RefusedDestination,
+                    "aws:endpoint",
+                    e.to_string(),
+                )
+            })?;
+        }
+        let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder()
+            .connect_timeout(settings.connect_timeout)
+            .read_timeout(settings.call_timeout)
+            .operation_attempt_timeout(settings.call_timeout)
+            .operation_timeout(settings.call_timeout)
+            .build();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(settings.region.clone()))
-            .retry_config(RetryConfig::disabled());
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(timeouts)
+            .http_client(transport::Guarded::new());
         if let Some(p) = &settings.profile {
             loader = loader.profile_name(p);
         }
@@ -200,10 +232,11 @@ impl EksProvider {
         }
     }
 
-    async fn role(&self, purpose: &str, arn: &str) -> Result<RoleFacts, CloudError> {
+    async fn role(&self, q: &IdentityQuery) -> Result<IdentityFacts, CloudError> {
+        let arn = q.id.as_str();
         let name = arn.rsplit('/').next().unwrap_or(arn);
-        let facts = |exists, trusted_services| RoleFacts {
-            purpose: purpose.to_owned(),
+        let facts = |exists, trusted_services| IdentityFacts {
+            purpose: q.purpose.clone(),
             id: arn.to_owned(),
             exists,
             trusted_services,
@@ -246,7 +279,7 @@ impl EksProvider {
             .map(|s| SubnetFacts {
                 id: s.subnet_id().unwrap_or_default().to_owned(),
                 network: s.vpc_id().unwrap_or_default().to_owned(),
-                zone: s.availability_zone().unwrap_or_default().to_owned(),
+                zone: s.availability_zone().map(str::to_owned),
                 free_addresses: u64::try_from(s.available_ip_address_count().unwrap_or(0))
                     .unwrap_or(0),
             })
@@ -275,27 +308,33 @@ impl EksProvider {
         Ok(Lookup::Found(versions))
     }
 
-    async fn vcpu_quota(&self) -> Result<Lookup<f64>, CloudError> {
-        match self
+    /// An EC2 quota's value (AWS reports limits only; usage is not part of the answer).
+    async fn quota(&self, q: &QuotaQuery) -> Result<QuotaFacts, CloudError> {
+        let limit = match self
             .quotas
             .get_service_quota()
             .service_code("ec2")
-            .quota_code(STANDARD_VCPU_QUOTA)
+            .quota_code(&q.code)
             .send()
             .await
         {
-            Ok(out) => Ok(match out.quota().and_then(|q| q.value()) {
+            Ok(out) => match out.quota().and_then(|q| q.value()) {
                 Some(v) => Lookup::Found(v),
                 None => Lookup::Unknown("the quota has no value".into()),
-            }),
+            },
             Err(e) => {
                 let e = classify("servicequotas:GetServiceQuota", &e);
                 match e.kind {
-                    CloudErrorKind::ExpiredCredentials => Err(e),
-                    _ => Ok(Lookup::Unknown(e.to_string())),
+                    CloudErrorKind::ExpiredCredentials => return Err(e),
+                    _ => Lookup::Unknown(e.to_string()),
                 }
             }
-        }
+        };
+        Ok(QuotaFacts {
+            code: q.code.clone(),
+            limit,
+            usage: None,
+        })
     }
 }
 
@@ -342,6 +381,16 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What EKS's endpoint flags and public CIDRs say about API access.
+fn api_access(private: bool, public: bool, cidrs: Vec<String>) -> ApiAccess {
+    let cidrs = cidrs.iter().filter_map(|c| c.parse().ok()).collect();
+    match (private, public) {
+        (true, false) => ApiAccess::Private,
+        (false, _) => ApiAccess::Public { cidrs },
+        (true, true) => ApiAccess::Both { cidrs },
+    }
 }
 
 /// EKS's health issue messages joined, or `default` when it gives none.
@@ -438,10 +487,8 @@ impl IdentitySource for EksProvider {
         async move {
             let creds = self.credentials().await?;
             let (principal, account) = self.caller().await?;
-            let policy_subject = self.policy_subject(&principal).await;
             Ok(Identity {
                 principal,
-                policy_subject,
                 account,
                 source: self
                     .source
@@ -463,16 +510,29 @@ impl AccountInspector for EksProvider {
         async move {
             let (_, account) = self.caller().await?;
             let subnets = self.subnets(&q.subnets).await?;
-            let mut roles = Vec::new();
-            for (purpose, arn) in &q.roles {
-                roles.push(self.role(purpose, arn).await?);
+            let mut identities = Vec::new();
+            for i in &q.identities {
+                identities.push(self.role(i).await?);
+            }
+            let mut quotas = Vec::new();
+            for quota in &q.quotas {
+                quotas.push(self.quota(quota).await?);
             }
             Ok(AccountFacts {
                 account,
                 subnets,
-                roles,
+                identities,
+                // AWS services need no enabling; a profile asking for one gets "unknown".
+                services: q
+                    .services
+                    .iter()
+                    .map(|name| super::facts::ServiceFacts {
+                        name: name.clone(),
+                        enabled: Lookup::Unknown("AWS has no service registration".into()),
+                    })
+                    .collect(),
                 versions: self.versions().await?,
-                vcpu_quota: self.vcpu_quota().await?,
+                quotas,
             })
         }
         .boxed()
@@ -482,10 +542,12 @@ impl AccountInspector for EksProvider {
 impl PermissionChecker for EksProvider {
     fn missing_permissions<'a>(
         &'a self,
-        subject: &'a str,
         required: &'a [RequiredPermission],
     ) -> CloudFuture<'a, PermissionFacts> {
         async move {
+            let (caller, _) = self.caller().await?;
+            let subject = self.policy_subject(&caller).await;
+            let subject = subject.as_str();
             // One simulation per (resource, context): IAM evaluates every action against every
             // resource of a call.
             type Group<'r> = (&'r str, &'r BTreeMap<String, Vec<String>>, Vec<&'r str>);
@@ -580,17 +642,26 @@ impl ClusterManager for EksProvider {
                     "EKS reports the cluster FAILED",
                 )
             };
+            let vpc = c.resources_vpc_config();
             Ok(Some(ClusterFacts {
-                name: c.name().unwrap_or(name).to_owned(),
                 id: c.arn().unwrap_or_default().to_owned(),
                 status: cluster_status(c.status(), reason),
-                kubernetes_version: c.version().unwrap_or_default().to_owned(),
-                subnets: c
-                    .resources_vpc_config()
-                    .map(|v| v.subnet_ids().to_vec())
-                    .unwrap_or_default(),
-                role: c.role_arn().unwrap_or_default().to_owned(),
-                tags: tags_map(c.tags()),
+                described: DescribedCluster {
+                    name: c.name().unwrap_or_default().to_owned(),
+                    kubernetes_version: c.version().unwrap_or_default().to_owned(),
+                    api_access: api_access(
+                        vpc.is_some_and(|v| v.endpoint_private_access()),
+                        vpc.is_some_and(|v| v.endpoint_public_access()),
+                        vpc.map(|v| v.public_access_cidrs().to_vec())
+                            .unwrap_or_default(),
+                    ),
+                    network: NetworkDef {
+                        network: None,
+                        subnets: vpc.map(|v| v.subnet_ids().to_vec()).unwrap_or_default(),
+                    },
+                    control_plane_identity: c.role_arn().map(str::to_owned),
+                    tags: tags_map(c.tags()),
+                },
                 endpoint: c.endpoint().map(str::to_owned),
                 certificate_authority: c
                     .certificate_authority()
@@ -601,20 +672,38 @@ impl ClusterManager for EksProvider {
         .boxed()
     }
 
-    fn create_cluster<'a>(&'a self, def: &'a ClusterDef) -> CloudFuture<'a, ()> {
+    fn create_cluster<'a>(&'a self, def: &'a ClusterDefinition) -> CloudFuture<'a, ()> {
         async move {
-            self.eks
+            if let Some(p) = def.initial_pools().next() {
+                return Err(CloudError::new(
+                    CloudErrorKind::Invalid,
+                    "eks:CreateCluster",
+                    format!(
+                        "EKS creates no node group with a cluster; pool {} must be created after it",
+                        p.name
+                    ),
+                ));
+            }
+            let mut vpc = VpcConfigRequest::builder()
+                .set_subnet_ids(Some(def.network.subnets.clone()))
+                .endpoint_private_access(def.api_access.private())
+                .endpoint_public_access(def.api_access.public_cidrs().is_some());
+            if let Some(cidrs) = def.api_access.public_cidrs() {
+                vpc = vpc.set_public_access_cidrs(Some(
+                    cidrs.iter().map(ToString::to_string).collect(),
+                ));
+            }
+            let mut call = self
+                .eks
                 .create_cluster()
                 .name(&def.name)
                 .version(&def.kubernetes_version)
-                .role_arn(&def.role)
-                .resources_vpc_config(
-                    VpcConfigRequest::builder()
-                        .set_subnet_ids(Some(def.subnets.clone()))
-                        .build(),
-                )
-                .set_tags(Some(def.tags.clone().into_iter().collect()))
-                .send()
+                .resources_vpc_config(vpc.build())
+                .set_tags(Some(def.tags.clone().into_iter().collect()));
+            if let Some(role) = &def.control_plane_identity {
+                call = call.role_arn(role);
+            }
+            call.send()
                 .await
                 .map_err(|e| classify("eks:CreateCluster", &e))?;
             Ok(())
@@ -653,15 +742,30 @@ impl ClusterManager for EksProvider {
             };
             let scaling = n.scaling_config();
             let num = |v: Option<i32>| u32::try_from(v.unwrap_or(0)).unwrap_or(0);
+            let image = match n.ami_type() {
+                Some(AmiTypes::Custom) => NodeImageDef::Custom(
+                    n.launch_template()
+                        .and_then(|l| l.id())
+                        .unwrap_or("launch template")
+                        .to_owned(),
+                ),
+                Some(t) => NodeImageDef::Default(t.as_str().to_owned()),
+                None => NodeImageDef::Default(String::new()),
+            };
             Ok(Some(NodePoolFacts {
-                name: n.nodegroup_name().unwrap_or(name).to_owned(),
                 status: pool_status(n.status(), reason),
-                shape: n.instance_types().first().cloned().unwrap_or_default(),
-                role: n.node_role().unwrap_or_default().to_owned(),
-                min: num(scaling.and_then(|s| s.min_size())),
-                desired: num(scaling.and_then(|s| s.desired_size())),
-                max: num(scaling.and_then(|s| s.max_size())),
-                tags: tags_map(n.tags()),
+                described: DescribedPool {
+                    name: n.nodegroup_name().unwrap_or_default().to_owned(),
+                    shape: n.instance_types().first().cloned().unwrap_or_default(),
+                    min: num(scaling.and_then(|s| s.min_size())),
+                    desired: num(scaling.and_then(|s| s.desired_size())),
+                    max: num(scaling.and_then(|s| s.max_size())),
+                    node_identity: n.node_role().map(str::to_owned),
+                    subnets: n.subnets().to_vec(),
+                    image,
+                    labels: tags_map(n.labels()),
+                    tags: tags_map(n.tags()),
+                },
             }))
         }
         .boxed()
@@ -669,37 +773,48 @@ impl ClusterManager for EksProvider {
 
     fn create_node_pool<'a>(
         &'a self,
-        cluster: &'a str,
-        def: &'a NodePoolDef,
+        def: &'a ClusterDefinition,
+        pool: &'a PoolDefinition,
     ) -> CloudFuture<'a, ()> {
         async move {
-            if let NodeImageDef::Custom(image) = &def.image {
-                return Err(CloudError::new(
-                    CloudErrorKind::Invalid,
-                    "eks:CreateNodegroup",
-                    format!(
-                        "the custom node image {image} needs an EC2 launch template, which this realmctl does not create; use nodeImage.type: default, or create the node group from the rendered cluster definition by hand"
-                    ),
-                ));
-            }
+            let ami = match &pool.image {
+                NodeImageDef::Default(t) => AmiTypes::from(t.as_str()),
+                NodeImageDef::Custom(image) => {
+                    return Err(CloudError::new(
+                        CloudErrorKind::Invalid,
+                        "eks:CreateNodegroup",
+                        format!(
+                            "the custom node image {image} needs an EC2 launch template, which this realmctl does not create; use nodeImage.type: default, or create the node group from the rendered cluster definition by hand"
+                        ),
+                    ));
+                }
+            };
             let as_i32 = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
-            self.eks
+            let mut call = self
+                .eks
                 .create_nodegroup()
-                .cluster_name(cluster)
-                .nodegroup_name(&def.name)
-                .node_role(&def.role)
-                .set_subnets(Some(def.subnets.clone()))
-                .instance_types(&def.shape)
-                .ami_type(AmiTypes::Al2023X8664Standard)
+                .cluster_name(&def.name)
+                .nodegroup_name(&pool.name)
+                .set_subnets(Some(if pool.subnets.is_empty() {
+                    def.network.subnets.clone()
+                } else {
+                    pool.subnets.clone()
+                }))
+                .instance_types(&pool.shape)
+                .ami_type(ami)
                 .scaling_config(
                     NodegroupScalingConfig::builder()
-                        .min_size(as_i32(def.min))
-                        .desired_size(as_i32(def.desired))
-                        .max_size(as_i32(def.max))
+                        .min_size(as_i32(pool.min))
+                        .desired_size(as_i32(pool.desired))
+                        .max_size(as_i32(pool.max))
                         .build(),
                 )
-                .set_tags(Some(def.tags.clone().into_iter().collect()))
-                .send()
+                .set_labels(Some(pool.labels.clone().into_iter().collect()))
+                .set_tags(Some(pool.tags.clone().into_iter().collect()));
+            if let Some(role) = &pool.node_identity {
+                call = call.node_role(role);
+            }
+            call.send()
                 .await
                 .map_err(|e| classify("eks:CreateNodegroup", &e))?;
             Ok(())
@@ -707,36 +822,43 @@ impl ClusterManager for EksProvider {
         .boxed()
     }
 
-    fn kube_access(&self, c: &ClusterFacts) -> Result<KubeAccess, CloudError> {
-        let missing = |what: &str| {
-            CloudError::new(
-                CloudErrorKind::Unavailable,
-                "eks:DescribeCluster",
-                format!("the cluster {} reports no {what} yet", c.name),
-            )
-        };
-        let mut args = vec![
-            "eks".to_owned(),
-            "get-token".to_owned(),
-            "--cluster-name".to_owned(),
-            c.name.clone(),
-            "--region".to_owned(),
-            self.settings.region.clone(),
-        ];
-        if let Some(p) = &self.settings.profile {
-            args.extend(["--profile".to_owned(), p.clone()]);
+    fn kube_access<'a>(&'a self, c: &'a ClusterFacts) -> CloudFuture<'a, KubeAccess> {
+        async move {
+            let name = c.name();
+            let missing = |what: &str| {
+                CloudError::new(
+                    CloudErrorKind::Unavailable,
+                    "eks:DescribeCluster",
+                    format!(
+                        "the cluster {} reports no {what} yet",
+                        crate::text::one_line(name)
+                    ),
+                )
+            };
+            let mut args = vec![
+                "eks".to_owned(),
+                "get-token".to_owned(),
+                "--cluster-name".to_owned(),
+                name.to_owned(),
+                "--region".to_owned(),
+                self.settings.region.clone(),
+            ];
+            if let Some(p) = &self.settings.profile {
+                args.extend(["--profile".to_owned(), p.clone()]);
+            }
+            Ok(KubeAccess {
+                name: name.to_owned(),
+                server: c.endpoint.clone().ok_or_else(|| missing("API endpoint"))?,
+                certificate_authority: c
+                    .certificate_authority
+                    .clone()
+                    .ok_or_else(|| missing("certificate authority"))?,
+                command: "aws".into(),
+                args,
+                env: BTreeMap::new(),
+            })
         }
-        Ok(KubeAccess {
-            name: c.name.clone(),
-            server: c.endpoint.clone().ok_or_else(|| missing("API endpoint"))?,
-            certificate_authority: c
-                .certificate_authority
-                .clone()
-                .ok_or_else(|| missing("certificate authority"))?,
-            command: "aws".into(),
-            args,
-            env: BTreeMap::new(),
-        })
+        .boxed()
     }
 }
 

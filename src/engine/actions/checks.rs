@@ -99,6 +99,7 @@ pub(super) async fn run_category(ctx: &Ctx<'_>, category: Category) -> Vec<Check
         now: o.now,
         public_roots: o.public_roots.clone(),
         cloud: None,
+        access_step_deadline: preflight::ACCESS_STEP_DEADLINE,
     };
     match preflight::run(ctx.spec, &opts, ctx.checks).await {
         Ok(r) => r.checks,

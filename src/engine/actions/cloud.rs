@@ -1,15 +1,19 @@
 //! The cloud actions, through the run's cloud provider ([`crate::cloud`]):
 //!
-//! - `cloud.account` (phase 1): the account, subnets, roles, offered versions and vCPU quota;
+//! - `cloud.account` (phase 1): the account, subnets, identities, services, offered versions
+//!   and quotas, as the cloud's profile asks;
 //! - `cloud.credentials` (phase 2): who, from which source, until when (never the secret);
 //! - `cloud.permissions` (phase 3): every permission the identity lacks, by name;
-//! - `cluster.apply` (phase 6): create or adopt the cluster, wait until it is active, create or
-//!   adopt its node pool. Each create is journaled as an intent first; after a crash the step
-//!   describes before it creates, so nothing is ever created twice; a same-named resource this
-//!   realm did not create, or that differs, is a conflict and is never changed;
-//! - `cluster.wait` (phase 6): wait until cluster and node pool are active (the backoff of
-//!   [`crate::cloud::poll::WAIT`], throttling honoured, under the step's deadline), record the
-//!   endpoint and CA, and write `<state>/kubeconfig` (0600) with the token command, no token.
+//! - `cluster.apply` (phase 6): builds the realm's cluster definition — only one an approval
+//!   named by its digest — creating or adopting the cluster (with its initial pools), waiting
+//!   until it is active, then creating or adopting every other pool. Each create is journaled
+//!   as an intent first; after a crash the step describes before it creates, so nothing is ever
+//!   created twice; a same-named resource this realm did not create, or one that differs from
+//!   the definition, is a conflict and is never changed;
+//! - `cluster.wait` (phase 6): wait until the cluster and every pool are active (the backoff of
+//!   [`crate::cloud::poll::WAIT`], throttling honoured, under the step's deadline; a resource
+//!   being deleted or failed stops the wait at once), record the endpoint and CA, and write
+//!   `<state>/kubeconfig` (0600) with the token command, no token.
 
 use std::time::Duration;
 
@@ -17,9 +21,11 @@ use serde_json::json;
 
 use super::{ActionDef, Input, Needs, SpecPart, run_fn};
 use crate::checks::{Category, CheckResult};
+use crate::cloud::definition::ClusterDefinition;
 use crate::cloud::facts::{ClusterFacts, Status};
 use crate::cloud::judge::Decision;
-use crate::cloud::{self, CloudError, CloudErrorKind, access, judge};
+use crate::cloud::poll::{Wait, wait_on};
+use crate::cloud::{CloudError, CloudErrorKind, access, judge, profile};
 use crate::engine::ctx::{Ctx, Failure, Outcome};
 use crate::engine::model::output::{FailureKind, Intent, StepOutput};
 use crate::fsutil;
@@ -69,7 +75,7 @@ pub const PERMISSIONS: ActionDef = ActionDef {
 /// `cluster.apply`.
 pub const CLUSTER_APPLY: ActionDef = ActionDef {
     name: "cluster.apply",
-    summary: "creates or adopts the managed cluster and its node pool, sized from the RTUs",
+    summary: "builds the approved cluster definition: creates or adopts the managed cluster and its node pools",
     needs: Needs::Cloud,
     timeout: Duration::from_secs(45 * 60),
     retries: 2,
@@ -78,6 +84,7 @@ pub const CLUSTER_APPLY: ActionDef = ActionDef {
         Input::Part(SpecPart::Name),
         Input::Part(SpecPart::Cloud),
         Input::Part(SpecPart::Subscription),
+        Input::Definition,
     ],
     run: run_fn!(cluster_apply),
 };
@@ -85,12 +92,16 @@ pub const CLUSTER_APPLY: ActionDef = ActionDef {
 /// `cluster.wait`.
 pub const CLUSTER_WAIT: ActionDef = ActionDef {
     name: "cluster.wait",
-    summary: "waits until the cluster and its node pool are ready; writes the kubeconfig",
+    summary: "waits until the cluster and its node pools are ready; writes the kubeconfig",
     needs: Needs::Cloud,
     timeout: Duration::from_secs(45 * 60),
     retries: 2,
     params: &[],
-    inputs: INPUTS,
+    inputs: &[
+        Input::Part(SpecPart::Name),
+        Input::Part(SpecPart::Cloud),
+        Input::Definition,
+    ],
     run: run_fn!(cluster_wait),
 };
 
@@ -108,7 +119,7 @@ async fn account(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
 
 async fn credentials(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let cloud = ctx.cloud()?;
-    let (id, results) = access::credentials(cloud, (ctx.opts.clock)()).await?;
+    let (id, results) = access::credentials(cloud, ctx.spec, (ctx.opts.clock)()).await?;
     let mut out = judged(results, "credential checks")?;
     if let Outcome::Done(o) = &mut out {
         o.summary = format!("{} as {} ({})", o.summary, id.principal, id.source);
@@ -119,8 +130,7 @@ async fn credentials(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
 
 async fn permissions(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let cloud = ctx.cloud()?;
-    let id = cloud.identity().await?;
-    let results = access::permissions(cloud, ctx.spec, &id).await?;
+    let results = access::permissions(cloud, ctx.spec).await?;
     judged(results, "permission checks")
 }
 
@@ -145,8 +155,9 @@ fn conflict(what: &str, why: String) -> Failure {
     }
 }
 
-/// Polls `describe` with the run's backoff (by default [`crate::cloud::poll::WAIT`]) until it reports active,
-/// under the step's deadline.
+/// Polls `describe` with the run's backoff (by default [`crate::cloud::poll::WAIT`]) until it
+/// reports active, under the step's deadline; a resource that is gone, being deleted or failed
+/// ends the wait at once ([`wait_on`]).
 async fn until_active<T>(
     ctx: &Ctx<'_>,
     what: &str,
@@ -157,11 +168,15 @@ async fn until_active<T>(
     loop {
         n += 1;
         let (throttled, status) = match describe().await {
-            Ok(Some((Status::Active, t))) => return Ok(t),
-            Ok(Some((Status::Failed(why), _))) => {
-                return Err(Failure::permanent(format!("{what} failed: {why}")));
-            }
-            Ok(Some((s, _))) => (false, format!("{s:?}").to_uppercase()),
+            Ok(Some((status, t))) => match wait_on(&status) {
+                Wait::Ready => return Ok(t),
+                Wait::Stop(why) => {
+                    return Err(Failure::permanent(format!(
+                        "{what} will not become ready: {why}"
+                    )));
+                }
+                Wait::Poll(s) => (false, s.to_owned()),
+            },
             Ok(None) => {
                 return Err(Failure::permanent(format!(
                     "{what} does not exist (deleted while the install waited?)"
@@ -220,91 +235,151 @@ async fn create_or_adopt(
     }
 }
 
+/// The definition `cluster.apply` may build: the spec's, and only if an approval named its
+/// digest (the phase-5 gate records it). Without one, nothing is created.
+fn approved_definition(ctx: &Ctx<'_>) -> Result<(ClusterDefinition, String), Failure> {
+    let def = access::definition(ctx.spec);
+    let digest = def.digest();
+    match ctx
+        .approvals
+        .iter()
+        .rev()
+        .find(|a| a.definition.as_deref() == Some(digest.as_str()))
+    {
+        Some(a) => {
+            let by = format!("{} at {}", crate::text::one_line(&a.by), a.at);
+            Ok((def, by))
+        }
+        None => {
+            let evidence = CheckResult::fail(
+                "cluster.definition.approved",
+                Category::Access,
+                &digest,
+                format!("no approval names the cluster definition {digest}, so it is not built"),
+                "approve the roles-and-resources document of phase 5, which shows this definition (`realmctl approve --phase 5`), then run install again",
+            )
+            .owned_by(crate::checks::Owner::Customer);
+            Err(Failure {
+                kind: FailureKind::Permanent,
+                message: format!(
+                    "the cluster definition {digest} has not been approved; nothing was created\n  help: approve phase 5, whose document shows this definition, then run install again"
+                ),
+                output: Some(Box::new(StepOutput {
+                    summary: "cluster definition not approved".into(),
+                    checks: vec![evidence],
+                    ..StepOutput::default()
+                })),
+            })
+        }
+    }
+}
+
 async fn cluster_apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let cloud = ctx.cloud()?;
+    let (def, approved_by) = approved_definition(ctx)?;
     let realm = &ctx.spec.name;
-    let key = cloud::realm_tag_key(ctx.spec.cloud.provider);
-    let want = access::cluster_def(ctx.spec);
-    let existing = cloud.cluster(&want.name).await?;
+    let key = profile::of(ctx.spec).tag_keys().realm;
+    let existing = cloud.cluster(&def.name).await?;
     let cluster_created = create_or_adopt(
         ctx,
         "cluster",
         "cluster",
-        judge::cluster(existing.as_ref(), &want, key, realm),
+        judge::cluster(existing.as_ref(), &def, key, realm),
         Intent::Cluster {
-            name: want.name.clone(),
+            name: def.name.clone(),
         },
-        async || cloud.create_cluster(&want).await,
+        async || cloud.create_cluster(&def).await,
         async || {
-            let now = cloud.cluster(&want.name).await?;
-            Ok(judge::cluster(now.as_ref(), &want, key, realm))
+            let now = cloud.cluster(&def.name).await?;
+            Ok(judge::cluster(now.as_ref(), &def, key, realm))
         },
     )
     .await?;
-    let what = format!("cluster {}", want.name);
+    let what = format!("cluster {}", def.name);
     until_active(ctx, &what, async || {
         Ok(cloud
-            .cluster(&want.name)
+            .cluster(&def.name)
             .await?
             .map(|c| (c.status.clone(), ())))
     })
     .await?;
 
-    let pool = access::node_pool_def(ctx.spec);
-    let existing = cloud.node_pool(&want.name, &pool.name).await?;
-    let pool_created = create_or_adopt(
-        ctx,
-        "node pool",
-        "pool",
-        judge::node_pool(existing.as_ref(), &pool, key, realm),
-        Intent::NodePool {
-            cluster: want.name.clone(),
-            name: pool.name.clone(),
-        },
-        async || cloud.create_node_pool(&want.name, &pool).await,
-        async || {
-            let now = cloud.node_pool(&want.name, &pool.name).await?;
-            Ok(judge::node_pool(now.as_ref(), &pool, key, realm))
-        },
-    )
-    .await?;
+    let mut pools = Vec::new();
+    for pool in &def.pools {
+        let existing = cloud.node_pool(&def.name, &pool.name).await?;
+        let created = create_or_adopt(
+            ctx,
+            "node pool",
+            "pool",
+            judge::node_pool(existing.as_ref(), pool, key, realm),
+            Intent::NodePool {
+                cluster: def.name.clone(),
+                name: pool.name.clone(),
+            },
+            async || cloud.create_node_pool(&def, pool).await,
+            async || {
+                let now = cloud.node_pool(&def.name, &pool.name).await?;
+                Ok(judge::node_pool(now.as_ref(), pool, key, realm))
+            },
+        )
+        .await?;
+        pools.push(json!({"name": pool.name, "created": created || (cluster_created && pool.with_cluster)}));
+    }
     let verb = |created: bool| if created { "created" } else { "adopted" };
+    let pool_text: Vec<String> = def
+        .pools
+        .iter()
+        .map(|p| {
+            format!(
+                "node pool {}: {} × {} to {} (desired {})",
+                p.name, p.min, p.shape, p.max, p.desired
+            )
+        })
+        .collect();
     Ok(Outcome::Done(StepOutput {
         summary: format!(
-            "cluster {} {} ({}, Kubernetes {}); node pool {} {}: {} × {} to {} (desired {})",
-            want.name,
+            "cluster {} {} ({}, Kubernetes {}, {}); {}; definition {} approved by {approved_by}",
+            def.name,
             verb(cluster_created),
             cloud.describe(),
-            want.kubernetes_version,
-            pool.name,
-            verb(pool_created),
-            pool.min,
-            pool.shape,
-            pool.max,
-            pool.desired
+            def.kubernetes_version,
+            def.api_access.describe(),
+            pool_text.join("; "),
+            def.digest(),
         ),
         facts: Some(json!({
-            "cluster": {"name": want.name, "created": cluster_created, "tags": want.tags},
-            "nodePool": {"name": pool.name, "created": pool_created, "shape": pool.shape,
-                         "min": pool.min, "desired": pool.desired, "max": pool.max},
+            "cluster": {"name": def.name, "created": cluster_created},
+            "nodePools": pools,
         })),
+        definition: Some(def),
         ..StepOutput::default()
     }))
 }
 
 async fn cluster_wait(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let cloud = ctx.cloud()?;
-    let name = ctx.spec.cloud.cluster.name.clone();
-    let pool = access::pool_name(ctx.spec);
+    let def = access::definition(ctx.spec);
+    let name = def.name.clone();
     let cluster: ClusterFacts = until_active(ctx, &format!("cluster {name}"), async || {
         Ok(cloud.cluster(&name).await?.map(|c| (c.status.clone(), c)))
     })
     .await?;
-    until_active(ctx, &format!("node pool {pool}"), async || {
-        Ok(cloud.node_pool(&name, &pool).await?.map(|p| (p.status, ())))
-    })
-    .await?;
-    let access = cloud.kube_access(&cluster)?;
+    if cluster.name() != name {
+        return Err(Failure::permanent(format!(
+            "the cloud described a cluster named `{}` when asked for {name}: it is not the realm's cluster",
+            crate::text::one_line(cluster.name())
+        )));
+    }
+    for pool in &def.pools {
+        until_active(ctx, &format!("node pool {}", pool.name), async || {
+            Ok(cloud
+                .node_pool(&name, &pool.name)
+                .await?
+                .map(|p| (p.status, ())))
+        })
+        .await?;
+    }
+    let access = cloud.kube_access(&cluster).await?;
     let text = crate::templates::render("kubeconfig.yaml", &access)
         .map_err(|e| Failure::permanent(e.to_string()))?;
     let path = ctx.state_dir.join("kubeconfig");
@@ -313,12 +388,14 @@ async fn cluster_wait(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
         .run(move || fsutil::write_atomic(&at, text.as_bytes(), fsutil::PRIVATE_FILE))
         .await?
         .map_err(|e| Failure::permanent(format!("cannot write the kubeconfig: {e}")))?;
+    let pool_names: Vec<&str> = def.pools.iter().map(|p| p.name.as_str()).collect();
     Ok(Outcome::Done(StepOutput {
         summary: format!(
-            "cluster {name} and node pool {pool} are active; API server {}; kubeconfig written (mode 0600, no token: `{} {}`)",
-            access.server,
-            access.command,
-            access.args.join(" ")
+            "cluster {name} and node pools {} are active; API server {}; kubeconfig written (mode 0600, no token: `{} {}`)",
+            pool_names.join(", "),
+            crate::text::one_line(&access.server),
+            crate::text::one_line(&access.command),
+            crate::text::one_line(&access.args.join(" "))
         ),
         facts: Some(json!({
             "endpoint": access.server,
@@ -346,17 +423,34 @@ mod tests {
     use crate::quota::seed;
     use crate::spec::Provider;
 
-    /// A playbook whose phase 6 holds `steps` (YAML flow list) and nothing else.
+    /// A playbook whose phase 5 renders the roles document behind the customer's gate and
+    /// whose phase 6 holds `steps` (YAML flow list).
     fn phase6(steps: &str) -> playbook::Playbook {
         let mut s = String::from("apiVersion: realmctl/v1\nkind: Playbook\nname: t\nphases:\n");
         for n in 1..=6 {
+            let extra = match n {
+                5 => ", steps: [{id: roles, action: roles.render}], gates: [{id: ack, owner: customer, description: d}]".to_owned(),
+                6 => format!(", steps: {steps}"),
+                _ => String::new(),
+            };
             s.push_str(&format!(
-                "  - {{number: {n}, id: p{n}, title: P{n}, owner: digibee{}}}\n",
-                if n == 6 {
-                    format!(", steps: {steps}")
-                } else {
-                    String::new()
-                }
+                "  - {{number: {n}, id: p{n}, title: P{n}, owner: digibee{extra}}}\n"
+            ));
+        }
+        playbook::parse(&s, "t").unwrap()
+    }
+
+    /// The same phase 6 without the gate: nothing approves the definition.
+    fn ungated(steps: &str) -> playbook::Playbook {
+        let mut s = String::from("apiVersion: realmctl/v1\nkind: Playbook\nname: t\nphases:\n");
+        for n in 1..=6 {
+            let extra = match n {
+                5 => ", steps: [{id: roles, action: roles.render}]".to_owned(),
+                6 => format!(", steps: {steps}"),
+                _ => String::new(),
+            };
+            s.push_str(&format!(
+                "  - {{number: {n}, id: p{n}, title: P{n}, owner: digibee{extra}}}\n"
             ));
         }
         playbook::parse(&s, "t").unwrap()
@@ -369,8 +463,8 @@ mod tests {
         opts: RunOptions,
     }
 
-    fn setup(cloud: Arc<FakeCloud>) -> Run {
-        let (dir, spec) = crate::engine::test_support::spec(Provider::Eks, "digibee.acme.com");
+    fn setup_for(provider: Provider, cloud: Arc<FakeCloud>) -> Run {
+        let (dir, spec) = crate::engine::test_support::spec(provider, "digibee.acme.com");
         let state = dir.path().join("state");
         let mut opts =
             RunOptions::new("t", Store::local(&state), seed::Target::default_for(&state));
@@ -389,10 +483,34 @@ mod tests {
         }
     }
 
+    fn setup(cloud: Arc<FakeCloud>) -> Run {
+        setup_for(Provider::Eks, cloud)
+    }
+
     async fn install(r: &Run, pb: &playbook::Playbook) -> run::RunResult {
         run::install(&r.state, &r.spec, pb, &r.opts, &Quiet)
             .await
             .unwrap()
+    }
+
+    fn approve(r: &Run) {
+        run::approve(
+            &r.state,
+            5,
+            "ann",
+            None,
+            time::OffsetDateTime::now_utc(),
+            None,
+        )
+        .unwrap();
+    }
+
+    /// Install to the gate, approve as the customer, install to the end.
+    async fn approved_install(r: &Run, pb: &playbook::Playbook) -> run::RunResult {
+        let first = install(r, pb).await;
+        assert_eq!(first.outcome, StopOutcome::Waiting, "{}", first.message);
+        approve(r);
+        install(r, pb).await
     }
 
     fn intents(state: &std::path::Path) -> Vec<Intent> {
@@ -414,12 +532,25 @@ mod tests {
         let r = setup(fake.clone());
         let pb =
             phase6("[{id: cluster, action: cluster.apply}, {id: ready, action: cluster.wait}]");
-        let res = install(&r, &pb).await;
+        let res = approved_install(&r, &pb).await;
         assert_eq!(res.outcome, StopOutcome::Completed, "{}", res.message);
         assert_eq!(fake.cluster_names(), ["digibee-acme"]);
-        assert_eq!(fake.pool_names(), ["digibee-acme/acme-workers"]);
+        assert_eq!(fake.pool_names(), ["digibee-acme/workers"]);
         assert_eq!(fake.calls("create_cluster"), 1);
         assert_eq!(fake.calls("create_node_pool"), 1);
+        // What was sent is the definition the customer approved, whole.
+        let st = run::load_state(&Journal::open(&r.state).unwrap()).unwrap();
+        let approved = st.approvals[0].definition.clone().unwrap();
+        assert_eq!(fake.sent()[0].digest(), approved);
+        assert_eq!(fake.sent()[0], crate::cloud::access::definition(&r.spec));
+        let built = st.steps["cluster"]
+            .output
+            .as_ref()
+            .unwrap()
+            .definition
+            .as_ref()
+            .unwrap();
+        assert_eq!(built.digest(), approved);
         assert_eq!(
             intents(&r.state),
             [
@@ -428,7 +559,7 @@ mod tests {
                 },
                 Intent::NodePool {
                     cluster: "digibee-acme".into(),
-                    name: "acme-workers".into()
+                    name: "workers".into()
                 }
             ]
         );
@@ -447,7 +578,7 @@ mod tests {
         );
         // A fresh state folder over the same cloud (a lost journal, another operator): adopt.
         let r2 = setup(fake.clone());
-        let res = install(&r2, &pb).await;
+        let res = approved_install(&r2, &pb).await;
         assert_eq!(res.outcome, StopOutcome::Completed, "{}", res.message);
         assert_eq!(fake.calls("create_cluster"), 1, "nothing created twice");
         assert_eq!(fake.calls("create_node_pool"), 1);
@@ -455,23 +586,66 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_definition_no_approval_names_is_never_built() {
+        let fake = Arc::new(FakeCloud::default());
+        let r = setup(fake.clone());
+        let res = install(&r, &ungated("[{id: cluster, action: cluster.apply}]")).await;
+        assert_eq!(res.outcome, StopOutcome::Failed);
+        assert!(
+            res.message.contains("has not been approved"),
+            "{}",
+            res.message
+        );
+        assert_eq!(res.next.unwrap().owner, crate::checks::Owner::Customer);
+        assert_eq!(fake.calls("cluster"), 0, "not even described");
+        assert_eq!(fake.calls("create_cluster"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_changed_size_voids_the_approval_and_stops_at_the_gate() {
+        let fake = Arc::new(FakeCloud::default());
+        let mut r = setup(fake.clone());
+        let pb = phase6("[{id: cluster, action: cluster.apply}]");
+        let first = install(&r, &pb).await;
+        assert_eq!(first.outcome, StopOutcome::Waiting);
+        approve(&r);
+        // The customer approved 10 subscriptions' worth of nodes; the spec now says 40.
+        r.spec.subscription.pipeline_subscriptions = 40;
+        let res = install(&r, &pb).await;
+        assert_eq!(res.outcome, StopOutcome::Waiting, "{}", res.message);
+        assert_eq!(fake.calls("create_cluster"), 0, "nothing created");
+        assert!(
+            res.plan.replanned.contains(&"roles".to_owned()),
+            "{:?}",
+            res.plan.replanned
+        );
+        approve(&r);
+        let res = install(&r, &pb).await;
+        assert_eq!(res.outcome, StopOutcome::Completed, "{}", res.message);
+        let sent = fake.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            sent[0].pools[0].max,
+            crate::cloud::access::definition(&r.spec).pools[0].max
+        );
+    }
+
+    #[tokio::test]
     async fn a_same_named_cluster_of_someone_else_is_refused_and_untouched() {
         let fake = Arc::new(FakeCloud::default());
-        let mut c = crate::cloud::facts::ClusterFacts {
-            name: "digibee-acme".into(),
+        let r = setup(fake.clone());
+        let mut def = crate::cloud::access::definition(&r.spec);
+        def.tags.clear();
+        def.tags.insert("team".into(), "payments".into());
+        let (described, _) = crate::cloud::definition::tests::described(&def);
+        fake.insert_cluster(crate::cloud::facts::ClusterFacts {
             id: "arn:other".into(),
             status: Status::Active,
-            kubernetes_version: "1.31".into(),
-            subnets: vec![],
-            role: "arn:other-role".into(),
-            tags: Default::default(),
+            described,
             endpoint: None,
             certificate_authority: None,
-        };
-        c.tags.insert("team".into(), "payments".into());
-        fake.insert_cluster(c);
-        let r = setup(fake.clone());
-        let res = install(&r, &phase6("[{id: cluster, action: cluster.apply}]")).await;
+        });
+        let res = approved_install(&r, &phase6("[{id: cluster, action: cluster.apply}]")).await;
         assert_eq!(res.outcome, StopOutcome::Failed);
         let next = res.next.unwrap();
         assert!(next.action.contains("already exists"), "{next}");
@@ -481,10 +655,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cluster_being_deleted_or_failed_stops_the_wait_at_once() {
+        for (status, words) in [
+            (Status::Deleting, "being deleted"),
+            (
+                Status::Failed("no capacity".into()),
+                "it failed: no capacity",
+            ),
+        ] {
+            let fake = Arc::new(FakeCloud::ready_after(1000));
+            let r = setup(fake.clone());
+            let pb = phase6("[{id: cluster, action: cluster.apply, timeout: 600s}]");
+            let first = install(&r, &pb).await;
+            assert_eq!(first.outcome, StopOutcome::Waiting);
+            approve(&r);
+            // The cluster is created, then the cloud starts deleting (or fails) it.
+            let started = std::time::Instant::now();
+            let cloud = fake.clone();
+            let flip = tokio::spawn(async move {
+                for _ in 0..200 {
+                    if !cloud.cluster_names().is_empty() {
+                        cloud.set_cluster_status("digibee-acme", status.clone());
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            });
+            let res = install(&r, &pb).await;
+            flip.await.unwrap();
+            assert_eq!(res.outcome, StopOutcome::Failed, "{}", res.message);
+            assert!(res.message.contains(words), "{}", res.message);
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn wait_polls_until_active_and_throttling_is_retried_by_the_step() {
         let fake = Arc::new(FakeCloud::ready_after(2));
         let r = setup(fake.clone());
-        let res = install(
+        let res = approved_install(
             &r,
             &phase6("[{id: cluster, action: cluster.apply, timeout: 60s}]"),
         )
@@ -496,7 +709,7 @@ mod tests {
         let fake = Arc::new(FakeCloud::default());
         fake.fail_next("create_cluster", CloudErrorKind::AccessDenied, 1);
         let r = setup(fake.clone());
-        let res = install(&r, &phase6("[{id: cluster, action: cluster.apply}]")).await;
+        let res = approved_install(&r, &phase6("[{id: cluster, action: cluster.apply}]")).await;
         assert_eq!(res.outcome, StopOutcome::Failed);
         assert_eq!(res.next.unwrap().owner, crate::checks::Owner::Customer);
         assert_eq!(fake.calls("create_cluster"), 1, "not retried");
@@ -504,7 +717,7 @@ mod tests {
         let fake = Arc::new(FakeCloud::default());
         fake.fail_next("create_cluster", CloudErrorKind::Throttled, 1);
         let r = setup(fake.clone());
-        let res = install(
+        let res = approved_install(
             &r,
             &phase6("[{id: cluster, action: cluster.apply, retries: 1}]"),
         )
@@ -520,6 +733,10 @@ mod tests {
         fake.deny("eks:CreateCluster");
         fake.deny("iam:PassRole");
         let r = setup(fake.clone());
+        let res = install(&r, &phase6("[{id: perms, action: cloud.permissions}]")).await;
+        // Phase 5's gate comes first: approve, then phase 6 checks the permissions.
+        assert_eq!(res.outcome, StopOutcome::Waiting);
+        approve(&r);
         let res = install(&r, &phase6("[{id: perms, action: cloud.permissions}]")).await;
         assert_eq!(res.outcome, StopOutcome::Failed);
         let j = Journal::open(&r.state).unwrap();
@@ -539,5 +756,62 @@ mod tests {
             ],
             "both roles' PassRole named"
         );
+    }
+
+    /// The AKS and GKE profiles through the same engine paths: their permission checks can
+    /// fail (a denied action named), and their clusters are built with the pools the cloud
+    /// creates inline, from the definition their profile builds.
+    #[tokio::test]
+    async fn aks_and_gke_realms_check_their_own_permissions_and_build_their_definition() {
+        for (provider, account, denied) in [
+            (
+                Provider::Aks,
+                "00000000-0000-0000-0000-000000000000",
+                "Microsoft.ContainerService/managedClusters/write",
+            ),
+            (Provider::Gke, "digibee-acme", "container.clusters.create"),
+        ] {
+            let fake = Arc::new(FakeCloud::for_provider(provider, account));
+            fake.deny(denied);
+            let r = setup_for(provider, fake.clone());
+            let pb = phase6("[{id: perms, action: cloud.permissions}]");
+            assert_eq!(install(&r, &pb).await.outcome, StopOutcome::Waiting);
+            approve(&r);
+            let res = install(&r, &pb).await;
+            assert_eq!(res.outcome, StopOutcome::Failed, "{provider}");
+            let st = run::load_state(&Journal::open(&r.state).unwrap()).unwrap();
+            let checks = &st.steps["perms"].output.as_ref().unwrap().checks;
+            assert!(
+                checks
+                    .iter()
+                    .any(|c| c.id == format!("access.permission.{denied}")),
+                "{provider}: {checks:?}"
+            );
+
+            let fake = Arc::new(FakeCloud::for_provider(provider, account));
+            let r = setup_for(provider, fake.clone());
+            let pb = phase6(
+                "[{id: account, action: cloud.account}, {id: cluster, action: cluster.apply}, {id: ready, action: cluster.wait}]",
+            );
+            let res = approved_install(&r, &pb).await;
+            assert_eq!(
+                res.outcome,
+                StopOutcome::Completed,
+                "{provider}: {}",
+                res.message
+            );
+            assert_eq!(fake.calls("create_cluster"), 1);
+            assert_eq!(
+                fake.calls("create_node_pool"),
+                0,
+                "{provider}: the pool came with the cluster"
+            );
+            assert_eq!(fake.pool_names(), ["digibee-acme/workers"]);
+            let sent = &fake.sent()[0];
+            assert_eq!(
+                sent.tags,
+                crate::cloud::profile::for_provider(provider).realm_tags("acme")
+            );
+        }
     }
 }

@@ -127,6 +127,10 @@ pub enum Input {
     Part(SpecPart),
     /// The contents of the certificate, key and CA files.
     CertificateFiles,
+    /// The realm's cluster definition (built by its cloud's profile from the spec and the
+    /// sizing data): whatever changes it — size, version, network, exposure, roles — re-runs
+    /// the step.
+    Definition,
     /// Where `quota.seed` writes.
     QuotaTarget,
 }

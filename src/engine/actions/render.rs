@@ -2,17 +2,22 @@
 //! `roles.render` the roles-and-resources document, from `templates/` with typed models, and
 //! both store what they render with its SHA-256. Rendering is deterministic (no clock, no
 //! randomness), so the same spec always yields the same bytes and the same SHA-256.
+//!
+//! Both render the realm's one cluster definition ([`crate::cloud::definition`]) and record it
+//! in their output: the phase-5 approval names its digest, and `cluster.apply` builds only a
+//! definition an approval named.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::{ActionDef, Input, Needs, SpecPart, run_fn};
+use crate::cloud::definition::{ClusterDefinition, NodeImageDef, PoolDefinition};
 use crate::engine::ctx::{Ctx, Failure, Outcome};
 pub use crate::engine::io::store::Rendered;
 use crate::engine::model::output::{FailureKind, StepOutput};
 use crate::requirements::{self, Installer, Resource, Role};
-use crate::spec::{CloudAccount, NodeImage, Spec};
+use crate::spec::{NodeImage, Spec};
 use crate::templates::{self, TemplateError};
 
 /// `artifacts.render`.
@@ -23,7 +28,7 @@ pub const ARTIFACTS: ActionDef = ActionDef {
     timeout: Duration::from_secs(5 * 60),
     retries: 3,
     params: &[],
-    inputs: &[Input::Spec],
+    inputs: &[Input::Spec, Input::Definition],
     run: run_fn!(render_artifacts),
 };
 
@@ -39,21 +44,30 @@ pub const ROLES: ActionDef = ActionDef {
         Input::Part(SpecPart::Name),
         Input::Part(SpecPart::Cloud),
         Input::Part(SpecPart::Vpn),
+        Input::Part(SpecPart::Subscription),
+        Input::Definition,
     ],
     run: run_fn!(render_roles),
 };
 
 async fn render_artifacts(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
-    let files = install_artifacts(ctx.spec).map_err(|e| Failure::permanent(e.to_string()))?;
-    store_all(ctx, files, "install artifacts").await
+    let def = crate::cloud::access::definition(ctx.spec);
+    let files = install_artifacts(ctx.spec, &def).map_err(|e| Failure::permanent(e.to_string()))?;
+    store_all(ctx, files, "install artifacts", def).await
 }
 
 async fn render_roles(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
-    let doc = roles_document(ctx.spec).map_err(|e| Failure::permanent(e.to_string()))?;
-    store_all(ctx, vec![doc], "roles-and-resources document").await
+    let def = crate::cloud::access::definition(ctx.spec);
+    let doc = roles_document(ctx.spec, &def).map_err(|e| Failure::permanent(e.to_string()))?;
+    store_all(ctx, vec![doc], "roles-and-resources document", def).await
 }
 
-async fn store_all(ctx: &Ctx<'_>, files: Vec<Rendered>, what: &str) -> Result<Outcome, Failure> {
+async fn store_all(
+    ctx: &Ctx<'_>,
+    files: Vec<Rendered>,
+    what: &str,
+    def: ClusterDefinition,
+) -> Result<Outcome, Failure> {
     let mut refs = Vec::new();
     for f in files {
         let r = ctx
@@ -75,31 +89,87 @@ async fn store_all(ctx: &Ctx<'_>, files: Vec<Rendered>, what: &str) -> Result<Ou
         ctx.record.kill_point(&format!("stored-{}", refs.len()));
     }
     Ok(Outcome::Done(StepOutput {
-        summary: format!("{} {what} stored", refs.len()),
+        summary: format!(
+            "{} {what} stored (cluster definition {})",
+            refs.len(),
+            def.digest()
+        ),
         artifacts: refs,
+        definition: Some(def),
         ..StepOutput::default()
     }))
 }
 
-/// The worker node pool of the rendered cluster definition, sized from the realm's RTUs
-/// (docs/sizing.md): the same numbers `cluster.apply` creates.
+/// Who may reach the API server, as the templates write it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Nodes {
-    min: u32,
-    max: u32,
-    desired: u32,
-    /// Instance type (EKS), VM size (AKS) or machine type (GKE).
-    shape: String,
+struct ApiModel {
+    private: bool,
+    public: bool,
+    cidrs: Vec<String>,
+    describe: String,
 }
 
-fn nodes(spec: &Spec) -> Nodes {
-    let p = crate::cloud::access::pool_size(spec);
-    Nodes {
-        min: p.min,
-        max: p.max,
-        desired: p.desired,
-        shape: p.shape.name,
+fn api(def: &ClusterDefinition) -> ApiModel {
+    ApiModel {
+        private: def.api_access.private(),
+        public: def.api_access.public_cidrs().is_some(),
+        cidrs: def
+            .api_access
+            .public_cidrs()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        describe: def.api_access.describe(),
+    }
+}
+
+/// A pool of the definition, as the templates write it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PoolModel<'a> {
+    #[serde(flatten)]
+    pool: &'a PoolDefinition,
+    /// The default image's name, or `None` for a custom image.
+    default_image: Option<&'a str>,
+    /// The custom image's id, or `None`.
+    custom_image: Option<&'a str>,
+}
+
+/// The definition as the templates write it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DefinitionModel<'a> {
+    #[serde(flatten)]
+    def: &'a ClusterDefinition,
+    digest: String,
+    api: ApiModel,
+    initial_pools: Vec<PoolModel<'a>>,
+    later_pools: Vec<PoolModel<'a>>,
+    all_pools: Vec<PoolModel<'a>>,
+}
+
+fn pool_model(p: &PoolDefinition) -> PoolModel<'_> {
+    let (default_image, custom_image) = match &p.image {
+        NodeImageDef::Default(n) => (Some(n.as_str()), None),
+        NodeImageDef::Custom(i) => (None, Some(i.as_str())),
+    };
+    PoolModel {
+        pool: p,
+        default_image,
+        custom_image,
+    }
+}
+
+fn definition_model(def: &ClusterDefinition) -> DefinitionModel<'_> {
+    DefinitionModel {
+        def,
+        digest: def.digest(),
+        api: api(def),
+        initial_pools: def.initial_pools().map(pool_model).collect(),
+        later_pools: def.later_pools().map(pool_model).collect(),
+        all_pools: def.pools.iter().map(pool_model).collect(),
     }
 }
 
@@ -116,12 +186,7 @@ struct ArtifactModel<'a> {
     realm: &'a str,
     version: &'static str,
     provider: String,
-    region: &'a str,
-    cluster: &'a crate::spec::ClusterSpec,
-    eks: Option<serde_json::Value>,
-    aks: Option<serde_json::Value>,
-    gke: Option<serde_json::Value>,
-    nodes: Nodes,
+    definition: DefinitionModel<'a>,
     custom_image: Option<&'a str>,
     namespaces: [&'static str; 3],
     names: Vec<String>,
@@ -161,27 +226,19 @@ fn vpn(spec: &Spec) -> Option<VpnModel> {
     })
 }
 
-/// Renders every install artifact of phase 4: the cluster definition for the spec's cloud,
-/// the namespaces and ingress manifests, the VPN configuration (when a VPN is wanted) and the
-/// install script.
-pub fn install_artifacts(spec: &Spec) -> Result<Vec<Rendered>, TemplateError> {
-    let account = serde_json::to_value(&spec.cloud.account).expect("account serialises");
-    let (eks, aks, gke) = match &spec.cloud.account {
-        CloudAccount::Eks { .. } => (Some(account), None, None),
-        CloudAccount::Aks { .. } => (None, Some(account), None),
-        CloudAccount::Gke { .. } => (None, None, Some(account)),
-    };
+/// Renders every install artifact of phase 4: the cluster definition for the spec's cloud
+/// (as the cloud's create requests write it), the namespaces and ingress manifests, the VPN
+/// configuration (when a VPN is wanted) and the install script.
+pub fn install_artifacts(
+    spec: &Spec,
+    def: &ClusterDefinition,
+) -> Result<Vec<Rendered>, TemplateError> {
     let provider = spec.cloud.provider.to_string();
     let model = ArtifactModel {
         realm: &spec.name,
         version: env!("CARGO_PKG_VERSION"),
         provider: provider.clone(),
-        region: &spec.cloud.region,
-        cluster: &spec.cloud.cluster,
-        eks,
-        aks,
-        gke,
-        nodes: nodes(spec),
+        definition: definition_model(def),
         custom_image: custom_image(spec),
         namespaces: ["digibee-system", "digibee-test", "digibee-prod"],
         names: spec.domains.required_names(),
@@ -217,10 +274,19 @@ pub fn install_artifacts(spec: &Spec) -> Result<Vec<Rendered>, TemplateError> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
+struct PolicyModel {
+    kind: &'static str,
+    language: &'static str,
+    text: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct RolesModel<'a> {
     realm: &'a str,
     version: &'static str,
     provider: String,
+    title: &'static str,
     region: &'a str,
     cluster: &'a str,
     installer: &'a Installer,
@@ -228,20 +294,25 @@ struct RolesModel<'a> {
     resources: &'a [Resource],
     custom_image: Option<&'a str>,
     vpn: Option<VpnModel>,
-    nodes: Nodes,
+    definition: DefinitionModel<'a>,
     rtus: u64,
-    policy: Option<String>,
+    policy: PolicyModel,
 }
 
-/// Renders the phase-5 roles-and-resources document (Markdown).
-pub fn roles_document(spec: &Spec) -> Result<Rendered, TemplateError> {
+/// Renders the phase-5 roles-and-resources document (Markdown): every role, permission and
+/// resource, the least-privilege document, and the cluster definition the customer approves
+/// (with its digest).
+pub fn roles_document(spec: &Spec, def: &ClusterDefinition) -> Result<Rendered, TemplateError> {
     let r = requirements::embedded()
         .roles
         .for_provider(spec.cloud.provider);
+    let prof = crate::cloud::profile::of(spec);
+    let policy = prof.policy();
     let model = RolesModel {
         realm: &spec.name,
         version: env!("CARGO_PKG_VERSION"),
         provider: spec.cloud.provider.to_string(),
+        title: prof.title(),
         region: &spec.cloud.region,
         cluster: &spec.cloud.cluster.name,
         installer: &r.installer,
@@ -249,9 +320,13 @@ pub fn roles_document(spec: &Spec) -> Result<Rendered, TemplateError> {
         resources: &r.resources,
         custom_image: custom_image(spec),
         vpn: vpn(spec),
-        nodes: nodes(spec),
+        definition: definition_model(def),
         rtus: crate::cloud::access::pool_size(spec).rtus,
-        policy: crate::cloud::permissions::policy_document(spec)?,
+        policy: PolicyModel {
+            kind: policy.kind,
+            language: policy.language,
+            text: crate::cloud::permissions::policy_document(spec)?,
+        },
     };
     Ok(Rendered {
         name: "roles-and-resources.md".into(),
@@ -269,8 +344,9 @@ mod tests {
     fn every_cloud_renders_valid_json_and_yaml_deterministically() {
         for p in [Provider::Eks, Provider::Aks, Provider::Gke] {
             let (_dir, s) = test_support::spec(p, "digibee.acme.com");
-            let a = install_artifacts(&s).unwrap();
-            assert_eq!(a, install_artifacts(&s).unwrap(), "deterministic");
+            let def = crate::cloud::access::definition(&s);
+            let a = install_artifacts(&s, &def).unwrap();
+            assert_eq!(a, install_artifacts(&s, &def).unwrap(), "deterministic");
             let cluster = &a[0];
             assert_eq!(cluster.name, format!("cluster-{p}.json"));
             let v: serde_json::Value = serde_json::from_slice(&cluster.bytes).unwrap_or_else(|e| {
@@ -313,7 +389,7 @@ mod tests {
                 "{doc}"
             );
             assert_eq!(hosts.len(), doc["spec"]["rules"].as_array().unwrap().len());
-            let doc = roles_document(&s).unwrap();
+            let doc = roles_document(&s, &def).unwrap();
             let text = String::from_utf8(doc.bytes).unwrap();
             assert!(text.contains("| Permission | Why |"));
         }
@@ -329,7 +405,7 @@ mod tests {
         let (dir, mut s) = test_support::spec(Provider::Eks, "digibee.acme.com");
         s.certificate.cert = dir.path().join("certs").join(hostile_cert);
         s.certificate.key = dir.path().join("certs").join(hostile_key);
-        let files = install_artifacts(&s).unwrap();
+        let files = install_artifacts(&s, &crate::cloud::access::definition(&s)).unwrap();
         let script = files.iter().find(|f| f.name == "install.sh").unwrap();
         let run = tempfile::tempdir().unwrap();
         std::fs::write(run.path().join("install.sh"), &script.bytes).unwrap();

@@ -540,6 +540,7 @@ mod tests {
             by: by.into(),
             note: None,
             covers: "x".into(),
+            definition: None,
         }
     }
 

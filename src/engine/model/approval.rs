@@ -16,6 +16,8 @@ pub struct Approval {
     pub note: Option<String>,
     /// What it covers (a digest of the phase's outputs or of the waiting step's inputs).
     pub covers: String,
+    /// The digest of the cluster definition it approved, when the phase rendered one.
+    pub definition: Option<String>,
     /// When.
     pub at: String,
     /// Journal record.

@@ -408,6 +408,7 @@ mod tests {
                 by: format!("approver {i}"),
                 note: None,
                 covers: "x".into(),
+                definition: None,
             })
             .collect();
         records(&events)

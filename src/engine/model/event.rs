@@ -204,6 +204,10 @@ pub enum Event {
         note: Option<String>,
         /// Digest of the phase's outputs (or the waiting step's inputs) the approval covers.
         covers: String,
+        /// Digest of the cluster definition those outputs render, when they render one: the
+        /// definition this approval lets phase 6 build.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        definition: Option<String>,
     },
     /// `install` stopped.
     RunStopped {
@@ -407,6 +411,7 @@ mod tests {
             by: "ann".into(),
             note: None,
             covers: "x".into(),
+            definition: None,
         };
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["event"], e.kind().as_str());

@@ -42,6 +42,10 @@ fn input_value(input: Input, spec: &Spec, quota: &seed::Target) -> (&'static str
             )
         }
         Input::QuotaTarget => ("quotaTarget", json!(quota.describe())),
+        Input::Definition => (
+            "definition",
+            crate::cloud::access::definition(spec).to_json(),
+        ),
     }
 }
 

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::checks::CheckResult;
+use crate::cloud::definition::ClusterDefinition;
 
 /// What a step produced.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -18,6 +19,10 @@ pub struct StepOutput {
     /// Facts a later step or the report needs (typed per action, e.g. the cluster endpoint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub facts: Option<serde_json::Value>,
+    /// The cluster definition the step rendered (phases 4 and 5) or built (phase 6): the one
+    /// value an approval binds to, by its digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<ClusterDefinition>,
 }
 
 impl StepOutput {

@@ -10,9 +10,11 @@ use serde::Serialize;
 
 use super::event::Change;
 use super::output::FailureKind;
+use super::playbook::Phase;
 use super::playbook::Playbook;
 use super::state::{State, StepStatus, phase_outputs_digest};
 use crate::checks::Owner;
+use crate::cloud::definition::{ClusterDefinition, changed_fields};
 use crate::engine::actions::{Action, Availability, Capabilities};
 
 /// What will happen to one step.
@@ -87,7 +89,12 @@ pub enum GatePlan {
         at: String,
     },
     /// Needs an approval once the phase's steps are done.
-    Pending,
+    Pending {
+        /// Why an earlier approval of this phase no longer holds (what changed since), if
+        /// there was one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
 }
 
 /// One planned gate.
@@ -125,8 +132,9 @@ pub struct PlanPhase {
     pub gates: Vec<PlanGate>,
 }
 
-/// What the install will ask of the cloud: the node pool sized from the realm's RTUs, and the
-/// least-privilege policy the install identity needs.
+/// What the install will ask of the cloud: the cluster definition (pools sized from the
+/// realm's RTUs) with the digest an approval binds to, and the least-privilege document the
+/// install identity needs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CloudPlan {
@@ -134,9 +142,15 @@ pub struct CloudPlan {
     pub provider: crate::spec::Provider,
     /// Who the cloud steps run through (region, endpoint), when this run has a provider.
     pub via: Option<String>,
-    /// The worker node pool.
+    /// The cluster definition phase 6 builds, once approved.
+    pub definition: ClusterDefinition,
+    /// How its pools were sized from the realm's RTUs.
     pub pool: crate::cloud::sizing::PoolSize,
-    /// The least-privilege policy of the install identity (JSON), where the cloud uses one.
+    /// Its digest.
+    pub digest: String,
+    /// What the least-privilege document is (`IAM policy`, `Azure custom role`, ...).
+    pub policy_kind: &'static str,
+    /// The least-privilege document of the install identity.
     pub policy: Option<String>,
 }
 
@@ -168,9 +182,58 @@ impl Plan {
     }
 }
 
+/// Why a gate that waits for an approval does, when an earlier approval of its phase exists
+/// (pure): what changed in the cluster definition since it was approved, or that the phase's
+/// documents changed. `None` when the phase was never approved.
+pub fn why_pending(
+    phase: &Phase,
+    state: &State,
+    now: Option<&ClusterDefinition>,
+) -> Option<String> {
+    let last = state
+        .approvals
+        .iter()
+        .rev()
+        .find(|a| a.phase == phase.number)?;
+    let who = format!(
+        "{} approved at {}",
+        crate::text::one_line(&last.by),
+        last.at
+    );
+    let Some(approved) = last.definition.as_deref() else {
+        return Some(format!(
+            "the phase's documents changed since {who}; approve phase {} again",
+            phase.number
+        ));
+    };
+    let changed = match (state.definitions.get(approved), now) {
+        (Some(before), Some(now)) if before.digest() != now.digest() => {
+            changed_fields(&before.to_json(), &now.to_json())
+        }
+        (None, Some(now)) if now.digest() != approved => {
+            vec!["(the approved definition is not in the journal)".to_owned()]
+        }
+        _ => Vec::new(),
+    };
+    Some(if changed.is_empty() {
+        format!(
+            "the phase's documents changed since {who} (cluster definition {approved} unchanged); approve phase {} again",
+            phase.number
+        )
+    } else {
+        format!(
+            "the cluster definition {approved} that {who} is no longer what the spec asks for ({}); approve phase {} again",
+            changed.join("; "),
+            phase.number
+        )
+    })
+}
+
 /// Builds the plan. `inputs` maps each step id to the digest of its current inputs; `caps`
 /// says what this run can offer (a step this run cannot carry out is unavailable unless it is
-/// already done with the same inputs).
+/// already done with the same inputs); `definition` is the realm's cluster definition now (to
+/// say why an approval no longer holds).
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     realm: &str,
     playbook: &Playbook,
@@ -179,6 +242,7 @@ pub fn build(
     spec_changes: Vec<Change>,
     caps: Capabilities,
     cloud: crate::spec::Provider,
+    definition: Option<&ClusterDefinition>,
 ) -> Plan {
     let mut replanned = Vec::new();
     let phases = playbook
@@ -256,7 +320,9 @@ pub fn build(
                             by: a.by.clone(),
                             at: a.at.clone(),
                         },
-                        None => GatePlan::Pending,
+                        None => GatePlan::Pending {
+                            reason: why_pending(phase, state, definition),
+                        },
                     },
                 })
                 .collect();
@@ -381,6 +447,7 @@ mod tests {
             vec![],
             Capabilities::default(),
             crate::spec::Provider::Eks,
+            None,
         );
         assert_eq!(p.phases.len(), 6);
         assert_eq!(p.phases[0].steps[0].plan, StepPlan::Run);
@@ -396,9 +463,13 @@ mod tests {
                 cloud: Some(crate::spec::Provider::Eks),
             },
             crate::spec::Provider::Eks,
+            None,
         );
         assert_eq!(with.first_unavailable(), None, "with an EKS provider");
-        assert_eq!(p.phases[4].gates[0].plan, GatePlan::Pending);
+        assert_eq!(
+            p.phases[4].gates[0].plan,
+            GatePlan::Pending { reason: None }
+        );
     }
 
     #[test]
@@ -415,6 +486,7 @@ mod tests {
             vec![],
             Capabilities::default(),
             crate::spec::Provider::Eks,
+            None,
         );
         assert!(matches!(p.phases[0].steps[0].plan, StepPlan::Done { .. }));
         now.insert("certificate".into(), "changed".into());
@@ -426,6 +498,7 @@ mod tests {
             vec![],
             Capabilities::default(),
             crate::spec::Provider::Eks,
+            None,
         );
         assert_eq!(step(&p, "certificate"), &StepPlan::Rerun);
         assert_eq!(p.replanned, vec!["certificate".to_owned()]);
@@ -462,6 +535,7 @@ mod tests {
             vec![],
             Capabilities::default(),
             crate::spec::Provider::Eks,
+            None,
         );
         assert_eq!(p.phases[0].steps[0].plan, StepPlan::Resume);
         assert_eq!(

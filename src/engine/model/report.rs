@@ -428,6 +428,7 @@ mod tests {
                 by: "ann".into(),
                 note: None,
                 covers,
+                definition: None,
             },
         ]);
         assert_eq!(phase_status(p5, &approved), PhaseStatus::Done);

@@ -13,6 +13,7 @@ use super::event::{Event, RunSubject, StopOutcome};
 use super::output::{FailureKind, Intent, StepOutput};
 use super::playbook::{Phase, Playbook};
 use crate::checks::Owner;
+use crate::cloud::definition::ClusterDefinition;
 use crate::crypto::sha256_hex;
 
 /// One `install` run.
@@ -164,6 +165,9 @@ pub struct State {
     pub gate_waiting: Option<GateWait>,
     /// Lock takeovers.
     pub takeovers: Vec<Takeover>,
+    /// Every cluster definition a step rendered or built, by digest (what an approval's
+    /// definition digest names, and what changed since).
+    pub definitions: BTreeMap<String, ClusterDefinition>,
     /// Number of records folded.
     pub records: u64,
 }
@@ -234,6 +238,9 @@ impl State {
                 duration_ms,
                 ..
             } => {
+                if let Some(d) = &output.definition {
+                    self.definitions.insert(d.digest(), d.clone());
+                }
                 let st = self.step(step, *phase);
                 st.status = StepStatus::Succeeded;
                 st.input_digest = Some(input_digest.clone());
@@ -315,12 +322,14 @@ impl State {
                 by,
                 note,
                 covers,
+                definition,
             } => {
                 self.approvals.push(Approval {
                     phase: *phase,
                     by: by.clone(),
                     note: note.clone(),
                     covers: covers.clone(),
+                    definition: definition.clone(),
                     at: at.to_owned(),
                     seq,
                 });
@@ -373,6 +382,35 @@ impl State {
             .rev()
             .find(|a| a.phase == phase && a.covers == subject)
     }
+
+    /// The latest approval of a cluster definition with this digest, if any: what lets phase 6
+    /// build it.
+    pub fn approval_of_definition(&self, digest: &str) -> Option<&Approval> {
+        self.approvals
+            .iter()
+            .rev()
+            .find(|a| a.definition.as_deref() == Some(digest))
+    }
+
+    /// The latest approval of `phase` that named a cluster definition, if any.
+    pub fn last_definition_approval(&self, phase: u8) -> Option<&Approval> {
+        self.approvals
+            .iter()
+            .rev()
+            .find(|a| a.phase == phase && a.definition.is_some())
+    }
+}
+
+/// The cluster definition a phase's finished steps rendered, if one did (`None` while a step of
+/// the phase is not done).
+pub fn phase_definition<'a>(phase: &Phase, state: &'a State) -> Option<&'a ClusterDefinition> {
+    phase.steps.iter().find_map(|s| {
+        state
+            .step_state(&s.id)
+            .filter(|st| st.is_done())
+            .and_then(|st| st.output.as_ref())
+            .and_then(|o| o.definition.as_ref())
+    })
 }
 
 /// Digest of a phase's step outputs: what its gate's approval covers. `None` while a step of
@@ -409,12 +447,13 @@ pub enum ApproveError {
 }
 
 /// What an approval of `phase` would cover now: a step of the phase waiting on someone (its
-/// inputs), or else the phase's finished outputs when the phase has a gate.
+/// inputs), or else the phase's finished outputs when the phase has a gate, with the digest
+/// of the cluster definition those outputs render.
 pub fn approval_subject(
     playbook: &Playbook,
     state: &State,
     phase: u8,
-) -> Result<String, ApproveError> {
+) -> Result<(String, Option<String>), ApproveError> {
     let p = playbook
         .phases
         .iter()
@@ -425,7 +464,7 @@ pub fn approval_subject(
             && st.status == StepStatus::Waiting
             && let Some(d) = &st.input_digest
         {
-            return Ok(d.clone());
+            return Ok((d.clone(), None));
         }
     }
     if p.gates.is_empty() {
@@ -444,7 +483,10 @@ pub fn approval_subject(
             why: format!("already approved by {} at {}", a.by, a.at),
         });
     }
-    Ok(subject)
+    Ok((
+        subject,
+        phase_definition(p, state).map(ClusterDefinition::digest),
+    ))
 }
 
 #[cfg(test)]
@@ -502,8 +544,8 @@ mod tests {
         ));
         let s1 = fold(&[start(&steps[0], 5), ok(&steps[0], 5, "o1")]);
         let s2 = fold(&[start(&steps[0], 5), ok(&steps[0], 5, "o2")]);
-        let a = approval_subject(&pb, &s1, 5).unwrap();
-        assert_ne!(a, approval_subject(&pb, &s2, 5).unwrap());
+        let (a, _) = approval_subject(&pb, &s1, 5).unwrap();
+        assert_ne!(a, approval_subject(&pb, &s2, 5).unwrap().0);
         assert_eq!(approval_subject(&pb, &s, 9), Err(ApproveError::NoPhase(9)));
         assert!(matches!(
             approval_subject(&pb, &s1, 4),
@@ -518,6 +560,7 @@ mod tests {
                 by: "ann".into(),
                 note: None,
                 covers: a.clone(),
+                definition: None,
             },
         );
         match approval_subject(&pb, &approved, 5) {
@@ -539,7 +582,10 @@ mod tests {
             reason: "accept".into(),
             input_digest: "img".into(),
         }]);
-        assert_eq!(approval_subject(&pb, &s, 1).unwrap(), "img");
+        assert_eq!(
+            approval_subject(&pb, &s, 1).unwrap(),
+            ("img".to_owned(), None)
+        );
         let s = {
             let mut s = s;
             s.apply(
@@ -550,6 +596,7 @@ mod tests {
                     by: "cto".into(),
                     note: None,
                     covers: "img".into(),
+                    definition: None,
                 },
             );
             s

@@ -58,11 +58,15 @@ impl Store {
         };
         #[cfg(feature = "object-store")]
         {
+            // A bucket of the cloud's own object storage (the scheme its profile names) is
+            // reached with the cloud's credential chain.
             let same_cloud = cloud.filter(|c| {
-                bucket.starts_with("s3://") && c.cloud.provider() == crate::spec::Provider::Eks
+                let scheme =
+                    crate::cloud::profile::for_provider(c.cloud.provider()).storage_scheme();
+                bucket.starts_with(&format!("{scheme}://"))
             });
             match same_cloud {
-                Some(c) => object::ObjectStore::s3_with_cloud(bucket, options, c),
+                Some(c) => object::ObjectStore::with_cloud(bucket, options, c),
                 None => object::ObjectStore::new(bucket, options),
             }
             .map(|o| Store::Object(o, local))
@@ -131,7 +135,7 @@ impl Store {
             Store::Local(_) => Err(StoreError::Object {
                 location: location.to_owned(),
                 detail:
-                    "the artifact is in object storage, and this run has no object store configured"
+                    "the artifact is in object storage, and no bucket was named\n  help: give the realm spec (-f realm.yaml) whose artifacts.bucket holds it"
                         .into(),
                 retryable: false,
             }),

@@ -121,11 +121,49 @@ pub struct CloudAccess {
     pub endpoint: Option<String>,
 }
 
+/// Whether `options` may be used: every endpoint or URL they name must be one credentials may
+/// go to (https, or plain http to loopback), and plain http is allowed only to loopback.
+fn check_options(bucket: &str, options: &[(String, String)]) -> Result<(), StoreError> {
+    let refused = |detail: String| StoreError::Object {
+        location: bucket.to_owned(),
+        detail,
+        retryable: false,
+    };
+    for (k, v) in options {
+        let key = k.to_ascii_lowercase();
+        if key.contains("endpoint") || key.ends_with("_url") || key.ends_with("_host") {
+            if v.contains("://") {
+                crate::secret::may_carry_credentials(v).map_err(|why| {
+                    refused(format!(
+                        "the object storage endpoint {} ({k}): {why}\n  help: use https:// (plain http:// only for an emulator on 127.0.0.1)",
+                        crate::spec::redact_url(v)
+                    ))
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
 impl ObjectStore {
-    /// Opens an `s3://` bucket with the credentials of the realm's cloud provider (EKS): the
-    /// store and the cloud calls use one credential chain, so they cannot act as two
-    /// identities. `options` may add settings but not credentials.
-    pub fn s3_with_cloud(
+    /// Opens a bucket of the realm's own cloud with the credentials of its provider's chain:
+    /// the store and the cloud calls use one credential chain, so they cannot act as two
+    /// identities. `options` may add settings but not credentials. S3 today; Azure Blob and
+    /// GCS arrive with their clouds' clients (until then they use `options`).
+    pub fn with_cloud(
+        bucket_url: &str,
+        options: Vec<(String, String)>,
+        access: &CloudAccess,
+    ) -> Result<Self, StoreError> {
+        if bucket_url.starts_with("s3://") {
+            Self::s3_with_cloud(bucket_url, options, access)
+        } else {
+            Self::new(bucket_url, options)
+        }
+    }
+
+    /// Opens an `s3://` bucket with the credentials of the realm's cloud provider (EKS).
+    fn s3_with_cloud(
         bucket_url: &str,
         options: Vec<(String, String)>,
         access: &CloudAccess,
@@ -136,6 +174,7 @@ impl ObjectStore {
             detail,
             retryable: false,
         };
+        check_options(bucket_url, &options)?;
         let url = url::Url::parse(bucket_url).map_err(|e| bad(e.to_string()))?;
         let prefix = ObjectPath::parse(url.path()).map_err(|e| bad(e.to_string()))?;
         let mut b = AmazonS3Builder::new().with_url(bucket_url);
@@ -155,6 +194,12 @@ impl ObjectStore {
             .with_region(&access.region)
             .with_credentials(Arc::new(CloudCredentials(access.cloud.clone())));
         if let Some(e) = &access.endpoint {
+            crate::secret::may_carry_credentials(e).map_err(|why| {
+                bad(format!(
+                    "the endpoint {}: {why}\n  help: use https:// (plain http:// only for an emulator on 127.0.0.1)",
+                    crate::spec::redact_url(e)
+                ))
+            })?;
             b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
         }
         let store = b.build().map_err(|e| bad(e.to_string()))?;
@@ -173,6 +218,7 @@ impl ObjectStore {
             detail,
             retryable: false,
         };
+        check_options(bucket_url, &options)?;
         let url = url::Url::parse(bucket_url).map_err(|e| bad(e.to_string()))?;
         let (store, prefix) =
             object_store::parse_url_opts(&url, options).map_err(|e| bad(e.to_string()))?;

@@ -2,11 +2,13 @@
 //! (`<{Action}Response><{Action}Result>…` for STS and IAM; EC2's own `<{Action}Response>` with
 //! lower-camel members and `<item>` lists).
 
+use std::collections::BTreeMap;
+
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::AwsError;
-use super::world::World;
+use super::{AwsError, authorize, role_arn};
+use crate::world::World;
 
 /// Text escaped for XML.
 pub(crate) fn xml(s: &str) -> String {
@@ -76,6 +78,22 @@ fn list(form: &[(String, String)], prefix: &str) -> Vec<String> {
     items.into_iter().map(|(_, v)| v).collect()
 }
 
+/// `ContextEntries.member.N.ContextKeyName` with `…ContextKeyValues.member.M`: key → first
+/// value (realmctl sends one value per entry).
+fn context(form: &[(String, String)]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for n in 1.. {
+        let Some(key) = get(form, &format!("ContextEntries.member.{n}.ContextKeyName")) else {
+            break;
+        };
+        if let Some(v) = list(form, &format!("ContextEntries.member.{n}.ContextKeyValues")).first()
+        {
+            out.insert(key.to_owned(), v.clone());
+        }
+    }
+    out
+}
+
 fn ok(action: &str, result: &str, query_style: bool) -> Response {
     let body = if query_style {
         format!(
@@ -89,16 +107,10 @@ fn ok(action: &str, result: &str, query_style: bool) -> Response {
     ([(header::CONTENT_TYPE, "text/xml")], body).into_response()
 }
 
-fn denied(w: &World, action: &str) -> Result<(), AwsError> {
-    if w.denied.contains(action) {
-        return Err(AwsError::new(
-            403,
-            "AccessDenied",
-            format!("User: {} is not authorized to perform: {action}", w.caller),
-        ));
-    }
-    Ok(())
-}
+/// How IAM and STS refuse a call (query protocol).
+const IAM_DENIED: (u16, &str) = (403, "AccessDenied");
+/// How EC2 refuses a call.
+const EC2_DENIED: (u16, &str) = (403, "UnauthorizedOperation");
 
 /// Answers a query-protocol request of `service`.
 pub(crate) fn answer(
@@ -112,22 +124,23 @@ pub(crate) fn answer(
             "GetCallerIdentity",
             &format!(
                 "<Arn>{}</Arn><UserId>AROADEMO0000000000000:demo</UserId><Account>{}</Account>",
-                xml(&w.caller),
+                xml(&w.principal),
                 xml(&w.account)
             ),
             true,
         )),
         ("iam", "GetRole") => {
-            denied(w, "iam:GetRole")?;
             let name = get(form, "RoleName").unwrap_or_default();
-            let Some(services) = w.roles.get(name) else {
+            let arn = role_arn(&w.account, name);
+            authorize(w, IAM_DENIED, "iam:GetRole", &arn, &[])?;
+            let Some(identity) = w.identities.get(name) else {
                 return Err(AwsError::new(
                     404,
                     "NoSuchEntity",
                     format!("The role with name {name} cannot be found."),
                 ));
             };
-            let services: Vec<_> = services.iter().map(|s| format!("\"{s}\"")).collect();
+            let services: Vec<_> = identity.trusts.iter().map(|s| format!("\"{s}\"")).collect();
             let trust = format!(
                 "{{\"Version\":\"2012-10-17\",\"Statement\":[{{\"Effect\":\"Allow\",\"Principal\":{{\"Service\":[{}]}},\"Action\":\"sts:AssumeRole\"}}]}}",
                 services.join(",")
@@ -148,12 +161,14 @@ pub(crate) fn answer(
                     "<Role><Path>/</Path><RoleName>{n}</RoleName><RoleId>AROA{id:0>17}</RoleId><Arn>{arn}</Arn><CreateDate>2026-01-01T00:00:00Z</CreateDate><AssumeRolePolicyDocument>{encoded}</AssumeRolePolicyDocument></Role>",
                     n = xml(name),
                     id = name.len(),
-                    arn = xml(&w.role_arn(name)),
+                    arn = xml(&arn),
                 ),
                 true,
             ))
         }
         ("iam", "SimulatePrincipalPolicy") => {
+            let source = get(form, "PolicySourceArn").unwrap_or_default().to_owned();
+            authorize(w, IAM_DENIED, "iam:SimulatePrincipalPolicy", &source, &[])?;
             let actions = list(form, "ActionNames");
             let resources = list(form, "ResourceArns");
             let resources = if resources.is_empty() {
@@ -161,18 +176,16 @@ pub(crate) fn answer(
             } else {
                 resources
             };
+            let ctx = context(form);
             let mut members = String::new();
             for a in &actions {
                 for r in &resources {
-                    let decision = if w.denied.contains(a) {
-                        "implicitDeny"
-                    } else {
-                        "allowed"
-                    };
+                    let decision = w.policy.decide(a, r, &ctx);
                     members.push_str(&format!(
-                        "<member><EvalActionName>{}</EvalActionName><EvalResourceName>{}</EvalResourceName><EvalDecision>{decision}</EvalDecision><MatchedStatements/><MissingContextValues/></member>",
+                        "<member><EvalActionName>{}</EvalActionName><EvalResourceName>{}</EvalResourceName><EvalDecision>{}</EvalDecision><MatchedStatements/><MissingContextValues/></member>",
                         xml(a),
-                        xml(r)
+                        xml(r),
+                        decision.as_str()
                     ));
                 }
             }
@@ -185,7 +198,7 @@ pub(crate) fn answer(
             ))
         }
         ("ec2", "DescribeSubnets") => {
-            denied(w, "ec2:DescribeSubnets")?;
+            authorize(w, EC2_DENIED, "ec2:DescribeSubnets", "*", &[])?;
             let mut ids = list(form, "SubnetId");
             for n in 1.. {
                 match get(form, &format!("Filter.{n}.Name")) {
@@ -201,7 +214,15 @@ pub(crate) fn answer(
                 .map(|s| {
                     format!(
                         "<item><subnetId>{}</subnetId><subnetArn>arn:aws:ec2:{}:{}:subnet/{}</subnetArn><state>available</state><vpcId>{}</vpcId><cidrBlock>{}</cidrBlock><availableIpAddressCount>{}</availableIpAddressCount><availabilityZone>{}</availabilityZone><defaultForAz>false</defaultForAz><mapPublicIpOnLaunch>false</mapPublicIpOnLaunch><ownerId>{}</ownerId></item>",
-                        xml(&s.id), xml(&w.region), xml(&w.account), xml(&s.id), xml(&s.vpc), xml(&s.cidr), s.free, xml(&s.zone), xml(&w.account)
+                        xml(&s.id),
+                        xml(&w.region),
+                        xml(&w.account),
+                        xml(&s.id),
+                        xml(&s.network),
+                        xml(&s.cidr),
+                        s.free,
+                        xml(s.zone.as_deref().unwrap_or_default()),
+                        xml(&w.account)
                     )
                 })
                 .collect();
@@ -224,14 +245,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn forms_and_lists_decode() {
-        let f = form(b"Action=SimulatePrincipalPolicy&ActionNames.member.2=eks%3ADescribeCluster&ActionNames.member.1=eks%3ACreateCluster&PolicySourceArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2FI");
+    fn forms_lists_and_context_decode() {
+        let f = form(b"Action=SimulatePrincipalPolicy&ActionNames.member.2=eks%3ADescribeCluster&ActionNames.member.1=eks%3ACreateCluster&PolicySourceArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2FI&ContextEntries.member.1.ContextKeyName=iam%3APassedToService&ContextEntries.member.1.ContextKeyValues.member.1=eks.amazonaws.com&ContextEntries.member.1.ContextKeyType=string");
         assert_eq!(get(&f, "Action"), Some("SimulatePrincipalPolicy"));
         assert_eq!(
             list(&f, "ActionNames"),
             ["eks:CreateCluster", "eks:DescribeCluster"]
         );
         assert_eq!(get(&f, "PolicySourceArn"), Some("arn:aws:iam::1:role/I"));
+        assert_eq!(
+            context(&f).get("iam:PassedToService").map(String::as_str),
+            Some("eks.amazonaws.com")
+        );
         let ec2 =
             form(b"Filter.1.Name=subnet-id&Filter.1.Value.1=subnet-a&Filter.1.Value.2=subnet-b");
         assert_eq!(list(&ec2, "Filter.1.Value"), ["subnet-a", "subnet-b"]);

@@ -3,18 +3,23 @@
 //! (CreateNodegroup), `GET /clusters/{name}/node-groups/{ng}` (DescribeNodegroup),
 //! `GET /cluster-versions` (DescribeClusterVersions). Errors carry `x-amzn-ErrorType`.
 //! Clusters and node groups are CREATING until the world's creation delay has passed; a node
-//! group can only be created on an ACTIVE cluster, as on EKS.
+//! group can only be created on an ACTIVE cluster, as on EKS. What a create request asks for
+//! (endpoint access, labels, AMI type, scaling) is kept and described back as EKS does,
+//! including its defaults (a public endpoint open to `0.0.0.0/0` when the request names none).
 
 use std::collections::BTreeMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::Json;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::AwsError;
-use super::world::{Cluster, Nodegroup, World};
+use super::{AwsError, authorize};
+use crate::world::{ApiEndpoint, Cluster, Phase, Pool, World, now_epoch};
+
+/// How EKS refuses a call.
+const DENIED: (u16, &str) = (403, "AccessDeniedException");
 
 /// The operation of a request, from its method and path.
 pub(crate) fn operation(method: &Method, path: &str) -> &'static str {
@@ -30,58 +35,51 @@ pub(crate) fn operation(method: &Method, path: &str) -> &'static str {
     }
 }
 
-fn now_epoch() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64().floor())
-        .unwrap_or(0.0)
+fn cluster_arn(w: &World, name: &str) -> String {
+    format!("arn:aws:eks:{}:{}:cluster/{name}", w.region, w.account)
 }
 
-fn guard(w: &World, action: &str) -> Result<(), AwsError> {
-    if w.denied.contains(action) {
-        return Err(AwsError::new(
-            403,
-            "AccessDeniedException",
-            format!("User: {} is not authorized to perform: {action}", w.caller),
-        ));
-    }
-    Ok(())
+fn nodegroup_arn(w: &World, cluster: &str, name: &str) -> String {
+    format!(
+        "arn:aws:eks:{}:{}:nodegroup/{cluster}/{name}/00000000-0000-0000-0000-000000000000",
+        w.region, w.account
+    )
 }
 
 fn cluster_json(w: &World, c: &Cluster) -> Value {
-    let arn = format!("arn:aws:eks:{}:{}:cluster/{}", w.region, w.account, c.name);
-    let (status, endpoint, ca) = if c.fail.is_some() {
-        ("FAILED", Value::Null, json!({}))
-    } else if w.cluster_active(c) {
-        (
-            "ACTIVE",
-            // `.invalid` never resolves (RFC 2606): nothing can ever connect to a stand-in cluster.
-            json!(format!("https://{}.eks.stand-in.invalid", c.name)),
-            json!({"data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCnN0YW5kLWluCi0tLS0tRU5EIENFUlRJRklDQVRFLS0tLS0K"}),
-        )
-    } else {
-        ("CREATING", Value::Null, json!({}))
+    let phase = w.cluster_phase(c);
+    let status = match phase {
+        Phase::Creating => "CREATING",
+        Phase::Ready => "ACTIVE",
+        Phase::Failed => "FAILED",
+        Phase::Deleting => "DELETING",
     };
+    let mut vpc = json!({
+        "subnetIds": c.subnets,
+        "securityGroupIds": [],
+        "vpcId": w.subnets.first().map(|s| s.network.clone()).unwrap_or_default(),
+        "endpointPublicAccess": c.api.public,
+        "endpointPrivateAccess": c.api.private,
+    });
+    if c.api.public {
+        vpc["publicAccessCidrs"] = json!(c.api.public_cidrs);
+    }
     let mut v = json!({
         "name": c.name,
-        "arn": arn,
+        "arn": cluster_arn(w, &c.name),
         "createdAt": c.created_epoch,
         "version": c.version,
-        "roleArn": c.role,
-        "resourcesVpcConfig": {
-            "subnetIds": c.subnets,
-            "securityGroupIds": [],
-            "vpcId": w.subnets.first().map(|s| s.vpc.clone()).unwrap_or_default(),
-            "endpointPublicAccess": true,
-            "endpointPrivateAccess": false,
-        },
+        "roleArn": c.identity,
+        "resourcesVpcConfig": vpc,
         "status": status,
-        "certificateAuthority": ca,
+        "certificateAuthority": {},
         "platformVersion": "eks.1",
         "tags": c.tags,
     });
-    if !endpoint.is_null() {
-        v["endpoint"] = endpoint;
+    if phase == Phase::Ready {
+        // `.invalid` never resolves (RFC 2606): nothing can ever connect to a stand-in cluster.
+        v["endpoint"] = json!(format!("https://{}.eks.stand-in.invalid", c.name));
+        v["certificateAuthority"] = json!({"data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCnN0YW5kLWluCi0tLS0tRU5EIENFUlRJRklDQVRFLS0tLS0K"});
     }
     if let Some(why) = &c.fail {
         v["health"] =
@@ -90,24 +88,34 @@ fn cluster_json(w: &World, c: &Cluster) -> Value {
     v
 }
 
-fn nodegroup_json(w: &World, n: &Nodegroup) -> Value {
-    let active = n.created.elapsed() >= w.create_delay;
+fn nodegroup_json(w: &World, n: &Pool) -> Value {
+    let status = match w.pool_phase(n) {
+        Phase::Creating => "CREATING",
+        Phase::Ready => "ACTIVE",
+        Phase::Failed => "CREATE_FAILED",
+        Phase::Deleting => "DELETING",
+    };
+    let issues: Vec<Value> = n
+        .fail
+        .iter()
+        .map(|why| json!({"code": "AsgInstanceLaunchFailures", "message": why, "resourceIds": []}))
+        .collect();
     json!({
         "nodegroupName": n.name,
-        "nodegroupArn": format!("arn:aws:eks:{}:{}:nodegroup/{}/{}/00000000-0000-0000-0000-000000000000", w.region, w.account, n.cluster, n.name),
+        "nodegroupArn": nodegroup_arn(w, &n.cluster, &n.name),
         "clusterName": n.cluster,
         "version": w.clusters.get(&n.cluster).map(|c| c.version.clone()).unwrap_or_default(),
         "createdAt": n.created_epoch,
-        "status": if active { "ACTIVE" } else { "CREATING" },
+        "status": status,
         "capacityType": "ON_DEMAND",
         "scalingConfig": {"minSize": n.scaling.0, "desiredSize": n.scaling.1, "maxSize": n.scaling.2},
-        "instanceTypes": n.instance_types,
+        "instanceTypes": [n.shape],
         "subnets": n.subnets,
-        "amiType": "AL2023_x86_64_STANDARD",
-        "nodeRole": n.role,
-        "labels": {},
+        "amiType": n.image,
+        "nodeRole": n.identity,
+        "labels": n.labels,
         "tags": n.tags,
-        "health": {"issues": []},
+        "health": {"issues": issues},
     })
 }
 
@@ -121,7 +129,7 @@ fn strings(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn tags(v: &Value) -> BTreeMap<String, String> {
+fn map(v: &Value) -> BTreeMap<String, String> {
     v.as_object()
         .map(|m| {
             m.iter()
@@ -132,9 +140,13 @@ fn tags(v: &Value) -> BTreeMap<String, String> {
 }
 
 fn role_exists(w: &World, arn: &str) -> bool {
-    arn.rsplit('/')
-        .next()
-        .is_some_and(|name| w.roles.contains_key(name) && *arn == w.role_arn(name))
+    arn.rsplit('/').next().is_some_and(|name| {
+        w.identities.contains_key(name) && *arn == super::role_arn(&w.account, name)
+    })
+}
+
+fn bad(message: String) -> AwsError {
+    AwsError::new(400, "InvalidParameterException", message)
 }
 
 /// Answers an EKS request.
@@ -148,12 +160,11 @@ pub(crate) fn answer(
     let input: Value = if body.is_empty() {
         json!({})
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| AwsError::new(400, "InvalidParameterException", e.to_string()))?
+        serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?
     };
     match (operation(method, path), parts.as_slice()) {
         ("DescribeClusterVersions", _) => {
-            guard(w, "eks:DescribeClusterVersions")?;
+            authorize(w, DENIED, "eks:DescribeClusterVersions", "*", &[])?;
             let versions: Vec<Value> = w
                 .versions
                 .iter()
@@ -162,8 +173,16 @@ pub(crate) fn answer(
             Ok(Json(json!({"clusterVersions": versions})).into_response())
         }
         ("CreateCluster", _) => {
-            guard(w, "eks:CreateCluster")?;
             let name = input["name"].as_str().unwrap_or_default().to_owned();
+            let role = input["roleArn"].as_str().unwrap_or_default().to_owned();
+            authorize(w, DENIED, "eks:CreateCluster", &cluster_arn(w, &name), &[])?;
+            authorize(
+                w,
+                DENIED,
+                "iam:PassRole",
+                &role,
+                &[("iam:PassedToService", "eks.amazonaws.com")],
+            )?;
             if w.clusters.contains_key(&name) {
                 return Err(AwsError::new(
                     409,
@@ -171,49 +190,55 @@ pub(crate) fn answer(
                     format!("Cluster already exists with name: {name}"),
                 ));
             }
-            let role = input["roleArn"].as_str().unwrap_or_default().to_owned();
             if !role_exists(w, &role) {
-                return Err(AwsError::new(
-                    400,
-                    "InvalidParameterException",
-                    format!("Role with arn: {role}, does not exist."),
-                ));
+                return Err(bad(format!("Role with arn: {role}, does not exist.")));
             }
             let version = input["version"].as_str().unwrap_or("1.31").to_owned();
             if !w.versions.contains(&version) {
-                return Err(AwsError::new(
-                    400,
-                    "InvalidParameterException",
-                    format!("unsupported Kubernetes version {version}"),
-                ));
+                return Err(bad(format!("unsupported Kubernetes version {version}")));
             }
-            let subnets = strings(&input["resourcesVpcConfig"]["subnetIds"]);
-            if let Some(bad) = subnets
+            let vpc = &input["resourcesVpcConfig"];
+            let subnets = strings(&vpc["subnetIds"]);
+            if let Some(missing) = subnets
                 .iter()
                 .find(|s| !w.subnets.iter().any(|x| &x.id == *s))
             {
-                return Err(AwsError::new(
-                    400,
-                    "InvalidParameterException",
-                    format!("Subnet {bad} does not exist"),
+                return Err(bad(format!("Subnet {missing} does not exist")));
+            }
+            // EKS's defaults: a public endpoint, open to everyone, and no private one.
+            let public = vpc["endpointPublicAccess"].as_bool().unwrap_or(true);
+            let private = vpc["endpointPrivateAccess"].as_bool().unwrap_or(false);
+            if !public && !private {
+                return Err(bad(
+                    "Private and public endpoint access can not both be false".into(),
                 ));
+            }
+            let mut cidrs = strings(&vpc["publicAccessCidrs"]);
+            if public && cidrs.is_empty() {
+                cidrs.push("0.0.0.0/0".into());
             }
             let c = Cluster {
                 name: name.clone(),
                 version,
-                role,
+                api: ApiEndpoint {
+                    private,
+                    public,
+                    public_cidrs: if public { cidrs } else { Vec::new() },
+                },
                 subnets,
-                tags: tags(&input["tags"]),
+                identity: Some(role),
+                tags: map(&input["tags"]),
                 created: Instant::now(),
                 created_epoch: now_epoch(),
                 fail: None,
+                deleting: false,
             };
             let v = cluster_json(w, &c);
             w.clusters.insert(name, c);
             Ok(Json(json!({"cluster": v})).into_response())
         }
         ("DescribeCluster", [_, name]) => {
-            guard(w, "eks:DescribeCluster")?;
+            authorize(w, DENIED, "eks:DescribeCluster", &cluster_arn(w, name), &[])?;
             let c = w.clusters.get(*name).ok_or_else(|| {
                 AwsError::new(
                     404,
@@ -224,7 +249,21 @@ pub(crate) fn answer(
             Ok(Json(json!({"cluster": cluster_json(w, c)})).into_response())
         }
         ("CreateNodegroup", [_, cluster, _]) => {
-            guard(w, "eks:CreateNodegroup")?;
+            let role = input["nodeRole"].as_str().unwrap_or_default().to_owned();
+            authorize(
+                w,
+                DENIED,
+                "eks:CreateNodegroup",
+                &cluster_arn(w, cluster),
+                &[],
+            )?;
+            authorize(
+                w,
+                DENIED,
+                "iam:PassRole",
+                &role,
+                &[("iam:PassedToService", "eks.amazonaws.com")],
+            )?;
             let c = w.clusters.get(*cluster).ok_or_else(|| {
                 AwsError::new(
                     404,
@@ -232,7 +271,7 @@ pub(crate) fn answer(
                     format!("No cluster found for name: {cluster}."),
                 )
             })?;
-            if !w.cluster_active(c) {
+            if w.cluster_phase(c) != Phase::Ready {
                 return Err(AwsError::new(
                     400,
                     "InvalidRequestException",
@@ -244,45 +283,55 @@ pub(crate) fn answer(
                 .unwrap_or_default()
                 .to_owned();
             let key = ((*cluster).to_owned(), name.clone());
-            if w.nodegroups.contains_key(&key) {
+            if w.pools.contains_key(&key) {
                 return Err(AwsError::new(
                     409,
                     "ResourceInUseException",
                     format!("NodeGroup already exists with name {name} and cluster name {cluster}"),
                 ));
             }
-            let role = input["nodeRole"].as_str().unwrap_or_default().to_owned();
             if !role_exists(w, &role) {
-                return Err(AwsError::new(
-                    400,
-                    "InvalidParameterException",
-                    format!("Role with arn: {role}, does not exist."),
-                ));
+                return Err(bad(format!("Role with arn: {role}, does not exist.")));
             }
             let sc = &input["scalingConfig"];
-            let n = Nodegroup {
+            let n = Pool {
                 cluster: (*cluster).to_owned(),
                 name,
-                role,
+                identity: Some(role),
                 subnets: strings(&input["subnets"]),
-                instance_types: strings(&input["instanceTypes"]),
+                shape: strings(&input["instanceTypes"])
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| "t3.medium".into()),
                 scaling: (
                     sc["minSize"].as_i64().unwrap_or(1),
                     sc["desiredSize"].as_i64().unwrap_or(1),
                     sc["maxSize"].as_i64().unwrap_or(1),
                 ),
-                tags: tags(&input["tags"]),
+                image: input["amiType"]
+                    .as_str()
+                    .unwrap_or("AL2023_x86_64_STANDARD")
+                    .to_owned(),
+                labels: map(&input["labels"]),
+                tags: map(&input["tags"]),
                 created: Instant::now(),
                 created_epoch: now_epoch(),
+                fail: None,
             };
             let v = nodegroup_json(w, &n);
-            w.nodegroups.insert(key, n);
+            w.pools.insert(key, n);
             Ok(Json(json!({"nodegroup": v})).into_response())
         }
         ("DescribeNodegroup", [_, cluster, _, name]) => {
-            guard(w, "eks:DescribeNodegroup")?;
+            authorize(
+                w,
+                DENIED,
+                "eks:DescribeNodegroup",
+                &nodegroup_arn(w, cluster, name),
+                &[],
+            )?;
             let n = w
-                .nodegroups
+                .pools
                 .get(&((*cluster).to_owned(), (*name).to_owned()))
                 .ok_or_else(|| {
                     AwsError::new(

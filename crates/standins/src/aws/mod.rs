@@ -1,120 +1,111 @@
-//! An in-process stand-in of the AWS endpoints the EKS provider calls, on loopback, for
-//! `realmctl demo` and the tests: the real AWS SDK talks to it through an endpoint override.
+//! The AWS wire adapter: the endpoints the EKS client calls, over the neutral [`World`], so
+//! the real AWS SDK (and boto3) talk to it through an ordinary endpoint override.
 //!
 //! It follows the AWS API references and their wire protocols (listed in
 //! `docs/aws-standin.md`): STS and IAM speak the AWS query protocol (form-encoded requests, XML
 //! answers, `<ErrorResponse>` errors), EC2 its own query dialect (`<Response><Errors>`), EKS
 //! REST-JSON (`x-amzn-ErrorType` errors), Service Quotas JSON 1.1 (`X-Amz-Target`, `__type`
 //! errors). The service of a request is read from its SigV4 credential scope, as AWS routes it.
-//!
-//! What it models ([`World`]): one account and region; the caller; roles with their trusted
-//! services; subnets; the vCPU quota; the offered Kubernetes versions; denied actions (answered
-//! by `SimulatePrincipalPolicy` and enforced on the calls themselves); clusters and node groups
-//! that go CREATING → ACTIVE after a delay; injected throttling; a log of every call. In front of
-//! moto (`World::in_front_of`), it answers only what moto lacks and forwards the rest unchanged.
+//! Every call is checked against the world's policy with the action and resource ARN AWS
+//! authorizes it by; `iam:SimulatePrincipalPolicy` answers from the same policy, per action
+//! and resource. With the `moto` feature (tests only), a world may sit in front of moto and
+//! answer only what moto lacks, forwarding the rest byte for byte.
 
-mod eks_api;
+mod eks;
 mod query;
 mod quotas;
-mod world;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+#[cfg(feature = "moto")]
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-pub use world::{Call, Cluster, Nodegroup, Subnet, World};
+use crate::policy::Decision;
+use crate::world::{Call, Identity, Quota, Subnet, World};
 
-/// The largest request body the stand-in reads.
+/// The Service Quotas code of "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z)
+/// instances" (AWS's own name for the quota node groups count against).
+pub const STANDARD_VCPU_QUOTA: &str = "L-1216C47A";
+/// Its name.
+pub const STANDARD_VCPU_QUOTA_NAME: &str =
+    "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances";
+
+/// The largest request body the adapter reads.
 const BODY_LIMIT: usize = 1024 * 1024;
 
-#[derive(Clone)]
-struct Shared {
-    world: Arc<Mutex<World>>,
-    started: Instant,
-    client: hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        Body,
-    >,
+/// The ARN of role `name` in `account`.
+pub fn role_arn(account: &str, name: &str) -> String {
+    format!("arn:aws:iam::{account}:role/{name}")
 }
 
-/// A running stand-in; it stops when dropped.
-pub struct StandIn {
-    addr: SocketAddr,
-    world: Arc<Mutex<World>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl StandIn {
-    /// Starts a stand-in of `world` on 127.0.0.1 (any free port) on the current runtime.
-    pub async fn start(world: World) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let world = Arc::new(Mutex::new(world));
-        let shared = Shared {
-            world: world.clone(),
-            started: Instant::now(),
-            client: hyper_util::client::legacy::Client::builder(
-                hyper_util::rt::TokioExecutor::new(),
-            )
-            .build_http(),
-        };
-        let app = Router::new().fallback(handle).with_state(shared);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(crate::serve::http1(
-            listener,
-            app,
-            crate::serve::Bounds::default(),
-            async move {
-                let _ = stopped.await;
+/// A ready AWS account in `region`: the caller assumed `realmctl-installer`; the cluster and
+/// node roles the spec names (trusting EKS and EC2); a VPC with three subnets in three zones;
+/// an On-Demand Standard vCPU quota of 640; current Kubernetes versions; everything allowed.
+pub fn sample(account: &str, region: &str) -> World {
+    let mut w = World::new(
+        account,
+        region,
+        &format!("arn:aws:sts::{account}:assumed-role/realmctl-installer/demo"),
+    );
+    for (name, trusts) in [
+        ("realmctl-installer", "ec2.amazonaws.com"),
+        ("digibee-eks-cluster", "eks.amazonaws.com"),
+        ("digibee-eks-node", "ec2.amazonaws.com"),
+    ] {
+        w.identities.insert(
+            name.into(),
+            Identity {
+                trusts: vec![trusts.into()],
             },
-        ));
-        Ok(StandIn {
-            addr,
-            world,
-            stop: Some(stop),
+        );
+    }
+    w.subnets = ['a', 'b', 'c']
+        .iter()
+        .enumerate()
+        .map(|(i, zone)| Subnet {
+            id: format!("subnet-0a1b2c3d4e5f6071{i}"),
+            network: "vpc-0demo0000000000a".into(),
+            zone: Some(format!("{region}{zone}")),
+            cidr: format!("10.42.{}.0/20", i * 16),
+            free: 4091,
         })
-    }
-
-    /// Its base URL, for an endpoint override.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The clusters it holds, each with its node groups: `name (node groups: a, b)`.
-    pub fn clusters(&self) -> Vec<String> {
-        let w = self.world();
-        w.clusters
-            .keys()
-            .map(|c| {
-                let groups: Vec<&str> = w
-                    .nodegroups
-                    .values()
-                    .filter(|n| &n.cluster == c)
-                    .map(|n| n.name.as_str())
-                    .collect();
-                format!("{c} (node groups: {})", groups.join(", "))
-            })
-            .collect()
-    }
-
-    /// The world, to shape or inspect it.
-    pub fn world(&self) -> MutexGuard<'_, World> {
-        self.world.lock().unwrap_or_else(|p| p.into_inner())
-    }
+        .collect();
+    w.quotas.insert(
+        STANDARD_VCPU_QUOTA.into(),
+        Quota {
+            name: STANDARD_VCPU_QUOTA_NAME.into(),
+            limit: 640.0,
+            usage: 0.0,
+        },
+    );
+    w.versions = ["1.29", "1.30", "1.31", "1.32", "1.33"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    w
 }
 
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
+/// A world that answers only what moto 5.2 cannot (permission simulation, the vCPU quota,
+/// cluster versions) and forwards everything else to `upstream` (tests only).
+#[cfg(feature = "moto")]
+pub fn in_front_of(upstream: &str, account: &str, region: &str) -> World {
+    let mut w = sample(account, region);
+    w.upstream = Some(upstream.trim_end_matches('/').to_owned());
+    w.local = [
+        "iam:SimulatePrincipalPolicy",
+        "servicequotas:GetServiceQuota",
+        "eks:DescribeClusterVersions",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    w
 }
 
 /// An AWS error as each protocol writes it.
@@ -131,6 +122,37 @@ impl AwsError {
             code,
             message: message.into(),
         }
+    }
+}
+
+/// Checks `action` on `resource` (with `context`) against the world's policy; `code` and
+/// `status` are how the calling service names an authorization failure.
+pub(crate) fn authorize(
+    w: &World,
+    (status, code): (u16, &'static str),
+    action: &str,
+    resource: &str,
+    context: &[(&str, &str)],
+) -> Result<(), AwsError> {
+    let ctx: BTreeMap<String, String> = context
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    match w.policy.decide(action, resource, &ctx) {
+        Decision::Allowed => Ok(()),
+        d => Err(AwsError::new(
+            status,
+            code,
+            format!(
+                "User: {} is not authorized to perform: {action} on resource: {resource} ({})",
+                w.principal,
+                if d == Decision::ExplicitDeny {
+                    "with an explicit deny"
+                } else {
+                    "because no identity-based policy allows the action"
+                }
+            ),
+        )),
     }
 }
 
@@ -160,7 +182,7 @@ fn protocol_of(service: &str) -> Protocol {
     }
 }
 
-pub(crate) fn error_response(protocol: Protocol, e: AwsError) -> Response {
+fn error_response(protocol: Protocol, e: AwsError) -> Response {
     let id = "00000000-0000-4000-8000-000000000000";
     match protocol {
         Protocol::Query => (
@@ -187,10 +209,7 @@ pub(crate) fn error_response(protocol: Protocol, e: AwsError) -> Response {
             e.status,
             [
                 (header::CONTENT_TYPE, "application/json"),
-                (
-                    header::HeaderName::from_static("x-amzn-errortype"),
-                    e.code,
-                ),
+                (header::HeaderName::from_static("x-amzn-errortype"), e.code),
             ],
             serde_json::json!({"message": e.message}).to_string(),
         )
@@ -234,9 +253,33 @@ fn operation(
             .and_then(|t| t.rsplit('.').next())
             .unwrap_or_default()
             .to_owned(),
-        Protocol::RestJson => eks_api::operation(method, path).to_owned(),
+        Protocol::RestJson => eks::operation(method, path).to_owned(),
     };
     format!("{service}:{name}")
+}
+
+/// What the handler shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub world: Arc<Mutex<World>>,
+    pub started: Instant,
+    #[cfg(feature = "moto")]
+    pub client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        axum::body::Body,
+    >,
+}
+
+/// The adapter's routes over `world`.
+pub(crate) fn router(world: Arc<Mutex<World>>, started: Instant) -> Router {
+    let shared = Shared {
+        world,
+        started,
+        #[cfg(feature = "moto")]
+        client: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http(),
+    };
+    Router::new().fallback(handle).with_state(shared)
 }
 
 async fn handle(State(sh): State<Shared>, req: Request) -> Response {
@@ -269,6 +312,7 @@ async fn handle(State(sh): State<Shared>, req: Request) -> Response {
         &parts.headers,
         &form,
     );
+    #[cfg_attr(not(feature = "moto"), allow(unused_variables))]
     let forward = {
         let mut w = sh.world.lock().unwrap_or_else(|p| p.into_inner());
         let throttled = match w.throttle.get_mut(&op) {
@@ -286,18 +330,16 @@ async fn handle(State(sh): State<Shared>, req: Request) -> Response {
         if throttled {
             return error_response(protocol, throttling(protocol));
         }
-        match &w.upstream {
-            Some(up) if !w.local.contains(&op) => Some(up.clone()),
-            _ => None,
-        }
+        upstream_for(&w, &op)
     };
+    #[cfg(feature = "moto")]
     if let Some(up) = forward {
         return forward_to(&sh, &up, parts, bytes).await;
     }
     let mut w = sh.world.lock().unwrap_or_else(|p| p.into_inner());
     let result = match protocol {
         Protocol::Query | Protocol::Ec2 => query::answer(&mut w, &service, &form),
-        Protocol::RestJson => eks_api::answer(&mut w, &parts.method, &path, &bytes),
+        Protocol::RestJson => eks::answer(&mut w, &parts.method, &path, &bytes),
         Protocol::Json11 => quotas::answer(&w, &op, &bytes),
     };
     match result {
@@ -306,7 +348,19 @@ async fn handle(State(sh): State<Shared>, req: Request) -> Response {
     }
 }
 
+#[cfg(feature = "moto")]
+fn upstream_for(w: &World, op: &str) -> Option<String> {
+    match &w.upstream {
+        Some(up) if !w.local.contains(op) => Some(up.clone()),
+        _ => None,
+    }
+}
+
+#[cfg(not(feature = "moto"))]
+fn upstream_for(_: &World, _: &str) {}
+
 /// Sends the request unchanged (its signature included) to `upstream`.
+#[cfg(feature = "moto")]
 async fn forward_to(
     sh: &Shared,
     upstream: &str,
@@ -325,13 +379,13 @@ async fn forward_to(
     for (k, v) in &parts.headers {
         req = req.header(k, v);
     }
-    let Ok(req) = req.body(Body::from(body)) else {
+    let Ok(req) = req.body(axum::body::Body::from(body)) else {
         return (StatusCode::BAD_GATEWAY, "bad request").into_response();
     };
     match sh.client.request(req).await {
         Ok(resp) => {
             let (p, b) = resp.into_parts();
-            Response::from_parts(p, Body::new(b))
+            Response::from_parts(p, axum::body::Body::new(b))
         }
         Err(e) => (StatusCode::BAD_GATEWAY, format!("upstream: {e}")).into_response(),
     }

@@ -1,0 +1,257 @@
+//! The stand-ins' one neutral world: an account (subscription, project) in one region, with
+//! the subnets, identities, services, quotas and Kubernetes versions an install checks, the
+//! policy that decides what the caller may do, and the clusters and node pools it creates.
+//! Clusters and pools are creating until `create_delay` has passed, as on every managed
+//! Kubernetes service. Each cloud's wire adapter ([`crate::aws`], and the ones to come) reads and
+//! writes this world in its own protocol; tests and the demo shape it before and while an
+//! install runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::policy::Policy;
+
+/// A subnet (subnetwork).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subnet {
+    /// Its id.
+    pub id: String,
+    /// The network it belongs to.
+    pub network: String,
+    /// Its zone; `None` where subnets are regional.
+    pub zone: Option<String>,
+    /// CIDR block.
+    pub cidr: String,
+    /// Free addresses.
+    pub free: u64,
+}
+
+/// An identity the account holds (a role, a managed identity, a service account).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Identity {
+    /// The services allowed to act as it.
+    pub trusts: Vec<String>,
+}
+
+/// A quota of the region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quota {
+    /// Its name for people.
+    pub name: String,
+    /// The limit.
+    pub limit: f64,
+    /// What is in use.
+    pub usage: f64,
+}
+
+/// Who may reach a cluster's API server.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApiEndpoint {
+    /// The private endpoint is on.
+    pub private: bool,
+    /// The public endpoint is on.
+    pub public: bool,
+    /// The networks allowed to reach the public endpoint.
+    pub public_cidrs: Vec<String>,
+}
+
+/// A cluster the world holds.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// Name.
+    pub name: String,
+    /// Kubernetes `MAJOR.MINOR`.
+    pub version: String,
+    /// Who may reach the API server.
+    pub api: ApiEndpoint,
+    /// Subnets.
+    pub subnets: Vec<String>,
+    /// The control plane's identity.
+    pub identity: Option<String>,
+    /// Tags (labels).
+    pub tags: BTreeMap<String, String>,
+    /// When it was created (ready `create_delay` later).
+    pub created: Instant,
+    /// Seconds since the epoch, for `createdAt`.
+    pub created_epoch: f64,
+    /// Fails instead of becoming ready, with this reason.
+    pub fail: Option<String>,
+    /// Being deleted.
+    pub deleting: bool,
+}
+
+/// A node pool the world holds.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    /// Cluster name.
+    pub cluster: String,
+    /// Name.
+    pub name: String,
+    /// The nodes' identity.
+    pub identity: Option<String>,
+    /// Subnets.
+    pub subnets: Vec<String>,
+    /// Shape (instance type, VM size, machine type).
+    pub shape: String,
+    /// Scaling (min, desired, max).
+    pub scaling: (i64, i64, i64),
+    /// Node image (its kind or id).
+    pub image: String,
+    /// Kubernetes labels of the nodes.
+    pub labels: BTreeMap<String, String>,
+    /// Tags (labels) of the pool.
+    pub tags: BTreeMap<String, String>,
+    /// When it was created.
+    pub created: Instant,
+    /// Seconds since the epoch.
+    pub created_epoch: f64,
+    /// Fails instead of becoming ready, with this reason.
+    pub fail: Option<String>,
+}
+
+/// Where a cluster or pool stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Being created.
+    Creating,
+    /// Ready.
+    Ready,
+    /// Creation failed.
+    Failed,
+    /// Being deleted.
+    Deleting,
+}
+
+/// One call a stand-in answered (or forwarded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// `service:Operation`, e.g. `eks:DescribeCluster`.
+    pub op: String,
+    /// When, since the stand-in started.
+    pub at: Duration,
+    /// Whether it was answered with an injected throttling error.
+    pub throttled: bool,
+}
+
+/// The account, region and everything in them.
+#[derive(Debug, Clone)]
+pub struct World {
+    /// Account, subscription or project id.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// The caller (an assumed role's session ARN, an object id, an e-mail).
+    pub principal: String,
+    /// Identities by name.
+    pub identities: BTreeMap<String, Identity>,
+    /// Subnets.
+    pub subnets: Vec<Subnet>,
+    /// Services (resource providers, APIs) and whether they are enabled.
+    pub services: BTreeMap<String, bool>,
+    /// Quotas by code.
+    pub quotas: BTreeMap<String, Quota>,
+    /// Offered Kubernetes versions.
+    pub versions: Vec<String>,
+    /// What the caller may do (answered by permission checks and enforced on calls).
+    pub policy: Policy,
+    /// Clusters by name.
+    pub clusters: BTreeMap<String, Cluster>,
+    /// Node pools by (cluster, name).
+    pub pools: BTreeMap<(String, String), Pool>,
+    /// How long creation takes.
+    pub create_delay: Duration,
+    /// The next `n` calls of an operation answer with throttling.
+    pub throttle: HashMap<String, u32>,
+    /// Every call, in order.
+    pub calls: Vec<Call>,
+    /// An upstream endpoint (moto) for the operations not in `local` (tests only).
+    #[cfg(feature = "moto")]
+    pub upstream: Option<String>,
+    /// Operations answered here even when an upstream is set.
+    #[cfg(feature = "moto")]
+    pub local: std::collections::BTreeSet<String>,
+}
+
+/// Seconds since the epoch, whole.
+pub(crate) fn now_epoch() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64().floor())
+        .unwrap_or(0.0)
+}
+
+impl World {
+    /// An empty account: nothing in it, everything allowed, creation taking 3 s.
+    pub fn new(account: &str, region: &str, principal: &str) -> World {
+        World {
+            account: account.into(),
+            region: region.into(),
+            principal: principal.into(),
+            identities: BTreeMap::new(),
+            subnets: Vec::new(),
+            services: BTreeMap::new(),
+            quotas: BTreeMap::new(),
+            versions: Vec::new(),
+            policy: Policy::allow_all(),
+            clusters: BTreeMap::new(),
+            pools: BTreeMap::new(),
+            create_delay: Duration::from_secs(3),
+            throttle: HashMap::new(),
+            calls: Vec::new(),
+            #[cfg(feature = "moto")]
+            upstream: None,
+            #[cfg(feature = "moto")]
+            local: Default::default(),
+        }
+    }
+
+    /// The caller may not do `action`, on any resource.
+    pub fn deny(&mut self, action: &str) {
+        self.policy.deny(action);
+    }
+
+    /// How many calls of `op` were made.
+    pub fn count(&self, op: &str) -> usize {
+        self.calls.iter().filter(|c| c.op == op).count()
+    }
+
+    /// Where a cluster stands now.
+    pub fn cluster_phase(&self, c: &Cluster) -> Phase {
+        if c.deleting {
+            Phase::Deleting
+        } else if c.fail.is_some() {
+            Phase::Failed
+        } else if c.created.elapsed() >= self.create_delay {
+            Phase::Ready
+        } else {
+            Phase::Creating
+        }
+    }
+
+    /// Where a pool stands now.
+    pub fn pool_phase(&self, p: &Pool) -> Phase {
+        if p.fail.is_some() {
+            Phase::Failed
+        } else if p.created.elapsed() >= self.create_delay {
+            Phase::Ready
+        } else {
+            Phase::Creating
+        }
+    }
+
+    /// The clusters, each with its pools: `name (node pools: a, b)`.
+    pub fn describe_clusters(&self) -> Vec<String> {
+        self.clusters
+            .keys()
+            .map(|c| {
+                let pools: Vec<&str> = self
+                    .pools
+                    .values()
+                    .filter(|p| &p.cluster == c)
+                    .map(|p| p.name.as_str())
+                    .collect();
+                format!("{c} (node pools: {})", pools.join(", "))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,58 @@
+//! The one registry of clouds: for each provider, how this build connects to it (its client on
+//! the cloud's standard credential chain) and its demo stand-in. A provider this build has no
+//! client for has neither, and every command says so; nothing else in the CLI matches on the
+//! provider. What a cloud *is* (its profile) comes from the library's
+//! `realmctl::cloud::profile::for_provider`.
+
+use std::sync::Arc;
+
+use realmctl::cloud::{Cloud, CloudError};
+use realmctl::demo::CloudDemo;
+use realmctl::spec::Provider;
+
+/// Where a client talks to.
+pub struct Target<'a> {
+    /// Region or location.
+    pub region: &'a str,
+    /// The endpoint override, if any (checked by the client: https, or http to loopback).
+    pub endpoint: Option<&'a str>,
+}
+
+/// Builds a client on the cloud's standard chain (no call made: `plan` stays offline).
+pub type Connect = fn(&tokio::runtime::Runtime, &Target<'_>) -> Result<Arc<dyn Cloud>, CloudError>;
+
+/// What this build has for one cloud.
+pub struct Entry {
+    /// Its client.
+    pub connect: Option<Connect>,
+    /// Its demo.
+    pub demo: Option<&'static dyn CloudDemo>,
+}
+
+/// The registry.
+pub fn entry(provider: Provider) -> Entry {
+    match provider {
+        #[cfg(feature = "eks")]
+        Provider::Eks => Entry {
+            connect: Some(eks),
+            demo: Some(&realmctl::demo::eks::EksDemo),
+        },
+        _ => Entry {
+            connect: None,
+            demo: None,
+        },
+    }
+}
+
+/// EKS on the AWS standard chain, behind the retry decorator.
+#[cfg(feature = "eks")]
+fn eks(runtime: &tokio::runtime::Runtime, t: &Target<'_>) -> Result<Arc<dyn Cloud>, CloudError> {
+    use realmctl::cloud::eks::{EksProvider, EksSettings};
+    use realmctl::cloud::retry::{RetryPolicy, Retrying};
+    let settings = EksSettings {
+        endpoint: t.endpoint.map(str::to_owned),
+        ..EksSettings::new(t.region)
+    };
+    let p = runtime.block_on(EksProvider::standard_chain(settings))?;
+    Ok(Arc::new(Retrying::new(p, RetryPolicy::default())))
+}

@@ -1,0 +1,233 @@
+//! Azure Kubernetes Service as a profile: a subscription and resource group, the resource
+//! providers the install needs registered, the regional and VM-family vCPU usage, Azure tag
+//! rules (no `< > % & \ ? /` in names), agent pool names of `[a-z][a-z0-9]{0,11}`, the system
+//! pool created inline with the cluster, an Azure custom role as the least-privilege document,
+//! and Entra ID tokens that the chain refreshes.
+
+use std::collections::BTreeMap;
+
+use super::{
+    AccountAsk, CredentialRenewal, PolicyDoc, Profile, TagKeys, WORKER_POOL, rules, worker_labels,
+};
+use crate::cloud::definition::{
+    ClusterDefinition, NetworkDef, NodeImageDef, PoolDefinition, PoolMode,
+};
+use crate::cloud::facts::{AccountQuery, QuotaQuery};
+use crate::cloud::sizing::PoolSize;
+use crate::spec::{CloudAccount, NodeImage, Provider, Spec};
+
+/// The OS SKU of the default node image.
+const DEFAULT_OS_SKU: &str = "AzureLinux";
+
+/// The AKS profile.
+pub struct Aks;
+
+/// The one AKS profile.
+pub const AKS: Aks = Aks;
+
+fn block(spec: &Spec) -> (&str, &str, &str) {
+    match &spec.cloud.account {
+        CloudAccount::Aks {
+            subscription_id,
+            resource_group,
+            tenant_id,
+        } => (subscription_id, resource_group, tenant_id),
+        // The spec resolver gives an AKS spec an AKS block.
+        _ => ("", "", ""),
+    }
+}
+
+/// The compute usage name of a VM size's family (`Standard_D4s_v5` → `standardDSv5Family`,
+/// `Standard_D4as_v5` → `standardDASv5Family`), as `Microsoft.Compute/locations/usages`
+/// names it; `None` for a name of another form.
+pub fn vm_family(size: &str) -> Option<String> {
+    let rest = size.strip_prefix("Standard_")?;
+    let (body, version) = rest.split_once('_')?;
+    let series: String = body.chars().take_while(char::is_ascii_uppercase).collect();
+    let after = &body[series.len()..];
+    let digits = after.chars().take_while(char::is_ascii_digit).count();
+    let features = &after[digits..];
+    if series.is_empty() || digits == 0 || !version.starts_with('v') {
+        return None;
+    }
+    Some(format!(
+        "standard{series}{}{version}Family",
+        features.to_ascii_uppercase()
+    ))
+}
+
+impl Profile for Aks {
+    fn provider(&self) -> Provider {
+        Provider::Aks
+    }
+
+    fn title(&self) -> &'static str {
+        "Azure Kubernetes Service"
+    }
+
+    fn tag_keys(&self) -> TagKeys {
+        TagKeys {
+            realm: "realmctl-realm",
+            managed_by: "realmctl-managed-by",
+        }
+    }
+
+    fn check_tag_key(&self, key: &str) -> Result<(), String> {
+        rules::azure_tag_name(key)
+    }
+
+    fn check_tag_value(&self, value: &str) -> Result<(), String> {
+        rules::azure_tag_value(value)
+    }
+
+    fn check_pool_name(&self, name: &str) -> Result<(), String> {
+        rules::aks_pool_name(name)
+    }
+
+    fn check_cluster_name(&self, name: &str) -> Result<(), String> {
+        rules::aks_cluster_name(name)
+    }
+
+    fn definition(&self, spec: &Spec, pool: &PoolSize) -> ClusterDefinition {
+        let (subscription, group, _) = block(spec);
+        let tags = self.realm_tags(&spec.name);
+        ClusterDefinition {
+            provider: Provider::Aks,
+            scope: format!("/subscriptions/{subscription}/resourceGroups/{group}"),
+            location: spec.cloud.region.clone(),
+            name: spec.cloud.cluster.name.clone(),
+            kubernetes_version: spec.cloud.cluster.kubernetes_version.clone(),
+            api_access: spec.cloud.cluster.api_access.clone(),
+            // The spec names no subnet yet: AKS creates the cluster's own network.
+            network: NetworkDef {
+                network: None,
+                subnets: Vec::new(),
+            },
+            // System-assigned: AKS manages the control plane's identity.
+            control_plane_identity: None,
+            tags: tags.clone(),
+            // AKS creates a cluster with at least one System pool inline: the realm's workers.
+            pools: vec![PoolDefinition {
+                name: WORKER_POOL.to_owned(),
+                mode: PoolMode::System,
+                with_cluster: true,
+                shape: pool.shape.name.clone(),
+                vcpu: pool.shape.vcpu,
+                min: pool.min,
+                desired: pool.desired,
+                max: pool.max,
+                node_identity: None,
+                subnets: Vec::new(),
+                image: match &spec.cloud.cluster.node_image {
+                    NodeImage::Default => NodeImageDef::Default(DEFAULT_OS_SKU.to_owned()),
+                    NodeImage::Custom { image, .. } => NodeImageDef::Custom(image.clone()),
+                },
+                labels: worker_labels(spec),
+                tags,
+            }],
+        }
+    }
+
+    fn account(&self, spec: &Spec, def: &ClusterDefinition, _pool: &PoolSize) -> AccountAsk {
+        let (subscription, _, _) = block(spec);
+        let mut quotas = vec![QuotaQuery {
+            code: "cores".into(),
+            name: format!("Total Regional vCPUs ({})", spec.cloud.region),
+        }];
+        for p in &def.pools {
+            if let Some(f) = vm_family(&p.shape)
+                && !quotas.iter().any(|q| q.code == f)
+            {
+                quotas.push(QuotaQuery {
+                    name: format!("{f} vCPUs ({})", spec.cloud.region),
+                    code: f,
+                });
+            }
+        }
+        AccountAsk {
+            query: AccountQuery {
+                subnets: def.network.subnets.clone(),
+                identities: Vec::new(),
+                services: vec![
+                    "Microsoft.ContainerService".into(),
+                    "Microsoft.Network".into(),
+                    "Microsoft.Compute".into(),
+                ],
+                quotas,
+            },
+            account: subscription.to_owned(),
+            account_field: "cloud.aks.subscriptionId",
+            subnets_field: "cloud.aks",
+            min_zones: 0,
+            reserved_per_subnet: 0,
+            // Azure CNI overlay: one subnet address per node; pods use the overlay.
+            addresses: (
+                def.max_nodes(),
+                format!("{} nodes × 1 address (Azure CNI overlay)", def.max_nodes()),
+            ),
+            vcpu: (def.max_vcpu(), super::eks::vcpu_why(def)),
+            kubernetes_version: def.kubernetes_version.clone(),
+            service_fix: "az provider register --namespace {service}",
+        }
+    }
+
+    fn credential_renewal(&self) -> CredentialRenewal {
+        CredentialRenewal::Refreshing
+    }
+
+    fn permission_vars(&self, spec: &Spec) -> BTreeMap<&'static str, String> {
+        let (subscription, group, tenant) = block(spec);
+        [
+            ("subscription", subscription.to_owned()),
+            ("resourceGroup", group.to_owned()),
+            ("tenant", tenant.to_owned()),
+            ("region", spec.cloud.region.clone()),
+            ("cluster", spec.cloud.cluster.name.clone()),
+            ("realm", spec.name.clone()),
+        ]
+        .into()
+    }
+
+    fn policy(&self) -> PolicyDoc {
+        PolicyDoc {
+            template: "policies/aks-installer-role.json",
+            kind: "Azure custom role",
+            language: "json",
+        }
+    }
+
+    fn storage_scheme(&self) -> &'static str {
+        "az"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_sizes_map_to_their_usage_family() {
+        assert_eq!(
+            vm_family("Standard_D4s_v5").as_deref(),
+            Some("standardDSv5Family")
+        );
+        assert_eq!(
+            vm_family("Standard_D16s_v5").as_deref(),
+            Some("standardDSv5Family")
+        );
+        assert_eq!(
+            vm_family("Standard_D4as_v5").as_deref(),
+            Some("standardDASv5Family")
+        );
+        assert_eq!(
+            vm_family("Standard_E8ds_v5").as_deref(),
+            Some("standardEDSv5Family")
+        );
+        assert_eq!(
+            vm_family("Standard_D4_v5").as_deref(),
+            Some("standardDv5Family")
+        );
+        assert_eq!(vm_family("Basic_A1"), None);
+        assert_eq!(vm_family("Standard_D4s"), None);
+    }
+}

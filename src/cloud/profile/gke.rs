@@ -1,0 +1,193 @@
+//! Google Kubernetes Engine as a profile: a project, the APIs the install needs enabled, the
+//! region's CPU quota of the machine series, Google label rules, node pool names of DNS
+//! labels, node pools created with the cluster, an IAM custom role as the least-privilege
+//! document, and OAuth tokens that the chain refreshes.
+
+use std::collections::BTreeMap;
+
+use super::{
+    AccountAsk, CredentialRenewal, PolicyDoc, Profile, TagKeys, WORKER_POOL, rules, worker_labels,
+};
+use crate::cloud::definition::{
+    ClusterDefinition, NetworkDef, NodeImageDef, PoolDefinition, PoolMode,
+};
+use crate::cloud::facts::{AccountQuery, QuotaQuery};
+use crate::cloud::sizing::PoolSize;
+use crate::spec::{CloudAccount, NodeImage, Provider, Spec};
+
+/// The image type of the default node image.
+const DEFAULT_IMAGE_TYPE: &str = "COS_CONTAINERD";
+
+/// The GKE profile.
+pub struct Gke;
+
+/// The one GKE profile.
+pub const GKE: Gke = Gke;
+
+fn project(spec: &Spec) -> &str {
+    match &spec.cloud.account {
+        CloudAccount::Gke { project } => project,
+        // The spec resolver gives a GKE spec a GKE block.
+        _ => "",
+    }
+}
+
+/// The regional quota a machine type's vCPUs count against (Compute Engine, "CPU quota"):
+/// E2 and N1 count against `CPUS`, other series against `<SERIES>_CPUS`.
+pub fn cpu_quota(machine_type: &str) -> String {
+    let series = machine_type
+        .split('-')
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    match series.as_str() {
+        "E2" | "N1" | "F1" | "G1" | "" => "CPUS".into(),
+        s => format!("{s}_CPUS"),
+    }
+}
+
+impl Profile for Gke {
+    fn provider(&self) -> Provider {
+        Provider::Gke
+    }
+
+    fn title(&self) -> &'static str {
+        "Google Kubernetes Engine"
+    }
+
+    fn tag_keys(&self) -> TagKeys {
+        TagKeys {
+            realm: "realmctl-realm",
+            managed_by: "realmctl-managed-by",
+        }
+    }
+
+    fn check_tag_key(&self, key: &str) -> Result<(), String> {
+        rules::google_label(key, true)
+    }
+
+    fn check_tag_value(&self, value: &str) -> Result<(), String> {
+        rules::google_label(value, false)
+    }
+
+    fn check_pool_name(&self, name: &str) -> Result<(), String> {
+        rules::dns_label(name, 40, true)
+    }
+
+    fn check_cluster_name(&self, name: &str) -> Result<(), String> {
+        rules::dns_label(name, 40, true)
+    }
+
+    fn definition(&self, spec: &Spec, pool: &PoolSize) -> ClusterDefinition {
+        let tags = self.realm_tags(&spec.name);
+        ClusterDefinition {
+            provider: Provider::Gke,
+            scope: format!("projects/{}", project(spec)),
+            location: spec.cloud.region.clone(),
+            name: spec.cloud.cluster.name.clone(),
+            kubernetes_version: spec.cloud.cluster.kubernetes_version.clone(),
+            api_access: spec.cloud.cluster.api_access.clone(),
+            // The spec names no network yet: the project's default network.
+            network: NetworkDef {
+                network: None,
+                subnets: Vec::new(),
+            },
+            control_plane_identity: None,
+            tags: tags.clone(),
+            pools: vec![PoolDefinition {
+                name: WORKER_POOL.to_owned(),
+                mode: PoolMode::User,
+                with_cluster: true,
+                shape: pool.shape.name.clone(),
+                vcpu: pool.shape.vcpu,
+                min: pool.min,
+                desired: pool.desired,
+                max: pool.max,
+                node_identity: None,
+                subnets: Vec::new(),
+                image: match &spec.cloud.cluster.node_image {
+                    NodeImage::Default => NodeImageDef::Default(DEFAULT_IMAGE_TYPE.to_owned()),
+                    NodeImage::Custom { image, .. } => NodeImageDef::Custom(image.clone()),
+                },
+                labels: worker_labels(spec),
+                tags,
+            }],
+        }
+    }
+
+    fn account(&self, spec: &Spec, def: &ClusterDefinition, _pool: &PoolSize) -> AccountAsk {
+        let mut quotas: Vec<QuotaQuery> = Vec::new();
+        for p in &def.pools {
+            let code = cpu_quota(&p.shape);
+            if !quotas.iter().any(|q| q.code == code) {
+                quotas.push(QuotaQuery {
+                    name: format!("{code} in {}", spec.cloud.region),
+                    code,
+                });
+            }
+        }
+        AccountAsk {
+            query: AccountQuery {
+                subnets: def.network.subnets.clone(),
+                identities: Vec::new(),
+                services: vec![
+                    "container.googleapis.com".into(),
+                    "compute.googleapis.com".into(),
+                ],
+                quotas,
+            },
+            account: project(spec).to_owned(),
+            account_field: "cloud.gke.project",
+            subnets_field: "cloud.gke",
+            min_zones: 0,
+            reserved_per_subnet: 0,
+            // VPC-native: one primary address per node; pods use a secondary range.
+            addresses: (
+                def.max_nodes(),
+                format!("{} nodes × 1 address (VPC-native)", def.max_nodes()),
+            ),
+            vcpu: (def.max_vcpu(), super::eks::vcpu_why(def)),
+            kubernetes_version: def.kubernetes_version.clone(),
+            service_fix: "gcloud services enable {service}",
+        }
+    }
+
+    fn credential_renewal(&self) -> CredentialRenewal {
+        CredentialRenewal::Refreshing
+    }
+
+    fn permission_vars(&self, spec: &Spec) -> BTreeMap<&'static str, String> {
+        [
+            ("project", project(spec).to_owned()),
+            ("region", spec.cloud.region.clone()),
+            ("cluster", spec.cloud.cluster.name.clone()),
+            ("realm", spec.name.clone()),
+        ]
+        .into()
+    }
+
+    fn policy(&self) -> PolicyDoc {
+        PolicyDoc {
+            template: "policies/gke-installer-role.yaml",
+            kind: "IAM custom role",
+            language: "yaml",
+        }
+    }
+
+    fn storage_scheme(&self) -> &'static str {
+        "gs"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_series_map_to_their_cpu_quota() {
+        assert_eq!(cpu_quota("e2-standard-4"), "CPUS");
+        assert_eq!(cpu_quota("n1-standard-8"), "CPUS");
+        assert_eq!(cpu_quota("n2-standard-8"), "N2_CPUS");
+        assert_eq!(cpu_quota("c3-highcpu-4"), "C3_CPUS");
+    }
+}

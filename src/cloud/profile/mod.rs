@@ -1,0 +1,233 @@
+//! What each cloud *is*, as pure profiles: its names and naming rules, the tags or labels that
+//! mark a realm's resources, the cluster definition it builds from a spec, what its account
+//! step asks and expects, how its credentials expire, its permissions and least-privilege
+//! role or policy document, and the help texts that name its spec fields. No SDK, no I/O:
+//! a profile is data and pure functions, so `plan`, `validate`, rendering and the judges work
+//! offline, and shared code asks the profile instead of matching on the provider.
+//!
+//! [`for_provider`] is the one place that maps a provider to its profile.
+
+mod aks;
+mod eks;
+mod gke;
+pub mod rules;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::definition::ClusterDefinition;
+use super::facts::AccountQuery;
+use super::sizing::PoolSize;
+use crate::spec::{Provider, Spec};
+
+pub use aks::AKS;
+pub use eks::{EKS, STANDARD_VCPU_QUOTA, STANDARD_VCPU_QUOTA_NAME};
+pub use gke::GKE;
+
+/// Every profile; [`for_provider`] picks from here.
+const PROFILES: &[&dyn Profile] = &[&EKS, &AKS, &GKE];
+
+/// The profile of `provider`.
+pub fn for_provider(provider: Provider) -> &'static dyn Profile {
+    PROFILES
+        .iter()
+        .copied()
+        .find(|p| p.provider() == provider)
+        .expect("every provider has a profile (unit-tested)")
+}
+
+/// The profile of a spec's cloud.
+pub fn of(spec: &Spec) -> &'static dyn Profile {
+    for_provider(spec.cloud.provider)
+}
+
+/// How a cloud's temporary credentials are judged against the install's longest step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialRenewal {
+    /// A session that cannot renew itself (AWS temporary keys): it must outlive `needed`.
+    Session {
+        /// How long a cluster creation and its wait may take.
+        needed: Duration,
+    },
+    /// Tokens the chain refreshes before they expire (Entra ID, Google OAuth): an expiry is
+    /// only when the current token ends.
+    Refreshing,
+}
+
+/// What the account step asks the cloud and what it expects of the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountAsk {
+    /// The query.
+    pub query: AccountQuery,
+    /// The account, subscription or project the spec names.
+    pub account: String,
+    /// The spec field naming it (for the fix line).
+    pub account_field: &'static str,
+    /// The spec field naming the subnets.
+    pub subnets_field: &'static str,
+    /// The fewest distinct zones the subnets must span (0: subnets are regional).
+    pub min_zones: usize,
+    /// Addresses each subnet must keep free for the control plane.
+    pub reserved_per_subnet: u64,
+    /// Addresses the pools may take at their maximum, and how that was counted.
+    pub addresses: (u64, String),
+    /// vCPU of every pool at its maximum, and how that was counted.
+    pub vcpu: (u64, String),
+    /// The Kubernetes version the spec names.
+    pub kubernetes_version: String,
+    /// How to enable a missing service: a command with `{service}` in it.
+    pub service_fix: &'static str,
+}
+
+/// The least-privilege document the install identity needs, as the cloud writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyDoc {
+    /// The template under `templates/` it is rendered from.
+    pub template: &'static str,
+    /// What it is, for people (`IAM policy`, `Azure custom role`, `IAM custom role`).
+    pub kind: &'static str,
+    /// The language of the rendered text (`json`, `yaml`) for documents.
+    pub language: &'static str,
+}
+
+/// The tag (or label) keys that mark a realm's resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TagKeys {
+    /// Names the realm that created the resource.
+    pub realm: &'static str,
+    /// Says realmctl manages it.
+    pub managed_by: &'static str,
+}
+
+/// What a cloud is.
+pub trait Profile: Send + Sync {
+    /// Which cloud.
+    fn provider(&self) -> Provider;
+
+    /// Its name for people (`Amazon EKS`).
+    fn title(&self) -> &'static str;
+
+    /// The tag (label) keys that mark a realm's resources on this cloud.
+    fn tag_keys(&self) -> TagKeys;
+
+    /// Whether `key` is a tag (label) key this cloud accepts; why not otherwise.
+    fn check_tag_key(&self, key: &str) -> Result<(), String>;
+
+    /// Whether `value` is a tag (label) value this cloud accepts; why not otherwise.
+    fn check_tag_value(&self, value: &str) -> Result<(), String>;
+
+    /// Whether `name` is a node pool name this cloud accepts; why not otherwise.
+    fn check_pool_name(&self, name: &str) -> Result<(), String>;
+
+    /// Whether `name` is a cluster name this cloud accepts; why not otherwise.
+    fn check_cluster_name(&self, name: &str) -> Result<(), String>;
+
+    /// The realm's cluster definition (pure): the one value rendered, approved, sent and
+    /// judged.
+    fn definition(&self, spec: &Spec, pool: &PoolSize) -> ClusterDefinition;
+
+    /// What the account step asks and expects, for the spec and its definition.
+    fn account(&self, spec: &Spec, def: &ClusterDefinition, pool: &PoolSize) -> AccountAsk;
+
+    /// How credential expiry is judged.
+    fn credential_renewal(&self) -> CredentialRenewal;
+
+    /// The values the resource patterns of the permission data are filled in with
+    /// (`{account}`, `{subscription}`, `{project}`, ...).
+    fn permission_vars(&self, spec: &Spec) -> BTreeMap<&'static str, String>;
+
+    /// The least-privilege document of the install identity.
+    fn policy(&self) -> PolicyDoc;
+
+    /// The scheme of this cloud's object storage (`s3`, `az`, `gs`): a bucket of that scheme
+    /// is written with the cloud's own credentials.
+    fn storage_scheme(&self) -> &'static str;
+
+    /// The realm's ownership tags (labels) on this cloud.
+    fn realm_tags(&self, realm: &str) -> BTreeMap<String, String> {
+        let k = self.tag_keys();
+        [
+            (k.realm.to_owned(), realm.to_owned()),
+            (k.managed_by.to_owned(), "realmctl".to_owned()),
+        ]
+        .into()
+    }
+
+    /// Every problem of `def` against this cloud's published naming rules: cluster and pool
+    /// names, tag (label) keys and values, Kubernetes node labels. Empty when the cloud would
+    /// accept it.
+    fn problems(&self, def: &ClusterDefinition) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Err(e) = self.check_cluster_name(&def.name) {
+            out.push(format!("cluster name `{}`: {e}", def.name));
+        }
+        let mut tags: Vec<(&str, &BTreeMap<String, String>)> = vec![("cluster", &def.tags)];
+        for p in &def.pools {
+            if let Err(e) = self.check_pool_name(&p.name) {
+                out.push(format!("node pool name `{}`: {e}", p.name));
+            }
+            tags.push(("node pool", &p.tags));
+            for (k, v) in &p.labels {
+                if let Err(e) = rules::kubernetes_label(k, v) {
+                    out.push(format!("node label `{k}={v}` of pool {}: {e}", p.name));
+                }
+            }
+        }
+        for (what, map) in tags {
+            for (k, v) in map {
+                if let Err(e) = self.check_tag_key(k) {
+                    out.push(format!("{what} tag key `{k}`: {e}"));
+                }
+                if let Err(e) = self.check_tag_value(v) {
+                    out.push(format!("{what} tag `{k}` value `{v}`: {e}"));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The realm's one worker pool, sized from its RTUs, with the labels every cloud gives it.
+fn worker_labels(spec: &Spec) -> BTreeMap<String, String> {
+    [("digibee.io/realm".to_owned(), spec.name.clone())].into()
+}
+
+/// The name of the realm's worker pool: valid on every cloud (AKS allows `[a-z][a-z0-9]{0,11}`).
+pub const WORKER_POOL: &str = "workers";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::test_support;
+
+    #[test]
+    fn every_provider_has_its_own_profile() {
+        for p in [Provider::Eks, Provider::Aks, Provider::Gke] {
+            assert_eq!(for_provider(p).provider(), p);
+        }
+    }
+
+    #[test]
+    fn every_profile_builds_a_definition_its_cloud_accepts() {
+        for p in [Provider::Eks, Provider::Aks, Provider::Gke] {
+            let (_d, spec) = test_support::spec(p, "digibee.acme.com");
+            let prof = of(&spec);
+            let pool = crate::cloud::sizing::for_realm(p, &spec.subscription);
+            let def = prof.definition(&spec, &pool);
+            assert_eq!(prof.problems(&def), Vec::<String>::new(), "{p}");
+            assert_eq!(def.provider, p);
+            assert_eq!(def.name, spec.cloud.cluster.name);
+            assert_eq!(def.pools.len(), 1);
+            let w = &def.pools[0];
+            assert_eq!(
+                (w.min, w.desired, w.max),
+                (pool.min, pool.desired, pool.max)
+            );
+            assert_eq!(w.shape, pool.shape.name);
+            assert_eq!(def.tags, prof.realm_tags("acme"));
+            // What the account step asks counts the same pools.
+            let ask = prof.account(&spec, &def, &pool);
+            assert_eq!(ask.vcpu.0, def.max_vcpu());
+        }
+    }
+}
