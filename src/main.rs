@@ -41,8 +41,9 @@ fn main() -> ExitCode {
         Ok(cli::Outcome::Failed) => ExitCode::from(1),
         Ok(cli::Outcome::Waiting) => ExitCode::from(3),
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
+            eprintln!("error: {}", realmctl::text::terminal(&e.to_string()));
+            // The environment's failures are not bad input: exit 1, like any failed command.
+            ExitCode::from(if cli::is_environment(&e.0) { 1 } else { 2 })
         }
     }
 }

@@ -59,12 +59,17 @@ pub fn text(report: &Report) -> String {
                 out,
                 "  {st}{:<4}{st:#}  {:<width$}  {} {dim}({} ms){dim:#}",
                 c.status.as_str().to_uppercase(),
-                c.subject,
-                c.message,
+                crate::text::one_line(&c.subject),
+                crate::text::terminal(&c.message),
                 c.duration_ms
             );
             if let Some(fix) = &c.fix {
-                let _ = writeln!(out, "        {dim}fix ({}):{dim:#} {fix}", c.owner.as_str());
+                let _ = writeln!(
+                    out,
+                    "        {dim}fix ({}):{dim:#} {}",
+                    c.owner.as_str(),
+                    crate::text::terminal(fix)
+                );
             }
         }
     }

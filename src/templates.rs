@@ -137,16 +137,20 @@ fn md_cell(v: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
 /// tables and strikethrough) gives a meaning inline is backslash-escaped (emphasis, code,
 /// link and image brackets, raw HTML, table cells, entities, a heading's `#`), and line breaks
 /// become spaces, so user text can neither format the report nor break out of a table cell or
-/// a paragraph. `(`, `)` and `!` need no escape once `[` and `]` have one.
+/// a paragraph. `(`, `)` and `!` need no escape once `[` and `]` have one. Control characters
+/// other than line breaks (ESC and the rest of a terminal sequence's introducers) are written
+/// as their escapes ([`crate::text::one_line`]), so a cloud's message cannot drive the
+/// terminal of someone reading the file.
 pub fn md_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
+            '\n' | '\r' => out.push(' '),
+            c if c.is_control() => out.push_str(&crate::text::one_line(&c.to_string())),
             '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '~' | '&' => {
                 out.push('\\');
                 out.push(c);
             }
-            '\n' | '\r' => out.push(' '),
             c => out.push(c),
         }
     }

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use realmctl::cloud::poll::{Backoff, WAIT};
 use realmctl::engine::Quiet;
-use realmctl::spec::Provider;
 
 /// The `cluster.apply` / `cluster.wait` deadline (their `ActionDef` timeout).
 const DEADLINE: Duration = Duration::from_secs(45 * 60);
@@ -40,7 +39,7 @@ struct Install {
 /// The describes of the wait that followed `create` (the first describe at or after the moment
 /// the resource became active ends it).
 fn wait_of(
-    calls: &[realmctl::cloud::eks::standin::Call],
+    calls: &[realmctl_standins::Call],
     create: &str,
     describe: &str,
     what: &'static str,
@@ -72,7 +71,7 @@ fn wait_of(
 fn install(rt: &tokio::runtime::Runtime, delay: Duration, poll: Backoff) -> Install {
     let dir = tempfile::tempdir_in(".").unwrap();
     rt.block_on(async {
-        let mut demo = realmctl::demo::prepare(dir.path(), Provider::Eks)
+        let mut demo = realmctl::demo::prepare(dir.path(), &realmctl::demo::eks::EksDemo)
             .await
             .unwrap();
         demo.standin.world().create_delay = delay;

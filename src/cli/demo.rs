@@ -54,6 +54,7 @@ pub fn run(dir: &Path, cloud: Provider, output: Format) -> Result<Outcome, BadIn
         Some(&report),
         None,
         CloudFrom::Given(demo.cloud.clone()),
+        realmctl::preflight::ACCESS_STEP_DEADLINE,
     )?;
     if output == Format::Text {
         let _ = write!(anstream::stdout(), "{}", realmctl::report::text(&checked));

@@ -113,7 +113,7 @@ fn run_options(
 fn engine_err(e: EngineError) -> Result<Outcome, BadInput> {
     match e {
         EngineError::Lock(e) => {
-            eprintln!("error: {e}");
+            super::say_err(format!("error: {e}"));
             Ok(Outcome::Failed)
         }
         other => Err(bad(anyhow!(other))),
@@ -307,7 +307,7 @@ pub fn install(
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            eprintln!("nothing done");
+            super::say_err(format!("nothing done"));
             return Ok(Outcome::Failed);
         }
     }
@@ -323,18 +323,18 @@ pub fn install(
         Format::Json => print_json(&result),
         Format::Text => {
             if !result.plan.spec_changes.is_empty() {
-                println!(
+                super::say(format!(
                     "the spec changed since the last run; re-planned: {}",
                     result.plan.replanned.join(", ")
-                );
+                ));
                 print!("{}", changes_text(&result.plan.spec_changes));
             }
-            println!(
+            super::say(format!(
                 "run {}: {:?}: {}",
                 result.run, result.outcome, result.message
-            );
+            ));
             if let Some(n) = &result.next {
-                println!("next: {n}");
+                super::say(format!("next: {n}"));
             }
         }
     }
@@ -372,10 +372,10 @@ pub fn approve(
     }
     match output {
         Format::Json => print_json(&a),
-        Format::Text => println!(
+        Format::Text => super::say(format!(
             "phase {} approved by {} at {} (journal record {}); run `realmctl install` to continue",
             a.phase, a.by, a.at, a.seq
-        ),
+        )),
     }
     Ok(Outcome::Success)
 }
@@ -397,7 +397,9 @@ pub fn unlock(
     };
     match run::unlock(state, target, &by, ::time::OffsetDateTime::now_utc(), key) {
         Ok(old) => {
-            println!("cleared the stale lock of {old}; run `realmctl install` to resume");
+            super::say(format!(
+                "cleared the stale lock of {old}; run `realmctl install` to resume"
+            ));
             Ok(Outcome::Success)
         }
         Err(EngineError::Lock(

@@ -98,17 +98,17 @@ fn keygen(out: &Path, output: Format) -> Result<Outcome, BadInput> {
         })),
         Format::Text => {
             print!("{}", public.to_pem());
-            println!(
+            super::say(format!(
                 "key id {}: private key {} (0600; keep it outside every state folder), public key {}",
                 public.id(),
                 out.display(),
                 pub_path.display()
-            );
-            println!(
+            ));
+            super::say(format!(
                 "sign with `--signing-key {}`; auditors verify with `realmctl audit verify --public-key {}`",
                 out.display(),
                 pub_path.display()
-            );
+            ));
         }
     }
     Ok(Outcome::Success)
@@ -151,25 +151,25 @@ pub fn status(state: &Path, output: Format) -> Result<Outcome, BadInput> {
     match output {
         Format::Json => print_json(&serde_json::json!({"report": rep, "lock": holder})),
         Format::Text => {
-            println!(
+            super::say(format!(
                 "realm {} ({}), playbook {}",
                 rep.realm, rep.cloud, rep.playbook
-            );
+            ));
             for p in &rep.phases {
-                println!(
+                super::say(format!(
                     "  phase {} {:<36} {:<10} {:?}",
                     p.number,
                     p.title,
                     p.owner.as_str(),
                     p.status
-                );
+                ));
             }
-            println!("{}", rep.summary);
+            super::say(format!("{}", rep.summary));
             if let Some(n) = &rep.next {
-                println!("next: {n}");
+                super::say(format!("next: {n}"));
             }
             if let Some(h) = holder {
-                println!("lock: {h}");
+                super::say(format!("lock: {h}"));
             }
         }
     }
@@ -262,7 +262,7 @@ pub fn audit(cmd: AuditCmd) -> Result<Outcome, BadInput> {
             let v = match verified {
                 Ok(v) => v,
                 Err(audit::AuditError::Journal(e)) if unverifiable(&e) => {
-                    eprintln!("FAILED: {e}");
+                    super::say_err(format!("FAILED: {e}"));
                     return Ok(Outcome::Failed);
                 }
                 Err(e) => return Err(bad(anyhow!(e))),
@@ -271,13 +271,13 @@ pub fn audit(cmd: AuditCmd) -> Result<Outcome, BadInput> {
                 Format::Json => print_json(&v),
                 Format::Text => {
                     if let Some(m) = &v.message {
-                        println!("FAILED: {m}");
+                        super::say(format!("FAILED: {m}"));
                     }
                     for p in &v.artifact_problems {
-                        println!(
+                        super::say(format!(
                             "FAILED: artifact {} ({}, recorded in record {}): {}",
                             p.name, p.location, p.seq, p.problem
-                        );
+                        ));
                     }
                     if v.ok {
                         let head = v
@@ -285,12 +285,12 @@ pub fn audit(cmd: AuditCmd) -> Result<Outcome, BadInput> {
                             .as_ref()
                             .map(ToString::to_string)
                             .unwrap_or_else(|| "empty".into());
-                        println!(
+                        super::say(format!(
                             "ok: {} records chained, {}; {} artifact checksums hold; head {head}",
                             v.records,
                             signature_line(&v),
                             v.artifacts
-                        );
+                        ));
                     }
                 }
             }
@@ -306,19 +306,21 @@ pub fn audit(cmd: AuditCmd) -> Result<Outcome, BadInput> {
             output,
         } => match audit::checkpoint(&state, public_keys(&key_files)?) {
             Err(e) if unverifiable(&e) => {
-                eprintln!("FAILED: {e}");
+                super::say_err(format!("FAILED: {e}"));
                 Ok(Outcome::Failed)
             }
             Err(e) => Err(bad(anyhow!(EngineError::from(e)))),
             Ok(Err(b)) => {
-                eprintln!("error: the journal does not verify, so its head proves nothing: {b}");
+                super::say_err(format!(
+                    "error: the journal does not verify, so its head proves nothing: {b}"
+                ));
                 Ok(Outcome::Failed)
             }
             Ok(Ok(None)) => Err(bad(anyhow!("the journal of {} is empty", state.display()))),
             Ok(Ok(Some(c))) => {
                 match output {
                     Format::Json => print_json(&c),
-                    Format::Text => println!("{c}"),
+                    Format::Text => super::say(format!("{c}")),
                 }
                 Ok(Outcome::Success)
             }

@@ -223,6 +223,10 @@ pub enum Command {
         /// Outbound targets checked at once (default: all at once, bounded by the open-file limit).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         concurrency: Option<u16>,
+        /// How long each cloud access step (credentials, account, permissions) may take, in
+        /// milliseconds: the access category reports within three times this.
+        #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+        access_timeout_ms: u64,
     },
 }
 
@@ -265,6 +269,7 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
             output,
             report,
             concurrency: c,
+            access_timeout_ms,
         } => preflight::run(
             &runtime()?,
             &file,
@@ -273,6 +278,7 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
             report.as_deref(),
             concurrency(c),
             preflight::CloudFrom::Spec,
+            std::time::Duration::from_millis(access_timeout_ms),
         ),
         Command::Quota { cmd } => quota::run(cmd),
         Command::Plan { args } => engine::plan(&args),
@@ -303,6 +309,57 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
         } => engine::unlock(&state, lock_id.as_deref(), unreadable, by, &signing),
         Command::Demo { dir, cloud, output } => demo::run(&dir, cloud, output),
     }
+}
+
+/// Whether an error is the machine's, not the input's: a full disk, a read-only or
+/// inaccessible state folder, journal or ledger. Such failures exit 1 (the command failed, and
+/// the message names the cause), never 2 ("bad input"): the command was right, the environment
+/// refused it. Decided from the error types in the chain, not their text. A spec that cannot be
+/// read stays bad input (exit 2), as the brief says.
+pub(crate) fn is_environment(e: &anyhow::Error) -> bool {
+    use realmctl::engine::io::journal::JournalError;
+    use realmctl::quota::store::LedgerError;
+    if e.chain().any(|c| c.is::<realmctl::spec::SpecError>()) {
+        return false;
+    }
+    e.chain().any(|c| {
+        if let Some(j) = c.downcast_ref::<JournalError>() {
+            return matches!(
+                j,
+                JournalError::NoSpace { .. }
+                    | JournalError::Access { .. }
+                    | JournalError::NotRegular { .. }
+            );
+        }
+        if let Some(l) = c.downcast_ref::<LedgerError>() {
+            return matches!(l, LedgerError::NoSpace { .. });
+        }
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(environment_io)
+    })
+}
+
+/// An I/O error of the environment: no space, a read-only file system, no permission.
+fn environment_io(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::StorageFull | K::ReadOnlyFilesystem | K::PermissionDenied | K::QuotaExceeded
+    ) || matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC | libc::EROFS | libc::EACCES | libc::EPERM | libc::EDQUOT)
+    )
+}
+
+/// Prints a line for a terminal: the library's values in it (a cloud's message, a journal's
+/// text) reach stdout with their control sequences escaped ([`realmctl::text::terminal`]).
+pub(crate) fn say(line: impl std::fmt::Display) {
+    println!("{}", realmctl::text::terminal(&line.to_string()));
+}
+
+/// The same on stderr.
+pub(crate) fn say_err(line: impl std::fmt::Display) {
+    eprintln!("{}", realmctl::text::terminal(&line.to_string()));
 }
 
 /// The async runtime of a command.

@@ -26,6 +26,7 @@ pub enum CloudFrom {
 
 /// Runs the self-check of the spec `file`, prints the result in `output` and tells whether it
 /// passed.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     runtime: &tokio::runtime::Runtime,
     file: &Path,
@@ -34,6 +35,7 @@ pub fn run(
     report_path: Option<&Path>,
     concurrency: Option<usize>,
     cloud_from: CloudFrom,
+    access_timeout: std::time::Duration,
 ) -> Result<Outcome, BadInput> {
     let report = check(
         runtime,
@@ -43,6 +45,7 @@ pub fn run(
         report_path,
         concurrency,
         cloud_from,
+        access_timeout,
     )?;
     match output {
         Format::Text => {
@@ -60,6 +63,7 @@ pub fn run(
 
 /// Runs the self-check of the spec `file` (progress on stderr for `output` text) and writes the
 /// report document to `report_path`; prints nothing on stdout.
+#[allow(clippy::too_many_arguments)]
 pub fn check(
     runtime: &tokio::runtime::Runtime,
     file: &Path,
@@ -68,6 +72,7 @@ pub fn check(
     report_path: Option<&Path>,
     concurrency: Option<usize>,
     cloud_from: CloudFrom,
+    access_timeout: std::time::Duration,
 ) -> Result<preflight::Report, BadInput> {
     let doc_format = match report_path {
         None => None,
@@ -93,7 +98,7 @@ pub fn check(
         now,
         public_roots: None,
         cloud,
-        access_step_deadline: preflight::ACCESS_STEP_DEADLINE,
+        access_step_deadline: access_timeout,
     };
     let progress = Progress::new(output == Format::Text);
     let result = runtime.block_on(preflight::run(&spec, &opts, &progress));

@@ -46,7 +46,10 @@ impl Progress {
         self.bar.finish_and_clear();
     }
 
+    /// Prints a line on stderr; whatever came from the library (a cloud's message included)
+    /// reaches the terminal with its control sequences escaped.
     fn say(&self, line: String) {
+        let line = realmctl::text::terminal(&line);
         if self.lines {
             eprintln!("{line}");
         } else {
@@ -70,11 +73,12 @@ impl Observer for Progress {
 impl EngineObserver for Progress {
     fn on_warning(&self, message: &str) {
         // Warnings are shown whatever the output format.
+        let message = realmctl::text::terminal(message);
         self.bar.suspend(|| eprintln!("warning: {message}"));
     }
     fn on_phase_start(&self, phase: &Phase) {
         if !self.lines {
-            self.bar.println(format!(
+            self.say(format!(
                 "phase {} {} ({})",
                 phase.number,
                 phase.title,
@@ -97,7 +101,7 @@ impl EngineObserver for Progress {
         if self.lines {
             self.say(format!("... {}: {message}", step.id));
         } else {
-            self.bar.set_prefix(message.to_owned());
+            self.bar.set_prefix(realmctl::text::one_line(message));
         }
     }
     fn on_step_end(&self, step: &StepDef, end: &StepEnd<'_>) {

@@ -143,7 +143,11 @@ pub fn report(dir: &Path) -> Result<InstallReport, EngineError> {
         Ok(())
     })?;
     let head = j.head()?.map(|(seq, hash)| Checkpoint { seq, hash });
-    report::build(&state, head, signatures).ok_or_else(|| EngineError::NoRun {
+    // A live process holding the lock is a run in progress, not an interrupted one.
+    let running = lock::read_holder(dir)
+        .filter(|h| lock::liveness(h) == lock::Liveness::Alive)
+        .map(|h| h.to_string());
+    report::build(&state, head, signatures, running.as_deref()).ok_or_else(|| EngineError::NoRun {
         dir: dir.to_owned(),
     })
 }
@@ -430,7 +434,7 @@ pub async fn install(
         run,
         outcome,
         message,
-        next: next::standing(playbook, &r.state).next,
+        next: next::standing(playbook, &r.state, None).next,
         plan,
         executed,
         warnings,

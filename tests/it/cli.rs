@@ -604,7 +604,10 @@ fn demo_says_it_is_a_simulation_and_refuses_clouds_without_a_stand_in() {
         .unwrap();
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{out}\n{err}");
-    assert!(err.contains("simulates EKS only"), "{err}");
+    assert!(
+        err.contains("has no aks client, so it has no aks demo"),
+        "{err}"
+    );
     assert!(
         err.contains("help: run `realmctl demo --cloud eks`"),
         "{err}"
@@ -665,7 +668,7 @@ fn demo_checks_and_installs_a_simulated_eks_realm_on_loopback() {
     assert_eq!(v["installed"], true);
     assert_eq!(
         v["clusters"],
-        serde_json::json!(["digibee-demo (node groups: demo-workers)"])
+        serde_json::json!(["digibee-demo (node pools: workers)"])
     );
     assert_eq!(v["journal"]["ok"], true);
     // Issue #11: the demo signs (operator: install, customer: approval) and verifies with both

@@ -251,27 +251,38 @@ pub fn openssl_leaf(
 /// on a runtime of its own and stops when dropped.
 #[cfg(feature = "eks")]
 pub struct AwsStandIn {
-    pub standin: realmctl::cloud::eks::standin::StandIn,
+    pub standin: realmctl_standins::StandIn,
     _rt: tokio::runtime::Runtime,
 }
 
 #[cfg(feature = "eks")]
 impl AwsStandIn {
-    pub fn start(create_delay: Duration) -> Self {
-        use realmctl::cloud::eks::standin::{StandIn, Subnet, World};
-        let rt = tokio::runtime::Builder::new_multi_thread()
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
-            .unwrap();
-        let mut w = World::sample("123456789012", "us-east-1");
-        w.roles = [
+            .unwrap()
+    }
+
+    pub fn start(create_delay: Duration) -> Self {
+        use realmctl_standins::{Identity, StandIn, Subnet, aws};
+        let rt = Self::runtime();
+        let mut w = aws::sample("123456789012", "us-east-1");
+        w.identities = [
             ("c", "eks.amazonaws.com"),
             ("n", "ec2.amazonaws.com"),
             ("realmctl-installer", "ec2.amazonaws.com"),
         ]
         .into_iter()
-        .map(|(r, s)| (r.to_owned(), vec![s.to_owned()]))
+        .map(|(r, s)| {
+            (
+                r.to_owned(),
+                Identity {
+                    trusts: vec![s.to_owned()],
+                },
+            )
+        })
         .collect();
         w.subnets = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
             .iter()
@@ -279,27 +290,23 @@ impl AwsStandIn {
             .enumerate()
             .map(|(i, (id, z))| Subnet {
                 id: (*id).to_owned(),
-                vpc: "vpc-0test000000000000".into(),
-                zone: format!("us-east-1{z}"),
+                network: "vpc-0test000000000000".into(),
+                zone: Some(format!("us-east-1{z}")),
                 cidr: format!("10.9.{}.0/20", i * 16),
                 free: 4091,
             })
             .collect();
         w.create_delay = create_delay;
-        let standin = rt.block_on(StandIn::start(w)).unwrap();
+        let standin = rt.block_on(StandIn::aws(w)).unwrap();
         AwsStandIn { standin, _rt: rt }
     }
 
     /// The stand-in in front of moto at `upstream`: it answers only what moto lacks.
     pub fn in_front_of(upstream: &str) -> Self {
-        use realmctl::cloud::eks::standin::{StandIn, World};
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let w = World::in_front_of(upstream, "123456789012", "us-east-1");
-        let standin = rt.block_on(StandIn::start(w)).unwrap();
+        use realmctl_standins::{StandIn, aws};
+        let rt = Self::runtime();
+        let w = aws::in_front_of(upstream, "123456789012", "us-east-1");
+        let standin = rt.block_on(StandIn::aws(w)).unwrap();
         AwsStandIn { standin, _rt: rt }
     }
 
@@ -307,7 +314,7 @@ impl AwsStandIn {
         self.standin.url()
     }
 
-    pub fn world(&self) -> std::sync::MutexGuard<'_, realmctl::cloud::eks::standin::World> {
+    pub fn world(&self) -> std::sync::MutexGuard<'_, realmctl_standins::World> {
         self.standin.world()
     }
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 use std::time::Instant;
 
 use crate::common::{AWS_TEST_SECRET, AwsStandIn, SpecOpts, files, forms};
-#[cfg(feature = "test-actions")]
-use crate::eks_moto::killed_at;
 use crate::eks_moto::{cloud_playbook, unlock};
+#[cfg(feature = "test-actions")]
+use crate::eks_moto::{killed_at, to_gate_and_approve};
 use crate::engine_support::*;
 
 fn case(aws: &AwsStandIn, root: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
@@ -60,6 +60,7 @@ fn sigkill_inside_cluster_apply_leaves_exactly_one_cluster_and_node_group() {
         let name = format!("p{n}");
         n += 1;
         let (spec, pb, state) = case(&aws, root.path(), &name);
+        to_gate_and_approve(&spec, &state, &pb, &[]);
         killed_at(&spec, &state, &pb, &format!("cluster:at:{label}"), &[]);
         assert_eq!(cluster_step_status(&state), "interrupted", "{label}");
         let (code, v, err) = resume(&spec, &state, &pb);
@@ -78,6 +79,7 @@ fn sigkill_inside_cluster_apply_leaves_exactly_one_cluster_and_node_group() {
         let name = format!("r{n}");
         n += 1;
         let (spec, pb, state) = case(&aws, root.path(), &name);
+        to_gate_and_approve(&spec, &state, &pb, &[]);
         let before = aws.world().count("eks:CreateCluster");
         let mut child = crate::common::realmctl_std()
             .args(["install", "--yes", "--retry-base-ms", "10", "-f"])
@@ -110,7 +112,7 @@ fn sigkill_inside_cluster_apply_leaves_exactly_one_cluster_and_node_group() {
     assert_eq!(landed, 6);
     let w = aws.world();
     assert_eq!(w.clusters.len(), n, "one cluster per case");
-    assert_eq!(w.nodegroups.len(), n, "one node group per case");
+    assert_eq!(w.pools.len(), n, "one node group per case");
     assert_eq!(w.count("eks:CreateCluster"), n, "never created twice");
     assert_eq!(w.count("eks:CreateNodegroup"), n);
 }
@@ -162,6 +164,11 @@ fn the_aws_secret_and_session_token_never_appear_anywhere() {
             "--playbook",
             p
         ]),
+        Some(3),
+        "the phase-5 gate"
+    );
+    assert_eq!(
+        run(&["approve", "--phase", "5", "--by", "Ann", "--state", st]),
         Some(0)
     );
     assert_eq!(

@@ -141,8 +141,11 @@ impl Lab {
                 .version(version)
                 .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/c"))
                 .resources_vpc_config(
+                    // As realmctl creates them: a private endpoint only.
                     VpcConfigRequest::builder()
                         .set_subnet_ids(Some(subnets))
+                        .endpoint_private_access(true)
+                        .endpoint_public_access(false)
                         .build(),
                 )
                 .set_tags(Some(
@@ -157,9 +160,9 @@ impl Lab {
     }
 }
 
-/// The cloud phases plus the local ones, without DNS/outbound peers and without a gate:
-/// 1 spec, account, vpn, image · 2 credentials · 3 permissions, certificate · 4 artifacts ·
-/// 5 roles · 6 cluster, ready, seed.
+/// The cloud phases plus the local ones, without DNS/outbound peers: 1 spec, account, vpn,
+/// image · 2 credentials · 3 permissions, certificate · 4 artifacts · 5 roles, behind the
+/// customer's gate · 6 cluster, ready, seed.
 pub(crate) fn cloud_playbook(dir: &Path) -> PathBuf {
     playbook(
         dir,
@@ -168,7 +171,7 @@ pub(crate) fn cloud_playbook(dir: &Path) -> PathBuf {
             "steps: [{id: credentials, action: cloud.credentials}]",
             "steps: [{id: permissions, action: cloud.permissions}, {id: certificate, action: checks.certificate}]",
             "steps: [{id: artifacts, action: artifacts.render}]",
-            "steps: [{id: roles, action: roles.render}]",
+            ROLES_GATE,
             "steps: [{id: cluster, action: cluster.apply}, {id: cluster-ready, action: cluster.wait}, {id: quota-seed, action: quota.seed}]",
         ],
     )
@@ -179,7 +182,18 @@ fn aws_env(c: &mut assert_cmd::Command) -> &mut assert_cmd::Command {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
 }
 
-fn install_on(spec: &Path, state: &Path, pb: &Path) -> (i32, serde_json::Value, String) {
+/// `install` with moto's test keys, approved at the phase-5 gate when it stops there.
+pub(crate) fn install_on(spec: &Path, state: &Path, pb: &Path) -> (i32, serde_json::Value, String) {
+    let (code, v, err) = install_once(spec, state, pb);
+    if code != 3 {
+        return (code, v, err);
+    }
+    let o = approve(state, 5);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    install_once(spec, state, pb)
+}
+
+fn install_once(spec: &Path, state: &Path, pb: &Path) -> (i32, serde_json::Value, String) {
     let mut c = realmctl();
     aws_env(&mut c);
     let o = c
@@ -215,7 +229,7 @@ fn a_full_install_creates_one_cluster_and_node_group_and_a_rerun_creates_nothing
     assert_eq!(code, 0, "{v} {err}");
     let clusters = lab.clusters();
     assert_eq!(clusters.len(), 1, "{clusters:?}");
-    assert_eq!(clusters["digibee-acme"], ["acme-workers"]);
+    assert_eq!(clusters["digibee-acme"], ["workers"]);
     // The facts moto holds are the ones the realm asked for.
     let eks = lab.eks();
     let (c, ng) = lab.rt.block_on(async {
@@ -228,7 +242,7 @@ fn a_full_install_creates_one_cluster_and_node_group_and_a_rerun_creates_nothing
         let ng = eks
             .describe_nodegroup()
             .cluster_name("digibee-acme")
-            .nodegroup_name("acme-workers")
+            .nodegroup_name("workers")
             .send()
             .await
             .unwrap();
@@ -266,7 +280,7 @@ fn a_full_install_creates_one_cluster_and_node_group_and_a_rerun_creates_nothing
 fn a_cluster_this_realm_created_before_is_adopted_and_foreign_ones_are_refused_untouched() {
     let lab = Lab::new();
     let dir = tempfile::tempdir().unwrap();
-    let pb = sparse_playbook(
+    let pb = gated_playbook(
         dir.path(),
         &[(
             6,
@@ -297,7 +311,7 @@ fn a_cluster_this_realm_created_before_is_adopted_and_foreign_ones_are_refused_u
         0,
         "adopted, not created"
     );
-    assert_eq!(lab.clusters()["digibee-ours"], ["acme-workers"]);
+    assert_eq!(lab.clusters()["digibee-ours"], ["workers"]);
 
     // Someone else's (no realm tag), and ours but of another Kubernetes version: refused.
     lab.precreate("digibee-theirs", "1.31", &[("team", "payments")]);
@@ -308,7 +322,10 @@ fn a_cluster_this_realm_created_before_is_adopted_and_foreign_ones_are_refused_u
     );
     for (name, why) in [
         ("digibee-theirs", "has no realmctl.digibee.com/realm tag"),
-        ("digibee-old", "runs Kubernetes 1.29, the spec wants 1.31"),
+        (
+            "digibee-old",
+            "kubernetesVersion: the cloud has \"1.29\", the approved definition says \"1.31\"",
+        ),
     ] {
         let spec = lab.spec(
             &dir.path().join(name),
@@ -376,7 +393,7 @@ fn a_bad_role_arn_fails_the_account_step_with_a_clear_message() {
         bad["message"]
             .as_str()
             .unwrap()
-            .contains("role arn:aws:iam::123456789012:role/not-created does not exist"),
+            .contains("arn:aws:iam::123456789012:role/not-created does not exist"),
         "{bad}"
     );
     assert!(lab.clusters().is_empty());
@@ -427,10 +444,14 @@ fn an_identity_without_eks_create_cluster_gets_a_real_access_denied_naming_it() 
             ..SpecOpts::default()
         },
     );
-    let pb = sparse_playbook(
+    let pb = gated_playbook(
         dir.path(),
         &[(6, "{id: cluster, action: cluster.apply}".into())],
     );
+    // The customer approves the definition first (no cloud call before phase 6).
+    let (code, v, err) = install(&spec, &dir.path().join("state"), &pb, &[]);
+    assert_eq!(code, 3, "{v} {err}");
+    assert_eq!(approve(&dir.path().join("state"), 5).status.code(), Some(0));
     let o = realmctl()
         .env("AWS_ACCESS_KEY_ID", &key)
         .env("AWS_SECRET_ACCESS_KEY", &secret)
@@ -483,6 +504,26 @@ pub(crate) fn stale_lock_id(state: &Path) -> Option<String> {
     let bytes = std::fs::read(state.join("lock.json")).ok()?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     v["lockId"].as_str().map(str::to_owned)
+}
+
+/// Runs the install to the phase-5 gate and approves it, so that a following run reaches
+/// phase 6 (a kill point there, say).
+pub(crate) fn to_gate_and_approve(spec: &Path, state: &Path, pb: &Path, env: &[(&str, &str)]) {
+    let mut c = realmctl();
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c
+        .args(["install", "--yes", "--retry-base-ms", "10", "-f"])
+        .arg(spec)
+        .arg("--state")
+        .arg(state)
+        .arg("--playbook")
+        .arg(pb)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{:?}", text(&o));
+    assert_eq!(approve(state, 5).status.code(), Some(0));
 }
 
 /// Runs an install that kills itself at `point`; asserts it died by SIGKILL.
@@ -560,21 +601,23 @@ fn sigkill_anywhere_leaves_exactly_one_cluster_and_node_group_on_moto() {
     for (i, point) in points.iter().enumerate() {
         let name = format!("k{i:02}");
         let (spec, pb, state) = crash_case(&lab, root.path(), &name);
-        killed_at(
-            &spec,
-            &state,
-            &pb,
-            point,
-            &[
-                ("AWS_ACCESS_KEY_ID", "testing"),
-                ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ],
-        );
+        let env = [
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ];
+        // Phase 6 runs only once the customer approved the definition at the phase-5 gate.
+        if ["cluster", "quota-seed"]
+            .iter()
+            .any(|s| point.starts_with(&format!("{s}:")) || point.starts_with("cluster-ready:"))
+        {
+            to_gate_and_approve(&spec, &state, &pb, &env);
+        }
+        killed_at(&spec, &state, &pb, point, &env);
         unlock(&state);
         let (code, v, err) = install_on(&spec, &state, &pb);
         assert_eq!(code, 0, "{point}: {v} {err}");
         let clusters = lab.clusters();
-        assert_eq!(clusters[&name], ["acme-workers"], "{point}");
+        assert_eq!(clusters[&name], ["workers"], "{point}");
     }
     let creates = lab.front.world().count("eks:CreateCluster");
     assert_eq!(creates, points.len(), "one create per case, never two");

@@ -3,6 +3,7 @@
 //! playbook validation, locks, retries and timeouts. Everything runs on loopback.
 
 use std::net::TcpListener;
+use std::path::Path;
 
 use crate::common::{SpecOpts, dnsmasq};
 use crate::engine_support::*;
@@ -46,8 +47,11 @@ fn plan_changes_nothing_and_lists_every_phase_the_node_pool_and_the_policy() {
     }
     assert!(out.contains("cluster.apply          will run"), "{out}");
     assert!(
-        out.contains("node pool: m6i.xlarge × 3–14 (desired 7), sized from 30 RTUs")
+        out.contains(
+            "node pool workers: m6i.xlarge × 3–14 (desired 7), created once the cluster is active"
+        ) && out.contains("sized from 30 RTUs")
             && out.contains("the region's vCPU quota must cover 56 vCPU")
+            && out.contains("API server: private endpoint only")
             && out.contains("\"Sid\": \"EksCreateCluster\""),
         "{out}"
     );
@@ -63,6 +67,13 @@ fn plan_changes_nothing_and_lists_every_phase_the_node_pool_and_the_policy() {
     assert_eq!(v["phases"][2]["steps"][2]["action"], "checks.dns");
     assert_eq!(v["phases"][5]["steps"][0]["status"], "run");
     assert_eq!(v["cloud"]["pool"]["max"], 14);
+    assert_eq!(v["cloud"]["definition"]["pools"][0]["max"], 14);
+    assert!(
+        v["cloud"]["digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
     let policy: serde_json::Value =
         serde_json::from_str(v["cloud"]["policy"].as_str().unwrap()).unwrap();
     assert_eq!(policy["Version"], "2012-10-17");
@@ -171,9 +182,9 @@ fn the_embedded_playbook_installs_end_to_end_against_the_aws_stand_in() {
     {
         let w = aws.world();
         assert_eq!(w.clusters.len(), 1);
-        assert_eq!(w.nodegroups.len(), 1);
-        let ng = w.nodegroups.values().next().unwrap();
-        assert_eq!(ng.instance_types, ["m6i.xlarge"]);
+        assert_eq!(w.pools.len(), 1);
+        let ng = w.pools.values().next().unwrap();
+        assert_eq!(ng.shape, "m6i.xlarge");
         assert_eq!(ng.scaling, (3, 7, 14), "sized from 30 RTUs");
         assert_eq!(ng.tags["realmctl.digibee.com/realm"], "acme");
         assert!(w.count("eks:DescribeCluster") >= 2, "waited for ACTIVE");
@@ -287,8 +298,10 @@ fn until_stops_after_the_phase() {
     assert_eq!(executed(&v), ["spec", "vpn", "node-image", "certificate"]);
 }
 
-/// A spec change re-plans exactly the steps whose inputs changed, shows the difference, and
-/// keeps the approval of a phase whose outputs did not change.
+/// A spec change re-plans exactly the steps whose inputs changed and shows the difference; a
+/// change that leaves the cluster definition alone keeps the phase-5 approval, one that
+/// changes it (the size, from the subscriptions) voids it: `plan` says which gate and why, and
+/// `install` stops there (exit 3) until the customer approves again.
 #[test]
 fn a_changed_spec_replans_the_affected_steps_and_shows_the_difference() {
     let dir = tempfile::tempdir().unwrap();
@@ -298,32 +311,60 @@ fn a_changed_spec_replans_the_affected_steps_and_shows_the_difference() {
     install(&spec, &state, &pb, &[]);
     approve(&state, 5);
     assert_eq!(install(&spec, &state, &pb, &[]).0, 0);
+    let plan = |spec: &Path| {
+        let o = realmctl()
+            .args(["plan", "-f"])
+            .arg(spec)
+            .arg("--state")
+            .arg(&state)
+            .arg("--playbook")
+            .arg(&pb)
+            .output()
+            .unwrap();
+        text(&o).0
+    };
+    // The certificate's minimum validity: no definition change, the approval holds.
     let text0 = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(&spec, text0.replace("minDaysValid: 30", "minDaysValid: 20")).unwrap();
+    let out = plan(&spec);
+    assert!(out.contains("certificate.minDaysValid: 30 -> 20"), "{out}");
+    assert!(out.contains("approved by Ann Customer"), "{out}");
+    let (code, v, err) = install(&spec, &state, &pb, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(executed(&v), ["spec", "certificate", "artifacts"]);
+    // More subscriptions: a bigger pool, a new definition, the approval is void.
+    let text1 = std::fs::read_to_string(&spec).unwrap();
     std::fs::write(
         &spec,
-        text0.replace("pipelineSubscriptions: 10", "pipelineSubscriptions: 12"),
+        text1.replace("pipelineSubscriptions: 10", "pipelineSubscriptions: 40"),
     )
     .unwrap();
-    let o = realmctl()
-        .args(["plan", "-f"])
-        .arg(&spec)
-        .arg("--state")
-        .arg(&state)
-        .arg("--playbook")
-        .arg(&pb)
-        .output()
-        .unwrap();
-    let out = text(&o).0;
+    let out = plan(&spec);
     assert!(
-        out.contains("subscription.pipelineSubscriptions: 10 -> 12"),
+        out.contains("subscription.pipelineSubscriptions: 10 -> 40"),
         "{out}"
     );
     assert!(out.contains("quota.seed") && out.contains("its inputs changed"));
+    assert!(
+        out.contains("that Ann Customer approved at")
+            && out.contains("is no longer what the spec asks for (pools.workers.max: 14 → ")
+            && out.contains("approve phase 5 again"),
+        "{out}"
+    );
+    let (code, v, err) = install(&spec, &state, &pb, &[]);
+    assert_eq!(code, 3, "stops at the gate: {v} {err}");
+    assert_eq!(executed(&v), ["spec", "artifacts", "roles"]);
+    assert_eq!(
+        seeded_config(&state)["pipelineSubscriptions"],
+        10,
+        "nothing past the gate ran"
+    );
+    approve(&state, 5);
     let (code, v, err) = install(&spec, &state, &pb, &[]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(executed(&v), ["spec", "artifacts", "quota-seed"]);
+    assert_eq!(executed(&v), ["quota-seed"]);
     let q = seeded_config(&state);
-    assert_eq!(q["pipelineSubscriptions"], 12, "{q}");
+    assert_eq!(q["pipelineSubscriptions"], 40, "{q}");
     assert_eq!(
         verify(&state, None).0,
         0,

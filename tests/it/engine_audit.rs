@@ -95,14 +95,14 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn attacker(state: &Path) -> Connection {
+pub(crate) fn attacker(state: &Path) -> Connection {
     let c = Connection::open(state.join("journal.db")).unwrap();
     c.execute_batch("DROP TRIGGER records_no_update; DROP TRIGGER records_no_delete;")
         .unwrap();
     c
 }
 
-fn records(state: &Path) -> Vec<Record> {
+pub(crate) fn records(state: &Path) -> Vec<Record> {
     Journal::open(state).unwrap().records().unwrap()
 }
 
@@ -127,7 +127,7 @@ fn verdict(
     v.chain_break
 }
 
-fn put(c: &Connection, r: &Record) {
+pub(crate) fn put(c: &Connection, r: &Record) {
     c.execute(
         "INSERT INTO records (seq, at, kind, payload, prev, hash, signer, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
@@ -144,19 +144,19 @@ fn put(c: &Connection, r: &Record) {
     .unwrap();
 }
 
-fn rewrite(c: &Connection, rs: &[Record]) {
+pub(crate) fn rewrite(c: &Connection, rs: &[Record]) {
     c.execute("DELETE FROM records", []).unwrap();
     for r in rs {
         put(c, r);
     }
 }
 
-fn own_hash(r: &Record) -> String {
+pub(crate) fn own_hash(r: &Record) -> String {
     record_hash(&r.prev, r.seq, &r.at, &r.kind, &r.payload)
 }
 
 /// Recomputes every hash and link, as a careful forger would.
-fn rechain(rs: &mut [Record]) {
+pub(crate) fn rechain(rs: &mut [Record]) {
     for i in 0..rs.len() {
         if i > 0 {
             rs[i].prev = rs[i - 1].hash.clone();
@@ -172,6 +172,7 @@ fn forged_approval(seq: u64, prev: &Record) -> Record {
         by: "mallory".into(),
         note: None,
         covers: "x".into(),
+        definition: None,
     })
     .unwrap();
     let mut r = Record {
@@ -557,6 +558,7 @@ fn unsigned_writes_are_named_by_a_verify_that_requires_signatures() {
             by: "Bob".into(),
             note: None,
             covers: "x".into(),
+            definition: None,
         },
         ::time::OffsetDateTime::now_utc(),
         realmctl::engine::io::journal::Durability::Sync,

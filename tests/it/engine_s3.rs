@@ -140,9 +140,63 @@ fn artifacts_go_to_the_bucket_and_verify_reads_them_back() {
         let body = bucket.get(key);
         assert_eq!(sha256_hex(&body), a["sha256"].as_str().unwrap(), "{key}");
     }
+    // The auditor names the bucket (through the spec); without it the objects are not read.
     let (code, (out, _)) = run(&["audit", "verify", "--state", s]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("help: give the realm spec (-f realm.yaml)"),
+        "{out}"
+    );
+    let (code, (out, _)) = run(&["audit", "verify", "--state", s, "-f", sp]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("5 artifact checksums hold"), "{out}");
+
+    // Issue #16: the journal's recorded endpoint is never where the auditor's credentials go.
+    // Pointed at a listener on another loopback address — by an edit (the chain breaks) or a
+    // full, careful rechain (no signatures are required here) — the listener hears nothing:
+    // a broken journal fetches no artifact at all, and an intact one reads from the bucket
+    // the auditor's spec names.
+    let trap = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let trap_url = format!("http://{}", trap.local_addr().unwrap());
+    trap.set_nonblocking(true).unwrap();
+    rusqlite::Connection::open(state.join("journal.db"))
+        .unwrap()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    let pristine = dir.path().join("pristine");
+    std::fs::create_dir_all(&pristine).unwrap();
+    std::fs::copy(state.join("journal.db"), pristine.join("journal.db")).unwrap();
+    let tamper = |rechain: bool| {
+        std::fs::copy(pristine.join("journal.db"), state.join("journal.db")).unwrap();
+        let c = crate::engine_audit::attacker(&state);
+        let mut rs = crate::engine_audit::records(&state);
+        for r in &mut rs {
+            if r.kind == "runStarted" {
+                r.payload = r.payload.replace(&endpoint, &trap_url);
+                assert!(r.payload.contains(&trap_url), "{}", r.payload);
+            }
+        }
+        if rechain {
+            crate::engine_audit::rechain(&mut rs);
+        }
+        crate::engine_audit::rewrite(&c, &rs);
+    };
+    tamper(false);
+    let (code, (out, _)) = run(&["audit", "verify", "--state", s, "-f", sp]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAILED"), "{out}");
+    tamper(true);
+    let (code, (out, _)) = run(&["audit", "verify", "--state", s, "-f", sp]);
+    assert_eq!(
+        code,
+        Some(0),
+        "read from the spec's bucket, not the journal's: {out}"
+    );
+    assert!(
+        matches!(trap.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the listener the journal names was contacted"
+    );
+    std::fs::copy(pristine.join("journal.db"), state.join("journal.db")).unwrap();
 
     // Someone replaces the roles document in the bucket, and deletes the install script.
     bucket.put(
@@ -150,7 +204,7 @@ fn artifacts_go_to_the_bucket_and_verify_reads_them_back() {
         "| iam:* | all |",
     );
     bucket.delete("installs/acme/run-1/install.sh");
-    let (code, (out, _)) = run(&["audit", "verify", "--state", s]);
+    let (code, (out, _)) = run(&["audit", "verify", "--state", s, "-f", sp]);
     assert_eq!(code, Some(1));
     assert!(
         out.contains("artifact roles-and-resources.md") && out.contains("checksum is"),

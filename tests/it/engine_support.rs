@@ -65,6 +65,21 @@ pub fn sparse_playbook(dir: &Path, phases: &[(usize, String)]) -> PathBuf {
     playbook(dir, all.each_ref().map(String::as_str))
 }
 
+/// Phase 5 as every playbook that builds a cluster has it: the roles-and-resources document
+/// (which renders the cluster definition) behind the customer's gate.
+pub const ROLES_GATE: &str = "steps: [{id: roles, action: roles.render}], gates: [{id: ack, owner: customer, description: The customer accepts the roles and resources.}]";
+
+/// A playbook whose phases are empty except phase 5 ([`ROLES_GATE`]) and the given `(phase
+/// number, steps YAML)`: what a cloud step needs for its definition to be approved.
+pub fn gated_playbook(dir: &Path, phases: &[(usize, String)]) -> PathBuf {
+    let mut all: [String; 6] = Default::default();
+    all[4] = ROLES_GATE.to_owned();
+    for (n, body) in phases {
+        all[n - 1] = format!("steps: [{body}]");
+    }
+    playbook(dir, all.each_ref().map(String::as_str))
+}
+
 /// The loopback-only version of the real playbook: everything but DNS/outbound (which need
 /// peers) and the cloud steps (not in this build).
 pub fn local_playbook(dir: &Path) -> PathBuf {
@@ -75,7 +90,7 @@ pub fn local_playbook(dir: &Path) -> PathBuf {
             "",
             "steps: [{id: certificate, action: checks.certificate}]",
             "steps: [{id: artifacts, action: artifacts.render}]",
-            "steps: [{id: roles, action: roles.render}], gates: [{id: ack, owner: customer, description: The customer accepts the roles and resources.}]",
+            ROLES_GATE,
             "steps: [{id: quota-seed, action: quota.seed}]",
         ],
     )
@@ -96,6 +111,23 @@ pub fn install(spec: &Path, state: &Path, pb: &Path, extra: &[&str]) -> (i32, Va
     let (out, err) = text(&o);
     let v = serde_json::from_str(&out).unwrap_or(Value::Null);
     (o.status.code().unwrap_or(-1), v, err)
+}
+
+/// `install` as the cloud team and customer run it together: a run that stops at the phase-5
+/// gate is approved by the customer and run again. Returns the last run's result.
+pub fn install_approved(
+    spec: &Path,
+    state: &Path,
+    pb: &Path,
+    extra: &[&str],
+) -> (i32, Value, String) {
+    let (code, v, err) = install(spec, state, pb, extra);
+    if code != 3 {
+        return (code, v, err);
+    }
+    let o = approve(state, 5);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    install(spec, state, pb, extra)
 }
 
 /// `approve --phase N`.

@@ -351,7 +351,7 @@ async fn cluster_apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
             "cluster": {"name": def.name, "created": cluster_created},
             "nodePools": pools,
         })),
-        definition: Some(def),
+        built: Some(def),
         ..StepOutput::default()
     }))
 }
@@ -547,10 +547,17 @@ mod tests {
             .output
             .as_ref()
             .unwrap()
-            .definition
+            .built
             .as_ref()
             .unwrap();
         assert_eq!(built.digest(), approved);
+        // The report shows the approved digest next to the built one.
+        let rep = run::report(&r.state).unwrap();
+        let row = rep.definition.unwrap();
+        assert_eq!(row.approved.as_deref(), Some(approved.as_str()));
+        assert_eq!(row.built.as_deref(), Some(approved.as_str()));
+        assert_eq!(row.matches, Some(true));
+        assert!(row.approved_by.unwrap().starts_with("ann at "));
         assert_eq!(
             intents(&r.state),
             [

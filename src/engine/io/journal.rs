@@ -116,6 +116,23 @@ pub enum JournalError {
         /// Its version.
         found: i64,
     },
+    /// The journal path is a FIFO, a folder or a device.
+    #[error("{} is {kind}, not a journal file\n  help: check --state; a state folder's journal.db is a regular file", path.display())]
+    NotRegular {
+        /// The journal file.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// The journal exists but this user may not open it (permissions, a read-only folder for
+    /// a writer).
+    #[error("journal {}: {}\n  help: run as the user who owns the state folder, or fix its permissions", path.display(), crate::fsutil::describe_io(source))]
+    Access {
+        /// The journal file.
+        path: PathBuf,
+        /// Why it cannot be opened.
+        source: std::io::Error,
+    },
     /// The file is not a realmctl journal.
     #[error("{} is not a realmctl journal\n  help: check --state", path.display())]
     NotAJournal {
@@ -135,6 +152,23 @@ fn sql_error(path: &Path, source: rusqlite::Error) -> JournalError {
     if fsutil::sqlite_disk_full(path.parent(), &source) {
         return JournalError::NoSpace {
             path: path.to_owned(),
+        };
+    }
+    // SQLite cannot write its journal files beside the database: say why (a read-only
+    // folder, or one this user may not write) rather than SQLite's "unable to open".
+    if let rusqlite::Error::SqliteFailure(f, _) = &source
+        && matches!(
+            f.code,
+            rusqlite::ErrorCode::ReadOnly
+                | rusqlite::ErrorCode::CannotOpen
+                | rusqlite::ErrorCode::PermissionDenied
+        )
+        && let Some(dir) = path.parent()
+        && let Err(e) = rustix::fs::access(dir, rustix::fs::Access::WRITE_OK)
+    {
+        return JournalError::Access {
+            path: path.to_owned(),
+            source: e.into(),
         };
     }
     JournalError::Sql {
@@ -276,15 +310,48 @@ impl Journal {
     fn existing(dir: &Path) -> Result<PathBuf, JournalError> {
         let path = dir.join(FILE);
         match fsutil::check_regular(&path) {
-            Ok(()) => Ok(path),
             Err(fsutil::ReadError::NotFound { .. }) => Err(JournalError::Missing {
                 dir: dir.to_owned(),
             }),
-            Err(_) => Err(JournalError::NotAJournal { path }),
+            _ => Ok(path),
         }
     }
 
+    /// What stops the journal at `path` from being opened (`write`: for writing), named:
+    /// not a regular file, or not openable by this user. SQLite's own errors for these are
+    /// vague ("unable to open", or a file it reads as empty).
+    fn check_openable(path: &Path, write: bool) -> Result<(), JournalError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        match fsutil::check_regular(path) {
+            Ok(()) => {}
+            Err(fsutil::ReadError::NotRegular { kind, .. }) => {
+                return Err(JournalError::NotRegular {
+                    path: path.to_owned(),
+                    kind,
+                });
+            }
+            Err(fsutil::ReadError::Io { source, .. }) => {
+                return Err(JournalError::Access {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+            Err(_) => {}
+        }
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(write)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(path)
+            .map(drop)
+            .map_err(|source| JournalError::Access {
+                path: path.to_owned(),
+                source,
+            })
+    }
+
     fn open_at(path: &Path, read_only: bool) -> Result<Self, JournalError> {
+        Self::check_openable(path, !read_only)?;
         refuse_empty(path)?;
         let conn = if read_only {
             Self::connect_read_only(path)?

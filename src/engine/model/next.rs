@@ -41,8 +41,10 @@ fn next(owner: Owner, action: impl Into<String>) -> Option<Next> {
     })
 }
 
-/// Where the install of `state` stands under `playbook`, from the last run's end.
-pub fn standing(playbook: &Playbook, state: &State) -> Standing {
+/// Where the install of `state` stands under `playbook`, from the last run's end. `running`
+/// describes the process holding the realm's lock right now, if a live one does (an install
+/// in progress is not an interrupted one).
+pub fn standing(playbook: &Playbook, state: &State, running: Option<&str>) -> Standing {
     let Some(last) = state.runs.last() else {
         return Standing {
             summary: "no install has run yet".into(),
@@ -59,6 +61,17 @@ pub fn standing(playbook: &Playbook, state: &State) -> Standing {
         })
     };
     match last.outcome {
+        None if running.is_some() => Standing {
+            summary: format!(
+                "run {} is in progress ({})",
+                last.run,
+                running.unwrap_or_default()
+            ),
+            next: next(
+                Owner::Digibee,
+                "wait for the running install to finish; `realmctl status` shows where it stands",
+            ),
+        },
         None => Standing {
             summary: format!("run {} was interrupted (the process died)", last.run),
             next: next(
@@ -183,9 +196,16 @@ mod tests {
     #[test]
     fn nobody_has_run_yet_or_a_run_died() {
         let pb = playbook::embedded();
-        let s = standing(&pb, &state(&[]));
+        let s = standing(&pb, &state(&[]), None);
         assert_eq!(s.next.unwrap().owner, Owner::Digibee);
-        let s = standing(&pb, &state(&[start()]));
+        let s = standing(&pb, &state(&[start()]), Some("pid 7 on h"));
+        assert!(
+            s.summary.contains("is in progress (pid 7 on h)"),
+            "{}",
+            s.summary
+        );
+        assert!(!s.next.as_ref().unwrap().action.contains("unlock"));
+        let s = standing(&pb, &state(&[start()]), None);
         assert!(s.summary.contains("interrupted"), "{}", s.summary);
         assert!(s.next.unwrap().action.contains("unlock"));
     }
@@ -205,6 +225,7 @@ mod tests {
                 },
                 stop(StopOutcome::Waiting),
             ]),
+            None,
         );
         let n = s.next.unwrap();
         assert_eq!(n.owner, Owner::Customer);
@@ -228,6 +249,7 @@ mod tests {
         let s = standing(
             &pb,
             &state(&[start(), failed(None), stop(StopOutcome::Failed)]),
+            None,
         );
         let n = s.next.unwrap();
         assert_eq!(n.owner, Owner::Digibee, "phase 3 is Digibee's");
@@ -245,6 +267,7 @@ mod tests {
         let s = standing(
             &pb,
             &state(&[start(), failed(Some(evidence)), stop(StopOutcome::Failed)]),
+            None,
         );
         assert_eq!(s.next.unwrap().owner, Owner::Customer);
     }
@@ -252,7 +275,7 @@ mod tests {
     #[test]
     fn a_complete_install_needs_nobody() {
         let pb = playbook::embedded();
-        let s = standing(&pb, &state(&[start(), stop(StopOutcome::Completed)]));
+        let s = standing(&pb, &state(&[start(), stop(StopOutcome::Completed)]), None);
         assert_eq!(s.next, None);
         assert_eq!(s.summary, "the install is complete");
     }

@@ -19,10 +19,14 @@ pub struct StepOutput {
     /// Facts a later step or the report needs (typed per action, e.g. the cluster endpoint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub facts: Option<serde_json::Value>,
-    /// The cluster definition the step rendered (phases 4 and 5) or built (phase 6): the one
-    /// value an approval binds to, by its digest.
+    /// The cluster definition the step rendered for approval (phases 4 and 5): an approval of
+    /// the step's phase binds to its digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition: Option<ClusterDefinition>,
+    /// The cluster definition the step built or adopted in the cloud (phase 6): what the
+    /// report shows next to the approved one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built: Option<ClusterDefinition>,
 }
 
 impl StepOutput {

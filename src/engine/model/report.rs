@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::chain::Checkpoint;
 use super::next::{Next, standing};
 use super::output::ArtifactRef;
-use super::playbook::Phase;
+use super::playbook::{Phase, Playbook};
 use super::state::{
     Approval, RunInfo, State, StepState, StepStatus, Takeover, phase_outputs_digest,
 };
@@ -152,6 +152,50 @@ impl Signatures {
     }
 }
 
+/// The cluster definition an approval named, next to the one a step built (pure).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DefinitionRow {
+    /// The digest the latest definition approval named.
+    pub approved: Option<String>,
+    /// Who approved it, when, and in which record.
+    pub approved_by: Option<String>,
+    /// The digest of what the last cloud step built or adopted.
+    pub built: Option<String>,
+    /// The step that built it.
+    pub built_by_step: Option<String>,
+    /// Whether what was built is what was approved (`None` while nothing is built).
+    pub matches: Option<bool>,
+}
+
+/// What was approved and what was built, from the journal's state (pure). `None` when the
+/// install renders no cluster definition.
+pub fn definition_row(playbook: &Playbook, state: &State) -> Option<DefinitionRow> {
+    let approval = state
+        .approvals
+        .iter()
+        .rev()
+        .find(|a| a.definition.is_some());
+    let built = playbook.steps().find_map(|(_, s)| {
+        let st = state.step_state(&s.id)?;
+        let b = st.output.as_ref()?.built.as_ref()?;
+        Some((s.id.clone(), b.digest()))
+    });
+    if approval.is_none() && built.is_none() {
+        return None;
+    }
+    let approved = approval.and_then(|a| a.definition.clone());
+    Some(DefinitionRow {
+        matches: built
+            .as_ref()
+            .map(|(_, d)| approved.as_deref() == Some(d.as_str())),
+        approved,
+        approved_by: approval.map(|a| format!("{} at {} (record {})", a.by, a.at, a.seq)),
+        built_by_step: built.as_ref().map(|(s, _)| s.clone()),
+        built: built.map(|(_, d)| d),
+    })
+}
+
 /// The report model.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -180,6 +224,8 @@ pub struct InstallReport {
     pub journal_records: u64,
     /// Who signed the records (as recorded; `audit verify --public-key` checks them).
     pub signatures: Signatures,
+    /// The cluster definition the customer approved, next to the one built.
+    pub definition: Option<DefinitionRow>,
 }
 
 fn step_row(id: &str, action: &str, st: Option<&StepState>) -> StepRow {
@@ -263,6 +309,7 @@ pub fn build(
     state: &State,
     head: Option<Checkpoint>,
     signatures: Signatures,
+    running: Option<&str>,
 ) -> Option<InstallReport> {
     let playbook = state.playbook.as_ref()?;
     let subject = state.subject.as_ref()?;
@@ -301,7 +348,7 @@ pub fn build(
             }
         })
         .collect();
-    let now = standing(playbook, state);
+    let now = standing(playbook, state, running);
     Some(InstallReport {
         realm: subject.realm.clone(),
         cloud: format!("{} {}", subject.provider, subject.region),
@@ -315,6 +362,7 @@ pub fn build(
         journal_head: head,
         journal_records: state.records,
         signatures,
+        definition: definition_row(playbook, state),
     })
 }
 

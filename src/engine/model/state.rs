@@ -238,7 +238,7 @@ impl State {
                 duration_ms,
                 ..
             } => {
-                if let Some(d) = &output.definition {
+                for d in output.definition.iter().chain(&output.built) {
                     self.definitions.insert(d.digest(), d.clone());
                 }
                 let st = self.step(step, *phase);
