@@ -26,7 +26,9 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# moto 5.2.x: the tests depend on what it implements and lacks (docs/aws-standin.md).
+# moto 5.2.x: the tests depend on what it implements and lacks (docs/aws-standin.md); its
+# dependency boto3 is the AWS client nobody here wrote that reads back what the stand-in and
+# moto hold (tests/it/approved_definition.rs).
 python3 -c 'import moto.server, moto; assert moto.__version__.startswith("5.2.")' >/dev/null 2>&1 || {
   echo "installing moto[server] 5.2 (AWS peer: S3, STS, IAM, EC2, EKS)"
   python3 -m pip install -q 'moto[server]>=5.2,<5.3'
@@ -38,5 +40,7 @@ cargo fmt --check
 # cover all features.
 cargo check --locked --bins
 cargo check --locked --no-default-features --bins
-cargo clippy --all-targets --all-features --locked -- -D warnings
-cargo test --all-targets --all-features --locked
+# Every crate of the workspace: realmctl, the bounded server (crates/serve) and the
+# stand-ins (crates/standins).
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+cargo test --workspace --all-targets --all-features --locked

@@ -96,7 +96,9 @@ impl ReadError {
 
 /// What a non-regular file is, in words.
 fn kind_of(ft: std::fs::FileType) -> &'static str {
-    if ft.is_dir() {
+    if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_dir() {
         "a directory"
     } else if ft.is_fifo() {
         "a named pipe (FIFO)"
@@ -241,6 +243,40 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PathErro
     Ok(())
 }
 
+/// Why a document could not be written where the user asked.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    /// Something other than a regular file is at the path (a symbolic link, a FIFO, a folder):
+    /// writing through it would overwrite another file or block forever.
+    #[error("{} is {kind}; refusing to write through it\n  help: name a new file, or a regular file to replace", path.display())]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What is there.
+        kind: &'static str,
+    },
+    /// The write failed.
+    #[error("cannot write {}: {}", .0.path.display(), describe_io(&.0.source))]
+    Write(#[from] PathError),
+}
+
+/// Writes a document the user asked for (a report) to `path`, readable by others (0644):
+/// atomically, and never through a symbolic link or into a FIFO, device or folder already
+/// there (`lstat`, not `stat`: a link is refused, not followed).
+pub fn write_document(path: &Path, bytes: &[u8]) -> Result<(), DocumentError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => {
+            return Err(DocumentError::NotRegular {
+                path: path.to_owned(),
+                kind: kind_of(m.file_type()),
+            });
+        }
+        _ => {}
+    }
+    write_atomic(path, bytes, 0o644)?;
+    Ok(())
+}
+
 /// fsyncs a folder so a rename or a new file in it survives a power loss (best effort: some
 /// file systems refuse to sync folders).
 pub fn sync_dir(dir: &Path) {
@@ -287,6 +323,40 @@ pub fn sqlite_disk_full(dir: Option<&Path>, e: &rusqlite::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    /// Regression (issue #16): `report -o` and `preflight --report` followed a symbolic link
+    /// over an existing file and blocked on a FIFO.
+    #[test]
+    fn documents_are_never_written_through_links_or_into_fifos() {
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "keep me").unwrap();
+        let link = d.path().join("report.html");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let e = write_document(&link, b"report").unwrap_err();
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+        let fifo = d.path().join("fifo.md");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let e = write_document(&fifo, b"report").unwrap_err();
+        assert!(e.to_string().contains("named pipe"), "{e}");
+        let fresh = d.path().join("new.md");
+        write_document(&fresh, b"one").unwrap();
+        write_document(&fresh, b"two").unwrap();
+        assert_eq!(std::fs::read_to_string(&fresh).unwrap(), "two");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -11,6 +11,7 @@ use realmctl::demo::CloudDemo;
 use realmctl::spec::Provider;
 
 /// Where a client talks to.
+#[cfg_attr(not(feature = "eks"), allow(dead_code))]
 pub struct Target<'a> {
     /// Region or location.
     pub region: &'a str,

@@ -307,7 +307,7 @@ pub fn install(
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            super::say_err(format!("nothing done"));
+            super::say_err("nothing done");
             return Ok(Outcome::Failed);
         }
     }

@@ -164,7 +164,7 @@ pub fn status(state: &Path, output: Format) -> Result<Outcome, BadInput> {
                     p.status
                 ));
             }
-            super::say(format!("{}", rep.summary));
+            super::say(&rep.summary);
             if let Some(n) = &rep.next {
                 super::say(format!("next: {n}"));
             }

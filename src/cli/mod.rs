@@ -19,7 +19,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use realmctl::checks::Category;
 use realmctl::spec::Provider;
 
-#[cfg(feature = "eks")]
 mod clouds;
 mod demo;
 mod engine;
@@ -322,14 +321,29 @@ pub(crate) fn is_environment(e: &anyhow::Error) -> bool {
     if e.chain().any(|c| c.is::<realmctl::spec::SpecError>()) {
         return false;
     }
+    // `#[error(transparent)]` wrappers hand their inner error's source on, not the inner error
+    // itself: look inside the engine's and the audit's.
+    let journal = |j: &JournalError| {
+        matches!(
+            j,
+            JournalError::NoSpace { .. }
+                | JournalError::Access { .. }
+                | JournalError::NotRegular { .. }
+        )
+    };
     e.chain().any(|c| {
         if let Some(j) = c.downcast_ref::<JournalError>() {
-            return matches!(
-                j,
-                JournalError::NoSpace { .. }
-                    | JournalError::Access { .. }
-                    | JournalError::NotRegular { .. }
-            );
+            return journal(j);
+        }
+        if let Some(realmctl::engine::run::EngineError::Journal(j)) =
+            c.downcast_ref::<realmctl::engine::run::EngineError>()
+        {
+            return journal(j);
+        }
+        if let Some(realmctl::engine::audit::AuditError::Journal(j)) =
+            c.downcast_ref::<realmctl::engine::audit::AuditError>()
+        {
+            return journal(j);
         }
         if let Some(l) = c.downcast_ref::<LedgerError>() {
             return matches!(l, LedgerError::NoSpace { .. });
@@ -388,8 +402,6 @@ pub(crate) fn emit(text: &str, path: Option<&std::path::Path>) -> Result<(), Bad
             print!("{text}");
             Ok(())
         }
-        Some(p) => std::fs::write(p, text)
-            .with_context(|| format!("cannot write {}", p.display()))
-            .map_err(bad),
+        Some(p) => realmctl::fsutil::write_document(p, text.as_bytes()).map_err(bad),
     }
 }

@@ -96,7 +96,8 @@ pub enum QuotaCmd {
         /// On SIGTERM/SIGINT, requests in flight get this long to finish.
         #[arg(long, default_value = "10s", value_parser = duration)]
         shutdown_grace: std::time::Duration,
-        /// Connections served at once; more wait in the listen queue.
+        /// Connections open at once; when all are taken, the oldest idle one (sending nothing,
+        /// trickling its request head, or between keep-alive requests) is closed for a newcomer.
         #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
         max_connections: u32,
     },

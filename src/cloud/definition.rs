@@ -227,7 +227,7 @@ fn diff<T: PartialEq + std::fmt::Debug>(
     }
 }
 
-fn set<'a>(v: &'a [String]) -> BTreeSet<&'a str> {
+fn set(v: &[String]) -> BTreeSet<&str> {
     v.iter().map(String::as_str).collect()
 }
 

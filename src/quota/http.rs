@@ -431,22 +431,6 @@ async fn config(
             "realm name: [a-z][a-z0-9-]{1,30}, not `admin`",
         ));
     }
-    if c.pipeline_subscriptions < 1 || c.max_replicas == Some(0) {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "pipelineSubscriptions and maxReplicas must be at least 1",
-        ));
-    }
-    // The ledger keeps counts as signed 64-bit integers.
-    let most = i64::MAX as u64;
-    if c.pipeline_subscriptions > most || c.extra_test_rtus > most || c.extra_prod_rtus > most {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "pipelineSubscriptions, extraTestRtus and extraProdRtus must be at most {most}"
-            ),
-        ));
-    }
     let d = &requirements::embedded().quota.defaults;
     let config = RealmConfig {
         pipeline_subscriptions: c.pipeline_subscriptions,
@@ -455,6 +439,9 @@ async fn config(
         max_replicas: c.max_replicas.unwrap_or(d.max_replicas_per_deployment),
         max_size: c.max_size.unwrap_or(d.max_size_per_deployment),
     };
+    config
+        .check()
+        .map_err(|why| error(StatusCode::BAD_REQUEST, why))?;
     st.store
         .seed(&realm, config, &actor)
         .await

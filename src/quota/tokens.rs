@@ -44,6 +44,14 @@ pub enum TokensError {
         /// What is wrong.
         detail: String,
     },
+    /// Others may write it: whoever can write it can grant themselves `admin`.
+    #[error("tokens file {} has mode {mode:o}: other users may write it and grant themselves admin\n  help: run `chmod go-w {}` (0600 or 0640 are fine)", path.display(), path.display())]
+    Writable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its mode.
+        mode: u32,
+    },
 }
 
 /// The loaded tokens.
@@ -128,9 +136,15 @@ impl Tokens {
         Ok(Tokens { by_digest })
     }
 
-    /// Reads a tokens file.
+    /// Reads a tokens file; one that group or others may write is refused.
     pub fn load(path: &Path) -> Result<Self, TokensError> {
         let text = fsutil::read_capped_string(path, fsutil::caps::TOKENS)?;
+        if let Some(mode) = fsutil::loose_permissions(path) {
+            return Err(TokensError::Writable {
+                path: path.to_owned(),
+                mode,
+            });
+        }
         Self::parse(&text, path)
     }
 

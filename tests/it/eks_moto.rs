@@ -259,6 +259,11 @@ fn a_full_install_creates_one_cluster_and_node_group_and_a_rerun_creates_nothing
         (Some(3), Some(7), Some(14))
     );
     assert_eq!(ng.instance_types(), ["m6i.xlarge"]);
+    // Issue #16: what moto holds is the approved definition, field by field, as boto3 reads it.
+    let def = crate::approved_definition::approved_definition(&state);
+    let (bc, bng) =
+        crate::approved_definition::boto3_describe(&lab.moto.url(), "digibee-acme", "workers");
+    crate::approved_definition::assert_cloud_holds(&def, &bc, &bng);
     // The calls moto lacks went to the stand-in; the rest reached moto.
     assert!(lab.front.world().count("iam:SimulatePrincipalPolicy") > 0);
     assert!(lab.front.world().count("eks:CreateCluster") == 1);

@@ -347,7 +347,7 @@ fn a_changed_spec_replans_the_affected_steps_and_shows_the_difference() {
     assert!(out.contains("quota.seed") && out.contains("its inputs changed"));
     assert!(
         out.contains("that Ann Customer approved at")
-            && out.contains("is no longer what the spec asks for (pools.workers.max: 14 → ")
+            && out.contains("is no longer what the spec asks for (pools.workers.desired: 7 → 23; pools.workers.max: 14 → 46)")
             && out.contains("approve phase 5 again"),
         "{out}"
     );

@@ -7,6 +7,8 @@
 mod common;
 mod engine_support;
 
+#[cfg(all(feature = "eks", feature = "object-store"))]
+mod approved_definition;
 mod certificate_matrix;
 mod cli;
 mod dns;
@@ -28,6 +30,8 @@ mod hardening;
 mod no_panic;
 mod outbound;
 mod pg;
+#[cfg(all(feature = "eks", feature = "object-store"))]
+mod probe_findings;
 mod quota;
 mod quota_cli;
 mod quota_http;

@@ -579,6 +579,42 @@ fn incomplete_connections_are_closed_and_never_starve_real_clients() {
     );
 }
 
+/// Regression (issue #16): a client holding more slow connections than `--max-connections`
+/// (silent, or trickling a request head) starved healthy requests until their header timeout;
+/// now the idle ones are shed when a newcomer needs the slot.
+#[test]
+fn slow_connections_beyond_the_cap_never_starve_healthz() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens();
+    let s = start_with(
+        dir.path(),
+        &t,
+        &["--max-connections", "32", "--header-timeout", "30s"],
+    );
+    let hogs: Vec<_> = (0..128)
+        .map(|i| {
+            let mut c = std::net::TcpStream::connect(addr(&s)).unwrap();
+            if i % 2 == 0 {
+                let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nX-Slow: ");
+            }
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..20 {
+        let t0 = Instant::now();
+        let (st, _) = call("GET", &format!("{}/healthz", s.base), None, None);
+        assert_eq!(st, 200);
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "/healthz took {:?} behind slow connections",
+            t0.elapsed()
+        );
+    }
+    drop(hogs);
+}
+
 /// Regression (issue #8): a `Content-Length: 99999999999` request waited for its body instead
 /// of getting 413 at once.
 #[test]
@@ -677,6 +713,25 @@ fn config_counts_beyond_63_bits_are_400_and_the_bearer_scheme_is_case_insensitiv
     );
     assert_eq!(st, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("at most"), "{v}");
+    // Regression (issue #16): counts each within 63 bits whose Prod pool (2 × subscriptions
+    // + extra) passed 2^64 wrapped the pool to almost nothing.
+    let (st, v) = call(
+        "PUT",
+        &format!("{}/v1/realms/acme/config", s.base),
+        Some(&t.admin),
+        Some(
+            r#"{"pipelineSubscriptions": 9223372036854775807, "extraProdRtus": 9223372036854775807}"#,
+        ),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("RTU pools"), "{v}");
+    let (st, v) = call(
+        "GET",
+        &format!("{}/v1/realms/acme/usage", s.base),
+        Some(&t.admin),
+        None,
+    );
+    assert_eq!(st, 404, "nothing was seeded: {v}");
     seed(&s, &t, "acme", 2);
     let resp = agent()
         .get(format!("{}/v1/realms/acme/usage", s.base))
@@ -704,9 +759,19 @@ fn quota_serve_refuses_a_tokens_file_with_duplicates_bad_realms_or_no_token() {
             "neither `admin` nor a realm name",
         ),
         ("empty", String::new(), "lists no token"),
+        // Regression (issue #16): a file others may write lets them grant themselves admin.
+        (
+            "writable",
+            format!("{d}: admin\n"),
+            "other users may write it",
+        ),
     ] {
         let f = dir.path().join(format!("{name}.yaml"));
         std::fs::write(&f, body).unwrap();
+        if name == "writable" {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).unwrap();
+        }
         let o = crate::common::realmctl_std()
             .args(["quota", "serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(dir.path().join("q.db"))

@@ -145,7 +145,7 @@ impl EksProvider {
             .region(Region::new(settings.region.clone()))
             .retry_config(RetryConfig::disabled())
             .timeout_config(timeouts)
-            .http_client(transport::Guarded::new());
+            .http_client(transport::Guarded::client());
         if let Some(p) = &settings.profile {
             loader = loader.profile_name(p);
         }

@@ -50,7 +50,7 @@ pub struct Guarded {
 
 impl Guarded {
     /// The SDK's rustls (aws-lc-rs) https client, guarded.
-    pub fn new() -> SharedHttpClient {
+    pub fn client() -> SharedHttpClient {
         use aws_smithy_http_client::tls;
         let inner = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(

@@ -351,7 +351,7 @@ async fn cluster_apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
             "cluster": {"name": def.name, "created": cluster_created},
             "nodePools": pools,
         })),
-        built: Some(def),
+        built: Some(Box::new(def)),
         ..StepOutput::default()
     }))
 }

@@ -95,7 +95,7 @@ async fn store_all(
             def.digest()
         ),
         artifacts: refs,
-        definition: Some(def),
+        definition: Some(Box::new(def)),
         ..StepOutput::default()
     }))
 }

@@ -22,11 +22,11 @@ pub struct StepOutput {
     /// The cluster definition the step rendered for approval (phases 4 and 5): an approval of
     /// the step's phase binds to its digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub definition: Option<ClusterDefinition>,
+    pub definition: Option<Box<ClusterDefinition>>,
     /// The cluster definition the step built or adopted in the cloud (phase 6): what the
     /// report shows next to the approved one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub built: Option<ClusterDefinition>,
+    pub built: Option<Box<ClusterDefinition>>,
 }
 
 impl StepOutput {

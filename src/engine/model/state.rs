@@ -239,7 +239,7 @@ impl State {
                 ..
             } => {
                 for d in output.definition.iter().chain(&output.built) {
-                    self.definitions.insert(d.digest(), d.clone());
+                    self.definitions.insert(d.digest(), (**d).clone());
                 }
                 let st = self.step(step, *phase);
                 st.status = StepStatus::Succeeded;
@@ -409,7 +409,7 @@ pub fn phase_definition<'a>(phase: &Phase, state: &'a State) -> Option<&'a Clust
             .step_state(&s.id)
             .filter(|st| st.is_done())
             .and_then(|st| st.output.as_ref())
-            .and_then(|o| o.definition.as_ref())
+            .and_then(|o| o.definition.as_deref())
     })
 }
 

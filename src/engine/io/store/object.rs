@@ -131,8 +131,10 @@ fn check_options(bucket: &str, options: &[(String, String)]) -> Result<(), Store
     };
     for (k, v) in options {
         let key = k.to_ascii_lowercase();
-        if key.contains("endpoint") || key.ends_with("_url") || key.ends_with("_host") {
-            if v.contains("://") {
+        if (key.contains("endpoint") || key.ends_with("_url") || key.ends_with("_host"))
+            && v.contains("://")
+        {
+            {
                 crate::secret::may_carry_credentials(v).map_err(|why| {
                     refused(format!(
                         "the object storage endpoint {} ({k}): {why}\n  help: use https:// (plain http:// only for an emulator on 127.0.0.1)",
