@@ -223,34 +223,43 @@ fn plan_text(plan: &Plan) -> String {
         s.push_str(&format!(
             "  cluster definition {} (what phase 5's approval binds to and phase 6 builds):\n    cluster {} in {} ({}), Kubernetes {}, API server: {}\n",
             c.digest,
-            d.name,
+            d.cluster.name,
             d.scope,
             d.location,
-            d.kubernetes_version,
-            d.api_access.describe()
+            d.cluster.kubernetes_version,
+            d.cluster.api_access.describe()
         ));
-        if !d.network.subnets.is_empty() {
-            s.push_str(&format!("    network: {}\n", d.network.subnets.join(", ")));
+        if !d.cluster.network.subnets.is_empty() {
+            s.push_str(&format!(
+                "    network: {}\n",
+                d.cluster.network.subnets.join(", ")
+            ));
         }
-        if let Some(id) = &d.control_plane_identity {
+        if let Some(id) = &d.cluster.control_plane_identity {
             s.push_str(&format!("    control plane identity: {id}\n"));
         }
-        let tags: Vec<String> = d.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let tags: Vec<String> = d
+            .cluster
+            .tags
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         s.push_str(&format!("    tags: {}\n", tags.join(", ")));
         for p in &d.pools {
             s.push_str(&format!(
                 "    node pool {}: {} × {}–{} (desired {}), {}{}\n",
-                p.name,
-                p.shape,
-                p.min,
-                p.max,
-                p.desired,
+                p.nodes.name,
+                p.nodes.shape,
+                p.nodes.min,
+                p.nodes.max,
+                p.nodes.desired,
                 if p.with_cluster {
                     "created with the cluster"
                 } else {
                     "created once the cluster is active"
                 },
-                p.node_identity
+                p.nodes
+                    .node_identity
                     .as_deref()
                     .map(|i| format!(", nodes run as {i}"))
                     .unwrap_or_default()

@@ -47,24 +47,20 @@ pub enum PoolMode {
     User,
 }
 
-/// One node pool of the definition.
+/// A node pool's fields that matter, as the definition wants them and as a describe call
+/// reports them: one type for both, so a described pool is judged field by field against the
+/// definition ([`compare_pool`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PoolDefinition {
+pub struct PoolShape {
     /// Name (checked against the cloud's naming rule by the profile).
     pub name: String,
-    /// System or user pool.
-    pub mode: PoolMode,
-    /// Created as part of the cluster (AKS's system pool, GKE's initial pools) rather than by
-    /// its own call after the cluster is active (EKS node groups).
-    pub with_cluster: bool,
     /// Instance type, VM size or machine type.
     pub shape: String,
-    /// vCPU of one node of the shape (for quota judgements).
-    pub vcpu: u32,
     /// Fewest nodes.
     pub min: u32,
-    /// Nodes to start with.
+    /// Nodes to start with (a described pool: now; the autoscaler moves it, so it is never
+    /// compared).
     pub desired: u32,
     /// Most nodes.
     pub max: u32,
@@ -81,16 +77,27 @@ pub struct PoolDefinition {
     pub tags: BTreeMap<String, String>,
 }
 
-/// The realm's cluster, as the customer approves it and the cloud receives it.
+/// One node pool of the definition: its shape, and how the cloud creates it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ClusterDefinition {
-    /// The cloud.
-    pub provider: crate::spec::Provider,
-    /// Account, subscription and resource group, or project (as the cloud's ids write it).
-    pub scope: String,
-    /// Region or location.
-    pub location: String,
+pub struct PoolDefinition {
+    /// Its fields.
+    #[serde(flatten)]
+    pub nodes: PoolShape,
+    /// System or user pool.
+    pub mode: PoolMode,
+    /// Created as part of the cluster (AKS's system pool, GKE's initial pools) rather than by
+    /// its own call after the cluster is active (EKS node groups).
+    pub with_cluster: bool,
+    /// vCPU of one node of the shape (for quota judgements).
+    pub vcpu: u32,
+}
+
+/// A cluster's fields that matter, as the definition wants them and as a describe call reports
+/// them ([`compare_cluster`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterShape {
     /// Name.
     pub name: String,
     /// Kubernetes `MAJOR.MINOR`.
@@ -104,11 +111,31 @@ pub struct ClusterDefinition {
     pub control_plane_identity: Option<String>,
     /// Tags (labels) of the cluster's cloud resource: the realm's ownership marks.
     pub tags: BTreeMap<String, String>,
+}
+
+/// The realm's cluster, as the customer approves it and the cloud receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterDefinition {
+    /// The cloud.
+    pub provider: crate::spec::Provider,
+    /// Account, subscription and resource group, or project (as the cloud's ids write it).
+    pub scope: String,
+    /// Region or location.
+    pub location: String,
+    /// The cluster's fields.
+    #[serde(flatten)]
+    pub cluster: ClusterShape,
     /// Every node pool, in creation order.
     pub pools: Vec<PoolDefinition>,
 }
 
 impl ClusterDefinition {
+    /// The cluster's name.
+    pub fn name(&self) -> &str {
+        &self.cluster.name
+    }
+
     /// The canonical JSON this definition is digested and recorded as.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("definitions serialise")
@@ -136,58 +163,14 @@ impl ClusterDefinition {
     pub fn max_vcpu(&self) -> u64 {
         self.pools
             .iter()
-            .map(|p| u64::from(p.max) * u64::from(p.vcpu))
+            .map(|p| u64::from(p.nodes.max) * u64::from(p.vcpu))
             .sum()
     }
 
     /// Nodes of every pool at its maximum size.
     pub fn max_nodes(&self) -> u64 {
-        self.pools.iter().map(|p| u64::from(p.max)).sum()
+        self.pools.iter().map(|p| u64::from(p.nodes.max)).sum()
     }
-}
-
-/// A cluster as a describe call reports it, in the definition's terms.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DescribedCluster {
-    /// Name.
-    pub name: String,
-    /// Kubernetes `MAJOR.MINOR`.
-    pub kubernetes_version: String,
-    /// Who may reach the API server.
-    pub api_access: ApiAccess,
-    /// Where the nodes live.
-    pub network: NetworkDef,
-    /// The control plane's identity, where the cloud reports one.
-    pub control_plane_identity: Option<String>,
-    /// Tags (labels).
-    pub tags: BTreeMap<String, String>,
-}
-
-/// A node pool as a describe call reports it, in the definition's terms.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DescribedPool {
-    /// Name.
-    pub name: String,
-    /// Shape.
-    pub shape: String,
-    /// Fewest nodes.
-    pub min: u32,
-    /// Current desired nodes (moves with the autoscaler: never compared).
-    pub desired: u32,
-    /// Most nodes.
-    pub max: u32,
-    /// The nodes' identity.
-    pub node_identity: Option<String>,
-    /// Subnets (empty: the cluster's).
-    pub subnets: Vec<String>,
-    /// Node image.
-    pub image: NodeImageDef,
-    /// Kubernetes labels.
-    pub labels: BTreeMap<String, String>,
-    /// Tags (labels) of the pool resource.
-    pub tags: BTreeMap<String, String>,
 }
 
 /// One field in which the cloud's resource differs from the definition.
@@ -253,7 +236,7 @@ fn missing_pairs(
 /// Where a described cluster differs from the definition, in every field that matters: its
 /// name, version, API access, network, control-plane identity and tags. The ownership tags are
 /// judged separately (a foreign cluster is refused before its fields matter).
-pub fn compare_cluster(want: &ClusterDefinition, have: &DescribedCluster) -> Vec<Difference> {
+pub fn compare_cluster(want: &ClusterShape, have: &ClusterShape) -> Vec<Difference> {
     let mut out = Vec::new();
     diff(&mut out, "name", &want.name, &have.name);
     diff(
@@ -294,7 +277,7 @@ pub fn compare_cluster(want: &ClusterDefinition, have: &DescribedCluster) -> Vec
 
 /// Where a described pool differs from its definition: shape, scaling bounds, identity,
 /// subnets, image, labels and tags (not the desired count, which the autoscaler moves).
-pub fn compare_pool(want: &PoolDefinition, have: &DescribedPool) -> Vec<Difference> {
+pub fn compare_pool(want: &PoolShape, have: &PoolShape) -> Vec<Difference> {
     let mut out = Vec::new();
     let f = |s: &str| format!("pools.{}.{s}", want.name);
     diff(&mut out, &f("name"), &want.name, &have.name);
@@ -399,74 +382,59 @@ pub(crate) mod tests {
             provider: crate::spec::Provider::Eks,
             scope: "123456789012".into(),
             location: "us-east-1".into(),
-            name: "digibee-acme".into(),
-            kubernetes_version: "1.31".into(),
-            api_access: ApiAccess::Private,
-            network: NetworkDef {
-                network: None,
-                subnets: vec!["a".into(), "b".into()],
+            cluster: ClusterShape {
+                name: "digibee-acme".into(),
+                kubernetes_version: "1.31".into(),
+                api_access: ApiAccess::Private,
+                network: NetworkDef {
+                    network: None,
+                    subnets: vec!["a".into(), "b".into()],
+                },
+                control_plane_identity: Some("arn:c".into()),
+                tags: tags.clone(),
             },
-            control_plane_identity: Some("arn:c".into()),
-            tags: tags.clone(),
             pools: vec![PoolDefinition {
-                name: "workers".into(),
+                nodes: PoolShape {
+                    name: "workers".into(),
+                    shape: "m6i.xlarge".into(),
+                    min: 3,
+                    desired: 7,
+                    max: 14,
+                    node_identity: Some("arn:n".into()),
+                    subnets: vec!["a".into(), "b".into()],
+                    image: NodeImageDef::Default("AL2023_x86_64_STANDARD".into()),
+                    labels: [("digibee.io/realm".to_owned(), "acme".to_owned())].into(),
+                    tags,
+                },
                 mode: PoolMode::User,
                 with_cluster: false,
-                shape: "m6i.xlarge".into(),
                 vcpu: 4,
-                min: 3,
-                desired: 7,
-                max: 14,
-                node_identity: Some("arn:n".into()),
-                subnets: vec!["a".into(), "b".into()],
-                image: NodeImageDef::Default("AL2023_x86_64_STANDARD".into()),
-                labels: [("digibee.io/realm".to_owned(), "acme".to_owned())].into(),
-                tags,
             }],
         }
     }
 
-    pub(crate) fn described(d: &ClusterDefinition) -> (DescribedCluster, DescribedPool) {
-        let p = &d.pools[0];
-        (
-            DescribedCluster {
-                name: d.name.clone(),
-                kubernetes_version: d.kubernetes_version.clone(),
-                api_access: d.api_access.clone(),
-                network: NetworkDef {
-                    network: d.network.network.clone(),
-                    subnets: d.network.subnets.iter().rev().cloned().collect(),
-                },
-                control_plane_identity: d.control_plane_identity.clone(),
-                tags: d.tags.clone(),
-            },
-            DescribedPool {
-                name: p.name.clone(),
-                shape: p.shape.clone(),
-                min: p.min,
-                desired: p.desired + 2,
-                max: p.max,
-                node_identity: p.node_identity.clone(),
-                subnets: p.subnets.clone(),
-                image: p.image.clone(),
-                labels: p.labels.clone(),
-                tags: p.tags.clone(),
-            },
-        )
+    /// What a cloud would describe of `d`: the same fields, subnets in another order, the
+    /// autoscaler having moved the desired count.
+    pub(crate) fn described(d: &ClusterDefinition) -> (ClusterShape, PoolShape) {
+        let mut c = d.cluster.clone();
+        c.network.subnets.reverse();
+        let mut p = d.pools[0].nodes.clone();
+        p.desired += 2;
+        (c, p)
     }
 
     #[test]
     fn a_cluster_built_from_the_definition_matches_it_whatever_the_order_or_desired_count() {
         let d = sample();
         let (c, p) = described(&d);
-        assert_eq!(compare_cluster(&d, &c), []);
-        assert_eq!(compare_pool(&d.pools[0], &p), []);
+        assert_eq!(compare_cluster(&d.cluster, &c), []);
+        assert_eq!(compare_pool(&d.pools[0].nodes, &p), []);
         let mut extra = p.clone();
         extra
             .labels
             .insert("eks.amazonaws.com/nodegroup".into(), "workers".into());
         assert_eq!(
-            compare_pool(&d.pools[0], &extra),
+            compare_pool(&d.pools[0].nodes, &extra),
             [],
             "the cloud's own labels"
         );
@@ -475,7 +443,7 @@ pub(crate) mod tests {
     #[test]
     fn every_field_that_matters_is_a_difference_named_by_its_path() {
         let d = sample();
-        type EditC = Box<dyn Fn(&mut DescribedCluster)>;
+        type EditC = Box<dyn Fn(&mut ClusterShape)>;
         let cluster_cases: Vec<(&str, EditC)> = vec![
             ("name", Box::new(|c| c.name = "digibee-acme\nx".into())),
             (
@@ -512,11 +480,11 @@ pub(crate) mod tests {
         for (field, edit) in cluster_cases {
             let (mut c, _) = described(&d);
             edit(&mut c);
-            let got = compare_cluster(&d, &c);
+            let got = compare_cluster(&d.cluster, &c);
             assert_eq!(got.len(), 1, "{field}: {got:?}");
             assert_eq!(got[0].field, field);
         }
-        type EditP = Box<dyn Fn(&mut DescribedPool)>;
+        type EditP = Box<dyn Fn(&mut PoolShape)>;
         let pool_cases: Vec<(&str, EditP)> = vec![
             (
                 "pools.workers.shape",
@@ -552,7 +520,7 @@ pub(crate) mod tests {
         for (field, edit) in pool_cases {
             let (_, mut p) = described(&d);
             edit(&mut p);
-            let got = compare_pool(&d.pools[0], &p);
+            let got = compare_pool(&d.pools[0].nodes, &p);
             assert_eq!(got.len(), 1, "{field}: {got:?}");
             assert_eq!(got[0].field, field);
         }
@@ -562,10 +530,10 @@ pub(crate) mod tests {
     fn the_digest_covers_every_field() {
         let d = sample();
         let mut bigger = d.clone();
-        bigger.pools[0].max = 46;
+        bigger.pools[0].nodes.max = 46;
         assert_ne!(d.digest(), bigger.digest());
         let mut public = d.clone();
-        public.api_access = ApiAccess::Both {
+        public.cluster.api_access = ApiAccess::Both {
             cidrs: vec!["203.0.113.0/24".parse().unwrap()],
         };
         assert_ne!(d.digest(), public.digest());

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::definition::{DescribedCluster, DescribedPool};
+use super::definition::{ClusterShape, PoolShape};
 
 /// Who the install runs as, and where its credentials came from (never the secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,7 +196,7 @@ pub struct ClusterFacts {
     /// Where it stands.
     pub status: Status,
     /// Its fields.
-    pub described: DescribedCluster,
+    pub described: ClusterShape,
     /// API server URL, once known.
     pub endpoint: Option<String>,
     /// The API server's CA bundle (base64 PEM), once known.
@@ -217,7 +217,7 @@ pub struct NodePoolFacts {
     /// Where it stands.
     pub status: Status,
     /// Its fields.
-    pub described: DescribedPool,
+    pub described: PoolShape,
 }
 
 /// How `kubectl` reaches a cluster without a stored token: the API server, its CA, and the

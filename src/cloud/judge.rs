@@ -483,15 +483,15 @@ pub fn cluster(
         return Decision::Create;
     };
     if let Err(e) = ours(&c.described.tags, tag_key, realm) {
-        return conflict("cluster", &want.name, vec![e]);
+        return conflict("cluster", &want.cluster.name, vec![e]);
     }
-    let diffs = definition::compare_cluster(want, &c.described);
+    let diffs = definition::compare_cluster(&want.cluster, &c.described);
     if diffs.is_empty() {
         Decision::Adopt
     } else {
         conflict(
             "cluster",
-            &want.name,
+            &want.cluster.name,
             diffs.iter().map(ToString::to_string).collect(),
         )
     }
@@ -508,15 +508,15 @@ pub fn node_pool(
         return Decision::Create;
     };
     if let Err(e) = ours(&p.described.tags, tag_key, realm) {
-        return conflict("node pool", &want.name, vec![e]);
+        return conflict("node pool", &want.nodes.name, vec![e]);
     }
-    let diffs = definition::compare_pool(want, &p.described);
+    let diffs = definition::compare_pool(&want.nodes, &p.described);
     if diffs.is_empty() {
         Decision::Adopt
     } else {
         conflict(
             "node pool",
-            &want.name,
+            &want.nodes.name,
             diffs.iter().map(ToString::to_string).collect(),
         )
     }
@@ -910,7 +910,7 @@ mod tests {
         let want = sample();
         let key = "realmctl.digibee.com/realm";
         let (_, mut p) = described(&want);
-        let facts = |p: &crate::cloud::definition::DescribedPool| NodePoolFacts {
+        let facts = |p: &crate::cloud::definition::PoolShape| NodePoolFacts {
             status: CloudStatus::Active,
             described: p.clone(),
         };

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use futures::FutureExt;
 
-use super::definition::{ClusterDefinition, DescribedCluster, DescribedPool, PoolDefinition};
+use super::definition::{ClusterDefinition, PoolDefinition};
 use super::facts::{
     AccountFacts, AccountQuery, ClusterFacts, Identity, IdentityFacts, KubeAccess, Lookup,
     NodePoolFacts, PermissionFacts, QuotaFacts, RequiredPermission, ServiceFacts, Status,
@@ -61,18 +61,7 @@ impl Default for FakeCloud {
 fn pool_facts(p: &PoolDefinition) -> NodePoolFacts {
     NodePoolFacts {
         status: Status::Creating,
-        described: DescribedPool {
-            name: p.name.clone(),
-            shape: p.shape.clone(),
-            min: p.min,
-            desired: p.desired,
-            max: p.max,
-            node_identity: p.node_identity.clone(),
-            subnets: p.subnets.clone(),
-            image: p.image.clone(),
-            labels: p.labels.clone(),
-            tags: p.tags.clone(),
-        },
+        described: p.nodes.clone(),
     }
 }
 
@@ -265,7 +254,7 @@ impl ClusterManager for FakeCloud {
         async move {
             self.enter("create_cluster")?;
             let mut g = self.lock();
-            if g.clusters.contains_key(&def.name) {
+            if g.clusters.contains_key(&def.cluster.name) {
                 return Err(CloudError::new(
                     CloudErrorKind::Conflict,
                     "create_cluster",
@@ -274,19 +263,12 @@ impl ClusterManager for FakeCloud {
             }
             g.sent.push(def.clone());
             g.clusters.insert(
-                def.name.clone(),
+                def.cluster.name.clone(),
                 (
                     ClusterFacts {
-                        id: format!("fake:cluster/{}", def.name),
+                        id: format!("fake:cluster/{}", def.cluster.name),
                         status: Status::Creating,
-                        described: DescribedCluster {
-                            name: def.name.clone(),
-                            kubernetes_version: def.kubernetes_version.clone(),
-                            api_access: def.api_access.clone(),
-                            network: def.network.clone(),
-                            control_plane_identity: def.control_plane_identity.clone(),
-                            tags: def.tags.clone(),
-                        },
+                        described: def.cluster.clone(),
                         endpoint: None,
                         certificate_authority: None,
                     },
@@ -294,8 +276,10 @@ impl ClusterManager for FakeCloud {
                 ),
             );
             for p in def.initial_pools() {
-                g.pools
-                    .insert((def.name.clone(), p.name.clone()), (pool_facts(p), 0));
+                g.pools.insert(
+                    (def.cluster.name.clone(), p.nodes.name.clone()),
+                    (pool_facts(p), 0),
+                );
             }
             Ok(())
         }
@@ -331,7 +315,7 @@ impl ClusterManager for FakeCloud {
         async move {
             self.enter("create_node_pool")?;
             let mut g = self.lock();
-            let key = (def.name.clone(), pool.name.clone());
+            let key = (def.cluster.name.clone(), pool.nodes.name.clone());
             if g.pools.contains_key(&key) {
                 return Err(CloudError::new(
                     CloudErrorKind::Conflict,

@@ -54,40 +54,40 @@ fn strings(v: &Value) -> Vec<String> {
 /// Every field of the approved definition, as boto3 reads it from the cloud.
 pub(crate) fn assert_cloud_holds(def: &ClusterDefinition, cluster: &Value, ng: &Value) {
     let vpc = &cluster["resourcesVpcConfig"];
-    assert_eq!(cluster["name"], def.name.as_str());
-    assert_eq!(cluster["version"], def.kubernetes_version.as_str());
+    assert_eq!(cluster["name"], def.cluster.name.as_str());
+    assert_eq!(cluster["version"], def.cluster.kubernetes_version.as_str());
     assert_eq!(
         cluster["roleArn"].as_str(),
-        def.control_plane_identity.as_deref()
+        def.cluster.control_plane_identity.as_deref()
     );
-    let mut subnets = def.network.subnets.clone();
+    let mut subnets = def.cluster.network.subnets.clone();
     subnets.sort();
     assert_eq!(strings(&vpc["subnetIds"]), subnets);
     assert_eq!(
         vpc["endpointPrivateAccess"],
-        def.api_access.private(),
+        def.cluster.api_access.private(),
         "{vpc}"
     );
     assert_eq!(
         vpc["endpointPublicAccess"],
-        def.api_access.public_cidrs().is_some(),
+        def.cluster.api_access.public_cidrs().is_some(),
         "{vpc}"
     );
-    if let Some(cidrs) = def.api_access.public_cidrs() {
+    if let Some(cidrs) = def.cluster.api_access.public_cidrs() {
         let mut want: Vec<String> = cidrs.iter().map(ToString::to_string).collect();
         want.sort();
         assert_eq!(strings(&vpc["publicAccessCidrs"]), want);
     }
-    for (k, v) in &def.tags {
+    for (k, v) in &def.cluster.tags {
         assert_eq!(cluster["tags"][k], v.as_str(), "cluster tag {k}");
     }
     let p = &def.pools[0];
-    assert_eq!(ng["nodegroupName"], p.name.as_str());
-    assert_eq!(ng["nodeRole"].as_str(), p.node_identity.as_deref());
-    let mut want = p.subnets.clone();
+    assert_eq!(ng["nodegroupName"], p.nodes.name.as_str());
+    assert_eq!(ng["nodeRole"].as_str(), p.nodes.node_identity.as_deref());
+    let mut want = p.nodes.subnets.clone();
     want.sort();
     assert_eq!(strings(&ng["subnets"]), want);
-    assert_eq!(ng["instanceTypes"], serde_json::json!([p.shape]));
+    assert_eq!(ng["instanceTypes"], serde_json::json!([p.nodes.shape]));
     let sc = &ng["scalingConfig"];
     assert_eq!(
         (
@@ -96,19 +96,19 @@ pub(crate) fn assert_cloud_holds(def: &ClusterDefinition, cluster: &Value, ng: &
             sc["desiredSize"].as_u64()
         ),
         (
-            Some(u64::from(p.min)),
-            Some(u64::from(p.max)),
-            Some(u64::from(p.desired))
+            Some(u64::from(p.nodes.min)),
+            Some(u64::from(p.nodes.max)),
+            Some(u64::from(p.nodes.desired))
         )
     );
-    let realmctl::cloud::definition::NodeImageDef::Default(ami) = &p.image else {
+    let realmctl::cloud::definition::NodeImageDef::Default(ami) = &p.nodes.image else {
         panic!("a custom image");
     };
     assert_eq!(ng["amiType"], ami.as_str());
-    for (k, v) in &p.labels {
+    for (k, v) in &p.nodes.labels {
         assert_eq!(ng["labels"][k], v.as_str(), "node label {k}");
     }
-    for (k, v) in &p.tags {
+    for (k, v) in &p.nodes.tags {
         assert_eq!(ng["tags"][k], v.as_str(), "node group tag {k}");
     }
 }
@@ -241,10 +241,10 @@ fn after_approval_a_change_of_size_version_network_or_exposure_stops_at_the_gate
     assert_eq!(aws.world().count("eks:CreateCluster"), 1);
     // What the cloud holds is the last approved definition, field by field, as boto3 reads it.
     let def = approved_definition(&state);
-    assert_eq!(def.kubernetes_version, "1.32");
-    assert_eq!(def.pools[0].max, 46);
-    assert_eq!(def.network.subnets.len(), 3);
-    let (cluster, ng) = boto3_describe(&aws.url(), &def.name, &def.pools[0].name);
+    assert_eq!(def.cluster.kubernetes_version, "1.32");
+    assert_eq!(def.pools[0].nodes.max, 46);
+    assert_eq!(def.cluster.network.subnets.len(), 3);
+    let (cluster, ng) = boto3_describe(&aws.url(), &def.cluster.name, &def.pools[0].nodes.name);
     assert_cloud_holds(&def, &cluster, &ng);
     // The report shows the approved digest next to the built one, equal.
     let o = realmctl()

@@ -237,7 +237,7 @@ async fn what_is_created_from_the_definition_is_described_back_as_the_definition
     let c = p.cluster("digibee-acme").await.unwrap().unwrap();
     assert_eq!(c.status, Status::Creating);
     assert_eq!(
-        compare_cluster(&def, &c.described),
+        compare_cluster(&def.cluster, &c.described),
         [],
         "every field round-trips"
     );
@@ -260,7 +260,7 @@ async fn what_is_created_from_the_definition_is_described_back_as_the_definition
         .unwrap();
     assert_eq!(n.status, Status::Creating);
     assert_eq!(
-        compare_pool(pool, &n.described),
+        compare_pool(&pool.nodes, &n.described),
         [],
         "every field round-trips"
     );
@@ -270,15 +270,15 @@ async fn what_is_created_from_the_definition_is_described_back_as_the_definition
     );
     // A bad role ARN is an invalid request naming it.
     let mut bad = def.clone();
-    bad.name = "other".into();
-    bad.control_plane_identity = Some(format!("arn:aws:iam::{ACCOUNT}:role/nope"));
+    bad.cluster.name = "other".into();
+    bad.cluster.control_plane_identity = Some(format!("arn:aws:iam::{ACCOUNT}:role/nope"));
     let e = p.create_cluster(&bad).await.unwrap_err();
     assert_eq!(e.kind, CloudErrorKind::Invalid);
     assert!(e.to_string().contains("role/nope"), "{e}");
     // A cluster EKS would open to everyone by default is described as such, and differs.
     let mut open = def.clone();
-    open.name = "digibee-open".into();
-    open.api_access = realmctl::spec::ApiAccess::Public { cidrs: vec![] };
+    open.cluster.name = "digibee-open".into();
+    open.cluster.api_access = realmctl::spec::ApiAccess::Public { cidrs: vec![] };
     p.create_cluster(&open).await.unwrap();
     let c = p.cluster("digibee-open").await.unwrap().unwrap();
     assert_eq!(

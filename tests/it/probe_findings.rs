@@ -314,18 +314,18 @@ fn control_sequences_from_the_cloud_never_reach_terminals_or_reports() {
         let def = crate::approved_definition::approved_definition(&state);
         let mut w = aws.world();
         w.clusters.insert(
-            def.name.clone(),
+            def.cluster.name.clone(),
             realmctl_standins::Cluster {
-                name: def.name.clone(),
-                version: def.kubernetes_version.clone(),
+                name: def.cluster.name.clone(),
+                version: def.cluster.kubernetes_version.clone(),
                 api: realmctl_standins::ApiEndpoint {
                     private: true,
                     public: false,
                     public_cidrs: vec![],
                 },
-                subnets: def.network.subnets.clone(),
-                identity: def.control_plane_identity.clone(),
-                tags: def.tags.clone(),
+                subnets: def.cluster.network.subnets.clone(),
+                identity: def.cluster.control_plane_identity.clone(),
+                tags: def.cluster.tags.clone(),
                 created: Instant::now(),
                 created_epoch: 0.0,
                 fail: Some(hostile.into()),
@@ -374,9 +374,9 @@ fn control_sequences_from_the_cloud_never_reach_terminals_or_reports() {
     {
         let mut w = aws.world();
         let def = crate::approved_definition::approved_definition(&state);
-        let c = w.clusters.get_mut(&def.name).unwrap();
+        let c = w.clusters.get_mut(&def.cluster.name).unwrap();
         c.fail = None;
-        c.name = format!("{}\nx: y", def.name);
+        c.name = format!("{}\nx: y", def.cluster.name);
     }
     let (code, out, err) = run(&install);
     assert_eq!(code, Some(1));

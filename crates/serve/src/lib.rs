@@ -227,7 +227,8 @@ mod tests {
             assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         }
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
-        // The shed connections were closed by the server.
+        // The first healthy request made room by closing a hog; the later ones reused the slot
+        // the earlier one freed.
         let mut closed = 0;
         for mut h in hogs {
             let mut b = [0u8; 1];
@@ -237,7 +238,7 @@ mod tests {
                 closed += 1;
             }
         }
-        assert!(closed >= 3, "{closed} hogs closed");
+        assert!(closed >= 1, "{closed} hogs closed");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,8 +29,7 @@ use errors::classify;
 pub use errors::kind_of;
 
 use super::definition::{
-    ApiAccess, ClusterDefinition, DescribedCluster, DescribedPool, NetworkDef, NodeImageDef,
-    PoolDefinition,
+    ApiAccess, ClusterDefinition, ClusterShape, NetworkDef, NodeImageDef, PoolDefinition, PoolShape,
 };
 use super::facts::{
     AccountFacts, AccountQuery, ClusterFacts, Identity, IdentityFacts, IdentityQuery, KubeAccess,
@@ -646,7 +645,7 @@ impl ClusterManager for EksProvider {
             Ok(Some(ClusterFacts {
                 id: c.arn().unwrap_or_default().to_owned(),
                 status: cluster_status(c.status(), reason),
-                described: DescribedCluster {
+                described: ClusterShape {
                     name: c.name().unwrap_or_default().to_owned(),
                     kubernetes_version: c.version().unwrap_or_default().to_owned(),
                     api_access: api_access(
@@ -680,15 +679,15 @@ impl ClusterManager for EksProvider {
                     "eks:CreateCluster",
                     format!(
                         "EKS creates no node group with a cluster; pool {} must be created after it",
-                        p.name
+                        p.nodes.name
                     ),
                 ));
             }
             let mut vpc = VpcConfigRequest::builder()
-                .set_subnet_ids(Some(def.network.subnets.clone()))
-                .endpoint_private_access(def.api_access.private())
-                .endpoint_public_access(def.api_access.public_cidrs().is_some());
-            if let Some(cidrs) = def.api_access.public_cidrs() {
+                .set_subnet_ids(Some(def.cluster.network.subnets.clone()))
+                .endpoint_private_access(def.cluster.api_access.private())
+                .endpoint_public_access(def.cluster.api_access.public_cidrs().is_some());
+            if let Some(cidrs) = def.cluster.api_access.public_cidrs() {
                 vpc = vpc.set_public_access_cidrs(Some(
                     cidrs.iter().map(ToString::to_string).collect(),
                 ));
@@ -696,11 +695,11 @@ impl ClusterManager for EksProvider {
             let mut call = self
                 .eks
                 .create_cluster()
-                .name(&def.name)
-                .version(&def.kubernetes_version)
+                .name(&def.cluster.name)
+                .version(&def.cluster.kubernetes_version)
                 .resources_vpc_config(vpc.build())
-                .set_tags(Some(def.tags.clone().into_iter().collect()));
-            if let Some(role) = &def.control_plane_identity {
+                .set_tags(Some(def.cluster.tags.clone().into_iter().collect()));
+            if let Some(role) = &def.cluster.control_plane_identity {
                 call = call.role_arn(role);
             }
             call.send()
@@ -754,7 +753,7 @@ impl ClusterManager for EksProvider {
             };
             Ok(Some(NodePoolFacts {
                 status: pool_status(n.status(), reason),
-                described: DescribedPool {
+                described: PoolShape {
                     name: n.nodegroup_name().unwrap_or_default().to_owned(),
                     shape: n.instance_types().first().cloned().unwrap_or_default(),
                     min: num(scaling.and_then(|s| s.min_size())),
@@ -777,7 +776,7 @@ impl ClusterManager for EksProvider {
         pool: &'a PoolDefinition,
     ) -> CloudFuture<'a, ()> {
         async move {
-            let ami = match &pool.image {
+            let ami = match &pool.nodes.image {
                 NodeImageDef::Default(t) => AmiTypes::from(t.as_str()),
                 NodeImageDef::Custom(image) => {
                     return Err(CloudError::new(
@@ -793,25 +792,25 @@ impl ClusterManager for EksProvider {
             let mut call = self
                 .eks
                 .create_nodegroup()
-                .cluster_name(&def.name)
-                .nodegroup_name(&pool.name)
-                .set_subnets(Some(if pool.subnets.is_empty() {
-                    def.network.subnets.clone()
+                .cluster_name(&def.cluster.name)
+                .nodegroup_name(&pool.nodes.name)
+                .set_subnets(Some(if pool.nodes.subnets.is_empty() {
+                    def.cluster.network.subnets.clone()
                 } else {
-                    pool.subnets.clone()
+                    pool.nodes.subnets.clone()
                 }))
-                .instance_types(&pool.shape)
+                .instance_types(&pool.nodes.shape)
                 .ami_type(ami)
                 .scaling_config(
                     NodegroupScalingConfig::builder()
-                        .min_size(as_i32(pool.min))
-                        .desired_size(as_i32(pool.desired))
-                        .max_size(as_i32(pool.max))
+                        .min_size(as_i32(pool.nodes.min))
+                        .desired_size(as_i32(pool.nodes.desired))
+                        .max_size(as_i32(pool.nodes.max))
                         .build(),
                 )
-                .set_labels(Some(pool.labels.clone().into_iter().collect()))
-                .set_tags(Some(pool.tags.clone().into_iter().collect()));
-            if let Some(role) = &pool.node_identity {
+                .set_labels(Some(pool.nodes.labels.clone().into_iter().collect()))
+                .set_tags(Some(pool.nodes.tags.clone().into_iter().collect()));
+            if let Some(role) = &pool.nodes.node_identity {
                 call = call.node_role(role);
             }
             call.send()

@@ -7,14 +7,13 @@
 use std::collections::BTreeMap;
 
 use super::{
-    AccountAsk, CredentialRenewal, PolicyDoc, Profile, TagKeys, WORKER_POOL, rules, worker_labels,
+    AccountAsk, CloudParts, CredentialRenewal, PolicyDoc, Profile, TagKeys, build_definition,
+    one_address_per_node, quota_queries, rules,
 };
-use crate::cloud::definition::{
-    ClusterDefinition, NetworkDef, NodeImageDef, PoolDefinition, PoolMode,
-};
+use crate::cloud::definition::{ClusterDefinition, NetworkDef, PoolMode};
 use crate::cloud::facts::{AccountQuery, QuotaQuery};
 use crate::cloud::sizing::PoolSize;
-use crate::spec::{CloudAccount, NodeImage, Provider, Spec};
+use crate::spec::{CloudAccount, Provider, Spec};
 
 /// The OS SKU of the default node image.
 const DEFAULT_OS_SKU: &str = "AzureLinux";
@@ -90,83 +89,55 @@ impl Profile for Aks {
 
     fn definition(&self, spec: &Spec, pool: &PoolSize) -> ClusterDefinition {
         let (subscription, group, _) = block(spec);
-        let tags = self.realm_tags(&spec.name);
-        ClusterDefinition {
-            provider: Provider::Aks,
-            scope: format!("/subscriptions/{subscription}/resourceGroups/{group}"),
-            location: spec.cloud.region.clone(),
-            name: spec.cloud.cluster.name.clone(),
-            kubernetes_version: spec.cloud.cluster.kubernetes_version.clone(),
-            api_access: spec.cloud.cluster.api_access.clone(),
-            // The spec names no subnet yet: AKS creates the cluster's own network.
-            network: NetworkDef {
-                network: None,
-                subnets: Vec::new(),
-            },
-            // System-assigned: AKS manages the control plane's identity.
-            control_plane_identity: None,
-            tags: tags.clone(),
-            // AKS creates a cluster with at least one System pool inline: the realm's workers.
-            pools: vec![PoolDefinition {
-                name: WORKER_POOL.to_owned(),
+        build_definition(
+            self,
+            spec,
+            pool,
+            CloudParts {
+                scope: format!("/subscriptions/{subscription}/resourceGroups/{group}"),
+                // The spec names no subnet yet: AKS creates the cluster's own network.
+                network: NetworkDef {
+                    network: None,
+                    subnets: Vec::new(),
+                },
+                // System-assigned: AKS manages the control plane's identity.
+                control_plane_identity: None,
+                // AKS creates a cluster with at least one System pool inline: the workers.
                 mode: PoolMode::System,
                 with_cluster: true,
-                shape: pool.shape.name.clone(),
-                vcpu: pool.shape.vcpu,
-                min: pool.min,
-                desired: pool.desired,
-                max: pool.max,
                 node_identity: None,
-                subnets: Vec::new(),
-                image: match &spec.cloud.cluster.node_image {
-                    NodeImage::Default => NodeImageDef::Default(DEFAULT_OS_SKU.to_owned()),
-                    NodeImage::Custom { image, .. } => NodeImageDef::Custom(image.clone()),
-                },
-                labels: worker_labels(spec),
-                tags,
-            }],
-        }
+                pool_subnets: Vec::new(),
+                default_image: DEFAULT_OS_SKU,
+            },
+        )
     }
 
     fn account(&self, spec: &Spec, def: &ClusterDefinition, _pool: &PoolSize) -> AccountAsk {
         let (subscription, _, _) = block(spec);
-        let mut quotas = vec![QuotaQuery {
+        let region = &spec.cloud.region;
+        let total = QuotaQuery {
             code: "cores".into(),
-            name: format!("Total Regional vCPUs ({})", spec.cloud.region),
-        }];
-        for p in &def.pools {
-            if let Some(f) = vm_family(&p.shape)
-                && !quotas.iter().any(|q| q.code == f)
-            {
-                quotas.push(QuotaQuery {
-                    name: format!("{f} vCPUs ({})", spec.cloud.region),
-                    code: f,
-                });
-            }
-        }
+            name: format!("Total Regional vCPUs ({region})"),
+        };
         AccountAsk {
             query: AccountQuery {
-                subnets: def.network.subnets.clone(),
+                subnets: def.cluster.network.subnets.clone(),
                 identities: Vec::new(),
                 services: vec![
                     "Microsoft.ContainerService".into(),
                     "Microsoft.Network".into(),
                     "Microsoft.Compute".into(),
                 ],
-                quotas,
+                quotas: quota_queries(def, region, vec![total], vm_family),
             },
             account: subscription.to_owned(),
             account_field: "cloud.aks.subscriptionId",
             subnets_field: "cloud.aks",
             min_zones: 0,
             reserved_per_subnet: 0,
-            // Azure CNI overlay: one subnet address per node; pods use the overlay.
-            addresses: (
-                def.max_nodes(),
-                format!("{} nodes × 1 address (Azure CNI overlay)", def.max_nodes()),
-            ),
+            addresses: one_address_per_node(def, "Azure CNI overlay"),
             vcpu: (def.max_vcpu(), super::eks::vcpu_why(def)),
-            kubernetes_version: def.kubernetes_version.clone(),
+            kubernetes_version: def.cluster.kubernetes_version.clone(),
             service_fix: "az provider register --namespace {service}",
         }
     }

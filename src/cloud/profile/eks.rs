@@ -6,14 +6,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{
-    AccountAsk, CredentialRenewal, PolicyDoc, Profile, TagKeys, WORKER_POOL, rules, worker_labels,
+    AccountAsk, CloudParts, CredentialRenewal, PolicyDoc, Profile, TagKeys, build_definition, rules,
 };
-use crate::cloud::definition::{
-    ClusterDefinition, NetworkDef, NodeImageDef, PoolDefinition, PoolMode,
-};
+use crate::cloud::definition::{ClusterDefinition, NetworkDef, PoolMode};
 use crate::cloud::facts::{AccountQuery, IdentityQuery, QuotaQuery};
 use crate::cloud::sizing::PoolSize;
-use crate::spec::{CloudAccount, NodeImage, Provider, Spec};
+use crate::spec::{CloudAccount, Provider, Spec};
 
 /// The Service Quotas code of "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z)
 /// instances", the vCPU quota the node group's instance families count against.
@@ -103,39 +101,25 @@ impl Profile for Eks {
 
     fn definition(&self, spec: &Spec, pool: &PoolSize) -> ClusterDefinition {
         let b = block(spec);
-        let tags = self.realm_tags(&spec.name);
-        ClusterDefinition {
-            provider: Provider::Eks,
-            scope: b.account_id.to_owned(),
-            location: spec.cloud.region.clone(),
-            name: spec.cloud.cluster.name.clone(),
-            kubernetes_version: spec.cloud.cluster.kubernetes_version.clone(),
-            api_access: spec.cloud.cluster.api_access.clone(),
-            network: NetworkDef {
-                network: None,
-                subnets: b.subnets.to_vec(),
-            },
-            control_plane_identity: Some(b.cluster_role.to_owned()),
-            tags: tags.clone(),
-            pools: vec![PoolDefinition {
-                name: WORKER_POOL.to_owned(),
+        build_definition(
+            self,
+            spec,
+            pool,
+            CloudParts {
+                scope: b.account_id.to_owned(),
+                network: NetworkDef {
+                    network: None,
+                    subnets: b.subnets.to_vec(),
+                },
+                control_plane_identity: Some(b.cluster_role.to_owned()),
+                // EKS node groups are created once the cluster is active.
                 mode: PoolMode::User,
                 with_cluster: false,
-                shape: pool.shape.name.clone(),
-                vcpu: pool.shape.vcpu,
-                min: pool.min,
-                desired: pool.desired,
-                max: pool.max,
                 node_identity: Some(b.node_role.to_owned()),
-                subnets: b.subnets.to_vec(),
-                image: match &spec.cloud.cluster.node_image {
-                    NodeImage::Default => NodeImageDef::Default(DEFAULT_AMI_TYPE.to_owned()),
-                    NodeImage::Custom { image, .. } => NodeImageDef::Custom(image.clone()),
-                },
-                labels: worker_labels(spec),
-                tags,
-            }],
-        }
+                pool_subnets: b.subnets.to_vec(),
+                default_image: DEFAULT_AMI_TYPE,
+            },
+        )
     }
 
     fn account(&self, spec: &Spec, def: &ClusterDefinition, pool: &PoolSize) -> AccountAsk {
@@ -175,7 +159,7 @@ impl Profile for Eks {
                 ),
             ),
             vcpu: (def.max_vcpu(), vcpu_why(def)),
-            kubernetes_version: def.kubernetes_version.clone(),
+            kubernetes_version: def.cluster.kubernetes_version.clone(),
             service_fix: "",
         }
     }
@@ -217,7 +201,7 @@ impl Profile for Eks {
 pub(super) fn vcpu_why(def: &ClusterDefinition) -> String {
     def.pools
         .iter()
-        .map(|p| format!("{} × {} ({} vCPU)", p.max, p.shape, p.vcpu))
+        .map(|p| format!("{} × {} ({} vCPU)", p.nodes.max, p.nodes.shape, p.vcpu))
         .collect::<Vec<_>>()
         .join(" + ")
 }

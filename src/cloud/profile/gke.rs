@@ -6,14 +6,13 @@
 use std::collections::BTreeMap;
 
 use super::{
-    AccountAsk, CredentialRenewal, PolicyDoc, Profile, TagKeys, WORKER_POOL, rules, worker_labels,
+    AccountAsk, CloudParts, CredentialRenewal, PolicyDoc, Profile, TagKeys, build_definition,
+    one_address_per_node, quota_queries, rules,
 };
-use crate::cloud::definition::{
-    ClusterDefinition, NetworkDef, NodeImageDef, PoolDefinition, PoolMode,
-};
-use crate::cloud::facts::{AccountQuery, QuotaQuery};
+use crate::cloud::definition::{ClusterDefinition, NetworkDef, PoolMode};
+use crate::cloud::facts::AccountQuery;
 use crate::cloud::sizing::PoolSize;
-use crate::spec::{CloudAccount, NodeImage, Provider, Spec};
+use crate::spec::{CloudAccount, Provider, Spec};
 
 /// The image type of the default node image.
 const DEFAULT_IMAGE_TYPE: &str = "COS_CONTAINERD";
@@ -79,75 +78,49 @@ impl Profile for Gke {
     }
 
     fn definition(&self, spec: &Spec, pool: &PoolSize) -> ClusterDefinition {
-        let tags = self.realm_tags(&spec.name);
-        ClusterDefinition {
-            provider: Provider::Gke,
-            scope: format!("projects/{}", project(spec)),
-            location: spec.cloud.region.clone(),
-            name: spec.cloud.cluster.name.clone(),
-            kubernetes_version: spec.cloud.cluster.kubernetes_version.clone(),
-            api_access: spec.cloud.cluster.api_access.clone(),
-            // The spec names no network yet: the project's default network.
-            network: NetworkDef {
-                network: None,
-                subnets: Vec::new(),
-            },
-            control_plane_identity: None,
-            tags: tags.clone(),
-            pools: vec![PoolDefinition {
-                name: WORKER_POOL.to_owned(),
+        build_definition(
+            self,
+            spec,
+            pool,
+            CloudParts {
+                scope: format!("projects/{}", project(spec)),
+                // The spec names no network yet: the project's default network.
+                network: NetworkDef {
+                    network: None,
+                    subnets: Vec::new(),
+                },
+                control_plane_identity: None,
+                // GKE creates the cluster with its node pools.
                 mode: PoolMode::User,
                 with_cluster: true,
-                shape: pool.shape.name.clone(),
-                vcpu: pool.shape.vcpu,
-                min: pool.min,
-                desired: pool.desired,
-                max: pool.max,
                 node_identity: None,
-                subnets: Vec::new(),
-                image: match &spec.cloud.cluster.node_image {
-                    NodeImage::Default => NodeImageDef::Default(DEFAULT_IMAGE_TYPE.to_owned()),
-                    NodeImage::Custom { image, .. } => NodeImageDef::Custom(image.clone()),
-                },
-                labels: worker_labels(spec),
-                tags,
-            }],
-        }
+                pool_subnets: Vec::new(),
+                default_image: DEFAULT_IMAGE_TYPE,
+            },
+        )
     }
 
     fn account(&self, spec: &Spec, def: &ClusterDefinition, _pool: &PoolSize) -> AccountAsk {
-        let mut quotas: Vec<QuotaQuery> = Vec::new();
-        for p in &def.pools {
-            let code = cpu_quota(&p.shape);
-            if !quotas.iter().any(|q| q.code == code) {
-                quotas.push(QuotaQuery {
-                    name: format!("{code} in {}", spec.cloud.region),
-                    code,
-                });
-            }
-        }
         AccountAsk {
             query: AccountQuery {
-                subnets: def.network.subnets.clone(),
+                subnets: def.cluster.network.subnets.clone(),
                 identities: Vec::new(),
                 services: vec![
                     "container.googleapis.com".into(),
                     "compute.googleapis.com".into(),
                 ],
-                quotas,
+                quotas: quota_queries(def, &spec.cloud.region, Vec::new(), |shape| {
+                    Some(cpu_quota(shape))
+                }),
             },
             account: project(spec).to_owned(),
             account_field: "cloud.gke.project",
             subnets_field: "cloud.gke",
             min_zones: 0,
             reserved_per_subnet: 0,
-            // VPC-native: one primary address per node; pods use a secondary range.
-            addresses: (
-                def.max_nodes(),
-                format!("{} nodes × 1 address (VPC-native)", def.max_nodes()),
-            ),
+            addresses: one_address_per_node(def, "VPC-native"),
             vcpu: (def.max_vcpu(), super::eks::vcpu_why(def)),
-            kubernetes_version: def.kubernetes_version.clone(),
+            kubernetes_version: def.cluster.kubernetes_version.clone(),
             service_fix: "gcloud services enable {service}",
         }
     }

@@ -15,10 +15,12 @@ pub mod rules;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::definition::ClusterDefinition;
-use super::facts::AccountQuery;
+use super::definition::{
+    ClusterDefinition, ClusterShape, NetworkDef, NodeImageDef, PoolDefinition, PoolMode, PoolShape,
+};
+use super::facts::{AccountQuery, QuotaQuery};
 use super::sizing::PoolSize;
-use crate::spec::{Provider, Spec};
+use crate::spec::{NodeImage, Provider, Spec};
 
 pub use aks::AKS;
 pub use eks::{EKS, STANDARD_VCPU_QUOTA, STANDARD_VCPU_QUOTA_NAME};
@@ -158,18 +160,21 @@ pub trait Profile: Send + Sync {
     /// accept it.
     fn problems(&self, def: &ClusterDefinition) -> Vec<String> {
         let mut out = Vec::new();
-        if let Err(e) = self.check_cluster_name(&def.name) {
-            out.push(format!("cluster name `{}`: {e}", def.name));
+        if let Err(e) = self.check_cluster_name(&def.cluster.name) {
+            out.push(format!("cluster name `{}`: {e}", def.cluster.name));
         }
-        let mut tags: Vec<(&str, &BTreeMap<String, String>)> = vec![("cluster", &def.tags)];
+        let mut tags: Vec<(&str, &BTreeMap<String, String>)> = vec![("cluster", &def.cluster.tags)];
         for p in &def.pools {
-            if let Err(e) = self.check_pool_name(&p.name) {
-                out.push(format!("node pool name `{}`: {e}", p.name));
+            if let Err(e) = self.check_pool_name(&p.nodes.name) {
+                out.push(format!("node pool name `{}`: {e}", p.nodes.name));
             }
-            tags.push(("node pool", &p.tags));
-            for (k, v) in &p.labels {
+            tags.push(("node pool", &p.nodes.tags));
+            for (k, v) in &p.nodes.labels {
                 if let Err(e) = rules::kubernetes_label(k, v) {
-                    out.push(format!("node label `{k}={v}` of pool {}: {e}", p.name));
+                    out.push(format!(
+                        "node label `{k}={v}` of pool {}: {e}",
+                        p.nodes.name
+                    ));
                 }
             }
         }
@@ -187,9 +192,98 @@ pub trait Profile: Send + Sync {
     }
 }
 
-/// The realm's one worker pool, sized from its RTUs, with the labels every cloud gives it.
-fn worker_labels(spec: &Spec) -> BTreeMap<String, String> {
-    [("digibee.io/realm".to_owned(), spec.name.clone())].into()
+/// What a cloud's definition has of its own; the rest every cloud fills the same way
+/// ([`build_definition`]).
+struct CloudParts<'a> {
+    /// Account, subscription and resource group, or project.
+    scope: String,
+    /// Where the nodes live.
+    network: NetworkDef,
+    /// The control plane's identity, where the request names one.
+    control_plane_identity: Option<String>,
+    /// The worker pool's role.
+    mode: PoolMode,
+    /// Whether the cloud creates the worker pool with the cluster.
+    with_cluster: bool,
+    /// The nodes' identity, where the request names one.
+    node_identity: Option<String>,
+    /// The worker pool's own subnets (empty: the cluster's).
+    pool_subnets: Vec<String>,
+    /// The cloud's name for its default node image.
+    default_image: &'a str,
+}
+
+/// The realm's definition on a cloud (pure): the spec's cluster (name, version, API access),
+/// the cloud's own parts, the realm's ownership tags, and one worker pool sized from the RTUs
+/// with the `digibee.io/realm` node label.
+fn build_definition(
+    prof: &dyn Profile,
+    spec: &Spec,
+    pool: &PoolSize,
+    parts: CloudParts<'_>,
+) -> ClusterDefinition {
+    let tags = prof.realm_tags(&spec.name);
+    ClusterDefinition {
+        provider: prof.provider(),
+        scope: parts.scope,
+        location: spec.cloud.region.clone(),
+        cluster: ClusterShape {
+            name: spec.cloud.cluster.name.clone(),
+            kubernetes_version: spec.cloud.cluster.kubernetes_version.clone(),
+            api_access: spec.cloud.cluster.api_access.clone(),
+            network: parts.network,
+            control_plane_identity: parts.control_plane_identity,
+            tags: tags.clone(),
+        },
+        pools: vec![PoolDefinition {
+            nodes: PoolShape {
+                name: WORKER_POOL.to_owned(),
+                shape: pool.shape.name.clone(),
+                min: pool.min,
+                desired: pool.desired,
+                max: pool.max,
+                node_identity: parts.node_identity,
+                subnets: parts.pool_subnets,
+                image: match &spec.cloud.cluster.node_image {
+                    NodeImage::Default => NodeImageDef::Default(parts.default_image.to_owned()),
+                    NodeImage::Custom { image, .. } => NodeImageDef::Custom(image.clone()),
+                },
+                labels: [("digibee.io/realm".to_owned(), spec.name.clone())].into(),
+                tags,
+            },
+            mode: parts.mode,
+            with_cluster: parts.with_cluster,
+            vcpu: pool.shape.vcpu,
+        }],
+    }
+}
+
+/// One subnet address per node at the pools' maximum (clouds whose pods use an overlay or a
+/// secondary range), for the account step.
+fn one_address_per_node(def: &ClusterDefinition, how: &str) -> (u64, String) {
+    let n = def.max_nodes();
+    (n, format!("{n} nodes × 1 address ({how})"))
+}
+
+/// One quota query per distinct code of the pools' shapes (`code_of` the shape), named for
+/// people with the region.
+fn quota_queries(
+    def: &ClusterDefinition,
+    region: &str,
+    mut queries: Vec<QuotaQuery>,
+    code_of: impl Fn(&str) -> Option<String>,
+) -> Vec<QuotaQuery> {
+    for p in &def.pools {
+        if let Some(code) = code_of(&p.nodes.shape)
+            && !queries.iter().any(|q| q.code == code)
+        {
+            queries.push(QuotaQuery {
+                name: format!("{code} vCPUs ({region})"),
+                code,
+            });
+        }
+    }
+    queries
 }
 
 /// The name of the realm's worker pool: valid on every cloud (AKS allows `[a-z][a-z0-9]{0,11}`).
@@ -216,15 +310,15 @@ mod tests {
             let def = prof.definition(&spec, &pool);
             assert_eq!(prof.problems(&def), Vec::<String>::new(), "{p}");
             assert_eq!(def.provider, p);
-            assert_eq!(def.name, spec.cloud.cluster.name);
+            assert_eq!(def.name(), spec.cloud.cluster.name);
             assert_eq!(def.pools.len(), 1);
             let w = &def.pools[0];
             assert_eq!(
-                (w.min, w.desired, w.max),
+                (w.nodes.min, w.nodes.desired, w.nodes.max),
                 (pool.min, pool.desired, pool.max)
             );
-            assert_eq!(w.shape, pool.shape.name);
-            assert_eq!(def.tags, prof.realm_tags("acme"));
+            assert_eq!(w.nodes.shape, pool.shape.name);
+            assert_eq!(def.cluster.tags, prof.realm_tags("acme"));
             // What the account step asks counts the same pools.
             let ask = prof.account(&spec, &def, &pool);
             assert_eq!(ask.vcpu.0, def.max_vcpu());

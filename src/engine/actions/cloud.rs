@@ -279,26 +279,26 @@ async fn cluster_apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let (def, approved_by) = approved_definition(ctx)?;
     let realm = &ctx.spec.name;
     let key = profile::of(ctx.spec).tag_keys().realm;
-    let existing = cloud.cluster(&def.name).await?;
+    let existing = cloud.cluster(&def.cluster.name).await?;
     let cluster_created = create_or_adopt(
         ctx,
         "cluster",
         "cluster",
         judge::cluster(existing.as_ref(), &def, key, realm),
         Intent::Cluster {
-            name: def.name.clone(),
+            name: def.cluster.name.clone(),
         },
         async || cloud.create_cluster(&def).await,
         async || {
-            let now = cloud.cluster(&def.name).await?;
+            let now = cloud.cluster(&def.cluster.name).await?;
             Ok(judge::cluster(now.as_ref(), &def, key, realm))
         },
     )
     .await?;
-    let what = format!("cluster {}", def.name);
+    let what = format!("cluster {}", def.cluster.name);
     until_active(ctx, &what, async || {
         Ok(cloud
-            .cluster(&def.name)
+            .cluster(&def.cluster.name)
             .await?
             .map(|c| (c.status.clone(), ())))
     })
@@ -306,24 +306,24 @@ async fn cluster_apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
 
     let mut pools = Vec::new();
     for pool in &def.pools {
-        let existing = cloud.node_pool(&def.name, &pool.name).await?;
+        let existing = cloud.node_pool(&def.cluster.name, &pool.nodes.name).await?;
         let created = create_or_adopt(
             ctx,
             "node pool",
             "pool",
             judge::node_pool(existing.as_ref(), pool, key, realm),
             Intent::NodePool {
-                cluster: def.name.clone(),
-                name: pool.name.clone(),
+                cluster: def.cluster.name.clone(),
+                name: pool.nodes.name.clone(),
             },
             async || cloud.create_node_pool(&def, pool).await,
             async || {
-                let now = cloud.node_pool(&def.name, &pool.name).await?;
+                let now = cloud.node_pool(&def.cluster.name, &pool.nodes.name).await?;
                 Ok(judge::node_pool(now.as_ref(), pool, key, realm))
             },
         )
         .await?;
-        pools.push(json!({"name": pool.name, "created": created || (cluster_created && pool.with_cluster)}));
+        pools.push(json!({"name": pool.nodes.name, "created": created || (cluster_created && pool.with_cluster)}));
     }
     let verb = |created: bool| if created { "created" } else { "adopted" };
     let pool_text: Vec<String> = def
@@ -332,23 +332,23 @@ async fn cluster_apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
         .map(|p| {
             format!(
                 "node pool {}: {} × {} to {} (desired {})",
-                p.name, p.min, p.shape, p.max, p.desired
+                p.nodes.name, p.nodes.min, p.nodes.shape, p.nodes.max, p.nodes.desired
             )
         })
         .collect();
     Ok(Outcome::Done(StepOutput {
         summary: format!(
             "cluster {} {} ({}, Kubernetes {}, {}); {}; definition {} approved by {approved_by}",
-            def.name,
+            def.cluster.name,
             verb(cluster_created),
             cloud.describe(),
-            def.kubernetes_version,
-            def.api_access.describe(),
+            def.cluster.kubernetes_version,
+            def.cluster.api_access.describe(),
             pool_text.join("; "),
             def.digest(),
         ),
         facts: Some(json!({
-            "cluster": {"name": def.name, "created": cluster_created},
+            "cluster": {"name": def.cluster.name, "created": cluster_created},
             "nodePools": pools,
         })),
         built: Some(Box::new(def)),
@@ -359,7 +359,7 @@ async fn cluster_apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
 async fn cluster_wait(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let cloud = ctx.cloud()?;
     let def = access::definition(ctx.spec);
-    let name = def.name.clone();
+    let name = def.cluster.name.clone();
     let cluster: ClusterFacts = until_active(ctx, &format!("cluster {name}"), async || {
         Ok(cloud.cluster(&name).await?.map(|c| (c.status.clone(), c)))
     })
@@ -371,9 +371,9 @@ async fn cluster_wait(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
         )));
     }
     for pool in &def.pools {
-        until_active(ctx, &format!("node pool {}", pool.name), async || {
+        until_active(ctx, &format!("node pool {}", pool.nodes.name), async || {
             Ok(cloud
-                .node_pool(&name, &pool.name)
+                .node_pool(&name, &pool.nodes.name)
                 .await?
                 .map(|p| (p.status, ())))
         })
@@ -388,7 +388,7 @@ async fn cluster_wait(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
         .run(move || fsutil::write_atomic(&at, text.as_bytes(), fsutil::PRIVATE_FILE))
         .await?
         .map_err(|e| Failure::permanent(format!("cannot write the kubeconfig: {e}")))?;
-    let pool_names: Vec<&str> = def.pools.iter().map(|p| p.name.as_str()).collect();
+    let pool_names: Vec<&str> = def.pools.iter().map(|p| p.nodes.name.as_str()).collect();
     Ok(Outcome::Done(StepOutput {
         summary: format!(
             "cluster {name} and node pools {} are active; API server {}; kubeconfig written (mode 0600, no token: `{} {}`)",
@@ -632,8 +632,8 @@ mod tests {
         let sent = fake.sent();
         assert_eq!(sent.len(), 1);
         assert_eq!(
-            sent[0].pools[0].max,
-            crate::cloud::access::definition(&r.spec).pools[0].max
+            sent[0].pools[0].nodes.max,
+            crate::cloud::access::definition(&r.spec).pools[0].nodes.max
         );
     }
 
@@ -642,8 +642,8 @@ mod tests {
         let fake = Arc::new(FakeCloud::default());
         let r = setup(fake.clone());
         let mut def = crate::cloud::access::definition(&r.spec);
-        def.tags.clear();
-        def.tags.insert("team".into(), "payments".into());
+        def.cluster.tags.clear();
+        def.cluster.tags.insert("team".into(), "payments".into());
         let (described, _) = crate::cloud::definition::tests::described(&def);
         fake.insert_cluster(crate::cloud::facts::ClusterFacts {
             id: "arn:other".into(),
@@ -816,7 +816,7 @@ mod tests {
             assert_eq!(fake.pool_names(), ["digibee-acme/workers"]);
             let sent = &fake.sent()[0];
             assert_eq!(
-                sent.tags,
+                sent.cluster.tags,
                 crate::cloud::profile::for_provider(provider).realm_tags("acme")
             );
         }

@@ -112,16 +112,17 @@ struct ApiModel {
 
 fn api(def: &ClusterDefinition) -> ApiModel {
     ApiModel {
-        private: def.api_access.private(),
-        public: def.api_access.public_cidrs().is_some(),
+        private: def.cluster.api_access.private(),
+        public: def.cluster.api_access.public_cidrs().is_some(),
         cidrs: def
+            .cluster
             .api_access
             .public_cidrs()
             .unwrap_or_default()
             .iter()
             .map(ToString::to_string)
             .collect(),
-        describe: def.api_access.describe(),
+        describe: def.cluster.api_access.describe(),
     }
 }
 
@@ -151,7 +152,7 @@ struct DefinitionModel<'a> {
 }
 
 fn pool_model(p: &PoolDefinition) -> PoolModel<'_> {
-    let (default_image, custom_image) = match &p.image {
+    let (default_image, custom_image) = match &p.nodes.image {
         NodeImageDef::Default(n) => (Some(n.as_str()), None),
         NodeImageDef::Custom(i) => (None, Some(i.as_str())),
     };
