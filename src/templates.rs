@@ -173,6 +173,32 @@ fn sh_quote(v: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
 
 #[cfg(test)]
 mod tests {
+
+    /// Regression (issue #16): a cluster name from the cloud with a newline injected YAML into
+    /// the kubeconfig's header comment.
+    #[test]
+    fn a_hostile_cluster_name_stays_inside_the_kubeconfig_values() {
+        let access = crate::cloud::facts::KubeAccess {
+            name: "acme\ninjected: true".into(),
+            server: "https://x\ny: z".into(),
+            certificate_authority: "Q0E=".into(),
+            command: "aws".into(),
+            args: vec!["eks".into()],
+            env: Default::default(),
+        };
+        let text = render("kubeconfig.yaml", &access).unwrap();
+        let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        assert!(
+            v.get("injected").is_none() && v.get("y").is_none(),
+            "{text}"
+        );
+        assert_eq!(v["clusters"][0]["name"], "acme\ninjected: true");
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("injected")).count(),
+            0
+        );
+    }
+
     use super::*;
 
     #[test]

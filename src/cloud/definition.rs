@@ -141,11 +141,13 @@ impl ClusterDefinition {
         serde_json::to_value(self).expect("definitions serialise")
     }
 
-    /// `sha256:<hex>` of its canonical JSON: what an approval of it binds to.
+    /// `sha256:<hex>` of its canonical JSON (object keys sorted at every level, no
+    /// whitespace): what an approval of it binds to. Independent of the order fields are
+    /// declared or serialised in.
     pub fn digest(&self) -> String {
         format!(
             "sha256:{}",
-            sha256_hex(self.to_json().to_string().as_bytes())
+            sha256_hex(canonical_json(&self.to_json()).as_bytes())
         )
     }
 
@@ -170,6 +172,28 @@ impl ClusterDefinition {
     /// Nodes of every pool at its maximum size.
     pub fn max_nodes(&self) -> u64 {
         self.pools.iter().map(|p| u64::from(p.nodes.max)).sum()
+    }
+}
+
+/// JSON text with every object's keys sorted, so equal values have equal text whatever map
+/// type serde_json was built with (its `preserve_order` keeps insertion order).
+fn canonical_json(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical_json(&m[k])))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical_json).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
     }
 }
 
@@ -539,6 +563,16 @@ pub(crate) mod tests {
         assert_ne!(d.digest(), public.digest());
         assert_eq!(d.digest(), sample().digest(), "stable");
         assert!(d.digest().starts_with("sha256:") && d.digest().len() == 71);
+        // Canonical: the same value with its keys in another order digests the same.
+        let mut v = d.to_json();
+        let reordered: serde_json::Map<String, serde_json::Value> = v
+            .as_object_mut()
+            .unwrap()
+            .clone()
+            .into_iter()
+            .rev()
+            .collect();
+        assert_eq!(canonical_json(&v), canonical_json(&reordered.into()));
         assert_eq!(
             changed_fields(&d.to_json(), &bigger.to_json()),
             ["pools.workers.max: 14 → 46"]

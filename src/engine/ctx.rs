@@ -27,6 +27,9 @@ pub trait StepRecorder {
     fn kill_point(&self, label: &str);
 }
 
+/// The one message for a cloud action in a run without a cloud provider.
+pub const NO_CLOUD_PROVIDER: &str = "needs a cloud provider for the realm's cloud, and this run has none (not in this build, or not configured)";
+
 /// A step's parameters, as written in the playbook.
 pub type Params = BTreeMap<String, serde_json::Value>;
 
@@ -85,11 +88,7 @@ impl<'a> Ctx<'a> {
     pub fn cloud(&self) -> Result<&'a dyn Cloud, Failure> {
         self.cloud.ok_or_else(|| Failure {
             kind: FailureKind::Unavailable,
-            message: format!(
-                "step {}: {}",
-                self.step,
-                crate::engine::actions::NO_CLOUD_PROVIDER
-            ),
+            message: format!("step {}: {}", self.step, NO_CLOUD_PROVIDER),
             output: None,
         })
     }

@@ -393,3 +393,82 @@ fn control_sequences_from_the_cloud_never_reach_terminals_or_reports() {
     let kubeconfig = Path::new(st).join("kubeconfig");
     assert!(!kubeconfig.exists());
 }
+
+/// Regression: `report -o` and `preflight --report` followed a symbolic link over an existing
+/// file and blocked on a FIFO.
+#[test]
+fn reports_are_never_written_through_a_link_or_into_a_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let pb = local_playbook(dir.path());
+    let state = dir.path().join("state");
+    assert_eq!(install(&spec, &state, &pb, &[]).0, 3);
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    let link = dir.path().join("report.md");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let fifo = dir.path().join("report.html");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let bounded = |mut c: std::process::Command| {
+        let mut child = c
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                return (status.code(), err);
+            }
+            if t0.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("blocked on the FIFO");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    for (format, out) in [("md", &link), ("html", &fifo)] {
+        let mut c = crate::common::realmctl_std();
+        c.args(["report", "--format", format, "--state"])
+            .arg(&state)
+            .arg("-o")
+            .arg(out);
+        let (code, err) = bounded(c);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains("refusing to write through it"), "{err}");
+    }
+    let mut c = crate::common::realmctl_std();
+    c.args(["preflight", "--only", "certificate", "-f"])
+        .arg(&spec)
+        .arg("--report")
+        .arg(&fifo);
+    let (code, err) = bounded(c);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    // A regular path is written (and replaced) as before.
+    let fine = dir.path().join("fine.md");
+    for _ in 0..2 {
+        let o = realmctl()
+            .args(["report", "--format", "md", "--state"])
+            .arg(&state)
+            .arg("-o")
+            .arg(&fine)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0));
+    }
+    assert!(std::fs::read_to_string(&fine).unwrap().contains("acme"));
+}

@@ -63,8 +63,7 @@ pub enum Needs {
     Cloud,
 }
 
-/// The one message for a cloud action in a run without a cloud provider.
-pub const NO_CLOUD_PROVIDER: &str = "needs a cloud provider for the realm's cloud, and this run has none (not in this build, or not configured)";
+pub use super::ctx::NO_CLOUD_PROVIDER;
 
 /// Whether an action can run in this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -277,13 +277,25 @@ impl ObjectStore {
             .get(&path)
             .await
             .map_err(|e| classify(location, e))?;
+        let too_large = || StoreError::TooLarge {
+            location: location.to_owned(),
+            max: fsutil::caps::ARTIFACT,
+        };
         if got.meta.size > fsutil::caps::ARTIFACT {
-            return Err(StoreError::TooLarge {
-                location: location.to_owned(),
-                max: fsutil::caps::ARTIFACT,
-            });
+            return Err(too_large());
         }
-        let bytes = got.bytes().await.map_err(|e| classify(location, e))?;
-        Ok(bytes.to_vec())
+        // The declared size is the server's word: the body is read chunk by chunk and cut off
+        // at the cap whatever it declared.
+        use futures::StreamExt as _;
+        let mut body = got.into_stream();
+        let mut out = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| classify(location, e))?;
+            if (out.len() + chunk.len()) as u64 > fsutil::caps::ARTIFACT {
+                return Err(too_large());
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
     }
 }
