@@ -55,7 +55,20 @@ pub fn schema() -> Result<Outcome, BadInput> {
 
 /// `realmctl validate`.
 pub fn validate(file: &Path, output: Format) -> Result<Outcome, BadInput> {
-    match (spec::load(file), output) {
+    let loaded = spec::load(file);
+    // The cluster definition the spec makes must be one its cloud accepts.
+    if let Ok(s) = &loaded {
+        let problems = realmctl::cloud::access::definition_problems(s);
+        if !problems.is_empty() {
+            return Err(bad(anyhow!(
+                "{}: the {} cluster definition this spec makes would be refused by the cloud: {}\n  help: change the names the spec gives (cloud.cluster.name, the realm name)",
+                file.display(),
+                s.cloud.provider,
+                problems.join("; ")
+            )));
+        }
+    }
+    match (loaded, output) {
         (Ok(s), Format::Text) => {
             println!(
                 "{}: valid: realm {} on {} {} ({} required names, {} outbound targets)",

@@ -26,6 +26,14 @@ pub fn definition(spec: &Spec) -> ClusterDefinition {
     profile::of(spec).definition(spec, &pool_size(spec))
 }
 
+/// What the spec's cloud would refuse in the realm's definition (its published naming rules for
+/// clusters, pools, tags or labels, node labels), one line each; empty when it would accept
+/// it. The spec's own rules are stricter today, so this guards the definition's other sources
+/// (the profile's tags and pool names, and the spec fields to come).
+pub fn definition_problems(spec: &Spec) -> Vec<String> {
+    profile::of(spec).problems(&definition(spec))
+}
+
 /// Phase 1: the account, its subnets, identities, services, versions and quotas.
 pub async fn account(cloud: &dyn Cloud, spec: &Spec) -> Result<Vec<CheckResult>, CloudError> {
     let prof = profile::of(spec);

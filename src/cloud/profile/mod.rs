@@ -324,4 +324,41 @@ mod tests {
             assert_eq!(ask.vcpu.0, def.max_vcpu());
         }
     }
+
+    /// Each profile refuses what its cloud refuses: the issue's own examples (an AKS pool named
+    /// `<realm>-workers`, the EKS-style tag key on Azure) and one per rule.
+    #[test]
+    fn each_profile_names_what_its_cloud_would_refuse() {
+        let def_for = |p: Provider| {
+            let (_d, spec) = test_support::spec(p, "digibee.acme.com");
+            crate::cloud::access::definition(&spec)
+        };
+        let mut aks = def_for(Provider::Aks);
+        aks.pools[0].nodes.name = "acme-workers".into();
+        aks.cluster
+            .tags
+            .insert("realmctl.digibee.com/realm".into(), "acme".into());
+        let problems = AKS.problems(&aks);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("node pool name `acme-workers`"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].contains("not allowed in an Azure tag name"),
+            "{problems:?}"
+        );
+        let mut gke = def_for(Provider::Gke);
+        gke.cluster.tags.insert("Realm".into(), "Acme".into());
+        gke.pools[0]
+            .nodes
+            .labels
+            .insert("bad label".into(), "x".into());
+        let problems = GKE.problems(&gke);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        let mut eks = def_for(Provider::Eks);
+        eks.cluster.tags.insert("aws:reserved".into(), "x".into());
+        eks.cluster.name = "-digibee".into();
+        assert_eq!(EKS.problems(&eks).len(), 2, "{:?}", EKS.problems(&eks));
+    }
 }

@@ -47,6 +47,14 @@ async fn validate(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
                 "the spec changed on disk during the run and is no longer valid:\n{e}"
             ))
         })?;
+    let problems = crate::cloud::access::definition_problems(&again);
+    if !problems.is_empty() {
+        return Err(Failure::permanent(format!(
+            "the {} cluster definition of this spec would be refused by the cloud: {}",
+            again.cloud.provider,
+            problems.join("; ")
+        )));
+    }
     Ok(Outcome::Done(StepOutput::summary(format!(
         "spec valid: realm {} on {} {}, {} required names, {} outbound targets",
         again.name,
