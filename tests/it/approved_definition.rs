@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{AwsStandIn, SpecOpts};
-use crate::eks_moto::cloud_playbook;
+use crate::common::AwsStandIn;
 use crate::engine_support::*;
 use realmctl::cloud::definition::ClusterDefinition;
 
@@ -141,41 +140,10 @@ fn after_approval_a_change_of_size_version_network_or_exposure_stops_at_the_gate
         });
     }
     let dir = tempfile::tempdir().unwrap();
-    let spec = spec(
-        dir.path(),
-        SpecOpts {
-            endpoint: Some(aws.url()),
-            ..SpecOpts::default()
-        },
-    );
-    let pb = cloud_playbook(dir.path());
-    let state = dir.path().join("state");
-    let env_install = |extra: &[&str]| {
-        let o = realmctl()
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .args([
-                "install",
-                "--yes",
-                "--output",
-                "json",
-                "--retry-base-ms",
-                "10",
-                "-f",
-            ])
-            .arg(&spec)
-            .arg("--state")
-            .arg(&state)
-            .arg("--playbook")
-            .arg(&pb)
-            .args(extra)
-            .output()
-            .unwrap();
-        let (out, err) = text(&o);
-        (o.status.code().unwrap_or(-1), out, err)
-    };
-    let (code, out, err) = env_install(&[]);
-    assert_eq!(code, 3, "{out} {err}");
+    let (spec, pb, state) = crate::eks_install::case(&aws, dir.path(), "digibee-acme");
+    let env_install = || crate::eks_moto::install_once(&spec, &state, &pb);
+    let (code, v, err) = env_install();
+    assert_eq!(code, 3, "{v} {err}");
     assert_eq!(approve(&state, 5).status.code(), Some(0));
     let edit = |from: &str, to: &str| {
         let t = std::fs::read_to_string(&spec).unwrap();
@@ -222,9 +190,8 @@ fn after_approval_a_change_of_size_version_network_or_exposure_stops_at_the_gate
             plan.contains("is no longer what the spec asks for") && plan.contains(why),
             "{why}: {plan}"
         );
-        let (code, out, err) = env_install(&[]);
-        assert_eq!(code, 3, "{why}: {out} {err}");
-        let v: Value = serde_json::from_str(&out).unwrap();
+        let (code, v, err) = env_install();
+        assert_eq!(code, 3, "{why}: {v} {err}");
         assert!(
             v["message"].as_str().unwrap().contains("phase 5 waits"),
             "{v}"
@@ -236,8 +203,8 @@ fn after_approval_a_change_of_size_version_network_or_exposure_stops_at_the_gate
         assert_eq!(aws.world().count("eks:CreateCluster"), 0);
         assert_eq!(approve(&state, 5).status.code(), Some(0));
     }
-    let (code, out, err) = env_install(&[]);
-    assert_eq!(code, 0, "{out} {err}");
+    let (code, v, err) = env_install();
+    assert_eq!(code, 0, "{v} {err}");
     assert_eq!(aws.world().count("eks:CreateCluster"), 1);
     // What the cloud holds is the last approved definition, field by field, as boto3 reads it.
     let def = approved_definition(&state);

@@ -14,7 +14,8 @@ use crate::eks_moto::{cloud_playbook, unlock};
 use crate::eks_moto::{killed_at, to_gate_and_approve};
 use crate::engine_support::*;
 
-fn case(aws: &AwsStandIn, root: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+/// A realm on the AWS stand-in whose cluster is `name`, in `root/name`: (spec, playbook, state).
+pub(crate) fn case(aws: &AwsStandIn, root: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     let dir = root.join(name);
     let spec = spec(
         &dir,

@@ -193,7 +193,12 @@ pub(crate) fn install_on(spec: &Path, state: &Path, pb: &Path) -> (i32, serde_js
     install_once(spec, state, pb)
 }
 
-fn install_once(spec: &Path, state: &Path, pb: &Path) -> (i32, serde_json::Value, String) {
+/// One `install` with moto's test keys (no approval).
+pub(crate) fn install_once(
+    spec: &Path,
+    state: &Path,
+    pb: &Path,
+) -> (i32, serde_json::Value, String) {
     let mut c = realmctl();
     aws_env(&mut c);
     let o = c

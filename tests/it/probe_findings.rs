@@ -8,7 +8,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::{AwsStandIn, SpecOpts};
-use crate::eks_moto::cloud_playbook;
 use crate::engine_support::*;
 
 fn is_root() -> bool {
@@ -271,15 +270,7 @@ fn a_fifo_or_unreadable_journal_is_named_and_exits_1() {
 fn control_sequences_from_the_cloud_never_reach_terminals_or_reports() {
     let aws = AwsStandIn::start(Duration::from_millis(100));
     let dir = tempfile::tempdir().unwrap();
-    let spec = spec(
-        dir.path(),
-        SpecOpts {
-            endpoint: Some(aws.url()),
-            ..SpecOpts::default()
-        },
-    );
-    let pb = cloud_playbook(dir.path());
-    let state = dir.path().join("state");
+    let (spec, pb, state) = crate::eks_install::case(&aws, dir.path(), "digibee-acme");
     let run = |args: &[&str]| {
         let o = realmctl()
             .env("AWS_ACCESS_KEY_ID", "testing")

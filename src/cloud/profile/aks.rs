@@ -65,10 +65,7 @@ impl Profile for Aks {
     }
 
     fn tag_keys(&self) -> TagKeys {
-        TagKeys {
-            realm: "realmctl-realm",
-            managed_by: "realmctl-managed-by",
-        }
+        super::DASHED_TAG_KEYS
     }
 
     fn check_tag_key(&self, key: &str) -> Result<(), String> {

@@ -286,6 +286,13 @@ fn quota_queries(
     queries
 }
 
+/// The ownership tag keys of clouds whose tag or label names allow neither `/` nor `.`-led
+/// prefixes (Azure tag names, Google label keys).
+const DASHED_TAG_KEYS: TagKeys = TagKeys {
+    realm: "realmctl-realm",
+    managed_by: "realmctl-managed-by",
+};
+
 /// The name of the realm's worker pool: valid on every cloud (AKS allows `[a-z][a-z0-9]{0,11}`).
 pub const WORKER_POOL: &str = "workers";
 
