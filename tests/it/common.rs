@@ -76,6 +76,35 @@ pub fn realmctl_std() -> std::process::Command {
     isolate(&mut c);
     c
 }
+/// Runs `c` (stdout discarded, stderr kept) and waits at most `limit`; a command still running
+/// then is killed and the test fails with `what`. Returns the exit code, stderr and the time taken.
+pub fn run_bounded(mut c: Command, limit: Duration, what: &str) -> (Option<i32>, String, Duration) {
+    use std::io::Read;
+    let t0 = std::time::Instant::now();
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (status.code(), err, t0.elapsed());
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{what} hung");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub const PREFIXES: [&str; 6] = ["core", "static", "portal", "auth", "test", "api"];
 
 /// The six required wildcard names under `BASE`.

@@ -199,28 +199,27 @@ pub(crate) fn install_once(
     state: &Path,
     pb: &Path,
 ) -> (i32, serde_json::Value, String) {
-    let mut c = realmctl();
+    let mut c = install_cmd(spec, state, pb, &[]);
     aws_env(&mut c);
-    let o = c
-        .args([
-            "install",
-            "--yes",
-            "--output",
-            "json",
-            "--retry-base-ms",
-            "10",
-            "-f",
-        ])
+    let o = c.args(["--output", "json"]).output().unwrap();
+    let (out, err) = text(&o);
+    let v = serde_json::from_str(&out).unwrap_or(serde_json::Value::Null);
+    (o.status.code().unwrap_or(-1), v, err)
+}
+
+/// `install --yes` of `spec` into `state` with `pb`, quick retries, and `env` set.
+fn install_cmd(spec: &Path, state: &Path, pb: &Path, env: &[(&str, &str)]) -> assert_cmd::Command {
+    let mut c = realmctl();
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.args(["install", "--yes", "--retry-base-ms", "10", "-f"])
         .arg(spec)
         .arg("--state")
         .arg(state)
         .arg("--playbook")
-        .arg(pb)
-        .output()
-        .unwrap();
-    let (out, err) = text(&o);
-    let v = serde_json::from_str(&out).unwrap_or(serde_json::Value::Null);
-    (o.status.code().unwrap_or(-1), v, err)
+        .arg(pb);
+    c
 }
 
 #[test]
@@ -519,19 +518,7 @@ pub(crate) fn stale_lock_id(state: &Path) -> Option<String> {
 /// Runs the install to the phase-5 gate and approves it, so that a following run reaches
 /// phase 6 (a kill point there, say).
 pub(crate) fn to_gate_and_approve(spec: &Path, state: &Path, pb: &Path, env: &[(&str, &str)]) {
-    let mut c = realmctl();
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let o = c
-        .args(["install", "--yes", "--retry-base-ms", "10", "-f"])
-        .arg(spec)
-        .arg("--state")
-        .arg(state)
-        .arg("--playbook")
-        .arg(pb)
-        .output()
-        .unwrap();
+    let o = install_cmd(spec, state, pb, env).output().unwrap();
     assert_eq!(o.status.code(), Some(3), "{:?}", text(&o));
     assert_eq!(approve(state, 5).status.code(), Some(0));
 }
@@ -539,18 +526,8 @@ pub(crate) fn to_gate_and_approve(spec: &Path, state: &Path, pb: &Path, env: &[(
 /// Runs an install that kills itself at `point`; asserts it died by SIGKILL.
 pub(crate) fn killed_at(spec: &Path, state: &Path, pb: &Path, point: &str, env: &[(&str, &str)]) {
     use std::os::unix::process::ExitStatusExt;
-    let mut c = realmctl();
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let o = c
+    let o = install_cmd(spec, state, pb, env)
         .env("REALMCTL_TEST_KILL_AT", point)
-        .args(["install", "--yes", "--retry-base-ms", "10", "-f"])
-        .arg(spec)
-        .arg("--state")
-        .arg(state)
-        .arg("--playbook")
-        .arg(pb)
         .output()
         .unwrap();
     assert_eq!(

@@ -428,32 +428,13 @@ fn a_timed_out_step_never_overlaps_its_retry() {
 }
 
 fn validate(file: &Path) -> (Option<i32>, String, Duration) {
-    let t0 = Instant::now();
-    let mut child = crate::common::realmctl_std()
-        .args(["validate", "-f"])
-        .arg(file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            use std::io::Read;
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            return (status.code(), err, t0.elapsed());
-        }
-        if t0.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!("validate -f {} hung", file.display());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut c = crate::common::realmctl_std();
+    c.args(["validate", "-f"]).arg(file);
+    crate::common::run_bounded(
+        c,
+        Duration::from_secs(10),
+        &format!("validate -f {}", file.display()),
+    )
 }
 
 /// Regression (issue #8): `validate -f /dev/zero` grew to 4 GB, a FIFO blocked forever, a

@@ -406,30 +406,10 @@ fn reports_are_never_written_through_a_link_or_into_a_fifo() {
             .unwrap()
             .success()
     );
-    let bounded = |mut c: std::process::Command| {
-        let mut child = c
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let t0 = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                let mut err = String::new();
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
-                return (status.code(), err);
-            }
-            if t0.elapsed() > Duration::from_secs(20) {
-                let _ = child.kill();
-                panic!("blocked on the FIFO");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    let bounded = |c: std::process::Command| {
+        let (code, err, _) =
+            crate::common::run_bounded(c, Duration::from_secs(20), "writing onto the FIFO");
+        (code, err)
     };
     for (format, out) in [("md", &link), ("html", &fifo)] {
         let mut c = crate::common::realmctl_std();
