@@ -79,11 +79,35 @@ fn shed_one(open: &mut VecDeque<Open>) -> bool {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes.
+/// Serves `app` on `listener` over plain HTTP/1 until `shutdown` completes.
 pub async fn http1(
     listener: tokio::net::TcpListener,
     app: Router,
     bounds: Bounds,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve(listener, app, bounds, None, shutdown).await
+}
+
+/// Serves `app` on `listener` over HTTPS (HTTP/1 inside TLS with `tls`) until `shutdown`
+/// completes. The TLS handshake must finish within [`Bounds::header_read`], and a connection
+/// still in its handshake holds no request, so it is the first to be shed.
+pub async fn https1(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    bounds: Bounds,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    serve(listener, app, bounds, Some(acceptor), shutdown).await
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    bounds: Bounds,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
@@ -135,13 +159,28 @@ pub async fn http1(
                 }
             })
         };
-        let conn = hyper::server::conn::http1::Builder::new()
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
             .timer(TokioTimer::new())
-            .header_read_timeout(bounds.header_read)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+            .header_read_timeout(bounds.header_read);
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         let handle = tasks.spawn(async move {
-            let _ = conn.await;
+            match tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(conn).await;
+                }
+                Some(acceptor) => {
+                    // A handshake that does not finish in time is dropped like a silent head.
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(bounds.header_read, acceptor.accept(stream)).await
+                    {
+                        let conn = builder.serve_connection(TokioIo::new(stream), service);
+                        let _ = watcher.watch(conn).await;
+                    }
+                }
+            }
             drop(slot);
         });
         open.retain(|c| !c.handle.is_finished());
