@@ -2,14 +2,15 @@
 //! one neutral [`World`] (accounts, networks, identities, services, quotas, versions, a policy
 //! of what the caller may do, clusters and pools with creation delays, throttling, a call log)
 //! and a thin wire adapter per cloud that follows that cloud's published protocol, so the real
-//! SDKs and tools nobody here wrote (the AWS SDK, boto3) talk to it unchanged. Today:
-//! [`aws`]. Nothing here knows realmctl; realmctl's product code does not depend on this crate
+//! SDKs and tools nobody here wrote (the AWS SDK, boto3, azure_identity) talk to it unchanged:
+//! [`aws`] and [`azure`] (over HTTPS with its own test CA). Nothing here knows realmctl; realmctl's product code does not depend on this crate
 //! except its demo, which says it is a simulation.
 //!
 //! Every stand-in listens on 127.0.0.1 only, served by the same bounded server as the quota
 //! service (`realmctl-serve`).
 
 pub mod aws;
+pub mod azure;
 pub mod policy;
 pub mod world;
 
@@ -18,11 +19,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 pub use policy::Policy;
-pub use world::{ApiEndpoint, Call, Cluster, Identity, Phase, Pool, Quota, Subnet, World};
+pub use world::{
+    ApiEndpoint, App, Call, Cluster, Identity, Operation, Phase, Pool, Quota, Subnet, Target, World,
+};
 
 /// A running stand-in; it stops when dropped.
 pub struct StandIn {
     addr: SocketAddr,
+    /// The test CA of an HTTPS stand-in.
+    ca_pem: Option<String>,
     world: Arc<Mutex<World>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -33,6 +38,37 @@ impl StandIn {
         let world = Arc::new(Mutex::new(world));
         let app = aws::router(world.clone(), Instant::now());
         Self::serve(world, app).await
+    }
+
+    /// Starts the Azure adapter (ARM and the token endpoint) over `world` on 127.0.0.1 over
+    /// HTTPS, with a new test CA ([`StandIn::ca_pem`]).
+    pub async fn azure(world: World) -> std::io::Result<Self> {
+        let ca = azure::TestCa::new().map_err(std::io::Error::other)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let world = Arc::new(Mutex::new(world));
+        let app = azure::router(world.clone(), Instant::now(), format!("https://{addr}"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(realmctl_serve::https1(
+            listener,
+            app,
+            realmctl_serve::Bounds::default(),
+            ca.server.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(StandIn {
+            addr,
+            ca_pem: Some(ca.ca_pem),
+            world,
+            stop: Some(stop),
+        })
+    }
+
+    /// The PEM of the test CA an HTTPS stand-in's certificate chains to.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     async fn serve(world: Arc<Mutex<World>>, app: axum::Router) -> std::io::Result<Self> {
@@ -49,14 +85,16 @@ impl StandIn {
         ));
         Ok(StandIn {
             addr,
+            ca_pem: None,
             world,
             stop: Some(stop),
         })
     }
 
-    /// Its base URL, for an endpoint override.
+    /// Its base URL, for an endpoint override (`https://` for an HTTPS stand-in).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_pem.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The clusters it holds, each with its pools: `name (node pools: a, b)`.

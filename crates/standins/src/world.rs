@@ -133,6 +133,38 @@ pub struct Call {
     pub throttled: bool,
 }
 
+/// An application that can sign in (a service principal): its secret, or the federated token it
+/// may present instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    /// Its client secret.
+    pub secret: String,
+    /// The secret has expired (sign-in with it is refused as expired).
+    pub secret_expired: bool,
+    /// A federated token (workload identity) it may sign in with instead.
+    pub federated: Option<String>,
+    /// Its object id (the principal's id in the directory).
+    pub object_id: String,
+}
+
+/// What a long-running operation creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A cluster, by name.
+    Cluster(String),
+    /// A node pool: cluster and pool name.
+    Pool(String, String),
+}
+
+/// A long-running operation (ARM's asynchronous operation): its status follows its target's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    /// What it creates.
+    pub target: Target,
+    /// When it started, seconds since the epoch.
+    pub started_epoch: f64,
+}
+
 /// The account, region and everything in them.
 #[derive(Debug, Clone)]
 pub struct World {
@@ -152,6 +184,31 @@ pub struct World {
     pub quotas: BTreeMap<String, Quota>,
     /// Offered Kubernetes versions.
     pub versions: Vec<String>,
+    /// The account's state as the cloud words it (`Enabled`).
+    pub account_state: String,
+    /// The directory (tenant) the account trusts.
+    pub tenant: String,
+    /// Applications that can sign in, by client id.
+    pub apps: BTreeMap<String, App>,
+    /// Access tokens issued: token → (principal, expiry in seconds since the epoch).
+    pub tokens: BTreeMap<String, (String, u64)>,
+    /// Every issued token is answered as expired.
+    pub tokens_expired: bool,
+    /// Resource groups: name → location (Azure; other clouds have none).
+    pub resource_groups: BTreeMap<String, String>,
+    /// Resource bodies as an adapter keeps them (ARM describes back what was PUT), by
+    /// lower-case id.
+    pub documents: BTreeMap<String, serde_json::Value>,
+    /// Long-running operations by id.
+    pub operations: BTreeMap<String, Operation>,
+    /// How many seconds a long-running operation or a throttled call asks the caller to wait
+    /// (`Retry-After`).
+    pub retry_after: u64,
+    /// A cluster someone else creates just before the caller's next create of the same name
+    /// arrives (the race between a describe and a create).
+    pub ambush: Option<Cluster>,
+    /// The next cluster created fails with this reason (`Code: message`).
+    pub fail_next_create: Option<String>,
     /// What the caller may do (answered by permission checks and enforced on calls).
     pub policy: Policy,
     /// Clusters by name.
@@ -192,6 +249,17 @@ impl World {
             services: BTreeMap::new(),
             quotas: BTreeMap::new(),
             versions: Vec::new(),
+            account_state: "Enabled".into(),
+            tenant: String::new(),
+            apps: BTreeMap::new(),
+            tokens: BTreeMap::new(),
+            tokens_expired: false,
+            resource_groups: BTreeMap::new(),
+            documents: BTreeMap::new(),
+            operations: BTreeMap::new(),
+            retry_after: 0,
+            ambush: None,
+            fail_next_create: None,
             policy: Policy::allow_all(),
             clusters: BTreeMap::new(),
             pools: BTreeMap::new(),
