@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use realmctl::cloud::{Cloud, CloudError};
 use realmctl::demo::CloudDemo;
-use realmctl::spec::Provider;
+use realmctl::spec::{CloudAccount, Provider};
 
 /// Where a client talks to.
 #[cfg_attr(not(feature = "eks"), allow(dead_code))]
@@ -17,6 +17,8 @@ pub struct Target<'a> {
     pub region: &'a str,
     /// The endpoint override, if any (checked by the client: https, or http to loopback).
     pub endpoint: Option<&'a str>,
+    /// The spec's account block (subscription, project…).
+    pub account: &'a CloudAccount,
 }
 
 /// Builds a client on the cloud's standard chain (no call made: `plan` stays offline).
@@ -38,6 +40,11 @@ pub fn entry(provider: Provider) -> Entry {
             connect: Some(eks),
             demo: Some(&realmctl::demo::eks::EksDemo),
         },
+        #[cfg(feature = "aks")]
+        Provider::Aks => Entry {
+            connect: Some(aks),
+            demo: Some(&realmctl::demo::aks::AksDemo),
+        },
         _ => Entry {
             connect: None,
             demo: None,
@@ -56,4 +63,34 @@ fn eks(runtime: &tokio::runtime::Runtime, t: &Target<'_>) -> Result<Arc<dyn Clou
     };
     let p = runtime.block_on(EksProvider::standard_chain(settings))?;
     Ok(Arc::new(Retrying::new(p, RetryPolicy::default())))
+}
+
+/// AKS on the Azure credential chain (`AZURE_*` variables, managed identity, Azure CLI),
+/// behind the retry decorator.
+#[cfg(feature = "aks")]
+fn aks(_runtime: &tokio::runtime::Runtime, t: &Target<'_>) -> Result<Arc<dyn Cloud>, CloudError> {
+    use realmctl::cloud::aks::{AksProvider, AksSettings};
+    use realmctl::cloud::retry::{RetryPolicy, Retrying};
+    let CloudAccount::Aks {
+        subscription_id,
+        resource_group,
+        tenant_id,
+        ..
+    } = t.account
+    else {
+        return Err(CloudError::new(
+            realmctl::cloud::CloudErrorKind::Invalid,
+            "aks:settings",
+            "the spec has no cloud.aks block",
+        ));
+    };
+    let settings = AksSettings {
+        endpoint: t.endpoint.map(str::to_owned),
+        env: super::env::azure(),
+        ..AksSettings::new(t.region, subscription_id, resource_group, tenant_id)
+    };
+    Ok(Arc::new(Retrying::new(
+        AksProvider::new(settings)?,
+        RetryPolicy::default(),
+    )))
 }

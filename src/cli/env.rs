@@ -127,6 +127,7 @@ pub fn cloud(
             &super::clouds::Target {
                 region: &spec.cloud.region,
                 endpoint: spec.cloud.endpoint.as_deref(),
+                account: &spec.cloud.account,
             },
         )
         .map(Some)
@@ -154,4 +155,17 @@ pub fn optional_secret(var: &str) -> Option<Secret> {
         .ok()
         .filter(|v| !v.is_empty())
         .map(Secret::new)
+}
+
+/// The Azure credential chain's settings, from the variables Azure tools read.
+#[cfg(feature = "aks")]
+pub fn azure() -> realmctl::cloud::aks::credential::AzureEnv {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    realmctl::cloud::aks::credential::AzureEnv {
+        tenant_id: var("AZURE_TENANT_ID"),
+        client_id: var("AZURE_CLIENT_ID"),
+        client_secret: optional_secret("AZURE_CLIENT_SECRET"),
+        federated_token_file: var("AZURE_FEDERATED_TOKEN_FILE").map(Into::into),
+        authority_host: var("AZURE_AUTHORITY_HOST"),
+    }
 }

@@ -98,6 +98,9 @@ pub struct CloudError {
     pub status: Option<u16>,
     /// The cloud's message (never holds a secret: clouds do not echo credentials).
     pub message: String,
+    /// How long the cloud asked the caller to wait before trying again (`Retry-After`).
+    #[serde(skip)]
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl fmt::Display for CloudError {
@@ -133,6 +136,7 @@ impl CloudError {
             code: None,
             status: None,
             message: message.into(),
+            retry_after: None,
         }
     }
 }
@@ -167,6 +171,7 @@ mod tests {
             code: Some("AccessDeniedException".into()),
             status: Some(403),
             message: "User is not authorized to perform: eks:CreateCluster".into(),
+            retry_after: None,
         };
         let s = e.to_string();
         assert!(s.starts_with("eks:CreateCluster failed (access denied, AccessDeniedException, HTTP 403): User is not authorized"), "{s}");

@@ -5,7 +5,7 @@
 //!   asks and expects, how credentials expire, the permissions and least-privilege document.
 //!   Pure data and functions, no SDK: `plan`, `validate` and rendering work offline.
 //! - **Clients**: how to talk to it, behind the narrow async traits below, one folder per cloud
-//!   behind its own cargo feature (`eks/` today). SDK types never leave their folder.
+//!   behind its own cargo feature (`eks/`, `aks/`). SDK types never leave their folder.
 //! - **Stand-ins**: loopback servers that follow each cloud's published wire protocol, in their
 //!   own crate (`crates/standins`); nothing here depends on them.
 //!
@@ -31,6 +31,8 @@ pub mod sizing;
 #[cfg(test)]
 pub(crate) mod testing;
 
+#[cfg(feature = "aks")]
+pub mod aks;
 #[cfg(feature = "eks")]
 pub mod eks;
 

@@ -70,10 +70,22 @@ impl Backoff {
     /// The interval after poll `n`, shortened so the next poll happens by `left` (the time to
     /// the deadline); `None` when no time is left.
     pub fn next(&self, n: u32, throttled: bool, left: Duration) -> Option<Duration> {
-        if left.is_zero() {
+        self.next_asked(n, throttled, None, left)
+    }
+
+    /// Like [`Backoff::next`], when the cloud asked to wait at least `asked` (`Retry-After`):
+    /// never sooner than it asked, so when that is beyond the deadline there is no next poll.
+    pub fn next_asked(
+        &self,
+        n: u32,
+        throttled: bool,
+        asked: Option<Duration>,
+        left: Duration,
+    ) -> Option<Duration> {
+        if left.is_zero() || asked.is_some_and(|a| a > left) {
             return None;
         }
-        Some(self.delay(n, throttled).min(left))
+        Some(self.delay(n, throttled).max(asked.unwrap_or_default()).min(left))
     }
 
     /// How many polls a wait of `ready_after` takes at most (ready noticed at the first poll
@@ -123,6 +135,17 @@ mod tests {
             Some(Duration::from_secs(7))
         );
         assert_eq!(WAIT.next(1, false, Duration::ZERO), None);
+    }
+
+    #[test]
+    fn a_retry_after_is_never_cut_short() {
+        let s = Duration::from_secs;
+        // Longer than the backoff: waited in full.
+        assert_eq!(WAIT.next_asked(1, true, Some(s(45)), s(100)), Some(s(45)));
+        // Shorter: the backoff wins.
+        assert_eq!(WAIT.next_asked(5, false, Some(s(1)), s(100)), Some(s(30)));
+        // Beyond the deadline: no poll sooner than asked, so none at all.
+        assert_eq!(WAIT.next_asked(1, true, Some(s(45)), s(44)), None);
     }
 
     #[test]

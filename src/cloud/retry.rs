@@ -74,7 +74,9 @@ where
     loop {
         match call().await {
             Err(e) if e.kind.retryable() && n < policy.attempts => {
-                tokio::time::sleep(policy.delay(n)).await;
+                // Never sooner than the cloud asked (`Retry-After`).
+                let asked = e.retry_after.unwrap_or_default();
+                tokio::time::sleep(policy.delay(n).max(asked)).await;
                 n += 1;
             }
             other => return other,

@@ -12,6 +12,8 @@
 //! Which clouds have a demo is the CLI registry's business; nothing here names a cloud.
 
 pub mod dns;
+#[cfg(feature = "aks")]
+pub mod aks;
 #[cfg(feature = "eks")]
 pub mod eks;
 

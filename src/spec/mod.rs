@@ -169,6 +169,10 @@ pub enum CloudAccount {
         resource_group: String,
         /// Tenant ID.
         tenant_id: String,
+        /// The node subnet's resource id.
+        subnet_id: String,
+        /// The user-assigned identity of the cluster, if any.
+        identity: Option<String>,
     },
     /// Google Cloud.
     #[serde(rename_all = "camelCase")]

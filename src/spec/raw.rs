@@ -193,6 +193,13 @@ pub struct RawAks {
     pub resource_group: Located<String>,
     /// Microsoft Entra tenant ID (UUID).
     pub tenant_id: Located<String>,
+    /// Resource id of the VNet subnet the nodes join
+    /// (`/subscriptions/…/resourceGroups/…/providers/Microsoft.Network/virtualNetworks/…/subnets/…`).
+    pub subnet_id: Located<String>,
+    /// Resource id of the user-assigned managed identity the cluster acts as; absent: a
+    /// system-assigned identity AKS manages.
+    #[serde(default)]
+    pub identity: Option<Located<String>>,
 }
 
 /// `cloud.gke:`

@@ -295,6 +295,8 @@ fn placeholder(p: Provider) -> CloudAccount {
             subscription_id: String::new(),
             resource_group: String::new(),
             tenant_id: String::new(),
+            subnet_id: String::new(),
+            identity: None,
         },
     }
 }
@@ -388,11 +390,50 @@ fn aks(cx: &mut Ctx, b: raw::RawAks) -> CloudAccount {
             "use 1-90 letters, digits, `-`, `_`, `.`, `(`, `)`, not ending with `.`",
         );
     }
+    if !azure_id(&b.subnet_id.value, "Microsoft.Network/virtualNetworks", Some("subnets")) {
+        cx.err(
+            b.subnet_id.pos,
+            format!("cloud.aks.subnetId: `{}` is not a subnet resource id", b.subnet_id.value),
+            "use the subnet's resource id: /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Network/virtualNetworks/<vnet>/subnets/<subnet> (`az network vnet subnet show --query id`)",
+        );
+    }
+    if let Some(i) = &b.identity
+        && !azure_id(&i.value, "Microsoft.ManagedIdentity/userAssignedIdentities", None)
+    {
+        cx.err(
+            i.pos,
+            format!("cloud.aks.identity: `{}` is not a user-assigned identity's resource id", i.value),
+            "use /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name> (`az identity show --query id`), or leave it out for a system-assigned identity",
+        );
+    }
     CloudAccount::Aks {
         subscription_id: b.subscription_id.value,
         resource_group: b.resource_group.value,
         tenant_id: b.tenant_id.value,
+        subnet_id: b.subnet_id.value,
+        identity: b.identity.map(|i| i.value),
     }
+}
+
+/// Whether `id` is an Azure resource id of `provider/type` (`/subscriptions/<uuid>/resourceGroups/
+/// <group>/providers/<ns>/<type>/<name>[/<child>/<name>]`), compared without regard to case as
+/// ARM compares them.
+fn azure_id(id: &str, provider_type: &str, child: Option<&str>) -> bool {
+    let seg: Vec<&str> = id.split('/').collect();
+    let want: Vec<&str> = provider_type.split('/').collect();
+    let n = 8 + if child.is_some() { 2 } else { 0 };
+    let name_ok = |s: &str| !s.is_empty() && s.len() <= 90 && !s.contains(char::is_whitespace);
+    seg.len() == n + 1
+        && seg[0].is_empty()
+        && seg[1].eq_ignore_ascii_case("subscriptions")
+        && is_uuid(seg[2])
+        && seg[3].eq_ignore_ascii_case("resourceGroups")
+        && name_ok(seg[4])
+        && seg[5].eq_ignore_ascii_case("providers")
+        && seg[6].eq_ignore_ascii_case(want[0])
+        && seg[7].eq_ignore_ascii_case(want[1])
+        && name_ok(seg[8])
+        && child.is_none_or(|c| seg[9].eq_ignore_ascii_case(c) && name_ok(seg[10]))
 }
 
 /// Whether a URL carries `user[:password]@` before its host.

@@ -93,7 +93,7 @@ fn a_cloud_without_a_provider_shows_its_steps_unavailable_and_install_stops_ther
         .lines()
         .map(|l| {
             if l.trim_start().starts_with("eks:") {
-                "  aks: {subscriptionId: 00000000-0000-0000-0000-000000000000, resourceGroup: digibee-acme, tenantId: 00000000-0000-0000-0000-000000000001}".to_owned()
+                "  aks: {subscriptionId: 00000000-0000-0000-0000-000000000000, resourceGroup: digibee-acme, tenantId: 00000000-0000-0000-0000-000000000001, subnetId: /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/digibee-acme/providers/Microsoft.Network/virtualNetworks/v/subnets/nodes}".to_owned()
             } else {
                 l.to_owned()
             }

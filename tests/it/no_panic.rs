@@ -15,7 +15,7 @@ name: acme
 cloud:
   provider: aks
   region: eastus
-  aks: {subscriptionId: 00000000-0000-0000-0000-000000000000, resourceGroup: rg, tenantId: 00000000-0000-0000-0000-000000000000}
+  aks: {subscriptionId: 00000000-0000-0000-0000-000000000000, resourceGroup: rg, tenantId: 00000000-0000-0000-0000-000000000000, subnetId: /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/nodes}
   cluster: {name: digibee-acme, kubernetesVersion: "1.31", nodeImage: {type: custom, image: x, acceptedBy: J, acceptedAt: 2026-11-20T14:00:00Z}}
 domains: {base: digibee.acme.com, nameservers: ["127.0.0.1:53"]}
 certificate: {cert: c.pem, key: k.pem, ca: null, minDaysValid: 30}

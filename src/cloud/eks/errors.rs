@@ -164,6 +164,7 @@ where
         code,
         status,
         message,
+        retry_after: None,
     }
 }
 

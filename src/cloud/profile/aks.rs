@@ -24,15 +24,38 @@ pub struct Aks;
 /// The one AKS profile.
 pub const AKS: Aks = Aks;
 
-fn block(spec: &Spec) -> (&str, &str, &str) {
+/// The AKS block of a spec.
+struct Block<'a> {
+    subscription: &'a str,
+    group: &'a str,
+    tenant: &'a str,
+    subnet: &'a str,
+    identity: Option<&'a str>,
+}
+
+fn block(spec: &Spec) -> Block<'_> {
     match &spec.cloud.account {
         CloudAccount::Aks {
             subscription_id,
             resource_group,
             tenant_id,
-        } => (subscription_id, resource_group, tenant_id),
+            subnet_id,
+            identity,
+        } => Block {
+            subscription: subscription_id,
+            group: resource_group,
+            tenant: tenant_id,
+            subnet: subnet_id,
+            identity: identity.as_deref(),
+        },
         // The spec resolver gives an AKS spec an AKS block.
-        _ => ("", "", ""),
+        _ => Block {
+            subscription: "",
+            group: "",
+            tenant: "",
+            subnet: "",
+            identity: None,
+        },
     }
 }
 
@@ -85,32 +108,33 @@ impl Profile for Aks {
     }
 
     fn definition(&self, spec: &Spec, pool: &PoolSize) -> ClusterDefinition {
-        let (subscription, group, _) = block(spec);
+        let b = block(spec);
         build_definition(
             self,
             spec,
             pool,
             CloudParts {
-                scope: format!("/subscriptions/{subscription}/resourceGroups/{group}"),
-                // The spec names no subnet yet: AKS creates the cluster's own network.
+                scope: format!("/subscriptions/{}/resourceGroups/{}", b.subscription, b.group),
+                // The nodes join the customer's subnet (Azure CNI overlay: pods get addresses
+                // from the overlay, nodes from the subnet).
                 network: NetworkDef {
                     network: None,
-                    subnets: Vec::new(),
+                    subnets: vec![b.subnet.to_owned()],
                 },
-                // System-assigned: AKS manages the control plane's identity.
-                control_plane_identity: None,
+                // A user-assigned identity the spec names, else system-assigned (AKS manages it).
+                control_plane_identity: b.identity.map(str::to_owned),
                 // AKS creates a cluster with at least one System pool inline: the workers.
                 mode: PoolMode::System,
                 with_cluster: true,
                 node_identity: None,
-                pool_subnets: Vec::new(),
+                pool_subnets: vec![b.subnet.to_owned()],
                 default_image: DEFAULT_OS_SKU,
             },
         )
     }
 
     fn account(&self, spec: &Spec, def: &ClusterDefinition, _pool: &PoolSize) -> AccountAsk {
-        let (subscription, _, _) = block(spec);
+        let subscription = block(spec).subscription;
         let region = &spec.cloud.region;
         let total = QuotaQuery {
             code: "cores".into(),
@@ -129,7 +153,7 @@ impl Profile for Aks {
             },
             account: subscription.to_owned(),
             account_field: "cloud.aks.subscriptionId",
-            subnets_field: "cloud.aks",
+            subnets_field: "cloud.aks.subnetId",
             min_zones: 0,
             reserved_per_subnet: 0,
             addresses: one_address_per_node(def, "Azure CNI overlay"),
@@ -144,11 +168,12 @@ impl Profile for Aks {
     }
 
     fn permission_vars(&self, spec: &Spec) -> BTreeMap<&'static str, String> {
-        let (subscription, group, tenant) = block(spec);
+        let b = block(spec);
         [
-            ("subscription", subscription.to_owned()),
-            ("resourceGroup", group.to_owned()),
-            ("tenant", tenant.to_owned()),
+            ("subscription", b.subscription.to_owned()),
+            ("resourceGroup", b.group.to_owned()),
+            ("tenant", b.tenant.to_owned()),
+            ("subnet", b.subnet.to_owned()),
             ("region", spec.cloud.region.clone()),
             ("cluster", spec.cloud.cluster.name.clone()),
             ("realm", spec.name.clone()),

@@ -167,6 +167,7 @@ async fn until_active<T>(
     let mut n = 0;
     loop {
         n += 1;
+        let mut asked = None;
         let (throttled, status) = match describe().await {
             Ok(Some((status, t))) => match wait_on(&status) {
                 Wait::Ready => return Ok(t),
@@ -182,7 +183,10 @@ async fn until_active<T>(
                     "{what} does not exist (deleted while the install waited?)"
                 )));
             }
-            Err(e) if e.kind == CloudErrorKind::Throttled => (true, "throttled".to_owned()),
+            Err(e) if e.kind == CloudErrorKind::Throttled => {
+                asked = e.retry_after;
+                (true, "throttled".to_owned())
+            }
             Err(e) if e.kind.retryable() => (false, format!("no answer ({})", e.kind)),
             Err(e) => return Err(e.into()),
         };
@@ -190,7 +194,11 @@ async fn until_active<T>(
             "{what}: {status} ({} s)",
             started.elapsed().as_secs()
         ));
-        let Some(delay) = ctx.opts.poll.next(n, throttled, ctx.remaining()) else {
+        let Some(delay) = ctx
+            .opts
+            .poll
+            .next_asked(n, throttled, asked, ctx.remaining())
+        else {
             return Err(Failure {
                 kind: FailureKind::Timeout,
                 message: format!("{what} was not ready within the step's timeout"),
