@@ -19,6 +19,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/demo-cloud-eks.yaml.tera"),
     ),
     (
+        "demo-cloud-aks.yaml",
+        include_str!("../templates/demo-cloud-aks.yaml.tera"),
+    ),
+    (
         "preflight.html",
         include_str!("../templates/preflight.html.tera"),
     ),
