@@ -65,7 +65,7 @@ impl CloudErrorKind {
                 "attach the least-privilege policy of the roles-and-resources document to the install identity (`realmctl plan` prints it)",
             ),
             CloudErrorKind::ExpiredCredentials => Some(
-                "refresh the credentials (e.g. `aws sso login`, or new temporary credentials) and run the command again",
+                "refresh the credentials (e.g. `aws sso login`, `az login`, a new client secret, or new temporary credentials) and run the command again",
             ),
             CloudErrorKind::QuotaExceeded => {
                 Some("request a quota increase from the cloud provider, or lower the realm's size")

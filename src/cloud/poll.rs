@@ -85,7 +85,11 @@ impl Backoff {
         if left.is_zero() || asked.is_some_and(|a| a > left) {
             return None;
         }
-        Some(self.delay(n, throttled).max(asked.unwrap_or_default()).min(left))
+        Some(
+            self.delay(n, throttled)
+                .max(asked.unwrap_or_default())
+                .min(left),
+        )
     }
 
     /// How many polls a wait of `ready_after` takes at most (ready noticed at the first poll

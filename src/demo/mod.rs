@@ -11,9 +11,9 @@
 //!
 //! Which clouds have a demo is the CLI registry's business; nothing here names a cloud.
 
-pub mod dns;
 #[cfg(feature = "aks")]
 pub mod aks;
+pub mod dns;
 #[cfg(feature = "eks")]
 pub mod eks;
 

@@ -390,7 +390,11 @@ fn aks(cx: &mut Ctx, b: raw::RawAks) -> CloudAccount {
             "use 1-90 letters, digits, `-`, `_`, `.`, `(`, `)`, not ending with `.`",
         );
     }
-    if !azure_id(&b.subnet_id.value, "Microsoft.Network/virtualNetworks", Some("subnets")) {
+    if !azure_id(
+        &b.subnet_id.value,
+        "Microsoft.Network/virtualNetworks",
+        Some("subnets"),
+    ) {
         cx.err(
             b.subnet_id.pos,
             format!("cloud.aks.subnetId: `{}` is not a subnet resource id", b.subnet_id.value),
@@ -398,7 +402,11 @@ fn aks(cx: &mut Ctx, b: raw::RawAks) -> CloudAccount {
         );
     }
     if let Some(i) = &b.identity
-        && !azure_id(&i.value, "Microsoft.ManagedIdentity/userAssignedIdentities", None)
+        && !azure_id(
+            &i.value,
+            "Microsoft.ManagedIdentity/userAssignedIdentities",
+            None,
+        )
     {
         cx.err(
             i.pos,

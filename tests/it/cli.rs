@@ -598,14 +598,14 @@ fn reports_are_written_and_secrets_never_appear() {
 fn demo_says_it_is_a_simulation_and_refuses_clouds_without_a_stand_in() {
     let dir = tempfile::tempdir().unwrap();
     let o = realmctl()
-        .args(["demo", "--cloud", "aks", "--dir"])
+        .args(["demo", "--cloud", "gke", "--dir"])
         .arg(dir.path())
         .output()
         .unwrap();
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{out}\n{err}");
     assert!(
-        err.contains("has no aks client, so it has no aks demo"),
+        err.contains("has no gke client, so it has no gke demo"),
         "{err}"
     );
     assert!(

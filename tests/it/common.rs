@@ -53,10 +53,22 @@ pub fn isolate(c: &mut std::process::Command) -> &mut std::process::Command {
             "AWS_ENDPOINT_URL",
             format!("http://127.0.0.1:{}", aws_dead_end()),
         )
+        // Azure: a canary service principal whose token requests go to a loopback dead end
+        // (never the instance metadata service, never a real authority).
+        .env("AZURE_TENANT_ID", "00000000-0000-4000-8000-00000000dead")
+        .env("AZURE_CLIENT_ID", "00000000-0000-4000-8000-00000000beef")
+        .env("AZURE_CLIENT_SECRET", AZURE_TEST_SECRET)
+        .env(
+            "AZURE_AUTHORITY_HOST",
+            format!("https://127.0.0.1:{}", aws_dead_end()),
+        )
         .env("REALMCTL_OPERATOR", "test-operator")
         .env_remove("REALM_PROXY_AUTH")
         .env_remove("REALMCTL_TEST_KILL_AT")
 }
+
+/// The fake Azure client secret every test run gets (leak tests look for it).
+pub const AZURE_TEST_SECRET: &str = "aZuRe-realmctl-test-CLIENT-secret~never.printed";
 
 /// The fake AWS access key id every test run gets.
 pub const AWS_TEST_KEY_ID: &str = "AKIAREALMCTLTEST0001";

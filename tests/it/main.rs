@@ -7,6 +7,8 @@
 mod common;
 mod engine_support;
 
+#[cfg(feature = "aks")]
+mod aks;
 #[cfg(all(feature = "eks", feature = "object-store"))]
 mod approved_definition;
 mod certificate_matrix;

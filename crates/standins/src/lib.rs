@@ -93,7 +93,11 @@ impl StandIn {
 
     /// Its base URL, for an endpoint override (`https://` for an HTTPS stand-in).
     pub fn url(&self) -> String {
-        let scheme = if self.ca_pem.is_some() { "https" } else { "http" };
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://{}", self.addr)
     }
 

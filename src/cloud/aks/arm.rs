@@ -86,7 +86,10 @@ pub fn operation_outcome(operation: &str, body: &[u8]) -> Option<Result<(), Clou
             let mut e = CloudError::new(
                 // A failed creation is not fixed by trying again, and is no name clash: its
                 // kind is the code's (quota, access…), else a refused request.
-                match code.as_deref().map(|c| super::errors::kind_of(400, Some(c))) {
+                match code
+                    .as_deref()
+                    .map(|c| super::errors::kind_of(400, Some(c)))
+                {
                     Some(CloudErrorKind::Conflict) | None => CloudErrorKind::Invalid,
                     Some(k) => k,
                 },
@@ -167,7 +170,9 @@ impl Arm {
         let headers = resp.headers().clone();
         let get = |name: &str| {
             headers
-                .get_optional_str(&azure_core::http::headers::HeaderName::from(name.to_owned()))
+                .get_optional_str(&azure_core::http::headers::HeaderName::from(
+                    name.to_owned(),
+                ))
                 .map(str::to_owned)
         };
         let retry = retry_after(get);
@@ -176,7 +181,10 @@ impl Arm {
         if !(200..300).contains(&status) {
             let (code, message) = match serde_json::from_slice::<ErrorEnvelope>(&body) {
                 Ok(e) => (e.error.code, e.error.message),
-                Err(_) => (None, String::from_utf8_lossy(&body).chars().take(300).collect()),
+                Err(_) => (
+                    None,
+                    String::from_utf8_lossy(&body).chars().take(300).collect(),
+                ),
             };
             return Err(arm_error(operation, status, code, message, retry));
         }
@@ -240,10 +248,11 @@ impl Arm {
         body: &B,
     ) -> Result<(), CloudError> {
         let url = self.url(path, api, &[])?;
-        let bytes = serde_json::to_vec(body).map_err(|e| {
-            CloudError::new(CloudErrorKind::Invalid, operation, e.to_string())
-        })?;
-        let a = self.send(operation, Method::Put, url, Some(bytes), true).await?;
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| CloudError::new(CloudErrorKind::Invalid, operation, e.to_string()))?;
+        let a = self
+            .send(operation, Method::Put, url, Some(bytes), true)
+            .await?;
         let Some(op) = a.operation else {
             // Created synchronously.
             return Ok(());
@@ -303,7 +312,10 @@ mod tests {
     fn operation_statuses_end_or_continue() {
         assert!(operation_outcome("op", br#"{"status":"InProgress"}"#).is_none());
         assert!(operation_outcome("op", br#"{"status":"Accepted"}"#).is_none());
-        assert!(matches!(operation_outcome("op", br#"{"status":"Succeeded"}"#), Some(Ok(()))));
+        assert!(matches!(
+            operation_outcome("op", br#"{"status":"Succeeded"}"#),
+            Some(Ok(()))
+        ));
         let e = operation_outcome(
             "op",
             br#"{"status":"Failed","error":{"code":"QuotaExceeded","message":"no cores"}}"#,
@@ -319,7 +331,11 @@ mod tests {
         )
         .unwrap()
         .unwrap_err();
-        assert_eq!(e.kind, CloudErrorKind::Invalid, "a failed creation is not retried");
+        assert_eq!(
+            e.kind,
+            CloudErrorKind::Invalid,
+            "a failed creation is not retried"
+        );
         assert!(matches!(
             operation_outcome("op", br#"{"status":"Canceled"}"#),
             Some(Err(_))
@@ -329,7 +345,10 @@ mod tests {
 
     #[test]
     fn an_operation_is_polled_as_late_as_asked() {
-        assert_eq!(poll_interval(Some(Duration::from_secs(17))), Duration::from_secs(17));
+        assert_eq!(
+            poll_interval(Some(Duration::from_secs(17))),
+            Duration::from_secs(17)
+        );
         assert_eq!(poll_interval(None), DEFAULT_POLL);
     }
 }

@@ -24,15 +24,25 @@ pub fn kind_of(status: u16, code: Option<&str>) -> CloudErrorKind {
             "QuotaExceeded" | "OperationNotAllowedQuota" | "SkuNotAvailable" => {
                 Some(K::QuotaExceeded)
             }
-            "ResourceGroupNotFound" | "ResourceNotFound" | "NotFound" | "SubscriptionNotFound"
+            "ResourceGroupNotFound"
+            | "ResourceNotFound"
+            | "NotFound"
+            | "SubscriptionNotFound"
             | "InvalidResourceNamespace" => Some(K::NotFound),
-            "Conflict" | "PreconditionFailed" | "OperationNotAllowed" | "AnotherOperationInProgress"
+            "Conflict"
+            | "PreconditionFailed"
+            | "OperationNotAllowed"
+            | "AnotherOperationInProgress"
             | "EtagMismatch" => Some(K::Conflict),
             "TooManyRequests" | "SubscriptionRequestsThrottled" | "TenantRequestsThrottled" => {
                 Some(K::Throttled)
             }
-            "InvalidParameter" | "InvalidRequestContent" | "BadRequest" | "InvalidTemplate"
-            | "MissingApiVersionParameter" | "NoRegisteredProviderFound" => Some(K::Invalid),
+            "InvalidParameter"
+            | "InvalidRequestContent"
+            | "BadRequest"
+            | "InvalidTemplate"
+            | "MissingApiVersionParameter"
+            | "NoRegisteredProviderFound" => Some(K::Invalid),
             "InternalServerError" | "ServiceUnavailable" | "GatewayTimeout" => Some(K::Unavailable),
             _ => None,
         };
@@ -58,8 +68,8 @@ pub fn kind_of_aadsts(code: u32) -> CloudErrorKind {
     match code {
         // Invalid or expired client secret, expired federated token, unknown application or
         // tenant, consent, disabled or deleted principal: someone must fix the credentials.
-        7000215 | 7000222 | 700016 | 90002 | 700024 | 700027 | 70021 | 700213 | 7000112
-        | 65001 | 50034 | 50053 | 50057 | 50126 | 50173 => K::ExpiredCredentials,
+        7000215 | 7000222 | 700016 | 90002 | 700024 | 700027 | 70021 | 700213 | 7000112 | 65001
+        | 50034 | 50053 | 50057 | 50126 | 50173 => K::ExpiredCredentials,
         // Conditional access or a block by policy.
         53003 | 530003 => K::AccessDenied,
         // Throttled, or the service could not answer.
@@ -107,6 +117,7 @@ pub fn arm_error(
 pub fn from_azure(operation: &str, err: &azure_core::Error) -> CloudError {
     use azure_core::error::ErrorKind as A;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut unanswered = false;
     while let Some(e) = source {
         if let Some(r) = e.downcast_ref::<RefusedDestination>() {
             return CloudError::new(CloudErrorKind::RefusedDestination, operation, r.to_string());
@@ -134,9 +145,15 @@ pub fn from_azure(operation: &str, err: &azure_core::Error) -> CloudError {
             out.status = Some(u16::from(*status));
             return out;
         }
+        if let Some(a) = e.downcast_ref::<azure_core::Error>() {
+            // A credential whose token request got no answer (no connection, a TLS failure):
+            // the service was not reached, the credentials were never judged.
+            unanswered |= matches!(a.kind(), A::Connection | A::Io);
+        }
         source = e.source();
     }
     let kind = match err.kind() {
+        _ if unanswered => CloudErrorKind::Unavailable,
         A::Connection | A::Io => CloudErrorKind::Unavailable,
         A::Credential => CloudErrorKind::ExpiredCredentials,
         _ => CloudErrorKind::Invalid,
@@ -164,8 +181,16 @@ mod tests {
         let cases: &[(u16, Option<&str>, K)] = &[
             (403, Some("AuthorizationFailed"), K::AccessDenied),
             (403, Some("LinkedAuthorizationFailed"), K::AccessDenied),
-            (401, Some("ExpiredAuthenticationToken"), K::ExpiredCredentials),
-            (401, Some("InvalidAuthenticationTokenTenant"), K::ExpiredCredentials),
+            (
+                401,
+                Some("ExpiredAuthenticationToken"),
+                K::ExpiredCredentials,
+            ),
+            (
+                401,
+                Some("InvalidAuthenticationTokenTenant"),
+                K::ExpiredCredentials,
+            ),
             (400, Some("QuotaExceeded"), K::QuotaExceeded),
             (409, Some("OperationNotAllowed"), K::Conflict),
             (404, Some("ResourceGroupNotFound"), K::NotFound),
@@ -187,10 +212,22 @@ mod tests {
 
     #[test]
     fn aadsts_numbers_map_to_kinds() {
-        assert_eq!(kind_of_aadsts(7000215), K::ExpiredCredentials, "invalid secret");
-        assert_eq!(kind_of_aadsts(7000222), K::ExpiredCredentials, "expired secret");
+        assert_eq!(
+            kind_of_aadsts(7000215),
+            K::ExpiredCredentials,
+            "invalid secret"
+        );
+        assert_eq!(
+            kind_of_aadsts(7000222),
+            K::ExpiredCredentials,
+            "expired secret"
+        );
         assert_eq!(kind_of_aadsts(700016), K::ExpiredCredentials, "unknown app");
-        assert_eq!(kind_of_aadsts(90002), K::ExpiredCredentials, "unknown tenant");
+        assert_eq!(
+            kind_of_aadsts(90002),
+            K::ExpiredCredentials,
+            "unknown tenant"
+        );
         assert_eq!(kind_of_aadsts(53003), K::AccessDenied, "conditional access");
         assert_eq!(kind_of_aadsts(50196), K::Throttled);
     }
@@ -205,7 +242,10 @@ mod tests {
                     .map(|(_, v)| (*v).to_owned())
             }
         };
-        assert_eq!(retry_after(h(&[("retry-after", "7")])), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after(h(&[("retry-after", "7")])),
+            Some(Duration::from_secs(7))
+        );
         assert_eq!(
             retry_after(h(&[("retry-after", "7"), ("retry-after-ms", "1500")])),
             Some(Duration::from_millis(1500))

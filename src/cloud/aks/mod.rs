@@ -74,8 +74,10 @@ pub struct ApiVersions {
 impl ApiVersions {
     /// The embedded list.
     pub fn embedded() -> ApiVersions {
-        serde_saphyr::from_str(include_str!("../../../playbooks/requirements/azure-api.yaml"))
-            .expect("azure-api.yaml parses (unit-tested)")
+        serde_saphyr::from_str(include_str!(
+            "../../../playbooks/requirements/azure-api.yaml"
+        ))
+        .expect("azure-api.yaml parses (unit-tested)")
     }
 }
 
@@ -138,7 +140,10 @@ impl AksProvider {
     pub fn new(settings: AksSettings) -> Result<Self, CloudError> {
         let base = settings.endpoint.as_deref().unwrap_or(PUBLIC_ARM);
         crate::secret::may_carry_credentials(base).map_err(|why| {
-            refused(format!("ARM endpoint {}: {why}", crate::text::one_line(base)))
+            refused(format!(
+                "ARM endpoint {}: {why}",
+                crate::text::one_line(base)
+            ))
         })?;
         let endpoint = Url::parse(base).map_err(|e| refused(format!("ARM endpoint: {e}")))?;
         let http = transport::client(
@@ -486,7 +491,10 @@ impl PermissionChecker for AksProvider {
                         .arm
                         .get_existing(
                             "arm:ListPermissions",
-                            &format!("{}/providers/Microsoft.Authorization/permissions", r.resource),
+                            &format!(
+                                "{}/providers/Microsoft.Authorization/permissions",
+                                r.resource
+                            ),
                             &self.api.authorization,
                         )
                         .await?;
@@ -600,7 +608,11 @@ impl ClusterManager for AksProvider {
     fn create_cluster<'a>(&'a self, def: &'a ClusterDefinition) -> CloudFuture<'a, ()> {
         async move {
             let body = model::cluster_body(def, &self.settings.tenant).map_err(|e| {
-                CloudError::new(CloudErrorKind::Invalid, "arm:PutManagedCluster", e.to_string())
+                CloudError::new(
+                    CloudErrorKind::Invalid,
+                    "arm:PutManagedCluster",
+                    e.to_string(),
+                )
             })?;
             self.arm
                 .create(
@@ -648,7 +660,11 @@ impl ClusterManager for AksProvider {
             self.arm
                 .create(
                     "arm:PutAgentPool",
-                    &format!("{}/agentPools/{}", self.cluster_path(def.name()), pool.nodes.name),
+                    &format!(
+                        "{}/agentPools/{}",
+                        self.cluster_path(def.name()),
+                        pool.nodes.name
+                    ),
                     self.cs(),
                     &body,
                 )
@@ -664,7 +680,10 @@ impl ClusterManager for AksProvider {
                 .arm
                 .post(
                     op,
-                    &format!("{}/listClusterUserCredential", self.cluster_path(cluster.name())),
+                    &format!(
+                        "{}/listClusterUserCredential",
+                        self.cluster_path(cluster.name())
+                    ),
                     self.cs(),
                     &[("format", "exec")],
                 )
@@ -716,7 +735,10 @@ impl Cloud for AksProvider {
             self.settings.subscription, self.settings.resource_group, self.settings.region
         );
         if self.endpoint.as_str().trim_end_matches('/') != PUBLIC_ARM {
-            s.push_str(&format!(" via {}", self.endpoint.as_str().trim_end_matches('/')));
+            s.push_str(&format!(
+                " via {}",
+                self.endpoint.as_str().trim_end_matches('/')
+            ));
         }
         s
     }
@@ -757,12 +779,19 @@ mod tests {
     fn the_kubeconfig_gives_server_and_ca_and_refuses_plain_http() {
         use base64::Engine;
         let enc = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let ok = enc("apiVersion: v1\nclusters:\n- name: c\n  cluster:\n    server: https://c-dns.hcp.eastus.azmk8s.io:443\n    certificate-authority-data: Q0E=\n");
+        let ok = enc(
+            "apiVersion: v1\nclusters:\n- name: c\n  cluster:\n    server: https://c-dns.hcp.eastus.azmk8s.io:443\n    certificate-authority-data: Q0E=\n",
+        );
         assert_eq!(
             server_and_ca(&ok).unwrap(),
-            ("https://c-dns.hcp.eastus.azmk8s.io:443".into(), "Q0E=".into())
+            (
+                "https://c-dns.hcp.eastus.azmk8s.io:443".into(),
+                "Q0E=".into()
+            )
         );
-        let http = enc("clusters:\n- cluster:\n    server: http://x\n    certificate-authority-data: Q0E=\n");
+        let http = enc(
+            "clusters:\n- cluster:\n    server: http://x\n    certificate-authority-data: Q0E=\n",
+        );
         assert!(server_and_ca(&http).is_err());
         assert!(server_and_ca("!!!").is_err());
         assert!(server_and_ca(&enc("clusters: []\n")).is_err());

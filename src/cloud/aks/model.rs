@@ -111,7 +111,11 @@ pub struct ApiServerAccessProfile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_vnet_integration: Option<bool>,
     /// The ranges allowed to reach the public endpoint.
-    #[serde(rename = "authorizedIPRanges", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "authorizedIPRanges",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub authorized_ip_ranges: Vec<String>,
 }
 
@@ -407,9 +411,14 @@ mod tests {
             // Round trip through JSON, as ARM stores and returns it.
             let sent = serde_json::to_value(cluster_body(&def, "t").unwrap()).unwrap();
             let mut back: ManagedCluster = serde_json::from_value(sent).unwrap();
-            back.properties.kubernetes_version = Some(format!("{}.4", def.cluster.kubernetes_version));
+            back.properties.kubernetes_version =
+                Some(format!("{}.4", def.cluster.kubernetes_version));
             let shape = describe_cluster(&back, &def.cluster.name);
-            assert!(compare_cluster(&def.cluster, &shape).is_empty(), "{:?}", compare_cluster(&def.cluster, &shape));
+            assert!(
+                compare_cluster(&def.cluster, &shape).is_empty(),
+                "{:?}",
+                compare_cluster(&def.cluster, &shape)
+            );
             let pool = &def.pools[0];
             let props = &back.properties.agent_pool_profiles[0];
             let shape = describe_pool(&pool.nodes.name, props);
@@ -421,7 +430,10 @@ mod tests {
     fn a_custom_image_or_no_system_pool_is_refused() {
         let mut d = def();
         d.pools[0].nodes.image = NodeImageDef::Custom("img".into());
-        assert_eq!(cluster_body(&d, "t").unwrap_err(), BodyError::CustomImage("img".into()));
+        assert_eq!(
+            cluster_body(&d, "t").unwrap_err(),
+            BodyError::CustomImage("img".into())
+        );
         let mut d = def();
         d.pools[0].mode = PoolMode::User;
         assert_eq!(cluster_body(&d, "t").unwrap_err(), BodyError::NoSystemPool);

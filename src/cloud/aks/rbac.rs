@@ -26,7 +26,10 @@ pub fn matches(pattern: &str, action: &str) -> bool {
         return p == a;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !a.starts_with(first) || !a[first.len()..].ends_with(last) || a.len() < first.len() + last.len() {
+    if !a.starts_with(first)
+        || !a[first.len()..].ends_with(last)
+        || a.len() < first.len() + last.len()
+    {
         return false;
     }
     let mut rest = &a[first.len()..a.len() - last.len()];
@@ -61,15 +64,47 @@ mod tests {
     #[test]
     fn wildcards_match_any_run_and_ignore_case() {
         let cases = [
-            ("*", "Microsoft.ContainerService/managedClusters/write", true),
-            ("Microsoft.ContainerService/*", "microsoft.containerservice/managedClusters/write", true),
-            ("Microsoft.ContainerService/*/read", "Microsoft.ContainerService/managedClusters/agentPools/read", true),
-            ("Microsoft.ContainerService/*/read", "Microsoft.ContainerService/managedClusters/write", false),
+            (
+                "*",
+                "Microsoft.ContainerService/managedClusters/write",
+                true,
+            ),
+            (
+                "Microsoft.ContainerService/*",
+                "microsoft.containerservice/managedClusters/write",
+                true,
+            ),
+            (
+                "Microsoft.ContainerService/*/read",
+                "Microsoft.ContainerService/managedClusters/agentPools/read",
+                true,
+            ),
+            (
+                "Microsoft.ContainerService/*/read",
+                "Microsoft.ContainerService/managedClusters/write",
+                false,
+            ),
             ("*/read", "Microsoft.Resources/subscriptions/read", true),
-            ("Microsoft.Compute/*", "Microsoft.ContainerService/managedClusters/read", false),
-            ("Microsoft.Resources/subscriptions/read", "MICROSOFT.RESOURCES/SUBSCRIPTIONS/READ", true),
-            ("Microsoft.Resources/subscriptions/read", "Microsoft.Resources/subscriptions/resourceGroups/read", false),
-            ("Microsoft.Network/*/join/action", "Microsoft.Network/virtualNetworks/subnets/join/action", true),
+            (
+                "Microsoft.Compute/*",
+                "Microsoft.ContainerService/managedClusters/read",
+                false,
+            ),
+            (
+                "Microsoft.Resources/subscriptions/read",
+                "MICROSOFT.RESOURCES/SUBSCRIPTIONS/READ",
+                true,
+            ),
+            (
+                "Microsoft.Resources/subscriptions/read",
+                "Microsoft.Resources/subscriptions/resourceGroups/read",
+                false,
+            ),
+            (
+                "Microsoft.Network/*/join/action",
+                "Microsoft.Network/virtualNetworks/subnets/join/action",
+                true,
+            ),
             ("a*b*c", "abc", true),
             ("a*b*c", "ac", false),
             ("ab*ba", "aba", false),
@@ -93,11 +128,23 @@ mod tests {
         let reader_no_aks = perm(&["*/read"], &["Microsoft.ContainerService/*"]);
         let aks_writer = perm(&["Microsoft.ContainerService/managedClusters/*"], &[]);
         assert!(allows(&[reader_no_aks.clone(), aks_writer], write));
-        assert!(!allows(std::slice::from_ref(&reader_no_aks), "Microsoft.ContainerService/managedClusters/read"));
-        assert!(allows(&[reader_no_aks], "Microsoft.Network/virtualNetworks/subnets/read"));
+        assert!(!allows(
+            std::slice::from_ref(&reader_no_aks),
+            "Microsoft.ContainerService/managedClusters/read"
+        ));
+        assert!(allows(
+            &[reader_no_aks],
+            "Microsoft.Network/virtualNetworks/subnets/read"
+        ));
         // Nothing held: nothing allowed.
         assert!(!allows(&[], write));
         // notActions are case-insensitive too.
-        assert!(!allows(&[perm(&["*"], &["microsoft.containerservice/MANAGEDCLUSTERS/write"])], write));
+        assert!(!allows(
+            &[perm(
+                &["*"],
+                &["microsoft.containerservice/MANAGEDCLUSTERS/write"]
+            )],
+            write
+        ));
     }
 }

@@ -153,12 +153,33 @@ mod tests {
         assert!(check("https://management.azure.com/x", true, false, true).is_ok());
         assert!(check("http://127.0.0.1:8080/x", true, false, true).is_ok());
         assert!(check("http://[::1]:8080/x", false, true, false).is_ok());
-        let e = check("http://management.example.com/x?api-version=1", true, false, true)
-            .unwrap_err();
+        let e = check(
+            "http://management.example.com/x?api-version=1",
+            true,
+            false,
+            true,
+        )
+        .unwrap_err();
         assert_eq!(e.url, "http://management.example.com/x");
         // A token request carries its secret in the body.
-        assert!(check("http://login.example.com/t/oauth2/v2.0/token", false, true, false).is_err());
+        assert!(
+            check(
+                "http://login.example.com/t/oauth2/v2.0/token",
+                false,
+                true,
+                false
+            )
+            .is_err()
+        );
         // The instance metadata service: a bodiless GET with no credential.
-        assert!(check("http://169.254.169.254/metadata/identity/oauth2/token", false, false, true).is_ok());
+        assert!(
+            check(
+                "http://169.254.169.254/metadata/identity/oauth2/token",
+                false,
+                false,
+                true
+            )
+            .is_ok()
+        );
     }
 }

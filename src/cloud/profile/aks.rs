@@ -114,7 +114,10 @@ impl Profile for Aks {
             spec,
             pool,
             CloudParts {
-                scope: format!("/subscriptions/{}/resourceGroups/{}", b.subscription, b.group),
+                scope: format!(
+                    "/subscriptions/{}/resourceGroups/{}",
+                    b.subscription, b.group
+                ),
                 // The nodes join the customer's subnet (Azure CNI overlay: pods get addresses
                 // from the overlay, nodes from the subnet).
                 network: NetworkDef {

@@ -75,7 +75,11 @@ pub(crate) fn route(method: &Method, path: &str, sub: &str) -> Option<Route> {
         })
     };
     match &l[2..] {
-        [] => r("Microsoft.Resources/subscriptions/read", s, Kind::Subscription),
+        [] => r(
+            "Microsoft.Resources/subscriptions/read",
+            s,
+            Kind::Subscription,
+        ),
         ["resourcegroups", _] => r(
             "Microsoft.Resources/subscriptions/resourceGroups/read",
             format!("{s}/resourceGroups/{}", seg[3]),
@@ -89,33 +93,58 @@ pub(crate) fn route(method: &Method, path: &str, sub: &str) -> Option<Route> {
         ["providers", "microsoft.compute", "locations", _, "usages"] => {
             r("Microsoft.Compute/locations/usages/read", s, Kind::Usages)
         }
-        ["providers", "microsoft.containerservice", "locations", _, "kubernetesversions"] => r(
+        [
+            "providers",
+            "microsoft.containerservice",
+            "locations",
+            _,
+            "kubernetesversions",
+        ] => r(
             "Microsoft.ContainerService/locations/kubernetesVersions/read",
             s,
             Kind::Versions,
         ),
-        ["providers", "microsoft.containerservice", "locations", _, "operations", _] => r(
+        [
+            "providers",
+            "microsoft.containerservice",
+            "locations",
+            _,
+            "operations",
+            _,
+        ] => r(
             "Microsoft.ContainerService/locations/operations/read",
             s,
             Kind::Operation(seg[7].to_owned()),
         ),
-        ["resourcegroups", _, "providers", "microsoft.network", "virtualnetworks", _, "subnets", _] => {
-            r(
-                "Microsoft.Network/virtualNetworks/subnets/read",
-                format!("/{}", seg.join("/")),
-                Kind::Subnet,
-            )
-        }
-        ["resourcegroups", _, "providers", "microsoft.containerservice", "managedclusters", _] => {
-            Some(Route {
-                action: verb(
-                    "Microsoft.ContainerService/managedClusters/read",
-                    "Microsoft.ContainerService/managedClusters/write",
-                ),
-                scope: format!("/{}", seg.join("/")),
-                kind: Kind::Cluster(seg[3].to_owned(), seg[7].to_owned()),
-            })
-        }
+        [
+            "resourcegroups",
+            _,
+            "providers",
+            "microsoft.network",
+            "virtualnetworks",
+            _,
+            "subnets",
+            _,
+        ] => r(
+            "Microsoft.Network/virtualNetworks/subnets/read",
+            format!("/{}", seg.join("/")),
+            Kind::Subnet,
+        ),
+        [
+            "resourcegroups",
+            _,
+            "providers",
+            "microsoft.containerservice",
+            "managedclusters",
+            _,
+        ] => Some(Route {
+            action: verb(
+                "Microsoft.ContainerService/managedClusters/read",
+                "Microsoft.ContainerService/managedClusters/write",
+            ),
+            scope: format!("/{}", seg.join("/")),
+            kind: Kind::Cluster(seg[3].to_owned(), seg[7].to_owned()),
+        }),
         [
             "resourcegroups",
             _,
@@ -188,7 +217,11 @@ pub(crate) fn answer(
             "displayName": "stand-in subscription",
             "state": w.account_state,
         })),
-        Kind::Group(g) => match w.resource_groups.iter().find(|(n, _)| n.eq_ignore_ascii_case(&g)) {
+        Kind::Group(g) => match w
+            .resource_groups
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&g))
+        {
             Some((name, location)) => ok(json!({
                 "id": format!("/subscriptions/{}/resourceGroups/{name}", w.account),
                 "name": name,
@@ -237,7 +270,12 @@ pub(crate) fn answer(
             let id = route.scope;
             match w.subnets.iter().find(|s| s.id.eq_ignore_ascii_case(&id)) {
                 Some(s) => {
-                    let prefix: u32 = s.cidr.rsplit('/').next().and_then(|p| p.parse().ok()).unwrap_or(24);
+                    let prefix: u32 = s
+                        .cidr
+                        .rsplit('/')
+                        .next()
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(24);
                     let size = 1u64 << (32 - prefix.min(32));
                     let used = size.saturating_sub(5).saturating_sub(s.free);
                     let configs: Vec<Value> = (0..used.min(4096))
@@ -286,20 +324,21 @@ pub(crate) fn answer(
                 "OperationNotAllowed",
                 "The cluster is not in a state to list credentials.".into(),
             )),
-            None => Err(not_found("ResourceNotFound", format!("managed cluster {name} not found"))),
+            None => Err(not_found(
+                "ResourceNotFound",
+                format!("managed cluster {name} not found"),
+            )),
         },
         Kind::Pool(group, cluster, name) if *method == Method::PUT => {
             put_pool(w, base, headers, &group, &cluster, &name, body)
         }
-        Kind::Pool(group, cluster, name) => {
-            match w.pools.get(&(cluster.clone(), name.clone())) {
-                Some(p) => ok(pool_json(w, &group, p)),
-                None => Err(not_found(
-                    "NotFound",
-                    format!("Agent pool '{name}' of managed cluster '{cluster}' was not found."),
-                )),
-            }
-        }
+        Kind::Pool(group, cluster, name) => match w.pools.get(&(cluster.clone(), name.clone())) {
+            Some(p) => ok(pool_json(w, &group, p)),
+            None => Err(not_found(
+                "NotFound",
+                format!("Agent pool '{name}' of managed cluster '{cluster}' was not found."),
+            )),
+        },
     }
 }
 
@@ -346,11 +385,17 @@ fn operation(w: &World, id: &str) -> Result<Response, ArmError> {
     let (phase, fail) = match &op.target {
         Target::Cluster(c) => match w.clusters.get(c) {
             Some(c) => (w.cluster_phase(c), c.fail.clone()),
-            None => (Phase::Failed, Some("ResourceNotFound: the cluster is gone".into())),
+            None => (
+                Phase::Failed,
+                Some("ResourceNotFound: the cluster is gone".into()),
+            ),
         },
         Target::Pool(c, p) => match w.pools.get(&(c.clone(), p.clone())) {
             Some(p) => (w.pool_phase(p), p.fail.clone()),
-            None => (Phase::Failed, Some("ResourceNotFound: the pool is gone".into())),
+            None => (
+                Phase::Failed,
+                Some("ResourceNotFound: the pool is gone".into()),
+            ),
         },
     };
     let mut v = json!({"id": id, "name": id, "startTime": op.started_epoch});
@@ -430,7 +475,11 @@ fn check_quota(w: &World, vcpu: u64) -> Result<(), ArmError> {
 
 fn parse(body: &[u8]) -> Result<Value, ArmError> {
     serde_json::from_slice(body).map_err(|e| {
-        ArmError::new(400, "InvalidRequestContent", format!("The request content was invalid: {e}"))
+        ArmError::new(
+            400,
+            "InvalidRequestContent",
+            format!("The request content was invalid: {e}"),
+        )
     })
 }
 
@@ -501,16 +550,27 @@ fn put_cluster(
     if !exists {
         check_quota(w, profiles.iter().map(pool_vcpu).sum())?;
     }
-    let api = props.get("apiServerAccessProfile").cloned().unwrap_or(json!({}));
+    let api = props
+        .get("apiServerAccessProfile")
+        .cloned()
+        .unwrap_or(json!({}));
     let private = api.get("enablePrivateCluster").and_then(Value::as_bool) == Some(true);
     let cidrs: Vec<String> = api
         .get("authorizedIPRanges")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     let subnets: Vec<String> = profiles
         .iter()
-        .filter_map(|p| p.get("vnetSubnetID").and_then(Value::as_str).map(str::to_owned))
+        .filter_map(|p| {
+            p.get("vnetSubnetID")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
         .collect();
     let now = Instant::now();
     let cluster = Cluster {
@@ -537,7 +597,8 @@ fn put_cluster(
     if let Some(p) = stored.get_mut("properties").and_then(Value::as_object_mut) {
         p.remove("agentPoolProfiles");
     }
-    w.documents.insert(cluster_id(w, group, name).to_ascii_lowercase(), stored);
+    w.documents
+        .insert(cluster_id(w, group, name).to_ascii_lowercase(), stored);
     let (created, created_epoch, fail) = match w.clusters.get(name) {
         Some(old) => (old.created, old.created_epoch, old.fail.clone()),
         None => (cluster.created, cluster.created_epoch, cluster.fail.clone()),
@@ -591,9 +652,17 @@ fn store_pool(w: &mut World, group: &str, cluster: &str, name: &str, doc: Value)
                 .and_then(Value::as_str)
                 .map(|s| vec![s.to_owned()])
                 .unwrap_or_default(),
-            shape: props.get("vmSize").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            shape: props
+                .get("vmSize")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             scaling: (get("minCount"), get("count"), get("maxCount")),
-            image: props.get("osSKU").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            image: props
+                .get("osSKU")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             labels,
             tags: props
                 .get("tags")
@@ -626,13 +695,19 @@ fn put_pool(
 ) -> Result<Response, ArmError> {
     let doc = parse(body)?;
     let Some(c) = w.clusters.get(cluster) else {
-        return Err(not_found("ResourceNotFound", format!("managed cluster {cluster} not found")));
+        return Err(not_found(
+            "ResourceNotFound",
+            format!("managed cluster {cluster} not found"),
+        ));
     };
     if w.cluster_phase(c) != Phase::Ready {
         return Err(ArmError::new(
             409,
             "OperationNotAllowed",
-            format!("Managed cluster {cluster} is in state {}; agent pools can be added once it has succeeded.", state_of(w.cluster_phase(c))),
+            format!(
+                "Managed cluster {cluster} is in state {}; agent pools can be added once it has succeeded.",
+                state_of(w.cluster_phase(c))
+            ),
         ));
     }
     let key = (cluster.to_owned(), name.to_owned());
@@ -652,7 +727,12 @@ fn put_pool(
     if exists {
         return Ok((StatusCode::OK, axum::Json(body)).into_response());
     }
-    Ok(accepted(w, base, Target::Pool(cluster.to_owned(), name.to_owned()), body))
+    Ok(accepted(
+        w,
+        base,
+        Target::Pool(cluster.to_owned(), name.to_owned()),
+        body,
+    ))
 }
 
 fn pool_json(w: &World, group: &str, p: &Pool) -> Value {

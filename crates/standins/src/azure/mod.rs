@@ -235,7 +235,8 @@ async fn handle(State(a): State<Arc<Adapter>>, req: Request) -> Response {
     if route.action == "Microsoft.ContainerService/managedClusters/write" {
         // Joining the node subnet is authorized on the subnet, as ARM's linked access check does.
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
-            && v.pointer("/properties/agentPoolProfiles/0/vnetSubnetID").is_some()
+            && v.pointer("/properties/agentPoolProfiles/0/vnetSubnetID")
+                .is_some()
         {
             actions.push("Microsoft.Network/virtualNetworks/subnets/join/action".into());
         }

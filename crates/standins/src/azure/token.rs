@@ -57,7 +57,12 @@ pub(crate) fn issue(w: &mut World, tenant: &str, body: &[u8]) -> Response {
         );
     }
     if f.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return entra_error(400, "unsupported_grant_type", 70003, "unsupported grant type");
+        return entra_error(
+            400,
+            "unsupported_grant_type",
+            70003,
+            "unsupported grant type",
+        );
     }
     let client_id = f.get("client_id").cloned().unwrap_or_default();
     let Some(app) = w.apps.get(&client_id).cloned() else {
