@@ -110,6 +110,8 @@ fn setup_error(e: &azure_core::Error) -> CloudError {
 
 impl Chain {
     /// The chain for tenant `tenant` (the spec's, unless `AZURE_TENANT_ID` names one).
+    // azure_identity's option structs have private fields: they can only be defaulted, then set.
+    #[allow(clippy::field_reassign_with_default)]
     pub fn new(env: &AzureEnv, tenant: &str, transport: &Transport) -> Result<Chain, CloudError> {
         let tenant = env.tenant_id.as_deref().unwrap_or(tenant);
         let opts = || options(transport, env.authority_host.as_deref());

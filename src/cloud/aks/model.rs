@@ -390,7 +390,10 @@ mod tests {
     fn the_put_body_is_the_definition() {
         let def = def();
         let body = cluster_body(&def, "00000000-0000-0000-0000-000000000001").unwrap();
-        insta::assert_json_snapshot!("aks_cluster_put", body);
+        insta::assert_snapshot!(
+            "aks_cluster_put",
+            serde_json::to_string_pretty(&body).unwrap()
+        );
     }
 
     #[test]
