@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the loopback peers the tests start
-# (dnsmasq, tinyproxy, openssl, Chromium, strace and PostgreSQL 15 from Debian; moto 5.2 from PyPI for S3, STS, IAM, EC2 and EKS) if
+# (dnsmasq, tinyproxy, openssl, Chromium, strace and PostgreSQL 15 from Debian; moto 5.2 from PyPI for S3, STS, IAM, EC2 and EKS;
+# Azurite 3.35.0 from npm for Azure Blob) if
 # missing, then checks formatting and lints, then runs every test, including the install
 # engine's crash tests (feature test-actions). Idempotent: a second run installs nothing.
 set -euo pipefail
@@ -33,6 +34,15 @@ python3 -c 'import moto.server, moto; assert moto.__version__.startswith("5.2.")
   echo "installing moto[server] 5.2 (AWS peer: S3, STS, IAM, EC2, EKS)"
   python3 -m pip install -q 'moto[server]>=5.2,<5.3'
 }
+
+# Azurite 3.35.0 (the Azure Storage emulator; its newer releases need Node 22): the Blob
+# artifact store's peer (tests/it/aks_blob.rs), installed under target/test-peers.
+azurite=target/test-peers/node_modules/.bin/azurite-blob
+if [ ! -x "$azurite" ] || ! grep -q '"version": "3.35.0"' target/test-peers/node_modules/azurite/package.json 2>/dev/null; then
+  echo "installing azurite 3.35.0 (Azure Blob peer)"
+  mkdir -p target/test-peers
+  npm install --silent --no-audit --no-fund --prefix target/test-peers azurite@3.35.0 >/dev/null
+fi
 
 cargo fmt --check
 # The shipped build (default features) must compile on its own, and so must a build without

@@ -146,6 +146,7 @@ pub fn cloud_access(
         cloud: c.clone(),
         region: region.to_owned(),
         endpoint: endpoint.map(str::to_owned),
+        extra_roots: Vec::new(),
     })
 }
 

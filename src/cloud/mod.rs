@@ -111,6 +111,11 @@ pub enum StorageCredentials {
         /// Session token of temporary credentials.
         token: Option<crate::secret::Secret>,
     },
+    /// An Entra ID access token for Azure Storage (`https://storage.azure.com`).
+    AzureBearer {
+        /// The token.
+        token: crate::secret::Secret,
+    },
 }
 
 /// A cloud provider: everything the install needs from one cloud.
@@ -120,7 +125,7 @@ pub trait Cloud: IdentitySource + AccountInspector + PermissionChecker + Cluster
     /// Where it talks to, for people (region and endpoint; no secret).
     fn describe(&self) -> String;
     /// The credentials of this provider's chain for the realm's object storage (the bucket
-    /// scheme its profile names: S3 for EKS), if it can give them.
+    /// scheme its profile names: S3 for EKS, Azure Blob for AKS), if it can give them.
     fn storage_credentials(&self) -> CloudFuture<'_, Option<StorageCredentials>> {
         Box::pin(async { Ok(None) })
     }

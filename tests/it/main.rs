@@ -9,6 +9,8 @@ mod engine_support;
 
 #[cfg(feature = "aks")]
 mod aks;
+#[cfg(all(feature = "aks", feature = "object-store"))]
+mod aks_blob;
 #[cfg(all(feature = "eks", feature = "object-store"))]
 mod approved_definition;
 mod certificate_matrix;

@@ -190,8 +190,8 @@ pub struct World {
     pub tenant: String,
     /// Applications that can sign in, by client id.
     pub apps: BTreeMap<String, App>,
-    /// Access tokens issued: token → (principal, expiry in seconds since the epoch).
-    pub tokens: BTreeMap<String, (String, u64)>,
+    /// Access tokens issued: token → (principal, expiry in seconds since the epoch, audience).
+    pub tokens: BTreeMap<String, (String, u64, String)>,
     /// Every issued token is answered as expired.
     pub tokens_expired: bool,
     /// Resource groups: name → location (Azure; other clouds have none).

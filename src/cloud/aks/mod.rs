@@ -48,6 +48,8 @@ use credential::{AzureEnv, Chain, Source};
 pub const PUBLIC_ARM: &str = "https://management.azure.com";
 /// The token scope of ARM.
 const ARM_SCOPE: &str = "https://management.azure.com/.default";
+/// The token scope of Azure Storage (artifacts in Blob storage).
+const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
 /// The application id of the AKS Entra ID server, which `kubelogin` asks tokens for.
 pub const AKS_SERVER_ID: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";
 
@@ -727,6 +729,20 @@ impl ClusterManager for AksProvider {
 impl Cloud for AksProvider {
     fn provider(&self) -> Provider {
         Provider::Aks
+    }
+
+    fn storage_credentials(&self) -> CloudFuture<'_, Option<super::StorageCredentials>> {
+        async move {
+            let t = self
+                .chain
+                .get_token(&[STORAGE_SCOPE], None)
+                .await
+                .map_err(|e| errors::from_azure("login:token", &e))?;
+            Ok(Some(super::StorageCredentials::AzureBearer {
+                token: crate::secret::Secret::new(t.token.secret()),
+            }))
+        }
+        .boxed()
     }
 
     fn describe(&self) -> String {

@@ -170,14 +170,23 @@ fn caller(w: &World, headers: &HeaderMap) -> Result<String, ArmError> {
             "InvalidAuthenticationToken",
             "The access token is invalid.".into(),
         )),
-        Some((_, exp)) if (*exp as f64) <= crate::world::now_epoch() || w.tokens_expired => {
+        Some((_, _, aud)) if !aud.starts_with("https://management.azure.com") => {
+            Err(ArmError::new(
+                401,
+                "InvalidAuthenticationToken",
+                format!(
+                    "The access token has been obtained for wrong audience or resource '{aud}'."
+                ),
+            ))
+        }
+        Some((_, exp, _)) if (*exp as f64) <= crate::world::now_epoch() || w.tokens_expired => {
             Err(ArmError::new(
                 401,
                 "ExpiredAuthenticationToken",
                 "The access token expiry UTC time is earlier than current UTC time.".into(),
             ))
         }
-        Some((oid, _)) => Ok(oid.clone()),
+        Some((oid, _, _)) => Ok(oid.clone()),
     }
 }
 

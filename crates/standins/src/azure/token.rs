@@ -104,10 +104,20 @@ pub(crate) fn issue(w: &mut World, tenant: &str, body: &[u8]) -> Response {
             "Invalid client secret provided.",
         );
     }
-    let exp = now_epoch() as u64 + LIFETIME;
+    let now = now_epoch() as u64;
+    let exp = now + LIFETIME;
     let n = w.tokens.len();
+    // The audience is the resource the scope names (`https://storage.azure.com/.default` →
+    // `https://storage.azure.com`), as the platform issues it.
+    let aud = f
+        .get("scope")
+        .and_then(|s| s.split(' ').next())
+        .map(|s| s.trim_end_matches("/.default").to_owned())
+        .unwrap_or_default();
     let claims = json!({
-        "aud": "https://management.azure.com/",
+        "aud": aud,
+        "iat": now,
+        "nbf": now,
         "iss": format!("https://sts.windows.net/{tenant}/"),
         "tid": tenant,
         "oid": app.object_id,
@@ -121,7 +131,8 @@ pub(crate) fn issue(w: &mut World, tenant: &str, body: &[u8]) -> Response {
         b64(&claims),
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("standin-signature-{n}"))
     );
-    w.tokens.insert(token.clone(), (app.object_id.clone(), exp));
+    w.tokens
+        .insert(token.clone(), (app.object_id.clone(), exp, aud));
     (
         StatusCode::OK,
         axum::Json(json!({

@@ -100,8 +100,53 @@ impl object_store::CredentialProvider for CloudCredentials {
                     secret_key: secret.expose().to_owned(),
                     token: token.map(|t| t.expose().to_owned()),
                 })),
-                Ok(None) => Err(unauthenticated(format!(
+                Ok(_) => Err(unauthenticated(format!(
                     "{} has no S3 credentials",
+                    self.0.describe()
+                ))),
+                Err(e) => Err(unauthenticated(e.to_string())),
+            }
+        })
+    }
+}
+
+/// The realm's cloud as the source of Azure Storage tokens: every request of the store carries
+/// an Entra ID token of the cloud provider's own chain (the identity of the ARM calls).
+struct AzureCloudCredentials(Arc<dyn Cloud>);
+
+impl std::fmt::Debug for AzureCloudCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AzureCloudCredentials({})", self.0.describe())
+    }
+}
+
+impl object_store::CredentialProvider for AzureCloudCredentials {
+    type Credential = object_store::azure::AzureCredential;
+
+    fn get_credential<'a, 'b>(
+        &'a self,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = object_store::Result<Arc<Self::Credential>>>
+                + Send
+                + 'b,
+        >,
+    >
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        Box::pin(async move {
+            let unauthenticated = |detail: String| object_store::Error::Unauthenticated {
+                path: String::new(),
+                source: detail.into(),
+            };
+            match self.0.storage_credentials().await {
+                Ok(Some(StorageCredentials::AzureBearer { token })) => Ok(Arc::new(
+                    object_store::azure::AzureCredential::BearerToken(token.expose().to_owned()),
+                )),
+                Ok(_) => Err(unauthenticated(format!(
+                    "{} has no Azure Storage credentials",
                     self.0.describe()
                 ))),
                 Err(e) => Err(unauthenticated(e.to_string())),
@@ -119,6 +164,8 @@ pub struct CloudAccess {
     pub region: String,
     /// Endpoint override (an emulator serves S3 next to the other services).
     pub endpoint: Option<String>,
+    /// Roots (PEM) the store trusts besides the platform's: an emulator's test CA.
+    pub extra_roots: Vec<String>,
 }
 
 /// Whether `options` may be used: every endpoint or URL they name must be one credentials may
@@ -159,9 +206,59 @@ impl ObjectStore {
     ) -> Result<Self, StoreError> {
         if bucket_url.starts_with("s3://") {
             Self::s3_with_cloud(bucket_url, options, access)
+        } else if bucket_url.starts_with("az://") || bucket_url.starts_with("azure://") {
+            Self::azure_with_cloud(bucket_url, options, access)
         } else {
             Self::new(bucket_url, options)
         }
+    }
+
+    /// Opens an `az://container/prefix` container with Entra ID tokens of the realm's cloud
+    /// provider (AKS). The storage account and, for an emulator, the endpoint come from
+    /// `options` (`azure_storage_account_name`, `azure_storage_endpoint`); credential keys in
+    /// `options` are ignored, so the store cannot act as another identity.
+    fn azure_with_cloud(
+        bucket_url: &str,
+        options: Vec<(String, String)>,
+        access: &CloudAccess,
+    ) -> Result<Self, StoreError> {
+        use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+        let bad = |detail: String| StoreError::Object {
+            location: bucket_url.to_owned(),
+            detail,
+            retryable: false,
+        };
+        check_options(bucket_url, &options)?;
+        let url = url::Url::parse(bucket_url).map_err(|e| bad(e.to_string()))?;
+        let prefix = ObjectPath::parse(url.path()).map_err(|e| bad(e.to_string()))?;
+        let mut b = MicrosoftAzureBuilder::new().with_url(bucket_url);
+        for (k, v) in options {
+            if let Ok(key) = k.parse::<AzureConfigKey>()
+                && matches!(
+                    key,
+                    AzureConfigKey::AccountName
+                        | AzureConfigKey::Endpoint
+                        | AzureConfigKey::ContainerName
+                )
+            {
+                b = b.with_config(key, v);
+            }
+        }
+        let mut client = object_store::ClientOptions::new();
+        for pem in &access.extra_roots {
+            let cert = object_store::Certificate::from_pem(pem.as_bytes())
+                .map_err(|e| bad(format!("a trusted root does not parse: {e}")))?;
+            client = client.with_root_certificate(cert);
+        }
+        b = b
+            .with_client_options(client)
+            .with_credentials(Arc::new(AzureCloudCredentials(access.cloud.clone())));
+        let store = b.build().map_err(|e| bad(e.to_string()))?;
+        Ok(ObjectStore {
+            store: Arc::new(store),
+            base: bucket_url.trim_end_matches('/').to_owned(),
+            prefix,
+        })
     }
 
     /// Opens an `s3://` bucket with the credentials of the realm's cloud provider (EKS).
