@@ -6,11 +6,16 @@
 //! - `audit verify` throughput against `sha256sum` over the same bytes (goal ≥ 0.5×).
 //!
 //! - the EKS install against the AWS stand-in: API calls and polls, engine overhead
-//!   (`engine/eks.rs`, section `eks`).
+//!   (`engine/eks.rs`, section `eks`);
+//! - the AKS install against the Azure stand-in: ARM calls, `Retry-After`, engine overhead
+//!   (`engine/aks.rs`, section `aks`).
 //!
 //! Run with `cargo bench --bench engine --features test-actions` (`-- eks` or `-- journal` for
 //! one section).
 
+#[cfg(feature = "aks")]
+#[path = "engine/aks.rs"]
+mod aks;
 #[cfg(feature = "eks")]
 #[path = "engine/eks.rs"]
 mod eks;
@@ -314,6 +319,13 @@ fn main() {
         verify_throughput(&mut out);
         print!("{out}");
         support::write_section("docs/benchmarks.md", "engine", &out);
+    }
+    #[cfg(feature = "aks")]
+    if wanted("aks") {
+        let mut out = support::stamp("engine --features test-actions -- aks");
+        aks::run(&mut out);
+        print!("{out}");
+        support::write_section("docs/benchmarks.md", "aks", &out);
     }
     #[cfg(feature = "eks")]
     if wanted("eks") {

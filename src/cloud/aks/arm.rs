@@ -21,6 +21,9 @@ use crate::cloud::{CloudError, CloudErrorKind};
 
 /// How long to wait between polls of an operation that asks for no `Retry-After`.
 const DEFAULT_POLL: Duration = Duration::from_secs(5);
+/// The shortest wait between polls, whatever an answer asks (`Retry-After: 0` is no reason to
+/// poll in a tight loop).
+const MIN_POLL: Duration = Duration::from_millis(200);
 
 /// An ARM answer: status, headers that matter, body.
 pub struct Answer {
@@ -40,9 +43,10 @@ pub struct Arm {
     base: Url,
 }
 
-/// The wait an operation asked for: its `Retry-After`, else the default.
+/// The wait an operation asked for: its `Retry-After` (never less, and never under
+/// [`MIN_POLL`]), else the default.
 pub fn poll_interval(asked: Option<Duration>) -> Duration {
-    asked.unwrap_or(DEFAULT_POLL)
+    asked.unwrap_or(DEFAULT_POLL).max(MIN_POLL)
 }
 
 /// Where an operation's status is followed (pure): only on `base`'s origin.
@@ -350,5 +354,6 @@ mod tests {
             Duration::from_secs(17)
         );
         assert_eq!(poll_interval(None), DEFAULT_POLL);
+        assert_eq!(poll_interval(Some(Duration::ZERO)), MIN_POLL);
     }
 }
