@@ -304,6 +304,40 @@ fn verify_throughput(out: &mut String) {
     let _ = writeln!(out);
 }
 
+/// The cloud benchmarks' poll policy for measuring engine overhead: every 20 ms doubling to
+/// 100 ms, so polling lag is not counted as engine time.
+#[cfg(any(feature = "eks", feature = "aks"))]
+const FAST_POLL: realmctl::cloud::poll::Backoff = realmctl::cloud::poll::Backoff {
+    first: std::time::Duration::from_millis(20),
+    factor: 2,
+    cap: std::time::Duration::from_millis(100),
+};
+
+/// The bound on a wait's polls both cloud benchmarks hold their clouds to:
+/// ⌈log₂(deadline / first)⌉ + the polls at the cap after the ramp (first, first·factor, … <
+/// cap), plus the one that sees the resource ready.
+#[cfg(any(feature = "eks", feature = "aks"))]
+fn wait_bound(
+    p: realmctl::cloud::poll::Backoff,
+    ready_after: std::time::Duration,
+    deadline: std::time::Duration,
+) -> u32 {
+    let ratio = deadline.as_secs_f64() / p.first.as_secs_f64();
+    let log = ratio.log2().ceil() as u32;
+    let mut ramp = std::time::Duration::ZERO;
+    let mut n = 1;
+    while p.delay(n, false) < p.cap {
+        ramp += p.delay(n, false);
+        n += 1;
+    }
+    let steady = ready_after
+        .saturating_sub(ramp)
+        .as_secs_f64()
+        .div_euclid(p.cap.as_secs_f64()) as u32
+        + 1;
+    log + steady
+}
+
 fn main() {
     if !support::measuring() {
         return;

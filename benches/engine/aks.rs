@@ -91,24 +91,6 @@ fn install(
     })
 }
 
-/// The EKS bound: ⌈log₂(deadline / first)⌉ + polls at the cap after the ramp.
-fn bound(p: Backoff, ready_after: Duration) -> u32 {
-    let ratio = DEADLINE.as_secs_f64() / p.first.as_secs_f64();
-    let log = ratio.log2().ceil() as u32;
-    let mut ramp = Duration::ZERO;
-    let mut n = 1;
-    while p.delay(n, false) < p.cap {
-        ramp += p.delay(n, false);
-        n += 1;
-    }
-    let steady = ready_after
-        .saturating_sub(ramp)
-        .as_secs_f64()
-        .div_euclid(p.cap.as_secs_f64()) as u32
-        + 1;
-    log + steady
-}
-
 fn calls(rt: &tokio::runtime::Runtime, out: &mut String) {
     let _ = writeln!(
         out,
@@ -123,7 +105,7 @@ fn calls(rt: &tokio::runtime::Runtime, out: &mut String) {
     for (secs, ra) in [(8u64, 2u64), (45, 10), (45, 30)] {
         let delay = Duration::from_secs(secs);
         let r = install(rt, delay, ra, WAIT);
-        let b = bound(WAIT, delay);
+        let b = super::wait_bound(WAIT, delay, DEADLINE);
         let asked = Duration::from_secs(ra);
         let _ = writeln!(
             out,
@@ -151,11 +133,7 @@ fn calls(rt: &tokio::runtime::Runtime, out: &mut String) {
 }
 
 fn overhead(rt: &tokio::runtime::Runtime, out: &mut String) {
-    let fast = Backoff {
-        first: Duration::from_millis(20),
-        factor: 2,
-        cap: Duration::from_millis(100),
-    };
+    let fast = super::FAST_POLL;
     let delay = Duration::from_secs(3);
     let mut rows = Vec::new();
     for _ in 0..3 {

@@ -108,24 +108,6 @@ fn install(rt: &tokio::runtime::Runtime, delay: Duration, poll: Backoff) -> Inst
     })
 }
 
-/// ⌈log₂(deadline / first)⌉ + the polls at the cap after the ramp (first, first·factor, … < cap).
-fn bound(p: Backoff, ready_after: Duration) -> u32 {
-    let ratio = DEADLINE.as_secs_f64() / p.first.as_secs_f64();
-    let log = ratio.log2().ceil() as u32;
-    let mut ramp = Duration::ZERO;
-    let mut n = 1;
-    while p.delay(n, false) < p.cap {
-        ramp += p.delay(n, false);
-        n += 1;
-    }
-    let steady = ready_after
-        .saturating_sub(ramp)
-        .as_secs_f64()
-        .div_euclid(p.cap.as_secs_f64()) as u32
-        + 1;
-    log + steady
-}
-
 fn policy(rt: &tokio::runtime::Runtime, out: &mut String) {
     let _ = writeln!(
         out,
@@ -149,7 +131,7 @@ fn policy(rt: &tokio::runtime::Runtime, out: &mut String) {
         let r = install(rt, delay, WAIT);
         for w in &r.waits {
             let own = WAIT.polls_for(delay);
-            let b = bound(WAIT, delay);
+            let b = super::wait_bound(WAIT, delay, DEADLINE);
             let _ = writeln!(
                 out,
                 "| {secs} s | {} | {} | {own} | {b} | {} | {:.1} s | {} |",
@@ -178,11 +160,7 @@ fn policy(rt: &tokio::runtime::Runtime, out: &mut String) {
 }
 
 fn overhead(rt: &tokio::runtime::Runtime, out: &mut String) {
-    let fast = Backoff {
-        first: Duration::from_millis(20),
-        factor: 2,
-        cap: Duration::from_millis(100),
-    };
+    let fast = super::FAST_POLL;
     let delay = Duration::from_secs(3);
     let mut rows = Vec::new();
     for _ in 0..3 {

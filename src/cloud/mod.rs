@@ -22,6 +22,7 @@ pub mod access;
 pub mod definition;
 pub mod error;
 pub mod facts;
+pub mod guard;
 pub mod judge;
 pub mod permissions;
 pub mod poll;

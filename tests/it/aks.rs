@@ -691,11 +691,7 @@ fn sigkill_anywhere_leaves_exactly_one_cluster_on_the_stand_in() {
         "cluster-ready",
         "quota-seed",
     ];
-    let mut points: Vec<String> = steps
-        .iter()
-        .flat_map(|s| ["started", "acted", "succeeded"].map(|p| format!("{s}:{p}")))
-        .collect();
-    points.extend(["intent-cluster", "created-cluster"].map(|l| format!("cluster:at:{l}")));
+    let mut points = crate::eks_moto::kill_points(&steps, &["intent-cluster", "created-cluster"]);
     points.push("polling".into());
     for (i, point) in points.iter().enumerate() {
         let name = format!("k{i:02}");

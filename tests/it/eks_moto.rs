@@ -538,6 +538,17 @@ pub(crate) fn killed_at(spec: &Path, state: &Path, pb: &Path, point: &str, env: 
     );
 }
 
+/// The crash tests' kill points: every step boundary of `steps` (started, acted, succeeded) and
+/// the labelled points inside `cluster.apply` (`intent-…`, `created-…`).
+pub(crate) fn kill_points(steps: &[&str], inside_cluster: &[&str]) -> Vec<String> {
+    let mut points: Vec<String> = steps
+        .iter()
+        .flat_map(|s| ["started", "acted", "succeeded"].map(|p| format!("{s}:{p}")))
+        .collect();
+    points.extend(inside_cluster.iter().map(|l| format!("cluster:at:{l}")));
+    points
+}
+
 /// Clears the stale lock a killed run left.
 pub(crate) fn unlock(state: &Path) {
     if let Some(id) = stale_lock_id(state) {
@@ -572,18 +583,14 @@ fn sigkill_anywhere_leaves_exactly_one_cluster_and_node_group_on_moto() {
         "cluster-ready",
         "quota-seed",
     ];
-    let mut points: Vec<String> = steps
-        .iter()
-        .flat_map(|s| ["started", "acted", "succeeded"].map(|p| format!("{s}:{p}")))
-        .collect();
-    points.extend(
-        [
+    let points = kill_points(
+        &steps,
+        &[
             "intent-cluster",
             "created-cluster",
             "intent-pool",
             "created-pool",
-        ]
-        .map(|l| format!("cluster:at:{l}")),
+        ],
     );
     for (i, point) in points.iter().enumerate() {
         let name = format!("k{i:02}");

@@ -19,25 +19,7 @@ use std::time::Duration;
 use azure_core::http::{AsyncRawResponse, HttpClient, Request};
 use futures::StreamExt;
 
-/// A request carrying credentials was not sent: its destination may not receive them.
-#[derive(Debug, thiserror::Error)]
-#[error("Azure credentials are not sent to {url}: {why}")]
-pub struct RefusedDestination {
-    /// The destination, without its query.
-    pub url: String,
-    /// Why.
-    pub why: String,
-}
-
-/// An answer larger than the cap was refused.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "the answer is larger than {max} bytes, the most realmctl reads of one call; it was refused"
-)]
-pub struct AnswerTooLarge {
-    /// The cap.
-    pub max: u64,
-}
+pub use crate::cloud::guard::{AnswerTooLarge, RefusedDestination};
 
 /// The guarded client.
 #[derive(Debug)]
@@ -71,15 +53,10 @@ pub fn client(
     }))
 }
 
-/// Whether `request` may go to its URL (pure).
+/// Whether `request` may go to its URL (pure): a request with an `Authorization` header or a
+/// body carries credentials; a bodiless, unauthorized GET does not.
 fn check(url: &str, authorized: bool, has_body: bool, get: bool) -> Result<(), RefusedDestination> {
-    if !authorized && !has_body && get {
-        return Ok(());
-    }
-    crate::secret::may_carry_credentials(url).map_err(|why| RefusedDestination {
-        url: url.split('?').next().unwrap_or(url).to_owned(),
-        why,
-    })
+    crate::cloud::guard::check_destination(url, authorized || has_body || !get)
 }
 
 #[async_trait::async_trait]

@@ -21,25 +21,7 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 
-/// A request carrying credentials was not sent: its destination may not receive them.
-#[derive(Debug, thiserror::Error)]
-#[error("AWS credentials are not sent to {url}: {why}")]
-pub struct RefusedDestination {
-    /// The destination, without its query.
-    pub url: String,
-    /// Why.
-    pub why: String,
-}
-
-/// An answer larger than the cap was refused.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "the answer is larger than {max} bytes, the most realmctl reads of one call; it was refused"
-)]
-pub struct AnswerTooLarge {
-    /// The cap.
-    pub max: u64,
-}
+pub use crate::cloud::guard::{AnswerTooLarge, RefusedDestination, check_destination};
 
 /// The guarded client.
 #[derive(Debug, Clone)]
@@ -89,17 +71,6 @@ fn carries_credentials(req: &HttpRequest) -> bool {
     h.get("authorization").is_some()
         || h.get("x-amz-security-token").is_some()
         || req.uri().contains("X-Amz-Credential=")
-}
-
-/// Where a request may go with credentials (pure): the one rule of [`crate::secret`].
-pub fn check_destination(uri: &str, signed: bool) -> Result<(), RefusedDestination> {
-    if !signed {
-        return Ok(());
-    }
-    crate::secret::may_carry_credentials(uri).map_err(|why| RefusedDestination {
-        url: uri.split('?').next().unwrap_or(uri).to_owned(),
-        why,
-    })
 }
 
 /// Whether an answer's declared length is over the cap (pure).

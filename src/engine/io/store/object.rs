@@ -58,19 +58,63 @@ fn classify(location: &str, e: object_store::Error) -> StoreError {
     }
 }
 
-/// The realm's cloud as the source of S3 credentials: every request of the store signs with the
-/// credentials of the cloud provider's own chain, so artifacts and cloud calls act as one
-/// identity.
-struct CloudCredentials(Arc<dyn Cloud>);
+/// A store credential the realm's cloud can give: S3 keys, an Azure Storage token.
+trait FromCloud: Sized + std::fmt::Debug + Send + Sync + 'static {
+    /// What the store is, for the message when the cloud gives none.
+    const WHAT: &'static str;
+    /// This store's credential, if `c` is one.
+    fn from_cloud(c: StorageCredentials) -> Option<Self>;
+}
 
-impl std::fmt::Debug for CloudCredentials {
+impl FromCloud for object_store::aws::AwsCredential {
+    const WHAT: &'static str = "S3";
+    fn from_cloud(c: StorageCredentials) -> Option<Self> {
+        match c {
+            StorageCredentials::Aws {
+                key_id,
+                secret,
+                token,
+            } => Some(object_store::aws::AwsCredential {
+                key_id,
+                secret_key: secret.expose().to_owned(),
+                token: token.map(|t| t.expose().to_owned()),
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl FromCloud for object_store::azure::AzureCredential {
+    const WHAT: &'static str = "Azure Storage";
+    fn from_cloud(c: StorageCredentials) -> Option<Self> {
+        match c {
+            StorageCredentials::AzureBearer { token } => Some(
+                object_store::azure::AzureCredential::BearerToken(token.expose().to_owned()),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// The realm's cloud as the source of the store's credentials: every request of the store is
+/// signed or authorized with the credentials of the cloud provider's own chain, so artifacts
+/// and cloud calls act as one identity.
+struct CloudCredentials<C>(Arc<dyn Cloud>, std::marker::PhantomData<fn() -> C>);
+
+impl<C> CloudCredentials<C> {
+    fn new(cloud: Arc<dyn Cloud>) -> Self {
+        CloudCredentials(cloud, std::marker::PhantomData)
+    }
+}
+
+impl<C> std::fmt::Debug for CloudCredentials<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "CloudCredentials({})", self.0.describe())
     }
 }
 
-impl object_store::CredentialProvider for CloudCredentials {
-    type Credential = object_store::aws::AwsCredential;
+impl<C: FromCloud> object_store::CredentialProvider for CloudCredentials<C> {
+    type Credential = C;
 
     fn get_credential<'a, 'b>(
         &'a self,
@@ -91,63 +135,17 @@ impl object_store::CredentialProvider for CloudCredentials {
                 source: detail.into(),
             };
             match self.0.storage_credentials().await {
-                Ok(Some(StorageCredentials::Aws {
-                    key_id,
-                    secret,
-                    token,
-                })) => Ok(Arc::new(object_store::aws::AwsCredential {
-                    key_id,
-                    secret_key: secret.expose().to_owned(),
-                    token: token.map(|t| t.expose().to_owned()),
-                })),
-                Ok(_) => Err(unauthenticated(format!(
-                    "{} has no S3 credentials",
-                    self.0.describe()
-                ))),
-                Err(e) => Err(unauthenticated(e.to_string())),
-            }
-        })
-    }
-}
-
-/// The realm's cloud as the source of Azure Storage tokens: every request of the store carries
-/// an Entra ID token of the cloud provider's own chain (the identity of the ARM calls).
-struct AzureCloudCredentials(Arc<dyn Cloud>);
-
-impl std::fmt::Debug for AzureCloudCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AzureCloudCredentials({})", self.0.describe())
-    }
-}
-
-impl object_store::CredentialProvider for AzureCloudCredentials {
-    type Credential = object_store::azure::AzureCredential;
-
-    fn get_credential<'a, 'b>(
-        &'a self,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = object_store::Result<Arc<Self::Credential>>>
-                + Send
-                + 'b,
-        >,
-    >
-    where
-        'a: 'b,
-        Self: 'b,
-    {
-        Box::pin(async move {
-            let unauthenticated = |detail: String| object_store::Error::Unauthenticated {
-                path: String::new(),
-                source: detail.into(),
-            };
-            match self.0.storage_credentials().await {
-                Ok(Some(StorageCredentials::AzureBearer { token })) => Ok(Arc::new(
-                    object_store::azure::AzureCredential::BearerToken(token.expose().to_owned()),
-                )),
-                Ok(_) => Err(unauthenticated(format!(
-                    "{} has no Azure Storage credentials",
-                    self.0.describe()
+                Ok(Some(c)) => C::from_cloud(c).map(Arc::new).ok_or_else(|| {
+                    unauthenticated(format!(
+                        "{} gives no {} credentials",
+                        self.0.describe(),
+                        C::WHAT
+                    ))
+                }),
+                Ok(None) => Err(unauthenticated(format!(
+                    "{} has no {} credentials",
+                    self.0.describe(),
+                    C::WHAT
                 ))),
                 Err(e) => Err(unauthenticated(e.to_string())),
             }
@@ -252,7 +250,9 @@ impl ObjectStore {
         }
         b = b
             .with_client_options(client)
-            .with_credentials(Arc::new(AzureCloudCredentials(access.cloud.clone())));
+            .with_credentials(Arc::new(CloudCredentials::<
+                object_store::azure::AzureCredential,
+            >::new(access.cloud.clone())));
         let store = b.build().map_err(|e| bad(e.to_string()))?;
         Ok(ObjectStore {
             store: Arc::new(store),
@@ -291,7 +291,9 @@ impl ObjectStore {
         }
         b = b
             .with_region(&access.region)
-            .with_credentials(Arc::new(CloudCredentials(access.cloud.clone())));
+            .with_credentials(Arc::new(
+                CloudCredentials::<object_store::aws::AwsCredential>::new(access.cloud.clone()),
+            ));
         if let Some(e) = &access.endpoint {
             crate::secret::may_carry_credentials(e).map_err(|why| {
                 bad(format!(
