@@ -242,6 +242,44 @@ async fn the_client_reads_identity_account_and_permissions_over_https() {
     let missing: Vec<&str> = facts.missing.iter().map(|m| m.action.as_str()).collect();
     assert_eq!(missing, [WRITE]);
     assert_eq!(facts.principal, azure::INSTALLER_OBJECT);
+
+    // A grant on a later page (`nextLink`) counts: a role that takes nothing back, paged
+    // one entry per page after the first.
+    {
+        let mut w = a.world();
+        w.policy.statements.insert(
+            0,
+            realmctl_standins::policy::Statement {
+                effect: realmctl_standins::policy::Effect::Allow,
+                actions: vec!["*/read".into()],
+                resources: vec!["*".into()],
+                conditions: vec![],
+            },
+        );
+        w.policy
+            .statements
+            .retain(|s| s.effect == realmctl_standins::policy::Effect::Allow);
+        w.policy
+            .statements
+            .push(realmctl_standins::policy::Statement {
+                effect: realmctl_standins::policy::Effect::Allow,
+                actions: vec![WRITE.into()],
+                resources: vec!["*".into()],
+                conditions: vec![],
+            });
+        w.page_size = Some(1);
+    }
+    let before = a.world().count("Microsoft.Authorization/permissions/read");
+    let facts = p.missing_permissions(&req).await.unwrap();
+    let missing: Vec<&str> = facts.missing.iter().map(|m| m.action.as_str()).collect();
+    assert!(
+        !missing.contains(&WRITE),
+        "the grant on a later page was read: {missing:?}"
+    );
+    assert!(
+        a.world().count("Microsoft.Authorization/permissions/read") - before > 3,
+        "pages were followed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -209,6 +209,8 @@ pub struct World {
     pub ambush: Option<Cluster>,
     /// The next cluster created fails with this reason (`Code: message`).
     pub fail_next_create: Option<String>,
+    /// Lists answer in pages of this many items (ARM's `nextLink`); `None`: one page.
+    pub page_size: Option<usize>,
     /// What the caller may do (answered by permission checks and enforced on calls).
     pub policy: Policy,
     /// Clusters by name.
@@ -260,6 +262,7 @@ impl World {
             retry_after: 0,
             ambush: None,
             fail_next_create: None,
+            page_size: None,
             policy: Policy::allow_all(),
             clusters: BTreeMap::new(),
             pools: BTreeMap::new(),

@@ -49,7 +49,8 @@ pub fn poll_interval(asked: Option<Duration>) -> Duration {
     asked.unwrap_or(DEFAULT_POLL).max(MIN_POLL)
 }
 
-/// Where an operation's status is followed (pure): only on `base`'s origin.
+/// Where an operation's status or a list's next page is fetched (pure): only on `base`'s
+/// origin.
 pub fn operation_url(base: &Url, given: &str) -> Result<Url, String> {
     let url = Url::parse(given).map_err(|e| format!("the operation URL is not a URL: {e}"))?;
     if url.origin() != base.origin() {
@@ -225,6 +226,43 @@ impl Arm {
         let url = self.url(path, api, &[])?;
         let a = self.send(operation, Method::Get, url, None, false).await?;
         decode(operation, &a.body)
+    }
+
+    /// Every item of the list at `path`, following `nextLink` pages (on the endpoint's own
+    /// origin only, as the token goes with them; at most 100 pages).
+    pub async fn list<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        path: &str,
+        api: &str,
+    ) -> Result<Vec<T>, CloudError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Page<T> {
+            value: Vec<T>,
+            #[serde(default)]
+            next_link: Option<String>,
+        }
+        let mut url = self.url(path, api, &[])?;
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            let a = self.send(operation, Method::Get, url, None, false).await?;
+            let page: Page<T> = decode(operation, &a.body)?;
+            out.extend(page.value);
+            match page.next_link.filter(|l| !l.is_empty()) {
+                None => return Ok(out),
+                Some(next) => {
+                    url = operation_url(&self.base, &next).map_err(|why| {
+                        CloudError::new(CloudErrorKind::RefusedDestination, operation, why)
+                    })?;
+                }
+            }
+        }
+        Err(CloudError::new(
+            CloudErrorKind::TooLarge,
+            operation,
+            "the list has more than 100 pages",
+        ))
     }
 
     /// POST `path` (an action) with no body.

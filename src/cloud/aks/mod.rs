@@ -248,11 +248,6 @@ struct SubnetProperties {
 }
 
 #[derive(Deserialize)]
-struct List<T> {
-    value: Vec<T>,
-}
-
-#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Usage {
     name: UsageName,
@@ -403,9 +398,9 @@ impl AccountInspector for AksProvider {
                     });
                 }
             }
-            let usages: List<Usage> = self
+            let usages: Vec<Usage> = self
                 .arm
-                .get_existing(
+                .list(
                     "arm:ListUsages",
                     &format!(
                         "/subscriptions/{}/providers/Microsoft.Compute/locations/{}/usages",
@@ -419,7 +414,6 @@ impl AccountInspector for AksProvider {
                 .iter()
                 .map(|q| {
                     match usages
-                        .value
                         .iter()
                         .find(|u| u.name.value.eq_ignore_ascii_case(&q.code))
                     {
@@ -489,9 +483,9 @@ impl PermissionChecker for AksProvider {
             let mut by_scope: BTreeMap<&str, Vec<rbac::Permission>> = BTreeMap::new();
             for r in required {
                 if !by_scope.contains_key(r.resource.as_str()) {
-                    let list: List<rbac::Permission> = self
+                    let list: Vec<rbac::Permission> = self
                         .arm
-                        .get_existing(
+                        .list(
                             "arm:ListPermissions",
                             &format!(
                                 "{}/providers/Microsoft.Authorization/permissions",
@@ -500,7 +494,7 @@ impl PermissionChecker for AksProvider {
                             &self.api.authorization,
                         )
                         .await?;
-                    by_scope.insert(&r.resource, list.value);
+                    by_scope.insert(&r.resource, list);
                 }
             }
             let missing = required

@@ -202,7 +202,7 @@ fn state_of(phase: Phase) -> &'static str {
 /// Answers a read or write the caller is allowed.
 pub(crate) fn answer(
     w: &mut World,
-    base: &str,
+    (base, path, query): (&str, &str, &str),
     method: &Method,
     headers: &HeaderMap,
     route: Route,
@@ -265,7 +265,7 @@ pub(crate) fn answer(
             "patchVersions": {format!("{v}.1"): {"upgrades": []}},
         })).collect::<Vec<_>>()})),
         Kind::Operation(id) => operation(w, &id),
-        Kind::Permissions => ok(permissions(w)),
+        Kind::Permissions => ok(page(w, permissions(w), (base, path, query))),
         Kind::Subnet => {
             let id = route.scope;
             match w.subnets.iter().find(|s| s.id.eq_ignore_ascii_case(&id)) {
@@ -375,6 +375,32 @@ fn permissions(w: &World) -> Value {
         })
         .collect();
     json!({"value": value})
+}
+
+/// A list answer cut into pages of `World::page_size` items, each but the last with a
+/// `nextLink` (`$skiptoken`), as ARM pages long lists.
+fn page(w: &World, list: Value, (base, path, query): (&str, &str, &str)) -> Value {
+    let Some(size) = w.page_size.filter(|n| *n > 0) else {
+        return list;
+    };
+    let skip: usize = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "$skiptoken")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let all = list["value"].as_array().cloned().unwrap_or_default();
+    let value: Vec<Value> = all.iter().skip(skip).take(size).cloned().collect();
+    let mut out = json!({"value": value});
+    if skip + size < all.len() {
+        let api: String = url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "api-version")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        out["nextLink"] = json!(format!(
+            "{base}{path}?api-version={api}&%24skiptoken={}",
+            skip + size
+        ));
+    }
+    out
 }
 
 fn operation(w: &World, id: &str) -> Result<Response, ArmError> {

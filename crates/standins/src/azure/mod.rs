@@ -263,7 +263,14 @@ async fn handle(State(a): State<Arc<Adapter>>, req: Request) -> Response {
             .into_response();
         }
     }
-    match arm::answer(&mut w, &a.base, &parts.method, &parts.headers, route, &body) {
+    match arm::answer(
+        &mut w,
+        (&a.base, &path, query),
+        &parts.method,
+        &parts.headers,
+        route,
+        &body,
+    ) {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
