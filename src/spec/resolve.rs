@@ -874,3 +874,57 @@ fn subscription(cx: &mut Ctx, s: raw::RawSubscription) -> SubscriptionSpec {
         extra_prod_rtus,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::azure_id;
+
+    #[test]
+    fn azure_resource_ids_are_checked_in_form_without_regard_to_case() {
+        let sub = "00000000-0000-0000-0000-000000000000";
+        let subnet = format!(
+            "/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/nodes"
+        );
+        let net = "Microsoft.Network/virtualNetworks";
+        assert!(azure_id(&subnet, net, Some("subnets")));
+        assert!(azure_id(&subnet.to_ascii_lowercase(), net, Some("subnets")));
+        for bad in [
+            format!(
+                "/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v"
+            ),
+            format!(
+                "/subscriptions/not-a-uuid/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/s"
+            ),
+            format!(
+                "/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Compute/virtualNetworks/v/subnets/s"
+            ),
+            format!(
+                "/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/"
+            ),
+            format!(
+                "/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/s/extra"
+            ),
+            format!(
+                "subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/s"
+            ),
+            format!(
+                "/subscriptions/{sub}/resourceGroups/r g/providers/Microsoft.Network/virtualNetworks/v/subnets/s"
+            ),
+        ] {
+            assert!(!azure_id(&bad, net, Some("subnets")), "{bad}");
+        }
+        let identity = format!(
+            "/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aks"
+        );
+        assert!(azure_id(
+            &identity,
+            "Microsoft.ManagedIdentity/userAssignedIdentities",
+            None
+        ));
+        assert!(!azure_id(
+            &subnet,
+            "Microsoft.ManagedIdentity/userAssignedIdentities",
+            None
+        ));
+    }
+}

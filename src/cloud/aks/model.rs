@@ -346,7 +346,8 @@ pub fn describe_cluster(mc: &ManagedCluster, asked: &str) -> ClusterShape {
         network: NetworkDef {
             network: None,
             subnets: system
-                .and_then(|s| s.vnet_subnet_id.clone())
+                .and_then(|s| s.vnet_subnet_id.as_deref())
+                .map(str::to_ascii_lowercase)
                 .into_iter()
                 .collect(),
         },
@@ -354,7 +355,8 @@ pub fn describe_cluster(mc: &ManagedCluster, asked: &str) -> ClusterShape {
             .identity
             .as_ref()
             .filter(|i| i.kind.eq_ignore_ascii_case("UserAssigned"))
-            .and_then(|i| i.user_assigned_identities.keys().next().cloned()),
+            .and_then(|i| i.user_assigned_identities.keys().next())
+            .map(|id| id.to_ascii_lowercase()),
         tags: mc.tags.clone(),
     }
 }
@@ -368,7 +370,12 @@ pub fn describe_pool(name: &str, p: &AgentPoolProperties) -> PoolShape {
         desired: p.count.unwrap_or_default(),
         max: p.max_count.unwrap_or_default(),
         node_identity: None,
-        subnets: p.vnet_subnet_id.clone().into_iter().collect(),
+        subnets: p
+            .vnet_subnet_id
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .into_iter()
+            .collect(),
         image: NodeImageDef::Default(p.os_sku.clone().unwrap_or_default()),
         labels: p.node_labels.clone(),
         tags: p.tags.clone(),
@@ -410,9 +417,13 @@ mod tests {
         ] {
             let mut def = def.clone();
             def.cluster.api_access = access;
-            def.cluster.control_plane_identity = Some("/subscriptions/x/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aks".into());
-            // Round trip through JSON, as ARM stores and returns it.
-            let sent = serde_json::to_value(cluster_body(&def, "t").unwrap()).unwrap();
+            def.cluster.control_plane_identity = Some("/subscriptions/x/resourcegroups/g/providers/microsoft.managedidentity/userassignedidentities/aks".into());
+            // Round trip through JSON, as ARM stores and returns it, ids in another case.
+            let sent = serde_json::to_string(&cluster_body(&def, "t").unwrap())
+                .unwrap()
+                .replace("resourcegroups", "resourceGroups")
+                .replace("/subnets/", "/Subnets/");
+            let sent: serde_json::Value = serde_json::from_str(&sent).unwrap();
             let mut back: ManagedCluster = serde_json::from_value(sent).unwrap();
             back.properties.kubernetes_version =
                 Some(format!("{}.4", def.cluster.kubernetes_version));

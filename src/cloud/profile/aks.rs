@@ -109,6 +109,10 @@ impl Profile for Aks {
 
     fn definition(&self, spec: &Spec, pool: &PoolSize) -> ClusterDefinition {
         let b = block(spec);
+        // Azure resource ids compare without regard to case, and ARM may describe them back in
+        // another case: the definition holds them in lower case, as the AKS client describes
+        // them, so adoption never turns on a letter's case.
+        let subnet = b.subnet.to_ascii_lowercase();
         build_definition(
             self,
             spec,
@@ -122,15 +126,15 @@ impl Profile for Aks {
                 // from the overlay, nodes from the subnet).
                 network: NetworkDef {
                     network: None,
-                    subnets: vec![b.subnet.to_owned()],
+                    subnets: vec![subnet.clone()],
                 },
                 // A user-assigned identity the spec names, else system-assigned (AKS manages it).
-                control_plane_identity: b.identity.map(str::to_owned),
+                control_plane_identity: b.identity.map(str::to_ascii_lowercase),
                 // AKS creates a cluster with at least one System pool inline: the workers.
                 mode: PoolMode::System,
                 with_cluster: true,
                 node_identity: None,
-                pool_subnets: vec![b.subnet.to_owned()],
+                pool_subnets: vec![subnet],
                 default_image: DEFAULT_OS_SKU,
             },
         )
