@@ -10,8 +10,31 @@ use realmctl::cloud::{Cloud, CloudError};
 use realmctl::demo::CloudDemo;
 use realmctl::spec::{CloudAccount, Provider};
 
+/// The cloud provider of the spec's cloud, on that cloud's standard credential chain (which the
+/// SDK reads from the environment and shared config files), wrapped in the retry decorator;
+/// `None` when this build has no client for that cloud (the registry says which). Makes no
+/// call: `plan` stays offline.
+pub fn connect(
+    runtime: &tokio::runtime::Runtime,
+    spec: &realmctl::spec::Spec,
+) -> Result<Option<Arc<dyn Cloud>>, super::BadInput> {
+    match entry(spec.cloud.provider).connect {
+        None => Ok(None),
+        Some(connect) => connect(
+            runtime,
+            &Target {
+                region: &spec.cloud.region,
+                endpoint: spec.cloud.endpoint.as_deref(),
+                account: &spec.cloud.account,
+            },
+        )
+        .map(Some)
+        .map_err(super::bad),
+    }
+}
+
 /// Where a client talks to.
-#[cfg_attr(not(feature = "eks"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "eks", feature = "aks")), allow(dead_code))]
 pub struct Target<'a> {
     /// Region or location.
     pub region: &'a str,

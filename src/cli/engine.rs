@@ -78,7 +78,7 @@ fn run_options(
         (Some(db), _, _) => seed::Target::Local { db: db.clone() },
         _ => seed::Target::default_for(&args.state),
     };
-    let cloud = env::cloud(runtime, &spec)?;
+    let cloud = super::clouds::connect(runtime, &spec)?;
     #[cfg(feature = "object-store")]
     let access = env::cloud_access(
         cloud.as_ref(),

@@ -112,29 +112,6 @@ pub fn kill_at() -> Result<Option<realmctl::engine::options::KillPoint>, BadInpu
     }
 }
 
-/// The cloud provider of the spec's cloud, on that cloud's standard credential chain (which the
-/// SDK reads from the environment and shared config files), wrapped in the retry decorator;
-/// `None` when this build has no client for that cloud (the registry says which). Makes no
-/// call: `plan` stays offline.
-pub fn cloud(
-    runtime: &tokio::runtime::Runtime,
-    spec: &Spec,
-) -> Result<Option<std::sync::Arc<dyn realmctl::cloud::Cloud>>, BadInput> {
-    match super::clouds::entry(spec.cloud.provider).connect {
-        None => Ok(None),
-        Some(connect) => connect(
-            runtime,
-            &super::clouds::Target {
-                region: &spec.cloud.region,
-                endpoint: spec.cloud.endpoint.as_deref(),
-                account: &spec.cloud.account,
-            },
-        )
-        .map(Some)
-        .map_err(bad),
-    }
-}
-
 /// The realm's cloud as the source of credentials for a bucket in it.
 #[cfg(feature = "object-store")]
 pub fn cloud_access(

@@ -216,7 +216,7 @@ fn audit_store(
     if spec.artifacts_bucket.is_none() {
         return Ok(Store::local(state));
     }
-    let cloud = env::cloud(runtime, &spec)?;
+    let cloud = super::clouds::connect(runtime, &spec)?;
     #[cfg(feature = "object-store")]
     let access = env::cloud_access(
         cloud.as_ref(),

@@ -88,7 +88,7 @@ pub fn check(
     let wants_access = only.as_ref().is_none_or(|o| o.contains(&Category::Access));
     let cloud = match cloud_from {
         CloudFrom::Given(c) => Some(c),
-        CloudFrom::Spec if wants_access => env::cloud(runtime, &spec)?,
+        CloudFrom::Spec if wants_access => super::clouds::connect(runtime, &spec)?,
         CloudFrom::Spec => None,
     };
     let opts = Options {
