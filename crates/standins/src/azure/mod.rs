@@ -12,6 +12,7 @@
 //! `Retry-After`. Errors are ARM's `{"error": {"code", "message"}}`.
 
 mod arm;
+mod clusters;
 mod token;
 
 use std::collections::BTreeMap;
