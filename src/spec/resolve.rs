@@ -892,9 +892,8 @@ mod tests {
             format!(
                 "/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v"
             ),
-            format!(
-                "/subscriptions/not-a-uuid/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/s"
-            ),
+            "/subscriptions/not-a-uuid/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/s"
+                .to_owned(),
             format!(
                 "/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Compute/virtualNetworks/v/subnets/s"
             ),

@@ -52,7 +52,7 @@ fn azurite(pki: &Pki) -> Azurite {
     std::fs::write(dir.path().join("cert.pem"), &leaf.cert_pem).unwrap();
     std::fs::write(dir.path().join("key.pem"), &leaf.key_pem).unwrap();
     let port = free_port();
-    let child = Command::new(azurite_bin())
+    let mut child = Command::new(azurite_bin())
         .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
         .args([
             "--oauth",
@@ -80,6 +80,8 @@ fn azurite(pki: &Pki) -> Azurite {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("Azurite did not listen on 127.0.0.1:{port}");
 }
 
