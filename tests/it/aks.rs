@@ -687,6 +687,59 @@ fn workload_identity_answers_and_its_federated_token_is_never_written() {
 }
 
 #[test]
+fn a_managed_identity_answers_and_its_identity_header_is_never_written() {
+    const HEADER: &str = "msi-canary-identity-header/+=";
+    const MSI_OBJECT: &str = "00000000-0000-4000-8000-0000000000f1";
+    let a = Azure::with(Duration::ZERO, |w| {
+        w.managed_identity = Some((HEADER.into(), MSI_OBJECT.into()));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(&a, dir.path(), "digibee-acme");
+    let pb = cloud_playbook(dir.path());
+    let state = dir.path().join("state");
+    let mut c = install_cmd(&a, &spec, &state, &pb);
+    // No secret, no federated token: the chain reaches managed identity (App Service's
+    // endpoint protocol, which azure_identity reads from IDENTITY_ENDPOINT/IDENTITY_HEADER).
+    c.env_remove("AZURE_CLIENT_SECRET")
+        .env_remove("AZURE_CLIENT_ID")
+        .env(
+            "IDENTITY_ENDPOINT",
+            format!("{}/msi/token", a.standin.url()),
+        )
+        .env("IDENTITY_HEADER", HEADER)
+        .args(["--until", "3"]);
+    let o = c.output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert_eq!(
+        a.world().count("login:managed-identity"),
+        1,
+        "one token, cached"
+    );
+    assert_eq!(a.world().count("login:token"), 0);
+    let o = realmctl()
+        .args(["report", "--format", "json", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let (report, _) = text(&o);
+    assert!(report.contains("managed identity"), "{report}");
+    assert!(report.contains(MSI_OBJECT), "{report}");
+    for form in forms(HEADER) {
+        for text in [&out, &err, &report] {
+            assert!(!text.contains(&form), "printed: {form}");
+        }
+        for (path, bytes) in files(&[dir.path()]) {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(&form),
+                "{}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
 fn demo_cloud_aks_runs_every_phase_and_says_it_is_a_simulation() {
     let dir = tempfile::tempdir().unwrap();
     let o = realmctl()

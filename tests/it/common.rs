@@ -37,7 +37,13 @@ fn aws_dead_end() -> u16 {
 /// endpoint. Tests never reach a cloud.
 pub fn isolate(c: &mut std::process::Command) -> &mut std::process::Command {
     for (k, _) in std::env::vars() {
-        if k.starts_with("AWS_") || k.starts_with("AZURE_") || k.starts_with("GOOGLE_") {
+        if k.starts_with("AWS_")
+            || k.starts_with("AZURE_")
+            || k.starts_with("GOOGLE_")
+            || k.starts_with("IDENTITY_")
+            || k.starts_with("MSI_")
+            || k == "IMDS_ENDPOINT"
+        {
             c.env_remove(k);
         }
     }

@@ -87,20 +87,20 @@ fn a_cloud_without_a_provider_shows_its_steps_unavailable_and_install_stops_ther
     let dir = tempfile::tempdir().unwrap();
     let spec_path = spec(dir.path(), SpecOpts::default());
     let written = std::fs::read_to_string(&spec_path).unwrap();
-    let aks = written
-        .replace("provider: eks", "provider: aks")
-        .replace("region: us-east-1", "region: eastus")
+    let gke = written
+        .replace("provider: eks", "provider: gke")
+        .replace("region: us-east-1", "region: us-central1")
         .lines()
         .map(|l| {
             if l.trim_start().starts_with("eks:") {
-                "  aks: {subscriptionId: 00000000-0000-0000-0000-000000000000, resourceGroup: digibee-acme, tenantId: 00000000-0000-0000-0000-000000000001, subnetId: /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/digibee-acme/providers/Microsoft.Network/virtualNetworks/v/subnets/nodes}".to_owned()
+                "  gke: {project: digibee-acme}".to_owned()
             } else {
                 l.to_owned()
             }
         })
         .collect::<Vec<_>>()
         .join("\n");
-    std::fs::write(&spec_path, aks).unwrap();
+    std::fs::write(&spec_path, gke).unwrap();
     let state = dir.path().join("state");
     let o = realmctl()
         .args(["plan", "-f"])
@@ -116,7 +116,7 @@ fn a_cloud_without_a_provider_shows_its_steps_unavailable_and_install_stops_ther
         "{out}"
     );
     assert!(
-        out.contains("Cloud: aks (no provider for this cloud in this build)"),
+        out.contains("Cloud: gke (no provider for this cloud in this build)"),
         "{out}"
     );
     let o = realmctl()

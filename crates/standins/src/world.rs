@@ -211,6 +211,9 @@ pub struct World {
     pub fail_next_create: Option<String>,
     /// Lists answer in pages of this many items (ARM's `nextLink`); `None`: one page.
     pub page_size: Option<usize>,
+    /// A managed identity's token endpoint (App Service's `IDENTITY_ENDPOINT` protocol): the
+    /// `X-IDENTITY-HEADER` secret it requires and the identity's object id.
+    pub managed_identity: Option<(String, String)>,
     /// What the caller may do (answered by permission checks and enforced on calls).
     pub policy: Policy,
     /// Clusters by name.
@@ -263,6 +266,7 @@ impl World {
             ambush: None,
             fail_next_create: None,
             page_size: None,
+            managed_identity: None,
             policy: Policy::allow_all(),
             clusters: BTreeMap::new(),
             pools: BTreeMap::new(),

@@ -206,6 +206,11 @@ async fn handle(State(a): State<Arc<Adapter>>, req: Request) -> Response {
         return token::issue(&mut w, tenant, &body);
     }
     let query = parts.uri.query().unwrap_or("");
+    // A managed identity's token endpoint: GET /msi/token (App Service's protocol).
+    if seg.as_slice() == ["msi", "token"] {
+        log(&mut w, a.started, "login:managed-identity", false);
+        return token::managed(&mut w, &parts.headers, query);
+    }
     let sub = w.account.clone();
     let Some(route) = arm::route(&parts.method, &path, &sub) else {
         log(&mut w, a.started, "arm:unknown", false);

@@ -6,6 +6,11 @@
 //! the statuses it uses: an unknown tenant (90002) and an unknown application (700016) are 400,
 //! an invalid (7000215) or expired (7000222) client secret 401 `invalid_client`.
 //!
+//! A managed identity's tokens come from App Service's identity endpoint ("How to use managed
+//! identities for App Service and Azure Functions", REST protocol `2019-08-01`): `GET
+//! {IDENTITY_ENDPOINT}?api-version=2019-08-01&resource=…` with the `X-IDENTITY-HEADER` secret;
+//! the answer's `expires_on` is epoch seconds as a string.
+//!
 //! An access token is a JWT whose payload carries the claims clients read (`oid`, `tid`,
 //! `appid`, `exp`); it is opaque to clients and the stand-in only checks that it issued it.
 
@@ -43,6 +48,82 @@ fn entra_error(status: u16, error: &str, code: u32, what: &str) -> Response {
 
 fn b64(v: &serde_json::Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+/// Mints a token for `principal` with audience `aud`, and records it.
+fn mint(
+    w: &mut World,
+    tenant: &str,
+    principal: &str,
+    client_id: &str,
+    aud: String,
+) -> (String, u64) {
+    let now = now_epoch() as u64;
+    let exp = now + LIFETIME;
+    let n = w.tokens.len();
+    let claims = json!({
+        "aud": aud,
+        "iat": now,
+        "nbf": now,
+        "iss": format!("https://sts.windows.net/{tenant}/"),
+        "tid": tenant,
+        "oid": principal,
+        "appid": client_id,
+        "exp": exp,
+        "jti": format!("standin-{n}"),
+    });
+    let token = format!(
+        "{}.{}.{}",
+        b64(&json!({"alg": "RS256", "typ": "JWT"})),
+        b64(&claims),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("standin-signature-{n}"))
+    );
+    w.tokens
+        .insert(token.clone(), (principal.to_owned(), exp, aud));
+    (token, exp)
+}
+
+/// Answers a managed identity's token request.
+pub(crate) fn managed(w: &mut World, headers: &axum::http::HeaderMap, query: &str) -> Response {
+    let q: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let given = headers
+        .get("x-identity-header")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some((secret, principal)) = w.managed_identity.clone() else {
+        return (StatusCode::NOT_FOUND, "no managed identity here").into_response();
+    };
+    if given != secret {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(
+                json!({"statusCode": 401, "message": "X-IDENTITY-HEADER is missing or wrong"}),
+            ),
+        )
+            .into_response();
+    }
+    let Some(resource) = q.get("resource").cloned() else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"statusCode": 400, "message": "resource is required"})),
+        )
+            .into_response();
+    };
+    let tenant = w.tenant.clone();
+    let (token, exp) = mint(w, &tenant, &principal, "managed-identity", resource.clone());
+    (
+        StatusCode::OK,
+        axum::Json(json!({
+            "access_token": token,
+            "expires_on": exp.to_string(),
+            "resource": resource,
+            "token_type": "Bearer",
+            "client_id": "managed-identity",
+        })),
+    )
+        .into_response()
 }
 
 /// Answers a token request for `tenant`.
@@ -104,9 +185,6 @@ pub(crate) fn issue(w: &mut World, tenant: &str, body: &[u8]) -> Response {
             "Invalid client secret provided.",
         );
     }
-    let now = now_epoch() as u64;
-    let exp = now + LIFETIME;
-    let n = w.tokens.len();
     // The audience is the resource the scope names (`https://storage.azure.com/.default` →
     // `https://storage.azure.com`), as the platform issues it.
     let aud = f
@@ -114,25 +192,7 @@ pub(crate) fn issue(w: &mut World, tenant: &str, body: &[u8]) -> Response {
         .and_then(|s| s.split(' ').next())
         .map(|s| s.trim_end_matches("/.default").to_owned())
         .unwrap_or_default();
-    let claims = json!({
-        "aud": aud,
-        "iat": now,
-        "nbf": now,
-        "iss": format!("https://sts.windows.net/{tenant}/"),
-        "tid": tenant,
-        "oid": app.object_id,
-        "appid": client_id,
-        "exp": exp,
-        "jti": format!("standin-{n}"),
-    });
-    let token = format!(
-        "{}.{}.{}",
-        b64(&json!({"alg": "RS256", "typ": "JWT"})),
-        b64(&claims),
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("standin-signature-{n}"))
-    );
-    w.tokens
-        .insert(token.clone(), (app.object_id.clone(), exp, aud));
+    let (token, _) = mint(w, tenant, &app.object_id, &client_id, aud);
     (
         StatusCode::OK,
         axum::Json(json!({
