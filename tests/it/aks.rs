@@ -32,8 +32,8 @@ const OPERATION_READ: &str = "Microsoft.ContainerService/locations/operations/re
 const CLUSTER_READ: &str = "Microsoft.ContainerService/managedClusters/read";
 
 /// The Azure stand-in on a runtime of its own, and its CA in a file.
-struct Azure {
-    standin: StandIn,
+pub(crate) struct Azure {
+    pub(crate) standin: StandIn,
     ca_file: PathBuf,
     _dir: tempfile::TempDir,
     rt: Option<tokio::runtime::Runtime>,
@@ -49,11 +49,11 @@ impl Drop for Azure {
 }
 
 impl Azure {
-    fn start(create_delay: Duration) -> Self {
+    pub(crate) fn start(create_delay: Duration) -> Self {
         Self::with(create_delay, |_| {})
     }
 
-    fn with(create_delay: Duration, shape: impl FnOnce(&mut World)) -> Self {
+    pub(crate) fn with(create_delay: Duration, shape: impl FnOnce(&mut World)) -> Self {
         let mut w = azure::sample(SUB, TENANT, REGION, GROUP, SECRET);
         w.create_delay = create_delay;
         shape(&mut w);
@@ -80,11 +80,11 @@ impl Azure {
         }
     }
 
-    fn world(&self) -> std::sync::MutexGuard<'_, World> {
+    pub(crate) fn world(&self) -> std::sync::MutexGuard<'_, World> {
         self.standin.world()
     }
 
-    fn settings(&self, secret: &str) -> AksSettings {
+    pub(crate) fn settings(&self, secret: &str) -> AksSettings {
         AksSettings {
             endpoint: Some(self.standin.url()),
             env: AzureEnv {
@@ -99,12 +99,12 @@ impl Azure {
         }
     }
 
-    fn provider(&self) -> AksProvider {
+    pub(crate) fn provider(&self) -> AksProvider {
         AksProvider::new(self.settings(SECRET)).unwrap()
     }
 
     /// The variables Azure tools read, pointing the binary at the stand-in.
-    fn env(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AZURE_TENANT_ID", TENANT.into()),
             ("AZURE_CLIENT_ID", azure::INSTALLER_APP.into()),
@@ -143,7 +143,7 @@ fn definition(
 }
 
 /// A spec of realm `acme` on the stand-in's sample subscription.
-fn write_spec(a: &Azure, dir: &Path, cluster: &str) -> PathBuf {
+pub(crate) fn write_spec(a: &Azure, dir: &Path, cluster: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("certs")).unwrap();
     std::fs::write(dir.join("certs/wildcard.pem"), "x").unwrap();
     std::fs::write(dir.join("certs/wildcard.key"), "x").unwrap();
@@ -489,7 +489,7 @@ async fn a_server_certificate_outside_the_trust_store_is_refused_before_any_secr
 }
 
 /// Cloud phases without DNS, outbound or certificate peers.
-fn cloud_playbook(dir: &Path) -> PathBuf {
+pub(crate) fn cloud_playbook(dir: &Path) -> PathBuf {
     playbook(
         dir,
         [
@@ -503,7 +503,12 @@ fn cloud_playbook(dir: &Path) -> PathBuf {
     )
 }
 
-fn install_cmd(a: &Azure, spec: &Path, state: &Path, pb: &Path) -> std::process::Command {
+pub(crate) fn install_cmd(
+    a: &Azure,
+    spec: &Path,
+    state: &Path,
+    pb: &Path,
+) -> std::process::Command {
     let mut c = realmctl_std();
     for (k, v) in a.env() {
         c.env(k, v);

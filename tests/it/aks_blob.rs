@@ -208,3 +208,78 @@ async fn artifacts_go_to_azure_blob_with_the_tokens_of_the_aks_identity() {
         assert!(matches!(status, 401 | 403), "{auth:?} → {status}");
     }
 }
+
+/// The binary stores the phase-4 and phase-5 artifacts in an `az://` container with the AKS
+/// identity's tokens (the account and emulator endpoint from `AZURE_STORAGE_*`, the CAs through
+/// `SSL_CERT_FILE`), nothing locally, and `audit verify` reads every one back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_stores_artifacts_in_an_az_container_and_audit_reads_them_back() {
+    use crate::aks::{Azure, cloud_playbook, install_cmd, write_spec};
+    use crate::engine_support::{approve, text};
+    let pki = Pki::new();
+    let blob = azurite(&pki);
+    let a = Azure::start(Duration::ZERO);
+    let endpoint = format!("https://127.0.0.1:{}/{ACCOUNT}", blob.port);
+    let Some(StorageCredentials::AzureBearer { token }) =
+        a.provider().storage_credentials().await.unwrap()
+    else {
+        panic!("the AKS provider gives Azure Storage tokens");
+    };
+    let http = reqwest::Client::builder()
+        .tls_certs_merge([reqwest::Certificate::from_pem(pki.root_pem().as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let r = http
+        .put(format!("{endpoint}/artifacts?restype=container"))
+        .bearer_auth(token.expose())
+        .header("x-ms-version", "2025-11-05")
+        .header("content-length", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(&a, dir.path(), "digibee-acme");
+    let mut text_of_spec = std::fs::read_to_string(&spec).unwrap();
+    text_of_spec.push_str("artifacts: {bucket: \"az://artifacts/realms\"}\n");
+    std::fs::write(&spec, text_of_spec).unwrap();
+    let bundle = dir.path().join("roots.pem");
+    std::fs::write(
+        &bundle,
+        format!("{}{}", a.standin.ca_pem().unwrap(), pki.root_pem()),
+    )
+    .unwrap();
+    let pb = cloud_playbook(dir.path());
+    let state = dir.path().join("state");
+    let storage = |c: &mut Command| {
+        c.env("SSL_CERT_FILE", &bundle)
+            .env("AZURE_STORAGE_ACCOUNT_NAME", ACCOUNT)
+            .env("AZURE_STORAGE_ENDPOINT", &endpoint);
+    };
+    let mut c = install_cmd(&a, &spec, &state, &pb);
+    storage(&mut c);
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{:?}", text(&o));
+    assert_eq!(approve(&state, 5).status.code(), Some(0));
+    let mut c = install_cmd(&a, &spec, &state, &pb);
+    storage(&mut c);
+    let o = c.args(["--until", "5"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    assert!(!state.join("artifacts").exists(), "nothing stored locally");
+    let mut c = crate::common::realmctl_std();
+    for (k, v) in a.env() {
+        c.env(k, v);
+    }
+    storage(&mut c);
+    let o = c
+        .args(["audit", "verify", "--state"])
+        .arg(&state)
+        .arg("-f")
+        .arg(&spec)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("5 artifact checksums hold"), "{out}");
+}
