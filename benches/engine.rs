@@ -338,6 +338,25 @@ fn wait_bound(
     log + steady
 }
 
+/// The table of every call of one install, from a stand-in's call log.
+#[cfg(any(feature = "eks", feature = "aks"))]
+fn call_table(
+    out: &mut String,
+    which: &str,
+    note: &str,
+    calls: &std::collections::BTreeMap<String, usize>,
+) {
+    let total: usize = calls.values().sum();
+    let _ = writeln!(
+        out,
+        "\nEvery call of {which} ({total} in all, both runs: to the gate and after it{note}):\n\n| call | count |\n|---|---|"
+    );
+    for (op, n) in calls {
+        let _ = writeln!(out, "| `{op}` | {n} |");
+    }
+    out.push('\n');
+}
+
 fn main() {
     if !support::measuring() {
         return;

@@ -121,15 +121,12 @@ fn calls(rt: &tokio::runtime::Runtime, out: &mut String) {
             last_calls = r.calls;
         }
     }
-    let total: usize = last_calls.values().sum();
-    let _ = writeln!(
+    super::call_table(
         out,
-        "\nEvery call of the 45 s install with `Retry-After: 10` ({total} in all, both runs: to the gate and after it; ARM calls by the action ARM authorizes them by):\n\n| call | count |\n|---|---|"
+        "the 45 s install with `Retry-After: 10`",
+        "; ARM calls by the action ARM authorizes them by",
+        &last_calls,
     );
-    for (op, n) in &last_calls {
-        let _ = writeln!(out, "| `{op}` | {n} |");
-    }
-    out.push('\n');
 }
 
 fn overhead(rt: &tokio::runtime::Runtime, out: &mut String) {

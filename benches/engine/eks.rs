@@ -148,15 +148,7 @@ fn policy(rt: &tokio::runtime::Runtime, out: &mut String) {
         }
         last_calls = r.calls;
     }
-    let total: usize = last_calls.values().sum();
-    let _ = writeln!(
-        out,
-        "\nEvery call of the 45 s install ({total} in all, both runs: to the gate and after it):\n\n| call | count |\n|---|---|"
-    );
-    for (op, n) in &last_calls {
-        let _ = writeln!(out, "| `{op}` | {n} |");
-    }
-    out.push('\n');
+    super::call_table(out, "the 45 s install", "", &last_calls);
 }
 
 fn overhead(rt: &tokio::runtime::Runtime, out: &mut String) {

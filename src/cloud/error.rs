@@ -71,7 +71,7 @@ impl CloudErrorKind {
                 Some("request a quota increase from the cloud provider, or lower the realm's size")
             }
             CloudErrorKind::RefusedDestination => Some(
-                "use an https:// endpoint (plain http:// only to an emulator on 127.0.0.1), in cloud.endpoint and in the SDK's endpoint variables (AWS_ENDPOINT_URL*)",
+                "use an https:// endpoint (plain http:// only to an emulator on 127.0.0.1), in cloud.endpoint and in the SDK's endpoint variables (AWS_ENDPOINT_URL*, AZURE_AUTHORITY_HOST)",
             ),
             _ => None,
         }

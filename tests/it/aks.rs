@@ -18,7 +18,7 @@ use realmctl::cloud::{
 };
 use realmctl_standins::{Cluster, StandIn, World, azure};
 
-use crate::common::{files, forms, realmctl, realmctl_std};
+use crate::common::{assert_nowhere, realmctl, realmctl_std};
 use crate::engine_support::{ROLES_GATE, approve, playbook, text};
 
 const SUB: &str = "00000000-0000-4000-8000-0000000000a5";
@@ -613,16 +613,7 @@ fn the_binary_installs_on_the_stand_in_writes_no_secret_and_a_rerun_adopts() {
     );
     printed.push_str(&report2);
     // The canary secret in no file and no output, plain, base64 or URL-encoded.
-    for form in forms(SECRET) {
-        assert!(!printed.contains(&form), "printed: {form}");
-        for (path, bytes) in files(&[&state, &state2, dir.path()]) {
-            assert!(
-                !String::from_utf8_lossy(&bytes).contains(&form),
-                "{} holds the secret ({form})",
-                path.display()
-            );
-        }
-    }
+    assert_nowhere(SECRET, &[&printed], &[dir.path()]);
 }
 
 #[test]
@@ -677,18 +668,7 @@ fn workload_identity_answers_and_its_federated_token_is_never_written() {
         "{report}"
     );
     std::fs::remove_file(&token_file).unwrap();
-    for form in forms(FEDERATED) {
-        for text in [&out, &err, &report] {
-            assert!(!text.contains(&form), "printed: {form}");
-        }
-        for (path, bytes) in files(&[&state, dir.path()]) {
-            assert!(
-                !String::from_utf8_lossy(&bytes).contains(&form),
-                "{}",
-                path.display()
-            );
-        }
-    }
+    assert_nowhere(FEDERATED, &[&out, &err, &report], &[dir.path()]);
 }
 
 #[test]
@@ -730,18 +710,7 @@ fn a_managed_identity_answers_and_its_identity_header_is_never_written() {
     let (report, _) = text(&o);
     assert!(report.contains("managed identity"), "{report}");
     assert!(report.contains(MSI_OBJECT), "{report}");
-    for form in forms(HEADER) {
-        for text in [&out, &err, &report] {
-            assert!(!text.contains(&form), "printed: {form}");
-        }
-        for (path, bytes) in files(&[dir.path()]) {
-            assert!(
-                !String::from_utf8_lossy(&bytes).contains(&form),
-                "{}",
-                path.display()
-            );
-        }
-    }
+    assert_nowhere(HEADER, &[&out, &err, &report], &[dir.path()]);
 }
 
 #[test]

@@ -774,6 +774,24 @@ pub fn files(dirs: &[&Path]) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
+/// Asserts that `secret`, in none of its [`forms`], is in any of `printed` or in any file
+/// under `dirs`.
+pub fn assert_nowhere(secret: &str, printed: &[&str], dirs: &[&Path]) {
+    let files = files(dirs);
+    for form in forms(secret) {
+        for text in printed {
+            assert!(!text.contains(&form), "printed: {form}");
+        }
+        for (path, bytes) in &files {
+            assert!(
+                !String::from_utf8_lossy(bytes).contains(&form),
+                "{} holds the secret ({form})",
+                path.display()
+            );
+        }
+    }
+}
+
 /// The forms a leaked secret could take.
 pub fn forms(secret: &str) -> Vec<String> {
     use base64::Engine;

@@ -28,12 +28,6 @@ struct Subscription {
 }
 
 #[derive(Deserialize)]
-struct Group {
-    #[allow(dead_code)]
-    location: String,
-}
-
-#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ResourceProvider {
     #[serde(default)]
@@ -151,7 +145,7 @@ impl AccountInspector for AksProvider {
                 e.code = Some(format!("Subscription{}", crate::text::one_line(&sub.state)));
                 return Err(e);
             }
-            let group: Option<Group> = self
+            let group: Option<serde::de::IgnoredAny> = self
                 .arm
                 .get("arm:GetResourceGroup", &self.group_path(), &self.api.resources)
                 .await?;

@@ -192,7 +192,32 @@ fn check_options(bucket: &str, options: &[(String, String)]) -> Result<(), Store
     Ok(())
 }
 
+/// A refusal to open `bucket_url`.
+fn refused(bucket_url: &str, detail: String) -> StoreError {
+    StoreError::Object {
+        location: bucket_url.to_owned(),
+        detail,
+        retryable: false,
+    }
+}
+
+/// The start of opening any bucket: `options` may only name endpoints credentials may go to,
+/// and the URL's path is the prefix of every object.
+fn prefix_of(bucket_url: &str, options: &[(String, String)]) -> Result<ObjectPath, StoreError> {
+    check_options(bucket_url, options)?;
+    let url = url::Url::parse(bucket_url).map_err(|e| refused(bucket_url, e.to_string()))?;
+    ObjectPath::parse(url.path()).map_err(|e| refused(bucket_url, e.to_string()))
+}
+
 impl ObjectStore {
+    fn of(store: Arc<dyn object_store::ObjectStore>, bucket_url: &str, prefix: ObjectPath) -> Self {
+        ObjectStore {
+            store,
+            base: bucket_url.trim_end_matches('/').to_owned(),
+            prefix,
+        }
+    }
+
     /// Opens a bucket of the realm's own cloud with the credentials of its provider's chain:
     /// the store and the cloud calls use one credential chain, so they cannot act as two
     /// identities. `options` may add settings but not credentials. S3 today; Azure Blob and
@@ -221,14 +246,8 @@ impl ObjectStore {
         access: &CloudAccess,
     ) -> Result<Self, StoreError> {
         use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-        let bad = |detail: String| StoreError::Object {
-            location: bucket_url.to_owned(),
-            detail,
-            retryable: false,
-        };
-        check_options(bucket_url, &options)?;
-        let url = url::Url::parse(bucket_url).map_err(|e| bad(e.to_string()))?;
-        let prefix = ObjectPath::parse(url.path()).map_err(|e| bad(e.to_string()))?;
+        let bad = |detail: String| refused(bucket_url, detail);
+        let prefix = prefix_of(bucket_url, &options)?;
         let mut b = MicrosoftAzureBuilder::new().with_url(bucket_url);
         for (k, v) in options {
             if let Ok(key) = k.parse::<AzureConfigKey>()
@@ -254,11 +273,7 @@ impl ObjectStore {
                 object_store::azure::AzureCredential,
             >::new(access.cloud.clone())));
         let store = b.build().map_err(|e| bad(e.to_string()))?;
-        Ok(ObjectStore {
-            store: Arc::new(store),
-            base: bucket_url.trim_end_matches('/').to_owned(),
-            prefix,
-        })
+        Ok(ObjectStore::of(Arc::new(store), bucket_url, prefix))
     }
 
     /// Opens an `s3://` bucket with the credentials of the realm's cloud provider (EKS).
@@ -268,14 +283,8 @@ impl ObjectStore {
         access: &CloudAccess,
     ) -> Result<Self, StoreError> {
         use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-        let bad = |detail: String| StoreError::Object {
-            location: bucket_url.to_owned(),
-            detail,
-            retryable: false,
-        };
-        check_options(bucket_url, &options)?;
-        let url = url::Url::parse(bucket_url).map_err(|e| bad(e.to_string()))?;
-        let prefix = ObjectPath::parse(url.path()).map_err(|e| bad(e.to_string()))?;
+        let bad = |detail: String| refused(bucket_url, detail);
+        let prefix = prefix_of(bucket_url, &options)?;
         let mut b = AmazonS3Builder::new().with_url(bucket_url);
         for (k, v) in options {
             if let Ok(key) = k.parse::<AmazonS3ConfigKey>()
@@ -304,30 +313,17 @@ impl ObjectStore {
             b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
         }
         let store = b.build().map_err(|e| bad(e.to_string()))?;
-        Ok(ObjectStore {
-            store: Arc::new(store),
-            base: bucket_url.trim_end_matches('/').to_owned(),
-            prefix,
-        })
+        Ok(ObjectStore::of(Arc::new(store), bucket_url, prefix))
     }
 
     /// Opens `bucket_url` (`s3://`, `az://`, `gs://`) with `options` (object_store config keys
     /// such as `aws_endpoint`, `aws_access_key_id`).
     pub fn new(bucket_url: &str, options: Vec<(String, String)>) -> Result<Self, StoreError> {
-        let bad = |detail: String| StoreError::Object {
-            location: bucket_url.to_owned(),
-            detail,
-            retryable: false,
-        };
         check_options(bucket_url, &options)?;
-        let url = url::Url::parse(bucket_url).map_err(|e| bad(e.to_string()))?;
-        let (store, prefix) =
-            object_store::parse_url_opts(&url, options).map_err(|e| bad(e.to_string()))?;
-        Ok(ObjectStore {
-            store: Arc::from(store),
-            base: bucket_url.trim_end_matches('/').to_owned(),
-            prefix,
-        })
+        let url = url::Url::parse(bucket_url).map_err(|e| refused(bucket_url, e.to_string()))?;
+        let (store, prefix) = object_store::parse_url_opts(&url, options)
+            .map_err(|e| refused(bucket_url, e.to_string()))?;
+        Ok(ObjectStore::of(Arc::from(store), bucket_url, prefix))
     }
 
     fn bucket_root(&self) -> String {
