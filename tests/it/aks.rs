@@ -488,6 +488,17 @@ async fn a_server_certificate_outside_the_trust_store_is_refused_before_any_secr
     assert_eq!(e.kind, CloudErrorKind::RefusedDestination);
 }
 
+/// The auditor's report of `state` in `format`.
+fn report_of(state: &Path, format: &str) -> String {
+    let o = realmctl()
+        .args(["report", "--format", format, "--state"])
+        .arg(state)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    text(&o).0
+}
+
 /// Cloud phases without DNS, outbound or certificate peers.
 pub(crate) fn cloud_playbook(dir: &Path) -> PathBuf {
     playbook(
@@ -583,12 +594,7 @@ fn the_binary_installs_on_the_stand_in_writes_no_secret_and_a_rerun_adopts() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     // The identity is recorded, never the secret.
-    let o = realmctl()
-        .args(["report", "--format", "md", "--state"])
-        .arg(&state)
-        .output()
-        .unwrap();
-    let (report, _) = text(&o);
+    let report = report_of(&state, "md");
     assert!(
         report.contains(azure::INSTALLER_OBJECT),
         "the principal is in the report"
@@ -601,12 +607,7 @@ fn the_binary_installs_on_the_stand_in_writes_no_secret_and_a_rerun_adopts() {
     printed.push_str(&err);
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(a.puts(), 1, "adopted, not created again");
-    let o = realmctl()
-        .args(["report", "--format", "md", "--state"])
-        .arg(&state2)
-        .output()
-        .unwrap();
-    let (report2, _) = text(&o);
+    let report2 = report_of(&state2, "md");
     assert!(
         report2.contains("cluster digibee-acme adopted"),
         "{report2}"
@@ -657,12 +658,7 @@ fn workload_identity_answers_and_its_federated_token_is_never_written() {
     let o = c.output().unwrap();
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
-    let o = realmctl()
-        .args(["report", "--format", "json", "--state"])
-        .arg(&state)
-        .output()
-        .unwrap();
-    let (report, _) = text(&o);
+    let report = report_of(&state, "json");
     assert!(
         report.contains("workload identity (AZURE_FEDERATED_TOKEN_FILE)"),
         "{report}"
@@ -702,12 +698,7 @@ fn a_managed_identity_answers_and_its_identity_header_is_never_written() {
         "one token, cached"
     );
     assert_eq!(a.world().count("login:token"), 0);
-    let o = realmctl()
-        .args(["report", "--format", "json", "--state"])
-        .arg(&state)
-        .output()
-        .unwrap();
-    let (report, _) = text(&o);
+    let report = report_of(&state, "json");
     assert!(report.contains("managed identity"), "{report}");
     assert!(report.contains(MSI_OBJECT), "{report}");
     assert_nowhere(HEADER, &[&out, &err, &report], &[dir.path()]);

@@ -85,6 +85,25 @@ fn azurite(pki: &Pki) -> Azurite {
     panic!("Azurite did not listen on 127.0.0.1:{port}");
 }
 
+/// Creates the container `artifacts` (the customer's, before the install) with the storage
+/// token of `cloud`'s identity.
+async fn create_container(cloud: &dyn Cloud, http: &reqwest::Client, endpoint: &str) {
+    let Some(StorageCredentials::AzureBearer { token }) =
+        cloud.storage_credentials().await.unwrap()
+    else {
+        panic!("the AKS provider gives Azure Storage tokens");
+    };
+    let r = http
+        .put(format!("{endpoint}/artifacts?restype=container"))
+        .bearer_auth(token.expose())
+        .header("x-ms-version", "2025-11-05")
+        .header("content-length", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn artifacts_go_to_azure_blob_with_the_tokens_of_the_aks_identity() {
     let pki = Pki::new();
@@ -124,20 +143,7 @@ async fn artifacts_go_to_azure_blob_with_the_tokens_of_the_aks_identity() {
         .unwrap();
 
     // The customer's container (created here with the same identity's storage token).
-    let Some(StorageCredentials::AzureBearer { token }) =
-        cloud.storage_credentials().await.unwrap()
-    else {
-        panic!("the AKS provider gives Azure Storage tokens");
-    };
-    let r = http
-        .put(format!("{endpoint}/artifacts?restype=container"))
-        .bearer_auth(token.expose())
-        .header("x-ms-version", "2025-11-05")
-        .header("content-length", "0")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
+    create_container(cloud.as_ref(), &http, &endpoint).await;
 
     let access = CloudAccess {
         cloud: cloud.clone(),
@@ -220,24 +226,11 @@ async fn the_binary_stores_artifacts_in_an_az_container_and_audit_reads_them_bac
     let blob = azurite(&pki);
     let a = Azure::start(Duration::ZERO);
     let endpoint = format!("https://127.0.0.1:{}/{ACCOUNT}", blob.port);
-    let Some(StorageCredentials::AzureBearer { token }) =
-        a.provider().storage_credentials().await.unwrap()
-    else {
-        panic!("the AKS provider gives Azure Storage tokens");
-    };
     let http = reqwest::Client::builder()
         .tls_certs_merge([reqwest::Certificate::from_pem(pki.root_pem().as_bytes()).unwrap()])
         .build()
         .unwrap();
-    let r = http
-        .put(format!("{endpoint}/artifacts?restype=container"))
-        .bearer_auth(token.expose())
-        .header("x-ms-version", "2025-11-05")
-        .header("content-length", "0")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
+    create_container(&a.provider(), &http, &endpoint).await;
 
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec(&a, dir.path(), "digibee-acme");
