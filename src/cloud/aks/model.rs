@@ -197,6 +197,11 @@ pub enum BodyError {
         "AKS runs nodes on its own images (AzureLinux, Ubuntu); the custom image `{0}` cannot be set on an agent pool"
     )]
     CustomImage(String),
+    /// Private and public access together need an API server subnet realmctl does not take.
+    #[error(
+        "AKS serves a private and a public API endpoint together only with API Server VNet Integration and a delegated API server subnet, which realmctl does not take; choose private or public"
+    )]
+    BothAccess,
     /// AKS needs a System pool created with the cluster.
     #[error("AKS needs at least one System pool created with the cluster; the definition has none")]
     NoSystemPool,
@@ -244,9 +249,12 @@ pub fn cluster_body(def: &ClusterDefinition, tenant: &str) -> Result<ManagedClus
         return Err(BodyError::NoSystemPool);
     }
     let access = &def.cluster.api_access;
+    if matches!(access, ApiAccess::Both { .. }) {
+        return Err(BodyError::BothAccess);
+    }
     let api = ApiServerAccessProfile {
         enable_private_cluster: Some(matches!(access, ApiAccess::Private)),
-        enable_vnet_integration: matches!(access, ApiAccess::Both { .. }).then_some(true),
+        enable_vnet_integration: None,
         authorized_ip_ranges: access
             .public_cidrs()
             .unwrap_or_default()
@@ -411,9 +419,6 @@ mod tests {
             ApiAccess::Public {
                 cidrs: vec!["203.0.113.0/24".parse().unwrap()],
             },
-            ApiAccess::Both {
-                cidrs: vec!["198.51.100.7/32".parse().unwrap()],
-            },
         ] {
             let mut def = def.clone();
             def.cluster.api_access = access;
@@ -451,6 +456,11 @@ mod tests {
         let mut d = def();
         d.pools[0].mode = PoolMode::User;
         assert_eq!(cluster_body(&d, "t").unwrap_err(), BodyError::NoSystemPool);
+        let mut d = def();
+        d.cluster.api_access = ApiAccess::Both {
+            cidrs: vec!["198.51.100.7/32".parse().unwrap()],
+        };
+        assert_eq!(cluster_body(&d, "t").unwrap_err(), BodyError::BothAccess);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::{
     AccountAsk, CloudParts, CredentialRenewal, PolicyDoc, Profile, TagKeys, build_definition,
     one_address_per_node, quota_queries, rules,
 };
-use crate::cloud::definition::{ClusterDefinition, NetworkDef, PoolMode};
+use crate::cloud::definition::{ApiAccess, ClusterDefinition, NetworkDef, NodeImageDef, PoolMode};
 use crate::cloud::facts::{AccountQuery, QuotaQuery};
 use crate::cloud::sizing::PoolSize;
 use crate::spec::{CloudAccount, Provider, Spec};
@@ -105,6 +105,21 @@ impl Profile for Aks {
 
     fn check_cluster_name(&self, name: &str) -> Result<(), String> {
         rules::aks_cluster_name(name)
+    }
+
+    fn unsupported(&self, def: &ClusterDefinition) -> Vec<String> {
+        let mut out = Vec::new();
+        if matches!(def.cluster.api_access, ApiAccess::Both { .. }) {
+            out.push("cloud.cluster.apiAccess `both`: AKS serves a private and a public API endpoint together only with API Server VNet Integration, which needs a delegated subnet for the API server that realmctl does not take yet; choose `private` (a private cluster) or `public` (authorized IP ranges)".to_owned());
+        }
+        for p in &def.pools {
+            if let NodeImageDef::Custom(image) = &p.nodes.image {
+                out.push(format!(
+                    "cloud.cluster.nodeImage `{image}`: AKS runs nodes on its own images (AzureLinux, Ubuntu) and takes no custom image; use {{type: default}}"
+                ));
+            }
+        }
+        out
     }
 
     fn definition(&self, spec: &Spec, pool: &PoolSize) -> ClusterDefinition {

@@ -124,6 +124,12 @@ pub trait Profile: Send + Sync {
     /// Whether `name` is a cluster name this cloud accepts; why not otherwise.
     fn check_cluster_name(&self, name: &str) -> Result<(), String>;
 
+    /// What of `def` this cloud cannot build, one line each with the way out (none by default):
+    /// refused by `validate` rather than discovered by the cloud in phase 6.
+    fn unsupported(&self, _def: &ClusterDefinition) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The realm's cluster definition (pure): the one value rendered, approved, sent and
     /// judged.
     fn definition(&self, spec: &Spec, pool: &PoolSize) -> ClusterDefinition;
@@ -188,6 +194,7 @@ pub trait Profile: Send + Sync {
                 }
             }
         }
+        out.extend(self.unsupported(def));
         out
     }
 }
@@ -355,6 +362,21 @@ mod tests {
             problems[1].contains("not allowed in an Azure tag name"),
             "{problems:?}"
         );
+        // What AKS cannot build at all: both endpoints without an API server subnet, a custom
+        // node image; other clouds take them.
+        let mut aks = def_for(Provider::Aks);
+        aks.cluster.api_access = crate::spec::ApiAccess::Both {
+            cidrs: vec!["198.51.100.0/24".parse().unwrap()],
+        };
+        aks.pools[0].nodes.image = crate::cloud::definition::NodeImageDef::Custom("img-1".into());
+        let problems = AKS.problems(&aks);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("apiAccess `both`"), "{problems:?}");
+        assert!(problems[1].contains("nodeImage `img-1`"), "{problems:?}");
+        let mut eks = def_for(Provider::Eks);
+        eks.cluster.api_access = aks.cluster.api_access.clone();
+        eks.pools[0].nodes.image = aks.pools[0].nodes.image.clone();
+        assert!(EKS.problems(&eks).is_empty(), "{:?}", EKS.problems(&eks));
         let mut gke = def_for(Provider::Gke);
         gke.cluster.tags.insert("Realm".into(), "Acme".into());
         gke.pools[0]
