@@ -338,6 +338,41 @@ fn wait_bound(
     log + steady
 }
 
+/// One full demo install of `cloud` (fresh folder, fresh stand-in shaped by `shape`) with the
+/// engine's poll policy `poll`: its wall time, the stand-in's world afterwards (its call log),
+/// and every call counted by operation. The journal must verify and one cluster exist.
+#[cfg(any(feature = "eks", feature = "aks"))]
+fn demo_install(
+    rt: &tokio::runtime::Runtime,
+    cloud: &dyn realmctl::demo::CloudDemo,
+    shape: impl FnOnce(&mut realmctl_standins::World),
+    poll: realmctl::cloud::poll::Backoff,
+) -> (
+    std::time::Duration,
+    realmctl_standins::World,
+    std::collections::BTreeMap<String, usize>,
+) {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    rt.block_on(async {
+        let mut demo = realmctl::demo::prepare(dir.path(), cloud).await.unwrap();
+        shape(&mut demo.standin.world());
+        demo.poll = poll;
+        let t = std::time::Instant::now();
+        let walk = realmctl::demo::install(dir.path(), &demo, &realmctl::engine::Quiet)
+            .await
+            .unwrap();
+        let wall = t.elapsed();
+        assert!(walk.verified.ok, "journal verifies");
+        assert_eq!(demo.standin.clusters().len(), 1);
+        let w = demo.standin.world().clone();
+        let mut calls = std::collections::BTreeMap::new();
+        for c in &w.calls {
+            *calls.entry(c.op.clone()).or_insert(0) += 1;
+        }
+        (wall, w, calls)
+    })
+}
+
 /// The table of every call of one install, from a stand-in's call log.
 #[cfg(any(feature = "eks", feature = "aks"))]
 fn call_table(

@@ -13,10 +13,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use realmctl::cloud::poll::{Backoff, WAIT};
-use realmctl::engine::Quiet;
 
 /// The `cluster.apply` deadline (its `ActionDef` timeout).
 const DEADLINE: Duration = Duration::from_secs(45 * 60);
@@ -39,29 +38,16 @@ fn install(
     retry_after: u64,
     poll: Backoff,
 ) -> Install {
-    let dir = tempfile::tempdir_in(".").unwrap();
-    rt.block_on(async {
-        let mut demo = realmctl::demo::prepare(dir.path(), &realmctl::demo::aks::AksDemo)
-            .await
-            .unwrap();
-        {
-            let mut w = demo.standin.world();
+    let (wall, w, calls) = super::demo_install(
+        rt,
+        &realmctl::demo::aks::AksDemo,
+        |w| {
             w.create_delay = delay;
             w.retry_after = retry_after;
-        }
-        demo.poll = poll;
-        let t = Instant::now();
-        let walk = realmctl::demo::install(dir.path(), &demo, &Quiet)
-            .await
-            .unwrap();
-        let wall = t.elapsed();
-        assert!(walk.verified.ok, "journal verifies");
-        assert_eq!(demo.standin.clusters().len(), 1);
-        let w = demo.standin.world();
-        let mut calls = BTreeMap::new();
-        for c in &w.calls {
-            *calls.entry(c.op.clone()).or_insert(0) += 1;
-        }
+        },
+        poll,
+    );
+    {
         let put = w.calls.iter().find(|c| c.op == PUT).expect("a PUT").at;
         let polls: Vec<Duration> = w
             .calls
@@ -88,7 +74,7 @@ fn install(
             lag: seen - done,
             calls,
         }
-    })
+    }
 }
 
 fn calls(rt: &tokio::runtime::Runtime, out: &mut String) {

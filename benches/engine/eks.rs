@@ -14,10 +14,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use realmctl::cloud::poll::{Backoff, WAIT};
-use realmctl::engine::Quiet;
 
 /// The `cluster.apply` / `cluster.wait` deadline (their `ActionDef` timeout).
 const DEADLINE: Duration = Duration::from_secs(45 * 60);
@@ -69,25 +68,13 @@ fn wait_of(
 
 /// One full demo install (fresh folder, fresh stand-in) with `delay` per resource and `poll`.
 fn install(rt: &tokio::runtime::Runtime, delay: Duration, poll: Backoff) -> Install {
-    let dir = tempfile::tempdir_in(".").unwrap();
-    rt.block_on(async {
-        let mut demo = realmctl::demo::prepare(dir.path(), &realmctl::demo::eks::EksDemo)
-            .await
-            .unwrap();
-        demo.standin.world().create_delay = delay;
-        demo.poll = poll;
-        let t = Instant::now();
-        let walk = realmctl::demo::install(dir.path(), &demo, &Quiet)
-            .await
-            .unwrap();
-        let wall = t.elapsed();
-        assert!(walk.verified.ok, "journal verifies");
-        assert_eq!(demo.standin.clusters().len(), 1);
-        let w = demo.standin.world();
-        let mut calls = BTreeMap::new();
-        for c in &w.calls {
-            *calls.entry(c.op.clone()).or_insert(0) += 1;
-        }
+    let (wall, w, calls) = super::demo_install(
+        rt,
+        &realmctl::demo::eks::EksDemo,
+        |w| w.create_delay = delay,
+        poll,
+    );
+    {
         let waits = vec![
             wait_of(
                 &w.calls,
@@ -105,7 +92,7 @@ fn install(rt: &tokio::runtime::Runtime, delay: Duration, poll: Backoff) -> Inst
             ),
         ];
         Install { wall, waits, calls }
-    })
+    }
 }
 
 fn policy(rt: &tokio::runtime::Runtime, out: &mut String) {

@@ -35,35 +35,17 @@ pub struct StandIn {
 impl StandIn {
     /// Starts the AWS adapter over `world` on 127.0.0.1 (any free port) on the current runtime.
     pub async fn aws(world: World) -> std::io::Result<Self> {
-        let world = Arc::new(Mutex::new(world));
-        let app = aws::router(world.clone(), Instant::now());
-        Self::serve(world, app).await
+        Self::serve(world, None, |w, _| aws::router(w, Instant::now())).await
     }
 
     /// Starts the Azure adapter (ARM and the token endpoint) over `world` on 127.0.0.1 over
     /// HTTPS, with a new test CA ([`StandIn::ca_pem`]).
     pub async fn azure(world: World) -> std::io::Result<Self> {
         let ca = azure::TestCa::new().map_err(std::io::Error::other)?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let world = Arc::new(Mutex::new(world));
-        let app = azure::router(world.clone(), Instant::now(), format!("https://{addr}"));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(realmctl_serve::https1(
-            listener,
-            app,
-            realmctl_serve::Bounds::default(),
-            ca.server.clone(),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        Ok(StandIn {
-            addr,
-            ca_pem: Some(ca.ca_pem),
-            world,
-            stop: Some(stop),
+        Self::serve(world, Some(ca), |w, addr| {
+            azure::router(w, Instant::now(), format!("https://{addr}"))
         })
+        .await
     }
 
     /// The PEM of the test CA an HTTPS stand-in's certificate chains to.
@@ -71,21 +53,37 @@ impl StandIn {
         self.ca_pem.as_deref()
     }
 
-    async fn serve(world: Arc<Mutex<World>>, app: axum::Router) -> std::io::Result<Self> {
+    /// Serves the router `app` makes (from the world and the address it is reached at) on
+    /// 127.0.0.1, over HTTPS with `tls` when given.
+    async fn serve(
+        world: World,
+        tls: Option<azure::TestCa>,
+        app: impl FnOnce(Arc<Mutex<World>>, SocketAddr) -> axum::Router,
+    ) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let world = Arc::new(Mutex::new(world));
+        let app = app(world.clone(), addr);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(realmctl_serve::http1(
-            listener,
-            app,
-            realmctl_serve::Bounds::default(),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let bounds = realmctl_serve::Bounds::default();
+        let ca_pem = match tls {
+            Some(ca) => {
+                tokio::spawn(realmctl_serve::https1(
+                    listener, app, bounds, ca.server, shutdown,
+                ));
+                Some(ca.ca_pem)
+            }
+            None => {
+                tokio::spawn(realmctl_serve::http1(listener, app, bounds, shutdown));
+                None
+            }
+        };
         Ok(StandIn {
             addr,
-            ca_pem: None,
+            ca_pem,
             world,
             stop: Some(stop),
         })
