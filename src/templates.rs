@@ -23,6 +23,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/demo-cloud-aks.yaml.tera"),
     ),
     (
+        "demo-cloud-gke.yaml",
+        include_str!("../templates/demo-cloud-gke.yaml.tera"),
+    ),
+    (
         "preflight.html",
         include_str!("../templates/preflight.html.tera"),
     ),

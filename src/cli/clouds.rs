@@ -34,7 +34,10 @@ pub fn connect(
 }
 
 /// Where a client talks to.
-#[cfg_attr(not(any(feature = "eks", feature = "aks")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "eks", feature = "aks", feature = "gke")),
+    allow(dead_code)
+)]
 pub struct Target<'a> {
     /// Region or location.
     pub region: &'a str,
@@ -68,6 +71,12 @@ pub fn entry(provider: Provider) -> Entry {
             connect: Some(aks),
             demo: Some(&realmctl::demo::aks::AksDemo),
         },
+        #[cfg(feature = "gke")]
+        Provider::Gke => Entry {
+            connect: Some(gke),
+            demo: Some(&realmctl::demo::gke::GkeDemo),
+        },
+        #[allow(unreachable_patterns)]
         _ => Entry {
             connect: None,
             demo: None,
@@ -116,4 +125,40 @@ fn aks(_runtime: &tokio::runtime::Runtime, t: &Target<'_>) -> Result<Arc<dyn Clo
         AksProvider::new(settings)?,
         RetryPolicy::default(),
     )))
+}
+
+/// GKE on Application Default Credentials (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's file, the
+/// metadata server), impersonating `cloud.gke.impersonate` when given, behind the retry
+/// decorator. `cloud.endpoint`, when given, serves every Google API realmctl calls.
+#[cfg(feature = "gke")]
+fn gke(runtime: &tokio::runtime::Runtime, t: &Target<'_>) -> Result<Arc<dyn Cloud>, CloudError> {
+    use realmctl::cloud::gke::{Endpoints, GkeProvider, GkeSettings};
+    use realmctl::cloud::retry::{RetryPolicy, Retrying};
+    let CloudAccount::Gke {
+        project,
+        impersonate,
+        ..
+    } = t.account
+    else {
+        return Err(CloudError::new(
+            realmctl::cloud::CloudErrorKind::Invalid,
+            "gke:settings",
+            "the spec has no cloud.gke block",
+        ));
+    };
+    let env = super::env::google().map_err(|why| {
+        CloudError::new(
+            realmctl::cloud::CloudErrorKind::ExpiredCredentials,
+            "login:credentials",
+            why,
+        )
+    })?;
+    let settings = GkeSettings {
+        endpoints: t.endpoint.map_or_else(Endpoints::public, Endpoints::all_at),
+        env,
+        impersonate: impersonate.clone(),
+        ..GkeSettings::new(project, t.region)
+    };
+    let p = runtime.block_on(GkeProvider::new(settings))?;
+    Ok(Arc::new(Retrying::new(p, RetryPolicy::default())))
 }

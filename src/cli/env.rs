@@ -147,3 +147,43 @@ pub fn azure() -> realmctl::cloud::aks::credential::AzureEnv {
         authority_host: var("AZURE_AUTHORITY_HOST"),
     }
 }
+
+/// Where Application Default Credentials start, from the variables Google tools read:
+/// `GOOGLE_APPLICATION_CREDENTIALS` (the file must exist), else gcloud's
+/// `application_default_credentials.json` (under `$CLOUDSDK_CONFIG`, else `~/.config/gcloud`)
+/// if there is one, else the metadata server (at `GCE_METADATA_HOST` when set). The file is read
+/// here (a regular file, at most 256 KiB); its contents are never printed.
+#[cfg(feature = "gke")]
+pub fn google() -> Result<realmctl::cloud::gke::credential::GoogleEnv, String> {
+    use realmctl::cloud::gke::credential::{CredentialFile, GoogleEnv};
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let read = |path: std::path::PathBuf, origin: String| -> Result<CredentialFile, String> {
+        let text = realmctl::fsutil::read_capped_string(&path, realmctl::fsutil::caps::KEY)
+            .map_err(|e| format!("{origin}: {e}"))?;
+        let json = serde_json::from_str(&text)
+            .map_err(|e| format!("{origin}: not a credential file (JSON): line {}", e.line()))?;
+        Ok(CredentialFile { origin, json })
+    };
+    let file = match var("GOOGLE_APPLICATION_CREDENTIALS") {
+        Some(p) => Some(read(
+            p.clone().into(),
+            format!("GOOGLE_APPLICATION_CREDENTIALS={p}"),
+        )?),
+        None => {
+            let dir = var("CLOUDSDK_CONFIG")
+                .map(std::path::PathBuf::from)
+                .or_else(|| var("HOME").map(|h| std::path::Path::new(&h).join(".config/gcloud")));
+            match dir.map(|d| d.join("application_default_credentials.json")) {
+                Some(p) if p.exists() => {
+                    let origin = format!("gcloud's {}", p.display());
+                    Some(read(p, origin)?)
+                }
+                _ => None,
+            }
+        }
+    };
+    Ok(GoogleEnv {
+        file,
+        metadata_root: var("GCE_METADATA_HOST").map(|h| format!("http://{h}")),
+    })
+}

@@ -24,6 +24,21 @@ pub struct NetworkDef {
     pub network: Option<String>,
     /// The subnets (EKS subnet ids, an Azure subnet resource id, a Google subnetwork).
     pub subnets: Vec<String>,
+    /// Named secondary ranges of the subnet for pods and Services (a GKE VPC-native cluster on
+    /// ranges the customer made); `None`: the cloud assigns pod and Service addresses itself.
+    /// Left out of the JSON when `None`, so definitions without it digest as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_ranges: Option<SecondaryRanges>,
+}
+
+/// The subnet's secondary ranges a cluster takes pod and Service addresses from, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecondaryRanges {
+    /// The range for pods.
+    pub pods: String,
+    /// The range for Services.
+    pub services: String,
 }
 
 /// The node image of a pool.
@@ -287,6 +302,12 @@ pub fn compare_cluster(want: &ClusterShape, have: &ClusterShape) -> Vec<Differen
         &set(&want.network.subnets),
         &set(&have.network.subnets),
     );
+    diff(
+        &mut out,
+        "network.secondaryRanges",
+        &want.network.secondary_ranges,
+        &have.network.secondary_ranges,
+    );
     if want.control_plane_identity.is_some() {
         diff(
             &mut out,
@@ -413,6 +434,7 @@ pub(crate) mod tests {
                 network: NetworkDef {
                     network: None,
                     subnets: vec!["a".into(), "b".into()],
+                    secondary_ranges: None,
                 },
                 control_plane_identity: Some("arn:c".into()),
                 tags: tags.clone(),

@@ -51,6 +51,9 @@ pub struct SubnetFacts {
     pub zone: Option<String>,
     /// Free addresses.
     pub free_addresses: u64,
+    /// The names of its secondary ranges (Google subnetworks; empty elsewhere).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secondary_ranges: Vec<String>,
 }
 
 /// An identity the spec names for the cloud to use (an IAM role, a managed identity, a node
@@ -123,6 +126,9 @@ pub struct AccountQuery {
     pub services: Vec<String>,
     /// The quotas the node pools count against.
     pub quotas: Vec<QuotaQuery>,
+    /// The secondary ranges the definition takes from the subnets, by name (GKE's pod and
+    /// Service ranges); empty when it takes none.
+    pub secondary_ranges: Vec<String>,
 }
 
 /// Facts about the account and region.

@@ -143,6 +143,15 @@ fn version(facts: &AccountFacts, want: &AccountAsk) -> CheckResult {
             v,
             format!("Kubernetes {v} is offered"),
         ),
+        Lookup::Found(offered) if newest_patch(offered, v).is_some() => CheckResult::pass(
+            "access.version",
+            CAT,
+            v,
+            format!(
+                "Kubernetes {v} is offered; a cluster asked for {v} gets its newest patch, {}",
+                newest_patch(offered, v).unwrap_or_default()
+            ),
+        ),
         Lookup::Found(offered) => CheckResult::fail(
             "access.version",
             CAT,
@@ -163,6 +172,25 @@ fn version(facts: &AccountFacts, want: &AccountAsk) -> CheckResult {
         )
         .owned_by(Owner::Digibee),
     }
+}
+
+/// The newest of `offered` full versions (`1.31.5-gke.1234`) of the minor `minor` (`1.31`),
+/// compared by their numbers (pure).
+fn newest_patch<'a>(offered: &'a [String], minor: &str) -> Option<&'a str> {
+    let numbers = |v: &str| -> Vec<u64> {
+        v.split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().unwrap_or(0))
+            .collect()
+    };
+    offered
+        .iter()
+        .filter(|x| {
+            x.strip_prefix(minor)
+                .is_some_and(|rest| rest.starts_with('.'))
+        })
+        .max_by_key(|x| numbers(x))
+        .map(String::as_str)
 }
 
 fn quotas(facts: &AccountFacts, want: &AccountAsk) -> Vec<CheckResult> {
@@ -311,6 +339,9 @@ fn subnets(facts: &AccountFacts, want: &AccountAsk) -> Vec<CheckResult> {
             )
         });
     }
+    if !want.query.secondary_ranges.is_empty() {
+        out.push(secondary_ranges(facts, want, &subject));
+    }
     let reserved = want.reserved_per_subnet;
     let free: u64 = facts.subnets.iter().map(|s| s.free_addresses).sum();
     let need = want.addresses.0 + reserved * facts.subnets.len() as u64;
@@ -347,6 +378,53 @@ fn subnets(facts: &AccountFacts, want: &AccountAsk) -> Vec<CheckResult> {
     out
 }
 
+/// Whether the subnets carry the secondary ranges the definition takes pod and Service
+/// addresses from.
+fn secondary_ranges(facts: &AccountFacts, want: &AccountAsk, subject: &str) -> CheckResult {
+    let have: BTreeSet<&str> = facts
+        .subnets
+        .iter()
+        .flat_map(|s| s.secondary_ranges.iter().map(String::as_str))
+        .collect();
+    let missing: Vec<&str> = want
+        .query
+        .secondary_ranges
+        .iter()
+        .map(String::as_str)
+        .filter(|r| !have.contains(r))
+        .collect();
+    if missing.is_empty() {
+        CheckResult::pass(
+            "access.subnets.ranges",
+            CAT,
+            subject,
+            format!(
+                "secondary ranges {} exist",
+                want.query.secondary_ranges.join(", ")
+            ),
+        )
+    } else {
+        CheckResult::fail(
+            "access.subnets.ranges",
+            CAT,
+            subject,
+            format!(
+                "the subnetwork has no secondary range {} (it has: {})",
+                missing.join(", "),
+                if have.is_empty() {
+                    "none".to_owned()
+                } else {
+                    have.into_iter().collect::<Vec<_>>().join(", ")
+                }
+            ),
+            format!(
+                "add the ranges to the subnetwork (`gcloud compute networks subnets update <subnetwork> --add-secondary-ranges=<name>=<cidr>`), or fix {}",
+                want.subnets_field
+            ),
+        )
+    }
+}
+
 /// The credential step's findings: who, from where, and whether the credentials last as long
 /// as the install needs them, judged as the cloud's profile says they renew.
 pub fn credentials(
@@ -367,6 +445,12 @@ pub fn credentials(
         CheckResult::fail("access.credentials.expiry", CAT, &id.principal, msg, fix)
     };
     out.push(match (id.expires_at, renewal) {
+        (None, CredentialRenewal::Refreshing) => CheckResult::pass(
+            "access.credentials.expiry",
+            CAT,
+            &id.principal,
+            "short-lived tokens the credential chain renews (it issued one just now; the token's expiry is not reported)",
+        ),
         (None, _) => CheckResult::pass(
             "access.credentials.expiry",
             CAT,
@@ -547,6 +631,7 @@ mod tests {
             network: vpc.into(),
             zone: Some(zone.into()),
             free_addresses: free,
+            secondary_ranges: Vec::new(),
         }
     }
 
@@ -599,6 +684,26 @@ mod tests {
             .find(|r| r.id == id)
             .unwrap_or_else(|| panic!("no {id} in {rs:?}"));
         (&r.status, r.message.as_str())
+    }
+
+    #[test]
+    fn a_minor_matches_its_newest_offered_patch_by_number() {
+        let offered: Vec<String> = ["1.31.5-gke.1234", "1.31.10-gke.200", "1.310.1", "1.30.9"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(newest_patch(&offered, "1.31"), Some("1.31.10-gke.200"));
+        assert_eq!(newest_patch(&offered, "1.32"), None);
+        let mut f = facts();
+        f.versions = Lookup::Found(offered);
+        let mut ask = eks_ask();
+        ask.kubernetes_version = "1.31".into();
+        let rs = account(&f, &ask);
+        let (st, detail) = status_of(&rs, "access.version");
+        assert_eq!(*st, Status::Pass, "{detail}");
+        assert!(detail.contains("1.31.10-gke.200"), "{detail}");
+        ask.kubernetes_version = "1.29".into();
+        let rs = account(&f, &ask);
+        assert_eq!(*status_of(&rs, "access.version").0, Status::Fail);
     }
 
     #[test]

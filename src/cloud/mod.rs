@@ -5,7 +5,7 @@
 //!   asks and expects, how credentials expire, the permissions and least-privilege document.
 //!   Pure data and functions, no SDK: `plan`, `validate` and rendering work offline.
 //! - **Clients**: how to talk to it, behind the narrow async traits below, one folder per cloud
-//!   behind its own cargo feature (`eks/`, `aks/`). SDK types never leave their folder.
+//!   behind its own cargo feature (`eks/`, `aks/`, `gke/`). SDK types never leave their folder.
 //! - **Stand-ins**: loopback servers that follow each cloud's published wire protocol, in their
 //!   own crate (`crates/standins`); nothing here depends on them.
 //!
@@ -36,6 +36,8 @@ pub(crate) mod testing;
 pub mod aks;
 #[cfg(feature = "eks")]
 pub mod eks;
+#[cfg(feature = "gke")]
+pub mod gke;
 
 use futures::future::BoxFuture;
 
@@ -114,6 +116,11 @@ pub enum StorageCredentials {
     },
     /// An Entra ID access token for Azure Storage (`https://storage.azure.com`).
     AzureBearer {
+        /// The token.
+        token: crate::secret::Secret,
+    },
+    /// A Google OAuth access token (scope `cloud-platform`) for Cloud Storage.
+    GoogleBearer {
         /// The token.
         token: crate::secret::Secret,
     },

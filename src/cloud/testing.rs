@@ -174,6 +174,7 @@ impl AccountInspector for FakeCloud {
                         network: "vpc-1".into(),
                         zone: Some(format!("zone-{i}")),
                         free_addresses: 4000,
+                        secondary_ranges: Vec::new(),
                     })
                     .collect(),
                 identities: q

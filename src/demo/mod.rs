@@ -16,6 +16,8 @@ pub mod aks;
 pub mod dns;
 #[cfg(feature = "eks")]
 pub mod eks;
+#[cfg(feature = "gke")]
+pub mod gke;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -179,6 +179,14 @@ pub enum CloudAccount {
     Gke {
         /// Project ID.
         project: String,
+        /// The VPC network's name.
+        network: String,
+        /// The nodes' subnetwork's name (in the spec's region).
+        subnetwork: String,
+        /// The secondary ranges for pods and Services, by name, if the spec names them.
+        secondary_ranges: Option<(String, String)>,
+        /// The service account the installer impersonates, if any.
+        impersonate: Option<String>,
     },
 }
 

@@ -208,6 +208,21 @@ pub struct RawAks {
 pub struct RawGke {
     /// Google Cloud project ID.
     pub project: Located<String>,
+    /// The VPC network the cluster joins (its name, e.g. `digibee-vpc`).
+    pub network: Located<String>,
+    /// The subnetwork of that network in the spec's region the nodes join (its name).
+    pub subnetwork: Located<String>,
+    /// The name of the subnetwork's secondary range for pods; with `servicesRange`, or neither
+    /// (then GKE creates the ranges itself).
+    #[serde(default)]
+    pub pods_range: Option<Located<String>>,
+    /// The name of the subnetwork's secondary range for Services.
+    #[serde(default)]
+    pub services_range: Option<Located<String>>,
+    /// A service account the installer impersonates
+    /// (`installer@<project>.iam.gserviceaccount.com`); absent: it acts as its own identity.
+    #[serde(default)]
+    pub impersonate: Option<Located<String>>,
 }
 
 /// `cloud.cluster:`

@@ -234,15 +234,7 @@ fn cloud(cx: &mut Ctx, c: raw::RawCloud) -> Cloud {
             }
         },
         Provider::Gke => match c.gke {
-            Some(b) => {
-                let p = &b.value.project;
-                if !is_gcp_project(&p.value) {
-                    cx.err(p.pos, format!("invalid GCP project ID `{}`", p.value), "a project ID is 6-30 characters: a lowercase letter, then lowercase letters, digits or `-`, not ending with `-`");
-                }
-                CloudAccount::Gke {
-                    project: p.value.clone(),
-                }
-            }
+            Some(b) => gke(cx, b.value),
             None => {
                 missing(cx);
                 placeholder(provider)
@@ -290,6 +282,10 @@ fn placeholder(p: Provider) -> CloudAccount {
     match p {
         Provider::Gke => CloudAccount::Gke {
             project: String::new(),
+            network: String::new(),
+            subnetwork: String::new(),
+            secondary_ranges: None,
+            impersonate: None,
         },
         _ => CloudAccount::Aks {
             subscription_id: String::new(),
@@ -362,6 +358,81 @@ fn eks(cx: &mut Ctx, b: raw::RawEks) -> CloudAccount {
         node_role_arn: b.node_role_arn.value,
         subnet_ids: b.subnet_ids.into_iter().map(|s| s.value).collect(),
     }
+}
+
+fn gke(cx: &mut Ctx, b: raw::RawGke) -> CloudAccount {
+    let p = &b.project;
+    if !is_gcp_project(&p.value) {
+        cx.err(p.pos, format!("invalid GCP project ID `{}`", p.value), "a project ID is 6-30 characters: a lowercase letter, then lowercase letters, digits or `-`, not ending with `-`");
+    }
+    let names = [
+        ("network", Some(&b.network)),
+        ("subnetwork", Some(&b.subnetwork)),
+        ("podsRange", b.pods_range.as_ref()),
+        ("servicesRange", b.services_range.as_ref()),
+    ];
+    for (key, v) in names {
+        if let Some(v) = v
+            && !is_google_name(&v.value)
+        {
+            cx.err(
+                v.pos,
+                format!("cloud.gke.{key}: `{}` is not a Compute Engine name", v.value),
+                "use the name as `gcloud compute networks subnets describe` shows it: 1-63 characters, a lowercase letter, then lowercase letters, digits or `-`, not ending with `-`",
+            );
+        }
+    }
+    let secondary_ranges = match (b.pods_range, b.services_range) {
+        (Some(p), Some(s)) => Some((p.value, s.value)),
+        (None, None) => None,
+        (Some(one), None) | (None, Some(one)) => {
+            cx.err(
+                one.pos,
+                "cloud.gke names one secondary range but not the other",
+                "name both podsRange and servicesRange (secondary ranges of the subnetwork), or neither for ranges GKE creates",
+            );
+            None
+        }
+    };
+    if let Some(i) = &b.impersonate
+        && !is_service_account_email(&i.value)
+    {
+        cx.err(
+            i.pos,
+            format!("cloud.gke.impersonate: `{}` is not a service account's email", i.value),
+            "use <name>@<project>.iam.gserviceaccount.com, or leave it out to act as the credentials' own identity",
+        );
+    }
+    CloudAccount::Gke {
+        project: b.project.value,
+        network: b.network.value,
+        subnetwork: b.subnetwork.value,
+        secondary_ranges,
+        impersonate: b.impersonate.map(|i| i.value),
+    }
+}
+
+/// A Compute Engine resource name (RFC 1035 label, at most 63 characters).
+fn is_google_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=63).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && !s.ends_with('-')
+}
+
+/// A service account's email: `<6-30 character name>@<domain>.gserviceaccount.com`.
+fn is_service_account_email(s: &str) -> bool {
+    let Some((name, domain)) = s.split_once('@') else {
+        return false;
+    };
+    (6..=30).contains(&name.len())
+        && is_google_name(name)
+        && domain.ends_with(".gserviceaccount.com")
+        && domain
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
 }
 
 fn aks(cx: &mut Ctx, b: raw::RawAks) -> CloudAccount {

@@ -68,6 +68,7 @@ fn query(w: &World) -> AccountQuery {
             code: aws::STANDARD_VCPU_QUOTA.into(),
             name: aws::STANDARD_VCPU_QUOTA_NAME.into(),
         }],
+        secondary_ranges: Vec::new(),
     }
 }
 

@@ -93,7 +93,7 @@ fn a_cloud_without_a_provider_shows_its_steps_unavailable_and_install_stops_ther
         .lines()
         .map(|l| {
             if l.trim_start().starts_with("eks:") {
-                "  gke: {project: digibee-acme}".to_owned()
+                "  gke: {project: digibee-acme, network: vpc, subnetwork: nodes}".to_owned()
             } else {
                 l.to_owned()
             }

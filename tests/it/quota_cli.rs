@@ -18,7 +18,7 @@ pub fn spec(dir: &Path, subs: u32) -> std::path::PathBuf {
     std::fs::write(
         &p,
         format!(
-            "apiVersion: realmctl/v1\nkind: Realm\nname: acme\ncloud:\n  provider: gke\n  region: us-central1\n  gke: {{project: digibee-acme}}\n  cluster: {{name: digibee-acme, kubernetesVersion: \"1.31\"}}\ndomains: {{base: digibee.acme.com}}\ncertificate: {{cert: certs/c.pem, key: certs/k.pem}}\nsubscription: {{pipelineSubscriptions: {subs}, extraTestRtus: 0, extraProdRtus: 1}}\n"
+            "apiVersion: realmctl/v1\nkind: Realm\nname: acme\ncloud:\n  provider: gke\n  region: us-central1\n  gke: {{project: digibee-acme, network: vpc, subnetwork: nodes}}\n  cluster: {{name: digibee-acme, kubernetesVersion: \"1.31\"}}\ndomains: {{base: digibee.acme.com}}\ncertificate: {{cert: certs/c.pem, key: certs/k.pem}}\nsubscription: {{pipelineSubscriptions: {subs}, extraTestRtus: 0, extraProdRtus: 1}}\n"
         ),
     )
     .unwrap();

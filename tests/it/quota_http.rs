@@ -420,7 +420,7 @@ fn seed_a_running_core_from_the_spec_with_an_admin_token() {
     let write_spec = |subs: u32| {
         std::fs::write(
             &spec,
-            format!("apiVersion: realmctl/v1\nkind: Realm\nname: acme\ncloud:\n  provider: gke\n  region: us-central1\n  gke: {{project: digibee-acme}}\n  cluster: {{name: digibee-acme, kubernetesVersion: \"1.31\"}}\ndomains: {{base: digibee.acme.com}}\ncertificate: {{cert: certs/c.pem, key: certs/k.pem}}\nsubscription: {{pipelineSubscriptions: {subs}}}\n"),
+            format!("apiVersion: realmctl/v1\nkind: Realm\nname: acme\ncloud:\n  provider: gke\n  region: us-central1\n  gke: {{project: digibee-acme, network: vpc, subnetwork: nodes}}\n  cluster: {{name: digibee-acme, kubernetesVersion: \"1.31\"}}\ndomains: {{base: digibee.acme.com}}\ncertificate: {{cert: certs/c.pem, key: certs/k.pem}}\nsubscription: {{pipelineSubscriptions: {subs}}}\n"),
         )
         .unwrap();
     };

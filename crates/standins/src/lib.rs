@@ -3,7 +3,7 @@
 //! of what the caller may do, clusters and pools with creation delays, throttling, a call log)
 //! and a thin wire adapter per cloud that follows that cloud's published protocol, so the real
 //! SDKs and tools nobody here wrote (the AWS SDK, boto3, azure_identity) talk to it unchanged:
-//! [`aws`] and [`azure`] (over HTTPS with its own test CA). Nothing here knows realmctl; realmctl's product code does not depend on this crate
+//! [`aws`], [`azure`] (over HTTPS with its own test CA) and [`google`]. Nothing here knows realmctl; realmctl's product code does not depend on this crate
 //! except its demo, which says it is a simulation.
 //!
 //! Every stand-in listens on 127.0.0.1 only, served by the same bounded server as the quota
@@ -11,6 +11,7 @@
 
 pub mod aws;
 pub mod azure;
+pub mod google;
 pub mod policy;
 pub mod world;
 
@@ -20,7 +21,8 @@ use std::time::Instant;
 
 pub use policy::Policy;
 pub use world::{
-    ApiEndpoint, App, Call, Cluster, Identity, Operation, Phase, Pool, Quota, Subnet, Target, World,
+    ApiEndpoint, App, Call, Cluster, Identity, Operation, Phase, Pool, Quota, ServiceAccountKey,
+    Subnet, Target, World,
 };
 
 /// A running stand-in; it stops when dropped.
@@ -44,6 +46,16 @@ impl StandIn {
         let ca = azure::TestCa::new().map_err(std::io::Error::other)?;
         Self::serve(world, Some(ca), |w, addr| {
             azure::router(w, Instant::now(), format!("https://{addr}"))
+        })
+        .await
+    }
+
+    /// Starts the Google adapter (GKE, Resource Manager, Service Usage, Compute Engine, the
+    /// token endpoint, IAM credentials, the metadata server) over `world` on 127.0.0.1 over
+    /// plain HTTP.
+    pub async fn google(world: World) -> std::io::Result<Self> {
+        Self::serve(world, None, |w, addr| {
+            google::router(w, Instant::now(), format!("http://{addr}"))
         })
         .await
     }

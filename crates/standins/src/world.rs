@@ -165,6 +165,17 @@ pub struct Operation {
     pub started_epoch: f64,
 }
 
+/// A Google service-account key: whose, its RSA public key, and whether it still works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccountKey {
+    /// The service account's email.
+    pub email: String,
+    /// The RSA public key (DER RSAPublicKey).
+    pub public_key: Vec<u8>,
+    /// The key was disabled or deleted (tokens it signs are refused as UNAUTHENTICATED).
+    pub disabled: bool,
+}
+
 /// The account, region and everything in them.
 #[derive(Debug, Clone)]
 pub struct World {
@@ -216,6 +227,12 @@ pub struct World {
     pub managed_identity: Option<(String, String)>,
     /// What the caller may do (answered by permission checks and enforced on calls).
     pub policy: Policy,
+    /// Google service-account keys by key id.
+    pub service_account_keys: BTreeMap<String, ServiceAccountKey>,
+    /// Google user refresh tokens (gcloud's authorized user): token → (email, revoked).
+    pub refresh_tokens: BTreeMap<String, (String, bool)>,
+    /// Google service accounts that may be impersonated.
+    pub service_accounts: std::collections::BTreeSet<String>,
     /// Clusters by name.
     pub clusters: BTreeMap<String, Cluster>,
     /// Node pools by (cluster, name).
@@ -268,6 +285,9 @@ impl World {
             page_size: None,
             managed_identity: None,
             policy: Policy::allow_all(),
+            service_account_keys: BTreeMap::new(),
+            refresh_tokens: BTreeMap::new(),
+            service_accounts: Default::default(),
             clusters: BTreeMap::new(),
             pools: BTreeMap::new(),
             create_delay: Duration::from_secs(3),

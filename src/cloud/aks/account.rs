@@ -200,6 +200,7 @@ impl AccountInspector for AksProvider {
                         zone: None,
                         free_addresses: free_addresses(&prefix, sn.properties.ip_configurations.len())
                             .unwrap_or(0),
+                secondary_ranges: Vec::new(),
                     });
                 }
             }

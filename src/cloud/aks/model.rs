@@ -358,6 +358,7 @@ pub fn describe_cluster(mc: &ManagedCluster, asked: &str) -> ClusterShape {
                 .map(str::to_ascii_lowercase)
                 .into_iter()
                 .collect(),
+            secondary_ranges: None,
         },
         control_plane_identity: mc
             .identity

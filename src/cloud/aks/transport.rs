@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use azure_core::http::{AsyncRawResponse, HttpClient, Request};
-use futures::StreamExt;
 
 pub use crate::cloud::guard::{AnswerTooLarge, RefusedDestination};
 
@@ -34,19 +33,7 @@ pub fn client(
     connect: Duration,
     call: Duration,
 ) -> Result<Arc<dyn HttpClient>, String> {
-    let mut certs = Vec::new();
-    for pem in extra_roots {
-        certs.extend(
-            reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| e.to_string())?,
-        );
-    }
-    let inner = reqwest::Client::builder()
-        .connect_timeout(connect)
-        .timeout(call)
-        .redirect(reqwest::redirect::Policy::none())
-        .tls_certs_merge(certs)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let inner = crate::cloud::guard::http_client(extra_roots, connect, call)?;
     Ok(Arc::new(Guarded {
         inner,
         max: crate::fsutil::caps::CLOUD_ANSWER,
@@ -97,10 +84,6 @@ impl HttpClient for Guarded {
             };
             Error::new(kind, e)
         })?;
-        let max = self.max;
-        if resp.content_length().is_some_and(|n| n > max) {
-            return Err(Error::new(ErrorKind::Io, AnswerTooLarge { max }));
-        }
         let status = resp.status().as_u16();
         let mut headers = azure_core::http::headers::Headers::new();
         for (k, v) in resp.headers() {
@@ -108,15 +91,12 @@ impl HttpClient for Guarded {
                 headers.insert(k.as_str().to_owned(), v.to_owned());
             }
         }
-        let mut stream = resp.bytes_stream();
-        let mut got: Vec<u8> = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::new(ErrorKind::Io, e))?;
-            if got.len() as u64 + chunk.len() as u64 > max {
-                return Err(Error::new(ErrorKind::Io, AnswerTooLarge { max }));
-            }
-            got.extend_from_slice(&chunk);
-        }
+        let got = crate::cloud::guard::read_capped(resp, self.max)
+            .await
+            .map_err(|e| match e {
+                crate::cloud::guard::ReadError::TooLarge(t) => Error::new(ErrorKind::Io, t),
+                crate::cloud::guard::ReadError::Transport(t) => Error::new(ErrorKind::Io, t),
+            })?;
         Ok(AsyncRawResponse::from_bytes(status.into(), headers, got))
     }
 }

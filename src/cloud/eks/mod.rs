@@ -281,6 +281,7 @@ impl EksProvider {
                 zone: s.availability_zone().map(str::to_owned),
                 free_addresses: u64::try_from(s.available_ip_address_count().unwrap_or(0))
                     .unwrap_or(0),
+                secondary_ranges: Vec::new(),
             })
             .collect())
     }
@@ -657,6 +658,7 @@ impl ClusterManager for EksProvider {
                     network: NetworkDef {
                         network: None,
                         subnets: vpc.map(|v| v.subnet_ids().to_vec()).unwrap_or_default(),
+                        secondary_ranges: None,
                     },
                     control_plane_identity: c.role_arn().map(str::to_owned),
                     tags: tags_map(c.tags()),

@@ -142,6 +142,7 @@ impl Profile for Aks {
                 network: NetworkDef {
                     network: None,
                     subnets: vec![subnet.clone()],
+                    secondary_ranges: None,
                 },
                 // A user-assigned identity the spec names, else system-assigned (AKS manages it).
                 control_plane_identity: b.identity.map(str::to_ascii_lowercase),
@@ -172,6 +173,7 @@ impl Profile for Aks {
                     "Microsoft.Compute".into(),
                 ],
                 quotas: quota_queries(def, region, vec![total], vm_family),
+                secondary_ranges: Vec::new(),
             },
             account: subscription.to_owned(),
             account_field: "cloud.aks.subscriptionId",

@@ -110,6 +110,7 @@ impl Profile for Eks {
                 network: NetworkDef {
                     network: None,
                     subnets: b.subnets.to_vec(),
+                    secondary_ranges: None,
                 },
                 control_plane_identity: Some(b.cluster_role.to_owned()),
                 // EKS node groups are created once the cluster is active.
@@ -146,6 +147,7 @@ impl Profile for Eks {
                     code: STANDARD_VCPU_QUOTA.into(),
                     name: STANDARD_VCPU_QUOTA_NAME.into(),
                 }],
+                secondary_ranges: Vec::new(),
             },
             account: b.account_id.to_owned(),
             account_field: "cloud.eks.accountId",

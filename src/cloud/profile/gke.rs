@@ -9,8 +9,10 @@ use super::{
     AccountAsk, CloudParts, CredentialRenewal, PolicyDoc, Profile, TagKeys, build_definition,
     one_address_per_node, quota_queries, rules,
 };
-use crate::cloud::definition::{ClusterDefinition, NetworkDef, PoolMode};
-use crate::cloud::facts::AccountQuery;
+use crate::cloud::definition::{
+    ClusterDefinition, NetworkDef, NodeImageDef, PoolMode, SecondaryRanges,
+};
+use crate::cloud::facts::{AccountQuery, QuotaQuery};
 use crate::cloud::sizing::PoolSize;
 use crate::spec::{CloudAccount, Provider, Spec};
 
@@ -23,12 +25,40 @@ pub struct Gke;
 /// The one GKE profile.
 pub const GKE: Gke = Gke;
 
-fn project(spec: &Spec) -> &str {
+/// The GKE block of a spec.
+struct Block<'a> {
+    project: &'a str,
+    network: &'a str,
+    subnetwork: &'a str,
+    ranges: Option<&'a (String, String)>,
+}
+
+fn block(spec: &Spec) -> Block<'_> {
     match &spec.cloud.account {
-        CloudAccount::Gke { project } => project,
+        CloudAccount::Gke {
+            project,
+            network,
+            subnetwork,
+            secondary_ranges,
+            ..
+        } => Block {
+            project,
+            network,
+            subnetwork,
+            ranges: secondary_ranges.as_ref(),
+        },
         // The spec resolver gives a GKE spec a GKE block.
-        _ => "",
+        _ => Block {
+            project: "",
+            network: "",
+            subnetwork: "",
+            ranges: None,
+        },
     }
+}
+
+fn project(spec: &Spec) -> &str {
+    block(spec).project
 }
 
 /// The regional quota a machine type's vCPUs count against (Compute Engine, "CPU quota"):
@@ -74,17 +104,36 @@ impl Profile for Gke {
         rules::dns_label(name, 40, true)
     }
 
+    fn unsupported(&self, def: &ClusterDefinition) -> Vec<String> {
+        def.pools
+            .iter()
+            .filter_map(|p| match &p.nodes.image {
+                NodeImageDef::Custom(image) => Some(format!(
+                    "cloud.cluster.nodeImage `{image}`: GKE runs nodes on its own image types (COS_CONTAINERD, UBUNTU_CONTAINERD) and takes no custom image; use {{type: default}}"
+                )),
+                NodeImageDef::Default(_) => None,
+            })
+            .collect()
+    }
+
     fn definition(&self, spec: &Spec, pool: &PoolSize) -> ClusterDefinition {
+        let b = block(spec);
         build_definition(
             self,
             spec,
             pool,
             CloudParts {
-                scope: format!("projects/{}", project(spec)),
-                // The spec names no network yet: the project's default network.
+                scope: format!("projects/{}", b.project),
+                // A VPC-native cluster in the customer's network and regional subnetwork, by
+                // name as GKE describes them; pods and Services on the subnetwork's secondary
+                // ranges the spec names, else on ranges GKE makes.
                 network: NetworkDef {
-                    network: None,
-                    subnets: Vec::new(),
+                    network: Some(b.network.to_owned()),
+                    subnets: vec![b.subnetwork.to_owned()],
+                    secondary_ranges: b.ranges.map(|(pods, services)| SecondaryRanges {
+                        pods: pods.clone(),
+                        services: services.clone(),
+                    }),
                 },
                 control_plane_identity: None,
                 // GKE creates the cluster with its node pools.
@@ -106,16 +155,29 @@ impl Profile for Gke {
                     "container.googleapis.com".into(),
                     "compute.googleapis.com".into(),
                 ],
-                quotas: quota_queries(def, &spec.cloud.region, Vec::new(), |shape| {
-                    Some(cpu_quota(shape))
-                }),
+                quotas: quota_queries(
+                    def,
+                    &spec.cloud.region,
+                    vec![QuotaQuery {
+                        code: "CPUS".into(),
+                        name: format!("CPUS vCPUs ({})", spec.cloud.region),
+                    }],
+                    |shape| Some(cpu_quota(shape)),
+                ),
+                secondary_ranges: def
+                    .cluster
+                    .network
+                    .secondary_ranges
+                    .iter()
+                    .flat_map(|r| [r.pods.clone(), r.services.clone()])
+                    .collect(),
             },
             account: project(spec).to_owned(),
             account_field: "cloud.gke.project",
-            subnets_field: "cloud.gke",
+            subnets_field: "cloud.gke.subnetwork",
             min_zones: 0,
             reserved_per_subnet: 0,
-            addresses: one_address_per_node(def, "VPC-native"),
+            addresses: one_address_per_node(def, "VPC-native, pods on secondary ranges"),
             vcpu: (def.max_vcpu(), super::eks::vcpu_why(def)),
             kubernetes_version: def.cluster.kubernetes_version.clone(),
             service_fix: "gcloud services enable {service}",
@@ -129,6 +191,8 @@ impl Profile for Gke {
     fn permission_vars(&self, spec: &Spec) -> BTreeMap<&'static str, String> {
         [
             ("project", project(spec).to_owned()),
+            ("network", block(spec).network.to_owned()),
+            ("subnetwork", block(spec).subnetwork.to_owned()),
             ("region", spec.cloud.region.clone()),
             ("cluster", spec.cloud.cluster.name.clone()),
             ("realm", spec.name.clone()),

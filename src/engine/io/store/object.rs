@@ -96,6 +96,18 @@ impl FromCloud for object_store::azure::AzureCredential {
     }
 }
 
+impl FromCloud for object_store::gcp::GcpCredential {
+    const WHAT: &'static str = "Google Cloud Storage";
+    fn from_cloud(c: StorageCredentials) -> Option<Self> {
+        match c {
+            StorageCredentials::GoogleBearer { token } => Some(object_store::gcp::GcpCredential {
+                bearer: token.expose().to_owned(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// The realm's cloud as the source of the store's credentials: every request of the store is
 /// signed or authorized with the credentials of the cloud provider's own chain, so artifacts
 /// and cloud calls act as one identity.
@@ -220,8 +232,8 @@ impl ObjectStore {
 
     /// Opens a bucket of the realm's own cloud with the credentials of its provider's chain:
     /// the store and the cloud calls use one credential chain, so they cannot act as two
-    /// identities. `options` may add settings but not credentials. S3 today; Azure Blob and
-    /// GCS arrive with their clouds' clients (until then they use `options`).
+    /// identities. `options` may add settings but not credentials: S3 (EKS), Azure Blob (AKS)
+    /// and GCS (GKE).
     pub fn with_cloud(
         bucket_url: &str,
         options: Vec<(String, String)>,
@@ -231,6 +243,8 @@ impl ObjectStore {
             Self::s3_with_cloud(bucket_url, options, access)
         } else if bucket_url.starts_with("az://") || bucket_url.starts_with("azure://") {
             Self::azure_with_cloud(bucket_url, options, access)
+        } else if bucket_url.starts_with("gs://") {
+            Self::gcs_with_cloud(bucket_url, options, access)
         } else {
             Self::new(bucket_url, options)
         }
@@ -272,6 +286,50 @@ impl ObjectStore {
             .with_credentials(Arc::new(CloudCredentials::<
                 object_store::azure::AzureCredential,
             >::new(access.cloud.clone())));
+        let store = b.build().map_err(|e| bad(e.to_string()))?;
+        Ok(ObjectStore::of(Arc::new(store), bucket_url, prefix))
+    }
+
+    /// Opens a `gs://bucket/prefix` bucket with OAuth tokens of the realm's cloud provider
+    /// (GKE). For an emulator, the endpoint comes from `options` (`google_base_url`: https, or
+    /// http to loopback); credential keys in `options` are ignored, so the store cannot act as
+    /// another identity.
+    fn gcs_with_cloud(
+        bucket_url: &str,
+        options: Vec<(String, String)>,
+        access: &CloudAccess,
+    ) -> Result<Self, StoreError> {
+        use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+        let bad = |detail: String| refused(bucket_url, detail);
+        let prefix = prefix_of(bucket_url, &options)?;
+        let mut b = GoogleCloudStorageBuilder::new().with_url(bucket_url);
+        let mut client = object_store::ClientOptions::new();
+        for (k, v) in options {
+            match k.parse::<GoogleConfigKey>() {
+                Ok(GoogleConfigKey::BaseUrl) => {
+                    crate::secret::may_carry_credentials(&v).map_err(|why| {
+                        bad(format!(
+                            "the endpoint {}: {why}\n  help: use https:// (plain http:// only for an emulator on 127.0.0.1)",
+                            crate::spec::redact_url(&v)
+                        ))
+                    })?;
+                    client = client.with_allow_http(v.starts_with("http://"));
+                    b = b.with_config(GoogleConfigKey::BaseUrl, v);
+                }
+                Ok(GoogleConfigKey::Bucket) => b = b.with_config(GoogleConfigKey::Bucket, v),
+                _ => {}
+            }
+        }
+        for pem in &access.extra_roots {
+            let cert = object_store::Certificate::from_pem(pem.as_bytes())
+                .map_err(|e| bad(format!("a trusted root does not parse: {e}")))?;
+            client = client.with_root_certificate(cert);
+        }
+        b = b
+            .with_client_options(client)
+            .with_credentials(Arc::new(
+                CloudCredentials::<object_store::gcp::GcpCredential>::new(access.cloud.clone()),
+            ));
         let store = b.build().map_err(|e| bad(e.to_string()))?;
         Ok(ObjectStore::of(Arc::new(store), bucket_url, prefix))
     }
