@@ -19,7 +19,7 @@ use realmctl::cloud::{
 use realmctl_standins::{Cluster, StandIn, World, azure};
 
 use crate::common::{assert_nowhere, realmctl, realmctl_std};
-use crate::engine_support::{ROLES_GATE, approve, playbook, text};
+use crate::engine_support::{approve, cloud_playbook, text};
 
 const SUB: &str = "00000000-0000-4000-8000-0000000000a5";
 const TENANT: &str = "00000000-0000-4000-8000-00000000d1e0";
@@ -497,21 +497,6 @@ fn report_of(state: &Path, format: &str) -> String {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
     text(&o).0
-}
-
-/// Cloud phases without DNS, outbound or certificate peers.
-pub(crate) fn cloud_playbook(dir: &Path) -> PathBuf {
-    playbook(
-        dir,
-        [
-            "steps: [{id: spec, action: spec.validate}, {id: cloud-account, action: cloud.account}, {id: node-image, action: node_image.acceptance}]",
-            "steps: [{id: credentials, action: cloud.credentials}]",
-            "steps: [{id: permissions, action: cloud.permissions}]",
-            "steps: [{id: artifacts, action: artifacts.render}]",
-            ROLES_GATE,
-            "steps: [{id: cluster, action: cluster.apply}, {id: cluster-ready, action: cluster.wait}, {id: quota-seed, action: quota.seed}]",
-        ],
-    )
 }
 
 pub(crate) fn install_cmd(

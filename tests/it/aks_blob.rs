@@ -220,7 +220,8 @@ async fn artifacts_go_to_azure_blob_with_the_tokens_of_the_aks_identity() {
 /// `SSL_CERT_FILE`), nothing locally, and `audit verify` reads every one back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_stores_artifacts_in_an_az_container_and_audit_reads_them_back() {
-    use crate::aks::{Azure, cloud_playbook, install_cmd, write_spec};
+    use crate::aks::{Azure, install_cmd, write_spec};
+    use crate::engine_support::cloud_playbook;
     use crate::engine_support::{approve, text};
     let pki = Pki::new();
     let blob = azurite(&pki);

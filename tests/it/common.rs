@@ -43,6 +43,8 @@ pub fn isolate(c: &mut std::process::Command) -> &mut std::process::Command {
             || k.starts_with("IDENTITY_")
             || k.starts_with("MSI_")
             || k == "IMDS_ENDPOINT"
+            || k.starts_with("GCE_")
+            || k.starts_with("CLOUDSDK_")
         {
             c.env_remove(k);
         }
@@ -68,6 +70,10 @@ pub fn isolate(c: &mut std::process::Command) -> &mut std::process::Command {
             "AZURE_AUTHORITY_HOST",
             format!("https://127.0.0.1:{}", aws_dead_end()),
         )
+        // Google: no credential file, gcloud's folder absent, the metadata server a loopback
+        // dead end (never metadata.google.internal).
+        .env("CLOUDSDK_CONFIG", "/nonexistent/realmctl-test/gcloud")
+        .env("GCE_METADATA_HOST", format!("127.0.0.1:{}", aws_dead_end()))
         .env("REALMCTL_OPERATOR", "test-operator")
         .env_remove("REALM_PROXY_AUTH")
         .env_remove("REALMCTL_TEST_KILL_AT")

@@ -203,3 +203,18 @@ pub fn next_text(v: &Value) -> String {
         v["next"]["action"].as_str().unwrap_or("")
     )
 }
+
+/// Cloud phases without DNS, outbound or certificate peers.
+pub fn cloud_playbook(dir: &Path) -> PathBuf {
+    playbook(
+        dir,
+        [
+            "steps: [{id: spec, action: spec.validate}, {id: cloud-account, action: cloud.account}, {id: node-image, action: node_image.acceptance}]",
+            "steps: [{id: credentials, action: cloud.credentials}]",
+            "steps: [{id: permissions, action: cloud.permissions}]",
+            "steps: [{id: artifacts, action: artifacts.render}]",
+            ROLES_GATE,
+            "steps: [{id: cluster, action: cluster.apply}, {id: cluster-ready, action: cluster.wait}, {id: quota-seed, action: quota.seed}]",
+        ],
+    )
+}

@@ -30,6 +30,8 @@ mod engine_crash;
 mod engine_report;
 #[cfg(feature = "object-store")]
 mod engine_s3;
+#[cfg(feature = "gke")]
+mod gke;
 mod hardening;
 mod no_panic;
 mod outbound;
