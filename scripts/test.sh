@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the loopback peers the tests start
 # (dnsmasq, tinyproxy, openssl, Chromium, strace and PostgreSQL 15 from Debian; moto 5.2 from PyPI for S3, STS, IAM, EC2 and EKS;
-# Azurite 3.35.0 from npm for Azure Blob) if
+# Azurite 3.35.0 from npm for Azure Blob; gcp-storage-emulator 2026.7.19 from PyPI for GCS) if
 # missing, then checks formatting and lints, then runs every test, including the install
 # engine's crash tests (feature test-actions). Idempotent: a second run installs nothing.
 set -euo pipefail
@@ -43,6 +43,12 @@ if [ ! -x "$azurite" ] || ! grep -q '"version": "3.35.0"' target/test-peers/node
   mkdir -p target/test-peers
   npm install --silent --no-audit --no-fund --prefix target/test-peers azurite@3.35.0 >/dev/null
 fi
+
+# gcp-storage-emulator (PyPI): the GCS artifact store's peer (tests/it/gke_gcs.rs).
+python3 -c 'import importlib.metadata as m; assert m.version("gcp-storage-emulator") == "2026.7.19"' >/dev/null 2>&1 || {
+  echo "installing gcp-storage-emulator 2026.7.19 (GCS peer)"
+  python3 -m pip install -q 'gcp-storage-emulator==2026.7.19'
+}
 
 cargo fmt --check
 # The shipped build (default features) must compile on its own, and so must a build without

@@ -22,7 +22,7 @@ use realmctl_standins::{Cluster, StandIn, World, google};
 use crate::common::{assert_nowhere, realmctl, realmctl_std};
 use crate::engine_support::{approve, cloud_playbook, text};
 
-const PROJECT: &str = "digibee-acme-realm";
+pub(crate) const PROJECT: &str = "digibee-acme-realm";
 const REGION: &str = "europe-west1";
 const CREATE: &str = "gke:CreateCluster";
 const OPERATION: &str = "gke:GetOperation";
@@ -106,6 +106,10 @@ impl Google {
             operation_poll: FAST,
             ..GkeSettings::new(PROJECT, REGION)
         }
+    }
+
+    pub(crate) async fn provider_now(&self) -> GkeProvider {
+        self.provider().await
     }
 
     async fn provider(&self) -> GkeProvider {

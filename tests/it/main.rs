@@ -32,6 +32,8 @@ mod engine_report;
 mod engine_s3;
 #[cfg(feature = "gke")]
 mod gke;
+#[cfg(all(feature = "gke", feature = "object-store"))]
+mod gke_gcs;
 mod hardening;
 mod no_panic;
 mod outbound;
