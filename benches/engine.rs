@@ -8,10 +8,12 @@
 //! - the EKS install against the AWS stand-in: API calls and polls, engine overhead
 //!   (`engine/eks.rs`, section `eks`);
 //! - the AKS install against the Azure stand-in: ARM calls, `Retry-After`, engine overhead
-//!   (`engine/aks.rs`, section `aks`).
+//!   (`engine/aks.rs`, section `aks`);
+//! - the GKE install against the Google stand-in: operation polls, engine overhead
+//!   (`engine/gke.rs`, section `gke`).
 //!
-//! Run with `cargo bench --bench engine --features test-actions` (`-- eks` or `-- journal` for
-//! one section).
+//! Run with `cargo bench --bench engine --features test-actions` (`-- eks`, `-- aks`, `-- gke` or
+//! `-- journal` for one section).
 
 #[cfg(feature = "aks")]
 #[path = "engine/aks.rs"]
@@ -19,6 +21,9 @@ mod aks;
 #[cfg(feature = "eks")]
 #[path = "engine/eks.rs"]
 mod eks;
+#[cfg(feature = "gke")]
+#[path = "engine/gke.rs"]
+mod gke;
 mod support;
 
 use std::fmt::Write as _;
@@ -306,7 +311,7 @@ fn verify_throughput(out: &mut String) {
 
 /// The cloud benchmarks' poll policy for measuring engine overhead: every 20 ms doubling to
 /// 100 ms, so polling lag is not counted as engine time.
-#[cfg(any(feature = "eks", feature = "aks"))]
+#[cfg(any(feature = "eks", feature = "aks", feature = "gke"))]
 const FAST_POLL: realmctl::cloud::poll::Backoff = realmctl::cloud::poll::Backoff {
     first: std::time::Duration::from_millis(20),
     factor: 2,
@@ -316,7 +321,7 @@ const FAST_POLL: realmctl::cloud::poll::Backoff = realmctl::cloud::poll::Backoff
 /// The bound on a wait's polls both cloud benchmarks hold their clouds to:
 /// ⌈log₂(deadline / first)⌉ + the polls at the cap after the ramp (first, first·factor, … <
 /// cap), plus the one that sees the resource ready.
-#[cfg(any(feature = "eks", feature = "aks"))]
+#[cfg(any(feature = "eks", feature = "aks", feature = "gke"))]
 fn wait_bound(
     p: realmctl::cloud::poll::Backoff,
     ready_after: std::time::Duration,
@@ -341,7 +346,7 @@ fn wait_bound(
 /// One full demo install of `cloud` (fresh folder, fresh stand-in shaped by `shape`) with the
 /// engine's poll policy `poll`: its wall time, the stand-in's world afterwards (its call log),
 /// and every call counted by operation. The journal must verify and one cluster exist.
-#[cfg(any(feature = "eks", feature = "aks"))]
+#[cfg(any(feature = "eks", feature = "aks", feature = "gke"))]
 fn demo_install(
     rt: &tokio::runtime::Runtime,
     cloud: &dyn realmctl::demo::CloudDemo,
@@ -374,7 +379,7 @@ fn demo_install(
 }
 
 /// The table of every call of one install, from a stand-in's call log.
-#[cfg(any(feature = "eks", feature = "aks"))]
+#[cfg(any(feature = "eks", feature = "aks", feature = "gke"))]
 fn call_table(
     out: &mut String,
     which: &str,
@@ -407,6 +412,13 @@ fn main() {
         verify_throughput(&mut out);
         print!("{out}");
         support::write_section("docs/benchmarks.md", "engine", &out);
+    }
+    #[cfg(feature = "gke")]
+    if wanted("gke") {
+        let mut out = support::stamp("engine --features test-actions -- gke");
+        gke::run(&mut out);
+        print!("{out}");
+        support::write_section("docs/benchmarks.md", "gke", &out);
     }
     #[cfg(feature = "aks")]
     if wanted("aks") {

@@ -3,19 +3,16 @@
 //! provider — Google's GKE client and google-cloud-auth — talking to it with a service-account
 //! key the stand-in made for this run (a throw-away key kept in memory, never the operator's).
 //! Operations take several polls: the stand-in keeps each one RUNNING for the demo's creation
-//! time.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! time, and the provider polls them with its production policy (2 s doubling).
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use realmctl_standins::{StandIn, google};
+use std::sync::Arc;
 
 use super::{CREATE_DELAY, CloudDemo, DemoCloud, DemoError};
 use crate::cloud::gke::credential::{CredentialFile, GoogleEnv};
 use crate::cloud::gke::{Endpoints, GkeProvider, GkeSettings};
-use crate::cloud::poll::Backoff;
 use crate::spec::Provider;
 
 /// The demo's project.
@@ -59,11 +56,6 @@ impl CloudDemo for GkeDemo {
                         json: key,
                     }),
                     metadata_root: None,
-                },
-                operation_poll: Backoff {
-                    first: Duration::from_secs(1),
-                    factor: 2,
-                    cap: Duration::from_secs(2),
                 },
                 ..GkeSettings::new(PROJECT, REGION)
             };
