@@ -18,7 +18,7 @@ use realmctl::cloud::{
 };
 use realmctl_standins::{Cluster, StandIn, World, azure};
 
-use crate::common::{assert_nowhere, realmctl, realmctl_std};
+use crate::common::{assert_nowhere, realmctl};
 use crate::engine_support::{approve, cloud_playbook, text};
 
 const SUB: &str = "00000000-0000-4000-8000-0000000000a5";
@@ -489,15 +489,7 @@ async fn a_server_certificate_outside_the_trust_store_is_refused_before_any_secr
 }
 
 /// The auditor's report of `state` in `format`.
-fn report_of(state: &Path, format: &str) -> String {
-    let o = realmctl()
-        .args(["report", "--format", format, "--state"])
-        .arg(state)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
-    text(&o).0
-}
+use crate::cloud_install::report_of;
 
 pub(crate) fn install_cmd(
     a: &Azure,
@@ -505,41 +497,15 @@ pub(crate) fn install_cmd(
     state: &Path,
     pb: &Path,
 ) -> std::process::Command {
-    let mut c = realmctl_std();
-    for (k, v) in a.env() {
-        c.env(k, v);
-    }
-    c.args([
-        "install",
-        "--yes",
-        "--retry-base-ms",
-        "10",
-        "--output",
-        "json",
-        "-f",
-    ])
-    .arg(spec)
-    .arg("--state")
-    .arg(state)
-    .arg("--playbook")
-    .arg(pb);
-    c
+    crate::cloud_install::install_cmd(&a.env(), spec, state, pb)
 }
 
 fn install(a: &Azure, spec: &Path, state: &Path, pb: &Path) -> (i32, String, String) {
-    let o = install_cmd(a, spec, state, pb).output().unwrap();
-    let (out, err) = text(&o);
-    (o.status.code().unwrap_or(-1), out, err)
+    crate::cloud_install::install(&a.env(), spec, state, pb)
 }
 
-/// Installs, approving the phase-5 gate when it stops there.
 fn install_approved(a: &Azure, spec: &Path, state: &Path, pb: &Path) -> (i32, String, String) {
-    let (code, out, err) = install(a, spec, state, pb);
-    if code != 3 {
-        return (code, out, err);
-    }
-    assert_eq!(approve(state, 5).status.code(), Some(0));
-    install(a, spec, state, pb)
+    crate::cloud_install::install_approved(&a.env(), spec, state, pb)
 }
 
 #[test]
@@ -711,93 +677,13 @@ fn demo_cloud_aks_runs_every_phase_and_says_it_is_a_simulation() {
     );
 }
 
-/// SIGKILL at every step boundary, at the points around each create, and while a creation's
-/// operation is being polled: after unlocking and resuming, exactly one cluster with one pool,
-/// created by exactly one PUT.
+/// SIGKILL at every step boundary, at the points around the create, and while the creation's
+/// operation is being polled: exactly one cluster with one pool, made by exactly one PUT.
 #[cfg(feature = "test-actions")]
 #[test]
 fn sigkill_anywhere_leaves_exactly_one_cluster_on_the_stand_in() {
-    use std::os::unix::process::ExitStatusExt;
     let a = Azure::start(Duration::from_millis(1200));
-    let root = tempfile::tempdir().unwrap();
-    let steps = [
-        "spec",
-        "cloud-account",
-        "node-image",
-        "credentials",
-        "permissions",
-        "artifacts",
-        "roles",
-        "cluster",
-        "cluster-ready",
-        "quota-seed",
-    ];
-    let mut points = crate::eks_moto::kill_points(&steps, &["intent-cluster", "created-cluster"]);
-    points.push("polling".into());
-    for (i, point) in points.iter().enumerate() {
-        let name = format!("k{i:02}");
-        let dir = root.path().join(&name);
-        let spec = write_spec(&a, &dir, &name);
-        let pb = cloud_playbook(&dir);
-        let state = dir.join("state");
-        let phase6 = point == "polling"
-            || ["cluster", "cluster-ready", "quota-seed"]
-                .iter()
-                .any(|s| point.starts_with(&format!("{s}:")));
-        if phase6 {
-            let (code, out, err) = install(&a, &spec, &state, &pb);
-            assert_eq!(code, 3, "{point}: {out}\n{err}");
-            assert_eq!(approve(&state, 5).status.code(), Some(0));
-        }
-        let before = a.puts();
-        if point == "polling" {
-            // Killed while the creation's operation is followed: the PUT was answered, the
-            // cluster is still creating, and nothing after it was journaled.
-            let mut child = install_cmd(&a, &spec, &state, &pb)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            let t = Instant::now();
-            while a.puts() == before {
-                assert!(t.elapsed() < Duration::from_secs(30), "no PUT arrived");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            child.kill().unwrap();
-            let status = child.wait().unwrap();
-            assert_eq!(status.signal(), Some(9));
-            let w = a.world();
-            let phase = w.cluster_phase(&w.clusters[&name]);
-            assert_eq!(
-                phase,
-                realmctl_standins::Phase::Creating,
-                "the kill landed inside the creation"
-            );
-        } else {
-            let o = install_cmd(&a, &spec, &state, &pb)
-                .env("REALMCTL_TEST_KILL_AT", point)
-                .output()
-                .unwrap();
-            assert_eq!(
-                o.status.signal(),
-                Some(9),
-                "{point}: not killed: {:?}",
-                text(&o)
-            );
-        }
-        crate::eks_moto::unlock(&state);
-        let (code, out, err) = install_approved(&a, &spec, &state, &pb);
-        assert_eq!(code, 0, "{point}: {out}\n{err}");
-        let w = a.world();
-        assert!(w.clusters.contains_key(&name), "{point}");
-        let pools: Vec<&str> = w
-            .pools
-            .values()
-            .filter(|p| p.cluster == name)
-            .map(|p| p.name.as_str())
-            .collect();
-        assert_eq!(pools, ["workers"], "{point}");
-    }
-    assert_eq!(a.puts(), points.len(), "one PUT per case, never two");
-    assert_eq!(a.world().clusters.len(), points.len());
+    crate::cloud_install::sigkill_anywhere(&a.standin, &a.env(), WRITE, &|dir, name| {
+        write_spec(&a, dir, name)
+    });
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use aws_sdk_eks::types::VpcConfigRequest;
 
+pub(crate) use crate::cloud_install::{kill_points, unlock};
 use crate::common::{AwsStandIn, Moto, SpecOpts, moto, moto_with};
 use crate::engine_support::*;
 
@@ -508,13 +509,6 @@ pub(crate) fn crash_case(lab: &Lab, root: &Path, name: &str) -> (PathBuf, PathBu
     (spec, pb, dir.join("state"))
 }
 
-/// The stale lock's id in `state`, if there is one.
-pub(crate) fn stale_lock_id(state: &Path) -> Option<String> {
-    let bytes = std::fs::read(state.join("lock.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    v["lockId"].as_str().map(str::to_owned)
-}
-
 /// Runs the install to the phase-5 gate and approves it, so that a following run reaches
 /// phase 6 (a kill point there, say).
 pub(crate) fn to_gate_and_approve(spec: &Path, state: &Path, pb: &Path, env: &[(&str, &str)]) {
@@ -536,29 +530,6 @@ pub(crate) fn killed_at(spec: &Path, state: &Path, pb: &Path, point: &str, env: 
         "{point}: not killed: {:?}",
         text(&o)
     );
-}
-
-/// The crash tests' kill points: every step boundary of `steps` (started, acted, succeeded) and
-/// the labelled points inside `cluster.apply` (`intent-…`, `created-…`).
-pub(crate) fn kill_points(steps: &[&str], inside_cluster: &[&str]) -> Vec<String> {
-    let mut points: Vec<String> = steps
-        .iter()
-        .flat_map(|s| ["started", "acted", "succeeded"].map(|p| format!("{s}:{p}")))
-        .collect();
-    points.extend(inside_cluster.iter().map(|l| format!("cluster:at:{l}")));
-    points
-}
-
-/// Clears the stale lock a killed run left.
-pub(crate) fn unlock(state: &Path) {
-    if let Some(id) = stale_lock_id(state) {
-        let o = realmctl()
-            .args(["unlock", "--lock-id", &id, "--state"])
-            .arg(state)
-            .output()
-            .unwrap();
-        assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
-    }
 }
 
 /// SIGKILL at every step boundary and at the points inside `cluster.apply` (after each intent

@@ -19,7 +19,7 @@ use realmctl::cloud::{
 };
 use realmctl_standins::{Cluster, StandIn, World, google};
 
-use crate::common::{assert_nowhere, realmctl, realmctl_std};
+use crate::common::{assert_nowhere, realmctl};
 use crate::engine_support::{approve, cloud_playbook, text};
 
 pub(crate) const PROJECT: &str = "digibee-acme-realm";
@@ -429,15 +429,7 @@ async fn a_credential_file_naming_plain_http_off_loopback_is_refused_before_any_
     assert!(g.world().calls.is_empty(), "nothing was sent");
 }
 
-fn report_of(state: &Path, format: &str) -> String {
-    let o = realmctl()
-        .args(["report", "--format", format, "--state"])
-        .arg(state)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
-    text(&o).0
-}
+use crate::cloud_install::report_of;
 
 pub(crate) fn install_cmd(
     g: &Google,
@@ -445,40 +437,15 @@ pub(crate) fn install_cmd(
     state: &Path,
     pb: &Path,
 ) -> std::process::Command {
-    let mut c = realmctl_std();
-    for (k, v) in g.env() {
-        c.env(k, v);
-    }
-    c.args([
-        "install",
-        "--yes",
-        "--retry-base-ms",
-        "10",
-        "--output",
-        "json",
-        "-f",
-    ])
-    .arg(spec)
-    .arg("--state")
-    .arg(state)
-    .arg("--playbook")
-    .arg(pb);
-    c
+    crate::cloud_install::install_cmd(&g.env(), spec, state, pb)
 }
 
 fn install(g: &Google, spec: &Path, state: &Path, pb: &Path) -> (i32, String, String) {
-    let o = install_cmd(g, spec, state, pb).output().unwrap();
-    let (out, err) = text(&o);
-    (o.status.code().unwrap_or(-1), out, err)
+    crate::cloud_install::install(&g.env(), spec, state, pb)
 }
 
 fn install_approved(g: &Google, spec: &Path, state: &Path, pb: &Path) -> (i32, String, String) {
-    let (code, out, err) = install(g, spec, state, pb);
-    if code != 3 {
-        return (code, out, err);
-    }
-    assert_eq!(approve(state, 5).status.code(), Some(0));
-    install(g, spec, state, pb)
+    crate::cloud_install::install_approved(&g.env(), spec, state, pb)
 }
 
 #[test]
@@ -641,94 +608,16 @@ fn demo_cloud_gke_runs_every_phase_and_says_it_is_a_simulation() {
 }
 
 /// SIGKILL at every step boundary, at the points around the create, and while the creation's
-/// operation is polled: after unlocking and resuming, exactly one cluster with one pool, made
-/// by exactly one `clusters.create`.
+/// operation is polled: exactly one cluster with one pool, made by exactly one
+/// `clusters.create`.
 #[cfg(feature = "test-actions")]
 #[test]
 fn sigkill_anywhere_leaves_exactly_one_cluster_on_the_stand_in() {
-    use std::os::unix::process::ExitStatusExt;
     // Room in the quota for one cluster per case.
     let g = Google::with(Duration::from_millis(1200), |w| {
         w.quotas.get_mut("CPUS").unwrap().limit = 100_000.0;
     });
-    let root = tempfile::tempdir().unwrap();
-    let steps = [
-        "spec",
-        "cloud-account",
-        "node-image",
-        "credentials",
-        "permissions",
-        "artifacts",
-        "roles",
-        "cluster",
-        "cluster-ready",
-        "quota-seed",
-    ];
-    let mut points = crate::eks_moto::kill_points(&steps, &["intent-cluster", "created-cluster"]);
-    points.push("polling".into());
-    for (i, point) in points.iter().enumerate() {
-        let name = format!("k{i:02}");
-        let dir = root.path().join(&name);
-        let spec = write_spec(&g, &dir, &name, "");
-        let pb = cloud_playbook(&dir);
-        let state = dir.join("state");
-        let phase6 = point == "polling"
-            || ["cluster", "cluster-ready", "quota-seed"]
-                .iter()
-                .any(|s| point.starts_with(&format!("{s}:")));
-        if phase6 {
-            let (code, out, err) = install(&g, &spec, &state, &pb);
-            assert_eq!(code, 3, "{point}: {out}\n{err}");
-            assert_eq!(approve(&state, 5).status.code(), Some(0));
-        }
-        let before = g.creates();
-        if point == "polling" {
-            let mut child = install_cmd(&g, &spec, &state, &pb)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            let t = Instant::now();
-            while g.world().count(OPERATION) == 0 || g.creates() == before {
-                assert!(
-                    t.elapsed() < Duration::from_secs(30),
-                    "no operation poll arrived"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            child.kill().unwrap();
-            assert_eq!(child.wait().unwrap().signal(), Some(9));
-            let w = g.world();
-            assert_eq!(
-                w.cluster_phase(&w.clusters[&name]),
-                realmctl_standins::Phase::Creating,
-                "the kill landed inside the creation"
-            );
-        } else {
-            let o = install_cmd(&g, &spec, &state, &pb)
-                .env("REALMCTL_TEST_KILL_AT", point)
-                .output()
-                .unwrap();
-            assert_eq!(
-                o.status.signal(),
-                Some(9),
-                "{point}: not killed: {:?}",
-                text(&o)
-            );
-        }
-        crate::eks_moto::unlock(&state);
-        let (code, out, err) = install_approved(&g, &spec, &state, &pb);
-        assert_eq!(code, 0, "{point}: {out}\n{err}");
-        let w = g.world();
-        assert!(w.clusters.contains_key(&name), "{point}");
-        let pools: Vec<&str> = w
-            .pools
-            .values()
-            .filter(|p| p.cluster == name)
-            .map(|p| p.name.as_str())
-            .collect();
-        assert_eq!(pools, ["workers"], "{point}");
-    }
-    assert_eq!(g.creates(), points.len(), "one create per case, never two");
-    assert_eq!(g.world().clusters.len(), points.len());
+    crate::cloud_install::sigkill_anywhere(&g.standin, &g.env(), CREATE, &|dir, name| {
+        write_spec(&g, dir, name, "")
+    });
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+mod cloud_install;
 mod common;
 mod engine_support;
 

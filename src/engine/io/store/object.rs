@@ -108,6 +108,19 @@ impl FromCloud for object_store::gcp::GcpCredential {
     }
 }
 
+/// `client` trusting the roots `access` adds besides the platform's (the demo's stand-in CA).
+fn with_roots(
+    mut client: object_store::ClientOptions,
+    access: &CloudAccess,
+) -> Result<object_store::ClientOptions, String> {
+    for pem in &access.extra_roots {
+        let cert = object_store::Certificate::from_pem(pem.as_bytes())
+            .map_err(|e| format!("a trusted root does not parse: {e}"))?;
+        client = client.with_root_certificate(cert);
+    }
+    Ok(client)
+}
+
 /// The realm's cloud as the source of the store's credentials: every request of the store is
 /// signed or authorized with the credentials of the cloud provider's own chain, so artifacts
 /// and cloud calls act as one identity.
@@ -275,12 +288,7 @@ impl ObjectStore {
                 b = b.with_config(key, v);
             }
         }
-        let mut client = object_store::ClientOptions::new();
-        for pem in &access.extra_roots {
-            let cert = object_store::Certificate::from_pem(pem.as_bytes())
-                .map_err(|e| bad(format!("a trusted root does not parse: {e}")))?;
-            client = client.with_root_certificate(cert);
-        }
+        let client = with_roots(object_store::ClientOptions::new(), access).map_err(bad)?;
         b = b
             .with_client_options(client)
             .with_credentials(Arc::new(CloudCredentials::<
@@ -320,11 +328,7 @@ impl ObjectStore {
                 _ => {}
             }
         }
-        for pem in &access.extra_roots {
-            let cert = object_store::Certificate::from_pem(pem.as_bytes())
-                .map_err(|e| bad(format!("a trusted root does not parse: {e}")))?;
-            client = client.with_root_certificate(cert);
-        }
+        let client = with_roots(client, access).map_err(bad)?;
         b = b
             .with_client_options(client)
             .with_credentials(Arc::new(
