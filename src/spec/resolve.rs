@@ -948,7 +948,81 @@ fn subscription(cx: &mut Ctx, s: raw::RawSubscription) -> SubscriptionSpec {
 
 #[cfg(test)]
 mod tests {
-    use super::azure_id;
+    use super::{azure_id, is_google_name, is_service_account_email};
+
+    /// The errors of loading the init GKE spec with its `gke:` block replaced by `block`.
+    fn gke_errors(block: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let text = crate::spec::init::render(crate::spec::Provider::Gke, "acme", "x.com").unwrap();
+        let start = text.find("  gke:").unwrap();
+        let end = text.find("  cluster:").unwrap();
+        let text = format!("{}{block}\n{}", &text[..start], &text[end..]);
+        let line = text[..start].lines().count() + 1;
+        std::fs::create_dir_all(dir.path().join("certs")).unwrap();
+        std::fs::write(dir.path().join("certs/wildcard.pem"), "c").unwrap();
+        std::fs::write(dir.path().join("certs/wildcard.key"), "k").unwrap();
+        let path = dir.path().join("realm.yaml");
+        std::fs::write(&path, text).unwrap();
+        match crate::spec::load(&path) {
+            Ok(_) => String::new(),
+            // Every error of the block points into its line.
+            Err(e) => {
+                let e = e.to_string();
+                assert!(e.contains(&format!("realm.yaml:{line}:")), "{e}");
+                e
+            }
+        }
+    }
+
+    #[test]
+    fn the_gke_block_is_checked_field_by_field_with_positions() {
+        let ok = "  gke: {project: acme-realm, network: vpc, subnetwork: nodes, podsRange: pods, servicesRange: svc, impersonate: installer@acme-realm.iam.gserviceaccount.com}";
+        assert_eq!(gke_errors(ok), "");
+        for (block, want) in [
+            (
+                "  gke: {project: acme-realm, network: Vpc_1, subnetwork: nodes}",
+                "cloud.gke.network: `Vpc_1` is not a Compute Engine name",
+            ),
+            (
+                "  gke: {project: acme-realm, network: vpc, subnetwork: nodes-}",
+                "cloud.gke.subnetwork: `nodes-` is not a Compute Engine name",
+            ),
+            (
+                "  gke: {project: acme-realm, network: vpc, subnetwork: nodes, podsRange: pods}",
+                "names one secondary range but not the other",
+            ),
+            (
+                "  gke: {project: acme-realm, network: vpc, subnetwork: nodes, impersonate: someone@example.com}",
+                "cloud.gke.impersonate: `someone@example.com` is not a service account's email",
+            ),
+            ("  gke: {project: acme-realm}", "missing field `network`"),
+        ] {
+            let e = gke_errors(block);
+            assert!(e.contains(want), "{block}: {e}");
+        }
+    }
+
+    #[test]
+    fn google_names_and_service_account_emails_follow_their_rules() {
+        assert!(is_google_name("a"));
+        assert!(is_google_name("digibee-vpc-2"));
+        for bad in ["", "2vpc", "vpc-", "Vpc", "v_p", &"a".repeat(64)] {
+            assert!(!is_google_name(bad), "{bad}");
+        }
+        assert!(is_service_account_email(
+            "installer@p.iam.gserviceaccount.com"
+        ));
+        assert!(is_service_account_email(
+            "service-123456@compute-system.iam.gserviceaccount.com"
+        ));
+        for bad in [
+            "inst@p.iam.gserviceaccount.com",
+            "installer@example.com",
+            "installer",
+        ] {
+            assert!(!is_service_account_email(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn azure_resource_ids_are_checked_in_form_without_regard_to_case() {

@@ -545,13 +545,22 @@ fn an_impersonated_account_acts_and_is_named_as_the_principal() {
     );
     let pb = cloud_playbook(dir.path());
     let state = dir.path().join("state");
+    // With every log on (-vv: also the SDKs' and HTTP clients'), the key stays out of them.
     let o = install_cmd(&g, &spec, &state, &pb)
-        .args(["--until", "3"])
+        .args(["--until", "3", "-vv"])
         .output()
         .unwrap();
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     assert!(g.world().count("iam:GenerateAccessToken") >= 1);
+    // No bearer token in the logs either: neither the key's signed JWTs nor issued tokens.
+    let issued: Vec<String> = g.world().tokens.keys().cloned().collect();
+    assert!(!issued.is_empty());
+    for t in &issued {
+        assert!(!err.contains(t.as_str()), "an issued token was logged");
+    }
+    assert!(!err.contains("eyJ"), "a JWT was logged");
+    assert!(err.contains("DEBUG"), "the logs were on: {err}");
     let report = report_of(&state, "json");
     assert!(report.contains(&target), "{report}");
     assert!(report.contains("cloud.gke.impersonate"), "{report}");
