@@ -131,7 +131,7 @@ fn aks(_runtime: &tokio::runtime::Runtime, t: &Target<'_>) -> Result<Arc<dyn Clo
 /// metadata server), impersonating `cloud.gke.impersonate` when given, behind the retry
 /// decorator. `cloud.endpoint`, when given, serves every Google API realmctl calls.
 #[cfg(feature = "gke")]
-fn gke(runtime: &tokio::runtime::Runtime, t: &Target<'_>) -> Result<Arc<dyn Cloud>, CloudError> {
+fn gke(_runtime: &tokio::runtime::Runtime, t: &Target<'_>) -> Result<Arc<dyn Cloud>, CloudError> {
     use realmctl::cloud::gke::{Endpoints, GkeProvider, GkeSettings};
     use realmctl::cloud::retry::{RetryPolicy, Retrying};
     let CloudAccount::Gke {
@@ -159,6 +159,8 @@ fn gke(runtime: &tokio::runtime::Runtime, t: &Target<'_>) -> Result<Arc<dyn Clou
         impersonate: impersonate.clone(),
         ..GkeSettings::new(project, t.region)
     };
-    let p = runtime.block_on(GkeProvider::new(settings))?;
-    Ok(Arc::new(Retrying::new(p, RetryPolicy::default())))
+    Ok(Arc::new(Retrying::new(
+        GkeProvider::new(settings)?,
+        RetryPolicy::default(),
+    )))
 }

@@ -59,7 +59,7 @@ impl CloudDemo for GkeDemo {
                 },
                 ..GkeSettings::new(PROJECT, REGION)
             };
-            let provider = GkeProvider::new(settings).await?;
+            let provider = GkeProvider::new(settings)?;
             let cloud = Arc::new(crate::cloud::retry::Retrying::new(
                 provider,
                 crate::cloud::retry::RetryPolicy::default(),

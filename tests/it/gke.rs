@@ -113,9 +113,7 @@ impl Google {
     }
 
     async fn provider(&self) -> GkeProvider {
-        GkeProvider::new(self.settings(Some(self.key.clone())))
-            .await
-            .unwrap()
+        GkeProvider::new(self.settings(Some(self.key.clone()))).unwrap()
     }
 
     /// The private key's body: the canary that must never be written down.
@@ -367,7 +365,7 @@ async fn invalid_and_expired_credentials_are_credential_errors() {
     );
     let user = serde_json::json!({"type": "authorized_user", "client_id": "c", "client_secret": "s",
         "refresh_token": "1//refresh-canary", "token_uri": format!("{}/token", g.standin.url())});
-    let p = GkeProvider::new(g.settings(Some(user))).await.unwrap();
+    let p = GkeProvider::new(g.settings(Some(user))).unwrap();
     let e = p.identity().await.unwrap_err();
     assert_eq!(e.kind, CloudErrorKind::ExpiredCredentials, "{e}");
     // Issued tokens that expired.
@@ -417,14 +415,11 @@ async fn a_credential_file_naming_plain_http_off_loopback_is_refused_before_any_
     let g = Google::start(Duration::ZERO);
     let user = serde_json::json!({"type": "authorized_user", "client_id": "c", "client_secret": "s",
         "refresh_token": "r", "token_uri": "http://oauth2.example.com/token"});
-    let e = GkeProvider::new(g.settings(Some(user)))
-        .await
-        .err()
-        .unwrap();
+    let e = GkeProvider::new(g.settings(Some(user))).err().unwrap();
     assert_eq!(e.kind, CloudErrorKind::RefusedDestination);
     let mut s = g.settings(Some(g.key.clone()));
     s.endpoints.container = "http://container.example.com".into();
-    let e = GkeProvider::new(s).await.err().unwrap();
+    let e = GkeProvider::new(s).err().unwrap();
     assert_eq!(e.kind, CloudErrorKind::RefusedDestination);
     assert!(g.world().calls.is_empty(), "nothing was sent");
 }
@@ -629,4 +624,35 @@ fn sigkill_anywhere_leaves_exactly_one_cluster_on_the_stand_in() {
     crate::cloud_install::sigkill_anywhere(&g.standin, &g.env(), CREATE, &|dir, name| {
         write_spec(&g, dir, name, "")
     });
+}
+
+/// `plan` builds the GKE client and stays offline: with no credential file, the metadata
+/// server (a listener that counts connections) is never asked, not even for the universe
+/// domain, and no Google API is called.
+#[test]
+fn plan_makes_no_call_even_on_metadata_server_credentials() {
+    let g = Google::start(Duration::ZERO);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(&g, dir.path(), "digibee-acme", "");
+    let o = realmctl_std_plan(&spec, &dir.path().join("state"))
+        .env("GCE_METADATA_HOST", format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("IAM custom role"), "{out}");
+    assert!(
+        listener.accept().is_err(),
+        "the metadata server was contacted"
+    );
+    assert!(g.world().calls.is_empty(), "{:?}", g.world().calls);
+}
+
+fn realmctl_std_plan(spec: &Path, state: &Path) -> std::process::Command {
+    let mut c = crate::common::realmctl_std();
+    c.args(["plan", "-f"]).arg(spec).arg("--state").arg(state);
+    c
 }

@@ -98,11 +98,11 @@ impl IdentitySource for GkeProvider {
             // A token proves the chain works (an exchange at the token endpoint, the metadata
             // server or the impersonation API); a service-account key signs its own, so a
             // revoked key shows at the first API call instead.
-            self.rest.token("login:token").await?;
-            let (principal, how) = match &self.chain.principal {
+            self.rest().await?.token("login:token").await?;
+            let (principal, how) = match &self.connected().await?.chain.principal {
                 Principal::Named { email, how } => (email.clone(), how.clone()),
                 Principal::Metadata { root } => (
-                    self.rest.metadata_email(root).await?,
+                    self.rest().await?.metadata_email(root).await?,
                     "the metadata server's default service account".to_owned(),
                 ),
                 Principal::Unnamed { why } => ("an unnamed principal".to_owned(), why.clone()),
@@ -110,7 +110,7 @@ impl IdentitySource for GkeProvider {
             Ok(Identity {
                 principal,
                 account: self.settings.project.clone(),
-                source: format!("{}; principal: {how}", self.chain.source),
+                source: format!("{}; principal: {how}", self.connected().await?.chain.source),
                 expires_at: None,
             })
         }
@@ -123,7 +123,7 @@ impl GkeProvider {
         let op = "crm:GetProject";
         let p = &self.settings.project;
         let url = format!("{}/v3/projects/{p}", self.endpoints.resource_manager);
-        let got: Option<Project> = self.rest.get(op, &url).await?;
+        let got: Option<Project> = self.rest().await?.get(op, &url).await?;
         let project = got.ok_or_else(|| {
             CloudError::new(
                 CloudErrorKind::NotFound,
@@ -156,7 +156,11 @@ impl GkeProvider {
             .map(|n| format!("names=projects/{p}/services/{n}"))
             .collect();
         url.push_str(&query.join("&"));
-        let got: Option<Services> = self.rest.get("serviceusage:BatchGetServices", &url).await?;
+        let got: Option<Services> = self
+            .rest()
+            .await?
+            .get("serviceusage:BatchGetServices", &url)
+            .await?;
         let got = got.map(|s| s.services).unwrap_or_default();
         Ok(names
             .iter()
@@ -177,7 +181,11 @@ impl GkeProvider {
                 "{}/compute/v1/projects/{}/regions/{}/subnetworks/{name}",
                 self.endpoints.compute, self.settings.project, self.settings.region
             );
-            let got: Option<Subnetwork> = self.rest.get("compute:GetSubnetwork", &url).await?;
+            let got: Option<Subnetwork> = self
+                .rest()
+                .await?
+                .get("compute:GetSubnetwork", &url)
+                .await?;
             if let Some(s) = got {
                 out.push(SubnetFacts {
                     id: s.name.clone(),
@@ -200,7 +208,7 @@ impl GkeProvider {
             "{}/compute/v1/projects/{}/regions/{}",
             self.endpoints.compute, self.settings.project, self.settings.region
         );
-        let region: Option<Region> = self.rest.get("compute:GetRegion", &url).await?;
+        let region: Option<Region> = self.rest().await?.get("compute:GetRegion", &url).await?;
         let region = region.ok_or_else(|| {
             CloudError::new(
                 CloudErrorKind::NotFound,
@@ -270,7 +278,8 @@ impl PermissionChecker for GkeProvider {
                 self.endpoints.resource_manager, self.settings.project
             );
             let granted: Granted = self
-                .rest
+                .rest()
+                .await?
                 .post(
                     "crm:TestIamPermissions",
                     &url,

@@ -25,6 +25,10 @@ use crate::cloud::{CloudError, CloudErrorKind};
 pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 /// The metadata server of Compute Engine, GKE and Cloud Run.
 pub const METADATA_ROOT: &str = "http://metadata.google.internal";
+/// Google Cloud's public universe. Named for metadata-server credentials, which would otherwise
+/// ask the metadata server for it when a client is built: building makes no call (`plan` stays
+/// offline).
+const UNIVERSE: &str = "googleapis.com";
 /// The IAM Service Account Credentials API (impersonation).
 pub const IAM_CREDENTIALS: &str = "https://iamcredentials.googleapis.com";
 
@@ -197,6 +201,30 @@ fn from_json(json: Value) -> Result<AccessTokenCredentials, CloudError> {
     built.map_err(|e| invalid(format!("the credential file: {e}")))
 }
 
+/// Checks, without building anything, what [`chain`] would send credentials to: every endpoint
+/// the credential file names and the impersonation URL (pure).
+pub fn check(
+    env: &GoogleEnv,
+    impersonate: Option<&str>,
+    iam_endpoint: &str,
+) -> Result<(), CloudError> {
+    if let Some(f) = &env.file {
+        check_file_endpoints(&f.json)?;
+        type_of(&f.json)?;
+    }
+    if let Some(target) = impersonate {
+        check_destination(&impersonation_url(iam_endpoint, target), true).map_err(refused)?;
+    }
+    Ok(())
+}
+
+fn impersonation_url(iam_endpoint: &str, target: &str) -> String {
+    format!(
+        "{}/v1/projects/-/serviceAccounts/{target}:generateAccessToken",
+        iam_endpoint.trim_end_matches('/')
+    )
+}
+
 /// The chain `env` starts, impersonating `impersonate` (through the IAM credentials API at
 /// `iam_endpoint`) when given. Makes no call.
 pub fn chain(
@@ -209,10 +237,7 @@ pub fn chain(
         .clone()
         .unwrap_or_else(|| METADATA_ROOT.to_owned());
     if let Some(target) = impersonate {
-        let url = format!(
-            "{}/v1/projects/-/serviceAccounts/{target}:generateAccessToken",
-            iam_endpoint.trim_end_matches('/')
-        );
+        let url = impersonation_url(iam_endpoint, target);
         check_destination(&url, true).map_err(refused)?;
         let how = "cloud.gke.impersonate".to_owned();
         return match &env.file {
@@ -236,11 +261,13 @@ pub fn chain(
             None => {
                 let base = mds::Builder::default()
                     .with_endpoint(root.clone())
+                    .with_universe_domain(UNIVERSE)
                     .with_scopes([CLOUD_PLATFORM])
                     .build()
                     .map_err(|e| invalid(format!("the metadata server: {e}")))?;
                 let credentials = impersonated::Builder::from_source_credentials(base)
                     .with_target_principal(target)
+                    .with_universe_domain(UNIVERSE)
                     .with_scopes([CLOUD_PLATFORM])
                     .build_access_token_credentials()
                     .map_err(|e| invalid(format!("impersonation: {e}")))?;
@@ -269,6 +296,7 @@ pub fn chain(
         None => {
             let credentials = mds::Builder::default()
                 .with_endpoint(root.clone())
+                .with_universe_domain(UNIVERSE)
                 .with_scopes([CLOUD_PLATFORM])
                 .build_access_token_credentials()
                 .map_err(|e| invalid(format!("the metadata server: {e}")))?;

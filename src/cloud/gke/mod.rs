@@ -133,27 +133,24 @@ impl GkeSettings {
     }
 }
 
-/// GKE and the Google APIs around it.
+/// GKE and the Google APIs around it. The credentials and clients are built at the first call,
+/// not before: google-cloud-auth starts fetching a token as soon as credentials are built (from
+/// the metadata server or a token endpoint), and `plan` must stay offline.
 pub struct GkeProvider {
     settings: GkeSettings,
     endpoints: Endpoints,
+    connected: tokio::sync::OnceCell<Connected>,
+}
+
+/// The credential chain and the clients on it.
+struct Connected {
     chain: Chain,
     rest: rest::Rest,
     gke: GkeClient,
 }
 
-fn refused(why: String) -> CloudError {
-    CloudError::new(CloudErrorKind::RefusedDestination, "gke:endpoint", why)
-}
-
-impl GkeProvider {
-    /// A provider on the credentials `settings.env` starts. Makes no call (google-cloud-auth
-    /// fetches nothing until a token is asked for).
-    pub async fn new(settings: GkeSettings) -> Result<Self, CloudError> {
-        for e in settings.endpoints.all() {
-            crate::secret::may_carry_credentials(e)
-                .map_err(|why| refused(format!("endpoint {}: {why}", crate::text::one_line(e))))?;
-        }
+impl Connected {
+    async fn build(settings: &GkeSettings) -> Result<Connected, CloudError> {
         let chain = credential::chain(
             &settings.env,
             settings.impersonate.as_deref(),
@@ -179,13 +176,51 @@ impl GkeProvider {
                     crate::text::one_line(&e.to_string()),
                 )
             })?;
-        Ok(GkeProvider {
+        Ok(Connected {
             rest: rest::Rest::new(http, chain.credentials.clone()),
-            endpoints: settings.endpoints.clone(),
             chain,
             gke,
+        })
+    }
+}
+
+fn refused(why: String) -> CloudError {
+    CloudError::new(CloudErrorKind::RefusedDestination, "gke:endpoint", why)
+}
+
+impl GkeProvider {
+    /// A provider on the credentials `settings.env` starts. Makes no call: it checks the
+    /// endpoints (its own and those the credential file names) and builds nothing that fetches.
+    pub fn new(settings: GkeSettings) -> Result<Self, CloudError> {
+        for e in settings.endpoints.all() {
+            crate::secret::may_carry_credentials(e)
+                .map_err(|why| refused(format!("endpoint {}: {why}", crate::text::one_line(e))))?;
+        }
+        credential::check(
+            &settings.env,
+            settings.impersonate.as_deref(),
+            &settings.endpoints.iam_credentials,
+        )?;
+        Ok(GkeProvider {
+            endpoints: settings.endpoints.clone(),
+            connected: tokio::sync::OnceCell::new(),
             settings,
         })
+    }
+
+    /// The chain and clients, built at the first call.
+    async fn connected(&self) -> Result<&Connected, CloudError> {
+        self.connected
+            .get_or_try_init(|| Connected::build(&self.settings))
+            .await
+    }
+
+    async fn rest(&self) -> Result<&rest::Rest, CloudError> {
+        Ok(&self.connected().await?.rest)
+    }
+
+    async fn gke(&self) -> Result<&GkeClient, CloudError> {
+        Ok(&self.connected().await?.gke)
     }
 
     fn location(&self) -> String {
@@ -203,7 +238,8 @@ impl GkeProvider {
     async fn offered_versions(&self) -> Result<Vec<String>, CloudError> {
         let op = "gke:GetServerConfig";
         let c = self
-            .gke
+            .gke()
+            .await?
             .get_server_config()
             .set_name(self.location())
             .send()
@@ -219,7 +255,14 @@ impl GkeProvider {
         let mut n = 0u32;
         loop {
             n += 1;
-            let (throttled, wait) = match self.gke.get_operation().set_name(&path).send().await {
+            let (throttled, wait) = match self
+                .gke()
+                .await?
+                .get_operation()
+                .set_name(&path)
+                .send()
+                .await
+            {
                 Ok(o) => {
                     let status = o.status.name().unwrap_or("STATUS_UNSPECIFIED");
                     if status == "DONE" {
@@ -299,7 +342,8 @@ impl ClusterManager for GkeProvider {
         async move {
             let op = "gke:GetCluster";
             let c = match self
-                .gke
+                .gke()
+                .await?
                 .get_cluster()
                 .set_name(self.cluster_path(name))
                 .send()
@@ -339,7 +383,8 @@ impl ClusterManager for GkeProvider {
         async move {
             let op = "gke:CreateCluster";
             let o = self
-                .gke
+                .gke()
+                .await?
                 .create_cluster()
                 .set_parent(self.location())
                 .set_cluster(model::cluster(def))
@@ -359,7 +404,8 @@ impl ClusterManager for GkeProvider {
         async move {
             let op = "gke:GetNodePool";
             match self
-                .gke
+                .gke()
+                .await?
                 .get_node_pool()
                 .set_name(format!("{}/nodePools/{name}", self.cluster_path(cluster)))
                 .send()
@@ -390,7 +436,8 @@ impl ClusterManager for GkeProvider {
         async move {
             let op = "gke:CreateNodePool";
             let o = self
-                .gke
+                .gke()
+                .await?
                 .create_node_pool()
                 .set_parent(self.cluster_path(def.name()))
                 .set_node_pool(model::node_pool(pool))
@@ -436,7 +483,7 @@ impl Cloud for GkeProvider {
 
     fn storage_credentials(&self) -> CloudFuture<'_, Option<super::StorageCredentials>> {
         async move {
-            let t = self.rest.token("login:token").await?;
+            let t = self.rest().await?.token("login:token").await?;
             Ok(Some(super::StorageCredentials::GoogleBearer {
                 token: crate::secret::Secret::new(&t),
             }))
