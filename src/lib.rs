@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod demo;
 pub mod engine;
 pub mod fsutil;
+pub mod platform;
 pub mod preflight;
 pub mod quota;
 pub mod report;

@@ -23,7 +23,9 @@ pub fn pool_size(spec: &Spec) -> PoolSize {
 /// The realm's cluster definition: what phase 4 renders, phase 5's approval binds to, phase 6
 /// sends to the cloud and adoption is judged against.
 pub fn definition(spec: &Spec) -> ClusterDefinition {
-    profile::of(spec).definition(spec, &pool_size(spec))
+    let mut def = profile::of(spec).definition(spec, &pool_size(spec));
+    def.platform = Some(crate::platform::definition::definition(spec));
+    def
 }
 
 /// What the spec's cloud would refuse in the realm's definition (its published naming rules for

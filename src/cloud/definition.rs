@@ -143,6 +143,11 @@ pub struct ClusterDefinition {
     pub cluster: ClusterShape,
     /// Every node pool, in creation order.
     pub pools: Vec<PoolDefinition>,
+    /// What phase 6 applies into the cluster once it is active: the bundle's files and every
+    /// object with its digest (`None` only for a definition a profile built on its own, before
+    /// [`crate::cloud::access::definition`] adds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<crate::platform::PlatformDef>,
 }
 
 impl ClusterDefinition {
@@ -192,7 +197,7 @@ impl ClusterDefinition {
 
 /// JSON text with every object's keys sorted, so equal values have equal text whatever map
 /// type serde_json was built with (its `preserve_order` keeps insertion order).
-fn canonical_json(v: &serde_json::Value) -> String {
+pub(crate) fn canonical_json(v: &serde_json::Value) -> String {
     use serde_json::Value;
     match v {
         Value::Object(m) => {
@@ -456,6 +461,7 @@ pub(crate) mod tests {
                 with_cluster: false,
                 vcpu: 4,
             }],
+            platform: None,
         }
     }
 

@@ -244,3 +244,11 @@ pub struct KubeAccess {
     /// Environment it needs (names and values; never a secret).
     pub env: BTreeMap<String, String>,
 }
+
+/// A bearer token for a cluster's API server ([`super::ClusterManager::kube_token`]).
+pub struct KubeToken {
+    /// The token.
+    pub token: crate::secret::Secret,
+    /// When it stops working, if the provider says (a client asks again before then).
+    pub expires: Option<std::time::SystemTime>,
+}

@@ -44,8 +44,8 @@ use futures::future::BoxFuture;
 use definition::{ClusterDefinition, PoolDefinition};
 pub use error::{CloudError, CloudErrorKind};
 use facts::{
-    AccountFacts, AccountQuery, ClusterFacts, Identity, KubeAccess, NodePoolFacts, PermissionFacts,
-    RequiredPermission,
+    AccountFacts, AccountQuery, ClusterFacts, Identity, KubeAccess, KubeToken, NodePoolFacts,
+    PermissionFacts, RequiredPermission,
 };
 
 use crate::spec::Provider;
@@ -99,6 +99,11 @@ pub trait ClusterManager: Send + Sync {
     /// How `kubectl` reaches an active cluster with a short-lived token (a cloud may need a
     /// call for it).
     fn kube_access<'a>(&'a self, cluster: &'a ClusterFacts) -> CloudFuture<'a, KubeAccess>;
+    /// A bearer token for the cluster's API server from this provider's own credential chain,
+    /// made in-process (EKS: the presigned STS `GetCallerIdentity` token `aws eks get-token`
+    /// makes; AKS: an Entra token for the AKS server application; GKE: the ADC access token),
+    /// so no `aws`, `kubelogin` or `gke-gcloud-auth-plugin` is needed. Never logged or stored.
+    fn kube_token<'a>(&'a self, cluster: &'a ClusterFacts) -> CloudFuture<'a, KubeToken>;
 }
 
 /// Credentials for the realm's object storage, taken from the same chain as the cloud calls so

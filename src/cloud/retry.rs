@@ -9,8 +9,8 @@ use futures::FutureExt;
 
 use super::definition::{ClusterDefinition, PoolDefinition};
 use super::facts::{
-    AccountFacts, AccountQuery, ClusterFacts, Identity, KubeAccess, NodePoolFacts, PermissionFacts,
-    RequiredPermission,
+    AccountFacts, AccountQuery, ClusterFacts, Identity, KubeAccess, KubeToken, NodePoolFacts,
+    PermissionFacts, RequiredPermission,
 };
 use super::{
     AccountInspector, Cloud, CloudError, CloudFuture, ClusterManager, IdentitySource,
@@ -135,6 +135,10 @@ impl<C: ClusterManager> ClusterManager for Retrying<C> {
 
     fn kube_access<'a>(&'a self, cluster: &'a ClusterFacts) -> CloudFuture<'a, KubeAccess> {
         retry(self.policy, move || self.inner.kube_access(cluster)).boxed()
+    }
+
+    fn kube_token<'a>(&'a self, cluster: &'a ClusterFacts) -> CloudFuture<'a, KubeToken> {
+        retry(self.policy, move || self.inner.kube_token(cluster)).boxed()
     }
 }
 

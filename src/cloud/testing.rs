@@ -10,8 +10,8 @@ use futures::FutureExt;
 
 use super::definition::{ClusterDefinition, PoolDefinition};
 use super::facts::{
-    AccountFacts, AccountQuery, ClusterFacts, Identity, IdentityFacts, KubeAccess, Lookup,
-    NodePoolFacts, PermissionFacts, QuotaFacts, RequiredPermission, ServiceFacts, Status,
+    AccountFacts, AccountQuery, ClusterFacts, Identity, IdentityFacts, KubeAccess, KubeToken,
+    Lookup, NodePoolFacts, PermissionFacts, QuotaFacts, RequiredPermission, ServiceFacts, Status,
     SubnetFacts,
 };
 use super::{
@@ -29,6 +29,8 @@ struct Inner {
     denied: Vec<String>,
     /// Every definition `create_cluster` was sent.
     sent: Vec<ClusterDefinition>,
+    /// The API server an active cluster reports (URL, base64 PEM CA).
+    kube_api: Option<(String, String)>,
 }
 
 /// The fake.
@@ -86,6 +88,15 @@ impl FakeCloud {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Active clusters report this API server (a Kubernetes stand-in's URL and CA PEM).
+    pub fn set_kube_api(&self, url: &str, ca_pem: &str) {
+        use base64::Engine as _;
+        self.lock().kube_api = Some((
+            url.to_owned(),
+            base64::engine::general_purpose::STANDARD.encode(ca_pem),
+        ));
     }
 
     /// The next `n` calls of `op` fail with `kind`.
@@ -238,12 +249,16 @@ impl ClusterManager for FakeCloud {
         async move {
             self.enter("cluster")?;
             let mut g = self.lock();
+            let kube_api = g.kube_api.clone();
             Ok(g.clusters.get_mut(name).map(|(c, polls)| {
                 *polls += 1;
                 if c.status == Status::Creating && *polls > self.ready_after {
+                    let (url, ca) = kube_api
+                        .clone()
+                        .unwrap_or_else(|| ("https://127.0.0.1:6443".into(), "Q0E=".into()));
                     c.status = Status::Active;
-                    c.endpoint = Some("https://127.0.0.1:6443".into());
-                    c.certificate_authority = Some("Q0E=".into());
+                    c.endpoint = Some(url);
+                    c.certificate_authority = Some(ca);
                 }
                 c.clone()
             }))
@@ -339,6 +354,17 @@ impl ClusterManager for FakeCloud {
                 command: "fake-token".into(),
                 args: vec![c.name().to_owned()],
                 env: BTreeMap::new(),
+            })
+        }
+        .boxed()
+    }
+
+    fn kube_token<'a>(&'a self, _c: &'a ClusterFacts) -> CloudFuture<'a, KubeToken> {
+        async move {
+            self.enter("kube_token")?;
+            Ok(KubeToken {
+                token: crate::secret::Secret::new("fake-kube-token"),
+                expires: None,
             })
         }
         .boxed()

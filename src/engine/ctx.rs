@@ -37,6 +37,9 @@ pub type Params = BTreeMap<String, serde_json::Value>;
 pub struct Ctx<'a> {
     /// The realm spec.
     pub spec: &'a Spec,
+    /// What the journal holds of this step so far (its last output, its intents), if it ran
+    /// before.
+    pub history: Option<&'a super::model::state::StepState>,
     /// The step id.
     pub step: &'a str,
     /// Its parameters (checked against the action's definition when the playbook loaded).

@@ -2,6 +2,7 @@
 //! everything but who runs it, where artifacts go and where the quota config goes. The CLI
 //! reads the environment and fills these in; the library never reads the environment.
 
+use crate::platform::client::{Endpoint, KubeApi, KubeClient, KubeError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +54,10 @@ impl Default for CheckOptions {
     }
 }
 
+/// Makes the Kubernetes client for a cluster endpoint.
+pub type KubeConnector =
+    Arc<dyn Fn(&Endpoint) -> Result<Arc<dyn KubeApi>, KubeError> + Send + Sync>;
+
 /// How to run `install`.
 #[derive(Clone)]
 pub struct RunOptions {
@@ -76,6 +81,11 @@ pub struct RunOptions {
     pub poll: crate::cloud::poll::Backoff,
     /// Signs every journal record of the run (`None`: unsigned records).
     pub signing_key: Option<Arc<crate::signing::SigningKey>>,
+    /// `platform.apply` takes fields another field manager owns instead of stopping on the
+    /// conflict (the operator's explicit `--force-conflicts`).
+    pub force_conflicts: bool,
+    /// How `platform.apply` reaches a cluster's API (default: kube-rs, [`KubeClient`]).
+    pub kube: KubeConnector,
     /// Test builds: kill the process at this point.
     #[cfg(feature = "test-actions")]
     pub kill_at: Option<KillPoint>,
@@ -96,6 +106,8 @@ impl RunOptions {
             cloud: None,
             poll: crate::cloud::poll::WAIT,
             signing_key: None,
+            force_conflicts: false,
+            kube: Arc::new(|e| Ok(Arc::new(KubeClient::new(e)?) as Arc<dyn KubeApi>)),
             #[cfg(feature = "test-actions")]
             kill_at: None,
         }

@@ -511,6 +511,7 @@ async fn run_step(
         let result = {
             let ctx = Ctx {
                 spec,
+                history: r.state.step_state(&step.id),
                 step: &step.id,
                 params: &step.params,
                 phase: phase.number,

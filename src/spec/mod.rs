@@ -126,6 +126,19 @@ pub struct Spec {
     pub subscription: SubscriptionSpec,
     /// Object storage for install artifacts (`s3://`, `az://`, `gs://`); `None` = the state folder.
     pub artifacts_bucket: Option<String>,
+    /// The platform bundle phase 6 applies (loaded and checked when the spec is read).
+    #[serde(serialize_with = "platform_source")]
+    pub platform: crate::platform::bundle::Bundle,
+}
+
+/// A spec's JSON names the bundle by source, name, version and digest (its files' digests are
+/// in the definition).
+fn platform_source<S: serde::Serializer>(
+    b: &crate::platform::bundle::Bundle,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    serde_json::json!({"source": b.source, "name": b.name, "version": b.version, "digest": b.digest()})
+        .serialize(s)
 }
 
 /// `cloud:` resolved.

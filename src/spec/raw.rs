@@ -92,6 +92,19 @@ pub struct RawSpec {
     /// Where install artifacts are stored (default: a local folder under the state folder).
     #[serde(default)]
     pub artifacts: Option<RawArtifacts>,
+    /// What phase 6 applies into the cluster (default: the bundle embedded in realmctl).
+    #[serde(default)]
+    pub platform: Option<RawPlatform>,
+}
+
+/// `platform:`
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPlatform {
+    /// A folder holding a platform bundle (`bundle.yaml` and the manifests it lists), relative
+    /// to the spec file; replaces the embedded bundle. Its files' digests are part of what the
+    /// customer approves.
+    pub bundle: Located<String>,
 }
 
 /// `artifacts:`

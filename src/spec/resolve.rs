@@ -105,6 +105,7 @@ pub(super) fn resolve(raw: RawSpec, file: &Path) -> Result<Spec, Vec<Diagnostic>
     let vpn = vpn(&mut cx, raw.vpn);
     let subscription = subscription(&mut cx, raw.subscription);
     let artifacts_bucket = raw.artifacts.and_then(|a| bucket(&mut cx, a.bucket));
+    let platform = platform(&mut cx, raw.platform);
 
     if !cx.diags.is_empty() {
         cx.diags.sort_by_key(|d| (d.pos.line, d.pos.column));
@@ -120,7 +121,29 @@ pub(super) fn resolve(raw: RawSpec, file: &Path) -> Result<Spec, Vec<Diagnostic>
         vpn,
         subscription,
         artifacts_bucket,
+        platform,
     })
+}
+
+/// `platform.bundle`: the folder is read and checked now, so the definition built from the
+/// spec is a pure function of it.
+fn platform(cx: &mut Ctx, p: Option<raw::RawPlatform>) -> crate::platform::bundle::Bundle {
+    use crate::platform::bundle::Bundle;
+    let Some(p) = p else {
+        return Bundle::embedded();
+    };
+    let dir = cx.dir.join(&p.bundle.value);
+    match Bundle::from_folder(&dir) {
+        Ok(b) => b,
+        Err(e) => {
+            cx.err(
+                p.bundle.pos,
+                format!("platform.bundle: {e}"),
+                "name a folder (relative to the spec file) holding bundle.yaml and the manifests it lists",
+            );
+            Bundle::embedded()
+        }
+    }
 }
 
 /// `artifacts.bucket`: `s3://`, `az://` or `gs://` followed by a bucket name.

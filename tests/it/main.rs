@@ -36,6 +36,7 @@ mod gke;
 #[cfg(all(feature = "gke", feature = "object-store"))]
 mod gke_gcs;
 mod hardening;
+mod kube_standin;
 mod no_panic;
 mod outbound;
 mod pg;

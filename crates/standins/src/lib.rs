@@ -3,7 +3,8 @@
 //! of what the caller may do, clusters and pools with creation delays, throttling, a call log)
 //! and a thin wire adapter per cloud that follows that cloud's published protocol, so the real
 //! SDKs and tools nobody here wrote (the AWS SDK, boto3, azure_identity) talk to it unchanged:
-//! [`aws`], [`azure`] (over HTTPS with its own test CA) and [`google`]. Nothing here knows realmctl; realmctl's product code does not depend on this crate
+//! [`aws`], [`azure`] (over HTTPS with its own test CA) and [`google`]; and a Kubernetes API
+//! server ([`kube`], over HTTPS) that kubectl and the Python client work against. Nothing here knows realmctl; realmctl's product code does not depend on this crate
 //! except its demo, which says it is a simulation.
 //!
 //! Every stand-in listens on 127.0.0.1 only, served by the same bounded server as the quota
@@ -12,6 +13,7 @@
 pub mod aws;
 pub mod azure;
 pub mod google;
+pub mod kube;
 pub mod policy;
 pub mod world;
 
@@ -127,5 +129,54 @@ impl Drop for StandIn {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
+    }
+}
+
+/// A running Kubernetes API stand-in ([`kube`]) over HTTPS on 127.0.0.1; it stops when dropped.
+pub struct KubeStandIn {
+    addr: SocketAddr,
+    ca_pem: String,
+    world: Arc<Mutex<kube::KubeWorld>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl KubeStandIn {
+    /// Starts it over `world` (any free port, a new test CA) on the current runtime.
+    pub async fn start(world: kube::KubeWorld) -> std::io::Result<Self> {
+        let ca = azure::TestCa::new().map_err(std::io::Error::other)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let world = Arc::new(Mutex::new(world));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(realmctl_serve::https1(
+            listener,
+            kube::router(world.clone()),
+            realmctl_serve::Bounds::default(),
+            ca.server,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(KubeStandIn {
+            addr,
+            ca_pem: ca.ca_pem,
+            world,
+            _stop: stop,
+        })
+    }
+
+    /// The API server URL.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The PEM of the CA its certificate chains to (the cluster CA a kubeconfig names).
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The world, to shape or inspect it.
+    pub fn world(&self) -> MutexGuard<'_, kube::KubeWorld> {
+        self.world.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

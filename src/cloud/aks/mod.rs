@@ -35,7 +35,7 @@ use futures::FutureExt;
 use serde::Deserialize;
 
 use super::definition::{ClusterDefinition, PoolDefinition};
-use super::facts::{ClusterFacts, KubeAccess, NodePoolFacts};
+use super::facts::{ClusterFacts, KubeAccess, KubeToken, NodePoolFacts};
 use super::{Cloud, CloudError, CloudErrorKind, CloudFuture, ClusterManager};
 use crate::spec::Provider;
 use credential::{AzureEnv, Chain};
@@ -46,6 +46,8 @@ pub const PUBLIC_ARM: &str = "https://management.azure.com";
 /// The token scope of ARM.
 const ARM_SCOPE: &str = "https://management.azure.com/.default";
 /// The token scope of Azure Storage (artifacts in Blob storage).
+/// The AKS server application's scope (the same id in every Azure cloud).
+const AKS_SERVER_SCOPE: &str = "6dae42f8-4368-4678-94ff-3960e28e3630/.default";
 const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
 /// The application id of the AKS Entra ID server, which `kubelogin` asks tokens for.
 pub const AKS_SERVER_ID: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";
@@ -292,6 +294,27 @@ impl ClusterManager for AksProvider {
                     &body,
                 )
                 .await
+        }
+        .boxed()
+    }
+
+    fn kube_token<'a>(&'a self, _cluster: &'a ClusterFacts) -> CloudFuture<'a, KubeToken> {
+        // An AKS cluster with Entra ID integration takes an Entra token for the AKS server
+        // application (what kubelogin gets for kubectl).
+        async move {
+            let t = self
+                .chain
+                .get_token(&[AKS_SERVER_SCOPE], None)
+                .await
+                .map_err(|e| errors::from_azure("kube:token", &e))?;
+            let expires = std::time::SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_secs(
+                    u64::try_from(t.expires_on.unix_timestamp()).unwrap_or(0),
+                );
+            Ok(KubeToken {
+                token: crate::secret::Secret::new(t.token.secret()),
+                expires: Some(expires),
+            })
         }
         .boxed()
     }

@@ -9,6 +9,7 @@
 //! by [`crate::cloud::CloudErrorKind`].
 
 mod errors;
+mod token;
 pub mod transport;
 
 use std::collections::{BTreeMap, HashMap};
@@ -33,8 +34,8 @@ use super::definition::{
 };
 use super::facts::{
     AccountFacts, AccountQuery, ClusterFacts, Identity, IdentityFacts, IdentityQuery, KubeAccess,
-    Lookup, NodePoolFacts, PermissionFacts, QuotaFacts, QuotaQuery, RequiredPermission, Status,
-    SubnetFacts,
+    KubeToken, Lookup, NodePoolFacts, PermissionFacts, QuotaFacts, QuotaQuery, RequiredPermission,
+    Status, SubnetFacts,
 };
 use super::{
     AccountInspector, Cloud, CloudError, CloudErrorKind, CloudFuture, ClusterManager,
@@ -819,6 +820,21 @@ impl ClusterManager for EksProvider {
                 .await
                 .map_err(|e| classify("eks:CreateNodegroup", &e))?;
             Ok(())
+        }
+        .boxed()
+    }
+
+    fn kube_token<'a>(&'a self, c: &'a ClusterFacts) -> CloudFuture<'a, KubeToken> {
+        async move {
+            let creds = self.credentials().await?;
+            let now = SystemTime::now();
+            let t = token::token(creds, &self.settings.region, c.name(), now).map_err(|e| {
+                CloudError::new(CloudErrorKind::Invalid, "kube:token", e.to_string())
+            })?;
+            Ok(KubeToken {
+                token: Secret::new(t),
+                expires: Some(now + token::VALID_FOR),
+            })
         }
         .boxed()
     }

@@ -28,7 +28,7 @@ use google_cloud_container_v1::client::ClusterManager as GkeClient;
 use google_cloud_gax::retry_policy::NeverRetry;
 
 use super::definition::{ClusterDefinition, PoolDefinition};
-use super::facts::{ClusterFacts, KubeAccess, NodePoolFacts};
+use super::facts::{ClusterFacts, KubeAccess, KubeToken, NodePoolFacts};
 use super::poll::Backoff;
 use super::{Cloud, CloudError, CloudErrorKind, CloudFuture, ClusterManager};
 use crate::spec::Provider;
@@ -445,6 +445,19 @@ impl ClusterManager for GkeProvider {
                 .await
                 .map_err(|e| errors::from_gax(op, &e))?;
             self.follow(op, &o.name).await
+        }
+        .boxed()
+    }
+
+    fn kube_token<'a>(&'a self, _cluster: &'a ClusterFacts) -> CloudFuture<'a, KubeToken> {
+        // GKE's API server takes the ADC access token itself (what gke-gcloud-auth-plugin
+        // hands kubectl); google-cloud-auth refreshes it before it expires.
+        async move {
+            let t = self.rest().await?.token("kube:token").await?;
+            Ok(KubeToken {
+                token: crate::secret::Secret::new(&t),
+                expires: None,
+            })
         }
         .boxed()
     }

@@ -262,6 +262,7 @@ fn build_definition(
             with_cluster: parts.with_cluster,
             vcpu: pool.shape.vcpu,
         }],
+        platform: None,
     }
 }
 

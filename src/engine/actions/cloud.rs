@@ -245,7 +245,7 @@ async fn create_or_adopt(
 
 /// The definition `cluster.apply` may build: the spec's, and only if an approval named its
 /// digest (the phase-5 gate records it). Without one, nothing is created.
-fn approved_definition(ctx: &Ctx<'_>) -> Result<(ClusterDefinition, String), Failure> {
+pub(super) fn approved_definition(ctx: &Ctx<'_>) -> Result<(ClusterDefinition, String), Failure> {
     let def = access::definition(ctx.spec);
     let digest = def.digest();
     match ctx
@@ -415,7 +415,7 @@ async fn cluster_wait(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -433,7 +433,7 @@ mod tests {
 
     /// A playbook whose phase 5 renders the roles document behind the customer's gate and
     /// whose phase 6 holds `steps` (YAML flow list).
-    fn phase6(steps: &str) -> playbook::Playbook {
+    pub(crate) fn phase6(steps: &str) -> playbook::Playbook {
         let mut s = String::from("apiVersion: realmctl/v1\nkind: Playbook\nname: t\nphases:\n");
         for n in 1..=6 {
             let extra = match n {
@@ -464,14 +464,14 @@ mod tests {
         playbook::parse(&s, "t").unwrap()
     }
 
-    struct Run {
-        _dir: tempfile::TempDir,
-        state: std::path::PathBuf,
-        spec: crate::spec::Spec,
-        opts: RunOptions,
+    pub(crate) struct Run {
+        pub(crate) _dir: tempfile::TempDir,
+        pub(crate) state: std::path::PathBuf,
+        pub(crate) spec: crate::spec::Spec,
+        pub(crate) opts: RunOptions,
     }
 
-    fn setup_for(provider: Provider, cloud: Arc<FakeCloud>) -> Run {
+    pub(crate) fn setup_for(provider: Provider, cloud: Arc<FakeCloud>) -> Run {
         let (dir, spec) = crate::engine::test_support::spec(provider, "digibee.acme.com");
         let state = dir.path().join("state");
         let mut opts =
@@ -495,13 +495,13 @@ mod tests {
         setup_for(Provider::Eks, cloud)
     }
 
-    async fn install(r: &Run, pb: &playbook::Playbook) -> run::RunResult {
+    pub(crate) async fn install(r: &Run, pb: &playbook::Playbook) -> run::RunResult {
         run::install(&r.state, &r.spec, pb, &r.opts, &Quiet)
             .await
             .unwrap()
     }
 
-    fn approve(r: &Run) {
+    pub(crate) fn approve(r: &Run) {
         run::approve(
             &r.state,
             5,
@@ -514,14 +514,14 @@ mod tests {
     }
 
     /// Install to the gate, approve as the customer, install to the end.
-    async fn approved_install(r: &Run, pb: &playbook::Playbook) -> run::RunResult {
+    pub(crate) async fn approved_install(r: &Run, pb: &playbook::Playbook) -> run::RunResult {
         let first = install(r, pb).await;
         assert_eq!(first.outcome, StopOutcome::Waiting, "{}", first.message);
         approve(r);
         install(r, pb).await
     }
 
-    fn intents(state: &std::path::Path) -> Vec<Intent> {
+    pub(crate) fn intents(state: &std::path::Path) -> Vec<Intent> {
         Journal::open(state)
             .unwrap()
             .records()

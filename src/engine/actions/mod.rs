@@ -12,6 +12,7 @@
 
 mod checks;
 mod cloud;
+mod platform;
 mod quota;
 pub mod render;
 mod spec;
@@ -222,6 +223,7 @@ catalogue! {
     RolesRender => render::ROLES,
     ClusterApply => cloud::CLUSTER_APPLY,
     ClusterWait => cloud::CLUSTER_WAIT,
+    PlatformApply => platform::APPLY,
     QuotaSeed => quota::SEED,
     #[cfg(feature = "test-actions")] TestEffect => test::EFFECT,
     #[cfg(feature = "test-actions")] TestFlaky => test::FLAKY,

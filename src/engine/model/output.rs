@@ -27,6 +27,10 @@ pub struct StepOutput {
     /// report shows next to the approved one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub built: Option<Box<ClusterDefinition>>,
+    /// The objects the step applied into the cluster, with digests and readiness (phase 6's
+    /// `platform.apply`): what the next run compares against and prunes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<Box<crate::platform::plan::Inventory>>,
 }
 
 impl StepOutput {
@@ -98,6 +102,16 @@ pub enum Intent {
         /// The pool's name.
         name: String,
     },
+    /// Server-side apply of these objects into the cluster (one stage).
+    Apply {
+        /// The objects.
+        objects: Vec<crate::platform::ObjectRef>,
+    },
+    /// Delete these objects realmctl applied earlier that left the bundle.
+    Prune {
+        /// The objects.
+        objects: Vec<crate::platform::ObjectRef>,
+    },
 }
 
 impl std::fmt::Display for Intent {
@@ -106,6 +120,11 @@ impl std::fmt::Display for Intent {
             Intent::Cluster { name } => write!(f, "create cluster {name}"),
             Intent::NodePool { cluster, name } => {
                 write!(f, "create node pool {name} of cluster {cluster}")
+            }
+            Intent::Apply { objects } => write!(f, "apply {} objects", objects.len()),
+            Intent::Prune { objects } => {
+                let names: Vec<String> = objects.iter().map(ToString::to_string).collect();
+                write!(f, "prune {}", names.join(", "))
             }
         }
     }

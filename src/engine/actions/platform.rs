@@ -1,0 +1,664 @@
+//! `platform.apply` (phase 6, after `cluster.wait`): applies the platform part of the approved
+//! definition into the cluster through the Kubernetes API, with a token from the realm's own
+//! cloud credential chain (no kubectl, no plugin).
+//!
+//! The decisions are pure ([`crate::platform::plan`], [`crate::platform::ready`]); this file
+//! carries them out. Order: the foundation stage (CRDs, Namespaces, cluster-scoped RBAC),
+//! waiting until each is ready (CRDs Established); then the workloads, waiting until every
+//! object is ready or the step's deadline passes (naming what is not ready and why); then the
+//! prune of objects this realm applied earlier that left the bundle (only those still carrying
+//! the realm's label and realmctl's field manager; anything else is left and named). Each
+//! stage's objects are journaled as an intent before the first apply, so a run killed
+//! mid-stage is followed by one that knows what may exist; server-side apply is idempotent by
+//! name, so a re-run never duplicates. The inventory (digest, uid, readiness of every object)
+//! is the step's output. The TLS Secret's data is read at apply time and goes nowhere but the
+//! request.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+use super::{ActionDef, Input, Needs, SpecPart, run_fn};
+use crate::checks::{Category, CheckResult, Owner};
+use crate::engine::ctx::{Ctx, Failure, Outcome};
+use crate::engine::model::output::{FailureKind, Intent, StepOutput};
+use crate::platform::client::{Endpoint, KubeApi, KubeError, KubeErrorKind};
+use crate::platform::definition::{Desired, ObjectRef, Stage, desired};
+use crate::platform::plan::{self, Inventory, InventoryEntry};
+use crate::platform::ready::{Readiness, readiness};
+use crate::platform::realm::{SecretData, filled_at_apply};
+use crate::platform::{FIELD_MANAGER, REALM_LABEL};
+use crate::text::one_line;
+
+/// `platform.apply`.
+pub const APPLY: ActionDef = ActionDef {
+    name: "platform.apply",
+    summary: "applies the approved platform bundle and the realm's objects into the cluster (server-side apply), waits until they are ready, prunes what left the bundle",
+    needs: Needs::Cloud,
+    timeout: Duration::from_secs(20 * 60),
+    retries: 2,
+    params: &[],
+    inputs: &[
+        Input::Part(SpecPart::Name),
+        Input::Part(SpecPart::Cloud),
+        Input::Part(SpecPart::Domains),
+        Input::CertificateFiles,
+        Input::Definition,
+    ],
+    run: run_fn!(apply),
+};
+
+/// A token is renewed this long before it expires.
+const RENEW_BEFORE: Duration = Duration::from_secs(120);
+
+/// The connection to the cluster, renewed before its token expires.
+struct Conn<'c> {
+    ctx: &'c Ctx<'c>,
+    cluster: crate::cloud::facts::ClusterFacts,
+    server: String,
+    ca_pem: String,
+    api: Option<(Arc<dyn KubeApi>, Option<SystemTime>)>,
+}
+
+impl<'c> Conn<'c> {
+    async fn api(&mut self) -> Result<Arc<dyn KubeApi>, Failure> {
+        let fresh = self
+            .api
+            .as_ref()
+            .is_some_and(|(_, exp)| exp.is_none_or(|e| SystemTime::now() + RENEW_BEFORE < e));
+        if !fresh {
+            let cloud = self.ctx.cloud()?;
+            let t = cloud.kube_token(&self.cluster).await?;
+            let endpoint = Endpoint {
+                server: self.server.clone(),
+                ca_pem: self.ca_pem.clone(),
+                token: t.token,
+            };
+            let api = (self.ctx.opts.kube)(&endpoint).map_err(failure)?;
+            self.api = Some((api, t.expires));
+        }
+        Ok(self.api.as_ref().expect("set above").0.clone())
+    }
+}
+
+/// A Kubernetes error as a step failure: conflicts name the manager and field (the fix is a
+/// person's), a refused token or permission is the customer's, the rest may be retried.
+fn failure(e: KubeError) -> Failure {
+    let object = one_line(&e.object);
+    match &e.kind {
+        KubeErrorKind::Conflict(fields) => {
+            let list: Vec<String> = fields
+                .iter()
+                .map(|(m, f)| format!("{} (owned by field manager `{}`)", one_line(f), one_line(m)))
+                .collect();
+            let why = format!(
+                "{object}: server-side apply conflicts with another field manager: {}; nothing was forced (install --force-conflicts takes these fields)",
+                list.join(", ")
+            );
+            let evidence = CheckResult::fail(
+                "platform.conflict",
+                Category::Access,
+                &object,
+                why.clone(),
+                "find out why another manager set these fields; change the bundle to match, or run install again with --force-conflicts to take them",
+            )
+            .owned_by(Owner::Digibee);
+            Failure {
+                kind: FailureKind::Permanent,
+                message: format!(
+                    "{why}\n  help: nothing was forced; rerun with --force-conflicts to take these fields"
+                ),
+                output: Some(Box::new(StepOutput {
+                    summary: format!("{object}: conflict"),
+                    checks: vec![evidence],
+                    ..StepOutput::default()
+                })),
+            }
+        }
+        KubeErrorKind::Unauthorized | KubeErrorKind::Forbidden => {
+            let evidence = CheckResult::fail(
+                "platform.access",
+                Category::Access,
+                &object,
+                format!("{object}: {}", one_line(&e.message)),
+                "grant the install identity cluster-admin on the realm's cluster (the roles document names the mapping for this cloud)",
+            )
+            .owned_by(Owner::Customer);
+            Failure {
+                kind: FailureKind::Permanent,
+                message: format!("{object}: {}", one_line(&e.message)),
+                output: Some(Box::new(StepOutput {
+                    summary: "the cluster refused the install identity".into(),
+                    checks: vec![evidence],
+                    ..StepOutput::default()
+                })),
+            }
+        }
+        _ if e.retryable() => Failure::retryable(format!("{object}: {}", one_line(&e.message))),
+        _ => Failure::permanent(format!("{object}: {}", one_line(&e.message))),
+    }
+}
+
+/// What the step has seen of the objects: the latest answer not yet judged, and uids.
+#[derive(Default)]
+struct Seen {
+    live: BTreeMap<usize, Value>,
+    uids: BTreeMap<usize, String>,
+}
+
+fn uid_of(v: &Value) -> Option<String> {
+    v["metadata"]["uid"].as_str().map(str::to_owned)
+}
+
+/// Applies `indexes` of `want` (one stage), journaling them as one intent first.
+async fn apply_stage(
+    ctx: &Ctx<'_>,
+    conn: &mut Conn<'_>,
+    want: &[Desired],
+    indexes: &[usize],
+    secret: &Option<SecretData>,
+    label: &str,
+    seen: &mut Seen,
+) -> Result<(), Failure> {
+    if indexes.is_empty() {
+        return Ok(());
+    }
+    ctx.record
+        .intent(&Intent::Apply {
+            objects: indexes
+                .iter()
+                .map(|i| want[*i].planned.object.clone())
+                .collect(),
+        })
+        .await?;
+    ctx.record.kill_point(&format!("intent-{label}"));
+    for (n, i) in indexes.iter().enumerate() {
+        let d = &want[*i];
+        let api = conn.api().await?;
+        let sent = match (filled_at_apply(&d.manifest), secret) {
+            (true, Some(s)) => s.fill(&d.manifest),
+            _ => d.manifest.clone(),
+        };
+        let got = api
+            .apply(&sent, ctx.opts.force_conflicts)
+            .await
+            .map_err(failure)?;
+        if let Some(u) = uid_of(&got) {
+            seen.uids.insert(*i, u);
+        }
+        seen.live.insert(*i, got);
+        if n == 0 {
+            ctx.record.kill_point(&format!("first-{label}"));
+        }
+    }
+    ctx.record.kill_point(&format!("applied-{label}"));
+    Ok(())
+}
+
+/// Waits until every object of `indexes` is ready: reads each object not yet ready (the
+/// answer of its apply counts as the first read), with the run's backoff, under the deadline.
+async fn wait_ready(
+    ctx: &Ctx<'_>,
+    conn: &mut Conn<'_>,
+    want: &[Desired],
+    indexes: &[usize],
+    seen: &mut Seen,
+    stage: &str,
+) -> Result<BTreeMap<usize, Readiness>, Failure> {
+    let started = Instant::now();
+    let mut state: BTreeMap<usize, Readiness> = BTreeMap::new();
+    let mut n = 0;
+    loop {
+        n += 1;
+        let api = conn.api().await?;
+        for i in indexes {
+            if state.get(i).is_some_and(Readiness::is_current) {
+                continue;
+            }
+            let v = match seen.live.remove(i) {
+                Some(v) => Some(v),
+                None => api.get(&want[*i].planned.object).await.map_err(failure)?,
+            };
+            let r = match v {
+                Some(v) => {
+                    if let Some(u) = uid_of(&v) {
+                        seen.uids.insert(*i, u);
+                    }
+                    readiness(&v)
+                }
+                None => Readiness::InProgress("not found (deleted by someone else?)".into()),
+            };
+            if let Readiness::Failed(why) = &r {
+                return Err(Failure::permanent(format!(
+                    "{} will not become ready: {}",
+                    want[*i].planned.object,
+                    one_line(why)
+                )));
+            }
+            state.insert(*i, r);
+        }
+        let waiting: Vec<String> = state
+            .iter()
+            .filter_map(|(i, r)| match r {
+                Readiness::InProgress(why) => {
+                    Some(format!("{} ({})", want[*i].planned.object, one_line(why)))
+                }
+                _ => None,
+            })
+            .collect();
+        if waiting.is_empty() {
+            return Ok(state);
+        }
+        ctx.record.progress(&format!(
+            "{stage}: {} of {} ready ({} s); waiting for {}",
+            indexes.len() - waiting.len(),
+            indexes.len(),
+            started.elapsed().as_secs(),
+            waiting.first().map_or("", String::as_str)
+        ));
+        let Some(delay) = ctx.opts.poll.next_asked(n, false, None, ctx.remaining()) else {
+            return Err(Failure {
+                kind: FailureKind::Timeout,
+                message: format!(
+                    "not ready within the step's timeout: {}",
+                    waiting.join("; ")
+                ),
+                output: None,
+            });
+        };
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Deletes each object of `prune` that still carries this realm's label and realmctl's field
+/// manager; names those left alone.
+async fn prune(
+    ctx: &Ctx<'_>,
+    conn: &mut Conn<'_>,
+    objects: &[ObjectRef],
+) -> Result<(Vec<ObjectRef>, Vec<String>), Failure> {
+    let mut pruned = Vec::new();
+    let mut left = Vec::new();
+    if objects.is_empty() {
+        return Ok((pruned, left));
+    }
+    ctx.record
+        .intent(&Intent::Prune {
+            objects: objects.to_vec(),
+        })
+        .await?;
+    ctx.record.kill_point("intent-prune");
+    for r in objects {
+        let api = conn.api().await?;
+        let Some(v) = api.get(r).await.map_err(failure)? else {
+            continue;
+        };
+        let ours = v["metadata"]["labels"][REALM_LABEL] == ctx.spec.name.as_str()
+            && v["metadata"]["managedFields"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|f| f["manager"] == FIELD_MANAGER));
+        if !ours {
+            left.push(format!(
+                "{r}: left alone (it no longer carries {REALM_LABEL}={} and realmctl's field manager)",
+                ctx.spec.name
+            ));
+            continue;
+        }
+        api.delete(r).await.map_err(failure)?;
+        pruned.push(r.clone());
+    }
+    Ok((pruned, left))
+}
+
+async fn apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
+    let cloud = ctx.cloud()?;
+    let (def, approved_by) = super::cloud::approved_definition(ctx)?;
+    let Some(platform) = def.platform.as_ref() else {
+        return Err(Failure::permanent(
+            "the approved definition has no platform part",
+        ));
+    };
+    let want = desired(ctx.spec);
+    let history = ctx.history;
+    let previous = history
+        .and_then(|h| h.output.as_ref())
+        .and_then(|o| o.inventory.as_deref());
+    let announced: Vec<ObjectRef> = history
+        .into_iter()
+        .flat_map(|h| &h.intents)
+        .filter_map(|(_, i)| match i {
+            Intent::Apply { objects } => Some(objects.iter().cloned()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let decided = plan::decide(&want, previous, &announced);
+
+    let Some(cluster) = cloud.cluster(def.name()).await? else {
+        return Err(Failure::permanent(format!(
+            "cluster {} does not exist: run cluster.apply first",
+            def.name()
+        )));
+    };
+    let access = cloud.kube_access(&cluster).await?;
+    let ca_pem =
+        crate::platform::client::decode_ca(&access.certificate_authority).map_err(failure)?;
+    let mut conn = Conn {
+        ctx,
+        cluster,
+        server: access.server.clone(),
+        ca_pem,
+        api: None,
+    };
+    let secret = if decided
+        .apply
+        .iter()
+        .any(|i| filled_at_apply(&want[*i].manifest))
+    {
+        let spec = ctx.spec.clone();
+        Some(
+            ctx.blocking
+                .run(move || SecretData::read(&spec))
+                .await?
+                .map_err(|e| {
+                    Failure::permanent(format!("cannot read the certificate files: {e}"))
+                })?,
+        )
+    } else {
+        None
+    };
+
+    let mut seen = Seen::default();
+    let mut ready = BTreeMap::new();
+    for (stage, label) in [
+        (Stage::Foundation, "foundation"),
+        (Stage::Workloads, "workloads"),
+    ] {
+        let in_stage = |i: &&usize| want[**i].planned.stage == stage;
+        let to_apply: Vec<usize> = decided.apply.iter().filter(in_stage).copied().collect();
+        apply_stage(ctx, &mut conn, &want, &to_apply, &secret, label, &mut seen).await?;
+        let all: Vec<usize> = (0..want.len())
+            .filter(|i| want[*i].planned.stage == stage)
+            .collect();
+        ready.extend(wait_ready(ctx, &mut conn, &want, &all, &mut seen, label).await?);
+    }
+    let (pruned, left) = prune(ctx, &mut conn, &decided.prune).await?;
+
+    let inventory = Inventory {
+        bundle: platform.bundle.clone(),
+        objects: want
+            .iter()
+            .enumerate()
+            .map(|(i, d)| InventoryEntry {
+                object: d.planned.object.clone(),
+                stage: d.planned.stage,
+                digest: d.planned.digest.clone(),
+                uid: seen.uids.get(&i).cloned(),
+                readiness: ready.get(&i).cloned().unwrap_or(Readiness::Current),
+            })
+            .collect(),
+        pruned: pruned.clone(),
+    };
+    let mut summary = format!(
+        "{} objects of {} ready in cluster {} ({} applied, {} unchanged, {} pruned); definition {} approved by {approved_by}",
+        want.len(),
+        platform.bundle,
+        def.name(),
+        decided.apply.len(),
+        decided.unchanged.len(),
+        pruned.len(),
+        def.digest(),
+    );
+    if !left.is_empty() {
+        summary.push_str(&format!("; {}", left.join("; ")));
+    }
+    Ok(Outcome::Done(StepOutput {
+        summary,
+        inventory: Some(Box::new(inventory)),
+        ..StepOutput::default()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use realmctl_standins::KubeStandIn;
+    use realmctl_standins::kube::KubeWorld;
+
+    use super::super::cloud::tests::{
+        Run, approve, approved_install, install, intents, phase6, setup_for,
+    };
+    use crate::cloud::testing::FakeCloud;
+    use crate::engine::model::event::StopOutcome;
+    use crate::engine::model::output::Intent;
+    use crate::platform::REALM_LABEL;
+    use crate::spec::Provider;
+
+    const STEPS: &str = "[{id: cluster, action: cluster.apply}, {id: ready, action: cluster.wait}, {id: platform, action: platform.apply, timeout: 20s}]";
+
+    async fn setup() -> (Run, Arc<FakeCloud>, KubeStandIn) {
+        let world = KubeWorld::with_tokens(BTreeMap::from([(
+            "fake-kube-token".to_owned(),
+            "installer".to_owned(),
+        )]));
+        let api = KubeStandIn::start(world).await.unwrap();
+        {
+            let mut w = api.world();
+            w.cluster.delays.rollout = Duration::from_millis(50);
+            w.cluster.delays.crd = Duration::from_millis(20);
+        }
+        let fake = Arc::new(FakeCloud::default());
+        fake.set_kube_api(&api.url(), api.ca_pem());
+        let r = setup_for(Provider::Eks, fake.clone());
+        (r, fake, api)
+    }
+
+    fn patches(api: &KubeStandIn) -> usize {
+        api.world()
+            .calls
+            .iter()
+            .filter(|c| c.method == "PATCH")
+            .count()
+    }
+
+    fn live(api: &KubeStandIn, name: &str) -> bool {
+        api.world().cluster.keys().iter().any(|k| k.name == name)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_apply_then_only_changes_are_applied_and_removed_objects_pruned() {
+        let (mut r, _fake, api) = setup().await;
+        let pb = phase6(STEPS);
+        let res = approved_install(&r, &pb).await;
+        assert_eq!(res.outcome, StopOutcome::Completed, "{}", res.message);
+        let want = crate::platform::definition::desired(&r.spec);
+        assert_eq!(patches(&api), want.len(), "one apply per object");
+        for d in &want {
+            assert!(live(&api, &d.planned.object.name), "{}", d.planned.object);
+        }
+        assert!(matches!(
+            &intents(&r.state)[..],
+            [_, _, Intent::Apply { .. }, Intent::Apply { .. }]
+        ));
+        let st = crate::engine::run::load_state(
+            &crate::engine::io::journal::Journal::open(&r.state).unwrap(),
+        )
+        .unwrap();
+        let inv = st.steps["platform"]
+            .output
+            .as_ref()
+            .unwrap()
+            .inventory
+            .clone()
+            .unwrap();
+        assert_eq!(inv.objects.len(), want.len());
+        assert!(
+            inv.objects
+                .iter()
+                .all(|e| e.readiness.is_current() && e.uid.is_some())
+        );
+
+        // The bundle changes: one object edited, one removed. Approve again, apply again.
+        let f = r
+            .spec
+            .platform
+            .files
+            .iter_mut()
+            .find(|f| f.path == "20-platform.yaml")
+            .unwrap();
+        f.objects[0]["data"]["version"] = "2026.12.1".into();
+        f.objects.retain(|o| o["kind"] != "Service");
+        f.digest = "sha256:edited".into();
+        let before = patches(&api);
+        let res = install(&r, &pb).await;
+        assert_eq!(
+            res.outcome,
+            StopOutcome::Waiting,
+            "a changed bundle voids the approval"
+        );
+        approve(&r);
+        let res = install(&r, &pb).await;
+        assert_eq!(res.outcome, StopOutcome::Completed, "{}", res.message);
+        // The edited ConfigMap and the TLS Secret (its data is read at apply time).
+        assert_eq!(patches(&api) - before, 2);
+        let services: Vec<String> = api
+            .world()
+            .cluster
+            .keys()
+            .into_iter()
+            .filter(|k| k.plural == "services")
+            .map(|k| k.name)
+            .collect();
+        assert!(services.is_empty(), "pruned: {services:?}");
+        assert!(
+            matches!(intents(&r.state).last(), Some(Intent::Prune { objects }) if objects.len() == 1)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_field_another_manager_owns_is_a_named_conflict_unless_forced() {
+        let (mut r, _fake, api) = setup().await;
+        let pb = phase6(STEPS);
+        assert_eq!(
+            approved_install(&r, &pb).await.outcome,
+            StopOutcome::Completed
+        );
+        // Someone scales the operator by hand with their own manager.
+        {
+            let mut w = api.world();
+            let t = w.cluster.find("apps", "deployments").unwrap();
+            w.cluster
+                .merge_patch(
+                    &t,
+                    "digibee-system",
+                    "digibee-platform-operator",
+                    &serde_json::json!({"spec": {"replicas": 5}}),
+                    realmctl_standins::kube::By {
+                        manager: "kubectl-edit",
+                        now: std::time::Instant::now(),
+                    },
+                    false,
+                )
+                .unwrap();
+        }
+        // The bundle now sets 3 replicas.
+        let f = r
+            .spec
+            .platform
+            .files
+            .iter_mut()
+            .find(|f| f.path == "20-platform.yaml")
+            .unwrap();
+        f.objects[1]["spec"]["replicas"] = 3.into();
+        assert_eq!(install(&r, &pb).await.outcome, StopOutcome::Waiting);
+        approve(&r);
+        let res = install(&r, &pb).await;
+        assert_eq!(res.outcome, StopOutcome::Failed, "{}", res.message);
+        assert!(
+            res.message.contains("kubectl-edit") && res.message.contains(".spec.replicas"),
+            "{}",
+            res.message
+        );
+        let next = res.next.unwrap();
+        assert!(next.action.contains("--force-conflicts"), "{next}");
+        assert_eq!(next.owner, crate::checks::Owner::Digibee);
+        r.opts.force_conflicts = true;
+        let res = install(&r, &pb).await;
+        assert_eq!(res.outcome, StopOutcome::Completed, "{}", res.message);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deployment_that_never_becomes_available_is_named_at_the_deadline() {
+        let (r, _fake, api) = setup().await;
+        api.world()
+            .cluster
+            .never_ready
+            .insert("digibee-system/digibee-platform-operator".into());
+        let steps = "[{id: cluster, action: cluster.apply}, {id: ready, action: cluster.wait}, {id: platform, action: platform.apply, timeout: 2s, retries: 0}]";
+        let started = std::time::Instant::now();
+        let res = approved_install(&r, &phase6(steps)).await;
+        assert_eq!(res.outcome, StopOutcome::Failed, "{}", res.message);
+        assert!(
+            res.message.contains("digibee-platform-operator")
+                && res.message.contains("timed out progressing"),
+            "{}",
+            res.message
+        );
+        assert!(started.elapsed() < Duration::from_secs(4));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_object_that_lost_the_realm_label_is_not_pruned() {
+        let (mut r, _fake, api) = setup().await;
+        let pb = phase6(STEPS);
+        assert_eq!(
+            approved_install(&r, &pb).await.outcome,
+            StopOutcome::Completed
+        );
+        // Someone takes the ConfigMap over: the realm label removed by their own manager.
+        {
+            let mut w = api.world();
+            let t = w.cluster.find("", "configmaps").unwrap();
+            w.cluster
+                .merge_patch(
+                    &t,
+                    "digibee-system",
+                    "digibee-platform",
+                    &serde_json::json!({"metadata": {"labels": {REALM_LABEL: null}}}),
+                    realmctl_standins::kube::By {
+                        manager: "team-b",
+                        now: std::time::Instant::now(),
+                    },
+                    false,
+                )
+                .unwrap();
+        }
+        let f = r
+            .spec
+            .platform
+            .files
+            .iter_mut()
+            .find(|f| f.path == "20-platform.yaml")
+            .unwrap();
+        f.objects.retain(|o| o["kind"] != "ConfigMap");
+        assert_eq!(install(&r, &pb).await.outcome, StopOutcome::Waiting);
+        approve(&r);
+        let res = install(&r, &pb).await;
+        assert_eq!(res.outcome, StopOutcome::Completed, "{}", res.message);
+        assert!(
+            live(&api, "digibee-platform"),
+            "a foreign object is left alone"
+        );
+        let st = crate::engine::run::load_state(
+            &crate::engine::io::journal::Journal::open(&r.state).unwrap(),
+        )
+        .unwrap();
+        let out = st.steps["platform"].output.as_ref().unwrap();
+        assert!(out.summary.contains("left alone"), "{}", out.summary);
+    }
+}
