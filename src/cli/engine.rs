@@ -292,12 +292,14 @@ pub fn install(
     until: Option<u8>,
     yes: bool,
     concurrency: Option<usize>,
+    force_conflicts: bool,
     signing: &env::SigningArgs,
 ) -> Result<Outcome, BadInput> {
     let pb = load_playbook(args.playbook.as_deref())?;
     let runtime = super::runtime()?;
     let (spec, mut opts) = run_options(&runtime, args, until, concurrency)?;
     opts.signing_key = signing.load(&args.state)?;
+    opts.force_conflicts = force_conflicts;
     if !yes {
         if !std::io::stdin().is_terminal() {
             return Err(bad(anyhow!(

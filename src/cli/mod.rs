@@ -133,6 +133,10 @@ pub enum Command {
         /// Outbound targets checked at once (default: all at once, bounded by the open-file limit).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         concurrency: Option<u16>,
+        /// Let platform.apply take fields another field manager owns in the cluster (by
+        /// default a conflict stops the step and names the manager and field).
+        #[arg(long)]
+        force_conflicts: bool,
         #[command(flatten)]
         signing: env::SigningArgs,
     },
@@ -286,8 +290,9 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
             until,
             yes,
             concurrency: c,
+            force_conflicts,
             signing,
-        } => engine::install(&args, until, yes, concurrency(c), &signing),
+        } => engine::install(&args, until, yes, concurrency(c), force_conflicts, &signing),
         Command::Approve {
             state,
             phase,

@@ -214,7 +214,7 @@ pub fn cloud_playbook(dir: &Path) -> PathBuf {
             "steps: [{id: permissions, action: cloud.permissions}]",
             "steps: [{id: artifacts, action: artifacts.render}]",
             ROLES_GATE,
-            "steps: [{id: cluster, action: cluster.apply}, {id: cluster-ready, action: cluster.wait}, {id: quota-seed, action: quota.seed}]",
+            "steps: [{id: cluster, action: cluster.apply}, {id: cluster-ready, action: cluster.wait}, {id: platform, action: platform.apply}, {id: quota-seed, action: quota.seed}]",
         ],
     )
 }

@@ -139,7 +139,7 @@ impl Google {
 pub(crate) fn write_spec(g: &Google, dir: &Path, cluster: &str, extra: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("certs")).unwrap();
     std::fs::write(dir.join("certs/wildcard.pem"), "x").unwrap();
-    std::fs::write(dir.join("certs/wildcard.key"), "x").unwrap();
+    std::fs::write(dir.join("certs/wildcard.key"), TLS_KEY).unwrap();
     let text = format!(
         r#"apiVersion: realmctl/v1
 kind: Realm
@@ -443,6 +443,10 @@ fn install_approved(g: &Google, spec: &Path, state: &Path, pb: &Path) -> (i32, S
     crate::cloud_install::install_approved(&g.env(), spec, state, pb)
 }
 
+/// The realm's TLS private key (a canary: it must reach the cluster's Secret and nothing else).
+const TLS_KEY: &str =
+    "-----BEGIN PRIVATE KEY-----\ncanary-tls-private-key-6f1e2d\n-----END PRIVATE KEY-----\n";
+
 #[test]
 fn the_binary_installs_on_the_stand_in_writes_no_key_and_a_rerun_adopts() {
     let g = Google::start(Duration::from_millis(1500));
@@ -462,6 +466,36 @@ fn the_binary_installs_on_the_stand_in_writes_no_key_and_a_rerun_adopts() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(g.standin.clusters(), ["digibee-acme (node pools: workers)"]);
     assert_eq!(g.creates(), 1);
+    // The platform is in the cluster, applied with the install's own Google identity, and the
+    // TLS Secret holds the customer's key.
+    {
+        let kube = g.standin.kube();
+        let mut w = kube.world();
+        let names: Vec<String> = w.cluster.keys().into_iter().map(|k| k.name).collect();
+        for n in [
+            "digibee-system",
+            "digibee-edge",
+            "digibee-platform-operator",
+            "realmconfigs.platform.digibee.io",
+        ] {
+            assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
+        }
+        assert!(w.calls.iter().all(|c| c.user == google::installer(PROJECT)));
+        let t = w.cluster.find("", "secrets").unwrap();
+        let secret = w
+            .cluster
+            .get(&t, "digibee-system", "digibee-wildcard-tls")
+            .unwrap();
+        use base64::Engine as _;
+        assert_eq!(
+            secret["data"]["tls.key"],
+            base64::engine::general_purpose::STANDARD.encode(TLS_KEY)
+        );
+    }
+    assert!(
+        report_of(&state, "md").contains("objects of digibee-platform"),
+        "the report names the platform step"
+    );
     let kubeconfig = std::fs::read_to_string(state.join("kubeconfig")).unwrap();
     assert!(
         kubeconfig.contains("command: \"gke-gcloud-auth-plugin\""),
@@ -500,6 +534,11 @@ fn the_binary_installs_on_the_stand_in_writes_no_key_and_a_rerun_adopts() {
     printed.push_str(&report2);
     // The key file is the user's; everything realmctl wrote is scanned.
     assert_nowhere(&g.private_key(), &[&printed], &[dir.path()]);
+    assert_nowhere(
+        "canary-tls-private-key-6f1e2d",
+        &[&printed],
+        &[&state, &state2],
+    );
 }
 
 #[test]

@@ -117,7 +117,16 @@ async fn kubectl_and_the_python_client_agree_with_the_stand_in() {
 
     // Read back: managedFields name kubectl's manager and operation Apply.
     let out = run(
-        vec!["get", "deployment", "web", "-n", "shop", "-o", "json", "--show-managed-fields"],
+        vec![
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            "shop",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ],
         None,
     )
     .await

@@ -33,20 +33,25 @@ pub struct StandIn {
     /// The test CA of an HTTPS stand-in.
     ca_pem: Option<String>,
     world: Arc<Mutex<World>>,
+    /// The Kubernetes API every ready cluster of the world reports.
+    kube: KubeStandIn,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl StandIn {
     /// Starts the AWS adapter over `world` on 127.0.0.1 (any free port) on the current runtime.
     pub async fn aws(world: World) -> std::io::Result<Self> {
-        Self::serve(world, None, |w, _| aws::router(w, Instant::now())).await
+        Self::serve(world, None, aws::kube_user, |w, _| {
+            aws::router(w, Instant::now())
+        })
+        .await
     }
 
     /// Starts the Azure adapter (ARM and the token endpoint) over `world` on 127.0.0.1 over
     /// HTTPS, with a new test CA ([`StandIn::ca_pem`]).
     pub async fn azure(world: World) -> std::io::Result<Self> {
         let ca = azure::TestCa::new().map_err(std::io::Error::other)?;
-        Self::serve(world, Some(ca), |w, addr| {
+        Self::serve(world, Some(ca), azure::kube_user, |w, addr| {
             azure::router(w, Instant::now(), format!("https://{addr}"))
         })
         .await
@@ -56,7 +61,7 @@ impl StandIn {
     /// token endpoint, IAM credentials, the metadata server) over `world` on 127.0.0.1 over
     /// plain HTTP.
     pub async fn google(world: World) -> std::io::Result<Self> {
-        Self::serve(world, None, |w, addr| {
+        Self::serve(world, None, google::kube_user, |w, addr| {
             google::router(w, Instant::now(), format!("http://{addr}"))
         })
         .await
@@ -68,15 +73,24 @@ impl StandIn {
     }
 
     /// Serves the router `app` makes (from the world and the address it is reached at) on
-    /// 127.0.0.1, over HTTPS with `tls` when given.
+    /// 127.0.0.1, over HTTPS with `tls` when given; and a Kubernetes API that every ready
+    /// cluster reports, accepting the tokens `kube_user` recognises for this cloud.
     async fn serve(
         world: World,
         tls: Option<azure::TestCa>,
+        kube_user: fn(&World, &str) -> Option<String>,
         app: impl FnOnce(Arc<Mutex<World>>, SocketAddr) -> axum::Router,
     ) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let world = Arc::new(Mutex::new(world));
+        let w = world.clone();
+        let kube = KubeStandIn::start(kube::KubeWorld::new(Arc::new(move |t| {
+            kube_user(&w.lock().unwrap_or_else(|p| p.into_inner()), t)
+        })))
+        .await?;
+        world.lock().unwrap_or_else(|p| p.into_inner()).kube_api =
+            Some((kube.addr.to_string(), kube.ca_pem.clone()));
         let app = app(world.clone(), addr);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
@@ -99,6 +113,7 @@ impl StandIn {
             addr,
             ca_pem,
             world,
+            kube,
             stop: Some(stop),
         })
     }
@@ -121,6 +136,11 @@ impl StandIn {
     /// The world, to shape or inspect it.
     pub fn world(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The Kubernetes API its clusters report.
+    pub fn kube(&self) -> &KubeStandIn {
+        &self.kube
     }
 }
 

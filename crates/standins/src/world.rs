@@ -243,6 +243,9 @@ pub struct World {
     pub throttle: HashMap<String, u32>,
     /// Every call, in order.
     pub calls: Vec<Call>,
+    /// The Kubernetes API every ready cluster reports (the stand-in's own, [`crate::kube`]):
+    /// `host:port` and its CA (PEM).
+    pub kube_api: Option<(String, String)>,
     /// An upstream endpoint (moto) for the operations not in `local` (tests only).
     #[cfg(feature = "moto")]
     pub upstream: Option<String>,
@@ -260,6 +263,23 @@ pub(crate) fn now_epoch() -> f64 {
 }
 
 impl World {
+    /// The API server URL and CA (base64 of PEM) a ready cluster reports: the Kubernetes
+    /// stand-in's when one runs, else a name that never resolves (RFC 2606 `.invalid`).
+    pub fn kube_endpoint(&self, cluster: &str) -> (String, String) {
+        use base64::Engine as _;
+        match &self.kube_api {
+            Some((host, ca)) => (
+                format!("https://{host}"),
+                base64::engine::general_purpose::STANDARD.encode(ca),
+            ),
+            None => (
+                format!("https://{cluster}.stand-in.invalid"),
+                base64::engine::general_purpose::STANDARD
+                    .encode("-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n"),
+            ),
+        }
+    }
+
     /// An empty account: nothing in it, everything allowed, creation taking 3 s.
     pub fn new(account: &str, region: &str, principal: &str) -> World {
         World {
@@ -293,6 +313,7 @@ impl World {
             create_delay: Duration::from_secs(3),
             throttle: HashMap::new(),
             calls: Vec::new(),
+            kube_api: None,
             #[cfg(feature = "moto")]
             upstream: None,
             #[cfg(feature = "moto")]

@@ -46,8 +46,6 @@ pub const PUBLIC_ARM: &str = "https://management.azure.com";
 /// The token scope of ARM.
 const ARM_SCOPE: &str = "https://management.azure.com/.default";
 /// The token scope of Azure Storage (artifacts in Blob storage).
-/// The AKS server application's scope (the same id in every Azure cloud).
-const AKS_SERVER_SCOPE: &str = "6dae42f8-4368-4678-94ff-3960e28e3630/.default";
 const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
 /// The application id of the AKS Entra ID server, which `kubelogin` asks tokens for.
 pub const AKS_SERVER_ID: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";
@@ -304,7 +302,7 @@ impl ClusterManager for AksProvider {
         async move {
             let t = self
                 .chain
-                .get_token(&[AKS_SERVER_SCOPE], None)
+                .get_token(&[&format!("{AKS_SERVER_ID}/.default")], None)
                 .await
                 .map_err(|e| errors::from_azure("kube:token", &e))?;
             let expires = std::time::SystemTime::UNIX_EPOCH

@@ -408,3 +408,31 @@ mod tests {
         assert_eq!(service_of(&HeaderMap::new()), None);
     }
 }
+
+/// Who an EKS API server bearer token is, as EKS's authenticator decides from the token's form:
+/// `k8s-aws-v1.` and base64url of a presigned STS `GetCallerIdentity` URL (SigV4 in the query,
+/// `x-k8s-aws-id` signed) for a cluster this world holds. The stand-in does not call STS with
+/// it; the signed access key id names the caller.
+pub fn kube_user(w: &World, token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let b64 = token.strip_prefix("k8s-aws-v1.")?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(b64)
+        .ok()?;
+    let url = url::Url::parse(std::str::from_utf8(&raw).ok()?).ok()?;
+    let host = url.host_str()?;
+    if url.scheme() != "https" || !(host.starts_with("sts.") && host.ends_with(".amazonaws.com")) {
+        return None;
+    }
+    let q: std::collections::BTreeMap<String, String> = url.query_pairs().into_owned().collect();
+    let signed = q.get("X-Amz-SignedHeaders")?;
+    let ok = q.get("Action").map(String::as_str) == Some("GetCallerIdentity")
+        && q.get("X-Amz-Algorithm").map(String::as_str) == Some("AWS4-HMAC-SHA256")
+        && q.contains_key("X-Amz-Signature")
+        && signed.split(';').any(|h| h == "x-k8s-aws-id");
+    if !ok || w.clusters.is_empty() {
+        return None;
+    }
+    let key = q.get("X-Amz-Credential")?.split('/').next()?.to_owned();
+    Some(format!("aws:{key}"))
+}

@@ -305,10 +305,15 @@ pub(crate) fn answer(
         },
         Kind::Credentials(name) => match w.clusters.get(&name) {
             Some(c) if w.cluster_phase(c) == Phase::Ready => {
+                let (server, ca) = match &w.kube_api {
+                    Some(_) => w.kube_endpoint(&name),
+                    None => (
+                        format!("https://{}:443", fqdn(&name)),
+                        base64::engine::general_purpose::STANDARD.encode(STAND_IN_CLUSTER_CA),
+                    ),
+                };
                 let kubeconfig = format!(
-                    "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: https://{}:443\n    certificate-authority-data: {}\nusers:\n- name: clusterUser_{name}\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: kubelogin\n      args: [get-token, --login, devicecode, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630]\n",
-                    fqdn(&name),
-                    base64::engine::general_purpose::STANDARD.encode(STAND_IN_CLUSTER_CA)
+                    "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: clusterUser_{name}\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: kubelogin\n      args: [get-token, --login, devicecode, --server-id, 6dae42f8-4368-4678-94ff-3960e28e3630]\n",
                 );
                 ok(json!({"kubeconfigs": [{
                     "name": "clusterUser",

@@ -152,6 +152,21 @@ fn log(w: &mut World, started: Instant, op: &str, throttled: bool) {
     });
 }
 
+/// Who a Kubernetes API bearer token is (the cluster's Entra ID integration): a token this
+/// stand-in issued for the AKS server application that has not expired.
+pub fn kube_user(w: &World, token: &str) -> Option<String> {
+    match w.tokens.get(token) {
+        Some((principal, exp, aud))
+            if aud.starts_with("6dae42f8-4368-4678-94ff-3960e28e3630")
+                && (*exp as f64) > crate::world::now_epoch()
+                && !w.tokens_expired =>
+        {
+            Some(principal.clone())
+        }
+        _ => None,
+    }
+}
+
 /// The bearer token of a request, if it is one this stand-in issued: `Ok(object id)`.
 fn caller(w: &World, headers: &HeaderMap) -> Result<String, ArmError> {
     let token = headers

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use axum::http::Method;
-use base64::Engine;
 use serde_json::{Value, json};
 
 use super::auth::rfc3339;
@@ -355,12 +354,11 @@ fn describe(w: &World, base: &str, c: &Cluster) -> Value {
     v["currentMasterVersion"] = json!(patch_of(w, &minor));
     v["location"] = json!(w.region);
     v["selfLink"] = json!(format!("{base}/v1/{loc}/clusters/{}", c.name));
-    v["endpoint"] = json!("10.20.0.2");
+    // GKE's endpoint is the API server's address, without a scheme.
+    let (server, ca) = w.kube_endpoint(&c.name);
+    v["endpoint"] = json!(server.trim_start_matches("https://"));
     v["createTime"] = json!(rfc3339(c.created_epoch as u64));
-    let ca =
-        "-----BEGIN CERTIFICATE-----\nc3RhbmQtaW4gY2x1c3RlciBDQQ==\n-----END CERTIFICATE-----\n";
-    v["masterAuth"] = json!({"clusterCaCertificate":
-        base64::engine::general_purpose::STANDARD.encode(ca)});
+    v["masterAuth"] = json!({"clusterCaCertificate": ca});
     let pools: Vec<Value> = w
         .pools
         .values()

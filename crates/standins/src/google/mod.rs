@@ -36,6 +36,12 @@ use crate::world::{Call, Quota, Subnet, World};
 /// The largest request body the adapter reads.
 const BODY_LIMIT: usize = 1024 * 1024;
 
+/// Who a GKE API server bearer token is: the same access tokens and self-signed JWTs the
+/// Google APIs accept.
+pub fn kube_user(w: &World, token: &str) -> Option<String> {
+    auth::principal_of(w, token).ok()
+}
+
 /// The sample's installer service account.
 pub fn installer(project: &str) -> String {
     format!("realmctl-installer@{project}.iam.gserviceaccount.com")

@@ -642,13 +642,12 @@ impl Cluster {
         }
         let key = Self::key(t, ns, name);
         let Some(current) = self.objects.get(&key) else {
-            let mut created = self.create(t, ns, config, manager, now)?;
+            self.create(t, ns, config, manager, now)?;
             let o = self.objects.get_mut(&key).expect("just created");
             for m in &mut o.managers {
                 m.operation = "Apply";
             }
-            created = Self::render(o);
-            return Ok((created, true));
+            return Ok((Self::render(o), true));
         };
         let mut config = config;
         if t.status
