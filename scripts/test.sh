@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the loopback peers the tests start
 # (dnsmasq, tinyproxy, openssl, Chromium, strace and PostgreSQL 15 from Debian; moto 5.2 from PyPI for S3, STS, IAM, EC2 and EKS;
-# Azurite 3.35.0 from npm for Azure Blob; gcp-storage-emulator 2026.7.19 from PyPI for GCS) if
+# Azurite 3.35.0 from npm for Azure Blob; gcp-storage-emulator 2026.7.19 from PyPI for GCS;
+# kubectl from Debian and the Python kubernetes client from PyPI for the Kubernetes stand-in) if
 # missing, then checks formatting and lints, then runs every test, including the install
 # engine's crash tests (feature test-actions). Idempotent: a second run installs nothing.
 set -euo pipefail
@@ -19,6 +20,9 @@ command -v strace >/dev/null 2>&1 || need+=(strace)
 # PostgreSQL server binaries (initdb, postgres, psql, pgbench): each quota test starts its own
 # throw-away cluster (tests/it/pg.rs); nothing is started here.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql-15)
+# kubectl: a Kubernetes client nobody here wrote, run against the Kubernetes API stand-in
+# (tests/it/kube_standin.rs); any kubectl that speaks server-side apply will do (Debian's 1.20).
+command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test peers: ${need[*]}"
   sudo=""
@@ -48,6 +52,13 @@ fi
 python3 -c 'import importlib.metadata as m; assert m.version("gcp-storage-emulator") == "2026.7.19"' >/dev/null 2>&1 || {
   echo "installing gcp-storage-emulator 2026.7.19 (GCS peer)"
   python3 -m pip install -q 'gcp-storage-emulator==2026.7.19'
+}
+
+# The Python kubernetes client: the second client nobody here wrote that reads what kubectl
+# applied to the Kubernetes API stand-in.
+python3 -c 'import importlib.metadata as m; assert m.version("kubernetes") == "37.0.2"' >/dev/null 2>&1 || {
+  echo "installing the Python kubernetes client 37.0.2 (Kubernetes stand-in's second client)"
+  python3 -m pip install -q 'kubernetes==37.0.2'
 }
 
 cargo fmt --check
