@@ -10,7 +10,9 @@
 //! - the AKS install against the Azure stand-in: ARM calls, `Retry-After`, engine overhead
 //!   (`engine/aks.rs`, section `aks`);
 //! - the GKE install against the Google stand-in: operation polls, engine overhead
-//!   (`engine/gke.rs`, section `gke`).
+//!   (`engine/gke.rs`, section `gke`);
+//! - `platform.apply` of a 200-object bundle: calls per object, wall time beyond readiness
+//!   delays, a no-op re-apply (`engine/platform.rs`, section `platform`).
 //!
 //! Run with `cargo bench --bench engine --features test-actions` (`-- eks`, `-- aks`, `-- gke` or
 //! `-- journal` for one section).
@@ -24,6 +26,9 @@ mod eks;
 #[cfg(feature = "gke")]
 #[path = "engine/gke.rs"]
 mod gke;
+#[cfg(feature = "gke")]
+#[path = "engine/platform.rs"]
+mod platform;
 mod support;
 
 use std::fmt::Write as _;
@@ -419,6 +424,13 @@ fn main() {
         gke::run(&mut out);
         print!("{out}");
         support::write_section("docs/benchmarks.md", "gke", &out);
+    }
+    #[cfg(feature = "gke")]
+    if wanted("platform") {
+        let mut out = support::stamp("engine --features test-actions -- platform");
+        platform::run(&mut out);
+        print!("{out}");
+        support::write_section("docs/benchmarks.md", "platform", &out);
     }
     #[cfg(feature = "aks")]
     if wanted("aks") {

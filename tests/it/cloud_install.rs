@@ -129,10 +129,18 @@ pub fn sigkill_anywhere(
         "roles",
         "cluster",
         "cluster-ready",
+        "platform",
         "quota-seed",
     ];
     let creates = || standin.world().count(create_op);
     let mut points = kill_points(&steps, &["intent-cluster", "created-cluster"]);
+    // Inside platform.apply: before and after each stage's intent, after its first apply, after
+    // its last.
+    for stage in ["foundation", "workloads"] {
+        for at in ["intent", "first", "applied"] {
+            points.push(format!("platform:at:{at}-{stage}"));
+        }
+    }
     points.push("creating".into());
     for (i, point) in points.iter().enumerate() {
         let name = format!("k{i:02}");
@@ -141,7 +149,7 @@ pub fn sigkill_anywhere(
         let pb = crate::engine_support::cloud_playbook(&dir);
         let state = dir.join("state");
         let phase6 = point == "creating"
-            || ["cluster", "cluster-ready", "quota-seed"]
+            || ["cluster", "cluster-ready", "platform", "quota-seed"]
                 .iter()
                 .any(|s| point.starts_with(&format!("{s}:")));
         if phase6 {
@@ -195,6 +203,26 @@ pub fn sigkill_anywhere(
             .map(|p| p.name.as_str())
             .collect();
         assert_eq!(pools, ["workers"], "{point}");
+        drop(w);
+        // The cluster holds exactly the realm's platform: every desired object, nothing else
+        // labelled for the realm (no orphan), each once (objects are unique by name).
+        let realm_spec = realmctl::spec::load(&spec).unwrap();
+        let want: std::collections::BTreeSet<String> =
+            realmctl::platform::definition::desired(&realm_spec)
+                .iter()
+                .map(|d| d.planned.object.name.clone())
+                .collect();
+        let kube = standin.kube();
+        let mut kw = kube.world();
+        let mut have = std::collections::BTreeSet::new();
+        for k in kw.cluster.keys() {
+            let t = kw.cluster.find(&k.group, &k.plural).unwrap();
+            let v = kw.cluster.get(&t, &k.namespace, &k.name).unwrap();
+            if v["metadata"]["labels"]["digibee.io/realm"] == realm_spec.name.as_str() {
+                have.insert(k.name);
+            }
+        }
+        assert_eq!(have, want, "{point}");
     }
     assert_eq!(creates(), points.len(), "one create per case, never two");
     assert_eq!(standin.world().clusters.len(), points.len());

@@ -391,24 +391,6 @@ async fn forward_to(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_service_comes_from_the_credential_scope() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::AUTHORIZATION,
-            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261130/us-east-1/eks/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc"
-                .parse()
-                .unwrap(),
-        );
-        assert_eq!(service_of(&h).as_deref(), Some("eks"));
-        assert_eq!(service_of(&HeaderMap::new()), None);
-    }
-}
-
 /// Who an EKS API server bearer token is, as EKS's authenticator decides from the token's form:
 /// `k8s-aws-v1.` and base64url of a presigned STS `GetCallerIdentity` URL (SigV4 in the query,
 /// `x-k8s-aws-id` signed) for a cluster this world holds. The stand-in does not call STS with
@@ -435,4 +417,22 @@ pub fn kube_user(w: &World, token: &str) -> Option<String> {
     }
     let key = q.get("X-Amz-Credential")?.split('/').next()?.to_owned();
     Some(format!("aws:{key}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_service_comes_from_the_credential_scope() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261130/us-east-1/eks/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(service_of(&h).as_deref(), Some("eks"));
+        assert_eq!(service_of(&HeaderMap::new()), None);
+    }
 }

@@ -38,7 +38,7 @@ const BODY_LIMIT: usize = 4 * 1024 * 1024;
 pub type Authenticate = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// One request the stand-in answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct KubeCall {
     /// Method.
     pub method: String,
@@ -46,6 +46,8 @@ pub struct KubeCall {
     pub path: String,
     /// The user the token named.
     pub user: String,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 /// The stand-in's state.
@@ -133,6 +135,7 @@ async fn handle(State(world): State<Arc<Mutex<KubeWorld>>>, req: Request) -> Res
         method: parts.method.to_string(),
         path: path.clone(),
         user: user.clone(),
+        at: Instant::now(),
     });
     let now = Instant::now();
     w.cluster.reconcile(now);
