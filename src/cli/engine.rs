@@ -265,6 +265,32 @@ fn plan_text(plan: &Plan) -> String {
                     .unwrap_or_default()
             ));
         }
+        if let Some(p) = &d.platform {
+            s.push_str(&format!(
+                "    platform {}: {} objects ({} to apply, {} unchanged, {} to prune)\n",
+                realmctl::text::one_line(&p.bundle),
+                p.objects.len(),
+                c.platform.apply.len(),
+                c.platform.unchanged,
+                c.platform.prune.len()
+            ));
+            for (stage, o) in &c.platform.apply {
+                let stage = match stage {
+                    realmctl::platform::Stage::Foundation => "foundation",
+                    realmctl::platform::Stage::Workloads => "workloads",
+                };
+                s.push_str(&format!(
+                    "      apply ({stage}): {}\n",
+                    realmctl::text::one_line(&o.to_string())
+                ));
+            }
+            for o in &c.platform.prune {
+                s.push_str(&format!(
+                    "      prune: {}\n",
+                    realmctl::text::one_line(&o.to_string())
+                ));
+            }
+        }
         let pool = &c.pool;
         s.push_str(&format!(
             "  sized from {} RTUs ({:.1} vCPU, {:.1} GiB with headroom; docs/sizing.md); the region's vCPU quota must cover {} vCPU\n",

@@ -193,8 +193,33 @@ fn plan_for(spec: &Spec, playbook: &Playbook, state: &State, opts: &RunOptions) 
         // The policy renders from embedded data and templates (unit-tested); a failure here
         // would be a build defect, shown as no policy rather than a failed plan.
         policy: crate::cloud::permissions::policy_document(spec).ok(),
+        platform: platform_plan(spec, playbook, state),
     });
     plan
+}
+
+/// What `platform.apply` would apply and prune now, from the journal's last inventory and the
+/// intents of the playbook's `platform.apply` step.
+fn platform_plan(spec: &Spec, playbook: &Playbook, state: &State) -> plan::PlatformPlan {
+    let want = crate::platform::definition::desired(spec);
+    let (previous, announced) = playbook
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .find(|s| s.action == crate::engine::actions::Action::PlatformApply)
+        .and_then(|s| state.step_state(&s.id))
+        .map(|h| h.applied())
+        .unwrap_or_default();
+    let d = crate::platform::plan::decide(&want, previous, &announced);
+    plan::PlatformPlan {
+        apply: d
+            .apply
+            .iter()
+            .map(|i| (want[*i].planned.stage, want[*i].planned.object.clone()))
+            .collect(),
+        unchanged: d.unchanged.len(),
+        prune: d.prune,
+    }
 }
 
 /// The engine's side of a running step: intents go to the journal (fsync'd) before the step

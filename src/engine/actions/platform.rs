@@ -321,19 +321,7 @@ async fn apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
         ));
     };
     let want = desired(ctx.spec);
-    let history = ctx.history;
-    let previous = history
-        .and_then(|h| h.output.as_ref())
-        .and_then(|o| o.inventory.as_deref());
-    let announced: Vec<ObjectRef> = history
-        .into_iter()
-        .flat_map(|h| &h.intents)
-        .filter_map(|(_, i)| match i {
-            Intent::Apply { objects } => Some(objects.iter().cloned()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let (previous, announced) = ctx.history.map(|h| h.applied()).unwrap_or_default();
     let decided = plan::decide(&want, previous, &announced);
 
     let Some(cluster) = cloud.cluster(def.name()).await? else {

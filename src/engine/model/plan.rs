@@ -152,6 +152,22 @@ pub struct CloudPlan {
     pub policy_kind: &'static str,
     /// The least-privilege document of the install identity.
     pub policy: Option<String>,
+    /// What `platform.apply` would do now: apply (new or changed since the last inventory),
+    /// leave, prune.
+    pub platform: PlatformPlan,
+}
+
+/// `platform.apply`'s decisions for the plan ([`crate::platform::plan::decide`] over the
+/// journal's last inventory and intents).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformPlan {
+    /// Objects to apply, foundation stage first.
+    pub apply: Vec<(crate::platform::Stage, crate::platform::ObjectRef)>,
+    /// Objects unchanged since the last inventory.
+    pub unchanged: usize,
+    /// Objects to prune.
+    pub prune: Vec<crate::platform::ObjectRef>,
 }
 
 /// The whole plan.

@@ -226,6 +226,9 @@ pub struct InstallReport {
     pub signatures: Signatures,
     /// The cluster definition the customer approved, next to the one built.
     pub definition: Option<DefinitionRow>,
+    /// What the platform step applied into the cluster: every object with its digest and
+    /// readiness, and what it pruned.
+    pub inventory: Option<crate::platform::plan::Inventory>,
 }
 
 fn step_row(id: &str, action: &str, st: Option<&StepState>) -> StepRow {
@@ -363,6 +366,21 @@ pub fn build(
         journal_records: state.records,
         signatures,
         definition: definition_row(playbook, state),
+        inventory: playbook
+            .phases
+            .iter()
+            .flat_map(|p| &p.steps)
+            .filter(|s| s.action == crate::engine::actions::Action::PlatformApply)
+            .filter_map(|s| {
+                state
+                    .step_state(&s.id)?
+                    .output
+                    .as_ref()?
+                    .inventory
+                    .as_deref()
+            })
+            .next_back()
+            .cloned(),
     })
 }
 

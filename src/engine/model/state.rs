@@ -91,6 +91,29 @@ pub struct StepState {
 }
 
 impl StepState {
+    /// What an apply step left: the inventory of its last output, and every object its intents
+    /// announced (over all runs).
+    pub fn applied(
+        &self,
+    ) -> (
+        Option<&crate::platform::plan::Inventory>,
+        Vec<crate::platform::ObjectRef>,
+    ) {
+        let announced = self
+            .intents
+            .iter()
+            .filter_map(|(_, i)| match i {
+                Intent::Apply { objects } => Some(objects.iter().cloned()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        (
+            self.output.as_ref().and_then(|o| o.inventory.as_deref()),
+            announced,
+        )
+    }
+
     fn new(phase: u8) -> Self {
         StepState {
             status: StepStatus::Pending,
