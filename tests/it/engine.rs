@@ -181,7 +181,27 @@ fn the_embedded_playbook_installs_end_to_end_against_the_aws_stand_in() {
     assert_eq!(approve(&state, 5).status.code(), Some(0));
     let (code, v, err) = run();
     assert_eq!(code, Some(0), "{v} {err}");
-    assert_eq!(executed(&v), ["cluster", "cluster-ready", "quota-seed"]);
+    assert_eq!(
+        executed(&v),
+        ["cluster", "cluster-ready", "platform", "quota-seed"]
+    );
+    {
+        // The platform went in through the cluster's API with the EKS token realmctl presigned
+        // itself (no aws CLI): every call made by the install's access key.
+        let kube = aws.standin.kube();
+        let kw = kube.world();
+        assert!(!kw.calls.is_empty());
+        assert!(
+            kw.calls.iter().all(|c| c.user.starts_with("aws:")),
+            "{:?}",
+            kw.calls[0]
+        );
+        let names: Vec<String> = kw.cluster.keys().into_iter().map(|k| k.name).collect();
+        assert!(
+            names.iter().any(|n| n == "digibee-wildcard-tls"),
+            "{names:?}"
+        );
+    }
     {
         let w = aws.world();
         assert_eq!(w.clusters.len(), 1);

@@ -189,11 +189,26 @@ struct ArtifactModel<'a> {
     provider: String,
     definition: DefinitionModel<'a>,
     custom_image: Option<&'a str>,
-    namespaces: [&'static str; 3],
+    /// The realm's Namespace objects, exactly as `platform.apply` sends them (JSON, which is
+    /// YAML).
+    namespace_objects: Vec<String>,
+    /// The realm's Ingress, likewise.
+    ingress_object: String,
+    tls_secret: &'static str,
+    edge_namespace: &'static str,
     names: Vec<String>,
     vpn: Option<VpnModel>,
     cert_file: String,
     key_file: String,
+}
+
+/// The realm's own objects of `kind`, as `platform.apply` sends them, each as pretty JSON.
+fn realm_objects(spec: &Spec, kind: &str) -> Vec<String> {
+    crate::platform::definition::desired(spec)
+        .into_iter()
+        .filter(|d| d.planned.source == "realm" && d.planned.object.kind == kind)
+        .map(|d| serde_json::to_string_pretty(&d.manifest).expect("manifests serialise"))
+        .collect()
 }
 
 /// Only the file name: artifacts are used on other machines, and must not depend on where the
@@ -241,7 +256,10 @@ pub fn install_artifacts(
         provider: provider.clone(),
         definition: definition_model(def),
         custom_image: custom_image(spec),
-        namespaces: ["digibee-system", "digibee-test", "digibee-prod"],
+        namespace_objects: realm_objects(spec, "Namespace"),
+        ingress_object: realm_objects(spec, "Ingress").concat(),
+        tls_secret: crate::platform::realm::TLS_SECRET,
+        edge_namespace: crate::platform::realm::EDGE_NAMESPACE,
         names: spec.domains.required_names(),
         vpn: vpn(spec),
         cert_file: file_name(&spec.certificate.cert),
