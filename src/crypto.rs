@@ -1,11 +1,34 @@
 //! The one crypto provider of the binary, aws-lc-rs, in one place: SHA-256 and hex (journal
 //! hashes, input and output digests, artifact checksums, token digests), randomness, and the
 //! rustls provider every TLS client and server of realmctl uses. The AWS SDK (and the Azure and
-//! Google crates to come) use aws-lc-rs too, so the binary carries one provider, not two.
+//! Google crates to come) use aws-lc-rs too, so the binary carries one provider, not two. Also the
+//! canonical JSON text that definitions and manifests are digested over.
 
 use std::sync::Arc;
 
 use aws_lc_rs::digest;
+
+/// JSON text with every object's keys sorted, so equal values have equal text whatever map
+/// type serde_json was built with (its `preserve_order` keeps insertion order).
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical_json(&m[k])))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical_json).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
+}
 
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {

@@ -167,7 +167,7 @@ impl ClusterDefinition {
     pub fn digest(&self) -> String {
         format!(
             "sha256:{}",
-            sha256_hex(canonical_json(&self.to_json()).as_bytes())
+            sha256_hex(crate::crypto::canonical_json(&self.to_json()).as_bytes())
         )
     }
 
@@ -192,28 +192,6 @@ impl ClusterDefinition {
     /// Nodes of every pool at its maximum size.
     pub fn max_nodes(&self) -> u64 {
         self.pools.iter().map(|p| u64::from(p.nodes.max)).sum()
-    }
-}
-
-/// JSON text with every object's keys sorted, so equal values have equal text whatever map
-/// type serde_json was built with (its `preserve_order` keeps insertion order).
-pub(crate) fn canonical_json(v: &serde_json::Value) -> String {
-    use serde_json::Value;
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            let parts: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical_json(&m[k])))
-                .collect();
-            format!("{{{}}}", parts.join(","))
-        }
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(canonical_json).collect::<Vec<_>>().join(",")
-        ),
-        other => other.to_string(),
     }
 }
 
@@ -600,7 +578,10 @@ pub(crate) mod tests {
             .into_iter()
             .rev()
             .collect();
-        assert_eq!(canonical_json(&v), canonical_json(&reordered.into()));
+        assert_eq!(
+            crate::crypto::canonical_json(&v),
+            crate::crypto::canonical_json(&reordered.into())
+        );
         assert_eq!(
             changed_fields(&d.to_json(), &bigger.to_json()),
             ["pools.workers.max: 14 → 46"]

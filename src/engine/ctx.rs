@@ -27,6 +27,16 @@ pub trait StepRecorder {
     fn kill_point(&self, label: &str);
 }
 
+/// What an apply step left in earlier runs: the inventory of its last output, and every object
+/// its intents announced (over all runs).
+#[derive(Debug, Default)]
+pub struct Applied<'a> {
+    /// The last inventory.
+    pub inventory: Option<&'a crate::platform::plan::Inventory>,
+    /// Objects announced by intents.
+    pub announced: Vec<crate::platform::ObjectRef>,
+}
+
 /// The one message for a cloud action in a run without a cloud provider.
 pub const NO_CLOUD_PROVIDER: &str = "needs a cloud provider for the realm's cloud, and this run has none (not in this build, or not configured)";
 
@@ -37,9 +47,8 @@ pub type Params = BTreeMap<String, serde_json::Value>;
 pub struct Ctx<'a> {
     /// The realm spec.
     pub spec: &'a Spec,
-    /// What the journal holds of this step so far (its last output, its intents), if it ran
-    /// before.
-    pub history: Option<&'a super::model::state::StepState>,
+    /// What this step applied in earlier runs, as the journal holds it.
+    pub history: Applied<'a>,
     /// The step id.
     pub step: &'a str,
     /// Its parameters (checked against the action's definition when the playbook loaded).

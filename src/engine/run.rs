@@ -536,7 +536,17 @@ async fn run_step(
         let result = {
             let ctx = Ctx {
                 spec,
-                history: r.state.step_state(&step.id),
+                history: r
+                    .state
+                    .step_state(&step.id)
+                    .map(|h| {
+                        let (inventory, announced) = h.applied();
+                        super::ctx::Applied {
+                            inventory,
+                            announced,
+                        }
+                    })
+                    .unwrap_or_default(),
                 step: &step.id,
                 params: &step.params,
                 phase: phase.number,

@@ -131,7 +131,7 @@ fn namespaced(v: &Value) -> bool {
 pub fn manifest_digest(v: &Value) -> String {
     format!(
         "sha256:{}",
-        crate::crypto::sha256_hex(crate::cloud::definition::canonical_json(v).as_bytes())
+        crate::crypto::sha256_hex(crate::crypto::canonical_json(v).as_bytes())
     )
 }
 

@@ -321,8 +321,7 @@ async fn apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
         ));
     };
     let want = desired(ctx.spec);
-    let (previous, announced) = ctx.history.map(|h| h.applied()).unwrap_or_default();
-    let decided = plan::decide(&want, previous, &announced);
+    let decided = plan::decide(&want, ctx.history.inventory, &ctx.history.announced);
 
     let Some(cluster) = cloud.cluster(def.name()).await? else {
         return Err(Failure::permanent(format!(
