@@ -290,6 +290,12 @@ fn plan_text(plan: &Plan) -> String {
                     realmctl::text::one_line(&o.to_string())
                 ));
             }
+            for o in &c.platform.left {
+                s.push_str(&format!(
+                    "      left for you to delete once empty (no longer in the bundle): {}\n",
+                    realmctl::text::one_line(&o.to_string())
+                ));
+            }
         }
         let pool = &c.pool;
         s.push_str(&format!(

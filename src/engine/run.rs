@@ -219,6 +219,7 @@ fn platform_plan(spec: &Spec, playbook: &Playbook, state: &State) -> plan::Platf
             .collect(),
         unchanged: d.unchanged.len(),
         prune: d.prune,
+        left: d.left,
     }
 }
 

@@ -59,6 +59,14 @@ pub struct ApplyPlan {
     pub unchanged: Vec<usize>,
     /// Objects to prune, if they still carry this realm's label.
     pub prune: Vec<ObjectRef>,
+    /// Namespaces and CRDs that left the bundle: never deleted by realmctl (deleting one deletes
+    /// everything in it or of its kind), named for a person.
+    pub left: Vec<ObjectRef>,
+}
+
+/// Whether deleting an object of `kind` deletes what is in it or of its kind.
+pub fn deletes_contents(kind: &str) -> bool {
+    kind == "Namespace" || kind == "CustomResourceDefinition"
 }
 
 /// Decides the run: `previous` is the last successful inventory, `announced` every object an
@@ -146,7 +154,7 @@ mod tests {
     }
 
     #[test]
-    fn only_changed_objects_are_applied_and_removed_ones_pruned_workloads_first() {
+    fn only_changed_objects_are_applied_and_removed_ones_pruned_but_namespaces_left() {
         let ns = d("Namespace", None, "a", "1");
         let cm = d("ConfigMap", Some("a"), "c", "2");
         let gone_ns = d("Namespace", None, "old", "3");

@@ -52,6 +52,8 @@ pub const APPLY: ActionDef = ActionDef {
 
 /// A token is renewed this long before it expires.
 const RENEW_BEFORE: Duration = Duration::from_secs(120);
+/// A token whose expiry the provider does not say (GKE's ADC token) is renewed this often.
+const RENEW_UNKNOWN: Duration = Duration::from_secs(5 * 60);
 
 /// The connection to the cluster, renewed before its token expires.
 struct Conn<'c> {
@@ -77,7 +79,10 @@ impl<'c> Conn<'c> {
                 token: t.token,
             };
             let api = (self.ctx.opts.kube)(&endpoint).map_err(failure)?;
-            self.api = Some((api, t.expires));
+            let expires = t
+                .expires
+                .unwrap_or_else(|| SystemTime::now() + RENEW_UNKNOWN + RENEW_BEFORE);
+            self.api = Some((api, Some(expires)));
         }
         Ok(self.api.as_ref().expect("set above").0.clone())
     }
@@ -371,7 +376,12 @@ async fn apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
             .collect();
         ready.extend(wait_ready(ctx, &mut conn, &want, &all, &mut seen, label).await?);
     }
-    let (pruned, left) = prune(ctx, &mut conn, &decided.prune).await?;
+    let (pruned, mut left) = prune(ctx, &mut conn, &decided.prune).await?;
+    // Deleting a namespace or a CRD deletes everything in it or of its kind, which realmctl
+    // did not necessarily create: those are left for a person.
+    left.extend(decided.left.iter().map(|r| {
+        format!("{r}: no longer in the bundle, left alone (deleting it would delete everything in it; delete it once it is empty)")
+    }));
 
     let inventory = Inventory {
         bundle: platform.bundle.clone(),
@@ -445,6 +455,42 @@ mod tests {
         (r, fake, api)
     }
 
+    /// Someone else (`manager`) merge-patches an object in the cluster.
+    fn edit(
+        api: &KubeStandIn,
+        (group, plural, name): (&str, &str, &str),
+        patch: serde_json::Value,
+        manager: &str,
+    ) {
+        let mut w = api.world();
+        let t = w.cluster.find(group, plural).unwrap();
+        w.cluster
+            .merge_patch(
+                &t,
+                "digibee-system",
+                name,
+                &patch,
+                realmctl_standins::kube::By {
+                    manager,
+                    now: std::time::Instant::now(),
+                },
+                false,
+            )
+            .unwrap();
+    }
+
+    /// The objects of the embedded bundle's `20-platform.yaml`, to change.
+    fn platform_file(r: &mut Run) -> &mut Vec<serde_json::Value> {
+        &mut r
+            .spec
+            .platform
+            .files
+            .iter_mut()
+            .find(|f| f.path == "20-platform.yaml")
+            .unwrap()
+            .objects
+    }
+
     fn patches(api: &KubeStandIn) -> usize {
         api.world()
             .calls
@@ -491,16 +537,9 @@ mod tests {
         );
 
         // The bundle changes: one object edited, one removed. Approve again, apply again.
-        let f = r
-            .spec
-            .platform
-            .files
-            .iter_mut()
-            .find(|f| f.path == "20-platform.yaml")
-            .unwrap();
-        f.objects[0]["data"]["version"] = "2026.12.1".into();
-        f.objects.retain(|o| o["kind"] != "Service");
-        f.digest = "sha256:edited".into();
+        let objects = platform_file(&mut r);
+        objects[0]["data"]["version"] = "2026.12.1".into();
+        objects.retain(|o| o["kind"] != "Service");
         let before = patches(&api);
         let res = install(&r, &pb).await;
         assert_eq!(
@@ -536,32 +575,14 @@ mod tests {
             StopOutcome::Completed
         );
         // Someone scales the operator by hand with their own manager.
-        {
-            let mut w = api.world();
-            let t = w.cluster.find("apps", "deployments").unwrap();
-            w.cluster
-                .merge_patch(
-                    &t,
-                    "digibee-system",
-                    "digibee-platform-operator",
-                    &serde_json::json!({"spec": {"replicas": 5}}),
-                    realmctl_standins::kube::By {
-                        manager: "kubectl-edit",
-                        now: std::time::Instant::now(),
-                    },
-                    false,
-                )
-                .unwrap();
-        }
+        edit(
+            &api,
+            ("apps", "deployments", "digibee-platform-operator"),
+            serde_json::json!({"spec": {"replicas": 5}}),
+            "kubectl-edit",
+        );
         // The bundle now sets 3 replicas.
-        let f = r
-            .spec
-            .platform
-            .files
-            .iter_mut()
-            .find(|f| f.path == "20-platform.yaml")
-            .unwrap();
-        f.objects[1]["spec"]["replicas"] = 3.into();
+        platform_file(&mut r)[1]["spec"]["replicas"] = 3.into();
         assert_eq!(install(&r, &pb).await.outcome, StopOutcome::Waiting);
         approve(&r);
         let res = install(&r, &pb).await;
@@ -608,31 +629,13 @@ mod tests {
             StopOutcome::Completed
         );
         // Someone takes the ConfigMap over: the realm label removed by their own manager.
-        {
-            let mut w = api.world();
-            let t = w.cluster.find("", "configmaps").unwrap();
-            w.cluster
-                .merge_patch(
-                    &t,
-                    "digibee-system",
-                    "digibee-platform",
-                    &serde_json::json!({"metadata": {"labels": {REALM_LABEL: null}}}),
-                    realmctl_standins::kube::By {
-                        manager: "team-b",
-                        now: std::time::Instant::now(),
-                    },
-                    false,
-                )
-                .unwrap();
-        }
-        let f = r
-            .spec
-            .platform
-            .files
-            .iter_mut()
-            .find(|f| f.path == "20-platform.yaml")
-            .unwrap();
-        f.objects.retain(|o| o["kind"] != "ConfigMap");
+        edit(
+            &api,
+            ("", "configmaps", "digibee-platform"),
+            serde_json::json!({"metadata": {"labels": {REALM_LABEL: null}}}),
+            "team-b",
+        );
+        platform_file(&mut r).retain(|o| o["kind"] != "ConfigMap");
         assert_eq!(install(&r, &pb).await.outcome, StopOutcome::Waiting);
         approve(&r);
         let res = install(&r, &pb).await;

@@ -168,6 +168,8 @@ pub struct PlatformPlan {
     pub unchanged: usize,
     /// Objects to prune.
     pub prune: Vec<crate::platform::ObjectRef>,
+    /// Namespaces and CRDs that left the bundle, left for a person.
+    pub left: Vec<crate::platform::ObjectRef>,
 }
 
 /// The whole plan.

@@ -10,8 +10,8 @@ use std::time::Instant;
 use axum::http::Method;
 use serde_json::{Value, json};
 
-use super::auth::rfc3339;
 use super::{GoogleError, Route};
+use crate::world::rfc3339;
 use crate::world::{ApiEndpoint, Cluster, Operation, Phase, Pool, Target, World, now_epoch};
 
 /// A GKE request.

@@ -85,6 +85,15 @@ pub fn router(world: Arc<Mutex<KubeWorld>>) -> Router {
     Router::new().fallback(handle).with_state(world)
 }
 
+/// 404 for a path that names nothing the server serves.
+fn not_served() -> ApiError {
+    ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
+}
+
 fn status_response(e: &ApiError, name: Option<&str>, t: Option<&ResourceType>) -> Response {
     json_response(
         StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -193,15 +202,7 @@ fn route(c: &mut Cluster, path: &str, r: &Req<'_>) -> Response {
         ["apis"] => json_response(StatusCode::OK, &groups(c)),
         ["api", "v1", rest @ ..] => resource(c, "", "v1", rest, r),
         ["apis", group, version, rest @ ..] => resource(c, group, version, rest, r),
-        _ => status_response(
-            &ApiError::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ),
-            None,
-            None,
-        ),
+        _ => status_response(&not_served(), None, None),
     }
 }
 
@@ -233,15 +234,7 @@ fn resource(c: &mut Cluster, group: &str, version: &str, rest: &[&str], r: &Req<
         .filter(|t| t.group == group && t.version == version)
         .collect();
     if served.is_empty() {
-        return status_response(
-            &ApiError::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ),
-            None,
-            None,
-        );
+        return status_response(&not_served(), None, None);
     }
     let gv = if group.is_empty() {
         version.to_owned()
@@ -264,49 +257,17 @@ fn resource(c: &mut Cluster, group: &str, version: &str, rest: &[&str], r: &Req<
         [p, name] => (p, None, Some(name), false),
         [p, name, "status"] => (p, None, Some(name), true),
         _ => {
-            return status_response(
-                &ApiError::new(
-                    404,
-                    "NotFound",
-                    "the server could not find the requested resource",
-                ),
-                None,
-                None,
-            );
+            return status_response(&not_served(), None, None);
         }
     };
     let Some(t) = served.into_iter().find(|t| t.plural == plural) else {
-        return status_response(
-            &ApiError::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ),
-            None,
-            None,
-        );
+        return status_response(&not_served(), None, None);
     };
     if ns.is_some() && !t.namespaced {
-        return status_response(
-            &ApiError::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ),
-            None,
-            Some(&t),
-        );
+        return status_response(&not_served(), None, Some(&t));
     }
     if status && !t.status {
-        return status_response(
-            &ApiError::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ),
-            name,
-            Some(&t),
-        );
+        return status_response(&not_served(), name, Some(&t));
     }
     let ns_name = ns.unwrap_or("");
     let result = match (r.method, name) {
