@@ -8,8 +8,8 @@
 //!   discovery (once per kind);
 //! - wall time of the step beyond the stand-in's own readiness delay (the Deployments' rollout
 //!   delay; goal ≤ 2 s);
-//! - a no-op re-apply of the same bundle from a fresh state folder (no inventory: every object is
-//!   applied again and the server writes nothing).
+//! - a re-apply of the same bundle (the step re-run by a renewed certificate file): only the TLS
+//!   Secret is sent again, everything else is compared with the inventory and read.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -105,11 +105,13 @@ pub fn run(out: &mut String) {
             .unwrap();
         assert!(walk.verified.ok);
         let first = measure(&demo.standin.kube().world().calls);
-        // The same bundle again from a fresh state folder, over the same cluster.
+        // The same bundle again, the step re-run by a renewed certificate file (one more
+        // newline: same certificate, another digest): everything unchanged is only read.
         let n = demo.standin.kube().world().calls.len();
-        let again_dir = dir.path().join("again");
-        std::fs::create_dir_all(&again_dir).unwrap();
-        let walk = realmctl::demo::install(&again_dir, &demo, &realmctl::engine::Quiet)
+        let mut cert = std::fs::read(&spec.certificate.cert).unwrap();
+        cert.push(b'\n');
+        std::fs::write(&spec.certificate.cert, cert).unwrap();
+        let walk = realmctl::demo::install(&demo_dir, &demo, &realmctl::engine::Quiet)
             .await
             .unwrap();
         assert!(walk.verified.ok);
@@ -125,11 +127,16 @@ pub fn run(out: &mut String) {
         out,
         "| run | objects | applies | reads | discovery | applies per object | wall | beyond the rollout delay | goal ≤ 2 s |\n|---|---|---|---|---|---|---|---|---|"
     );
-    for (name, a) in [
-        ("first apply", &first),
-        ("same bundle, fresh state folder", &again),
+    // The second run rolls nothing out: all of its wall time counts.
+    for (name, a, delay) in [
+        ("first apply", &first, ROLLOUT),
+        (
+            "same bundle again (certificate file renewed)",
+            &again,
+            Duration::ZERO,
+        ),
     ] {
-        let beyond = a.wall.saturating_sub(ROLLOUT);
+        let beyond = a.wall.saturating_sub(delay);
         let _ = writeln!(
             out,
             "| {name} | {total} | {} | {} | {} | {:.2} | {:.2} s | {:.2} s | {} |",
@@ -148,6 +155,6 @@ pub fn run(out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "\nReads are what readiness needs: an object whose apply answer was already ready (ConfigMaps, Services, namespaces) is not read again; a Deployment is read until its rollout is seen. A run whose inputs did not change does not run the step at all (the engine skips a step whose input digest is unchanged); one that has the inventory sends only the changed objects (and the TLS Secret), which the step's own tests count.\n"
+        "\nReads are what readiness needs: an object whose apply answer was already ready (ConfigMaps, Services, namespaces) is not read again; a Deployment is read on every poll until its rollout is seen, so its reads follow the poll policy: here the fast test policy (20 ms doubling to 100 ms, about 14 reads over a 1.5 s rollout); with the production policy (2 s doubling to 30 s) a rollout shorter than 2 s costs one read. The second run has the first one's inventory: it sends only the TLS Secret (its data is read at apply time) and reads every other object once for readiness. A run whose inputs did not change does not run the step at all (the engine skips a step whose input digest is unchanged).\n"
     );
 }
