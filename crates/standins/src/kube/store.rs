@@ -554,7 +554,7 @@ impl Cluster {
         t: &ResourceType,
         ns: &str,
         name: &str,
-        mut body: Value,
+        body: Value,
         by: By<'_>,
         status_write: bool,
     ) -> Result<Value, ApiError> {
@@ -572,11 +572,25 @@ impl Cluster {
                 ),
             ));
         }
-        Self::keep_server_parts(t, &old, &mut body, status_write);
-        let took = changed_leaves(&old, &body);
-        let out = self.commit(t, &key, body, (by, "Update"), &took, None);
-        self.finish_deletion(&key);
-        Ok(out)
+        Ok(self.update(t, &key, &old, body, by, status_write))
+    }
+
+    /// An update (PUT or merge patch) of `key` from `old` to `next` by `by`: the server's parts
+    /// kept, the changed fields owned by `by`, a deletion finished once no finalizer remains.
+    fn update(
+        &mut self,
+        t: &ResourceType,
+        key: &Key,
+        old: &Value,
+        mut next: Value,
+        by: By<'_>,
+        status_write: bool,
+    ) -> Value {
+        Self::keep_server_parts(t, old, &mut next, status_write);
+        let took = changed_leaves(old, &next);
+        let out = self.commit(t, key, next, (by, "Update"), &took, None);
+        self.finish_deletion(key);
+        out
     }
 
     /// PATCH with a JSON merge patch (RFC 7386) as `manager`.
@@ -592,11 +606,7 @@ impl Cluster {
         let (key, old) = self.current(t, ns, name)?;
         let mut next = old.clone();
         merge_patch(&mut next, patch);
-        Self::keep_server_parts(t, &old, &mut next, status_write);
-        let took = changed_leaves(&old, &next);
-        let out = self.commit(t, &key, next, (by, "Update"), &took, None);
-        self.finish_deletion(&key);
-        Ok(out)
+        Ok(self.update(t, &key, &old, next, by, status_write))
     }
 
     /// PATCH with `application/apply-patch+yaml`: server-side apply of `config` by `manager`.
