@@ -128,7 +128,7 @@ fn failure(e: KubeError) -> Failure {
                 Category::Access,
                 &object,
                 format!("{object}: {}", one_line(&e.message)),
-                "grant the install identity cluster-admin on the realm's cluster (the roles document names the mapping for this cloud)",
+                "grant the install identity cluster admin in the realm's cluster (the roles-and-resources document names the role for this cloud: \"installer identity inside the cluster\")",
             )
             .owned_by(Owner::Customer);
             Failure {
