@@ -4,8 +4,8 @@
 //! ConfigMaps, 40 Deployments and 39 Services. From the Kubernetes stand-in's call log:
 //!
 //! - API calls per object: applies (goal: exactly one per object), reads (what readiness
-//!   needs: objects whose apply answer was not yet ready are read again until they are), and
-//!   discovery (once per kind);
+//!   needs: objects whose apply answer was not yet ready are listed again, one LIST per kind and
+//!   namespace, until they are), and discovery (once per kind);
 //! - wall time of the step beyond the stand-in's own readiness delay (the Deployments' rollout
 //!   delay; goal ≤ 2 s);
 //! - a re-apply of the same bundle (the step re-run by a renewed certificate file): only the TLS
@@ -155,6 +155,6 @@ pub fn run(out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "\nReads are what readiness needs: an object whose apply answer was already ready (ConfigMaps, Services, namespaces) is not read again; a Deployment is read on every poll until its rollout is seen, so its reads follow the poll policy: here the fast test policy (20 ms doubling to 100 ms, about 14 reads over a 1.5 s rollout); with the production policy (2 s doubling to 30 s) a rollout shorter than 2 s costs one read. The second run has the first one's inventory: it sends only the TLS Secret (its data is read at apply time) and reads every other object once for readiness. A run whose inputs did not change does not run the step at all (the engine skips a step whose input digest is unchanged).\n"
+        "\nReads are what readiness needs: an object whose apply answer was already ready (ConfigMaps, Services, namespaces) is not read again; the rest are read with one LIST per kind and namespace (by the realm label) on each poll until they are ready, so reads follow the poll policy and the number of kinds, not the number of objects (here the fast test policy, 20 ms doubling to 100 ms, through a 1.5 s rollout). The second run has the first one's inventory: it sends only the TLS Secret (its data is read at apply time) and reads the rest once for readiness. A run whose inputs did not change does not run the step at all (the engine skips a step whose input digest is unchanged).\n"
     );
 }

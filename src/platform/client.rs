@@ -67,6 +67,15 @@ pub trait KubeApi: Send + Sync {
     fn apply<'a>(&'a self, manifest: &'a Value, force: bool) -> KubeFuture<'a, Value>;
     /// The object, if it exists.
     fn get<'a>(&'a self, object: &'a ObjectRef) -> KubeFuture<'a, Option<Value>>;
+    /// The objects of `api_version`/`kind` in `namespace` (`None`: cluster-scoped) carrying
+    /// the label `selector` (`key=value`), each with its apiVersion and kind.
+    fn list<'a>(
+        &'a self,
+        api_version: &'a str,
+        kind: &'a str,
+        namespace: Option<&'a str>,
+        selector: &'a str,
+    ) -> KubeFuture<'a, Vec<Value>>;
     /// Deletes the object (foreground propagation); absent is fine.
     fn delete<'a>(&'a self, object: &'a ObjectRef) -> KubeFuture<'a, ()>;
 }
@@ -256,6 +265,46 @@ impl KubeApi for KubeClient {
                 object: r.to_string(),
                 message: e.to_string(),
             })
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        api_version: &'a str,
+        kind: &'a str,
+        namespace: Option<&'a str>,
+        selector: &'a str,
+    ) -> KubeFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let r = ObjectRef {
+                api_version: api_version.to_owned(),
+                kind: kind.to_owned(),
+                namespace: namespace.map(str::to_owned),
+                name: String::new(),
+            };
+            let api = match self.api(&r).await {
+                Ok(a) => a,
+                Err(e) if e.kind == KubeErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            let list = api
+                .list(&kube::api::ListParams::default().labels(selector))
+                .await
+                .map_err(|e| classify(e, &format!("{kind} ({api_version}) list")))?;
+            // List items carry no apiVersion or kind of their own.
+            list.items
+                .into_iter()
+                .map(|o| {
+                    let mut v = serde_json::to_value(o).map_err(|e| KubeError {
+                        kind: KubeErrorKind::Invalid,
+                        object: kind.to_owned(),
+                        message: e.to_string(),
+                    })?;
+                    v["apiVersion"] = Value::String(api_version.to_owned());
+                    v["kind"] = Value::String(kind.to_owned());
+                    Ok(v)
+                })
+                .collect()
         })
     }
 

@@ -215,21 +215,21 @@ async fn wait_ready(
     let started = Instant::now();
     let mut state: BTreeMap<usize, Readiness> = BTreeMap::new();
     let mut n = 0;
+    let selector = format!("{REALM_LABEL}={}", ctx.spec.name);
     loop {
         n += 1;
         let api = conn.api().await?;
-        for i in indexes {
-            if state.get(i).is_some_and(Readiness::is_current) {
-                continue;
-            }
-            let v = match seen.live.remove(i) {
-                Some(v) => Some(v),
-                None => api.get(&want[*i].planned.object).await.map_err(failure)?,
-            };
+        let pending: Vec<usize> = indexes
+            .iter()
+            .copied()
+            .filter(|i| !state.get(i).is_some_and(Readiness::is_current))
+            .collect();
+        let answers = read(api.as_ref(), want, &pending, seen, &selector).await?;
+        for (i, v) in answers {
             let r = match v {
                 Some(v) => {
                     if let Some(u) = uid_of(&v) {
-                        seen.uids.insert(*i, u);
+                        seen.uids.insert(i, u);
                     }
                     readiness(&v)
                 }
@@ -238,11 +238,11 @@ async fn wait_ready(
             if let Readiness::Failed(why) = &r {
                 return Err(Failure::permanent(format!(
                     "{} will not become ready: {}",
-                    want[*i].planned.object,
+                    want[i].planned.object,
                     one_line(why)
                 )));
             }
-            state.insert(*i, r);
+            state.insert(i, r);
         }
         let waiting: Vec<String> = state
             .iter()
@@ -275,6 +275,54 @@ async fn wait_ready(
         };
         tokio::time::sleep(delay).await;
     }
+}
+
+/// The current state of each object of `pending`: the answer of its apply when there is one,
+/// else one LIST (by the realm label) per kind and namespace holding two or more of them, else
+/// a GET (also for an object missing from its list).
+async fn read(
+    api: &dyn KubeApi,
+    want: &[Desired],
+    pending: &[usize],
+    seen: &mut Seen,
+    selector: &str,
+) -> Result<Vec<(usize, Option<Value>)>, Failure> {
+    let mut out = Vec::new();
+    let mut groups: BTreeMap<(String, String, Option<String>), Vec<usize>> = BTreeMap::new();
+    for &i in pending {
+        match seen.live.remove(&i) {
+            Some(v) => out.push((i, Some(v))),
+            None => {
+                let o = &want[i].planned.object;
+                groups
+                    .entry((o.api_version.clone(), o.kind.clone(), o.namespace.clone()))
+                    .or_default()
+                    .push(i);
+            }
+        }
+    }
+    for ((api_version, kind, namespace), members) in groups {
+        if let [i] = members[..] {
+            out.push((i, api.get(&want[i].planned.object).await.map_err(failure)?));
+            continue;
+        }
+        let mut items: BTreeMap<String, Value> = api
+            .list(&api_version, &kind, namespace.as_deref(), selector)
+            .await
+            .map_err(failure)?
+            .into_iter()
+            .filter_map(|v| Some((v["metadata"]["name"].as_str()?.to_owned(), v)))
+            .collect();
+        for i in members {
+            // One that lost the realm label is not in the list: read it by name.
+            let v = match items.remove(&want[i].planned.object.name) {
+                Some(v) => Some(v),
+                None => api.get(&want[i].planned.object).await.map_err(failure)?,
+            };
+            out.push((i, v));
+        }
+    }
+    Ok(out)
 }
 
 /// Deletes each object of `prune` that still carries this realm's label and realmctl's field
