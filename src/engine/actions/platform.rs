@@ -486,7 +486,7 @@ mod tests {
 
     const STEPS: &str = "[{id: cluster, action: cluster.apply}, {id: ready, action: cluster.wait}, {id: platform, action: platform.apply, timeout: 20s}]";
 
-    async fn setup() -> (Run, Arc<FakeCloud>, KubeStandIn) {
+    async fn setup() -> (Run, KubeStandIn) {
         let world = KubeWorld::with_tokens(BTreeMap::from([(
             "fake-kube-token".to_owned(),
             "installer".to_owned(),
@@ -499,8 +499,18 @@ mod tests {
         }
         let fake = Arc::new(FakeCloud::default());
         fake.set_kube_api(&api.url(), api.ca_pem());
-        let r = setup_for(Provider::Eks, fake.clone());
-        (r, fake, api)
+        (setup_for(Provider::Eks, fake), api)
+    }
+
+    /// A realm installed to the end (the platform applied), ready for someone to change it.
+    async fn installed() -> (Run, KubeStandIn, crate::engine::model::playbook::Playbook) {
+        let (r, api) = setup().await;
+        let pb = phase6(STEPS);
+        assert_eq!(
+            approved_install(&r, &pb).await.outcome,
+            StopOutcome::Completed
+        );
+        (r, api, pb)
     }
 
     /// Someone else (`manager`) merge-patches an object in the cluster.
@@ -553,7 +563,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_apply_then_only_changes_are_applied_and_removed_objects_pruned() {
-        let (mut r, _fake, api) = setup().await;
+        let (mut r, api) = setup().await;
         let pb = phase6(STEPS);
         let res = approved_install(&r, &pb).await;
         assert_eq!(res.outcome, StopOutcome::Completed, "{}", res.message);
@@ -616,12 +626,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_field_another_manager_owns_is_a_named_conflict_unless_forced() {
-        let (mut r, _fake, api) = setup().await;
-        let pb = phase6(STEPS);
-        assert_eq!(
-            approved_install(&r, &pb).await.outcome,
-            StopOutcome::Completed
-        );
+        let (mut r, api, pb) = installed().await;
         // Someone scales the operator by hand with their own manager.
         edit(
             &api,
@@ -650,7 +655,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_deployment_that_never_becomes_available_is_named_at_the_deadline() {
-        let (r, _fake, api) = setup().await;
+        let (r, api) = setup().await;
         api.world()
             .cluster
             .never_ready
@@ -670,12 +675,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_object_that_lost_the_realm_label_is_not_pruned() {
-        let (mut r, _fake, api) = setup().await;
-        let pb = phase6(STEPS);
-        assert_eq!(
-            approved_install(&r, &pb).await.outcome,
-            StopOutcome::Completed
-        );
+        let (mut r, api, pb) = installed().await;
         // Someone takes the ConfigMap over: the realm label removed by their own manager.
         edit(
             &api,
