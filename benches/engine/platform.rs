@@ -39,7 +39,7 @@ fn bundle(dir: &Path) -> usize {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
         dir.join("bundle.yaml"),
-        "name: bench\nversion: \"1\"\nfiles: [objects.yaml]\n",
+        "name: bench\nversion: \"1\"\nfiles: [objects.yaml]\nquota: {image: registry.example/realmctl, tag: \"1\"}\n",
     )
     .unwrap();
     std::fs::write(dir.join("objects.yaml"), docs.join("---\n")).unwrap();

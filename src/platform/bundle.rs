@@ -71,6 +71,8 @@ pub struct Bundle {
     pub version: String,
     /// Its files, in order.
     pub files: Vec<BundleFile>,
+    /// The image of the realm's enforcement core (`realmctl quota serve`), `name:tag`.
+    pub quota_image: String,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +81,22 @@ struct Manifest {
     name: String,
     version: String,
     files: Vec<String>,
+    quota: QuotaImage,
+}
+
+/// `quota:` in `bundle.yaml`: the enforcement core's image.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaImage {
+    image: String,
+    tag: String,
+}
+
+/// An image reference part: registry/path characters only (pure).
+fn image_part(s: &str, extra: &str) -> bool {
+    (1..=255).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c) || extra.contains(c))
 }
 
 /// Why a bundle cannot be loaded.
@@ -131,7 +149,7 @@ impl Bundle {
 
     /// `sha256:<hex>` over its name, version and file digests.
     pub fn digest(&self) -> String {
-        let mut text = format!("{}\n{}\n", self.name, self.version);
+        let mut text = format!("{}\n{}\n{}\n", self.name, self.version, self.quota_image);
         for f in &self.files {
             text.push_str(&format!("{} {}\n", f.path, f.digest));
         }
@@ -161,6 +179,16 @@ fn load_with(
         return Err(BundleError::Invalid {
             path: "bundle.yaml".into(),
             why: format!("lists {} files (1 to {MAX_FILES})", m.files.len()),
+        });
+    }
+    if !image_part(&m.quota.image, "/:") || !image_part(&m.quota.tag, "") {
+        return Err(BundleError::Invalid {
+            path: "bundle.yaml".into(),
+            why: format!(
+                "quota.image `{}` and quota.tag `{}` must be an image name and a tag (letters, digits, `.`, `_`, `-`; `/` and a registry port in the name)",
+                crate::text::one_line(&m.quota.image),
+                crate::text::one_line(&m.quota.tag)
+            ),
         });
     }
     let mut files = Vec::new();
@@ -202,6 +230,7 @@ fn load_with(
         name: m.name,
         version: m.version,
         files,
+        quota_image: format!("{}:{}", m.quota.image, m.quota.tag),
     })
 }
 
@@ -249,11 +278,16 @@ mod tests {
         assert_eq!(b.digest(), Bundle::embedded().digest());
     }
 
+    const QUOTA: &str = "quota: {image: registry.example:5000/realmctl, tag: '1.0'}\n";
+
     #[test]
     fn a_folder_bundle_is_checked_file_by_file() {
         let dir = tempfile::tempdir().unwrap();
         let w = |n: &str, t: &str| std::fs::write(dir.path().join(n), t).unwrap();
-        w("bundle.yaml", "name: b\nversion: '1'\nfiles: [a.yaml]\n");
+        w(
+            "bundle.yaml",
+            &format!("name: b\nversion: '1'\nfiles: [a.yaml]\n{QUOTA}"),
+        );
         w(
             "a.yaml",
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: digibee-system}\n---\n",
@@ -281,7 +315,7 @@ mod tests {
         ] {
             w(
                 "bundle.yaml",
-                &format!("name: b\nversion: '1'\nfiles: {files}\n"),
+                &format!("name: b\nversion: '1'\nfiles: {files}\n{QUOTA}"),
             );
             w("a.yaml", text);
             let e = Bundle::from_folder(dir.path()).unwrap_err().to_string();
@@ -289,11 +323,29 @@ mod tests {
         }
         w(
             "bundle.yaml",
-            "name: b\nversion: '1'\nfiles: [missing.yaml]\n",
+            &format!("name: b\nversion: '1'\nfiles: [missing.yaml]\n{QUOTA}"),
         );
         assert!(matches!(
             Bundle::from_folder(dir.path()),
             Err(BundleError::Read { .. })
         ));
+        w("a.yaml", "");
+        for quota in [
+            "",
+            "quota: {image: 'evil image', tag: '1'}\n",
+            "quota: {image: r/q, tag: 'a:b'}\n",
+        ] {
+            w(
+                "bundle.yaml",
+                &format!("name: b\nversion: '1'\nfiles: [a.yaml]\n{quota}"),
+            );
+            assert!(
+                matches!(
+                    Bundle::from_folder(dir.path()),
+                    Err(BundleError::Invalid { .. })
+                ),
+                "{quota}"
+            );
+        }
     }
 }

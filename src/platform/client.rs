@@ -78,7 +78,38 @@ pub trait KubeApi: Send + Sync {
     ) -> KubeFuture<'a, Vec<Value>>;
     /// Deletes the object (foreground propagation); absent is fine.
     fn delete<'a>(&'a self, object: &'a ObjectRef) -> KubeFuture<'a, ()>;
+    /// A request through the API server's service proxy (`request.path` is the whole API
+    /// path, `/api/v1/namespaces/{ns}/services/{scheme}:{name}:{port}/proxy/…`). The
+    /// service's own answer, whatever its status; the API server's refusals (its `Status`
+    /// objects: no endpoints, forbidden, unknown service) are errors.
+    fn proxy<'a>(&'a self, request: &'a ProxyRequest) -> KubeFuture<'a, ProxyAnswer>;
 }
+
+/// A request to a Service through the API server.
+#[derive(Debug)]
+pub struct ProxyRequest {
+    /// `GET`, `POST`, `PUT`, `DELETE`.
+    pub method: http_1::Method,
+    /// The API path (see [`KubeApi::proxy`]).
+    pub path: String,
+    /// A credential for the service itself, in a header the proxy passes on (it removes
+    /// `Authorization`): (header name, value). Sent marked sensitive.
+    pub credential: Option<(&'static str, Secret)>,
+    /// A JSON body.
+    pub body: Option<String>,
+}
+
+/// A service's answer through the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// The body (at most [`PROXY_ANSWER_CAP`] bytes).
+    pub body: String,
+}
+
+/// The largest service answer read through the proxy.
+pub const PROXY_ANSWER_CAP: usize = 1024 * 1024;
 
 /// How to reach a cluster's API server.
 pub struct Endpoint {
@@ -247,7 +278,69 @@ fn classify(e: kube::Error, object: &str) -> KubeError {
     }
 }
 
+/// Whether a proxied answer is the API server's own refusal (a `Status` object) rather than
+/// the service's (pure).
+fn server_status(status: u16, body: &str) -> Option<kube::core::Status> {
+    if status < 400 {
+        return None;
+    }
+    let v: Value = serde_json::from_str(body).ok()?;
+    if v["kind"] != "Status" || v["apiVersion"] != "v1" {
+        return None;
+    }
+    serde_json::from_value(v).ok()
+}
+
 impl KubeApi for KubeClient {
+    fn proxy<'a>(&'a self, request: &'a ProxyRequest) -> KubeFuture<'a, ProxyAnswer> {
+        Box::pin(async move {
+            use http_body_util::BodyExt as _;
+            let what = format!("service proxy {}", request.path);
+            let unavailable = |message: String| KubeError {
+                kind: KubeErrorKind::Unavailable,
+                object: what.clone(),
+                message,
+            };
+            let mut b = http_1::Request::builder()
+                .method(request.method.clone())
+                .uri(&request.path);
+            if let Some((name, value)) = &request.credential {
+                let mut v =
+                    http_1::HeaderValue::from_str(value.expose()).map_err(|_| KubeError {
+                        kind: KubeErrorKind::Invalid,
+                        object: what.clone(),
+                        message: format!("the {name} credential is not a valid header value"),
+                    })?;
+                v.set_sensitive(true);
+                b = b.header(*name, v);
+            }
+            if request.body.is_some() {
+                b = b.header(http_1::header::CONTENT_TYPE, "application/json");
+            }
+            let req = b
+                .body(kube::client::Body::from(
+                    request.body.clone().unwrap_or_default().into_bytes(),
+                ))
+                .map_err(|e| unavailable(e.to_string()))?;
+            let resp = self
+                .client
+                .send(req)
+                .await
+                .map_err(|e| classify(e, &what))?;
+            let status = resp.status().as_u16();
+            let bytes = http_body_util::Limited::new(resp.into_body(), PROXY_ANSWER_CAP)
+                .collect()
+                .await
+                .map_err(|e| unavailable(format!("reading the answer: {e}")))?
+                .to_bytes();
+            let body = String::from_utf8_lossy(&bytes).into_owned();
+            if let Some(s) = server_status(status, &body) {
+                return Err(classify(kube::Error::Api(Box::new(s)), &what));
+            }
+            Ok(ProxyAnswer { status, body })
+        })
+    }
+
     fn apply<'a>(&'a self, manifest: &'a Value, force: bool) -> KubeFuture<'a, Value> {
         Box::pin(async move {
             let r = ObjectRef::of(manifest);

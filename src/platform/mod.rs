@@ -3,7 +3,8 @@
 //! - [`bundle`]: the versioned platform bundle as data (embedded under `playbooks/platform/`,
 //!   or a folder `platform.bundle` names), each file's digest part of the definition;
 //! - [`realm`]: the realm's own objects made from the spec (namespaces, the TLS Secret whose
-//!   data is read only at apply time, the ingress for the wildcard hosts);
+//!   data is read only at apply time, the ingress for the wildcard hosts) and [`quota`], the
+//!   realm's enforcement core (Deployment, Service, volume, settings, tokens made once);
 //! - [`definition`]: the one typed list of every object, its stage and digest, that the
 //!   customer approves in phase 5 (inside the cluster definition) and `platform.apply` applies;
 //! - [`plan`]: pure decisions — what to apply (changed since the last inventory), what to prune
@@ -19,6 +20,7 @@ pub mod bundle;
 pub mod client;
 pub mod definition;
 pub mod plan;
+pub mod quota;
 pub mod ready;
 pub mod realm;
 

@@ -1,7 +1,8 @@
 //! The realm's own objects, made from the spec: the platform's namespaces, the TLS Secret of
 //! the wildcard certificate (its manifest here has no data: [`SecretData`] reads the
 //! customer's files at apply time, and the data is never written anywhere else), and the
-//! ingress that serves the six wildcard hosts with it. Phase 4's `namespaces.yaml` and
+//! ingress that serves the six wildcard hosts with it, and the enforcement core
+//! ([`super::quota`]). Phase 4's `namespaces.yaml` and
 //! `ingress-tls.yaml` are rendered from these same objects.
 
 use std::path::Path;
@@ -9,6 +10,7 @@ use std::path::Path;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use super::quota::{self, QuotaTokens};
 use crate::secret::Secret;
 use crate::spec::Spec;
 
@@ -44,26 +46,35 @@ pub fn ingress(spec: &Spec) -> Value {
            "spec": {"tls": [{"secretName": TLS_SECRET, "hosts": hosts}], "rules": rules}})
 }
 
-/// Every realm object, in the order they are listed in the definition.
+/// Every realm object, in the order they are listed in the definition: namespaces, the TLS
+/// Secret, the ingress, the enforcement core ([`quota::objects`]).
 pub fn objects(spec: &Spec) -> Vec<Value> {
     let mut v = namespaces();
     v.push(tls_secret());
     v.push(ingress(spec));
+    v.extend(quota::objects(spec));
     v
 }
 
-/// Whether a manifest is a Secret whose data realmctl fills at apply time.
-pub fn filled_at_apply(v: &Value) -> bool {
+fn is_tls_secret(v: &Value) -> bool {
     v["kind"] == "Secret"
         && v["metadata"]["name"] == TLS_SECRET
         && v["metadata"]["namespace"] == EDGE_NAMESPACE
 }
 
-/// The TLS Secret's data: the customer's chain and key, read capped at apply time. Never
-/// logged, never journaled; `fill` puts it into the manifest that is sent and nowhere else.
+/// Whether a manifest is a Secret whose data realmctl fills at apply time (the TLS Secret and
+/// the enforcement core's token Secrets).
+pub fn filled_at_apply(v: &Value) -> bool {
+    is_tls_secret(v) || quota::filled_at_apply(v)
+}
+
+/// The data of the Secrets filled at apply time: the customer's chain and key, read capped at
+/// apply time, and the enforcement core's tokens. Never logged, never journaled; `fill` puts
+/// it into the manifest that is sent and nowhere else.
+#[derive(Default)]
 pub struct SecretData {
-    crt: Secret,
-    key: Secret,
+    tls: Option<(Secret, Secret)>,
+    quota: Option<QuotaTokens>,
 }
 
 impl SecretData {
@@ -74,16 +85,33 @@ impl SecretData {
                 .map(|b| Secret::new(base64::engine::general_purpose::STANDARD.encode(b)))
         };
         Ok(SecretData {
-            crt: read(&spec.certificate.cert, crate::fsutil::caps::CERTIFICATE)?,
-            key: read(&spec.certificate.key, crate::fsutil::caps::KEY)?,
+            tls: Some((
+                read(&spec.certificate.cert, crate::fsutil::caps::CERTIFICATE)?,
+                read(&spec.certificate.key, crate::fsutil::caps::KEY)?,
+            )),
+            quota: None,
         })
     }
 
-    /// The manifest with the data in it (the value that is sent).
-    pub fn fill(&self, manifest: &Value) -> Value {
-        let mut v = manifest.clone();
-        v["data"] = json!({"tls.crt": self.crt.expose(), "tls.key": self.key.expose()});
-        v
+    /// With the enforcement core's tokens.
+    pub fn with_quota(mut self, tokens: QuotaTokens) -> SecretData {
+        self.quota = Some(tokens);
+        self
+    }
+
+    /// The manifest with its data in it (the value that is sent); `None` when it is a Secret
+    /// whose data was not gathered (sending it without would delete the data in the cluster).
+    pub fn fill(&self, manifest: &Value) -> Option<Value> {
+        if is_tls_secret(manifest) {
+            let (crt, key) = self.tls.as_ref()?;
+            let mut v = manifest.clone();
+            v["data"] = json!({"tls.crt": crt.expose(), "tls.key": key.expose()});
+            return Some(v);
+        }
+        if quota::filled_at_apply(manifest) {
+            return self.quota.as_ref()?.fill(manifest);
+        }
+        Some(manifest.clone())
     }
 }
 
@@ -102,7 +130,15 @@ mod tests {
         assert!(tls_secret().get("data").is_none());
         assert!(filled_at_apply(&tls_secret()));
         let data = SecretData::read(&spec).unwrap();
-        let sent = data.fill(&tls_secret());
+        let sent = data.fill(&tls_secret()).unwrap();
+        // Without the core's tokens, its Secrets are not sent at all.
+        let admin = quota::objects(&spec)
+            .into_iter()
+            .find(quota::filled_at_apply)
+            .unwrap();
+        assert!(filled_at_apply(&admin));
+        assert!(data.fill(&admin).is_none());
+        assert!(SecretData::default().fill(&tls_secret()).is_none());
         let key = std::fs::read(&spec.certificate.key).unwrap();
         assert_eq!(
             sent["data"]["tls.key"],

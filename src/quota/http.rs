@@ -6,7 +6,8 @@
 //! `PUT /v1/realms/{realm}/config` (admin only), `GET /healthz` (the process is up) and
 //! `GET /readyz` (the database answers). When the database is down or too slow the answer is
 //! 503 with `Retry-After`, never a decision: nothing was acknowledged.
-//! Bearer tokens are checked before anything else; bodies are limited to 16 KiB (a larger
+//! Bearer tokens (in `Authorization`, or in [`TOKEN_HEADER`] when the request comes through
+//! the Kubernetes service proxy) are checked before anything else; bodies are limited to 16 KiB (a larger
 //! `Content-Length` is refused with 413 before any byte of the body is read) and must arrive
 //! within [`Limits::body_read`]; malformed JSON is a 400 with the reason. Each admission is
 //! committed before its answer is sent (on SQLite in a group commit with the admissions that
@@ -180,15 +181,29 @@ fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
 }
 
 /// Checks the bearer token for `realm`; returns the actor name for the decision log.
+/// The header a token may travel in instead of `Authorization`: the Kubernetes API server's
+/// service proxy authenticates its caller with `Authorization` and removes it before
+/// forwarding, so a caller reaching the core through it sends the core's token here.
+pub const TOKEN_HEADER: &str = "x-quota-token";
+
+/// The presented credential as an `Authorization` value: that header, else [`TOKEN_HEADER`]
+/// (a bare token).
+fn presented(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        return v.to_str().ok().map(str::to_owned);
+    }
+    let t = headers.get(TOKEN_HEADER)?.to_str().ok()?.trim();
+    (!t.is_empty()).then(|| format!("Bearer {t}"))
+}
+
 fn authorize(
     st: &AppState,
     headers: &HeaderMap,
     realm: &str,
     admin_only: bool,
 ) -> Result<String, ApiError> {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let auth = presented(headers);
+    let auth = auth.as_deref();
     match st.tokens.authorize(auth, realm, admin_only) {
         Ok(scope) => {
             let who = auth
@@ -472,6 +487,21 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_taken_from_authorization_first_then_from_the_proxy_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented(&h), None);
+        h.insert(TOKEN_HEADER, "rq_x".parse().unwrap());
+        assert_eq!(presented(&h).as_deref(), Some("Bearer rq_x"));
+        h.insert(header::AUTHORIZATION, "Bearer rq_y".parse().unwrap());
+        assert_eq!(presented(&h).as_deref(), Some("Bearer rq_y"));
+        let mut empty = HeaderMap::new();
+        empty.insert(TOKEN_HEADER, " ".parse().unwrap());
+        assert_eq!(presented(&empty), None);
+    }
+
     #[test]
     fn the_openapi_document_lists_every_route() {
         let doc = include_str!("../../docs/quota-openapi.yaml");

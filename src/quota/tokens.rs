@@ -179,6 +179,15 @@ pub fn bearer_token(header: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// Whether `t` looks like a token [`mint`] makes: `rq_` and 43 base64url characters (pure).
+pub fn well_formed(t: &str) -> bool {
+    t.strip_prefix("rq_").is_some_and(|b| {
+        b.len() == 43
+            && b.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
 /// A new random token (256 bits, base64url) and the tokens-file line for `scope`.
 pub fn mint(scope: &Scope) -> (String, String) {
     let mut b = [0u8; 32];

@@ -155,9 +155,11 @@ impl Drop for StandIn {
 /// A running Kubernetes API stand-in ([`kube`]) over HTTPS on 127.0.0.1; it stops when dropped.
 pub struct KubeStandIn {
     addr: SocketAddr,
+    edge: SocketAddr,
     ca_pem: String,
     world: Arc<Mutex<kube::KubeWorld>>,
     _stop: tokio::sync::oneshot::Sender<()>,
+    _stop_edge: tokio::sync::oneshot::Sender<()>,
 }
 
 impl KubeStandIn {
@@ -177,12 +179,35 @@ impl KubeStandIn {
                 let _ = stopped.await;
             },
         ));
+        // The edge: what the ingress controller serves (TLS by SNI from the Ingresses).
+        let edge_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let edge = edge_listener.local_addr()?;
+        let (stop_edge, edge_stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(realmctl_serve::https1(
+            edge_listener,
+            axum::Router::new().fallback(|| async {
+                (axum::http::StatusCode::NOT_FOUND, "default backend - 404")
+            }),
+            realmctl_serve::Bounds::default(),
+            kube::edge_config(world.clone()),
+            async move {
+                let _ = edge_stopped.await;
+            },
+        ));
         Ok(KubeStandIn {
             addr,
+            edge,
             ca_pem: ca.ca_pem,
             world,
             _stop: stop,
+            _stop_edge: stop_edge,
         })
+    }
+
+    /// The port the cluster's edge serves HTTPS on at the Ingress address `127.0.0.1`
+    /// (what a load balancer's 443 would be).
+    pub fn edge_port(&self) -> u16 {
+        self.edge.port()
     }
 
     /// The API server URL.

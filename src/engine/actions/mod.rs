@@ -12,6 +12,7 @@
 
 mod checks;
 mod cloud;
+mod cluster_api;
 mod platform;
 mod quota;
 pub mod render;

@@ -15,18 +15,18 @@
 //! request.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::cluster_api::{ClusterConn, failure};
 use super::{ActionDef, Input, Needs, SpecPart, run_fn};
-use crate::checks::{Category, CheckResult, Owner};
 use crate::engine::ctx::{Ctx, Failure, Outcome};
 use crate::engine::model::output::{FailureKind, Intent, StepOutput};
-use crate::platform::client::{Endpoint, KubeApi, KubeError, KubeErrorKind};
+use crate::platform::client::KubeApi;
 use crate::platform::definition::{Desired, ObjectRef, Stage, desired};
 use crate::platform::plan::{self, Inventory, InventoryEntry};
+use crate::platform::quota;
 use crate::platform::ready::{Readiness, readiness};
 use crate::platform::realm::{SecretData, filled_at_apply};
 use crate::platform::{FIELD_MANAGER, REALM_LABEL};
@@ -50,102 +50,6 @@ pub const APPLY: ActionDef = ActionDef {
     run: run_fn!(apply),
 };
 
-/// A token is renewed this long before it expires.
-const RENEW_BEFORE: Duration = Duration::from_secs(120);
-/// A token whose expiry the provider does not say (GKE's ADC token) is renewed this often.
-const RENEW_UNKNOWN: Duration = Duration::from_secs(5 * 60);
-
-/// The connection to the cluster, renewed before its token expires.
-struct Conn<'c> {
-    ctx: &'c Ctx<'c>,
-    cluster: crate::cloud::facts::ClusterFacts,
-    server: String,
-    ca_pem: String,
-    api: Option<(Arc<dyn KubeApi>, Option<SystemTime>)>,
-}
-
-impl<'c> Conn<'c> {
-    async fn api(&mut self) -> Result<Arc<dyn KubeApi>, Failure> {
-        let fresh = self
-            .api
-            .as_ref()
-            .is_some_and(|(_, exp)| exp.is_none_or(|e| SystemTime::now() + RENEW_BEFORE < e));
-        if !fresh {
-            let cloud = self.ctx.cloud()?;
-            let t = cloud.kube_token(&self.cluster).await?;
-            let endpoint = Endpoint {
-                server: self.server.clone(),
-                ca_pem: self.ca_pem.clone(),
-                token: t.token,
-            };
-            let api = (self.ctx.opts.kube)(&endpoint).map_err(failure)?;
-            let expires = t
-                .expires
-                .unwrap_or_else(|| SystemTime::now() + RENEW_UNKNOWN + RENEW_BEFORE);
-            self.api = Some((api, Some(expires)));
-        }
-        Ok(self.api.as_ref().expect("set above").0.clone())
-    }
-}
-
-/// A Kubernetes error as a step failure: conflicts name the manager and field (the fix is a
-/// person's), a refused token or permission is the customer's, the rest may be retried.
-fn failure(e: KubeError) -> Failure {
-    let object = one_line(&e.object);
-    match &e.kind {
-        KubeErrorKind::Conflict(fields) => {
-            let list: Vec<String> = fields
-                .iter()
-                .map(|(m, f)| format!("{} (owned by field manager `{}`)", one_line(f), one_line(m)))
-                .collect();
-            let why = format!(
-                "{object}: server-side apply conflicts with another field manager: {}; nothing was forced (install --force-conflicts takes these fields)",
-                list.join(", ")
-            );
-            let evidence = CheckResult::fail(
-                "platform.conflict",
-                Category::Access,
-                &object,
-                why.clone(),
-                "find out why another manager set these fields; change the bundle to match, or run install again with --force-conflicts to take them",
-            )
-            .owned_by(Owner::Digibee);
-            Failure {
-                kind: FailureKind::Permanent,
-                message: format!(
-                    "{why}\n  help: nothing was forced; rerun with --force-conflicts to take these fields"
-                ),
-                output: Some(Box::new(StepOutput {
-                    summary: format!("{object}: conflict"),
-                    checks: vec![evidence],
-                    ..StepOutput::default()
-                })),
-            }
-        }
-        KubeErrorKind::Unauthorized | KubeErrorKind::Forbidden => {
-            let evidence = CheckResult::fail(
-                "platform.access",
-                Category::Access,
-                &object,
-                format!("{object}: {}", one_line(&e.message)),
-                "grant the install identity cluster admin in the realm's cluster (the roles-and-resources document names the role for this cloud: \"installer identity inside the cluster\")",
-            )
-            .owned_by(Owner::Customer);
-            Failure {
-                kind: FailureKind::Permanent,
-                message: format!("{object}: {}", one_line(&e.message)),
-                output: Some(Box::new(StepOutput {
-                    summary: "the cluster refused the install identity".into(),
-                    checks: vec![evidence],
-                    ..StepOutput::default()
-                })),
-            }
-        }
-        _ if e.retryable() => Failure::retryable(format!("{object}: {}", one_line(&e.message))),
-        _ => Failure::permanent(format!("{object}: {}", one_line(&e.message))),
-    }
-}
-
 /// What the step has seen of the objects: the latest answer not yet judged, and uids.
 #[derive(Default)]
 struct Seen {
@@ -160,10 +64,10 @@ fn uid_of(v: &Value) -> Option<String> {
 /// Applies `indexes` of `want` (one stage), journaling them as one intent first.
 async fn apply_stage(
     ctx: &Ctx<'_>,
-    conn: &mut Conn<'_>,
+    conn: &mut ClusterConn<'_>,
     want: &[Desired],
     indexes: &[usize],
-    secret: &Option<SecretData>,
+    secret: &SecretData,
     label: &str,
     seen: &mut Seen,
 ) -> Result<(), Failure> {
@@ -182,9 +86,11 @@ async fn apply_stage(
     for (n, i) in indexes.iter().enumerate() {
         let d = &want[*i];
         let api = conn.api().await?;
-        let sent = match (filled_at_apply(&d.manifest), secret) {
-            (true, Some(s)) => s.fill(&d.manifest),
-            _ => d.manifest.clone(),
+        let Some(sent) = secret.fill(&d.manifest) else {
+            return Err(Failure::permanent(format!(
+                "{}: its data was not gathered, so it is not sent (sending it empty would delete the data in the cluster)",
+                d.planned.object
+            )));
         };
         let got = api
             .apply(&sent, ctx.opts.force_conflicts)
@@ -206,7 +112,7 @@ async fn apply_stage(
 /// answer of its apply counts as the first read), with the run's backoff, under the deadline.
 async fn wait_ready(
     ctx: &Ctx<'_>,
-    conn: &mut Conn<'_>,
+    conn: &mut ClusterConn<'_>,
     want: &[Desired],
     indexes: &[usize],
     seen: &mut Seen,
@@ -329,7 +235,7 @@ async fn read(
 /// manager; names those left alone.
 async fn prune(
     ctx: &Ctx<'_>,
-    conn: &mut Conn<'_>,
+    conn: &mut ClusterConn<'_>,
     objects: &[ObjectRef],
 ) -> Result<(Vec<ObjectRef>, Vec<String>), Failure> {
     let mut pruned = Vec::new();
@@ -365,8 +271,45 @@ async fn prune(
     Ok((pruned, left))
 }
 
+/// The data of the Secrets filled at apply time that this run applies: the customer's
+/// certificate files, and the enforcement core's tokens (those already in the cluster, made
+/// only when absent).
+async fn secret_data(
+    ctx: &Ctx<'_>,
+    conn: &mut ClusterConn<'_>,
+    want: &[Desired],
+    apply: &[usize],
+) -> Result<SecretData, Failure> {
+    let filled = |f: fn(&Value) -> bool| apply.iter().any(|i| f(&want[*i].manifest));
+    let mut data = if filled(|v| filled_at_apply(v) && !quota::filled_at_apply(v)) {
+        let spec = ctx.spec.clone();
+        ctx.blocking
+            .run(move || SecretData::read(&spec))
+            .await?
+            .map_err(|e| Failure::permanent(format!("cannot read the certificate files: {e}")))?
+    } else {
+        SecretData::default()
+    };
+    if filled(quota::filled_at_apply) {
+        let api = conn.api().await?;
+        let admin = api
+            .get(&quota::secret_ref(quota::ADMIN_SECRET))
+            .await
+            .map_err(failure)?;
+        let realm = api
+            .get(&quota::secret_ref(quota::REALM_SECRET))
+            .await
+            .map_err(failure)?;
+        data = data.with_quota(quota::QuotaTokens::keep_or_mint(
+            &ctx.spec.name,
+            admin.as_ref(),
+            realm.as_ref(),
+        ));
+    }
+    Ok(data)
+}
+
 async fn apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
-    let cloud = ctx.cloud()?;
     let (def, approved_by) = super::cloud::approved_definition(ctx)?;
     let Some(platform) = def.platform.as_ref() else {
         return Err(Failure::permanent(
@@ -376,39 +319,8 @@ async fn apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let want = desired(ctx.spec);
     let decided = plan::decide(&want, ctx.history.inventory, &ctx.history.announced);
 
-    let Some(cluster) = cloud.cluster(def.name()).await? else {
-        return Err(Failure::permanent(format!(
-            "cluster {} does not exist: run cluster.apply first",
-            def.name()
-        )));
-    };
-    let access = cloud.kube_access(&cluster).await?;
-    let ca_pem =
-        crate::platform::client::decode_ca(&access.certificate_authority).map_err(failure)?;
-    let mut conn = Conn {
-        ctx,
-        cluster,
-        server: access.server.clone(),
-        ca_pem,
-        api: None,
-    };
-    let secret = if decided
-        .apply
-        .iter()
-        .any(|i| filled_at_apply(&want[*i].manifest))
-    {
-        let spec = ctx.spec.clone();
-        Some(
-            ctx.blocking
-                .run(move || SecretData::read(&spec))
-                .await?
-                .map_err(|e| {
-                    Failure::permanent(format!("cannot read the certificate files: {e}"))
-                })?,
-        )
-    } else {
-        None
-    };
+    let mut conn = ClusterConn::open(ctx, def.name()).await?;
+    let secret = secret_data(ctx, &mut conn, &want, &decided.apply).await?;
 
     let mut seen = Seen::default();
     let mut ready = BTreeMap::new();
@@ -608,8 +520,14 @@ mod tests {
         approve(&r);
         let res = install(&r, &pb).await;
         assert_eq!(res.outcome, StopOutcome::Completed, "{}", res.message);
-        // The edited ConfigMap and the TLS Secret (its data is read at apply time).
-        assert_eq!(patches(&api) - before, 2);
+        // The edited ConfigMap, and the Secrets whose data is gathered at apply time (the TLS
+        // Secret and the enforcement core's three).
+        let filled = want
+            .iter()
+            .filter(|d| super::filled_at_apply(&d.manifest))
+            .count();
+        assert_eq!(filled, 4);
+        assert_eq!(patches(&api) - before, 1 + filled);
         let services: Vec<String> = api
             .world()
             .cluster
@@ -618,7 +536,11 @@ mod tests {
             .filter(|k| k.plural == "services")
             .map(|k| k.name)
             .collect();
-        assert!(services.is_empty(), "pruned: {services:?}");
+        assert_eq!(
+            services,
+            [super::quota::SERVICE],
+            "the bundle's Service pruned"
+        );
         assert!(
             matches!(intents(&r.state).last(), Some(Intent::Prune { objects }) if objects.len() == 1)
         );

@@ -13,7 +13,9 @@
 //! Every request needs a bearer token the test's `authenticate` accepts (401 otherwise), as an
 //! API server's webhook or OIDC authenticator would decide; RBAC is not simulated.
 
+mod edge;
 mod fields;
+pub mod proxy;
 mod store;
 mod types;
 
@@ -28,6 +30,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+pub use edge::server_config as edge_config;
 pub use store::{ApiError, By, Cluster, Delays, Key};
 pub use types::ResourceType;
 
@@ -58,16 +61,24 @@ pub struct KubeWorld {
     pub calls: Vec<KubeCall>,
     /// Who a token is.
     pub authenticate: Authenticate,
+    /// What answers for a Service through the service proxy: (namespace, name) → backend.
+    pub backends: BTreeMap<(String, String), proxy::Backend>,
+    client: ProxyClient,
+}
+
+type ProxyClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    axum::body::Body,
+>;
+
+fn proxy_client() -> ProxyClient {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
 }
 
 impl KubeWorld {
     /// A new cluster whose API accepts exactly `tokens` (token → user).
     pub fn with_tokens(tokens: BTreeMap<String, String>) -> Self {
-        KubeWorld {
-            cluster: Cluster::default(),
-            calls: Vec::new(),
-            authenticate: Arc::new(move |t| tokens.get(t).cloned()),
-        }
+        Self::new(Arc::new(move |t| tokens.get(t).cloned()))
     }
 
     /// A new cluster whose API asks `authenticate`.
@@ -76,7 +87,16 @@ impl KubeWorld {
             cluster: Cluster::default(),
             calls: Vec::new(),
             authenticate,
+            backends: BTreeMap::new(),
+            client: proxy_client(),
         }
+    }
+
+    /// Names what answers for Service `namespace/name` through the service proxy (the
+    /// stand-in runs no pods).
+    pub fn serve_service(&mut self, namespace: &str, name: &str, backend: proxy::Backend) {
+        self.backends
+            .insert((namespace.to_owned(), name.to_owned()), backend);
     }
 }
 
@@ -125,6 +145,37 @@ async fn handle(State(world): State<Arc<Mutex<KubeWorld>>>, req: Request) -> Res
             None,
         );
     };
+    let forward = match answer(&world, &parts, &body) {
+        Answer::Done(r) => return r,
+        Answer::Forward(f) => f,
+    };
+    proxy::forward(
+        &forward.client,
+        forward.addr,
+        parts.method.clone(),
+        &forward.rest,
+        parts.uri.query(),
+        &parts.headers,
+        body,
+    )
+    .await
+}
+
+/// A request the service proxy sends on.
+struct Forward {
+    client: ProxyClient,
+    addr: std::net::SocketAddr,
+    rest: String,
+}
+
+enum Answer {
+    Done(Response),
+    Forward(Forward),
+}
+
+/// Everything decided under the world's lock: authentication, the call log, the answer (or
+/// where the service proxy sends the request).
+fn answer(world: &Mutex<KubeWorld>, parts: &axum::http::request::Parts, body: &Bytes) -> Answer {
     let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
     let token = parts
         .headers
@@ -133,11 +184,11 @@ async fn handle(State(world): State<Arc<Mutex<KubeWorld>>>, req: Request) -> Res
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let Some(user) = token.and_then(|t| (w.authenticate)(t)) else {
-        return status_response(
+        return Answer::Done(status_response(
             &ApiError::new(401, "Unauthorized", "Unauthorized"),
             None,
             None,
-        );
+        ));
     };
     let path = parts.uri.path().to_owned();
     w.calls.push(KubeCall {
@@ -148,6 +199,18 @@ async fn handle(State(world): State<Arc<Mutex<KubeWorld>>>, req: Request) -> Res
     });
     let now = Instant::now();
     w.cluster.reconcile(now);
+    if let Some(t) = proxy::parse(&path) {
+        let key = (t.namespace.to_owned(), t.service.to_owned());
+        let backend = w.backends.get(&key).cloned();
+        return match proxy::resolve(&mut w.cluster, &t, backend.as_ref()) {
+            Ok(addr) => Answer::Forward(Forward {
+                client: w.client.clone(),
+                addr,
+                rest: t.rest,
+            }),
+            Err(e) => Answer::Done(status_response(&e, Some(t.service), None)),
+        };
+    }
     let q = query_map(parts.uri.query());
     let agent = parts
         .headers
@@ -161,11 +224,11 @@ async fn handle(State(world): State<Arc<Mutex<KubeWorld>>>, req: Request) -> Res
         method: &parts.method,
         headers: &parts.headers,
         q: &q,
-        body: &body,
+        body,
         manager: &manager,
         now,
     };
-    route(&mut w.cluster, &path, &request)
+    Answer::Done(route(&mut w.cluster, &path, &request))
 }
 
 impl Req<'_> {

@@ -778,6 +778,13 @@ impl Cluster {
                 {
                     Some(json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}))
                 }
+                ("networking.k8s.io", "ingresses") if ready_at(self.delays.load_balancer) => {
+                    Some(json!({"loadBalancer": {"ingress": [{"ip": super::edge::ADDRESS}]}}))
+                }
+                // Bound once a consumer's pod would be scheduled (WaitForFirstConsumer).
+                ("", "persistentvolumeclaims") if ready_at(self.delays.rollout) => Some(json!({
+                    "phase": "Bound", "accessModes": o.value["spec"]["accessModes"],
+                    "capacity": {"storage": o.value["spec"]["resources"]["requests"]["storage"]}})),
                 ("batch", "jobs") if ready_at(self.delays.job) => Some(json!({
                     "succeeded": 1, "completionTime": now_rfc3339(),
                     "conditions": [condition("Complete", "True", "", "")]})),
