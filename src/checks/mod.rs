@@ -6,6 +6,7 @@
 
 pub mod certificate;
 pub mod dns;
+pub mod edge;
 pub mod node_image;
 pub mod outbound;
 pub mod vpn;

@@ -490,7 +490,9 @@ impl ServerCertVerifier for RecordOnly {
     }
 }
 
-fn tls_config() -> ClientConfig {
+/// A TLS client that records whatever chain is served (the handshake signature is still
+/// checked) for a caller that judges it afterwards; it never carries a credential.
+pub(crate) fn tls_config() -> ClientConfig {
     let provider = crate::crypto::tls_provider();
     ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -33,7 +33,8 @@ pub struct RunArgs {
     /// A playbook replacing the embedded `playbooks/dedicated-saas.yaml`.
     #[arg(long)]
     pub playbook: Option<PathBuf>,
-    /// Quota ledger `quota.seed` writes to (default: <state>/quota.db).
+    /// Quota ledger `quota.seed` writes to instead of the realm's own enforcement core in its
+    /// cluster (the default when the playbook applies the platform; else <state>/quota.db).
     #[arg(long, conflicts_with = "quota_url")]
     pub quota_db: Option<PathBuf>,
     /// A running quota service `quota.seed` writes to instead (https, or http to loopback;
@@ -62,6 +63,7 @@ fn load_playbook(path: Option<&Path>) -> Result<Playbook, BadInput> {
 fn run_options(
     runtime: &tokio::runtime::Runtime,
     args: &RunArgs,
+    pb: &Playbook,
     until: Option<u8>,
     concurrency: Option<usize>,
 ) -> Result<(Spec, RunOptions), BadInput> {
@@ -76,7 +78,7 @@ fn run_options(
             seed::Target::remote(url, token).map_err(bad)?
         }
         (Some(db), _, _) => seed::Target::Local { db: db.clone() },
-        _ => seed::Target::default_for(&args.state),
+        _ => seed::Target::for_install(&args.state, pb.applies_platform()),
     };
     let cloud = super::clouds::connect(runtime, &spec)?;
     #[cfg(feature = "object-store")]
@@ -124,7 +126,7 @@ fn engine_err(e: EngineError) -> Result<Outcome, BadInput> {
 pub fn plan(args: &RunArgs) -> Result<Outcome, BadInput> {
     let pb = load_playbook(args.playbook.as_deref())?;
     let runtime = super::runtime()?;
-    let (spec, opts) = run_options(&runtime, args, None, None)?;
+    let (spec, opts) = run_options(&runtime, args, &pb, None, None)?;
     let plan = match run::plan(&args.state, &spec, &pb, &opts) {
         Ok(p) => p,
         Err(e) => return engine_err(e),
@@ -329,7 +331,7 @@ pub fn install(
 ) -> Result<Outcome, BadInput> {
     let pb = load_playbook(args.playbook.as_deref())?;
     let runtime = super::runtime()?;
-    let (spec, mut opts) = run_options(&runtime, args, until, concurrency)?;
+    let (spec, mut opts) = run_options(&runtime, args, &pb, until, concurrency)?;
     opts.signing_key = signing.load(&args.state)?;
     opts.force_conflicts = force_conflicts;
     if !yes {

@@ -13,6 +13,7 @@
 
 #[cfg(feature = "aks")]
 pub mod aks;
+pub mod core;
 pub mod dns;
 #[cfg(feature = "eks")]
 pub mod eks;
@@ -304,8 +305,16 @@ pub async fn install(
     let mut opts = RunOptions::new(
         "realmctl demo",
         store::Store::local(&state),
-        crate::quota::seed::Target::default_for(&state),
+        crate::quota::seed::Target::for_install(&state, playbook.applies_platform()),
     );
+    // The cluster runs no Pods: the enforcement core's Service is answered by this build's own
+    // quota service; the edge serves on a loopback port instead of 443.
+    demo.standin.kube().world().serve_service(
+        crate::platform::quota::NAMESPACE,
+        crate::platform::quota::SERVICE,
+        core::quota_backend(dir.join("realm-core-quota.db")),
+    );
+    opts.ingress_port = demo.standin.kube().edge_port();
     opts.retry_base = std::time::Duration::from_millis(200);
     opts.cloud = Some(demo.cloud.clone());
     opts.poll = demo.poll;

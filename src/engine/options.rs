@@ -86,6 +86,9 @@ pub struct RunOptions {
     pub force_conflicts: bool,
     /// How `platform.apply` reaches a cluster's API (default: kube-rs, [`KubeClient`]).
     pub kube: KubeConnector,
+    /// The port `realm.live` reaches the ingress address on (default 443; a test's edge
+    /// listens elsewhere on loopback).
+    pub ingress_port: u16,
     /// Test builds: kill the process at this point.
     #[cfg(feature = "test-actions")]
     pub kill_at: Option<KillPoint>,
@@ -108,6 +111,7 @@ impl RunOptions {
             signing_key: None,
             force_conflicts: false,
             kube: Arc::new(|e| Ok(Arc::new(KubeClient::new(e)?) as Arc<dyn KubeApi>)),
+            ingress_port: 443,
             #[cfg(feature = "test-actions")]
             kill_at: None,
         }

@@ -18,6 +18,7 @@
 
 pub mod bundle;
 pub mod client;
+pub mod core;
 pub mod definition;
 pub mod plan;
 pub mod quota;

@@ -24,10 +24,23 @@ pub enum Target {
         /// An admin bearer token.
         token: Secret,
     },
+    /// The realm's own core, running in its cluster (`platform.apply` puts it there): reached
+    /// through the API server's service proxy with the admin token kept in the cluster.
+    InRealm,
 }
 
 impl Target {
-    /// The default target of an install: `<state>/quota.db`.
+    /// The default target of an install: the realm's own core when the playbook puts it into
+    /// the cluster, else the local ledger `<state>/quota.db`.
+    pub fn for_install(state_dir: &Path, platform_in_cluster: bool) -> Self {
+        if platform_in_cluster {
+            Target::InRealm
+        } else {
+            Self::default_for(state_dir)
+        }
+    }
+
+    /// The local ledger `<state>/quota.db`.
     pub fn default_for(state_dir: &Path) -> Self {
         Target::Local {
             db: state_dir.join("quota.db"),
@@ -49,6 +62,49 @@ impl Target {
         match self {
             Target::Local { db } => format!("local ledger {}", db.display()),
             Target::Remote { url, .. } => format!("quota service {url}"),
+            Target::InRealm => IN_REALM.to_owned(),
+        }
+    }
+}
+
+/// The in-realm core, in words.
+pub const IN_REALM: &str = "realm's enforcement core (Service digibee-system/digibee-quota, through the cluster's API server)";
+
+/// The path of `realm`'s config on a quota service.
+pub fn config_path(realm: &str) -> String {
+    format!("/v1/realms/{realm}/config")
+}
+
+/// The body of a config change (pure).
+pub fn config_body(config: &RealmConfig) -> String {
+    serde_json::json!({
+        "pipelineSubscriptions": config.pipeline_subscriptions,
+        "extraTestRtus": config.extra_test_rtus,
+        "extraProdRtus": config.extra_prod_rtus,
+        "maxReplicas": config.max_replicas,
+        "maxSize": config.max_size,
+    })
+    .to_string()
+}
+
+/// The service's answer to a config change as a result (pure): `at` names the service.
+pub fn judge(at: &str, status: u16, text: &str) -> Result<(), SeedError> {
+    match status {
+        200..=299 => Ok(()),
+        401 | 403 => Err(SeedError::Refused {
+            url: at.to_owned(),
+            status,
+        }),
+        _ => {
+            let detail = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| text.to_owned());
+            Err(SeedError::Rejected {
+                url: at.to_owned(),
+                status,
+                detail: crate::text::one_line(&detail),
+            })
         }
     }
 }
@@ -97,6 +153,12 @@ pub enum SeedError {
         /// Why.
         why: String,
     },
+    /// The realm's own core is reached through its cluster, which only an install (or a
+    /// command given the realm's spec) connects to.
+    #[error(
+        "the realm's own enforcement core is reached through its cluster\n  help: run `realmctl install`, or `realmctl quota seed --in-realm -f SPEC`"
+    )]
+    NeedsCluster,
     /// The service refused the config (409: below current use) or the request (4xx/5xx).
     #[error("the quota service at {url} answered HTTP {status}: {detail}")]
     Rejected {
@@ -132,7 +194,7 @@ pub fn seed(
         Target::Local { db } => Ok(Ledger::open(db, Sync::Full)?.seed(realm, config, actor)?),
         Target::Remote { url, token } => {
             check_url(url)?;
-            let endpoint = format!("{}/v1/realms/{realm}/config", url.trim_end_matches('/'));
+            let endpoint = format!("{}{}", url.trim_end_matches('/'), config_path(realm));
             let tls = ureq::tls::TlsConfig::builder()
                 .provider(ureq::tls::TlsProvider::Rustls)
                 .root_certs(ureq::tls::RootCerts::PlatformVerifier)
@@ -145,43 +207,25 @@ pub fn seed(
                 .timeout_global(Some(limit.min(Duration::from_secs(30))))
                 .build()
                 .into();
-            let body = serde_json::json!({
-                "pipelineSubscriptions": config.pipeline_subscriptions,
-                "extraTestRtus": config.extra_test_rtus,
-                "extraProdRtus": config.extra_prod_rtus,
-                "maxReplicas": config.max_replicas,
-                "maxSize": config.max_size,
-            });
             let mut resp = agent
                 .put(&endpoint)
                 .header("Authorization", &format!("Bearer {}", token.expose()))
                 .content_type("application/json")
-                .send(body.to_string())
+                .send(config_body(&config))
                 .map_err(|e| SeedError::Unreachable {
                     url: url.clone(),
                     detail: e.to_string(),
                 })?;
             let status = resp.status().as_u16();
-            let text = resp.body_mut().read_to_string().unwrap_or_default();
-            match status {
-                200..=299 => Ok(()),
-                401 | 403 => Err(SeedError::Refused {
-                    url: url.clone(),
-                    status,
-                }),
-                _ => {
-                    let detail = serde_json::from_str::<serde_json::Value>(&text)
-                        .ok()
-                        .and_then(|v| v["error"].as_str().map(str::to_owned))
-                        .unwrap_or(text);
-                    Err(SeedError::Rejected {
-                        url: url.clone(),
-                        status,
-                        detail,
-                    })
-                }
-            }
+            let text = resp
+                .body_mut()
+                .with_config()
+                .limit(64 * 1024)
+                .read_to_string()
+                .unwrap_or_default();
+            judge(url, status, &text)
         }
+        Target::InRealm => Err(SeedError::NeedsCluster),
     }
 }
 

@@ -15,6 +15,7 @@ mod cloud;
 mod cluster_api;
 mod platform;
 mod quota;
+mod realm;
 pub mod render;
 mod spec;
 #[cfg(feature = "test-actions")]
@@ -226,6 +227,7 @@ catalogue! {
     ClusterWait => cloud::CLUSTER_WAIT,
     PlatformApply => platform::APPLY,
     QuotaSeed => quota::SEED,
+    RealmLive => realm::LIVE,
     #[cfg(feature = "test-actions")] TestEffect => test::EFFECT,
     #[cfg(feature = "test-actions")] TestFlaky => test::FLAKY,
     #[cfg(feature = "test-actions")] TestNoop => test::NOOP,

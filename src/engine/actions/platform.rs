@@ -52,7 +52,7 @@ pub const APPLY: ActionDef = ActionDef {
 
 /// What the step has seen of the objects: the latest answer not yet judged, and uids.
 #[derive(Default)]
-struct Seen {
+pub(super) struct Seen {
     live: BTreeMap<usize, Value>,
     uids: BTreeMap<usize, String>,
 }
@@ -116,7 +116,7 @@ async fn wait_ready(
     want: &[Desired],
     indexes: &[usize],
     seen: &mut Seen,
-    stage: &str,
+    (stage, secret): (&str, &SecretData),
 ) -> Result<BTreeMap<usize, Readiness>, Failure> {
     let started = Instant::now();
     let mut state: BTreeMap<usize, Readiness> = BTreeMap::new();
@@ -139,7 +139,25 @@ async fn wait_ready(
                     }
                     readiness(&v)
                 }
-                None => Readiness::InProgress("not found (deleted by someone else?)".into()),
+                // Gone since it was applied (deleted by someone, or the inventory is of an
+                // earlier cluster): applied again, since it is part of the approved platform.
+                None => {
+                    let Some(sent) = secret.fill(&want[i].manifest) else {
+                        return Err(Failure::permanent(format!(
+                            "{} is missing from the cluster and its data was not gathered; run install again",
+                            want[i].planned.object
+                        )));
+                    };
+                    let got = api
+                        .apply(&sent, ctx.opts.force_conflicts)
+                        .await
+                        .map_err(failure)?;
+                    if let Some(u) = uid_of(&got) {
+                        seen.uids.insert(i, u);
+                    }
+                    seen.live.insert(i, got);
+                    Readiness::InProgress("was missing from the cluster; applied again".into())
+                }
             };
             if let Readiness::Failed(why) = &r {
                 return Err(Failure::permanent(format!(
@@ -186,7 +204,7 @@ async fn wait_ready(
 /// The current state of each object of `pending`: the answer of its apply when there is one,
 /// else one LIST (by the realm label) per kind and namespace holding two or more of them, else
 /// a GET (also for an object missing from its list).
-async fn read(
+pub(super) async fn read(
     api: &dyn KubeApi,
     want: &[Desired],
     pending: &[usize],
@@ -334,7 +352,7 @@ async fn apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
         let all: Vec<usize> = (0..want.len())
             .filter(|i| want[*i].planned.stage == stage)
             .collect();
-        ready.extend(wait_ready(ctx, &mut conn, &want, &all, &mut seen, label).await?);
+        ready.extend(wait_ready(ctx, &mut conn, &want, &all, &mut seen, (label, &secret)).await?);
     }
     let (pruned, mut left) = prune(ctx, &mut conn, &decided.prune).await?;
     // Deleting a namespace or a CRD deletes everything in it or of its kind, which realmctl
@@ -379,7 +397,7 @@ async fn apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::collections::BTreeMap;
     use std::sync::Arc;
     use std::time::Duration;
@@ -398,7 +416,7 @@ mod tests {
 
     const STEPS: &str = "[{id: cluster, action: cluster.apply}, {id: ready, action: cluster.wait}, {id: platform, action: platform.apply, timeout: 20s}]";
 
-    async fn setup() -> (Run, KubeStandIn) {
+    pub(crate) async fn setup() -> (Run, KubeStandIn) {
         let world = KubeWorld::with_tokens(BTreeMap::from([(
             "fake-kube-token".to_owned(),
             "installer".to_owned(),
@@ -543,6 +561,40 @@ mod tests {
         );
         assert!(
             matches!(intents(&r.state).last(), Some(Intent::Prune { objects }) if objects.len() == 1)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unchanged_object_missing_from_the_cluster_is_applied_again() {
+        let (mut r, api, pb) = installed().await;
+        // Someone deletes the operator's Service; the inventory still names it unchanged.
+        {
+            let mut w = api.world();
+            let t = w.cluster.find("", "services").unwrap();
+            w.cluster
+                .delete(&t, "digibee-system", "digibee-platform-operator")
+                .unwrap();
+        }
+        assert!(
+            !api.world()
+                .cluster
+                .keys()
+                .iter()
+                .any(|k| k.plural == "services" && k.name == "digibee-platform-operator")
+        );
+        // A bundle change makes phase 6 run again.
+        platform_file(&mut r)[0]["data"]["version"] = "2026.12.1".into();
+        assert_eq!(install(&r, &pb).await.outcome, StopOutcome::Waiting);
+        approve(&r);
+        let res = install(&r, &pb).await;
+        assert_eq!(res.outcome, StopOutcome::Completed, "{}", res.message);
+        assert!(
+            api.world()
+                .cluster
+                .keys()
+                .iter()
+                .any(|k| k.plural == "services" && k.name == "digibee-platform-operator"),
+            "the deleted Service is back"
         );
     }
 

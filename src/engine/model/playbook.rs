@@ -423,6 +423,14 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 
 impl Playbook {
     /// Every step with its phase, in run order.
+    /// Whether a step applies the platform into the cluster (so the realm's own enforcement
+    /// core runs there, and is where `quota.seed` writes by default).
+    pub fn applies_platform(&self) -> bool {
+        self.steps()
+            .any(|(_, s)| s.action == crate::engine::actions::Action::PlatformApply)
+    }
+
+    /// Every step with its phase, in order.
     pub fn steps(&self) -> impl Iterator<Item = (&Phase, &StepDef)> {
         self.phases
             .iter()
