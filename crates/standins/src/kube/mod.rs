@@ -170,7 +170,7 @@ struct Forward {
 
 enum Answer {
     Done(Response),
-    Forward(Forward),
+    Forward(Box<Forward>),
 }
 
 /// Everything decided under the world's lock: authentication, the call log, the answer (or
@@ -203,11 +203,11 @@ fn answer(world: &Mutex<KubeWorld>, parts: &axum::http::request::Parts, body: &B
         let key = (t.namespace.to_owned(), t.service.to_owned());
         let backend = w.backends.get(&key).cloned();
         return match proxy::resolve(&mut w.cluster, &t, backend.as_ref()) {
-            Ok(addr) => Answer::Forward(Forward {
+            Ok(addr) => Answer::Forward(Box::new(Forward {
                 client: w.client.clone(),
                 addr,
                 rest: t.rest,
-            }),
+            })),
             Err(e) => Answer::Done(status_response(&e, Some(t.service), None)),
         };
     }
