@@ -2,7 +2,7 @@
 //! everything but who runs it, where artifacts go and where the quota config goes. The CLI
 //! reads the environment and fills these in; the library never reads the environment.
 
-use crate::platform::client::{Endpoint, KubeApi, KubeClient, KubeError};
+use crate::platform::client::{KubeApi, KubeClient};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,8 +55,7 @@ impl Default for CheckOptions {
 }
 
 /// Makes the Kubernetes client for a cluster endpoint.
-pub type KubeConnector =
-    Arc<dyn Fn(&Endpoint) -> Result<Arc<dyn KubeApi>, KubeError> + Send + Sync>;
+pub use crate::platform::session::Connector as KubeConnector;
 
 /// How to run `install`.
 #[derive(Clone)]

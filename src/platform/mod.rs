@@ -24,6 +24,7 @@ pub mod plan;
 pub mod quota;
 pub mod ready;
 pub mod realm;
+pub mod session;
 
 pub use definition::{ObjectRef, PlannedObject, PlatformDef, Stage};
 

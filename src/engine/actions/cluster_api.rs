@@ -5,70 +5,42 @@
 //! the customer's to fix).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use crate::checks::{Category, CheckResult, Owner};
 use crate::engine::ctx::{Ctx, Failure};
 use crate::engine::model::output::{FailureKind, StepOutput};
-use crate::platform::client::{Endpoint, KubeApi, KubeError, KubeErrorKind};
+use crate::platform::client::{KubeApi, KubeError, KubeErrorKind};
+use crate::platform::session::{Session, SessionError};
 use crate::text::one_line;
 
-/// A token is renewed this long before it expires.
-const RENEW_BEFORE: Duration = Duration::from_secs(120);
-/// A token whose expiry the provider does not say (GKE's ADC token) is renewed this often.
-const RENEW_UNKNOWN: Duration = Duration::from_secs(5 * 60);
-
-/// The connection to the cluster, renewed before its token expires.
+/// The connection to the cluster ([`Session`]), its failures as step failures.
 pub(super) struct ClusterConn<'c> {
-    ctx: &'c Ctx<'c>,
-    cluster: crate::cloud::facts::ClusterFacts,
-    server: String,
-    ca_pem: String,
-    api: Option<(Arc<dyn KubeApi>, Option<SystemTime>)>,
+    session: Session<'c>,
+}
+
+/// A session failure as a step failure.
+fn session_failure(e: SessionError) -> Failure {
+    match e {
+        SessionError::NoCluster { name } => Failure::permanent(format!(
+            "cluster {name} does not exist: run cluster.apply first"
+        )),
+        SessionError::Cloud(c) => c.into(),
+        SessionError::Kube(k) => failure(k),
+    }
 }
 
 impl<'c> ClusterConn<'c> {
     /// The connection to cluster `name` (which must exist); makes no Kubernetes call.
-    pub(super) async fn open(ctx: &'c Ctx<'c>, name: &str) -> Result<ClusterConn<'c>, Failure> {
-        let cloud = ctx.cloud()?;
-        let Some(cluster) = cloud.cluster(name).await? else {
-            return Err(Failure::permanent(format!(
-                "cluster {name} does not exist: run cluster.apply first"
-            )));
-        };
-        let access = cloud.kube_access(&cluster).await?;
-        let ca_pem =
-            crate::platform::client::decode_ca(&access.certificate_authority).map_err(failure)?;
-        Ok(ClusterConn {
-            ctx,
-            cluster,
-            server: access.server.clone(),
-            ca_pem,
-            api: None,
-        })
+    pub(super) async fn open(ctx: &Ctx<'c>, name: &str) -> Result<ClusterConn<'c>, Failure> {
+        let session = Session::open(ctx.cloud()?, name, ctx.opts.kube.clone())
+            .await
+            .map_err(session_failure)?;
+        Ok(ClusterConn { session })
     }
 
     /// The API, with a fresh token.
     pub(super) async fn api(&mut self) -> Result<Arc<dyn KubeApi>, Failure> {
-        let fresh = self
-            .api
-            .as_ref()
-            .is_some_and(|(_, exp)| exp.is_none_or(|e| SystemTime::now() + RENEW_BEFORE < e));
-        if !fresh {
-            let cloud = self.ctx.cloud()?;
-            let t = cloud.kube_token(&self.cluster).await?;
-            let endpoint = Endpoint {
-                server: self.server.clone(),
-                ca_pem: self.ca_pem.clone(),
-                token: t.token,
-            };
-            let api = (self.ctx.opts.kube)(&endpoint).map_err(failure)?;
-            let expires = t
-                .expires
-                .unwrap_or_else(|| SystemTime::now() + RENEW_UNKNOWN + RENEW_BEFORE);
-            self.api = Some((api, Some(expires)));
-        }
-        Ok(self.api.as_ref().expect("set above").0.clone())
+        self.session.api().await.map_err(session_failure)
     }
 }
 

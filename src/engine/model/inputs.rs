@@ -94,8 +94,9 @@ mod tests {
             .filter(|k| a[*k] != b[*k])
             .map(String::as_str)
             .collect();
-        // The ingress for the wildcard hosts is part of the definition: the cluster steps and
-        // the roles document (a new approval) follow the domains.
+        // The ingress for the wildcard hosts is part of the definition: the cluster steps, the
+        // in-cluster steps (which find the cluster through it) and the roles document (a new
+        // approval) follow the domains.
         assert_eq!(
             changed,
             [
@@ -105,6 +106,8 @@ mod tests {
                 "cluster-ready",
                 "dns",
                 "platform",
+                "quota-seed",
+                "realm-live",
                 "roles-document",
                 "spec"
             ]
@@ -125,7 +128,8 @@ mod tests {
             .filter(|k| before[*k] != after[*k])
             .map(String::as_str)
             .collect();
-        // The TLS Secret is made from the files: platform.apply sends it again.
-        assert_eq!(changed, ["certificate", "dns", "platform"]);
+        // The TLS Secret is made from the files: platform.apply sends it again, and realm.live
+        // checks the new one is served.
+        assert_eq!(changed, ["certificate", "dns", "platform", "realm-live"]);
     }
 }

@@ -478,12 +478,13 @@ mod tests {
             ]
         );
         assert_eq!(p.phases[4].gates.len(), 1, "phase 5 has the approval gate");
-        let last = p.phases[5].steps.last().unwrap();
+        let actions: Vec<Action> = p.phases[5].steps.iter().map(|s| s.action).collect();
         assert_eq!(
-            last.action,
-            Action::QuotaSeed,
-            "phase 6 ends with quota.seed"
+            actions[actions.len() - 3..],
+            [Action::PlatformApply, Action::QuotaSeed, Action::RealmLive],
+            "phase 6 applies the platform, seeds the realm's core, and ends with the realm live"
         );
+        assert!(p.applies_platform());
     }
 
     #[test]
