@@ -27,6 +27,7 @@ mod inspect;
 mod preflight;
 mod progress;
 mod quota;
+mod quota_realm;
 mod spec;
 
 /// How a command ended, mapped to the brief's exit codes.

@@ -14,7 +14,8 @@ use realmctl::quota::tokens::{self, Scope};
 use realmctl::quota::{self, Admission, http, seed};
 use realmctl::spec;
 
-use super::{BadInput, Format, Outcome, bad, env};
+use super::{BadInput, Format, Outcome, bad, env, quota_realm};
+use realmctl::platform::core::Role;
 
 /// Quota subcommands.
 #[derive(Debug, Subcommand)]
@@ -24,8 +25,12 @@ pub enum QuotaCmd {
     Seed {
         /// Ledger database: a SQLite file, or postgres://USER@HOST:PORT/DBNAME (password from
         /// PGPASSWORD). Created or migrated when needed.
-        #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+        #[arg(long, required_unless_present_any = ["url", "in_realm"], conflicts_with_all = ["url", "in_realm"])]
         db: Option<String>,
+        /// The realm's own enforcement core in its cluster (found through the spec's cloud,
+        /// with its credential chain; the admin token is read from the cluster).
+        #[arg(long, conflicts_with = "url")]
+        in_realm: bool,
         /// A running quota service, e.g. https://quota.example:8443 (plain http only to loopback).
         #[arg(long, requires = "token_env")]
         url: Option<String>,
@@ -120,16 +125,49 @@ pub enum QuotaCmd {
     },
 }
 
-/// The ledger and the realm a command acts on.
+/// The ledger and the realm a command acts on, or the realm's own core.
 #[derive(Debug, Args)]
 pub struct RealmDb {
     /// Ledger database: a SQLite file, or postgres://USER@HOST:PORT/DBNAME (password from
     /// PGPASSWORD).
-    #[arg(long)]
-    db: String,
+    #[arg(
+        long,
+        required_unless_present = "in_realm",
+        conflicts_with = "in_realm"
+    )]
+    db: Option<String>,
     /// Realm.
-    #[arg(long)]
-    realm: String,
+    #[arg(
+        long,
+        required_unless_present = "in_realm",
+        conflicts_with = "in_realm"
+    )]
+    realm: Option<String>,
+    /// The realm spec: act on the realm's own enforcement core in its cluster instead (found
+    /// through the spec's cloud with its credential chain; the realm token is read from the
+    /// cluster).
+    #[arg(long, value_name = "SPEC")]
+    in_realm: Option<PathBuf>,
+}
+
+/// Where a command acts.
+enum At {
+    /// A ledger and a realm in it.
+    Ledger { db: String, realm: String },
+    /// The core of the realm a spec describes.
+    InRealm(PathBuf),
+}
+
+impl RealmDb {
+    fn at(self) -> Result<At, BadInput> {
+        match (self.in_realm, self.db, self.realm) {
+            (Some(spec), _, _) => Ok(At::InRealm(spec)),
+            (None, Some(db), Some(realm)) => Ok(At::Ledger { db, realm }),
+            _ => Err(bad(anyhow!(
+                "give --db DB with --realm R, or --in-realm SPEC"
+            ))),
+        }
+    }
 }
 
 /// Arguments of `deploy` and `what-if`.
@@ -222,6 +260,7 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
     match cmd {
         QuotaCmd::Seed {
             db,
+            in_realm,
             url,
             token_env,
             file,
@@ -229,6 +268,13 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
         } => {
             let spec = spec::load(&file).map_err(|e| bad(anyhow!(e)))?;
             let config = quota::config_from_spec(&spec.subscription);
+            if in_realm {
+                quota_realm::with_core(&file, Role::Admin, async |core, realm| {
+                    core.seed(realm, &config).await
+                })?
+                .map_err(bad)?;
+                return Ok(seeded(&spec.name, &config, output));
+            }
             let target = match (db, url, token_env) {
                 (Some(db), _, _) => {
                     let (realm, who) = (spec.name.clone(), actor());
@@ -285,7 +331,7 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
         QuotaCmd::Deploy(a) => deploy(a, true),
         QuotaCmd::WhatIf(a) => deploy(a, false),
         QuotaCmd::Undeploy {
-            at: RealmDb { db, realm },
+            at,
             env,
             pipeline,
             major,
@@ -296,10 +342,20 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
                 pipeline,
                 major,
             };
-            let (r, who) = (realm.clone(), actor());
-            let old = with_store(&db, Open::Existing, async move |s| {
-                s.undeploy(&r, &key, &who).await
-            })?;
+            let (realm, old) = match at.at()? {
+                At::Ledger { db, realm } => {
+                    let (r, who) = (realm.clone(), actor());
+                    let old = with_store(&db, Open::Existing, async move |s| {
+                        s.undeploy(&r, &key, &who).await
+                    })?;
+                    (realm, old)
+                }
+                At::InRealm(file) => {
+                    quota_realm::with_core(&file, Role::Realm, async |core, realm| {
+                        Ok((realm.to_owned(), core.undeploy(realm, &key).await?))
+                    })?
+                }
+            };
             match output {
                 Format::Json => println!(
                     "{}",
@@ -354,12 +410,17 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
             println!("add this line to the tokens file:\n  {line}");
             Ok(Outcome::Success)
         }
-        QuotaCmd::Status {
-            at: RealmDb { db, realm },
-            output,
-        } => {
-            let r = realm.clone();
-            let st = with_store(&db, Open::Existing, async move |s| s.status(&r).await)?;
+        QuotaCmd::Status { at, output } => {
+            let st = match at.at()? {
+                At::Ledger { db, realm } => {
+                    with_store(&db, Open::Existing, async move |s| s.status(&realm).await)?
+                }
+                At::InRealm(file) => {
+                    quota_realm::with_core(&file, Role::Realm, async |core, realm| {
+                        core.status(realm).await
+                    })?
+                }
+            };
             match output {
                 Format::Json => println!(
                     "{}",
@@ -465,15 +526,22 @@ fn deploy(a: DeployArgs, record: bool) -> Result<Outcome, BadInput> {
         size: a.size,
         replicas: a.replicas,
     };
-    let (realm, req, who) = (a.at.realm.clone(), request.clone(), actor());
-    let decision = with_store(&a.at.db, Open::Existing, async move |s| {
-        if record {
-            s.deploy(&realm, &req, &who).await
-        } else {
-            s.what_if(&realm, &req).await
+    let view = match a.at.at()? {
+        At::Ledger { db, realm } => {
+            let (r, req, who) = (realm.clone(), request.clone(), actor());
+            let decision = with_store(&db, Open::Existing, async move |s| {
+                if record {
+                    s.deploy(&r, &req, &who).await
+                } else {
+                    s.what_if(&r, &req).await
+                }
+            })?;
+            Admission::new(&realm, &request, &decision)
         }
-    })?;
-    let view = Admission::new(&a.at.realm, &request, &decision);
+        At::InRealm(file) => quota_realm::with_core(&file, Role::Realm, async |core, realm| {
+            core.deploy(realm, &request, record).await
+        })?,
+    };
     match a.output {
         Format::Json => println!(
             "{}",
@@ -486,7 +554,9 @@ fn deploy(a: DeployArgs, record: bool) -> Result<Outcome, BadInput> {
                 (false, true) => "denied",
                 (false, false) => "would be denied",
             };
-            let reason = view.reason.map_or(String::new(), |r| format!(" ({r})"));
+            let reason = view
+                .reason
+                .map_or(String::new(), |r| format!(" ({})", r.as_str()));
             println!(
                 "{verb}{reason}: {} {} in {}, {} × {} = {} RTU; {}",
                 view.pipeline,

@@ -2,7 +2,6 @@
 //! everything but who runs it, where artifacts go and where the quota config goes. The CLI
 //! reads the environment and fills these in; the library never reads the environment.
 
-use crate::platform::client::{KubeApi, KubeClient};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,7 +82,7 @@ pub struct RunOptions {
     /// `platform.apply` takes fields another field manager owns instead of stopping on the
     /// conflict (the operator's explicit `--force-conflicts`).
     pub force_conflicts: bool,
-    /// How `platform.apply` reaches a cluster's API (default: kube-rs, [`KubeClient`]).
+    /// How the in-cluster steps reach a cluster's API (default: kube-rs, [`crate::platform::session::kube_rs`]).
     pub kube: KubeConnector,
     /// The port `realm.live` reaches the ingress address on (default 443; a test's edge
     /// listens elsewhere on loopback).
@@ -109,7 +108,7 @@ impl RunOptions {
             poll: crate::cloud::poll::WAIT,
             signing_key: None,
             force_conflicts: false,
-            kube: Arc::new(|e| Ok(Arc::new(KubeClient::new(e)?) as Arc<dyn KubeApi>)),
+            kube: crate::platform::session::kube_rs(),
             ingress_port: 443,
             #[cfg(feature = "test-actions")]
             kill_at: None,

@@ -4,11 +4,16 @@
 //! travels in [`crate::quota::http::TOKEN_HEADER`] (the proxy strips `Authorization`), marked
 //! sensitive; it is never returned to the caller except as a [`Secret`].
 
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 
 use super::client::{KubeApi, KubeError, ProxyAnswer, ProxyRequest};
 use super::quota::{self, ADMIN_SECRET, REALM_SECRET};
+use crate::quota::Admission;
 use crate::quota::http::TOKEN_HEADER;
+use crate::quota::model::{Deployment, Key, RealmConfig};
+use crate::quota::seed;
+use crate::quota::store::RealmStatus;
 use crate::secret::Secret;
 
 /// Which token.
@@ -35,6 +40,14 @@ pub enum CoreError {
     /// The Kubernetes API refused or failed (no endpoints yet, forbidden, unreachable).
     #[error(transparent)]
     Kube(#[from] KubeError),
+    /// The core answered, but not with what was asked for.
+    #[error("the realm's enforcement core answered HTTP {status}: {detail}")]
+    Answer {
+        /// HTTP status.
+        status: u16,
+        /// Its error text (one line).
+        detail: String,
+    },
     /// The token's Secret is missing or holds no token realmctl made.
     #[error(
         "Secret {}/{secret} holds no enforcement core token\n  help: run `realmctl install` for this realm; `platform.apply` makes the tokens once and keeps them there",
@@ -80,5 +93,76 @@ impl<'a> Core<'a> {
             body: body.map(Value::to_string),
         };
         Ok(self.api.proxy(&request).await?)
+    }
+
+    /// `body` of a successful answer (or one of `also`) as `T`; anything else an error.
+    fn decode<T: DeserializeOwned>(a: ProxyAnswer, also: &[u16]) -> Result<T, CoreError> {
+        let wrong = |a: &ProxyAnswer| CoreError::Answer {
+            status: a.status,
+            detail: crate::text::one_line(
+                &serde_json::from_str::<Value>(&a.body)
+                    .ok()
+                    .and_then(|v| v["error"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| a.body.chars().take(200).collect()),
+            ),
+        };
+        if !(200..300).contains(&a.status) && !also.contains(&a.status) {
+            return Err(wrong(&a));
+        }
+        serde_json::from_str(&a.body).map_err(|_| wrong(&a))
+    }
+
+    /// Asks to deploy (`record`: recorded when admitted) or what-if (nothing recorded). A
+    /// refusal (409) is an answer, not an error.
+    pub async fn deploy(
+        &self,
+        realm: &str,
+        d: &Deployment,
+        record: bool,
+    ) -> Result<Admission, CoreError> {
+        let path = if record {
+            format!("/v1/realms/{realm}/deployments")
+        } else {
+            format!("/v1/realms/{realm}/what-if")
+        };
+        let body = json!({"environment": d.environment, "pipeline": d.pipeline,
+                          "version": d.version.to_string(), "size": d.size, "replicas": d.replicas});
+        let a = self.call(http_1::Method::POST, &path, Some(&body)).await?;
+        Self::decode(a, &[409])
+    }
+
+    /// Removes the active version of `key`; the deployment removed.
+    pub async fn undeploy(&self, realm: &str, key: &Key) -> Result<Deployment, CoreError> {
+        let path = format!(
+            "/v1/realms/{realm}/deployments/{}/{}/{}",
+            key.environment.as_str(),
+            key.pipeline,
+            key.major
+        );
+        let v: Value = Self::decode(self.call(http_1::Method::DELETE, &path, None).await?, &[])?;
+        serde_json::from_value(v["undeployed"].clone()).map_err(|e| CoreError::Answer {
+            status: 200,
+            detail: e.to_string(),
+        })
+    }
+
+    /// The realm's usage, config and deployments.
+    pub async fn status(&self, realm: &str) -> Result<RealmStatus, CoreError> {
+        let path = format!("/v1/realms/{realm}/usage");
+        Self::decode(self.call(http_1::Method::GET, &path, None).await?, &[])
+    }
+
+    /// Writes the realm's config (the admin token only): the core's answer judged as any
+    /// quota service's ([`seed::judge`]).
+    pub async fn seed(
+        &self,
+        realm: &str,
+        config: &RealmConfig,
+    ) -> Result<Result<(), seed::SeedError>, CoreError> {
+        let body: Value = serde_json::from_str(&seed::config_body(config)).expect("a JSON object");
+        let a = self
+            .call(http_1::Method::PUT, &seed::config_path(realm), Some(&body))
+            .await?;
+        Ok(seed::judge(seed::IN_REALM, a.status, &a.body))
     }
 }

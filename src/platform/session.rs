@@ -18,6 +18,11 @@ pub const RENEW_UNKNOWN: Duration = Duration::from_secs(5 * 60);
 /// Makes the Kubernetes client for a cluster endpoint.
 pub type Connector = Arc<dyn Fn(&Endpoint) -> Result<Arc<dyn KubeApi>, KubeError> + Send + Sync>;
 
+/// The shipped connector: kube-rs ([`super::client::KubeClient`]).
+pub fn kube_rs() -> Connector {
+    Arc::new(|e| Ok(Arc::new(super::client::KubeClient::new(e)?) as Arc<dyn KubeApi>))
+}
+
 /// Why the cluster cannot be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {

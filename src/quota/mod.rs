@@ -14,7 +14,7 @@ pub mod seed;
 pub mod store;
 pub mod tokens;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::requirements;
 use crate::spec::SubscriptionSpec;
@@ -32,14 +32,15 @@ pub fn config_from_spec(s: &SubscriptionSpec) -> RealmConfig {
     }
 }
 
-/// The answer to a deployment request (CLI `--output json` and HTTP body).
-#[derive(Debug, Clone, Serialize)]
+/// The answer to a deployment request (CLI `--output json` and HTTP body; read back from a
+/// remote core's answer).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Admission {
     /// Admitted or not.
     pub admitted: bool,
     /// `null`, `no_pipeline_subscription`, `insufficient_rtu` or `quota_exceeded`.
-    pub reason: Option<&'static str>,
+    pub reason: Option<model::Reason>,
     /// Explanation.
     pub detail: String,
     /// Realm.
@@ -69,7 +70,7 @@ impl Admission {
     pub fn new(realm: &str, request: &Deployment, d: &Decision) -> Self {
         Admission {
             admitted: d.admitted,
-            reason: d.reason.map(|r| r.as_str()),
+            reason: d.reason,
             detail: d.detail.clone(),
             realm: realm.to_owned(),
             environment: request.environment,

@@ -207,7 +207,7 @@ impl LedgerError {
 }
 
 /// A realm's usage, environment by environment, with its deployments.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RealmStatus {
     /// Realm.

@@ -42,23 +42,16 @@ async fn in_realm(ctx: &Ctx<'_>, config: &RealmConfig) -> Result<Result<(), Seed
     let core = Core::connect(api.as_ref(), Role::Admin)
         .await
         .map_err(core_failure)?;
-    let body: serde_json::Value =
-        serde_json::from_str(&seed::config_body(config)).expect("a JSON object");
-    let answer = core
-        .call(
-            http_1::Method::PUT,
-            &seed::config_path(&ctx.spec.name),
-            Some(&body),
-        )
+    core.seed(&ctx.spec.name, config)
         .await
-        .map_err(core_failure)?;
-    Ok(seed::judge(seed::IN_REALM, answer.status, &answer.body))
+        .map_err(core_failure)
 }
 
 /// A failure to reach the core as a step failure.
 pub(super) fn core_failure(e: CoreError) -> Failure {
     match e {
         CoreError::Kube(k) => failure(k),
+        CoreError::Answer { status, .. } if status >= 500 => Failure::retryable(e.to_string()),
         other => Failure::permanent(other.to_string()),
     }
 }

@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::cluster_api::{ClusterConn, failure};
 use super::platform::{Seen, read};
@@ -24,10 +24,11 @@ use super::{ActionDef, Input, Needs, SpecPart, run_fn};
 use crate::checks::{Category, CheckResult, Owner, Status, edge};
 use crate::engine::ctx::{Ctx, Failure, Outcome};
 use crate::engine::model::output::{FailureKind, StepOutput};
-use crate::platform::core::{Core, Role};
+use crate::platform::core::{Core, CoreError, Role};
 use crate::platform::definition::{ObjectRef, desired};
 use crate::platform::ready::{Readiness, readiness};
 use crate::platform::{REALM_LABEL, realm};
+use crate::quota::model::{Deployment, Env, Size, Version};
 use crate::text::one_line;
 
 /// `realm.live`.
@@ -201,27 +202,28 @@ async fn quota_enforced(
     let realm = &ctx.spec.name;
     let config = crate::quota::config_from_spec(&ctx.spec.subscription);
     let subject = format!("realm {realm}");
-    let usage = core
-        .call(
-            http_1::Method::GET,
-            &format!("/v1/realms/{realm}/usage"),
-            None,
-        )
-        .await
-        .map_err(core_failure)?;
-    let held: Value = serde_json::from_str(&usage.body).unwrap_or(Value::Null);
-    let want = serde_json::to_value(config).expect("a config serializes");
     let mut out = Vec::new();
-    if usage.status != 200 || held["config"] != want {
+    let held = match core.status(realm).await {
+        Ok(st) => Ok(st.config),
+        Err(CoreError::Answer { status, detail }) => Err(format!("HTTP {status}: {detail}")),
+        Err(e) => return Err(core_failure(e)),
+    };
+    if held.as_ref().ok() != Some(&config) {
+        let said = match held {
+            Ok(c) => format!(
+                "it holds {} pipeline subscriptions, {} extra Test RTUs, {} extra Prod RTUs",
+                c.pipeline_subscriptions, c.extra_test_rtus, c.extra_prod_rtus
+            ),
+            Err(e) => e,
+        };
         out.push(
             CheckResult::fail(
                 "quota.config",
                 Category::Access,
-                subject.clone(),
+                subject,
                 format!(
-                    "the realm's enforcement core answered HTTP {} and does not hold the realm's config ({})",
-                    usage.status,
-                    one_line(&usage.body.chars().take(200).collect::<String>())
+                    "the realm's enforcement core does not hold the realm's config: {}",
+                    one_line(&said)
                 ),
                 "run install again: quota.seed writes the config",
             )
@@ -239,18 +241,18 @@ async fn quota_enforced(
         ),
     ));
     let beyond = config.max_replicas.saturating_add(1);
-    let body = json!({"environment": "test", "pipeline": PROBE_PIPELINE, "version": "1.0",
-                      "size": "small", "replicas": beyond});
+    let probe = Deployment {
+        environment: Env::Test,
+        pipeline: PROBE_PIPELINE.into(),
+        version: Version { major: 1, minor: 0 },
+        size: Size::Small,
+        replicas: beyond,
+    };
     let answer = core
-        .call(
-            http_1::Method::POST,
-            &format!("/v1/realms/{realm}/what-if"),
-            Some(&body),
-        )
+        .deploy(realm, &probe, false)
         .await
         .map_err(core_failure)?;
-    let said: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
-    out.push(if answer.status == 409 && said["admitted"] == false {
+    out.push(if !answer.admitted {
         CheckResult::pass(
             "quota.enforced",
             Category::Access,
@@ -258,7 +260,7 @@ async fn quota_enforced(
             format!(
                 "a what-if of {beyond} replicas (the limit is {}) was refused: {}",
                 config.max_replicas,
-                one_line(said["reason"].as_str().unwrap_or("refused"))
+                answer.reason.map_or("refused", |r| r.as_str())
             ),
         )
     } else {
@@ -267,8 +269,8 @@ async fn quota_enforced(
             Category::Access,
             subject,
             format!(
-                "a what-if of {beyond} replicas (the limit is {}) was not refused: HTTP {}",
-                config.max_replicas, answer.status
+                "a what-if of {beyond} replicas (the limit is {}) was admitted: the core does not enforce the realm's limits",
+                config.max_replicas
             ),
             "check the enforcement core's version in the bundle",
         )
@@ -313,6 +315,7 @@ async fn live(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn the_ingress_address_is_its_first_ip_or_hostname() {
