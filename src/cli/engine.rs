@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// Environment variable holding an admin token for --quota-url.
     #[arg(long)]
     pub quota_token_env: Option<String>,
+    /// The port the ingress address serves HTTPS on, where `realm.live` checks the realm's
+    /// certificate is served (443 unless the edge listens elsewhere).
+    #[arg(long, default_value_t = 443, value_parser = clap::value_parser!(u16).range(1..))]
+    pub ingress_port: u16,
     /// First retry back-off in milliseconds (doubles per attempt, up to a minute).
     #[arg(long, default_value_t = 2000)]
     pub retry_base_ms: u64,
@@ -104,6 +108,7 @@ fn run_options(
         ..CheckOptions::default()
     };
     opts.retry_base = Duration::from_millis(args.retry_base_ms);
+    opts.ingress_port = args.ingress_port;
     #[cfg(feature = "test-actions")]
     {
         opts.kill_at = env::kill_at()?;

@@ -33,7 +33,35 @@ pub fn install_cmd(
     .arg("--state")
     .arg(state)
     .arg("--playbook")
-    .arg(playbook);
+    .arg(playbook)
+    // The stand-ins' clusters run no enforcement core unless a test serves one
+    // ([`install_in_realm_cmd`]): the config goes to a local ledger.
+    .arg("--quota-db")
+    .arg(state.join("quota.db"));
+    c
+}
+
+/// `realmctl install` seeding the realm's own core in its cluster (the default), with the
+/// cluster's edge on `ingress_port`.
+pub fn install_in_realm_cmd(
+    env: &[(&'static str, String)],
+    spec: &Path,
+    state: &Path,
+    playbook: &Path,
+    ingress_port: u16,
+) -> std::process::Command {
+    let mut c = realmctl_std();
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.args(["install", "--yes", "--retry-base-ms", "10", "-f"])
+        .arg(spec)
+        .arg("--state")
+        .arg(state)
+        .arg("--playbook")
+        .arg(playbook)
+        .arg("--ingress-port")
+        .arg(ingress_port.to_string());
     c
 }
 

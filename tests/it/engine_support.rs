@@ -205,6 +205,22 @@ pub fn next_text(v: &Value) -> String {
 }
 
 /// Cloud phases without DNS, outbound or certificate peers.
+/// [`cloud_playbook`] ending as the embedded one does: the realm's own core seeded, the realm
+/// live.
+pub fn cloud_playbook_live(dir: &Path) -> PathBuf {
+    playbook(
+        dir,
+        [
+            "steps: [{id: spec, action: spec.validate}, {id: cloud-account, action: cloud.account}, {id: node-image, action: node_image.acceptance}]",
+            "steps: [{id: credentials, action: cloud.credentials}]",
+            "steps: [{id: permissions, action: cloud.permissions}]",
+            "steps: [{id: artifacts, action: artifacts.render}]",
+            ROLES_GATE,
+            "steps: [{id: cluster, action: cluster.apply}, {id: cluster-ready, action: cluster.wait}, {id: platform, action: platform.apply}, {id: quota-seed, action: quota.seed}, {id: realm-live, action: realm.live}]",
+        ],
+    )
+}
+
 pub fn cloud_playbook(dir: &Path) -> PathBuf {
     playbook(
         dir,

@@ -46,3 +46,5 @@ mod quota;
 mod quota_cli;
 mod quota_http;
 mod quota_pg;
+#[cfg(feature = "gke")]
+mod realm_live;
