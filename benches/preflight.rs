@@ -281,7 +281,7 @@ fn cert_bench(out: &mut String) {
     );
     let _ = writeln!(
         out,
-        "| of which: private key ↔ leaf match alone (ring derives the public key) | {:.1} µs |",
+        "| of which: private key ↔ leaf match alone (aws-lc-rs derives the public key) | {:.1} µs |",
         best_key * 1e6
     );
     let rest = best_full - best_verify - best_key;

@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh machine: installs the loopback peers the tests start
 # (dnsmasq, tinyproxy, openssl, Chromium, strace and PostgreSQL 15 from Debian; moto 5.2 from PyPI for S3, STS, IAM, EC2 and EKS;
 # Azurite 3.35.0 from npm for Azure Blob; gcp-storage-emulator 2026.7.19 from PyPI for GCS;
-# kubectl from Debian and the Python kubernetes client from PyPI for the Kubernetes stand-in) if
+# kubectl from Debian and the Python kubernetes client from PyPI for the Kubernetes stand-in;
+# schemathesis from PyPI for the quota service's HTTP contract) if
 # missing, then checks formatting and lints, then runs every test, including the install
 # engine's crash tests (feature test-actions). Idempotent: a second run installs nothing.
 set -euo pipefail
@@ -59,6 +60,13 @@ python3 -c 'import importlib.metadata as m; assert m.version("gcp-storage-emulat
 python3 -c 'import importlib.metadata as m; assert m.version("kubernetes") == "37.0.2"' >/dev/null 2>&1 || {
   echo "installing the Python kubernetes client 37.0.2 (Kubernetes stand-in's second client)"
   python3 -m pip install -q 'kubernetes==37.0.2'
+}
+
+# schemathesis: the HTTP client nobody here wrote that checks quota serve against its OpenAPI
+# document (tests/it/quota_contract.rs).
+python3 -c 'import importlib.metadata as m; assert m.version("schemathesis") == "4.32.5"' >/dev/null 2>&1 || {
+  echo "installing schemathesis 4.32.5 (the quota service's contract checker)"
+  python3 -m pip install -q 'schemathesis==4.32.5'
 }
 
 cargo fmt --check

@@ -112,6 +112,13 @@ pub fn kill_at() -> Result<Option<realmctl::engine::options::KillPoint>, BadInpu
     }
 }
 
+/// Test builds: `REALMCTL_TEST_FAULT=ack-before-commit` makes `quota serve`'s SQLite writer
+/// answer before it commits (the durability test shows its check catches that).
+#[cfg(feature = "test-actions")]
+pub fn ack_before_commit() -> bool {
+    std::env::var("REALMCTL_TEST_FAULT").is_ok_and(|v| v == "ack-before-commit")
+}
+
 /// The realm's cloud as the source of credentials for a bucket in it.
 #[cfg(feature = "object-store")]
 pub fn cloud_access(

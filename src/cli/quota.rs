@@ -385,6 +385,8 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
             StoreOptions {
                 timeout: db_timeout,
                 pool_size: db_pool as usize,
+                #[cfg(feature = "test-actions")]
+                ack_before_commit: super::env::ack_before_commit(),
                 ..StoreOptions::default()
             },
             listen,

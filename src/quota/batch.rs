@@ -13,7 +13,13 @@
 //!
 //! No artificial delay: a lone request is committed at once; batches form only when requests
 //! arrive faster than commits complete, which is exactly when batching pays.
+//!
+//! Test builds (`--features test-actions`) can break the rule on purpose
+//! ([`StoreOptions::ack_before_commit`](super::store::StoreOptions)): the writer then sends
+//! each batch's answers before its commit, so the durability test can show that its check
+//! fails on a server that acknowledges first (`tests/it/durability.rs`).
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -62,13 +68,23 @@ pub struct GroupCommit {
 impl GroupCommit {
     /// Starts the writer thread over `ledger`; each operation is answered within `timeout`.
     pub fn start(ledger: Ledger, timeout: Duration) -> Result<Self, LedgerError> {
+        Self::start_with(ledger, timeout, false)
+    }
+
+    /// [`GroupCommit::start`]; `ack_first` is the test-only fault (answers before the commit),
+    /// always `false` outside test builds.
+    pub(crate) fn start_with(
+        ledger: Ledger,
+        timeout: Duration,
+        ack_first: bool,
+    ) -> Result<Self, LedgerError> {
         let (jobs, rx) = mpsc::channel(QUEUE);
         let stats = Arc::new(BatchStats::default());
         let db = ledger.path().display().to_string();
         let s = stats.clone();
         std::thread::Builder::new()
             .name("quota-ledger".into())
-            .spawn(move || writer(ledger, rx, &s))
+            .spawn(move || writer(ledger, rx, &s, ack_first))
             .map_err(|e| LedgerError::Unavailable {
                 db: db.clone(),
                 detail: format!("cannot start the ledger's writer thread: {e}"),
@@ -133,7 +149,7 @@ impl GroupCommit {
 }
 
 /// The writer loop: ends when every sender is gone.
-fn writer(mut ledger: Ledger, mut rx: mpsc::Receiver<Job>, stats: &BatchStats) {
+fn writer(mut ledger: Ledger, mut rx: mpsc::Receiver<Job>, stats: &BatchStats, ack_first: bool) {
     while let Some(first) = rx.blocking_recv() {
         let mut ops = Vec::new();
         let mut replies = Vec::new();
@@ -158,9 +174,23 @@ fn writer(mut ledger: Ledger, mut rx: mpsc::Receiver<Job>, stats: &BatchStats) {
             continue;
         }
         let refs: Vec<&Op> = ops.iter().collect();
+        let replies = RefCell::new(replies);
         // Whether each caller still waits is asked again once the write lock is held: a
         // request that timed out while another process held the lock is never decided.
-        let answers = ledger.batch_where(&refs, |i| !replies[i].is_closed());
+        let answers = ledger.batch_then(
+            &refs,
+            |i| !replies.borrow()[i].is_closed(),
+            |answers| {
+                if ack_first {
+                    for (reply, answer) in replies.borrow_mut().drain(..).zip(answers.drain(..)) {
+                        let _ = reply.send(answer);
+                    }
+                    // Long enough for the answers to leave before the commit does.
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            },
+        );
+        let replies = replies.into_inner();
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats.ops.fetch_add(ops.len() as u64, Ordering::Relaxed);
         match answers {
@@ -350,6 +380,55 @@ mod tests {
             .status()
             .unwrap();
         assert_eq!((st.prod.subscriptions_used, st.prod.rtus_used), (50, 200));
+    }
+
+    /// One fsync per batch, shown exactly: while another connection holds the write lock, the
+    /// writer waits with its first request and every other request queues behind it; once the
+    /// lock is free, those 199 are one batch. 200 admissions, at most two commits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_queued_behind_the_write_lock_share_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let mut l = Ledger::open(&path, Sync::Full).unwrap();
+        l.seed("acme", cfg(100), "t").unwrap(); // 200 Prod RTUs: 50 Large.
+        let g = Arc::new(GroupCommit::start(l, Duration::from_secs(30)).unwrap());
+        let other = rusqlite::Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let spawn = |i: usize| {
+            let g = g.clone();
+            tokio::spawn(async move {
+                g.run(Op::deploy("acme", &dep(&format!("p{i}")), "t"))
+                    .await
+                    .unwrap()
+                    .decision()
+                    .unwrap()
+                    .admitted
+            })
+        };
+        let mut tasks = vec![spawn(0)];
+        // The writer takes the first request and waits for the lock (if it has not yet, the
+        // first batch only grows, and the bound below still holds).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tasks.extend((1..200).map(spawn));
+        let queued = || QUEUE - g.jobs.capacity();
+        let t = std::time::Instant::now();
+        while queued() < 199 {
+            assert!(t.elapsed() < Duration::from_secs(10), "{} queued", queued());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(g.stats().commits(), 0, "nothing committed while the lock was held");
+        other.execute_batch("COMMIT").unwrap();
+        let mut admitted = 0;
+        for t in tasks {
+            admitted += usize::from(t.await.unwrap());
+        }
+        assert_eq!(admitted, 50);
+        assert_eq!(g.stats().ops(), 200);
+        assert!(
+            g.stats().commits() <= 2,
+            "200 admissions, all but one queued together, took {} commits",
+            g.stats().commits()
+        );
     }
 
     #[tokio::test]

@@ -9,7 +9,8 @@
 //! Bearer tokens (in `Authorization`, or in [`TOKEN_HEADER`] when the request comes through
 //! the Kubernetes service proxy) are checked before anything else; bodies are limited to 16 KiB (a larger
 //! `Content-Length` is refused with 413 before any byte of the body is read) and must arrive
-//! within [`Limits::body_read`]; malformed JSON is a 400 with the reason. Each admission is
+//! within [`Limits::body_read`]; a body or path value that breaks a rule is a 400 naming the
+//! field and the rule ([`request`], the same rules `docs/quota-openapi.yaml` states). Each admission is
 //! committed before its answer is sent (on SQLite in a group commit with the admissions that
 //! arrived meanwhile), so a graceful shutdown (or a crash) never loses an acknowledged decision.
 //!
@@ -29,14 +30,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::model::{Deployment, Env, Key, RealmConfig, Size, Version};
 use super::store::{LedgerError, Store};
 use super::tokens::{Denied, Scope, Tokens, bearer_token, digest_hex};
-use super::{Admission, valid_pipeline};
+use super::{Admission, request};
 use crate::requirements;
 
 /// Largest accepted request body.
@@ -226,12 +224,12 @@ fn authorize(
     }
 }
 
-/// A JSON request body: `application/json`, at most [`BODY_LIMIT`] bytes, arrived within
-/// [`Limits::body_read`]. The rejection is an [`ApiError`]; handlers check authorisation first
-/// and only then look at it.
-struct JsonBody<T>(Result<T, ApiError>);
+/// A JSON request body's bytes: `application/json`, at most [`BODY_LIMIT`] bytes, arrived
+/// within [`Limits::body_read`]. The rejection is an [`ApiError`]; handlers check
+/// authorisation first and only then look at it, then read it with [`request`]'s rules.
+struct JsonBody(Result<axum::body::Bytes, ApiError>);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+impl FromRequest<AppState> for JsonBody {
     type Rejection = std::convert::Infallible;
 
     async fn from_request(req: Request, st: &AppState) -> Result<Self, Self::Rejection> {
@@ -239,7 +237,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
-async fn read_json<T: DeserializeOwned>(req: Request, limit: Duration) -> Result<T, ApiError> {
+async fn read_json(req: Request, limit: Duration) -> Result<axum::body::Bytes, ApiError> {
     let is_json = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -251,34 +249,29 @@ async fn read_json<T: DeserializeOwned>(req: Request, limit: Duration) -> Result
     if !is_json {
         return Err(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Expected request with `Content-Type: application/json`",
+            "the body must be sent with `Content-Type: application/json`",
         ));
     }
     let body: Body = req.into_body();
-    let bytes = match tokio::time::timeout(limit, axum::body::to_bytes(body, BODY_LIMIT)).await {
-        Err(_) => {
-            return Err(error(
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "the request body did not arrive within {} s",
-                    limit.as_secs_f64()
-                ),
-            ));
-        }
-        Ok(Err(_)) => {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body larger than {BODY_LIMIT} bytes (or cut off)"),
-            ));
-        }
-        Ok(Ok(b)) => b,
-    };
-    serde_json::from_slice(&bytes).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("Failed to deserialize the JSON body into the target type: {e}"),
-        )
-    })
+    match tokio::time::timeout(limit, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Err(_) => Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s",
+                limit.as_secs_f64()
+            ),
+        )),
+        Ok(Err(_)) => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {BODY_LIMIT} bytes (or cut off)"),
+        )),
+        Ok(Ok(b)) => Ok(b),
+    }
+}
+
+/// 400 naming the field and its rule.
+fn refused(r: request::Refusal) -> ApiError {
+    error(StatusCode::BAD_REQUEST, r.to_string())
 }
 
 fn ledger_error(e: LedgerError) -> ApiError {
@@ -305,47 +298,15 @@ fn ledger_error(e: LedgerError) -> ApiError {
     }
 }
 
-/// A deployment request body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeployBody {
-    environment: Env,
-    pipeline: String,
-    version: Version,
-    size: Size,
-    replicas: u32,
-}
-
-impl DeployBody {
-    fn into_request(self) -> Result<Deployment, ApiError> {
-        if !valid_pipeline(&self.pipeline) {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                "pipeline: use 1-128 letters, digits, `-`, `_` or `.`",
-            ));
-        }
-        if self.replicas == 0 {
-            return Err(error(StatusCode::BAD_REQUEST, "replicas: at least 1"));
-        }
-        Ok(Deployment {
-            environment: self.environment,
-            pipeline: self.pipeline,
-            version: self.version,
-            size: self.size,
-            replicas: self.replicas,
-        })
-    }
-}
-
 async fn admit(
     st: AppState,
     realm: String,
     headers: HeaderMap,
-    b: JsonBody<DeployBody>,
+    b: JsonBody,
     record: bool,
 ) -> Result<Response, ApiError> {
     let actor = authorize(&st, &headers, &realm, false)?;
-    let request = b.0.and_then(DeployBody::into_request)?;
+    let request = request::deployment(&b.0?).map_err(refused)?;
     let d = if record {
         st.store.deploy(&realm, &request, &actor).await
     } else {
@@ -364,7 +325,7 @@ async fn deploy(
     State(st): State<AppState>,
     Path(realm): Path<String>,
     headers: HeaderMap,
-    b: JsonBody<DeployBody>,
+    b: JsonBody,
 ) -> Result<Response, ApiError> {
     admit(st, realm, headers, b, true).await
 }
@@ -373,7 +334,7 @@ async fn what_if(
     State(st): State<AppState>,
     Path(realm): Path<String>,
     headers: HeaderMap,
-    b: JsonBody<DeployBody>,
+    b: JsonBody,
 ) -> Result<Response, ApiError> {
     admit(st, realm, headers, b, false).await
 }
@@ -384,20 +345,7 @@ async fn undeploy(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let actor = authorize(&st, &headers, &realm, false)?;
-    let environment: Env = environment
-        .parse()
-        .map_err(|e: String| error(StatusCode::BAD_REQUEST, e))?;
-    let major: u32 = major.parse().ok().filter(|m| *m >= 1).ok_or_else(|| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("major `{major}`: a whole number ≥ 1"),
-        )
-    })?;
-    let key = Key {
-        environment,
-        pipeline,
-        major,
-    };
+    let key = request::key(&environment, &pipeline, &major).map_err(refused)?;
     let old = st
         .store
         .undeploy(&realm, &key, &actor)
@@ -419,44 +367,26 @@ async fn usage(
     Ok(Json(s).into_response())
 }
 
-/// A realm config body (`PUT .../config`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ConfigBody {
-    pipeline_subscriptions: u64,
-    #[serde(default)]
-    extra_test_rtus: u64,
-    #[serde(default)]
-    extra_prod_rtus: u64,
-    max_replicas: Option<u32>,
-    max_size: Option<Size>,
-}
-
 async fn config(
     State(st): State<AppState>,
     Path(realm): Path<String>,
     headers: HeaderMap,
-    b: JsonBody<ConfigBody>,
+    b: JsonBody,
 ) -> Result<Response, ApiError> {
     let actor = authorize(&st, &headers, &realm, true)?;
-    let c = b.0?;
+    let body = b.0?;
     if !crate::spec::is_valid_realm_name(&realm) {
         return Err(error(
             StatusCode::BAD_REQUEST,
-            "realm name: [a-z][a-z0-9-]{1,30}, not `admin`",
+            "realm: 2-31 lowercase letters, digits or `-`, starting with a letter, not `admin`",
         ));
     }
     let d = &requirements::embedded().quota.defaults;
-    let config = RealmConfig {
-        pipeline_subscriptions: c.pipeline_subscriptions,
-        extra_test_rtus: c.extra_test_rtus,
-        extra_prod_rtus: c.extra_prod_rtus,
-        max_replicas: c.max_replicas.unwrap_or(d.max_replicas_per_deployment),
-        max_size: c.max_size.unwrap_or(d.max_size_per_deployment),
-    };
-    config
-        .check()
-        .map_err(|why| error(StatusCode::BAD_REQUEST, why))?;
+    let config = request::config(
+        &body,
+        (d.max_replicas_per_deployment, d.max_size_per_deployment),
+    )
+    .map_err(refused)?;
     st.store
         .seed(&realm, config, &actor)
         .await
@@ -500,6 +430,75 @@ mod tests {
         let mut empty = HeaderMap::new();
         empty.insert(TOKEN_HEADER, " ".parse().unwrap());
         assert_eq!(presented(&empty), None);
+    }
+
+    /// Every bound and rule the server enforces is the one the document states: counts by
+    /// their minimum and maximum, strings by the rule text the 400 answer names (schemathesis,
+    /// run against the server in `tests/it/quota_contract.rs`, checks the patterns).
+    #[test]
+    fn the_openapi_document_states_the_rules_the_server_enforces() {
+        use request::Rule;
+        let doc: serde_json::Value =
+            serde_saphyr::from_str(include_str!("../../docs/quota-openapi.yaml")).unwrap();
+        let count = |v: &serde_json::Value, rule: Rule, what: &str| {
+            let Rule::Count { min, max } = rule else {
+                panic!("{what}: not a count")
+            };
+            assert_eq!(
+                (&v["type"], &v["minimum"], &v["maximum"]),
+                (&json!("integer"), &json!(min), &json!(max)),
+                "{what}"
+            );
+        };
+        let schemas = &doc["components"]["schemas"];
+        count(
+            &schemas["DeployRequest"]["properties"]["replicas"],
+            request::REPLICAS,
+            "replicas",
+        );
+        let put = &doc["paths"][CONFIG]["put"];
+        let config = &put["requestBody"]["content"]["application/json"]["schema"]["properties"];
+        count(
+            &config["pipelineSubscriptions"],
+            request::SUBSCRIPTIONS,
+            "pipelineSubscriptions",
+        );
+        count(&config["extraTestRtus"], request::EXTRA_RTUS, "extraTestRtus");
+        count(&config["extraProdRtus"], request::EXTRA_RTUS, "extraProdRtus");
+        count(&config["maxReplicas"], request::MAX_REPLICAS, "maxReplicas");
+        let major = doc["paths"][DEPLOYMENT]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "major")
+            .unwrap();
+        count(&major["schema"], request::MAJOR, "major");
+        for (name, rule) in [
+            ("Environment", Rule::Environment),
+            ("Size", Rule::Size),
+            ("Pipeline", Rule::Pipeline),
+            ("Version", Rule::Version),
+        ] {
+            assert_eq!(schemas[name]["description"], json!(rule.to_string()), "{name}");
+        }
+        // Every status the server gives an operation is documented for it.
+        let with_body = [
+            (DEPLOYMENTS, "post"),
+            (WHAT_IF, "post"),
+            (CONFIG, "put"),
+        ];
+        for (path, method) in with_body {
+            let r = &doc["paths"][path][method]["responses"];
+            for status in ["200", "400", "401", "403", "408", "413", "415", "503"] {
+                assert!(r.get(status).is_some(), "{method} {path} lacks {status}");
+            }
+        }
+        for (path, method) in [(DEPLOYMENT, "delete"), (USAGE, "get")] {
+            let r = &doc["paths"][path][method]["responses"];
+            for status in ["200", "401", "403", "404", "503"] {
+                assert!(r.get(status).is_some(), "{method} {path} lacks {status}");
+            }
+        }
     }
 
     #[test]

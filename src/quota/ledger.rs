@@ -248,6 +248,17 @@ impl Ledger {
         ops: &[&Op],
         wanted: impl Fn(usize) -> bool,
     ) -> Result<Vec<Result<Answer, LedgerError>>, LedgerError> {
+        self.batch_then(ops, wanted, |_| {})
+    }
+
+    /// [`Ledger::batch_where`], handing the answers to `before_commit` just before the commit
+    /// (the group-commit writer's test-only fault that answers first; see `batch.rs`).
+    pub(crate) fn batch_then(
+        &mut self,
+        ops: &[&Op],
+        wanted: impl Fn(usize) -> bool,
+        before_commit: impl FnOnce(&mut Vec<Result<Answer, LedgerError>>),
+    ) -> Result<Vec<Result<Answer, LedgerError>>, LedgerError> {
         let (path, err) = (&self.path, sql_err(&self.path));
         let tx = begin(&mut self.conn, path, TransactionBehavior::Immediate)?;
         let mut answers = Vec::with_capacity(ops.len());
@@ -285,6 +296,7 @@ impl Ledger {
             step("RELEASE op").map_err(err)?;
             answers.push(answer);
         }
+        before_commit(&mut answers);
         tx.commit().map_err(err)?;
         Ok(answers)
     }

@@ -10,6 +10,7 @@ pub mod http;
 pub mod ledger;
 pub mod model;
 pub mod postgres;
+pub mod request;
 pub mod seed;
 pub mod store;
 pub mod tokens;

@@ -173,8 +173,8 @@ pub struct RealmConfig {
 }
 
 impl RealmConfig {
-    /// The RTU pool of an environment (saturating: [`RealmConfig::check`] keeps every
-    /// accepted config far below the edge).
+    /// The RTU pool of an environment (saturating: the service and the spec accept counts up
+    /// to `u32::MAX` only, far below the edge; see `quota::request`).
     pub fn rtus(&self, env: Env) -> u64 {
         match env {
             Env::Test => self
@@ -184,29 +184,6 @@ impl RealmConfig {
                 .pipeline_subscriptions
                 .saturating_mul(2)
                 .saturating_add(self.extra_prod_rtus),
-        }
-    }
-
-    /// Why a config may not be seeded (pure): no subscription or replica, or counts whose RTU
-    /// pools would not fit the ledger's signed 64-bit columns (a pool that wrapped around
-    /// would admit nothing, or everything).
-    pub fn check(&self) -> Result<(), String> {
-        if self.pipeline_subscriptions < 1 || self.max_replicas < 1 {
-            return Err("pipelineSubscriptions and maxReplicas must be at least 1".into());
-        }
-        let most = i64::MAX as u64;
-        let test = self
-            .pipeline_subscriptions
-            .checked_add(self.extra_test_rtus);
-        let prod = self
-            .pipeline_subscriptions
-            .checked_mul(2)
-            .and_then(|p| p.checked_add(self.extra_prod_rtus));
-        match (test, prod) {
-            (Some(t), Some(p)) if t <= most && p <= most => Ok(()),
-            _ => Err(format!(
-                "the RTU pools (pipelineSubscriptions + extraTestRtus, 2 × pipelineSubscriptions + extraProdRtus) must be at most {most}"
-            )),
         }
     }
 }
@@ -702,29 +679,18 @@ mod tests {
     }
 
     /// Regression (issue #16): counts whose Prod pool (2 × subscriptions + extra) passed
-    /// 2^64 wrapped the pool to almost nothing; such configs are refused, and the pools never
-    /// wrap.
+    /// 2^64 wrapped the pool to almost nothing; pools saturate, never wrap (and the service
+    /// and the spec bound every count far below that: `quota::request`).
     #[test]
-    fn configs_whose_pools_would_not_fit_are_refused_and_pools_never_wrap() {
+    fn pools_never_wrap() {
         let most = i64::MAX as u64;
-        let c = |subs: u64, test: u64, prod: u64| RealmConfig {
-            pipeline_subscriptions: subs,
-            extra_test_rtus: test,
-            extra_prod_rtus: prod,
+        let wrapping = RealmConfig {
+            pipeline_subscriptions: most,
+            extra_test_rtus: 0,
+            extra_prod_rtus: most,
             max_replicas: 1,
             max_size: Size::Small,
         };
-        assert_eq!(c(10, 0, 0).check(), Ok(()));
-        assert_eq!(c(most / 2, 0, 1).check(), Ok(()));
-        for bad in [
-            c(most, 0, most),
-            c(most / 2 + 1, 0, 0),
-            c(most, 1, 0),
-            c(0, 1, 1),
-        ] {
-            assert!(bad.check().is_err(), "{bad:?}");
-        }
-        let wrapping = c(most, 0, most);
         assert_eq!(
             wrapping.rtus(Env::Prod),
             u64::MAX,

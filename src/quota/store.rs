@@ -483,6 +483,10 @@ pub struct StoreOptions {
     pub timeout: Duration,
     /// PostgreSQL connections kept (per process).
     pub pool_size: usize,
+    /// Test builds only: the SQLite writer answers each batch before committing it (a fault
+    /// the durability test must catch).
+    #[cfg(feature = "test-actions")]
+    pub ack_before_commit: bool,
 }
 
 impl Default for StoreOptions {
@@ -491,6 +495,8 @@ impl Default for StoreOptions {
             sync: Sync::Full,
             timeout: Duration::from_secs(5),
             pool_size: 16,
+            #[cfg(feature = "test-actions")]
+            ack_before_commit: false,
         }
     }
 }
@@ -519,8 +525,12 @@ impl Store {
                     db: url.describe(),
                     detail: format!("internal error: {e}"),
                 })??;
-                Ok(Store::Sqlite(Arc::new(GroupCommit::start(
-                    ledger, o.timeout,
+                #[cfg(feature = "test-actions")]
+                let ack_first = o.ack_before_commit;
+                #[cfg(not(feature = "test-actions"))]
+                let ack_first = false;
+                Ok(Store::Sqlite(Arc::new(GroupCommit::start_with(
+                    ledger, o.timeout, ack_first,
                 )?)))
             }
             DbUrl::Postgres(t) => Ok(Store::Postgres(Arc::new(

@@ -218,6 +218,7 @@ pub fn sigkill_anywhere(
                 "{point}: not killed: {:?}",
                 text(&o)
             );
+            crate::engine_support::assert_kill_landed(&state, point);
         }
         unlock(&state);
         let (code, out, err) = install_approved(env, &spec, &state, &pb);

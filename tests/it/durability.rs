@@ -16,8 +16,12 @@
 //!
 //! Checked: every journal record `install` and `approve` write is fsync'd before anything
 //! follows except step starts, which are the only `NORMAL` commits (docs/engine.md); an
-//! approval is fsync'd before `approve` prints it; every quota decision, admitted or denied, is
-//! fsync'd before the CLI prints it, and before `quota serve` sends its `200`.
+//! approval is fsync'd before `approve` prints it; on the AWS stand-in, the intent before each
+//! cloud create is fsync'd before the create call leaves, a retry record before anything
+//! follows, and `unlock`'s takeover before it says so; every quota decision, admitted or denied, is
+//! fsync'd before the CLI prints it, and `quota serve` sends its j-th answer only after
+//! j + 1 commits beyond its schema's were fsync'd (a check shown to fail on a build that answers
+//! before committing).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -320,6 +324,123 @@ fn every_journal_record_but_step_starts_is_fsynced_and_approvals_before_they_are
     }
 }
 
+/// On the AWS stand-in (plain http on loopback, so the create calls show in the trace): the
+/// intent journaled before each cloud create is fsync'd before the create call leaves; a
+/// failed attempt's retry record is fsync'd before anything follows; and a lock takeover
+/// (`unlock` after a killed run) is fsync'd before `unlock` says the lock is cleared.
+#[cfg(all(feature = "test-actions", feature = "eks", feature = "object-store"))]
+#[test]
+fn intents_before_cloud_creates_retries_and_takeovers_are_fsynced() {
+    use crate::engine_support::{ROLES_GATE, approve, install, playbook};
+    let aws = crate::common::AwsStandIn::start(std::time::Duration::from_millis(100));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(
+        dir.path(),
+        SpecOpts {
+            endpoint: Some(aws.url()),
+            cluster: Some("digibee-durable".into()),
+            ..SpecOpts::default()
+        },
+    );
+    let fx = dir.path().join("fx");
+    std::fs::create_dir_all(&fx).unwrap();
+    let phase6 = format!(
+        "steps: [{{id: flaky, action: test.flaky, retries: 2, params: {{dir: \"{}\", failures: 1}}}}, {{id: cluster, action: cluster.apply}}, {{id: cluster-ready, action: cluster.wait}}]",
+        fx.display()
+    );
+    let pb = playbook(
+        dir.path(),
+        [
+            "steps: [{id: spec, action: spec.validate}, {id: cloud-account, action: cloud.account}]",
+            "steps: [{id: credentials, action: cloud.credentials}]",
+            "steps: [{id: permissions, action: cloud.permissions}]",
+            "steps: [{id: artifacts, action: artifacts.render}]",
+            ROLES_GATE,
+            &phase6,
+        ],
+    );
+    let state = dir.path().join("state");
+    let (code, _, err) = install(&spec, &state, &pb, &[]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(approve(&state, 5).status.code(), Some(0));
+
+    let (s, sp, p) = (
+        state.to_str().unwrap(),
+        spec.to_str().unwrap(),
+        pb.to_str().unwrap(),
+    );
+    let before = record_count(&state);
+    let (code, calls, err) = run_traced(
+        dir.path(),
+        "install-cloud",
+        &[
+            "install", "--yes", "--retry-base-ms", "10", "-f", sp, "--state", s, "--playbook", p,
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let wal = wal_of(&state.join("journal.db"));
+    let kinds = kinds_after(&state, before);
+    assert!(kinds.iter().any(|k| k == "stepRetry"), "{kinds:?}");
+    check_journal_commits(&calls, &wal, &kinds, "install on the AWS stand-in");
+    let cs = commits(&calls, &wal);
+    let intents: Vec<usize> = kinds
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| *k == "stepIntent")
+        .map(|(i, _)| cs[i])
+        .collect();
+    let creates: Vec<usize> = (0..calls.len())
+        .filter(|&i| {
+            matches!(&calls[i], Sys::Write { path, head, .. } if path.starts_with("socket:") && head.starts_with(b"POST /clusters"))
+        })
+        .collect();
+    assert_eq!(
+        creates.len(),
+        2,
+        "the cluster's and the node group's create calls are in the trace"
+    );
+    assert!(intents.len() >= 2, "{kinds:?}");
+    for &w in &creates {
+        let intent = intents
+            .iter()
+            .copied()
+            .filter(|&c| c < w)
+            .next_back()
+            .expect("an intent was committed before the create call");
+        let sync = synced(&calls, intent, &wal).expect("the intent was fsync'd at commit");
+        assert!(
+            sync < w,
+            "the create call (call {w}) left before its intent (call {intent}) was fsync'd"
+        );
+    }
+
+    // A run killed while holding the lock, then `unlock`: the takeover record is fsync'd
+    // before `unlock` says the lock is cleared.
+    let o = crate::common::realmctl_std()
+        .args(["install", "--yes", "-f", sp, "--state", s, "--playbook", p])
+        .env("REALMCTL_TEST_KILL_AT", "opened")
+        .output()
+        .unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&o.status), Some(9));
+    let id = crate::cloud_install::stale_lock_id(&state).expect("the killed run left its lock");
+    let before = record_count(&state);
+    let (code, calls, err) = run_traced(
+        dir.path(),
+        "unlock",
+        &["unlock", "--lock-id", &id, "--state", s],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let kinds = kinds_after(&state, before);
+    assert_eq!(kinds, ["lockTakenOver"]);
+    check_journal_commits(&calls, &wal, &kinds, "unlock");
+    let sync = synced(&calls, commits(&calls, &wal)[0], &wal).unwrap();
+    let said = calls
+        .iter()
+        .position(|c| matches!(c, Sys::Write { head, .. } if head.starts_with(b"cleared the stale lock")))
+        .expect("unlock said it cleared the lock");
+    assert!(sync < said, "unlock spoke (call {said}) before the takeover was fsync'd (call {sync})");
+}
+
 /// The quota CLI's decisions: admitted and denied, each fsync'd before it is printed.
 #[test]
 fn every_quota_decision_is_fsynced_before_the_cli_prints_it() {
@@ -371,21 +492,22 @@ fn every_quota_decision_is_fsynced_before_the_cli_prints_it() {
     }
 }
 
-/// `quota serve`: every admission's `200` leaves after the commit that holds it was fsync'd.
-/// One client sends its requests one after another, so each request is its own batch and the
-/// last commit before a response is that response's own.
-#[test]
-fn every_admission_quota_serve_acknowledges_was_fsynced_first() {
+/// A traced `quota serve` run: one config PUT, then twelve admissions sent one after another
+/// by one client (4 admitted, 8 denied); the calls, the WAL, and the answers' statuses.
+fn serve_traced(dir: &Path, fault: Option<&str>) -> (Vec<Sys>, String, Vec<u16>) {
     use realmctl::quota::tokens::{Scope, mint};
     use std::io::{BufRead, BufReader};
-    let dir = tempfile::tempdir().unwrap();
     let (admin, a) = mint(&Scope::Admin);
     let (acme, b) = mint(&Scope::Realm("acme".into()));
-    let tokens = dir.path().join("tokens.yaml");
+    let tokens = dir.join("tokens.yaml");
     std::fs::write(&tokens, format!("{a}\n{b}\n")).unwrap();
-    let db = dir.path().join("core.db");
-    let trace = dir.path().join("serve.strace");
-    let mut child = traced(&trace)
+    let db = dir.join("core.db");
+    let trace = dir.join("serve.strace");
+    let mut cmd = traced(&trace);
+    if let Some(f) = fault {
+        cmd.env("REALMCTL_TEST_FAULT", f);
+    }
+    let mut child = cmd
         .args(["quota", "serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(&db)
         .arg("--tokens")
@@ -411,8 +533,7 @@ fn every_admission_quota_serve_acknowledges_was_fsynced_first() {
         .content_type("application/json")
         .send(r#"{"pipelineSubscriptions": 4}"#)
         .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let mut statuses = Vec::new();
+    let mut statuses = vec![r.status().as_u16()];
     for i in 0..12 {
         let body = format!(
             r#"{{"environment": "prod", "pipeline": "p{i}", "version": "1.0", "size": "medium", "replicas": 1}}"#
@@ -425,17 +546,6 @@ fn every_admission_quota_serve_acknowledges_was_fsynced_first() {
             .unwrap();
         statuses.push(r.status().as_u16());
     }
-    // 8 Prod RTUs: four Medium (2 RTU) admissions, then denials.
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        4,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 409).count(),
-        8,
-        "{statuses:?}"
-    );
     // SIGTERM to the server (strace's child): a graceful stop; strace then exits with it.
     let server =
         std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap();
@@ -445,36 +555,92 @@ fn every_admission_quota_serve_acknowledges_was_fsynced_first() {
         .expect("strace runs the server");
     let _ = Command::new("kill").args(["-TERM", server]).status();
     let _ = child.wait();
-    let calls = parse(&trace);
-    let wal = wal_of(&db);
-    let responses: Vec<usize> = (0..calls.len())
+    (parse(&trace), wal_of(&db), statuses)
+}
+
+/// The positions of the answers `quota serve` wrote to its sockets, in order.
+fn answers(calls: &[Sys]) -> Vec<usize> {
+    (0..calls.len())
         .filter(|&i| {
             matches!(&calls[i], Sys::Write { path, head, .. } if path.starts_with("socket:") && head.starts_with(b"HTTP/1.1 "))
         })
-        .collect();
-    // The health-free sequence: one config PUT and twelve POSTs answered.
-    assert_eq!(responses.len(), 13, "{} responses traced", responses.len());
-    let mut checked = 0;
-    for &i in &responses {
-        let Sys::Write { head, .. } = &calls[i] else {
-            unreachable!()
-        };
-        if !head.starts_with(b"HTTP/1.1 200") && !head.starts_with(b"HTTP/1.1 409") {
-            continue;
+        .collect()
+}
+
+/// Counts commits: the j-th answer (0-based, in the order sent) must follow at least
+/// `base + j + 1` commits of `wal` whose fsync completed before it, where `base` counts those
+/// made before the server said it listens (its schema). With one client sending one request
+/// at a time, a server that answered a request before its own commit was synced falls one
+/// short at that answer. Returns the answers checked, or the first that falls short.
+fn answers_follow_their_own_synced_commits(calls: &[Sys], wal: &str) -> Result<usize, String> {
+    let listening = calls
+        .iter()
+        .position(|c| matches!(c, Sys::Write { head, .. } if head.starts_with(b"realmctl quota service")))
+        .expect("the server said it listens");
+    let synced_before = |at: usize| {
+        commits(calls, wal)
+            .into_iter()
+            .filter(|&c| c < at && synced(calls, c, wal).is_some_and(|s| s < at))
+            .count()
+    };
+    let base = synced_before(listening);
+    let answers = answers(calls);
+    for (j, &i) in answers.iter().enumerate() {
+        let have = synced_before(i);
+        if have < base + j + 1 {
+            return Err(format!(
+                "answer {j} (call {i}) follows {have} synced commits, fewer than {}: it was sent before its own commit was durable",
+                base + j + 1
+            ));
         }
-        let last_commit = (0..i)
+    }
+    Ok(answers.len())
+}
+
+/// `quota serve`: every answer, admitted or denied, leaves after its own commit was fsync'd
+/// (counted, not taken from the last commit before it: that one may be the previous
+/// request's).
+#[test]
+fn every_answer_quota_serve_sends_follows_its_own_fsynced_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (calls, wal, statuses) = serve_traced(dir.path(), None);
+    // The config, then 8 Prod RTUs: four Medium (2 RTU) admissions, then denials.
+    assert_eq!(statuses[0], 200);
+    assert_eq!(
+        statuses[1..].iter().filter(|s| **s == 200).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses[1..].iter().filter(|s| **s == 409).count(),
+        8,
+        "{statuses:?}"
+    );
+    assert_eq!(answers_follow_their_own_synced_commits(&calls, &wal), Ok(13));
+}
+
+/// The check above fails on a build that answers each request before committing it (a
+/// test-only fault), while the check it replaced (the last commit before each answer was
+/// fsync'd) does not notice: that commit is the previous request's.
+#[cfg(feature = "test-actions")]
+#[test]
+fn the_serve_durability_check_fails_on_a_server_that_answers_before_committing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (calls, wal, statuses) = serve_traced(dir.path(), Some("ack-before-commit"));
+    assert_eq!(statuses.len(), 13);
+    let err = answers_follow_their_own_synced_commits(&calls, &wal).unwrap_err();
+    assert!(err.contains("before its own commit was durable"), "{err}");
+    let last_commit_synced = answers(&calls).into_iter().all(|i| {
+        (0..i)
             .rev()
             .find(|&j| is_commit(&calls[j], &wal))
-            .expect("a commit before the answer");
-        let sync = synced(&calls, last_commit, &wal);
-        assert!(
-            sync.is_some_and(|s| s < i),
-            "answer at call {i} ({}) was sent before its commit (call {last_commit}) was fsync'd",
-            String::from_utf8_lossy(head)
-        );
-        checked += 1;
-    }
-    assert_eq!(checked, 13);
+            .and_then(|c| synced(&calls, c, &wal))
+            .is_some_and(|s| s < i)
+    });
+    assert!(
+        last_commit_synced,
+        "the replaced check would have passed this server"
+    );
 }
 
 #[test]

@@ -43,7 +43,7 @@ fn cluster_step_status(state: &Path) -> String {
 }
 
 /// SIGKILL between each create call and its journal record (and after each intent), then at
-/// random moments while `cluster.apply` waits for the cluster and creates the node group: every
+/// random moments while `cluster.apply` waits for the cluster or for the node group: every
 /// random kill must land inside the step (its start journaled, its end not), and after resuming
 /// exactly one cluster and one node group exist per case.
 #[cfg(feature = "test-actions")]
@@ -67,12 +67,18 @@ fn sigkill_inside_cluster_apply_leaves_exactly_one_cluster_and_node_group() {
         let (code, v, err) = resume(&spec, &state, &pb);
         assert_eq!(code, 0, "{label}: {v} {err}");
     }
-    // Random moments: after the cluster's create call is seen, wait 0..1900 ms, then kill. The
-    // cluster is active after 700 ms and the first poll comes 2 s after the create (the
+    // Random moments: after a create call is seen — the cluster's in even cases, the node
+    // group's in odd ones, so both creations are interrupted at random — wait 0..1900 ms, then
+    // kill. Each is active after 700 ms and its first poll comes 2 s after its create (the
     // documented backoff), so the step is still running for the whole window.
     let mut rng = 0x5eed_u64;
     let mut landed = 0;
-    for _ in 0..6 {
+    for i in 0..6 {
+        let anchor = if i % 2 == 0 {
+            "eks:CreateCluster"
+        } else {
+            "eks:CreateNodegroup"
+        };
         rng = rng
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
@@ -81,7 +87,7 @@ fn sigkill_inside_cluster_apply_leaves_exactly_one_cluster_and_node_group() {
         n += 1;
         let (spec, pb, state) = case(&aws, root.path(), &name);
         to_gate_and_approve(&spec, &state, &pb, &[]);
-        let before = aws.world().count("eks:CreateCluster");
+        let before = aws.world().count(anchor);
         let mut child = crate::common::realmctl_std()
             .args(["install", "--yes", "--retry-base-ms", "10", "-f"])
             .arg(&spec)
@@ -94,8 +100,8 @@ fn sigkill_inside_cluster_apply_leaves_exactly_one_cluster_and_node_group() {
             .spawn()
             .unwrap();
         let t0 = Instant::now();
-        while aws.world().count("eks:CreateCluster") == before {
-            assert!(t0.elapsed() < Duration::from_secs(30), "no create call");
+        while aws.world().count(anchor) == before {
+            assert!(t0.elapsed() < Duration::from_secs(30), "no {anchor} call");
             std::thread::sleep(Duration::from_millis(5));
         }
         std::thread::sleep(delay);
@@ -104,8 +110,16 @@ fn sigkill_inside_cluster_apply_leaves_exactly_one_cluster_and_node_group() {
         let st = cluster_step_status(&state);
         assert_eq!(
             st, "interrupted",
-            "a kill {delay:?} after the create did not land mid-step"
+            "a kill {delay:?} after {anchor} did not land mid-step"
         );
+        if anchor == "eks:CreateNodegroup" {
+            let w = aws.world();
+            assert_eq!(
+                w.pools.values().filter(|p| p.cluster == name).count(),
+                1,
+                "the node group's creation was under way when killed"
+            );
+        }
         landed += 1;
         let (code, v, err) = resume(&spec, &state, &pb);
         assert_eq!(code, 0, "{delay:?}: {v} {err}");

@@ -517,7 +517,7 @@ pub(crate) fn to_gate_and_approve(spec: &Path, state: &Path, pb: &Path, env: &[(
     assert_eq!(approve(state, 5).status.code(), Some(0));
 }
 
-/// Runs an install that kills itself at `point`; asserts it died by SIGKILL.
+/// Runs an install that kills itself at `point`; asserts it died by SIGKILL where it was aimed.
 pub(crate) fn killed_at(spec: &Path, state: &Path, pb: &Path, point: &str, env: &[(&str, &str)]) {
     use std::os::unix::process::ExitStatusExt;
     let o = install_cmd(spec, state, pb, env)
@@ -530,6 +530,7 @@ pub(crate) fn killed_at(spec: &Path, state: &Path, pb: &Path, point: &str, env: 
         "{point}: not killed: {:?}",
         text(&o)
     );
+    crate::engine_support::assert_kill_landed(state, point);
 }
 
 /// SIGKILL at every step boundary and at the points inside `cluster.apply` (after each intent

@@ -156,12 +156,22 @@ fn the_embedded_playbook_installs_end_to_end_against_the_aws_stand_in() {
         },
     );
     let state = dir.path().join("state");
+    // The realm's own core behind its Service (this build's quota service, as its Pod would
+    // run it), and the stand-in's edge serving the Ingress certificate.
+    let core = tempfile::tempdir().unwrap();
+    aws.standin.kube().world().serve_service(
+        realmctl::platform::quota::NAMESPACE,
+        realmctl::platform::quota::SERVICE,
+        realmctl::demo::core::quota_backend(core.path().join("ledger.db")),
+    );
+    let edge = aws.standin.kube().edge_port().to_string();
     let run = || {
         let o = realmctl()
             .args(["install", "--yes", "--output", "json", "-f"])
             .arg(&spec)
             .arg("--state")
             .arg(&state)
+            .args(["--ingress-port", &edge])
             .output()
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
@@ -183,7 +193,17 @@ fn the_embedded_playbook_installs_end_to_end_against_the_aws_stand_in() {
     assert_eq!(code, Some(0), "{v} {err}");
     assert_eq!(
         executed(&v),
-        ["cluster", "cluster-ready", "platform", "quota-seed"]
+        [
+            "cluster",
+            "cluster-ready",
+            "platform",
+            "quota-seed",
+            "realm-live"
+        ]
+    );
+    assert!(
+        !state.join("quota.db").exists(),
+        "the realm's own core was seeded, not a local ledger"
     );
     {
         // The platform went in through the cluster's API with the EKS token realmctl presigned

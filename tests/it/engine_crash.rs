@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use crate::common::SpecOpts;
 use crate::engine_support::*;
-use realmctl::engine::io::journal::Journal;
 use realmctl::engine::model::event::Event;
 
 const STEPS: [&str; 10] = ["a1", "a2", "b1", "c1", "c2", "d1", "e1", "e2", "f1", "f2"];
@@ -115,41 +114,6 @@ fn unlock(state: &Path, key: &Path) {
             .unwrap();
         assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
     }
-}
-
-/// The journal's events, in order (empty when there is no journal yet).
-fn events(state: &Path) -> Vec<Event> {
-    match Journal::open_read_only(state) {
-        Ok(j) => j
-            .records()
-            .unwrap()
-            .iter()
-            .map(|r| r.event().unwrap())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// The step started last and never ended (no success, skip, wait or failure after its start):
-/// where a kill "in the middle of a step" leaves the journal.
-fn unfinished_step(events: &[Event]) -> Option<String> {
-    let mut open: Option<String> = None;
-    for e in events {
-        match e {
-            Event::StepStarted { step, .. } => open = Some(step.clone()),
-            Event::StepSucceeded { step, .. }
-            | Event::StepSkipped { step, .. }
-            | Event::StepWaiting { step, .. }
-            | Event::StepFailed { step, .. }
-                if open.as_ref() == Some(step) =>
-            {
-                open = None
-            }
-            Event::RunStarted { .. } => open = None,
-            _ => {}
-        }
-    }
-    open
 }
 
 /// The kind of the journal's last record.
@@ -263,7 +227,10 @@ fn baseline() -> (Vec<(String, String)>, Vec<String>, i32) {
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
     let inv = invocations(r.dir.path());
     assert!(inv.values().all(|n| *n == 1), "{inv:?}");
-    r.outcome()
+    let outcome = r.outcome();
+    // What every resumed run is compared with verifies, every record signed.
+    assert_eq!(outcome.2, 0, "the uninterrupted run's journal verifies");
+    outcome
 }
 
 #[test]

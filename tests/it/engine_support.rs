@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
+use realmctl::engine::io::journal::Journal;
+use realmctl::engine::model::event::Event;
 use serde_json::Value;
 
 use crate::common::{Pki, SpecOpts, required, write_spec};
@@ -233,4 +235,69 @@ pub fn cloud_playbook(dir: &Path) -> PathBuf {
             "steps: [{id: cluster, action: cluster.apply}, {id: cluster-ready, action: cluster.wait}, {id: platform, action: platform.apply}, {id: quota-seed, action: quota.seed}]",
         ],
     )
+}
+
+/// The journal's events, in order (empty when there is no journal yet).
+pub fn events(state: &Path) -> Vec<Event> {
+    match Journal::open_read_only(state) {
+        Ok(j) => j
+            .records()
+            .unwrap()
+            .iter()
+            .map(|r| r.event().unwrap())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The step started last and never ended (no success, skip, wait or failure after its start):
+/// where a kill "in the middle of a step" leaves the journal.
+pub fn unfinished_step(events: &[Event]) -> Option<String> {
+    let mut open: Option<String> = None;
+    for e in events {
+        match e {
+            Event::StepStarted { step, .. } => open = Some(step.clone()),
+            Event::StepSucceeded { step, .. }
+            | Event::StepSkipped { step, .. }
+            | Event::StepWaiting { step, .. }
+            | Event::StepFailed { step, .. }
+                if open.as_ref() == Some(step) =>
+            {
+                open = None
+            }
+            Event::RunStarted { .. } => open = None,
+            _ => {}
+        }
+    }
+    open
+}
+
+/// Asserts that a kill at `point` (`STEP:started|acted|succeeded`, `STEP:at:LABEL`) landed
+/// where it was aimed, as the journal shows: inside the step (started, never ended) for a kill
+/// after its start, after its action or at a label inside it; right after its success record
+/// for `succeeded`.
+pub fn assert_kill_landed(state: &Path, point: &str) {
+    let evs = events(state);
+    let (step, at) = match point.split_once(":at:") {
+        Some((step, _)) => (step, "at"),
+        None => point
+            .rsplit_once(':')
+            .unwrap_or_else(|| panic!("no rule for the kill point {point}")),
+    };
+    match at {
+        "started" | "acted" | "at" => assert_eq!(
+            unfinished_step(&evs).as_deref(),
+            Some(step),
+            "the kill at {point} landed inside {step}"
+        ),
+        "succeeded" => {
+            assert_eq!(unfinished_step(&evs), None, "{point}");
+            assert!(
+                matches!(evs.last(), Some(Event::StepSucceeded { step: s, .. }) if s == step),
+                "the kill at {point} landed right after {step}'s success: {:?}",
+                evs.last().map(|e| e.kind())
+            );
+        }
+        _ => panic!("no rule for the kill point {point}"),
+    }
 }

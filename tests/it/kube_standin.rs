@@ -1,5 +1,6 @@
 //! The Kubernetes API stand-in kept honest by clients nobody here wrote: kubectl (server-side
-//! apply, get, wait, delete, a conflict between field managers) and the Python `kubernetes`
+//! apply, get, wait, delete, a conflict between field managers, the service proxy through
+//! `get --raw`) and the Python `kubernetes`
 //! client (list and read what was applied), over HTTPS with the stand-in's CA and a bearer
 //! token. Any disagreement is a stand-in bug. kubectl runs with `--validate=false`: its
 //! client-side validation needs the protobuf OpenAPI document, which the stand-in does not
@@ -87,11 +88,76 @@ spec:
       containers:
         - name: web
           image: registry.example/web:1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector: {app: web}
+  ports:
+    - {name: http, port: 80, targetPort: 8080}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: idle
+  namespace: shop
+spec:
+  selector: {app: nothing-runs-this}
+  ports:
+    - {name: http, port: 80}
 "#;
+
+/// A loopback HTTP service that answers every request with what it received: the request
+/// line and whether an `Authorization` header arrived (the service proxy must remove it).
+fn echo_service() -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut authorization = false;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                authorization |= h.to_ascii_lowercase().starts_with("authorization:");
+            }
+            let body = serde_json::json!({
+                "request": line.trim_end(),
+                "authorization": authorization,
+            })
+            .to_string();
+            let mut conn = conn;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_and_the_python_client_agree_with_the_stand_in() {
-    let world = KubeWorld::with_tokens(BTreeMap::from([(TOKEN.to_owned(), "admin".to_owned())]));
+    let mut world =
+        KubeWorld::with_tokens(BTreeMap::from([(TOKEN.to_owned(), "admin".to_owned())]));
+    let echo = echo_service();
+    world.serve_service(
+        "shop",
+        "web",
+        std::sync::Arc::new(move |_: &realmctl_standins::kube::Cluster| Some(echo)),
+    );
     let api = KubeStandIn::start(world).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kc = kubeconfig(dir.path(), &api.url(), api.ca_pem());
@@ -152,6 +218,39 @@ async fn kubectl_and_the_python_client_agree_with_the_stand_in() {
     .await
     .unwrap();
     assert!(ok(&out).contains("condition met"));
+
+    // The service proxy, as kubectl reaches it: the request arrives at the Service's backend
+    // with its path and query, without the caller's Authorization; a Service nothing runs
+    // behind is 503 "no endpoints", as the API server says it.
+    let out = run(
+        vec![
+            "get",
+            "--raw",
+            "/api/v1/namespaces/shop/services/http:web:http/proxy/echo/path?q=1",
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(v["request"], "GET /echo/path?q=1 HTTP/1.1", "{v}");
+    assert_eq!(v["authorization"], false, "{v}");
+    let out = run(
+        vec![
+            "get",
+            "--raw",
+            "/api/v1/namespaces/shop/services/idle:http/proxy/",
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ServiceUnavailable") && err.contains("no endpoints available"),
+        "{err}"
+    );
 
     // Another manager changing a field kubectl owns: a conflict naming both.
     let changed: &'static str = Box::leak(

@@ -44,6 +44,7 @@ mod pg;
 mod probe_findings;
 mod quota;
 mod quota_cli;
+mod quota_contract;
 mod quota_http;
 mod quota_pg;
 #[cfg(feature = "gke")]

@@ -38,7 +38,10 @@ async fn direct_tls_plain_closed_and_hung_targets() {
     let tls_port = tls_server(&pki.leaf(&["localhost".into()])).await;
     let hung = silent_listener().await;
     let closed = closed_port();
-    let o = opts(&pki, 500, None);
+    // A deadline long enough that scheduling noise is small beside it: the bounds below are
+    // 0.9 × and 2 × the deadline, with no fixed slack.
+    const DEADLINE: u64 = 1500;
+    let o = opts(&pki, DEADLINE, None);
     let targets = vec![
         target(tls_port, true),
         target(tls_port, false),
@@ -62,16 +65,16 @@ async fn direct_tls_plain_closed_and_hung_targets() {
     assert!(
         rs[3]
             .message
-            .contains("no answer within 500 ms during the TLS handshake"),
+            .contains(&format!("no answer within {DEADLINE} ms during the TLS handshake")),
         "{}",
         rs[3].message
     );
     assert!(
-        rs[3].duration_ms >= 450,
-        "the hung target is charged its deadline: {:?}",
+        rs[3].duration_ms >= DEADLINE * 9 / 10 && rs[3].duration_ms < 2 * DEADLINE,
+        "the hung target is charged its deadline, not two: {:?}",
         rs[3]
     );
-    // Order is kept, and a hung peer costs its deadline, not more (generous bound for busy CI).
+    // Order is kept.
     assert_eq!(
         rs.iter().map(|r| r.subject.clone()).collect::<Vec<_>>(),
         targets
@@ -79,13 +82,12 @@ async fn direct_tls_plain_closed_and_hung_targets() {
             .map(|t| format!("localhost:{}", t.port))
             .collect::<Vec<_>>()
     );
-    // Targets are checked at once: the whole run is bounded by one deadline (500 ms), at
-    // 1.5 × it + 0.5 s slack.
+    // Targets are checked at once: the whole run costs one deadline, not two.
     assert!(
-        elapsed <= Duration::from_millis(500 * 3 / 2 + 500),
+        elapsed >= Duration::from_millis(DEADLINE * 9 / 10)
+            && elapsed < Duration::from_millis(2 * DEADLINE),
         "took {elapsed:?}"
     );
-    assert!(rs[3].duration_ms <= 500 * 3 / 2 + 500, "{:?}", rs[3]);
 }
 
 #[tokio::test]
@@ -215,9 +217,10 @@ async fn proxy_authentication_407_and_basic_auth() {
 async fn a_hung_proxy_is_bounded_by_the_deadline() {
     let pki = Pki::new();
     let hung = silent_listener().await;
+    const DEADLINE: u64 = 1500;
     let o = opts(
         &pki,
-        400,
+        DEADLINE,
         Some(Proxy {
             host: "127.0.0.1".into(),
             port: hung,
@@ -233,14 +236,9 @@ async fn a_hung_proxy_is_bounded_by_the_deadline() {
         "{}",
         r.message
     );
-    // The proxy accepts and never answers: the check waits its deadline (400 ms), no less
-    // and at most 1.5 × it + 0.5 s.
-    assert!(
-        took >= Duration::from_millis(360) && took <= Duration::from_millis(400 * 3 / 2 + 500),
-        "took {took:?}"
-    );
-    assert!(
-        r.duration_ms >= 360 && r.duration_ms <= 400 * 3 / 2 + 500,
-        "{r:?}"
-    );
+    // The proxy accepts and never answers: the check waits its deadline, at least 0.9 × it
+    // and less than two deadlines.
+    let within = |ms: u64| ms >= DEADLINE * 9 / 10 && ms < 2 * DEADLINE;
+    assert!(within(took.as_millis() as u64), "took {took:?}");
+    assert!(within(r.duration_ms), "{r:?}");
 }

@@ -3,8 +3,10 @@
 //! stand-in's service proxy, as its Pod would run it) seeded through the API server, the
 //! customer's certificate served at the ingress for every name; then `realmctl quota
 //! --in-realm` deploys, refuses and reports through the same path. The core's tokens stay in
-//! the cluster: nothing written or printed holds them, in any encoding.
+//! the cluster: nothing written or printed holds them, in any encoding. SIGKILL around the
+//! in-realm seed and the live check, then resume: the realm ends live with the tokens it had.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use realmctl::platform::quota;
@@ -21,76 +23,115 @@ fn token_in_cluster(g: &Google, secret: &str) -> String {
     quota::token_in(&v).unwrap().expose().to_owned()
 }
 
-#[test]
-fn an_install_ends_live_and_quota_in_realm_acts_on_the_realms_own_core() {
-    let g = Google::start(Duration::from_millis(300));
-    let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(&g, dir.path(), "digibee-acme", "");
-    // A real certificate for the six names (the edge serves it from the TLS Secret).
-    let names = realmctl::spec::load(&spec)
-        .unwrap()
-        .domains
-        .required_names();
-    let cert = rcgen::generate_simple_self_signed(names.clone()).unwrap();
-    std::fs::write(dir.path().join("certs/wildcard.pem"), cert.cert.pem()).unwrap();
-    std::fs::write(
-        dir.path().join("certs/wildcard.key"),
-        cert.signing_key.serialize_pem(),
-    )
-    .unwrap();
-    let core_dir = tempfile::tempdir().unwrap();
-    g.standin.kube().world().serve_service(
-        quota::NAMESPACE,
-        quota::SERVICE,
-        realmctl::demo::core::quota_backend(core_dir.path().join("ledger.db")),
-    );
-    let pb = cloud_playbook_live(dir.path());
-    let state = dir.path().join("state");
-    let port = g.standin.kube().edge_port();
-    let mut printed = String::new();
-    let mut install = || {
-        let o = crate::cloud_install::install_in_realm_cmd(&g.env(), &spec, &state, &pb, port)
-            .output()
-            .unwrap();
-        let (out, err) = text(&o);
-        printed.push_str(&out);
-        printed.push_str(&err);
-        (o.status.code(), out, err)
-    };
-    let (code, out, err) = install();
-    assert_eq!(code, Some(3), "stops at the gate: {out}\n{err}");
-    assert_eq!(approve(&state, 5).status.code(), Some(0));
-    let (code, out, err) = install();
-    assert_eq!(code, Some(0), "{out}\n{err}");
-    let report = crate::cloud_install::report_of(&state, "md");
-    assert!(
-        report.contains("the realm is live"),
-        "the report says so: {report}"
-    );
-    for n in &names {
-        assert!(report.contains(n.as_str()), "the report names {n}");
-    }
-    assert!(
-        !state.join("quota.db").exists(),
-        "nothing was seeded locally"
-    );
+/// A realm on its own Google stand-in whose core's Service is backed by this build's quota
+/// service, with a real certificate for its six names.
+struct LiveRealm {
+    g: Google,
+    dir: tempfile::TempDir,
+    core_dir: tempfile::TempDir,
+    spec: PathBuf,
+    pb: PathBuf,
+    state: PathBuf,
+    names: Vec<String>,
+}
 
-    // The quota commands reach the same core through the cluster.
-    let quota = |args: &[&str]| {
+impl LiveRealm {
+    fn new() -> Self {
+        let g = Google::start(Duration::from_millis(300));
+        let dir = tempfile::tempdir().unwrap();
+        let spec = write_spec(&g, dir.path(), "digibee-acme", "");
+        let names = realmctl::spec::load(&spec)
+            .unwrap()
+            .domains
+            .required_names();
+        let cert = rcgen::generate_simple_self_signed(names.clone()).unwrap();
+        std::fs::write(dir.path().join("certs/wildcard.pem"), cert.cert.pem()).unwrap();
+        std::fs::write(
+            dir.path().join("certs/wildcard.key"),
+            cert.signing_key.serialize_pem(),
+        )
+        .unwrap();
+        let core_dir = tempfile::tempdir().unwrap();
+        g.standin.kube().world().serve_service(
+            quota::NAMESPACE,
+            quota::SERVICE,
+            realmctl::demo::core::quota_backend(core_dir.path().join("ledger.db")),
+        );
+        let pb = cloud_playbook_live(dir.path());
+        let state = dir.path().join("state");
+        LiveRealm {
+            g,
+            dir,
+            core_dir,
+            spec,
+            pb,
+            state,
+            names,
+        }
+    }
+
+    fn install(&self) -> std::process::Command {
+        crate::cloud_install::install_in_realm_cmd(
+            &self.g.env(),
+            &self.spec,
+            &self.state,
+            &self.pb,
+            self.g.standin.kube().edge_port(),
+        )
+    }
+
+    /// Installs to the phase-5 gate and approves it.
+    fn approved(&self) -> String {
+        let o = self.install().output().unwrap();
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(3), "stops at the gate: {out}\n{err}");
+        assert_eq!(approve(&self.state, 5).status.code(), Some(0));
+        out + &err
+    }
+
+    /// `realmctl quota ARGS --in-realm SPEC`: exit code, stdout, stderr.
+    fn quota(&self, args: &[&str]) -> (Option<i32>, String, String) {
         let o = realmctl_std()
-            .envs(g.env())
+            .envs(self.g.env())
             .arg("quota")
             .args(args)
             .arg("--in-realm")
-            .arg(&spec)
+            .arg(&self.spec)
             .output()
             .unwrap();
-        let (out, err) = (
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        );
+        let (out, err) = text(&o);
         (o.status.code(), out, err)
-    };
+    }
+
+    /// The report says the realm is live and names every certificate name.
+    fn assert_live(&self, case: &str) {
+        let report = crate::cloud_install::report_of(&self.state, "md");
+        assert!(
+            report.contains("the realm is live"),
+            "{case}: the report says so: {report}"
+        );
+        for n in &self.names {
+            assert!(report.contains(n.as_str()), "{case}: the report names {n}");
+        }
+        assert!(
+            !self.state.join("quota.db").exists(),
+            "{case}: nothing was seeded locally"
+        );
+    }
+}
+
+#[test]
+fn an_install_ends_live_and_quota_in_realm_acts_on_the_realms_own_core() {
+    let r = LiveRealm::new();
+    let mut printed = r.approved();
+    let o = r.install().output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    printed.push_str(&out);
+    printed.push_str(&err);
+    r.assert_live("install");
+
+    // The quota commands reach the same core through the cluster.
     let deploy = [
         "--env",
         "test",
@@ -101,18 +142,19 @@ fn an_install_ends_live_and_quota_in_realm_acts_on_the_realms_own_core() {
         "--size",
         "small",
     ];
-    let (code, out, err) = quota(&[&["deploy"][..], &deploy].concat());
+    let (code, out, err) = r.quota(&[&["deploy"][..], &deploy].concat());
     assert_eq!(code, Some(0), "{out}\n{err}");
     assert!(out.starts_with("admitted"), "{out}");
-    let (code, out, err) = quota(&[&["what-if"][..], &deploy, &["--replicas", "1000"]].concat());
+    let (code, out, err) = r.quota(&[&["what-if"][..], &deploy, &["--replicas", "1000"]].concat());
     assert_eq!(code, Some(1), "{out}\n{err}");
     assert!(out.starts_with("would be denied (quota_exceeded)"), "{out}");
-    let (code, out, err) = quota(&["status", "--output", "json"]);
+    let (code, out, err) = r.quota(&["status", "--output", "json"]);
     assert_eq!(code, Some(0), "{out}\n{err}");
     let st: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(st["config"]["pipelineSubscriptions"], 2, "{st}");
     assert_eq!(st["deployments"][0]["pipeline"], "orders", "{st}");
-    let (code, out, err) = quota(&[
+    printed.push_str(&out);
+    let (code, out, err) = r.quota(&[
         "undeploy",
         "--env",
         "test",
@@ -127,7 +169,49 @@ fn an_install_ends_live_and_quota_in_realm_acts_on_the_realms_own_core() {
 
     // The tokens the install made live only in the cluster's Secrets.
     for secret in [quota::ADMIN_SECRET, quota::REALM_SECRET] {
-        let token = token_in_cluster(&g, secret);
-        assert_nowhere(&token, &[&printed], &[dir.path(), core_dir.path()]);
+        let token = token_in_cluster(&r.g, secret);
+        assert_nowhere(&token, &[&printed], &[r.dir.path(), r.core_dir.path()]);
+    }
+}
+
+/// SIGKILL after the start of, after the action of, and after the success of the in-realm seed
+/// and the live check (each kill checked to have landed there in the journal), then unlock and
+/// resume: the realm ends live, the core holds the realm's config, and the tokens are the ones
+/// the install made before the kill (a resumed run never changes a token).
+#[cfg(feature = "test-actions")]
+#[test]
+fn sigkill_around_the_in_realm_seed_and_the_live_check_resumes_to_a_live_realm() {
+    use std::os::unix::process::ExitStatusExt;
+    for step in ["quota-seed", "realm-live"] {
+        for point in ["started", "acted", "succeeded"] {
+            let at = format!("{step}:{point}");
+            let r = LiveRealm::new();
+            r.approved();
+            let o = r
+                .install()
+                .env("REALMCTL_TEST_KILL_AT", &at)
+                .output()
+                .unwrap();
+            assert_eq!(o.status.signal(), Some(9), "{at}: {:?}", text(&o));
+            crate::engine_support::assert_kill_landed(&r.state, &at);
+            let tokens: Vec<String> = [quota::ADMIN_SECRET, quota::REALM_SECRET]
+                .iter()
+                .map(|s| token_in_cluster(&r.g, s))
+                .collect();
+            crate::cloud_install::unlock(&r.state);
+            let o = r.install().output().unwrap();
+            let (out, err) = text(&o);
+            assert_eq!(o.status.code(), Some(0), "{at}: {out}\n{err}");
+            r.assert_live(&at);
+            let (code, out, err) = r.quota(&["status", "--output", "json"]);
+            assert_eq!(code, Some(0), "{at}: {out}\n{err}");
+            let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(st["config"]["pipelineSubscriptions"], 2, "{at}: {st}");
+            let after: Vec<String> = [quota::ADMIN_SECRET, quota::REALM_SECRET]
+                .iter()
+                .map(|s| token_in_cluster(&r.g, s))
+                .collect();
+            assert_eq!(tokens, after, "{at}: the tokens survived the kill");
+        }
     }
 }

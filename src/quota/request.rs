@@ -1,0 +1,420 @@
+//! The quota service's request bodies and path values, read field by field (pure).
+//!
+//! A refusal names the field and its rule in the product's words — never a Rust type or a
+//! parser's position inside a struct — and the rules are exactly those
+//! `docs/quota-openapi.yaml` states: every bound, pattern and enumeration there is one of
+//! the [`Rule`]s here, and a test reads the document back and compares.
+//!
+//! Whole numbers are accepted as JSON integers or as numbers without a fraction (`2.0`), as
+//! JSON Schema's `integer` allows; `null` is never a value (the document marks nothing
+//! nullable in a request).
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use super::model::{Deployment, Env, Key, RealmConfig, Size, Version};
+use super::valid_pipeline;
+
+/// The largest count of anything: replicas, subscriptions, extra RTUs (what a spec accepts,
+/// and small enough that no RTU pool can overflow the ledger's signed 64-bit columns).
+pub const MAX_COUNT: u64 = u32::MAX as u64;
+
+/// A field's rule, as the document states it and a refusal names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// `test` or `prod`.
+    Environment,
+    /// 1–128 letters, digits, `-`, `_` or `.`.
+    Pipeline,
+    /// MAJOR.MINOR.
+    Version,
+    /// `small`, `medium` or `large`.
+    Size,
+    /// A whole number in `min..=max`.
+    Count {
+        /// Smallest accepted.
+        min: u64,
+        /// Largest accepted.
+        max: u64,
+    },
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::Environment => f.write_str("test or prod"),
+            Rule::Pipeline => f.write_str("1-128 letters, digits, `-`, `_` or `.`"),
+            Rule::Version => f.write_str(
+                "MAJOR.MINOR, e.g. 1.2: whole numbers of at most 9 digits without leading zeros, major at least 1",
+            ),
+            Rule::Size => f.write_str("small, medium or large"),
+            Rule::Count { min, max } => write!(f, "a whole number from {min} to {max}"),
+        }
+    }
+}
+
+/// Replicas of a deployment.
+pub const REPLICAS: Rule = Rule::Count {
+    min: 1,
+    max: MAX_COUNT,
+};
+/// A deployment's major version in a path.
+pub const MAJOR: Rule = Rule::Count {
+    min: 1,
+    max: MAX_COUNT,
+};
+/// A realm's pipeline subscriptions.
+pub const SUBSCRIPTIONS: Rule = Rule::Count {
+    min: 1,
+    max: MAX_COUNT,
+};
+/// Extra Test or Prod RTUs.
+pub const EXTRA_RTUS: Rule = Rule::Count {
+    min: 0,
+    max: MAX_COUNT,
+};
+/// Most replicas of one deployment.
+pub const MAX_REPLICAS: Rule = Rule::Count {
+    min: 1,
+    max: MAX_COUNT,
+};
+
+/// Why a request was refused: the field and what it must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The body is not a JSON object.
+    NotAnObject {
+        /// What the JSON parser said, when the body is not JSON at all.
+        detail: Option<String>,
+    },
+    /// A required field is missing.
+    Missing {
+        /// The field.
+        field: &'static str,
+    },
+    /// A field this request does not have.
+    Unknown {
+        /// The field as sent (escaped when shown).
+        field: String,
+        /// The fields it has.
+        known: &'static [&'static str],
+    },
+    /// A value that breaks its field's rule.
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// Its rule.
+        rule: Rule,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::NotAnObject { detail: None } => f.write_str("the body must be a JSON object"),
+            Refusal::NotAnObject { detail: Some(d) } => {
+                write!(f, "the body must be a JSON object; it is not JSON ({d})")
+            }
+            Refusal::Missing { field } => write!(f, "{field}: required"),
+            Refusal::Unknown { field, known } => write!(
+                f,
+                "{}: not a field of this request (it has {})",
+                serde_json::Value::String(field.clone()),
+                known.join(", ")
+            ),
+            Refusal::Invalid { field, rule } => write!(f, "{field}: {rule}"),
+        }
+    }
+}
+
+const DEPLOY_FIELDS: &[&str] = &["environment", "pipeline", "version", "size", "replicas"];
+const CONFIG_FIELDS: &[&str] = &[
+    "pipelineSubscriptions",
+    "extraTestRtus",
+    "extraProdRtus",
+    "maxReplicas",
+    "maxSize",
+];
+
+/// The body as an object whose fields are all in `known`.
+fn object(body: &[u8], known: &'static [&'static str]) -> Result<Map<String, Value>, Refusal> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| Refusal::NotAnObject {
+        // serde_json's syntax errors name a position, never a type: "EOF while parsing an
+        // object at line 1 column 9".
+        detail: Some(e.to_string()),
+    })?;
+    let Value::Object(m) = v else {
+        return Err(Refusal::NotAnObject { detail: None });
+    };
+    if let Some(field) = m.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(Refusal::Unknown {
+            field: field.clone(),
+            known,
+        });
+    }
+    Ok(m)
+}
+
+/// A whole number within `rule`'s bounds.
+fn count(v: &Value, field: &'static str, rule: Rule) -> Result<u64, Refusal> {
+    let Rule::Count { min, max } = rule else {
+        unreachable!("count() is given count rules")
+    };
+    let n = match v {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            // 2.0 is a whole number (JSON Schema's `integer`); 2^53 and above are not exact.
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9_007_199_254_740_992.0)
+                .map(|f| f as u64)
+        }),
+        _ => None,
+    };
+    n.filter(|n| (min..=max).contains(n))
+        .ok_or(Refusal::Invalid { field, rule })
+}
+
+fn text<'a>(v: &'a Value, field: &'static str, rule: Rule) -> Result<&'a str, Refusal> {
+    v.as_str().ok_or(Refusal::Invalid { field, rule })
+}
+
+fn required<'a>(m: &'a Map<String, Value>, field: &'static str) -> Result<&'a Value, Refusal> {
+    m.get(field).ok_or(Refusal::Missing { field })
+}
+
+fn environment(v: &Value, field: &'static str) -> Result<Env, Refusal> {
+    text(v, field, Rule::Environment)?
+        .parse()
+        .map_err(|_| Refusal::Invalid {
+            field,
+            rule: Rule::Environment,
+        })
+}
+
+fn size(v: &Value, field: &'static str) -> Result<Size, Refusal> {
+    text(v, field, Rule::Size)?
+        .parse()
+        .map_err(|_| Refusal::Invalid {
+            field,
+            rule: Rule::Size,
+        })
+}
+
+/// A pipeline name (body or path).
+pub fn pipeline(name: &str) -> Result<String, Refusal> {
+    if valid_pipeline(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(Refusal::Invalid {
+            field: "pipeline",
+            rule: Rule::Pipeline,
+        })
+    }
+}
+
+/// A deployment request (`POST …/deployments`, `POST …/what-if`).
+pub fn deployment(body: &[u8]) -> Result<Deployment, Refusal> {
+    let m = object(body, DEPLOY_FIELDS)?;
+    let environment = environment(required(&m, "environment")?, "environment")?;
+    let pipeline = pipeline(text(required(&m, "pipeline")?, "pipeline", Rule::Pipeline)?)?;
+    let version: Version = text(required(&m, "version")?, "version", Rule::Version)?
+        .parse()
+        .map_err(|_| Refusal::Invalid {
+            field: "version",
+            rule: Rule::Version,
+        })?;
+    let size = size(required(&m, "size")?, "size")?;
+    let replicas = count(required(&m, "replicas")?, "replicas", REPLICAS)? as u32;
+    Ok(Deployment {
+        environment,
+        pipeline,
+        version,
+        size,
+        replicas,
+    })
+}
+
+/// A realm config (`PUT …/config`); absent platform quotas take `defaults`' values.
+pub fn config(body: &[u8], defaults: (u32, Size)) -> Result<RealmConfig, Refusal> {
+    let m = object(body, CONFIG_FIELDS)?;
+    let optional = |field: &'static str, rule: Rule, default: u64| {
+        m.get(field).map_or(Ok(default), |v| count(v, field, rule))
+    };
+    Ok(RealmConfig {
+        pipeline_subscriptions: count(
+            required(&m, "pipelineSubscriptions")?,
+            "pipelineSubscriptions",
+            SUBSCRIPTIONS,
+        )?,
+        extra_test_rtus: optional("extraTestRtus", EXTRA_RTUS, 0)?,
+        extra_prod_rtus: optional("extraProdRtus", EXTRA_RTUS, 0)?,
+        max_replicas: optional("maxReplicas", MAX_REPLICAS, u64::from(defaults.0))? as u32,
+        max_size: m
+            .get("maxSize")
+            .map_or(Ok(defaults.1), |v| size(v, "maxSize"))?,
+    })
+}
+
+/// The key in `DELETE …/deployments/{environment}/{pipeline}/{major}`.
+pub fn key(environment: &str, pipeline_name: &str, major: &str) -> Result<Key, Refusal> {
+    let environment = environment.parse().map_err(|_| Refusal::Invalid {
+        field: "environment",
+        rule: Rule::Environment,
+    })?;
+    let pipeline = pipeline(pipeline_name)?;
+    let n = (!major.is_empty() && major.len() <= 10 && major.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| major.parse::<u64>().ok())
+        .flatten();
+    let major = count(
+        &n.map_or(Value::Null, Value::from),
+        "major",
+        MAJOR,
+    )? as u32;
+    Ok(Key {
+        environment,
+        pipeline,
+        major,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: (u32, Size) = (10, Size::Large);
+
+    fn refused(body: &str) -> String {
+        deployment(body.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_valid_deployment_is_read() {
+        let d = deployment(
+            br#"{"environment":"prod","pipeline":"orders.v2","version":"1.20","size":"medium","replicas":3}"#,
+        )
+        .unwrap();
+        assert_eq!(d.environment, Env::Prod);
+        assert_eq!(d.version, Version { major: 1, minor: 20 });
+        assert_eq!(d.replicas, 3);
+        let whole = deployment(
+            br#"{"environment":"test","pipeline":"p","version":"1.0","size":"small","replicas":2.0}"#,
+        )
+        .unwrap();
+        assert_eq!(whole.replicas, 2);
+        let most = format!(
+            r#"{{"environment":"test","pipeline":"p","version":"999999999.999999999","size":"small","replicas":{MAX_COUNT}}}"#
+        );
+        assert_eq!(deployment(most.as_bytes()).unwrap().replicas, u32::MAX);
+    }
+
+    #[test]
+    fn every_refusal_names_the_field_and_its_rule_never_a_type() {
+        let base = |field: &str, value: &str| {
+            let mut v = serde_json::json!({"environment":"prod","pipeline":"p","version":"1.0","size":"small","replicas":1});
+            v[field] = serde_json::from_str(value).unwrap();
+            refused(&v.to_string())
+        };
+        assert_eq!(
+            base("replicas", "1.5"),
+            "replicas: a whole number from 1 to 4294967295"
+        );
+        assert_eq!(
+            base("replicas", "4294967296"),
+            "replicas: a whole number from 1 to 4294967295"
+        );
+        assert_eq!(base("replicas", "0"), "replicas: a whole number from 1 to 4294967295");
+        assert_eq!(base("replicas", "\"2\""), "replicas: a whole number from 1 to 4294967295");
+        assert_eq!(base("environment", "\"staging\""), "environment: test or prod");
+        assert_eq!(base("size", "null"), "size: small, medium or large");
+        assert!(base("version", "\"1.2.3\"").starts_with("version: MAJOR.MINOR"));
+        assert!(base("version", "\"1.0123456789\"").starts_with("version: MAJOR.MINOR"));
+        assert_eq!(
+            base("pipeline", "\"a b\""),
+            "pipeline: 1-128 letters, digits, `-`, `_` or `.`"
+        );
+        assert_eq!(
+            refused(r#"{"environment":"prod"}"#),
+            "pipeline: required"
+        );
+        assert_eq!(
+            refused(r#"{"environment":"prod","colour":"red"}"#),
+            "\"colour\": not a field of this request (it has environment, pipeline, version, size, replicas)"
+        );
+        assert_eq!(refused("[1]"), "the body must be a JSON object");
+        let syntax = refused("{\"environment\":");
+        assert!(
+            syntax.starts_with("the body must be a JSON object; it is not JSON (EOF while parsing"),
+            "{syntax}"
+        );
+        for r in [base("replicas", "1.5"), base("replicas", "-1"), syntax] {
+            for rust in ["u32", "u64", "i64", "f64", "struct", "enum", "invalid type"] {
+                assert!(!r.contains(rust), "{r}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_field_is_shown_escaped() {
+        let r = refused("{\"\\u001b[31mred\":1}");
+        assert!(r.starts_with("\"\\u001b[31mred\": not a field"), "{r}");
+    }
+
+    #[test]
+    fn a_config_takes_defaults_and_bounds_every_count() {
+        let c = config(br#"{"pipelineSubscriptions": 4}"#, D).unwrap();
+        assert_eq!(
+            (c.pipeline_subscriptions, c.extra_test_rtus, c.max_replicas, c.max_size),
+            (4, 0, 10, Size::Large)
+        );
+        let most = format!(
+            r#"{{"pipelineSubscriptions":{MAX_COUNT},"extraTestRtus":{MAX_COUNT},"extraProdRtus":{MAX_COUNT},"maxReplicas":{MAX_COUNT},"maxSize":"small"}}"#
+        );
+        let c = config(most.as_bytes(), D).unwrap();
+        // The largest pools fit the ledger's signed 64-bit columns with room to spare.
+        assert!(c.rtus(Env::Prod) < i64::MAX as u64 / 2);
+        for (body, msg) in [
+            (r#"{}"#, "pipelineSubscriptions: required"),
+            (
+                r#"{"pipelineSubscriptions": 0}"#,
+                "pipelineSubscriptions: a whole number from 1 to 4294967295",
+            ),
+            (
+                r#"{"pipelineSubscriptions": 1, "extraProdRtus": 4294967296}"#,
+                "extraProdRtus: a whole number from 0 to 4294967295",
+            ),
+            (
+                r#"{"pipelineSubscriptions": 1, "maxReplicas": 0}"#,
+                "maxReplicas: a whole number from 1 to 4294967295",
+            ),
+            (
+                r#"{"pipelineSubscriptions": 1, "maxSize": "huge"}"#,
+                "maxSize: small, medium or large",
+            ),
+        ] {
+            assert_eq!(config(body.as_bytes(), D).unwrap_err().to_string(), msg);
+        }
+    }
+
+    #[test]
+    fn a_path_key_is_read_with_the_same_rules() {
+        let k = key("test", "orders", "2").unwrap();
+        assert_eq!((k.environment, k.major), (Env::Test, 2));
+        assert_eq!(
+            key("test", "orders", "0").unwrap_err().to_string(),
+            "major: a whole number from 1 to 4294967295"
+        );
+        assert_eq!(
+            key("test", "orders", "+1").unwrap_err().to_string(),
+            "major: a whole number from 1 to 4294967295"
+        );
+        assert_eq!(
+            key("test", "orders", "99999999999").unwrap_err().to_string(),
+            "major: a whole number from 1 to 4294967295"
+        );
+        assert_eq!(
+            key("qa", "orders", "1").unwrap_err().to_string(),
+            "environment: test or prod"
+        );
+        assert!(key("test", "", "1").is_err());
+    }
+}
