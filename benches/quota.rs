@@ -170,7 +170,10 @@ fn bare_grouped(db: &Path, sync: Sync, n: usize) -> (f64, f64) {
     let rate = n as f64 / t0.elapsed().as_secs_f64();
     drop(tx);
     writer.join().unwrap();
-    (rate, n as f64 / commits.load(Ordering::Relaxed).max(1) as f64)
+    (
+        rate,
+        n as f64 / commits.load(Ordering::Relaxed).max(1) as f64,
+    )
 }
 
 /// Admissions per second: one client, one commit each (the ledger used directly).

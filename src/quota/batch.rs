@@ -416,7 +416,11 @@ mod tests {
             assert!(t.elapsed() < Duration::from_secs(10), "{} queued", queued());
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert_eq!(g.stats().commits(), 0, "nothing committed while the lock was held");
+        assert_eq!(
+            g.stats().commits(),
+            0,
+            "nothing committed while the lock was held"
+        );
         other.execute_batch("COMMIT").unwrap();
         let mut admitted = 0;
         for t in tasks {

@@ -463,8 +463,16 @@ mod tests {
             request::SUBSCRIPTIONS,
             "pipelineSubscriptions",
         );
-        count(&config["extraTestRtus"], request::EXTRA_RTUS, "extraTestRtus");
-        count(&config["extraProdRtus"], request::EXTRA_RTUS, "extraProdRtus");
+        count(
+            &config["extraTestRtus"],
+            request::EXTRA_RTUS,
+            "extraTestRtus",
+        );
+        count(
+            &config["extraProdRtus"],
+            request::EXTRA_RTUS,
+            "extraProdRtus",
+        );
         count(&config["maxReplicas"], request::MAX_REPLICAS, "maxReplicas");
         let major = doc["paths"][DEPLOYMENT]["parameters"]
             .as_array()
@@ -479,14 +487,14 @@ mod tests {
             ("Pipeline", Rule::Pipeline),
             ("Version", Rule::Version),
         ] {
-            assert_eq!(schemas[name]["description"], json!(rule.to_string()), "{name}");
+            assert_eq!(
+                schemas[name]["description"],
+                json!(rule.to_string()),
+                "{name}"
+            );
         }
         // Every status the server gives an operation is documented for it.
-        let with_body = [
-            (DEPLOYMENTS, "post"),
-            (WHAT_IF, "post"),
-            (CONFIG, "put"),
-        ];
+        let with_body = [(DEPLOYMENTS, "post"), (WHAT_IF, "post"), (CONFIG, "put")];
         for (path, method) in with_body {
             let r = &doc["paths"][path][method]["responses"];
             for status in ["200", "400", "401", "403", "408", "413", "415", "503"] {

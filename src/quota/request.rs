@@ -265,11 +265,7 @@ pub fn key(environment: &str, pipeline_name: &str, major: &str) -> Result<Key, R
     let n = (!major.is_empty() && major.len() <= 10 && major.bytes().all(|b| b.is_ascii_digit()))
         .then(|| major.parse::<u64>().ok())
         .flatten();
-    let major = count(
-        &n.map_or(Value::Null, Value::from),
-        "major",
-        MAJOR,
-    )? as u32;
+    let major = count(&n.map_or(Value::Null, Value::from), "major", MAJOR)? as u32;
     Ok(Key {
         environment,
         pipeline,
@@ -294,7 +290,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.environment, Env::Prod);
-        assert_eq!(d.version, Version { major: 1, minor: 20 });
+        assert_eq!(
+            d.version,
+            Version {
+                major: 1,
+                minor: 20
+            }
+        );
         assert_eq!(d.replicas, 3);
         let whole = deployment(
             br#"{"environment":"test","pipeline":"p","version":"1.0","size":"small","replicas":2.0}"#,
@@ -322,9 +324,18 @@ mod tests {
             base("replicas", "4294967296"),
             "replicas: a whole number from 1 to 4294967295"
         );
-        assert_eq!(base("replicas", "0"), "replicas: a whole number from 1 to 4294967295");
-        assert_eq!(base("replicas", "\"2\""), "replicas: a whole number from 1 to 4294967295");
-        assert_eq!(base("environment", "\"staging\""), "environment: test or prod");
+        assert_eq!(
+            base("replicas", "0"),
+            "replicas: a whole number from 1 to 4294967295"
+        );
+        assert_eq!(
+            base("replicas", "\"2\""),
+            "replicas: a whole number from 1 to 4294967295"
+        );
+        assert_eq!(
+            base("environment", "\"staging\""),
+            "environment: test or prod"
+        );
         assert_eq!(base("size", "null"), "size: small, medium or large");
         assert!(base("version", "\"1.2.3\"").starts_with("version: MAJOR.MINOR"));
         assert!(base("version", "\"1.0123456789\"").starts_with("version: MAJOR.MINOR"));
@@ -332,10 +343,7 @@ mod tests {
             base("pipeline", "\"a b\""),
             "pipeline: 1-128 letters, digits, `-`, `_` or `.`"
         );
-        assert_eq!(
-            refused(r#"{"environment":"prod"}"#),
-            "pipeline: required"
-        );
+        assert_eq!(refused(r#"{"environment":"prod"}"#), "pipeline: required");
         assert_eq!(
             refused(r#"{"environment":"prod","colour":"red"}"#),
             "\"colour\": not a field of this request (it has environment, pipeline, version, size, replicas)"
@@ -363,7 +371,12 @@ mod tests {
     fn a_config_takes_defaults_and_bounds_every_count() {
         let c = config(br#"{"pipelineSubscriptions": 4}"#, D).unwrap();
         assert_eq!(
-            (c.pipeline_subscriptions, c.extra_test_rtus, c.max_replicas, c.max_size),
+            (
+                c.pipeline_subscriptions,
+                c.extra_test_rtus,
+                c.max_replicas,
+                c.max_size
+            ),
             (4, 0, 10, Size::Large)
         );
         let most = format!(
@@ -408,7 +421,9 @@ mod tests {
             "major: a whole number from 1 to 4294967295"
         );
         assert_eq!(
-            key("test", "orders", "99999999999").unwrap_err().to_string(),
+            key("test", "orders", "99999999999")
+                .unwrap_err()
+                .to_string(),
             "major: a whole number from 1 to 4294967295"
         );
         assert_eq!(

@@ -374,7 +374,16 @@ fn intents_before_cloud_creates_retries_and_takeovers_are_fsynced() {
         dir.path(),
         "install-cloud",
         &[
-            "install", "--yes", "--retry-base-ms", "10", "-f", sp, "--state", s, "--playbook", p,
+            "install",
+            "--yes",
+            "--retry-base-ms",
+            "10",
+            "-f",
+            sp,
+            "--state",
+            s,
+            "--playbook",
+            p,
         ],
     );
     assert_eq!(code, Some(0), "{err}");
@@ -404,8 +413,7 @@ fn intents_before_cloud_creates_retries_and_takeovers_are_fsynced() {
         let intent = intents
             .iter()
             .copied()
-            .filter(|&c| c < w)
-            .next_back()
+            .rfind(|&c| c < w)
             .expect("an intent was committed before the create call");
         let sync = synced(&calls, intent, &wal).expect("the intent was fsync'd at commit");
         assert!(
@@ -421,7 +429,10 @@ fn intents_before_cloud_creates_retries_and_takeovers_are_fsynced() {
         .env("REALMCTL_TEST_KILL_AT", "opened")
         .output()
         .unwrap();
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&o.status), Some(9));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&o.status),
+        Some(9)
+    );
     let id = crate::cloud_install::stale_lock_id(&state).expect("the killed run left its lock");
     let before = record_count(&state);
     let (code, calls, err) = run_traced(
@@ -436,9 +447,14 @@ fn intents_before_cloud_creates_retries_and_takeovers_are_fsynced() {
     let sync = synced(&calls, commits(&calls, &wal)[0], &wal).unwrap();
     let said = calls
         .iter()
-        .position(|c| matches!(c, Sys::Write { head, .. } if head.starts_with(b"cleared the stale lock")))
+        .position(
+            |c| matches!(c, Sys::Write { head, .. } if head.starts_with(b"cleared the stale lock")),
+        )
         .expect("unlock said it cleared the lock");
-    assert!(sync < said, "unlock spoke (call {said}) before the takeover was fsync'd (call {sync})");
+    assert!(
+        sync < said,
+        "unlock spoke (call {said}) before the takeover was fsync'd (call {sync})"
+    );
 }
 
 /// The quota CLI's decisions: admitted and denied, each fsync'd before it is printed.
@@ -575,7 +591,9 @@ fn answers(calls: &[Sys]) -> Vec<usize> {
 fn answers_follow_their_own_synced_commits(calls: &[Sys], wal: &str) -> Result<usize, String> {
     let listening = calls
         .iter()
-        .position(|c| matches!(c, Sys::Write { head, .. } if head.starts_with(b"realmctl quota service")))
+        .position(
+            |c| matches!(c, Sys::Write { head, .. } if head.starts_with(b"realmctl quota service")),
+        )
         .expect("the server said it listens");
     let synced_before = |at: usize| {
         commits(calls, wal)
@@ -616,7 +634,10 @@ fn every_answer_quota_serve_sends_follows_its_own_fsynced_commit() {
         8,
         "{statuses:?}"
     );
-    assert_eq!(answers_follow_their_own_synced_commits(&calls, &wal), Ok(13));
+    assert_eq!(
+        answers_follow_their_own_synced_commits(&calls, &wal),
+        Ok(13)
+    );
 }
 
 /// The check above fails on a build that answers each request before committing it (a
