@@ -43,8 +43,8 @@ fn cluster_step_status(state: &Path) -> String {
 }
 
 /// SIGKILL between each create call and its journal record (and after each intent), then at
-/// random moments while `cluster.apply` waits for the cluster or for the node group: every
-/// random kill must land inside the step (its start journaled, its end not), and after resuming
+/// random moments while the cluster or the node group is being created: every random kill must
+/// land inside a step (its start journaled, its end not), and after resuming
 /// exactly one cluster and one node group exist per case.
 #[cfg(feature = "test-actions")]
 #[test]
@@ -68,9 +68,11 @@ fn sigkill_inside_cluster_apply_leaves_exactly_one_cluster_and_node_group() {
         assert_eq!(code, 0, "{label}: {v} {err}");
     }
     // Random moments: after a create call is seen — the cluster's in even cases, the node
-    // group's in odd ones, so both creations are interrupted at random — wait 0..1900 ms, then
-    // kill. Each is active after 700 ms and its first poll comes 2 s after its create (the
-    // documented backoff), so the step is still running for the whole window.
+    // group's in odd ones, so both creations are interrupted at random — wait, then kill: up to
+    // 1900 ms after the cluster's create (it is active after 700 ms, and its first poll comes
+    // 2 s after the create, the documented backoff), up to 600 ms after the node group's
+    // (before it can be active; `cluster.wait` waits for that). A step is still running for the
+    // whole window.
     let mut rng = 0x5eed_u64;
     let mut landed = 0;
     for i in 0..6 {
@@ -82,7 +84,10 @@ fn sigkill_inside_cluster_apply_leaves_exactly_one_cluster_and_node_group() {
         rng = rng
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let delay = Duration::from_millis((rng >> 33) % 1900);
+        // Before the node group can be active (700 ms), whatever its poll policy; the cluster's
+        // wait is longer (its first poll comes 2 s after the create).
+        let window = if i % 2 == 0 { 1900 } else { 600 };
+        let delay = Duration::from_millis((rng >> 33) % window);
         let name = format!("r{n}");
         n += 1;
         let (spec, pb, state) = case(&aws, root.path(), &name);
@@ -105,18 +110,29 @@ fn sigkill_inside_cluster_apply_leaves_exactly_one_cluster_and_node_group() {
             std::thread::sleep(Duration::from_millis(5));
         }
         std::thread::sleep(delay);
+        let killed = Instant::now();
         child.kill().unwrap();
         child.wait().unwrap();
-        let st = cluster_step_status(&state);
-        assert_eq!(
-            st, "interrupted",
-            "a kill {delay:?} after {anchor} did not land mid-step"
-        );
-        if anchor == "eks:CreateNodegroup" {
-            let w = aws.world();
+        if anchor == "eks:CreateCluster" {
+            let st = cluster_step_status(&state);
             assert_eq!(
-                w.pools.values().filter(|p| p.cluster == name).count(),
-                1,
+                st, "interrupted",
+                "a kill {delay:?} after {anchor} did not land mid-step"
+            );
+        } else {
+            // `cluster.apply` ends once the node group's create is accepted; `cluster.wait`
+            // waits for it to become active. The kill lands in one of them, while the node
+            // group is still creating.
+            let open = unfinished_step(&events(&state));
+            assert!(
+                matches!(open.as_deref(), Some("cluster" | "cluster-ready")),
+                "a kill {delay:?} after {anchor} did not land mid-step: {open:?}"
+            );
+            let w = aws.world();
+            let pools: Vec<_> = w.pools.values().filter(|p| p.cluster == name).collect();
+            assert_eq!(pools.len(), 1);
+            assert!(
+                killed.duration_since(pools[0].created) < w.create_delay,
                 "the node group's creation was under way when killed"
             );
         }
