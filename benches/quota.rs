@@ -143,22 +143,42 @@ fn bare_grouped(db: &Path, sync: Sync, n: usize) -> (f64, f64) {
             }
         }
     });
+    let rate = clients(n, move |i| {
+        let tx = tx.clone();
+        async move {
+            let (reply, done) = oneshot::channel();
+            tx.send((i, reply)).await.unwrap();
+            done.await.unwrap();
+        }
+    });
+    writer.join().unwrap();
+    (
+        rate,
+        n as f64 / commits.load(Ordering::Relaxed).max(1) as f64,
+    )
+}
+
+/// `n` calls of `call(i)`, `i` in `0..n`, from [`CLIENTS`] concurrent tasks that each take the
+/// next `i` when their last call returned; calls per second.
+fn clients<F, Fut>(n: usize, call: F) -> f64
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let rt = rt();
     let t0 = Instant::now();
     rt.block_on(async {
         let counter = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = (0..CLIENTS)
             .map(|_| {
-                let (tx, counter) = (tx.clone(), counter.clone());
+                let (call, counter) = (call.clone(), counter.clone());
                 tokio::spawn(async move {
                     loop {
                         let i = counter.fetch_add(1, Ordering::Relaxed);
                         if i >= n {
                             return;
                         }
-                        let (reply, done) = oneshot::channel();
-                        tx.send((i, reply)).await.unwrap();
-                        done.await.unwrap();
+                        call(i).await;
                     }
                 })
             })
@@ -167,13 +187,7 @@ fn bare_grouped(db: &Path, sync: Sync, n: usize) -> (f64, f64) {
             t.await.unwrap();
         }
     });
-    let rate = n as f64 / t0.elapsed().as_secs_f64();
-    drop(tx);
-    writer.join().unwrap();
-    (
-        rate,
-        n as f64 / commits.load(Ordering::Relaxed).max(1) as f64,
-    )
+    n as f64 / t0.elapsed().as_secs_f64()
 }
 
 /// Admissions per second: one client, one commit each (the ledger used directly).
@@ -201,34 +215,18 @@ fn grouped(store: &Store, n: usize, next: &mut usize) -> (f64, f64) {
     let (c0, o0) = (g.stats().commits(), g.stats().ops());
     let first = *next;
     *next += n;
-    let rt = rt();
-    let t0 = Instant::now();
-    rt.block_on(async {
-        let counter = Arc::new(AtomicUsize::new(0));
-        let tasks: Vec<_> = (0..CLIENTS)
-            .map(|_| {
-                let (s, counter) = (store.clone(), counter.clone());
-                tokio::spawn(async move {
-                    loop {
-                        let i = counter.fetch_add(1, Ordering::Relaxed);
-                        if i >= n {
-                            return;
-                        }
-                        assert!(
-                            s.deploy("bench", &req(first + i), "bench")
-                                .await
-                                .unwrap()
-                                .admitted
-                        );
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
+    let store = store.clone();
+    let rate = clients(n, move |i| {
+        let s = store.clone();
+        async move {
+            assert!(
+                s.deploy("bench", &req(first + i), "bench")
+                    .await
+                    .unwrap()
+                    .admitted
+            );
         }
     });
-    let rate = n as f64 / t0.elapsed().as_secs_f64();
     let batch = (g.stats().ops() - o0) as f64 / (g.stats().commits() - c0).max(1) as f64;
     (rate, batch)
 }

@@ -234,6 +234,19 @@ mod tests {
         }
     }
 
+    /// A task asking `g` to admit Large pipeline `p{i}` in realm `acme`: admitted or not.
+    fn admit(g: &Arc<GroupCommit>, i: usize) -> tokio::task::JoinHandle<bool> {
+        let g = g.clone();
+        tokio::spawn(async move {
+            g.run(Op::deploy("acme", &dep(&format!("p{i}")), "t"))
+                .await
+                .unwrap()
+                .decision()
+                .unwrap()
+                .admitted
+        })
+    }
+
     /// Everything an answer says, as text to compare.
     fn reasons(answers: &[Result<Answer, LedgerError>]) -> Vec<String> {
         answers
@@ -347,19 +360,7 @@ mod tests {
         let mut l = Ledger::open(&dir.path().join("q.db"), Sync::Full).unwrap();
         l.seed("acme", cfg(100), "t").unwrap(); // 200 Prod RTUs: 50 Large.
         let g = Arc::new(GroupCommit::start(l, Duration::from_secs(30)).unwrap());
-        let tasks: Vec<_> = (0..200)
-            .map(|i| {
-                let g = g.clone();
-                tokio::spawn(async move {
-                    g.run(Op::deploy("acme", &dep(&format!("p{i}")), "t"))
-                        .await
-                        .unwrap()
-                        .decision()
-                        .unwrap()
-                        .admitted
-                })
-            })
-            .collect();
+        let tasks: Vec<_> = (0..200).map(|i| admit(&g, i)).collect();
         let mut admitted = 0;
         for t in tasks {
             admitted += usize::from(t.await.unwrap());
@@ -394,17 +395,7 @@ mod tests {
         let g = Arc::new(GroupCommit::start(l, Duration::from_secs(30)).unwrap());
         let other = rusqlite::Connection::open(&path).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
-        let spawn = |i: usize| {
-            let g = g.clone();
-            tokio::spawn(async move {
-                g.run(Op::deploy("acme", &dep(&format!("p{i}")), "t"))
-                    .await
-                    .unwrap()
-                    .decision()
-                    .unwrap()
-                    .admitted
-            })
-        };
+        let spawn = |i: usize| admit(&g, i);
         let mut tasks = vec![spawn(0)];
         // The writer takes the first request and waits for the lock (if it has not yet, the
         // first batch only grows, and the bound below still holds).

@@ -54,29 +54,22 @@ impl fmt::Display for Rule {
     }
 }
 
+/// A whole number from 1 to [`MAX_COUNT`].
+const AT_LEAST_ONE: Rule = Rule::Count {
+    min: 1,
+    max: MAX_COUNT,
+};
 /// Replicas of a deployment.
-pub const REPLICAS: Rule = Rule::Count {
-    min: 1,
-    max: MAX_COUNT,
-};
+pub const REPLICAS: Rule = AT_LEAST_ONE;
 /// A deployment's major version in a path.
-pub const MAJOR: Rule = Rule::Count {
-    min: 1,
-    max: MAX_COUNT,
-};
+pub const MAJOR: Rule = AT_LEAST_ONE;
 /// A realm's pipeline subscriptions.
-pub const SUBSCRIPTIONS: Rule = Rule::Count {
-    min: 1,
-    max: MAX_COUNT,
-};
+pub const SUBSCRIPTIONS: Rule = AT_LEAST_ONE;
+/// Most replicas of one deployment.
+pub const MAX_REPLICAS: Rule = AT_LEAST_ONE;
 /// Extra Test or Prod RTUs.
 pub const EXTRA_RTUS: Rule = Rule::Count {
     min: 0,
-    max: MAX_COUNT,
-};
-/// Most replicas of one deployment.
-pub const MAX_REPLICAS: Rule = Rule::Count {
-    min: 1,
     max: MAX_COUNT,
 };
 

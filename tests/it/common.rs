@@ -821,3 +821,19 @@ pub fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// `PUT BASE/v1/realms/REALM/config` with the admin token and a JSON `body`: the status.
+pub fn put_config(base: &str, admin: &str, realm: &str, body: &str) -> u16 {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    agent
+        .put(format!("{base}/v1/realms/{realm}/config"))
+        .header("Authorization", format!("Bearer {admin}"))
+        .content_type("application/json")
+        .send(body)
+        .unwrap()
+        .status()
+        .as_u16()
+}

@@ -543,13 +543,12 @@ fn serve_traced(dir: &Path, fault: Option<&str>) -> (Vec<Sys>, String, Vec<u16>)
         .http_status_as_error(false)
         .build()
         .into();
-    let r = agent
-        .put(format!("{base}/v1/realms/acme/config"))
-        .header("Authorization", format!("Bearer {admin}"))
-        .content_type("application/json")
-        .send(r#"{"pipelineSubscriptions": 4}"#)
-        .unwrap();
-    let mut statuses = vec![r.status().as_u16()];
+    let mut statuses = vec![crate::common::put_config(
+        &base,
+        &admin,
+        "acme",
+        r#"{"pipelineSubscriptions": 4}"#,
+    )];
     for i in 0..12 {
         let body = format!(
             r#"{{"environment": "prod", "pipeline": "p{i}", "version": "1.0", "size": "medium", "replicas": 1}}"#

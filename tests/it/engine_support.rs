@@ -206,10 +206,8 @@ pub fn next_text(v: &Value) -> String {
     )
 }
 
-/// Cloud phases without DNS, outbound or certificate peers.
-/// [`cloud_playbook`] ending as the embedded one does: the realm's own core seeded, the realm
-/// live.
-pub fn cloud_playbook_live(dir: &Path) -> PathBuf {
+/// The cloud phases without DNS, outbound or certificate peers, phase 6 being `phase6`.
+fn cloud_phases(dir: &Path, phase6: &str) -> PathBuf {
     playbook(
         dir,
         [
@@ -218,22 +216,25 @@ pub fn cloud_playbook_live(dir: &Path) -> PathBuf {
             "steps: [{id: permissions, action: cloud.permissions}]",
             "steps: [{id: artifacts, action: artifacts.render}]",
             ROLES_GATE,
-            "steps: [{id: cluster, action: cluster.apply}, {id: cluster-ready, action: cluster.wait}, {id: platform, action: platform.apply}, {id: quota-seed, action: quota.seed}, {id: realm-live, action: realm.live}]",
+            phase6,
         ],
     )
 }
 
-pub fn cloud_playbook(dir: &Path) -> PathBuf {
-    playbook(
+/// [`cloud_playbook`] ending as the embedded one does: the realm's own core seeded, the realm
+/// live.
+pub fn cloud_playbook_live(dir: &Path) -> PathBuf {
+    cloud_phases(
         dir,
-        [
-            "steps: [{id: spec, action: spec.validate}, {id: cloud-account, action: cloud.account}, {id: node-image, action: node_image.acceptance}]",
-            "steps: [{id: credentials, action: cloud.credentials}]",
-            "steps: [{id: permissions, action: cloud.permissions}]",
-            "steps: [{id: artifacts, action: artifacts.render}]",
-            ROLES_GATE,
-            "steps: [{id: cluster, action: cluster.apply}, {id: cluster-ready, action: cluster.wait}, {id: platform, action: platform.apply}, {id: quota-seed, action: quota.seed}]",
-        ],
+        "steps: [{id: cluster, action: cluster.apply}, {id: cluster-ready, action: cluster.wait}, {id: platform, action: platform.apply}, {id: quota-seed, action: quota.seed}, {id: realm-live, action: realm.live}]",
+    )
+}
+
+/// Cloud phases without DNS, outbound or certificate peers.
+pub fn cloud_playbook(dir: &Path) -> PathBuf {
+    cloud_phases(
+        dir,
+        "steps: [{id: cluster, action: cluster.apply}, {id: cluster-ready, action: cluster.wait}, {id: platform, action: platform.apply}, {id: quota-seed, action: quota.seed}]",
     )
 }
 

@@ -27,17 +27,10 @@ fn admin(dir: &Path) -> String {
 /// Seeds realm `acme` and runs schemathesis on it (so admissions reach the ledger's decisions,
 /// not only 404).
 fn contract(base: &str, admin: &str, dir: &Path) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let r = agent
-        .put(format!("{base}/v1/realms/acme/config"))
-        .header("Authorization", format!("Bearer {admin}"))
-        .content_type("application/json")
-        .send(r#"{"pipelineSubscriptions": 3}"#)
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        crate::common::put_config(base, admin, "acme", r#"{"pipelineSubscriptions": 3}"#),
+        200
+    );
     // Every operation on the seeded realm, so requests reach the ledger's decisions rather than
     // stopping at "realm not seeded".
     std::fs::write(
