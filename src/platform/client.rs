@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::FIELD_MANAGER;
-use super::definition::ObjectRef;
+use super::object::ObjectRef;
 use crate::secret::Secret;
 
 /// A Kubernetes call's future.

@@ -7,6 +7,7 @@
 //!   realm's enforcement core (Deployment, Service, volume, settings, tokens made once);
 //! - [`definition`]: the one typed list of every object, its stage and digest, that the
 //!   customer approves in phase 5 (inside the cluster definition) and `platform.apply` applies;
+//! - [`object`]: which object (the reference the others share);
 //! - [`plan`]: pure decisions — what to apply (changed since the last inventory), what to prune
 //!   (applied earlier by this realm, no longer in the bundle);
 //! - [`ready`]: pure readiness by the rules kstatus uses;
@@ -20,13 +21,15 @@ pub mod bundle;
 pub mod client;
 pub mod core;
 pub mod definition;
+pub mod object;
 pub mod plan;
 pub mod quota;
 pub mod ready;
 pub mod realm;
 pub mod session;
 
-pub use definition::{ObjectRef, PlannedObject, PlatformDef, Stage};
+pub use definition::{PlannedObject, PlatformDef, Stage};
+pub use object::ObjectRef;
 
 /// The field manager every apply is made under.
 pub const FIELD_MANAGER: &str = "realmctl";

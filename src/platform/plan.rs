@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::definition::{Desired, ObjectRef, Stage};
+use super::definition::{Desired, Stage};
+use super::object::ObjectRef;
 use super::ready::Readiness;
 
 /// One object realmctl applied.

@@ -18,7 +18,7 @@
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::definition::ObjectRef;
+use super::object::ObjectRef;
 use crate::quota::tokens::{self, Scope};
 use crate::secret::Secret;
 use crate::spec::Spec;

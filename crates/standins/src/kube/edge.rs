@@ -16,9 +16,6 @@ use serde_json::Value;
 use super::KubeWorld;
 use super::store::Cluster;
 
-/// The address every Ingress gets.
-pub const ADDRESS: &str = "127.0.0.1";
-
 /// Whether the Ingress host `pattern` covers `name` (pure).
 fn covers(pattern: &str, name: &str) -> bool {
     let (pattern, name) = (pattern.to_ascii_lowercase(), name.to_ascii_lowercase());

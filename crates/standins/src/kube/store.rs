@@ -11,6 +11,9 @@ use serde_json::{Map, Value, json};
 use super::fields::{self, Path};
 use super::types::{self, ResourceType};
 
+/// The address every Ingress gets (where the stand-in's edge listens: `edge.rs`).
+pub const INGRESS_ADDRESS: &str = "127.0.0.1";
+
 /// An API error, answered as a `Status`.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -779,7 +782,7 @@ impl Cluster {
                     Some(json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}))
                 }
                 ("networking.k8s.io", "ingresses") if ready_at(self.delays.load_balancer) => {
-                    Some(json!({"loadBalancer": {"ingress": [{"ip": super::edge::ADDRESS}]}}))
+                    Some(json!({"loadBalancer": {"ingress": [{"ip": INGRESS_ADDRESS}]}}))
                 }
                 // Bound once a consumer's pod would be scheduled (WaitForFirstConsumer).
                 ("", "persistentvolumeclaims") if ready_at(self.delays.rollout) => Some(json!({
