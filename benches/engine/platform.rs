@@ -120,7 +120,7 @@ pub fn run(out: &mut String) {
     });
     let _ = writeln!(
         out,
-        "### `platform.apply` of a 200-object bundle\n\nThe GKE demo realm with `platform.bundle` naming {objects} objects (1 namespace, 120 ConfigMaps, 40 Deployments of 2 replicas, 39 Services) — {total} with the realm's own (namespaces, TLS Secret, ingress) — applied by the install through the Google stand-in's Kubernetes API with the install's ADC token. Deployments roll out {:.1} s after they are applied. Counted from the Kubernetes stand-in's call log; wall time from the first apply to the last call of the step.\n",
+        "### `platform.apply` of a 200-object bundle\n\nThe GKE demo realm with `platform.bundle` naming {objects} objects (1 namespace, 120 ConfigMaps, 40 Deployments of 2 replicas, 39 Services) — {total} with the realm's own (namespaces, TLS Secret, ingress, and the enforcement core: Deployment, Service, volume claim, settings, three token Secrets) — applied by the install through the Google stand-in's Kubernetes API with the install's ADC token. Deployments roll out {:.1} s after they are applied. Counted from the Kubernetes stand-in's call log; wall time from the first apply to the last call of the step.\n",
         ROLLOUT.as_secs_f64()
     );
     let _ = writeln!(
@@ -155,6 +155,6 @@ pub fn run(out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "\nReads are what readiness needs: an object whose apply answer was already ready (ConfigMaps, Services, namespaces) is not read again; the rest are read with one LIST per kind and namespace (by the realm label) on each poll until they are ready, so reads follow the poll policy and the number of kinds, not the number of objects (here the fast test policy, 20 ms doubling to 100 ms, through a 1.5 s rollout). The second run has the first one's inventory: it sends only the TLS Secret (its data is read at apply time) and reads the rest once for readiness. A run whose inputs did not change does not run the step at all (the engine skips a step whose input digest is unchanged).\n"
+        "\nReads are what readiness needs: an object whose apply answer was already ready (ConfigMaps, Services, namespaces) is not read again; the rest are read with one LIST per kind and namespace (by the realm label) on each poll until they are ready (here Deployments in two namespaces and the core's volume claim), so reads follow the poll policy and the number of kinds and namespaces, not the number of objects (here the fast test policy, 20 ms doubling to 100 ms, through a 1.5 s rollout). The second run has the first one's inventory: it sends only the Secrets filled at apply time (the TLS Secret, whose data is read from the certificate files, and the core's three token Secrets, whose tokens are first read back from the cluster so they never change) and reads the rest once for readiness. A run whose inputs did not change does not run the step at all (the engine skips a step whose input digest is unchanged).\n"
     );
 }
