@@ -87,7 +87,8 @@ pub fn readiness(v: &Value) -> Readiness {
         "PersistentVolumeClaim" => match v["status"]["phase"].as_str() {
             Some("Bound") => Current,
             Some("Lost") => Failed("the claim lost its volume".into()),
-            p => InProgress(format!("phase {}", p.unwrap_or("unknown"))),
+            Some(p) => InProgress(format!("phase {p}, not Bound yet")),
+            None => InProgress("not Bound yet".into()),
         },
         _ => Current,
     };
@@ -252,5 +253,18 @@ mod tests {
         );
         let sts = json!({"kind": "StatefulSet", "spec": {"replicas": 1}, "status": {"observedGeneration": 1, "readyReplicas": 1, "currentRevision": "a", "updateRevision": "b"}});
         assert!(!readiness(&sts).is_current());
+        let pvc = |phase: serde_json::Value| {
+            readiness(&json!({"kind": "PersistentVolumeClaim", "status": {"phase": phase}}))
+        };
+        assert_eq!(pvc(json!("Bound")), Readiness::Current);
+        assert_eq!(
+            pvc(json!("Pending")),
+            Readiness::InProgress("phase Pending, not Bound yet".into())
+        );
+        assert_eq!(
+            pvc(serde_json::Value::Null),
+            Readiness::InProgress("not Bound yet".into())
+        );
+        assert!(matches!(pvc(json!("Lost")), Readiness::Failed(_)));
     }
 }
