@@ -33,7 +33,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::store::{LedgerError, Store};
-use super::tokens::{Denied, Scope, Tokens, bearer_token, digest_hex};
+use super::tokens::{Denied, Scope, Tokens};
 use super::{Admission, request};
 use crate::requirements;
 
@@ -201,13 +201,12 @@ fn authorize(
     admin_only: bool,
 ) -> Result<String, ApiError> {
     let auth = presented(headers);
-    let auth = auth.as_deref();
-    match st.tokens.authorize(auth, realm, admin_only) {
-        Ok(scope) => {
-            let who = auth
-                .and_then(bearer_token)
-                .map(|t| digest_hex(t)[..12].to_owned())
-                .unwrap_or_default();
+    match st
+        .tokens
+        .authorize_digest(auth.as_deref(), realm, admin_only)
+    {
+        Ok((scope, digest)) => {
+            let who = &digest[..12];
             Ok(match scope {
                 Scope::Admin => format!("http:admin:{who}"),
                 Scope::Realm(r) => format!("http:{r}:{who}"),

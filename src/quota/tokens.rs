@@ -156,16 +156,26 @@ impl Tokens {
         realm: &str,
         admin_only: bool,
     ) -> Result<Scope, Denied> {
+        self.authorize_digest(authorization, realm, admin_only)
+            .map(|(scope, _)| scope)
+    }
+
+    /// [`Tokens::authorize`], also giving the token's digest (hex), computed once: the caller
+    /// names the actor by it without hashing the token again.
+    pub fn authorize_digest(
+        &self,
+        authorization: Option<&str>,
+        realm: &str,
+        admin_only: bool,
+    ) -> Result<(Scope, String), Denied> {
         let token = authorization
             .and_then(bearer_token)
             .ok_or(Denied::Unauthenticated)?;
-        let scope = self
-            .by_digest
-            .get(&digest_hex(token))
-            .ok_or(Denied::Unauthenticated)?;
+        let digest = digest_hex(token);
+        let scope = self.by_digest.get(&digest).ok_or(Denied::Unauthenticated)?;
         match scope {
-            Scope::Admin => Ok(Scope::Admin),
-            Scope::Realm(r) if r == realm && !admin_only => Ok(scope.clone()),
+            Scope::Admin => Ok((Scope::Admin, digest)),
+            Scope::Realm(r) if r == realm && !admin_only => Ok((scope.clone(), digest)),
             Scope::Realm(_) => Err(Denied::Forbidden),
         }
     }
@@ -207,6 +217,21 @@ pub fn mint(scope: &Scope) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_digest_given_with_a_scope_is_the_tokens_own() {
+        let (acme, line) = mint(&Scope::Realm("acme".into()));
+        let t = Tokens::parse(&format!("{line}\n"), std::path::Path::new("t.yaml")).unwrap();
+        let (scope, digest) = t
+            .authorize_digest(Some(&format!("Bearer {acme}")), "acme", false)
+            .unwrap();
+        assert_eq!(scope, Scope::Realm("acme".into()));
+        assert_eq!(digest, digest_hex(&acme));
+        assert_eq!(
+            t.authorize_digest(Some("Bearer nope"), "acme", false),
+            Err(Denied::Unauthenticated)
+        );
+    }
 
     #[test]
     fn scopes() {
