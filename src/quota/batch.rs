@@ -19,7 +19,6 @@
 //! each batch's answers before its commit, so the durability test can show that its check
 //! fails on a server that acknowledges first (`tests/it/durability.rs`).
 
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -174,23 +173,13 @@ fn writer(mut ledger: Ledger, mut rx: mpsc::Receiver<Job>, stats: &BatchStats, a
             continue;
         }
         let refs: Vec<&Op> = ops.iter().collect();
-        let replies = RefCell::new(replies);
-        // Whether each caller still waits is asked again once the write lock is held: a
-        // request that timed out while another process held the lock is never decided.
-        let answers = ledger.batch_then(
-            &refs,
-            |i| !replies.borrow()[i].is_closed(),
-            |answers| {
-                if ack_first {
-                    for (reply, answer) in replies.borrow_mut().drain(..).zip(answers.drain(..)) {
-                        let _ = reply.send(answer);
-                    }
-                    // Long enough for the answers to leave before the commit does.
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            },
-        );
-        let replies = replies.into_inner();
+        let answers = if ack_first {
+            answer_before_commit(&mut ledger, &refs, &mut replies)
+        } else {
+            // Whether each caller still waits is asked again once the write lock is held: a
+            // request that timed out while another process held the lock is never decided.
+            ledger.batch_where(&refs, |i| !replies[i].is_closed())
+        };
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats.ops.fetch_add(ops.len() as u64, Ordering::Relaxed);
         match answers {
@@ -206,6 +195,25 @@ fn writer(mut ledger: Ledger, mut rx: mpsc::Receiver<Job>, stats: &BatchStats, a
             }
         }
     }
+}
+
+/// The test-only fault: runs the batch, sends every answer, waits long enough for them to
+/// leave, and only then commits. `replies` is left empty.
+fn answer_before_commit(
+    ledger: &mut Ledger,
+    ops: &[&Op],
+    replies: &mut Vec<oneshot::Sender<Result<Answer, LedgerError>>>,
+) -> Result<Vec<Result<Answer, LedgerError>>, LedgerError> {
+    ledger.batch_then(
+        ops,
+        |_| true,
+        |answers| {
+            for (reply, answer) in replies.drain(..).zip(answers.drain(..)) {
+                let _ = reply.send(answer);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        },
+    )
 }
 
 #[cfg(test)]

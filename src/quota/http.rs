@@ -178,7 +178,6 @@ fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
     }
 }
 
-/// Checks the bearer token for `realm`; returns the actor name for the decision log.
 /// The header a token may travel in instead of `Authorization`: the Kubernetes API server's
 /// service proxy authenticates its caller with `Authorization` and removes it before
 /// forwarding, so a caller reaching the core through it sends the core's token here.
@@ -194,6 +193,7 @@ fn presented(headers: &HeaderMap) -> Option<String> {
     (!t.is_empty()).then(|| format!("Bearer {t}"))
 }
 
+/// Checks the bearer token for `realm`; returns the actor name for the decision log.
 fn authorize(
     st: &AppState,
     headers: &HeaderMap,

@@ -10,6 +10,7 @@
 //! nullable in a request).
 
 use std::fmt;
+use std::str::FromStr;
 
 use serde_json::{Map, Value};
 
@@ -151,9 +152,6 @@ fn object(body: &[u8], known: &'static [&'static str]) -> Result<Map<String, Val
 
 /// A whole number within `rule`'s bounds.
 fn count(v: &Value, field: &'static str, rule: Rule) -> Result<u64, Refusal> {
-    let Rule::Count { min, max } = rule else {
-        unreachable!("count() is given count rules")
-    };
     let n = match v {
         Value::Number(n) => n.as_u64().or_else(|| {
             // 2.0 is a whole number (JSON Schema's `integer`); 2^53 and above are not exact.
@@ -162,6 +160,14 @@ fn count(v: &Value, field: &'static str, rule: Rule) -> Result<u64, Refusal> {
                 .map(|f| f as u64)
         }),
         _ => None,
+    };
+    within(n, field, rule)
+}
+
+/// `n` when it is within `rule`'s bounds.
+fn within(n: Option<u64>, field: &'static str, rule: Rule) -> Result<u64, Refusal> {
+    let Rule::Count { min, max } = rule else {
+        unreachable!("within() is given count rules")
     };
     n.filter(|n| (min..=max).contains(n))
         .ok_or(Refusal::Invalid { field, rule })
@@ -175,22 +181,10 @@ fn required<'a>(m: &'a Map<String, Value>, field: &'static str) -> Result<&'a Va
     m.get(field).ok_or(Refusal::Missing { field })
 }
 
-fn environment(v: &Value, field: &'static str) -> Result<Env, Refusal> {
-    text(v, field, Rule::Environment)?
-        .parse()
-        .map_err(|_| Refusal::Invalid {
-            field,
-            rule: Rule::Environment,
-        })
-}
-
-fn size(v: &Value, field: &'static str) -> Result<Size, Refusal> {
-    text(v, field, Rule::Size)?
-        .parse()
-        .map_err(|_| Refusal::Invalid {
-            field,
-            rule: Rule::Size,
-        })
+/// A string read by its type's own parser (environment, size, version).
+fn parsed<T: FromStr>(s: Option<&str>, field: &'static str, rule: Rule) -> Result<T, Refusal> {
+    s.and_then(|s| s.parse().ok())
+        .ok_or(Refusal::Invalid { field, rule })
 }
 
 /// A pipeline name (body or path).
@@ -208,15 +202,11 @@ pub fn pipeline(name: &str) -> Result<String, Refusal> {
 /// A deployment request (`POST …/deployments`, `POST …/what-if`).
 pub fn deployment(body: &[u8]) -> Result<Deployment, Refusal> {
     let m = object(body, DEPLOY_FIELDS)?;
-    let environment = environment(required(&m, "environment")?, "environment")?;
+    let string = |field: &'static str| required(&m, field).map(Value::as_str);
+    let environment: Env = parsed(string("environment")?, "environment", Rule::Environment)?;
     let pipeline = pipeline(text(required(&m, "pipeline")?, "pipeline", Rule::Pipeline)?)?;
-    let version: Version = text(required(&m, "version")?, "version", Rule::Version)?
-        .parse()
-        .map_err(|_| Refusal::Invalid {
-            field: "version",
-            rule: Rule::Version,
-        })?;
-    let size = size(required(&m, "size")?, "size")?;
+    let version: Version = parsed(string("version")?, "version", Rule::Version)?;
+    let size: Size = parsed(string("size")?, "size", Rule::Size)?;
     let replicas = count(required(&m, "replicas")?, "replicas", REPLICAS)? as u32;
     Ok(Deployment {
         environment,
@@ -242,23 +232,20 @@ pub fn config(body: &[u8], defaults: (u32, Size)) -> Result<RealmConfig, Refusal
         extra_test_rtus: optional("extraTestRtus", EXTRA_RTUS, 0)?,
         extra_prod_rtus: optional("extraProdRtus", EXTRA_RTUS, 0)?,
         max_replicas: optional("maxReplicas", MAX_REPLICAS, u64::from(defaults.0))? as u32,
-        max_size: m
-            .get("maxSize")
-            .map_or(Ok(defaults.1), |v| size(v, "maxSize"))?,
+        max_size: m.get("maxSize").map_or(Ok(defaults.1), |v| {
+            parsed(v.as_str(), "maxSize", Rule::Size)
+        })?,
     })
 }
 
 /// The key in `DELETE …/deployments/{environment}/{pipeline}/{major}`.
 pub fn key(environment: &str, pipeline_name: &str, major: &str) -> Result<Key, Refusal> {
-    let environment = environment.parse().map_err(|_| Refusal::Invalid {
-        field: "environment",
-        rule: Rule::Environment,
-    })?;
+    let environment = parsed(Some(environment), "environment", Rule::Environment)?;
     let pipeline = pipeline(pipeline_name)?;
-    let n = (!major.is_empty() && major.len() <= 10 && major.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| major.parse::<u64>().ok())
-        .flatten();
-    let major = count(&n.map_or(Value::Null, Value::from), "major", MAJOR)? as u32;
+    // Digits only (`u64`'s parser would take a `+`), at most ten of them.
+    let digits = Some(major)
+        .filter(|m| !m.is_empty() && m.len() <= 10 && m.bytes().all(|b| b.is_ascii_digit()));
+    let major = within(digits.and_then(|m| m.parse().ok()), "major", MAJOR)? as u32;
     Ok(Key {
         environment,
         pipeline,
