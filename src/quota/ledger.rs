@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
+use super::known::Known;
 use super::store::{Answer, Migrated, Op, now};
 pub use super::store::{DecisionRecord, LedgerError, RealmStatus};
 
@@ -83,6 +84,8 @@ pub struct Ledger {
     path: PathBuf,
     /// The schema version the file had when opened (0: new).
     schema_from: i64,
+    /// The facts this connection already knows (revalidated in every transaction).
+    known: Known,
 }
 
 impl Ledger {
@@ -141,6 +144,7 @@ impl Ledger {
             conn,
             path: path.to_owned(),
             schema_from: version,
+            known: Known::default(),
         })
     }
 
@@ -224,9 +228,13 @@ impl Ledger {
             TransactionBehavior::Deferred
         };
         let tx = begin(&mut self.conn, path, behavior)?;
-        let answer = run_op(&tx, path, op);
+        let known = &mut self.known;
+        known.open(&tx, path)?;
+        let answer = run_op(&tx, path, known, &now(), op);
         if keeps_effects(&answer) {
+            known.flush(&tx).map_err(err)?;
             tx.commit().map_err(err)?;
+            known.committed();
         }
         answer
     }
@@ -261,6 +269,10 @@ impl Ledger {
     ) -> Result<Vec<Result<Answer, LedgerError>>, LedgerError> {
         let (path, err) = (&self.path, sql_err(&self.path));
         let tx = begin(&mut self.conn, path, TransactionBehavior::Immediate)?;
+        let known = &mut self.known;
+        known.open(&tx, path)?;
+        // One instant for the whole batch: it is committed at once.
+        let at = now();
         let mut answers = Vec::with_capacity(ops.len());
         let gone = || LedgerError::Unavailable {
             db: path.display().to_string(),
@@ -276,28 +288,37 @@ impl Ledger {
                 answers.push(Err(gone()));
                 continue;
             }
-            if !op.writes() {
-                answers.push(run_op(&tx, path, op));
+            if let Op::WhatIf { .. } = op {
+                answers.push(run_op(&tx, path, known, &at, op));
                 continue;
             }
             if let Op::Deploy { .. } = op {
-                let answer = run_op(&tx, path, op);
+                let answer = run_op(&tx, path, known, &at, op);
                 match answer {
                     Ok(_) | Err(LedgerError::UnknownRealm(_)) => answers.push(answer),
                     Err(e) => return Err(e),
                 }
                 continue;
             }
+            // Everything else reads or writes the tables itself: the usage counters admissions
+            // changed go to disk first (outside the savepoint, so a rollback cannot undo them).
+            known.flush(&tx).map_err(err)?;
+            if !op.writes() {
+                answers.push(run_op(&tx, path, known, &at, op));
+                continue;
+            }
             step("SAVEPOINT op").map_err(err)?;
-            let answer = run_op(&tx, path, op);
+            let answer = run_op(&tx, path, known, &at, op);
             if !keeps_effects(&answer) {
                 step("ROLLBACK TO op").map_err(err)?;
             }
             step("RELEASE op").map_err(err)?;
             answers.push(answer);
         }
+        known.flush(&tx).map_err(err)?;
         before_commit(&mut answers);
         tx.commit().map_err(err)?;
+        known.committed();
         Ok(answers)
     }
 
@@ -330,26 +351,38 @@ fn keeps_effects(answer: &Result<Answer, LedgerError>) -> bool {
 }
 
 /// One operation inside an open transaction or savepoint.
-fn run_op(c: &Connection, path: &Path, op: &Op) -> Result<Answer, LedgerError> {
+/// Admissions and what-ifs decide from what `known` holds; a seed or an undeploy changes the
+/// tables directly, so the realm is forgotten after it (its usage flushed before).
+fn run_op(
+    c: &Connection,
+    path: &Path,
+    known: &mut Known,
+    at: &str,
+    op: &Op,
+) -> Result<Answer, LedgerError> {
     match op {
         Op::Seed {
             realm,
             config,
             actor,
-        } => seed_in(c, path, realm, *config, actor).map(|()| Answer::Seeded),
+        } => {
+            known.forget(realm);
+            seed_in(c, path, at, realm, *config, actor).map(|()| Answer::Seeded)
+        }
         Op::Deploy {
             realm,
             request,
             actor,
-        } => deploy_in(c, path, realm, request, actor).map(Answer::Decided),
+        } => deploy_in(c, path, known, at, realm, request, actor).map(Answer::Decided),
         Op::WhatIf { realm, request } => {
-            let (config, facts) = admission_facts(c, realm, request, path)?;
+            let (config, facts) = known.facts(c, path, realm, request)?;
             Ok(Answer::Decided(model::decide_with(
                 &config, &facts, request,
             )))
         }
         Op::Undeploy { realm, key, actor } => {
-            undeploy_in(c, path, realm, key, actor).map(Answer::Undeployed)
+            known.forget(realm);
+            undeploy_in(c, path, at, realm, key, actor).map(Answer::Undeployed)
         }
         Op::Status { realm } => {
             let config = load_config(c, realm, path)?;
@@ -363,6 +396,7 @@ fn run_op(c: &Connection, path: &Path, op: &Op) -> Result<Answer, LedgerError> {
 fn seed_in(
     tx: &Connection,
     path: &Path,
+    at: &str,
     realm: &str,
     config: RealmConfig,
     actor: &str,
@@ -373,6 +407,7 @@ fn seed_in(
     if let Err(detail) = model::covers(&config, &state) {
         log(
             tx,
+            at,
             actor,
             realm,
             "seed",
@@ -396,10 +431,11 @@ fn seed_in(
            extra_test_rtus = excluded.extra_test_rtus, extra_prod_rtus = excluded.extra_prod_rtus,
            max_replicas = excluded.max_replicas, max_size = excluded.max_size, updated_at = excluded.updated_at",
     )
-    .and_then(|mut st| st.execute(params![realm, config.pipeline_subscriptions as i64, config.extra_test_rtus as i64, config.extra_prod_rtus as i64, config.max_replicas, config.max_size.as_str(), now()]))
+    .and_then(|mut st| st.execute(params![realm, config.pipeline_subscriptions as i64, config.extra_test_rtus as i64, config.extra_prod_rtus as i64, config.max_replicas, config.max_size.as_str(), at]))
     .map_err(err)?;
     log(
         tx,
+        at,
         actor,
         realm,
         "seed",
@@ -417,12 +453,14 @@ fn seed_in(
 fn deploy_in(
     tx: &Connection,
     path: &Path,
+    known: &mut Known,
+    at: &str,
     realm: &str,
     request: &Deployment,
     actor: &str,
 ) -> Result<Decision, LedgerError> {
     let err = sql_err(path);
-    let (config, facts) = admission_facts(tx, realm, request, path)?;
+    let (config, facts) = known.facts(tx, path, realm, request)?;
     let d = model::decide_with(&config, &facts, request);
     if d.admitted {
         tx.prepare_cached(
@@ -432,14 +470,15 @@ fn deploy_in(
                size = excluded.size, replicas = excluded.replicas, rtus = excluded.rtus, deployed_at = excluded.deployed_at",
         )
         .and_then(|mut st| {
-            st.execute(params![realm, request.environment.as_str(), request.pipeline, request.version.major, request.version.minor, request.size.as_str(), request.replicas, request.rtus() as i64, now()])
+            st.execute(params![realm, request.environment.as_str(), request.pipeline, request.version.major, request.version.minor, request.size.as_str(), request.replicas, request.rtus() as i64, at])
         })
         .map_err(err)?;
-        store_usage(tx, realm, request.environment, &d.after).map_err(err)?;
+        known.admitted(realm, request, &d.after);
     }
     let req = serde_json::to_string(request).unwrap_or_default();
     log(
         tx,
+        at,
         actor,
         realm,
         "deploy",
@@ -457,6 +496,7 @@ fn deploy_in(
 fn undeploy_in(
     tx: &Connection,
     path: &Path,
+    at: &str,
     realm: &str,
     key: &Key,
     actor: &str,
@@ -478,6 +518,7 @@ fn undeploy_in(
     store_usage(tx, realm, key.environment, &change.after).map_err(err)?;
     log(
         tx,
+        at,
         actor,
         realm,
         "undeploy",
@@ -517,7 +558,7 @@ fn decisions_in(
     rows.collect::<Result<_, _>>().map_err(sql)
 }
 /// Maps SQLite errors on the ledger at `path`, naming a full disk as such.
-fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
+pub(super) fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
     move |source| {
         if crate::fsutil::sqlite_disk_full(path.parent(), &source) {
             LedgerError::NoSpace {
@@ -545,6 +586,7 @@ fn begin<'c>(
 #[allow(clippy::too_many_arguments)]
 fn log(
     tx: &Connection,
+    at: &str,
     actor: &str,
     realm: &str,
     action: &str,
@@ -560,10 +602,14 @@ fn log(
         "INSERT INTO decisions (at, actor, realm, action, request, admitted, reason, detail, usage_before, usage_after)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
-    .execute(params![now(), actor, realm, action, request, admitted as i64, reason, detail, js(before), js(after)])
+    .execute(params![at, actor, realm, action, request, admitted as i64, reason, detail, js(before), js(after)])
 }
 
-fn load_config(tx: &Connection, realm: &str, path: &Path) -> Result<RealmConfig, LedgerError> {
+pub(super) fn load_config(
+    tx: &Connection,
+    realm: &str,
+    path: &Path,
+) -> Result<RealmConfig, LedgerError> {
     let row = tx
         .prepare_cached("SELECT pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size FROM realms WHERE name = ?1")
         .and_then(|mut st| st.query_row(params![realm], config_columns).optional())
@@ -601,75 +647,17 @@ fn config_from(
 }
 
 /// Stores an environment's usage counters (kept in the same transaction as the deployments).
-fn store_usage(tx: &Connection, realm: &str, env: Env, u: &EnvUsage) -> rusqlite::Result<usize> {
+pub(super) fn store_usage(
+    tx: &Connection,
+    realm: &str,
+    env: Env,
+    u: &EnvUsage,
+) -> rusqlite::Result<usize> {
     tx.prepare_cached(
         "INSERT INTO usage (realm, environment, subscriptions_used, rtus_used) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(realm, environment) DO UPDATE SET subscriptions_used = excluded.subscriptions_used, rtus_used = excluded.rtus_used",
     )?
     .execute(params![realm, env.as_str(), u.subscriptions_used as i64, u.rtus_used as i64])
-}
-
-/// The realm's config, the request environment's usage counters and the current deployment
-/// of (pipeline, major), in one statement of primary-key reads, so an admission costs the same
-/// however many pipelines the realm runs (the PostgreSQL backend reads the same way).
-fn admission_facts(
-    tx: &Connection,
-    realm: &str,
-    request: &Deployment,
-    path: &Path,
-) -> Result<(RealmConfig, model::Facts), LedgerError> {
-    type Row = (
-        ConfigColumns,
-        Option<i64>,
-        Option<i64>,
-        Option<u32>,
-        Option<String>,
-        Option<u32>,
-    );
-    let row: Option<Row> = tx
-        .prepare_cached(
-            "SELECT r.pipeline_subscriptions, r.extra_test_rtus, r.extra_prod_rtus, r.max_replicas, r.max_size,
-                    u.subscriptions_used, u.rtus_used, d.minor, d.size, d.replicas
-             FROM realms r
-             LEFT JOIN usage u ON u.realm = r.name AND u.environment = ?2
-             LEFT JOIN deployments d ON d.realm = r.name AND d.environment = ?2 AND d.pipeline = ?3 AND d.major = ?4
-             WHERE r.name = ?1",
-        )
-        .and_then(|mut st| {
-            st.query_row(
-                params![realm, request.environment.as_str(), request.pipeline, request.version.major],
-                |r| Ok((config_columns(r)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?)),
-            )
-            .optional()
-        })
-        .map_err(sql_err(path))?;
-    let Some((columns, n, rtus, minor, size, replicas)) = row else {
-        return Err(LedgerError::UnknownRealm(realm.to_owned()));
-    };
-    let config = config_from(columns, path)?;
-    let corrupt = |detail: String| LedgerError::Corrupt {
-        db: path.display().to_string(),
-        detail,
-    };
-    let existing = match (minor, size, replicas) {
-        (Some(minor), Some(size), Some(replicas)) => Some(Deployment {
-            environment: request.environment,
-            pipeline: request.pipeline.clone(),
-            version: Version {
-                major: request.version.major,
-                minor,
-            },
-            size: size.parse().map_err(corrupt)?,
-            replicas,
-        }),
-        _ => None,
-    };
-    let facts = model::Facts {
-        subscriptions_used: n.unwrap_or(0) as u64,
-        rtus_used: rtus.unwrap_or(0) as u64,
-        existing,
-    };
-    Ok((config, facts))
 }
 
 fn load_state(tx: &Connection, realm: &str, path: &Path) -> Result<State, LedgerError> {
@@ -798,6 +786,94 @@ mod tests {
                 .execute("UPDATE decisions SET admitted = 1", [])
                 .is_err()
         );
+    }
+
+    /// What the connection knows is dropped as soon as another connection commits: an
+    /// undeploy and a deploy made through a second connection decide the first one's next
+    /// admissions, and the counters on disk match the deployments after each batch.
+    #[test]
+    fn another_connections_commits_decide_the_next_admission() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let mut serving = Ledger::open(&path, Sync::Full).unwrap();
+        serving.seed("acme", cfg(1), "t").unwrap();
+        let a = dep("a", "1.0", Size::Small, 1);
+        assert!(serving.deploy("acme", &a, "t").unwrap().admitted);
+        let b = Op::deploy("acme", &dep("b", "1.0", Size::Small, 1), "t");
+        let first = serving.batch(&[&b]).unwrap();
+        assert_eq!(
+            first[0]
+                .as_ref()
+                .unwrap()
+                .clone()
+                .decision()
+                .unwrap()
+                .reason,
+            Some(model::Reason::NoPipelineSubscription)
+        );
+        let mut cli = Ledger::open(&path, Sync::Full).unwrap();
+        let key = a.key();
+        cli.undeploy("acme", &key, "cli").unwrap();
+        let second = serving.batch(&[&b]).unwrap();
+        assert!(
+            second[0]
+                .as_ref()
+                .unwrap()
+                .clone()
+                .decision()
+                .unwrap()
+                .admitted
+        );
+        cli.undeploy("acme", &dep("b", "1.0", Size::Small, 1).key(), "cli")
+            .unwrap();
+        assert!(
+            cli.deploy("acme", &dep("c", "1.0", Size::Small, 1), "cli")
+                .unwrap()
+                .admitted
+        );
+        let d = Op::deploy("acme", &dep("d", "1.0", Size::Small, 1), "t");
+        let third = serving.batch(&[&d]).unwrap();
+        assert_eq!(
+            third[0]
+                .as_ref()
+                .unwrap()
+                .clone()
+                .decision()
+                .unwrap()
+                .reason,
+            Some(model::Reason::NoPipelineSubscription)
+        );
+        let counted: (i64, i64) = serving.conn.query_row("SELECT subscriptions_used, rtus_used FROM usage WHERE realm = 'acme' AND environment = 'prod'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!(counted, (1, 1));
+    }
+
+    /// Admissions in one batch write the usage counters once, at its end, and those are the
+    /// counters of the deployments it leaves; a redeploy of a known pipeline keeps its
+    /// subscription.
+    #[test]
+    fn a_batch_leaves_counters_that_match_its_deployments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("q.db"), Sync::Normal).unwrap();
+        l.seed("acme", cfg(3), "t").unwrap();
+        let ops = [
+            Op::deploy("acme", &dep("a", "1.0", Size::Small, 1), "t"),
+            Op::deploy("acme", &dep("b", "1.0", Size::Small, 2), "t"),
+            Op::deploy("acme", &dep("a", "1.1", Size::Medium, 1), "t"),
+            Op::Status {
+                realm: "acme".into(),
+            },
+            Op::deploy("acme", &dep("c", "1.0", Size::Small, 1), "t"),
+        ];
+        let refs: Vec<&Op> = ops.iter().collect();
+        let answers = l.batch(&refs).unwrap();
+        let Ok(Answer::Status(mid)) = &answers[3] else {
+            panic!("{:?}", answers[3]);
+        };
+        assert_eq!((mid.prod.subscriptions_used, mid.prod.rtus_used), (2, 4));
+        let st = l.status("acme").unwrap();
+        assert_eq!((st.prod.subscriptions_used, st.prod.rtus_used), (3, 5));
+        let counted: (i64, i64) = l.conn.query_row("SELECT subscriptions_used, rtus_used FROM usage WHERE realm = 'acme' AND environment = 'prod'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!(counted, (3, 5));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod http;
+mod known;
 pub mod ledger;
 pub mod model;
 pub mod postgres;
