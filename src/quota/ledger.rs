@@ -28,55 +28,7 @@ pub enum Sync {
     Normal,
 }
 
-const SCHEMA_VERSION: i64 = 1;
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS realms (
-    name TEXT PRIMARY KEY,
-    pipeline_subscriptions INTEGER NOT NULL CHECK (pipeline_subscriptions >= 0),
-    extra_test_rtus INTEGER NOT NULL CHECK (extra_test_rtus >= 0),
-    extra_prod_rtus INTEGER NOT NULL CHECK (extra_prod_rtus >= 0),
-    max_replicas INTEGER NOT NULL CHECK (max_replicas >= 1),
-    max_size TEXT NOT NULL CHECK (max_size IN ('small','medium','large')),
-    updated_at TEXT NOT NULL
-) STRICT;
-CREATE TABLE IF NOT EXISTS deployments (
-    realm TEXT NOT NULL REFERENCES realms(name),
-    environment TEXT NOT NULL CHECK (environment IN ('test','prod')),
-    pipeline TEXT NOT NULL,
-    major INTEGER NOT NULL CHECK (major >= 1),
-    minor INTEGER NOT NULL CHECK (minor >= 0),
-    size TEXT NOT NULL CHECK (size IN ('small','medium','large')),
-    replicas INTEGER NOT NULL CHECK (replicas >= 1),
-    rtus INTEGER NOT NULL CHECK (rtus >= 1),
-    deployed_at TEXT NOT NULL,
-    PRIMARY KEY (realm, environment, pipeline, major)
-) STRICT, WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS usage (
-    realm TEXT NOT NULL REFERENCES realms(name),
-    environment TEXT NOT NULL CHECK (environment IN ('test','prod')),
-    subscriptions_used INTEGER NOT NULL CHECK (subscriptions_used >= 0),
-    rtus_used INTEGER NOT NULL CHECK (rtus_used >= 0),
-    PRIMARY KEY (realm, environment)
-) STRICT, WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS decisions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    realm TEXT NOT NULL,
-    action TEXT NOT NULL,
-    request TEXT NOT NULL,
-    admitted INTEGER NOT NULL,
-    reason TEXT,
-    detail TEXT NOT NULL,
-    usage_before TEXT,
-    usage_after TEXT
-) STRICT;
-CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
-BEGIN SELECT RAISE(ABORT, 'the decision log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
-BEGIN SELECT RAISE(ABORT, 'the decision log is append-only'); END;
-"#;
+use super::ledger_schema::{MIGRATIONS, SCHEMA_VERSION};
 
 /// An open ledger (one SQLite connection).
 pub struct Ledger {
@@ -124,6 +76,12 @@ impl Ledger {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(err)?;
+        if version < 0 {
+            return Err(LedgerError::Corrupt {
+                db: path.display().to_string(),
+                detail: format!("schema version {version} is not one realmctl ever wrote"),
+            });
+        }
         if version > SCHEMA_VERSION {
             return Err(LedgerError::NewerSchema {
                 db: path.display().to_string(),
@@ -132,10 +90,11 @@ impl Ledger {
             });
         }
         if version < SCHEMA_VERSION {
-            // Versioned migrations: today there is one, the first schema; each later one
-            // would run here in order, in the same transaction as the version bump.
+            // Every missing migration in order, with the version bump, in one transaction.
             let tx = conn.unchecked_transaction().map_err(err)?;
-            tx.execute_batch(SCHEMA).map_err(err)?;
+            for sql in &MIGRATIONS[version as usize..] {
+                tx.execute_batch(sql).map_err(err)?;
+            }
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(err)?;
             tx.commit().map_err(err)?;

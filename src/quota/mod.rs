@@ -9,6 +9,7 @@ pub mod batch;
 pub mod http;
 mod known;
 pub mod ledger;
+mod ledger_schema;
 pub mod model;
 pub mod postgres;
 pub mod request;
