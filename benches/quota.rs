@@ -234,7 +234,7 @@ fn grouped(store: &Store, n: usize, next: &mut usize) -> (f64, f64) {
 fn durable(out: &mut String, dir: &Path) {
     let _ = writeln!(
         out,
-        "### SQLite: durable admissions vs a bare one-row commit (same file, same settings, same clients)\n\nEach admission: read the realm config, the environment's usage and the pipeline's current version, decide, write the deployment, the usage counters and the decision-log row. Bare: `BEGIN IMMEDIATE; INSERT one row; COMMIT`. *1 client*: one commit per admission, and per bare row. *{CLIENTS} clients*: {CLIENTS} concurrent tasks; admissions go through the group-commit writer, bare rows through the same batching (one writer thread commits every row that arrived during the previous commit), so each ratio compares the same concurrency and the same commit discipline. Best of 3 interleaved rounds.\n"
+        "### SQLite: durable admissions vs a bare one-row commit (same file, same settings, same clients)\n\nEach admission: the realm config, the environment's usage and the pipeline's current version (read once, then remembered by the writer's connection and revalidated by `PRAGMA data_version` in every transaction), decide, write the deployment and the decision-log row; the usage counters are written once per transaction. Bare: `BEGIN IMMEDIATE; INSERT one row; COMMIT`. *1 client*: one commit per admission, and per bare row. *{CLIENTS} clients*: {CLIENTS} concurrent tasks; admissions go through the group-commit writer, bare rows through the same batching (one writer thread commits every row that arrived during the previous commit), so each ratio compares the same concurrency and the same commit discipline. Best of 3 interleaved rounds.\n"
     );
     let _ = writeln!(
         out,

@@ -835,6 +835,41 @@ mod tests {
         assert_eq!(counted, (3, 5));
     }
 
+    /// A ledger left at version 1 by an earlier realmctl is migrated on open, keeps its
+    /// realms, deployments and log, and goes on deciding from them.
+    #[test]
+    fn a_version_1_ledger_is_migrated_and_keeps_deciding() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(super::super::ledger_schema::MIGRATIONS[0])
+                .unwrap();
+            c.execute_batch(
+                "INSERT INTO realms VALUES ('acme', 1, 0, 0, 10, 'large', 'then');
+                 INSERT INTO deployments VALUES ('acme', 'prod', 'a', 1, 0, 'medium', 1, 2, 'then');
+                 INSERT INTO usage VALUES ('acme', 'prod', 1, 2);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let m = Ledger::migrate(&path, Sync::Normal).unwrap();
+        assert_eq!((m.from, m.to), (1, 2));
+        let mut l = Ledger::open_existing(&path, Sync::Normal).unwrap();
+        let st = l.status("acme").unwrap();
+        assert_eq!(st.deployments.len(), 1);
+        // The one subscription is taken by `a`: another pipeline is refused, `a` redeploys.
+        let other = l
+            .deploy("acme", &dep("b", "1.0", Size::Small, 1), "t")
+            .unwrap();
+        assert_eq!(other.reason, Some(model::Reason::NoPipelineSubscription));
+        assert!(
+            l.deploy("acme", &dep("a", "1.1", Size::Small, 2), "t")
+                .unwrap()
+                .admitted
+        );
+    }
+
     #[test]
     fn what_if_records_nothing() {
         let dir = tempfile::tempdir().unwrap();
