@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::ledger::Ledger;
-use super::store::{Answer, LedgerError, Op};
+use super::ops::{Answer, LedgerError, Op};
 
 /// Most operations committed together.
 pub const MAX_BATCH: usize = 512;
@@ -136,7 +136,7 @@ impl GroupCommit {
         &self,
         f: impl Future<Output = Result<T, LedgerError>>,
     ) -> Result<T, LedgerError> {
-        super::store::within(&self.db, self.timeout, f).await
+        super::ops::within(&self.db, self.timeout, f).await
     }
 
     fn stopped(&self) -> LedgerError {

@@ -23,8 +23,9 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::ledger::{LedgerError, load_config, sql_err, store_usage};
+use super::ledger_rows::{load_config, sql_err, store_usage};
 use super::model::{self, Deployment, Env, EnvUsage, RealmConfig, Size, Version};
+use super::ops::LedgerError;
 
 /// Deployments remembered per realm (present or known absent) before they are forgotten and
 /// read again on demand: bounds memory however many pipelines a realm runs.
@@ -140,11 +141,16 @@ impl Known {
     }
 
     /// `request` was admitted (and written): it is now the active version of its key and the
-    /// environment's usage is `after`. Only after [`Known::facts`] for the same request.
-    pub(super) fn admitted(&mut self, realm: &str, request: &Deployment, after: &EnvUsage) {
-        let Some(known) = self.realms.get_mut(realm) else {
-            return;
-        };
+    /// environment's usage is `after` (absolute counters, to be written at the next flush).
+    pub(super) fn admitted(
+        &mut self,
+        c: &Connection,
+        path: &Path,
+        realm: &str,
+        request: &Deployment,
+        after: &EnvUsage,
+    ) -> Result<(), LedgerError> {
+        let known = self.realm(c, path, realm)?;
         let env = slot(request.environment);
         known.usage[env] = (after.subscriptions_used, after.rtus_used);
         known.dirty[env] = true;
@@ -158,6 +164,7 @@ impl Known {
             .entry((request.environment, request.version.major))
             .or_default()
             .insert(request.pipeline.clone(), Some(active));
+        Ok(())
     }
 
     /// Writes back every usage counter changed since the last flush.
@@ -323,7 +330,9 @@ mod tests {
                 .subscriptions_used,
             0
         );
-        known.admitted("acme", &dep("a"), &after(1));
+        known
+            .admitted(&tx, &path, "acme", &dep("a"), &after(1))
+            .unwrap();
         drop(tx); // rolled back: never committed
 
         let tx = c.transaction().unwrap();
@@ -334,7 +343,9 @@ mod tests {
         );
         let (_, facts) = known.facts(&tx, &path, "acme", &dep("a")).unwrap();
         assert_eq!((facts.subscriptions_used, facts.existing), (0, None));
-        known.admitted("acme", &dep("a"), &after(1));
+        known
+            .admitted(&tx, &path, "acme", &dep("a"), &after(1))
+            .unwrap();
         known.flush(&tx).unwrap();
         tx.commit().unwrap();
         known.committed();

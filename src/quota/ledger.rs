@@ -12,21 +12,11 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::known::Known;
-use super::store::{Answer, Migrated, Op, now};
-pub use super::store::{DecisionRecord, LedgerError, RealmStatus};
+use super::ledger_rows::{load_config, sql_err, store_usage};
+use super::ops::{Answer, Migrated, Op, now};
+pub use super::ops::{DecisionRecord, LedgerError, RealmStatus, Sync};
 
-use super::model::{
-    self, Decision, Deployment, Env, EnvUsage, Key, RealmConfig, Size, State, Version,
-};
-
-/// SQLite durability setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sync {
-    /// fsync on every commit (default): acknowledged means durable.
-    Full,
-    /// fsync at checkpoints (WAL): survives process crashes, not power loss.
-    Normal,
-}
+use super::model::{self, Decision, Deployment, EnvUsage, Key, RealmConfig, State, Version};
 
 use super::ledger_schema::{MIGRATIONS, SCHEMA_VERSION};
 
@@ -432,7 +422,7 @@ fn deploy_in(
             st.execute(params![realm, request.environment.as_str(), request.pipeline, request.version.major, request.version.minor, request.size.as_str(), request.replicas, request.rtus() as i64, at])
         })
         .map_err(err)?;
-        known.admitted(realm, request, &d.after);
+        known.admitted(tx, path, realm, request, &d.after)?;
     }
     let req = serde_json::to_string(request).unwrap_or_default();
     log(
@@ -516,22 +506,6 @@ fn decisions_in(
         .map_err(sql)?;
     rows.collect::<Result<_, _>>().map_err(sql)
 }
-/// Maps SQLite errors on the ledger at `path`, naming a full disk as such.
-pub(super) fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
-    move |source| {
-        if crate::fsutil::sqlite_disk_full(path.parent(), &source) {
-            LedgerError::NoSpace {
-                path: path.to_owned(),
-            }
-        } else {
-            LedgerError::Sqlite {
-                path: path.to_owned(),
-                source,
-            }
-        }
-    }
-}
-
 /// Starts a transaction; `Immediate` takes the write lock before anything is read.
 fn begin<'c>(
     conn: &'c mut Connection,
@@ -562,61 +536,6 @@ fn log(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![at, actor, realm, action, request, admitted as i64, reason, detail, js(before), js(after)])
-}
-
-pub(super) fn load_config(
-    tx: &Connection,
-    realm: &str,
-    path: &Path,
-) -> Result<RealmConfig, LedgerError> {
-    let row = tx
-        .prepare_cached("SELECT pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size FROM realms WHERE name = ?1")
-        .and_then(|mut st| st.query_row(params![realm], config_columns).optional())
-        .map_err(sql_err(path))?;
-    let Some(columns) = row else {
-        return Err(LedgerError::UnknownRealm(realm.to_owned()));
-    };
-    config_from(columns, path)
-}
-
-/// A realm config as read: the first five columns of every `realms` read
-/// (`pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size`).
-type ConfigColumns = (i64, i64, i64, u32, String);
-
-fn config_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConfigColumns> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-}
-
-fn config_from(
-    (subs, et, ep, max_replicas, max_size): ConfigColumns,
-    path: &Path,
-) -> Result<RealmConfig, LedgerError> {
-    Ok(RealmConfig {
-        pipeline_subscriptions: subs as u64,
-        extra_test_rtus: et as u64,
-        extra_prod_rtus: ep as u64,
-        max_replicas,
-        max_size: max_size
-            .parse::<Size>()
-            .map_err(|detail| LedgerError::Corrupt {
-                db: path.display().to_string(),
-                detail,
-            })?,
-    })
-}
-
-/// Stores an environment's usage counters (kept in the same transaction as the deployments).
-pub(super) fn store_usage(
-    tx: &Connection,
-    realm: &str,
-    env: Env,
-    u: &EnvUsage,
-) -> rusqlite::Result<usize> {
-    tx.prepare_cached(
-        "INSERT INTO usage (realm, environment, subscriptions_used, rtus_used) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(realm, environment) DO UPDATE SET subscriptions_used = excluded.subscriptions_used, rtus_used = excluded.rtus_used",
-    )?
-    .execute(params![realm, env.as_str(), u.subscriptions_used as i64, u.rtus_used as i64])
 }
 
 fn load_state(tx: &Connection, realm: &str, path: &Path) -> Result<State, LedgerError> {
@@ -656,6 +575,7 @@ fn load_state(tx: &Connection, realm: &str, path: &Path) -> Result<State, Ledger
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quota::model::{Env, Size};
 
     fn cfg(subs: u64) -> RealmConfig {
         RealmConfig {
@@ -755,34 +675,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.db");
         let mut serving = Ledger::open(&path, Sync::Full).unwrap();
+        let decided = |answers: &[Result<Answer, LedgerError>]| match &answers[0] {
+            Ok(Answer::Decided(d)) => d.clone(),
+            other => panic!("{other:?}"),
+        };
         serving.seed("acme", cfg(1), "t").unwrap();
         let a = dep("a", "1.0", Size::Small, 1);
         assert!(serving.deploy("acme", &a, "t").unwrap().admitted);
         let b = Op::deploy("acme", &dep("b", "1.0", Size::Small, 1), "t");
         let first = serving.batch(&[&b]).unwrap();
         assert_eq!(
-            first[0]
-                .as_ref()
-                .unwrap()
-                .clone()
-                .decision()
-                .unwrap()
-                .reason,
+            decided(&first).reason,
             Some(model::Reason::NoPipelineSubscription)
         );
         let mut cli = Ledger::open(&path, Sync::Full).unwrap();
         let key = a.key();
         cli.undeploy("acme", &key, "cli").unwrap();
         let second = serving.batch(&[&b]).unwrap();
-        assert!(
-            second[0]
-                .as_ref()
-                .unwrap()
-                .clone()
-                .decision()
-                .unwrap()
-                .admitted
-        );
+        assert!(decided(&second).admitted);
         cli.undeploy("acme", &dep("b", "1.0", Size::Small, 1).key(), "cli")
             .unwrap();
         assert!(
@@ -793,13 +703,7 @@ mod tests {
         let d = Op::deploy("acme", &dep("d", "1.0", Size::Small, 1), "t");
         let third = serving.batch(&[&d]).unwrap();
         assert_eq!(
-            third[0]
-                .as_ref()
-                .unwrap()
-                .clone()
-                .decision()
-                .unwrap()
-                .reason,
+            decided(&third).reason,
             Some(model::Reason::NoPipelineSubscription)
         );
         let counted: (i64, i64) = serving.conn.query_row("SELECT subscriptions_used, rtus_used FROM usage WHERE realm = 'acme' AND environment = 'prod'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();

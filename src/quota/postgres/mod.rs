@@ -33,7 +33,7 @@ use tokio_postgres::Config;
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::store::{Answer, LedgerError, Migrated, Op, Open, StoreOptions, now};
+use super::ops::{Answer, LedgerError, Migrated, Op, Open, StoreOptions, now};
 use crate::secret::Secret;
 
 /// A PostgreSQL database to hold the ledger (parsed URL; the password never printed).
@@ -275,7 +275,7 @@ impl PgLedger {
         &self,
         f: impl Future<Output = Result<T, LedgerError>>,
     ) -> Result<T, LedgerError> {
-        super::store::within(&self.db, self.timeout, f).await
+        super::ops::within(&self.db, self.timeout, f).await
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, LedgerError> {
@@ -376,7 +376,7 @@ impl PgLedger {
                 }
             }
         };
-        super::store::within(&self.db, limit, work).await
+        super::ops::within(&self.db, limit, work).await
     }
 
     /// Runs one operation in its own transaction, within the timeout.

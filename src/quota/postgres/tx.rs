@@ -7,7 +7,7 @@ use super::classify;
 use crate::quota::model::{
     self, Decision, Deployment, Env, EnvUsage, Facts, Key, RealmConfig, Size, State, Version,
 };
-use crate::quota::store::{Answer, DecisionRecord, LedgerError, Op, RealmStatus, now};
+use crate::quota::ops::{Answer, DecisionRecord, LedgerError, Op, RealmStatus, now};
 
 /// An open transaction and the database name for errors.
 pub(super) struct Tx<'a> {

@@ -1,0 +1,83 @@
+//! The SQLite ledger's rows that more than one part of it reads or writes: a realm's config,
+//! an environment's usage counters, and how SQLite errors on the ledger are named. Both the
+//! ledger's operations (`ledger.rs`) and what its connection remembers (`known.rs`) use them,
+//! so each statement exists once.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::model::{Env, EnvUsage, RealmConfig, Size};
+use super::ops::LedgerError;
+
+/// Maps SQLite errors on the ledger at `path`, naming a full disk as such.
+pub(super) fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
+    move |source| {
+        if crate::fsutil::sqlite_disk_full(path.parent(), &source) {
+            LedgerError::NoSpace {
+                path: path.to_owned(),
+            }
+        } else {
+            LedgerError::Sqlite {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    }
+}
+
+/// The realm's config; [`LedgerError::UnknownRealm`] when it is not seeded.
+pub(super) fn load_config(
+    tx: &Connection,
+    realm: &str,
+    path: &Path,
+) -> Result<RealmConfig, LedgerError> {
+    let row = tx
+        .prepare_cached("SELECT pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size FROM realms WHERE name = ?1")
+        .and_then(|mut st| st.query_row(params![realm], config_columns).optional())
+        .map_err(sql_err(path))?;
+    let Some(columns) = row else {
+        return Err(LedgerError::UnknownRealm(realm.to_owned()));
+    };
+    config_from(columns, path)
+}
+
+/// A realm config as read: the first five columns of every `realms` read
+/// (`pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size`).
+type ConfigColumns = (i64, i64, i64, u32, String);
+
+fn config_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConfigColumns> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn config_from(
+    (subs, et, ep, max_replicas, max_size): ConfigColumns,
+    path: &Path,
+) -> Result<RealmConfig, LedgerError> {
+    Ok(RealmConfig {
+        pipeline_subscriptions: subs as u64,
+        extra_test_rtus: et as u64,
+        extra_prod_rtus: ep as u64,
+        max_replicas,
+        max_size: max_size
+            .parse::<Size>()
+            .map_err(|detail| LedgerError::Corrupt {
+                db: path.display().to_string(),
+                detail,
+            })?,
+    })
+}
+
+/// Stores an environment's usage counters (kept in the same transaction as the deployments).
+pub(super) fn store_usage(
+    tx: &Connection,
+    realm: &str,
+    env: Env,
+    u: &EnvUsage,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "INSERT INTO usage (realm, environment, subscriptions_used, rtus_used) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(realm, environment) DO UPDATE SET subscriptions_used = excluded.subscriptions_used, rtus_used = excluded.rtus_used",
+    )?
+    .execute(params![realm, env.as_str(), u.subscriptions_used as i64, u.rtus_used as i64])
+}
