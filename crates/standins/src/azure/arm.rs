@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::{ArmError, clusters};
+use super::clusters::{self, fqdn};
+use super::{ArmError, not_found};
 use crate::world::{Phase, World};
 
 /// What a request is: the action ARM authorizes it by, the scope it acts on, and the route.
@@ -175,26 +176,6 @@ pub(crate) fn route(method: &Method, path: &str, sub: &str) -> Option<Route> {
     }
 }
 
-pub(crate) fn not_found(code: &'static str, what: String) -> ArmError {
-    ArmError::new(404, code, what)
-}
-
-pub(crate) fn cluster_id(w: &World, group: &str, name: &str) -> String {
-    format!(
-        "/subscriptions/{}/resourceGroups/{group}/providers/Microsoft.ContainerService/managedClusters/{name}",
-        w.account
-    )
-}
-
-pub(crate) fn state_of(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Creating => "Creating",
-        Phase::Ready => "Succeeded",
-        Phase::Failed => "Failed",
-        Phase::Deleting => "Deleting",
-    }
-}
-
 /// Answers a read or write the caller is allowed.
 pub(crate) fn answer(
     w: &mut World,
@@ -345,11 +326,6 @@ pub(crate) fn answer(
 
 /// The CA of every stand-in cluster's API server (no server ever answers at its address).
 const STAND_IN_CLUSTER_CA: &str = "-----BEGIN CERTIFICATE-----\nstand-in cluster CA (no API server listens)\n-----END CERTIFICATE-----\n";
-
-/// `.invalid` never resolves (RFC 2606): nothing can ever connect to a stand-in cluster.
-pub(crate) fn fqdn(name: &str) -> String {
-    format!("{name}-dns.hcp.stand-in.invalid")
-}
 
 /// The caller's permissions: one entry per allow, with every deny as a `notActions` entry.
 fn permissions(w: &World) -> Value {

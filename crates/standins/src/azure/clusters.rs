@@ -11,9 +11,31 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::ArmError;
-use super::arm::{cluster_id, fqdn, not_found, state_of};
+use super::{ArmError, not_found};
 use crate::world::{ApiEndpoint, Cluster, Operation, Phase, Pool, Target, World, now_epoch};
+
+/// The ARM id of a managed cluster.
+pub(crate) fn cluster_id(w: &World, group: &str, name: &str) -> String {
+    format!(
+        "/subscriptions/{}/resourceGroups/{group}/providers/Microsoft.ContainerService/managedClusters/{name}",
+        w.account
+    )
+}
+
+/// `provisioningState` of a cluster or pool in `phase`.
+pub(crate) fn state_of(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Creating => "Creating",
+        Phase::Ready => "Succeeded",
+        Phase::Failed => "Failed",
+        Phase::Deleting => "Deleting",
+    }
+}
+
+/// `.invalid` never resolves (RFC 2606): nothing can ever connect to a stand-in cluster.
+pub(crate) fn fqdn(name: &str) -> String {
+    format!("{name}-dns.hcp.stand-in.invalid")
+}
 
 pub(crate) fn operation(w: &World, id: &str) -> Result<Response, ArmError> {
     let op = w

@@ -54,6 +54,11 @@ impl ArmError {
     }
 }
 
+/// 404 with ARM's error `code` (`ResourceNotFound`, `ResourceGroupNotFound`, …).
+pub(crate) fn not_found(code: &'static str, what: String) -> ArmError {
+    ArmError::new(404, code, what)
+}
+
 impl IntoResponse for ArmError {
     fn into_response(self) -> Response {
         (
