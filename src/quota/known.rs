@@ -13,23 +13,42 @@
 //!
 //! Changes made inside a transaction are kept only when it commits ([`Known::committed`]);
 //! a transaction that fails or is rolled back leaves what is known marked stale, and the next
-//! [`Known::open`] forgets it. Usage counters changed by admissions are written back once per
-//! transaction ([`Known::flush`]) — before the commit and before any operation that reads the
-//! tables itself — instead of once per admission; the counters on disk are therefore exactly
-//! those of the committed deployments, as before.
+//! [`Known::open`] forgets it.
+//!
+//! **One row per admission.** An admission writes only its decision-log row, which already
+//! holds the request and whether it was admitted (schema 3). The `deployments` and `usage`
+//! tables are *folded in* from the log behind it ([`Known::fold`]): every admitted deploy after
+//! `folded.through`, in log order, written to `deployments` (idempotently: folding a row twice
+//! changes nothing), the usage recomputed, then `through` moved to the log's end — in the same
+//! transaction, so the tables always hold exactly the log up to `through`. Every connection
+//! folds before it reads the tables itself: when it starts without trusted knowledge (first
+//! use, another connection committed, a transaction failed), before a seed, an undeploy or a
+//! status, before it forgets remembered deployments, and at the latest every [`FOLD_EVERY`]
+//! admissions. A crash between an acknowledged admission and its fold loses nothing: the
+//! admission is in the log and the next connection folds it in. Why: the deployment row was
+//! half of an admission's writes to the WAL, on a random page of the table; folded in bulk,
+//! a pipeline redeployed many times is written once.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::ledger_rows::{load_config, sql_err, store_usage};
+use super::ledger_rows::{load_config, sql_err, store_deployment, store_usage};
 use super::model::{self, Deployment, Env, EnvUsage, RealmConfig, Size, Version};
 use super::ops::LedgerError;
 
 /// Deployments remembered per realm (present or known absent) before they are forgotten and
-/// read again on demand: bounds memory however many pipelines a realm runs.
-const MAX_REMEMBERED: usize = 65_536;
+/// read again on demand (after a fold): bounds memory however many pipelines a realm runs.
+#[cfg(not(test))]
+pub(super) const MAX_REMEMBERED: usize = 65_536;
+/// Small in unit tests, so forgetting is exercised.
+#[cfg(test)]
+pub(super) const MAX_REMEMBERED: usize = 64;
+
+/// Admissions not yet folded into the tables before a transaction folds them anyway: bounds
+/// the log a crash leaves to fold, and the work of one fold.
+pub(super) const FOLD_EVERY: usize = 4096;
 
 /// The active version of one (environment, pipeline, major).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +64,6 @@ struct Realm {
     config: RealmConfig,
     /// (subscriptions used, RTUs used) per environment ([`slot`]).
     usage: [(u64, u64); 2],
-    /// Usage changed here and not yet written back, per environment.
-    dirty: [bool; 2],
     /// (environment, major) → pipeline → its active version, `None` when known absent.
     deployments: HashMap<(Env, u32), HashMap<String, Option<Active>>>,
     remembered: usize,
@@ -61,6 +78,8 @@ pub(super) struct Known {
     /// `data_version` read when the open transaction began.
     pending: i64,
     realms: HashMap<String, Realm>,
+    /// Admissions written to the log and not yet folded into the tables.
+    unfolded: usize,
 }
 
 fn slot(env: Env) -> usize {
@@ -78,17 +97,18 @@ impl Known {
             .prepare_cached("PRAGMA data_version")
             .and_then(|mut st| st.query_row([], |r| r.get(0)))
             .map_err(sql_err(path))?;
-        if self.valid_at != Some(version) {
-            self.realms.clear();
-        }
+        let trusted = self.valid_at == Some(version);
         self.valid_at = None;
         self.pending = version;
+        if !trusted {
+            self.realms.clear();
+            self.fold(c, path)?;
+        }
         Ok(())
     }
 
     /// The transaction committed: what is known now is what is on disk.
     pub(super) fn committed(&mut self) {
-        debug_assert!(self.realms.values().all(|r| r.dirty == [false; 2]));
         self.valid_at = Some(self.pending);
     }
 
@@ -100,6 +120,18 @@ impl Known {
         realm: &str,
         request: &Deployment,
     ) -> Result<(RealmConfig, model::Facts), LedgerError> {
+        if self
+            .realms
+            .get(realm)
+            .is_some_and(|r| r.remembered > MAX_REMEMBERED)
+        {
+            // What is forgotten is read again from the tables: they must hold it first.
+            self.fold(c, path)?;
+            if let Some(r) = self.realms.get_mut(realm) {
+                r.deployments.clear();
+                r.remembered = 0;
+            }
+        }
         let known = self.realm(c, path, realm)?;
         let (subscriptions_used, rtus_used) = known.usage[slot(request.environment)];
         let config = known.config;
@@ -116,10 +148,6 @@ impl Known {
                 a
             }
         };
-        if known.remembered > MAX_REMEMBERED {
-            known.deployments.clear();
-            known.remembered = 0;
-        }
         let existing = active.map(|a| Deployment {
             environment: request.environment,
             pipeline: request.pipeline.clone(),
@@ -140,8 +168,8 @@ impl Known {
         ))
     }
 
-    /// `request` was admitted (and written): it is now the active version of its key and the
-    /// environment's usage is `after` (absolute counters, to be written at the next flush).
+    /// `request` was admitted (its log row written): it is now the active version of its key
+    /// and the environment's usage is `after`; the tables follow at the next fold.
     pub(super) fn admitted(
         &mut self,
         c: &Connection,
@@ -153,7 +181,6 @@ impl Known {
         let known = self.realm(c, path, realm)?;
         let env = slot(request.environment);
         known.usage[env] = (after.subscriptions_used, after.rtus_used);
-        known.dirty[env] = true;
         let active = Active {
             minor: request.version.minor,
             size: request.size,
@@ -164,32 +191,77 @@ impl Known {
             .entry((request.environment, request.version.major))
             .or_default()
             .insert(request.pipeline.clone(), Some(active));
+        self.unfolded += 1;
         Ok(())
     }
 
-    /// Writes back every usage counter changed since the last flush.
-    pub(super) fn flush(&mut self, c: &Connection) -> rusqlite::Result<()> {
-        for (name, known) in &mut self.realms {
-            for env in Env::ALL {
-                let i = slot(env);
-                if known.dirty[i] {
-                    let (subscriptions_used, rtus_used) = known.usage[i];
-                    let usage = EnvUsage {
-                        subscriptions_used,
-                        subscriptions_total: 0,
-                        rtus_used,
-                        rtus_total: 0,
-                    };
-                    store_usage(c, name, env, &usage)?;
-                    known.dirty[i] = false;
-                }
-            }
+    /// Folds the log into the tables if [`FOLD_EVERY`] admissions are waiting.
+    pub(super) fn fold_if_due(&mut self, c: &Connection, path: &Path) -> Result<(), LedgerError> {
+        if self.unfolded >= FOLD_EVERY {
+            self.fold(c, path)?;
         }
         Ok(())
     }
 
+    /// Applies every admitted deploy logged after `folded.through` to `deployments`, in log
+    /// order, recomputes the usage of each realm touched, and moves `through` to the end of the
+    /// log. Inside the caller's write transaction. Undeploys and seeds are not folded: they
+    /// change the tables themselves, always right after a fold, so every admission logged
+    /// before one is already in the tables and only later ones are folded after it.
+    pub(super) fn fold(&mut self, c: &Connection, path: &Path) -> Result<(), LedgerError> {
+        let sql = sql_err(path);
+        let corrupt = |id: i64, detail: String| LedgerError::Corrupt {
+            db: path.display().to_string(),
+            detail: format!("decision {id}: {detail}"),
+        };
+        let through: i64 = c
+            .prepare_cached("SELECT through FROM folded WHERE one = 1")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(sql)?;
+        let mut st = c
+            .prepare_cached(
+                "SELECT id, realm, request, at, usage_after FROM decisions
+                 WHERE id > ?1 AND admitted = 1 AND action = 'deploy' ORDER BY id",
+            )
+            .map_err(sql)?;
+        let rows = st
+            .query_map(params![through], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            })
+            .map_err(sql)?;
+        // The usage after the last admission of each (realm, environment) is its usage now:
+        // every undeploy and seed since came after a fold and wrote its own.
+        let mut usage = std::collections::BTreeMap::new();
+        for row in rows {
+            let (id, realm, request, at, after) = row.map_err(sql)?;
+            let d: Deployment =
+                serde_json::from_str(&request).map_err(|e| corrupt(id, e.to_string()))?;
+            let after: EnvUsage = serde_json::from_str(after.as_deref().unwrap_or(""))
+                .map_err(|e| corrupt(id, format!("usage after: {e}")))?;
+            store_deployment(c, &realm, &d, &at).map_err(sql)?;
+            usage.insert((realm, d.environment), after);
+        }
+        drop(st);
+        for ((realm, env), after) in &usage {
+            store_usage(c, realm, *env, after).map_err(sql)?;
+        }
+        c.prepare_cached(
+            "UPDATE folded SET through = (SELECT coalesce(max(id), 0) FROM decisions) WHERE one = 1",
+        )
+        .and_then(|mut st| st.execute([]))
+        .map_err(sql)?;
+        self.unfolded = 0;
+        Ok(())
+    }
+
     /// Forgets a realm (its config or deployments were changed by SQL directly: a seed, an
-    /// undeploy). Flush first.
+    /// undeploy). Fold first.
     pub(super) fn forget(&mut self, realm: &str) {
         self.realms.remove(realm);
     }
@@ -228,7 +300,6 @@ impl Known {
             let known = Realm {
                 config,
                 usage,
-                dirty: [false; 2],
                 deployments: HashMap::new(),
                 remembered: 0,
             };
@@ -346,7 +417,7 @@ mod tests {
         known
             .admitted(&tx, &path, "acme", &dep("a"), &after(1))
             .unwrap();
-        known.flush(&tx).unwrap();
+        known.fold(&tx, &path).unwrap();
         tx.commit().unwrap();
         known.committed();
 

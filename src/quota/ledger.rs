@@ -12,11 +12,11 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::known::Known;
-use super::ledger_rows::{load_config, sql_err, store_usage};
+use super::ledger_rows::{load_config, load_state, remove_deployment, sql_err, store_usage};
 use super::ops::{Answer, Migrated, Op, now};
 pub use super::ops::{DecisionRecord, LedgerError, RealmStatus, Sync};
 
-use super::model::{self, Decision, Deployment, EnvUsage, Key, RealmConfig, State, Version};
+use super::model::{self, Decision, Deployment, EnvUsage, Key, RealmConfig};
 
 use super::ledger_schema::{MIGRATIONS, SCHEMA_VERSION};
 
@@ -171,17 +171,16 @@ impl Ledger {
     /// lock is held before anything is read); a refused seed still commits its log entry.
     pub fn one(&mut self, op: &Op) -> Result<Answer, LedgerError> {
         let (path, err) = (&self.path, sql_err(&self.path));
-        let behavior = if op.writes() {
-            TransactionBehavior::Immediate
-        } else {
-            TransactionBehavior::Deferred
-        };
-        let tx = begin(&mut self.conn, path, behavior)?;
+        // Reads too take the write lock: the log may have to be folded into the tables first.
+        let tx = begin(&mut self.conn, path, TransactionBehavior::Immediate)?;
         let known = &mut self.known;
         known.open(&tx, path)?;
+        if !decided_from_known(op) {
+            known.fold(&tx, path)?;
+        }
         let answer = run_op(&tx, path, known, &now(), op);
         if keeps_effects(&answer) {
-            known.flush(&tx).map_err(err)?;
+            known.fold_if_due(&tx, path)?;
             tx.commit().map_err(err)?;
             known.committed();
         }
@@ -249,9 +248,9 @@ impl Ledger {
                 }
                 continue;
             }
-            // Everything else reads or writes the tables itself: the usage counters admissions
-            // changed go to disk first (outside the savepoint, so a rollback cannot undo them).
-            known.flush(&tx).map_err(err)?;
+            // Everything else reads or writes the tables itself: the log is folded into them
+            // first (outside the savepoint, so a rollback cannot undo the fold).
+            known.fold(&tx, path)?;
             if !op.writes() {
                 answers.push(run_op(&tx, path, known, &at, op));
                 continue;
@@ -264,7 +263,7 @@ impl Ledger {
             step("RELEASE op").map_err(err)?;
             answers.push(answer);
         }
-        known.flush(&tx).map_err(err)?;
+        known.fold_if_due(&tx, path)?;
         before_commit(&mut answers);
         tx.commit().map_err(err)?;
         known.committed();
@@ -299,9 +298,15 @@ fn keeps_effects(answer: &Result<Answer, LedgerError>) -> bool {
     matches!(answer, Ok(_) | Err(LedgerError::SeedRefused { .. }))
 }
 
+/// Whether `op` decides from what the connection knows (else it reads the tables itself, which
+/// must hold the whole log first).
+fn decided_from_known(op: &Op) -> bool {
+    matches!(op, Op::Deploy { .. } | Op::WhatIf { .. })
+}
+
 /// One operation inside an open transaction or savepoint.
 /// Admissions and what-ifs decide from what `known` holds; a seed or an undeploy changes the
-/// tables directly, so the realm is forgotten after it (its usage flushed before).
+/// tables directly, so the realm is forgotten after it (the log folded in before).
 fn run_op(
     c: &Connection,
     path: &Path,
@@ -412,16 +417,8 @@ fn deploy_in(
     let (config, facts) = known.facts(tx, path, realm, request)?;
     let d = model::decide_with(&config, &facts, request);
     if d.admitted {
-        tx.prepare_cached(
-            "INSERT INTO deployments (realm, environment, pipeline, major, minor, size, replicas, rtus, deployed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT(realm, environment, pipeline, major) DO UPDATE SET minor = excluded.minor,
-               size = excluded.size, replicas = excluded.replicas, rtus = excluded.rtus, deployed_at = excluded.deployed_at",
-        )
-        .and_then(|mut st| {
-            st.execute(params![realm, request.environment.as_str(), request.pipeline, request.version.major, request.version.minor, request.size.as_str(), request.replicas, request.rtus() as i64, at])
-        })
-        .map_err(err)?;
+        // The decision-log row below is the admission's one write; `deployments` and `usage`
+        // follow from the log when it is next folded in (`known.rs`).
         known.admitted(tx, path, realm, request, &d.after)?;
     }
     let req = serde_json::to_string(request).unwrap_or_default();
@@ -459,11 +456,7 @@ fn undeploy_in(
         pipeline: key.pipeline.clone(),
         major: key.major,
     })?;
-    tx.prepare_cached(
-        "DELETE FROM deployments WHERE realm = ?1 AND environment = ?2 AND pipeline = ?3 AND major = ?4",
-    )
-    .and_then(|mut st| st.execute(params![realm, key.environment.as_str(), key.pipeline, key.major]))
-    .map_err(err)?;
+    remove_deployment(tx, realm, key).map_err(err)?;
     store_usage(tx, realm, key.environment, &change.after).map_err(err)?;
     log(
         tx,
@@ -536,40 +529,6 @@ fn log(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![at, actor, realm, action, request, admitted as i64, reason, detail, js(before), js(after)])
-}
-
-fn load_state(tx: &Connection, realm: &str, path: &Path) -> Result<State, LedgerError> {
-    let sql = sql_err(path);
-    let mut stmt = tx.prepare_cached("SELECT environment, pipeline, major, minor, size, replicas FROM deployments WHERE realm = ?1").map_err(sql)?;
-    let rows = stmt
-        .query_map(params![realm], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, u32>(2)?,
-                r.get::<_, u32>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, u32>(5)?,
-            ))
-        })
-        .map_err(sql)?;
-    let mut state = State::new();
-    for row in rows {
-        let (env, pipeline, major, minor, size, replicas) = row.map_err(sql)?;
-        let corrupt = |detail: String| LedgerError::Corrupt {
-            db: path.display().to_string(),
-            detail,
-        };
-        let d = Deployment {
-            environment: env.parse().map_err(corrupt)?,
-            pipeline,
-            version: Version { major, minor },
-            size: size.parse().map_err(corrupt)?,
-            replicas,
-        };
-        state.insert(d.key(), d);
-    }
-    Ok(state)
 }
 
 #[cfg(test)]
@@ -758,7 +717,7 @@ mod tests {
             .unwrap();
         }
         let m = Ledger::migrate(&path, Sync::Normal).unwrap();
-        assert_eq!((m.from, m.to), (1, 2));
+        assert_eq!((m.from, m.to), (1, SCHEMA_VERSION));
         let mut l = Ledger::open_existing(&path, Sync::Normal).unwrap();
         let st = l.status("acme").unwrap();
         assert_eq!(st.deployments.len(), 1);
@@ -772,6 +731,83 @@ mod tests {
                 .unwrap()
                 .admitted
         );
+    }
+
+    fn table_has(l: &Ledger, pipeline: &str) -> bool {
+        l.conn
+            .query_row(
+                "SELECT count(*) FROM deployments WHERE pipeline = ?1",
+                params![pipeline],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+            == 1
+    }
+
+    /// An admission writes its decision-log row only; the next connection folds it into the
+    /// tables (as after a crash right after the answer), and a connection that admits
+    /// `FOLD_EVERY` times folds without being asked.
+    #[test]
+    fn admissions_write_one_row_and_are_folded_in_by_whoever_comes_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let mut serving = Ledger::open(&path, Sync::Full).unwrap();
+        serving.seed("acme", cfg(5000), "t").unwrap();
+        let a = dep("a", "1.0", Size::Small, 1);
+        assert!(serving.deploy("acme", &a, "t").unwrap().admitted);
+        assert!(!table_has(&serving, "a"), "not folded yet: one row written");
+        drop(serving); // never folded by the connection that admitted it
+        let mut next = Ledger::open(&path, Sync::Full).unwrap();
+        let st = next.status("acme").unwrap();
+        assert_eq!(st.deployments, vec![a]);
+        assert!(table_has(&next, "a"));
+        // `b` redeployed FOLD_EVERY times (one remembered deployment: nothing is forgotten).
+        let every = super::super::known::FOLD_EVERY;
+        let ops: Vec<Op> = (1..=every)
+            .map(|i| Op::deploy("acme", &dep("b", &format!("1.{i}"), Size::Small, 1), "t"))
+            .collect();
+        let refs: Vec<&Op> = ops.iter().collect();
+        next.batch(&refs).unwrap();
+        let minor: i64 = next
+            .conn
+            .query_row(
+                "SELECT minor FROM deployments WHERE pipeline = 'b'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(minor, every as i64);
+        let counted: (i64, i64) = next.conn.query_row("SELECT subscriptions_used, rtus_used FROM usage WHERE realm = 'acme' AND environment = 'prod'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!(counted, (2, 2));
+    }
+
+    /// Remembered deployments beyond the bound are forgotten only after the log is folded in,
+    /// so a redeploy after that is still known as one (it keeps its subscription).
+    #[test]
+    fn forgetting_remembered_deployments_reads_them_back_folded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("q.db"), Sync::Normal).unwrap();
+        let n = 3 * super::super::known::MAX_REMEMBERED;
+        l.seed("acme", cfg(n as u64), "t").unwrap();
+        let ops: Vec<Op> = (0..n)
+            .map(|i| Op::deploy("acme", &dep(&format!("p{i}"), "1.0", Size::Small, 1), "t"))
+            .collect();
+        let refs: Vec<&Op> = ops.iter().collect();
+        l.batch(&refs).unwrap();
+        let again = l
+            .deploy("acme", &dep("p0", "1.1", Size::Small, 1), "t")
+            .unwrap();
+        assert!(again.admitted);
+        assert_eq!(
+            again.replaces.map(|d| d.version.to_string()),
+            Some("1.0".into())
+        );
+        assert_eq!(again.after.subscriptions_used, n as u64);
+        // Every subscription is taken: a new pipeline is refused.
+        let new = l
+            .deploy("acme", &dep("new", "1.0", Size::Small, 1), "t")
+            .unwrap();
+        assert_eq!(new.reason, Some(model::Reason::NoPipelineSubscription));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::model::{Env, EnvUsage, RealmConfig, Size};
+use super::model::{Deployment, Env, EnvUsage, Key, RealmConfig, Size, State, Version};
 use super::ops::LedgerError;
 
 /// Maps SQLite errors on the ledger at `path`, naming a full disk as such.
@@ -80,4 +80,63 @@ pub(super) fn store_usage(
          ON CONFLICT(realm, environment) DO UPDATE SET subscriptions_used = excluded.subscriptions_used, rtus_used = excluded.rtus_used",
     )?
     .execute(params![realm, env.as_str(), u.subscriptions_used as i64, u.rtus_used as i64])
+}
+
+/// A realm's active deployments.
+pub(super) fn load_state(tx: &Connection, realm: &str, path: &Path) -> Result<State, LedgerError> {
+    let sql = sql_err(path);
+    let mut stmt = tx.prepare_cached("SELECT environment, pipeline, major, minor, size, replicas FROM deployments WHERE realm = ?1").map_err(sql)?;
+    let rows = stmt
+        .query_map(params![realm], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, u32>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, u32>(5)?,
+            ))
+        })
+        .map_err(sql)?;
+    let mut state = State::new();
+    for row in rows {
+        let (env, pipeline, major, minor, size, replicas) = row.map_err(sql)?;
+        let corrupt = |detail: String| LedgerError::Corrupt {
+            db: path.display().to_string(),
+            detail,
+        };
+        let d = Deployment {
+            environment: env.parse().map_err(corrupt)?,
+            pipeline,
+            version: Version { major, minor },
+            size: size.parse().map_err(corrupt)?,
+            replicas,
+        };
+        state.insert(d.key(), d);
+    }
+    Ok(state)
+}
+
+/// Records `d` as the active version of its (environment, pipeline, major), deployed `at`.
+pub(super) fn store_deployment(
+    c: &Connection,
+    realm: &str,
+    d: &Deployment,
+    at: &str,
+) -> rusqlite::Result<usize> {
+    c.prepare_cached(
+        "INSERT INTO deployments (realm, environment, pipeline, major, minor, size, replicas, rtus, deployed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT(realm, environment, pipeline, major) DO UPDATE SET minor = excluded.minor,
+           size = excluded.size, replicas = excluded.replicas, rtus = excluded.rtus, deployed_at = excluded.deployed_at",
+    )?
+    .execute(params![realm, d.environment.as_str(), d.pipeline, d.version.major, d.version.minor, d.size.as_str(), d.replicas, d.rtus() as i64, at])
+}
+
+/// Removes the active version of `key`, if any.
+pub(super) fn remove_deployment(c: &Connection, realm: &str, key: &Key) -> rusqlite::Result<usize> {
+    c.prepare_cached(
+        "DELETE FROM deployments WHERE realm = ?1 AND environment = ?2 AND pipeline = ?3 AND major = ?4",
+    )?
+    .execute(params![realm, key.environment.as_str(), key.pipeline, key.major])
 }

@@ -82,8 +82,20 @@ DROP TABLE deployments;
 ALTER TABLE deployments_v2 RENAME TO deployments;
 "#;
 
+/// Version 3: the decision log becomes what admissions write (issue #21). An admission writes
+/// its decision-log row only; `deployments` and `usage` are folded in from the log behind it
+/// (`known.rs`), and `folded.through` names the last decision they include. An existing ledger
+/// is fully folded: its tables already hold everything.
+const V3: &str = r#"
+CREATE TABLE folded (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    through INTEGER NOT NULL CHECK (through >= 0)
+) STRICT;
+INSERT INTO folded (one, through) VALUES (1, (SELECT coalesce(max(id), 0) FROM decisions));
+"#;
+
 /// Every migration, in order.
-pub const MIGRATIONS: [&str; 2] = [V1, V2];
+pub const MIGRATIONS: [&str; 3] = [V1, V2, V3];
 
 #[cfg(test)]
 mod tests {
