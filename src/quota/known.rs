@@ -19,8 +19,9 @@
 //! holds the request and whether it was admitted (schema 3). The `deployments` and `usage`
 //! tables are *folded in* from the log behind it ([`Known::fold`]): every admitted deploy after
 //! `folded.through`, in log order, written to `deployments` (idempotently: folding a row twice
-//! changes nothing), the usage recomputed, then `through` moved to the log's end — in the same
-//! transaction, so the tables always hold exactly the log up to `through`. Every connection
+//! changes nothing), each environment's usage set to the one logged with its last admission,
+//! then `through` moved to the log's end — in the same transaction, so the tables always hold
+//! exactly the log up to `through`. Every connection
 //! folds before it reads the tables itself: when it starts without trusted knowledge (first
 //! use, another connection committed, a transaction failed), before a seed, an undeploy or a
 //! status, before it forgets remembered deployments, and at the latest every [`FOLD_EVERY`]
@@ -204,7 +205,7 @@ impl Known {
     }
 
     /// Applies every admitted deploy logged after `folded.through` to `deployments`, in log
-    /// order, recomputes the usage of each realm touched, and moves `through` to the end of the
+    /// order, stores the usage logged with each environment's last one, and moves `through` to the end of the
     /// log. Inside the caller's write transaction. Undeploys and seeds are not folded: they
     /// change the tables themselves, always right after a fold, so every admission logged
     /// before one is already in the tables and only later ones are folded after it.
