@@ -35,7 +35,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::ledger_rows::{load_config, sql_err, store_deployment, store_usage};
+use super::ledger_rows::{load_config, load_usage, sql_err, store_deployment, store_usage};
 use super::model::{self, Deployment, Env, EnvUsage, RealmConfig, Size, Version};
 use super::ops::LedgerError;
 
@@ -205,20 +205,28 @@ impl Known {
     }
 
     /// Applies every admitted deploy logged after `folded.through` to `deployments`, in log
-    /// order, stores the usage logged with each environment's last one, and moves `through` to the end of the
-    /// log. Inside the caller's write transaction. Undeploys and seeds are not folded: they
-    /// change the tables themselves, always right after a fold, so every admission logged
-    /// before one is already in the tables and only later ones are folded after it.
+    /// order, stores the usage logged with each environment's last one, and moves `through`
+    /// to the end of the log (only when the log has grown: a fold with nothing to do writes
+    /// nothing, so a read stays a read). Inside the caller's write transaction. Undeploys and
+    /// seeds are not folded: they change the tables themselves, always right after a fold, so
+    /// every admission logged before one is already in the tables and only later ones are
+    /// folded after it.
     pub(super) fn fold(&mut self, c: &Connection, path: &Path) -> Result<(), LedgerError> {
         let sql = sql_err(path);
         let corrupt = |id: i64, detail: String| LedgerError::Corrupt {
             db: path.display().to_string(),
             detail: format!("decision {id}: {detail}"),
         };
-        let through: i64 = c
-            .prepare_cached("SELECT through FROM folded WHERE one = 1")
-            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+        let (through, end): (i64, i64) = c
+            .prepare_cached(
+                "SELECT through, (SELECT coalesce(max(id), 0) FROM decisions) FROM folded WHERE one = 1",
+            )
+            .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
             .map_err(sql)?;
+        self.unfolded = 0;
+        if end == through {
+            return Ok(());
+        }
         let mut st = c
             .prepare_cached(
                 "SELECT id, realm, request, at, usage_after FROM decisions
@@ -252,12 +260,9 @@ impl Known {
         for ((realm, env), after) in &usage {
             store_usage(c, realm, *env, after).map_err(sql)?;
         }
-        c.prepare_cached(
-            "UPDATE folded SET through = (SELECT coalesce(max(id), 0) FROM decisions) WHERE one = 1",
-        )
-        .and_then(|mut st| st.execute([]))
-        .map_err(sql)?;
-        self.unfolded = 0;
+        c.prepare_cached("UPDATE folded SET through = ?1 WHERE one = 1")
+            .and_then(|mut st| st.execute(params![end]))
+            .map_err(sql)?;
         Ok(())
     }
 
@@ -276,27 +281,8 @@ impl Known {
         if !self.realms.contains_key(realm) {
             let config = load_config(c, realm, path)?;
             let mut usage = [(0, 0); 2];
-            let mut st = c
-                .prepare_cached(
-                    "SELECT environment, subscriptions_used, rtus_used FROM usage WHERE realm = ?1",
-                )
-                .map_err(sql_err(path))?;
-            let rows = st
-                .query_map(params![realm], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                })
-                .map_err(sql_err(path))?;
-            for row in rows {
-                let (env, n, rtus) = row.map_err(sql_err(path))?;
-                let env: Env = env.parse().map_err(|detail| LedgerError::Corrupt {
-                    db: path.display().to_string(),
-                    detail,
-                })?;
-                usage[slot(env)] = (n as u64, rtus as u64);
+            for (env, n, rtus) in load_usage(c, realm, path)? {
+                usage[slot(env)] = (n, rtus);
             }
             let known = Realm {
                 config,

@@ -556,6 +556,17 @@ mod tests {
         }
     }
 
+    /// The Prod usage counters on disk for realm `acme`.
+    fn prod_counters(l: &Ledger) -> (i64, i64) {
+        l.conn
+            .query_row(
+                "SELECT subscriptions_used, rtus_used FROM usage WHERE realm = 'acme' AND environment = 'prod'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    }
+
     #[test]
     fn admits_records_undeploys_and_logs() {
         let dir = tempfile::tempdir().unwrap();
@@ -615,7 +626,7 @@ mod tests {
             ]
         );
         // The counters agree with the deployments.
-        let counted: (i64, i64) = l.conn.query_row("SELECT subscriptions_used, rtus_used FROM usage WHERE realm = 'acme' AND environment = 'prod'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        let counted = prod_counters(&l);
         assert_eq!(counted, (1, 1));
         // Append-only.
         assert!(l.conn.execute("DELETE FROM decisions", []).is_err());
@@ -665,13 +676,13 @@ mod tests {
             decided(&third).reason,
             Some(model::Reason::NoPipelineSubscription)
         );
-        let counted: (i64, i64) = serving.conn.query_row("SELECT subscriptions_used, rtus_used FROM usage WHERE realm = 'acme' AND environment = 'prod'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        let counted = prod_counters(&serving);
         assert_eq!(counted, (1, 1));
     }
 
-    /// Admissions in one batch write the usage counters once, at its end, and those are the
-    /// counters of the deployments it leaves; a redeploy of a known pipeline keeps its
-    /// subscription.
+    /// A batch's status sees its earlier admissions, and the counters on disk (once the log
+    /// is folded in) are those of the deployments it leaves; a redeploy of a known pipeline
+    /// keeps its subscription.
     #[test]
     fn a_batch_leaves_counters_that_match_its_deployments() {
         let dir = tempfile::tempdir().unwrap();
@@ -694,7 +705,7 @@ mod tests {
         assert_eq!((mid.prod.subscriptions_used, mid.prod.rtus_used), (2, 4));
         let st = l.status("acme").unwrap();
         assert_eq!((st.prod.subscriptions_used, st.prod.rtus_used), (3, 5));
-        let counted: (i64, i64) = l.conn.query_row("SELECT subscriptions_used, rtus_used FROM usage WHERE realm = 'acme' AND environment = 'prod'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        let counted = prod_counters(&l);
         assert_eq!(counted, (3, 5));
     }
 
@@ -777,7 +788,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(minor, every as i64);
-        let counted: (i64, i64) = next.conn.query_row("SELECT subscriptions_used, rtus_used FROM usage WHERE realm = 'acme' AND environment = 'prod'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        let counted = prod_counters(&next);
         assert_eq!(counted, (2, 2));
     }
 
@@ -808,6 +819,20 @@ mod tests {
             .deploy("acme", &dep("new", "1.0", Size::Small, 1), "t")
             .unwrap();
         assert_eq!(new.reason, Some(model::Reason::NoPipelineSubscription));
+    }
+
+    /// With nothing new in the log, a read folds nothing and writes nothing.
+    #[test]
+    fn a_read_with_nothing_to_fold_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("q.db"), Sync::Normal).unwrap();
+        l.seed("acme", cfg(2), "t").unwrap();
+        l.deploy("acme", &dep("a", "1.0", Size::Small, 1), "t")
+            .unwrap();
+        l.status("acme").unwrap(); // folds the admission in
+        let before = l.conn.total_changes();
+        l.status("acme").unwrap();
+        assert_eq!(l.conn.total_changes(), before);
     }
 
     #[test]

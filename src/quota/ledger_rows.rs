@@ -68,6 +68,39 @@ fn config_from(
     })
 }
 
+/// A realm's usage counters as stored: (environment, subscriptions used, RTUs used).
+pub(super) fn load_usage(
+    c: &Connection,
+    realm: &str,
+    path: &Path,
+) -> Result<Vec<(Env, u64, u64)>, LedgerError> {
+    let sql = sql_err(path);
+    let mut st = c
+        .prepare_cached(
+            "SELECT environment, subscriptions_used, rtus_used FROM usage WHERE realm = ?1",
+        )
+        .map_err(sql)?;
+    let rows = st
+        .query_map(params![realm], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(sql)?;
+    let mut usage = Vec::with_capacity(2);
+    for row in rows {
+        let (env, n, rtus) = row.map_err(sql)?;
+        let env: Env = env.parse().map_err(|detail| LedgerError::Corrupt {
+            db: path.display().to_string(),
+            detail,
+        })?;
+        usage.push((env, n as u64, rtus as u64));
+    }
+    Ok(usage)
+}
+
 /// Stores an environment's usage counters (kept in the same transaction as the deployments).
 pub(super) fn store_usage(
     tx: &Connection,
