@@ -71,6 +71,12 @@ const TEMPLATES: &[(&str, &str)] = &[
         "artifacts/install.sh",
         include_str!("../templates/artifacts/install.sh.tera"),
     ),
+    ("vpn/ipsec.conf", include_str!("../templates/vpn/ipsec.conf.tera")),
+    (
+        "vpn/cloud-init.yaml",
+        include_str!("../templates/vpn/cloud-init.yaml.tera"),
+    ),
+    ("vpn/up.sh", include_str!("../templates/vpn/up.sh.tera")),
     (
         "policies/eks-installer.json",
         include_str!("../templates/policies/eks-installer.json.tera"),

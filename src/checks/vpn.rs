@@ -185,6 +185,7 @@ mod tests {
             peer: Some(peer.parse().unwrap()),
             routing,
             remote_cidrs: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
+            subnet: None,
         }
     }
 
@@ -260,7 +261,8 @@ mod tests {
                     enabled: false,
                     peer: None,
                     routing: None,
-                    remote_cidrs: vec![]
+                    remote_cidrs: vec![],
+                    subnet: None,
                 },
                 &requirements::embedded().vpn
             )

@@ -23,8 +23,15 @@ pub fn pool_size(spec: &Spec) -> PoolSize {
 /// The realm's cluster definition: what phase 4 renders, phase 5's approval binds to, phase 6
 /// sends to the cloud and adoption is judged against.
 pub fn definition(spec: &Spec) -> ClusterDefinition {
-    let mut def = profile::of(spec).definition(spec, &pool_size(spec));
+    let prof = profile::of(spec);
+    let mut def = prof.definition(spec, &pool_size(spec));
     def.platform = Some(crate::platform::definition::definition(spec));
+    def.vpn = crate::cloud::vpn::definition(
+        spec,
+        &prof.vpn_host(),
+        &def.cluster.network.subnets,
+        &def.cluster.tags,
+    );
     def
 }
 

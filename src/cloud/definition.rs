@@ -148,6 +148,10 @@ pub struct ClusterDefinition {
     /// [`crate::cloud::access::definition`] adds it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<crate::platform::PlatformDef>,
+    /// The realm's VPN instance when the spec enables one (issue #23); left out of the JSON
+    /// when `None`, so definitions without it digest as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpn: Option<super::vpn::VpnDef>,
 }
 
 impl ClusterDefinition {
@@ -440,6 +444,7 @@ pub(crate) mod tests {
                 vcpu: 4,
             }],
             platform: None,
+            vpn: None,
         }
     }
 

@@ -31,6 +31,8 @@ pub enum CloudErrorKind {
     /// The request was not sent: its destination may not receive credentials (plain http to
     /// a host that is not loopback).
     RefusedDestination,
+    /// This build's client of the cloud does not do this (a capability still to come).
+    Unsupported,
 }
 
 impl CloudErrorKind {
@@ -55,6 +57,7 @@ impl CloudErrorKind {
             CloudErrorKind::Unavailable => "service unavailable",
             CloudErrorKind::TooLarge => "answer too large",
             CloudErrorKind::RefusedDestination => "refused to send credentials there",
+            CloudErrorKind::Unsupported => "not supported by this build",
         }
     }
 

@@ -29,6 +29,7 @@ pub mod poll;
 pub mod profile;
 pub mod retry;
 pub mod sizing;
+pub mod vpn;
 #[cfg(test)]
 pub(crate) mod testing;
 
@@ -49,6 +50,7 @@ use facts::{
 };
 
 use crate::spec::Provider;
+use vpn::{PartFacts, VpnDef, VpnPart};
 
 /// A cloud call's future.
 pub type CloudFuture<'a, T> = BoxFuture<'a, Result<T, CloudError>>;
@@ -106,6 +108,47 @@ pub trait ClusterManager: Send + Sync {
     fn kube_token<'a>(&'a self, cluster: &'a ClusterFacts) -> CloudFuture<'a, KubeToken>;
 }
 
+/// The realm's VPN instance, part by part (issue #23): describe, create, finish what this
+/// realm started on its own resource, and read the key for the one-time reveal. A client that
+/// does not build it yet keeps the defaults, which say so ([`CloudErrorKind::Unsupported`]).
+pub trait VpnManager: Send + Sync {
+    /// `part` of the VPN of `def` as the cloud has it; `built` holds the parts before it.
+    fn vpn_part<'a>(
+        &'a self,
+        def: &'a VpnDef,
+        part: VpnPart,
+        built: &'a vpn::Built,
+    ) -> CloudFuture<'a, Option<PartFacts>> {
+        let _ = (def, built);
+        Box::pin(async move { Err(vpn_unsupported(part)) })
+    }
+    /// Creates `part` (absent), or finishes it (this realm's, with [`vpn::PartDecision::Finish`]
+    /// work left): only what is missing is done.
+    fn build_vpn_part<'a>(
+        &'a self,
+        def: &'a VpnDef,
+        part: VpnPart,
+        built: &'a vpn::Built,
+        with: &'a vpn::BuildInputs<'a>,
+    ) -> CloudFuture<'a, ()> {
+        let _ = (def, built, with);
+        Box::pin(async move { Err(vpn_unsupported(part)) })
+    }
+    /// The pre-shared key, read from the secret store (for the one-time reveal only).
+    fn vpn_key<'a>(&'a self, def: &'a VpnDef) -> CloudFuture<'a, crate::secret::Secret> {
+        let _ = def;
+        Box::pin(async move { Err(vpn_unsupported(VpnPart::Secret)) })
+    }
+}
+
+fn vpn_unsupported(part: VpnPart) -> CloudError {
+    CloudError::new(
+        CloudErrorKind::Unsupported,
+        format!("vpn:{part}"),
+        "this build's client of the realm's cloud does not build the realm VPN instance yet (issue #23)",
+    )
+}
+
 /// Credentials for the realm's object storage, taken from the same chain as the cloud calls so
 /// that artifacts are written by the same identity (never logged, never stored). One variant
 /// per kind of store; a cloud's client gives the kind its object storage takes.
@@ -132,7 +175,9 @@ pub enum StorageCredentials {
 }
 
 /// A cloud provider: everything the install needs from one cloud.
-pub trait Cloud: IdentitySource + AccountInspector + PermissionChecker + ClusterManager {
+pub trait Cloud:
+    IdentitySource + AccountInspector + PermissionChecker + ClusterManager + VpnManager
+{
     /// Which cloud.
     fn provider(&self) -> Provider;
     /// Where it talks to, for people (region and endpoint; no secret).

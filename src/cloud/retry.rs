@@ -142,6 +142,34 @@ impl<C: ClusterManager> ClusterManager for Retrying<C> {
     }
 }
 
+impl<C: super::VpnManager> super::VpnManager for Retrying<C> {
+    fn vpn_part<'a>(
+        &'a self,
+        def: &'a super::vpn::VpnDef,
+        part: super::vpn::VpnPart,
+        built: &'a super::vpn::Built,
+    ) -> CloudFuture<'a, Option<super::vpn::PartFacts>> {
+        retry(self.policy, move || self.inner.vpn_part(def, part, built)).boxed()
+    }
+
+    fn build_vpn_part<'a>(
+        &'a self,
+        def: &'a super::vpn::VpnDef,
+        part: super::vpn::VpnPart,
+        built: &'a super::vpn::Built,
+        with: &'a super::vpn::BuildInputs<'a>,
+    ) -> CloudFuture<'a, ()> {
+        self.inner.build_vpn_part(def, part, built, with)
+    }
+
+    fn vpn_key<'a>(
+        &'a self,
+        def: &'a super::vpn::VpnDef,
+    ) -> CloudFuture<'a, crate::secret::Secret> {
+        retry(self.policy, move || self.inner.vpn_key(def)).boxed()
+    }
+}
+
 impl<C: Cloud> Cloud for Retrying<C> {
     fn provider(&self) -> Provider {
         self.inner.provider()

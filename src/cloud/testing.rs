@@ -371,6 +371,8 @@ impl ClusterManager for FakeCloud {
     }
 }
 
+impl super::VpnManager for FakeCloud {}
+
 impl Cloud for FakeCloud {
     fn provider(&self) -> Provider {
         self.provider

@@ -393,6 +393,10 @@ pub struct VpnSpec {
     pub routing: Option<Routing>,
     /// Remote networks.
     pub remote_cidrs: Vec<IpNet>,
+    /// The subnet of the VPN instance, if the spec names one (else the cluster's first).
+    /// Left out of the JSON when `None`, so specs without it digest as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
 }
 
 /// `subscription:` resolved.

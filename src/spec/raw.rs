@@ -440,6 +440,10 @@ pub struct RawVpn {
     /// The customer's networks reached through the tunnel.
     #[serde(default)]
     pub remote_cidrs: Vec<Located<String>>,
+    /// The subnet the realm's VPN instance lives in (one with a route to the internet, for its
+    /// public address); default: the cluster's first subnet.
+    #[serde(default)]
+    pub subnet: Option<Located<String>>,
 }
 
 /// `subscription:`

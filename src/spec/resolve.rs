@@ -880,6 +880,7 @@ fn vpn(cx: &mut Ctx, v: Option<Located<raw::RawVpn>>) -> VpnSpec {
             peer: None,
             routing: None,
             remote_cidrs: Vec::new(),
+            subnet: None,
         };
     };
     let peer = v.peer.as_ref().and_then(|p| match parse_net(&p.value) {
@@ -937,6 +938,7 @@ fn vpn(cx: &mut Ctx, v: Option<Located<raw::RawVpn>>) -> VpnSpec {
         peer,
         routing: v.routing.map(|r| r.value),
         remote_cidrs,
+        subnet: v.subnet.map(|s| s.value),
     }
 }
 

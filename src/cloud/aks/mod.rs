@@ -368,6 +368,9 @@ impl ClusterManager for AksProvider {
     }
 }
 
+/// The realm VPN instance is not built on this cloud yet (issue #23): the defaults say so.
+impl super::VpnManager for AksProvider {}
+
 impl Cloud for AksProvider {
     fn provider(&self) -> Provider {
         Provider::Aks

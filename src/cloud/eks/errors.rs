@@ -48,7 +48,11 @@ pub fn kind_of(code: Option<&str>, status: Option<u16>) -> CloudErrorKind {
             | "ResourceAlreadyExistsException"
             | "ConflictException"
             | "IdempotentParameterMismatch"
-            | "DeleteConflict" => Some(Conflict),
+            | "DeleteConflict"
+            | "ResourceExistsException"
+            | "RouteAlreadyExists"
+            | "InvalidPermission.Duplicate"
+            | "InvalidGroup.Duplicate" => Some(Conflict),
             "InvalidParameterException"
             | "InvalidParameterValue"
             | "InvalidParameterCombination"

@@ -10,6 +10,7 @@
 
 mod errors;
 mod token;
+mod vpn;
 pub mod transport;
 
 use std::collections::{BTreeMap, HashMap};
@@ -84,6 +85,7 @@ pub struct EksProvider {
     ec2: aws_sdk_ec2::Client,
     eks: aws_sdk_eks::Client,
     quotas: aws_sdk_servicequotas::Client,
+    secrets: aws_sdk_secretsmanager::Client,
     /// Where the credentials come from when not from the standard chain.
     source: Option<&'static str>,
 }
@@ -173,6 +175,7 @@ impl EksProvider {
             ec2: aws_sdk_ec2::Client::new(config),
             eks: aws_sdk_eks::Client::new(config),
             quotas: aws_sdk_servicequotas::Client::new(config),
+            secrets: aws_sdk_secretsmanager::Client::new(config),
             credentials,
             settings,
             source: None,

@@ -489,6 +489,9 @@ impl ClusterManager for GkeProvider {
     }
 }
 
+/// The realm VPN instance is not built on this cloud yet (issue #23): the defaults say so.
+impl super::VpnManager for GkeProvider {}
+
 impl Cloud for GkeProvider {
     fn provider(&self) -> Provider {
         Provider::Gke

@@ -194,6 +194,17 @@ impl Profile for Eks {
         }
     }
 
+    fn vpn_host(&self) -> crate::cloud::vpn::HostProfile {
+        crate::cloud::vpn::HostProfile {
+            // The newest Amazon Linux 2023 (kernel 6.1, x86_64) owned by Amazon: AMI ids differ
+            // per region, so the definition names the image, and the instance records its id.
+            image: "amazon/al2023-ami-2023.*-kernel-6.1-x86_64",
+            size: "t3.small",
+            read_key: "aws secretsmanager get-secret-value --secret-id {secret} --query SecretString --output text",
+            store: "AWS Secrets Manager; share it with the customer through the secret's resource policy",
+        }
+    }
+
     fn storage_scheme(&self) -> &'static str {
         "s3"
     }

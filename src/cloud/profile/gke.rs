@@ -208,6 +208,15 @@ impl Profile for Gke {
         }
     }
 
+    fn vpn_host(&self) -> crate::cloud::vpn::HostProfile {
+        crate::cloud::vpn::HostProfile {
+            image: "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64",
+            size: "e2-small",
+            read_key: "gcloud secrets versions access latest --secret {secret}",
+            store: "Google Secret Manager; share it with the customer through an IAM binding on the secret",
+        }
+    }
+
     fn storage_scheme(&self) -> &'static str {
         "gs"
     }

@@ -151,6 +151,9 @@ pub trait Profile: Send + Sync {
     /// is written with the cloud's own credentials.
     fn storage_scheme(&self) -> &'static str;
 
+    /// What the realm's VPN instance runs on, and how it reads its key (data).
+    fn vpn_host(&self) -> super::vpn::HostProfile;
+
     /// The realm's ownership tags (labels) on this cloud.
     fn realm_tags(&self, realm: &str) -> BTreeMap<String, String> {
         let k = self.tag_keys();
@@ -263,6 +266,7 @@ fn build_definition(
             vcpu: pool.shape.vcpu,
         }],
         platform: None,
+        vpn: None,
     }
 }
 
