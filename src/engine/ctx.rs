@@ -119,6 +119,10 @@ pub enum Outcome {
         owner: Owner,
         /// What they must do.
         reason: String,
+        /// What an approval must cover to let it pass, when not its inputs: the digest of
+        /// exactly what someone was asked to do (the VPN's customer part, with the address
+        /// the cloud gave).
+        covers: Option<String>,
     },
 }
 
@@ -180,7 +184,9 @@ impl From<CloudError> for Failure {
         )
         .owned_by(owner);
         Failure {
-            kind: if e.kind.retryable() {
+            kind: if e.kind == CloudErrorKind::Unsupported {
+                FailureKind::Unavailable
+            } else if e.kind.retryable() {
                 FailureKind::Retryable
             } else {
                 FailureKind::Permanent

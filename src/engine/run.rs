@@ -616,7 +616,11 @@ async fn run_step(
                 observer.on_step_end(step, &StepEnd::Skipped(&reason));
                 return Ok(StepResult::Done);
             }
-            Ok(Outcome::Waiting { owner, reason }) => {
+            Ok(Outcome::Waiting {
+                owner,
+                reason,
+                covers,
+            }) => {
                 r.append(
                     Event::StepWaiting {
                         run,
@@ -625,6 +629,7 @@ async fn run_step(
                         owner,
                         reason: reason.clone(),
                         input_digest: input_digest.to_owned(),
+                        covers,
                     },
                     Durability::Sync,
                 )

@@ -135,7 +135,7 @@ async fn permissions(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
 }
 
 /// Who must resolve a conflict: Digibee's cloud team picks another name or reconciles the spec.
-fn conflict(what: &str, why: String) -> Failure {
+pub(super) fn conflict(what: &str, why: String) -> Failure {
     let evidence = CheckResult::fail(
         format!("cloud.conflict.{what}"),
         crate::checks::Category::Access,
@@ -158,7 +158,7 @@ fn conflict(what: &str, why: String) -> Failure {
 /// Polls `describe` with the run's backoff (by default [`crate::cloud::poll::WAIT`]) until it
 /// reports active, under the step's deadline; a resource that is gone, being deleted or failed
 /// ends the wait at once ([`wait_on`]).
-async fn until_active<T>(
+pub(super) async fn until_active<T>(
     ctx: &Ctx<'_>,
     what: &str,
     mut describe: impl AsyncFnMut() -> Result<Option<(Status, T)>, CloudError>,

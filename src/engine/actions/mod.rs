@@ -18,6 +18,7 @@ mod quota;
 mod realm;
 pub mod render;
 mod spec;
+mod vpn;
 #[cfg(feature = "test-actions")]
 mod test;
 
@@ -228,6 +229,8 @@ catalogue! {
     PlatformApply => platform::APPLY,
     QuotaSeed => quota::SEED,
     RealmLive => realm::LIVE,
+    VpnApply => vpn::APPLY,
+    VpnCustomer => vpn::CUSTOMER,
     #[cfg(feature = "test-actions")] TestEffect => test::EFFECT,
     #[cfg(feature = "test-actions")] TestFlaky => test::FLAKY,
     #[cfg(feature = "test-actions")] TestNoop => test::NOOP,

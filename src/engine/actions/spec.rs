@@ -107,5 +107,6 @@ async fn node_image(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
             "a custom node image is the customer's responsibility and no acceptance is recorded; the customer accepts it with `realmctl approve --phase {} --by NAME --note \"we maintain the custom node image\"` (or sets nodeImage.acceptedBy/acceptedAt in the spec)",
             ctx.phase
         ),
+        covers: None,
     })
 }

@@ -182,6 +182,10 @@ pub enum Event {
         reason: String,
         /// Digest of the step's inputs; an approval of the phase covering it lets it pass.
         input_digest: String,
+        /// What an approval must cover instead, when the step names it (the digest of what
+        /// someone was asked to do); absent from older records.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        covers: Option<String>,
     },
     /// A phase's steps are done and it waits for an approval.
     GateWaiting {

@@ -109,7 +109,9 @@ mod tests {
                 "quota-seed",
                 "realm-live",
                 "roles-document",
-                "spec"
+                "spec",
+                "vpn",
+                "vpn-customer"
             ]
         );
         assert_eq!(a, digests(&s1, &pb, &q), "stable");

@@ -112,6 +112,16 @@ pub enum Intent {
         /// The objects.
         objects: Vec<crate::platform::ObjectRef>,
     },
+    /// Create a part of the realm's VPN instance, or finish this realm's own (`work` says
+    /// what: never a secret).
+    VpnPart {
+        /// Which part.
+        part: crate::cloud::vpn::VpnPart,
+        /// Its name.
+        name: String,
+        /// What is done to it.
+        work: Vec<String>,
+    },
 }
 
 impl std::fmt::Display for Intent {
@@ -125,6 +135,9 @@ impl std::fmt::Display for Intent {
             Intent::Prune { objects } => {
                 let names: Vec<String> = objects.iter().map(ToString::to_string).collect();
                 write!(f, "prune {}", names.join(", "))
+            }
+            Intent::VpnPart { part, name, work } => {
+                write!(f, "VPN {part} {name}: {}", work.join("; "))
             }
         }
     }

@@ -480,9 +480,15 @@ mod tests {
         assert_eq!(p.phases[4].gates.len(), 1, "phase 5 has the approval gate");
         let actions: Vec<Action> = p.phases[5].steps.iter().map(|s| s.action).collect();
         assert_eq!(
-            actions[actions.len() - 3..],
-            [Action::PlatformApply, Action::QuotaSeed, Action::RealmLive],
-            "phase 6 applies the platform, seeds the realm's core, and ends with the realm live"
+            actions[actions.len() - 5..],
+            [
+                Action::PlatformApply,
+                Action::QuotaSeed,
+                Action::RealmLive,
+                Action::VpnApply,
+                Action::VpnCustomer
+            ],
+            "phase 6 applies the platform, seeds the realm's core, checks the realm is live, then builds the realm's VPN and waits for the customer's side of it"
         );
         assert!(p.applies_platform());
     }

@@ -86,6 +86,9 @@ pub struct StepState {
     pub failure: Option<FailureKind>,
     /// Who must act, while waiting.
     pub waiting_on: Option<Owner>,
+    /// What an approval must cover to let the waiting step pass, when the step named it
+    /// (otherwise its inputs).
+    pub waiting_covers: Option<String>,
     /// Cloud changes the step announced (with their journal records), over all runs.
     pub intents: Vec<(u64, Intent)>,
 }
@@ -128,6 +131,7 @@ impl StepState {
             message: None,
             failure: None,
             waiting_on: None,
+            waiting_covers: None,
             intents: Vec::new(),
         }
     }
@@ -251,6 +255,7 @@ impl State {
                 st.attempts += 1;
                 st.first_started_at.get_or_insert_with(|| at.to_owned());
                 st.waiting_on = None;
+                st.waiting_covers = None;
             }
             Event::StepSucceeded {
                 step,
@@ -321,11 +326,13 @@ impl State {
                 owner,
                 reason,
                 input_digest,
+                covers,
                 ..
             } => {
                 let st = self.step(step, *phase);
                 st.status = StepStatus::Waiting;
                 st.input_digest = Some(input_digest.clone());
+                st.waiting_covers = covers.clone();
                 st.message = Some(reason.clone());
                 st.waiting_on = Some(*owner);
                 st.ended_at = Some(at.to_owned());
@@ -485,7 +492,7 @@ pub fn approval_subject(
     for s in &p.steps {
         if let Some(st) = state.step_state(&s.id)
             && st.status == StepStatus::Waiting
-            && let Some(d) = &st.input_digest
+            && let Some(d) = st.waiting_covers.as_ref().or(st.input_digest.as_ref())
         {
             return Ok((d.clone(), None));
         }
@@ -604,6 +611,7 @@ mod tests {
             owner: Owner::Customer,
             reason: "accept".into(),
             input_digest: "img".into(),
+            covers: None,
         }]);
         assert_eq!(
             approval_subject(&pb, &s, 1).unwrap(),
@@ -626,5 +634,19 @@ mod tests {
         };
         assert_eq!(s.approval_for(1, "img").unwrap().by, "cto");
         assert!(s.approval_for(1, "other").is_none());
+        // A step that names what it asked for is approved by that, not by its inputs.
+        let named = fold(&[Event::StepWaiting {
+            run: 1,
+            step: "node-image-acceptance".into(),
+            phase: 1,
+            owner: Owner::Customer,
+            reason: "configure".into(),
+            input_digest: "img".into(),
+            covers: Some("asked".into()),
+        }]);
+        assert_eq!(
+            approval_subject(&pb, &named, 1).unwrap(),
+            ("asked".to_owned(), None)
+        );
     }
 }

@@ -1,0 +1,230 @@
+//! The realm's VPN instance in phase 6 (issue #23):
+//!
+//! - `vpn.apply` builds the VPN part of the approved cluster definition — only one an
+//!   approval named by its digest — part by part ([`VpnPart::ORDER`]): each is described,
+//!   judged ([`crate::cloud::vpn::judge`]), and created or finished with an intent journaled
+//!   first, so a crash anywhere is followed by a describe, never a second create; a resource
+//!   this realm did not create, or one that differs from the definition, is a conflict and is
+//!   never changed. The pre-shared key is generated for the secret's create only and goes
+//!   nowhere but the cloud's secret store;
+//! - `vpn.customer` describes the instance's address and waits on the customer with exactly
+//!   what to configure on their side ([`CustomerPart`]); the approval that lets it pass must
+//!   cover the digest of those instructions, so a new address needs a new confirmation.
+//!
+//! A realm without a VPN skips both.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::cloud::{approved_definition, conflict, until_active};
+use super::{ActionDef, Input, Needs, SpecPart, run_fn};
+use crate::checks::Owner;
+use crate::cloud::CloudErrorKind;
+use crate::cloud::judge::Decision;
+use crate::cloud::profile;
+use crate::cloud::vpn::{
+    self, BuildInputs, Built, CustomerPart, Described, PartDecision, VpnDef, VpnPart,
+};
+use crate::engine::ctx::{Ctx, Failure, Outcome};
+use crate::engine::model::output::{Intent, StepOutput};
+
+const INPUTS: &[Input] = &[
+    Input::Part(SpecPart::Name),
+    Input::Part(SpecPart::Cloud),
+    Input::Part(SpecPart::Vpn),
+    Input::Definition,
+];
+
+/// `vpn.apply`.
+pub const APPLY: ActionDef = ActionDef {
+    name: "vpn.apply",
+    summary: "builds the approved VPN instance: key secret, instance identity, firewall, instance, static address, routes",
+    needs: Needs::Cloud,
+    timeout: Duration::from_secs(30 * 60),
+    retries: 2,
+    params: &[],
+    inputs: INPUTS,
+    run: run_fn!(apply),
+};
+
+/// `vpn.customer`.
+pub const CUSTOMER: ActionDef = ActionDef {
+    name: "vpn.customer",
+    summary: "waits until the customer has configured their side of the realm VPN",
+    needs: Needs::Cloud,
+    timeout: Duration::from_secs(5 * 60),
+    retries: 2,
+    params: &[],
+    inputs: INPUTS,
+    run: run_fn!(customer),
+};
+
+/// Rounds of describe → build per part before giving up (a create, then a finish, then the
+/// describe that shows it done).
+const ROUNDS: usize = 4;
+
+/// The approved definition's VPN, or why the step has nothing to do.
+fn approved_vpn(ctx: &Ctx<'_>) -> Result<Option<VpnDef>, Failure> {
+    if !ctx.spec.vpn.enabled {
+        return Ok(None);
+    }
+    let (def, _) = approved_definition(ctx)?;
+    def.vpn.map(Some).ok_or_else(|| {
+        Failure::permanent(
+            "the spec enables the VPN but its definition has none (no subnet to put it in)",
+        )
+    })
+}
+
+async fn apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
+    let Some(def) = approved_vpn(ctx)? else {
+        return Ok(Outcome::Skipped("no realm VPN in the spec".into()));
+    };
+    let cloud = ctx.cloud()?;
+    let prof = profile::of(ctx.spec);
+    let key = prof.tag_keys().realm;
+    let user_data = vpn::user_data(&def, &prof.vpn_host())
+        .map_err(|e| Failure::permanent(e.to_string()))?;
+    let mut built = Built::new();
+    let mut done = Vec::new();
+    for part in VpnPart::ORDER {
+        let mut round = 0;
+        loop {
+            round += 1;
+            let facts = cloud.vpn_part(&def, part, &built).await?;
+            let host = built.get(&VpnPart::Host).map(|f| f.id.as_str());
+            let work = match vpn::judge(part, facts.as_ref(), &def, key, &def.realm, host) {
+                PartDecision::Is(Decision::Adopt) => {
+                    if let Some(f) = facts {
+                        built.insert(part, f);
+                    }
+                    break;
+                }
+                PartDecision::Is(Decision::Conflict(why)) => {
+                    return Err(conflict(&format!("VPN {part}"), why));
+                }
+                PartDecision::Is(Decision::Create) => vec!["create".to_owned()],
+                PartDecision::Finish(todo) => todo,
+            };
+            if round >= ROUNDS {
+                return Err(Failure::retryable(format!(
+                    "the VPN {part} is still not as defined after building it ({})",
+                    work.join("; ")
+                )));
+            }
+            ctx.record
+                .intent(&Intent::VpnPart {
+                    part,
+                    name: def.name.clone(),
+                    work: work.clone(),
+                })
+                .await?;
+            ctx.record.kill_point(&format!("intent-vpn-{part}"));
+            // The key exists only here, between its making and the secret store's answer.
+            let new_key = (part == VpnPart::Secret && facts.is_none()).then(vpn::new_key);
+            let mut with = built.clone();
+            if let Some(f) = facts {
+                with.insert(part, f);
+            }
+            let inputs = BuildInputs {
+                key: new_key.as_ref(),
+                user_data: &user_data,
+            };
+            match cloud.build_vpn_part(&def, part, &with, &inputs).await {
+                Ok(()) => {}
+                // Someone (a run that died) made it meanwhile: the next describe judges it.
+                Err(e) if e.kind == CloudErrorKind::Conflict => {}
+                Err(e) => return Err(e.into()),
+            }
+            drop(new_key);
+            ctx.record.kill_point(&format!("built-vpn-{part}"));
+            done.push(format!("{part}: {}", work.join(", ")));
+        }
+        if part == VpnPart::Host {
+            let what = format!("VPN instance {}", def.name);
+            until_active(ctx, &what, async || {
+                Ok(cloud
+                    .vpn_part(&def, VpnPart::Host, &built)
+                    .await?
+                    .and_then(|f| match f.described {
+                        Described::Host { status, .. } => Some((status, ())),
+                        _ => None,
+                    }))
+            })
+            .await?;
+        }
+    }
+    let address = match built.get(&VpnPart::Address).map(|f| &f.described) {
+        Some(Described::Address { ip, .. }) => ip.clone(),
+        _ => String::new(),
+    };
+    let summary = if done.is_empty() {
+        format!("VPN instance {} adopted as built, at {address}", def.name)
+    } else {
+        format!(
+            "VPN instance {} built at {address} ({})",
+            def.name,
+            done.join("; ")
+        )
+    };
+    let parts: serde_json::Map<String, serde_json::Value> = built
+        .iter()
+        .map(|(p, f)| (p.as_str().to_owned(), json!(f)))
+        .collect();
+    Ok(Outcome::Done(StepOutput {
+        summary,
+        facts: Some(json!({"vpn": parts, "address": address})),
+        ..StepOutput::default()
+    }))
+}
+
+async fn customer(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
+    let Some(def) = approved_vpn(ctx)? else {
+        return Ok(Outcome::Skipped("no realm VPN in the spec".into()));
+    };
+    let cloud = ctx.cloud()?;
+    let none = Built::new();
+    let host = cloud.vpn_part(&def, VpnPart::Host, &none).await?;
+    let address = cloud.vpn_part(&def, VpnPart::Address, &none).await?;
+    let (Some(host), Some(address)) = (host, address) else {
+        return Err(Failure::permanent(format!(
+            "the VPN instance {} or its address does not exist; vpn.apply builds them",
+            def.name
+        )));
+    };
+    let (Described::Host { network_cidrs, .. }, Described::Address { ip, .. }) =
+        (&host.described, &address.described)
+    else {
+        return Err(Failure::permanent("the cloud described the VPN parts oddly"));
+    };
+    let asked = CustomerPart::new(
+        &def,
+        &profile::of(ctx.spec).vpn_host(),
+        ip,
+        network_cidrs,
+    );
+    let covers = asked.digest();
+    if let Some(a) = ctx
+        .approvals
+        .iter()
+        .rev()
+        .find(|a| a.phase == ctx.phase && a.covers == covers)
+    {
+        return Ok(Outcome::Done(StepOutput {
+            summary: format!(
+                "the customer's side of the VPN to {ip} is configured: confirmed by {} at {} (journal record {})",
+                crate::text::one_line(&a.by),
+                a.at,
+                a.seq
+            ),
+            facts: Some(json!({"customerPart": asked})),
+            ..StepOutput::default()
+        }));
+    }
+    Ok(Outcome::Waiting {
+        owner: Owner::Customer,
+        reason: asked.instructions(),
+        covers: Some(covers),
+    })
+}
