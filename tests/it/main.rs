@@ -49,3 +49,5 @@ mod quota_http;
 mod quota_pg;
 #[cfg(feature = "gke")]
 mod realm_live;
+#[cfg(all(feature = "eks", feature = "object-store"))]
+mod vpn_eks;

@@ -128,7 +128,9 @@ fn permission(r: &IngressRule) -> IpPermission {
             .to_port(i32::from(p))
             .build(),
         (Protocol::Udp, None) => b.ip_protocol("udp").from_port(0).to_port(65535).build(),
-        (Protocol::Esp, _) => b.ip_protocol("50").build(),
+        // EC2 ignores ports for protocols other than TCP, UDP and ICMP; `-1` says "all" the
+        // way AWS's own examples do (and moto 5.2 fails on a protocol-50 rule without ports).
+        (Protocol::Esp, _) => b.ip_protocol("50").from_port(-1).to_port(-1).build(),
     }
 }
 
@@ -301,7 +303,11 @@ impl EksProvider {
             tags: ec2_map(a.tags()),
             described: Described::Address {
                 ip: a.public_ip().unwrap_or_default().to_owned(),
-                attached_to: a.instance_id().map(str::to_owned),
+                // An empty id is no attachment (as some EC2 implementations write it).
+                attached_to: a
+                    .instance_id()
+                    .filter(|i| !i.is_empty())
+                    .map(str::to_owned),
             },
         }))
     }
@@ -428,7 +434,7 @@ impl EksProvider {
                         ]
                         .into_iter()
                         .flatten()
-                        .next()
+                        .find(|t| !t.is_empty())
                         .unwrap_or("another target")
                         .to_owned(),
                     )

@@ -177,7 +177,7 @@ fn protocol_of(service: &str) -> Protocol {
     match service {
         "ec2" => Protocol::Ec2,
         "eks" => Protocol::RestJson,
-        "servicequotas" => Protocol::Json11,
+        "servicequotas" | "secretsmanager" => Protocol::Json11,
         _ => Protocol::Query,
     }
 }

@@ -1,0 +1,353 @@
+//! The realm's VPN instance on AWS (issue #23), against moto's server with the real AWS SDK
+//! (EC2 instances, Elastic IPs, security groups, route tables, IAM, Secrets Manager are moto's;
+//! the stand-in in front answers only what moto lacks). A VPN realm installs exactly one
+//! instance with one address, a security group whose only internet ingress is UDP 500/4500 and
+//! ESP from the /32, routes to each remote CIDR through it; the user data holds no key; the key
+//! exists once in Secrets Manager and nowhere in the state, the artifacts or any output; the
+//! install waits on the customer with what to configure, and the approval of exactly that lets
+//! it finish; a re-run creates nothing; a same-named resource the realm did not create is
+//! refused and left alone; SIGKILL at every step boundary and inside the instance step leaves
+//! one of each.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+
+use crate::common::SpecOpts;
+use crate::eks_moto::{Lab, install_once, moto_config};
+use crate::engine_support::*;
+
+const VPN: &str = "{enabled: true, peer: 198.51.100.7/32, routing: route-based, remoteCidrs: [192.168.10.0/24, 192.168.20.0/24]}";
+const PEER: &str = "198.51.100.7/32";
+const REMOTE: [&str; 2] = ["192.168.10.0/24", "192.168.20.0/24"];
+
+/// The cloud playbook with the VPN steps at the end of phase 6.
+fn vpn_playbook(dir: &Path) -> PathBuf {
+    playbook(
+        dir,
+        [
+            "steps: [{id: spec, action: spec.validate}, {id: cloud-account, action: cloud.account}, {id: vpn, action: vpn.prerequisites}, {id: node-image, action: node_image.acceptance}]",
+            "steps: [{id: credentials, action: cloud.credentials}]",
+            "steps: [{id: permissions, action: cloud.permissions}, {id: certificate, action: checks.certificate}]",
+            "steps: [{id: artifacts, action: artifacts.render}]",
+            ROLES_GATE,
+            "steps: [{id: cluster, action: cluster.apply}, {id: cluster-ready, action: cluster.wait}, {id: vpn-instance, action: vpn.apply}, {id: vpn-customer, action: vpn.customer}]",
+        ],
+    )
+}
+
+fn vpn_spec(lab: &Lab, dir: &Path, cluster: &str) -> PathBuf {
+    lab.spec(
+        dir,
+        SpecOpts {
+            vpn: Some(VPN),
+            cluster: Some(cluster.into()),
+            ..SpecOpts::default()
+        },
+    )
+}
+
+/// What moto holds of one realm's VPN, read with the SDK straight from moto.
+#[derive(Debug)]
+struct Held {
+    instances: Vec<aws_sdk_ec2::types::Instance>,
+    addresses: Vec<aws_sdk_ec2::types::Address>,
+    groups: Vec<aws_sdk_ec2::types::SecurityGroup>,
+    tables: Vec<aws_sdk_ec2::types::RouteTable>,
+    secrets: Vec<String>,
+    vpc_cidrs: Vec<String>,
+}
+
+fn held(lab: &Lab, name: &str) -> Held {
+    lab.rt.block_on(async {
+        let conf = moto_config(&lab.moto.url(), "testing", "testing").await;
+        let ec2 = aws_sdk_ec2::Client::new(&conf);
+        let tag = aws_sdk_ec2::types::Filter::builder()
+            .name("tag:Name")
+            .values(name)
+            .build();
+        let live = aws_sdk_ec2::types::Filter::builder()
+            .name("instance-state-name")
+            .values("pending")
+            .values("running")
+            .build();
+        let r = ec2
+            .describe_instances()
+            .filters(tag.clone())
+            .filters(live)
+            .send()
+            .await
+            .unwrap();
+        let instances = r
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances().to_vec())
+            .collect();
+        let addresses = ec2
+            .describe_addresses()
+            .filters(tag)
+            .send()
+            .await
+            .unwrap()
+            .addresses()
+            .to_vec();
+        let groups = ec2
+            .describe_security_groups()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("group-name")
+                    .values(name)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .security_groups()
+            .to_vec();
+        let tables = ec2
+            .describe_route_tables()
+            .send()
+            .await
+            .unwrap()
+            .route_tables()
+            .to_vec();
+        let vpc_cidrs = ec2
+            .describe_vpcs()
+            .send()
+            .await
+            .unwrap()
+            .vpcs()
+            .iter()
+            .filter_map(|v| v.cidr_block().map(str::to_owned))
+            .collect();
+        let sm = aws_sdk_secretsmanager::Client::new(&conf);
+        let secrets = sm
+            .list_secrets()
+            .send()
+            .await
+            .unwrap()
+            .secret_list()
+            .iter()
+            .filter_map(|s| s.name().map(str::to_owned))
+            .collect();
+        Held {
+            instances,
+            addresses,
+            groups,
+            tables,
+            secrets,
+            vpc_cidrs,
+        }
+    })
+}
+
+/// The secret's value and the instance's user data, as moto holds them.
+fn key_and_user_data(lab: &Lab, secret: &str, instance: &str) -> (String, String) {
+    lab.rt.block_on(async {
+        let conf = moto_config(&lab.moto.url(), "testing", "testing").await;
+        let sm = aws_sdk_secretsmanager::Client::new(&conf);
+        let key = sm
+            .get_secret_value()
+            .secret_id(secret)
+            .send()
+            .await
+            .unwrap()
+            .secret_string()
+            .unwrap()
+            .to_owned();
+        let ec2 = aws_sdk_ec2::Client::new(&conf);
+        let ud = ec2
+            .describe_instance_attribute()
+            .instance_id(instance)
+            .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+            .send()
+            .await
+            .unwrap();
+        let b64 = ud.user_data().and_then(|v| v.value()).unwrap_or_default();
+        let ud = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        (key, String::from_utf8(ud).unwrap())
+    })
+}
+
+/// Exactly one of each, as the definition wants it.
+fn assert_one_vpn(h: &Held) {
+    assert_eq!(h.instances.len(), 1, "one instance: {:?}", h.instances);
+    let i = &h.instances[0];
+    let id = i.instance_id().unwrap();
+    assert_eq!(i.instance_type().unwrap().as_str(), "t3.small");
+    assert_eq!(i.source_dest_check(), Some(false), "it forwards");
+    assert!(
+        i.iam_instance_profile()
+            .and_then(|p| p.arn())
+            .is_some_and(|a| a.ends_with("/acme-vpn")),
+        "it runs as its own identity: {:?}",
+        i.iam_instance_profile()
+    );
+    assert_eq!(h.addresses.len(), 1, "one address: {:?}", h.addresses);
+    assert_eq!(h.addresses[0].instance_id(), Some(id), "attached to it");
+    assert_eq!(h.groups.len(), 1, "one security group: {:?}", h.groups);
+    let mut internet: Vec<String> = Vec::new();
+    for p in h.groups[0].ip_permissions() {
+        for r in p.ip_ranges() {
+            let cidr = r.cidr_ip().unwrap();
+            if h.vpc_cidrs.iter().any(|c| c == cidr) {
+                continue;
+            }
+            // Ports mean nothing for ESP (protocol 50).
+            internet.push(match p.ip_protocol().unwrap() {
+                "50" => format!("esp {cidr}"),
+                proto => format!("{proto} {:?} {:?} {cidr}", p.from_port(), p.to_port()),
+            });
+        }
+    }
+    internet.sort();
+    assert_eq!(
+        internet,
+        [
+            format!("esp {PEER}"),
+            format!("udp Some(4500) Some(4500) {PEER}"),
+            format!("udp Some(500) Some(500) {PEER}"),
+        ],
+        "the only internet ingress is IKE and ESP from the /32"
+    );
+    let eni = i.network_interfaces()[0].network_interface_id().unwrap();
+    for cidr in REMOTE {
+        let to_it: Vec<_> = h
+            .tables
+            .iter()
+            .flat_map(|t| t.routes())
+            .filter(|r| r.destination_cidr_block() == Some(cidr))
+            .collect();
+        assert_eq!(to_it.len(), 1, "one route to {cidr}: {to_it:?}");
+        assert_eq!(to_it[0].network_interface_id(), Some(eni), "{cidr}");
+    }
+    assert_eq!(h.secrets, ["acme-vpn-psk"], "the key is stored once");
+}
+
+/// Every file under `dir`, as bytes.
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.is_file() {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// `key` in no file under `dir` and in none of `outputs`, plain, base64 or URL-encoded.
+fn assert_nowhere(key: &str, dir: &Path, outputs: &[String]) {
+    let forms = [
+        key.to_owned(),
+        base64::engine::general_purpose::STANDARD.encode(key),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key),
+        url::form_urlencoded::byte_serialize(key.as_bytes()).collect::<String>(),
+    ];
+    for (path, bytes) in files(dir) {
+        let text = String::from_utf8_lossy(&bytes);
+        for f in &forms {
+            assert!(!text.contains(f.as_str()), "the key is in {}", path.display());
+        }
+    }
+    for (n, o) in outputs.iter().enumerate() {
+        for f in &forms {
+            assert!(!o.contains(f.as_str()), "the key is in output {n}");
+        }
+    }
+}
+
+#[test]
+fn a_vpn_realm_builds_one_instance_address_firewall_routes_and_secret_and_waits_on_the_customer()
+{
+    let lab = Lab::new();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = vpn_spec(&lab, dir.path(), "digibee-acme");
+    let pb = vpn_playbook(dir.path());
+    let state = dir.path().join("state");
+    let mut outputs = Vec::new();
+    // To the phase-5 gate, approved; then phase 6 builds and waits on the customer.
+    let (code, v, err) = install_once(&spec, &state, &pb);
+    assert_eq!(code, 3, "{v} {err}");
+    outputs.push(format!("{v}{err}"));
+    assert_eq!(approve(&state, 5).status.code(), Some(0));
+    let (code, v, err) = install_once(&spec, &state, &pb);
+    outputs.push(format!("{v}{err}"));
+    assert_eq!(code, 3, "waits on the customer's side: {v} {err}");
+    let h = held(&lab, "acme-vpn");
+    assert_one_vpn(&h);
+    let address = h.addresses[0].public_ip().unwrap().to_owned();
+    // Who acts next, and exactly what they configure.
+    let st = status(&state);
+    let waiting = st.to_string();
+    for needle in [
+        address.as_str(),
+        "198.51.100.7/32",
+        "192.168.10.0/24",
+        "192.168.20.0/24",
+        "10.20.0.0/16",
+        "route-based",
+        "IKEv2",
+        "aes256-sha2_256-modp2048",
+        "acme-vpn-psk",
+    ] {
+        assert!(waiting.contains(needle), "{needle} not in the status: {st}");
+    }
+    outputs.push(waiting);
+    // The user data reads the key at boot and holds none; the key exists once, and nowhere
+    // realmctl writes or prints.
+    let (key, ud) = key_and_user_data(&lab, "acme-vpn-psk", h.instances[0].instance_id().unwrap());
+    assert_eq!(key.len(), 43, "32 random bytes, base64url");
+    assert!(!ud.contains(&key));
+    assert!(ud.contains("aws secretsmanager get-secret-value --secret-id 'acme-vpn-psk'"));
+    assert!(ud.contains("right=198.51.100.7"), "{ud}");
+    // The customer confirms; the install finishes; a re-run creates nothing.
+    let o = approve(&state, 6);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    outputs.push(format!("{:?}", text(&o)));
+    let (code, v, err) = install_once(&spec, &state, &pb);
+    outputs.push(format!("{v}{err}"));
+    assert_eq!(code, 0, "{v} {err}");
+    let creates = |lab: &Lab| {
+        let w = lab.front.world();
+        [
+            "ec2:RunInstances",
+            "ec2:AllocateAddress",
+            "ec2:CreateSecurityGroup",
+            "secretsmanager:CreateSecret",
+            "iam:CreateRole",
+            "ec2:CreateRoute",
+        ]
+        .map(|op| w.count(op))
+    };
+    assert_eq!(creates(&lab), [1, 1, 1, 1, 1, 2]);
+    let (code, v, err) = install_once(&spec, &state, &pb);
+    outputs.push(format!("{v}{err}"));
+    assert_eq!(code, 0, "{v} {err}");
+    assert!(executed(&v).is_empty(), "{v}");
+    // A lost state folder over the same cloud: everything adopted, nothing created twice;
+    // the customer's confirmation is asked again (it lives in the journal).
+    let state2 = dir.path().join("state2");
+    let (code, v, err) = install_once(&spec, &state2, &pb);
+    assert_eq!(code, 3, "{v} {err}");
+    assert_eq!(approve(&state2, 5).status.code(), Some(0));
+    let (code, v, err) = install_once(&spec, &state2, &pb);
+    outputs.push(format!("{v}{err}"));
+    assert_eq!(code, 3, "{v} {err}");
+    assert_eq!(creates(&lab), [1, 1, 1, 1, 1, 2]);
+    assert_one_vpn(&held(&lab, "acme-vpn"));
+    for s in [&state, &state2] {
+        for f in ["report", "status"] {
+            let o = realmctl().arg(f).arg("--state").arg(s).output().unwrap();
+            outputs.push(format!("{:?}", text(&o)));
+        }
+    }
+    assert_nowhere(&key, dir.path(), &outputs);
+}
