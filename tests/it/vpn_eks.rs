@@ -351,3 +351,202 @@ fn a_vpn_realm_builds_one_instance_address_firewall_routes_and_secret_and_waits_
     }
     assert_nowhere(&key, dir.path(), &outputs);
 }
+
+/// A spec of realm `realm` (its VPN parts are named after it) on the lab's moto, reaching
+/// `remote` (realms sharing one VPC's route table need networks of their own).
+fn realm_spec(lab: &Lab, dir: &Path, realm: &str, remote: [&str; 2]) -> PathBuf {
+    let spec = vpn_spec(lab, dir, &format!("digibee-{realm}"));
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("\nname: acme\n", &format!("\nname: {realm}\n"))
+        .replace(&REMOTE.join(", "), &remote.join(", "));
+    std::fs::write(&spec, text).unwrap();
+    spec
+}
+
+fn moto_sdk<T>(lab: &Lab, f: impl AsyncFnOnce(aws_sdk_ec2::Client) -> T) -> T {
+    lab.rt.block_on(async {
+        let conf = moto_config(&lab.moto.url(), "testing", "testing").await;
+        f(aws_sdk_ec2::Client::new(&conf)).await
+    })
+}
+
+#[test]
+fn a_same_named_firewall_or_a_route_this_realm_did_not_make_is_refused_and_left_alone() {
+    // A security group called like the realm's, made by someone else: refused, untouched,
+    // nothing after it built.
+    let lab = Lab::new();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = vpn_spec(&lab, dir.path(), "digibee-acme");
+    let pb = vpn_playbook(dir.path());
+    let state = dir.path().join("state");
+    let vpc = moto_sdk(&lab, async |ec2| {
+        let v = ec2.describe_vpcs().send().await.unwrap();
+        let vpc = v
+            .vpcs()
+            .iter()
+            .find(|v| v.cidr_block() == Some("10.20.0.0/16"))
+            .unwrap()
+            .vpc_id()
+            .unwrap()
+            .to_owned();
+        ec2.create_security_group()
+            .group_name("acme-vpn")
+            .description("someone else's")
+            .vpc_id(&vpc)
+            .send()
+            .await
+            .unwrap();
+        vpc
+    });
+    assert_eq!(install_once(&spec, &state, &pb).0, 3);
+    assert_eq!(approve(&state, 5).status.code(), Some(0));
+    let (code, v, err) = install_once(&spec, &state, &pb);
+    assert_eq!(code, 1, "{v} {err}");
+    let msg = v["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("VPN firewall") && msg.contains("not created by realmctl"),
+        "{msg}"
+    );
+    let h = held(&lab, "acme-vpn");
+    assert!(h.groups[0].ip_permissions().is_empty(), "left alone");
+    assert!(h.instances.is_empty() && h.addresses.is_empty());
+    assert_eq!(lab.front.world().count("ec2:AuthorizeSecurityGroupIngress"), 0);
+
+    // A route to a customer network through something else: refused, never replaced.
+    let lab = Lab::new();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = vpn_spec(&lab, dir.path(), "digibee-acme");
+    let pb = vpn_playbook(dir.path());
+    let state = dir.path().join("state");
+    let _ = vpc;
+    let igw = moto_sdk(&lab, async |ec2| {
+        let v = ec2.describe_vpcs().send().await.unwrap();
+        let vpc = v
+            .vpcs()
+            .iter()
+            .find(|v| v.cidr_block() == Some("10.20.0.0/16"))
+            .unwrap()
+            .vpc_id()
+            .unwrap()
+            .to_owned();
+        let igw = ec2.create_internet_gateway().send().await.unwrap();
+        let igw = igw
+            .internet_gateway()
+            .unwrap()
+            .internet_gateway_id()
+            .unwrap()
+            .to_owned();
+        ec2.attach_internet_gateway()
+            .internet_gateway_id(&igw)
+            .vpc_id(&vpc)
+            .send()
+            .await
+            .unwrap();
+        let tables = ec2.describe_route_tables().send().await.unwrap();
+        let main = tables
+            .route_tables()
+            .iter()
+            .find(|t| t.vpc_id() == Some(vpc.as_str()))
+            .unwrap()
+            .route_table_id()
+            .unwrap()
+            .to_owned();
+        ec2.create_route()
+            .route_table_id(main)
+            .destination_cidr_block(REMOTE[0])
+            .gateway_id(&igw)
+            .send()
+            .await
+            .unwrap();
+        igw
+    });
+    assert_eq!(install_once(&spec, &state, &pb).0, 3);
+    assert_eq!(approve(&state, 5).status.code(), Some(0));
+    let (code, v, err) = install_once(&spec, &state, &pb);
+    assert_eq!(code, 1, "{v} {err}");
+    let msg = v["message"].as_str().unwrap_or_default();
+    assert!(msg.contains(REMOTE[0]) && msg.contains(&igw), "{msg}");
+    let h = held(&lab, "acme-vpn");
+    let to_remote: Vec<_> = h
+        .tables
+        .iter()
+        .flat_map(|t| t.routes())
+        .filter(|r| r.destination_cidr_block() == Some(REMOTE[0]))
+        .collect();
+    assert_eq!(to_remote.len(), 1);
+    assert_eq!(to_remote[0].gateway_id(), Some(igw.as_str()), "never replaced");
+    assert_eq!(lab.front.world().count("ec2:CreateRoute"), 0, "none added");
+}
+
+/// SIGKILL at every boundary of the VPN steps and on both sides of every part's intent and
+/// build inside `vpn.apply`: after unlocking and resuming, the realm has exactly one
+/// instance, address, security group, secret and route per remote network; every part was
+/// created once over all cases.
+#[cfg(feature = "test-actions")]
+#[test]
+fn sigkill_at_every_vpn_step_boundary_and_inside_the_instance_step_leaves_one_of_each() {
+    let lab = Lab::new();
+    let root = tempfile::tempdir().unwrap();
+    let mut points: Vec<String> = [
+        "vpn-instance:started",
+        "vpn-instance:acted",
+        "vpn-instance:succeeded",
+        "vpn-customer:started",
+        "vpn-customer:acted",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for part in ["secret", "identity", "firewall", "instance", "address", "routes"] {
+        points.push(format!("vpn-instance:at:intent-vpn-{part}"));
+        points.push(format!("vpn-instance:at:built-vpn-{part}"));
+    }
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ];
+    for (i, point) in points.iter().enumerate() {
+        let realm = format!("v{i:02}");
+        let dir = root.path().join(&realm);
+        let remote = [format!("172.31.{}.0/24", 2 * i), format!("172.31.{}.0/24", 2 * i + 1)];
+        let spec = realm_spec(&lab, &dir, &realm, [&remote[0], &remote[1]]);
+        let pb = vpn_playbook(&dir);
+        let state = dir.join("state");
+        crate::eks_moto::to_gate_and_approve(&spec, &state, &pb, &env);
+        crate::eks_moto::killed_at(&spec, &state, &pb, point, &env);
+        crate::eks_moto::unlock(&state);
+        let (code, v, err) = install_once(&spec, &state, &pb);
+        assert_eq!(code, 3, "{point}: waits on the customer: {v} {err}");
+        let h = held(&lab, &format!("{realm}-vpn"));
+        assert_eq!(h.instances.len(), 1, "{point}");
+        assert_eq!(h.addresses.len(), 1, "{point}");
+        assert_eq!(
+            h.addresses[0].instance_id(),
+            h.instances[0].instance_id(),
+            "{point}"
+        );
+        assert_eq!(h.groups.len(), 1, "{point}");
+        assert_eq!(h.instances[0].source_dest_check(), Some(false), "{point}");
+        let eni = h.instances[0].network_interfaces()[0].network_interface_id();
+        for cidr in &remote {
+            let to: Vec<_> = h
+                .tables
+                .iter()
+                .flat_map(|t| t.routes())
+                .filter(|r| r.destination_cidr_block() == Some(cidr))
+                .collect();
+            assert_eq!(to.len(), 1, "{point}: {cidr}");
+            assert_eq!(to[0].network_interface_id(), eni, "{point}: {cidr}");
+        }
+    }
+    let w = lab.front.world();
+    for op in [
+        "ec2:RunInstances",
+        "ec2:AllocateAddress",
+        "ec2:CreateSecurityGroup",
+        "secretsmanager:CreateSecret",
+        "iam:CreateRole",
+    ] {
+        assert_eq!(w.count(op), points.len(), "{op}: one per case, never two");
+    }
+}
