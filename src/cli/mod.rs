@@ -29,6 +29,7 @@ mod progress;
 mod quota;
 mod quota_realm;
 mod spec;
+mod vpn;
 
 /// How a command ended, mapped to the brief's exit codes.
 #[derive(Debug)]
@@ -209,6 +210,12 @@ pub enum Command {
         #[command(flatten)]
         signing: env::SigningArgs,
     },
+    /// The realm's VPN instance: reveal its pre-shared key once.
+    Vpn {
+        /// The VPN command.
+        #[command(subcommand)]
+        cmd: vpn::VpnCmd,
+    },
     /// Customer self-check: certificate, DNS, outbound access, VPN, cloud access and spec
     /// prerequisites.
     Preflight {
@@ -313,6 +320,7 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
             signing,
         } => engine::unlock(&state, lock_id.as_deref(), unreadable, by, &signing),
         Command::Demo { dir, cloud, output } => demo::run(&dir, cloud, output),
+        Command::Vpn { cmd } => vpn::run(cmd),
     }
 }
 

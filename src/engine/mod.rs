@@ -10,6 +10,7 @@
 //! - [`io`]: the journal, the lock and the artifact store;
 //! - [`run`]: `install`, `approve`, `unlock` — plan, then execute, under the realm's lock;
 //! - [`audit`]: `audit verify` over the journal and the store;
+//! - [`reveal`]: the one-time reveal of the realm VPN's key, recorded;
 //! - [`options`], [`observer`]: how a front end configures a run and follows it.
 
 pub mod actions;
@@ -20,6 +21,7 @@ pub mod io;
 pub mod model;
 pub mod observer;
 pub mod options;
+pub mod reveal;
 pub mod run;
 
 pub use observer::{EngineObserver, Quiet, StepEnd};

@@ -343,12 +343,50 @@ fn a_vpn_realm_builds_one_instance_address_firewall_routes_and_secret_and_waits_
     assert_eq!(code, 3, "{v} {err}");
     assert_eq!(creates(&lab), [1, 1, 1, 1, 1, 2]);
     assert_one_vpn(&held(&lab, "acme-vpn"));
+    // The one-time reveal: the key on stdout, once; the journal records who, never the key;
+    // a second reveal is refused and names the first.
+    let reveal = || {
+        realmctl()
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .args(["vpn", "reveal-key", "--by", "Carl Customer", "-f"])
+            .arg(&spec)
+            .arg("--state")
+            .arg(&state)
+            .output()
+            .unwrap()
+    };
+    let o = reveal();
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    assert_eq!(String::from_utf8(o.stdout.clone()).unwrap(), format!("{key}\n"));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains(&key));
+    let again = reveal();
+    assert_eq!(again.status.code(), Some(1), "{:?}", text(&again));
+    let (out, err) = text(&again);
+    assert!(
+        out.is_empty() && err.contains("already revealed to Carl Customer"),
+        "{out} {err}"
+    );
+    outputs.push(format!("{out}{err}"));
+    let audit = realmctl()
+        .args(["audit", "verify", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(audit.status.code(), Some(0), "{:?}", text(&audit));
     for s in [&state, &state2] {
         for f in ["report", "status"] {
             let o = realmctl().arg(f).arg("--state").arg(s).output().unwrap();
             outputs.push(format!("{:?}", text(&o)));
         }
     }
+    let report = outputs[outputs.len() - 4].clone();
+    assert!(
+        ["Secrets revealed", "acme-vpn-psk", "Carl Customer"]
+            .iter()
+            .all(|n| report.contains(n)),
+        "the report names the reveal: {report}"
+    );
     assert_nowhere(&key, dir.path(), &outputs);
 }
 

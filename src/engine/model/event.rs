@@ -231,6 +231,14 @@ pub enum Event {
         /// Who took over.
         by: String,
     },
+    /// `realmctl vpn reveal-key` printed a secret once: only that, which secret, and by whom
+    /// (never the secret).
+    SecretRevealed {
+        /// The secret's name in the cloud's secret store.
+        secret: String,
+        /// Who it was revealed to.
+        by: String,
+    },
 }
 
 /// The kind of an event: the journal's `kind` column.
@@ -262,11 +270,13 @@ pub enum EventKind {
     RunStopped,
     /// [`Event::LockTakenOver`].
     LockTakenOver,
+    /// [`Event::SecretRevealed`].
+    SecretRevealed,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::RunStarted,
         EventKind::PlanChanged,
         EventKind::StepStarted,
@@ -280,6 +290,7 @@ impl EventKind {
         EventKind::Approved,
         EventKind::RunStopped,
         EventKind::LockTakenOver,
+        EventKind::SecretRevealed,
     ];
 
     /// The name stored in the journal (and the payload's `event` tag).
@@ -298,6 +309,7 @@ impl EventKind {
             EventKind::Approved => "approved",
             EventKind::RunStopped => "runStopped",
             EventKind::LockTakenOver => "lockTakenOver",
+            EventKind::SecretRevealed => "secretRevealed",
         }
     }
 }
@@ -335,6 +347,7 @@ impl Event {
             Event::Approved { .. } => EventKind::Approved,
             Event::RunStopped { .. } => EventKind::RunStopped,
             Event::LockTakenOver { .. } => EventKind::LockTakenOver,
+            Event::SecretRevealed { .. } => EventKind::SecretRevealed,
         }
     }
 
@@ -353,7 +366,9 @@ impl Event {
             | Event::StepWaiting { run, .. }
             | Event::GateWaiting { run, .. }
             | Event::RunStopped { run, .. } => Some(*run),
-            Event::Approved { .. } | Event::LockTakenOver { .. } => None,
+            Event::Approved { .. }
+            | Event::LockTakenOver { .. }
+            | Event::SecretRevealed { .. } => None,
         }
     }
 }

@@ -218,6 +218,8 @@ pub struct InstallReport {
     pub runs: Vec<RunInfo>,
     /// Lock takeovers.
     pub takeovers: Vec<Takeover>,
+    /// Secrets revealed once (which and to whom; never the secret).
+    pub reveals: Vec<super::state::Reveal>,
     /// The journal head when the report was made.
     pub journal_head: Option<Checkpoint>,
     /// Records in the journal.
@@ -362,6 +364,7 @@ pub fn build(
         phases,
         runs: state.runs.clone(),
         takeovers: state.takeovers.clone(),
+        reveals: state.reveals.clone(),
         journal_head: head,
         journal_records: state.records,
         signatures,

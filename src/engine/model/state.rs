@@ -170,6 +170,20 @@ pub struct Takeover {
     pub at: String,
 }
 
+/// A secret `realmctl vpn reveal-key` printed once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reveal {
+    /// The secret's name.
+    pub secret: String,
+    /// To whom.
+    pub by: String,
+    /// When.
+    pub at: String,
+    /// Journal record.
+    pub seq: u64,
+}
+
 /// The whole state of a realm's install.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -192,6 +206,8 @@ pub struct State {
     pub gate_waiting: Option<GateWait>,
     /// Lock takeovers.
     pub takeovers: Vec<Takeover>,
+    /// Secrets revealed once.
+    pub reveals: Vec<Reveal>,
     /// Every cluster definition a step rendered or built, by digest (what an approval's
     /// definition digest names, and what changed since).
     pub definitions: BTreeMap<String, ClusterDefinition>,
@@ -391,6 +407,12 @@ impl State {
                 holder: holder.clone(),
                 by: by.clone(),
                 at: at.to_owned(),
+            }),
+            Event::SecretRevealed { secret, by } => self.reveals.push(Reveal {
+                secret: secret.clone(),
+                by: by.clone(),
+                at: at.to_owned(),
+                seq,
             }),
         }
     }
