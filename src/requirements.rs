@@ -156,6 +156,9 @@ pub struct Permission {
     /// A policy condition block, as the cloud's policy language writes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<serde_json::Value>,
+    /// Needed only by a realm with a VPN (`vpn.enabled`): the VPN instance's parts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vpn: bool,
 }
 
 /// The identity realmctl installs with.
@@ -188,6 +191,9 @@ pub struct Resource {
     pub resource: String,
     /// Why.
     pub why: String,
+    /// Created only for a realm with a VPN.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vpn: bool,
 }
 
 /// Roles and resources of one provider.
@@ -200,6 +206,18 @@ pub struct ProviderRoles {
     pub roles: Vec<Role>,
     /// Resources.
     pub resources: Vec<Resource>,
+}
+
+impl ProviderRoles {
+    /// What a realm needs: everything, less the VPN's permissions and resources when it has
+    /// no VPN. The one filter `cloud.permissions`, the least-privilege document and the roles
+    /// document all go through.
+    pub fn for_realm(&self, vpn: bool) -> ProviderRoles {
+        let mut r = self.clone();
+        r.installer.permissions.retain(|p| vpn || !p.vpn);
+        r.resources.retain(|x| vpn || !x.vpn);
+        r
+    }
 }
 
 /// Demand of one unit (an RTU, or the platform's own services).

@@ -64,10 +64,6 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/artifacts/ingress-tls.yaml.tera"),
     ),
     (
-        "artifacts/vpn-ipsec.conf",
-        include_str!("../templates/artifacts/vpn-ipsec.conf.tera"),
-    ),
-    (
         "artifacts/install.sh",
         include_str!("../templates/artifacts/install.sh.tera"),
     ),

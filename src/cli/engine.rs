@@ -304,6 +304,33 @@ fn plan_text(plan: &Plan) -> String {
                 ));
             }
         }
+        if let Some(v) = &d.vpn {
+            let one = |x: &str| realmctl::text::one_line(x);
+            s.push_str(&format!(
+                "    VPN instance {}: {}, image {}, in subnet {}, IP forwarding on, a static public address
+",
+                one(&v.name),
+                one(&v.size),
+                one(&v.image),
+                one(&v.subnet)
+            ));
+            let rules: Vec<String> = v.ingress.iter().map(|r| one(&r.to_string())).collect();
+            s.push_str(&format!(
+                "      admits from outside the realm's network only: {}
+",
+                rules.join("; ")
+            ));
+            s.push_str(&format!(
+                "      routes {} through it from the route tables of {}\n      IKEv{} {} / ESP {} with the customer gateway {}; key in secret {} (never written down)\n",
+                one(&v.remote_cidrs.join(", ")),
+                one(&v.route_subnets.join(", ")),
+                v.ike_version,
+                one(&v.ike),
+                one(&v.esp),
+                one(&v.peer),
+                one(&v.secret)
+            ));
+        }
         let pool = &c.pool;
         s.push_str(&format!(
             "  sized from {} RTUs ({:.1} vCPU, {:.1} GiB with headroom; docs/sizing.md); the region's vCPU quota must cover {} vCPU\n",

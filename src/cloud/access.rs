@@ -66,10 +66,8 @@ pub async fn credentials(
 
 /// Phase 3: the permissions the caller lacks, each named.
 pub async fn permissions(cloud: &dyn Cloud, spec: &Spec) -> Result<Vec<CheckResult>, CloudError> {
-    let roles = crate::requirements::embedded()
-        .roles
-        .for_provider(spec.cloud.provider);
-    let required = permissions::required(roles, &Vars::for_spec(spec));
+    let roles = permissions::roles_of(spec);
+    let required = permissions::required(&roles, &Vars::for_spec(spec));
     let facts = cloud.missing_permissions(&required).await?;
     Ok(judge::permissions(
         &facts,

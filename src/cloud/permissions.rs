@@ -35,6 +35,20 @@ impl Vars {
     }
 }
 
+/// A condition block with its placeholders filled in (a tag value may name the realm).
+fn expand_value(v: &Value, vars: &Vars) -> Value {
+    match v {
+        Value::String(s) => Value::String(vars.expand(s)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| expand_value(x, vars)).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (vars.expand(k), expand_value(x, vars)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// A resource to simulate a pattern with: a lone `*` stays (actions without resource-level
 /// permissions); a `*` inside an ARN becomes a sample name the pattern covers.
 fn sample(resource: &str) -> String {
@@ -46,9 +60,9 @@ fn sample(resource: &str) -> String {
 }
 
 /// The request context a policy condition of `p` tests: each condition key with its values.
-fn context(p: &Permission) -> BTreeMap<String, Vec<String>> {
+fn context(p: &Permission, vars: &Vars) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
-    if let Some(Value::Object(ops)) = &p.condition {
+    if let Some(Value::Object(ops)) = p.condition.as_ref().map(|c| expand_value(c, vars)) {
         for keys in ops.values() {
             if let Value::Object(keys) = keys {
                 for (k, v) in keys {
@@ -72,7 +86,7 @@ fn context(p: &Permission) -> BTreeMap<String, Vec<String>> {
 pub fn required(roles: &ProviderRoles, vars: &Vars) -> Vec<RequiredPermission> {
     let mut out = Vec::new();
     for p in &roles.installer.permissions {
-        let ctx = context(p);
+        let ctx = context(p, vars);
         for action in &p.actions {
             for resource in &p.resources {
                 let resource = sample(&vars.expand(resource));
@@ -129,6 +143,15 @@ struct PolicyModel<'a> {
     scopes: Vec<String>,
 }
 
+/// The roles, permissions and resources of the realm of `spec`: its cloud's, less the VPN's
+/// when it has none.
+pub fn roles_of(spec: &Spec) -> ProviderRoles {
+    crate::requirements::embedded()
+        .roles
+        .for_provider(spec.cloud.provider)
+        .for_realm(spec.vpn.enabled)
+}
+
 /// The statements of the least-privilege policy for `vars`.
 pub fn statements(roles: &ProviderRoles, vars: &Vars) -> Vec<Statement> {
     let mut seen = BTreeMap::<String, usize>::new();
@@ -157,7 +180,7 @@ pub fn statements(roles: &ProviderRoles, vars: &Vars) -> Vec<Statement> {
                 sid,
                 actions: p.actions.clone(),
                 resources: p.resources.iter().map(|r| vars.expand(r)).collect(),
-                condition: p.condition.clone(),
+                condition: p.condition.as_ref().map(|c| expand_value(c, vars)),
             }
         })
         .collect()
@@ -169,10 +192,8 @@ pub fn statements(roles: &ProviderRoles, vars: &Vars) -> Vec<Statement> {
 pub fn policy_document(spec: &Spec) -> Result<String, TemplateError> {
     let prof = profile::of(spec);
     let vars = Vars::for_spec(spec);
-    let roles = crate::requirements::embedded()
-        .roles
-        .for_provider(spec.cloud.provider);
-    let statements = statements(roles, &vars);
+    let roles = roles_of(spec);
+    let statements = statements(&roles, &vars);
     let mut actions: Vec<String> = Vec::new();
     let mut scopes: Vec<String> = Vec::new();
     for s in &statements {
@@ -223,6 +244,7 @@ mod tests {
                 ("cluster", "digibee-acme"),
                 ("clusterRole", "arn:aws:iam::123456789012:role/c"),
                 ("nodeRole", "arn:aws:iam::123456789012:role/n"),
+                ("realm", "acme"),
             ]
             .into_iter()
             .map(|(k, v)| (k, v.to_owned()))
@@ -230,15 +252,16 @@ mod tests {
         )
     }
 
-    fn eks() -> &'static ProviderRoles {
+    fn eks() -> ProviderRoles {
         crate::requirements::embedded()
             .roles
             .for_provider(Provider::Eks)
+            .for_realm(false)
     }
 
     #[test]
     fn required_permissions_are_concrete_and_carry_condition_context() {
-        let r = required(eks(), &vars());
+        let r = required(&eks(), &vars());
         let create = r.iter().find(|p| p.action == "eks:CreateCluster").unwrap();
         assert_eq!(
             create.resource,
@@ -277,7 +300,8 @@ mod tests {
         let v: Value = serde_json::from_str(&doc).unwrap_or_else(|e| panic!("{e}\n{doc}"));
         assert_eq!(v["Version"], "2012-10-17");
         let st = v["Statement"].as_array().unwrap();
-        let data: Vec<_> = eks()
+        let roles = eks();
+        let data: Vec<_> = roles
             .installer
             .permissions
             .iter()
@@ -308,6 +332,47 @@ mod tests {
         assert_eq!(
             pass["Condition"]["StringEquals"]["iam:PassedToService"],
             "eks.amazonaws.com"
+        );
+        assert!(!doc.contains("secretsmanager"), "no VPN, no VPN permissions");
+    }
+
+    #[test]
+    fn a_vpn_realm_needs_the_vpn_permissions_on_its_own_resources_only() {
+        let all = crate::requirements::embedded()
+            .roles
+            .for_provider(Provider::Eks)
+            .for_realm(true);
+        let r = required(&all, &vars());
+        let secret = r
+            .iter()
+            .find(|p| p.action == "secretsmanager:CreateSecret")
+            .unwrap();
+        assert_eq!(
+            secret.resource,
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:acme-vpn-psk-realmctl-check"
+        );
+        let run = r.iter().find(|p| p.action == "ec2:RunInstances").unwrap();
+        assert_eq!(
+            run.context["aws:RequestTag/realmctl.digibee.com/realm"],
+            ["acme"],
+            "created only with the realm's tag"
+        );
+        let pass: Vec<_> = r.iter().filter(|p| p.action == "iam:PassRole").collect();
+        assert_eq!(pass.len(), 3, "cluster, node and VPN role");
+        assert_eq!(pass[2].resource, "arn:aws:iam::123456789012:role/acme-vpn");
+        assert_eq!(pass[2].context["iam:PassedToService"], ["ec2.amazonaws.com"]);
+        let (_d, mut spec) = crate::engine::test_support::spec(Provider::Eks, "digibee.acme.com");
+        spec.vpn.enabled = true;
+        let doc = policy_document(&spec).unwrap();
+        let v: Value = serde_json::from_str(&doc).unwrap_or_else(|e| panic!("{e}\n{doc}"));
+        assert!(!doc.contains("{realm}"), "{doc}");
+        assert!(
+            v["Statement"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["Condition"]["StringEquals"]["aws:ResourceTag/realmctl.digibee.com/realm"] == "acme"),
+            "{doc}"
         );
     }
 

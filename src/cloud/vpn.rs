@@ -485,6 +485,62 @@ fn judge_routes(facts: Option<&PartFacts>, def: &VpnDef, host: Option<&str>) -> 
     finish_or_adopt(todo)
 }
 
+/// What `vpn.apply` built or adopted, as the journal keeps it and the report shows it (never the
+/// key: the secret by name and id only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VpnBuilt {
+    /// The instance's name.
+    pub name: String,
+    /// The instance's id.
+    pub instance: String,
+    /// Its static public address: the realm's end of the tunnel.
+    pub address: String,
+    /// The firewall's id.
+    pub firewall: String,
+    /// What the firewall admits from outside the realm's network.
+    pub admits: Vec<IngressRule>,
+    /// The routes through the instance: (route table, destination).
+    pub routes: Vec<(String, String)>,
+    /// The secret holding the key: its name and id.
+    pub secret: (String, String),
+    /// The instance's identity.
+    pub identity: String,
+}
+
+impl VpnBuilt {
+    /// From the parts as described once built (pure).
+    pub fn from_parts(def: &VpnDef, built: &Built) -> VpnBuilt {
+        let id = |p: VpnPart| built.get(&p).map(|f| f.id.clone()).unwrap_or_default();
+        let address = match built.get(&VpnPart::Address).map(|f| &f.described) {
+            Some(Described::Address { ip, .. }) => ip.clone(),
+            _ => String::new(),
+        };
+        let admits = match built.get(&VpnPart::Firewall).map(|f| &f.described) {
+            Some(Described::Firewall { ingress }) => ingress.clone(),
+            _ => Vec::new(),
+        };
+        let routes = match built.get(&VpnPart::Routes).map(|f| &f.described) {
+            Some(Described::Routes { routes, .. }) => routes
+                .iter()
+                .filter(|r| matches!(r.target, RouteTarget::Host(_)))
+                .map(|r| (r.table.clone(), r.destination.clone()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        VpnBuilt {
+            name: def.name.clone(),
+            instance: id(VpnPart::Host),
+            address,
+            firewall: id(VpnPart::Firewall),
+            admits,
+            routes,
+            secret: (def.secret.clone(), id(VpnPart::Secret)),
+            identity: id(VpnPart::Identity),
+        }
+    }
+}
+
 /// A new pre-shared key: 32 random bytes, base64url (43 characters). Only ever handed to the
 /// cloud's secret store.
 pub fn new_key() -> Secret {

@@ -380,9 +380,23 @@ fn a_vpn_realm_builds_one_instance_address_firewall_routes_and_secret_and_waits_
             outputs.push(format!("{:?}", text(&o)));
         }
     }
-    let report = outputs[outputs.len() - 4].clone();
+    let md = realmctl()
+        .args(["report", "--format", "md", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let report = String::from_utf8(md.stdout).unwrap();
+    outputs.push(report.clone());
     assert!(
-        ["Secrets revealed", "acme-vpn-psk", "Carl Customer"]
+        [
+            "Secrets revealed",
+            "acme-vpn-psk",
+            "Carl Customer",
+            "Realm VPN",
+            address.as_str(),
+            "udp/500 from 198.51.100.7/32; udp/4500 from 198.51.100.7/32; esp from 198.51.100.7/32",
+            "192.168.20.0/24 in rtb-",
+        ]
             .iter()
             .all(|n| report.contains(n)),
         "the report names the reveal: {report}"

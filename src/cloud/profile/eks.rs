@@ -182,6 +182,7 @@ impl Profile for Eks {
             ("cluster", spec.cloud.cluster.name.clone()),
             ("clusterRole", b.cluster_role.to_owned()),
             ("nodeRole", b.node_role.to_owned()),
+            ("realm", spec.name.clone()),
         ]
         .into()
     }

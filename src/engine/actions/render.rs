@@ -16,7 +16,7 @@ use crate::cloud::definition::{ClusterDefinition, NodeImageDef, PoolDefinition};
 use crate::engine::ctx::{Ctx, Failure, Outcome};
 pub use crate::engine::io::store::Rendered;
 use crate::engine::model::output::{FailureKind, StepOutput};
-use crate::requirements::{self, Installer, Resource, Role};
+use crate::requirements::{Installer, Resource, Role};
 use crate::spec::{NodeImage, Spec};
 use crate::templates::{self, TemplateError};
 
@@ -174,11 +174,23 @@ fn definition_model(def: &ClusterDefinition) -> DefinitionModel<'_> {
     }
 }
 
+/// The VPN of the definition, as the roles document shows it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct VpnModel {
-    peer: String,
-    remote_cidrs: Vec<String>,
+struct VpnModel<'a> {
+    #[serde(flatten)]
+    def: &'a crate::cloud::vpn::VpnDef,
+    ingress: Vec<String>,
+    store: &'static str,
+}
+
+fn vpn_model<'a>(spec: &Spec, def: &'a ClusterDefinition) -> Option<VpnModel<'a>> {
+    let v = def.vpn.as_ref()?;
+    Some(VpnModel {
+        def: v,
+        ingress: v.ingress.iter().map(ToString::to_string).collect(),
+        store: crate::cloud::profile::of(spec).vpn_host().store,
+    })
 }
 
 #[derive(Serialize)]
@@ -197,7 +209,6 @@ struct ArtifactModel<'a> {
     tls_secret: &'static str,
     edge_namespace: &'static str,
     names: Vec<String>,
-    vpn: Option<VpnModel>,
     cert_file: String,
     key_file: String,
 }
@@ -226,22 +237,6 @@ fn custom_image(spec: &Spec) -> Option<&str> {
     }
 }
 
-fn vpn(spec: &Spec) -> Option<VpnModel> {
-    spec.vpn.enabled.then(|| VpnModel {
-        peer: spec
-            .vpn
-            .peer
-            .map(|p| p.addr().to_string())
-            .unwrap_or_default(),
-        remote_cidrs: spec
-            .vpn
-            .remote_cidrs
-            .iter()
-            .map(|c| c.to_string())
-            .collect(),
-    })
-}
-
 /// Renders every install artifact of phase 4: the cluster definition for the spec's cloud
 /// (as the cloud's create requests write it), the namespaces and ingress manifests, the VPN
 /// configuration (when a VPN is wanted) and the install script.
@@ -261,7 +256,6 @@ pub fn install_artifacts(
         tls_secret: crate::platform::realm::TLS_SECRET,
         edge_namespace: crate::platform::realm::EDGE_NAMESPACE,
         names: spec.domains.required_names(),
-        vpn: vpn(spec),
         cert_file: file_name(&spec.certificate.cert),
         key_file: file_name(&spec.certificate.key),
     };
@@ -276,11 +270,8 @@ pub fn install_artifacts(
             "artifacts/ingress-tls.yaml".into(),
         ),
     ];
-    if spec.vpn.enabled {
-        files.push(("vpn-ipsec.conf".into(), "artifacts/vpn-ipsec.conf".into()));
-    }
     files.push(("install.sh".into(), "artifacts/install.sh".into()));
-    files
+    let mut out = files
         .into_iter()
         .map(|(name, template)| {
             Ok(Rendered {
@@ -288,7 +279,23 @@ pub fn install_artifacts(
                 name,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, TemplateError>>()?;
+    // The VPN instance's files exactly as phase 6 sends them: rendered from the definition by
+    // the same functions (no key in either).
+    if let Some(v) = &def.vpn {
+        let host = crate::cloud::profile::of(spec).vpn_host();
+        let install = out.pop().expect("install.sh is rendered last");
+        out.push(Rendered {
+            name: "vpn-ipsec.conf".into(),
+            bytes: crate::cloud::vpn::ipsec_conf(v)?.into_bytes(),
+        });
+        out.push(Rendered {
+            name: "vpn-cloud-init.yaml".into(),
+            bytes: crate::cloud::vpn::user_data(v, &host)?.into_bytes(),
+        });
+        out.push(install);
+    }
+    Ok(out)
 }
 
 #[derive(Serialize)]
@@ -312,7 +319,7 @@ struct RolesModel<'a> {
     roles: &'a [Role],
     resources: &'a [Resource],
     custom_image: Option<&'a str>,
-    vpn: Option<VpnModel>,
+    vpn: Option<VpnModel<'a>>,
     definition: DefinitionModel<'a>,
     rtus: u64,
     policy: PolicyModel,
@@ -322,9 +329,7 @@ struct RolesModel<'a> {
 /// resource, the least-privilege document, and the cluster definition the customer approves
 /// (with its digest).
 pub fn roles_document(spec: &Spec, def: &ClusterDefinition) -> Result<Rendered, TemplateError> {
-    let r = requirements::embedded()
-        .roles
-        .for_provider(spec.cloud.provider);
+    let r = crate::cloud::permissions::roles_of(spec);
     let prof = crate::cloud::profile::of(spec);
     let policy = prof.policy();
     let model = RolesModel {
@@ -338,7 +343,7 @@ pub fn roles_document(spec: &Spec, def: &ClusterDefinition) -> Result<Rendered, 
         roles: &r.roles,
         resources: &r.resources,
         custom_image: custom_image(spec),
-        vpn: vpn(spec),
+        vpn: vpn_model(spec, def),
         definition: definition_model(def),
         rtus: crate::cloud::access::pool_size(spec).rtus,
         policy: PolicyModel {
@@ -466,5 +471,77 @@ mod tests {
             args.lines().any(|l| l == format!("--key={hostile_key}")),
             "{args}"
         );
+    }
+}
+
+#[cfg(test)]
+mod vpn_tests {
+    use super::*;
+    use crate::engine::test_support;
+    use crate::spec::Provider;
+
+    fn vpn_spec(p: Provider) -> (tempfile::TempDir, Spec) {
+        let (d, mut s) = test_support::spec(p, "digibee.acme.com");
+        s.vpn = crate::spec::VpnSpec {
+            enabled: true,
+            peer: Some("198.51.100.7/32".parse().unwrap()),
+            routing: Some(crate::spec::Routing::RouteBased),
+            remote_cidrs: vec!["192.168.10.0/24".parse().unwrap()],
+            subnet: None,
+        };
+        (d, s)
+    }
+
+    /// The roles document shows the instance, its only internet ingress, the routes and where
+    /// the key lives; the artifacts are the instance's own files, rendered from the definition.
+    #[test]
+    fn a_vpn_realm_shows_its_instance_for_approval_and_renders_its_files() {
+        for p in [Provider::Eks, Provider::Aks, Provider::Gke] {
+            let (_d, s) = vpn_spec(p);
+            let def = crate::cloud::access::definition(&s);
+            let v = def.vpn.as_ref().expect("a VPN realm's definition has its VPN");
+            let doc = roles_document(&s, &def).unwrap();
+            let doc = String::from_utf8(doc.bytes).unwrap();
+            let size = crate::templates::md_escape(&v.size);
+            for needle in [
+                "acme-vpn",
+                "udp/500 from 198.51.100.7/32; udp/4500 from 198.51.100.7/32; esp from 198.51.100.7/32",
+                "192.168.10.0/24",
+                "acme-vpn-psk",
+                size.as_str(),
+                "realmctl vpn reveal-key",
+            ] {
+                assert!(doc.contains(needle), "{p}: {needle} missing from\n{doc}");
+            }
+            let files = install_artifacts(&s, &def).unwrap();
+            let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
+            assert!(names.contains(&"vpn-ipsec.conf"), "{p}: {names:?}");
+            let ci = files.iter().find(|f| f.name == "vpn-cloud-init.yaml").unwrap();
+            let text = std::str::from_utf8(&ci.bytes).unwrap();
+            assert_eq!(
+                text,
+                crate::cloud::vpn::user_data(v, &crate::cloud::profile::of(&s).vpn_host()).unwrap(),
+                "{p}: the artifact is what the instance receives"
+            );
+            let yaml: serde_json::Value = serde_saphyr::from_str(text)
+                .unwrap_or_else(|e| panic!("{p}: not YAML: {e}\n{text}"));
+            let files = yaml["write_files"].as_array().unwrap();
+            let conf = files
+                .iter()
+                .find(|f| f["path"] == "/etc/ipsec.d/digibee-acme.conf")
+                .unwrap();
+            assert_eq!(
+                conf["content"].as_str().unwrap(),
+                crate::cloud::vpn::ipsec_conf(v).unwrap(),
+                "{p}"
+            );
+            assert_eq!(names.last(), Some(&"install.sh"));
+        }
+        // Without a VPN: no VPN files, no VPN section.
+        let (_d, s) = test_support::spec(Provider::Eks, "digibee.acme.com");
+        let def = crate::cloud::access::definition(&s);
+        assert!(def.vpn.is_none());
+        let files = install_artifacts(&s, &def).unwrap();
+        assert!(files.iter().all(|f| !f.name.starts_with("vpn-")));
     }
 }

@@ -24,7 +24,7 @@ use crate::cloud::CloudErrorKind;
 use crate::cloud::judge::Decision;
 use crate::cloud::profile;
 use crate::cloud::vpn::{
-    self, BuildInputs, Built, CustomerPart, Described, PartDecision, VpnDef, VpnPart,
+    self, BuildInputs, Built, CustomerPart, Described, PartDecision, VpnBuilt, VpnDef, VpnPart,
 };
 use crate::engine::ctx::{Ctx, Failure, Outcome};
 use crate::engine::model::output::{Intent, StepOutput};
@@ -64,21 +64,24 @@ pub const CUSTOMER: ActionDef = ActionDef {
 /// describe that shows it done).
 const ROUNDS: usize = 4;
 
-/// The approved definition's VPN, or why the step has nothing to do.
-fn approved_vpn(ctx: &Ctx<'_>) -> Result<Option<VpnDef>, Failure> {
+/// The approved definition and its VPN, or nothing when the spec has no VPN.
+fn approved_vpn(
+    ctx: &Ctx<'_>,
+) -> Result<Option<(crate::cloud::definition::ClusterDefinition, VpnDef)>, Failure> {
     if !ctx.spec.vpn.enabled {
         return Ok(None);
     }
     let (def, _) = approved_definition(ctx)?;
-    def.vpn.map(Some).ok_or_else(|| {
-        Failure::permanent(
+    match def.vpn.clone() {
+        Some(v) => Ok(Some((def, v))),
+        None => Err(Failure::permanent(
             "the spec enables the VPN but its definition has none (no subnet to put it in)",
-        )
-    })
+        )),
+    }
 }
 
 async fn apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
-    let Some(def) = approved_vpn(ctx)? else {
+    let Some((approved, def)) = approved_vpn(ctx)? else {
         return Ok(Outcome::Skipped("no realm VPN in the spec".into()));
     };
     let cloud = ctx.cloud()?;
@@ -168,19 +171,16 @@ async fn apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
             done.join("; ")
         )
     };
-    let parts: serde_json::Map<String, serde_json::Value> = built
-        .iter()
-        .map(|(p, f)| (p.as_str().to_owned(), json!(f)))
-        .collect();
     Ok(Outcome::Done(StepOutput {
         summary,
-        facts: Some(json!({"vpn": parts, "address": address})),
+        vpn: Some(Box::new(VpnBuilt::from_parts(&def, &built))),
+        built: Some(Box::new(approved)),
         ..StepOutput::default()
     }))
 }
 
 async fn customer(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
-    let Some(def) = approved_vpn(ctx)? else {
+    let Some((_, def)) = approved_vpn(ctx)? else {
         return Ok(Outcome::Skipped("no realm VPN in the spec".into()));
     };
     let cloud = ctx.cloud()?;

@@ -31,6 +31,9 @@ pub struct StepOutput {
     /// `platform.apply`): what the next run compares against and prunes from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<Box<crate::platform::plan::Inventory>>,
+    /// The realm VPN instance the step built or adopted (phase 6's `vpn.apply`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpn: Option<Box<crate::cloud::vpn::VpnBuilt>>,
 }
 
 impl StepOutput {

@@ -231,6 +231,8 @@ pub struct InstallReport {
     /// What the platform step applied into the cluster: every object with its digest and
     /// readiness, and what it pruned.
     pub inventory: Option<crate::platform::plan::Inventory>,
+    /// The realm VPN instance phase 6 built or adopted.
+    pub vpn: Option<crate::cloud::vpn::VpnBuilt>,
 }
 
 fn step_row(id: &str, action: &str, st: Option<&StepState>) -> StepRow {
@@ -383,6 +385,11 @@ pub fn build(
                     .as_deref()
             })
             .next_back()
+            .cloned(),
+        vpn: playbook
+            .steps()
+            .filter_map(|(_, s)| state.step_state(&s.id)?.output.as_ref()?.vpn.as_deref())
+            .last()
             .cloned(),
     })
 }
