@@ -67,7 +67,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "artifacts/install.sh",
         include_str!("../templates/artifacts/install.sh.tera"),
     ),
-    ("vpn/ipsec.conf", include_str!("../templates/vpn/ipsec.conf.tera")),
+    (
+        "vpn/ipsec.conf",
+        include_str!("../templates/vpn/ipsec.conf.tera"),
+    ),
     (
         "vpn/cloud-init.yaml",
         include_str!("../templates/vpn/cloud-init.yaml.tera"),

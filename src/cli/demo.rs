@@ -69,7 +69,8 @@ pub fn run(dir: &Path, cloud: Provider, output: Format) -> Result<Outcome, BadIn
         super::inspect::ReportArg::Html,
         &install_report,
     )?;
-    let installed = walk.second.outcome == StopOutcome::Completed && walk.verified.ok;
+    let last = walk.vpn.as_ref().map_or(&walk.second, |(_, r)| r);
+    let installed = last.outcome == StopOutcome::Completed && walk.verified.ok;
     let clusters = demo.standin.clusters();
     match output {
         Format::Text => {
@@ -90,6 +91,12 @@ pub fn run(dir: &Path, cloud: Provider, output: Format) -> Result<Outcome, BadIn
                 walk.second.run,
                 walk.second.message,
             );
+            if let Some((a, r)) = &walk.vpn {
+                println!(
+                    "Realm VPN: the customer's side confirmed by {} (journal record {}); run {}: {}",
+                    a.by, a.seq, r.run, r.message
+                );
+            }
             println!(
                 "Simulated {} cluster(s): {}; journal {} ({} records, each signed: {}; head {}); install report {}",
                 cloud,

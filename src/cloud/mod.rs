@@ -29,9 +29,9 @@ pub mod poll;
 pub mod profile;
 pub mod retry;
 pub mod sizing;
-pub mod vpn;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod vpn;
 
 #[cfg(feature = "aks")]
 pub mod aks;

@@ -333,7 +333,10 @@ mod tests {
             pass["Condition"]["StringEquals"]["iam:PassedToService"],
             "eks.amazonaws.com"
         );
-        assert!(!doc.contains("secretsmanager"), "no VPN, no VPN permissions");
+        assert!(
+            !doc.contains("secretsmanager"),
+            "no VPN, no VPN permissions"
+        );
     }
 
     #[test]
@@ -360,18 +363,20 @@ mod tests {
         let pass: Vec<_> = r.iter().filter(|p| p.action == "iam:PassRole").collect();
         assert_eq!(pass.len(), 3, "cluster, node and VPN role");
         assert_eq!(pass[2].resource, "arn:aws:iam::123456789012:role/acme-vpn");
-        assert_eq!(pass[2].context["iam:PassedToService"], ["ec2.amazonaws.com"]);
+        assert_eq!(
+            pass[2].context["iam:PassedToService"],
+            ["ec2.amazonaws.com"]
+        );
         let (_d, mut spec) = crate::engine::test_support::spec(Provider::Eks, "digibee.acme.com");
         spec.vpn.enabled = true;
         let doc = policy_document(&spec).unwrap();
         let v: Value = serde_json::from_str(&doc).unwrap_or_else(|e| panic!("{e}\n{doc}"));
         assert!(!doc.contains("{realm}"), "{doc}");
         assert!(
-            v["Statement"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|s| s["Condition"]["StringEquals"]["aws:ResourceTag/realmctl.digibee.com/realm"] == "acme"),
+            v["Statement"].as_array().unwrap().iter().any(
+                |s| s["Condition"]["StringEquals"]["aws:ResourceTag/realmctl.digibee.com/realm"]
+                    == "acme"
+            ),
             "{doc}"
         );
     }

@@ -48,7 +48,8 @@ pub struct HostProfile {
     /// The instance type, VM size or machine type.
     pub size: &'static str,
     /// The shell command, run on the instance at boot with its own identity, that prints the
-    /// pre-shared key; `{secret}` is replaced by the secret's name.
+    /// pre-shared key; `{secret}` and `{location}` are replaced by the secret's name and the
+    /// region, each quoted for the shell.
     pub read_key: &'static str,
     /// What the customer is told about receiving the key through the secret store.
     pub store: &'static str,
@@ -106,6 +107,8 @@ impl std::fmt::Display for IngressRule {
 pub struct VpnDef {
     /// The realm.
     pub realm: String,
+    /// The region (or location) it is built in.
+    pub location: String,
     /// The name of the instance and of its firewall, address and identity.
     pub name: String,
     /// The image (see [`HostProfile::image`]).
@@ -160,6 +163,7 @@ pub fn definition(
     };
     Some(VpnDef {
         realm: spec.name.clone(),
+        location: spec.cloud.region.clone(),
         name: format!("{}-vpn", spec.name),
         image: host.image.to_owned(),
         size: host.size.to_owned(),
@@ -200,12 +204,14 @@ pub enum VpnPart {
 
 impl VpnPart {
     /// The order they are built in (each uses what the earlier ones are).
+    /// The address comes before the instance: some clouds give an instance its static address
+    /// only when they create it (Google's `natIP`, an Azure NIC's public IP).
     pub const ORDER: [VpnPart; 6] = [
         VpnPart::Secret,
         VpnPart::Identity,
         VpnPart::Firewall,
-        VpnPart::Host,
         VpnPart::Address,
+        VpnPart::Host,
         VpnPart::Routes,
     ];
 
@@ -255,7 +261,11 @@ pub struct RouteFacts {
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum Described {
     /// The secret (its value is never read to describe it).
-    Secret,
+    Secret {
+        /// Whether it holds a value (a create that died between making the secret and
+        /// storing its value leaves one without).
+        has_value: bool,
+    },
     /// The identity: which secrets it may read, and whether the instance can take it on
     /// (e.g. an IAM role in an instance profile).
     Identity {
@@ -289,6 +299,8 @@ pub enum Described {
         status: Status,
         /// Its private address.
         private_ip: Option<String>,
+        /// Its public address, if it has one.
+        public_ip: Option<String>,
         /// The address ranges of its network (what the customer routes into the tunnel).
         network_cidrs: Vec<String>,
     },
@@ -335,16 +347,18 @@ pub enum PartDecision {
     Finish(Vec<String>),
 }
 
-/// Judges a described part against the definition (pure). `host` is the instance's id once it
-/// exists (an address or route pointing at it is this realm's).
+/// Judges a described part against the definition (pure). `built` holds the parts before it:
+/// the instance's id (an address or a route pointing at it is this realm's) and the address the
+/// instance must carry.
 pub fn judge(
     part: VpnPart,
     facts: Option<&PartFacts>,
     def: &VpnDef,
     realm_key: &str,
     realm: &str,
-    host: Option<&str>,
+    built: &Built,
 ) -> PartDecision {
+    let host = built.get(&VpnPart::Host).map(|f| f.id.as_str());
     if part == VpnPart::Routes {
         return judge_routes(facts, def, host);
     }
@@ -367,7 +381,10 @@ pub fn judge(
     }
     let conflict = |why: String| PartDecision::Is(Decision::Conflict(format!("{what}: {why}")));
     match &f.described {
-        Described::Secret => PartDecision::Is(Decision::Adopt),
+        Described::Secret { has_value: true } => PartDecision::Is(Decision::Adopt),
+        Described::Secret { has_value: false } => {
+            PartDecision::Finish(vec!["store a new key in it".into()])
+        }
         Described::Identity { reads, complete } => {
             let mut todo = Vec::new();
             if !reads.iter().any(|s| s == &def.secret) {
@@ -400,18 +417,19 @@ pub fn judge(
                 .collect();
             finish_or_adopt(missing)
         }
+        // Attached to something while the instance is not known yet: the instance's own
+        // judgement checks it carries this address.
         Described::Address { attached_to, .. } => match (attached_to, host) {
-            (None, Some(h)) => PartDecision::Finish(vec![format!("attach it to {h}")]),
-            (None, None) => PartDecision::Is(Decision::Adopt),
-            (Some(a), Some(h)) if a == h => PartDecision::Is(Decision::Adopt),
-            (Some(a), _) => conflict(format!(
+            (Some(a), Some(h)) if a != h => conflict(format!(
                 "is attached to {a}, not to this realm's VPN instance"
             )),
+            _ => PartDecision::Is(Decision::Adopt),
         },
         Described::Host {
             size,
             subnet,
             forwarding,
+            public_ip,
             ..
         } => {
             if size != &def.size {
@@ -426,6 +444,15 @@ pub fn judge(
             let mut todo = Vec::new();
             if !forwarding {
                 todo.push("let it forward (source/destination check off)".into());
+            }
+            let address = match built.get(&VpnPart::Address).map(|f| &f.described) {
+                Some(Described::Address { ip, .. }) => Some(ip.as_str()),
+                _ => None,
+            };
+            if let Some(ip) = address
+                && public_ip.as_deref() != Some(ip)
+            {
+                todo.push(format!("attach the address {ip}"));
             }
             finish_or_adopt(todo)
         }
@@ -628,7 +655,8 @@ impl CustomerPart {
 pub fn user_data(def: &VpnDef, host: &HostProfile) -> Result<String, TemplateError> {
     let read_key = host
         .read_key
-        .replace("{secret}", &crate::templates::shell_quote(&def.secret));
+        .replace("{secret}", &crate::templates::shell_quote(&def.secret))
+        .replace("{location}", &crate::templates::shell_quote(&def.location));
     let model = HostModel {
         realm: &def.realm,
         peer: peer_address(def),
@@ -684,6 +712,7 @@ mod tests {
     fn def() -> VpnDef {
         VpnDef {
             realm: "acme".into(),
+            location: "region-1".into(),
             name: "acme-vpn".into(),
             image: "img".into(),
             size: "small".into(),
@@ -727,7 +756,15 @@ mod tests {
     }
 
     fn j(part: VpnPart, f: Option<&PartFacts>, host: Option<&str>) -> PartDecision {
-        judge(part, f, &def(), "realm", "acme", host)
+        let mut built = Built::new();
+        if let Some(h) = host {
+            built.insert(
+                VpnPart::Host,
+                facts(Described::Secret { has_value: true }, None),
+            );
+            built.get_mut(&VpnPart::Host).unwrap().id = h.to_owned();
+        }
+        judge(part, f, &def(), "realm", "acme", &built)
     }
 
     #[test]
@@ -736,20 +773,25 @@ mod tests {
             j(VpnPart::Secret, None, None),
             PartDecision::Is(Decision::Create)
         );
-        let untagged = facts(Described::Secret, None);
+        let untagged = facts(Described::Secret { has_value: true }, None);
         assert!(matches!(
             j(VpnPart::Secret, Some(&untagged), None),
             PartDecision::Is(Decision::Conflict(w)) if w.contains("not created by realmctl")
         ));
-        let other = facts(Described::Secret, Some("globex"));
+        let other = facts(Described::Secret { has_value: true }, Some("globex"));
         assert!(matches!(
             j(VpnPart::Secret, Some(&other), None),
             PartDecision::Is(Decision::Conflict(w)) if w.contains("globex")
         ));
-        let ours = facts(Described::Secret, Some("acme"));
+        let ours = facts(Described::Secret { has_value: true }, Some("acme"));
         assert_eq!(
             j(VpnPart::Secret, Some(&ours), None),
             PartDecision::Is(Decision::Adopt)
+        );
+        let empty = facts(Described::Secret { has_value: false }, Some("acme"));
+        assert_eq!(
+            j(VpnPart::Secret, Some(&empty), None),
+            PartDecision::Finish(vec!["store a new key in it".into()])
         );
     }
 
@@ -799,6 +841,7 @@ mod tests {
                     forwarding,
                     status: Status::Active,
                     private_ip: None,
+                    public_ip: None,
                     network_cidrs: vec![],
                 },
                 Some("acme"),
@@ -820,6 +863,29 @@ mod tests {
             j(VpnPart::Host, Some(&host("small", "s9", true)), None),
             PartDecision::Is(Decision::Conflict(w)) if w.contains("s9")
         ));
+        // Once the address exists, the instance must carry it.
+        let mut built = Built::new();
+        built.insert(
+            VpnPart::Address,
+            facts(
+                Described::Address {
+                    ip: "203.0.113.9".into(),
+                    attached_to: None,
+                },
+                Some("acme"),
+            ),
+        );
+        assert_eq!(
+            judge(
+                VpnPart::Host,
+                Some(&host("small", "s1", true)),
+                &def(),
+                "realm",
+                "acme",
+                &built
+            ),
+            PartDecision::Finish(vec!["attach the address 203.0.113.9".into()])
+        );
     }
 
     #[test]
@@ -834,8 +900,8 @@ mod tests {
             )
         };
         assert_eq!(
-            j(VpnPart::Address, Some(&addr(None)), Some("i-1")),
-            PartDecision::Finish(vec!["attach it to i-1".into()])
+            j(VpnPart::Address, Some(&addr(None)), None),
+            PartDecision::Is(Decision::Adopt)
         );
         assert_eq!(
             j(VpnPart::Address, Some(&addr(Some("i-1"))), Some("i-1")),

@@ -247,6 +247,12 @@ pub struct InstallDemo {
     pub approval: crate::engine::model::state::Approval,
     /// The resumed run.
     pub second: crate::engine::run::RunResult,
+    /// The demo customer's confirmation of their side of the realm VPN, when the resumed run
+    /// waited for it, and the run after it.
+    pub vpn: Option<(
+        crate::engine::model::state::Approval,
+        crate::engine::run::RunResult,
+    )>,
     /// The journal verification afterwards.
     pub verified: crate::engine::audit::Verification,
     /// The state folder.
@@ -288,9 +294,10 @@ fn demo_key(
 }
 
 /// Walks the demo realm through the embedded `dedicated-saas` playbook in `<dir>/state`: runs
-/// to the phase-5 gate, approves as the demo customer, resumes to the end (creating the
-/// cluster and node group in the stand-in, seeding `<dir>/state/quota.db`), and verifies the
-/// journal. Progress goes to `observer`.
+/// to the phase-5 gate, approves as the demo customer, resumes (creating the cluster and node
+/// group in the stand-in, seeding the realm's core, building the realm VPN), confirms the
+/// customer's side of the VPN as the demo customer when the run waits for it, runs to the end,
+/// and verifies the journal. Progress goes to `observer`.
 pub async fn install(
     dir: &Path,
     demo: &Demo,
@@ -346,12 +353,30 @@ pub async fn install(
         Err(e) => return Err(e.into()),
     };
     let second = run::install(&state, &spec, &playbook, &opts, observer).await?;
+    // A VPN realm then waits on the customer's side of the tunnel: the demo customer
+    // "configures" it and confirms what they were asked, signed with their key.
+    let vpn = match second.outcome {
+        crate::engine::model::event::StopOutcome::Waiting => {
+            let confirmed = run::approve(
+                &state,
+                6,
+                "demo customer",
+                Some("the demo customer configured their side of the realm VPN"),
+                OffsetDateTime::now_utc(),
+                Some(demo_key(dir, "customer")?),
+            )?;
+            let third = run::install(&state, &spec, &playbook, &opts, observer).await?;
+            Some((confirmed, third))
+        }
+        _ => None,
+    };
     let j = journal::Journal::open_read_only(&state)?;
     let verified = audit::verify(&j, &opts.store, None, keys).await?;
     Ok(InstallDemo {
         first,
         approval,
         second,
+        vpn,
         verified,
         state,
     })

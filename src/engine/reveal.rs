@@ -44,13 +44,17 @@ pub enum RevealError {
         realm: String,
     },
     /// The VPN is not built.
-    #[error("the realm VPN of `{realm}` is not built yet, so there is no key to reveal\n  help: run `realmctl install` until its step vpn.apply has succeeded")]
+    #[error(
+        "the realm VPN of `{realm}` is not built yet, so there is no key to reveal\n  help: run `realmctl install` until its step vpn.apply has succeeded"
+    )]
     NotBuilt {
         /// The realm.
         realm: String,
     },
     /// Already revealed once.
-    #[error("the pre-shared key `{secret}` was already revealed to {by} at {at} (journal record {seq}); it is shown once\n  help: share it through the secret store's own access control instead")]
+    #[error(
+        "the pre-shared key `{secret}` was already revealed to {by} at {at} (journal record {seq}); it is shown once\n  help: share it through the secret store's own access control instead"
+    )]
     AlreadyRevealed {
         /// The secret.
         secret: String,

@@ -254,7 +254,11 @@ fn assert_nowhere(key: &str, dir: &Path, outputs: &[String]) {
     for (path, bytes) in files(dir) {
         let text = String::from_utf8_lossy(&bytes);
         for f in &forms {
-            assert!(!text.contains(f.as_str()), "the key is in {}", path.display());
+            assert!(
+                !text.contains(f.as_str()),
+                "the key is in {}",
+                path.display()
+            );
         }
     }
     for (n, o) in outputs.iter().enumerate() {
@@ -265,8 +269,7 @@ fn assert_nowhere(key: &str, dir: &Path, outputs: &[String]) {
 }
 
 #[test]
-fn a_vpn_realm_builds_one_instance_address_firewall_routes_and_secret_and_waits_on_the_customer()
-{
+fn a_vpn_realm_builds_one_instance_address_firewall_routes_and_secret_and_waits_on_the_customer() {
     let lab = Lab::new();
     let dir = tempfile::tempdir().unwrap();
     let spec = vpn_spec(&lab, dir.path(), "digibee-acme");
@@ -306,7 +309,9 @@ fn a_vpn_realm_builds_one_instance_address_firewall_routes_and_secret_and_waits_
     let (key, ud) = key_and_user_data(&lab, "acme-vpn-psk", h.instances[0].instance_id().unwrap());
     assert_eq!(key.len(), 43, "32 random bytes, base64url");
     assert!(!ud.contains(&key));
-    assert!(ud.contains("aws secretsmanager get-secret-value --secret-id 'acme-vpn-psk'"));
+    assert!(ud.contains(
+        "aws secretsmanager get-secret-value --region 'us-east-1' --secret-id 'acme-vpn-psk'"
+    ));
     assert!(ud.contains("right=198.51.100.7"), "{ud}");
     // The customer confirms; the install finishes; a re-run creates nothing.
     let o = approve(&state, 6);
@@ -358,7 +363,10 @@ fn a_vpn_realm_builds_one_instance_address_firewall_routes_and_secret_and_waits_
     };
     let o = reveal();
     assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
-    assert_eq!(String::from_utf8(o.stdout.clone()).unwrap(), format!("{key}\n"));
+    assert_eq!(
+        String::from_utf8(o.stdout.clone()).unwrap(),
+        format!("{key}\n")
+    );
     assert!(!String::from_utf8_lossy(&o.stderr).contains(&key));
     let again = reveal();
     assert_eq!(again.status.code(), Some(1), "{:?}", text(&again));
@@ -397,8 +405,8 @@ fn a_vpn_realm_builds_one_instance_address_firewall_routes_and_secret_and_waits_
             "udp/500 from 198.51.100.7/32; udp/4500 from 198.51.100.7/32; esp from 198.51.100.7/32",
             "192.168.20.0/24 in rtb-",
         ]
-            .iter()
-            .all(|n| report.contains(n)),
+        .iter()
+        .all(|n| report.contains(n)),
         "the report names the reveal: {report}"
     );
     assert_nowhere(&key, dir.path(), &outputs);
@@ -463,7 +471,10 @@ fn a_same_named_firewall_or_a_route_this_realm_did_not_make_is_refused_and_left_
     let h = held(&lab, "acme-vpn");
     assert!(h.groups[0].ip_permissions().is_empty(), "left alone");
     assert!(h.instances.is_empty() && h.addresses.is_empty());
-    assert_eq!(lab.front.world().count("ec2:AuthorizeSecurityGroupIngress"), 0);
+    assert_eq!(
+        lab.front.world().count("ec2:AuthorizeSecurityGroupIngress"),
+        0
+    );
 
     // A route to a customer network through something else: refused, never replaced.
     let lab = Lab::new();
@@ -527,7 +538,11 @@ fn a_same_named_firewall_or_a_route_this_realm_did_not_make_is_refused_and_left_
         .filter(|r| r.destination_cidr_block() == Some(REMOTE[0]))
         .collect();
     assert_eq!(to_remote.len(), 1);
-    assert_eq!(to_remote[0].gateway_id(), Some(igw.as_str()), "never replaced");
+    assert_eq!(
+        to_remote[0].gateway_id(),
+        Some(igw.as_str()),
+        "never replaced"
+    );
     assert_eq!(lab.front.world().count("ec2:CreateRoute"), 0, "none added");
 }
 
@@ -549,7 +564,9 @@ fn sigkill_at_every_vpn_step_boundary_and_inside_the_instance_step_leaves_one_of
     ]
     .map(str::to_owned)
     .to_vec();
-    for part in ["secret", "identity", "firewall", "instance", "address", "routes"] {
+    for part in [
+        "secret", "identity", "firewall", "instance", "address", "routes",
+    ] {
         points.push(format!("vpn-instance:at:intent-vpn-{part}"));
         points.push(format!("vpn-instance:at:built-vpn-{part}"));
     }
@@ -560,7 +577,10 @@ fn sigkill_at_every_vpn_step_boundary_and_inside_the_instance_step_leaves_one_of
     for (i, point) in points.iter().enumerate() {
         let realm = format!("v{i:02}");
         let dir = root.path().join(&realm);
-        let remote = [format!("172.31.{}.0/24", 2 * i), format!("172.31.{}.0/24", 2 * i + 1)];
+        let remote = [
+            format!("172.31.{}.0/24", 2 * i),
+            format!("172.31.{}.0/24", 2 * i + 1),
+        ];
         let spec = realm_spec(&lab, &dir, &realm, [&remote[0], &remote[1]]);
         let pb = vpn_playbook(&dir);
         let state = dir.join("state");

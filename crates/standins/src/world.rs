@@ -243,6 +243,8 @@ pub struct World {
     pub throttle: HashMap<String, u32>,
     /// Every call, in order.
     pub calls: Vec<Call>,
+    /// The realm VPN's resources (issue #23).
+    pub vpn: crate::vpn::VpnWorld,
     /// The Kubernetes API every ready cluster reports (the stand-in's own, [`crate::kube`]):
     /// `host:port` and its CA (PEM).
     pub kube_api: Option<(String, String)>,
@@ -336,6 +338,7 @@ impl World {
             throttle: HashMap::new(),
             calls: Vec::new(),
             kube_api: None,
+            vpn: Default::default(),
             #[cfg(feature = "moto")]
             upstream: None,
             #[cfg(feature = "moto")]

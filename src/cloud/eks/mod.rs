@@ -10,8 +10,8 @@
 
 mod errors;
 mod token;
-mod vpn;
 pub mod transport;
+mod vpn;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;

@@ -60,7 +60,12 @@ fn spec_of(def: &VpnDef, kind: ResourceType) -> TagSpecification {
 
 fn ec2_map(tags: &[Tag]) -> BTreeMap<String, String> {
     tags.iter()
-        .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
         .collect()
 }
 
@@ -206,7 +211,8 @@ impl EksProvider {
             .secret_id(&def.secret)
             .send()
             .await;
-        let Some(out) = absent_as_none(sent.map_err(|e| classify("secretsmanager:DescribeSecret", &e)))?
+        let Some(out) =
+            absent_as_none(sent.map_err(|e| classify("secretsmanager:DescribeSecret", &e)))?
         else {
             return Ok(None);
         };
@@ -216,10 +222,16 @@ impl EksProvider {
                 .tags()
                 .iter()
                 .filter_map(|t| {
-                    Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned()))
+                    Some((
+                        t.key()?.to_owned(),
+                        t.value().unwrap_or_default().to_owned(),
+                    ))
                 })
                 .collect(),
-            described: Described::Secret,
+            // A secret made without a value has no version yet.
+            described: Described::Secret {
+                has_value: out.version_ids_to_stages().is_some_and(|v| !v.is_empty()),
+            },
         }))
     }
 
@@ -304,10 +316,7 @@ impl EksProvider {
             described: Described::Address {
                 ip: a.public_ip().unwrap_or_default().to_owned(),
                 // An empty id is no attachment (as some EC2 implementations write it).
-                attached_to: a
-                    .instance_id()
-                    .filter(|i| !i.is_empty())
-                    .map(str::to_owned),
+                attached_to: a.instance_id().filter(|i| !i.is_empty()).map(str::to_owned),
             },
         }))
     }
@@ -325,12 +334,7 @@ impl EksProvider {
             .send()
             .await
             .map_err(|e| classify("ec2:DescribeInstances", &e))?;
-        let Some(i) = out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .next()
-        else {
+        let Some(i) = out.reservations().iter().flat_map(|r| r.instances()).next() else {
             return Ok(None);
         };
         let (_, network_cidrs) = self.vpc_of(&def.subnet).await?;
@@ -363,6 +367,10 @@ impl EksProvider {
                     forwarding: i.source_dest_check() == Some(false),
                     status,
                     private_ip: i.private_ip_address().map(str::to_owned),
+                    public_ip: i
+                        .public_ip_address()
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_owned),
                     network_cidrs,
                 },
             },
@@ -407,7 +415,9 @@ impl EksProvider {
         }
         let mut routes = Vec::new();
         for t in tables {
-            let Some(id) = t.route_table_id() else { continue };
+            let Some(id) = t.route_table_id() else {
+                continue;
+            };
             if !used.iter().any(|u| u == id) {
                 continue;
             }
@@ -456,8 +466,23 @@ impl EksProvider {
         }))
     }
 
-    async fn create_secret(&self, def: &VpnDef, key: Option<&Secret>) -> Result<(), CloudError> {
+    async fn create_secret(
+        &self,
+        def: &VpnDef,
+        built: &Built,
+        key: Option<&Secret>,
+    ) -> Result<(), CloudError> {
         let key = key.ok_or_else(|| missing("the pre-shared key", VpnPart::Secret))?;
+        if built.contains_key(&VpnPart::Secret) {
+            self.secrets
+                .put_secret_value()
+                .secret_id(&def.secret)
+                .secret_string(key.expose())
+                .send()
+                .await
+                .map_err(|e| classify("secretsmanager:PutSecretValue", &e))?;
+            return Ok(());
+        }
         let tags = def
             .tags
             .iter()
@@ -638,9 +663,7 @@ impl EksProvider {
         out.images()
             .iter()
             .filter(|i| i.image_id().is_some())
-            .max_by(|a, b| {
-                (a.creation_date(), a.name()).cmp(&(b.creation_date(), b.name()))
-            })
+            .max_by(|a, b| (a.creation_date(), a.name()).cmp(&(b.creation_date(), b.name())))
             .and_then(|i| i.image_id())
             .map(str::to_owned)
             .ok_or_else(|| {
@@ -705,6 +728,20 @@ impl EksProvider {
             .send()
             .await
             .map_err(|e| classify("ec2:ModifyInstanceAttribute", &e))?;
+        // The address is attached once the instance exists (the engine waits until it runs
+        // before finishing it: EC2 refuses a pending instance).
+        if let Some(PartFacts {
+            described: Described::Host { public_ip, .. },
+            ..
+        }) = built.get(&VpnPart::Host)
+            && let Some(PartFacts {
+                described: Described::Address { ip, .. },
+                ..
+            }) = built.get(&VpnPart::Address)
+            && public_ip.as_deref() != Some(ip.as_str())
+        {
+            self.attach_address(built).await?;
+        }
         Ok(())
     }
 
@@ -802,12 +839,9 @@ impl VpnManager for EksProvider {
     ) -> CloudFuture<'a, ()> {
         async move {
             match part {
-                VpnPart::Secret => self.create_secret(def, with.key).await,
+                VpnPart::Secret => self.create_secret(def, built, with.key).await,
                 VpnPart::Identity => self.build_identity(def, built).await,
                 VpnPart::Firewall => self.build_firewall(def, built).await,
-                VpnPart::Address if built.contains_key(&VpnPart::Address) => {
-                    self.attach_address(built).await
-                }
                 VpnPart::Address => {
                     self.ec2
                         .allocate_address()

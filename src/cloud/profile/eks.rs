@@ -201,7 +201,7 @@ impl Profile for Eks {
             // per region, so the definition names the image, and the instance records its id.
             image: "amazon/al2023-ami-2023.*-kernel-6.1-x86_64",
             size: "t3.small",
-            read_key: "aws secretsmanager get-secret-value --secret-id {secret} --query SecretString --output text",
+            read_key: "aws secretsmanager get-secret-value --region {location} --secret-id {secret} --query SecretString --output text",
             store: "AWS Secrets Manager; share it with the customer through the secret's resource policy",
         }
     }

@@ -18,9 +18,9 @@ mod quota;
 mod realm;
 pub mod render;
 mod spec;
-mod vpn;
 #[cfg(feature = "test-actions")]
 mod test;
+mod vpn;
 
 use std::fmt;
 use std::str::FromStr;

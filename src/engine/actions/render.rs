@@ -499,7 +499,10 @@ mod vpn_tests {
         for p in [Provider::Eks, Provider::Aks, Provider::Gke] {
             let (_d, s) = vpn_spec(p);
             let def = crate::cloud::access::definition(&s);
-            let v = def.vpn.as_ref().expect("a VPN realm's definition has its VPN");
+            let v = def
+                .vpn
+                .as_ref()
+                .expect("a VPN realm's definition has its VPN");
             let doc = roles_document(&s, &def).unwrap();
             let doc = String::from_utf8(doc.bytes).unwrap();
             let size = crate::templates::md_escape(&v.size);
@@ -516,7 +519,10 @@ mod vpn_tests {
             let files = install_artifacts(&s, &def).unwrap();
             let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
             assert!(names.contains(&"vpn-ipsec.conf"), "{p}: {names:?}");
-            let ci = files.iter().find(|f| f.name == "vpn-cloud-init.yaml").unwrap();
+            let ci = files
+                .iter()
+                .find(|f| f.name == "vpn-cloud-init.yaml")
+                .unwrap();
             let text = std::str::from_utf8(&ci.bytes).unwrap();
             assert_eq!(
                 text,

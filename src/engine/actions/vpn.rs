@@ -87,17 +87,16 @@ async fn apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let cloud = ctx.cloud()?;
     let prof = profile::of(ctx.spec);
     let key = prof.tag_keys().realm;
-    let user_data = vpn::user_data(&def, &prof.vpn_host())
-        .map_err(|e| Failure::permanent(e.to_string()))?;
+    let user_data =
+        vpn::user_data(&def, &prof.vpn_host()).map_err(|e| Failure::permanent(e.to_string()))?;
     let mut built = Built::new();
     let mut done = Vec::new();
     for part in VpnPart::ORDER {
         let mut round = 0;
         loop {
             round += 1;
-            let facts = cloud.vpn_part(&def, part, &built).await?;
-            let host = built.get(&VpnPart::Host).map(|f| f.id.as_str());
-            let work = match vpn::judge(part, facts.as_ref(), &def, key, &def.realm, host) {
+            let mut facts = cloud.vpn_part(&def, part, &built).await?;
+            let work = match vpn::judge(part, facts.as_ref(), &def, key, &def.realm, &built) {
                 PartDecision::Is(Decision::Adopt) => {
                     if let Some(f) = facts {
                         built.insert(part, f);
@@ -124,8 +123,13 @@ async fn apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
                 })
                 .await?;
             ctx.record.kill_point(&format!("intent-vpn-{part}"));
+            if part == VpnPart::Host && facts.is_some() {
+                // Finishing an instance (attaching its address) needs it running.
+                wait_running(ctx, cloud, &def, &built).await?;
+                facts = cloud.vpn_part(&def, part, &built).await?;
+            }
             // The key exists only here, between its making and the secret store's answer.
-            let new_key = (part == VpnPart::Secret && facts.is_none()).then(vpn::new_key);
+            let new_key = (part == VpnPart::Secret).then(vpn::new_key);
             let mut with = built.clone();
             if let Some(f) = facts {
                 with.insert(part, f);
@@ -145,17 +149,7 @@ async fn apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
             done.push(format!("{part}: {}", work.join(", ")));
         }
         if part == VpnPart::Host {
-            let what = format!("VPN instance {}", def.name);
-            until_active(ctx, &what, async || {
-                Ok(cloud
-                    .vpn_part(&def, VpnPart::Host, &built)
-                    .await?
-                    .and_then(|f| match f.described {
-                        Described::Host { status, .. } => Some((status, ())),
-                        _ => None,
-                    }))
-            })
-            .await?;
+            wait_running(ctx, cloud, &def, &built).await?;
         }
     }
     let address = match built.get(&VpnPart::Address).map(|f| &f.described) {
@@ -179,6 +173,26 @@ async fn apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     }))
 }
 
+/// Waits until the VPN instance runs (the run's backoff, under the step's deadline).
+async fn wait_running(
+    ctx: &Ctx<'_>,
+    cloud: &dyn crate::cloud::Cloud,
+    def: &VpnDef,
+    built: &Built,
+) -> Result<(), Failure> {
+    let what = format!("VPN instance {}", def.name);
+    until_active(ctx, &what, async || {
+        Ok(cloud
+            .vpn_part(def, VpnPart::Host, built)
+            .await?
+            .and_then(|f| match f.described {
+                Described::Host { status, .. } => Some((status, ())),
+                _ => None,
+            }))
+    })
+    .await
+}
+
 async fn customer(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let Some((_, def)) = approved_vpn(ctx)? else {
         return Ok(Outcome::Skipped("no realm VPN in the spec".into()));
@@ -196,14 +210,11 @@ async fn customer(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let (Described::Host { network_cidrs, .. }, Described::Address { ip, .. }) =
         (&host.described, &address.described)
     else {
-        return Err(Failure::permanent("the cloud described the VPN parts oddly"));
+        return Err(Failure::permanent(
+            "the cloud described the VPN parts oddly",
+        ));
     };
-    let asked = CustomerPart::new(
-        &def,
-        &profile::of(ctx.spec).vpn_host(),
-        ip,
-        network_cidrs,
-    );
+    let asked = CustomerPart::new(&def, &profile::of(ctx.spec).vpn_host(), ip, network_cidrs);
     let covers = asked.digest();
     if let Some(a) = ctx
         .approvals

@@ -366,9 +366,9 @@ impl Event {
             | Event::StepWaiting { run, .. }
             | Event::GateWaiting { run, .. }
             | Event::RunStopped { run, .. } => Some(*run),
-            Event::Approved { .. }
-            | Event::LockTakenOver { .. }
-            | Event::SecretRevealed { .. } => None,
+            Event::Approved { .. } | Event::LockTakenOver { .. } | Event::SecretRevealed { .. } => {
+                None
+            }
         }
     }
 }

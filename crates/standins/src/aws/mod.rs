@@ -14,6 +14,7 @@
 mod eks;
 mod query;
 mod quotas;
+mod vpn;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -88,6 +89,26 @@ pub fn sample(account: &str, region: &str) -> World {
         .into_iter()
         .map(str::to_owned)
         .collect();
+    // Amazon Linux 2023 images, the newest last (the VPN instance takes the newest).
+    for (id, version, created) in [
+        (
+            "ami-0a1b2c3d4e5f60001",
+            "2023.9.20261001.0",
+            "2026-10-01T00:00:00.000Z",
+        ),
+        (
+            "ami-0a1b2c3d4e5f60002",
+            "2023.9.20261101.0",
+            "2026-11-01T00:00:00.000Z",
+        ),
+    ] {
+        w.vpn.images.push(crate::vpn::Image {
+            id: id.into(),
+            name: format!("al2023-ami-{version}-kernel-6.1-x86_64"),
+            owner: "amazon".into(),
+            created: created.into(),
+        });
+    }
     w
 }
 
@@ -340,6 +361,7 @@ async fn handle(State(sh): State<Shared>, req: Request) -> Response {
     let result = match protocol {
         Protocol::Query | Protocol::Ec2 => query::answer(&mut w, &service, &form),
         Protocol::RestJson => eks::answer(&mut w, &parts.method, &path, &bytes),
+        Protocol::Json11 if service == "secretsmanager" => vpn::secrets(&mut w, &op, &bytes),
         Protocol::Json11 => quotas::answer(&w, &op, &bytes),
     };
     match result {

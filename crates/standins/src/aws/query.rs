@@ -60,12 +60,12 @@ pub(crate) fn form(body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn get<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
+pub(crate) fn get<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
     form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// The values of a list member (`Prefix.member.N` or `Prefix.N`), in N order.
-fn list(form: &[(String, String)], prefix: &str) -> Vec<String> {
+pub(crate) fn list(form: &[(String, String)], prefix: &str) -> Vec<String> {
     let mut items: Vec<(u32, String)> = form
         .iter()
         .filter_map(|(k, v)| {
@@ -94,7 +94,7 @@ fn context(form: &[(String, String)]) -> BTreeMap<String, String> {
     out
 }
 
-fn ok(action: &str, result: &str, query_style: bool) -> Response {
+pub(crate) fn ok(action: &str, result: &str, query_style: bool) -> Response {
     let body = if query_style {
         format!(
             "<{action}Response xmlns=\"https://aws.amazon.com/\"><{action}Result>{result}</{action}Result><ResponseMetadata><RequestId>00000000-0000-4000-8000-000000000001</RequestId></ResponseMetadata></{action}Response>"
@@ -108,9 +108,9 @@ fn ok(action: &str, result: &str, query_style: bool) -> Response {
 }
 
 /// How IAM and STS refuse a call (query protocol).
-const IAM_DENIED: (u16, &str) = (403, "AccessDenied");
+pub(crate) const IAM_DENIED: (u16, &str) = (403, "AccessDenied");
 /// How EC2 refuses a call.
-const EC2_DENIED: (u16, &str) = (403, "UnauthorizedOperation");
+pub(crate) const EC2_DENIED: (u16, &str) = (403, "UnauthorizedOperation");
 
 /// Answers a query-protocol request of `service`.
 pub(crate) fn answer(
@@ -129,6 +129,16 @@ pub(crate) fn answer(
             ),
             true,
         )),
+        ("iam", "GetRole")
+            if w.vpn
+                .roles
+                .contains_key(get(form, "RoleName").unwrap_or_default()) =>
+        {
+            super::vpn::iam(w, "GetRole", form)
+        }
+        ("ec2" | "iam", a) if super::vpn::handles(service, a) => {
+            super::vpn::query(w, service, a, form)
+        }
         ("iam", "GetRole") => {
             let name = get(form, "RoleName").unwrap_or_default();
             let arn = role_arn(&w.account, name);
