@@ -29,7 +29,7 @@ pub fn definition(spec: &Spec) -> ClusterDefinition {
     def.vpn = crate::cloud::vpn::definition(
         spec,
         &prof.vpn_host(),
-        &def.cluster.network.subnets,
+        &def.cluster.network,
         &def.cluster.tags,
     );
     def

@@ -53,6 +53,9 @@ pub struct HostProfile {
     pub read_key: &'static str,
     /// What the customer is told about receiving the key through the secret store.
     pub store: &'static str,
+    /// The zone the instance goes in, as a suffix of the region (`-b`), where the cloud
+    /// places instances in zones the request names.
+    pub zone: Option<&'static str>,
 }
 
 /// The tunnel's parameters.
@@ -117,6 +120,12 @@ pub struct VpnDef {
     pub size: String,
     /// The subnet it lives in.
     pub subnet: String,
+    /// Its zone, where the cloud's request names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// The network the subnet belongs to, where the cloud's requests name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
     /// The subnets whose traffic to the customer's networks goes through it.
     pub route_subnets: Vec<String>,
     /// The customer's gateway (a /32).
@@ -144,9 +153,10 @@ pub struct VpnDef {
 pub fn definition(
     spec: &crate::spec::Spec,
     host: &HostProfile,
-    cluster_subnets: &[String],
+    network: &super::definition::NetworkDef,
     tags: &BTreeMap<String, String>,
 ) -> Option<VpnDef> {
+    let cluster_subnets = &network.subnets;
     let v = &spec.vpn;
     if !v.enabled {
         return None;
@@ -168,6 +178,8 @@ pub fn definition(
         image: host.image.to_owned(),
         size: host.size.to_owned(),
         subnet,
+        zone: host.zone.map(|z| format!("{}{z}", spec.cloud.region)),
+        network: network.network.clone(),
         route_subnets: cluster_subnets.to_vec(),
         remote_cidrs: v.remote_cidrs.iter().map(ToString::to_string).collect(),
         ingress: vec![
@@ -707,6 +719,7 @@ mod tests {
         size: "small",
         read_key: "read-key {secret}",
         store: "the store",
+        zone: None,
     };
 
     fn def() -> VpnDef {
@@ -717,6 +730,8 @@ mod tests {
             image: "img".into(),
             size: "small".into(),
             subnet: "s1".into(),
+            zone: None,
+            network: None,
             route_subnets: vec!["s1".into(), "s2".into()],
             peer: "198.51.100.7/32".into(),
             remote_cidrs: vec!["192.168.10.0/24".into(), "192.168.20.0/24".into()],

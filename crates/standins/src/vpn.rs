@@ -15,6 +15,8 @@ pub struct Secret {
     pub value: Option<String>,
     /// Tags (labels).
     pub tags: BTreeMap<String, String>,
+    /// Who may read its value (members, as the cloud names them).
+    pub readers: Vec<String>,
 }
 
 /// An instance identity (an IAM role in an instance profile, a service account, a managed
@@ -31,6 +33,8 @@ pub struct Role {
     pub in_profile: bool,
     /// Whether the instance profile exists.
     pub profile: bool,
+    /// Its description (where a cloud keeps no labels on it).
+    pub description: String,
 }
 
 /// One rule a firewall admits.
@@ -57,6 +61,10 @@ pub struct Firewall {
     pub tags: BTreeMap<String, String>,
     /// What it admits.
     pub rules: Vec<Rule>,
+    /// Its description (where a cloud keeps no labels on it).
+    pub description: String,
+    /// The instances it applies to (network tags), where the cloud targets by tag.
+    pub targets: Vec<String>,
 }
 
 /// A static public address.
@@ -108,6 +116,8 @@ pub struct Host {
 /// A route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
+    /// Its name, where routes have one.
+    pub name: String,
     /// Its table (or network).
     pub table: String,
     /// Destination range.

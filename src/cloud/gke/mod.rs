@@ -18,6 +18,7 @@ pub mod credential;
 pub mod errors;
 pub mod model;
 pub mod rest;
+mod vpn;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -47,6 +48,10 @@ pub struct Endpoints {
     pub compute: String,
     /// IAM Service Account Credentials v1 (impersonation).
     pub iam_credentials: String,
+    /// Secret Manager v1 (the realm VPN's key).
+    pub secret_manager: String,
+    /// IAM v1 (the realm VPN instance's service account).
+    pub iam: String,
 }
 
 impl Endpoints {
@@ -58,6 +63,8 @@ impl Endpoints {
             service_usage: "https://serviceusage.googleapis.com".into(),
             compute: "https://compute.googleapis.com".into(),
             iam_credentials: credential::IAM_CREDENTIALS.into(),
+            secret_manager: "https://secretmanager.googleapis.com".into(),
+            iam: "https://iam.googleapis.com".into(),
         }
     }
 
@@ -70,17 +77,21 @@ impl Endpoints {
             resource_manager: b.clone(),
             service_usage: b.clone(),
             compute: b.clone(),
-            iam_credentials: b,
+            iam_credentials: b.clone(),
+            secret_manager: b.clone(),
+            iam: b,
         }
     }
 
-    fn all(&self) -> [&str; 5] {
+    fn all(&self) -> [&str; 7] {
         [
             &self.container,
             &self.resource_manager,
             &self.service_usage,
             &self.compute,
             &self.iam_credentials,
+            &self.secret_manager,
+            &self.iam,
         ]
     }
 }
@@ -488,9 +499,6 @@ impl ClusterManager for GkeProvider {
         .boxed()
     }
 }
-
-/// The realm VPN instance is not built on this cloud yet (issue #23): the defaults say so.
-impl super::VpnManager for GkeProvider {}
 
 impl Cloud for GkeProvider {
     fn provider(&self) -> Provider {

@@ -114,6 +114,26 @@ impl Rest {
         }
     }
 
+    /// PATCH `body` to `url`.
+    pub async fn patch<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, CloudError> {
+        match self
+            .send(operation, self.http.patch(url).json(body), url)
+            .await?
+        {
+            Some(b) => decode(operation, &b),
+            None => Err(CloudError::new(
+                CloudErrorKind::NotFound,
+                operation,
+                "not found",
+            )),
+        }
+    }
+
     /// The email of the metadata server's default service account (a GET that carries no
     /// credential).
     pub async fn metadata_email(&self, root: &str) -> Result<String, CloudError> {

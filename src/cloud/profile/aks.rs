@@ -219,6 +219,7 @@ impl Profile for Aks {
             size: "Standard_B2s",
             read_key: "python3 -c \"import json,sys,urllib.request as u;t=json.load(u.urlopen(u.Request('http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net',headers={'Metadata':'true'})))['access_token'];print(json.load(u.urlopen(u.Request('https://'+sys.argv[1]+'.vault.azure.net/secrets/psk?api-version=7.4',headers={'Authorization':'Bearer '+t})))['value'])\" {secret}",
             store: "Azure Key Vault; share it with the customer through an access role on the secret",
+            zone: None,
         }
     }
 

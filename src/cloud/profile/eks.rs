@@ -203,6 +203,7 @@ impl Profile for Eks {
             size: "t3.small",
             read_key: "aws secretsmanager get-secret-value --region {location} --secret-id {secret} --query SecretString --output text",
             store: "AWS Secrets Manager; share it with the customer through the secret's resource policy",
+            zone: None,
         }
     }
 

@@ -214,6 +214,7 @@ impl Profile for Gke {
             size: "e2-small",
             read_key: "gcloud secrets versions access latest --secret {secret}",
             store: "Google Secret Manager; share it with the customer through an IAM binding on the secret",
+            zone: Some("-b"),
         }
     }
 

@@ -284,6 +284,8 @@ pub(crate) fn query(
                     network: vpc,
                     tags,
                     rules: Vec::new(),
+                    description: String::new(),
+                    targets: Vec::new(),
                 },
             );
             format!("<return>true</return><groupId>{}</groupId>", xml(&id))
@@ -545,6 +547,7 @@ pub(crate) fn query(
                 ));
             }
             w.vpn.routes.push(Route {
+                name: String::new(),
                 table,
                 destination,
                 target,
@@ -815,6 +818,7 @@ pub(crate) fn secrets(w: &mut World, op: &str, body: &[u8]) -> Result<Response, 
                     id: arn.clone(),
                     value: input["SecretString"].as_str().map(str::to_owned),
                     tags,
+                    readers: Vec::new(),
                 },
             );
             json!({"ARN": arn, "Name": name, "VersionId": "v1"})

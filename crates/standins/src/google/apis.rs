@@ -19,6 +19,7 @@ pub(crate) enum Kind {
     Subnetwork(String, String, String),
     Impersonate(String),
     Gke(container::Gke),
+    Vpn(super::vpn::Req),
 }
 
 fn r(
@@ -108,10 +109,13 @@ pub(crate) fn route(method: &Method, path: &str, _w: &World) -> Option<(Route, K
                 Kind::Impersonate(t.to_owned()),
             )
         }
-        _ => {
-            let (route, g) = container::route(method, &seg)?;
-            (route, Kind::Gke(g))
-        }
+        _ => match super::vpn::route(method, &seg) {
+            Some((route, v)) => (route, Kind::Vpn(v)),
+            None => {
+                let (route, g) = container::route(method, &seg)?;
+                (route, Kind::Gke(g))
+            }
+        },
     })
 }
 
@@ -220,5 +224,6 @@ pub(crate) fn answer(
         }
         Kind::Impersonate(target) => auth::generate_access_token(w, &target),
         Kind::Gke(g) => container::answer(w, base, g, body),
+        Kind::Vpn(v) => super::vpn::answer(w, base, v, query, body),
     }
 }

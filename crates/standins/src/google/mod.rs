@@ -16,6 +16,7 @@
 mod apis;
 mod auth;
 mod container;
+mod vpn;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
