@@ -289,11 +289,34 @@ impl Arm {
         api: &str,
         body: &B,
     ) -> Result<(), CloudError> {
+        self.put_as(operation, path, api, body, true).await
+    }
+
+    /// PUT `body` at `path` as a create or update (for what realmctl finishes on a resource of
+    /// its own, or adds to: a route, a subnet's route table), then follows the operation.
+    pub async fn put<B: Serialize>(
+        &self,
+        operation: &str,
+        path: &str,
+        api: &str,
+        body: &B,
+    ) -> Result<(), CloudError> {
+        self.put_as(operation, path, api, body, false).await
+    }
+
+    async fn put_as<B: Serialize>(
+        &self,
+        operation: &str,
+        path: &str,
+        api: &str,
+        body: &B,
+        create_only: bool,
+    ) -> Result<(), CloudError> {
         let url = self.url(path, api, &[])?;
         let bytes = serde_json::to_vec(body)
             .map_err(|e| CloudError::new(CloudErrorKind::Invalid, operation, e.to_string()))?;
         let a = self
-            .send(operation, Method::Put, url, Some(bytes), true)
+            .send(operation, Method::Put, url, Some(bytes), create_only)
             .await?;
         let Some(op) = a.operation else {
             // Created synchronously.

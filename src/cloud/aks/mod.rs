@@ -23,6 +23,7 @@ pub mod kubeconfig;
 pub mod model;
 pub mod rbac;
 pub mod transport;
+mod vpn;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -68,6 +69,10 @@ pub struct ApiVersions {
     pub compute: String,
     /// `Microsoft.Authorization`.
     pub authorization: String,
+    /// `Microsoft.KeyVault` (the realm VPN's key).
+    pub key_vault: String,
+    /// `Microsoft.ManagedIdentity` (the realm VPN instance's identity).
+    pub managed_identity: String,
 }
 
 impl ApiVersions {
@@ -367,9 +372,6 @@ impl ClusterManager for AksProvider {
         .boxed()
     }
 }
-
-/// The realm VPN instance is not built on this cloud yet (issue #23): the defaults say so.
-impl super::VpnManager for AksProvider {}
 
 impl Cloud for AksProvider {
     fn provider(&self) -> Provider {

@@ -36,6 +36,7 @@ pub(crate) enum Kind {
     Cluster(String, String),
     Credentials(String),
     Pool(String, String, String),
+    Vpn(super::vpn::Req),
 }
 
 /// Routes `method` `path` (ARM paths are case-insensitive; names keep their case).
@@ -62,6 +63,12 @@ pub(crate) fn route(method: &Method, path: &str, sub: &str) -> Option<Route> {
     }
     if l.len() < 2 || l[0] != "subscriptions" || !seg[1].eq_ignore_ascii_case(sub) {
         return None;
+    }
+    if let Some(r) = super::vpn::route(method, &seg, &l) {
+        // A subnet's GET stays the account step's; the VPN route serves only its PUT.
+        if !matches!(&r.kind, Kind::Vpn(_)) || *method == Method::PUT || !l.contains(&"subnets") {
+            return Some(r);
+        }
     }
     let s = format!("/subscriptions/{}", seg[1]);
     let r = |action: &str, scope: String, kind: Kind| {
@@ -242,6 +249,7 @@ pub(crate) fn answer(
             "patchVersions": {format!("{v}.1"): {"upgrades": []}},
         })).collect::<Vec<_>>()})),
         Kind::Operation(id) => clusters::operation(w, &id),
+        Kind::Vpn(req) => super::vpn::answer(w, base, method, headers, req, body),
         Kind::Permissions => ok(page(w, permissions(w), (base, path, query))),
         Kind::Subnet => {
             let id = route.scope;
@@ -266,6 +274,7 @@ pub(crate) fn answer(
                             "addressPrefix": s.cidr,
                             "provisioningState": "Succeeded",
                             "ipConfigurations": configs,
+                            "routeTable": super::vpn::subnet_route_table(w, &s.id).map(|id| json!({"id": id})),
                         },
                     }))
                 }

@@ -14,6 +14,7 @@
 mod arm;
 mod clusters;
 mod token;
+mod vpn;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -230,6 +231,15 @@ async fn handle(State(a): State<Arc<Adapter>>, req: Request) -> Response {
     if seg.as_slice() == ["msi", "token"] {
         log(&mut w, a.started, "login:managed-identity", false);
         return token::managed(&mut w, &parts.headers, query);
+    }
+    // Key Vault's data plane (a vault's `vaultUri` points here): a bearer token, no api-version
+    // routing of ARM.
+    if seg.first() == Some(&"keyvault") {
+        log(&mut w, a.started, "keyvault:GetSecret", false);
+        if let Err(e) = caller(&w, &parts.headers) {
+            return e.into_response();
+        }
+        return vpn::data_plane(&w, &seg);
     }
     let sub = w.account.clone();
     let Some(route) = arm::route(&parts.method, &path, &sub) else {
