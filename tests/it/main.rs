@@ -51,3 +51,5 @@ mod quota_pg;
 mod realm_live;
 #[cfg(all(feature = "eks", feature = "object-store"))]
 mod vpn_eks;
+#[cfg(all(feature = "aks", feature = "gke"))]
+mod vpn_standins;

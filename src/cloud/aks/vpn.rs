@@ -51,10 +51,6 @@ fn tags(v: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-fn last(s: &str) -> &str {
-    s.rsplit('/').next().unwrap_or(s)
-}
-
 /// A UUID-shaped name derived from `seed` (role assignments are named by GUID; the same
 /// assignment always gets the same name, so a repeated PUT is the same assignment).
 fn guid(seed: &str) -> String {

@@ -173,8 +173,14 @@ pub fn kube_user(w: &World, token: &str) -> Option<String> {
     }
 }
 
-/// The bearer token of a request, if it is one this stand-in issued: `Ok(object id)`.
+/// The bearer token of an ARM request, if it is one this stand-in issued for ARM:
+/// `Ok(object id)`.
 fn caller(w: &World, headers: &HeaderMap) -> Result<String, ArmError> {
+    caller_for(w, headers, "https://management.azure.com")
+}
+
+/// The bearer token of a request, if it is one this stand-in issued for `audience`.
+fn caller_for(w: &World, headers: &HeaderMap, audience: &str) -> Result<String, ArmError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -192,15 +198,11 @@ fn caller(w: &World, headers: &HeaderMap) -> Result<String, ArmError> {
             "InvalidAuthenticationToken",
             "The access token is invalid.".into(),
         )),
-        Some((_, _, aud)) if !aud.starts_with("https://management.azure.com") => {
-            Err(ArmError::new(
-                401,
-                "InvalidAuthenticationToken",
-                format!(
-                    "The access token has been obtained for wrong audience or resource '{aud}'."
-                ),
-            ))
-        }
+        Some((_, _, aud)) if !aud.starts_with(audience) => Err(ArmError::new(
+            401,
+            "InvalidAuthenticationToken",
+            format!("The access token has been obtained for wrong audience or resource '{aud}'."),
+        )),
         Some((_, exp, _)) if (*exp as f64) <= crate::world::now_epoch() || w.tokens_expired => {
             Err(ArmError::new(
                 401,
@@ -236,7 +238,7 @@ async fn handle(State(a): State<Arc<Adapter>>, req: Request) -> Response {
     // routing of ARM.
     if seg.first() == Some(&"keyvault") {
         log(&mut w, a.started, "keyvault:GetSecret", false);
-        if let Err(e) = caller(&w, &parts.headers) {
+        if let Err(e) = caller_for(&w, &parts.headers, "https://vault.azure.net") {
             return e.into_response();
         }
         return vpn::data_plane(&w, &seg);

@@ -110,7 +110,7 @@ pub(crate) fn route(method: &Method, seg: &[&str], l: &[&str]) -> Option<Route> 
         .chain(rest[1..].iter().step_by(2).copied())
         .collect();
     let (t, read, write) = TYPES.iter().find(|(t, _, _)| *t == types.as_slice())?;
-    if rest.len() % 2 == 0 {
+    if rest.len().is_multiple_of(2) {
         return None;
     }
     Some(Route {
@@ -230,10 +230,9 @@ pub(crate) fn answer(
                 .secrets
                 .values_mut()
                 .find(|s| scope.starts_with(&s.id.to_ascii_lowercase()))
+                && !s.readers.contains(&principal)
             {
-                if !s.readers.contains(&principal) {
-                    s.readers.push(principal);
-                }
+                s.readers.push(principal);
             }
             let v = json!({"id": id, "name": name, "type": "Microsoft.Authorization/roleAssignments", "properties": body["properties"]});
             w.documents.insert(doc_key(&id), v.clone());
