@@ -156,6 +156,10 @@ pub struct Permission {
     /// A policy condition block, as the cloud's policy language writes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<serde_json::Value>,
+    /// Data actions (Azure: what a role lets one do with data, such as reading a secret's
+    /// value), listed in the custom role's `DataActions`; not part of the access check.
+    #[serde(default, rename = "dataActions", skip_serializing_if = "Vec::is_empty")]
+    pub data_actions: Vec<String>,
     /// Needed only by a realm with a VPN (`vpn.enabled`): the VPN instance's parts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub vpn: bool,
@@ -360,8 +364,11 @@ mod tests {
             let roles = r.roles.for_provider(p);
             assert!(!roles.installer.permissions.is_empty(), "{p}");
             for perm in &roles.installer.permissions {
+                // A data action is granted by the role and not checked in phase 3; every other
+                // permission names what its check asks.
                 assert!(
-                    !perm.actions.is_empty() && !perm.resources.is_empty(),
+                    (!perm.actions.is_empty() || !perm.data_actions.is_empty())
+                        && !perm.resources.is_empty(),
                     "{p}: `{}` names no action or resource, so its check could never fail",
                     perm.permission
                 );

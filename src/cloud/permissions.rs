@@ -140,6 +140,7 @@ struct PolicyModel<'a> {
     realm: &'a str,
     statements: &'a [Statement],
     actions: Vec<String>,
+    data_actions: Vec<String>,
     scopes: Vec<String>,
 }
 
@@ -225,6 +226,12 @@ pub fn policy_document(spec: &Spec) -> Result<String, TemplateError> {
             realm: &spec.name,
             statements: &statements,
             actions,
+            data_actions: roles
+                .installer
+                .permissions
+                .iter()
+                .flat_map(|p| p.data_actions.iter().cloned())
+                .collect(),
             scopes: broadest,
         },
     )
@@ -396,6 +403,7 @@ mod tests {
         let data: Vec<String> = crate::requirements::embedded()
             .roles
             .for_provider(Provider::Aks)
+            .for_realm(false)
             .installer
             .permissions
             .iter()
@@ -406,6 +414,25 @@ mod tests {
             assert!(actions.contains(&a.as_str()), "{a} missing from {doc}");
         }
         assert!(actions.contains(&"Microsoft.ContainerService/managedClusters/write"));
+        assert!(
+            !doc.contains("Microsoft.KeyVault"),
+            "no VPN, no VPN actions"
+        );
+        // A VPN realm's role reads its key's value as a data action, and may build the VPN.
+        let mut vpn = spec.clone();
+        vpn.vpn.enabled = true;
+        let v: Value = serde_json::from_str(&policy_document(&vpn).unwrap()).unwrap();
+        assert_eq!(
+            v["DataActions"],
+            serde_json::json!(["Microsoft.KeyVault/vaults/secrets/getSecret/action"])
+        );
+        assert!(
+            v["Actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "Microsoft.Compute/virtualMachines/write")
+        );
         let scopes = v["AssignableScopes"].as_array().unwrap();
         assert!(!scopes.is_empty());
         for s in scopes {
@@ -427,12 +454,7 @@ mod tests {
             .collect();
         assert!(perms.contains(&"container.clusters.create"), "{doc}");
         assert_eq!(v["stage"], "GA");
-        let required = required(
-            crate::requirements::embedded()
-                .roles
-                .for_provider(Provider::Gke),
-            &Vars::for_spec(&spec),
-        );
+        let required = required(&roles_of(&spec), &Vars::for_spec(&spec));
         assert!(required.iter().all(|r| perms.contains(&r.action.as_str())));
         assert!(
             required
