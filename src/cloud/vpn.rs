@@ -596,6 +596,9 @@ pub fn new_key() -> Secret {
 pub struct CustomerPart {
     /// The realm's end of the tunnel: the instance's static public address.
     pub realm_peer: String,
+    /// The realm end's IKE identity (an FQDN-type id: the instance sits behind the cloud's
+    /// one-to-one NAT, so its address is not its own).
+    pub realm_id: String,
     /// The customer's gateway, as the definition has it.
     pub customer_peer: String,
     /// IKE version.
@@ -619,6 +622,7 @@ impl CustomerPart {
     pub fn new(def: &VpnDef, host: &HostProfile, address: &str, realm_cidrs: &[String]) -> Self {
         CustomerPart {
             realm_peer: address.to_owned(),
+            realm_id: format!("@{}", def.name),
             customer_peer: def.peer.clone(),
             ike_version: def.ike_version,
             ike: def.ike.clone(),
@@ -646,11 +650,12 @@ impl CustomerPart {
     /// The instructions, one line (a step's waiting reason).
     pub fn instructions(&self) -> String {
         format!(
-            "configure the customer's side of the realm VPN: a {} IPsec tunnel, IKEv{}, from the customer gateway {} to the realm's peer {}; IKE {} / ESP {}; customer networks {} ⇄ realm networks {}; pre-shared key in {}. Then confirm with `realmctl approve --phase 6 --by NAME`",
+            "configure the customer's side of the realm VPN: a {} IPsec tunnel, IKEv{}, from the customer gateway {} to the realm's peer {} (its IKE identity {}); IKE {} / ESP {}; customer networks {} ⇄ realm networks {}; pre-shared key in {}. Then confirm with `realmctl approve --phase 6 --by NAME`",
             self.routing,
             self.ike_version,
             self.customer_peer,
             self.realm_peer,
+            self.realm_id,
             self.ike,
             self.esp,
             self.customer_cidrs.join(", "),
@@ -1016,6 +1021,7 @@ mod tests {
             TUNNEL.ike,
             TUNNEL.esp,
             "acme-vpn-psk",
+            "@acme-vpn",
         ] {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }

@@ -171,9 +171,7 @@ subscription: {{pipelineSubscriptions: 2}}
 
 fn required(spec: &realmctl::spec::Spec) -> Vec<realmctl::cloud::facts::RequiredPermission> {
     realmctl::cloud::permissions::required(
-        realmctl::requirements::embedded()
-            .roles
-            .for_provider(realmctl::spec::Provider::Aks),
+        &realmctl::cloud::permissions::roles_of(spec),
         &realmctl::cloud::permissions::Vars::for_spec(spec),
     )
 }

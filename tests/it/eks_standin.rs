@@ -103,9 +103,7 @@ subscription: {{pipelineSubscriptions: 10}}
 
 fn required(spec: &realmctl::spec::Spec) -> Vec<realmctl::cloud::facts::RequiredPermission> {
     realmctl::cloud::permissions::required(
-        realmctl::requirements::embedded()
-            .roles
-            .for_provider(realmctl::spec::Provider::Eks),
+        &realmctl::cloud::permissions::roles_of(spec),
         &realmctl::cloud::permissions::Vars::for_spec(spec),
     )
 }

@@ -198,8 +198,11 @@ fn the_embedded_playbook_installs_end_to_end_against_the_aws_stand_in() {
             "cluster-ready",
             "platform",
             "quota-seed",
-            "realm-live"
-        ]
+            "realm-live",
+            "vpn",
+            "vpn-customer"
+        ],
+        "a realm without a VPN skips the VPN steps"
     );
     assert!(
         !state.join("quota.db").exists(),

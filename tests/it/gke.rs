@@ -172,9 +172,7 @@ fn definition(
 
 fn required(spec: &realmctl::spec::Spec) -> Vec<realmctl::cloud::facts::RequiredPermission> {
     realmctl::cloud::permissions::required(
-        realmctl::requirements::embedded()
-            .roles
-            .for_provider(realmctl::spec::Provider::Gke),
+        &realmctl::cloud::permissions::roles_of(spec),
         &realmctl::cloud::permissions::Vars::for_spec(spec),
     )
 }
