@@ -29,7 +29,10 @@ pub fn definition(spec: &Spec) -> ClusterDefinition {
     def.vpn = crate::cloud::vpn::definition(
         spec,
         &prof.vpn_host(),
-        &def.cluster.network,
+        (
+            def.cluster.network.network.as_deref(),
+            &def.cluster.network.subnets,
+        ),
         &def.cluster.tags,
     );
     def

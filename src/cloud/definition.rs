@@ -151,7 +151,7 @@ pub struct ClusterDefinition {
     /// The realm's VPN instance when the spec enables one (issue #23); left out of the JSON
     /// when `None`, so definitions without it digest as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vpn: Option<super::vpn::VpnDef>,
+    pub vpn: Option<super::vpn::def::VpnDef>,
 }
 
 impl ClusterDefinition {

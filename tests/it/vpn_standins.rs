@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine;
 use realmctl_standins::StandIn;
 
-use crate::cloud_install::{install, install_cmd};
+use crate::cloud_install::install;
 use crate::common::{assert_nowhere, realmctl_std};
 use crate::engine_support::{ROLES_GATE, approve, playbook, text};
 
@@ -269,7 +269,7 @@ fn sigkill_inside_the_vpn_step_leaves_one_of_each(c: &Cloud<'_>, spec: &Path, di
     ] {
         for side in ["intent", "built"] {
             let point = format!("vpn-instance:at:{side}-vpn-{part}");
-            let o = install_cmd(&c.env, spec, &state, &pb)
+            let o = crate::cloud_install::install_cmd(&c.env, spec, &state, &pb)
                 .env("REALMCTL_TEST_KILL_AT", &point)
                 .output()
                 .unwrap();

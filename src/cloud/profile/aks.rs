@@ -213,8 +213,8 @@ impl Profile for Aks {
         }
     }
 
-    fn vpn_host(&self) -> crate::cloud::vpn::HostProfile {
-        crate::cloud::vpn::HostProfile {
+    fn vpn_host(&self) -> crate::cloud::vpn::def::HostProfile {
+        crate::cloud::vpn::def::HostProfile {
             image: "Canonical:ubuntu-24_04-lts:server:latest",
             size: "Standard_B2s",
             read_key: "python3 -c \"import json,sys,urllib.request as u;t=json.load(u.urlopen(u.Request('http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net',headers={'Metadata':'true'})))['access_token'];print(json.load(u.urlopen(u.Request('https://'+sys.argv[1]+'.vault.azure.net/secrets/psk?api-version=7.4',headers={'Authorization':'Bearer '+t})))['value'])\" {secret}",

@@ -195,8 +195,8 @@ impl Profile for Eks {
         }
     }
 
-    fn vpn_host(&self) -> crate::cloud::vpn::HostProfile {
-        crate::cloud::vpn::HostProfile {
+    fn vpn_host(&self) -> crate::cloud::vpn::def::HostProfile {
+        crate::cloud::vpn::def::HostProfile {
             // The newest Amazon Linux 2023 (kernel 6.1, x86_64) owned by Amazon: AMI ids differ
             // per region, so the definition names the image, and the instance records its id.
             image: "amazon/al2023-ami-2023.*-kernel-6.1-x86_64",

@@ -208,8 +208,8 @@ impl Profile for Gke {
         }
     }
 
-    fn vpn_host(&self) -> crate::cloud::vpn::HostProfile {
-        crate::cloud::vpn::HostProfile {
+    fn vpn_host(&self) -> crate::cloud::vpn::def::HostProfile {
+        crate::cloud::vpn::def::HostProfile {
             image: "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64",
             size: "e2-small",
             read_key: "gcloud secrets versions access latest --secret {secret}",

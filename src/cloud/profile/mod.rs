@@ -152,7 +152,7 @@ pub trait Profile: Send + Sync {
     fn storage_scheme(&self) -> &'static str;
 
     /// What the realm's VPN instance runs on, and how it reads its key (data).
-    fn vpn_host(&self) -> super::vpn::HostProfile;
+    fn vpn_host(&self) -> super::vpn::def::HostProfile;
 
     /// The realm's ownership tags (labels) on this cloud.
     fn realm_tags(&self, realm: &str) -> BTreeMap<String, String> {

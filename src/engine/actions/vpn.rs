@@ -21,7 +21,6 @@ use super::cloud::{approved_definition, conflict, until_active};
 use super::{ActionDef, Input, Needs, SpecPart, run_fn};
 use crate::checks::Owner;
 use crate::cloud::CloudErrorKind;
-use crate::cloud::judge::Decision;
 use crate::cloud::profile;
 use crate::cloud::vpn::{
     self, BuildInputs, Built, CustomerPart, Described, PartDecision, VpnBuilt, VpnDef, VpnPart,
@@ -97,16 +96,16 @@ async fn apply(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
             round += 1;
             let mut facts = cloud.vpn_part(&def, part, &built).await?;
             let work = match vpn::judge(part, facts.as_ref(), &def, key, &def.realm, &built) {
-                PartDecision::Is(Decision::Adopt) => {
+                PartDecision::Adopt => {
                     if let Some(f) = facts {
                         built.insert(part, f);
                     }
                     break;
                 }
-                PartDecision::Is(Decision::Conflict(why)) => {
+                PartDecision::Conflict(why) => {
                     return Err(conflict(&format!("VPN {part}"), why));
                 }
-                PartDecision::Is(Decision::Create) => vec!["create".to_owned()],
+                PartDecision::Create => vec!["create".to_owned()],
                 PartDecision::Finish(todo) => todo,
             };
             if round >= ROUNDS {

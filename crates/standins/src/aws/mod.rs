@@ -359,6 +359,9 @@ async fn handle(State(sh): State<Shared>, req: Request) -> Response {
     }
     let mut w = sh.world.lock().unwrap_or_else(|p| p.into_inner());
     let result = match protocol {
+        Protocol::Query | Protocol::Ec2 if vpn::handles(&w, &service, &form) => {
+            vpn::query(&mut w, &service, &form)
+        }
         Protocol::Query | Protocol::Ec2 => query::answer(&mut w, &service, &form),
         Protocol::RestJson => eks::answer(&mut w, &parts.method, &path, &bytes),
         Protocol::Json11 if service == "secretsmanager" => vpn::secrets(&mut w, &op, &bytes),

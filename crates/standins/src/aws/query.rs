@@ -129,16 +129,6 @@ pub(crate) fn answer(
             ),
             true,
         )),
-        ("iam", "GetRole")
-            if w.vpn
-                .roles
-                .contains_key(get(form, "RoleName").unwrap_or_default()) =>
-        {
-            super::vpn::iam(w, "GetRole", form)
-        }
-        ("ec2" | "iam", a) if super::vpn::handles(service, a) => {
-            super::vpn::query(w, service, a, form)
-        }
         ("iam", "GetRole") => {
             let name = get(form, "RoleName").unwrap_or_default();
             let arn = role_arn(&w.account, name);

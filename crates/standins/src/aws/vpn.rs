@@ -41,11 +41,19 @@ const IAM: &[&str] = &[
     "AddRoleToInstanceProfile",
 ];
 
-/// Whether `action` of `service` is a VPN call answered here.
-pub(crate) fn handles(service: &str, action: &str) -> bool {
+/// Whether the query-protocol request `form` of `service` is a VPN call answered here (the
+/// VPN instance's role is read here too; other roles by the account's own adapter).
+pub(crate) fn handles(w: &World, service: &str, form: &[(String, String)]) -> bool {
+    let action = get(form, "Action").unwrap_or_default();
     match service {
         "ec2" => EC2.contains(&action),
-        "iam" => IAM.contains(&action),
+        "iam" => {
+            IAM.contains(&action)
+                || action == "GetRole"
+                    && w.vpn
+                        .roles
+                        .contains_key(get(form, "RoleName").unwrap_or_default())
+        }
         _ => false,
     }
 }
@@ -175,9 +183,10 @@ fn instance_xml(w: &World, h: &Host) -> String {
 pub(crate) fn query(
     w: &mut World,
     service: &str,
-    action: &str,
     form: &[(String, String)],
 ) -> Result<Response, AwsError> {
+    let action = get(form, "Action").unwrap_or_default().to_owned();
+    let action = action.as_str();
     if service == "iam" {
         return iam(w, action, form);
     }
@@ -638,11 +647,7 @@ fn no_entity(what: &str) -> AwsError {
 }
 
 /// Answers an IAM call about the VPN instance's role and instance profile.
-pub(crate) fn iam(
-    w: &mut World,
-    action: &str,
-    form: &[(String, String)],
-) -> Result<Response, AwsError> {
+fn iam(w: &mut World, action: &str, form: &[(String, String)]) -> Result<Response, AwsError> {
     let role = get(form, "RoleName").map(str::to_owned);
     let profile = get(form, "InstanceProfileName").map(str::to_owned);
     let name = role.clone().or(profile.clone()).unwrap_or_default();

@@ -64,11 +64,15 @@ pub(crate) fn route(method: &Method, path: &str, sub: &str) -> Option<Route> {
     if l.len() < 2 || l[0] != "subscriptions" || !seg[1].eq_ignore_ascii_case(sub) {
         return None;
     }
-    if let Some(r) = super::vpn::route(method, &seg, &l) {
-        // A subnet's GET stays the account step's; the VPN route serves only its PUT.
-        if !matches!(&r.kind, Kind::Vpn(_)) || *method == Method::PUT || !l.contains(&"subnets") {
-            return Some(r);
-        }
+    // A subnet's GET stays the account step's; the VPN routes serve only its PUT.
+    if (*method == Method::PUT || !l.contains(&"subnets"))
+        && let Some((action, scope, req)) = super::vpn::route(method, &seg, &l)
+    {
+        return Some(Route {
+            action,
+            scope,
+            kind: Kind::Vpn(req),
+        });
     }
     let s = format!("/subscriptions/{}", seg[1]);
     let r = |action: &str, scope: String, kind: Kind| {

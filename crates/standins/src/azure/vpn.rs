@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::ArmError;
-use super::arm::{Kind, Route};
 use crate::vpn::{Address, Firewall, Host, Role, Route as NetRoute, Rule};
 use crate::world::World;
 
@@ -80,26 +79,28 @@ const TYPES: &[(&[&str], &str, &str)] = &[
 ];
 
 /// Routes a VPN resource request (`seg` as sent, `l` lower-cased).
-pub(crate) fn route(method: &Method, seg: &[&str], l: &[&str]) -> Option<Route> {
+/// Routes a VPN resource request (`seg` as sent, `l` lower-cased): the action ARM authorizes it
+/// by, its scope, and the request.
+pub(crate) fn route(method: &Method, seg: &[&str], l: &[&str]) -> Option<(String, String, Req)> {
     if let Some(i) = l
         .windows(3)
         .position(|w| w == ["providers", "microsoft.authorization", "roleassignments"])
     {
         let scope = format!("/{}", seg[..i].join("/"));
         let write = *method == Method::PUT;
-        return Some(Route {
-            action: if write {
+        return Some((
+            if write {
                 "Microsoft.Authorization/roleAssignments/write".into()
             } else {
                 "Microsoft.Authorization/roleAssignments/read".into()
             },
-            scope: scope.clone(),
-            kind: Kind::Vpn(Req {
+            scope,
+            Req {
                 kind: "roleassignments",
                 id: format!("/{}", seg.join("/")),
                 names: seg[i + 3..].iter().map(|s| (*s).to_owned()).collect(),
-            }),
-        });
+            },
+        ));
     }
     // /subscriptions/S/resourceGroups/G/providers/NS/TYPE/NAME[/CHILD/NAME]
     if l.len() < 8 || l[0] != "subscriptions" || l[2] != "resourcegroups" || l[4] != "providers" {
@@ -113,14 +114,14 @@ pub(crate) fn route(method: &Method, seg: &[&str], l: &[&str]) -> Option<Route> 
     if rest.len().is_multiple_of(2) {
         return None;
     }
-    Some(Route {
-        action: if *method == Method::PUT {
+    Some((
+        if *method == Method::PUT {
             (*write).into()
         } else {
             (*read).into()
         },
-        scope: format!("/{}", seg.join("/")),
-        kind: Kind::Vpn(Req {
+        format!("/{}", seg.join("/")),
+        Req {
             kind: t.last().copied().unwrap_or_default(),
             id: format!("/{}", seg.join("/")),
             names: seg[7..]
@@ -128,8 +129,8 @@ pub(crate) fn route(method: &Method, seg: &[&str], l: &[&str]) -> Option<Route> 
                 .step_by(2)
                 .map(|s| (*s).to_owned())
                 .collect(),
-        }),
-    })
+        },
+    ))
 }
 
 fn tags(v: &Value) -> std::collections::BTreeMap<String, String> {

@@ -24,177 +24,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod def;
+
+pub use def::{HostProfile, IngressRule, Protocol, TUNNEL, Tunnel, VpnDef, definition};
+
 use super::facts::Status;
-use super::judge::Decision;
 use crate::crypto::sha256_hex;
 use crate::secret::Secret;
 use crate::templates::TemplateError;
-
-/// The tunnel's parameters the customer's gateway must match (data, not configuration: the
-/// platform offers exactly this).
-pub const TUNNEL: Tunnel = Tunnel {
-    ike_version: 2,
-    ike: "aes256-sha2_256-modp2048",
-    esp: "aes256-sha2_256-modp2048",
-    routing: "route-based",
-};
-
-/// What a cloud's VPN instance runs on: its profile's data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HostProfile {
-    /// The image, as the cloud names it (an AMI name pattern of an owner, an Azure Marketplace
-    /// URN, a Google image family).
-    pub image: &'static str,
-    /// The instance type, VM size or machine type.
-    pub size: &'static str,
-    /// The shell command, run on the instance at boot with its own identity, that prints the
-    /// pre-shared key; `{secret}` and `{location}` are replaced by the secret's name and the
-    /// region, each quoted for the shell.
-    pub read_key: &'static str,
-    /// What the customer is told about receiving the key through the secret store.
-    pub store: &'static str,
-    /// The zone the instance goes in, as a suffix of the region (`-b`), where the cloud
-    /// places instances in zones the request names.
-    pub zone: Option<&'static str>,
-}
-
-/// The tunnel's parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Tunnel {
-    /// IKE version.
-    pub ike_version: u8,
-    /// Phase-1 (IKE) proposal, libreswan syntax.
-    pub ike: &'static str,
-    /// Phase-2 (ESP) proposal, libreswan syntax.
-    pub esp: &'static str,
-    /// Tunnel kind.
-    pub routing: &'static str,
-}
-
-/// A protocol the instance's firewall admits from the internet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// UDP to one port.
-    Udp,
-    /// ESP (IP protocol 50).
-    Esp,
-}
-
-/// One rule of traffic the instance admits from outside the realm's network.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IngressRule {
-    /// The protocol.
-    pub protocol: Protocol,
-    /// Its port (UDP); `None` for ESP.
-    pub port: Option<u16>,
-    /// The only source it is admitted from (a /32).
-    pub source: String,
-}
-
-impl std::fmt::Display for IngressRule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.protocol, self.port) {
-            (Protocol::Udp, Some(p)) => write!(f, "udp/{p} from {}", self.source),
-            (Protocol::Udp, None) => write!(f, "udp from {}", self.source),
-            (Protocol::Esp, _) => write!(f, "esp from {}", self.source),
-        }
-    }
-}
-
-/// The realm's VPN instance, as the customer approves it and the cloud receives it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VpnDef {
-    /// The realm.
-    pub realm: String,
-    /// The region (or location) it is built in.
-    pub location: String,
-    /// The name of the instance and of its firewall, address and identity.
-    pub name: String,
-    /// The image (see [`HostProfile::image`]).
-    pub image: String,
-    /// The instance type, VM size or machine type.
-    pub size: String,
-    /// The subnet it lives in.
-    pub subnet: String,
-    /// Its zone, where the cloud's request names one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zone: Option<String>,
-    /// The network the subnet belongs to, where the cloud's requests name it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network: Option<String>,
-    /// The subnets whose traffic to the customer's networks goes through it.
-    pub route_subnets: Vec<String>,
-    /// The customer's gateway (a /32).
-    pub peer: String,
-    /// The customer's networks reached through the tunnel.
-    pub remote_cidrs: Vec<String>,
-    /// Everything the instance admits from outside the realm's network: IKE and ESP from the
-    /// peer, nothing else.
-    pub ingress: Vec<IngressRule>,
-    /// The name of the secret holding the pre-shared key (never the key).
-    pub secret: String,
-    /// IKE version, proposals and routing.
-    pub ike_version: u8,
-    /// Phase-1 proposal.
-    pub ike: String,
-    /// Phase-2 proposal.
-    pub esp: String,
-    /// Tags (labels) of every resource of it: the realm's ownership marks.
-    pub tags: BTreeMap<String, String>,
-}
-
-/// The VPN definition of a realm, if its spec enables one (pure): the instance in the spec's
-/// `vpn.subnet` or the cluster's first subnet, routes from every cluster subnet, and exactly
-/// IKE (UDP 500, 4500) and ESP from the peer.
-pub fn definition(
-    spec: &crate::spec::Spec,
-    host: &HostProfile,
-    network: &super::definition::NetworkDef,
-    tags: &BTreeMap<String, String>,
-) -> Option<VpnDef> {
-    let cluster_subnets = &network.subnets;
-    let v = &spec.vpn;
-    if !v.enabled {
-        return None;
-    }
-    let peer = v.peer.as_ref()?.to_string();
-    let subnet = v
-        .subnet
-        .clone()
-        .or_else(|| cluster_subnets.first().cloned())?;
-    let rule = |protocol, port| IngressRule {
-        protocol,
-        port,
-        source: peer.clone(),
-    };
-    Some(VpnDef {
-        realm: spec.name.clone(),
-        location: spec.cloud.region.clone(),
-        name: format!("{}-vpn", spec.name),
-        image: host.image.to_owned(),
-        size: host.size.to_owned(),
-        subnet,
-        zone: host.zone.map(|z| format!("{}{z}", spec.cloud.region)),
-        network: network.network.clone(),
-        route_subnets: cluster_subnets.to_vec(),
-        remote_cidrs: v.remote_cidrs.iter().map(ToString::to_string).collect(),
-        ingress: vec![
-            rule(Protocol::Udp, Some(500)),
-            rule(Protocol::Udp, Some(4500)),
-            rule(Protocol::Esp, None),
-        ],
-        peer,
-        secret: format!("{}-vpn-psk", spec.name),
-        ike_version: TUNNEL.ike_version,
-        ike: TUNNEL.ike.to_owned(),
-        esp: TUNNEL.esp.to_owned(),
-        tags: tags.clone(),
-    })
-}
 
 /// The parts of the VPN, each created or adopted on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -352,8 +189,12 @@ pub struct BuildInputs<'a> {
 /// What to do about one part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PartDecision {
-    /// Create, adopt or refuse, as for clusters.
-    Is(Decision),
+    /// Nothing there: create it.
+    Create,
+    /// This realm's, as defined: use it as it is.
+    Adopt,
+    /// Someone else's, or not as defined: never changed; the reason.
+    Conflict(String),
     /// It is this realm's and matches, but what realmctl does to it after creating it is not
     /// all done (a crash in between): finish these, on this realm's own resource only.
     Finish(Vec<String>),
@@ -375,25 +216,25 @@ pub fn judge(
         return judge_routes(facts, def, host);
     }
     let Some(f) = facts else {
-        return PartDecision::Is(Decision::Create);
+        return PartDecision::Create;
     };
     let what = format!("VPN {part} {}", f.id);
     match f.tags.get(realm_key) {
         Some(r) if r == realm => {}
         Some(r) => {
-            return PartDecision::Is(Decision::Conflict(format!(
+            return PartDecision::Conflict(format!(
                 "{what} belongs to realm `{r}` ({realm_key}); it is never changed or adopted"
-            )));
+            ));
         }
         None => {
-            return PartDecision::Is(Decision::Conflict(format!(
+            return PartDecision::Conflict(format!(
                 "{what} exists but was not created by realmctl for realm `{realm}` (no {realm_key} tag); it is left alone"
-            )));
+            ));
         }
     }
-    let conflict = |why: String| PartDecision::Is(Decision::Conflict(format!("{what}: {why}")));
+    let conflict = |why: String| PartDecision::Conflict(format!("{what}: {why}"));
     match &f.described {
-        Described::Secret { has_value: true } => PartDecision::Is(Decision::Adopt),
+        Described::Secret { has_value: true } => PartDecision::Adopt,
         Described::Secret { has_value: false } => {
             PartDecision::Finish(vec!["store a new key in it".into()])
         }
@@ -435,7 +276,7 @@ pub fn judge(
             (Some(a), Some(h)) if a != h => conflict(format!(
                 "is attached to {a}, not to this realm's VPN instance"
             )),
-            _ => PartDecision::Is(Decision::Adopt),
+            _ => PartDecision::Adopt,
         },
         Described::Host {
             size,
@@ -468,13 +309,13 @@ pub fn judge(
             }
             finish_or_adopt(todo)
         }
-        Described::Routes { .. } => PartDecision::Is(Decision::Adopt),
+        Described::Routes { .. } => PartDecision::Adopt,
     }
 }
 
 fn finish_or_adopt(todo: Vec<String>) -> PartDecision {
     if todo.is_empty() {
-        PartDecision::Is(Decision::Adopt)
+        PartDecision::Adopt
     } else {
         PartDecision::Finish(todo)
     }
@@ -484,19 +325,19 @@ fn finish_or_adopt(todo: Vec<String>) -> PartDecision {
 /// and a conflict; missing ones are this realm's to add.
 fn judge_routes(facts: Option<&PartFacts>, def: &VpnDef, host: Option<&str>) -> PartDecision {
     let Some(host) = host else {
-        return PartDecision::Is(Decision::Conflict(
+        return PartDecision::Conflict(
             "the routes need the VPN instance, which does not exist".into(),
-        ));
+        );
     };
     let (tables, routes) = match facts.map(|f| &f.described) {
         Some(Described::Routes { tables, routes }) => (tables.as_slice(), routes.as_slice()),
         _ => (&[][..], &[][..]),
     };
     if tables.is_empty() {
-        return PartDecision::Is(Decision::Conflict(format!(
+        return PartDecision::Conflict(format!(
             "no route table found for the subnets {}",
             def.route_subnets.join(", ")
-        )));
+        ));
     }
     let mut todo = Vec::new();
     for t in tables {
@@ -513,9 +354,9 @@ fn judge_routes(facts: Option<&PartFacts>, def: &VpnDef, host: Option<&str>) -> 
                     let to = match &r.target {
                         RouteTarget::Host(h) | RouteTarget::Other(h) => h,
                     };
-                    return PartDecision::Is(Decision::Conflict(format!(
+                    return PartDecision::Conflict(format!(
                         "route table {t} already sends {cidr} to {to}, not to this realm's VPN instance; it is never changed"
-                    )));
+                    ));
                 }
                 None => todo.push(format!("route {cidr} in {t}")),
             }
@@ -789,25 +630,19 @@ mod tests {
 
     #[test]
     fn absent_parts_are_created_and_foreign_ones_refused() {
-        assert_eq!(
-            j(VpnPart::Secret, None, None),
-            PartDecision::Is(Decision::Create)
-        );
+        assert_eq!(j(VpnPart::Secret, None, None), PartDecision::Create);
         let untagged = facts(Described::Secret { has_value: true }, None);
         assert!(matches!(
             j(VpnPart::Secret, Some(&untagged), None),
-            PartDecision::Is(Decision::Conflict(w)) if w.contains("not created by realmctl")
+            PartDecision::Conflict(w) if w.contains("not created by realmctl")
         ));
         let other = facts(Described::Secret { has_value: true }, Some("globex"));
         assert!(matches!(
             j(VpnPart::Secret, Some(&other), None),
-            PartDecision::Is(Decision::Conflict(w)) if w.contains("globex")
+            PartDecision::Conflict(w) if w.contains("globex")
         ));
         let ours = facts(Described::Secret { has_value: true }, Some("acme"));
-        assert_eq!(
-            j(VpnPart::Secret, Some(&ours), None),
-            PartDecision::Is(Decision::Adopt)
-        );
+        assert_eq!(j(VpnPart::Secret, Some(&ours), None), PartDecision::Adopt);
         let empty = facts(Described::Secret { has_value: false }, Some("acme"));
         assert_eq!(
             j(VpnPart::Secret, Some(&empty), None),
@@ -824,10 +659,7 @@ mod tests {
             },
             Some("acme"),
         );
-        assert_eq!(
-            j(VpnPart::Firewall, Some(&full), None),
-            PartDecision::Is(Decision::Adopt)
-        );
+        assert_eq!(j(VpnPart::Firewall, Some(&full), None), PartDecision::Adopt);
         rules.pop();
         let part = facts(
             Described::Firewall {
@@ -847,7 +679,7 @@ mod tests {
         let open = facts(Described::Firewall { ingress: rules }, Some("acme"));
         assert!(matches!(
             j(VpnPart::Firewall, Some(&open), None),
-            PartDecision::Is(Decision::Conflict(w)) if w.contains("udp/22 from 0.0.0.0/0")
+            PartDecision::Conflict(w) if w.contains("udp/22 from 0.0.0.0/0")
         ));
     }
 
@@ -869,7 +701,7 @@ mod tests {
         };
         assert_eq!(
             j(VpnPart::Host, Some(&host("small", "s1", true)), None),
-            PartDecision::Is(Decision::Adopt)
+            PartDecision::Adopt
         );
         assert!(matches!(
             j(VpnPart::Host, Some(&host("small", "s1", false)), None),
@@ -877,11 +709,11 @@ mod tests {
         ));
         assert!(matches!(
             j(VpnPart::Host, Some(&host("large", "s1", true)), None),
-            PartDecision::Is(Decision::Conflict(w)) if w.contains("large")
+            PartDecision::Conflict(w) if w.contains("large")
         ));
         assert!(matches!(
             j(VpnPart::Host, Some(&host("small", "s9", true)), None),
-            PartDecision::Is(Decision::Conflict(w)) if w.contains("s9")
+            PartDecision::Conflict(w) if w.contains("s9")
         ));
         // Once the address exists, the instance must carry it.
         let mut built = Built::new();
@@ -921,15 +753,15 @@ mod tests {
         };
         assert_eq!(
             j(VpnPart::Address, Some(&addr(None)), None),
-            PartDecision::Is(Decision::Adopt)
+            PartDecision::Adopt
         );
         assert_eq!(
             j(VpnPart::Address, Some(&addr(Some("i-1"))), Some("i-1")),
-            PartDecision::Is(Decision::Adopt)
+            PartDecision::Adopt
         );
         assert!(matches!(
             j(VpnPart::Address, Some(&addr(Some("i-2"))), Some("i-1")),
-            PartDecision::Is(Decision::Conflict(_))
+            PartDecision::Conflict(_)
         ));
     }
 
@@ -946,7 +778,7 @@ mod tests {
         };
         assert_eq!(
             j(VpnPart::Identity, Some(&id(&["acme-vpn-psk"], true)), None),
-            PartDecision::Is(Decision::Adopt)
+            PartDecision::Adopt
         );
         assert!(matches!(
             j(VpnPart::Identity, Some(&id(&[], false)), None),
@@ -954,7 +786,7 @@ mod tests {
         ));
         assert!(matches!(
             j(VpnPart::Identity, Some(&id(&["acme-vpn-psk", "db-password"], true)), None),
-            PartDecision::Is(Decision::Conflict(w)) if w.contains("db-password")
+            PartDecision::Conflict(w) if w.contains("db-password")
         ));
     }
 
@@ -988,7 +820,7 @@ mod tests {
         ]);
         assert_eq!(
             j(VpnPart::Routes, Some(&both), Some("i-1")),
-            PartDecision::Is(Decision::Adopt)
+            PartDecision::Adopt
         );
         let taken = routes(vec![r(
             "192.168.10.0/24",
@@ -996,11 +828,11 @@ mod tests {
         )]);
         assert!(matches!(
             j(VpnPart::Routes, Some(&taken), Some("i-1")),
-            PartDecision::Is(Decision::Conflict(w)) if w.contains("tgw-1")
+            PartDecision::Conflict(w) if w.contains("tgw-1")
         ));
         assert!(matches!(
             j(VpnPart::Routes, None, Some("i-1")),
-            PartDecision::Is(Decision::Conflict(w)) if w.contains("no route table")
+            PartDecision::Conflict(w) if w.contains("no route table")
         ));
     }
 
