@@ -119,6 +119,16 @@ impl Profile for Aks {
                 ));
             }
         }
+        // A Key Vault name has 3 to 24 characters (and is global).
+        if let Some(v) = &def.vpn
+            && v.secret.len() > 24
+        {
+            out.push(format!(
+                "vpn: the realm VPN's key vault would be named `{}` ({} characters), and Azure takes at most 24; use a realm name of at most 16 characters",
+                v.secret,
+                v.secret.len()
+            ));
+        }
         out
     }
 

@@ -105,7 +105,8 @@ impl Profile for Gke {
     }
 
     fn unsupported(&self, def: &ClusterDefinition) -> Vec<String> {
-        def.pools
+        let mut out: Vec<String> = def
+            .pools
             .iter()
             .filter_map(|p| match &p.nodes.image {
                 NodeImageDef::Custom(image) => Some(format!(
@@ -113,7 +114,18 @@ impl Profile for Gke {
                 )),
                 NodeImageDef::Default(_) => None,
             })
-            .collect()
+            .collect();
+        // A service account id has 6 to 30 characters.
+        if let Some(v) = &def.vpn
+            && v.name.len() > 30
+        {
+            out.push(format!(
+                "vpn: the realm VPN's service account would be named `{}` ({} characters), and Google takes at most 30; use a realm name of at most 26 characters",
+                v.name,
+                v.name.len()
+            ));
+        }
+        out
     }
 
     fn definition(&self, spec: &Spec, pool: &PoolSize) -> ClusterDefinition {

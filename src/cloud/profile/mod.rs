@@ -390,6 +390,27 @@ mod tests {
             .insert("bad label".into(), "x".into());
         let problems = GKE.problems(&gke);
         assert_eq!(problems.len(), 3, "{problems:?}");
+        // A VPN whose names the cloud would refuse: Azure's key vault, Google's service account.
+        for (p, max) in [(Provider::Aks, 24), (Provider::Gke, 30)] {
+            let mut d = def_for(p);
+            let (_d, mut spec) = test_support::spec(p, "digibee.acme.com");
+            spec.name = "a-realm-with-a-very-long-name-x".into();
+            spec.vpn = crate::spec::VpnSpec {
+                enabled: true,
+                peer: Some("198.51.100.7/32".parse().unwrap()),
+                routing: Some(crate::spec::Routing::RouteBased),
+                remote_cidrs: vec!["192.168.10.0/24".parse().unwrap()],
+                subnet: None,
+            };
+            d.vpn = crate::cloud::access::definition(&spec).vpn;
+            let problems = for_provider(p).problems(&d);
+            assert!(
+                problems
+                    .iter()
+                    .any(|x| x.contains(&format!("at most {max}"))),
+                "{p}: {problems:?}"
+            );
+        }
         let mut eks = def_for(Provider::Eks);
         eks.cluster.tags.insert("aws:reserved".into(), "x".into());
         eks.cluster.name = "-digibee".into();
