@@ -160,6 +160,17 @@ pub struct VpnWorld {
     pub serial: u64,
 }
 
+/// The string members of a JSON object (tags or labels as a request sends them).
+pub(crate) fn string_map(v: &serde_json::Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl VpnWorld {
     /// A fresh id `prefix-<17 hex digits>`.
     pub fn id(&mut self, prefix: &str) -> String {

@@ -23,7 +23,7 @@ use super::{AksProvider, errors};
 use crate::cloud::facts::Status;
 use crate::cloud::vpn::{
     BuildInputs, Built, Described, IngressRule, PartFacts, Protocol, RouteFacts, RouteTarget,
-    VpnDef, VpnPart,
+    VpnDef, VpnPart, string_map,
 };
 use crate::cloud::{CloudError, CloudErrorKind, CloudFuture, VpnManager};
 use crate::secret::Secret;
@@ -40,16 +40,6 @@ const VAULT_SUFFIXES: &[&str] = &[
     ".vault.azure.cn",
     ".vault.usgovcloudapi.net",
 ];
-
-fn tags(v: &Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .map(|o| {
-            o.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// A UUID-shaped name derived from `seed` (role assignments are named by GUID; the same
 /// assignment always gets the same name, so a repeated PUT is the same assignment).
@@ -192,7 +182,7 @@ impl AksProvider {
         let secret = self.get("arm:GetSecret", &self.secret_id(def), kv).await?;
         Ok(Some(PartFacts {
             id: vault["id"].as_str().unwrap_or_default().to_owned(),
-            tags: tags(&vault["tags"]),
+            tags: string_map(&vault["tags"]),
             described: Described::Secret {
                 has_value: secret.is_some(),
             },
@@ -237,7 +227,7 @@ impl AksProvider {
         });
         Ok(Some(PartFacts {
             id: mi["id"].as_str().unwrap_or(&id).to_owned(),
-            tags: tags(&mi["tags"]),
+            tags: string_map(&mi["tags"]),
             described: Described::Identity {
                 reads: if reads {
                     vec![def.secret.clone()]
@@ -259,7 +249,7 @@ impl AksProvider {
             .await?
             .map(|n| PartFacts {
                 id: n["id"].as_str().unwrap_or(&id).to_owned(),
-                tags: tags(&n["tags"]),
+                tags: string_map(&n["tags"]),
                 described: Described::Firewall {
                     ingress: ingress_of(&n),
                 },
@@ -273,7 +263,7 @@ impl AksProvider {
             .await?
             .map(|a| PartFacts {
                 id: a["id"].as_str().unwrap_or(&id).to_owned(),
-                tags: tags(&a["tags"]),
+                tags: string_map(&a["tags"]),
                 described: Described::Address {
                     ip: a["properties"]["ipAddress"]
                         .as_str()
@@ -329,7 +319,7 @@ impl AksProvider {
         };
         Ok(Some(PartFacts {
             id: vm["id"].as_str().unwrap_or(&id).to_owned(),
-            tags: tags(&vm["tags"]),
+            tags: string_map(&vm["tags"]),
             described: Described::Host {
                 size: vm["properties"]["hardwareProfile"]["vmSize"]
                     .as_str()

@@ -101,17 +101,7 @@ impl Rest {
         url: &str,
         body: &serde_json::Value,
     ) -> Result<T, CloudError> {
-        match self
-            .send(operation, self.http.post(url).json(body), url)
-            .await?
-        {
-            Some(b) => decode(operation, &b),
-            None => Err(CloudError::new(
-                CloudErrorKind::NotFound,
-                operation,
-                "not found",
-            )),
-        }
+        self.write(operation, self.http.post(url), url, body).await
     }
 
     /// PATCH `body` to `url`.
@@ -121,10 +111,18 @@ impl Rest {
         url: &str,
         body: &serde_json::Value,
     ) -> Result<T, CloudError> {
-        match self
-            .send(operation, self.http.patch(url).json(body), url)
-            .await?
-        {
+        self.write(operation, self.http.patch(url), url, body).await
+    }
+
+    /// Sends `body` as JSON with `req` (a POST or PATCH of `url`): its answer, which must exist.
+    async fn write<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        req: reqwest::RequestBuilder,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, CloudError> {
+        match self.send(operation, req.json(body), url).await? {
             Some(b) => decode(operation, &b),
             None => Err(CloudError::new(
                 CloudErrorKind::NotFound,

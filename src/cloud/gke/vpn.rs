@@ -21,7 +21,7 @@ use super::GkeProvider;
 use crate::cloud::facts::Status;
 use crate::cloud::vpn::{
     BuildInputs, Built, Described, IngressRule, PartFacts, Protocol, RouteFacts, RouteTarget,
-    VpnDef, VpnPart,
+    VpnDef, VpnPart, string_map,
 };
 use crate::cloud::{CloudError, CloudErrorKind, CloudFuture, VpnManager};
 use crate::secret::Secret;
@@ -60,16 +60,6 @@ fn strings(v: &Value) -> Vec<String> {
         .map(|a| {
             a.iter()
                 .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn labels(v: &Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .map(|o| {
-            o.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
                 .collect()
         })
         .unwrap_or_default()
@@ -239,7 +229,7 @@ impl GkeProvider {
             .await?;
         Ok(Some(PartFacts {
             id: s["name"].as_str().unwrap_or_default().to_owned(),
-            tags: labels(&s["labels"]),
+            tags: string_map(&s["labels"]),
             described: Described::Secret {
                 has_value: version.is_some_and(|v| v["state"] == "ENABLED"),
             },
@@ -331,7 +321,7 @@ impl GkeProvider {
         };
         Ok(Some(PartFacts {
             id: a["name"].as_str().unwrap_or_default().to_owned(),
-            tags: labels(&a["labels"]),
+            tags: string_map(&a["labels"]),
             described: Described::Address {
                 ip: a["address"].as_str().unwrap_or_default().to_owned(),
                 attached_to: strings(&a["users"]).first().map(|u| last(u).to_owned()),
@@ -369,7 +359,7 @@ impl GkeProvider {
         };
         Ok(Some(PartFacts {
             id: i["name"].as_str().unwrap_or_default().to_owned(),
-            tags: labels(&i["labels"]),
+            tags: string_map(&i["labels"]),
             described: Described::Host {
                 size: last(i["machineType"].as_str().unwrap_or_default()).to_owned(),
                 subnet: last(subnet_url).to_owned(),

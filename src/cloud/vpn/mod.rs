@@ -421,6 +421,18 @@ impl VpnBuilt {
     }
 }
 
+/// The string members of a JSON object (a resource's tags or labels as a REST API answers
+/// them); anything else is none.
+pub fn string_map(v: &serde_json::Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A new pre-shared key: 32 random bytes, base64url (43 characters). Only ever handed to the
 /// cloud's secret store.
 pub fn new_key() -> Secret {

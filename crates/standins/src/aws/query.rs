@@ -10,6 +10,19 @@ use axum::response::{IntoResponse, Response};
 use super::{AwsError, authorize, role_arn};
 use crate::world::World;
 
+/// Text percent-encoded as IAM writes policy documents (RFC 3986 unreserved kept).
+pub(crate) fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// Text escaped for XML.
 pub(crate) fn xml(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -145,16 +158,7 @@ pub(crate) fn answer(
                 "{{\"Version\":\"2012-10-17\",\"Statement\":[{{\"Effect\":\"Allow\",\"Principal\":{{\"Service\":[{}]}},\"Action\":\"sts:AssumeRole\"}}]}}",
                 services.join(",")
             );
-            let encoded: String = trust
-                .bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect();
+            let encoded = url_encode(&trust);
             Ok(ok(
                 "GetRole",
                 &format!(

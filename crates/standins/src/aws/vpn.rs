@@ -11,7 +11,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::query::{EC2_DENIED, IAM_DENIED, get, list, ok, xml};
+use super::query::{EC2_DENIED, IAM_DENIED, get, list, ok, url_encode, xml};
 use super::{AwsError, authorize};
 use crate::vpn::{Address, Firewall, Host, Role, Route, Rule};
 use crate::world::World;
@@ -593,18 +593,6 @@ fn glob(pattern: &str, name: &str) -> bool {
     go(pattern.as_bytes(), name.as_bytes())
 }
 
-fn encoded(doc: &str) -> String {
-    doc.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 fn role_xml(w: &World, name: &str, r: &Role) -> String {
     let tags: String = r
         .tags
@@ -622,7 +610,7 @@ fn role_xml(w: &World, name: &str, r: &Role) -> String {
         n = xml(name),
         id = name.len(),
         arn = xml(&super::role_arn(&w.account, name)),
-        trust = encoded(
+        trust = url_encode(
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#
         ),
     )
@@ -714,7 +702,7 @@ fn iam(w: &mut World, action: &str, form: &[(String, String)]) -> Result<Respons
                 "<RoleName>{}</RoleName><PolicyName>{}</PolicyName><PolicyDocument>{}</PolicyDocument>",
                 xml(&name),
                 xml(&policy),
-                encoded(doc)
+                url_encode(doc)
             )
         }
         "CreateInstanceProfile" => {

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::ArmError;
+use crate::vpn::string_map;
 use crate::vpn::{Address, Firewall, Host, Role, Route as NetRoute, Rule};
 use crate::world::World;
 
@@ -131,16 +132,6 @@ pub(crate) fn route(method: &Method, seg: &[&str], l: &[&str]) -> Option<(String
                 .collect(),
         },
     ))
-}
-
-fn tags(v: &Value) -> std::collections::BTreeMap<String, String> {
-    v.as_object()
-        .map(|o| {
-            o.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn missing(id: &str) -> ArmError {
@@ -278,7 +269,7 @@ pub(crate) fn answer(
                 .or_insert_with(|| crate::vpn::Secret {
                     id: id.clone(),
                     value: None,
-                    tags: tags(&body["tags"]),
+                    tags: string_map(&body["tags"]),
                     readers: Vec::new(),
                 });
             w.documents.insert(doc_key(&id), v.clone());
@@ -308,7 +299,7 @@ pub(crate) fn answer(
                 name,
                 Role {
                     id: id.clone(),
-                    tags: tags(&body["tags"]),
+                    tags: string_map(&body["tags"]),
                     description: principal,
                     ..Role::default()
                 },
@@ -367,7 +358,7 @@ pub(crate) fn answer(
                 Firewall {
                     id: id.clone(),
                     network: String::new(),
-                    tags: tags(&body["tags"]),
+                    tags: string_map(&body["tags"]),
                     rules,
                     description: String::new(),
                     targets: Vec::new(),
@@ -387,7 +378,7 @@ pub(crate) fn answer(
                 Address {
                     id: id.clone(),
                     ip: ip.clone(),
-                    tags: tags(&body["tags"]),
+                    tags: string_map(&body["tags"]),
                     attached_to: None,
                 },
             );
@@ -484,7 +475,7 @@ pub(crate) fn answer(
                     .as_str()
                     .unwrap_or_default()
                     .to_owned(),
-                tags: tags(&body["tags"]),
+                tags: string_map(&body["tags"]),
                 token: None,
                 created: std::time::Instant::now(),
             };

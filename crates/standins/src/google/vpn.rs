@@ -10,6 +10,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::{GoogleError, Route};
+use crate::vpn::string_map;
 use crate::vpn::{Address, Firewall, Host, Role, Route as NetRoute, Rule};
 use crate::world::World;
 
@@ -233,16 +234,6 @@ pub(crate) fn route(method: &Method, seg: &[&str]) -> Option<(Route, Req)> {
     })
 }
 
-fn labels(v: &Value) -> std::collections::BTreeMap<String, String> {
-    v.as_object()
-        .map(|o| {
-            o.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn exists(what: &str) -> GoogleError {
     GoogleError::new(
         409,
@@ -388,7 +379,7 @@ pub(crate) fn answer(
                 crate::vpn::Secret {
                     id: name.clone(),
                     value: None,
-                    tags: labels(&body["labels"]),
+                    tags: string_map(&body["labels"]),
                     readers: Vec::new(),
                 },
             );
@@ -586,7 +577,7 @@ pub(crate) fn answer(
                 Address {
                     id: name.clone(),
                     ip,
-                    tags: labels(&body["labels"]),
+                    tags: string_map(&body["labels"]),
                     attached_to: None,
                 },
             );
@@ -635,7 +626,7 @@ pub(crate) fn answer(
                     }
                 }
             }
-            let mut tags = labels(&body["labels"]);
+            let mut tags = string_map(&body["labels"]);
             tags.insert("__zone".into(), z.clone());
             let user_data = body["metadata"]["items"]
                 .as_array()
