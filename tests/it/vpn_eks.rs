@@ -203,6 +203,17 @@ fn assert_one_vpn(h: &Held) {
         }
     }
     internet.sort();
+    // What the instance forwards comes from the realm's VPC, which it admits.
+    assert!(
+        h.groups[0].ip_permissions().iter().any(|p| {
+            p.ip_protocol() == Some("-1")
+                && p.ip_ranges()
+                    .iter()
+                    .any(|r| r.cidr_ip() == Some("10.20.0.0/16"))
+        }),
+        "the VPC's range reaches the instance: {:?}",
+        h.groups[0].ip_permissions()
+    );
     assert_eq!(
         internet,
         [

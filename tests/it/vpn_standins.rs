@@ -69,12 +69,21 @@ fn assert_one_vpn(c: &Cloud<'_>, key_must_be: Option<&str>) -> String {
         ),
         "the address is the instance's: {address:?}"
     );
-    assert_eq!(v.firewalls.len(), 1);
-    let mut rules: Vec<String> = v
-        .firewalls
-        .values()
-        .next()
-        .unwrap()
+    // The firewall's only rules from outside are IKE and ESP from the peer; on Google a second
+    // rule of the realm's admits its own ranges (a custom VPC network admits nothing).
+    assert!(v.firewalls.len() <= 2, "{:?}", v.firewalls.keys());
+    if let Some(internal) = v.firewalls.get("acme-vpn-internal") {
+        assert!(!internal.rules.is_empty());
+        assert!(
+            internal
+                .rules
+                .iter()
+                .all(|r| r.protocol == "all" && r.source.starts_with("10.")),
+            "{internal:?}"
+        );
+        assert_eq!(internal.targets, ["acme-vpn"]);
+    }
+    let mut rules: Vec<String> = v.firewalls["acme-vpn"]
         .rules
         .iter()
         .map(|r| {
@@ -244,6 +253,15 @@ fn on_google_one_vpn_is_built_the_customer_confirms_and_nothing_is_built_twice()
     let dir = tempfile::tempdir().unwrap();
     let spec = with_vpn(crate::gke::write_spec(&g, dir.path(), "digibee-acme", ""));
     builds_one_vpn_and_waits_on_the_customer(&google_cloud(&g, env), &spec, dir.path());
+    // The realm's ranges (the subnetwork's and its pods' and Services') reach the instance.
+    let w = g.standin.world();
+    let mut sources: Vec<&str> = w.vpn.firewalls["acme-vpn-internal"]
+        .rules
+        .iter()
+        .map(|r| r.source.as_str())
+        .collect();
+    sources.sort();
+    assert_eq!(sources, ["10.20.0.0/20", "10.64.0.0/14", "10.68.0.0/20"]);
 }
 
 #[test]

@@ -252,6 +252,9 @@ impl AksProvider {
                 tags: string_map(&n["tags"]),
                 described: Described::Firewall {
                     ingress: ingress_of(&n),
+                    // AllowVnetInBound, a default rule of every NSG, admits the virtual
+                    // network (realmctl adds no deny before it).
+                    forwards: true,
                 },
             }))
     }

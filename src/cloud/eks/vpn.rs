@@ -283,7 +283,11 @@ impl EksProvider {
         }))
     }
 
-    async fn firewall(&self, def: &VpnDef) -> Result<Option<PartFacts>, CloudError> {
+    /// The realm's security group, with the VPC's ranges it does not admit yet.
+    async fn group(
+        &self,
+        def: &VpnDef,
+    ) -> Result<(String, Option<(PartFacts, Vec<String>)>), CloudError> {
         let (vpc, internal) = self.vpc_of(&def.subnet).await?;
         let out = self
             .ec2
@@ -293,13 +297,34 @@ impl EksProvider {
             .send()
             .await
             .map_err(|e| classify("ec2:DescribeSecurityGroups", &e))?;
-        Ok(out.security_groups().first().map(|g| PartFacts {
-            id: g.group_id().unwrap_or_default().to_owned(),
-            tags: ec2_map(g.tags()),
-            described: Described::Firewall {
-                ingress: internet_rules(g.ip_permissions(), &internal),
-            },
-        }))
+        let found = out.security_groups().first().map(|g| {
+            let unforwarded: Vec<String> = internal
+                .iter()
+                .filter(|cidr| {
+                    !g.ip_permissions().iter().any(|p| {
+                        p.ip_protocol() == Some("-1")
+                            && p.ip_ranges()
+                                .iter()
+                                .any(|r| r.cidr_ip() == Some(cidr.as_str()))
+                    })
+                })
+                .cloned()
+                .collect();
+            let facts = PartFacts {
+                id: g.group_id().unwrap_or_default().to_owned(),
+                tags: ec2_map(g.tags()),
+                described: Described::Firewall {
+                    ingress: internet_rules(g.ip_permissions(), &internal),
+                    forwards: unforwarded.is_empty(),
+                },
+            };
+            (facts, unforwarded)
+        });
+        Ok((vpc, found))
+    }
+
+    async fn firewall(&self, def: &VpnDef) -> Result<Option<PartFacts>, CloudError> {
+        Ok(self.group(def).await?.1.map(|(f, _)| f))
     }
 
     async fn address(&self, def: &VpnDef) -> Result<Option<PartFacts>, CloudError> {
@@ -582,14 +607,17 @@ impl EksProvider {
         Ok(())
     }
 
-    async fn build_firewall(&self, def: &VpnDef, built: &Built) -> Result<(), CloudError> {
-        let (vpc, internal) = self.vpc_of(&def.subnet).await?;
-        let (id, have) = match built.get(&VpnPart::Firewall) {
-            Some(PartFacts {
-                id,
-                described: Described::Firewall { ingress },
-                ..
-            }) => (id.clone(), ingress.clone()),
+    async fn build_firewall(&self, def: &VpnDef) -> Result<(), CloudError> {
+        let (vpc, found) = self.group(def).await?;
+        let (id, have, unforwarded) = match found {
+            Some((
+                PartFacts {
+                    id,
+                    described: Described::Firewall { ingress, .. },
+                    ..
+                },
+                unforwarded,
+            )) => (id, ingress, unforwarded),
             _ => {
                 let out = self
                     .ec2
@@ -604,7 +632,12 @@ impl EksProvider {
                     .send()
                     .await
                     .map_err(|e| classify("ec2:CreateSecurityGroup", &e))?;
-                (out.group_id().unwrap_or_default().to_owned(), Vec::new())
+                let (_, internal) = self.vpc_of(&def.subnet).await?;
+                (
+                    out.group_id().unwrap_or_default().to_owned(),
+                    Vec::new(),
+                    internal,
+                )
             }
         };
         let mut perms: Vec<IpPermission> = def
@@ -613,21 +646,19 @@ impl EksProvider {
             .filter(|r| !have.contains(r))
             .map(permission)
             .collect();
-        if have.is_empty() {
-            // What the instance forwards comes from the VPC's own ranges.
-            for cidr in &internal {
-                perms.push(
-                    IpPermission::builder()
-                        .ip_protocol("-1")
-                        .ip_ranges(
-                            IpRange::builder()
-                                .cidr_ip(cidr)
-                                .description("the realm's network, forwarded to the customer")
-                                .build(),
-                        )
-                        .build(),
-                );
-            }
+        // What the instance forwards comes from the VPC's own ranges.
+        for cidr in &unforwarded {
+            perms.push(
+                IpPermission::builder()
+                    .ip_protocol("-1")
+                    .ip_ranges(
+                        IpRange::builder()
+                            .cidr_ip(cidr)
+                            .description("the realm's network, forwarded to the customer")
+                            .build(),
+                    )
+                    .build(),
+            );
         }
         if perms.is_empty() {
             return Ok(());
@@ -841,7 +872,7 @@ impl VpnManager for EksProvider {
             match part {
                 VpnPart::Secret => self.create_secret(def, built, with.key).await,
                 VpnPart::Identity => self.build_identity(def, built).await,
-                VpnPart::Firewall => self.build_firewall(def, built).await,
+                VpnPart::Firewall => self.build_firewall(def).await,
                 VpnPart::Address => {
                     self.ec2
                         .allocate_address()

@@ -302,8 +302,47 @@ impl GkeProvider {
             tags: parse_marks(f["description"].as_str().unwrap_or_default()),
             described: Described::Firewall {
                 ingress: ingress_of(&f),
+                forwards: self.internal_rule(def).await?,
             },
         }))
+    }
+
+    fn internal_name(def: &VpnDef) -> String {
+        format!("{}-internal", def.name)
+    }
+
+    /// Whether the realm's rule admitting its own ranges to the instance exists (a custom VPC
+    /// network admits nothing by default; the instance forwards what the cluster sends).
+    async fn internal_rule(&self, def: &VpnDef) -> Result<bool, CloudError> {
+        let url = self.compute(&format!("global/firewalls/{}", Self::internal_name(def)));
+        let rule = self
+            .rest()
+            .await?
+            .get::<Value>("compute:GetFirewall", &url)
+            .await?;
+        Ok(rule.is_some_and(|r| {
+            parse_marks(r["description"].as_str().unwrap_or_default()) == def.tags
+        }))
+    }
+
+    /// The ranges of the route subnets (primary and secondary: nodes, pods, Services).
+    async fn realm_ranges(&self, def: &VpnDef) -> Result<Vec<String>, CloudError> {
+        let rest = self.rest().await?;
+        let mut out = Vec::new();
+        for s in &def.route_subnets {
+            let url = self.compute(&format!(
+                "regions/{}/subnetworks/{}",
+                self.settings.region,
+                last(s)
+            ));
+            if let Some(sub) = rest.get::<Value>("compute:GetSubnetwork", &url).await? {
+                out.extend(sub["ipCidrRange"].as_str().map(str::to_owned));
+                for r in sub["secondaryIpRanges"].as_array().into_iter().flatten() {
+                    out.extend(r["ipCidrRange"].as_str().map(str::to_owned));
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn address(&self, def: &VpnDef) -> Result<Option<PartFacts>, CloudError> {
@@ -505,28 +544,53 @@ impl GkeProvider {
 
     async fn build_firewall(&self, def: &VpnDef, built: &Built) -> Result<(), CloudError> {
         let (allowed, sources) = allowed(&def.ingress);
-        if built.contains_key(&VpnPart::Firewall) {
-            let url = self.compute(&format!("global/firewalls/{}", def.name));
-            let o: Operation = self
-                .rest()
-                .await?
-                .patch(
-                    "compute:PatchFirewall",
-                    &url,
-                    &json!({"allowed": allowed, "sourceRanges": sources}),
+        match built.get(&VpnPart::Firewall).map(|f| &f.described) {
+            Some(Described::Firewall { ingress, .. }) => {
+                if def.ingress.iter().any(|r| !ingress.contains(r)) {
+                    let url = self.compute(&format!("global/firewalls/{}", def.name));
+                    let o: Operation = self
+                        .rest()
+                        .await?
+                        .patch(
+                            "compute:PatchFirewall",
+                            &url,
+                            &json!({"allowed": allowed, "sourceRanges": sources}),
+                        )
+                        .await?;
+                    self.finished("compute:PatchFirewall", o).await?;
+                }
+            }
+            _ => {
+                self.insert(
+                    "compute:InsertFirewall",
+                    &self.compute("global/firewalls"),
+                    &json!({"name": def.name, "network": self.network_url(def), "direction": "INGRESS",
+                        "priority": 1000, "sourceRanges": sources, "allowed": allowed,
+                        "targetTags": [def.name],
+                        "description": format!("{}\nrealm VPN: IKE and ESP from the customer gateway only", marks(&def.tags))}),
                 )
                 .await?;
-            return self.finished("compute:PatchFirewall", o).await;
+            }
         }
-        self.insert(
-            "compute:InsertFirewall",
-            &self.compute("global/firewalls"),
-            &json!({"name": def.name, "network": self.network_url(def), "direction": "INGRESS",
-                "priority": 1000, "sourceRanges": sources, "allowed": allowed,
-                "targetTags": [def.name],
-                "description": format!("{}\nrealm VPN: IKE and ESP from the customer gateway only", marks(&def.tags))}),
-        )
-        .await
+        if self.internal_rule(def).await? {
+            return Ok(());
+        }
+        let ranges = self.realm_ranges(def).await?;
+        match self
+            .insert(
+                "compute:InsertFirewall",
+                &self.compute("global/firewalls"),
+                &json!({"name": Self::internal_name(def), "network": self.network_url(def),
+                    "direction": "INGRESS", "priority": 1000, "sourceRanges": ranges,
+                    "allowed": [{"IPProtocol": "all"}], "targetTags": [def.name],
+                    "description": format!("{}\nrealm VPN: the realm's own ranges, forwarded to the customer", marks(&def.tags))}),
+            )
+            .await
+        {
+            // Someone else's rule of that name: the describe says it is not the realm's.
+            Err(e) if e.kind == CloudErrorKind::Conflict => Ok(()),
+            other => other,
+        }
     }
 
     async fn build_host(

@@ -123,10 +123,14 @@ pub enum Described {
         /// Whether it is ready to be given to the instance.
         complete: bool,
     },
-    /// The firewall: what it admits from outside the realm's network.
+    /// The firewall: what it admits from outside the realm's network, and whether it admits
+    /// the realm's own network (whose traffic the instance forwards to the customer).
     Firewall {
         /// Those rules.
         ingress: Vec<IngressRule>,
+        /// Whether the realm's own ranges reach the instance (AWS: a rule per VPC range;
+        /// Google: the realm's `-internal` rule; Azure: the network security group's default).
+        forwards: bool,
     },
     /// The static address.
     Address {
@@ -253,7 +257,7 @@ pub fn judge(
             }
             finish_or_adopt(todo)
         }
-        Described::Firewall { ingress } => {
+        Described::Firewall { ingress, forwards } => {
             let mut want = def.ingress.clone();
             want.sort();
             let mut have = ingress.clone();
@@ -263,11 +267,14 @@ pub fn judge(
                     "admits {extra} from outside the realm's network, which the definition does not; it is never changed"
                 ));
             }
-            let missing: Vec<String> = want
+            let mut missing: Vec<String> = want
                 .iter()
                 .filter(|r| !have.contains(r))
                 .map(|r| format!("admit {r}"))
                 .collect();
+            if !forwards {
+                missing.push("admit the realm's own network".into());
+            }
             finish_or_adopt(missing)
         }
         // Attached to something while the instance is not known yet: the instance's own
@@ -397,7 +404,7 @@ impl VpnBuilt {
             _ => String::new(),
         };
         let admits = match built.get(&VpnPart::Firewall).map(|f| &f.described) {
-            Some(Described::Firewall { ingress }) => ingress.clone(),
+            Some(Described::Firewall { ingress, .. }) => ingress.clone(),
             _ => Vec::new(),
         };
         let routes = match built.get(&VpnPart::Routes).map(|f| &f.described) {
@@ -668,14 +675,27 @@ mod tests {
         let full = facts(
             Described::Firewall {
                 ingress: rules.clone(),
+                forwards: true,
             },
             Some("acme"),
         );
         assert_eq!(j(VpnPart::Firewall, Some(&full), None), PartDecision::Adopt);
+        let closed = facts(
+            Described::Firewall {
+                ingress: rules.clone(),
+                forwards: false,
+            },
+            Some("acme"),
+        );
+        assert_eq!(
+            j(VpnPart::Firewall, Some(&closed), None),
+            PartDecision::Finish(vec!["admit the realm's own network".into()])
+        );
         rules.pop();
         let part = facts(
             Described::Firewall {
                 ingress: rules.clone(),
+                forwards: true,
             },
             Some("acme"),
         );
@@ -688,7 +708,13 @@ mod tests {
             port: Some(22),
             source: "0.0.0.0/0".into(),
         });
-        let open = facts(Described::Firewall { ingress: rules }, Some("acme"));
+        let open = facts(
+            Described::Firewall {
+                ingress: rules,
+                forwards: true,
+            },
+            Some("acme"),
+        );
         assert!(matches!(
             j(VpnPart::Firewall, Some(&open), None),
             PartDecision::Conflict(w) if w.contains("udp/22 from 0.0.0.0/0")

@@ -268,7 +268,12 @@ fn firewall_json(base: &str, p: &str, name: &str, f: &Firewall) -> Value {
                     udp.push(port.to_string());
                 }
             }
-            (proto, _) => allowed.push(json!({"IPProtocol": proto})),
+            (proto, _) => {
+                let a = json!({"IPProtocol": proto});
+                if !allowed.contains(&a) {
+                    allowed.push(a);
+                }
+            }
         }
     }
     if !udp.is_empty() {
