@@ -2,8 +2,8 @@
 //! its name, what it needs to run, its default timeout and retries, the parameters it takes,
 //! the inputs its digest covers, and the function that carries it out.
 //!
-//! Each family has its own file (`spec`, `checks`, `render`, `quota`, `cloud`, `test`) with its
-//! definitions next to their implementations. Adding an action means writing its `ActionDef`
+//! Each family has its own file (`spec`, `checks`, `render`, `quota`, `cloud`, `platform`,
+//! `realm`, `vpn`, `test`) with its definitions next to their implementations. Adding an action means writing its `ActionDef`
 //! there and one line in the [`catalogue!`] below: the compiler then insists on every field
 //! (inputs included), and the tests below check names, inputs and parameters.
 //!
