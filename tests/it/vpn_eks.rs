@@ -401,6 +401,27 @@ fn moto_sdk<T>(lab: &Lab, f: impl AsyncFnOnce(aws_sdk_ec2::Client) -> T) -> T {
     })
 }
 
+/// The lab's VPC (the one with the realm's subnets).
+async fn lab_vpc(ec2: &aws_sdk_ec2::Client) -> String {
+    let v = ec2.describe_vpcs().send().await.unwrap();
+    v.vpcs()
+        .iter()
+        .find(|v| v.cidr_block() == Some("10.20.0.0/16"))
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_owned()
+}
+
+/// Runs to the phase-5 gate, approves it, and returns why phase 6 then failed.
+fn refused_in_phase_6(spec: &Path, state: &Path, pb: &Path) -> String {
+    assert_eq!(install_once(spec, state, pb).0, 3);
+    assert_eq!(approve(state, 5).status.code(), Some(0));
+    let (code, v, err) = install_once(spec, state, pb);
+    assert_eq!(code, 1, "{v} {err}");
+    v["message"].as_str().unwrap_or_default().to_owned()
+}
+
 #[test]
 fn a_same_named_firewall_or_a_route_this_realm_did_not_make_is_refused_and_left_alone() {
     // A security group called like the realm's, made by someone else: refused, untouched,
@@ -410,16 +431,8 @@ fn a_same_named_firewall_or_a_route_this_realm_did_not_make_is_refused_and_left_
     let spec = vpn_spec(&lab, dir.path(), "digibee-acme");
     let pb = vpn_playbook(dir.path());
     let state = dir.path().join("state");
-    let vpc = moto_sdk(&lab, async |ec2| {
-        let v = ec2.describe_vpcs().send().await.unwrap();
-        let vpc = v
-            .vpcs()
-            .iter()
-            .find(|v| v.cidr_block() == Some("10.20.0.0/16"))
-            .unwrap()
-            .vpc_id()
-            .unwrap()
-            .to_owned();
+    moto_sdk(&lab, async |ec2| {
+        let vpc = lab_vpc(&ec2).await;
         ec2.create_security_group()
             .group_name("acme-vpn")
             .description("someone else's")
@@ -427,13 +440,8 @@ fn a_same_named_firewall_or_a_route_this_realm_did_not_make_is_refused_and_left_
             .send()
             .await
             .unwrap();
-        vpc
     });
-    assert_eq!(install_once(&spec, &state, &pb).0, 3);
-    assert_eq!(approve(&state, 5).status.code(), Some(0));
-    let (code, v, err) = install_once(&spec, &state, &pb);
-    assert_eq!(code, 1, "{v} {err}");
-    let msg = v["message"].as_str().unwrap_or_default();
+    let msg = refused_in_phase_6(&spec, &state, &pb);
     assert!(
         msg.contains("VPN firewall") && msg.contains("not created by realmctl"),
         "{msg}"
@@ -452,17 +460,8 @@ fn a_same_named_firewall_or_a_route_this_realm_did_not_make_is_refused_and_left_
     let spec = vpn_spec(&lab, dir.path(), "digibee-acme");
     let pb = vpn_playbook(dir.path());
     let state = dir.path().join("state");
-    let _ = vpc;
     let igw = moto_sdk(&lab, async |ec2| {
-        let v = ec2.describe_vpcs().send().await.unwrap();
-        let vpc = v
-            .vpcs()
-            .iter()
-            .find(|v| v.cidr_block() == Some("10.20.0.0/16"))
-            .unwrap()
-            .vpc_id()
-            .unwrap()
-            .to_owned();
+        let vpc = lab_vpc(&ec2).await;
         let igw = ec2.create_internet_gateway().send().await.unwrap();
         let igw = igw
             .internet_gateway()
@@ -494,11 +493,7 @@ fn a_same_named_firewall_or_a_route_this_realm_did_not_make_is_refused_and_left_
             .unwrap();
         igw
     });
-    assert_eq!(install_once(&spec, &state, &pb).0, 3);
-    assert_eq!(approve(&state, 5).status.code(), Some(0));
-    let (code, v, err) = install_once(&spec, &state, &pb);
-    assert_eq!(code, 1, "{v} {err}");
-    let msg = v["message"].as_str().unwrap_or_default();
+    let msg = refused_in_phase_6(&spec, &state, &pb);
     assert!(msg.contains(REMOTE[0]) && msg.contains(&igw), "{msg}");
     let h = held(&lab, "acme-vpn");
     let to_remote: Vec<_> = h
