@@ -31,6 +31,12 @@ struct Inner {
     sent: Vec<ClusterDefinition>,
     /// The API server an active cluster reports (URL, base64 PEM CA).
     kube_api: Option<(String, String)>,
+    /// The realm VPN's parts as built (or put there by a test).
+    vpn: BTreeMap<super::vpn::VpnPart, super::vpn::PartFacts>,
+    /// A part whose builds never take effect.
+    vpn_stubborn: Option<super::vpn::VpnPart>,
+    /// The parts each build was sent a key with.
+    vpn_keys: Vec<super::vpn::VpnPart>,
 }
 
 /// The fake.
@@ -371,7 +377,132 @@ impl ClusterManager for FakeCloud {
     }
 }
 
-impl super::VpnManager for FakeCloud {}
+impl FakeCloud {
+    /// Puts a VPN part there (someone else's, or this realm's from before).
+    pub fn insert_vpn_part(&self, part: super::vpn::VpnPart, facts: super::vpn::PartFacts) {
+        self.lock().vpn.insert(part, facts);
+    }
+
+    /// Builds of `part` answer success and change nothing.
+    pub fn stubborn_vpn_part(&self, part: super::vpn::VpnPart) {
+        self.lock().vpn_stubborn = Some(part);
+    }
+
+    /// The parts whose builds were handed a key, in order.
+    pub fn vpn_keys(&self) -> Vec<super::vpn::VpnPart> {
+        self.lock().vpn_keys.clone()
+    }
+}
+
+/// A VPN part as the definition wants it (the fake builds exactly that).
+fn vpn_facts(
+    def: &super::vpn::VpnDef,
+    part: super::vpn::VpnPart,
+    built: &super::vpn::Built,
+) -> super::vpn::PartFacts {
+    use super::vpn::{Described, PartFacts, RouteFacts, RouteTarget, VpnPart};
+    let host = built
+        .get(&VpnPart::Host)
+        .map(|f| f.id.clone())
+        .unwrap_or_else(|| "i-1".into());
+    let described = match part {
+        VpnPart::Secret => Described::Secret { has_value: true },
+        VpnPart::Identity => Described::Identity {
+            reads: vec![def.secret.clone()],
+            complete: true,
+        },
+        VpnPart::Firewall => Described::Firewall {
+            ingress: def.ingress.clone(),
+            forwards: true,
+        },
+        VpnPart::Address => Described::Address {
+            ip: "203.0.113.9".into(),
+            attached_to: None,
+        },
+        VpnPart::Host => Described::Host {
+            size: def.size.clone(),
+            subnet: def.subnet.clone(),
+            forwarding: true,
+            status: Status::Active,
+            private_ip: Some("10.0.0.9".into()),
+            public_ip: Some("203.0.113.9".into()),
+            network_cidrs: vec!["10.0.0.0/16".into()],
+        },
+        VpnPart::Routes => Described::Routes {
+            tables: vec!["rt-1".into()],
+            routes: def
+                .remote_cidrs
+                .iter()
+                .map(|c| RouteFacts {
+                    table: "rt-1".into(),
+                    destination: c.clone(),
+                    target: RouteTarget::Host(host.clone()),
+                })
+                .collect(),
+        },
+    };
+    PartFacts {
+        id: if part == VpnPart::Host {
+            "i-1".into()
+        } else {
+            format!("{part}-1")
+        },
+        tags: if part == VpnPart::Routes {
+            BTreeMap::new()
+        } else {
+            def.tags.clone()
+        },
+        described,
+    }
+}
+
+impl super::VpnManager for FakeCloud {
+    fn vpn_part<'a>(
+        &'a self,
+        _def: &'a super::vpn::VpnDef,
+        part: super::vpn::VpnPart,
+        _built: &'a super::vpn::Built,
+    ) -> CloudFuture<'a, Option<super::vpn::PartFacts>> {
+        async move {
+            let mut g = self.lock();
+            *g.calls.entry("vpn_part").or_default() += 1;
+            Ok(match (part, g.vpn.get(&part)) {
+                // Routes are read from tables that always exist.
+                (super::vpn::VpnPart::Routes, None) => Some(super::vpn::PartFacts {
+                    id: "vpc".into(),
+                    tags: BTreeMap::new(),
+                    described: super::vpn::Described::Routes {
+                        tables: vec!["rt-1".into()],
+                        routes: Vec::new(),
+                    },
+                }),
+                (_, f) => f.cloned(),
+            })
+        }
+        .boxed()
+    }
+
+    fn build_vpn_part<'a>(
+        &'a self,
+        def: &'a super::vpn::VpnDef,
+        part: super::vpn::VpnPart,
+        built: &'a super::vpn::Built,
+        with: &'a super::vpn::BuildInputs<'a>,
+    ) -> CloudFuture<'a, ()> {
+        async move {
+            let mut g = self.lock();
+            *g.calls.entry("build_vpn_part").or_default() += 1;
+            if with.key.is_some() {
+                g.vpn_keys.push(part);
+            }
+            if g.vpn_stubborn != Some(part) {
+                g.vpn.insert(part, vpn_facts(def, part, built));
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+}
 
 impl Cloud for FakeCloud {
     fn provider(&self) -> Provider {

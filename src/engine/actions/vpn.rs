@@ -238,3 +238,122 @@ async fn customer(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
         covers: Some(covers),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::cloud::testing::FakeCloud;
+    use crate::cloud::vpn::{Described, PartFacts, VpnPart};
+    use crate::engine::actions::cloud::tests::{
+        Run, approved_install, install, intents, phase6, setup_for,
+    };
+    use crate::engine::model::event::StopOutcome;
+    use crate::engine::model::output::Intent;
+    use crate::spec::Provider;
+
+    const STEPS: &str = "[{id: vpn, action: vpn.apply}, {id: vpn-customer, action: vpn.customer}]";
+
+    fn vpn_run(cloud: Arc<FakeCloud>) -> Run {
+        let mut r = setup_for(Provider::Eks, cloud);
+        r.spec.vpn = crate::spec::VpnSpec {
+            enabled: true,
+            peer: Some("198.51.100.7/32".parse().unwrap()),
+            routing: Some(crate::spec::Routing::RouteBased),
+            remote_cidrs: vec!["192.168.10.0/24".parse().unwrap()],
+            subnet: None,
+        };
+        r
+    }
+
+    fn approve_customer(r: &Run) {
+        crate::engine::run::approve(
+            &r.state,
+            6,
+            "ann",
+            None,
+            time::OffsetDateTime::now_utc(),
+            None,
+        )
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn each_part_is_built_once_the_key_goes_to_the_secret_alone_and_the_customer_is_waited_for()
+     {
+        let cloud = Arc::new(FakeCloud::default());
+        let r = vpn_run(cloud.clone());
+        let pb = phase6(STEPS);
+        let res = approved_install(&r, &pb).await;
+        assert_eq!(res.outcome, StopOutcome::Waiting, "{}", res.message);
+        assert!(res.message.contains("vpn-customer"), "{}", res.message);
+        assert_eq!(cloud.calls("build_vpn_part"), 6, "one build per part");
+        assert_eq!(cloud.vpn_keys(), [VpnPart::Secret]);
+        let parts: Vec<VpnPart> = intents(&r.state)
+            .into_iter()
+            .filter_map(|i| match i {
+                Intent::VpnPart { part, .. } => Some(part),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            parts,
+            VpnPart::ORDER,
+            "an intent before each build, in order"
+        );
+        approve_customer(&r);
+        let done = install(&r, &pb).await;
+        assert_eq!(done.outcome, StopOutcome::Completed, "{}", done.message);
+        assert_eq!(cloud.calls("build_vpn_part"), 6, "nothing built again");
+    }
+
+    #[tokio::test]
+    async fn a_part_that_never_becomes_as_defined_fails_naming_what_is_missing() {
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.stubborn_vpn_part(VpnPart::Firewall);
+        let r = vpn_run(cloud.clone());
+        let res = approved_install(&r, &phase6(STEPS)).await;
+        assert_eq!(res.outcome, StopOutcome::Failed, "{}", res.message);
+        assert!(
+            res.message.contains("firewall is still not as defined"),
+            "{}",
+            res.message
+        );
+        // Two builds before the secret and identity (once each), then the firewall's rounds
+        // in each of the step's three attempts; nothing after the firewall.
+        assert_eq!(
+            cloud.calls("build_vpn_part"),
+            2 + 3 * (super::ROUNDS - 1),
+            "bounded, and nothing after the firewall"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_part_someone_else_made_stops_the_step_and_is_never_built_on() {
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.insert_vpn_part(
+            VpnPart::Firewall,
+            PartFacts {
+                id: "sg-foreign".into(),
+                tags: Default::default(),
+                described: Described::Firewall {
+                    ingress: Vec::new(),
+                    forwards: true,
+                },
+            },
+        );
+        let r = vpn_run(cloud.clone());
+        let res = approved_install(&r, &phase6(STEPS)).await;
+        assert_eq!(res.outcome, StopOutcome::Failed, "{}", res.message);
+        assert!(
+            res.message.contains("sg-foreign") && res.message.contains("not created by realmctl"),
+            "{}",
+            res.message
+        );
+        assert_eq!(
+            cloud.calls("build_vpn_part"),
+            2,
+            "the secret and identity only: the foreign firewall is never touched"
+        );
+    }
+}
