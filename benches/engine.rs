@@ -14,6 +14,9 @@
 //! - `platform.apply` of a 200-object bundle: calls per object, wall time beyond readiness
 //!   delays, a no-op re-apply (`engine/platform.rs`, section `platform`).
 //!
+//! - `fleet` over 1,000 state folders: wall time and peak memory (`engine/fleet.rs`, section
+//!   `fleet`).
+//!
 //! Run with `cargo bench --bench engine --features test-actions` (`-- eks`, `-- aks`, `-- gke` or
 //! `-- journal` for one section).
 
@@ -23,6 +26,8 @@ mod aks;
 #[cfg(feature = "eks")]
 #[path = "engine/eks.rs"]
 mod eks;
+#[path = "engine/fleet.rs"]
+mod fleet;
 #[cfg(feature = "gke")]
 #[path = "engine/gke.rs"]
 mod gke;
@@ -417,6 +422,12 @@ fn main() {
         verify_throughput(&mut out);
         print!("{out}");
         support::write_section("docs/benchmarks.md", "engine", &out);
+    }
+    if wanted("fleet") {
+        let mut out = support::stamp("engine --features test-actions -- fleet");
+        fleet::run(&mut out);
+        print!("{out}");
+        support::write_section("docs/benchmarks.md", "fleet", &out);
     }
     #[cfg(feature = "gke")]
     if wanted("gke") {

@@ -26,6 +26,8 @@ pub mod caps {
     pub const TOKENS: u64 = 1024 * 1024;
     /// A lock holder file.
     pub const HOLDER: u64 = 64 * 1024;
+    /// A list of state folders (`fleet --list`).
+    pub const FOLDER_LIST: u64 = 4 * 1024 * 1024;
     /// An artifact read back for verification.
     pub const ARTIFACT: u64 = 64 * 1024 * 1024;
     /// One answer of a cloud API (describe calls are kilobytes; a larger answer is refused

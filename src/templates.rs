@@ -39,6 +39,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         "install-report.html",
         include_str!("../templates/install-report.html.tera"),
     ),
+    ("fleet.html", include_str!("../templates/fleet.html.tera")),
     (
         "install-report.md",
         include_str!("../templates/install-report.md.tera"),

@@ -78,7 +78,7 @@ pub enum AuditCmd {
 }
 
 /// Reads the public keys an auditor trusts.
-fn public_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>, BadInput> {
+pub(super) fn public_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>, BadInput> {
     paths
         .iter()
         .map(|p| PublicKey::load(p).map_err(|e| bad(anyhow!(e))))

@@ -6,6 +6,7 @@
 //! - [`demo`]: the whole install on this machine alone;
 //! - [`engine`]: `plan`, `install`, `approve`, `unlock`;
 //! - [`inspect`]: `status`, `report`, `audit`;
+//! - [`fleet`]: many realms at once, read-only;
 //! - [`quota`]: the enforcement core;
 //! - [`env`] (everything read from the environment) and [`progress`] (spinners and lines).
 //!
@@ -23,6 +24,7 @@ mod clouds;
 mod demo;
 mod engine;
 mod env;
+mod fleet;
 mod inspect;
 mod preflight;
 mod progress;
@@ -183,6 +185,10 @@ pub enum Command {
         #[arg(short = 'o', long = "out")]
         out: Option<PathBuf>,
     },
+    /// One row per realm over many state folders: cloud, region, phase, who acts next and
+    /// since when, Kubernetes version and its support, last run, journal verification.
+    /// Reading only. Exit 1 when a journal does not verify.
+    Fleet(fleet::FleetArgs),
     /// Verify the tamper-evident journal, or print its head for safekeeping.
     Audit {
         /// The audit command.
@@ -312,6 +318,7 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
         Command::Status { state, output } => inspect::status(&state, output),
         Command::Report { state, format, out } => inspect::report(&state, format, out.as_deref()),
         Command::Audit { cmd } => inspect::audit(cmd),
+        Command::Fleet(args) => fleet::fleet(args),
         Command::Unlock {
             state,
             lock_id,

@@ -10,6 +10,7 @@
 //! - [`io`]: the journal, the lock and the artifact store;
 //! - [`run`]: `install`, `approve`, `unlock` — plan, then execute, under the realm's lock;
 //! - [`audit`]: `audit verify` over the journal and the store;
+//! - [`fleet`]: one row per realm over many state folders, read-only;
 //! - [`reveal`]: the one-time reveal of the realm VPN's key, recorded;
 //! - [`options`], [`observer`]: how a front end configures a run and follows it.
 
@@ -17,6 +18,7 @@ pub mod actions;
 pub mod audit;
 pub mod blocking;
 pub mod ctx;
+pub mod fleet;
 pub mod io;
 pub mod model;
 pub mod observer;

@@ -837,3 +837,52 @@ pub fn put_config(base: &str, admin: &str, realm: &str, body: &str) -> u16 {
         .status()
         .as_u16()
 }
+
+/// Runs headless Chromium on the local `file` with `extra` flags (`--screenshot=PNG`,
+/// `--print-to-pdf=PDF`), in a throw-away profile, with nothing fetched from the network.
+pub fn chromium(file: &Path, extra: &[String]) {
+    let profile = tempfile::tempdir().unwrap();
+    let o = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1280,1800",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(format!("file://{}", file.display()))
+        .output()
+        .expect("chromium is installed by the README test command (apt-get install chromium)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Pixels of a screenshot with ink (not near-white), green (the status badges' green) and
+/// red (the failure badges' red).
+pub fn png_colours(png: &Path) -> (usize, usize, usize) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let (mut ink, mut green, mut red) = (0usize, 0usize, 0usize);
+    for px in buf[..info.buffer_size()].chunks(channels) {
+        let (r, g, b) = (px[0], px[1], px[2]);
+        if u16::from(r) + u16::from(g) + u16::from(b) < 600 {
+            ink += 1;
+        }
+        if g > 100 && r < 60 && b < 90 {
+            green += 1;
+        }
+        if r > 180 && g < 70 && b < 80 {
+            red += 1;
+        }
+    }
+    (ink, green, red)
+}

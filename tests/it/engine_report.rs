@@ -4,11 +4,10 @@
 //! core's admin token) that never reaches the state folder, the output or the reports.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::common::{Pki, SpecOpts, required, write_spec};
+use crate::common::{Pki, SpecOpts, chromium, required, write_spec};
 use crate::engine_support::*;
 use realmctl::engine::io::store::Store;
 use realmctl::engine::model::playbook;
@@ -195,51 +194,20 @@ fn html_report_is_self_contained_and_renders_in_chromium() {
     std::fs::write(&file, &html).unwrap();
     let png = dir.path().join("shot.png");
     let pdf = dir.path().join("print.pdf");
-    let chromium = |extra: &[String]| {
-        let profile = tempfile::tempdir().unwrap();
-        let o = Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-                "--window-size=1280,1800",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .args(extra)
-            .arg(format!("file://{}", file.display()))
-            .output()
-            .expect("chromium is installed by the README test command (apt-get install chromium)");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    chromium(&file, &[format!("--screenshot={}", png.display())]);
+    chromium(
+        &file,
+        &[
+            format!("--print-to-pdf={}", pdf.display()),
+            "--no-pdf-header-footer".into(),
+        ],
+    );
+    let (ink, green, _) = crate::common::png_colours(&png);
+    let total = {
+        let d = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
+        let info = d.read_info().unwrap();
+        (info.info().width * info.info().height) as usize
     };
-    chromium(&[format!("--screenshot={}", png.display())]);
-    chromium(&[
-        format!("--print-to-pdf={}", pdf.display()),
-        "--no-pdf-header-footer".into(),
-    ]);
-
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let channels = info.color_type.samples();
-    let pixels = &buf[..info.buffer_size()];
-    let (mut ink, mut green, mut total) = (0usize, 0usize, 0usize);
-    for px in pixels.chunks(channels) {
-        total += 1;
-        let (r, g, b) = (px[0], px[1], px[2]);
-        if u16::from(r) + u16::from(g) + u16::from(b) < 600 {
-            ink += 1;
-        }
-        if g > 100 && r < 60 && b < 90 {
-            green += 1;
-        }
-    }
     assert!(
         ink * 100 > total,
         "the screenshot is blank: {ink} of {total} pixels have ink"

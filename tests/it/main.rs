@@ -31,6 +31,8 @@ mod engine_crash;
 mod engine_report;
 #[cfg(feature = "object-store")]
 mod engine_s3;
+#[cfg(feature = "test-actions")]
+mod fleet;
 #[cfg(feature = "gke")]
 mod gke;
 #[cfg(all(feature = "gke", feature = "object-store"))]

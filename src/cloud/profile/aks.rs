@@ -78,9 +78,16 @@ pub fn vm_family(size: &str) -> Option<String> {
     ))
 }
 
+/// The calendar of [`Profile::kubernetes_support`], parsed once.
+static CALENDAR: std::sync::OnceLock<super::support::Calendar> = std::sync::OnceLock::new();
+
 impl Profile for Aks {
     fn provider(&self) -> Provider {
         Provider::Aks
+    }
+
+    fn kubernetes_support(&self) -> &'static super::support::Calendar {
+        super::support::embedded(&CALENDAR, include_str!("versions/aks.yaml"))
     }
 
     fn title(&self) -> &'static str {

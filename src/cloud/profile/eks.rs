@@ -67,9 +67,16 @@ fn block(spec: &Spec) -> Block<'_> {
     }
 }
 
+/// The calendar of [`Profile::kubernetes_support`], parsed once.
+static CALENDAR: std::sync::OnceLock<super::support::Calendar> = std::sync::OnceLock::new();
+
 impl Profile for Eks {
     fn provider(&self) -> Provider {
         Provider::Eks
+    }
+
+    fn kubernetes_support(&self) -> &'static super::support::Calendar {
+        super::support::embedded(&CALENDAR, include_str!("versions/eks.yaml"))
     }
 
     fn title(&self) -> &'static str {

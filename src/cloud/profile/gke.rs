@@ -75,9 +75,16 @@ pub fn cpu_quota(machine_type: &str) -> String {
     }
 }
 
+/// The calendar of [`Profile::kubernetes_support`], parsed once.
+static CALENDAR: std::sync::OnceLock<super::support::Calendar> = std::sync::OnceLock::new();
+
 impl Profile for Gke {
     fn provider(&self) -> Provider {
         Provider::Gke
+    }
+
+    fn kubernetes_support(&self) -> &'static super::support::Calendar {
+        super::support::embedded(&CALENDAR, include_str!("versions/gke.yaml"))
     }
 
     fn title(&self) -> &'static str {

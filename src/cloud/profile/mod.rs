@@ -11,6 +11,7 @@ mod aks;
 mod eks;
 mod gke;
 pub mod rules;
+pub mod support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -123,6 +124,10 @@ pub trait Profile: Send + Sync {
 
     /// Whether `name` is a cluster name this cloud accepts; why not otherwise.
     fn check_cluster_name(&self, name: &str) -> Result<(), String>;
+
+    /// How long this cloud supports each Kubernetes minor version (its published calendar,
+    /// as data).
+    fn kubernetes_support(&self) -> &'static support::Calendar;
 
     /// What of `def` this cloud cannot build, one line each with the way out (none by default):
     /// refused by `validate` rather than discovered by the cloud in phase 6.

@@ -216,6 +216,12 @@ fn traces_of_a_run(dir: &Path) -> Option<String> {
 }
 
 /// Whether the journal's WAL file holds frames (records not yet copied into the main file).
+fn wal_exists(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::symlink_metadata(PathBuf::from(wal)).is_ok()
+}
+
 fn wal_has_frames(path: &Path) -> bool {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
@@ -378,11 +384,26 @@ impl Journal {
         Ok(j)
     }
 
-    /// A read-only connection. SQLite reads a WAL database through its `-shm` index, which it
-    /// may need to create; where it cannot (a read-only folder, a full disk) and no WAL holds
-    /// unread records, the main file alone is the whole journal and is opened as immutable.
+    /// A read-only connection that leaves the folder as it found it. A journal closed cleanly
+    /// has no `-wal` file: the main file is the whole journal, and it is opened as immutable,
+    /// so SQLite creates no `-wal` or `-shm` beside it (a reader of an auditor's copy, or
+    /// `fleet` over a hundred folders, writes nothing). A writer that starts meanwhile appends
+    /// to a new WAL, not to the main file, so the read sees the journal as it was. With a
+    /// `-wal` present (an install running, or one killed), SQLite must read through its `-shm`
+    /// index, which it may need to create; where it cannot (a read-only folder, a full disk)
+    /// and the WAL holds no records, the main file alone is opened as immutable.
     fn connect_read_only(path: &Path) -> Result<Connection, JournalError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let immutable = || {
+            let uri = format!(
+                "file:{}?immutable=1",
+                url_path(&std::path::absolute(path).unwrap_or_else(|_| path.to_owned()))
+            );
+            Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+        };
+        if !wal_exists(path) {
+            return immutable().map_err(|e| sql_error(path, e));
+        }
         let normal = Connection::open_with_flags(path, flags).and_then(|c| {
             c.busy_timeout(Duration::from_secs(30))?;
             // Forces SQLite to read the header (and the WAL index) now.
@@ -391,14 +412,7 @@ impl Journal {
         });
         match normal {
             Ok(c) => Ok(c),
-            Err(e) if !wal_has_frames(path) => {
-                let uri = format!(
-                    "file:{}?immutable=1",
-                    url_path(&std::path::absolute(path).unwrap_or_else(|_| path.to_owned()))
-                );
-                Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
-                    .map_err(|_| sql_error(path, e))
-            }
+            Err(e) if !wal_has_frames(path) => immutable().map_err(|_| sql_error(path, e)),
             Err(e) => Err(sql_error(path, e)),
         }
     }

@@ -8,11 +8,13 @@
 //! - [`plan`]: what `install` will do, the spec diff, the retry policy;
 //! - [`next`]: where an install stands and who acts next;
 //! - [`chain`]: the journal's tamper-evidence check;
-//! - [`report`]: the status and auditor report model.
+//! - [`report`]: the status and auditor report model;
+//! - [`fleet`]: one row per realm over many state folders.
 
 pub mod approval;
 pub mod chain;
 pub mod event;
+pub mod fleet;
 pub mod inputs;
 pub mod next;
 pub mod output;
