@@ -886,3 +886,20 @@ pub fn png_colours(png: &Path) -> (usize, usize, usize) {
     }
     (ink, green, red)
 }
+
+/// An HTML page that loads nothing: no script, stylesheet link, remote source, import or URL.
+pub fn assert_self_contained(html: &str) {
+    for external in [
+        "<script",
+        "<link",
+        "src=\"http",
+        "href=\"http",
+        "@import",
+        "url(",
+    ] {
+        assert!(
+            !html.contains(external),
+            "external asset `{external}` in the page"
+        );
+    }
+}

@@ -234,19 +234,7 @@ fn fleet_shows_every_state_flags_the_tampered_journal_and_renders_in_chromium() 
     );
     assert_eq!(code, 1, "{err}");
     let html = std::fs::read_to_string(&page).unwrap();
-    for external in [
-        "<script",
-        "<link",
-        "src=\"http",
-        "href=\"http",
-        "@import",
-        "url(",
-    ] {
-        assert!(
-            !html.contains(external),
-            "external asset `{external}` in the page"
-        );
-    }
+    crate::common::assert_self_contained(&html);
     for name in ["done", "waiting", "failed", "killed", "tampered"] {
         assert!(html.contains(&format!("<b>{name}</b>")), "{name} missing");
     }
