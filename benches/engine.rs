@@ -75,6 +75,30 @@ fn noop_playbook(steps: usize) -> playbook::Playbook {
     playbook::parse(&s, "bench").unwrap()
 }
 
+/// The options of an in-process install into `state`: local store and quota ledger, one
+/// check at a time, 1 ms retry back-off.
+fn install_options(state: &Path) -> RunOptions {
+    let mut opts = RunOptions::new(
+        "bench",
+        Store::local(state),
+        seed::Target::default_for(state),
+    );
+    opts.checks = CheckOptions {
+        concurrency: Some(1),
+        ..CheckOptions::default()
+    };
+    opts.retry_base = Duration::from_millis(1);
+    opts
+}
+
+/// A multi-thread runtime, as the CLI runs installs on.
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Seconds per step of a 100-step no-op install (fresh state each round).
 fn engine_per_step(
     dir: &Path,
@@ -85,22 +109,9 @@ fn engine_per_step(
     let state = dir.join(format!("state-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
     let pb = noop_playbook(steps);
-    let mut opts = RunOptions::new(
-        "bench",
-        Store::local(&state),
-        seed::Target::default_for(&state),
-    );
-    opts.checks = CheckOptions {
-        concurrency: Some(1),
-        ..CheckOptions::default()
-    };
-    opts.retry_base = Duration::from_millis(1);
+    let mut opts = install_options(&state);
     opts.signing_key = key;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    // A multi-thread runtime, as the CLI runs installs on.
+    let rt = multi_thread();
     // Create the journal first so the round measures steps, not file creation.
     drop(Journal::create(&state).unwrap());
     let t = Instant::now();

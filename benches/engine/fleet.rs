@@ -6,13 +6,11 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use realmctl::engine::io::store::Store;
-use realmctl::engine::{CheckOptions, Quiet, RunOptions, run};
-use realmctl::quota::seed;
+use realmctl::engine::{Quiet, run};
 
-use super::{median, noop_playbook, spec};
+use super::{install_options, median, multi_thread, noop_playbook, spec};
 use crate::support;
 
 const FOLDERS: usize = 1_000;
@@ -23,20 +21,8 @@ fn template(dir: &Path) -> (std::path::PathBuf, u64) {
     let state = dir.join("template");
     let spec = spec(dir);
     let pb = noop_playbook(40);
-    let mut opts = RunOptions::new(
-        "bench",
-        Store::local(&state),
-        seed::Target::default_for(&state),
-    );
-    opts.checks = CheckOptions {
-        concurrency: Some(1),
-        ..CheckOptions::default()
-    };
-    opts.retry_base = Duration::from_millis(1);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let opts = install_options(&state);
+    let rt = multi_thread();
     rt.block_on(run::install(&state, &spec, &pb, &opts, &Quiet))
         .unwrap();
     let records = realmctl::engine::io::journal::Journal::open_read_only(&state)

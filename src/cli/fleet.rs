@@ -12,7 +12,7 @@ use realmctl::engine::fleet;
 use realmctl::engine::model::fleet as model;
 use realmctl::fsutil;
 
-use super::{BadInput, Outcome, bad, print_json};
+use super::{BadInput, Outcome, bad};
 
 /// `fleet --output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,17 +81,15 @@ pub fn fleet(args: FleetArgs) -> Result<Outcome, BadInput> {
         .unwrap_or_else(|| time::OffsetDateTime::now_utc().date());
     let folders = fleet::discover(&roots);
     let f = fleet::survey(&folders, &keys, today);
+    let out = args.out.as_deref();
     match args.output {
-        FleetFormat::Json if args.out.is_none() => print_json(&f),
-        FleetFormat::Json => super::emit(
-            &serde_json::to_string_pretty(&f).expect("serialises"),
-            args.out.as_deref(),
-        )?,
-        FleetFormat::Html => super::emit(&model::html(&f).map_err(bad)?, args.out.as_deref())?,
-        FleetFormat::Text => match &args.out {
-            Some(p) => super::emit(&model::table(&f), Some(p))?,
-            None => print!("{}", realmctl::text::terminal(&model::table(&f))),
-        },
+        FleetFormat::Json => {
+            let json = serde_json::to_string_pretty(&f).expect("serialises") + "\n";
+            super::emit(&json, out)?;
+        }
+        FleetFormat::Html => super::emit(&model::html(&f).map_err(bad)?, out)?,
+        FleetFormat::Text if out.is_some() => super::emit(&model::table(&f), out)?,
+        FleetFormat::Text => print!("{}", realmctl::text::terminal(&model::table(&f))),
     }
     Ok(if f.broken == 0 {
         Outcome::Success

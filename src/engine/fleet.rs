@@ -50,12 +50,9 @@ fn walk(dir: &Path, keys: &[PublicKey]) -> (model::Journal, Facts) {
     let j = match Journal::open_read_only(dir) {
         Ok(j) => j,
         Err(e) => {
-            return (
-                model::Journal::Unreadable {
-                    problem: crate::text::one_line(&e.to_string()),
-                },
-                facts,
-            );
+            // The first line: the rest is a help line for `--state`, which `fleet` has not.
+            let problem = e.to_string().lines().next().unwrap_or_default().to_owned();
+            return (model::Journal::Unreadable { problem }, facts);
         }
     };
     let mut v = ChainVerifier::new(None).require_signatures(keys.to_vec());

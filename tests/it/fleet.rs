@@ -38,10 +38,8 @@ fn realms() -> Realms {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("realms");
     let work = dir.path().join("work");
-    let pb = local_playbook(&{
-        std::fs::create_dir_all(&work).unwrap();
-        work.clone()
-    });
+    std::fs::create_dir_all(&work).unwrap();
+    let pb = local_playbook(&work);
 
     // Complete (Kubernetes 1.35: under standard support on 2026-12-06).
     let s = realm_spec(&work.join("done"), "done", "1.35");

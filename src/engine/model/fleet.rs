@@ -349,9 +349,7 @@ pub fn table(f: &Fleet) -> String {
         .map(|r| {
             [
                 r.realm.clone().unwrap_or_else(|| r.folder.clone()),
-                r.cloud
-                    .map(|c| format!("{c:?}").to_lowercase())
-                    .unwrap_or_default(),
+                r.cloud.map(|c| c.to_string()).unwrap_or_default(),
                 r.region.clone().unwrap_or_default(),
                 r.phase
                     .as_ref()
