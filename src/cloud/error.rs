@@ -20,6 +20,9 @@ pub enum CloudErrorKind {
     NotFound,
     /// The thing exists in another state or shape (HTTP 409, `ResourceInUseException`).
     Conflict,
+    /// Something else still holds the thing, so it cannot be deleted yet (`DependencyViolation`,
+    /// a load balancer's `ResourceInUse`).
+    InUse,
     /// The request is wrong (HTTP 400, `InvalidParameterException`, `ValidationError`).
     Invalid,
     /// The credentials are missing, wrong or expired (`ExpiredToken`, `InvalidClientTokenId`).
@@ -40,7 +43,7 @@ impl CloudErrorKind {
     pub fn retryable(self) -> bool {
         matches!(
             self,
-            CloudErrorKind::Throttled | CloudErrorKind::Unavailable
+            CloudErrorKind::Throttled | CloudErrorKind::Unavailable | CloudErrorKind::InUse
         )
     }
 
@@ -52,6 +55,7 @@ impl CloudErrorKind {
             CloudErrorKind::QuotaExceeded => "quota exceeded",
             CloudErrorKind::NotFound => "not found",
             CloudErrorKind::Conflict => "conflict",
+            CloudErrorKind::InUse => "still in use",
             CloudErrorKind::Invalid => "invalid request",
             CloudErrorKind::ExpiredCredentials => "credentials missing, invalid or expired",
             CloudErrorKind::Unavailable => "service unavailable",
@@ -149,7 +153,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_throttling_and_unavailability_are_retried() {
+    fn only_throttling_unavailability_and_dependencies_are_retried() {
         use CloudErrorKind::*;
         for k in [
             AccessDenied,
@@ -163,7 +167,7 @@ mod tests {
         ] {
             assert!(!k.retryable(), "{k}");
         }
-        assert!(Throttled.retryable() && Unavailable.retryable());
+        assert!(Throttled.retryable() && Unavailable.retryable() && InUse.retryable());
     }
 
     #[test]

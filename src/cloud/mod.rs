@@ -29,6 +29,7 @@ pub mod poll;
 pub mod profile;
 pub mod retry;
 pub mod sizing;
+pub mod teardown;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod vpn;
@@ -78,7 +79,8 @@ pub trait PermissionChecker: Send + Sync {
     ) -> CloudFuture<'a, PermissionFacts>;
 }
 
-/// Clusters and node pools: describe, create (never change or delete).
+/// Clusters and node pools: describe, create (never change; deleting is [`teardown::Teardown`]'s,
+/// for `destroy` alone).
 pub trait ClusterManager: Send + Sync {
     /// The cluster called `name`, if there is one.
     fn cluster<'a>(&'a self, name: &'a str) -> CloudFuture<'a, Option<ClusterFacts>>;
@@ -176,7 +178,12 @@ pub enum StorageCredentials {
 
 /// A cloud provider: everything the install needs from one cloud.
 pub trait Cloud:
-    IdentitySource + AccountInspector + PermissionChecker + ClusterManager + VpnManager
+    IdentitySource
+    + AccountInspector
+    + PermissionChecker
+    + ClusterManager
+    + VpnManager
+    + teardown::Teardown
 {
     /// Which cloud.
     fn provider(&self) -> Provider;

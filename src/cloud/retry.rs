@@ -170,6 +170,21 @@ impl<C: super::VpnManager> super::VpnManager for Retrying<C> {
     }
 }
 
+impl<C: super::teardown::Teardown> super::teardown::Teardown for Retrying<C> {
+    fn leftovers<'a>(
+        &'a self,
+        kind: super::teardown::ResourceKind,
+        query: &'a super::teardown::SweepQuery,
+    ) -> CloudFuture<'a, Vec<super::teardown::Found>> {
+        retry(self.policy, move || self.inner.leftovers(kind, query)).boxed()
+    }
+
+    /// Deletes are changes: never retried here (the sweep and the step policy decide).
+    fn delete<'a>(&'a self, found: &'a super::teardown::Found) -> CloudFuture<'a, ()> {
+        self.inner.delete(found)
+    }
+}
+
 impl<C: Cloud> Cloud for Retrying<C> {
     fn provider(&self) -> Provider {
         self.inner.provider()

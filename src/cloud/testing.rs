@@ -504,6 +504,9 @@ impl super::VpnManager for FakeCloud {
     }
 }
 
+/// Tearing realms down on this cloud is still to come (issue #20): the defaults say so.
+impl crate::cloud::teardown::Teardown for FakeCloud {}
+
 impl Cloud for FakeCloud {
     fn provider(&self) -> Provider {
         self.provider

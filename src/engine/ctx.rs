@@ -49,6 +49,9 @@ pub struct Ctx<'a> {
     pub spec: &'a Spec,
     /// What this step applied in earlier runs, as the journal holds it.
     pub history: Applied<'a>,
+    /// The realm's whole state as the journal holds it (what `destroy` finds the realm's
+    /// inventory in).
+    pub state: &'a super::model::state::State,
     /// The step id.
     pub step: &'a str,
     /// Its parameters (checked against the action's definition when the playbook loaded).

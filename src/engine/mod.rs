@@ -25,6 +25,7 @@ pub mod observer;
 pub mod options;
 pub mod reveal;
 pub mod run;
+pub mod teardown;
 
 pub use observer::{EngineObserver, Quiet, StepEnd};
 pub use options::{CheckOptions, Clock, RunOptions, system_clock};

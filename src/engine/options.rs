@@ -84,6 +84,9 @@ pub struct RunOptions {
     pub force_conflicts: bool,
     /// How the in-cluster steps reach a cluster's API (default: kube-rs, [`crate::platform::session::kube_rs`]).
     pub kube: KubeConnector,
+    /// What `destroy` deletes beyond the default (`--delete-volumes`): an input of the destroy
+    /// plan, so a change needs a new approval.
+    pub teardown: crate::cloud::teardown::SweepOptions,
     /// The port `realm.live` reaches the ingress address on (default 443; a test's edge
     /// listens elsewhere on loopback).
     pub ingress_port: u16,
@@ -110,6 +113,7 @@ impl RunOptions {
             force_conflicts: false,
             kube: crate::platform::session::kube_rs(),
             ingress_port: 443,
+            teardown: crate::cloud::teardown::SweepOptions::default(),
             #[cfg(feature = "test-actions")]
             kill_at: None,
         }

@@ -166,7 +166,7 @@ fn check_realm(dir: &Path, state: &State, spec: &Spec) -> Result<(), EngineError
 }
 
 fn plan_for(spec: &Spec, playbook: &Playbook, state: &State, opts: &RunOptions) -> Plan {
-    let digests = inputs::digests(spec, playbook, &opts.quota_target);
+    let digests = inputs::digests(spec, playbook, &opts.quota_target, opts.teardown);
     let changes = state
         .spec
         .as_ref()
@@ -548,6 +548,7 @@ async fn run_step(
                         }
                     })
                     .unwrap_or_default(),
+                state: &r.state,
                 step: &step.id,
                 params: &step.params,
                 phase: phase.number,

@@ -373,6 +373,9 @@ impl ClusterManager for AksProvider {
     }
 }
 
+/// Tearing realms down on this cloud is still to come (issue #20): the defaults say so.
+impl crate::cloud::teardown::Teardown for AksProvider {}
+
 impl Cloud for AksProvider {
     fn provider(&self) -> Provider {
         Provider::Aks

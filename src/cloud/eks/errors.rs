@@ -53,6 +53,7 @@ pub fn kind_of(code: Option<&str>, status: Option<u16>) -> CloudErrorKind {
             | "RouteAlreadyExists"
             | "InvalidPermission.Duplicate"
             | "InvalidGroup.Duplicate" => Some(Conflict),
+            "DependencyViolation" | "ResourceInUse" | "VolumeInUse" => Some(InUse),
             "InvalidParameterException"
             | "InvalidParameterValue"
             | "InvalidParameterCombination"
@@ -89,6 +90,7 @@ pub fn kind_of(code: Option<&str>, status: Option<u16>) -> CloudErrorKind {
             | "Unavailable"
             | "ServiceFailure" => Some(Unavailable),
             _ if code.ends_with(".NotFound") => Some(NotFound),
+            _ if code.ends_with(".InUse") => Some(InUse),
             _ if code.ends_with(".Malformed") || code.starts_with("Invalid") => Some(Invalid),
             _ => None,
         };
@@ -236,6 +238,10 @@ mod tests {
             (Some("InvalidSubnetID.NotFound"), Some(400), NotFound),
             (Some("ResourceInUseException"), Some(409), Conflict),
             (Some("EntityAlreadyExists"), Some(409), Conflict),
+            (Some("DependencyViolation"), Some(400), InUse),
+            (Some("ResourceInUse"), Some(400), InUse),
+            (Some("VolumeInUse"), Some(400), InUse),
+            (Some("InvalidNetworkInterface.InUse"), Some(400), InUse),
             (Some("InvalidParameterException"), Some(400), Invalid),
             (Some("ValidationError"), Some(400), Invalid),
             (Some("InvalidSubnetID.Malformed"), Some(400), Invalid),

@@ -1,6 +1,6 @@
 //! Amazon EKS through the AWS SDK for Rust (feature `eks`): STS for the caller, IAM for roles
 //! and permission simulation, EC2 for subnets, Service Quotas for the vCPU quota, EKS for the
-//! cluster and its managed node group. SDK types stay in this folder; the engine sees the
+//! cluster and its managed node group, Elastic Load Balancing for what `destroy` sweeps. SDK types stay in this folder; the engine sees the
 //! provider-neutral facts of [`crate::cloud::facts`].
 //!
 //! Credentials come from the AWS standard chain (environment, profile and SSO, web identity,
@@ -9,6 +9,7 @@
 //! by [`crate::cloud::CloudErrorKind`].
 
 mod errors;
+mod teardown;
 mod token;
 pub mod transport;
 mod vpn;
@@ -84,6 +85,7 @@ pub struct EksProvider {
     iam: aws_sdk_iam::Client,
     ec2: aws_sdk_ec2::Client,
     eks: aws_sdk_eks::Client,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
     quotas: aws_sdk_servicequotas::Client,
     secrets: aws_sdk_secretsmanager::Client,
     /// Where the credentials come from when not from the standard chain.
@@ -174,6 +176,7 @@ impl EksProvider {
             iam: aws_sdk_iam::Client::new(config),
             ec2: aws_sdk_ec2::Client::new(config),
             eks: aws_sdk_eks::Client::new(config),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
             quotas: aws_sdk_servicequotas::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
             credentials,

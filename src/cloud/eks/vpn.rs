@@ -34,7 +34,7 @@ use crate::secret::Secret;
 /// The instance role's only inline policy.
 const POLICY: &str = "realmctl-read-vpn-key";
 
-fn filter(name: &str, values: &[&str]) -> Filter {
+pub(super) fn filter(name: &str, values: &[&str]) -> Filter {
     Filter::builder()
         .name(name)
         .set_values(Some(values.iter().map(|v| (*v).to_owned()).collect()))
@@ -58,7 +58,7 @@ fn spec_of(def: &VpnDef, kind: ResourceType) -> TagSpecification {
         .build()
 }
 
-fn ec2_map(tags: &[Tag]) -> BTreeMap<String, String> {
+pub(super) fn ec2_map(tags: &[Tag]) -> BTreeMap<String, String> {
     tags.iter()
         .filter_map(|t| {
             Some((

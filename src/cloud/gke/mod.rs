@@ -500,6 +500,9 @@ impl ClusterManager for GkeProvider {
     }
 }
 
+/// Tearing realms down on this cloud is still to come (issue #20): the defaults say so.
+impl crate::cloud::teardown::Teardown for GkeProvider {}
+
 impl Cloud for GkeProvider {
     fn provider(&self) -> Provider {
         Provider::Gke

@@ -90,6 +90,19 @@ impl Profile for Eks {
         }
     }
 
+    /// The cloud provider's and the AWS Load Balancer Controller's ownership tags
+    /// (`kubernetes.io/cluster/<name>=owned` on load balancers, security groups, interfaces and
+    /// EBS volumes; `elbv2.k8s.aws/cluster` on what the controller makes), and the tag EKS puts
+    /// on what it makes for a cluster (`aws:eks:cluster-name`, e.g. the cluster security group).
+    fn leftover_marks(&self, cluster: &str) -> Vec<crate::cloud::teardown::Mark> {
+        use crate::cloud::teardown::Mark;
+        vec![
+            Mark::exactly(format!("kubernetes.io/cluster/{cluster}"), "owned"),
+            Mark::exactly("elbv2.k8s.aws/cluster", cluster),
+            Mark::exactly("aws:eks:cluster-name", cluster),
+        ]
+    }
+
     fn check_tag_key(&self, key: &str) -> Result<(), String> {
         rules::aws_tag(key, 128, true)
     }

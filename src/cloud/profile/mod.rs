@@ -169,6 +169,14 @@ pub trait Profile: Send + Sync {
         .into()
     }
 
+    /// The tags (labels) by which what controllers in the realm's cluster made for it is
+    /// recognised (load balancers, their security groups and interfaces, volumes), for the
+    /// sweep of `destroy`. A cloud without them sweeps nothing.
+    fn leftover_marks(&self, cluster: &str) -> Vec<super::teardown::Mark> {
+        let _ = cluster;
+        Vec::new()
+    }
+
     /// Every problem of `def` against this cloud's published naming rules: cluster and pool
     /// names, tag (label) keys and values, Kubernetes node labels. Empty when the cloud would
     /// accept it.

@@ -13,6 +13,7 @@
 mod checks;
 mod cloud;
 mod cluster_api;
+mod destroy;
 mod platform;
 mod quota;
 mod realm;
@@ -46,6 +47,9 @@ pub struct ActionDef {
     pub summary: &'static str,
     /// What this run must have for the action to run.
     pub needs: Needs,
+    /// Which workflow's playbooks may name it: an install playbook never deletes, a destroy
+    /// playbook never builds.
+    pub workflow: Workflow,
     /// How long one attempt may take unless the step says otherwise.
     pub timeout: Duration,
     /// Extra attempts after a retryable failure unless the step says otherwise.
@@ -56,6 +60,35 @@ pub struct ActionDef {
     pub inputs: &'static [Input],
     /// The implementation.
     pub run: RunFn,
+}
+
+/// The two workflows a playbook can be: building a realm or tearing it down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Workflow {
+    /// `install`: the six phases of the brief (`kind: Playbook`).
+    #[default]
+    Install,
+    /// `destroy`: tearing the realm down (`kind: DestroyPlaybook`).
+    Destroy,
+}
+
+impl Workflow {
+    /// The playbook `kind` of this workflow.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Workflow::Install => "Playbook",
+            Workflow::Destroy => "DestroyPlaybook",
+        }
+    }
+
+    /// The command that runs it.
+    pub fn command(self) -> &'static str {
+        match self {
+            Workflow::Install => "install",
+            Workflow::Destroy => "destroy",
+        }
+    }
 }
 
 /// What an action needs beyond this build.
@@ -136,6 +169,8 @@ pub enum Input {
     Definition,
     /// Where `quota.seed` writes.
     QuotaTarget,
+    /// What `destroy` was asked to delete beyond the default (`--delete-volumes`).
+    Teardown,
 }
 
 /// A part of the resolved spec an action reads.
@@ -231,6 +266,10 @@ catalogue! {
     RealmLive => realm::LIVE,
     VpnApply => vpn::APPLY,
     VpnCustomer => vpn::CUSTOMER,
+    DestroyPlan => destroy::PLAN,
+    DestroyNodePools => destroy::NODE_POOLS,
+    DestroyCluster => destroy::CLUSTER,
+    DestroySweep => destroy::SWEEP,
     #[cfg(feature = "test-actions")] TestEffect => test::EFFECT,
     #[cfg(feature = "test-actions")] TestFlaky => test::FLAKY,
     #[cfg(feature = "test-actions")] TestNoop => test::NOOP,

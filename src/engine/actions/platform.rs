@@ -37,6 +37,7 @@ pub const APPLY: ActionDef = ActionDef {
     name: "platform.apply",
     summary: "applies the approved platform bundle and the realm's objects into the cluster (server-side apply), waits until they are ready, prunes what left the bundle",
     needs: Needs::Cloud,
+    workflow: super::Workflow::Install,
     timeout: Duration::from_secs(20 * 60),
     retries: 2,
     params: &[],

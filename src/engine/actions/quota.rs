@@ -20,6 +20,7 @@ pub const SEED: ActionDef = ActionDef {
     name: "quota.seed",
     summary: "seeds the realm's subscription config into the enforcement core (by default the realm's own, in its cluster)",
     needs: Needs::Nothing,
+    workflow: super::Workflow::Install,
     timeout: Duration::from_secs(5 * 60),
     retries: 3,
     params: &[],

@@ -36,6 +36,7 @@ pub const LIVE: ActionDef = ActionDef {
     name: "realm.live",
     summary: "records that the realm is live: the platform ready, the realm's certificate served at the ingress for every wildcard name, the enforcement core holding the realm's config and refusing what exceeds it",
     needs: Needs::Cloud,
+    workflow: super::Workflow::Install,
     timeout: Duration::from_secs(10 * 60),
     retries: 2,
     params: &[],

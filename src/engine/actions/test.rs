@@ -29,6 +29,7 @@ pub const EFFECT: ActionDef = ActionDef {
     name: "test.effect",
     summary: "test: an idempotent side effect with a counter",
     needs: Needs::Nothing,
+    workflow: super::Workflow::Install,
     timeout: Duration::from_secs(5 * 60),
     retries: 0,
     params: &[
@@ -48,6 +49,7 @@ pub const FLAKY: ActionDef = ActionDef {
     name: "test.flaky",
     summary: "test: fails with a retryable error a given number of times",
     needs: Needs::Nothing,
+    workflow: super::Workflow::Install,
     timeout: Duration::from_secs(5 * 60),
     retries: 0,
     params: &[
@@ -67,6 +69,7 @@ pub const BLOCKING: ActionDef = ActionDef {
     name: "test.blocking",
     summary: "test: blocks a thread, logging when it starts and ends",
     needs: Needs::Nothing,
+    workflow: super::Workflow::Install,
     timeout: Duration::from_secs(5 * 60),
     retries: 0,
     params: &[
@@ -86,6 +89,7 @@ pub const NOOP: ActionDef = ActionDef {
     name: "test.noop",
     summary: "test: does nothing",
     needs: Needs::Nothing,
+    workflow: super::Workflow::Install,
     timeout: Duration::from_secs(5 * 60),
     retries: 0,
     params: &[],

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::playbook::{Playbook, StepDef};
 use crate::crypto::sha256_hex;
+use crate::cloud::teardown::SweepOptions;
 use crate::engine::actions::Input;
 use crate::fsutil;
 use crate::quota::seed;
@@ -26,7 +27,12 @@ fn file_digest(path: &std::path::Path, cap: u64) -> String {
 }
 
 /// The value of one input.
-fn input_value(input: Input, spec: &Spec, quota: &seed::Target) -> (&'static str, Value) {
+fn input_value(
+    input: Input,
+    spec: &Spec,
+    quota: &seed::Target,
+    teardown: SweepOptions,
+) -> (&'static str, Value) {
     match input {
         Input::Spec => ("spec", spec_json(spec)),
         Input::Part(p) => p.value(spec),
@@ -42,6 +48,7 @@ fn input_value(input: Input, spec: &Spec, quota: &seed::Target) -> (&'static str
             )
         }
         Input::QuotaTarget => ("quotaTarget", json!(quota.describe())),
+        Input::Teardown => ("teardown", json!(teardown)),
         Input::Definition => (
             "definition",
             crate::cloud::access::definition(spec).to_json(),
@@ -50,14 +57,19 @@ fn input_value(input: Input, spec: &Spec, quota: &seed::Target) -> (&'static str
 }
 
 /// The inputs of one step, as JSON (what its digest covers).
-pub fn step_inputs(spec: &Spec, step: &StepDef, quota: &seed::Target) -> Value {
+pub fn step_inputs(
+    spec: &Spec,
+    step: &StepDef,
+    quota: &seed::Target,
+    teardown: SweepOptions,
+) -> Value {
     let inputs: Map<String, Value> = step
         .action
         .def()
         .inputs
         .iter()
         .map(|i| {
-            let (k, v) = input_value(*i, spec, quota);
+            let (k, v) = input_value(*i, spec, quota, teardown);
             (k.to_owned(), v)
         })
         .collect();
@@ -65,11 +77,16 @@ pub fn step_inputs(spec: &Spec, step: &StepDef, quota: &seed::Target) -> Value {
 }
 
 /// The input digest of every step of `playbook`.
-pub fn digests(spec: &Spec, playbook: &Playbook, quota: &seed::Target) -> BTreeMap<String, String> {
+pub fn digests(
+    spec: &Spec,
+    playbook: &Playbook,
+    quota: &seed::Target,
+    teardown: SweepOptions,
+) -> BTreeMap<String, String> {
     playbook
         .steps()
         .map(|(_, s)| {
-            let v = step_inputs(spec, s, quota);
+            let v = step_inputs(spec, s, quota, teardown);
             (s.id.clone(), sha256_hex(v.to_string().as_bytes()))
         })
         .collect()
@@ -82,13 +99,17 @@ mod tests {
     use crate::engine::test_support;
     use crate::spec::Provider;
 
+    const T: SweepOptions = SweepOptions {
+        delete_volumes: false,
+    };
+
     #[test]
     fn a_domain_change_touches_only_the_steps_that_read_domains() {
         let pb = playbook::embedded();
         let q = seed::Target::Local { db: "q.db".into() };
         let (_d1, s1) = test_support::spec(Provider::Eks, "digibee.acme.com");
         let (_d2, s2) = test_support::spec(Provider::Eks, "digibee.acme.org");
-        let (a, b) = (digests(&s1, &pb, &q), digests(&s2, &pb, &q));
+        let (a, b) = (digests(&s1, &pb, &q, T), digests(&s2, &pb, &q, T));
         let changed: Vec<_> = a
             .keys()
             .filter(|k| a[*k] != b[*k])
@@ -114,7 +135,7 @@ mod tests {
                 "vpn-customer"
             ]
         );
-        assert_eq!(a, digests(&s1, &pb, &q), "stable");
+        assert_eq!(a, digests(&s1, &pb, &q, T), "stable");
     }
 
     #[test]
@@ -122,9 +143,9 @@ mod tests {
         let pb = playbook::embedded();
         let q = seed::Target::Local { db: "q.db".into() };
         let (_d, s) = test_support::spec(Provider::Eks, "digibee.acme.com");
-        let before = digests(&s, &pb, &q);
+        let before = digests(&s, &pb, &q, T);
         std::fs::write(&s.certificate.cert, "renewed").unwrap();
-        let after = digests(&s, &pb, &q);
+        let after = digests(&s, &pb, &q, T);
         let changed: Vec<_> = before
             .keys()
             .filter(|k| before[*k] != after[*k])

@@ -9,7 +9,8 @@
 //! - [`next`]: where an install stands and who acts next;
 //! - [`chain`]: the journal's tamper-evidence check;
 //! - [`report`]: the status and auditor report model;
-//! - [`fleet`]: one row per realm over many state folders.
+//! - [`fleet`]: one row per realm over many state folders;
+//! - [`teardown`]: the realm's inventory and the destroy plan.
 
 pub mod approval;
 pub mod chain;
@@ -23,3 +24,4 @@ pub mod playbook;
 pub mod record;
 pub mod report;
 pub mod state;
+pub mod teardown;

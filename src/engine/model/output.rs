@@ -125,6 +125,11 @@ pub enum Intent {
         /// What is done to it.
         work: Vec<String>,
     },
+    /// Delete a resource of the realm (`destroy`).
+    Delete {
+        /// What.
+        resource: crate::cloud::teardown::Found,
+    },
 }
 
 impl std::fmt::Display for Intent {
@@ -142,6 +147,7 @@ impl std::fmt::Display for Intent {
             Intent::VpnPart { part, name, work } => {
                 write!(f, "VPN {part} {name}: {}", work.join("; "))
             }
+            Intent::Delete { resource } => write!(f, "delete {resource}"),
         }
     }
 }

@@ -18,12 +18,18 @@ use crate::engine::ctx::Params;
 use crate::fsutil;
 use crate::spec::raw::Located;
 
+pub use crate::engine::actions::Workflow;
+
 /// The embedded default playbook.
 pub const EMBEDDED: &str = include_str!("../../../playbooks/dedicated-saas.yaml");
 /// Name shown for the embedded playbook's source.
 pub const EMBEDDED_NAME: &str = "<embedded>/playbooks/dedicated-saas.yaml";
+/// The embedded destroy playbook.
+pub const EMBEDDED_DESTROY: &str = include_str!("../../../playbooks/destroy.yaml");
+/// Name shown for the embedded destroy playbook's source.
+pub const EMBEDDED_DESTROY_NAME: &str = "<embedded>/playbooks/destroy.yaml";
 
-/// Number of phases a playbook has: the brief's shared-responsibility table.
+/// Number of phases an install playbook has: the brief's shared-responsibility table.
 pub const PHASES: u8 = 6;
 
 /// A resolved playbook.
@@ -32,7 +38,10 @@ pub const PHASES: u8 = 6;
 pub struct Playbook {
     /// The playbook's name.
     pub name: String,
-    /// The six phases, in order.
+    /// Install (the six phases) or destroy; absent from records written before destroy existed.
+    #[serde(default)]
+    pub workflow: Workflow,
+    /// The phases, in order (six for an install).
     pub phases: Vec<Phase>,
 }
 
@@ -199,6 +208,12 @@ pub fn embedded() -> Playbook {
     parse(EMBEDDED, EMBEDDED_NAME).expect("the embedded playbook is valid (unit-tested)")
 }
 
+/// The embedded destroy playbook.
+pub fn embedded_destroy() -> Playbook {
+    parse(EMBEDDED_DESTROY, EMBEDDED_DESTROY_NAME)
+        .expect("the embedded destroy playbook is valid (unit-tested)")
+}
+
 /// Loads a playbook file.
 pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
     let text = fsutil::read_capped_string(path, fsutil::caps::SPEC)?;
@@ -239,21 +254,32 @@ pub fn parse(text: &str, source_name: &str) -> Result<Playbook, PlaybookError> {
             ),
         );
     }
-    if raw.kind.value != "Playbook" {
-        problem(
-            raw.kind.pos,
-            format!("kind must be `Playbook`, not `{}`", raw.kind.value),
-        );
-    }
-    if raw.phases.value.len() != usize::from(PHASES) {
-        problem(
+    let workflow = match raw.kind.value.as_str() {
+        "Playbook" => Workflow::Install,
+        "DestroyPlaybook" => Workflow::Destroy,
+        other => {
+            problem(
+                raw.kind.pos,
+                format!("kind must be `Playbook` or `DestroyPlaybook`, not `{other}`"),
+            );
+            Workflow::Install
+        }
+    };
+    let count = raw.phases.value.len();
+    match workflow {
+        Workflow::Install if count != usize::from(PHASES) => problem(
             raw.phases.pos,
             format!(
-                "a playbook has exactly {PHASES} phases (the shared-responsibility table), found {}",
-                raw.phases.value.len()
+                "a playbook has exactly {PHASES} phases (the shared-responsibility table), found {count}"
             ),
-        );
+        ),
+        Workflow::Destroy if count == 0 || count > usize::from(PHASES) => problem(
+            raw.phases.pos,
+            format!("a destroy playbook has 1 to {PHASES} phases, found {count}"),
+        ),
+        _ => {}
     }
+    let last = u8::try_from(count).unwrap_or(u8::MAX);
     let mut step_ids = HashSet::new();
     let mut phases = Vec::new();
     for (i, p) in raw.phases.value.into_iter().enumerate() {
@@ -262,7 +288,7 @@ pub fn parse(text: &str, source_name: &str) -> Result<Playbook, PlaybookError> {
             problem(
                 p.number.pos,
                 format!(
-                    "phase {} is in position {expected}: phases must be numbered 1 to {PHASES} in order",
+                    "phase {} is in position {expected}: phases must be numbered 1 to {last} in order",
                     p.number.value
                 ),
             );
@@ -293,6 +319,18 @@ pub fn parse(text: &str, source_name: &str) -> Result<Playbook, PlaybookError> {
                 );
                 continue;
             };
+            if action.def().workflow != workflow {
+                problem(
+                    s.action.pos,
+                    format!(
+                        "action `{action}` belongs to `{}` playbooks (kind: {}), not to this `{}` one",
+                        action.def().workflow.command(),
+                        action.def().workflow.kind(),
+                        workflow.command()
+                    ),
+                );
+                continue;
+            }
             let params = s.params.map(|p| (p.value, p.pos));
             if let Some((params, pos)) = &params
                 && let Err(e) = check_params(action, params)
@@ -351,6 +389,7 @@ pub fn parse(text: &str, source_name: &str) -> Result<Playbook, PlaybookError> {
     }
     Ok(Playbook {
         name: raw.name.value,
+        workflow,
         phases,
     })
 }

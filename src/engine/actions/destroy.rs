@@ -1,0 +1,330 @@
+//! The destroy actions (issue #20, `realmctl destroy`, the embedded `playbooks/destroy.yaml`):
+//!
+//! - `destroy.plan`: surveys the realm ([`crate::engine::teardown::survey`]) and records the
+//!   destroy plan — every resource to delete, every one kept and why — as its output; the gate
+//!   after it binds the customer's approval to that output's digest;
+//! - `destroy.node_pools`, `destroy.cluster`: delete the node pools, then the clusters, of the
+//!   approved plan, each described again and judged again first (still there, still tagged for
+//!   the realm, still created by it), an intent journaled before each delete call, then waited
+//!   for until the cloud reports it gone; a resource already being deleted is only waited for,
+//!   so a resumed destroy never deletes twice;
+//! - `destroy.sweep`: find → delete → find over the leftovers carrying the approved plan's
+//!   ownership marks (load balancers first, then network interfaces, volumes when the plan says
+//!   so, security groups), until none is left or the step's deadline nears; a resource still in
+//!   use is tried again next round, and what remains at the end is named with why.
+//!
+//! Nothing outside the approved plan's resources and marks is deleted.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{ActionDef, Action, Input, Needs, SpecPart, Workflow, run_fn};
+use crate::cloud::facts::Status;
+use crate::cloud::profile;
+use crate::cloud::teardown::{Fate, Found, ResourceKind, judge_leftover, judge_owned};
+use crate::cloud::{CloudError, CloudErrorKind};
+use crate::engine::ctx::{Ctx, Failure, Outcome};
+use crate::engine::model::output::{FailureKind, Intent, StepOutput};
+use crate::engine::model::teardown::{self, DestroyPlan};
+use crate::engine::teardown as survey;
+
+const INPUTS: &[Input] = &[
+    Input::Part(SpecPart::Name),
+    Input::Part(SpecPart::Cloud),
+    Input::Teardown,
+];
+
+/// `destroy.plan`.
+pub const PLAN: ActionDef = ActionDef {
+    name: "destroy.plan",
+    summary: "records what destroy deletes (the journal's inventory of what the realm created, and the leftovers carrying its clusters' ownership tags) and what it keeps, and why",
+    needs: Needs::Cloud,
+    workflow: Workflow::Destroy,
+    timeout: Duration::from_secs(10 * 60),
+    retries: 2,
+    params: &[],
+    inputs: INPUTS,
+    run: run_fn!(plan),
+};
+
+/// `destroy.node_pools`.
+pub const NODE_POOLS: ActionDef = ActionDef {
+    name: "destroy.node_pools",
+    summary: "deletes the node pools of the approved destroy plan and waits until they are gone",
+    needs: Needs::Cloud,
+    workflow: Workflow::Destroy,
+    timeout: Duration::from_secs(40 * 60),
+    retries: 2,
+    params: &[],
+    inputs: INPUTS,
+    run: run_fn!(node_pools),
+};
+
+/// `destroy.cluster`.
+pub const CLUSTER: ActionDef = ActionDef {
+    name: "destroy.cluster",
+    summary: "deletes the clusters of the approved destroy plan and waits until they are gone",
+    needs: Needs::Cloud,
+    workflow: Workflow::Destroy,
+    timeout: Duration::from_secs(40 * 60),
+    retries: 2,
+    params: &[],
+    inputs: INPUTS,
+    run: run_fn!(cluster),
+};
+
+/// `destroy.sweep`.
+pub const SWEEP: ActionDef = ActionDef {
+    name: "destroy.sweep",
+    summary: "deletes what controllers left carrying the approved plan's ownership tags (load balancers, network interfaces, volumes when asked, security groups), find → delete → find until nothing is left",
+    needs: Needs::Cloud,
+    workflow: Workflow::Destroy,
+    timeout: Duration::from_secs(30 * 60),
+    retries: 2,
+    params: &[],
+    inputs: INPUTS,
+    run: run_fn!(sweep),
+};
+
+async fn plan(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
+    let cloud = ctx.cloud()?;
+    let p = survey::survey(cloud, ctx.spec, ctx.state, ctx.opts.teardown).await?;
+    Ok(Outcome::Done(StepOutput {
+        summary: format!(
+            "{} to delete, {} kept, {} already gone",
+            p.delete.len(),
+            p.keep.len(),
+            p.gone.len()
+        ),
+        facts: Some(json!({ "destroyPlan": p })),
+        ..StepOutput::default()
+    }))
+}
+
+/// The destroy plan the customer approved: the output of this run's playbook's `destroy.plan`
+/// step (the gate after it passed, or this step would not run).
+fn approved_plan(ctx: &Ctx<'_>) -> Result<DestroyPlan, Failure> {
+    let step = ctx
+        .state
+        .playbook
+        .as_ref()
+        .and_then(|pb| pb.steps().find(|(_, s)| s.action == Action::DestroyPlan))
+        .map(|(_, s)| s.id.clone());
+    let output = step
+        .as_deref()
+        .and_then(|id| ctx.state.step_state(id))
+        .filter(|s| s.is_done())
+        .and_then(|s| s.output.as_ref())
+        .and_then(|o| o.facts.as_ref())
+        .and_then(|f| f.get("destroyPlan"));
+    let Some(v) = output else {
+        return Err(Failure::permanent(
+            "no destroy plan is recorded: the destroy playbook's destroy.plan step must run, and its gate be approved, before anything is deleted",
+        ));
+    };
+    serde_json::from_value(v.clone())
+        .map_err(|e| Failure::permanent(format!("the recorded destroy plan cannot be read: {e}")))
+}
+
+/// Deletes the approved plan's resources of `kind` (node pools or clusters), each judged again.
+async fn delete_owned(ctx: &Ctx<'_>, kind: ResourceKind) -> Result<Outcome, Failure> {
+    let cloud = ctx.cloud()?;
+    let approved = approved_plan(ctx)?;
+    let key = profile::of(ctx.spec).tag_keys().realm;
+    let inventory = teardown::inventory(ctx.state);
+    let mut deleted = Vec::new();
+    let mut kept = Vec::new();
+    for want in approved.delete.iter().filter(|f| f.kind == kind) {
+        let Some(owned) = inventory.iter().find(|o| o.kind == kind && o.id() == want.id) else {
+            kept.push(format!("{want}: no longer in the journal's inventory"));
+            continue;
+        };
+        let Some((now, status)) = survey::describe(cloud, owned).await? else {
+            continue;
+        };
+        if let Fate::Keep { why } = judge_owned(&now, owned.created.into(), key, &ctx.spec.name) {
+            kept.push(format!("{now}: {why}"));
+            continue;
+        }
+        if status != Status::Deleting {
+            ctx.record
+                .intent(&Intent::Delete {
+                    resource: now.clone(),
+                })
+                .await?;
+            ctx.record.kill_point(&format!("intent-delete-{}", owned.id()));
+            cloud.delete(&now).await?;
+            ctx.record.kill_point(&format!("deleted-{}", owned.id()));
+        }
+        until_gone(ctx, &now.to_string(), async || {
+            Ok(survey::describe(cloud, owned).await?.map(|(_, s)| s))
+        })
+        .await?;
+        deleted.push(now.to_string());
+    }
+    Ok(Outcome::Done(StepOutput {
+        summary: format!(
+            "deleted {} {}(s){}",
+            deleted.len(),
+            kind,
+            if kept.is_empty() {
+                String::new()
+            } else {
+                format!("; kept {}", kept.len())
+            }
+        ),
+        facts: Some(json!({ "deleted": deleted, "kept": kept })),
+        ..StepOutput::default()
+    }))
+}
+
+async fn node_pools(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
+    delete_owned(ctx, ResourceKind::NodePool).await
+}
+
+async fn cluster(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
+    delete_owned(ctx, ResourceKind::Cluster).await
+}
+
+/// Polls `describe` with the run's backoff until the resource is gone, under the step's
+/// deadline; a failed deletion stops at once.
+async fn until_gone(
+    ctx: &Ctx<'_>,
+    what: &str,
+    mut describe: impl AsyncFnMut() -> Result<Option<Status>, CloudError>,
+) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
+    let mut n = 0;
+    loop {
+        n += 1;
+        let mut asked = None;
+        let (throttled, status) = match describe().await {
+            Ok(None) => return Ok(()),
+            Ok(Some(Status::Failed(why))) => {
+                return Err(Failure::permanent(format!(
+                    "{what} could not be deleted: {why}"
+                )));
+            }
+            Ok(Some(s)) => (false, format!("{s:?}").to_lowercase()),
+            Err(e) if e.kind == CloudErrorKind::Throttled => {
+                asked = e.retry_after;
+                (true, "throttled".to_owned())
+            }
+            Err(e) if e.kind.retryable() => (false, format!("no answer ({})", e.kind)),
+            Err(e) => return Err(e.into()),
+        };
+        ctx.record.progress(&format!(
+            "{what}: {status} ({} s)",
+            started.elapsed().as_secs()
+        ));
+        let Some(delay) = ctx
+            .opts
+            .poll
+            .next_asked(n, throttled, asked, ctx.remaining())
+        else {
+            return Err(Failure {
+                kind: FailureKind::Timeout,
+                message: format!("{what} was not gone within the step's timeout"),
+                output: None,
+            });
+        };
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// How long before the step's deadline the sweep stops to report what remains.
+const REPORT_MARGIN: Duration = Duration::from_secs(2);
+
+async fn sweep(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
+    let cloud = ctx.cloud()?;
+    let approved = approved_plan(ctx)?;
+    let clusters = &approved.swept_clusters;
+    let mut deleted: Vec<String> = Vec::new();
+    let mut kept: BTreeMap<String, String> = BTreeMap::new();
+    let mut n = 0;
+    loop {
+        n += 1;
+        let found = survey::leftovers(cloud, clusters, &approved.marks).await?;
+        let mut blocked: BTreeMap<String, String> = BTreeMap::new();
+        for f in &found {
+            match judge_leftover(f, &approved.marks, approved.options) {
+                Fate::Keep { why } => {
+                    kept.insert(f.to_string(), why);
+                }
+                Fate::Delete => match delete_leftover(ctx, f).await {
+                    Ok(()) => deleted.push(f.to_string()),
+                    Err(e) if e.kind.retryable() => {
+                        blocked.insert(f.to_string(), e.to_string());
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+            }
+        }
+        ctx.record.kill_point(&format!("round-{n}"));
+        if blocked.is_empty() && found.iter().all(|f| kept.contains_key(&f.to_string())) {
+            break;
+        }
+        let left = ctx.remaining().saturating_sub(REPORT_MARGIN);
+        let delay = ctx.opts.poll.next(n, false, left);
+        let Some(delay) = delay.filter(|_| !blocked.is_empty() || n < 3) else {
+            return Err(remains(blocked, &found, &kept));
+        };
+        ctx.record.progress(&format!(
+            "sweep round {n}: {} deleted so far, {} still in use",
+            deleted.len(),
+            blocked.len()
+        ));
+        tokio::time::sleep(delay).await;
+    }
+    Ok(Outcome::Done(StepOutput {
+        summary: format!(
+            "swept {} leftover(s) in {n} round(s); kept {}",
+            deleted.len(),
+            kept.len()
+        ),
+        facts: Some(json!({ "deleted": deleted, "kept": kept })),
+        ..StepOutput::default()
+    }))
+}
+
+/// One leftover: an intent, then the delete.
+async fn delete_leftover(ctx: &Ctx<'_>, f: &Found) -> Result<(), CloudError> {
+    ctx.record
+        .intent(&Intent::Delete {
+            resource: f.clone(),
+        })
+        .await
+        .map_err(|e| CloudError::new(CloudErrorKind::Invalid, "journal", e.message))?;
+    ctx.record.kill_point(&format!("intent-delete-{}", f.id));
+    ctx.cloud()
+        .map_err(|e| CloudError::new(CloudErrorKind::Unsupported, "cloud", e.message))?
+        .delete(f)
+        .await?;
+    ctx.record.kill_point(&format!("deleted-{}", f.id));
+    Ok(())
+}
+
+/// The sweep ran out of time: what remains and why, retryable (a later `destroy` goes on).
+fn remains(
+    blocked: BTreeMap<String, String>,
+    found: &[Found],
+    kept: &BTreeMap<String, String>,
+) -> Failure {
+    let mut lines: Vec<String> = blocked
+        .iter()
+        .map(|(what, why)| format!("  {what}: {why}"))
+        .collect();
+    for f in found {
+        let name = f.to_string();
+        if !blocked.contains_key(&name) && !kept.contains_key(&name) {
+            lines.push(format!("  {name}: still listed after its delete"));
+        }
+    }
+    Failure::retryable(format!(
+        "the sweep ran out of time with {} leftover(s) remaining:\n{}\n  help: run destroy again once what holds them is gone",
+        lines.len(),
+        lines.join("\n")
+    ))
+}

@@ -1,0 +1,331 @@
+//! What `destroy` deletes and keeps (pure): the realm's inventory as its journal holds it, and
+//! the destroy plan built from that inventory and what the cloud reports now.
+//!
+//! The inventory is every cluster and node pool an install step announced an intent to create
+//! (journaled, fsync'd, before the call: so a create that a crash interrupted is still known),
+//! and every one a step adopted instead (described as the definition, never created here). Only
+//! the first kind is deleted; the sweep of controllers' leftovers runs only for a cluster this
+//! realm created, since what carries another cluster's tags is not the realm's to delete.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::output::Intent;
+use super::state::State;
+use crate::cloud::teardown::{Created, Fate, Found, Mark, ResourceKind, SweepOptions};
+
+/// One cluster or node pool of the realm's inventory.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Owned {
+    /// Cluster or node pool.
+    pub kind: ResourceKind,
+    /// The cluster's name.
+    pub cluster: String,
+    /// The pool's name (node pools).
+    pub pool: Option<String>,
+    /// Created by this realm's journal, or adopted.
+    pub created: CreatedBy,
+}
+
+/// [`Created`], ordered (for the inventory's sets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CreatedBy {
+    /// An intent was journaled.
+    ThisRealm,
+    /// A step adopted it.
+    Adoption,
+}
+
+impl From<CreatedBy> for Created {
+    fn from(c: CreatedBy) -> Self {
+        match c {
+            CreatedBy::ThisRealm => Created::ByThisRealm,
+            CreatedBy::Adoption => Created::Adopted,
+        }
+    }
+}
+
+impl Owned {
+    /// What the cloud's delete call takes: the cluster's name, or `cluster/pool`.
+    pub fn id(&self) -> String {
+        match &self.pool {
+            Some(p) => format!("{}/{p}", self.cluster),
+            None => self.cluster.clone(),
+        }
+    }
+}
+
+/// The realm's clusters and node pools, as its journal holds them (pure): node pools first,
+/// then clusters, the order they are deleted in.
+pub fn inventory(state: &State) -> Vec<Owned> {
+    let mut created = BTreeSet::new();
+    for s in state.steps.values() {
+        for (_, i) in &s.intents {
+            match i {
+                Intent::Cluster { name } => {
+                    created.insert((ResourceKind::Cluster, name.clone(), None));
+                }
+                Intent::NodePool { cluster, name } => {
+                    created.insert((ResourceKind::NodePool, cluster.clone(), Some(name.clone())));
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut adopted = BTreeSet::new();
+    for s in state.steps.values() {
+        let Some(def) = s.output.as_ref().and_then(|o| o.built.as_deref()) else {
+            continue;
+        };
+        adopted.insert((ResourceKind::Cluster, def.cluster.name.clone(), None));
+        for p in &def.pools {
+            adopted.insert((
+                ResourceKind::NodePool,
+                def.cluster.name.clone(),
+                Some(p.nodes.name.clone()),
+            ));
+        }
+    }
+    let mut out: Vec<Owned> = created
+        .iter()
+        .map(|k| (k, CreatedBy::ThisRealm))
+        .chain(
+            adopted
+                .difference(&created)
+                .map(|k| (k, CreatedBy::Adoption)),
+        )
+        .map(|((kind, cluster, pool), created)| Owned {
+            kind: *kind,
+            cluster: cluster.clone(),
+            pool: pool.clone(),
+            created,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// One resource the plan keeps, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Kept {
+    /// The resource.
+    pub resource: Found,
+    /// Why it is kept.
+    pub why: String,
+}
+
+/// What a destroy deletes and keeps: the record the customer approves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DestroyPlan {
+    /// The realm.
+    pub realm: String,
+    /// The clusters whose leftovers the sweep deletes (those this realm created).
+    pub swept_clusters: Vec<String>,
+    /// The ownership tags the sweep deletes by: at the time of the sweep, every load balancer,
+    /// network interface, volume (when asked) and security group carrying one of them.
+    pub marks: Vec<Mark>,
+    /// The options it was planned with.
+    pub options: SweepOptions,
+    /// Deleted, in order.
+    pub delete: Vec<Found>,
+    /// Kept, with the reason.
+    pub keep: Vec<Kept>,
+    /// Inventory items already gone from the cloud (`kind name`).
+    pub gone: Vec<String>,
+    /// What `destroy` does not delete, whatever the cloud holds: stated for the customer.
+    pub never: Vec<String>,
+}
+
+/// What the realm keeps in every destroy (the customer's network, and the evidence).
+pub const NEVER: [&str; 3] = [
+    "the customer's network (VPC or VNet, subnets, route tables): the realm uses it, it did not create it",
+    "the artifacts and the journal (state folder and artifact bucket): the evidence of the install and of this destroy",
+    "the install identity and its roles: the customer's, created in phase 1",
+];
+
+/// The inventory item described by the cloud now, or gone.
+#[derive(Debug, Clone)]
+pub struct Described {
+    /// The item.
+    pub owned: Owned,
+    /// What the cloud reports (`None`: gone).
+    pub found: Option<Found>,
+}
+
+/// Builds the destroy plan (pure) from the inventory as described now and the leftovers found
+/// by the marks.
+pub fn plan(
+    realm: &str,
+    realm_key: &str,
+    described: &[Described],
+    leftovers: &[Found],
+    marks: &[Mark],
+    options: SweepOptions,
+) -> DestroyPlan {
+    let mut p = DestroyPlan {
+        realm: realm.to_owned(),
+        swept_clusters: swept(described, realm_key, realm),
+        marks: marks.to_vec(),
+        options,
+        delete: Vec::new(),
+        keep: Vec::new(),
+        gone: Vec::new(),
+        never: NEVER.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    for d in described {
+        match &d.found {
+            None => p.gone.push(format!("{} {}", d.owned.kind, d.owned.id())),
+            Some(f) => match crate::cloud::teardown::judge_owned(
+                f,
+                d.owned.created.into(),
+                realm_key,
+                realm,
+            ) {
+                Fate::Delete => p.delete.push(f.clone()),
+                Fate::Keep { why } => p.keep.push(Kept {
+                    resource: f.clone(),
+                    why,
+                }),
+            },
+        }
+    }
+    for f in leftovers {
+        match crate::cloud::teardown::judge_leftover(f, marks, options) {
+            Fate::Delete => p.delete.push(f.clone()),
+            Fate::Keep { why } => p.keep.push(Kept {
+                resource: f.clone(),
+                why,
+            }),
+        }
+    }
+    p
+}
+
+/// The clusters this realm created that still carry its tag, or are gone (a cluster being
+/// deleted still has leftovers to sweep).
+pub fn swept(described: &[Described], realm_key: &str, realm: &str) -> Vec<String> {
+    described
+        .iter()
+        .filter(|d| d.owned.kind == ResourceKind::Cluster && d.owned.created == CreatedBy::ThisRealm)
+        .filter(|d| {
+            d.found
+                .as_ref()
+                .is_none_or(|f| f.tags.get(realm_key).map(String::as_str) == Some(realm))
+        })
+        .map(|d| d.owned.cluster.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::model::event::Event;
+
+    const KEY: &str = "realmctl.digibee.com/realm";
+
+    fn intent(seq: u64, i: Intent) -> (u64, String, Event) {
+        (
+            seq,
+            "2026-12-06T00:00:00Z".into(),
+            Event::StepIntent {
+                run: 1,
+                step: "cluster".into(),
+                intent: i,
+            },
+        )
+    }
+
+    fn found(kind: ResourceKind, id: &str, realm: Option<&str>) -> Found {
+        Found {
+            kind,
+            id: id.into(),
+            name: id.into(),
+            tags: realm
+                .map(|r| [(KEY.to_owned(), r.to_owned())].into())
+                .unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn the_inventory_is_what_intents_announced_pools_before_clusters() {
+        let started = Event::StepStarted {
+            run: 1,
+            step: "cluster".into(),
+            phase: 6,
+            attempt: 1,
+            input_digest: "d".into(),
+        };
+        let events = [
+            (0, "2026-12-06T00:00:00Z".to_owned(), started),
+            intent(
+                1,
+                Intent::Cluster {
+                    name: "c1".into(),
+                },
+            ),
+            intent(
+                2,
+                Intent::NodePool {
+                    cluster: "c1".into(),
+                    name: "workers".into(),
+                },
+            ),
+        ];
+        let state = State::fold(events.iter().map(|(s, a, e)| (*s, a.as_str(), e)));
+        let inv = inventory(&state);
+        assert_eq!(inv.len(), 2);
+        assert_eq!(inv[0].kind, ResourceKind::NodePool);
+        assert_eq!(inv[0].id(), "c1/workers");
+        assert_eq!(inv[1].id(), "c1");
+        assert!(inv.iter().all(|o| o.created == CreatedBy::ThisRealm));
+        assert!(inventory(&State::default()).is_empty());
+    }
+
+    #[test]
+    fn the_plan_deletes_the_realms_own_keeps_the_rest_and_sweeps_only_its_clusters() {
+        let own = |kind, c: &str, pool: Option<&str>, created| Owned {
+            kind,
+            cluster: c.into(),
+            pool: pool.map(str::to_owned),
+            created,
+        };
+        let described = vec![
+            Described {
+                owned: own(ResourceKind::NodePool, "c1", Some("workers"), CreatedBy::ThisRealm),
+                found: Some(found(ResourceKind::NodePool, "c1/workers", Some("acme"))),
+            },
+            Described {
+                owned: own(ResourceKind::Cluster, "c1", None, CreatedBy::ThisRealm),
+                found: Some(found(ResourceKind::Cluster, "c1", Some("acme"))),
+            },
+            Described {
+                owned: own(ResourceKind::Cluster, "c2", None, CreatedBy::Adoption),
+                found: Some(found(ResourceKind::Cluster, "c2", Some("acme"))),
+            },
+            Described {
+                owned: own(ResourceKind::Cluster, "c3", None, CreatedBy::ThisRealm),
+                found: Some(found(ResourceKind::Cluster, "c3", None)),
+            },
+            Described {
+                owned: own(ResourceKind::NodePool, "c1", Some("old"), CreatedBy::ThisRealm),
+                found: None,
+            },
+        ];
+        let marks = [Mark::exactly("kubernetes.io/cluster/c1", "owned")];
+        let lb = Found {
+            tags: [("kubernetes.io/cluster/c1".to_owned(), "owned".to_owned())].into(),
+            ..found(ResourceKind::LoadBalancer, "arn:lb", None)
+        };
+        let p = plan("acme", KEY, &described, &[lb.clone()], &marks, SweepOptions::default());
+        let deleted: Vec<_> = p.delete.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(deleted, ["c1/workers", "c1", "arn:lb"]);
+        let kept: Vec<_> = p.keep.iter().map(|k| k.resource.id.as_str()).collect();
+        assert_eq!(kept, ["c2", "c3"], "adopted and untagged same-named are kept");
+        assert_eq!(p.gone, ["node pool c1/old"]);
+        assert_eq!(p.swept_clusters, ["c1"], "the untagged c3 is not this realm's to sweep");
+        assert_eq!(p.never.len(), NEVER.len());
+    }
+}

@@ -1,0 +1,94 @@
+//! Surveying a realm for `destroy` (I/O only): describes every cluster and node pool of the
+//! journal's inventory and lists the leftovers carrying the ownership marks of the clusters this
+//! realm created; [`crate::engine::model::teardown::plan`] decides. The same survey is what
+//! `destroy --plan` prints and what the `destroy.plan` step journals for approval.
+
+use crate::cloud::profile;
+use crate::cloud::teardown::{Found, Mark, ResourceKind, SweepOptions, SweepQuery};
+use crate::cloud::{Cloud, CloudError};
+use crate::engine::model::state::State;
+use crate::engine::model::teardown::{self, DestroyPlan, Described, Owned};
+use crate::spec::Spec;
+
+/// What the cloud reports now for one inventory item (`None`: gone), with its status.
+pub async fn describe(
+    cloud: &dyn Cloud,
+    owned: &Owned,
+) -> Result<Option<(Found, crate::cloud::facts::Status)>, CloudError> {
+    let found = |tags, status| {
+        Some((
+            Found {
+                kind: owned.kind,
+                id: owned.id(),
+                name: owned.id(),
+                tags,
+            },
+            status,
+        ))
+    };
+    Ok(match (&owned.kind, &owned.pool) {
+        (ResourceKind::NodePool, Some(pool)) => cloud
+            .node_pool(&owned.cluster, pool)
+            .await?
+            .and_then(|p| found(p.described.tags, p.status)),
+        _ => cloud
+            .cluster(&owned.cluster)
+            .await?
+            .and_then(|c| found(c.described.tags, c.status)),
+    })
+}
+
+/// The marks of the realm's swept clusters (its profile's data).
+pub fn marks(spec: &Spec, clusters: &[String]) -> Vec<Mark> {
+    let prof = profile::of(spec);
+    clusters
+        .iter()
+        .flat_map(|c| prof.leftover_marks(c))
+        .collect()
+}
+
+/// Every leftover carrying one of `marks`, kind by kind in deletion order.
+pub async fn leftovers(
+    cloud: &dyn Cloud,
+    clusters: &[String],
+    marks: &[Mark],
+) -> Result<Vec<Found>, CloudError> {
+    let mut out = Vec::new();
+    if marks.is_empty() {
+        return Ok(out);
+    }
+    let query = SweepQuery {
+        cluster: clusters.join(","),
+        marks: marks.to_vec(),
+    };
+    for kind in ResourceKind::SWEPT {
+        out.extend(cloud.leftovers(kind, &query).await?);
+    }
+    Ok(out)
+}
+
+/// The destroy plan of `spec`'s realm from its journal's `state` and the cloud now.
+pub async fn survey(
+    cloud: &dyn Cloud,
+    spec: &Spec,
+    state: &State,
+    options: SweepOptions,
+) -> Result<DestroyPlan, CloudError> {
+    let key = profile::of(spec).tag_keys().realm;
+    let mut described = Vec::new();
+    for owned in teardown::inventory(state) {
+        let found = describe(cloud, &owned).await?.map(|(f, _)| f);
+        described.push(Described { owned, found });
+    }
+    let clusters = teardown::swept(&described, key, &spec.name);
+    let marks = marks(spec, &clusters);
+    let found = leftovers(cloud, &clusters, &marks).await?;
+    Ok(teardown::plan(
+        &spec.name,
+        key,
+        &described,
+        &found,
+        &marks,
+        options,
+    ))
+}
