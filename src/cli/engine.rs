@@ -12,7 +12,7 @@ use clap::Args;
 use realmctl::engine::io::store::Store;
 use realmctl::engine::model::event::{Change, StopOutcome};
 use realmctl::engine::model::plan::{GatePlan, Plan, StepPlan};
-use realmctl::engine::model::playbook::{self, Playbook};
+use realmctl::engine::model::playbook::{self, Playbook, Workflow};
 use realmctl::engine::run::{self, EngineError, UnlockTarget};
 use realmctl::engine::{CheckOptions, RunOptions};
 use realmctl::quota::seed;
@@ -64,7 +64,7 @@ fn load_playbook(path: Option<&Path>) -> Result<Playbook, BadInput> {
 }
 
 /// The spec and the run options of `args`, with everything read from the environment.
-fn run_options(
+pub(super) fn run_options(
     runtime: &tokio::runtime::Runtime,
     args: &RunArgs,
     pb: &Playbook,
@@ -117,7 +117,7 @@ fn run_options(
 }
 
 /// Maps engine errors: lock conflicts are refusals (exit 1), the rest bad input (exit 2).
-fn engine_err(e: EngineError) -> Result<Outcome, BadInput> {
+pub(super) fn engine_err(e: EngineError) -> Result<Outcome, BadInput> {
     match e {
         EngineError::Lock(e) => {
             super::say_err(format!("error: {e}"));
@@ -362,6 +362,7 @@ pub fn install(
     signing: &env::SigningArgs,
 ) -> Result<Outcome, BadInput> {
     let pb = load_playbook(args.playbook.as_deref())?;
+    run::check_workflow(&pb, Workflow::Install).map_err(|e| bad(anyhow!(e)))?;
     let runtime = super::runtime()?;
     let (spec, mut opts) = run_options(&runtime, args, &pb, until, concurrency)?;
     opts.signing_key = signing.load(&args.state)?;
@@ -388,9 +389,18 @@ pub fn install(
             return Ok(Outcome::Failed);
         }
     }
+    run_playbook(args, &spec, &pb, &opts)
+}
+
+/// Runs `pb` (install or destroy) and prints how it stopped.
+pub(super) fn run_playbook(
+    args: &RunArgs,
+    spec: &Spec,
+    pb: &Playbook,
+    opts: &RunOptions,
+) -> Result<Outcome, BadInput> {
     let progress = Progress::new(args.output == Format::Text);
-    let result =
-        super::runtime()?.block_on(run::install(&args.state, &spec, &pb, &opts, &progress));
+    let result = super::runtime()?.block_on(run::install(&args.state, spec, pb, opts, &progress));
     progress.finish();
     let result = match result {
         Ok(r) => r,
@@ -450,7 +460,7 @@ pub fn approve(
     match output {
         Format::Json => print_json(&a),
         Format::Text => super::say(format!(
-            "phase {} approved by {} at {} (journal record {}); run `realmctl install` to continue",
+            "phase {} approved by {} at {} (journal record {}); run the command that waited for it (`realmctl install`, or `realmctl destroy` for a destroy's gate) to continue",
             a.phase, a.by, a.at, a.seq
         )),
     }

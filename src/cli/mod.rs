@@ -22,6 +22,7 @@ use realmctl::spec::Provider;
 
 mod clouds;
 mod demo;
+mod destroy;
 mod engine;
 mod env;
 mod fleet;
@@ -141,6 +142,24 @@ pub enum Command {
         /// default a conflict stops the step and names the manager and field).
         #[arg(long)]
         force_conflicts: bool,
+        #[command(flatten)]
+        signing: env::SigningArgs,
+    },
+    /// Tear the realm down: print the destroy plan (`--plan`), or run or resume the destroy
+    /// (its plan journaled for the customer's approval, then node pools, clusters and the sweep
+    /// of leftovers; exit 3 while waiting for the approval).
+    Destroy {
+        #[command(flatten)]
+        args: engine::RunArgs,
+        /// Print what would be deleted and kept, and why, without changing anything.
+        #[arg(long)]
+        plan: bool,
+        /// Also delete the disks of persistent volumes and their data (kept by default).
+        #[arg(long)]
+        delete_volumes: bool,
+        /// Do not ask for confirmation (required without a terminal).
+        #[arg(long)]
+        yes: bool,
         #[command(flatten)]
         signing: env::SigningArgs,
     },
@@ -307,6 +326,13 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
             force_conflicts,
             signing,
         } => engine::install(&args, until, yes, concurrency(c), force_conflicts, &signing),
+        Command::Destroy {
+            args,
+            plan,
+            delete_volumes,
+            yes,
+            signing,
+        } => destroy::destroy(&args, plan, delete_volumes, yes, &signing),
         Command::Approve {
             state,
             phase,

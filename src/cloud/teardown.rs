@@ -159,25 +159,16 @@ pub enum Created {
 
 /// Judges a cluster or node pool the journal names (pure): deleted only when this realm's
 /// journal created it and it still carries the realm's tag.
-pub fn judge_owned(
-    found: &Found,
-    created: Created,
-    realm_key: &str,
-    realm: &str,
-) -> Fate {
+pub fn judge_owned(found: &Found, created: Created, realm_key: &str, realm: &str) -> Fate {
     match found.tags.get(realm_key) {
         Some(v) if v == realm => match created {
             Created::ByThisRealm => Fate::Delete,
             Created::Adopted => Fate::Keep {
-                why: format!(
-                    "adopted: it existed before this realm's journal asked to create it, so `destroy` leaves it to whoever created it"
-                ),
+                why: "adopted: it existed before this realm's journal asked to create it, so `destroy` leaves it to whoever created it".into(),
             },
         },
         Some(other) => Fate::Keep {
-            why: format!(
-                "tagged {realm_key}={other}: another realm's, not deleted"
-            ),
+            why: format!("tagged {realm_key}={other}: another realm's, not deleted"),
         },
         None => Fate::Keep {
             why: format!(

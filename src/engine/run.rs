@@ -60,6 +60,32 @@ pub enum EngineError {
     /// `approve` had nothing to approve.
     #[error(transparent)]
     Approve(#[from] ApproveError),
+    /// A destroy has begun deleting this realm: an install would build on what is going away.
+    #[error("realm `{realm}` is being destroyed (its destroy has begun deleting); install does not run on it\n  help: finish it with `realmctl destroy -f realm.yaml --state {}`, or install the realm again into a new state folder", dir.display())]
+    Destroying {
+        /// The folder.
+        dir: PathBuf,
+        /// The realm.
+        realm: String,
+    },
+    /// The playbook given is not one of this command's workflow.
+    #[error("the playbook `{name}` is a `{}` playbook, and this is `{}`\n  help: use `realmctl {}` for it, or a playbook of kind {}", found.command(), wanted.command(), found.command(), wanted.kind())]
+    WrongWorkflow {
+        /// The playbook's name.
+        name: String,
+        /// Its workflow.
+        found: super::actions::Workflow,
+        /// The command's.
+        wanted: super::actions::Workflow,
+    },
+    /// `destroy --plan` could not survey the cloud.
+    #[error("could not survey the realm's cloud for the destroy plan: {0}")]
+    Cloud(#[from] crate::cloud::CloudError),
+    /// `destroy --plan` needs the realm's cloud.
+    #[error(
+        "destroy needs a cloud provider for the realm's cloud, and this run has none\n  help: use a build with the realm's cloud and credentials for it"
+    )]
+    NoCloud,
 }
 
 /// How `install` ended.
@@ -128,6 +154,34 @@ pub fn plan(
     let state = read_state(dir)?;
     check_realm(dir, &state, spec)?;
     Ok(plan_for(spec, playbook, &state, opts))
+}
+
+/// The destroy plan of `spec`'s realm in `dir` as the cloud stands now, without side effects
+/// (`destroy --plan`): the same survey the `destroy.plan` step journals.
+pub async fn destroy_plan(
+    dir: &Path,
+    spec: &Spec,
+    opts: &RunOptions,
+) -> Result<super::model::teardown::DestroyPlan, EngineError> {
+    let state = read_state(dir)?;
+    check_realm(dir, &state, spec)?;
+    let cloud = opts.cloud.as_deref().ok_or(EngineError::NoCloud)?;
+    Ok(super::teardown::survey(cloud, spec, &state, opts.teardown).await?)
+}
+
+/// Refuses a playbook of another workflow than `wanted`.
+pub fn check_workflow(
+    playbook: &Playbook,
+    wanted: super::actions::Workflow,
+) -> Result<(), EngineError> {
+    if playbook.workflow == wanted {
+        return Ok(());
+    }
+    Err(EngineError::WrongWorkflow {
+        name: playbook.name.clone(),
+        found: playbook.workflow,
+        wanted,
+    })
 }
 
 /// The report model of a state folder (read-only: works on a read-only copy).
@@ -378,6 +432,14 @@ pub async fn install(
     let j = journal.clone();
     let state = blocking(move || load_state(&j.lock().unwrap_or_else(|p| p.into_inner()))).await?;
     check_realm(dir, &state, spec)?;
+    if playbook.workflow == super::actions::Workflow::Install
+        && super::model::teardown::deleting(&state)
+    {
+        return Err(EngineError::Destroying {
+            dir: dir.to_owned(),
+            realm: spec.name.clone(),
+        });
+    }
     let plan = plan_for(spec, playbook, &state, opts);
     let run = state.next_run();
     let had_runs = !state.runs.is_empty();
@@ -441,7 +503,15 @@ pub async fn install(
                 );
             }
         }
-        (StopOutcome::Completed, "all six phases are done".into())
+        (
+            StopOutcome::Completed,
+            match playbook.workflow {
+                super::actions::Workflow::Install => "all six phases are done".into(),
+                super::actions::Workflow::Destroy => {
+                    "the realm is destroyed: every phase of the destroy is done".into()
+                }
+            },
+        )
     };
     kill_point!(r, Stopping);
     r.append(

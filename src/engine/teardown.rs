@@ -7,7 +7,7 @@ use crate::cloud::profile;
 use crate::cloud::teardown::{Found, Mark, ResourceKind, SweepOptions, SweepQuery};
 use crate::cloud::{Cloud, CloudError};
 use crate::engine::model::state::State;
-use crate::engine::model::teardown::{self, DestroyPlan, Described, Owned};
+use crate::engine::model::teardown::{self, Described, DestroyPlan, Owned};
 use crate::spec::Spec;
 
 /// What the cloud reports now for one inventory item (`None`: gone), with its status.
@@ -84,11 +84,6 @@ pub async fn survey(
     let marks = marks(spec, &clusters);
     let found = leftovers(cloud, &clusters, &marks).await?;
     Ok(teardown::plan(
-        &spec.name,
-        key,
-        &described,
-        &found,
-        &marks,
-        options,
+        &spec.name, key, &described, &found, &marks, options,
     ))
 }

@@ -16,6 +16,8 @@ mod aks_blob;
 mod approved_definition;
 mod certificate_matrix;
 mod cli;
+#[cfg(all(feature = "eks", feature = "object-store"))]
+mod destroy_eks;
 mod dns;
 mod durability;
 #[cfg(all(feature = "eks", feature = "object-store"))]

@@ -241,6 +241,10 @@ pub struct World {
     pub create_delay: Duration,
     /// The next `n` calls of an operation answer with throttling.
     pub throttle: HashMap<String, u32>,
+    /// The next `n` calls of a delete operation answer that something still depends on the
+    /// resource (AWS `DependencyViolation`, Elastic Load Balancing `ResourceInUse`): what a
+    /// cloud answers while a load balancer's interfaces are still being released.
+    pub in_use: HashMap<String, u32>,
     /// Every call, in order.
     pub calls: Vec<Call>,
     /// The realm VPN's resources (issue #23).
@@ -336,6 +340,7 @@ impl World {
             pools: BTreeMap::new(),
             create_delay: Duration::from_secs(3),
             throttle: HashMap::new(),
+            in_use: HashMap::new(),
             calls: Vec::new(),
             kube_api: None,
             vpn: Default::default(),

@@ -109,7 +109,8 @@ impl EksProvider {
         let mut all = Vec::new();
         let mut pages = self.elb.describe_load_balancers().into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("elasticloadbalancing:DescribeLoadBalancers", &e))?;
+            let page =
+                page.map_err(|e| classify("elasticloadbalancing:DescribeLoadBalancers", &e))?;
             for lb in page.load_balancers() {
                 let arn = lb.load_balancer_arn().unwrap_or_default().to_owned();
                 all.push((arn, lb.load_balancer_name().unwrap_or_default().to_owned()));
@@ -129,7 +130,10 @@ impl EksProvider {
                     .tags()
                     .iter()
                     .filter_map(|t| {
-                        Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned()))
+                        Some((
+                            t.key()?.to_owned(),
+                            t.value().unwrap_or_default().to_owned(),
+                        ))
                     })
                     .collect();
                 tags.insert(d.resource_arn().unwrap_or_default().to_owned(), map);

@@ -15,12 +15,12 @@
 //!
 //! Nothing outside the approved plan's resources and marks is deleted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::json;
 
-use super::{ActionDef, Action, Input, Needs, SpecPart, Workflow, run_fn};
+use super::{Action, ActionDef, Input, Needs, SpecPart, Workflow, run_fn};
 use crate::cloud::facts::Status;
 use crate::cloud::profile;
 use crate::cloud::teardown::{Fate, Found, ResourceKind, judge_leftover, judge_owned};
@@ -137,7 +137,10 @@ async fn delete_owned(ctx: &Ctx<'_>, kind: ResourceKind) -> Result<Outcome, Fail
     let mut deleted = Vec::new();
     let mut kept = Vec::new();
     for want in approved.delete.iter().filter(|f| f.kind == kind) {
-        let Some(owned) = inventory.iter().find(|o| o.kind == kind && o.id() == want.id) else {
+        let Some(owned) = inventory
+            .iter()
+            .find(|o| o.kind == kind && o.id() == want.id)
+        else {
             kept.push(format!("{want}: no longer in the journal's inventory"));
             continue;
         };
@@ -154,9 +157,10 @@ async fn delete_owned(ctx: &Ctx<'_>, kind: ResourceKind) -> Result<Outcome, Fail
                     resource: now.clone(),
                 })
                 .await?;
-            ctx.record.kill_point(&format!("intent-delete-{}", owned.id()));
+            ctx.record
+                .kill_point(&format!("intent-delete-{}", label(kind)));
             cloud.delete(&now).await?;
-            ctx.record.kill_point(&format!("deleted-{}", owned.id()));
+            ctx.record.kill_point(&format!("deleted-{}", label(kind)));
         }
         until_gone(ctx, &now.to_string(), async || {
             Ok(survey::describe(cloud, owned).await?.map(|(_, s)| s))
@@ -242,51 +246,74 @@ async fn sweep(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let approved = approved_plan(ctx)?;
     let clusters = &approved.swept_clusters;
     let mut deleted: Vec<String> = Vec::new();
+    let mut requested: BTreeSet<String> = BTreeSet::new();
     let mut kept: BTreeMap<String, String> = BTreeMap::new();
-    let mut n = 0;
+    let (mut rounds, mut waits) = (0u32, 0u32);
     loop {
-        n += 1;
+        rounds += 1;
         let found = survey::leftovers(cloud, clusters, &approved.marks).await?;
-        let mut blocked: BTreeMap<String, String> = BTreeMap::new();
+        // What still stands in the way: in use, or still listed after its delete.
+        let mut waiting: BTreeMap<String, String> = BTreeMap::new();
         for f in &found {
             match judge_leftover(f, &approved.marks, approved.options) {
                 Fate::Keep { why } => {
                     kept.insert(f.to_string(), why);
                 }
+                Fate::Delete if requested.contains(&f.id) => {
+                    waiting.insert(f.to_string(), "still listed after its delete".into());
+                }
                 Fate::Delete => match delete_leftover(ctx, f).await {
-                    Ok(()) => deleted.push(f.to_string()),
+                    Ok(()) => {
+                        requested.insert(f.id.clone());
+                        deleted.push(f.to_string());
+                    }
                     Err(e) if e.kind.retryable() => {
-                        blocked.insert(f.to_string(), e.to_string());
+                        waiting.insert(f.to_string(), e.to_string());
                     }
                     Err(e) => return Err(e.into()),
                 },
             }
         }
-        ctx.record.kill_point(&format!("round-{n}"));
-        if blocked.is_empty() && found.iter().all(|f| kept.contains_key(&f.to_string())) {
+        ctx.record.kill_point(&format!("round-{rounds}"));
+        let pending = found.iter().any(|f| !kept.contains_key(&f.to_string()));
+        if !pending {
             break;
         }
+        if waiting.is_empty() && ctx.remaining() > REPORT_MARGIN {
+            // Everything found was deleted just now: list again at once.
+            continue;
+        }
+        if waiting.is_empty() {
+            for f in found.iter().filter(|f| !kept.contains_key(&f.to_string())) {
+                waiting.insert(f.to_string(), "found again in the last round".into());
+            }
+        }
+        waits += 1;
         let left = ctx.remaining().saturating_sub(REPORT_MARGIN);
-        let delay = ctx.opts.poll.next(n, false, left);
-        let Some(delay) = delay.filter(|_| !blocked.is_empty() || n < 3) else {
-            return Err(remains(blocked, &found, &kept));
+        let Some(delay) = ctx.opts.poll.next(waits, false, left) else {
+            return Err(remains(&waiting));
         };
         ctx.record.progress(&format!(
-            "sweep round {n}: {} deleted so far, {} still in use",
+            "sweep round {rounds}: {} deleted so far, {} waiting",
             deleted.len(),
-            blocked.len()
+            waiting.len()
         ));
         tokio::time::sleep(delay).await;
     }
     Ok(Outcome::Done(StepOutput {
         summary: format!(
-            "swept {} leftover(s) in {n} round(s); kept {}",
+            "swept {} leftover(s) in {rounds} round(s); kept {}",
             deleted.len(),
             kept.len()
         ),
         facts: Some(json!({ "deleted": deleted, "kept": kept })),
         ..StepOutput::default()
     }))
+}
+
+/// The kill-point label of a kind (`security-group`).
+fn label(kind: ResourceKind) -> String {
+    kind.as_str().replace(' ', "-")
 }
 
 /// One leftover: an intent, then the delete.
@@ -297,31 +324,22 @@ async fn delete_leftover(ctx: &Ctx<'_>, f: &Found) -> Result<(), CloudError> {
         })
         .await
         .map_err(|e| CloudError::new(CloudErrorKind::Invalid, "journal", e.message))?;
-    ctx.record.kill_point(&format!("intent-delete-{}", f.id));
+    ctx.record
+        .kill_point(&format!("intent-delete-{}", label(f.kind)));
     ctx.cloud()
         .map_err(|e| CloudError::new(CloudErrorKind::Unsupported, "cloud", e.message))?
         .delete(f)
         .await?;
-    ctx.record.kill_point(&format!("deleted-{}", f.id));
+    ctx.record.kill_point(&format!("deleted-{}", label(f.kind)));
     Ok(())
 }
 
 /// The sweep ran out of time: what remains and why, retryable (a later `destroy` goes on).
-fn remains(
-    blocked: BTreeMap<String, String>,
-    found: &[Found],
-    kept: &BTreeMap<String, String>,
-) -> Failure {
-    let mut lines: Vec<String> = blocked
+fn remains(waiting: &BTreeMap<String, String>) -> Failure {
+    let lines: Vec<String> = waiting
         .iter()
         .map(|(what, why)| format!("  {what}: {why}"))
         .collect();
-    for f in found {
-        let name = f.to_string();
-        if !blocked.contains_key(&name) && !kept.contains_key(&name) {
-            lines.push(format!("  {name}: still listed after its delete"));
-        }
-    }
     Failure::retryable(format!(
         "the sweep ran out of time with {} leftover(s) remaining:\n{}\n  help: run destroy again once what holds them is gone",
         lines.len(),

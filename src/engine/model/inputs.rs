@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::playbook::{Playbook, StepDef};
-use crate::crypto::sha256_hex;
 use crate::cloud::teardown::SweepOptions;
+use crate::crypto::sha256_hex;
 use crate::engine::actions::Input;
 use crate::fsutil;
 use crate::quota::seed;

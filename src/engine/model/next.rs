@@ -45,6 +45,7 @@ fn next(owner: Owner, action: impl Into<String>) -> Option<Next> {
 /// describes the process holding the realm's lock right now, if a live one does (an install
 /// in progress is not an interrupted one).
 pub fn standing(playbook: &Playbook, state: &State, running: Option<&str>) -> Standing {
+    let cmd = playbook.workflow.command();
     let Some(last) = state.runs.last() else {
         return Standing {
             summary: "no install has run yet".into(),
@@ -69,23 +70,30 @@ pub fn standing(playbook: &Playbook, state: &State, running: Option<&str>) -> St
             ),
             next: next(
                 Owner::Digibee,
-                "wait for the running install to finish; `realmctl status` shows where it stands",
+                format!(
+                    "wait for the running {cmd} to finish; `realmctl status` shows where it stands"
+                ),
             ),
         },
         None => Standing {
             summary: format!("run {} was interrupted (the process died)", last.run),
             next: next(
                 Owner::Digibee,
-                "check the lock (`realmctl unlock` if it is stale) and run `realmctl install` again to resume",
+                format!(
+                    "check the lock (`realmctl unlock` if it is stale) and run `realmctl {cmd}` again to resume"
+                ),
             ),
         },
         Some(StopOutcome::Completed) => Standing {
-            summary: "the install is complete".into(),
+            summary: match playbook.workflow {
+                crate::engine::actions::Workflow::Install => "the install is complete".into(),
+                crate::engine::actions::Workflow::Destroy => "the realm is destroyed".into(),
+            },
             next: None,
         },
         Some(StopOutcome::Until) => Standing {
             summary: message,
-            next: next(Owner::Digibee, "run `realmctl install` to continue"),
+            next: next(Owner::Digibee, format!("run `realmctl {cmd}` to continue")),
         },
         Some(StopOutcome::Waiting) => {
             let who = if let Some((_, st)) = steps_with(StepStatus::Waiting) {
@@ -111,7 +119,7 @@ pub fn standing(playbook: &Playbook, state: &State, running: Option<&str>) -> St
             } else {
                 next(
                     Owner::Digibee,
-                    "run `realmctl install` again; the approval it waited for is recorded",
+                    format!("run `realmctl {cmd}` again; the approval it waited for is recorded"),
                 )
             };
             Standing {
@@ -131,12 +139,12 @@ pub fn standing(playbook: &Playbook, state: &State, running: Option<&str>) -> St
                     let first = error.lines().next().unwrap_or("");
                     next(
                         owner,
-                        format!("fix: {first}; then run `realmctl install` again"),
+                        format!("fix: {first}; then run `realmctl {cmd}` again"),
                     )
                 }
                 None => next(
                     Owner::Digibee,
-                    "fix the failure, then run `realmctl install` again",
+                    format!("fix the failure, then run `realmctl {cmd}` again"),
                 ),
             };
             Standing {

@@ -533,6 +533,61 @@ mod tests {
     }
 
     #[test]
+    fn the_embedded_destroy_playbook_plans_behind_a_customer_gate_then_deletes_in_order() {
+        let p = embedded_destroy();
+        assert_eq!(p.workflow, Workflow::Destroy);
+        assert_eq!(p.phases[0].gates[0].owner, crate::checks::Owner::Customer);
+        let actions: Vec<Action> = p.steps().map(|(_, s)| s.action).collect();
+        assert_eq!(
+            actions,
+            [
+                Action::DestroyPlan,
+                Action::DestroyNodePools,
+                Action::DestroyCluster,
+                Action::DestroySweep
+            ]
+        );
+        assert_eq!(embedded().workflow, Workflow::Install);
+    }
+
+    #[test]
+    fn an_install_playbook_cannot_delete_and_a_destroy_playbook_cannot_build() {
+        let text = six(
+            "    steps:\n      - id: a\n        action: destroy.cluster\n",
+            [1, 2, 3, 4, 5, 6],
+        );
+        let p = problems(&text);
+        assert!(
+            p[0].message
+                .contains("action `destroy.cluster` belongs to `destroy` playbooks"),
+            "{p:?}"
+        );
+        let destroy = "apiVersion: realmctl/v1\nkind: DestroyPlaybook\nname: d\nphases:\n  - number: 1\n    id: p1\n    title: P1\n    owner: digibee\n    steps:\n      - id: a\n        action: cluster.apply\n";
+        let p = problems(destroy);
+        assert!(
+            p[0].message
+                .contains("action `cluster.apply` belongs to `install` playbooks"),
+            "{p:?}"
+        );
+        let none = "apiVersion: realmctl/v1\nkind: DestroyPlaybook\nname: d\nphases: []\n";
+        assert!(problems(none)[0].message.contains("1 to 6 phases"));
+        let other = "apiVersion: realmctl/v1\nkind: Upgrade\nname: d\nphases: []\n";
+        assert!(
+            problems(other)[0]
+                .message
+                .contains("`Playbook` or `DestroyPlaybook`")
+        );
+    }
+
+    #[test]
+    fn records_written_before_destroy_existed_read_as_install_playbooks() {
+        let mut v = serde_json::to_value(embedded()).unwrap();
+        v.as_object_mut().unwrap().remove("workflow");
+        let p: Playbook = serde_json::from_value(v).unwrap();
+        assert_eq!(p.workflow, Workflow::Install);
+    }
+
+    #[test]
     fn unknown_action_is_rejected_with_its_position() {
         let text = six(
             "    steps:\n      - id: a\n        action: cluster.explode\n",

@@ -106,6 +106,21 @@ pub fn inventory(state: &State) -> Vec<Owned> {
     out
 }
 
+/// Whether a destroy has begun deleting (pure): the last run's playbook is a destroy playbook
+/// and one of its deleting steps has started. An install must not run on such a realm.
+pub fn deleting(state: &State) -> bool {
+    let Some(pb) = state.playbook.as_ref() else {
+        return false;
+    };
+    pb.workflow == crate::engine::actions::Workflow::Destroy
+        && pb.steps().any(|(_, s)| {
+            s.action != crate::engine::actions::Action::DestroyPlan
+                && state
+                    .step_state(&s.id)
+                    .is_some_and(|st| st.status != super::state::StepStatus::Pending)
+        })
+}
+
 /// One resource the plan keeps, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -209,7 +224,9 @@ pub fn plan(
 pub fn swept(described: &[Described], realm_key: &str, realm: &str) -> Vec<String> {
     described
         .iter()
-        .filter(|d| d.owned.kind == ResourceKind::Cluster && d.owned.created == CreatedBy::ThisRealm)
+        .filter(|d| {
+            d.owned.kind == ResourceKind::Cluster && d.owned.created == CreatedBy::ThisRealm
+        })
         .filter(|d| {
             d.found
                 .as_ref()
@@ -260,12 +277,7 @@ mod tests {
         };
         let events = [
             (0, "2026-12-06T00:00:00Z".to_owned(), started),
-            intent(
-                1,
-                Intent::Cluster {
-                    name: "c1".into(),
-                },
-            ),
+            intent(1, Intent::Cluster { name: "c1".into() }),
             intent(
                 2,
                 Intent::NodePool {
@@ -294,7 +306,12 @@ mod tests {
         };
         let described = vec![
             Described {
-                owned: own(ResourceKind::NodePool, "c1", Some("workers"), CreatedBy::ThisRealm),
+                owned: own(
+                    ResourceKind::NodePool,
+                    "c1",
+                    Some("workers"),
+                    CreatedBy::ThisRealm,
+                ),
                 found: Some(found(ResourceKind::NodePool, "c1/workers", Some("acme"))),
             },
             Described {
@@ -310,7 +327,12 @@ mod tests {
                 found: Some(found(ResourceKind::Cluster, "c3", None)),
             },
             Described {
-                owned: own(ResourceKind::NodePool, "c1", Some("old"), CreatedBy::ThisRealm),
+                owned: own(
+                    ResourceKind::NodePool,
+                    "c1",
+                    Some("old"),
+                    CreatedBy::ThisRealm,
+                ),
                 found: None,
             },
         ];
@@ -319,13 +341,28 @@ mod tests {
             tags: [("kubernetes.io/cluster/c1".to_owned(), "owned".to_owned())].into(),
             ..found(ResourceKind::LoadBalancer, "arn:lb", None)
         };
-        let p = plan("acme", KEY, &described, &[lb.clone()], &marks, SweepOptions::default());
+        let p = plan(
+            "acme",
+            KEY,
+            &described,
+            std::slice::from_ref(&lb),
+            &marks,
+            SweepOptions::default(),
+        );
         let deleted: Vec<_> = p.delete.iter().map(|f| f.id.as_str()).collect();
         assert_eq!(deleted, ["c1/workers", "c1", "arn:lb"]);
         let kept: Vec<_> = p.keep.iter().map(|k| k.resource.id.as_str()).collect();
-        assert_eq!(kept, ["c2", "c3"], "adopted and untagged same-named are kept");
+        assert_eq!(
+            kept,
+            ["c2", "c3"],
+            "adopted and untagged same-named are kept"
+        );
         assert_eq!(p.gone, ["node pool c1/old"]);
-        assert_eq!(p.swept_clusters, ["c1"], "the untagged c3 is not this realm's to sweep");
+        assert_eq!(
+            p.swept_clusters,
+            ["c1"],
+            "the untagged c3 is not this realm's to sweep"
+        );
         assert_eq!(p.never.len(), NEVER.len());
     }
 }

@@ -30,6 +30,8 @@ pub(crate) fn operation(method: &Method, path: &str) -> &'static str {
         ("GET", ["clusters", _]) => "DescribeCluster",
         ("POST", ["clusters", _, "node-groups"]) => "CreateNodegroup",
         ("GET", ["clusters", _, "node-groups", _]) => "DescribeNodegroup",
+        ("DELETE", ["clusters", _]) => "DeleteCluster",
+        ("DELETE", ["clusters", _, "node-groups", _]) => "DeleteNodegroup",
         ("GET", ["cluster-versions"]) => "DescribeClusterVersions",
         _ => "Unknown",
     }

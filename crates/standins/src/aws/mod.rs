@@ -253,6 +253,24 @@ fn throttling(protocol: Protocol) -> AwsError {
     }
 }
 
+/// Something still depends on the resource: EC2's `DependencyViolation`, Elastic Load
+/// Balancing's `ResourceInUse`, EKS's `ResourceInUseException`.
+fn in_use(protocol: Protocol) -> AwsError {
+    match protocol {
+        Protocol::Ec2 => AwsError::new(
+            400,
+            "DependencyViolation",
+            "resource has a dependent object",
+        ),
+        Protocol::RestJson => {
+            AwsError::new(409, "ResourceInUseException", "the resource is in use")
+        }
+        Protocol::Query | Protocol::Json11 => {
+            AwsError::new(400, "ResourceInUse", "the resource is in use")
+        }
+    }
+}
+
 /// The operation a request calls, `service:Operation`.
 fn operation(
     service: &str,
@@ -350,6 +368,10 @@ async fn handle(State(sh): State<Shared>, req: Request) -> Response {
         });
         if throttled {
             return error_response(protocol, throttling(protocol));
+        }
+        if let Some(n) = w.in_use.get_mut(&op).filter(|n| **n > 0) {
+            *n -= 1;
+            return error_response(protocol, in_use(protocol));
         }
         upstream_for(&w, &op)
     };
