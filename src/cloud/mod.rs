@@ -136,6 +136,17 @@ pub trait VpnManager: Send + Sync {
         let _ = (def, built, with);
         Box::pin(async move { Err(vpn_unsupported(part)) })
     }
+    /// Deletes `part` as `facts` describe it (`destroy`, issue #20): for the routes, only those
+    /// through this realm's instance; deleting what is already gone succeeds.
+    fn delete_vpn_part<'a>(
+        &'a self,
+        def: &'a VpnDef,
+        part: VpnPart,
+        facts: &'a PartFacts,
+    ) -> CloudFuture<'a, ()> {
+        let _ = (def, facts);
+        Box::pin(async move { Err(vpn_unsupported(part)) })
+    }
     /// The pre-shared key, read from the secret store (for the one-time reveal only).
     fn vpn_key<'a>(&'a self, def: &'a VpnDef) -> CloudFuture<'a, crate::secret::Secret> {
         let _ = def;

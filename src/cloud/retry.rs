@@ -162,6 +162,15 @@ impl<C: super::VpnManager> super::VpnManager for Retrying<C> {
         self.inner.build_vpn_part(def, part, built, with)
     }
 
+    fn delete_vpn_part<'a>(
+        &'a self,
+        def: &'a super::vpn::VpnDef,
+        part: super::vpn::VpnPart,
+        facts: &'a super::vpn::PartFacts,
+    ) -> CloudFuture<'a, ()> {
+        self.inner.delete_vpn_part(def, part, facts)
+    }
+
     fn vpn_key<'a>(
         &'a self,
         def: &'a super::vpn::VpnDef,

@@ -34,10 +34,12 @@ pub enum ResourceKind {
     Volume,
     /// A security group (firewall) a controller made.
     SecurityGroup,
+    /// A part of the realm's VPN instance (issue #23).
+    Vpn(crate::cloud::vpn::VpnPart),
 }
 
 impl ResourceKind {
-    /// In words.
+    /// In words (a VPN part: `VPN` and the part's name, written by [`fmt::Display`]).
     pub fn as_str(self) -> &'static str {
         match self {
             ResourceKind::NodePool => "node pool",
@@ -46,6 +48,7 @@ impl ResourceKind {
             ResourceKind::NetworkInterface => "network interface",
             ResourceKind::Volume => "volume",
             ResourceKind::SecurityGroup => "security group",
+            ResourceKind::Vpn(p) => p.as_str(),
         }
     }
 
@@ -61,7 +64,10 @@ impl ResourceKind {
 
 impl fmt::Display for ResourceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        match self {
+            ResourceKind::Vpn(p) => write!(f, "VPN {p}"),
+            other => f.write_str(other.as_str()),
+        }
     }
 }
 

@@ -1,13 +1,16 @@
 //! Surveying a realm for `destroy` (I/O only): describes every cluster and node pool of the
 //! journal's inventory and lists the leftovers carrying the ownership marks of the clusters this
-//! realm created; [`crate::engine::model::teardown::plan`] decides. The same survey is what
+//! realm created, and every part of the realm VPN; [`crate::engine::model::teardown::plan`]
+//! decides. The same survey is what
 //! `destroy --plan` prints and what the `destroy.plan` step journals for approval.
 
 use crate::cloud::profile;
 use crate::cloud::teardown::{Found, Mark, ResourceKind, SweepOptions, SweepQuery};
+use crate::cloud::vpn::def::VpnDef;
+use crate::cloud::vpn::{Built, Described, PartFacts, RouteTarget, VpnPart};
 use crate::cloud::{Cloud, CloudError};
 use crate::engine::model::state::State;
-use crate::engine::model::teardown::{self, Described, DestroyPlan, Owned};
+use crate::engine::model::teardown::{self, CreatedBy, DestroyPlan, Owned};
 use crate::spec::Spec;
 
 /// What the cloud reports now for one inventory item (`None`: gone), with its status.
@@ -78,7 +81,25 @@ pub async fn survey(
     let mut described = Vec::new();
     for owned in teardown::inventory(state) {
         let found = describe(cloud, &owned).await?.map(|(f, _)| f);
-        described.push(Described { owned, found });
+        described.push(teardown::Described { owned, found });
+    }
+    if let Some((def, created)) = teardown::vpn(state) {
+        let built = vpn_parts(cloud, &def).await?;
+        for part in VpnPart::ORDER.into_iter().rev() {
+            described.push(teardown::Described {
+                owned: Owned {
+                    kind: ResourceKind::Vpn(part),
+                    cluster: def.name.clone(),
+                    pool: None,
+                    created: if created.contains(&part) {
+                        CreatedBy::ThisRealm
+                    } else {
+                        CreatedBy::Adoption
+                    },
+                },
+                found: built.get(&part).and_then(|f| found_of(&def, part, f)),
+            });
+        }
     }
     let clusters = teardown::swept(&described, key, &spec.name);
     let marks = marks(spec, &clusters);
@@ -86,4 +107,34 @@ pub async fn survey(
     Ok(teardown::plan(
         &spec.name, key, &described, &found, &marks, options,
     ))
+}
+
+/// The realm VPN's parts as the cloud describes them now, in build order (each described with
+/// the ones before it, as `vpn.apply` does: the routes are found through the instance).
+pub async fn vpn_parts(cloud: &dyn Cloud, def: &VpnDef) -> Result<Built, CloudError> {
+    let mut built = Built::new();
+    for part in VpnPart::ORDER {
+        if let Some(f) = cloud.vpn_part(def, part, &built).await? {
+            built.insert(part, f);
+        }
+    }
+    Ok(built)
+}
+
+/// A described VPN part as a resource of the plan; routes only when some go through this
+/// realm's instance (the others are not the realm's).
+pub fn found_of(def: &VpnDef, part: VpnPart, facts: &PartFacts) -> Option<Found> {
+    if let Described::Routes { routes, .. } = &facts.described
+        && !routes
+            .iter()
+            .any(|r| matches!(r.target, RouteTarget::Host(_)))
+    {
+        return None;
+    }
+    Some(Found {
+        kind: ResourceKind::Vpn(part),
+        id: facts.id.clone(),
+        name: def.name.clone(),
+        tags: facts.tags.clone(),
+    })
 }

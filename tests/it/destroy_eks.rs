@@ -29,7 +29,7 @@ fn aws(c: &mut assert_cmd::Command) -> &mut assert_cmd::Command {
 }
 
 /// `destroy --yes --output json` with `extra` and `env`; (exit code, JSON or Null, stderr).
-fn destroy(
+pub(crate) fn destroy(
     spec: &Path,
     state: &Path,
     extra: &[&str],
@@ -62,7 +62,7 @@ fn destroy(
 }
 
 /// `destroy --plan --output json`.
-fn plan(spec: &Path, state: &Path, extra: &[&str]) -> serde_json::Value {
+pub(crate) fn plan(spec: &Path, state: &Path, extra: &[&str]) -> serde_json::Value {
     let mut c = realmctl();
     aws(&mut c);
     let o = c
@@ -78,7 +78,11 @@ fn plan(spec: &Path, state: &Path, extra: &[&str]) -> serde_json::Value {
 }
 
 /// `destroy` until the gate, the customer's approval, `destroy` again.
-fn destroy_approved(spec: &Path, state: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
+pub(crate) fn destroy_approved(
+    spec: &Path,
+    state: &Path,
+    extra: &[&str],
+) -> (i32, serde_json::Value, String) {
     let (code, v, err) = destroy(spec, state, extra, &[]);
     if code != 3 {
         return (code, v, err);
@@ -251,7 +255,7 @@ fn existing(lab: &Lab) -> Vec<String> {
     })
 }
 
-fn ids(v: &serde_json::Value, list: &str) -> Vec<String> {
+pub(crate) fn ids(v: &serde_json::Value, list: &str) -> Vec<String> {
     v[list]
         .as_array()
         .unwrap_or(&Vec::new())

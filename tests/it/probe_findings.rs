@@ -163,7 +163,16 @@ fn status_of_a_running_install_says_it_is_in_progress() {
         if !state.join("journal.db").exists() {
             continue;
         }
-        let st = status(&state);
+        // The journal file exists a moment before its first record is committed.
+        let o = realmctl()
+            .args(["status", "--output", "json", "--state"])
+            .arg(&state)
+            .output()
+            .unwrap();
+        if o.status.code() != Some(0) {
+            continue;
+        }
+        let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         if st["report"]["phases"][0]["steps"][0]["status"] == "interrupted" {
             break st["report"]["summary"].as_str().unwrap().to_owned();
         }

@@ -587,3 +587,81 @@ fn sigkill_at_every_vpn_step_boundary_and_inside_the_instance_step_leaves_one_of
         assert_eq!(w.count(op), points.len(), "{op}: one per case, never two");
     }
 }
+
+/// `destroy` of a VPN realm (issue #20): the plan lists every part of the VPN, and once the
+/// customer approves it, the routes through the instance, the instance, its address, security
+/// group, IAM role and instance profile and the key's secret are all gone, each deleted once.
+#[test]
+fn destroy_deletes_every_part_of_the_realm_vpn_once() {
+    use crate::destroy_eks::{destroy, destroy_approved, ids, plan};
+    let lab = Lab::new();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = vpn_spec(&lab, dir.path(), "digibee-acme");
+    let pb = vpn_playbook(dir.path());
+    let state = dir.path().join("state");
+    assert_eq!(install_once(&spec, &state, &pb).0, 3);
+    assert_eq!(approve(&state, 5).status.code(), Some(0));
+    assert_eq!(install_once(&spec, &state, &pb).0, 3);
+    assert_eq!(approve(&state, 6).status.code(), Some(0));
+    let (code, v, err) = install_once(&spec, &state, &pb);
+    assert_eq!(code, 0, "{v} {err}");
+    assert_one_vpn(&held(&lab, "acme-vpn"));
+
+    let p = plan(&spec, &state, &[]);
+    let kinds: Vec<String> = p["delete"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].to_string())
+        .collect();
+    for part in [
+        "routes", "instance", "address", "firewall", "identity", "secret",
+    ] {
+        assert!(
+            kinds.contains(&format!(
+                "{{\"vpn\":\"{}\"}}",
+                if part == "instance" { "host" } else { part }
+            )),
+            "{part} in {p}"
+        );
+    }
+    assert!(ids(&p, "keep").is_empty(), "{p}");
+    let (code, v, err) = destroy_approved(&spec, &state, &[]);
+    assert_eq!(code, 0, "{v} {err}");
+    let h = held(&lab, "acme-vpn");
+    assert!(h.instances.is_empty(), "{:?}", h.instances);
+    assert!(h.addresses.is_empty(), "{:?}", h.addresses);
+    assert!(h.groups.is_empty(), "{:?}", h.groups);
+    assert!(h.secrets.is_empty(), "{:?}", h.secrets);
+    for cidr in REMOTE {
+        assert!(
+            !h.tables
+                .iter()
+                .flat_map(|t| t.routes())
+                .any(|r| r.destination_cidr_block() == Some(cidr)),
+            "the route to {cidr} is gone"
+        );
+    }
+    let role = lab.rt.block_on(async {
+        let conf = moto_config(&lab.moto.url(), "testing", "testing").await;
+        aws_sdk_iam::Client::new(&conf)
+            .get_role()
+            .role_name("acme-vpn")
+            .send()
+            .await
+    });
+    assert!(role.is_err(), "the instance's role is gone");
+    let w = lab.front.world();
+    for op in [
+        "ec2:TerminateInstances",
+        "ec2:ReleaseAddress",
+        "iam:DeleteRole",
+        "secretsmanager:DeleteSecret",
+    ] {
+        assert_eq!(w.count(op), 1, "{op}");
+    }
+    drop(w);
+    let (code, v, err) = destroy(&spec, &state, &[], &[]);
+    assert_eq!(code, 0, "a second destroy does nothing: {v} {err}");
+    assert!(executed(&v).is_empty());
+}

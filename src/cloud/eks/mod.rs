@@ -13,6 +13,7 @@ mod teardown;
 mod token;
 pub mod transport;
 mod vpn;
+mod vpn_teardown;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;

@@ -246,6 +246,11 @@ impl Teardown for EksProvider {
                     .await
                     .map(drop)
                     .map_err(|e| classify("ec2:DeleteSecurityGroup", &e)),
+                ResourceKind::Vpn(part) => Err(CloudError::new(
+                    CloudErrorKind::Invalid,
+                    "destroy:delete",
+                    format!("the VPN {part} is deleted with its definition (VpnManager::delete_vpn_part)"),
+                )),
             })
         }
         .boxed()

@@ -32,7 +32,7 @@ use crate::cloud::{CloudError, CloudErrorKind, CloudFuture, VpnManager};
 use crate::secret::Secret;
 
 /// The instance role's only inline policy.
-const POLICY: &str = "realmctl-read-vpn-key";
+pub(super) const POLICY: &str = "realmctl-read-vpn-key";
 
 pub(super) fn filter(name: &str, values: &[&str]) -> Filter {
     Filter::builder()
@@ -842,6 +842,15 @@ impl EksProvider {
 }
 
 impl VpnManager for EksProvider {
+    fn delete_vpn_part<'a>(
+        &'a self,
+        def: &'a VpnDef,
+        part: VpnPart,
+        facts: &'a PartFacts,
+    ) -> CloudFuture<'a, ()> {
+        self.delete_part(def, part, facts).boxed()
+    }
+
     fn vpn_part<'a>(
         &'a self,
         def: &'a VpnDef,

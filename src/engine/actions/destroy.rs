@@ -8,6 +8,10 @@
 //!   the realm, still created by it), an intent journaled before each delete call, then waited
 //!   for until the cloud reports it gone; a resource already being deleted is only waited for,
 //!   so a resumed destroy never deletes twice;
+//! - `destroy.vpn`: deletes the realm VPN's parts of the approved plan, last built first (the
+//!   routes through its instance, the instance, its address, firewall, identity and key
+//!   secret), each described and judged again, an intent before each delete, waiting until each
+//!   is gone (a part still held by another answers "in use" and is waited for);
 //! - `destroy.sweep`: find → delete → find over the leftovers carrying the approved plan's
 //!   ownership marks (load balancers first, then network interfaces, volumes when the plan says
 //!   so, security groups), until none is left or the step's deadline nears; a resource still in
@@ -23,7 +27,8 @@ use serde_json::json;
 use super::{Action, ActionDef, Input, Needs, SpecPart, Workflow, run_fn};
 use crate::cloud::facts::Status;
 use crate::cloud::profile;
-use crate::cloud::teardown::{Fate, Found, ResourceKind, judge_leftover, judge_owned};
+use crate::cloud::teardown::{Created, Fate, Found, ResourceKind, judge_leftover, judge_owned};
+use crate::cloud::vpn::VpnPart;
 use crate::cloud::{CloudError, CloudErrorKind};
 use crate::engine::ctx::{Ctx, Failure, Outcome};
 use crate::engine::model::output::{FailureKind, Intent, StepOutput};
@@ -73,6 +78,19 @@ pub const CLUSTER: ActionDef = ActionDef {
     params: &[],
     inputs: INPUTS,
     run: run_fn!(cluster),
+};
+
+/// `destroy.vpn`.
+pub const VPN: ActionDef = ActionDef {
+    name: "destroy.vpn",
+    summary: "deletes the realm VPN's parts of the approved destroy plan, last built first: the routes through its instance, the instance, its address, firewall, identity and key secret",
+    needs: Needs::Cloud,
+    workflow: Workflow::Destroy,
+    timeout: Duration::from_secs(30 * 60),
+    retries: 2,
+    params: &[],
+    inputs: INPUTS,
+    run: run_fn!(vpn),
 };
 
 /// `destroy.sweep`.
@@ -236,6 +254,93 @@ async fn until_gone(
         };
         tokio::time::sleep(delay).await;
     }
+}
+
+async fn vpn(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
+    let cloud = ctx.cloud()?;
+    let approved = approved_plan(ctx)?;
+    let wanted: BTreeSet<VpnPart> = approved
+        .delete
+        .iter()
+        .filter_map(|f| match f.kind {
+            ResourceKind::Vpn(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let Some((def, created)) = teardown::vpn(ctx.state).filter(|_| !wanted.is_empty()) else {
+        return Ok(Outcome::Skipped(
+            "the approved destroy plan deletes no VPN part".into(),
+        ));
+    };
+    let key = profile::of(ctx.spec).tag_keys().realm;
+    let mut deleted = Vec::new();
+    let mut kept = Vec::new();
+    for part in VpnPart::ORDER.into_iter().rev() {
+        if !wanted.contains(&part) {
+            continue;
+        }
+        let what = format!("VPN {part} {}", def.name);
+        let mut requested = false;
+        let mut n = 0;
+        loop {
+            n += 1;
+            let built = survey::vpn_parts(cloud, &def).await?;
+            let Some((facts, now)) = built
+                .get(&part)
+                .and_then(|f| survey::found_of(&def, part, f).map(|now| (f, now)))
+            else {
+                if requested {
+                    deleted.push(what.clone());
+                }
+                break;
+            };
+            let created = if created.contains(&part) {
+                Created::ByThisRealm
+            } else {
+                Created::Adopted
+            };
+            if part != VpnPart::Routes
+                && let Fate::Keep { why } = judge_owned(&now, created, key, &ctx.spec.name)
+            {
+                kept.push(format!("{what}: {why}"));
+                break;
+            }
+            let mut busy = None;
+            if !requested {
+                ctx.record
+                    .intent(&Intent::Delete {
+                        resource: now.clone(),
+                    })
+                    .await?;
+                ctx.record
+                    .kill_point(&format!("intent-delete-{}", label(now.kind)));
+                match cloud.delete_vpn_part(&def, part, facts).await {
+                    Ok(()) => requested = true,
+                    Err(e) if e.kind.retryable() => busy = Some(e.to_string()),
+                    Err(e) => return Err(e.into()),
+                }
+                ctx.record
+                    .kill_point(&format!("deleted-{}", label(now.kind)));
+            }
+            let left = ctx.remaining().saturating_sub(REPORT_MARGIN);
+            let Some(delay) = ctx.opts.poll.next(n, false, left) else {
+                return Err(Failure::retryable(format!(
+                    "{what} was not gone within the step's timeout{}\n  help: run destroy again once what holds it is gone",
+                    busy.map(|b| format!(": {b}")).unwrap_or_default()
+                )));
+            };
+            ctx.record.progress(&format!(
+                "{what}: {}",
+                busy.as_deref().unwrap_or("being deleted")
+            ));
+            tokio::time::sleep(delay).await;
+        }
+    }
+    Ok(Outcome::Done(StepOutput {
+        summary: format!("deleted {} VPN part(s); kept {}", deleted.len(), kept.len()),
+        facts: Some(json!({ "deleted": deleted, "kept": kept })),
+        ..StepOutput::default()
+    }))
 }
 
 /// How long before the step's deadline the sweep stops to report what remains.

@@ -269,6 +269,7 @@ catalogue! {
     DestroyPlan => destroy::PLAN,
     DestroyNodePools => destroy::NODE_POOLS,
     DestroyCluster => destroy::CLUSTER,
+    DestroyVpn => destroy::VPN,
     DestroySweep => destroy::SWEEP,
     #[cfg(feature = "test-actions")] TestEffect => test::EFFECT,
     #[cfg(feature = "test-actions")] TestFlaky => test::FLAKY,

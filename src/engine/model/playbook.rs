@@ -544,6 +544,7 @@ mod tests {
                 Action::DestroyPlan,
                 Action::DestroyNodePools,
                 Action::DestroyCluster,
+                Action::DestroyVpn,
                 Action::DestroySweep
             ]
         );

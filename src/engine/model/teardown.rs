@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::output::Intent;
 use super::state::State;
 use crate::cloud::teardown::{Created, Fate, Found, Mark, ResourceKind, SweepOptions};
+use crate::cloud::vpn::VpnPart;
+use crate::cloud::vpn::def::VpnDef;
 
 /// One cluster or node pool of the realm's inventory.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -121,6 +123,32 @@ pub fn deleting(state: &State) -> bool {
         })
 }
 
+/// The realm VPN this realm's journal built parts of (pure): its definition — the one in the
+/// latest approved cluster definition with a VPN of that name, which is what `vpn.apply` built —
+/// and the parts an intent announced.
+pub fn vpn(state: &State) -> Option<(VpnDef, BTreeSet<VpnPart>)> {
+    let mut name = None;
+    let mut parts = BTreeSet::new();
+    for s in state.steps.values() {
+        for (_, i) in &s.intents {
+            if let Intent::VpnPart { part, name: n, .. } = i {
+                parts.insert(*part);
+                name = Some(n.clone());
+            }
+        }
+    }
+    let name = name?;
+    let def = state
+        .approvals
+        .iter()
+        .rev()
+        .filter_map(|a| a.definition.as_ref())
+        .filter_map(|d| state.definitions.get(d))
+        .filter_map(|d| d.vpn.clone())
+        .find(|v| v.name == name)?;
+    Some((def, parts))
+}
+
 /// One resource the plan keeps, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -193,6 +221,17 @@ pub fn plan(
     for d in described {
         match &d.found {
             None => p.gone.push(format!("{} {}", d.owned.kind, d.owned.id())),
+            // Routes carry no tags: the survey describes only those through this realm's own
+            // instance, which were this realm's to add.
+            Some(f) if d.owned.kind == ResourceKind::Vpn(VpnPart::Routes) => {
+                match d.owned.created {
+                    CreatedBy::ThisRealm => p.delete.push(f.clone()),
+                    CreatedBy::Adoption => p.keep.push(Kept {
+                        resource: f.clone(),
+                        why: "adopted: this realm's journal did not add them".into(),
+                    }),
+                }
+            }
             Some(f) => match crate::cloud::teardown::judge_owned(
                 f,
                 d.owned.created.into(),
