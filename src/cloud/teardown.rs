@@ -34,6 +34,10 @@ pub enum ResourceKind {
     Volume,
     /// A security group (firewall) a controller made.
     SecurityGroup,
+    /// A public address a controller made for a load balancer (Azure public IP).
+    PublicAddress,
+    /// A resource group made for the cluster (AKS's node resource group).
+    ResourceGroup,
     /// A part of the realm's VPN instance (issue #23).
     Vpn(crate::cloud::vpn::VpnPart),
 }
@@ -48,17 +52,22 @@ impl ResourceKind {
             ResourceKind::NetworkInterface => "network interface",
             ResourceKind::Volume => "volume",
             ResourceKind::SecurityGroup => "security group",
+            ResourceKind::PublicAddress => "public address",
+            ResourceKind::ResourceGroup => "resource group",
             ResourceKind::Vpn(p) => p.as_str(),
         }
     }
 
     /// The kinds the sweep lists, in the order they are deleted: a load balancer holds
-    /// network interfaces, and both hold security groups.
-    pub const SWEPT: [ResourceKind; 4] = [
+    /// public addresses and network interfaces, and they hold security groups; a resource
+    /// group (with whatever is left in it) goes last.
+    pub const SWEPT: [ResourceKind; 6] = [
         ResourceKind::LoadBalancer,
+        ResourceKind::PublicAddress,
         ResourceKind::NetworkInterface,
         ResourceKind::Volume,
         ResourceKind::SecurityGroup,
+        ResourceKind::ResourceGroup,
     ];
 }
 
@@ -83,6 +92,10 @@ pub struct Found {
     pub name: String,
     /// Its tags (labels).
     pub tags: BTreeMap<String, String>,
+    /// The container the sweep found it in that the cluster's deletion takes with it (AKS's
+    /// node resource group): it is the cluster's whatever its tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<String>,
 }
 
 impl fmt::Display for Found {
@@ -195,7 +208,14 @@ pub struct SweepOptions {
 /// Judges one leftover the sweep found (pure): deleted when it carries one of the marks, kept
 /// otherwise; volumes (the data of persistent volumes) kept unless asked.
 pub fn judge_leftover(found: &Found, marks: &[Mark], opts: SweepOptions) -> Fate {
-    let Some(mark) = marks.iter().find(|m| m.on(&found.tags)) else {
+    let mark = match &found.within {
+        Some(group) => Some(format!("in the cluster's {group}")),
+        None => marks
+            .iter()
+            .find(|m| m.on(&found.tags))
+            .map(|m| format!("tagged {m}")),
+    };
+    let Some(mark) = mark else {
         return Fate::Keep {
             why: format!(
                 "carries none of the realm's ownership tags ({}): not deleted",
@@ -210,7 +230,7 @@ pub fn judge_leftover(found: &Found, marks: &[Mark], opts: SweepOptions) -> Fate
     if found.kind == ResourceKind::Volume && !opts.delete_volumes {
         return Fate::Keep {
             why: format!(
-                "a persistent volume's disk (tagged {mark}): its data is kept; `destroy --delete-volumes` deletes it"
+                "a persistent volume's disk ({mark}): its data is kept; `destroy --delete-volumes` deletes it"
             ),
         };
     }
@@ -258,6 +278,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            within: None,
         }
     }
 
@@ -336,6 +357,33 @@ mod tests {
             ),
             Fate::Delete
         );
+    }
+
+    #[test]
+    fn what_lies_in_a_group_the_cluster_takes_with_it_is_the_clusters_whatever_its_tags() {
+        let disk = Found {
+            within: Some("node resource group MC_g_c_eastus".into()),
+            ..found(
+                ResourceKind::Volume,
+                &[("k8s-azure-created-by", "kubernetes-azure-dd")],
+            )
+        };
+        let Fate::Keep { why } = judge_leftover(&disk, &[], SweepOptions::default()) else {
+            panic!("a volume is kept by default")
+        };
+        assert!(
+            why.contains("in the cluster's node resource group"),
+            "{why}"
+        );
+        let all = SweepOptions {
+            delete_volumes: true,
+        };
+        assert_eq!(judge_leftover(&disk, &[], all), Fate::Delete);
+        let untagged = found(ResourceKind::Volume, &[]);
+        assert!(matches!(
+            judge_leftover(&untagged, &[], all),
+            Fate::Keep { .. }
+        ));
     }
 
     #[test]

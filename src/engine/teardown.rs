@@ -25,6 +25,7 @@ pub async fn describe(
                 id: owned.id(),
                 name: owned.id(),
                 tags,
+                within: None,
             },
             status,
         ))
@@ -136,5 +137,6 @@ pub fn found_of(def: &VpnDef, part: VpnPart, facts: &PartFacts) -> Option<Found>
         id: facts.id.clone(),
         name: def.name.clone(),
         tags: facts.tags.clone(),
+        within: None,
     })
 }

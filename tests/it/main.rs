@@ -18,6 +18,8 @@ mod certificate_matrix;
 mod cli;
 #[cfg(all(feature = "eks", feature = "object-store"))]
 mod destroy_eks;
+#[cfg(feature = "aks")]
+mod destroy_standins;
 mod dns;
 mod durability;
 #[cfg(all(feature = "eks", feature = "object-store"))]

@@ -24,8 +24,8 @@ use std::time::Instant;
 
 pub use policy::Policy;
 pub use world::{
-    ApiEndpoint, App, Call, Cluster, Identity, Operation, Phase, Pool, Quota, ServiceAccountKey,
-    Subnet, Target, World,
+    ApiEndpoint, App, Call, Cluster, Identity, Leftover, Operation, Phase, Pool, Quota,
+    ServiceAccountKey, Subnet, Target, World,
 };
 
 /// A running stand-in; it stops when dropped.

@@ -154,6 +154,26 @@ pub enum Target {
     Cluster(String),
     /// A node pool: cluster and pool name.
     Pool(String, String),
+    /// The deletion of a cluster, by name: done once it is gone.
+    DeleteCluster(String),
+    /// The deletion of a node pool: cluster and pool name.
+    DeletePool(String, String),
+}
+
+/// A resource something in a cluster made for it (a load balancer, a public address, a disk, a
+/// firewall), or one a test puts beside it: what `destroy` sweeps, or must leave alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    /// The cloud's type name (`Microsoft.Network/loadBalancers`, `forwardingRules`, ...).
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    /// Its resource group (Azure), if any.
+    pub group: Option<String>,
+    /// Its tags (labels).
+    pub tags: BTreeMap<String, String>,
+    /// The id of another leftover that must be gone before this one can be deleted.
+    pub held_by: Option<String>,
 }
 
 /// A long-running operation (ARM's asynchronous operation): its status follows its target's.
@@ -241,6 +261,12 @@ pub struct World {
     pub create_delay: Duration,
     /// The next `n` calls of an operation answer with throttling.
     pub throttle: HashMap<String, u32>,
+    /// How long a deletion takes (a cluster or pool reports deleting until then).
+    pub delete_delay: Duration,
+    /// What is being deleted, by key (`cluster/NAME`, `pool/CLUSTER/NAME`), since when.
+    pub deleting: BTreeMap<String, Instant>,
+    /// Leftovers by id.
+    pub leftovers: BTreeMap<String, Leftover>,
     /// The next `n` calls of a delete operation answer that something still depends on the
     /// resource (AWS `DependencyViolation`, Elastic Load Balancing `ResourceInUse`): what a
     /// cloud answers while a load balancer's interfaces are still being released.
@@ -341,6 +367,9 @@ impl World {
             create_delay: Duration::from_secs(3),
             throttle: HashMap::new(),
             in_use: HashMap::new(),
+            delete_delay: Duration::from_secs(1),
+            deleting: BTreeMap::new(),
+            leftovers: BTreeMap::new(),
             calls: Vec::new(),
             kube_api: None,
             vpn: Default::default(),
@@ -348,6 +377,46 @@ impl World {
             upstream: None,
             #[cfg(feature = "moto")]
             local: Default::default(),
+        }
+    }
+
+    /// Starts deleting cluster `name` (with its pools), as a cloud does: it reports deleting
+    /// until [`World::delete_delay`] has passed, then it is gone ([`World::purge`]).
+    pub fn delete_cluster(&mut self, name: &str) {
+        self.deleting
+            .entry(format!("cluster/{name}"))
+            .or_insert_with(Instant::now);
+    }
+
+    /// Starts deleting pool `name` of `cluster`.
+    pub fn delete_pool(&mut self, cluster: &str, name: &str) {
+        self.deleting
+            .entry(format!("pool/{cluster}/{name}"))
+            .or_insert_with(Instant::now);
+    }
+
+    /// Removes what has finished deleting: clusters with their pools and with the leftovers of
+    /// their node resource group (`group_of(cluster)`), and pools.
+    pub fn purge(&mut self, group_of: impl Fn(&str) -> Option<String>) {
+        let done: Vec<String> = self
+            .deleting
+            .iter()
+            .filter(|(_, t)| t.elapsed() >= self.delete_delay)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in done {
+            self.deleting.remove(&key);
+            if let Some(name) = key.strip_prefix("cluster/") {
+                self.clusters.remove(name);
+                self.pools.retain(|(c, _), _| c != name);
+                if let Some(g) = group_of(name) {
+                    self.leftovers
+                        .retain(|_, l| l.group.as_deref() != Some(g.as_str()));
+                    self.resource_groups.remove(&g);
+                }
+            } else if let Some((c, p)) = key.strip_prefix("pool/").and_then(|k| k.split_once('/')) {
+                self.pools.remove(&(c.to_owned(), p.to_owned()));
+            }
         }
     }
 
@@ -363,7 +432,7 @@ impl World {
 
     /// Where a cluster stands now.
     pub fn cluster_phase(&self, c: &Cluster) -> Phase {
-        if c.deleting {
+        if c.deleting || self.deleting.contains_key(&format!("cluster/{}", c.name)) {
             Phase::Deleting
         } else if c.fail.is_some() {
             Phase::Failed
@@ -376,7 +445,12 @@ impl World {
 
     /// Where a pool stands now.
     pub fn pool_phase(&self, p: &Pool) -> Phase {
-        if p.fail.is_some() {
+        if self
+            .deleting
+            .contains_key(&format!("pool/{}/{}", p.cluster, p.name))
+        {
+            Phase::Deleting
+        } else if p.fail.is_some() {
             Phase::Failed
         } else if p.created.elapsed() >= self.create_delay {
             Phase::Ready

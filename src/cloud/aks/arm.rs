@@ -236,6 +236,17 @@ impl Arm {
         path: &str,
         api: &str,
     ) -> Result<Vec<T>, CloudError> {
+        self.list_where(operation, path, api, &[]).await
+    }
+
+    /// [`Arm::list`] with query parameters (e.g. a `$filter`).
+    pub async fn list_where<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        path: &str,
+        api: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<T>, CloudError> {
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Page<T> {
@@ -243,7 +254,7 @@ impl Arm {
             #[serde(default)]
             next_link: Option<String>,
         }
-        let mut url = self.url(path, api, &[])?;
+        let mut url = self.url(path, api, query)?;
         let mut out = Vec::new();
         for _ in 0..100 {
             let a = self.send(operation, Method::Get, url, None, false).await?;
@@ -304,6 +315,50 @@ impl Arm {
         self.put_as(operation, path, api, body, false).await
     }
 
+    /// DELETE `path`, then follows the operation to its end; a resource already gone (404,
+    /// 204) is done.
+    pub async fn delete(&self, operation: &str, path: &str, api: &str) -> Result<(), CloudError> {
+        let url = self.url(path, api, &[])?;
+        let a = match self.send(operation, Method::Delete, url, None, false).await {
+            Ok(a) => a,
+            Err(e) if e.status == Some(404) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match a.operation {
+            Some(op) if a.status == 202 => self.follow(operation, &op, a.retry_after).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Polls the asynchronous operation at `op` until it ends, as late as each answer asks.
+    async fn follow(
+        &self,
+        operation: &str,
+        op: &str,
+        retry_after: Option<Duration>,
+    ) -> Result<(), CloudError> {
+        let url = operation_url(&self.base, op)
+            .map_err(|why| CloudError::new(CloudErrorKind::RefusedDestination, operation, why))?;
+        let mut wait = poll_interval(retry_after);
+        loop {
+            tokio::time::sleep(wait).await;
+            match self
+                .send(operation, Method::Get, url.clone(), None, false)
+                .await
+            {
+                Ok(s) => {
+                    if let Some(end) = operation_outcome(operation, &s.body) {
+                        return end;
+                    }
+                    wait = poll_interval(s.retry_after);
+                }
+                // A throttled or unanswered poll is polled again, as late as asked.
+                Err(e) if e.kind.retryable() => wait = poll_interval(e.retry_after),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     async fn put_as<B: Serialize>(
         &self,
         operation: &str,
@@ -322,26 +377,7 @@ impl Arm {
             // Created synchronously.
             return Ok(());
         };
-        let url = operation_url(&self.base, &op)
-            .map_err(|why| CloudError::new(CloudErrorKind::RefusedDestination, operation, why))?;
-        let mut wait = poll_interval(a.retry_after);
-        loop {
-            tokio::time::sleep(wait).await;
-            match self
-                .send(operation, Method::Get, url.clone(), None, false)
-                .await
-            {
-                Ok(s) => {
-                    if let Some(end) = operation_outcome(operation, &s.body) {
-                        return end;
-                    }
-                    wait = poll_interval(s.retry_after);
-                }
-                // A throttled or unanswered poll is polled again, as late as asked.
-                Err(e) if e.kind.retryable() => wait = poll_interval(e.retry_after),
-                Err(e) => return Err(e),
-            }
-        }
+        self.follow(operation, &op, a.retry_after).await
     }
 }
 

@@ -34,6 +34,12 @@ pub fn kind_of(status: u16, code: Option<&str>) -> CloudErrorKind {
             | "OperationNotAllowed"
             | "AnotherOperationInProgress"
             | "EtagMismatch" => Some(K::Conflict),
+            "PublicIPAddressInUse"
+            | "InUseNetworkSecurityGroupCannotBeDeleted"
+            | "InUseNetworkInterfaceCannotBeDeleted"
+            | "InUseSubnetCannotBeDeleted"
+            | "NicInUse"
+            | "ResourceInUse" => Some(K::InUse),
             "TooManyRequests" | "SubscriptionRequestsThrottled" | "TenantRequestsThrottled" => {
                 Some(K::Throttled)
             }
@@ -200,6 +206,12 @@ mod tests {
             (429, Some("TooManyRequests"), K::Throttled),
             (429, None, K::Throttled),
             (400, Some("InvalidParameter"), K::Invalid),
+            (400, Some("PublicIPAddressInUse"), K::InUse),
+            (
+                400,
+                Some("InUseNetworkSecurityGroupCannotBeDeleted"),
+                K::InUse,
+            ),
             (503, None, K::Unavailable),
             (500, Some("SomethingNew"), K::Unavailable),
             (403, Some("SomethingNew"), K::AccessDenied),

@@ -22,6 +22,7 @@ pub mod errors;
 pub mod kubeconfig;
 pub mod model;
 pub mod rbac;
+mod teardown;
 pub mod transport;
 mod vpn;
 
@@ -372,9 +373,6 @@ impl ClusterManager for AksProvider {
         .boxed()
     }
 }
-
-/// Tearing realms down on this cloud is still to come (issue #20): the defaults say so.
-impl crate::cloud::teardown::Teardown for AksProvider {}
 
 impl Cloud for AksProvider {
     fn provider(&self) -> Provider {

@@ -51,6 +51,7 @@ impl EksProvider {
                     name: g.group_name().map_or_else(|| id.clone(), str::to_owned),
                     id,
                     tags: ec2_map(g.tags()),
+                    within: None,
                 });
             }
         }
@@ -74,6 +75,7 @@ impl EksProvider {
                     name: id.clone(),
                     id,
                     tags: ec2_map(n.tag_set()),
+                    within: None,
                 });
             }
         }
@@ -97,6 +99,7 @@ impl EksProvider {
                     name: id.clone(),
                     id,
                     tags: ec2_map(v.tags()),
+                    within: None,
                 });
             }
         }
@@ -144,6 +147,7 @@ impl EksProvider {
             .map(|(arn, name)| Found {
                 kind: ResourceKind::LoadBalancer,
                 tags: tags.remove(&arn).unwrap_or_default(),
+                within: None,
                 id: arn,
                 name,
             })
@@ -168,6 +172,9 @@ impl Teardown for EksProvider {
                         ResourceKind::SecurityGroup => self.security_groups(m).await?,
                         ResourceKind::NetworkInterface => self.interfaces(m).await?,
                         ResourceKind::Volume => self.volumes(m).await?,
+                        // AWS load balancers hold no separate public address, and AWS has no
+                        // resource groups: nothing of these kinds is swept.
+                        ResourceKind::PublicAddress | ResourceKind::ResourceGroup => Vec::new(),
                         other => {
                             return Err(CloudError::new(
                                 CloudErrorKind::Invalid,
@@ -246,6 +253,13 @@ impl Teardown for EksProvider {
                     .await
                     .map(drop)
                     .map_err(|e| classify("ec2:DeleteSecurityGroup", &e)),
+                ResourceKind::PublicAddress | ResourceKind::ResourceGroup => {
+                    Err(CloudError::new(
+                        CloudErrorKind::Invalid,
+                        "destroy:delete",
+                        format!("AWS has no {} to delete", found.kind),
+                    ))
+                }
                 ResourceKind::Vpn(part) => Err(CloudError::new(
                     CloudErrorKind::Invalid,
                     "destroy:delete",

@@ -98,6 +98,24 @@ impl Profile for Aks {
         super::DASHED_TAG_KEYS
     }
 
+    /// The tag AKS puts on a cluster's node resource group (`aks-managed-cluster-name`), and
+    /// the tags of the Azure cloud provider on the public addresses and load balancers it makes
+    /// for Services (`k8s-azure-cluster-name`, formerly `kubernetes-cluster-name`).
+    fn leftover_marks(&self, cluster: &str) -> Vec<crate::cloud::teardown::Mark> {
+        use crate::cloud::teardown::Mark;
+        vec![
+            Mark::exactly("aks-managed-cluster-name", cluster),
+            Mark::exactly("k8s-azure-cluster-name", cluster),
+            Mark::exactly("kubernetes-cluster-name", cluster),
+        ]
+    }
+
+    /// AKS deletes the node resource group with the cluster, and the disks of persistent
+    /// volumes in it.
+    fn volumes_go_with_cluster(&self) -> bool {
+        true
+    }
+
     fn check_tag_key(&self, key: &str) -> Result<(), String> {
         rules::azure_tag_name(key)
     }

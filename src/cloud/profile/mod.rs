@@ -177,6 +177,13 @@ pub trait Profile: Send + Sync {
         Vec::new()
     }
 
+    /// Whether deleting the cluster deletes the disks of its persistent volumes (a node
+    /// resource group the cloud deletes with it): then a destroy that keeps volumes stops
+    /// before the cluster.
+    fn volumes_go_with_cluster(&self) -> bool {
+        false
+    }
+
     /// Every problem of `def` against this cloud's published naming rules: cluster and pool
     /// names, tag (label) keys and values, Kubernetes node labels. Empty when the cloud would
     /// accept it.

@@ -170,6 +170,9 @@ async fn delete_owned(ctx: &Ctx<'_>, kind: ResourceKind) -> Result<Outcome, Fail
             continue;
         }
         if status != Status::Deleting {
+            if kind == ResourceKind::Cluster {
+                volumes_allow_deleting(ctx, &approved).await?;
+            }
             ctx.record
                 .intent(&Intent::Delete {
                     resource: now.clone(),
@@ -200,6 +203,28 @@ async fn delete_owned(ctx: &Ctx<'_>, kind: ResourceKind) -> Result<Outcome, Fail
         facts: Some(json!({ "deleted": deleted, "kept": kept })),
         ..StepOutput::default()
     }))
+}
+
+/// On a cloud whose cluster takes the disks of its persistent volumes with it (AKS's node
+/// resource group), a destroy that keeps volumes stops before the cluster, naming them.
+async fn volumes_allow_deleting(ctx: &Ctx<'_>, approved: &DestroyPlan) -> Result<(), Failure> {
+    if approved.options.delete_volumes || !profile::of(ctx.spec).volumes_go_with_cluster() {
+        return Ok(());
+    }
+    let found = survey::leftovers(ctx.cloud()?, &approved.swept_clusters, &approved.marks).await?;
+    let held: Vec<String> = found
+        .iter()
+        .filter(|f| f.kind == ResourceKind::Volume && f.within.is_some())
+        .map(ToString::to_string)
+        .collect();
+    if held.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::permanent(format!(
+        "deleting the cluster would delete {} persistent volume disk(s) with it, and the destroy plan keeps volumes: {}\n  help: snapshot or move the disks out of the cluster's resource group to keep their data, or run `realmctl destroy --delete-volumes` (a new plan to approve)",
+        held.len(),
+        held.join(", ")
+    )))
 }
 
 async fn node_pools(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {

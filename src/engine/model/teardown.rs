@@ -81,7 +81,9 @@ pub fn inventory(state: &State) -> Vec<Owned> {
             continue;
         };
         adopted.insert((ResourceKind::Cluster, def.cluster.name.clone(), None));
-        for p in &def.pools {
+        // A pool the cloud creates with the cluster goes with it (AKS's system pool, which
+        // cannot be deleted on its own).
+        for p in def.pools.iter().filter(|p| !p.with_cluster) {
             adopted.insert((
                 ResourceKind::NodePool,
                 def.cluster.name.clone(),
@@ -302,6 +304,7 @@ mod tests {
             tags: realm
                 .map(|r| [(KEY.to_owned(), r.to_owned())].into())
                 .unwrap_or_default(),
+            within: None,
         }
     }
 

@@ -37,6 +37,12 @@ pub(crate) enum Kind {
     Credentials(String),
     Pool(String, String, String),
     Vpn(super::vpn::Req),
+    DeleteCluster(String),
+    DeletePool(String, String),
+    DeleteResource(String),
+    Resources,
+    Groups,
+    GroupResources(String),
 }
 
 /// Routes `method` `path` (ARM paths are case-insensitive; names keep their case).
@@ -64,6 +70,9 @@ pub(crate) fn route(method: &Method, path: &str, sub: &str) -> Option<Route> {
     if l.len() < 2 || l[0] != "subscriptions" || !seg[1].eq_ignore_ascii_case(sub) {
         return None;
     }
+    if *method == Method::DELETE {
+        return delete_route(&seg, &l);
+    }
     // A subnet's GET stays the account step's; the VPN routes serve only its PUT.
     if (*method == Method::PUT || !l.contains(&"subnets"))
         && let Some((action, scope, req)) = super::vpn::route(method, &seg, &l)
@@ -87,6 +96,21 @@ pub(crate) fn route(method: &Method, path: &str, sub: &str) -> Option<Route> {
             "Microsoft.Resources/subscriptions/read",
             s,
             Kind::Subscription,
+        ),
+        ["resources"] => r(
+            "Microsoft.Resources/subscriptions/resources/read",
+            s,
+            Kind::Resources,
+        ),
+        ["resourcegroups"] => r(
+            "Microsoft.Resources/subscriptions/resourceGroups/read",
+            s,
+            Kind::Groups,
+        ),
+        ["resourcegroups", _, "resources"] => r(
+            "Microsoft.Resources/subscriptions/resourceGroups/resources/read",
+            format!("{s}/resourceGroups/{}", seg[3]),
+            Kind::GroupResources(seg[3].to_owned()),
         ),
         ["resourcegroups", _] => r(
             "Microsoft.Resources/subscriptions/resourceGroups/read",
@@ -183,6 +207,53 @@ pub(crate) fn route(method: &Method, path: &str, sub: &str) -> Option<Route> {
             scope: format!("/{}", seg.join("/")),
             kind: Kind::Pool(seg[3].to_owned(), seg[7].to_owned(), seg[9].to_owned()),
         }),
+        _ => None,
+    }
+}
+
+/// Routes a `DELETE`: of a managed cluster, an agent pool, a resource group or a resource.
+fn delete_route(seg: &[&str], l: &[&str]) -> Option<Route> {
+    let id = format!("/{}", seg.join("/"));
+    let r = |action: String, kind: Kind| {
+        Some(Route {
+            action,
+            scope: id.clone(),
+            kind,
+        })
+    };
+    match &l[2..] {
+        [
+            "resourcegroups",
+            _,
+            "providers",
+            "microsoft.containerservice",
+            "managedclusters",
+            _,
+        ] => r(
+            "Microsoft.ContainerService/managedClusters/delete".into(),
+            Kind::DeleteCluster(seg[7].to_owned()),
+        ),
+        [
+            "resourcegroups",
+            _,
+            "providers",
+            "microsoft.containerservice",
+            "managedclusters",
+            _,
+            "agentpools",
+            _,
+        ] => r(
+            "Microsoft.ContainerService/managedClusters/agentPools/delete".into(),
+            Kind::DeletePool(seg[7].to_owned(), seg[9].to_owned()),
+        ),
+        ["resourcegroups", _] => r(
+            "Microsoft.Resources/subscriptions/resourceGroups/delete".into(),
+            Kind::DeleteResource(id.clone()),
+        ),
+        ["resourcegroups", _, "providers", _, _, _] => r(
+            format!("{}/{}/delete", seg[5], seg[6]),
+            Kind::DeleteResource(id.clone()),
+        ),
         _ => None,
     }
 }
@@ -324,6 +395,14 @@ pub(crate) fn answer(
                 format!("managed cluster {name} not found"),
             )),
         },
+        Kind::DeleteCluster(name) => Ok(super::teardown::delete_cluster(w, base, &name)),
+        Kind::DeletePool(cluster, name) => {
+            Ok(super::teardown::delete_pool(w, base, &cluster, &name))
+        }
+        Kind::DeleteResource(id) => super::teardown::delete_resource(w, &id),
+        Kind::Resources => ok(super::teardown::resources(w, query)?),
+        Kind::Groups => ok(super::teardown::groups(w, query)?),
+        Kind::GroupResources(g) => ok(super::teardown::in_group(w, &g)),
         Kind::Pool(group, cluster, name) if *method == Method::PUT => {
             clusters::put_pool(w, base, headers, &group, &cluster, &name, body)
         }

@@ -50,6 +50,23 @@ pub(crate) fn operation(w: &World, id: &str) -> Result<Response, ArmError> {
                 Some("ResourceNotFound: the cluster is gone".into()),
             ),
         },
+        // A deletion is done once its target is gone.
+        Target::DeleteCluster(c) => (
+            if w.clusters.contains_key(c) {
+                Phase::Deleting
+            } else {
+                Phase::Ready
+            },
+            None,
+        ),
+        Target::DeletePool(c, p) => (
+            if w.pools.contains_key(&(c.clone(), p.clone())) {
+                Phase::Deleting
+            } else {
+                Phase::Ready
+            },
+            None,
+        ),
         Target::Pool(c, p) => match w.pools.get(&(c.clone(), p.clone())) {
             Some(p) => (w.pool_phase(p), p.fail.clone()),
             None => (
@@ -276,6 +293,9 @@ pub(crate) fn put_cluster(
         let pool_name = p.get("name").and_then(Value::as_str).unwrap_or("nodepool1");
         store_pool(w, group, name, pool_name, json!({"properties": p}));
     }
+    if !exists {
+        super::teardown::make_node_group(w, group, name);
+    }
     let body = cluster_json(w, group, &w.clusters[name]);
     if exists {
         return Ok((StatusCode::OK, axum::Json(body)).into_response());
@@ -430,6 +450,9 @@ pub(crate) fn cluster_json(w: &World, group: &str, c: &Cluster) -> Value {
     let props = &mut v["properties"];
     props["provisioningState"] = json!(state_of(phase));
     props["powerState"] = json!({"code": "Running"});
+    if let Some(g) = super::teardown::node_group_of(w, &c.name) {
+        props["nodeResourceGroup"] = json!(g);
+    }
     let key = if c.api.private { "privateFQDN" } else { "fqdn" };
     props[key] = json!(fqdn(&c.name));
     let pools: Vec<Value> = w

@@ -13,6 +13,7 @@
 
 mod arm;
 mod clusters;
+mod teardown;
 mod token;
 mod vpn;
 
@@ -221,6 +222,7 @@ async fn handle(State(a): State<Arc<Adapter>>, req: Request) -> Response {
         Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response(),
     };
     let mut w = a.world.lock().unwrap_or_else(|p| p.into_inner());
+    teardown::purge(&mut w);
     let path = parts.uri.path().to_owned();
     // The token endpoint: POST /{tenant}/oauth2/v2.0/token.
     let seg: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -264,6 +266,16 @@ async fn handle(State(a): State<Arc<Adapter>>, req: Request) -> Response {
             axum::Json(json!({"error": {"code": "TooManyRequests", "message": "The request is being throttled."}})),
         )
             .into_response();
+    }
+    if let Some(n) = w.in_use.get_mut(&op).filter(|n| **n > 0) {
+        *n -= 1;
+        log(&mut w, a.started, &op, false);
+        return ArmError::new(
+            400,
+            "InUseNetworkSecurityGroupCannotBeDeleted",
+            "the resource is in use and cannot be deleted".into(),
+        )
+        .into_response();
     }
     log(&mut w, a.started, &op, false);
     if !url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "api-version") {

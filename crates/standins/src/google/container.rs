@@ -286,6 +286,27 @@ fn done(w: &World, base: &str, id: &str) -> Result<Value, GoogleError> {
                 c.clone(),
             ),
         },
+        // A deletion is done once its target is gone.
+        Target::DeleteCluster(c) => (
+            if w.clusters.contains_key(c) {
+                Phase::Deleting
+            } else {
+                Phase::Ready
+            },
+            None,
+            "DELETE_CLUSTER",
+            c.clone(),
+        ),
+        Target::DeletePool(c, p) => (
+            if w.pools.contains_key(&(c.clone(), p.clone())) {
+                Phase::Deleting
+            } else {
+                Phase::Ready
+            },
+            None,
+            "DELETE_NODE_POOL",
+            format!("{c}/nodePools/{p}"),
+        ),
         Target::Pool(c, p) => match w.pools.get(&(c.clone(), p.clone())) {
             Some(x) => (
                 w.pool_phase(x),

@@ -1,0 +1,272 @@
+//! `realmctl destroy` on the Azure stand-in (issue #20), through the binary: ARM `DELETE` of
+//! the managed cluster followed through its asynchronous operation (the node resource group and
+//! everything in it go with the cluster, as AKS does), the sweep of what carries the cluster's
+//! tags, the disks of persistent volumes in the node resource group kept unless
+//! `--delete-volumes` (the destroy stops before the cluster, naming them), what is not the
+//! realm's left alone, and a dependency error retried.
+
+use std::path::Path;
+use std::time::Duration;
+
+use realmctl_standins::Leftover;
+
+use crate::aks::{Azure, write_spec};
+use crate::cloud_install::install_approved;
+use crate::engine_support::{approve, cloud_playbook, text};
+
+/// `destroy --yes --output json` with `env` and `extra`: (exit code, JSON or Null, stderr).
+pub(crate) fn destroy(
+    env: &[(&'static str, String)],
+    spec: &Path,
+    state: &Path,
+    extra: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let mut c = crate::common::realmctl_std();
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c
+        .args([
+            "destroy",
+            "--yes",
+            "--retry-base-ms",
+            "10",
+            "--output",
+            "json",
+            "-f",
+        ])
+        .arg(spec)
+        .arg("--state")
+        .arg(state)
+        .args(extra)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    let v = serde_json::from_str(&out).unwrap_or(serde_json::Value::Null);
+    (o.status.code().unwrap_or(-1), v, err)
+}
+
+/// `destroy`, the customer's approval of its plan, `destroy` again.
+pub(crate) fn destroy_approved(
+    env: &[(&'static str, String)],
+    spec: &Path,
+    state: &Path,
+    extra: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let (code, v, err) = destroy(env, spec, state, extra);
+    if code != 3 {
+        return (code, v, err);
+    }
+    assert_eq!(approve(state, 1).status.code(), Some(0));
+    destroy(env, spec, state, extra)
+}
+
+fn leftover(
+    kind: &str,
+    name: &str,
+    group: &str,
+    tags: &[(&str, &str)],
+    held_by: Option<&str>,
+) -> Leftover {
+    Leftover {
+        kind: kind.into(),
+        name: name.into(),
+        group: Some(group.into()),
+        tags: tags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        held_by: held_by.map(str::to_owned),
+    }
+}
+
+fn arm_id(sub: &str, group: &str, kind: &str, name: &str) -> String {
+    let (ns, t) = kind.split_once('/').unwrap();
+    format!("/subscriptions/{sub}/resourceGroups/{group}/providers/{ns}/{t}/{name}")
+}
+
+#[test]
+fn an_aks_destroy_takes_the_node_resource_group_sweeps_tagged_addresses_and_keeps_disks_unless_asked()
+ {
+    let a = Azure::start(Duration::from_millis(300));
+    a.world().delete_delay = Duration::from_millis(1500);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(&a, dir.path(), "digibee-acme");
+    let pb = cloud_playbook(dir.path());
+    let state = dir.path().join("state");
+    let (code, out, err) = install_approved(&a.env(), &spec, &state, &pb);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (sub, node_group) = {
+        let w = a.world();
+        let g = w
+            .leftovers
+            .values()
+            .find(|l| l.kind == "Microsoft.Resources/resourceGroups")
+            .map(|l| l.name.clone())
+            .expect("AKS made the cluster's node resource group");
+        (w.account.clone(), g)
+    };
+    // What the Azure cloud provider and the disk driver made for the cluster, and what is not
+    // the realm's.
+    let lb = arm_id(
+        &sub,
+        &node_group,
+        "Microsoft.Network/loadBalancers",
+        "kubernetes",
+    );
+    let disk = arm_id(&sub, &node_group, "Microsoft.Compute/disks", "pvc-1");
+    let ip = arm_id(
+        &sub,
+        "digibee-acme",
+        "Microsoft.Network/publicIPAddresses",
+        "kubernetes-a1",
+    );
+    let foreign = arm_id(
+        &sub,
+        "digibee-acme",
+        "Microsoft.Network/publicIPAddresses",
+        "office",
+    );
+    let other = arm_id(
+        &sub,
+        "digibee-acme",
+        "Microsoft.Network/publicIPAddresses",
+        "other-a1",
+    );
+    {
+        let mut w = a.world();
+        w.leftovers.insert(
+            lb.clone(),
+            leftover(
+                "Microsoft.Network/loadBalancers",
+                "kubernetes",
+                &node_group,
+                &[],
+                None,
+            ),
+        );
+        w.leftovers.insert(
+            disk.clone(),
+            leftover(
+                "Microsoft.Compute/disks",
+                "pvc-1",
+                &node_group,
+                &[("k8s-azure-created-by", "kubernetes-azure-dd")],
+                None,
+            ),
+        );
+        w.leftovers.insert(
+            ip.clone(),
+            leftover(
+                "Microsoft.Network/publicIPAddresses",
+                "kubernetes-a1",
+                "digibee-acme",
+                &[("k8s-azure-cluster-name", "digibee-acme")],
+                Some(&lb),
+            ),
+        );
+        w.leftovers.insert(
+            foreign.clone(),
+            leftover(
+                "Microsoft.Network/publicIPAddresses",
+                "office",
+                "digibee-acme",
+                &[],
+                None,
+            ),
+        );
+        w.leftovers.insert(
+            other.clone(),
+            leftover(
+                "Microsoft.Network/publicIPAddresses",
+                "other-a1",
+                "digibee-acme",
+                &[("k8s-azure-cluster-name", "other")],
+                None,
+            ),
+        );
+    }
+
+    // The disk goes with the node resource group: without --delete-volumes the destroy stops
+    // before the cluster and names it.
+    let (code, v, err) = destroy_approved(&a.env(), &spec, &state, &[]);
+    assert_eq!(code, 1, "{v} {err}");
+    let st = crate::engine_support::status(&state).to_string();
+    assert!(
+        st.contains("pvc-1") && st.contains("--delete-volumes"),
+        "{st}"
+    );
+    assert_eq!(
+        a.world()
+            .count("Microsoft.ContainerService/managedClusters/delete"),
+        0
+    );
+    assert_eq!(a.standin.clusters().len(), 1);
+
+    // Asked to, the destroy (a new plan, approved again) takes it all.
+    let (code, v, err) = destroy_approved(&a.env(), &spec, &state, &["--delete-volumes"]);
+    assert_eq!(code, 0, "{v} {err}");
+    assert!(
+        a.standin.clusters().is_empty(),
+        "{:?}",
+        a.standin.clusters()
+    );
+    let w = a.world();
+    assert_eq!(
+        w.count("Microsoft.ContainerService/managedClusters/delete"),
+        1
+    );
+    for gone in [&lb, &disk, &ip] {
+        assert!(!w.leftovers.contains_key(gone), "{gone} left");
+    }
+    assert!(!w.resource_groups.contains_key(&node_group));
+    for kept in [&foreign, &other] {
+        assert!(w.leftovers.contains_key(kept), "{kept} deleted");
+    }
+    assert!(
+        w.resource_groups.contains_key("digibee-acme"),
+        "the realm's own group is the customer's"
+    );
+    drop(w);
+    let (code, v, err) = destroy(&a.env(), &spec, &state, &["--delete-volumes"]);
+    assert_eq!(code, 0, "a second destroy does nothing: {v} {err}");
+}
+
+#[test]
+fn an_aks_sweep_retries_an_address_still_in_use() {
+    let a = Azure::start(Duration::from_millis(300));
+    a.world().delete_delay = Duration::from_millis(300);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(&a, dir.path(), "digibee-acme");
+    let pb = cloud_playbook(dir.path());
+    let state = dir.path().join("state");
+    let (code, out, err) = install_approved(&a.env(), &spec, &state, &pb);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let sub = a.world().account.clone();
+    let ip = arm_id(
+        &sub,
+        "digibee-acme",
+        "Microsoft.Network/publicIPAddresses",
+        "kubernetes-a1",
+    );
+    {
+        let mut w = a.world();
+        w.leftovers.insert(
+            ip.clone(),
+            leftover(
+                "Microsoft.Network/publicIPAddresses",
+                "kubernetes-a1",
+                "digibee-acme",
+                &[("k8s-azure-cluster-name", "digibee-acme")],
+                None,
+            ),
+        );
+        w.in_use
+            .insert("Microsoft.Network/publicIPAddresses/delete".into(), 2);
+    }
+    let (code, v, err) = destroy_approved(&a.env(), &spec, &state, &[]);
+    assert_eq!(code, 0, "{v} {err}");
+    let w = a.world();
+    assert!(!w.leftovers.contains_key(&ip));
+    assert_eq!(w.count("Microsoft.Network/publicIPAddresses/delete"), 3);
+}
