@@ -1,15 +1,19 @@
-//! `realmctl destroy` on the Azure stand-in (issue #20), through the binary: ARM `DELETE` of
+//! `realmctl destroy` on the Azure and Google stand-ins (issue #20), through the binary. Azure: ARM `DELETE` of
 //! the managed cluster followed through its asynchronous operation (the node resource group and
 //! everything in it go with the cluster, as AKS does), the sweep of what carries the cluster's
 //! tags, the disks of persistent volumes in the node resource group kept unless
 //! `--delete-volumes` (the destroy stops before the cluster, naming them), what is not the
-//! realm's left alone, and a dependency error retried.
+//! realm's left alone, and a dependency error retried. Google: the GKE cluster deleted
+//! through its operation, then the forwarding rules and disks labelled for it and the firewall
+//! rules aimed at its nodes only (a rule held by a forwarding rule deleted after it), the disks
+//! kept, what is not the cluster's left alone.
 
 use std::path::Path;
 use std::time::Duration;
 
 use realmctl_standins::Leftover;
 
+#[cfg(feature = "aks")]
 use crate::aks::{Azure, write_spec};
 use crate::cloud_install::install_approved;
 use crate::engine_support::{approve, cloud_playbook, text};
@@ -80,11 +84,13 @@ fn leftover(
     }
 }
 
+#[cfg(feature = "aks")]
 fn arm_id(sub: &str, group: &str, kind: &str, name: &str) -> String {
     let (ns, t) = kind.split_once('/').unwrap();
     format!("/subscriptions/{sub}/resourceGroups/{group}/providers/{ns}/{t}/{name}")
 }
 
+#[cfg(feature = "aks")]
 #[test]
 fn an_aks_destroy_takes_the_node_resource_group_sweeps_tagged_addresses_and_keeps_disks_unless_asked()
  {
@@ -232,6 +238,7 @@ fn an_aks_destroy_takes_the_node_resource_group_sweeps_tagged_addresses_and_keep
     assert_eq!(code, 0, "a second destroy does nothing: {v} {err}");
 }
 
+#[cfg(feature = "aks")]
 #[test]
 fn an_aks_sweep_retries_an_address_still_in_use() {
     let a = Azure::start(Duration::from_millis(300));
@@ -269,4 +276,141 @@ fn an_aks_sweep_retries_an_address_still_in_use() {
     let w = a.world();
     assert!(!w.leftovers.contains_key(&ip));
     assert_eq!(w.count("Microsoft.Network/publicIPAddresses/delete"), 3);
+}
+
+/// A leftover of the Google stand-in: Compute's type, its zone or region, labels, and the
+/// firewall's target tags.
+#[cfg(feature = "gke")]
+fn compute(
+    kind: &str,
+    name: &str,
+    scope: &str,
+    labels: &[(&str, &str)],
+    targets: &[&str],
+    held_by: Option<&str>,
+) -> Leftover {
+    let mut tags: std::collections::BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    for t in targets {
+        tags.insert(format!("targetTag:{t}"), String::new());
+    }
+    Leftover {
+        kind: kind.into(),
+        name: name.into(),
+        group: Some(scope.into()),
+        tags,
+        held_by: held_by.map(str::to_owned),
+    }
+}
+
+#[cfg(feature = "gke")]
+#[test]
+fn a_gke_destroy_deletes_the_cluster_then_its_forwarding_rules_and_firewalls_and_keeps_disks() {
+    use crate::gke::{Google, write_spec};
+    let g = Google::start(Duration::from_millis(300));
+    g.world().delete_delay = Duration::from_millis(1200);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(&g, dir.path(), "digibee-acme", "");
+    let pb = cloud_playbook(dir.path());
+    let state = dir.path().join("state");
+    let (code, out, err) = install_approved(&g.env(), &spec, &state, &pb);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let region = g.world().region.clone();
+    let zone = format!("{region}-a");
+    let rule = format!("regions/{region}/forwardingRules/a1b2c3");
+    let firewall = "global/firewalls/k8s-fw-a1b2c3".to_owned();
+    let disk = format!("zones/{zone}/disks/pvc-1");
+    let office = "global/firewalls/allow-office".to_owned();
+    let theirs = format!("zones/{zone}/disks/pvc-9");
+    let label = [("goog-k8s-cluster-name", "digibee-acme")];
+    {
+        let mut w = g.world();
+        w.leftovers.insert(
+            rule.clone(),
+            compute("forwardingRules", "a1b2c3", &region, &label, &[], None),
+        );
+        // The rule's firewall is held while the forwarding rule stands: the sweep deletes
+        // load balancers first.
+        w.leftovers.insert(
+            firewall.clone(),
+            compute(
+                "firewalls",
+                "k8s-fw-a1b2c3",
+                "global",
+                &[],
+                &["gke-digibee-acme-1a2b3c4d-node"],
+                Some(&rule),
+            ),
+        );
+        w.leftovers.insert(
+            disk.clone(),
+            compute("disks", "pvc-1", &zone, &label, &[], None),
+        );
+        w.leftovers.insert(
+            office.clone(),
+            compute("firewalls", "allow-office", "global", &[], &["web"], None),
+        );
+        w.leftovers.insert(
+            theirs.clone(),
+            compute(
+                "disks",
+                "pvc-9",
+                &zone,
+                &[("goog-k8s-cluster-name", "other")],
+                &[],
+                None,
+            ),
+        );
+    }
+    let p = {
+        let mut c = crate::common::realmctl_std();
+        for (k, v) in g.env() {
+            c.env(k, v);
+        }
+        let o = c
+            .args(["destroy", "--plan", "--output", "json", "-f"])
+            .arg(&spec)
+            .arg("--state")
+            .arg(&state)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let names = |list: &str| -> Vec<String> {
+        p[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                f.get("resource").unwrap_or(f)["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(
+        names("delete"),
+        ["digibee-acme", "a1b2c3", "k8s-fw-a1b2c3"],
+        "{p}"
+    );
+    assert_eq!(names("keep"), ["pvc-1"], "{p}");
+    let (code, v, err) = destroy_approved(&g.env(), &spec, &state, &[]);
+    assert_eq!(code, 0, "{v} {err}");
+    assert!(
+        g.standin.clusters().is_empty(),
+        "{:?}",
+        g.standin.clusters()
+    );
+    let w = g.world();
+    assert_eq!(w.count("gke:DeleteCluster"), 1);
+    for gone in [&rule, &firewall] {
+        assert!(!w.leftovers.contains_key(gone), "{gone} left");
+    }
+    for kept in [&disk, &office, &theirs] {
+        assert!(w.leftovers.contains_key(kept), "{kept} deleted");
+    }
 }

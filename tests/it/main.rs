@@ -18,7 +18,7 @@ mod certificate_matrix;
 mod cli;
 #[cfg(all(feature = "eks", feature = "object-store"))]
 mod destroy_eks;
-#[cfg(feature = "aks")]
+#[cfg(any(feature = "aks", feature = "gke"))]
 mod destroy_standins;
 mod dns;
 mod durability;

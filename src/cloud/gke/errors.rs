@@ -73,6 +73,9 @@ pub struct RpcError {
     /// Structured details, each with an `@type`.
     #[serde(default)]
     pub details: Vec<serde_json::Value>,
+    /// Compute Engine's v1 `errors` (`domain`, `reason`, `message`).
+    #[serde(default)]
+    pub errors: Vec<serde_json::Value>,
 }
 
 impl RpcError {
@@ -112,7 +115,16 @@ pub fn from_answer(
             if let Some(p) = e.permission() {
                 m.push_str(&format!("; permission {}", crate::text::one_line(p)));
             }
-            (kind_of(Some(http), e.status.as_deref(), quota), m)
+            // Compute Engine names a resource still in use by its reason.
+            let in_use = e.errors.iter().any(|x| {
+                x.get("reason").and_then(|r| r.as_str()) == Some("resourceInUseByAnotherResource")
+            });
+            let kind = if in_use {
+                CloudErrorKind::InUse
+            } else {
+                kind_of(Some(http), e.status.as_deref(), quota)
+            };
+            (kind, m)
         }
         None => (kind_of(Some(http), None, false), format!("HTTP {http}")),
     };
@@ -199,6 +211,14 @@ pub fn too_large(operation: &str, e: &AnswerTooLarge) -> CloudError {
 mod tests {
     use super::*;
     use CloudErrorKind as K;
+
+    #[test]
+    fn compute_names_a_resource_still_in_use_by_its_reason() {
+        let body = br#"{"error": {"code": 400, "message": "The firewall resource is already being used by x", "errors": [{"domain": "global", "reason": "resourceInUseByAnotherResource", "message": "..."}]}}"#;
+        assert_eq!(from_answer("compute:Delete", 400, body, None).kind, K::InUse);
+        let plain = br#"{"error": {"code": 400, "message": "bad", "errors": [{"domain": "global", "reason": "invalid"}]}}"#;
+        assert_eq!(from_answer("compute:Delete", 400, plain, None).kind, K::Invalid);
+    }
 
     #[test]
     fn statuses_classify_before_http_codes() {

@@ -18,6 +18,7 @@ pub mod credential;
 pub mod errors;
 pub mod model;
 pub mod rest;
+mod teardown;
 mod vpn;
 
 use std::collections::BTreeMap;
@@ -499,9 +500,6 @@ impl ClusterManager for GkeProvider {
         .boxed()
     }
 }
-
-/// Tearing realms down on this cloud is still to come (issue #20): the defaults say so.
-impl crate::cloud::teardown::Teardown for GkeProvider {}
 
 impl Cloud for GkeProvider {
     fn provider(&self) -> Provider {

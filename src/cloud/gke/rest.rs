@@ -94,6 +94,18 @@ impl Rest {
         }
     }
 
+    /// DELETE `url`: its answer (a Compute Engine operation), `None` when it was already gone.
+    pub async fn delete<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        url: &str,
+    ) -> Result<Option<T>, CloudError> {
+        match self.send(operation, self.http.delete(url), url).await? {
+            Some(b) => decode(operation, &b).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// POST `body` to `url`.
     pub async fn post<T: DeserializeOwned>(
         &self,

@@ -132,7 +132,7 @@ fn allowed(rules: &[IngressRule]) -> (Value, Vec<String>) {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Operation {
+pub(super) struct Operation {
     #[serde(default)]
     status: String,
     #[serde(default)]
@@ -146,7 +146,7 @@ impl GkeProvider {
         &self.settings.project
     }
 
-    fn compute(&self, path: &str) -> String {
+    pub(super) fn compute(&self, path: &str) -> String {
         format!(
             "{}/compute/v1/projects/{}/{path}",
             self.endpoints.compute,
@@ -179,7 +179,7 @@ impl GkeProvider {
 
     /// Waits for a Compute Engine operation to finish (its `selfLink`), bounded by the call
     /// deadline; an operation that ended in an error is that error.
-    async fn finished(&self, op: &str, mut o: Operation) -> Result<(), CloudError> {
+    pub(super) async fn finished(&self, op: &str, mut o: Operation) -> Result<(), CloudError> {
         let rest = self.rest().await?;
         let started = std::time::Instant::now();
         let mut delay = std::time::Duration::from_millis(250);

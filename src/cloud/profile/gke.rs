@@ -95,6 +95,15 @@ impl Profile for Gke {
         super::DASHED_TAG_KEYS
     }
 
+    /// The label GKE puts on what it makes for a cluster (`goog-k8s-cluster-name`): the
+    /// persistent disks of its volumes and the forwarding rules of its load balancers.
+    fn leftover_marks(&self, cluster: &str) -> Vec<crate::cloud::teardown::Mark> {
+        vec![crate::cloud::teardown::Mark::exactly(
+            "goog-k8s-cluster-name",
+            cluster,
+        )]
+    }
+
     fn check_tag_key(&self, key: &str) -> Result<(), String> {
         rules::google_label(key, true)
     }

@@ -20,6 +20,7 @@ pub(crate) enum Kind {
     Impersonate(String),
     Gke(container::Gke),
     Vpn(super::vpn::Req),
+    Sweep(super::teardown::Req),
 }
 
 fn r(
@@ -108,6 +109,10 @@ pub(crate) fn route(method: &Method, path: &str, _w: &World) -> Option<(Route, K
                 ),
                 Kind::Impersonate(t.to_owned()),
             )
+        }
+        _ if super::teardown::route(method, &seg).is_some() => {
+            let (route, t) = super::teardown::route(method, &seg)?;
+            (route, Kind::Sweep(t))
         }
         _ => match super::vpn::route(method, &seg) {
             Some((route, v)) => (route, Kind::Vpn(v)),
@@ -225,5 +230,6 @@ pub(crate) fn answer(
         Kind::Impersonate(target) => auth::generate_access_token(w, &target),
         Kind::Gke(g) => container::answer(w, base, g, body),
         Kind::Vpn(v) => super::vpn::answer(w, base, v, query, body),
+        Kind::Sweep(t) => super::teardown::answer(w, base, t, query),
     }
 }

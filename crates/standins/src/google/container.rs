@@ -22,6 +22,8 @@ pub(crate) enum Gke {
     GetPool(String, String, String),
     Operation(String, String),
     ServerConfig(String),
+    DeleteCluster(String, String),
+    DeletePool(String, String, String),
 }
 
 /// Routes a GKE path (`/v1/projects/{p}/locations/{l}/…`).
@@ -32,6 +34,7 @@ pub(crate) fn route(method: &Method, seg: &[&str]) -> Option<(Route, Gke)> {
     let loc = format!("projects/{p}/locations/{l}");
     let get = *method == Method::GET;
     let post = *method == Method::POST;
+    let delete = *method == Method::DELETE;
     let r = |op, permission, resource: String| Route {
         op,
         permission,
@@ -40,6 +43,22 @@ pub(crate) fn route(method: &Method, seg: &[&str]) -> Option<(Route, Gke)> {
     };
     let project = (*p).to_owned();
     Some(match rest {
+        ["clusters", c] if delete => (
+            r(
+                "gke:DeleteCluster",
+                Some("container.clusters.delete"),
+                format!("{loc}/clusters/{c}"),
+            ),
+            Gke::DeleteCluster(project, (*c).to_owned()),
+        ),
+        ["clusters", c, "nodePools", n] if delete => (
+            r(
+                "gke:DeleteNodePool",
+                Some("container.clusters.update"),
+                format!("{loc}/clusters/{c}"),
+            ),
+            Gke::DeletePool(project, (*c).to_owned(), (*n).to_owned()),
+        ),
         ["clusters"] if post => (
             r("gke:CreateCluster", Some("container.clusters.create"), loc),
             Gke::CreateCluster(project),
@@ -410,7 +429,9 @@ pub(crate) fn answer(w: &mut World, base: &str, g: Gke, body: Value) -> Result<V
         | Gke::CreatePool(p, _)
         | Gke::GetPool(p, _, _)
         | Gke::Operation(p, _)
-        | Gke::ServerConfig(p) => p.clone(),
+        | Gke::ServerConfig(p)
+        | Gke::DeleteCluster(p, _)
+        | Gke::DeletePool(p, _, _) => p.clone(),
     };
     if project != w.account {
         return Err(GoogleError::denied(
@@ -444,6 +465,28 @@ pub(crate) fn answer(w: &mut World, base: &str, g: Gke, body: Value) -> Result<V
             Ok(describe_pool(w, p, &minor))
         }
         Gke::Operation(_, o) => done(w, base, &o),
+        Gke::DeleteCluster(_, c) => {
+            w.clusters.get(&c).ok_or_else(|| not_found(w, &c))?;
+            w.delete_cluster(&c);
+            Ok(operation(
+                w,
+                base,
+                Target::DeleteCluster(c),
+                "DELETE_CLUSTER",
+            ))
+        }
+        Gke::DeletePool(_, c, n) => {
+            w.pools.get(&(c.clone(), n.clone())).ok_or_else(|| {
+                GoogleError::not_found(format!("Not found: node pool \"{n}\" not found."))
+            })?;
+            w.delete_pool(&c, &n);
+            Ok(operation(
+                w,
+                base,
+                Target::DeletePool(c, n),
+                "DELETE_NODE_POOL",
+            ))
+        }
         Gke::CreateCluster(_) => {
             let cluster = body.get("cluster").cloned().unwrap_or(Value::Null);
             let name = cluster

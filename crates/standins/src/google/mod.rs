@@ -16,6 +16,7 @@
 mod apis;
 mod auth;
 mod container;
+mod teardown;
 mod vpn;
 
 use std::collections::BTreeMap;
@@ -54,6 +55,8 @@ pub(crate) struct GoogleError {
     status: &'static str,
     message: String,
     details: Vec<Value>,
+    /// Compute Engine's `errors[].reason` (its v1 error format), when set.
+    reason: Option<&'static str>,
 }
 
 impl GoogleError {
@@ -63,7 +66,14 @@ impl GoogleError {
             status,
             message: message.into(),
             details: Vec::new(),
+            reason: None,
         }
+    }
+
+    /// Compute Engine's reason for the error (`resourceInUseByAnotherResource`, ...).
+    pub fn reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
     }
 
     pub fn detail(mut self, d: Value) -> Self {
@@ -96,14 +106,14 @@ impl GoogleError {
 impl IntoResponse for GoogleError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.http).unwrap_or(StatusCode::BAD_REQUEST);
-        (
-            code,
-            axum::Json(json!({"error": {
-                "code": self.http, "message": self.message, "status": self.status,
-                "details": self.details,
-            }})),
-        )
-            .into_response()
+        let mut error = json!({
+            "code": self.http, "message": self.message, "status": self.status,
+            "details": self.details,
+        });
+        if let Some(r) = self.reason {
+            error["errors"] = json!([{"domain": "global", "reason": r, "message": self.message}]);
+        }
+        (code, axum::Json(json!({ "error": error }))).into_response()
     }
 }
 
@@ -194,6 +204,7 @@ async fn handle(State(a): State<Arc<Adapter>>, req: Request) -> Response {
         }
     };
     let mut w = a.world.lock().unwrap_or_else(|p| p.into_inner());
+    w.purge(|_| None);
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or("").to_owned();
     // Credentials: the token endpoint and the metadata server take no bearer token.
