@@ -565,3 +565,41 @@ fn sigkill_anywhere_in_a_destroy_then_destroy_again_converges_deleting_nothing_t
         }
     }
 }
+
+/// A realm whose install never finished: one that stopped at the phase-5 gate has nothing in the
+/// cloud, and its destroy plans nothing and completes; one killed right after the cluster's
+/// create call (its intent journaled, no success recorded) has its cluster deleted.
+#[cfg(feature = "test-actions")]
+#[test]
+fn a_destroy_of_a_realm_whose_install_never_finished_deletes_what_its_intents_name() {
+    let lab = Lab::new();
+    let root = tempfile::tempdir().unwrap();
+    // Stopped at the gate: nothing was created.
+    let (spec, pb, state) = crate::eks_moto::crash_case(&lab, root.path(), "gate");
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ];
+    let (code, _, _) = crate::eks_moto::install_once(&spec, &state, &pb);
+    assert_eq!(code, 3);
+    let p = plan(&spec, &state, &[]);
+    assert!(ids(&p, "delete").is_empty(), "{p}");
+    let (code, v, err) = destroy_approved(&spec, &state, &[]);
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(
+        status(&state)["report"]["summary"],
+        "the realm is destroyed"
+    );
+
+    // Killed right after the create call: the cluster exists, only its intent says whose.
+    let (spec, pb, state) = crate::eks_moto::crash_case(&lab, root.path(), "killed");
+    crate::eks_moto::to_gate_and_approve(&spec, &state, &pb, &env);
+    crate::eks_moto::killed_at(&spec, &state, &pb, "cluster:at:created-cluster", &env);
+    assert!(lab.clusters().contains_key("killed"));
+    unlock(&state);
+    let p = plan(&spec, &state, &[]);
+    assert_eq!(ids(&p, "delete"), ["killed"], "{p}");
+    let (code, v, err) = destroy_approved(&spec, &state, &[]);
+    assert_eq!(code, 0, "{v} {err}");
+    assert!(!lab.clusters().contains_key("killed"));
+}

@@ -215,9 +215,15 @@ mod tests {
     #[test]
     fn compute_names_a_resource_still_in_use_by_its_reason() {
         let body = br#"{"error": {"code": 400, "message": "The firewall resource is already being used by x", "errors": [{"domain": "global", "reason": "resourceInUseByAnotherResource", "message": "..."}]}}"#;
-        assert_eq!(from_answer("compute:Delete", 400, body, None).kind, K::InUse);
+        assert_eq!(
+            from_answer("compute:Delete", 400, body, None).kind,
+            K::InUse
+        );
         let plain = br#"{"error": {"code": 400, "message": "bad", "errors": [{"domain": "global", "reason": "invalid"}]}}"#;
-        assert_eq!(from_answer("compute:Delete", 400, plain, None).kind, K::Invalid);
+        assert_eq!(
+            from_answer("compute:Delete", 400, plain, None).kind,
+            K::Invalid
+        );
     }
 
     #[test]
