@@ -67,8 +67,9 @@ pub trait KubeApi: Send + Sync {
     fn apply<'a>(&'a self, manifest: &'a Value, force: bool) -> KubeFuture<'a, Value>;
     /// The object, if it exists.
     fn get<'a>(&'a self, object: &'a ObjectRef) -> KubeFuture<'a, Option<Value>>;
-    /// The objects of `api_version`/`kind` in `namespace` (`None`: cluster-scoped) carrying
-    /// the label `selector` (`key=value`), each with its apiVersion and kind.
+    /// The objects of `api_version`/`kind` in `namespace` (`None`: a cluster-scoped kind, or a
+    /// namespaced one in every namespace) carrying the label `selector` (`key=value`; empty:
+    /// all), each with its apiVersion and kind.
     fn list<'a>(
         &'a self,
         api_version: &'a str,
@@ -369,19 +370,29 @@ impl KubeApi for KubeClient {
         selector: &'a str,
     ) -> KubeFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            let r = ObjectRef {
-                api_version: api_version.to_owned(),
-                kind: kind.to_owned(),
-                namespace: namespace.map(str::to_owned),
-                name: String::new(),
-            };
-            let api = match self.api(&r).await {
-                Ok(a) => a,
+            let (ar, namespaced) = match self.resource(api_version, kind).await {
+                Ok(r) => r,
                 Err(e) if e.kind == KubeErrorKind::NotFound => return Ok(Vec::new()),
                 Err(e) => return Err(e),
             };
+            // No namespace: a cluster-scoped kind, or a namespaced one in every namespace.
+            let api: kube::Api<kube::core::DynamicObject> = match namespace {
+                Some(ns) if namespaced => kube::Api::namespaced_with(self.client.clone(), ns, &ar),
+                Some(_) => {
+                    return Err(KubeError {
+                        kind: KubeErrorKind::Invalid,
+                        object: kind.to_owned(),
+                        message: "the kind is cluster-scoped but a namespace was named".into(),
+                    });
+                }
+                None => kube::Api::all_with(self.client.clone(), &ar),
+            };
+            let mut params = kube::api::ListParams::default();
+            if !selector.is_empty() {
+                params = params.labels(selector);
+            }
             let list = api
-                .list(&kube::api::ListParams::default().labels(selector))
+                .list(&params)
                 .await
                 .map_err(|e| classify(e, &format!("{kind} ({api_version}) list")))?;
             // List items carry no apiVersion or kind of their own.

@@ -28,6 +28,19 @@ fn aws(c: &mut assert_cmd::Command) -> &mut assert_cmd::Command {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
 }
 
+/// The embedded destroy playbook without `destroy.in_cluster`, written beside `spec`: moto's
+/// clusters have no API server to delete objects from (and their endpoints are not loopback).
+pub(crate) fn moto_playbook(spec: &Path) -> PathBuf {
+    let path = spec.with_file_name("destroy-moto.yaml");
+    let pb = realmctl::engine::model::playbook::EMBEDDED_DESTROY.replace(
+        "      - id: destroy-in-cluster\n        action: destroy.in_cluster\n",
+        "",
+    );
+    assert!(!pb.contains("destroy.in_cluster"));
+    std::fs::write(&path, pb).unwrap();
+    path
+}
+
 /// `destroy --yes --output json` with `extra` and `env`; (exit code, JSON or Null, stderr).
 pub(crate) fn destroy(
     spec: &Path,
@@ -40,22 +53,23 @@ pub(crate) fn destroy(
     for (k, v) in env {
         c.env(k, v);
     }
-    let o = c
-        .args([
-            "destroy",
-            "--yes",
-            "--retry-base-ms",
-            "10",
-            "--output",
-            "json",
-            "-f",
-        ])
-        .arg(spec)
-        .arg("--state")
-        .arg(state)
-        .args(extra)
-        .output()
-        .unwrap();
+    c.args([
+        "destroy",
+        "--yes",
+        "--retry-base-ms",
+        "10",
+        "--output",
+        "json",
+        "-f",
+    ])
+    .arg(spec)
+    .arg("--state")
+    .arg(state)
+    .args(extra);
+    if !extra.contains(&"--playbook") {
+        c.arg("--playbook").arg(moto_playbook(spec));
+    }
+    let o = c.output().unwrap();
     let (out, err) = text(&o);
     let v = serde_json::from_str(&out).unwrap_or(serde_json::Value::Null);
     (o.status.code().unwrap_or(-1), v, err)
@@ -447,10 +461,12 @@ fn a_dependency_error_is_retried_and_one_that_persists_is_reported_naming_the_re
     let pb = dir2.path().join("destroy.yaml");
     std::fs::write(
         &pb,
-        realmctl::engine::model::playbook::EMBEDDED_DESTROY.replace(
-            "action: destroy.sweep",
-            "action: destroy.sweep\n        timeout: 5s\n        retries: 1",
-        ),
+        std::fs::read_to_string(moto_playbook(&spec2))
+            .unwrap()
+            .replace(
+                "action: destroy.sweep",
+                "action: destroy.sweep\n        timeout: 5s\n        retries: 1",
+            ),
     )
     .unwrap();
     let pbs = pb.to_str().unwrap();
@@ -531,6 +547,8 @@ fn sigkill_anywhere_in_a_destroy_then_destroy_again_converges_deleting_nothing_t
             .arg(&spec)
             .arg("--state")
             .arg(&state)
+            .arg("--playbook")
+            .arg(moto_playbook(&spec))
             .output()
             .unwrap();
         use std::os::unix::process::ExitStatusExt;

@@ -364,6 +364,35 @@ fn a_gke_destroy_deletes_the_cluster_then_its_forwarding_rules_and_firewalls_and
             ),
         );
     }
+    // A LoadBalancer Service beside the platform's Ingress: both own cloud resources and are
+    // deleted before the cluster; the forwarding rule is never released (no controller runs
+    // here), so the step waits its releaseWaitSeconds and leaves it to the sweep.
+    {
+        let kube = g.standin.kube();
+        let mut w = kube.world();
+        let t = w.cluster.find("", "services").unwrap();
+        w.cluster
+            .create(
+                &t,
+                "digibee-system",
+                serde_json::json!({"apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": "edge-lb", "namespace": "digibee-system"},
+                    "spec": {"type": "LoadBalancer", "ports": [{"port": 443}]}}),
+                "test",
+                std::time::Instant::now(),
+            )
+            .unwrap();
+    }
+    let destroy_pb = dir.path().join("destroy.yaml");
+    std::fs::write(
+        &destroy_pb,
+        realmctl::engine::model::playbook::EMBEDDED_DESTROY.replace(
+            "action: destroy.in_cluster",
+            "action: destroy.in_cluster\n        params: {releaseWaitSeconds: 2}",
+        ),
+    )
+    .unwrap();
+    let pbs = destroy_pb.to_str().unwrap();
     let p = {
         let mut c = crate::common::realmctl_std();
         for (k, v) in g.env() {
@@ -398,13 +427,42 @@ fn a_gke_destroy_deletes_the_cluster_then_its_forwarding_rules_and_firewalls_and
         "{p}"
     );
     assert_eq!(names("keep"), ["pvc-1"], "{p}");
-    let (code, v, err) = destroy_approved(&g.env(), &spec, &state, &[]);
+    let t0 = std::time::Instant::now();
+    let (code, v, err) = destroy_approved(&g.env(), &spec, &state, &["--playbook", pbs]);
     assert_eq!(code, 0, "{v} {err}");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(2) && t0.elapsed() < Duration::from_secs(60),
+        "waited for the release, and not longer: {:?}",
+        t0.elapsed()
+    );
     assert!(
         g.standin.clusters().is_empty(),
         "{:?}",
         g.standin.clusters()
     );
+    {
+        let kube = g.standin.kube();
+        let mut w = kube.world();
+        let services = w.cluster.find("", "services").unwrap();
+        assert!(
+            w.cluster
+                .get(&services, "digibee-system", "edge-lb")
+                .is_err()
+        );
+        let ingresses = w.cluster.find("networking.k8s.io", "ingresses").unwrap();
+        assert!(
+            w.cluster
+                .get(&ingresses, "digibee-system", "digibee-edge")
+                .is_err(),
+            "the platform's Ingress is deleted"
+        );
+    }
+    let removed = crate::engine_support::events(&state).into_iter().any(|e| {
+        matches!(e, realmctl::engine::model::event::Event::StepIntent {
+            intent: realmctl::engine::model::output::Intent::Remove { objects }, ..
+        } if objects.iter().any(|o| o.name == "edge-lb"))
+    });
+    assert!(removed, "the deletes were journaled as an intent first");
     let w = g.world();
     assert_eq!(w.count("gke:DeleteCluster"), 1);
     for gone in [&rule, &firewall] {

@@ -123,7 +123,7 @@ async fn plan(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
 
 /// The destroy plan the customer approved: the output of this run's playbook's `destroy.plan`
 /// step (the gate after it passed, or this step would not run).
-fn approved_plan(ctx: &Ctx<'_>) -> Result<DestroyPlan, Failure> {
+pub(super) fn approved_plan(ctx: &Ctx<'_>) -> Result<DestroyPlan, Failure> {
     let step = ctx
         .state
         .playbook
@@ -369,7 +369,7 @@ async fn vpn(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
 }
 
 /// How long before the step's deadline the sweep stops to report what remains.
-const REPORT_MARGIN: Duration = Duration::from_secs(2);
+pub(super) const REPORT_MARGIN: Duration = Duration::from_secs(2);
 
 async fn sweep(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let cloud = ctx.cloud()?;

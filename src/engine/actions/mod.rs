@@ -14,6 +14,7 @@ mod checks;
 mod cloud;
 mod cluster_api;
 mod destroy;
+mod destroy_objects;
 mod platform;
 mod quota;
 mod realm;
@@ -267,6 +268,7 @@ catalogue! {
     VpnApply => vpn::APPLY,
     VpnCustomer => vpn::CUSTOMER,
     DestroyPlan => destroy::PLAN,
+    DestroyInCluster => destroy_objects::IN_CLUSTER,
     DestroyNodePools => destroy::NODE_POOLS,
     DestroyCluster => destroy::CLUSTER,
     DestroyVpn => destroy::VPN,

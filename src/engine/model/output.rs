@@ -125,6 +125,12 @@ pub enum Intent {
         /// What is done to it.
         work: Vec<String>,
     },
+    /// Delete these objects from the cluster before it goes (`destroy`): those that own cloud
+    /// resources.
+    Remove {
+        /// The objects.
+        objects: Vec<crate::platform::ObjectRef>,
+    },
     /// Delete a resource of the realm (`destroy`).
     Delete {
         /// What.
@@ -148,6 +154,10 @@ impl std::fmt::Display for Intent {
                 write!(f, "VPN {part} {name}: {}", work.join("; "))
             }
             Intent::Delete { resource } => write!(f, "delete {resource}"),
+            Intent::Remove { objects } => {
+                let names: Vec<String> = objects.iter().map(ToString::to_string).collect();
+                write!(f, "delete from the cluster {}", names.join(", "))
+            }
         }
     }
 }

@@ -336,7 +336,11 @@ impl Cluster {
             }
         }
         let mut lsel = Vec::new();
-        for term in label_selector.into_iter().flat_map(|s| s.split(',')) {
+        for term in label_selector
+            .into_iter()
+            .flat_map(|s| s.split(','))
+            .filter(|t| !t.is_empty())
+        {
             match term.split_once('=') {
                 Some((k, v)) => lsel.push((k, v.trim_start_matches('='))),
                 None => lsel.push((term, "")),
