@@ -16,6 +16,8 @@
 //!
 //! - `fleet` over 1,000 state folders: wall time and peak memory (`engine/fleet.rs`, section
 //!   `fleet`).
+//! - `destroy` of a GKE realm with 50 leftovers on the Google stand-in: API calls, wall time
+//!   beyond the deletion delay (`engine/destroy.rs`, section `destroy`).
 //!
 //! Run with `cargo bench --bench engine --features test-actions` (`-- eks`, `-- aks`, `-- gke` or
 //! `-- journal` for one section).
@@ -23,6 +25,9 @@
 #[cfg(feature = "aks")]
 #[path = "engine/aks.rs"]
 mod aks;
+#[cfg(feature = "gke")]
+#[path = "engine/destroy.rs"]
+mod destroy;
 #[cfg(feature = "eks")]
 #[path = "engine/eks.rs"]
 mod eks;
@@ -446,6 +451,13 @@ fn main() {
         gke::run(&mut out);
         print!("{out}");
         support::write_section("docs/benchmarks.md", "gke", &out);
+    }
+    #[cfg(feature = "gke")]
+    if wanted("destroy") {
+        let mut out = support::stamp("engine --features test-actions -- destroy");
+        destroy::run(&mut out);
+        print!("{out}");
+        support::write_section("docs/benchmarks.md", "destroy", &out);
     }
     #[cfg(feature = "gke")]
     if wanted("platform") {
