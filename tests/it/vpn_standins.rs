@@ -325,3 +325,50 @@ fn on_azure_sigkill_inside_the_vpn_step_leaves_one_of_each() {
     let spec = with_vpn(crate::aks::write_spec(&a, dir.path(), "digibee-acme"));
     sigkill_inside_the_vpn_step_leaves_one_of_each(&azure_cloud(&a), &spec, dir.path());
 }
+
+/// `destroy` of a VPN realm on the Google stand-in (issue #20): the routes through the
+/// instance, the instance, its address, both firewall rules, its service account and the key's
+/// secret are all gone, each deleted once; a second destroy does nothing.
+#[test]
+fn on_google_destroy_deletes_every_part_of_the_realm_vpn() {
+    use crate::destroy_standins::{destroy, destroy_approved};
+    let (g, env) = google();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = with_vpn(crate::gke::write_spec(&g, dir.path(), "digibee-acme", ""));
+    let pb = vpn_playbook(dir.path());
+    let state = dir.path().join("state");
+    assert_eq!(install(&env, &spec, &state, &pb).0, 3);
+    assert_eq!(approve(&state, 5).status.code(), Some(0));
+    assert_eq!(install(&env, &spec, &state, &pb).0, 3);
+    assert_eq!(approve(&state, 6).status.code(), Some(0));
+    let (code, out, err) = install(&env, &spec, &state, &pb);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, v, err) = destroy_approved(&env, &spec, &state, &[]);
+    assert_eq!(code, 0, "{v} {err}");
+    let w = g.standin.world();
+    let v = &w.vpn;
+    assert!(v.secrets.is_empty(), "{:?}", v.secrets.keys());
+    assert!(v.roles.is_empty(), "{:?}", v.roles.keys());
+    assert!(v.firewalls.is_empty(), "{:?}", v.firewalls.keys());
+    assert!(v.addresses.is_empty(), "{:?}", v.addresses.keys());
+    assert!(v.hosts.is_empty(), "{:?}", v.hosts.keys());
+    assert!(
+        !v.routes
+            .iter()
+            .any(|r| REMOTE.contains(&r.destination.as_str())),
+        "{:?}",
+        v.routes
+    );
+    for op in [
+        "compute:DeleteInstance",
+        "compute:DeleteAddress",
+        "iam:DeleteServiceAccount",
+        "secretmanager:DeleteSecret",
+    ] {
+        assert_eq!(w.count(op), 1, "{op}");
+    }
+    assert_eq!(w.count("compute:DeleteRoute"), REMOTE.len());
+    drop(w);
+    let (code, v, err) = destroy(&env, &spec, &state, &[]);
+    assert_eq!(code, 0, "a second destroy does nothing: {v} {err}");
+}

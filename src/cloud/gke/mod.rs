@@ -20,6 +20,7 @@ pub mod model;
 pub mod rest;
 mod teardown;
 mod vpn;
+mod vpn_teardown;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -154,7 +154,7 @@ impl GkeProvider {
         )
     }
 
-    fn secret_url(&self, def: &VpnDef, rest: &str) -> String {
+    pub(super) fn secret_url(&self, def: &VpnDef, rest: &str) -> String {
         format!(
             "{}/v1/projects/{}/secrets/{}{rest}",
             self.endpoints.secret_manager,
@@ -163,11 +163,11 @@ impl GkeProvider {
         )
     }
 
-    fn account_email(&self, def: &VpnDef) -> String {
+    pub(super) fn account_email(&self, def: &VpnDef) -> String {
         format!("{}@{}.iam.gserviceaccount.com", def.name, self.project())
     }
 
-    fn zone(def: &VpnDef) -> Result<&str, CloudError> {
+    pub(super) fn zone(def: &VpnDef) -> Result<&str, CloudError> {
         def.zone.as_deref().ok_or_else(|| {
             CloudError::new(
                 CloudErrorKind::Invalid,
@@ -677,6 +677,15 @@ impl GkeProvider {
 }
 
 impl VpnManager for GkeProvider {
+    fn delete_vpn_part<'a>(
+        &'a self,
+        def: &'a VpnDef,
+        part: VpnPart,
+        facts: &'a PartFacts,
+    ) -> CloudFuture<'a, ()> {
+        self.delete_part(def, part, facts).boxed()
+    }
+
     fn vpn_part<'a>(
         &'a self,
         def: &'a VpnDef,

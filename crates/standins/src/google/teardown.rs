@@ -161,6 +161,17 @@ pub(crate) fn answer(
             Ok(json!({"kind": "compute#diskAggregatedList", "items": items}))
         }
         Req::Delete(key) => {
+            // The realm VPN's own firewall rules live in the VPN world.
+            if let Some(f) = key.strip_prefix("global/firewalls/")
+                && !w.leftovers.contains_key(&key)
+                && w.vpn.firewalls.remove(f).is_some()
+            {
+                return Ok(
+                    json!({"kind": "compute#operation", "name": format!("operation-delete-{f}"),
+                    "operationType": "delete", "status": "DONE", "progress": 100,
+                    "selfLink": format!("{base}/compute/v1/projects/{}/global/operations/operation-delete-{f}", w.account)}),
+                );
+            }
             let Some(l) = w.leftovers.get(&key).cloned() else {
                 return Err(GoogleError::not_found(format!(
                     "The resource 'projects/{}/{key}' was not found",

@@ -34,6 +34,11 @@ pub(crate) enum Req {
     InsertInstance(String),
     ListRoutes,
     InsertRoute,
+    DeleteSecret(String),
+    DeleteAccount(String),
+    DeleteAddress(String),
+    DeleteInstance(String, String),
+    DeleteRoute(String),
 }
 
 fn r(op: &'static str, permission: &'static str, resource: String, domain: &'static str) -> Route {
@@ -53,7 +58,62 @@ const CE: &str = "compute.googleapis.com";
 pub(crate) fn route(method: &Method, seg: &[&str]) -> Option<(Route, Req)> {
     let (get, post) = (*method == Method::GET, *method == Method::POST);
     let patch = *method == Method::PATCH;
+    let delete = *method == Method::DELETE;
     Some(match seg {
+        ["v1", "projects", p, "secrets", s] if delete => (
+            r(
+                "secretmanager:DeleteSecret",
+                "secretmanager.secrets.delete",
+                format!("projects/{p}/secrets/{s}"),
+                SM,
+            ),
+            Req::DeleteSecret((*s).to_owned()),
+        ),
+        ["v1", "projects", p, "serviceAccounts", e] if delete && *p != "-" => (
+            r(
+                "iam:DeleteServiceAccount",
+                "iam.serviceAccounts.delete",
+                format!("projects/{p}/serviceAccounts/{e}"),
+                IAM,
+            ),
+            Req::DeleteAccount((*e).to_owned()),
+        ),
+        [
+            "compute",
+            "v1",
+            "projects",
+            p,
+            "regions",
+            reg,
+            "addresses",
+            a,
+        ] if delete => (
+            r(
+                "compute:DeleteAddress",
+                "compute.addresses.delete",
+                format!("projects/{p}/regions/{reg}/addresses/{a}"),
+                CE,
+            ),
+            Req::DeleteAddress((*a).to_owned()),
+        ),
+        ["compute", "v1", "projects", p, "zones", z, "instances", i] if delete => (
+            r(
+                "compute:DeleteInstance",
+                "compute.instances.delete",
+                format!("projects/{p}/zones/{z}/instances/{i}"),
+                CE,
+            ),
+            Req::DeleteInstance((*z).to_owned(), (*i).to_owned()),
+        ),
+        ["compute", "v1", "projects", p, "global", "routes", n] if delete => (
+            r(
+                "compute:DeleteRoute",
+                "compute.routes.delete",
+                format!("projects/{p}/global/routes/{n}"),
+                CE,
+            ),
+            Req::DeleteRoute((*n).to_owned()),
+        ),
         ["v1", "projects", p, "secrets"] if post => (
             r(
                 "secretmanager:CreateSecret",
@@ -686,6 +746,62 @@ pub(crate) fn answer(
                 })
                 .collect();
             Ok(json!({"kind": "compute#routeList", "items": items}))
+        }
+        Req::DeleteSecret(s) => {
+            w.vpn
+                .secrets
+                .remove(&s)
+                .ok_or_else(|| missing(&format!("projects/{p}/secrets/{s}")))?;
+            Ok(json!({}))
+        }
+        Req::DeleteAccount(email) => {
+            let id = email.split('@').next().unwrap_or_default().to_owned();
+            w.vpn
+                .roles
+                .remove(&id)
+                .ok_or_else(|| missing(&format!("projects/{p}/serviceAccounts/{email}")))?;
+            for s in w.vpn.secrets.values_mut() {
+                s.readers.retain(|r| !r.contains(&email));
+            }
+            Ok(json!({}))
+        }
+        Req::DeleteAddress(a) => {
+            let x = w.vpn.addresses.get(&a).cloned().ok_or_else(|| {
+                missing(&format!("projects/{p}/regions/{}/addresses/{a}", w.region))
+            })?;
+            if let Some(h) = x.attached_to.filter(|h| w.vpn.hosts.contains_key(h)) {
+                return Err(GoogleError::new(
+                    400,
+                    "FAILED_PRECONDITION",
+                    format!("The address resource 'projects/{p}/regions/{}/addresses/{a}' is already being used by 'instances/{h}'", w.region),
+                )
+                .reason("resourceInUseByAnotherResource"));
+            }
+            w.vpn.addresses.remove(&a);
+            let region = w.region.clone();
+            Ok(done(base, &p, &format!("regions/{region}/addresses"), &a))
+        }
+        Req::DeleteInstance(z, i) => {
+            w.vpn
+                .hosts
+                .get(&i)
+                .filter(|h| h.tags.get("__zone") == Some(&z))
+                .ok_or_else(|| missing(&format!("projects/{p}/zones/{z}/instances/{i}")))?;
+            w.vpn.hosts.remove(&i);
+            for a in w.vpn.addresses.values_mut() {
+                if a.attached_to.as_deref() == Some(i.as_str()) {
+                    a.attached_to = None;
+                }
+            }
+            Ok(done(base, &p, &format!("zones/{z}/instances"), &i))
+        }
+        Req::DeleteRoute(n) => {
+            let before = w.vpn.routes.len();
+            w.vpn.routes.retain(|r| r.name != n);
+            if w.vpn.routes.len() == before {
+                return Err(missing(&format!("projects/{p}/global/routes/{n}")));
+            }
+            Ok(done(base, &p, "global/routes", &n))
         }
         Req::InsertRoute => {
             let name = body["name"].as_str().unwrap_or_default().to_owned();
