@@ -372,3 +372,54 @@ fn on_google_destroy_deletes_every_part_of_the_realm_vpn() {
     let (code, v, err) = destroy(&env, &spec, &state, &[]);
     assert_eq!(code, 0, "a second destroy does nothing: {v} {err}");
 }
+
+/// `destroy` of a VPN realm on the Azure stand-in (issue #20): the routes through the NIC (and
+/// the realm's own route table, taken off its subnet), the VM and its NIC, the public IP, the
+/// network security group, the role assignment and the identity, and the vault — purged, so a
+/// realm installed again can take its name — are all gone.
+#[test]
+fn on_azure_destroy_deletes_every_part_of_the_realm_vpn_and_purges_the_vault() {
+    use crate::destroy_standins::{destroy, destroy_approved};
+    let a = crate::aks::Azure::start(Duration::from_millis(600));
+    let env = a.env();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = with_vpn(crate::aks::write_spec(&a, dir.path(), "digibee-acme"));
+    let pb = vpn_playbook(dir.path());
+    let state = dir.path().join("state");
+    assert_eq!(install(&env, &spec, &state, &pb).0, 3);
+    assert_eq!(approve(&state, 5).status.code(), Some(0));
+    assert_eq!(install(&env, &spec, &state, &pb).0, 3);
+    assert_eq!(approve(&state, 6).status.code(), Some(0));
+    let (code, out, err) = install(&env, &spec, &state, &pb);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, v, err) = destroy_approved(&env, &spec, &state, &[]);
+    assert_eq!(code, 0, "{v} {err}");
+    {
+        let w = a.standin.world();
+        let v = &w.vpn;
+        assert!(v.secrets.is_empty(), "{:?}", v.secrets.keys());
+        assert!(v.roles.is_empty(), "{:?}", v.roles.keys());
+        assert!(v.firewalls.is_empty(), "{:?}", v.firewalls.keys());
+        assert!(v.addresses.is_empty(), "{:?}", v.addresses.keys());
+        assert!(v.hosts.is_empty(), "{:?}", v.hosts.keys());
+        assert!(v.routes.is_empty(), "{:?}", v.routes);
+        let left: Vec<&String> = w
+            .documents
+            .keys()
+            .filter(|k| k.starts_with("azure:vpn:") || k.starts_with("azure:deletedvault:"))
+            .collect();
+        assert!(left.is_empty(), "nothing of the VPN left: {left:?}");
+        assert_eq!(
+            w.count("Microsoft.KeyVault/locations/deletedVaults/purge/action"),
+            1
+        );
+    }
+    let (code, v, err) = destroy(&env, &spec, &state, &[]);
+    assert_eq!(code, 0, "a second destroy does nothing: {v} {err}");
+    // The realm installs again into a new folder: the vault's name is free.
+    let state2 = dir.path().join("state2");
+    assert_eq!(install(&env, &spec, &state2, &pb).0, 3);
+    assert_eq!(approve(&state2, 5).status.code(), Some(0));
+    let (code, out, err) = install(&env, &spec, &state2, &pb);
+    assert_eq!(code, 3, "built again, waits on the customer: {out}\n{err}");
+}

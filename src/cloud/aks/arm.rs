@@ -315,6 +315,20 @@ impl Arm {
         self.put_as(operation, path, api, body, false).await
     }
 
+    /// POST the action `path` with no body and no answer wanted (a purge): accepted (2xx) is
+    /// done, its end is not waited for; absent (404) is done.
+    pub async fn act(&self, operation: &str, path: &str, api: &str) -> Result<(), CloudError> {
+        let url = self.url(path, api, &[])?;
+        match self
+            .send(operation, Method::Post, url, Some(Vec::new()), false)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.status == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// DELETE `path`, then follows the operation to its end; a resource already gone (404,
     /// 204) is done.
     pub async fn delete(&self, operation: &str, path: &str, api: &str) -> Result<(), CloudError> {

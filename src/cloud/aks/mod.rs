@@ -25,6 +25,7 @@ pub mod rbac;
 mod teardown;
 pub mod transport;
 mod vpn;
+mod vpn_teardown;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

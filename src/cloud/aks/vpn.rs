@@ -141,29 +141,29 @@ fn security_rules(rules: &[IngressRule]) -> Value {
 }
 
 impl AksProvider {
-    fn rid(&self, provider_path: &str) -> String {
+    pub(super) fn rid(&self, provider_path: &str) -> String {
         format!(
             "/subscriptions/{}/resourceGroups/{}/providers/{provider_path}",
             self.settings.subscription, self.settings.resource_group
         )
     }
 
-    fn vault_id(&self, def: &VpnDef) -> String {
+    pub(super) fn vault_id(&self, def: &VpnDef) -> String {
         self.rid(&format!("Microsoft.KeyVault/vaults/{}", def.secret))
     }
 
-    fn secret_id(&self, def: &VpnDef) -> String {
+    pub(super) fn secret_id(&self, def: &VpnDef) -> String {
         format!("{}/secrets/{SECRET}", self.vault_id(def))
     }
 
-    fn nic_id(&self, def: &VpnDef) -> String {
+    pub(super) fn nic_id(&self, def: &VpnDef) -> String {
         self.rid(&format!(
             "Microsoft.Network/networkInterfaces/{}-nic",
             def.name
         ))
     }
 
-    fn own_table(&self, def: &VpnDef) -> String {
+    pub(super) fn own_table(&self, def: &VpnDef) -> String {
         self.rid(&format!(
             "Microsoft.Network/routeTables/{}-routes",
             def.name
@@ -341,7 +341,10 @@ impl AksProvider {
     }
 
     /// The route table each route subnet uses: its own, or the realm's (to be associated).
-    async fn tables(&self, def: &VpnDef) -> Result<Vec<(String, Option<Value>)>, CloudError> {
+    pub(super) async fn tables(
+        &self,
+        def: &VpnDef,
+    ) -> Result<Vec<(String, Option<Value>)>, CloudError> {
         let mut out: Vec<(String, Option<Value>)> = Vec::new();
         for s in &def.route_subnets {
             let subnet = self
@@ -708,6 +711,15 @@ impl AksProvider {
 }
 
 impl VpnManager for AksProvider {
+    fn delete_vpn_part<'a>(
+        &'a self,
+        def: &'a VpnDef,
+        part: VpnPart,
+        facts: &'a PartFacts,
+    ) -> CloudFuture<'a, ()> {
+        self.delete_part(def, part, facts).boxed()
+    }
+
     fn vpn_part<'a>(
         &'a self,
         def: &'a VpnDef,

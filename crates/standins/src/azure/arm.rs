@@ -43,6 +43,7 @@ pub(crate) enum Kind {
     Resources,
     Groups,
     GroupResources(String),
+    Purge(String),
 }
 
 /// Routes `method` `path` (ARM paths are case-insensitive; names keep their case).
@@ -71,6 +72,16 @@ pub(crate) fn route(method: &Method, path: &str, sub: &str) -> Option<Route> {
         return None;
     }
     if *method == Method::DELETE {
+        if let Some((action, scope, req)) = super::vpn::route(method, &seg, &l) {
+            // The VPN routes name the read action of a non-PUT; a DELETE is authorized by
+            // the type's delete action.
+            let action = format!("{}/delete", action.trim_end_matches("/read"));
+            return Some(Route {
+                action,
+                scope,
+                kind: Kind::Vpn(req),
+            });
+        }
         return delete_route(&seg, &l);
     }
     // A subnet's GET stays the account step's; the VPN routes serve only its PUT.
@@ -116,6 +127,19 @@ pub(crate) fn route(method: &Method, path: &str, sub: &str) -> Option<Route> {
             "Microsoft.Resources/subscriptions/resourceGroups/read",
             format!("{s}/resourceGroups/{}", seg[3]),
             Kind::Group(seg[3].to_owned()),
+        ),
+        [
+            "providers",
+            "microsoft.keyvault",
+            "locations",
+            _,
+            "deletedvaults",
+            _,
+            "purge",
+        ] => r(
+            "Microsoft.KeyVault/locations/deletedVaults/purge/action",
+            s,
+            Kind::Purge(seg[7].to_owned()),
         ),
         ["providers", _] => r(
             "Microsoft.Resources/subscriptions/providers/read",
@@ -403,6 +427,7 @@ pub(crate) fn answer(
         Kind::Resources => ok(super::teardown::resources(w, query)?),
         Kind::Groups => ok(super::teardown::groups(w, query)?),
         Kind::GroupResources(g) => ok(super::teardown::in_group(w, &g)),
+        Kind::Purge(name) => super::vpn::purge(w, &name),
         Kind::Pool(group, cluster, name) if *method == Method::PUT => {
             clusters::put_pool(w, base, headers, &group, &cluster, &name, body)
         }

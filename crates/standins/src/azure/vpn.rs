@@ -170,6 +170,127 @@ fn doc_key(id: &str) -> String {
     format!("azure:vpn:{}", id.to_ascii_lowercase())
 }
 
+/// Whether any document of `kind` (a lower-case type, e.g. `networkinterfaces`) names `id`.
+fn referenced_by(w: &World, kind: &str, id: &str) -> Option<String> {
+    let needle = id.to_ascii_lowercase();
+    w.documents
+        .iter()
+        .filter(|(k, _)| k.starts_with("azure:vpn:") && k.contains(&format!("/{kind}/")))
+        .find(|(_, v)| v.to_string().to_ascii_lowercase().contains(&needle))
+        .map(|(k, _)| k.trim_start_matches("azure:vpn:").to_owned())
+}
+
+/// A `DELETE` of a VPN resource: refused while another resource uses it (ARM's in-use codes),
+/// 204 when there is none; a vault is soft-deleted (its name kept until purged).
+fn delete(w: &mut World, req: Req) -> Result<Response, ArmError> {
+    let id = req.id;
+    let key = doc_key(&id);
+    let name = req.names.last().cloned().unwrap_or_default();
+    if !w.documents.contains_key(&key) {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let in_use = |code: &'static str, by: String| {
+        Err(ArmError::new(
+            400,
+            code,
+            format!("{id} is in use by {by} and cannot be deleted."),
+        ))
+    };
+    match req.kind {
+        "networksecuritygroups" => {
+            if let Some(by) = referenced_by(w, "networkinterfaces", &id) {
+                return in_use("InUseNetworkSecurityGroupCannotBeDeleted", by);
+            }
+            w.vpn.firewalls.remove(&name);
+        }
+        "publicipaddresses" => {
+            if let Some(by) = referenced_by(w, "networkinterfaces", &id) {
+                return in_use("PublicIPAddressInUse", by);
+            }
+            w.vpn.addresses.remove(&name);
+        }
+        "networkinterfaces" => {
+            if let Some(by) = referenced_by(w, "virtualmachines", &id) {
+                return in_use("NicInUse", by);
+            }
+        }
+        "virtualmachines" => {
+            w.vpn.hosts.retain(|h, _| !h.eq_ignore_ascii_case(&id));
+        }
+        "routetables" => {
+            let table = id.to_ascii_lowercase();
+            if w.documents.iter().any(|(k, v)| {
+                k.starts_with("azure:subnet-rt:")
+                    && v.as_str().is_some_and(|t| t.eq_ignore_ascii_case(&table))
+            }) {
+                return in_use("InUseRouteTableCannotBeDeleted", "a subnet".into());
+            }
+            w.vpn.routes.retain(|r| !r.table.eq_ignore_ascii_case(&id));
+        }
+        "routes" => {
+            let table_id = id
+                .rsplit_once("/routes/")
+                .map(|x| x.0.to_owned())
+                .unwrap_or_default();
+            w.vpn
+                .routes
+                .retain(|r| !(r.table.eq_ignore_ascii_case(&table_id) && r.name == name));
+            if let Some(list) = w
+                .documents
+                .get_mut(&doc_key(&table_id))
+                .and_then(|t| t["properties"]["routes"].as_array_mut())
+            {
+                list.retain(|r| r["name"] != json!(name));
+            }
+        }
+        "roleassignments" => {
+            let principal = w.documents[&key]["properties"]["principalId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            for s in w.vpn.secrets.values_mut() {
+                s.readers.retain(|r| r != &principal);
+            }
+        }
+        "userassignedidentities" => {
+            if let Some(r) = w.vpn.roles.remove(&name) {
+                for s in w.vpn.secrets.values_mut() {
+                    s.readers.retain(|x| x != &r.description);
+                }
+            }
+        }
+        "vaults" => {
+            w.vpn.secrets.remove(&name);
+            let prefix = format!("{key}/");
+            w.documents.retain(|k, _| !k.starts_with(&prefix));
+            w.documents.insert(
+                format!("azure:deletedvault:{}", name.to_ascii_lowercase()),
+                json!(id),
+            );
+        }
+        other => {
+            return Err(ArmError::new(
+                405,
+                "MethodNotAllowed",
+                format!("a {other} is not deleted here"),
+            ));
+        }
+    }
+    w.documents.remove(&key);
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `POST …/locations/{l}/deletedVaults/{name}/purge`: a soft-deleted vault gone for good.
+pub(crate) fn purge(w: &mut World, name: &str) -> Result<Response, ArmError> {
+    match w
+        .documents
+        .remove(&format!("azure:deletedvault:{}", name.to_ascii_lowercase()))
+    {
+        Some(_) => Ok(StatusCode::ACCEPTED.into_response()),
+        None => Err(missing(name)),
+    }
+}
+
 /// Answers a VPN resource request.
 pub(crate) fn answer(
     w: &mut World,
@@ -179,6 +300,9 @@ pub(crate) fn answer(
     req: Req,
     body: &[u8],
 ) -> Result<Response, ArmError> {
+    if *method == Method::DELETE {
+        return delete(w, req);
+    }
     let create_only = headers
         .get("if-none-match")
         .is_some_and(|v| v.as_bytes() == b"*");
@@ -257,6 +381,18 @@ pub(crate) fn answer(
                 .ok_or_else(|| missing(&id))?;
             refresh(w, req.kind, &name, &mut v);
             ok(v)
+        }
+        ("vaults", true)
+            if w.documents
+                .contains_key(&format!("azure:deletedvault:{}", name.to_ascii_lowercase())) =>
+        {
+            Err(ArmError::new(
+                409,
+                "ConflictError",
+                format!(
+                    "A vault with the same name already exists in deleted state: {name}. Purge it, or recover it."
+                ),
+            ))
         }
         ("vaults", true) => {
             let uri = format!("{base}/keyvault/{name}/");
@@ -534,20 +670,19 @@ pub(crate) fn answer(
             ok(route)
         }
         ("subnets", true) => {
-            let Some(rt) = body["properties"]["routeTable"]["id"].as_str() else {
-                return Err(ArmError::new(
-                    400,
-                    "InvalidRequestContent",
-                    "this stand-in changes only a subnet's route table".into(),
-                ));
-            };
             if !w.subnets.iter().any(|s| s.id.eq_ignore_ascii_case(&id)) {
                 return Err(missing(&id));
             }
-            w.documents.insert(
-                format!("azure:subnet-rt:{}", id.to_ascii_lowercase()),
-                json!(rt),
-            );
+            let key = format!("azure:subnet-rt:{}", id.to_ascii_lowercase());
+            // This stand-in changes only a subnet's route table: set, or taken off.
+            match body["properties"]["routeTable"]["id"].as_str() {
+                Some(rt) => {
+                    w.documents.insert(key, json!(rt));
+                }
+                None => {
+                    w.documents.remove(&key);
+                }
+            }
             ok(json!({"id": id, "name": name, "properties": body["properties"]}))
         }
         _ => Err(ArmError::new(
