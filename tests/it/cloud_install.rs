@@ -8,6 +8,62 @@ use std::path::{Path, PathBuf};
 use crate::common::{realmctl, realmctl_std};
 use crate::engine_support::{approve, text};
 
+/// `destroy --yes --output json` of `spec`'s realm in `state` with `extra`, in the environment
+/// `env` adds to the isolated one: (exit code, JSON or Null, stderr).
+pub fn destroy(
+    env: &[(&'static str, String)],
+    spec: &Path,
+    state: &Path,
+    extra: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let mut c = realmctl_std();
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c
+        .args([
+            "destroy",
+            "--yes",
+            "--retry-base-ms",
+            "10",
+            "--output",
+            "json",
+            "-f",
+        ])
+        .arg(spec)
+        .arg("--state")
+        .arg(state)
+        .args(extra)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    let v = serde_json::from_str(&out).unwrap_or(serde_json::Value::Null);
+    (o.status.code().unwrap_or(-1), v, err)
+}
+
+/// `destroy --plan --output json`, which must succeed.
+pub fn destroy_plan(
+    env: &[(&'static str, String)],
+    spec: &Path,
+    state: &Path,
+    extra: &[&str],
+) -> serde_json::Value {
+    let mut c = realmctl_std();
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c
+        .args(["destroy", "--plan", "--output", "json", "-f"])
+        .arg(spec)
+        .arg("--state")
+        .arg(state)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 /// `install --yes --output json` of `spec` into `state` with `playbook`, in the environment
 /// `env` adds to the isolated one.
 pub fn install_cmd(

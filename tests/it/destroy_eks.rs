@@ -41,54 +41,35 @@ pub(crate) fn moto_playbook(spec: &Path) -> PathBuf {
     path
 }
 
-/// `destroy --yes --output json` with `extra` and `env`; (exit code, JSON or Null, stderr).
+/// moto's test keys, and `env`.
+fn aws_env(env: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    let mut e = vec![
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+    ];
+    e.extend(env.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    e
+}
+
+/// `destroy --yes --output json` with moto's keys, `extra` and `env` (moto's playbook unless
+/// `extra` names one); (exit code, JSON or Null, stderr).
 pub(crate) fn destroy(
     spec: &Path,
     state: &Path,
     extra: &[&str],
-    env: &[(&str, &str)],
+    env: &[(&'static str, &str)],
 ) -> (i32, serde_json::Value, String) {
-    let mut c = realmctl();
-    aws(&mut c);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.args([
-        "destroy",
-        "--yes",
-        "--retry-base-ms",
-        "10",
-        "--output",
-        "json",
-        "-f",
-    ])
-    .arg(spec)
-    .arg("--state")
-    .arg(state)
-    .args(extra);
+    let pb = moto_playbook(spec);
+    let mut args = extra.to_vec();
     if !extra.contains(&"--playbook") {
-        c.arg("--playbook").arg(moto_playbook(spec));
+        args.extend(["--playbook", pb.to_str().unwrap()]);
     }
-    let o = c.output().unwrap();
-    let (out, err) = text(&o);
-    let v = serde_json::from_str(&out).unwrap_or(serde_json::Value::Null);
-    (o.status.code().unwrap_or(-1), v, err)
+    crate::cloud_install::destroy(&aws_env(env), spec, state, &args)
 }
 
-/// `destroy --plan --output json`.
+/// `destroy --plan --output json` with moto's keys.
 pub(crate) fn plan(spec: &Path, state: &Path, extra: &[&str]) -> serde_json::Value {
-    let mut c = realmctl();
-    aws(&mut c);
-    let o = c
-        .args(["destroy", "--plan", "--output", "json", "-f"])
-        .arg(spec)
-        .arg("--state")
-        .arg(state)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
-    serde_json::from_slice(&o.stdout).unwrap()
+    crate::cloud_install::destroy_plan(&aws_env(&[]), spec, state, extra)
 }
 
 /// `destroy` until the gate, the customer's approval, `destroy` again.

@@ -16,39 +16,9 @@ use realmctl_standins::Leftover;
 #[cfg(feature = "aks")]
 use crate::aks::{Azure, write_spec};
 use crate::cloud_install::install_approved;
-use crate::engine_support::{approve, cloud_playbook, text};
+use crate::engine_support::{approve, cloud_playbook};
 
-/// `destroy --yes --output json` with `env` and `extra`: (exit code, JSON or Null, stderr).
-pub(crate) fn destroy(
-    env: &[(&'static str, String)],
-    spec: &Path,
-    state: &Path,
-    extra: &[&str],
-) -> (i32, serde_json::Value, String) {
-    let mut c = crate::common::realmctl_std();
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let o = c
-        .args([
-            "destroy",
-            "--yes",
-            "--retry-base-ms",
-            "10",
-            "--output",
-            "json",
-            "-f",
-        ])
-        .arg(spec)
-        .arg("--state")
-        .arg(state)
-        .args(extra)
-        .output()
-        .unwrap();
-    let (out, err) = text(&o);
-    let v = serde_json::from_str(&out).unwrap_or(serde_json::Value::Null);
-    (o.status.code().unwrap_or(-1), v, err)
-}
+pub(crate) use crate::cloud_install::destroy;
 
 /// `destroy`, the customer's approval of its plan, `destroy` again.
 pub(crate) fn destroy_approved(
@@ -393,21 +363,7 @@ fn a_gke_destroy_deletes_the_cluster_then_its_forwarding_rules_and_firewalls_and
     )
     .unwrap();
     let pbs = destroy_pb.to_str().unwrap();
-    let p = {
-        let mut c = crate::common::realmctl_std();
-        for (k, v) in g.env() {
-            c.env(k, v);
-        }
-        let o = c
-            .args(["destroy", "--plan", "--output", "json", "-f"])
-            .arg(&spec)
-            .arg("--state")
-            .arg(&state)
-            .output()
-            .unwrap();
-        assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
-        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
-    };
+    let p = crate::cloud_install::destroy_plan(&g.env(), &spec, &state, &[]);
     let names = |list: &str| -> Vec<String> {
         p[list]
             .as_array()

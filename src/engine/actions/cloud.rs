@@ -160,34 +160,34 @@ pub(super) fn conflict(what: &str, why: String) -> Failure {
     }
 }
 
-/// Polls `describe` with the run's backoff (by default [`crate::cloud::poll::WAIT`]) until it
-/// reports active, under the step's deadline; a resource that is gone, being deleted or failed
-/// ends the wait at once ([`wait_on`]).
-pub(super) async fn until_active<T>(
+/// What one look at a resource came to, for [`poll`].
+pub(super) enum Polled<T> {
+    /// What was waited for.
+    Done(T),
+    /// Not yet: where it stands, for the progress line.
+    Wait(String),
+    /// It never will: why.
+    Stop(Failure),
+}
+
+/// Looks with `look` under the run's backoff (by default [`crate::cloud::poll::WAIT`]) until it
+/// says done or stop, under the step's deadline (`until`: what it waits to be, for the timeout's
+/// message). Throttling waits as long as the cloud asks; an unanswered look is looked again.
+pub(super) async fn poll<T>(
     ctx: &Ctx<'_>,
     what: &str,
-    mut describe: impl AsyncFnMut() -> Result<Option<(Status, T)>, CloudError>,
+    until: &str,
+    mut look: impl AsyncFnMut() -> Result<Polled<T>, CloudError>,
 ) -> Result<T, Failure> {
     let started = std::time::Instant::now();
     let mut n = 0;
     loop {
         n += 1;
         let mut asked = None;
-        let (throttled, status) = match describe().await {
-            Ok(Some((status, t))) => match wait_on(&status) {
-                Wait::Ready => return Ok(t),
-                Wait::Stop(why) => {
-                    return Err(Failure::permanent(format!(
-                        "{what} will not become ready: {why}"
-                    )));
-                }
-                Wait::Poll(s) => (false, s.to_owned()),
-            },
-            Ok(None) => {
-                return Err(Failure::permanent(format!(
-                    "{what} does not exist (deleted while the install waited?)"
-                )));
-            }
+        let (throttled, status) = match look().await {
+            Ok(Polled::Done(t)) => return Ok(t),
+            Ok(Polled::Stop(f)) => return Err(f),
+            Ok(Polled::Wait(s)) => (false, s),
             Err(e) if e.kind == CloudErrorKind::Throttled => {
                 asked = e.retry_after;
                 (true, "throttled".to_owned())
@@ -206,12 +206,36 @@ pub(super) async fn until_active<T>(
         else {
             return Err(Failure {
                 kind: FailureKind::Timeout,
-                message: format!("{what} was not ready within the step's timeout"),
+                message: format!("{what} was not {until} within the step's timeout"),
                 output: None,
             });
         };
         tokio::time::sleep(delay).await;
     }
+}
+
+/// Polls `describe` until it reports active ([`poll`]); a resource that is gone, being deleted
+/// or failed ends the wait at once ([`wait_on`]).
+pub(super) async fn until_active<T>(
+    ctx: &Ctx<'_>,
+    what: &str,
+    mut describe: impl AsyncFnMut() -> Result<Option<(Status, T)>, CloudError>,
+) -> Result<T, Failure> {
+    poll(ctx, what, "ready", async || {
+        Ok(match describe().await? {
+            Some((status, t)) => match wait_on(&status) {
+                Wait::Ready => Polled::Done(t),
+                Wait::Stop(why) => Polled::Stop(Failure::permanent(format!(
+                    "{what} will not become ready: {why}"
+                ))),
+                Wait::Poll(s) => Polled::Wait(s.to_owned()),
+            },
+            None => Polled::Stop(Failure::permanent(format!(
+                "{what} does not exist (deleted while the install waited?)"
+            ))),
+        })
+    })
+    .await
 }
 
 /// Creates or adopts one resource: `decision` was judged from a describe; a create is journaled

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::cloud::Polled;
 use super::{Action, ActionDef, Input, Needs, SpecPart, Workflow, run_fn};
 use crate::cloud::facts::Status;
 use crate::cloud::profile;
@@ -31,7 +32,7 @@ use crate::cloud::teardown::{Created, Fate, Found, ResourceKind, judge_leftover,
 use crate::cloud::vpn::VpnPart;
 use crate::cloud::{CloudError, CloudErrorKind};
 use crate::engine::ctx::{Ctx, Failure, Outcome};
-use crate::engine::model::output::{FailureKind, Intent, StepOutput};
+use crate::engine::model::output::{Intent, StepOutput};
 use crate::engine::model::teardown::{self, DestroyPlan};
 use crate::engine::teardown as survey;
 
@@ -235,50 +236,23 @@ async fn cluster(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     delete_owned(ctx, ResourceKind::Cluster).await
 }
 
-/// Polls `describe` with the run's backoff until the resource is gone, under the step's
-/// deadline; a failed deletion stops at once.
+/// Polls `describe` until the resource is gone ([`super::cloud::poll`]); a failed deletion
+/// stops at once.
 async fn until_gone(
     ctx: &Ctx<'_>,
     what: &str,
     mut describe: impl AsyncFnMut() -> Result<Option<Status>, CloudError>,
 ) -> Result<(), Failure> {
-    let started = std::time::Instant::now();
-    let mut n = 0;
-    loop {
-        n += 1;
-        let mut asked = None;
-        let (throttled, status) = match describe().await {
-            Ok(None) => return Ok(()),
-            Ok(Some(Status::Failed(why))) => {
-                return Err(Failure::permanent(format!(
-                    "{what} could not be deleted: {why}"
-                )));
-            }
-            Ok(Some(s)) => (false, format!("{s:?}").to_lowercase()),
-            Err(e) if e.kind == CloudErrorKind::Throttled => {
-                asked = e.retry_after;
-                (true, "throttled".to_owned())
-            }
-            Err(e) if e.kind.retryable() => (false, format!("no answer ({})", e.kind)),
-            Err(e) => return Err(e.into()),
-        };
-        ctx.record.progress(&format!(
-            "{what}: {status} ({} s)",
-            started.elapsed().as_secs()
-        ));
-        let Some(delay) = ctx
-            .opts
-            .poll
-            .next_asked(n, throttled, asked, ctx.remaining())
-        else {
-            return Err(Failure {
-                kind: FailureKind::Timeout,
-                message: format!("{what} was not gone within the step's timeout"),
-                output: None,
-            });
-        };
-        tokio::time::sleep(delay).await;
-    }
+    super::cloud::poll(ctx, what, "gone", async || {
+        Ok(match describe().await? {
+            None => Polled::Done(()),
+            Some(Status::Failed(why)) => Polled::Stop(Failure::permanent(format!(
+                "{what} could not be deleted: {why}"
+            ))),
+            Some(s) => Polled::Wait(format!("{s:?}").to_lowercase()),
+        })
+    })
+    .await
 }
 
 async fn vpn(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {

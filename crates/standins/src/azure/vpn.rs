@@ -187,7 +187,8 @@ fn delete(w: &mut World, req: Req) -> Result<Response, ArmError> {
     let key = doc_key(&id);
     let name = req.names.last().cloned().unwrap_or_default();
     if !w.documents.contains_key(&key) {
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        // Not the VPN's: a leftover of the same type (a public IP a controller made), if any.
+        return super::teardown::delete_resource(w, &id);
     }
     let in_use = |code: &'static str, by: String| {
         Err(ArmError::new(
