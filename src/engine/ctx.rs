@@ -49,9 +49,8 @@ pub struct Ctx<'a> {
     pub spec: &'a Spec,
     /// What this step applied in earlier runs, as the journal holds it.
     pub history: Applied<'a>,
-    /// The realm's whole state as the journal holds it (what `destroy` finds the realm's
-    /// inventory in).
-    pub state: &'a super::model::state::State,
+    /// What the journal says the realm holds, and the approved destroy plan (`destroy`).
+    pub realm: &'a super::model::teardown::RealmFacts,
     /// The step id.
     pub step: &'a str,
     /// Its parameters (checked against the action's definition when the playbook loaded).

@@ -166,7 +166,8 @@ pub async fn destroy_plan(
     let state = read_state(dir)?;
     check_realm(dir, &state, spec)?;
     let cloud = opts.cloud.as_deref().ok_or(EngineError::NoCloud)?;
-    Ok(super::teardown::survey(cloud, spec, &state, opts.teardown).await?)
+    let realm = super::model::inventory::facts(&state);
+    Ok(super::teardown::survey(cloud, spec, &realm, opts.teardown).await?)
 }
 
 /// Refuses a playbook of another workflow than `wanted`.
@@ -433,7 +434,7 @@ pub async fn install(
     let state = blocking(move || load_state(&j.lock().unwrap_or_else(|p| p.into_inner()))).await?;
     check_realm(dir, &state, spec)?;
     if playbook.workflow == super::actions::Workflow::Install
-        && super::model::teardown::deleting(&state)
+        && super::model::inventory::deleting(&state)
     {
         return Err(EngineError::Destroying {
             dir: dir.to_owned(),
@@ -604,6 +605,7 @@ async fn run_step(
             step,
             observer,
         };
+        let realm = super::model::inventory::facts(&r.state);
         let result = {
             let ctx = Ctx {
                 spec,
@@ -618,7 +620,7 @@ async fn run_step(
                         }
                     })
                     .unwrap_or_default(),
-                state: &r.state,
+                realm: &realm,
                 step: &step.id,
                 params: &step.params,
                 phase: phase.number,

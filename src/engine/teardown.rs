@@ -9,8 +9,7 @@ use crate::cloud::teardown::{Found, Mark, ResourceKind, SweepOptions, SweepQuery
 use crate::cloud::vpn::def::VpnDef;
 use crate::cloud::vpn::{Built, Described, PartFacts, RouteTarget, VpnPart};
 use crate::cloud::{Cloud, CloudError};
-use crate::engine::model::state::State;
-use crate::engine::model::teardown::{self, CreatedBy, DestroyPlan, Owned};
+use crate::engine::model::teardown::{self, CreatedBy, DestroyPlan, Owned, RealmFacts};
 use crate::spec::Spec;
 
 /// What the cloud reports now for one inventory item (`None`: gone), with its status.
@@ -75,17 +74,17 @@ pub async fn leftovers(
 pub async fn survey(
     cloud: &dyn Cloud,
     spec: &Spec,
-    state: &State,
+    realm: &RealmFacts,
     options: SweepOptions,
 ) -> Result<DestroyPlan, CloudError> {
     let key = profile::of(spec).tag_keys().realm;
     let mut described = Vec::new();
-    for owned in teardown::inventory(state) {
+    for owned in realm.inventory.iter().cloned() {
         let found = describe(cloud, &owned).await?.map(|(f, _)| f);
         described.push(teardown::Described { owned, found });
     }
-    if let Some((def, created)) = teardown::vpn(state) {
-        let built = vpn_parts(cloud, &def).await?;
+    if let Some((def, created)) = &realm.vpn {
+        let built = vpn_parts(cloud, def).await?;
         for part in VpnPart::ORDER.into_iter().rev() {
             described.push(teardown::Described {
                 owned: Owned {
@@ -98,7 +97,7 @@ pub async fn survey(
                         CreatedBy::Adoption
                     },
                 },
-                found: built.get(&part).and_then(|f| found_of(&def, part, f)),
+                found: built.get(&part).and_then(|f| found_of(def, part, f)),
             });
         }
     }

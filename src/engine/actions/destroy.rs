@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::cloud::Polled;
-use super::{Action, ActionDef, Input, Needs, SpecPart, Workflow, run_fn};
+use super::{ActionDef, Input, Needs, SpecPart, Workflow, run_fn};
 use crate::cloud::facts::Status;
 use crate::cloud::profile;
 use crate::cloud::teardown::{Created, Fate, Found, ResourceKind, judge_leftover, judge_owned};
@@ -33,7 +33,7 @@ use crate::cloud::vpn::VpnPart;
 use crate::cloud::{CloudError, CloudErrorKind};
 use crate::engine::ctx::{Ctx, Failure, Outcome};
 use crate::engine::model::output::{Intent, StepOutput};
-use crate::engine::model::teardown::{self, DestroyPlan};
+use crate::engine::model::teardown::DestroyPlan;
 use crate::engine::teardown as survey;
 
 const INPUTS: &[Input] = &[
@@ -109,7 +109,7 @@ pub const SWEEP: ActionDef = ActionDef {
 
 async fn plan(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let cloud = ctx.cloud()?;
-    let p = survey::survey(cloud, ctx.spec, ctx.state, ctx.opts.teardown).await?;
+    let p = survey::survey(cloud, ctx.spec, ctx.realm, ctx.opts.teardown).await?;
     Ok(Outcome::Done(StepOutput {
         summary: format!(
             "{} to delete, {} kept, {} already gone",
@@ -125,26 +125,11 @@ async fn plan(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
 /// The destroy plan the customer approved: the output of this run's playbook's `destroy.plan`
 /// step (the gate after it passed, or this step would not run).
 pub(super) fn approved_plan(ctx: &Ctx<'_>) -> Result<DestroyPlan, Failure> {
-    let step = ctx
-        .state
-        .playbook
-        .as_ref()
-        .and_then(|pb| pb.steps().find(|(_, s)| s.action == Action::DestroyPlan))
-        .map(|(_, s)| s.id.clone());
-    let output = step
-        .as_deref()
-        .and_then(|id| ctx.state.step_state(id))
-        .filter(|s| s.is_done())
-        .and_then(|s| s.output.as_ref())
-        .and_then(|o| o.facts.as_ref())
-        .and_then(|f| f.get("destroyPlan"));
-    let Some(v) = output else {
-        return Err(Failure::permanent(
+    ctx.realm.approved.clone().ok_or_else(|| {
+        Failure::permanent(
             "no destroy plan is recorded: the destroy playbook's destroy.plan step must run, and its gate be approved, before anything is deleted",
-        ));
-    };
-    serde_json::from_value(v.clone())
-        .map_err(|e| Failure::permanent(format!("the recorded destroy plan cannot be read: {e}")))
+        )
+    })
 }
 
 /// Deletes the approved plan's resources of `kind` (node pools or clusters), each judged again.
@@ -152,7 +137,7 @@ async fn delete_owned(ctx: &Ctx<'_>, kind: ResourceKind) -> Result<Outcome, Fail
     let cloud = ctx.cloud()?;
     let approved = approved_plan(ctx)?;
     let key = profile::of(ctx.spec).tag_keys().realm;
-    let inventory = teardown::inventory(ctx.state);
+    let inventory = &ctx.realm.inventory;
     let mut deleted = Vec::new();
     let mut kept = Vec::new();
     for want in approved.delete.iter().filter(|f| f.kind == kind) {
@@ -266,7 +251,7 @@ async fn vpn(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
             _ => None,
         })
         .collect();
-    let Some((def, created)) = teardown::vpn(ctx.state).filter(|_| !wanted.is_empty()) else {
+    let Some((def, created)) = ctx.realm.vpn.clone().filter(|_| !wanted.is_empty()) else {
         return Ok(Outcome::Skipped(
             "the approved destroy plan deletes no VPN part".into(),
         ));

@@ -10,13 +10,15 @@
 //! - [`chain`]: the journal's tamper-evidence check;
 //! - [`report`]: the status and auditor report model;
 //! - [`fleet`]: one row per realm over many state folders;
-//! - [`teardown`]: the realm's inventory and the destroy plan.
+//! - [`inventory`]: what the journal says the realm holds (for `destroy`);
+//! - [`teardown`]: the destroy plan.
 
 pub mod approval;
 pub mod chain;
 pub mod event;
 pub mod fleet;
 pub mod inputs;
+pub mod inventory;
 pub mod next;
 pub mod output;
 pub mod plan;

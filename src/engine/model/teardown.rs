@@ -11,8 +11,6 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::output::Intent;
-use super::state::State;
 use crate::cloud::teardown::{Created, Fate, Found, Mark, ResourceKind, SweepOptions};
 use crate::cloud::vpn::VpnPart;
 use crate::cloud::vpn::def::VpnDef;
@@ -58,97 +56,16 @@ impl Owned {
     }
 }
 
-/// The realm's clusters and node pools, as its journal holds them (pure): node pools first,
-/// then clusters, the order they are deleted in.
-pub fn inventory(state: &State) -> Vec<Owned> {
-    let mut created = BTreeSet::new();
-    for s in state.steps.values() {
-        for (_, i) in &s.intents {
-            match i {
-                Intent::Cluster { name } => {
-                    created.insert((ResourceKind::Cluster, name.clone(), None));
-                }
-                Intent::NodePool { cluster, name } => {
-                    created.insert((ResourceKind::NodePool, cluster.clone(), Some(name.clone())));
-                }
-                _ => {}
-            }
-        }
-    }
-    let mut adopted = BTreeSet::new();
-    for s in state.steps.values() {
-        let Some(def) = s.output.as_ref().and_then(|o| o.built.as_deref()) else {
-            continue;
-        };
-        adopted.insert((ResourceKind::Cluster, def.cluster.name.clone(), None));
-        // A pool the cloud creates with the cluster goes with it (AKS's system pool, which
-        // cannot be deleted on its own).
-        for p in def.pools.iter().filter(|p| !p.with_cluster) {
-            adopted.insert((
-                ResourceKind::NodePool,
-                def.cluster.name.clone(),
-                Some(p.nodes.name.clone()),
-            ));
-        }
-    }
-    let mut out: Vec<Owned> = created
-        .iter()
-        .map(|k| (k, CreatedBy::ThisRealm))
-        .chain(
-            adopted
-                .difference(&created)
-                .map(|k| (k, CreatedBy::Adoption)),
-        )
-        .map(|((kind, cluster, pool), created)| Owned {
-            kind: *kind,
-            cluster: cluster.clone(),
-            pool: pool.clone(),
-            created,
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// Whether a destroy has begun deleting (pure): the last run's playbook is a destroy playbook
-/// and one of its deleting steps has started. An install must not run on such a realm.
-pub fn deleting(state: &State) -> bool {
-    let Some(pb) = state.playbook.as_ref() else {
-        return false;
-    };
-    pb.workflow == crate::engine::actions::Workflow::Destroy
-        && pb.steps().any(|(_, s)| {
-            s.action != crate::engine::actions::Action::DestroyPlan
-                && state
-                    .step_state(&s.id)
-                    .is_some_and(|st| st.status != super::state::StepStatus::Pending)
-        })
-}
-
-/// The realm VPN this realm's journal built parts of (pure): its definition — the one in the
-/// latest approved cluster definition with a VPN of that name, which is what `vpn.apply` built —
-/// and the parts an intent announced.
-pub fn vpn(state: &State) -> Option<(VpnDef, BTreeSet<VpnPart>)> {
-    let mut name = None;
-    let mut parts = BTreeSet::new();
-    for s in state.steps.values() {
-        for (_, i) in &s.intents {
-            if let Intent::VpnPart { part, name: n, .. } = i {
-                parts.insert(*part);
-                name = Some(n.clone());
-            }
-        }
-    }
-    let name = name?;
-    let def = state
-        .approvals
-        .iter()
-        .rev()
-        .filter_map(|a| a.definition.as_ref())
-        .filter_map(|d| state.definitions.get(d))
-        .filter_map(|d| d.vpn.clone())
-        .find(|v| v.name == name)?;
-    Some((def, parts))
+/// What a destroy step is told of the realm, from its journal
+/// ([`super::inventory::facts`]): what it created, its VPN, and the approved destroy plan.
+#[derive(Debug, Clone, Default)]
+pub struct RealmFacts {
+    /// The clusters and node pools, node pools first.
+    pub inventory: Vec<Owned>,
+    /// The VPN's definition and the parts an intent announced.
+    pub vpn: Option<(VpnDef, BTreeSet<VpnPart>)>,
+    /// The destroy plan this run's playbook recorded and its gate passed, if any.
+    pub approved: Option<DestroyPlan>,
 }
 
 /// One resource the plan keeps, and why.
@@ -280,21 +197,8 @@ pub fn swept(described: &[Described], realm_key: &str, realm: &str) -> Vec<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::model::event::Event;
 
     const KEY: &str = "realmctl.digibee.com/realm";
-
-    fn intent(seq: u64, i: Intent) -> (u64, String, Event) {
-        (
-            seq,
-            "2026-12-06T00:00:00Z".into(),
-            Event::StepIntent {
-                run: 1,
-                step: "cluster".into(),
-                intent: i,
-            },
-        )
-    }
 
     fn found(kind: ResourceKind, id: &str, realm: Option<&str>) -> Found {
         Found {
@@ -306,36 +210,6 @@ mod tests {
                 .unwrap_or_default(),
             within: None,
         }
-    }
-
-    #[test]
-    fn the_inventory_is_what_intents_announced_pools_before_clusters() {
-        let started = Event::StepStarted {
-            run: 1,
-            step: "cluster".into(),
-            phase: 6,
-            attempt: 1,
-            input_digest: "d".into(),
-        };
-        let events = [
-            (0, "2026-12-06T00:00:00Z".to_owned(), started),
-            intent(1, Intent::Cluster { name: "c1".into() }),
-            intent(
-                2,
-                Intent::NodePool {
-                    cluster: "c1".into(),
-                    name: "workers".into(),
-                },
-            ),
-        ];
-        let state = State::fold(events.iter().map(|(s, a, e)| (*s, a.as_str(), e)));
-        let inv = inventory(&state);
-        assert_eq!(inv.len(), 2);
-        assert_eq!(inv[0].kind, ResourceKind::NodePool);
-        assert_eq!(inv[0].id(), "c1/workers");
-        assert_eq!(inv[1].id(), "c1");
-        assert!(inv.iter().all(|o| o.created == CreatedBy::ThisRealm));
-        assert!(inventory(&State::default()).is_empty());
     }
 
     #[test]
