@@ -189,20 +189,9 @@ impl AksProvider {
         }))
     }
 
-    async fn identity(&self, def: &VpnDef) -> Result<Option<PartFacts>, CloudError> {
-        let id = self.rid(&format!(
-            "Microsoft.ManagedIdentity/userAssignedIdentities/{}",
-            def.name
-        ));
-        let Some(mi) = self
-            .get("arm:GetIdentity", &id, &self.api.managed_identity)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let principal = mi["properties"]["principalId"].as_str().unwrap_or_default();
-        let list: Vec<Value> = self
-            .arm
+    /// The role assignments on the realm's secret (none when the vault is gone).
+    pub(super) async fn role_assignments(&self, def: &VpnDef) -> Result<Vec<Value>, CloudError> {
+        self.arm
             .list(
                 "arm:ListRoleAssignments",
                 &format!(
@@ -218,7 +207,22 @@ impl AksProvider {
                 } else {
                     Err(e)
                 }
-            })?;
+            })
+    }
+
+    async fn identity(&self, def: &VpnDef) -> Result<Option<PartFacts>, CloudError> {
+        let id = self.rid(&format!(
+            "Microsoft.ManagedIdentity/userAssignedIdentities/{}",
+            def.name
+        ));
+        let Some(mi) = self
+            .get("arm:GetIdentity", &id, &self.api.managed_identity)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let principal = mi["properties"]["principalId"].as_str().unwrap_or_default();
+        let list = self.role_assignments(def).await?;
         let reads = list.iter().any(|a| {
             a["properties"]["principalId"] == principal
                 && a["properties"]["roleDefinitionId"]

@@ -94,22 +94,7 @@ impl AksProvider {
                     .await
             }
             VpnPart::Identity => {
-                let scope = self.secret_id(def);
-                let assignments: Vec<Value> = self
-                    .arm
-                    .list(
-                        "arm:ListRoleAssignments",
-                        &format!("{scope}/providers/Microsoft.Authorization/roleAssignments"),
-                        &self.api.authorization,
-                    )
-                    .await
-                    .or_else(|e| {
-                        if e.status == Some(404) {
-                            Ok(Vec::new())
-                        } else {
-                            Err(e)
-                        }
-                    })?;
+                let assignments = self.role_assignments(def).await?;
                 let identity = self.rid(&format!(
                     "Microsoft.ManagedIdentity/userAssignedIdentities/{}",
                     def.name

@@ -167,7 +167,13 @@ fn create_only(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim() == "*")
 }
 
-fn accepted(w: &mut World, base: &str, target: Target, body: Value) -> Response {
+/// Starts an asynchronous operation on `target`: the `Azure-AsyncOperation` and `Retry-After`
+/// headers that answer the request which started it.
+pub(crate) fn start_operation(
+    w: &mut World,
+    base: &str,
+    target: Target,
+) -> [(&'static str, String); 2] {
     let id = format!("00000000-0000-4000-8000-{:012}", w.operations.len() + 1);
     w.operations.insert(
         id.clone(),
@@ -180,15 +186,15 @@ fn accepted(w: &mut World, base: &str, target: Target, body: Value) -> Response 
         "{base}/subscriptions/{}/providers/Microsoft.ContainerService/locations/{}/operations/{id}?api-version=2025-10-01",
         w.account, w.region
     );
-    (
-        StatusCode::CREATED,
-        [
-            ("azure-asyncoperation", url),
-            (header::RETRY_AFTER.as_str(), w.retry_after.to_string()),
-        ],
-        axum::Json(body),
-    )
-        .into_response()
+    [
+        ("azure-asyncoperation", url),
+        (header::RETRY_AFTER.as_str(), w.retry_after.to_string()),
+    ]
+}
+
+fn accepted(w: &mut World, base: &str, target: Target, body: Value) -> Response {
+    let headers = start_operation(w, base, target);
+    (StatusCode::CREATED, headers, axum::Json(body)).into_response()
 }
 
 pub(crate) fn put_cluster(

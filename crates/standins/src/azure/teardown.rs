@@ -7,12 +7,12 @@
 //! (`MC_{group}_{cluster}_{region}`, tagged `aks-managed-cluster-name`) is made with the
 //! cluster and deleted with it, as AKS does, with every resource in it.
 
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::ArmError;
-use crate::world::{Leftover, Operation, Target, World, now_epoch};
+use crate::world::{Leftover, Target, World};
 
 /// The type of a resource group, as a [`Leftover`]'s kind.
 pub const GROUP: &str = "Microsoft.Resources/resourceGroups";
@@ -76,26 +76,8 @@ pub fn purge(w: &mut World) {
 }
 
 fn accepted(w: &mut World, base: &str, target: Target) -> Response {
-    let id = format!("00000000-0000-4000-8000-{:012}", w.operations.len() + 1);
-    w.operations.insert(
-        id.clone(),
-        Operation {
-            target,
-            started_epoch: now_epoch(),
-        },
-    );
-    let url = format!(
-        "{base}/subscriptions/{}/providers/Microsoft.ContainerService/locations/{}/operations/{id}?api-version=2025-10-01",
-        w.account, w.region
-    );
-    (
-        StatusCode::ACCEPTED,
-        [
-            ("azure-asyncoperation", url),
-            (header::RETRY_AFTER.as_str(), w.retry_after.to_string()),
-        ],
-    )
-        .into_response()
+    let headers = super::clusters::start_operation(w, base, target);
+    (StatusCode::ACCEPTED, headers).into_response()
 }
 
 /// `DELETE` of a managed cluster.
