@@ -105,6 +105,13 @@ pub fn plan_text(p: &DestroyPlan) -> String {
             one_line(&p.gone.join(", "))
         ));
     }
+    s.push_str(&match &p.retire {
+        Some(at) => format!(
+            "\nRetired first: the realm in the {} (every later deployment denied, its config final); its decision log is exported to the artifacts before anything is deleted\n",
+            one_line(&at.describe())
+        ),
+        None => "\nNo enforcement core to retire: the install never seeded one\n".to_owned(),
+    });
     s.push_str("\nNever deleted by destroy:\n");
     for n in &p.never {
         s.push_str(&format!("  {}\n", one_line(n)));

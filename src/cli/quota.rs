@@ -115,6 +115,16 @@ pub enum QuotaCmd {
         #[arg(long)]
         admin: bool,
     },
+    /// Retire a realm (what `realmctl destroy` does before deleting its cluster): every later
+    /// deployment is denied, its config is final, its decision log is kept. Safe to repeat.
+    /// `--output json` prints the retirement and the whole decision log.
+    Retire {
+        #[command(flatten)]
+        at: RealmDb,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: Format,
+    },
     /// Usage per environment and every deployment.
     Status {
         #[command(flatten)]
@@ -412,6 +422,46 @@ pub fn run(cmd: QuotaCmd) -> Result<Outcome, BadInput> {
             println!("add this line to the tokens file:\n  {line}");
             Ok(Outcome::Success)
         }
+        QuotaCmd::Retire { at, output } => {
+            let export = match at.at()? {
+                At::Ledger { db, realm } => {
+                    let who = actor();
+                    with_store(&db, Open::Existing, async move |s| {
+                        let retirement = s.retire(&realm, &who).await?;
+                        let decisions = s.decisions(&realm).await?;
+                        Ok(quota::retire::Export {
+                            realm,
+                            retirement,
+                            decisions,
+                        })
+                    })?
+                }
+                At::InRealm(file) => {
+                    quota_realm::with_core(&file, Role::Admin, async |core, realm| {
+                        core.retire(realm).await
+                    })?
+                    .map_err(bad)?
+                }
+            };
+            match output {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&export).expect("the export is JSON")
+                ),
+                Format::Text => println!(
+                    "realm {} {} at {}; its decision log ({} entries) is kept",
+                    export.realm,
+                    if export.retirement.now {
+                        "retired"
+                    } else {
+                        "was already retired"
+                    },
+                    export.retirement.retired_at,
+                    export.decisions.len()
+                ),
+            }
+            Ok(Outcome::Success)
+        }
         QuotaCmd::Status { at, output } => {
             let st = match at.at()? {
                 At::Ledger { db, realm } => {
@@ -495,8 +545,12 @@ async fn shutdown_signal() {
 
 fn status_text(st: &RealmStatus) -> String {
     let mut out = format!(
-        "realm {}\n  {}\n  {}\n",
+        "realm {}{}\n  {}\n  {}\n",
         st.realm,
+        st.retired_at
+            .as_ref()
+            .map(|at| format!(" (retired at {at}: nothing new is admitted)"))
+            .unwrap_or_default(),
         usage_line(Env::Test, &st.test),
         usage_line(Env::Prod, &st.prod)
     );

@@ -104,9 +104,10 @@ pub async fn survey(
     let clusters = teardown::swept(&described, key, &spec.name);
     let marks = marks(spec, &clusters);
     let found = leftovers(cloud, &clusters, &marks).await?;
-    Ok(teardown::plan(
-        &spec.name, key, &described, &found, &marks, options,
-    ))
+    Ok(DestroyPlan {
+        retire: realm.seeded.clone(),
+        ..teardown::plan(&spec.name, key, &described, &found, &marks, options)
+    })
 }
 
 /// The realm VPN's parts as the cloud describes them now, in build order (each described with

@@ -12,7 +12,7 @@ use super::quota::{self, ADMIN_SECRET, REALM_SECRET};
 use crate::quota::Admission;
 use crate::quota::http::TOKEN_HEADER;
 use crate::quota::model::{Deployment, Key, RealmConfig};
-use crate::quota::seed;
+use crate::quota::{retire, seed};
 use crate::quota::store::RealmStatus;
 use crate::secret::Secret;
 
@@ -150,6 +150,29 @@ impl<'a> Core<'a> {
     pub async fn status(&self, realm: &str) -> Result<RealmStatus, CoreError> {
         let path = format!("/v1/realms/{realm}/usage");
         Self::decode(self.call(http_1::Method::GET, &path, None).await?, &[])
+    }
+
+    /// Retires the realm (the admin token only) and reads its whole decision log back, page by
+    /// page: the core's answers judged as any quota service's ([`retire`]).
+    pub async fn retire(
+        &self,
+        realm: &str,
+    ) -> Result<Result<retire::Export, seed::SeedError>, CoreError> {
+        let a = self
+            .call(http_1::Method::POST, &retire::retire_path(realm), None)
+            .await?;
+        let retirement = match retire::judge_retirement(seed::IN_REALM, a.status, &a.body) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut log = retire::LogReader::new(realm, seed::IN_REALM);
+        while let Some(path) = log.next_path() {
+            let a = self.call(http_1::Method::GET, &path, None).await?;
+            if let Err(e) = log.take(a.status, &a.body) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(log.finish(retirement)))
     }
 
     /// Writes the realm's config (the admin token only): the core's answer judged as any

@@ -269,6 +269,9 @@ mod tests {
                     format!("status {:?} {:?} {}", s.test, s.prod, s.deployments.len())
                 }
                 Ok(Answer::Decisions(d)) => format!("log {}", d.len()),
+                Ok(Answer::Retired(r)) => format!("retired {}", r.now),
+                // A refused seed of a retired realm names the time it was retired.
+                Err(LedgerError::Retired { realm, .. }) => format!("retired {realm}"),
                 Err(e) => format!("error {e}"),
             })
             .collect()
@@ -321,14 +324,16 @@ mod tests {
         let size = prop_oneof![Just(Size::Small), Just(Size::Medium), Just(Size::Large)];
         let env = prop_oneof![Just(Env::Test), Just(Env::Prod)];
         prop_oneof![
-            1 => (0u64..4, 0u64..3).prop_map(|(subs, extra)| Op::seed("acme", RealmConfig { extra_prod_rtus: extra, ..cfg(subs) }, "t")),
-            6 => (env.clone(), 0u8..4, 1u32..3, 0u32..3, size, 1u32..4).prop_map(|(environment, p, major, minor, size, replicas)| {
+            4 => (0u64..4, 0u64..3).prop_map(|(subs, extra)| Op::seed("acme", RealmConfig { extra_prod_rtus: extra, ..cfg(subs) }, "t")),
+            24 => (env.clone(), 0u8..4, 1u32..3, 0u32..3, size, 1u32..4).prop_map(|(environment, p, major, minor, size, replicas)| {
                 Op::deploy("acme", &Deployment { environment, pipeline: format!("p{p}"), version: Version { major, minor }, size, replicas }, "t")
             }),
-            2 => (env, 0u8..4, 1u32..3).prop_map(|(environment, p, major)| {
+            8 => (env, 0u8..4, 1u32..3).prop_map(|(environment, p, major)| {
                 Op::undeploy("acme", &crate::quota::model::Key { environment, pipeline: format!("p{p}"), major }, "t")
             }),
-            1 => Just(Op::Status { realm: "acme".into() }),
+            4 => Just(Op::Status { realm: "acme".into() }),
+            // Rare: a retirement ends every admission after it.
+            1 => Just(Op::retire("acme", "t")),
         ]
     }
 

@@ -3,7 +3,8 @@
 //! Routes (see `docs/quota-openapi.yaml`): `POST /v1/realms/{realm}/deployments` (200 admitted,
 //! 409 denied), `DELETE /v1/realms/{realm}/deployments/{environment}/{pipeline}/{major}`,
 //! `GET /v1/realms/{realm}/usage`, `POST /v1/realms/{realm}/what-if`,
-//! `PUT /v1/realms/{realm}/config` (admin only), `GET /healthz` (the process is up) and
+//! `PUT /v1/realms/{realm}/config`, `POST /v1/realms/{realm}/retire` and
+//! `GET /v1/realms/{realm}/decisions` (admin only), `GET /healthz` (the process is up) and
 //! `GET /readyz` (the database answers). When the database is down or too slow the answer is
 //! 503 with `Retry-After`, never a decision: nothing was acknowledged.
 //! Bearer tokens (in `Authorization`, or in [`TOKEN_HEADER`] when the request comes through
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -94,9 +95,11 @@ const DEPLOYMENT: &str = "/v1/realms/{realm}/deployments/{environment}/{pipeline
 const USAGE: &str = "/v1/realms/{realm}/usage";
 const WHAT_IF: &str = "/v1/realms/{realm}/what-if";
 const CONFIG: &str = "/v1/realms/{realm}/config";
+const RETIRE: &str = "/v1/realms/{realm}/retire";
+const DECISIONS: &str = "/v1/realms/{realm}/decisions";
 
 /// Every route path (documented in `docs/quota-openapi.yaml`).
-pub const ROUTES: [&str; 7] = [
+pub const ROUTES: [&str; 9] = [
     HEALTHZ,
     READYZ,
     DEPLOYMENTS,
@@ -104,6 +107,8 @@ pub const ROUTES: [&str; 7] = [
     USAGE,
     WHAT_IF,
     CONFIG,
+    RETIRE,
+    DECISIONS,
 ];
 
 /// The service's routes.
@@ -116,6 +121,8 @@ pub fn router(state: AppState) -> Router {
         .route(USAGE, get(usage))
         .route(WHAT_IF, post(what_if))
         .route(CONFIG, put(config))
+        .route(RETIRE, post(retire))
+        .route(DECISIONS, get(decisions))
         .layer(middleware::from_fn(refuse_large_bodies))
         .with_state(state)
 }
@@ -279,7 +286,9 @@ fn ledger_error(e: LedgerError) -> ApiError {
             error(StatusCode::NOT_FOUND, format!("realm `{r}` is not seeded"))
         }
         e @ LedgerError::NotDeployed { .. } => error(StatusCode::NOT_FOUND, e.to_string()),
-        e @ LedgerError::SeedRefused { .. } => error(StatusCode::CONFLICT, e.to_string()),
+        e @ (LedgerError::SeedRefused { .. } | LedgerError::Retired { .. }) => {
+            error(StatusCode::CONFLICT, e.to_string())
+        }
         e if e.is_unavailable() => {
             tracing::warn!("quota ledger: {e}");
             error(
@@ -391,6 +400,43 @@ async fn config(
         .await
         .map_err(ledger_error)?;
     Ok(Json(json!({"realm": realm, "config": config})).into_response())
+}
+
+/// `POST /v1/realms/{realm}/retire` (admin): the realm admits nothing from now on; the first
+/// retirement's time is kept, so asking again is safe.
+async fn retire(
+    State(st): State<AppState>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let actor = authorize(&st, &headers, &realm, true)?;
+    let r = st
+        .store
+        .retire(&realm, &actor)
+        .await
+        .map_err(ledger_error)?;
+    Ok(Json(r).into_response())
+}
+
+/// `GET /v1/realms/{realm}/decisions?after=ID&limit=N` (admin): a page of the realm's
+/// decision log, oldest first; `next` is the `after` of the next page, absent on the last.
+async fn decisions(
+    State(st): State<AppState>,
+    Path(realm): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&st, &headers, &realm, true)?;
+    let (after, limit) = request::page(query.as_deref()).map_err(refused)?;
+    // An unknown realm has no log: 404, as for its usage.
+    st.store.status(&realm).await.map_err(ledger_error)?;
+    let log = st
+        .store
+        .decisions_page(&realm, after, limit)
+        .await
+        .map_err(ledger_error)?;
+    let next = (log.len() == limit as usize).then(|| log.last().map(|d| d.id));
+    Ok(Json(json!({"realm": realm, "decisions": log, "next": next.flatten()})).into_response())
 }
 
 /// Serves until `shutdown` completes; requests in flight then get [`Limits::shutdown_grace`]

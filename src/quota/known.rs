@@ -35,7 +35,9 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::ledger_rows::{load_config, load_usage, sql_err, store_deployment, store_usage};
+use super::ledger_rows::{
+    load_config, load_retired, load_usage, sql_err, store_deployment, store_usage,
+};
 use super::model::{self, Deployment, Env, EnvUsage, RealmConfig, Size, Version};
 use super::ops::LedgerError;
 
@@ -63,6 +65,8 @@ struct Active {
 #[derive(Debug)]
 struct Realm {
     config: RealmConfig,
+    /// When it was retired, if it was.
+    retired: Option<String>,
     /// (subscriptions used, RTUs used) per environment ([`slot`]).
     usage: [(u64, u64); 2],
     /// (environment, major) → pipeline → its active version, `None` when known absent.
@@ -136,6 +140,7 @@ impl Known {
         let known = self.realm(c, path, realm)?;
         let (subscriptions_used, rtus_used) = known.usage[slot(request.environment)];
         let config = known.config;
+        let retired = known.retired.clone();
         let by_key = known
             .deployments
             .entry((request.environment, request.version.major))
@@ -165,6 +170,7 @@ impl Known {
                 subscriptions_used,
                 rtus_used,
                 existing,
+                retired,
             },
         ))
     }
@@ -286,6 +292,7 @@ impl Known {
             }
             let known = Realm {
                 config,
+                retired: load_retired(c, realm, path)?,
                 usage,
                 deployments: HashMap::new(),
                 remembered: 0,

@@ -12,8 +12,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::known::Known;
-use super::ledger_rows::{load_config, load_state, remove_deployment, sql_err, store_usage};
-use super::ops::{Answer, Migrated, Op, now};
+use super::ledger_rows::{
+    load_config, load_retired, load_state, remove_deployment, sql_err, store_usage,
+};
+use super::ops::{Answer, Migrated, Op, Retirement, now};
 pub use super::ops::{DecisionRecord, LedgerError, RealmStatus, Sync};
 
 use super::model::{self, Decision, Deployment, EnvUsage, Key, RealmConfig};
@@ -148,10 +150,12 @@ impl Ledger {
 
     /// The decision log of a realm, oldest first.
     pub fn decisions(&mut self, realm: &str) -> Result<Vec<DecisionRecord>, LedgerError> {
-        self.one(&Op::Decisions {
-            realm: realm.to_owned(),
-        })?
-        .decisions()
+        self.one(&Op::decisions(realm))?.decisions()
+    }
+
+    /// Retires a realm: nothing new is admitted, its config is final, its log is kept.
+    pub fn retire(&mut self, realm: &str, actor: &str) -> Result<Retirement, LedgerError> {
+        self.one(&Op::retire(realm, actor))?.retired()
     }
 
     /// Whether a realm is seeded.
@@ -295,7 +299,10 @@ impl Ledger {
 /// Whether an operation's writes are kept: on success, and for a refused seed (its refusal is
 /// logged).
 fn keeps_effects(answer: &Result<Answer, LedgerError>) -> bool {
-    matches!(answer, Ok(_) | Err(LedgerError::SeedRefused { .. }))
+    matches!(
+        answer,
+        Ok(_) | Err(LedgerError::SeedRefused { .. } | LedgerError::Retired { .. })
+    )
 }
 
 /// Whether `op` decides from what the connection knows (else it reads the tables itself, which
@@ -341,10 +348,61 @@ fn run_op(
         Op::Status { realm } => {
             let config = load_config(c, realm, path)?;
             let state = load_state(c, realm, path)?;
-            Ok(Answer::Status(RealmStatus::new(realm, config, state)))
+            Ok(Answer::Status(RealmStatus {
+                retired_at: load_retired(c, realm, path)?,
+                ..RealmStatus::new(realm, config, state)
+            }))
         }
-        Op::Decisions { realm } => decisions_in(c, path, realm).map(Answer::Decisions),
+        Op::Decisions {
+            realm,
+            after,
+            limit,
+        } => decisions_in(c, path, realm, *after, *limit).map(Answer::Decisions),
+        Op::Retire { realm, actor } => {
+            known.forget(realm);
+            retire_in(c, path, at, realm, actor).map(Answer::Retired)
+        }
     }
+}
+
+/// Retires `realm` once: the first retirement's time stands, and is logged.
+fn retire_in(
+    tx: &Connection,
+    path: &Path,
+    at: &str,
+    realm: &str,
+    actor: &str,
+) -> Result<Retirement, LedgerError> {
+    if let Some(then) = load_retired(tx, realm, path)? {
+        return Ok(Retirement {
+            realm: realm.to_owned(),
+            retired_at: then,
+            now: false,
+        });
+    }
+    let err = sql_err(path);
+    tx.prepare_cached("UPDATE realms SET retired_at = ?2 WHERE name = ?1")
+        .and_then(|mut st| st.execute(params![realm, at]))
+        .map_err(err)?;
+    log(
+        tx,
+        at,
+        actor,
+        realm,
+        "retire",
+        "{}",
+        true,
+        None,
+        &model::retire_detail(),
+        None,
+        None,
+    )
+    .map_err(err)?;
+    Ok(Retirement {
+        realm: realm.to_owned(),
+        retired_at: at.to_owned(),
+        now: true,
+    })
 }
 
 fn seed_in(
@@ -358,6 +416,30 @@ fn seed_in(
     let err = sql_err(path);
     let state = load_state(tx, realm, path)?;
     let request = serde_json::to_string(&config).unwrap_or_default();
+    if let Some(then) = load_retired(tx, realm, path).or_else(|e| match e {
+        LedgerError::UnknownRealm(_) => Ok(None),
+        e => Err(e),
+    })? {
+        let refused = LedgerError::Retired {
+            realm: realm.to_owned(),
+            at: then,
+        };
+        log(
+            tx,
+            at,
+            actor,
+            realm,
+            "seed",
+            &request,
+            false,
+            Some("realm_retired"),
+            &model::retired_detail(),
+            None,
+            None,
+        )
+        .map_err(err)?;
+        return Err(refused);
+    }
     if let Err(detail) = model::covers(&config, &state) {
         log(
             tx,
@@ -479,21 +561,26 @@ fn decisions_in(
     c: &Connection,
     path: &Path,
     realm: &str,
+    after: i64,
+    limit: Option<u32>,
 ) -> Result<Vec<DecisionRecord>, LedgerError> {
     let sql = sql_err(path);
+    // SQLite reads a negative LIMIT as none.
+    let limit = limit.map_or(-1, i64::from);
     let mut stmt = c
-        .prepare_cached("SELECT id, at, actor, action, admitted, reason, detail FROM decisions WHERE realm = ?1 ORDER BY id")
+        .prepare_cached("SELECT id, at, actor, action, request, admitted, reason, detail FROM decisions WHERE realm = ?1 AND id > ?2 ORDER BY id LIMIT ?3")
         .map_err(sql)?;
     let rows = stmt
-        .query_map(params![realm], |r| {
+        .query_map(params![realm, after, limit], |r| {
             Ok(DecisionRecord {
                 id: r.get(0)?,
                 at: r.get(1)?,
                 actor: r.get(2)?,
                 action: r.get(3)?,
-                admitted: r.get::<_, i64>(4)? != 0,
-                reason: r.get(5)?,
-                detail: r.get(6)?,
+                request: super::ops::request_value(&r.get::<_, String>(4)?),
+                admitted: r.get::<_, i64>(5)? != 0,
+                reason: r.get(6)?,
+                detail: r.get(7)?,
             })
         })
         .map_err(sql)?;

@@ -42,6 +42,18 @@ pub(super) fn load_config(
     config_from(columns, path)
 }
 
+/// When the realm was retired, if it was (it must be seeded).
+pub(super) fn load_retired(
+    tx: &Connection,
+    realm: &str,
+    path: &Path,
+) -> Result<Option<String>, LedgerError> {
+    tx.prepare_cached("SELECT retired_at FROM realms WHERE name = ?1")
+        .and_then(|mut st| st.query_row(params![realm], |r| r.get(0)).optional())
+        .map_err(sql_err(path))?
+        .ok_or_else(|| LedgerError::UnknownRealm(realm.to_owned()))
+}
+
 /// A realm config as read: the first five columns of every `realms` read
 /// (`pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size`).
 type ConfigColumns = (i64, i64, i64, u32, String);

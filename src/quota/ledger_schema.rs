@@ -94,8 +94,14 @@ CREATE TABLE folded (
 INSERT INTO folded (one, through) VALUES (1, (SELECT coalesce(max(id), 0) FROM decisions));
 "#;
 
+/// Version 4: a realm can be retired (`realmctl destroy`, issue #20): `retired_at` is set once
+/// and never cleared; a retired realm admits nothing and its config is final.
+const V4: &str = r#"
+ALTER TABLE realms ADD COLUMN retired_at TEXT;
+"#;
+
 /// Every migration, in order.
-pub const MIGRATIONS: [&str; 3] = [V1, V2, V3];
+pub const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,7 @@ pub mod model;
 mod ops;
 pub mod postgres;
 pub mod request;
+pub mod retire;
 pub mod seed;
 pub mod store;
 pub mod tokens;

@@ -275,6 +275,8 @@ pub enum Reason {
     InsufficientRtu,
     /// A platform usage quota (size, replicas) is exceeded.
     QuotaExceeded,
+    /// The realm was retired (`realmctl destroy`): nothing new is admitted.
+    RealmRetired,
 }
 
 impl Reason {
@@ -284,6 +286,7 @@ impl Reason {
             Reason::NoPipelineSubscription => "no_pipeline_subscription",
             Reason::InsufficientRtu => "insufficient_rtu",
             Reason::QuotaExceeded => "quota_exceeded",
+            Reason::RealmRetired => "realm_retired",
         }
     }
 }
@@ -317,6 +320,8 @@ pub struct Facts {
     pub rtus_used: u64,
     /// The active deployment with the request's key.
     pub existing: Option<Deployment>,
+    /// When the realm was retired (RFC 3339), if it was: nothing new is admitted.
+    pub retired: Option<String>,
 }
 
 impl Facts {
@@ -328,8 +333,21 @@ impl Facts {
             subscriptions_used: n,
             rtus_used: rtus,
             existing: state.get(&request.key()).cloned(),
+            retired: None,
         }
     }
+}
+
+/// Why a retired realm admits nothing (its denials' and refused seeds' sentence).
+pub fn retired_detail() -> String {
+    "the realm was retired (its install was destroyed): no deployment is admitted and its config is final"
+        .to_owned()
+}
+
+/// The decision-log sentence of a retirement.
+pub fn retire_detail() -> String {
+    "realm retired: no deployment is admitted any more and its config is final; the log is kept"
+        .to_owned()
 }
 
 /// Decides whether `request` may be deployed given `config` and the realm's `state` (pure).
@@ -358,6 +376,10 @@ pub fn decide_with(config: &RealmConfig, facts: &Facts, request: &Deployment) ->
         after: before,
     };
 
+    if facts.retired.is_some() {
+        // The time is in the realm's status; the sentence is the same in every log.
+        return deny(Reason::RealmRetired, retired_detail());
+    }
     if request.replicas > config.max_replicas {
         return deny(
             Reason::QuotaExceeded,
@@ -549,6 +571,22 @@ mod tests {
             out.push(d.reason);
         }
         (s, out)
+    }
+
+    /// A retired realm admits nothing, even what would fit, and says so; the usage is unchanged.
+    #[test]
+    fn a_retired_realm_admits_nothing_and_says_when() {
+        let c = cfg(5);
+        let r = dep(Env::Test, "p", "1.0", Size::Small, 1);
+        let mut facts = Facts::from_state(&State::new(), &r);
+        assert!(decide_with(&c, &facts, &r).admitted);
+        facts.retired = Some("2026-12-06T10:00:00Z".into());
+        let d = decide_with(&c, &facts, &r);
+        assert!(!d.admitted);
+        assert_eq!(d.reason, Some(Reason::RealmRetired));
+        assert_eq!(Reason::RealmRetired.as_str(), "realm_retired");
+        assert_eq!(d.detail, retired_detail());
+        assert_eq!(d.before, d.after);
     }
 
     #[test]

@@ -60,6 +60,16 @@ pub enum LedgerError {
         /// Major version.
         major: u32,
     },
+    /// The realm was retired: its config is final.
+    #[error(
+        "realm `{realm}` was retired at {at} (its install was destroyed); its config cannot change\n  help: a destroyed realm is not seeded again; install it under a new name"
+    )]
+    Retired {
+        /// Realm.
+        realm: String,
+        /// When it was retired (RFC 3339).
+        at: String,
+    },
     /// A seed would lower the config below what is deployed.
     #[error(
         "refusing to seed realm `{realm}`: {detail}\n  help: undeploy first, or keep the subscriptions/RTUs at least at current use"
@@ -196,6 +206,7 @@ impl LedgerError {
             | LedgerError::CommitFailed { db, .. } => db.clone(),
             LedgerError::BadUrl { .. }
             | LedgerError::UnknownRealm(_)
+            | LedgerError::Retired { .. }
             | LedgerError::NotDeployed { .. }
             | LedgerError::SeedRefused { .. } => String::new(),
         }
@@ -216,6 +227,9 @@ pub struct RealmStatus {
     pub prod: EnvUsage,
     /// Active deployments.
     pub deployments: Vec<Deployment>,
+    /// When the realm was retired (RFC 3339), if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<String>,
 }
 
 impl RealmStatus {
@@ -227,12 +241,13 @@ impl RealmStatus {
             test: super::model::usage(&config, &state, Env::Test),
             prod: super::model::usage(&config, &state, Env::Prod),
             deployments: state.into_values().collect(),
+            retired_at: None,
         }
     }
 }
 
 /// One decision-log entry.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DecisionRecord {
     /// Sequence number.
@@ -241,14 +256,33 @@ pub struct DecisionRecord {
     pub at: String,
     /// Who asked.
     pub actor: String,
-    /// `deploy`, `undeploy` or `seed`.
+    /// `deploy`, `undeploy`, `seed` or `retire`.
     pub action: String,
+    /// What was asked, as the log holds it (a deployment, a key, a config).
+    pub request: serde_json::Value,
     /// Admitted (or done).
     pub admitted: bool,
     /// Denial reason.
     pub reason: Option<String>,
     /// Explanation.
     pub detail: String,
+}
+
+/// A decision-log row's request as JSON (rows hold it as JSON text; anything else is kept as
+/// the text it is).
+pub(crate) fn request_value(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}
+
+impl Op {
+    /// [`Op::Decisions`]: the whole log of `realm`.
+    pub fn decisions(realm: &str) -> Op {
+        Op::Decisions {
+            realm: realm.to_owned(),
+            after: 0,
+            limit: None,
+        }
+    }
 }
 
 /// Runs `f`, or gives up after `limit`: the database did not answer in time, which is
@@ -319,10 +353,23 @@ pub enum Op {
         /// Realm.
         realm: String,
     },
-    /// The decision log, oldest first.
+    /// The decision log, oldest first: the entries after `after` (an entry id; 0 from the
+    /// start), at most `limit` of them (`None`: all).
     Decisions {
         /// Realm.
         realm: String,
+        /// Entries with a greater id only.
+        after: i64,
+        /// At most this many.
+        limit: Option<u32>,
+    },
+    /// Retire the realm (`realmctl destroy`): nothing new is admitted from then on, its config
+    /// is final, the log is kept. Retiring a retired realm changes nothing.
+    Retire {
+        /// Realm.
+        realm: String,
+        /// Who asks (decision log).
+        actor: String,
     },
 }
 
@@ -358,11 +405,18 @@ impl Op {
             actor: actor.to_owned(),
         }
     }
+    /// [`Op::Retire`].
+    pub fn retire(realm: &str, actor: &str) -> Op {
+        Op::Retire {
+            realm: realm.to_owned(),
+            actor: actor.to_owned(),
+        }
+    }
     /// Whether it may write (and so needs the realm's write lock).
     pub fn writes(&self) -> bool {
         matches!(
             self,
-            Op::Seed { .. } | Op::Deploy { .. } | Op::Undeploy { .. }
+            Op::Seed { .. } | Op::Deploy { .. } | Op::Undeploy { .. } | Op::Retire { .. }
         )
     }
     /// The realm it concerns.
@@ -373,7 +427,8 @@ impl Op {
             | Op::WhatIf { realm, .. }
             | Op::Undeploy { realm, .. }
             | Op::Status { realm }
-            | Op::Decisions { realm } => realm,
+            | Op::Decisions { realm, .. }
+            | Op::Retire { realm, .. } => realm,
         }
     }
 }
@@ -391,6 +446,20 @@ pub enum Answer {
     Status(RealmStatus),
     /// The decision log.
     Decisions(Vec<DecisionRecord>),
+    /// The realm is retired.
+    Retired(Retirement),
+}
+
+/// A realm's retirement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retirement {
+    /// Realm.
+    pub realm: String,
+    /// When it was retired (RFC 3339): the first retirement's time, however often it is asked.
+    pub retired_at: String,
+    /// Whether this request retired it (false: it already was).
+    pub now: bool,
 }
 
 /// An answer of another kind than the operation asks for: a bug, reported as one.
@@ -421,6 +490,13 @@ impl Answer {
         match self {
             Answer::Status(s) => Ok(s),
             _ => Err(mismatch("a status")),
+        }
+    }
+    /// A retirement.
+    pub fn retired(self) -> Result<Retirement, LedgerError> {
+        match self {
+            Answer::Retired(r) => Ok(r),
+            _ => Err(mismatch("a retirement")),
         }
     }
     /// A decision log.

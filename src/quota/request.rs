@@ -238,6 +238,46 @@ pub fn config(body: &[u8], defaults: (u32, Size)) -> Result<RealmConfig, Refusal
     })
 }
 
+/// Most decision-log entries one `GET …/decisions` answers (a page stays well under the
+/// Kubernetes service proxy's answer cap).
+pub const PAGE_LIMIT: u32 = 1000;
+/// `after` of `GET …/decisions`: an entry id (JSON-safe whole numbers).
+pub const AFTER: Rule = Rule::Count {
+    min: 0,
+    max: 9_007_199_254_740_991,
+};
+/// `limit` of `GET …/decisions`.
+pub const LIMIT: Rule = Rule::Count {
+    min: 1,
+    max: PAGE_LIMIT as u64,
+};
+const PAGE_FIELDS: &[&str] = &["after", "limit"];
+
+/// The page `GET …/decisions?after=ID&limit=N` asks for: (after, limit), by default from the
+/// start and [`PAGE_LIMIT`] entries.
+pub fn page(query: Option<&str>) -> Result<(i64, u32), Refusal> {
+    let (mut after, mut limit) = (0, PAGE_LIMIT);
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let digits = || {
+            Some(v)
+                .filter(|v| !v.is_empty() && v.len() <= 16 && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        match k {
+            "after" => after = within(digits(), "after", AFTER)? as i64,
+            "limit" => limit = within(digits(), "limit", LIMIT)? as u32,
+            other => {
+                return Err(Refusal::Unknown {
+                    field: other.to_owned(),
+                    known: PAGE_FIELDS,
+                });
+            }
+        }
+    }
+    Ok((after, limit))
+}
+
 /// The key in `DELETE …/deployments/{environment}/{pipeline}/{major}`.
 pub fn key(environment: &str, pipeline_name: &str, major: &str) -> Result<Key, Refusal> {
     let environment = parsed(Some(environment), "environment", Rule::Environment)?;

@@ -59,10 +59,50 @@ impl Target {
 
     /// Where the config goes, in words (no secret).
     pub fn describe(&self) -> String {
+        self.seeded().describe()
+    }
+}
+
+/// Where an install seeded the realm's config, as `quota.seed` journals it (never a token): where
+/// `realmctl destroy` retires the realm.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Seeded {
+    /// The realm's own core, in its cluster.
+    InRealm,
+    /// A local ledger file.
+    Local {
+        /// The file.
+        db: PathBuf,
+    },
+    /// A running quota service.
+    Remote {
+        /// Its base URL.
+        url: String,
+    },
+}
+
+/// The step-output fact `quota.seed` records [`Seeded`] under.
+pub const SEEDED_FACT: &str = "seeded";
+
+impl Seeded {
+    /// Where, in words.
+    pub fn describe(&self) -> String {
         match self {
-            Target::Local { db } => format!("local ledger {}", db.display()),
-            Target::Remote { url, .. } => format!("quota service {url}"),
-            Target::InRealm => IN_REALM.to_owned(),
+            Seeded::Local { db } => format!("local ledger {}", db.display()),
+            Seeded::Remote { url } => format!("quota service {url}"),
+            Seeded::InRealm => IN_REALM.to_owned(),
+        }
+    }
+}
+
+impl Target {
+    /// Where this target is, without its token.
+    pub fn seeded(&self) -> Seeded {
+        match self {
+            Target::Local { db } => Seeded::Local { db: db.clone() },
+            Target::Remote { url, .. } => Seeded::Remote { url: url.clone() },
+            Target::InRealm => Seeded::InRealm,
         }
     }
 }
@@ -193,40 +233,92 @@ pub fn seed(
     match target {
         Target::Local { db } => Ok(Ledger::open(db, Sync::Full)?.seed(realm, config, actor)?),
         Target::Remote { url, token } => {
-            check_url(url)?;
-            let endpoint = format!("{}{}", url.trim_end_matches('/'), config_path(realm));
-            let tls = ureq::tls::TlsConfig::builder()
-                .provider(ureq::tls::TlsProvider::Rustls)
-                .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-                .unversioned_rustls_crypto_provider(crate::crypto::tls_provider())
-                .build();
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .max_redirects(0)
-                .tls_config(tls)
-                .timeout_global(Some(limit.min(Duration::from_secs(30))))
-                .build()
-                .into();
-            let mut resp = agent
-                .put(&endpoint)
-                .header("Authorization", &format!("Bearer {}", token.expose()))
-                .content_type("application/json")
-                .send(config_body(&config))
-                .map_err(|e| SeedError::Unreachable {
-                    url: url.clone(),
-                    detail: e.to_string(),
-                })?;
-            let status = resp.status().as_u16();
-            let text = resp
-                .body_mut()
-                .with_config()
-                .limit(64 * 1024)
-                .read_to_string()
-                .unwrap_or_default();
+            let (status, text) = remote_call(
+                url,
+                token,
+                Method::Put,
+                &config_path(realm),
+                Some(config_body(&config)),
+                limit,
+            )?;
             judge(url, status, &text)
         }
         Target::InRealm => Err(SeedError::NeedsCluster),
     }
+}
+
+/// The HTTP method of a [`remote_call`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Method {
+    /// GET.
+    Get,
+    /// POST (no body).
+    Post,
+    /// PUT with a JSON body.
+    Put,
+}
+
+/// Largest answer read from a quota service (a page of the decision log is far below it).
+const REMOTE_ANSWER_CAP: u64 = 4 * 1024 * 1024;
+
+/// One call to a running quota service with an admin token (https, or http to loopback,
+/// checked here): its status and body, within `limit` (at most 30 s).
+pub(crate) fn remote_call(
+    url: &str,
+    token: &Secret,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+    limit: Duration,
+) -> Result<(u16, String), SeedError> {
+    check_url(url)?;
+    let endpoint = format!("{}{path}", url.trim_end_matches('/'));
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .unversioned_rustls_crypto_provider(crate::crypto::tls_provider())
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .tls_config(tls)
+        .timeout_global(Some(limit.min(Duration::from_secs(30))))
+        .build()
+        .into();
+    let bearer = format!("Bearer {}", token.expose());
+    let unreachable = |e: ureq::Error| SeedError::Unreachable {
+        url: url.to_owned(),
+        detail: e.to_string(),
+    };
+    let mut resp = match method {
+        Method::Get => agent
+            .get(&endpoint)
+            .header("Authorization", &bearer)
+            .call()
+            .map_err(unreachable)?,
+        Method::Post => agent
+            .post(&endpoint)
+            .header("Authorization", &bearer)
+            .send_empty()
+            .map_err(unreachable)?,
+        Method::Put => agent
+            .put(&endpoint)
+            .header("Authorization", &bearer)
+            .content_type("application/json")
+            .send(body.unwrap_or_default())
+            .map_err(unreachable)?,
+    };
+    let status = resp.status().as_u16();
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(REMOTE_ANSWER_CAP)
+        .read_to_string()
+        .map_err(|e| SeedError::Unreachable {
+            url: url.to_owned(),
+            detail: format!("reading the answer: {e}"),
+        })?;
+    Ok((status, text))
 }
 
 #[cfg(test)]

@@ -19,7 +19,8 @@ use super::batch::GroupCommit;
 use super::ledger::Ledger;
 use super::model::{Decision, Deployment, Key, RealmConfig};
 pub use super::ops::{
-    Answer, DecisionRecord, LedgerError, Migrated, Op, Open, RealmStatus, StoreOptions, Sync,
+    Answer, DecisionRecord, LedgerError, Migrated, Op, Open, RealmStatus, Retirement, StoreOptions,
+    Sync,
 };
 use super::postgres::{PgLedger, PgTarget};
 use crate::secret::Secret;
@@ -162,10 +163,25 @@ impl Store {
         .await?
         .status()
     }
+    /// [`Op::Retire`].
+    pub async fn retire(&self, realm: &str, actor: &str) -> Result<Retirement, LedgerError> {
+        self.run(Op::retire(realm, actor)).await?.retired()
+    }
     /// [`Op::Decisions`].
     pub async fn decisions(&self, realm: &str) -> Result<Vec<DecisionRecord>, LedgerError> {
+        self.run(Op::decisions(realm)).await?.decisions()
+    }
+    /// [`Op::Decisions`]: at most `limit` entries after the entry `after`.
+    pub async fn decisions_page(
+        &self,
+        realm: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<DecisionRecord>, LedgerError> {
         self.run(Op::Decisions {
             realm: realm.to_owned(),
+            after,
+            limit: Some(limit),
         })
         .await?
         .decisions()

@@ -14,6 +14,7 @@ mod checks;
 mod cloud;
 mod cluster_api;
 mod destroy;
+mod destroy_core;
 mod destroy_objects;
 mod platform;
 mod quota;
@@ -268,6 +269,7 @@ catalogue! {
     VpnApply => vpn::APPLY,
     VpnCustomer => vpn::CUSTOMER,
     DestroyPlan => destroy::PLAN,
+    DestroyRetire => destroy_core::RETIRE,
     DestroyInCluster => destroy_objects::IN_CLUSTER,
     DestroyNodePools => destroy::NODE_POOLS,
     DestroyCluster => destroy::CLUSTER,

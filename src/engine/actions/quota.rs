@@ -12,7 +12,7 @@ use crate::engine::ctx::{Ctx, Failure, Outcome};
 use crate::engine::model::output::{FailureKind, StepOutput};
 use crate::platform::core::{Core, CoreError, Role};
 use crate::quota::model::RealmConfig;
-use crate::quota::seed::{SeedError, Target};
+use crate::quota::seed::{SEEDED_FACT, SeedError, Target};
 use crate::quota::{self, seed};
 
 /// `quota.seed`.
@@ -63,6 +63,7 @@ async fn run(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let config = quota::config_from_spec(&ctx.spec.subscription);
     let actor = format!("realmctl install (operator {})", ctx.opts.operator);
     let where_ = target.describe();
+    let seeded = target.seeded();
     // The blocking call gets the attempt's remaining time, so it ends by the step's deadline.
     let limit = ctx.remaining();
     let result = match target {
@@ -74,10 +75,14 @@ async fn run(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
         }
     };
     match result {
-        Ok(()) => Ok(Outcome::Done(StepOutput::summary(format!(
-            "quota config seeded into the {where_}: {} pipeline subscriptions, {} extra Test RTUs, {} extra Prod RTUs",
-            config.pipeline_subscriptions, config.extra_test_rtus, config.extra_prod_rtus
-        )))),
+        Ok(()) => Ok(Outcome::Done(StepOutput {
+            // Where the realm lives in the enforcement core: `destroy.retire` retires it there.
+            facts: Some(serde_json::json!({ SEEDED_FACT: seeded })),
+            ..StepOutput::summary(format!(
+                "quota config seeded into the {where_}: {} pipeline subscriptions, {} extra Test RTUs, {} extra Prod RTUs",
+                config.pipeline_subscriptions, config.extra_test_rtus, config.extra_prod_rtus
+            ))
+        })),
         Err(e) => Err(Failure {
             kind: if e.retryable() {
                 FailureKind::Retryable

@@ -77,15 +77,7 @@ async fn store_all(
             .store
             .put(&ctx.spec.name, ctx.run, f, ctx.blocking)
             .await
-            .map_err(|e| Failure {
-                kind: if e.retryable() {
-                    FailureKind::Retryable
-                } else {
-                    FailureKind::Permanent
-                },
-                message: e.to_string(),
-                output: None,
-            })?;
+            .map_err(store_failure)?;
         refs.push(r);
         // Crash tests: a kill with some artifacts stored and others not.
         ctx.record.kill_point(&format!("stored-{}", refs.len()));
@@ -100,6 +92,19 @@ async fn store_all(
         definition: Some(Box::new(def)),
         ..StepOutput::default()
     }))
+}
+
+/// A failure to store an artifact as a step failure.
+pub(super) fn store_failure(e: crate::engine::io::store::StoreError) -> Failure {
+    Failure {
+        kind: if e.retryable() {
+            FailureKind::Retryable
+        } else {
+            FailureKind::Permanent
+        },
+        message: e.to_string(),
+        output: None,
+    }
 }
 
 /// Who may reach the API server, as the templates write it.

@@ -12,6 +12,7 @@ use crate::cloud::teardown::ResourceKind;
 use crate::cloud::vpn::VpnPart;
 use crate::cloud::vpn::def::VpnDef;
 use crate::engine::actions::{Action, Workflow};
+use crate::quota::seed::{SEEDED_FACT, Seeded};
 
 /// The realm's facts from `state`.
 pub fn facts(state: &State) -> RealmFacts {
@@ -19,7 +20,18 @@ pub fn facts(state: &State) -> RealmFacts {
         inventory: inventory(state),
         vpn: vpn(state),
         approved: approved(state),
+        seeded: seeded(state),
     }
+}
+
+/// Where a finished `quota.seed` step seeded the realm's config.
+fn seeded(state: &State) -> Option<Seeded> {
+    state
+        .steps
+        .values()
+        .filter(|s| s.is_done())
+        .filter_map(|s| s.output.as_ref()?.facts.as_ref()?.get(SEEDED_FACT))
+        .find_map(|v| serde_json::from_value(v.clone()).ok())
 }
 
 /// The destroy plan recorded by the last run's playbook's `destroy.plan` step, once done.

@@ -66,6 +66,8 @@ pub struct RealmFacts {
     pub vpn: Option<(VpnDef, BTreeSet<VpnPart>)>,
     /// The destroy plan this run's playbook recorded and its gate passed, if any.
     pub approved: Option<DestroyPlan>,
+    /// Where the install seeded the realm's config in the enforcement core, if it did.
+    pub seeded: Option<crate::quota::seed::Seeded>,
 }
 
 /// One resource the plan keeps, and why.
@@ -99,6 +101,10 @@ pub struct DestroyPlan {
     pub gone: Vec<String>,
     /// What `destroy` does not delete, whatever the cloud holds: stated for the customer.
     pub never: Vec<String>,
+    /// The enforcement core the realm is retired in before anything is deleted (its decision
+    /// log exported as an artifact first); `None` when the install never seeded one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retire: Option<crate::quota::seed::Seeded>,
 }
 
 /// What the realm keeps in every destroy (the customer's network, and the evidence).
@@ -136,6 +142,7 @@ pub fn plan(
         keep: Vec::new(),
         gone: Vec::new(),
         never: NEVER.iter().map(|s| (*s).to_owned()).collect(),
+        retire: None,
     };
     for d in described {
         match &d.found {

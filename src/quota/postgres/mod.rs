@@ -401,7 +401,10 @@ impl PgLedger {
                 committed: std::sync::atomic::AtomicBool::new(false),
             };
             let answer = run_op(&t, &begin, &op).await;
-            let keep = matches!(answer, Ok(_) | Err(LedgerError::SeedRefused { .. }));
+            let keep = matches!(
+                answer,
+                Ok(_) | Err(LedgerError::SeedRefused { .. } | LedgerError::Retired { .. })
+            );
             if !t.committed.load(std::sync::atomic::Ordering::Relaxed) {
                 // Acknowledged only once the commit returned (`synchronous_commit=on`, the
                 // default, waits for the WAL flush).

@@ -8,7 +8,7 @@
 //! log (triggers refuse UPDATE, DELETE and TRUNCATE).
 
 /// Numbered migrations, oldest first; the last number is the version this build needs.
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+pub const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
 
 /// The schema version this build needs.
 pub fn latest() -> i64 {
@@ -102,6 +102,12 @@ CREATE TRIGGER decisions_no_change BEFORE UPDATE OR DELETE ON decisions
     FOR EACH ROW EXECUTE FUNCTION realmctl_append_only();
 CREATE TRIGGER decisions_no_truncate BEFORE TRUNCATE ON decisions
     FOR EACH STATEMENT EXECUTE FUNCTION realmctl_append_only();
+"#;
+
+/// Version 2: a realm can be retired (`realmctl destroy`, issue #20): `retired_at` is set once
+/// and never cleared; a retired realm admits nothing and its config is final.
+const V2: &str = r#"
+ALTER TABLE realms ADD COLUMN retired_at TEXT;
 "#;
 
 #[cfg(test)]

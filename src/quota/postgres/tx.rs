@@ -7,7 +7,7 @@ use super::classify;
 use crate::quota::model::{
     self, Decision, Deployment, Env, EnvUsage, Facts, Key, RealmConfig, Size, State, Version,
 };
-use crate::quota::ops::{Answer, DecisionRecord, LedgerError, Op, RealmStatus, now};
+use crate::quota::ops::{Answer, DecisionRecord, LedgerError, Op, RealmStatus, Retirement, now};
 
 /// An open transaction and the database name for errors.
 pub(super) struct Tx<'a> {
@@ -80,6 +80,52 @@ impl Tx<'_> {
         self.config_of(r)
     }
 
+    /// When the realm was retired, if it was (it must be seeded).
+    async fn retired(&self, realm: &str) -> Result<Option<String>, LedgerError> {
+        let rows = self
+            .query("SELECT retired_at FROM realms WHERE name = $1", &[&realm])
+            .await?;
+        match rows.first() {
+            Some(r) => Ok(r.get(0)),
+            None => Err(LedgerError::UnknownRealm(realm.to_owned())),
+        }
+    }
+
+    /// Retires `realm` once: the first retirement's time stands, and is logged.
+    async fn retire(&self, realm: &str, actor: &str) -> Result<Retirement, LedgerError> {
+        // A write holds the realm's advisory lock (`Op::writes`): no admission of the realm
+        // runs between this read and the commit.
+        if let Some(then) = self.retired(realm).await? {
+            return Ok(Retirement {
+                realm: realm.to_owned(),
+                retired_at: then,
+                now: false,
+            });
+        }
+        let at = now();
+        self.execute(
+            "UPDATE realms SET retired_at = $2 WHERE name = $1",
+            &[&realm, &at],
+        )
+        .await?;
+        self.log_and_commit(
+            actor,
+            realm,
+            "retire",
+            "{}",
+            true,
+            None,
+            &model::retire_detail(),
+            None,
+        )
+        .await?;
+        Ok(Retirement {
+            realm: realm.to_owned(),
+            retired_at: at,
+            now: true,
+        })
+    }
+
     /// The realm config in the first five columns of every `realms` read
     /// (`pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size`).
     fn config_of(&self, r: &tokio_postgres::Row) -> Result<RealmConfig, LedgerError> {
@@ -140,7 +186,7 @@ impl Tx<'_> {
         let rows = self
             .query(
                 "SELECT r.pipeline_subscriptions, r.extra_test_rtus, r.extra_prod_rtus, r.max_replicas, r.max_size,
-                        u.subscriptions_used, u.rtus_used, d.minor, d.size, d.replicas
+                        u.subscriptions_used, u.rtus_used, d.minor, d.size, d.replicas, r.retired_at
                  FROM realms r
                  LEFT JOIN usage u ON u.realm = r.name AND u.environment = $2
                  LEFT JOIN deployments d ON d.realm = r.name AND d.environment = $2 AND d.pipeline = $3 AND d.major = $4
@@ -173,6 +219,7 @@ impl Tx<'_> {
             subscriptions_used: n,
             rtus_used: rtus,
             existing,
+            retired: r.get(10),
         };
         Ok((config, facts))
     }
@@ -221,6 +268,28 @@ impl Tx<'_> {
     ) -> Result<(), LedgerError> {
         let state = self.state(realm).await?;
         let request = serde_json::to_string(config).unwrap_or_default();
+        let retired = match self.retired(realm).await {
+            Err(LedgerError::UnknownRealm(_)) => None,
+            other => other?,
+        };
+        if let Some(then) = retired {
+            let refused = LedgerError::Retired {
+                realm: realm.to_owned(),
+                at: then,
+            };
+            self.log_and_commit(
+                actor,
+                realm,
+                "seed",
+                &request,
+                false,
+                Some("realm_retired"),
+                &model::retired_detail(),
+                None,
+            )
+            .await?;
+            return Err(refused);
+        }
         if let Err(detail) = model::covers(config, &state) {
             self.log_and_commit(
                 actor,
@@ -367,11 +436,17 @@ impl Tx<'_> {
         Ok(change.removed)
     }
 
-    async fn decisions(&self, realm: &str) -> Result<Vec<DecisionRecord>, LedgerError> {
+    async fn decisions(
+        &self,
+        realm: &str,
+        after: i64,
+        limit: Option<u32>,
+    ) -> Result<Vec<DecisionRecord>, LedgerError> {
+        let limit = limit.map(i64::from);
         let rows = self
             .query(
-                "SELECT id, at, actor, action, admitted, reason, detail FROM decisions WHERE realm = $1 ORDER BY id",
-                &[&realm],
+                "SELECT id, at, actor, action, request, admitted, reason, detail FROM decisions WHERE realm = $1 AND id > $2 ORDER BY id LIMIT $3",
+                &[&realm, &after, &limit],
             )
             .await?;
         Ok(rows
@@ -381,9 +456,10 @@ impl Tx<'_> {
                 at: r.get(1),
                 actor: r.get(2),
                 action: r.get(3),
-                admitted: r.get(4),
-                reason: r.get(5),
-                detail: r.get(6),
+                request: crate::quota::ops::request_value(r.get(4)),
+                admitted: r.get(5),
+                reason: r.get(6),
+                detail: r.get(7),
             })
             .collect())
     }
@@ -430,8 +506,19 @@ pub(super) async fn run_op(t: &Tx<'_>, begin: &str, op: &Op) -> Result<Answer, L
         Op::Status { realm } => {
             let config = t.config(realm).await?;
             let state = t.state(realm).await?;
-            Ok(Answer::Status(RealmStatus::new(realm, config, state)))
+            Ok(Answer::Status(RealmStatus {
+                retired_at: t.retired(realm).await?,
+                ..RealmStatus::new(realm, config, state)
+            }))
         }
-        Op::Decisions { realm } => t.decisions(realm).await.map(Answer::Decisions),
+        Op::Decisions {
+            realm,
+            after,
+            limit,
+        } => t
+            .decisions(realm, *after, *limit)
+            .await
+            .map(Answer::Decisions),
+        Op::Retire { realm, actor } => t.retire(realm, actor).await.map(Answer::Retired),
     }
 }
