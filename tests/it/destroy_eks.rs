@@ -306,6 +306,8 @@ fn a_full_destroy_deletes_what_the_realm_made_and_keeps_volumes_and_what_is_not_
         0,
         "--plan deletes nothing"
     );
+    // The install seeded the realm into the local ledger: the plan retires it there.
+    assert_eq!(p["retire"]["kind"], "local", "{p}");
 
     // Nothing is deleted before the customer approves the plan.
     let (code, v, err) = destroy(&spec, &state, &[], &[]);
@@ -349,6 +351,7 @@ fn a_full_destroy_deletes_what_the_realm_made_and_keeps_volumes_and_what_is_not_
         })
         .count();
     assert_eq!(intents, 5);
+    assert_retired(&spec, &state);
 
     // A second destroy is a no-op; an install on the destroyed realm is refused.
     let (code, v, err) = destroy(&spec, &state, &[], &[]);
@@ -381,6 +384,66 @@ fn a_full_destroy_deletes_what_the_realm_made_and_keeps_volumes_and_what_is_not_
     let now = existing(&lab);
     assert!(!now.contains(&made.volume));
     assert!(now.contains(&made.foreign_volume));
+}
+
+/// The realm is retired in the ledger its install seeded: a deployment that would fit is denied
+/// with `realm_retired`, a new config is refused, and the whole decision log (the seed, then
+/// the retirement) is stored as the destroy's artifact `decision-log.json`.
+pub(crate) fn assert_retired(spec: &Path, state: &Path) {
+    let realm = realmctl::spec::load(spec).unwrap().name;
+    let db = state.join("quota.db");
+    let o = realmctl()
+        .args(["quota", "deploy", "--output", "json", "--realm", &realm, "--db"])
+        .arg(&db)
+        .args(["--env", "test", "--pipeline", "p", "--version", "1.0", "--size", "small"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    assert_eq!(v["admitted"], false, "{v} {:?}", text(&o));
+    assert_eq!(v["reason"], "realm_retired", "{v}");
+    let o = realmctl()
+        .args(["quota", "seed", "--db"])
+        .arg(&db)
+        .arg("-f")
+        .arg(spec)
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert!(text(&o).1.contains("was retired"), "{:?}", text(&o));
+    let logs: Vec<PathBuf> = walkdir(state)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "decision-log.json"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&logs[0]).unwrap()).unwrap();
+    assert_eq!(log["realm"], realm.as_str());
+    let actions: Vec<&str> = log["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["seed", "retire"], "{log}");
+    assert_eq!(
+        log["retirement"]["retiredAt"],
+        log["decisions"][1]["at"],
+        "{log}"
+    );
+}
+
+/// Every file under `dir`.
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 #[test]
@@ -480,12 +543,14 @@ fn sigkill_anywhere_in_a_destroy_then_destroy_again_converges_deleting_nothing_t
     let root = tempfile::tempdir().unwrap();
     let steps = [
         "destroy-plan",
+        "destroy-retire",
         "destroy-node-pools",
         "destroy-cluster",
         "destroy-sweep",
     ];
     let mut points = kill_points(&steps, &[]);
     for (step, label) in [
+        ("destroy-retire", "retired"),
         ("destroy-node-pools", "intent-delete-node-pool"),
         ("destroy-node-pools", "deleted-node-pool"),
         ("destroy-cluster", "intent-delete-cluster"),
@@ -556,6 +621,7 @@ fn sigkill_anywhere_in_a_destroy_then_destroy_again_converges_deleting_nothing_t
         ] {
             assert!(now.contains(kept), "{point}: {kept} deleted");
         }
+        assert_retired(&spec, &state);
         let after = calls(&lab);
         for (k, (a, b)) in after.iter().zip(before).enumerate() {
             // A kill between an intent and its call leaves the call to the resumed run: still

@@ -62,8 +62,8 @@ fn contract(base: &str, admin: &str, dir: &Path) {
         "schemathesis found failures:\n{out}\n{err}"
     );
     assert!(
-        out.contains("No issues found") && out.contains("7 selected / 7 total"),
-        "schemathesis did not say the contract holds for all 7 operations:\n{out}\n{err}"
+        out.contains("No issues found") && out.contains("9 selected / 9 total"),
+        "schemathesis did not say the contract holds for all 9 operations:\n{out}\n{err}"
     );
     assert!(
         out.contains("schemathesis.toml"),

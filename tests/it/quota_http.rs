@@ -893,3 +893,103 @@ fn tokens_printed_by_quota_token_work_against_a_running_quota_serve() {
     let (stranger, _) = printed(&["--realm", "acme"]);
     assert_eq!(call("GET", &usage, Some(&stranger), None).0, 401);
 }
+
+/// A retired realm (issue #20): only an admin token retires, a second retirement keeps the
+/// first one's time, every later deployment and what-if is 409 `realm_retired`, a new config
+/// is 409, the usage names the time, and the whole log reads back page by page — through
+/// HTTP and through the library's reader of a remote core (what `destroy.retire` uses).
+#[test]
+fn a_retired_realm_denies_admissions_refuses_seeds_and_its_log_reads_in_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tokens();
+    let s = start(dir.path(), &t);
+    seed(&s, &t, "acme", 5);
+    let url = |p: &str| format!("{}/v1/realms/acme/{p}", s.base);
+    for i in 0..3 {
+        let body = deploy_body(&format!("p{i}"), "1.0", "small", 1);
+        let (st, v) = call("POST", &url("deployments"), Some(&t.acme), Some(&body));
+        assert_eq!(st, 200, "{v}");
+    }
+    let (st, _) = call("POST", &url("retire"), Some(&t.acme), None);
+    assert_eq!(st, 403, "a realm token may not retire its realm");
+    let (st, first) = call("POST", &url("retire"), Some(&t.admin), None);
+    assert_eq!(st, 200, "{first}");
+    assert_eq!(first["now"], true);
+    let (st, again) = call("POST", &url("retire"), Some(&t.admin), None);
+    assert_eq!((st, &again["now"]), (200, &json!(false)), "{again}");
+    assert_eq!(again["retiredAt"], first["retiredAt"]);
+    let (st, _) = call(
+        "POST",
+        &format!("{}/v1/realms/nobody/retire", s.base),
+        Some(&t.admin),
+        None,
+    );
+    assert_eq!(st, 404);
+
+    let body = deploy_body("p9", "1.0", "small", 1);
+    for what in ["deployments", "what-if"] {
+        let (st, v) = call("POST", &url(what), Some(&t.acme), Some(&body));
+        assert_eq!((st, &v["reason"]), (409, &json!("realm_retired")), "{what}: {v}");
+    }
+    let (st, v) = call(
+        "PUT",
+        &url("config"),
+        Some(&t.admin),
+        Some(&json!({"pipelineSubscriptions": 9}).to_string()),
+    );
+    assert_eq!(st, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("was retired"), "{v}");
+    let (_, usage) = call("GET", &url("usage"), Some(&t.acme), None);
+    assert_eq!(usage["retiredAt"], first["retiredAt"], "{usage}");
+    assert_eq!(usage["prod"]["subscriptionsUsed"], 3, "{usage}");
+
+    // Pages of two: seed, three admissions, the retirement, the denied admission, the
+    // refused seed (a what-if is never logged).
+    let (st, _) = call("GET", &url("decisions"), Some(&t.acme), None);
+    assert_eq!(st, 403, "the log is the admin's");
+    let mut actions = Vec::new();
+    let mut after = 0;
+    loop {
+        let (st, page) = call(
+            "GET",
+            &url(&format!("decisions?after={after}&limit=2")),
+            Some(&t.admin),
+            None,
+        );
+        assert_eq!(st, 200, "{page}");
+        let entries = page["decisions"].as_array().unwrap();
+        assert!(entries.len() <= 2, "{page}");
+        actions.extend(entries.iter().map(|d| d["action"].as_str().unwrap().to_owned()));
+        match page["next"].as_i64() {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    assert_eq!(
+        actions,
+        ["seed", "deploy", "deploy", "deploy", "retire", "deploy", "seed"]
+    );
+    for (q, field) in [
+        ("limit=0", "limit: a whole number from 1 to 1000"),
+        ("limit=1001", "limit: a whole number from 1 to 1000"),
+        ("after=-1", "after: a whole number from 0 to"),
+        ("page=2", "\"page\": not a field of this request"),
+    ] {
+        let (st, v) = call("GET", &url(&format!("decisions?{q}")), Some(&t.admin), None);
+        assert_eq!(st, 400, "{q}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(field), "{q}: {v}");
+    }
+
+    // The library's reader of a remote core: the same retirement, the same log.
+    let target = realmctl::quota::seed::Target::remote(
+        &s.base,
+        realmctl::secret::Secret::new(t.admin.clone()),
+    )
+    .unwrap();
+    let export =
+        realmctl::quota::retire::retire(&target, "acme", "test", Duration::from_secs(10)).unwrap();
+    assert!(!export.retirement.now);
+    assert_eq!(json!(export.retirement.retired_at), first["retiredAt"]);
+    let read: Vec<&str> = export.decisions.iter().map(|d| d.action.as_str()).collect();
+    assert_eq!(read, actions);
+}

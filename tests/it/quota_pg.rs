@@ -902,3 +902,103 @@ fn tls_to_postgres_is_verified_against_the_trust_store() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("pg_hba.conf"));
 }
+
+/// A retirement racing admissions and other retirements on several stores of one ledger: one
+/// retirement retires (`now`), every other answers the same time; every admission decided
+/// after it in the log is denied `realm_retired` and none before it is; a new config is
+/// refused; the status names the time; the log pages back whole.
+fn retirement_race(rt: &tokio::runtime::Runtime, stores: &[Store]) {
+    rt.block_on(stores[0].seed("acme", config(500, 0, 0), "t"))
+        .unwrap();
+    let (retirements, _) = rt.block_on(async {
+        let retire: Vec<_> = (0..4)
+            .map(|i| {
+                let s = stores[i % stores.len()].clone();
+                tokio::spawn(async move { s.retire("acme", "destroy").await.unwrap() })
+            })
+            .collect();
+        let admit: Vec<_> = (0..64)
+            .map(|i| {
+                let s = stores[i % stores.len()].clone();
+                tokio::spawn(async move {
+                    let req = Deployment {
+                        environment: Env::Test,
+                        pipeline: format!("p{i}"),
+                        version: Version { major: 1, minor: 0 },
+                        size: Size::Small,
+                        replicas: 1,
+                    };
+                    s.deploy("acme", &req, "race").await.unwrap()
+                })
+            })
+            .collect();
+        let mut r = Vec::new();
+        for t in retire {
+            r.push(t.await.unwrap());
+        }
+        let mut d = Vec::new();
+        for t in admit {
+            d.push(t.await.unwrap());
+        }
+        (r, d)
+    });
+    assert_eq!(retirements.iter().filter(|r| r.now).count(), 1, "{retirements:?}");
+    for r in &retirements {
+        assert_eq!(r.retired_at, retirements[0].retired_at, "{retirements:?}");
+    }
+    let log = rt.block_on(stores[0].decisions("acme")).unwrap();
+    let at = log.iter().position(|d| d.action == "retire").unwrap();
+    assert_eq!(log.iter().filter(|d| d.action == "retire").count(), 1);
+    for (i, d) in log.iter().enumerate().filter(|(_, d)| d.action == "deploy") {
+        if i < at {
+            assert!(d.admitted, "{d:?}");
+        } else {
+            assert!(!d.admitted, "{d:?}");
+            assert_eq!(d.reason.as_deref(), Some("realm_retired"), "{d:?}");
+        }
+    }
+    let e = rt
+        .block_on(stores[stores.len() - 1].seed("acme", config(9, 0, 0), "t"))
+        .unwrap_err();
+    assert!(e.to_string().contains("was retired"), "{e}");
+    let st = rt.block_on(stores[stores.len() - 1].status("acme")).unwrap();
+    assert_eq!(st.retired_at.as_deref(), Some(retirements[0].retired_at.as_str()));
+    let mut paged = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = rt
+            .block_on(stores[0].decisions_page("acme", after, 7))
+            .unwrap();
+        paged.extend(page.iter().map(|d| d.id));
+        match page.last() {
+            Some(d) if page.len() == 7 => after = d.id,
+            _ => break,
+        }
+    }
+    let all: Vec<i64> = rt
+        .block_on(stores[0].decisions("acme"))
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(paged, all);
+}
+
+#[test]
+fn a_retirement_racing_admissions_ends_them_on_postgres_and_sqlite() {
+    let pg = Pg::start();
+    let url = pg.create_db("retire");
+    let rt = runtime();
+    let stores: Vec<Store> = (0..4).map(|_| store(&rt, &url, &pg)).collect();
+    retirement_race(&rt, &stores);
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = DbUrl::parse(dir.path().join("q.db").to_str().unwrap(), None).unwrap();
+    let one = rt
+        .block_on(Store::open(
+            &sqlite,
+            Open::CreateOrMigrate,
+            StoreOptions::default(),
+        ))
+        .unwrap();
+    retirement_race(&rt, &[one]);
+}

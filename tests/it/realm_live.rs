@@ -167,9 +167,59 @@ fn an_install_ends_live_and_quota_in_realm_acts_on_the_realms_own_core() {
     printed.push_str(&out);
     printed.push_str(&err);
 
+    let tokens = [quota::ADMIN_SECRET, quota::REALM_SECRET].map(|s| token_in_cluster(&r.g, s));
+
+    // A destroy retires the realm in its own core, through the cluster, before deleting
+    // anything, and keeps the core's whole log as an artifact.
+    let plan = crate::cloud_install::destroy_plan(&r.g.env(), &r.spec, &r.state, &[]);
+    assert_eq!(plan["retire"]["kind"], "inRealm", "{plan}");
+    let (code, v, err) =
+        crate::destroy_standins::destroy_approved(&r.g.env(), &r.spec, &r.state, &[]);
+    assert_eq!(code, 0, "{v} {err}");
+    printed.push_str(&v.to_string());
+    printed.push_str(&err);
+    let executed = crate::engine_support::executed(&v);
+    assert_eq!(executed.first().map(String::as_str), Some("destroy-retire"), "{v}");
+    let mut ledger = realmctl::quota::ledger::Ledger::open_existing(
+        &r.core_dir.path().join("ledger.db"),
+        realmctl::quota::ledger::Sync::Full,
+    )
+    .unwrap();
+    let st = ledger.status("acme").unwrap();
+    let retired_at = st.retired_at.expect("the core's ledger says the realm is retired");
+    let d = ledger
+        .deploy(
+            "acme",
+            &realmctl::quota::model::Deployment {
+                environment: realmctl::quota::model::Env::Test,
+                pipeline: "orders".into(),
+                version: "1.0".parse().unwrap(),
+                size: realmctl::quota::model::Size::Small,
+                replicas: 1,
+            },
+            "test",
+        )
+        .unwrap();
+    assert_eq!(d.reason, Some(realmctl::quota::model::Reason::RealmRetired));
+    let log = std::fs::read_dir(r.state.join("artifacts"))
+        .unwrap()
+        .flatten()
+        .flat_map(|run| std::fs::read_dir(run.path()).into_iter().flatten().flatten())
+        .map(|f| f.path())
+        .find(|p| p.file_name().is_some_and(|n| n == "decision-log.json"))
+        .expect("the decision log is an artifact");
+    let log: serde_json::Value = serde_json::from_slice(&std::fs::read(log).unwrap()).unwrap();
+    let actions: Vec<&str> = log["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["seed", "deploy", "undeploy", "retire"], "{log}");
+    assert_eq!(log["retirement"]["retiredAt"], retired_at.as_str(), "{log}");
+
     // The tokens the install made live only in the cluster's Secrets.
-    for secret in [quota::ADMIN_SECRET, quota::REALM_SECRET] {
-        let token = token_in_cluster(&r.g, secret);
+    for token in tokens {
         assert_nowhere(&token, &[&printed], &[r.dir.path(), r.core_dir.path()]);
     }
 }
