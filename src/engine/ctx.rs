@@ -157,6 +157,16 @@ impl Failure {
             output: None,
         }
     }
+
+    /// [`Failure::retryable`] when `retryable` (as the error that caused it says), else
+    /// [`Failure::permanent`].
+    pub fn judged(retryable: bool, message: impl Into<String>) -> Self {
+        if retryable {
+            Failure::retryable(message)
+        } else {
+            Failure::permanent(message)
+        }
+    }
 }
 
 impl From<BlockingFailed> for Failure {

@@ -12,8 +12,8 @@ use super::quota::{self, ADMIN_SECRET, REALM_SECRET};
 use crate::quota::Admission;
 use crate::quota::http::TOKEN_HEADER;
 use crate::quota::model::{Deployment, Key, RealmConfig};
-use crate::quota::{retire, seed};
 use crate::quota::store::RealmStatus;
+use crate::quota::{retire, seed};
 use crate::secret::Secret;
 
 /// Which token.

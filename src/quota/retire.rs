@@ -174,7 +174,10 @@ mod tests {
         let p = judge_page("u", 2, 200, &ok.to_string()).unwrap();
         assert_eq!((p.decisions.len(), p.next), (2, Some(4)));
         let last = serde_json::json!({"decisions": [entry(5)], "next": null});
-        assert_eq!(judge_page("u", 4, 200, &last.to_string()).unwrap().next, None);
+        assert_eq!(
+            judge_page("u", 4, 200, &last.to_string()).unwrap().next,
+            None
+        );
         for bad in [
             serde_json::json!({"decisions": [entry(3)], "next": 2}),
             serde_json::json!({"decisions": [entry(2)], "next": null}),
@@ -199,7 +202,8 @@ mod tests {
         .unwrap();
         assert_eq!(r.retired_at, "2026-12-06T10:00:00Z");
         assert!(!r.now);
-        let e = judge_retirement("u", 404, r#"{"error":"realm `acme` is not seeded"}"#).unwrap_err();
+        let e =
+            judge_retirement("u", 404, r#"{"error":"realm `acme` is not seeded"}"#).unwrap_err();
         assert!(e.to_string().contains("not seeded"), "{e}");
         assert!(judge_retirement("u", 200, "{}").is_err());
     }
@@ -226,13 +230,18 @@ mod tests {
         let again = retire(&t, "acme", "destroy", Duration::from_secs(5)).unwrap();
         assert!(!again.retirement.now);
         assert_eq!(again.retirement.retired_at, first.retirement.retired_at);
-        assert_eq!(again.decisions, first.decisions, "a second retirement logs nothing");
+        assert_eq!(
+            again.decisions, first.decisions,
+            "a second retirement logs nothing"
+        );
         let missing = Target::Local {
             db: dir.path().join("none.db"),
         };
         assert!(matches!(
             retire(&missing, "acme", "destroy", Duration::from_secs(5)),
-            Err(SeedError::Ledger(crate::quota::ledger::LedgerError::Missing { .. }))
+            Err(SeedError::Ledger(
+                crate::quota::ledger::LedgerError::Missing { .. }
+            ))
         ));
     }
 }

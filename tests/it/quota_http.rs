@@ -929,7 +929,11 @@ fn a_retired_realm_denies_admissions_refuses_seeds_and_its_log_reads_in_pages() 
     let body = deploy_body("p9", "1.0", "small", 1);
     for what in ["deployments", "what-if"] {
         let (st, v) = call("POST", &url(what), Some(&t.acme), Some(&body));
-        assert_eq!((st, &v["reason"]), (409, &json!("realm_retired")), "{what}: {v}");
+        assert_eq!(
+            (st, &v["reason"]),
+            (409, &json!("realm_retired")),
+            "{what}: {v}"
+        );
     }
     let (st, v) = call(
         "PUT",
@@ -959,7 +963,11 @@ fn a_retired_realm_denies_admissions_refuses_seeds_and_its_log_reads_in_pages() 
         assert_eq!(st, 200, "{page}");
         let entries = page["decisions"].as_array().unwrap();
         assert!(entries.len() <= 2, "{page}");
-        actions.extend(entries.iter().map(|d| d["action"].as_str().unwrap().to_owned()));
+        actions.extend(
+            entries
+                .iter()
+                .map(|d| d["action"].as_str().unwrap().to_owned()),
+        );
         match page["next"].as_i64() {
             Some(n) => after = n,
             None => break,
@@ -967,7 +975,9 @@ fn a_retired_realm_denies_admissions_refuses_seeds_and_its_log_reads_in_pages() 
     }
     assert_eq!(
         actions,
-        ["seed", "deploy", "deploy", "deploy", "retire", "deploy", "seed"]
+        [
+            "seed", "deploy", "deploy", "deploy", "retire", "deploy", "seed"
+        ]
     );
     for (q, field) in [
         ("limit=0", "limit: a whole number from 1 to 1000"),

@@ -237,7 +237,8 @@ fn two_replicas_on_one_postgres_admit_exactly_what_fits() {
     });
     assert_eq!(
         pg.psql("replicas", "SELECT count(*) FROM realmctl_schema"),
-        "1"
+        realmctl::quota::postgres::schema::latest().to_string(),
+        "each migration applied once"
     );
     // Test: 20 subscriptions with 120 RTUs (subscription-bound: 20 Small fit).
     // Prod: 40 RTUs (RTU-bound: 10 Large fit).
@@ -647,7 +648,11 @@ fn migrations_are_explicit_idempotent_and_refuse_a_newer_schema() {
     );
     let o = run(&["quota", "migrate", "--db", &url], &pw);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("migrated from schema version 0 to 1"));
+    let latest = realmctl::quota::postgres::schema::latest();
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains(&format!("migrated from schema version 0 to {latest}"))
+    );
     let o = run(&["quota", "migrate", "--db", &url], &pw);
     assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to do"));
     let o = run(&["quota", "status", "--db", &url, "--realm", "acme"], &pw);
@@ -942,7 +947,11 @@ fn retirement_race(rt: &tokio::runtime::Runtime, stores: &[Store]) {
         }
         (r, d)
     });
-    assert_eq!(retirements.iter().filter(|r| r.now).count(), 1, "{retirements:?}");
+    assert_eq!(
+        retirements.iter().filter(|r| r.now).count(),
+        1,
+        "{retirements:?}"
+    );
     for r in &retirements {
         assert_eq!(r.retired_at, retirements[0].retired_at, "{retirements:?}");
     }
@@ -961,8 +970,13 @@ fn retirement_race(rt: &tokio::runtime::Runtime, stores: &[Store]) {
         .block_on(stores[stores.len() - 1].seed("acme", config(9, 0, 0), "t"))
         .unwrap_err();
     assert!(e.to_string().contains("was retired"), "{e}");
-    let st = rt.block_on(stores[stores.len() - 1].status("acme")).unwrap();
-    assert_eq!(st.retired_at.as_deref(), Some(retirements[0].retired_at.as_str()));
+    let st = rt
+        .block_on(stores[stores.len() - 1].status("acme"))
+        .unwrap();
+    assert_eq!(
+        st.retired_at.as_deref(),
+        Some(retirements[0].retired_at.as_str())
+    );
     let mut paged = Vec::new();
     let mut after = 0;
     loop {

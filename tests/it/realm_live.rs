@@ -179,14 +179,20 @@ fn an_install_ends_live_and_quota_in_realm_acts_on_the_realms_own_core() {
     printed.push_str(&v.to_string());
     printed.push_str(&err);
     let executed = crate::engine_support::executed(&v);
-    assert_eq!(executed.first().map(String::as_str), Some("destroy-retire"), "{v}");
+    assert_eq!(
+        executed.first().map(String::as_str),
+        Some("destroy-retire"),
+        "{v}"
+    );
     let mut ledger = realmctl::quota::ledger::Ledger::open_existing(
         &r.core_dir.path().join("ledger.db"),
         realmctl::quota::ledger::Sync::Full,
     )
     .unwrap();
     let st = ledger.status("acme").unwrap();
-    let retired_at = st.retired_at.expect("the core's ledger says the realm is retired");
+    let retired_at = st
+        .retired_at
+        .expect("the core's ledger says the realm is retired");
     let d = ledger
         .deploy(
             "acme",
@@ -204,7 +210,12 @@ fn an_install_ends_live_and_quota_in_realm_acts_on_the_realms_own_core() {
     let log = std::fs::read_dir(r.state.join("artifacts"))
         .unwrap()
         .flatten()
-        .flat_map(|run| std::fs::read_dir(run.path()).into_iter().flatten().flatten())
+        .flat_map(|run| {
+            std::fs::read_dir(run.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
         .map(|f| f.path())
         .find(|p| p.file_name().is_some_and(|n| n == "decision-log.json"))
         .expect("the decision log is an artifact");

@@ -25,7 +25,7 @@ use crate::cloud::facts::Status;
 use crate::cloud::teardown::ResourceKind;
 use crate::engine::ctx::{Ctx, Failure, Outcome};
 use crate::engine::io::store::Rendered;
-use crate::engine::model::output::{FailureKind, StepOutput};
+use crate::engine::model::output::StepOutput;
 use crate::engine::model::teardown::CreatedBy;
 use crate::platform::core::{Core, Role};
 use crate::quota::retire::{self, Export};
@@ -161,15 +161,7 @@ async fn in_realm(ctx: &Ctx<'_>, realm: &str) -> Result<Option<Export>, Failure>
 }
 
 fn seed_failure(e: SeedError) -> Failure {
-    Failure {
-        kind: if e.retryable() {
-            FailureKind::Retryable
-        } else {
-            FailureKind::Permanent
-        },
-        message: e.to_string(),
-        output: None,
-    }
+    Failure::judged(e.retryable(), e.to_string())
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::cluster_api::{ClusterConn, failure};
 use super::{ActionDef, Input, Needs, SpecPart, run_fn};
 use crate::engine::ctx::{Ctx, Failure, Outcome};
-use crate::engine::model::output::{FailureKind, StepOutput};
+use crate::engine::model::output::StepOutput;
 use crate::platform::core::{Core, CoreError, Role};
 use crate::quota::model::RealmConfig;
 use crate::quota::seed::{SEEDED_FACT, SeedError, Target};
@@ -83,14 +83,6 @@ async fn run(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
                 config.pipeline_subscriptions, config.extra_test_rtus, config.extra_prod_rtus
             ))
         })),
-        Err(e) => Err(Failure {
-            kind: if e.retryable() {
-                FailureKind::Retryable
-            } else {
-                FailureKind::Permanent
-            },
-            message: e.to_string(),
-            output: None,
-        }),
+        Err(e) => Err(Failure::judged(e.retryable(), e.to_string())),
     }
 }

@@ -15,7 +15,7 @@ use super::{ActionDef, Input, Needs, SpecPart, run_fn};
 use crate::cloud::definition::{ClusterDefinition, NodeImageDef, PoolDefinition};
 use crate::engine::ctx::{Ctx, Failure, Outcome};
 pub use crate::engine::io::store::Rendered;
-use crate::engine::model::output::{FailureKind, StepOutput};
+use crate::engine::model::output::StepOutput;
 use crate::requirements::{Installer, Resource, Role};
 use crate::spec::{NodeImage, Spec};
 use crate::templates::{self, TemplateError};
@@ -96,15 +96,7 @@ async fn store_all(
 
 /// A failure to store an artifact as a step failure.
 pub(super) fn store_failure(e: crate::engine::io::store::StoreError) -> Failure {
-    Failure {
-        kind: if e.retryable() {
-            FailureKind::Retryable
-        } else {
-            FailureKind::Permanent
-        },
-        message: e.to_string(),
-        output: None,
-    }
+    Failure::judged(e.retryable(), e.to_string())
 }
 
 /// Who may reach the API server, as the templates write it.

@@ -542,6 +542,7 @@ mod tests {
             actions,
             [
                 Action::DestroyPlan,
+                Action::DestroyRetire,
                 Action::DestroyInCluster,
                 Action::DestroyNodePools,
                 Action::DestroyCluster,

@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{ArmError, not_found};
-use crate::world::{ApiEndpoint, Cluster, Operation, Phase, Pool, Target, World, now_epoch};
+use super::{ArmError, not_found, start_operation};
+use crate::world::{ApiEndpoint, Cluster, Phase, Pool, Target, World, now_epoch};
 
 /// The ARM id of a managed cluster.
 pub(crate) fn cluster_id(w: &World, group: &str, name: &str) -> String {
@@ -165,31 +165,6 @@ fn create_only(headers: &HeaderMap) -> bool {
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim() == "*")
-}
-
-/// Starts an asynchronous operation on `target`: the `Azure-AsyncOperation` and `Retry-After`
-/// headers that answer the request which started it.
-pub(crate) fn start_operation(
-    w: &mut World,
-    base: &str,
-    target: Target,
-) -> [(&'static str, String); 2] {
-    let id = format!("00000000-0000-4000-8000-{:012}", w.operations.len() + 1);
-    w.operations.insert(
-        id.clone(),
-        Operation {
-            target,
-            started_epoch: now_epoch(),
-        },
-    );
-    let url = format!(
-        "{base}/subscriptions/{}/providers/Microsoft.ContainerService/locations/{}/operations/{id}?api-version=2025-10-01",
-        w.account, w.region
-    );
-    [
-        ("azure-asyncoperation", url),
-        (header::RETRY_AFTER.as_str(), w.retry_after.to_string()),
-    ]
 }
 
 fn accepted(w: &mut World, base: &str, target: Target, body: Value) -> Response {

@@ -369,3 +369,28 @@ impl TestCa {
         })
     }
 }
+
+/// Starts an asynchronous operation on `target`: the `Azure-AsyncOperation` and `Retry-After`
+/// headers that answer the request which started it.
+pub(crate) fn start_operation(
+    w: &mut World,
+    base: &str,
+    target: crate::world::Target,
+) -> [(&'static str, String); 2] {
+    let id = format!("00000000-0000-4000-8000-{:012}", w.operations.len() + 1);
+    w.operations.insert(
+        id.clone(),
+        crate::world::Operation {
+            target,
+            started_epoch: crate::world::now_epoch(),
+        },
+    );
+    let url = format!(
+        "{base}/subscriptions/{}/providers/Microsoft.ContainerService/locations/{}/operations/{id}?api-version=2025-10-01",
+        w.account, w.region
+    );
+    [
+        ("azure-asyncoperation", url),
+        (header::RETRY_AFTER.as_str(), w.retry_after.to_string()),
+    ]
+}

@@ -76,7 +76,7 @@ pub fn purge(w: &mut World) {
 }
 
 fn accepted(w: &mut World, base: &str, target: Target) -> Response {
-    let headers = super::clusters::start_operation(w, base, target);
+    let headers = super::start_operation(w, base, target);
     (StatusCode::ACCEPTED, headers).into_response()
 }
 
