@@ -163,6 +163,39 @@ pub struct Permission {
     /// Needed only by a realm with a VPN (`vpn.enabled`): the VPN instance's parts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub vpn: bool,
+    /// Which workflow needs it (`for:` in the data): the install (the default), `destroy`, or
+    /// `both`.
+    #[serde(default, rename = "for", skip_serializing_if = "NeededBy::is_install")]
+    pub needed_by: NeededBy,
+}
+
+/// Which workflow a permission is needed by: the install's least-privilege document holds
+/// what the install needs, the destroy's what the destroy needs, and no more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NeededBy {
+    /// The install only.
+    #[default]
+    Install,
+    /// `realmctl destroy` only.
+    Destroy,
+    /// Both.
+    Both,
+}
+
+impl NeededBy {
+    fn is_install(&self) -> bool {
+        *self == NeededBy::Install
+    }
+}
+
+/// The workflow a permission list is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForWorkflow {
+    /// `realmctl install`.
+    Install,
+    /// `realmctl destroy`.
+    Destroy,
 }
 
 /// The identity realmctl installs with.
@@ -220,6 +253,20 @@ impl ProviderRoles {
         let mut r = self.clone();
         r.installer.permissions.retain(|p| vpn || !p.vpn);
         r.resources.retain(|x| vpn || !x.vpn);
+        r
+    }
+
+    /// The permissions `workflow` needs (and only those).
+    pub fn for_workflow(&self, workflow: ForWorkflow) -> ProviderRoles {
+        let mut r = self.clone();
+        r.installer.permissions.retain(|p| {
+            matches!(
+                (workflow, p.needed_by),
+                (_, NeededBy::Both)
+                    | (ForWorkflow::Install, NeededBy::Install)
+                    | (ForWorkflow::Destroy, NeededBy::Destroy)
+            )
+        });
         r
     }
 }

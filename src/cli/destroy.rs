@@ -38,9 +38,19 @@ pub fn destroy(
             Err(e) => return engine_err(e),
         };
         if plan_only {
+            let doc = destroy_policy(&spec)?;
             match args.output {
-                Format::Json => print_json(&plan),
-                Format::Text => print!("{}", plan_text(&plan)),
+                Format::Json => {
+                    let mut v = serde_json::to_value(&plan).expect("the plan is JSON");
+                    v["policy"] = serde_json::json!({"kind": doc.0, "document": doc.1});
+                    print_json(&v)
+                }
+                Format::Text => print!(
+                    "{}\nLeast-privilege {} destroy needs (`destroy --policy` prints it alone):\n{}",
+                    plan_text(&plan),
+                    doc.0,
+                    doc.1
+                ),
             }
             return Ok(Outcome::Success);
         }
@@ -63,6 +73,28 @@ pub fn destroy(
     }
     opts.signing_key = signing.load(&args.state)?;
     run_playbook(args, &spec, &pb, &opts)
+}
+
+/// `realmctl destroy --policy`: the least-privilege document destroy needs, from the spec
+/// alone (the identity may not yet hold what `--plan` asks the cloud with).
+pub fn policy(args: &RunArgs) -> Result<Outcome, BadInput> {
+    let spec = super::spec::load(&args.file)?;
+    let (kind, doc) = destroy_policy(&spec)?;
+    match args.output {
+        Format::Json => print_json(&serde_json::json!({"kind": kind, "document": doc})),
+        Format::Text => print!("{doc}"),
+    }
+    Ok(Outcome::Success)
+}
+
+/// What the destroy's least-privilege document is, and the document.
+fn destroy_policy(spec: &realmctl::spec::Spec) -> Result<(&'static str, String), BadInput> {
+    let doc = realmctl::cloud::permissions::policy_document_for(
+        spec,
+        realmctl::requirements::ForWorkflow::Destroy,
+    )
+    .map_err(|e| bad(anyhow!(e)))?;
+    Ok((realmctl::cloud::profile::of(spec).policy().kind, doc))
 }
 
 /// The destroy plan for people; every cloud-given string made one terminal-safe line.

@@ -154,6 +154,10 @@ pub enum Command {
         /// Print what would be deleted and kept, and why, without changing anything.
         #[arg(long)]
         plan: bool,
+        /// Print only the least-privilege document destroy needs (an IAM policy, an Azure
+        /// custom role, a Google IAM custom role), from the spec alone, asking no cloud.
+        #[arg(long, conflicts_with = "plan")]
+        policy: bool,
         /// Also delete the disks of persistent volumes and their data (kept by default).
         #[arg(long)]
         delete_volumes: bool,
@@ -329,10 +333,17 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
         Command::Destroy {
             args,
             plan,
+            policy,
             delete_volumes,
             yes,
             signing,
-        } => destroy::destroy(&args, plan, delete_volumes, yes, &signing),
+        } => {
+            if policy {
+                destroy::policy(&args)
+            } else {
+                destroy::destroy(&args, plan, delete_volumes, yes, &signing)
+            }
+        }
         Command::Approve {
             state,
             phase,

@@ -13,6 +13,7 @@ use super::profile;
 use super::sizing::{self, PoolSize};
 use super::{Cloud, CloudError};
 use crate::checks::CheckResult;
+use crate::requirements::ForWorkflow;
 use crate::spec::Spec;
 
 /// The node pool size of the spec's realm (from its RTUs).
@@ -69,14 +70,29 @@ pub async fn credentials(
 
 /// Phase 3: the permissions the caller lacks, each named.
 pub async fn permissions(cloud: &dyn Cloud, spec: &Spec) -> Result<Vec<CheckResult>, CloudError> {
-    let roles = permissions::roles_of(spec);
+    permissions_for(cloud, spec, ForWorkflow::Install).await
+}
+
+/// The permissions `workflow` needs that the caller lacks, each named (`destroy.plan` checks
+/// the destroy's before recording anything).
+pub async fn permissions_for(
+    cloud: &dyn Cloud,
+    spec: &Spec,
+    workflow: ForWorkflow,
+) -> Result<Vec<CheckResult>, CloudError> {
+    let roles = permissions::roles_for(spec, workflow);
     let required = permissions::required(&roles, &Vars::for_spec(spec));
     let facts = cloud.missing_permissions(&required).await?;
+    let kind = profile::of(spec).policy().kind;
     Ok(judge::permissions(
         &facts,
-        &format!(
-            "{} of the roles-and-resources document (`realmctl plan` prints it)",
-            profile::of(spec).policy().kind
-        ),
+        &match workflow {
+            ForWorkflow::Install => {
+                format!("{kind} of the roles-and-resources document (`realmctl plan` prints it)")
+            }
+            ForWorkflow::Destroy => {
+                format!("destroy's {kind} (`realmctl destroy --policy` prints it)")
+            }
+        },
     ))
 }

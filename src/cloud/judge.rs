@@ -509,7 +509,7 @@ pub fn permissions(facts: &PermissionFacts, policy_hint: &str) -> Vec<CheckResul
             CAT,
             &facts.principal,
             format!(
-                "all {} permissions the install needs are granted",
+                "all {} permissions of the {policy_hint} are granted",
                 facts.checked
             ),
         )];

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::facts::RequiredPermission;
 use super::profile;
-use crate::requirements::{Permission, ProviderRoles};
+use crate::requirements::{ForWorkflow, Permission, ProviderRoles};
 use crate::spec::Spec;
 use crate::templates::{self, TemplateError};
 
@@ -138,19 +138,27 @@ pub struct Statement {
 #[serde(rename_all = "camelCase")]
 struct PolicyModel<'a> {
     realm: &'a str,
+    /// The destroy's document (else the install's): the role's name and description say so.
+    destroy: bool,
     statements: &'a [Statement],
     actions: Vec<String>,
     data_actions: Vec<String>,
     scopes: Vec<String>,
 }
 
-/// The roles, permissions and resources of the realm of `spec`: its cloud's, less the VPN's
-/// when it has none.
+/// The roles, permissions and resources of the realm of `spec`'s install: its cloud's, less
+/// the VPN's when it has none, less what only `destroy` needs.
 pub fn roles_of(spec: &Spec) -> ProviderRoles {
+    roles_for(spec, ForWorkflow::Install)
+}
+
+/// The roles, permissions and resources `workflow` needs for the realm of `spec`.
+pub fn roles_for(spec: &Spec, workflow: ForWorkflow) -> ProviderRoles {
     crate::requirements::embedded()
         .roles
         .for_provider(spec.cloud.provider)
         .for_realm(spec.vpn.enabled)
+        .for_workflow(workflow)
 }
 
 /// The statements of the least-privilege policy for `vars`.
@@ -191,9 +199,15 @@ pub fn statements(roles: &ProviderRoles, vars: &Vars) -> Vec<Statement> {
 /// takes (an IAM policy in JSON for EKS, an Azure custom role in JSON for AKS, a Google IAM
 /// custom role in YAML for GKE), rendered from the template its profile names.
 pub fn policy_document(spec: &Spec) -> Result<String, TemplateError> {
+    policy_document_for(spec, ForWorkflow::Install)
+}
+
+/// The least-privilege document of what `workflow` needs for the realm of `spec` (the
+/// install's, or `realmctl destroy`'s), in the form its cloud takes.
+pub fn policy_document_for(spec: &Spec, workflow: ForWorkflow) -> Result<String, TemplateError> {
     let prof = profile::of(spec);
     let vars = Vars::for_spec(spec);
-    let roles = roles_of(spec);
+    let roles = roles_for(spec, workflow);
     let statements = statements(&roles, &vars);
     let mut actions: Vec<String> = Vec::new();
     let mut scopes: Vec<String> = Vec::new();
@@ -224,6 +238,7 @@ pub fn policy_document(spec: &Spec) -> Result<String, TemplateError> {
         prof.policy().template,
         &PolicyModel {
             realm: &spec.name,
+            destroy: workflow == ForWorkflow::Destroy,
             statements: &statements,
             actions,
             data_actions: roles
@@ -264,6 +279,7 @@ mod tests {
             .roles
             .for_provider(Provider::Eks)
             .for_realm(false)
+            .for_workflow(ForWorkflow::Install)
     }
 
     #[test]
@@ -351,7 +367,8 @@ mod tests {
         let all = crate::requirements::embedded()
             .roles
             .for_provider(Provider::Eks)
-            .for_realm(true);
+            .for_realm(true)
+            .for_workflow(ForWorkflow::Install);
         let r = required(&all, &vars());
         let secret = r
             .iter()
@@ -404,6 +421,7 @@ mod tests {
             .roles
             .for_provider(Provider::Aks)
             .for_realm(false)
+            .for_workflow(ForWorkflow::Install)
             .installer
             .permissions
             .iter()
@@ -461,5 +479,78 @@ mod tests {
                 .iter()
                 .all(|r| r.resource.starts_with("projects/") && !r.resource.contains('{'))
         );
+    }
+}
+
+#[cfg(test)]
+mod workflow_tests {
+    use super::*;
+    use crate::spec::Provider;
+
+    /// The install's document grants nothing only destroy needs, and the destroy's grants no
+    /// create; both are whole documents of their cloud's form, named for what they are.
+    #[test]
+    fn install_and_destroy_each_get_only_their_own_permissions() {
+        let cases = [
+            (Provider::Eks, "eks:DeleteCluster", "eks:CreateCluster"),
+            (
+                Provider::Aks,
+                "Microsoft.ContainerService/managedClusters/delete",
+                "Microsoft.ContainerService/managedClusters/write",
+            ),
+            (Provider::Gke, "container.clusters.delete", "container.clusters.create"),
+        ];
+        for (provider, delete, create) in cases {
+            for vpn in [false, true] {
+                let (_d, mut spec) =
+                    crate::engine::test_support::spec(provider, "digibee.acme.com");
+                spec.vpn.enabled = vpn;
+                let install = policy_document(&spec).unwrap();
+                let destroy = policy_document_for(&spec, ForWorkflow::Destroy).unwrap();
+                assert!(install.contains(create) && !install.contains(delete), "{provider} {vpn}");
+                assert!(destroy.contains(delete) && !destroy.contains(create), "{provider} {vpn}");
+                assert!(!destroy.contains("{realm}") && !destroy.contains("{nodeResourceGroup}"));
+                match provider {
+                    Provider::Aks => {
+                        let v: Value = serde_json::from_str(&destroy).unwrap();
+                        assert_eq!(v["Name"], "realmctl destroy (acme)");
+                        assert!(v["Actions"].as_array().unwrap().iter().all(|a| {
+                            let a = a.as_str().unwrap();
+                            !a.ends_with("/write") || a.ends_with("subnets/write")
+                        }), "{destroy}");
+                    }
+                    Provider::Gke => {
+                        assert!(destroy.contains("realmctlDestroy"), "{destroy}");
+                        assert!(install.contains("realmctlInstaller"), "{install}");
+                    }
+                    Provider::Eks => {
+                        let v: Value = serde_json::from_str(&destroy).unwrap();
+                        assert!(!v["Statement"].as_array().unwrap().is_empty());
+                    }
+                }
+                // The VPN's teardown only for a realm with a VPN.
+                let vpn_delete = match provider {
+                    Provider::Eks => "ec2:TerminateInstances",
+                    Provider::Aks => "Microsoft.Compute/virtualMachines/delete",
+                    Provider::Gke => "compute.instances.delete",
+                };
+                assert_eq!(destroy.contains(vpn_delete), vpn, "{provider} {vpn}");
+            }
+        }
+    }
+
+    /// The permission check of each workflow asks for exactly that workflow's document.
+    #[test]
+    fn each_workflow_checks_what_its_document_grants() {
+        let (_d, spec) = crate::engine::test_support::spec(Provider::Eks, "digibee.acme.com");
+        let vars = Vars::for_spec(&spec);
+        let destroy = required(&roles_for(&spec, ForWorkflow::Destroy), &vars);
+        let install = required(&roles_for(&spec, ForWorkflow::Install), &vars);
+        assert!(destroy.iter().any(|p| p.action == "eks:DeleteNodegroup"));
+        assert!(!install.iter().any(|p| p.action == "eks:DeleteNodegroup"));
+        for both in ["sts:GetCallerIdentity", "iam:SimulatePrincipalPolicy"] {
+            assert!(destroy.iter().any(|p| p.action == both), "{both}");
+            assert!(install.iter().any(|p| p.action == both), "{both}");
+        }
     }
 }

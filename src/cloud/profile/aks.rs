@@ -236,6 +236,15 @@ impl Profile for Aks {
             ("region", spec.cloud.region.clone()),
             ("cluster", spec.cloud.cluster.name.clone()),
             ("realm", spec.name.clone()),
+            // AKS's default name of the cluster's node resource group (the definition sets
+            // none), which `destroy` sweeps.
+            (
+                "nodeResourceGroup",
+                format!(
+                    "MC_{}_{}_{}",
+                    b.group, spec.cloud.cluster.name, spec.cloud.region
+                ),
+            ),
         ]
         .into()
     }

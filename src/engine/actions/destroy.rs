@@ -27,7 +27,10 @@ use serde_json::json;
 use super::cloud::Polled;
 use super::{ActionDef, Input, Needs, SpecPart, Workflow, run_fn};
 use crate::cloud::facts::Status;
-use crate::cloud::profile;
+use crate::checks::Status as CheckStatus;
+use crate::cloud::{access, profile};
+use crate::engine::model::output::FailureKind;
+use crate::requirements::ForWorkflow;
 use crate::cloud::teardown::{Created, Fate, Found, ResourceKind, judge_leftover, judge_owned};
 use crate::cloud::vpn::VpnPart;
 use crate::cloud::{CloudError, CloudErrorKind};
@@ -109,13 +112,38 @@ pub const SWEEP: ActionDef = ActionDef {
 
 async fn plan(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let cloud = ctx.cloud()?;
+    // Nothing is recorded for approval that the identity could not carry out.
+    let checks = access::permissions_for(cloud, ctx.spec, ForWorkflow::Destroy).await?;
+    let missing: Vec<String> = checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .map(|c| format!("  {}: {}", c.subject, c.message))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Failure {
+            kind: FailureKind::Permanent,
+            message: format!(
+                "the identity lacks permissions destroy needs:\n{}\n  help: `realmctl destroy --policy -f <spec>` prints the least-privilege {} destroy needs; grant it, then run destroy again",
+                missing.join("\n"),
+                profile::of(ctx.spec).policy().kind
+            ),
+            output: Some(Box::new(StepOutput {
+                summary: format!("{} destroy permission(s) missing", missing.len()),
+                checks,
+                ..StepOutput::default()
+            })),
+        });
+    }
     let p = survey::survey(cloud, ctx.spec, ctx.realm, ctx.opts.teardown).await?;
     Ok(Outcome::Done(StepOutput {
         summary: format!(
-            "{} to delete, {} kept, {} already gone",
+            "{} to delete, {} kept, {} already gone; {}",
             p.delete.len(),
             p.keep.len(),
-            p.gone.len()
+            p.gone.len(),
+            checks
+                .first()
+                .map_or("no permission to check", |c| c.message.as_str())
         ),
         facts: Some(json!({ "destroyPlan": p })),
         ..StepOutput::default()
