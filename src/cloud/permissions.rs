@@ -498,7 +498,11 @@ mod workflow_tests {
                 "Microsoft.ContainerService/managedClusters/delete",
                 "Microsoft.ContainerService/managedClusters/write",
             ),
-            (Provider::Gke, "container.clusters.delete", "container.clusters.create"),
+            (
+                Provider::Gke,
+                "container.clusters.delete",
+                "container.clusters.create",
+            ),
         ];
         for (provider, delete, create) in cases {
             for vpn in [false, true] {
@@ -507,17 +511,26 @@ mod workflow_tests {
                 spec.vpn.enabled = vpn;
                 let install = policy_document(&spec).unwrap();
                 let destroy = policy_document_for(&spec, ForWorkflow::Destroy).unwrap();
-                assert!(install.contains(create) && !install.contains(delete), "{provider} {vpn}");
-                assert!(destroy.contains(delete) && !destroy.contains(create), "{provider} {vpn}");
+                assert!(
+                    install.contains(create) && !install.contains(delete),
+                    "{provider} {vpn}"
+                );
+                assert!(
+                    destroy.contains(delete) && !destroy.contains(create),
+                    "{provider} {vpn}"
+                );
                 assert!(!destroy.contains("{realm}") && !destroy.contains("{nodeResourceGroup}"));
                 match provider {
                     Provider::Aks => {
                         let v: Value = serde_json::from_str(&destroy).unwrap();
                         assert_eq!(v["Name"], "realmctl destroy (acme)");
-                        assert!(v["Actions"].as_array().unwrap().iter().all(|a| {
-                            let a = a.as_str().unwrap();
-                            !a.ends_with("/write") || a.ends_with("subnets/write")
-                        }), "{destroy}");
+                        assert!(
+                            v["Actions"].as_array().unwrap().iter().all(|a| {
+                                let a = a.as_str().unwrap();
+                                !a.ends_with("/write") || a.ends_with("subnets/write")
+                            }),
+                            "{destroy}"
+                        );
                     }
                     Provider::Gke => {
                         assert!(destroy.contains("realmctlDestroy"), "{destroy}");

@@ -160,6 +160,28 @@ mod tests {
         }
     }
 
+    /// A version-3 ledger keeps its realms through version 4, none of them retired; a
+    /// retirement is then a value of the realm's row.
+    #[test]
+    fn version_4_keeps_every_realm_live() {
+        let c = at(3);
+        c.execute_batch("INSERT INTO realms VALUES ('acme', 3, 0, 0, 2, 'large', 'now');")
+            .unwrap();
+        c.execute_batch(MIGRATIONS[3]).unwrap();
+        let row = |c: &Connection| -> (i64, Option<String>) {
+            c.query_row(
+                "SELECT pipeline_subscriptions, retired_at FROM realms WHERE name = 'acme'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        assert_eq!(row(&c), (3, None));
+        c.execute_batch("UPDATE realms SET retired_at = 'then' WHERE name = 'acme'")
+            .unwrap();
+        assert_eq!(row(&c), (3, Some("then".into())));
+    }
+
     /// A version-1 ledger keeps every row through version 2.
     #[test]
     fn version_2_keeps_every_row() {

@@ -288,6 +288,7 @@ fn a_full_destroy_deletes_what_the_realm_made_and_keeps_volumes_and_what_is_not_
     let dir = tempfile::tempdir().unwrap();
     let (spec, state) = installed(&lab, dir.path(), "digibee-acme");
     let made = make_leftovers(&lab, "digibee-acme");
+    let from = lab.front.world().calls.len();
 
     // The plan: node group, cluster and the tagged leftovers; kept: the volume. Resources
     // without the tag `owned` (none, or `shared`) are not even listed.
@@ -384,6 +385,37 @@ fn a_full_destroy_deletes_what_the_realm_made_and_keeps_volumes_and_what_is_not_
     let now = existing(&lab);
     assert!(!now.contains(&made.volume));
     assert!(now.contains(&made.foreign_volume));
+    assert_destroy_policy_grants_every_call(&lab, &spec, from);
+}
+
+/// Every call the destroys made through the stand-in since call `from` is an action of the
+/// destroy's own least-privilege policy (`destroy --policy`): the policy names all destroy
+/// does, whatever moto (which enforces no policy) would have let through.
+pub(crate) fn assert_destroy_policy_grants_every_call(lab: &Lab, spec: &Path, from: usize) {
+    let spec = realmctl::spec::load(spec).unwrap();
+    let doc = realmctl::cloud::permissions::policy_document_for(
+        &spec,
+        realmctl::requirements::ForWorkflow::Destroy,
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    let granted: std::collections::BTreeSet<String> = v["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["Action"].as_array().unwrap().clone())
+        .map(|a| a.as_str().unwrap().to_lowercase())
+        .collect();
+    let w = lab.front.world();
+    let made: std::collections::BTreeSet<&str> =
+        w.calls[from..].iter().map(|c| c.op.as_str()).collect();
+    assert!(made.contains("eks:DeleteCluster"), "{made:?}");
+    for op in made {
+        assert!(
+            granted.contains(&op.to_lowercase()),
+            "destroy called {op}, which its least-privilege policy does not grant:\n{doc}"
+        );
+    }
 }
 
 /// The realm is retired in the ledger its install seeded: a deployment that would fit is denied

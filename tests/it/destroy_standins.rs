@@ -35,6 +35,37 @@ pub(crate) fn destroy_approved(
     destroy(env, spec, state, extra)
 }
 
+/// What the stand-in's caller holds when it holds exactly destroy's least-privilege
+/// permissions (`destroy --policy`), each granted on the scopes the data names and what is
+/// under them, as an assignment of the role at those scopes grants: a destroy that needs one
+/// more is refused by the stand-in, as the cloud would refuse it.
+pub(crate) fn destroy_policy(spec: &Path) -> realmctl_standins::policy::Policy {
+    use realmctl::cloud::permissions::{Vars, roles_for, statements};
+    use realmctl_standins::policy::{Effect, Policy, Statement};
+    let spec = realmctl::spec::load(spec).unwrap();
+    let roles = roles_for(&spec, realmctl::requirements::ForWorkflow::Destroy);
+    Policy {
+        statements: statements(&roles, &Vars::for_spec(&spec))
+            .into_iter()
+            .map(|s| Statement {
+                effect: Effect::Allow,
+                actions: s.actions,
+                // ARM ids are case-insensitive (a NIC names its subnet in lower case); the
+                // stand-ins compare exactly, so each scope is granted as written and lowered.
+                resources: s
+                    .resources
+                    .iter()
+                    .flat_map(|r| {
+                        let l = r.to_ascii_lowercase();
+                        [r.clone(), format!("{r}/*"), format!("{l}/*"), l]
+                    })
+                    .collect(),
+                conditions: Vec::new(),
+            })
+            .collect(),
+    }
+}
+
 fn leftover(
     kind: &str,
     name: &str,
@@ -163,6 +194,36 @@ fn an_aks_destroy_takes_the_node_resource_group_sweeps_tagged_addresses_and_keep
         );
     }
 
+    // `destroy --policy` prints destroy's own role from the spec alone (no cloud is asked).
+    let o = crate::common::realmctl()
+        .args(["destroy", "--policy", "--output", "json", "-f"])
+        .arg(&spec)
+        .arg("--state")
+        .arg(&state)
+        .env("AZURE_AUTHORITY_HOST", "https://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{:?}",
+        crate::engine_support::text(&o)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["kind"], "Azure custom role");
+    let role: serde_json::Value = serde_json::from_str(doc["document"].as_str().unwrap()).unwrap();
+    assert_eq!(role["Name"], "realmctl destroy (acme)");
+    assert!(
+        role["Actions"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(
+                "Microsoft.ContainerService/managedClusters/delete"
+            )),
+        "{role}"
+    );
+    // From here on the caller holds destroy's own least-privilege role, nothing more.
+    a.world().policy = destroy_policy(&spec);
     // The disk goes with the node resource group: without --delete-volumes the destroy stops
     // before the cluster and names it.
     let (code, v, err) = destroy_approved(&a.env(), &spec, &state, &[]);
@@ -363,6 +424,23 @@ fn a_gke_destroy_deletes_the_cluster_then_its_forwarding_rules_and_firewalls_and
     )
     .unwrap();
     let pbs = destroy_pb.to_str().unwrap();
+    // Without one permission of destroy's role, nothing is planned and the refusal names it.
+    let mut lacking = destroy_policy(&spec);
+    for st in &mut lacking.statements {
+        st.actions.retain(|a| a != "container.clusters.delete");
+    }
+    g.world().policy = lacking;
+    let (code, v, err) =
+        crate::cloud_install::destroy(&g.env(), &spec, &state, &["--playbook", pbs]);
+    assert_eq!(code, 1, "{v} {err}");
+    let said = format!("{v}{err}");
+    assert!(
+        said.contains("lacks 1 permission(s) destroy needs: container.clusters.delete")
+            && said.contains("destroy --policy"),
+        "{said}"
+    );
+    // From here on the caller holds destroy's own least-privilege role, nothing more.
+    g.world().policy = destroy_policy(&spec);
     let p = crate::cloud_install::destroy_plan(&g.env(), &spec, &state, &[]);
     let names = |list: &str| -> Vec<String> {
         p[list]

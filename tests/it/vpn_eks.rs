@@ -606,6 +606,7 @@ fn destroy_deletes_every_part_of_the_realm_vpn_once() {
     let (code, v, err) = install_once(&spec, &state, &pb);
     assert_eq!(code, 0, "{v} {err}");
     assert_one_vpn(&held(&lab, "acme-vpn"));
+    let from = lab.front.world().calls.len();
 
     let p = plan(&spec, &state, &[]);
     let kinds: Vec<String> = p["delete"]
@@ -628,6 +629,7 @@ fn destroy_deletes_every_part_of_the_realm_vpn_once() {
     assert!(ids(&p, "keep").is_empty(), "{p}");
     let (code, v, err) = destroy_approved(&spec, &state, &[]);
     assert_eq!(code, 0, "{v} {err}");
+    crate::destroy_eks::assert_destroy_policy_grants_every_call(&lab, &spec, from);
     let h = held(&lab, "acme-vpn");
     assert!(h.instances.is_empty(), "{:?}", h.instances);
     assert!(h.addresses.is_empty(), "{:?}", h.addresses);

@@ -343,6 +343,8 @@ fn on_google_destroy_deletes_every_part_of_the_realm_vpn() {
     assert_eq!(approve(&state, 6).status.code(), Some(0));
     let (code, out, err) = install(&env, &spec, &state, &pb);
     assert_eq!(code, 0, "{out}\n{err}");
+    // The destroy holds destroy's own least-privilege role, nothing more.
+    g.world().policy = crate::destroy_standins::destroy_policy(&spec);
     let (code, v, err) = destroy_approved(&env, &spec, &state, &[]);
     assert_eq!(code, 0, "{v} {err}");
     let w = g.standin.world();
@@ -392,8 +394,11 @@ fn on_azure_destroy_deletes_every_part_of_the_realm_vpn_and_purges_the_vault() {
     assert_eq!(approve(&state, 6).status.code(), Some(0));
     let (code, out, err) = install(&env, &spec, &state, &pb);
     assert_eq!(code, 0, "{out}\n{err}");
+    // The destroy holds destroy's own least-privilege role, nothing more.
+    a.world().policy = crate::destroy_standins::destroy_policy(&spec);
     let (code, v, err) = destroy_approved(&env, &spec, &state, &[]);
     assert_eq!(code, 0, "{v} {err}");
+    a.world().policy = realmctl_standins::policy::Policy::allow_all();
     {
         let w = a.standin.world();
         let v = &w.vpn;

@@ -26,18 +26,18 @@ use serde_json::json;
 
 use super::cloud::Polled;
 use super::{ActionDef, Input, Needs, SpecPart, Workflow, run_fn};
-use crate::cloud::facts::Status;
 use crate::checks::Status as CheckStatus;
-use crate::cloud::{access, profile};
-use crate::engine::model::output::FailureKind;
-use crate::requirements::ForWorkflow;
+use crate::cloud::facts::Status;
 use crate::cloud::teardown::{Created, Fate, Found, ResourceKind, judge_leftover, judge_owned};
 use crate::cloud::vpn::VpnPart;
 use crate::cloud::{CloudError, CloudErrorKind};
+use crate::cloud::{access, profile};
 use crate::engine::ctx::{Ctx, Failure, Outcome};
+use crate::engine::model::output::FailureKind;
 use crate::engine::model::output::{Intent, StepOutput};
 use crate::engine::model::teardown::DestroyPlan;
 use crate::engine::teardown as survey;
+use crate::requirements::ForWorkflow;
 
 const INPUTS: &[Input] = &[
     Input::Part(SpecPart::Name),
@@ -114,17 +114,19 @@ async fn plan(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let cloud = ctx.cloud()?;
     // Nothing is recorded for approval that the identity could not carry out.
     let checks = access::permissions_for(cloud, ctx.spec, ForWorkflow::Destroy).await?;
-    let missing: Vec<String> = checks
+    let missing: Vec<&str> = checks
         .iter()
         .filter(|c| c.status == CheckStatus::Fail)
-        .map(|c| format!("  {}: {}", c.subject, c.message))
+        .map(|c| c.subject.as_str())
         .collect();
     if !missing.is_empty() {
         return Err(Failure {
             kind: FailureKind::Permanent,
             message: format!(
-                "the identity lacks permissions destroy needs:\n{}\n  help: `realmctl destroy --policy -f <spec>` prints the least-privilege {} destroy needs; grant it, then run destroy again",
-                missing.join("\n"),
+                // One line: it is what `status` and the JSON answer show as the next action.
+                "the identity lacks {} permission(s) destroy needs: {} (grant the least-privilege {} `realmctl destroy --policy -f <spec>` prints)",
+                missing.len(),
+                missing.join("; "),
                 profile::of(ctx.spec).policy().kind
             ),
             output: Some(Box::new(StepOutput {
