@@ -669,7 +669,7 @@ mod tests {
                 },
             ],
             services: vec![],
-            versions: Lookup::Found(vec!["1.30".into(), "1.31".into()]),
+            versions: Lookup::Found(vec!["1.30".into(), "1.31".into(), "1.35".into()]),
             quotas: vec![QuotaFacts {
                 code: profile::STANDARD_VCPU_QUOTA.into(),
                 limit: Lookup::Found(1000.0),

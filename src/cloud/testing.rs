@@ -212,7 +212,7 @@ impl AccountInspector for FakeCloud {
                         enabled: Lookup::Found(true),
                     })
                     .collect(),
-                versions: Lookup::Found(vec!["1.30".into(), "1.31".into()]),
+                versions: Lookup::Found(vec!["1.30".into(), "1.31".into(), "1.35".into()]),
                 quotas: q
                     .quotas
                     .iter()

@@ -70,6 +70,36 @@ mod tests {
         }
     }
 
+    /// The version `init` writes is under its cloud's standard support on the day the support
+    /// calendars were read: refreshing the calendars (`src/cloud/profile/versions/`) fails this
+    /// test until the default moves on, so `init` never starts a realm on a retired version.
+    #[test]
+    fn the_default_kubernetes_version_is_in_standard_support_on_every_cloud() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("certs")).unwrap();
+        std::fs::write(dir.path().join("certs/wildcard.pem"), "").unwrap();
+        std::fs::write(dir.path().join("certs/wildcard.key"), "").unwrap();
+        for p in [Provider::Eks, Provider::Aks, Provider::Gke] {
+            let text = render(p, "acme", "digibee.acme.com").unwrap();
+            let s = spec::parse(&text, &dir.path().join("realm.yaml")).unwrap();
+            let cal = crate::cloud::profile::of(&s).kubernetes_support();
+            let read = time::Date::parse(
+                &cal.read,
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .unwrap();
+            let v = &s.cloud.cluster.kubernetes_version;
+            assert!(
+                matches!(
+                    cal.judge(v, read),
+                    crate::cloud::profile::support::Support::Standard { .. }
+                ),
+                "{p}: {v} on {read}: {:?}",
+                cal.judge(v, read)
+            );
+        }
+    }
+
     #[test]
     fn without_certificate_files_only_the_files_are_reported() {
         let dir = tempfile::tempdir().unwrap();

@@ -138,7 +138,7 @@ async fn the_client_reads_identity_and_account_through_the_sdk() {
     assert_eq!(
         f.versions,
         Lookup::Found(
-            ["1.29", "1.30", "1.31", "1.32", "1.33"]
+            ["1.29", "1.30", "1.31", "1.32", "1.33", "1.34", "1.35"]
                 .map(String::from)
                 .to_vec()
         )

@@ -85,7 +85,7 @@ pub fn sample(account: &str, region: &str) -> World {
             usage: 0.0,
         },
     );
-    w.versions = ["1.29", "1.30", "1.31", "1.32", "1.33"]
+    w.versions = ["1.29", "1.30", "1.31", "1.32", "1.33", "1.34", "1.35"]
         .into_iter()
         .map(str::to_owned)
         .collect();

@@ -126,7 +126,7 @@ pub fn sample(subscription: &str, tenant: &str, region: &str, group: &str, secre
             },
         );
     }
-    w.versions = ["1.30", "1.31", "1.32", "1.33"]
+    w.versions = ["1.30", "1.31", "1.32", "1.33", "1.34", "1.35"]
         .into_iter()
         .map(str::to_owned)
         .collect();

@@ -152,6 +152,8 @@ pub fn sample(project: &str, region: &str) -> World {
         );
     }
     w.versions = [
+        "1.35.0-gke.1795000",
+        "1.34.2-gke.1166000",
         "1.33.5-gke.1162000",
         "1.33.4-gke.1350000",
         "1.32.9-gke.1072000",
