@@ -238,8 +238,10 @@ pub fn openssl_leaf(
             "ca.key",
             "-out",
             "ca.pem",
+            // Well past the checks' 30-day minimum: a certificate made for exactly 30 days
+            // has 29 whole days left one second later (a flaky boundary).
             "-days",
-            "30",
+            "90",
             "-subj",
             "/CN=OpenSSL Test CA",
             "-addext",
@@ -289,7 +291,7 @@ pub fn openssl_leaf(
             "-out",
             "leaf.pem",
             "-days",
-            "30",
+            "90",
             &md,
             "-extfile",
             "ext.cnf",
