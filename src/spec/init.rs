@@ -55,12 +55,18 @@ mod tests {
     use super::*;
     use crate::spec::{self, SpecError};
 
-    #[test]
-    fn rendered_specs_validate_for_every_cloud() {
+    /// A folder holding the (empty) certificate files the rendered spec names.
+    fn with_certificate_files() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("certs")).unwrap();
         std::fs::write(dir.path().join("certs/wildcard.pem"), "").unwrap();
         std::fs::write(dir.path().join("certs/wildcard.key"), "").unwrap();
+        dir
+    }
+
+    #[test]
+    fn rendered_specs_validate_for_every_cloud() {
+        let dir = with_certificate_files();
         for p in [Provider::Eks, Provider::Aks, Provider::Gke] {
             let text = render(p, "acme", "digibee.acme.com").unwrap();
             let path = dir.path().join("realm.yaml");
@@ -75,10 +81,7 @@ mod tests {
     /// test until the default moves on, so `init` never starts a realm on a retired version.
     #[test]
     fn the_default_kubernetes_version_is_in_standard_support_on_every_cloud() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("certs")).unwrap();
-        std::fs::write(dir.path().join("certs/wildcard.pem"), "").unwrap();
-        std::fs::write(dir.path().join("certs/wildcard.key"), "").unwrap();
+        let dir = with_certificate_files();
         for p in [Provider::Eks, Provider::Aks, Provider::Gke] {
             let text = render(p, "acme", "digibee.acme.com").unwrap();
             let s = spec::parse(&text, &dir.path().join("realm.yaml")).unwrap();
