@@ -416,14 +416,31 @@ fn seed_in(
     let err = sql_err(path);
     let state = load_state(tx, realm, path)?;
     let request = serde_json::to_string(&config).unwrap_or_default();
-    if let Some(then) = load_retired(tx, realm, path).or_else(|e| match e {
+    let retired = load_retired(tx, realm, path).or_else(|e| match e {
         LedgerError::UnknownRealm(_) => Ok(None),
         e => Err(e),
-    })? {
-        let refused = LedgerError::Retired {
-            realm: realm.to_owned(),
-            at: then,
-        };
+    })?;
+    // A refused seed is logged, with its reason, and changes nothing else.
+    let refusal = match (retired, model::covers(&config, &state)) {
+        (Some(then), _) => Some((
+            "realm_retired",
+            model::retired_detail(),
+            LedgerError::Retired {
+                realm: realm.to_owned(),
+                at: then,
+            },
+        )),
+        (None, Err(detail)) => Some((
+            "below_current_use",
+            detail.clone(),
+            LedgerError::SeedRefused {
+                realm: realm.to_owned(),
+                detail,
+            },
+        )),
+        (None, Ok(())) => None,
+    };
+    if let Some((reason, detail, refused)) = refusal {
         log(
             tx,
             at,
@@ -432,33 +449,13 @@ fn seed_in(
             "seed",
             &request,
             false,
-            Some("realm_retired"),
-            &model::retired_detail(),
-            None,
-            None,
-        )
-        .map_err(err)?;
-        return Err(refused);
-    }
-    if let Err(detail) = model::covers(&config, &state) {
-        log(
-            tx,
-            at,
-            actor,
-            realm,
-            "seed",
-            &request,
-            false,
-            Some("below_current_use"),
+            Some(reason),
             &detail,
             None,
             None,
         )
         .map_err(err)?;
-        return Err(LedgerError::SeedRefused {
-            realm: realm.to_owned(),
-            detail,
-        });
+        return Err(refused);
     }
     tx.prepare_cached(
         "INSERT INTO realms (name, pipeline_subscriptions, extra_test_rtus, extra_prod_rtus, max_replicas, max_size, updated_at)
