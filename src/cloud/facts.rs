@@ -224,6 +224,9 @@ pub struct NodePoolFacts {
     pub status: Status,
     /// Its fields.
     pub described: PoolShape,
+    /// The Kubernetes `MAJOR.MINOR` its nodes run (a pool may lag its control plane during an
+    /// upgrade, never lead it); not a field of the definition, whose pools follow the cluster.
+    pub version: String,
 }
 
 /// How `kubectl` reaches a cluster without a stored token: the API server, its CA, and the

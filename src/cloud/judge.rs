@@ -1016,6 +1016,7 @@ mod tests {
         let key = "realmctl.digibee.com/realm";
         let (_, mut p) = described(&want);
         let facts = |p: &crate::cloud::definition::PoolShape| NodePoolFacts {
+            version: "1.31".into(),
             status: CloudStatus::Active,
             described: p.clone(),
         };

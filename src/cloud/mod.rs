@@ -79,8 +79,8 @@ pub trait PermissionChecker: Send + Sync {
     ) -> CloudFuture<'a, PermissionFacts>;
 }
 
-/// Clusters and node pools: describe, create (never change; deleting is [`teardown::Teardown`]'s,
-/// for `destroy` alone).
+/// Clusters and node pools: describe, create, and upgrade one Kubernetes minor (never any other
+/// change; deleting is [`teardown::Teardown`]'s, for `destroy` alone).
 pub trait ClusterManager: Send + Sync {
     /// The cluster called `name`, if there is one.
     fn cluster<'a>(&'a self, name: &'a str) -> CloudFuture<'a, Option<ClusterFacts>>;
@@ -96,6 +96,16 @@ pub trait ClusterManager: Send + Sync {
     ) -> CloudFuture<'a, Option<NodePoolFacts>>;
     /// Creates `pool` of the cluster of `def` (the engine checked there is none).
     fn create_node_pool<'a>(
+        &'a self,
+        def: &'a ClusterDefinition,
+        pool: &'a PoolDefinition,
+    ) -> CloudFuture<'a, ()>;
+    /// Upgrades the control plane of the cluster of `def` to `def`'s Kubernetes version; only
+    /// the version changes (the `upgrade` workflow judged the rest equal to `def` and checked
+    /// the version skew rules first). The cloud may still be upgrading when this returns.
+    fn upgrade_cluster<'a>(&'a self, def: &'a ClusterDefinition) -> CloudFuture<'a, ()>;
+    /// Upgrades the nodes of `pool` to `def`'s Kubernetes version (after the control plane).
+    fn upgrade_node_pool<'a>(
         &'a self,
         def: &'a ClusterDefinition,
         pool: &'a PoolDefinition,

@@ -133,6 +133,18 @@ impl<C: ClusterManager> ClusterManager for Retrying<C> {
         self.inner.create_node_pool(def, pool)
     }
 
+    fn upgrade_cluster<'a>(&'a self, def: &'a ClusterDefinition) -> CloudFuture<'a, ()> {
+        self.inner.upgrade_cluster(def)
+    }
+
+    fn upgrade_node_pool<'a>(
+        &'a self,
+        def: &'a ClusterDefinition,
+        pool: &'a PoolDefinition,
+    ) -> CloudFuture<'a, ()> {
+        self.inner.upgrade_node_pool(def, pool)
+    }
+
     fn kube_access<'a>(&'a self, cluster: &'a ClusterFacts) -> CloudFuture<'a, KubeAccess> {
         retry(self.policy, move || self.inner.kube_access(cluster)).boxed()
     }

@@ -66,10 +66,11 @@ impl Default for FakeCloud {
     }
 }
 
-fn pool_facts(p: &PoolDefinition) -> NodePoolFacts {
+fn pool_facts(def: &ClusterDefinition, p: &PoolDefinition) -> NodePoolFacts {
     NodePoolFacts {
         status: Status::Creating,
         described: p.nodes.clone(),
+        version: def.cluster.kubernetes_version.clone(),
     }
 }
 
@@ -300,7 +301,7 @@ impl ClusterManager for FakeCloud {
             for p in def.initial_pools() {
                 g.pools.insert(
                     (def.cluster.name.clone(), p.nodes.name.clone()),
-                    (pool_facts(p), 0),
+                    (pool_facts(def, p), 0),
                 );
             }
             Ok(())
@@ -345,7 +346,38 @@ impl ClusterManager for FakeCloud {
                     "exists",
                 ));
             }
-            g.pools.insert(key, (pool_facts(pool), 0));
+            g.pools.insert(key, (pool_facts(def, pool), 0));
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn upgrade_cluster<'a>(&'a self, def: &'a ClusterDefinition) -> CloudFuture<'a, ()> {
+        async move {
+            self.enter("upgrade_cluster")?;
+            let mut g = self.lock();
+            let (c, _) = g.clusters.get_mut(&def.cluster.name).ok_or_else(|| {
+                CloudError::new(CloudErrorKind::NotFound, "upgrade_cluster", "no cluster")
+            })?;
+            c.described.kubernetes_version = def.cluster.kubernetes_version.clone();
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn upgrade_node_pool<'a>(
+        &'a self,
+        def: &'a ClusterDefinition,
+        pool: &'a PoolDefinition,
+    ) -> CloudFuture<'a, ()> {
+        async move {
+            self.enter("upgrade_node_pool")?;
+            let mut g = self.lock();
+            let key = (def.cluster.name.clone(), pool.nodes.name.clone());
+            let (p, _) = g.pools.get_mut(&key).ok_or_else(|| {
+                CloudError::new(CloudErrorKind::NotFound, "upgrade_node_pool", "no pool")
+            })?;
+            p.version = def.cluster.kubernetes_version.clone();
             Ok(())
         }
         .boxed()

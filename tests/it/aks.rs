@@ -449,6 +449,7 @@ fn foreign(name: &str) -> Cluster {
         created_epoch: 0.0,
         fail: None,
         deleting: false,
+        updating: None,
     }
 }
 

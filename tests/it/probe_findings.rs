@@ -330,6 +330,7 @@ fn control_sequences_from_the_cloud_never_reach_terminals_or_reports() {
                 created_epoch: 0.0,
                 fail: Some(hostile.into()),
                 deleting: false,
+                updating: None,
             },
         );
     }

@@ -15,6 +15,7 @@ pub mod azure;
 pub mod google;
 pub mod kube;
 pub mod policy;
+pub mod upgrade;
 pub mod vpn;
 pub mod world;
 

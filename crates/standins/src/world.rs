@@ -78,6 +78,8 @@ pub struct Cluster {
     pub fail: Option<String>,
     /// Being deleted.
     pub deleting: bool,
+    /// When its last version upgrade began (updating until `create_delay` later).
+    pub updating: Option<Instant>,
 }
 
 /// A node pool the world holds.
@@ -107,6 +109,10 @@ pub struct Pool {
     pub created_epoch: f64,
     /// Fails instead of becoming ready, with this reason.
     pub fail: Option<String>,
+    /// The nodes' Kubernetes `MAJOR.MINOR` (the cluster's when created).
+    pub version: String,
+    /// When its last version upgrade began (updating until `create_delay` later).
+    pub updating: Option<Instant>,
 }
 
 /// Where a cluster or pool stands.
@@ -120,6 +126,8 @@ pub enum Phase {
     Failed,
     /// Being deleted.
     Deleting,
+    /// Being upgraded to another Kubernetes version.
+    Updating,
 }
 
 /// One call a stand-in answered (or forwarded).
@@ -436,6 +444,8 @@ impl World {
             Phase::Deleting
         } else if c.fail.is_some() {
             Phase::Failed
+        } else if c.updating.is_some_and(|t| t.elapsed() < self.create_delay) {
+            Phase::Updating
         } else if c.created.elapsed() >= self.create_delay {
             Phase::Ready
         } else {
@@ -452,6 +462,8 @@ impl World {
             Phase::Deleting
         } else if p.fail.is_some() {
             Phase::Failed
+        } else if p.updating.is_some_and(|t| t.elapsed() < self.create_delay) {
+            Phase::Updating
         } else if p.created.elapsed() >= self.create_delay {
             Phase::Ready
         } else {

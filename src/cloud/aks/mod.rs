@@ -271,6 +271,13 @@ impl ClusterManager for AksProvider {
                 )
                 .await?;
             Ok(got.map(|p| NodePoolFacts {
+                version: model::minor(
+                    p.properties
+                        .current_orchestrator_version
+                        .as_deref()
+                        .or(p.properties.orchestrator_version.as_deref())
+                        .unwrap_or_default(),
+                ),
                 status: model::status(p.properties.provisioning_state.as_deref()),
                 described: model::describe_pool(name, &p.properties),
             }))
@@ -299,6 +306,57 @@ impl ClusterManager for AksProvider {
                     &body,
                 )
                 .await
+        }
+        .boxed()
+    }
+
+    fn upgrade_cluster<'a>(&'a self, def: &'a ClusterDefinition) -> CloudFuture<'a, ()> {
+        async move {
+            // Read, change the version, write back (as `az aks upgrade --control-plane-only`):
+            // every field ARM holds is sent as it is, every agent pool keeps its version.
+            let op = "arm:PutManagedCluster";
+            let path = self.cluster_path(def.name());
+            let Some(mut mc): Option<serde_json::Value> = self
+                .arm
+                .get("arm:GetManagedCluster", &path, self.cs())
+                .await?
+            else {
+                return Err(CloudError::new(
+                    CloudErrorKind::NotFound,
+                    op,
+                    format!("managed cluster {} is gone", def.name()),
+                ));
+            };
+            model::control_plane_upgrade(&mut mc, &def.cluster.kubernetes_version);
+            self.arm.put(op, &path, self.cs(), &mc).await
+        }
+        .boxed()
+    }
+
+    fn upgrade_node_pool<'a>(
+        &'a self,
+        def: &'a ClusterDefinition,
+        pool: &'a PoolDefinition,
+    ) -> CloudFuture<'a, ()> {
+        async move {
+            let op = "arm:PutAgentPool";
+            let path = format!(
+                "{}/agentPools/{}",
+                self.cluster_path(def.name()),
+                pool.nodes.name
+            );
+            let Some(mut p): Option<serde_json::Value> =
+                self.arm.get("arm:GetAgentPool", &path, self.cs()).await?
+            else {
+                return Err(CloudError::new(
+                    CloudErrorKind::NotFound,
+                    op,
+                    format!("agent pool {} is gone", pool.nodes.name),
+                ));
+            };
+            p["properties"]["orchestratorVersion"] =
+                serde_json::Value::String(def.cluster.kubernetes_version.clone());
+            self.arm.put(op, &path, self.cs(), &p).await
         }
         .boxed()
     }

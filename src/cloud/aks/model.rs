@@ -168,6 +168,12 @@ pub struct AgentPoolProperties {
     /// `VirtualMachineScaleSets`.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub pool_type: Option<String>,
+    /// The Kubernetes version asked for the nodes (ARM's `orchestratorVersion`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestrator_version: Option<String>,
+    /// The Kubernetes version the nodes run (read-only).
+    #[serde(default, skip_serializing)]
+    pub current_orchestrator_version: Option<String>,
     /// Kubernetes labels of the nodes.
     #[serde(default)]
     pub node_labels: BTreeMap<String, String>,
@@ -230,6 +236,9 @@ fn pool_properties(p: &PoolDefinition) -> Result<AgentPoolProperties, BodyError>
         os_type: Some("Linux".to_owned()),
         os_sku: Some(os_sku),
         pool_type: Some("VirtualMachineScaleSets".to_owned()),
+        // The cluster's version, as ARM defaults it.
+        orchestrator_version: None,
+        current_orchestrator_version: None,
         node_labels: p.nodes.labels.clone(),
         tags: p.nodes.tags.clone(),
         vnet_subnet_id: p.nodes.subnets.first().cloned(),
@@ -322,8 +331,27 @@ pub fn status(state: Option<&str>) -> Status {
 }
 
 /// `MAJOR.MINOR` of a version (`1.31.2` → `1.31`).
-fn minor(v: &str) -> String {
+pub fn minor(v: &str) -> String {
     v.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+/// Turns a managed cluster as ARM returned it into the body of its control-plane-only upgrade
+/// to `version` (pure): `kubernetesVersion` changes, and every agent pool profile keeps the
+/// version its nodes run, so only the control plane moves.
+pub fn control_plane_upgrade(mc: &mut serde_json::Value, version: &str) {
+    let props = &mut mc["properties"];
+    props["kubernetesVersion"] = serde_json::Value::String(version.to_owned());
+    if let Some(pools) = props["agentPoolProfiles"].as_array_mut() {
+        for p in pools {
+            let now = p
+                .get("currentOrchestratorVersion")
+                .or_else(|| p.get("orchestratorVersion"))
+                .cloned();
+            if let Some(v) = now {
+                p["orchestratorVersion"] = v;
+            }
+        }
+    }
 }
 
 /// What ARM reports of a managed cluster, in the definition's terms.
@@ -400,6 +428,26 @@ mod tests {
     fn def() -> ClusterDefinition {
         let (_d, spec) = crate::engine::test_support::spec(Provider::Aks, "digibee.acme.com");
         crate::cloud::access::definition(&spec)
+    }
+
+    #[test]
+    fn a_control_plane_upgrade_changes_the_version_and_holds_every_pool_where_it_runs() {
+        let mut mc = serde_json::json!({
+            "location": "westeurope",
+            "properties": {
+                "kubernetesVersion": "1.34", "dnsPrefix": "x", "someFieldArmKeeps": {"a": 1},
+                "agentPoolProfiles": [
+                    {"name": "system", "orchestratorVersion": "1.34", "currentOrchestratorVersion": "1.34.2"},
+                    {"name": "workers", "currentOrchestratorVersion": "1.33.5"}
+                ]
+            }
+        });
+        control_plane_upgrade(&mut mc, "1.35");
+        assert_eq!(mc["properties"]["kubernetesVersion"], "1.35");
+        assert_eq!(mc["properties"]["someFieldArmKeeps"]["a"], 1);
+        let pools = mc["properties"]["agentPoolProfiles"].as_array().unwrap();
+        assert_eq!(pools[0]["orchestratorVersion"], "1.34.2");
+        assert_eq!(pools[1]["orchestratorVersion"], "1.33.5");
     }
 
     #[test]

@@ -762,6 +762,7 @@ impl ClusterManager for EksProvider {
                 None => NodeImageDef::Default(String::new()),
             };
             Ok(Some(NodePoolFacts {
+                version: n.version().unwrap_or_default().to_owned(),
                 status: pool_status(n.status(), reason),
                 described: PoolShape {
                     name: n.nodegroup_name().unwrap_or_default().to_owned(),
@@ -826,6 +827,40 @@ impl ClusterManager for EksProvider {
             call.send()
                 .await
                 .map_err(|e| classify("eks:CreateNodegroup", &e))?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn upgrade_cluster<'a>(&'a self, def: &'a ClusterDefinition) -> CloudFuture<'a, ()> {
+        async move {
+            self.eks
+                .update_cluster_version()
+                .name(&def.cluster.name)
+                .version(&def.cluster.kubernetes_version)
+                .send()
+                .await
+                .map_err(|e| classify("eks:UpdateClusterVersion", &e))?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn upgrade_node_pool<'a>(
+        &'a self,
+        def: &'a ClusterDefinition,
+        pool: &'a PoolDefinition,
+    ) -> CloudFuture<'a, ()> {
+        async move {
+            // Without `force`: EKS stops at a PodDisruptionBudget rather than evict past it.
+            self.eks
+                .update_nodegroup_version()
+                .cluster_name(&def.cluster.name)
+                .nodegroup_name(&pool.nodes.name)
+                .version(&def.cluster.kubernetes_version)
+                .send()
+                .await
+                .map_err(|e| classify("eks:UpdateNodegroupVersion", &e))?;
             Ok(())
         }
         .boxed()

@@ -425,6 +425,7 @@ impl ClusterManager for GkeProvider {
                 .await
             {
                 Ok(p) => Ok(Some(NodePoolFacts {
+                    version: model::minor(&p.version),
                     status: model::pool_status(p.status.name(), &pool_message(&p)),
                     described: model::describe_pool(&p),
                 })),
@@ -454,6 +455,54 @@ impl ClusterManager for GkeProvider {
                 .create_node_pool()
                 .set_parent(self.cluster_path(def.name()))
                 .set_node_pool(model::node_pool(pool))
+                .send()
+                .await
+                .map_err(|e| errors::from_gax(op, &e))?;
+            self.follow(op, &o.name).await
+        }
+        .boxed()
+    }
+
+    fn upgrade_cluster<'a>(&'a self, def: &'a ClusterDefinition) -> CloudFuture<'a, ()> {
+        async move {
+            let op = "gke:UpdateMaster";
+            // `1.35` asks for that minor's newest patch GKE offers.
+            let o = self
+                .gke()
+                .await?
+                .update_master()
+                .set_name(self.cluster_path(def.name()))
+                .set_master_version(&def.cluster.kubernetes_version)
+                .send()
+                .await
+                .map_err(|e| errors::from_gax(op, &e))?;
+            self.follow(op, &o.name).await
+        }
+        .boxed()
+    }
+
+    fn upgrade_node_pool<'a>(
+        &'a self,
+        def: &'a ClusterDefinition,
+        pool: &'a PoolDefinition,
+    ) -> CloudFuture<'a, ()> {
+        async move {
+            let op = "gke:UpdateNodePool";
+            let image = match &pool.nodes.image {
+                crate::cloud::definition::NodeImageDef::Default(t)
+                | crate::cloud::definition::NodeImageDef::Custom(t) => t.clone(),
+            };
+            let o = self
+                .gke()
+                .await?
+                .update_node_pool()
+                .set_name(format!(
+                    "{}/nodePools/{}",
+                    self.cluster_path(def.name()),
+                    pool.nodes.name
+                ))
+                .set_node_version(&def.cluster.kubernetes_version)
+                .set_image_type(image)
                 .send()
                 .await
                 .map_err(|e| errors::from_gax(op, &e))?;

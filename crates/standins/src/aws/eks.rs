@@ -1,7 +1,10 @@
 //! EKS over REST-JSON (the EKS API Reference): `POST /clusters` (CreateCluster),
 //! `GET /clusters/{name}` (DescribeCluster), `POST /clusters/{name}/node-groups`
 //! (CreateNodegroup), `GET /clusters/{name}/node-groups/{ng}` (DescribeNodegroup),
-//! `GET /cluster-versions` (DescribeClusterVersions). Errors carry `x-amzn-ErrorType`.
+//! `GET /cluster-versions` (DescribeClusterVersions), `POST /clusters/{name}/updates`
+//! (UpdateClusterVersion), `POST /clusters/{name}/node-groups/{ng}/update-version`
+//! (UpdateNodegroupVersion; UPDATING until the world's delay has passed, with the rules of
+//! [`crate::upgrade`]). Errors carry `x-amzn-ErrorType`.
 //! Clusters and node groups are CREATING until the world's creation delay has passed; a node
 //! group can only be created on an ACTIVE cluster, as on EKS. What a create request asks for
 //! (endpoint access, labels, AMI type, scaling) is kept and described back as EKS does,
@@ -32,6 +35,8 @@ pub(crate) fn operation(method: &Method, path: &str) -> &'static str {
         ("GET", ["clusters", _, "node-groups", _]) => "DescribeNodegroup",
         ("DELETE", ["clusters", _]) => "DeleteCluster",
         ("DELETE", ["clusters", _, "node-groups", _]) => "DeleteNodegroup",
+        ("POST", ["clusters", _, "updates"]) => "UpdateClusterVersion",
+        ("POST", ["clusters", _, "node-groups", _, "update-version"]) => "UpdateNodegroupVersion",
         ("GET", ["cluster-versions"]) => "DescribeClusterVersions",
         _ => "Unknown",
     }
@@ -55,6 +60,7 @@ fn cluster_json(w: &World, c: &Cluster) -> Value {
         Phase::Ready => "ACTIVE",
         Phase::Failed => "FAILED",
         Phase::Deleting => "DELETING",
+        Phase::Updating => "UPDATING",
     };
     let mut vpc = json!({
         "subnetIds": c.subnets,
@@ -96,6 +102,7 @@ fn nodegroup_json(w: &World, n: &Pool) -> Value {
         Phase::Ready => "ACTIVE",
         Phase::Failed => "CREATE_FAILED",
         Phase::Deleting => "DELETING",
+        Phase::Updating => "UPDATING",
     };
     let issues: Vec<Value> = n
         .fail
@@ -106,7 +113,7 @@ fn nodegroup_json(w: &World, n: &Pool) -> Value {
         "nodegroupName": n.name,
         "nodegroupArn": nodegroup_arn(w, &n.cluster, &n.name),
         "clusterName": n.cluster,
-        "version": w.clusters.get(&n.cluster).map(|c| c.version.clone()).unwrap_or_default(),
+        "version": n.version,
         "createdAt": n.created_epoch,
         "status": status,
         "capacityType": "ON_DEMAND",
@@ -145,6 +152,32 @@ fn role_exists(w: &World, arn: &str) -> bool {
     arn.rsplit('/').next().is_some_and(|name| {
         w.identities.contains_key(name) && *arn == super::role_arn(&w.account, name)
     })
+}
+
+/// EKS's `Update` object of a version update that has begun.
+fn version_update(version: &str) -> Value {
+    json!({
+        "id": format!("{:032x}", now_epoch().to_bits()),
+        "status": "InProgress",
+        "type": "VersionUpdate",
+        "params": [{"type": "Version", "value": version}, {"type": "PlatformVersion", "value": "eks.1"}],
+        "createdAt": now_epoch(),
+        "errors": [],
+    })
+}
+
+/// A refused upgrade as EKS answers it.
+fn refused(r: crate::upgrade::Refused) -> AwsError {
+    use crate::upgrade::Refused;
+    match r {
+        Refused::NotFound(what) => AwsError::new(
+            404,
+            "ResourceNotFoundException",
+            format!("No {what} found."),
+        ),
+        Refused::Busy(why) => AwsError::new(409, "ResourceInUseException", why),
+        Refused::Invalid(why) => AwsError::new(400, "InvalidRequestException", why),
+    }
 }
 
 fn bad(message: String) -> AwsError {
@@ -234,6 +267,7 @@ pub(crate) fn answer(
                 created_epoch: now_epoch(),
                 fail: None,
                 deleting: false,
+                updating: None,
             };
             let v = cluster_json(w, &c);
             w.clusters.insert(name, c);
@@ -319,6 +353,8 @@ pub(crate) fn answer(
                 created: Instant::now(),
                 created_epoch: now_epoch(),
                 fail: None,
+                version: c.version.clone(),
+                updating: None,
             };
             let v = nodegroup_json(w, &n);
             w.pools.insert(key, n);
@@ -343,6 +379,38 @@ pub(crate) fn answer(
                     )
                 })?;
             Ok(Json(json!({"nodegroup": nodegroup_json(w, n)})).into_response())
+        }
+        ("UpdateClusterVersion", [_, cluster, _]) => {
+            authorize(
+                w,
+                DENIED,
+                "eks:UpdateClusterVersion",
+                &cluster_arn(w, cluster),
+                &[],
+            )?;
+            let version = input["version"].as_str().unwrap_or_default().to_owned();
+            w.upgrade_cluster(cluster, &version).map_err(refused)?;
+            Ok(Json(json!({"update": version_update(&version)})).into_response())
+        }
+        ("UpdateNodegroupVersion", [_, cluster, _, name, _]) => {
+            authorize(
+                w,
+                DENIED,
+                "eks:UpdateNodegroupVersion",
+                &nodegroup_arn(w, cluster, name),
+                &[],
+            )?;
+            // Without a version EKS takes the control plane's.
+            let version = match input["version"].as_str() {
+                Some(v) => v.to_owned(),
+                None => w
+                    .clusters
+                    .get(*cluster)
+                    .map(|c| c.version.clone())
+                    .unwrap_or_default(),
+            };
+            w.upgrade_pool(cluster, name, &version).map_err(refused)?;
+            Ok(Json(json!({"update": version_update(&version)})).into_response())
         }
         _ => Err(AwsError::new(
             404,

@@ -29,6 +29,7 @@ pub(crate) fn state_of(phase: Phase) -> &'static str {
         Phase::Ready => "Succeeded",
         Phase::Failed => "Failed",
         Phase::Deleting => "Deleting",
+        Phase::Updating => "Upgrading",
     }
 }
 
@@ -78,7 +79,7 @@ pub(crate) fn operation(w: &World, id: &str) -> Result<Response, ArmError> {
     let mut v = json!({"id": id, "name": id, "startTime": op.started_epoch});
     let retry = w.retry_after.to_string();
     match phase {
-        Phase::Creating | Phase::Deleting => {
+        Phase::Creating | Phase::Deleting | Phase::Updating => {
             v["status"] = json!("InProgress");
             return Ok((
                 StatusCode::OK,
@@ -208,6 +209,7 @@ pub(crate) fn put_cluster(
     if !exists {
         check_quota(w, profiles.iter().map(pool_vcpu).sum())?;
     }
+    let upgraded = exists && upgrade_cluster(w, name, &props, &profiles)?;
     let api = props
         .get("apiServerAccessProfile")
         .cloned()
@@ -250,6 +252,7 @@ pub(crate) fn put_cluster(
         created_epoch: now_epoch(),
         fail: w.fail_next_create.take(),
         deleting: false,
+        updating: None,
     };
     let mut stored = doc.clone();
     if let Some(p) = stored.get_mut("properties").and_then(Value::as_object_mut) {
@@ -257,9 +260,19 @@ pub(crate) fn put_cluster(
     }
     w.documents
         .insert(cluster_id(w, group, name).to_ascii_lowercase(), stored);
-    let (created, created_epoch, fail) = match w.clusters.get(name) {
-        Some(old) => (old.created, old.created_epoch, old.fail.clone()),
-        None => (cluster.created, cluster.created_epoch, cluster.fail.clone()),
+    let (created, created_epoch, fail, updating) = match w.clusters.get(name) {
+        Some(old) => (
+            old.created,
+            old.created_epoch,
+            old.fail.clone(),
+            old.updating,
+        ),
+        None => (
+            cluster.created,
+            cluster.created_epoch,
+            cluster.fail.clone(),
+            None,
+        ),
     };
     w.clusters.insert(
         name.to_owned(),
@@ -267,6 +280,7 @@ pub(crate) fn put_cluster(
             created,
             created_epoch,
             fail,
+            updating,
             ..cluster
         },
     );
@@ -278,6 +292,10 @@ pub(crate) fn put_cluster(
         super::teardown::make_node_group(w, group, name);
     }
     let body = cluster_json(w, group, &w.clusters[name]);
+    if upgraded {
+        let headers = start_operation(w, base, Target::Cluster(name.to_owned()));
+        return Ok((StatusCode::OK, headers, axum::Json(body)).into_response());
+    }
     if exists {
         return Ok((StatusCode::OK, axum::Json(body)).into_response());
     }
@@ -298,9 +316,26 @@ fn store_pool(w: &mut World, group: &str, cluster: &str, name: &str, doc: Value)
         })
         .unwrap_or_default();
     let key = (cluster.to_owned(), name.to_owned());
-    let (created, created_epoch, fail) = match w.pools.get(&key) {
-        Some(p) => (p.created, p.created_epoch, p.fail.clone()),
-        None => (now, now_epoch(), None),
+    let (created, created_epoch, fail, version, updating) = match w.pools.get(&key) {
+        Some(p) => (
+            p.created,
+            p.created_epoch,
+            p.fail.clone(),
+            p.version.clone(),
+            p.updating,
+        ),
+        None => (
+            now,
+            now_epoch(),
+            None,
+            props
+                .get("orchestratorVersion")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| w.clusters.get(cluster).map(|c| c.version.clone()))
+                .unwrap_or_default(),
+            None,
+        ),
     };
     w.pools.insert(
         key,
@@ -332,6 +367,8 @@ fn store_pool(w: &mut World, group: &str, cluster: &str, name: &str, doc: Value)
             created,
             created_epoch,
             fail,
+            version,
+            updating,
         },
     );
     let mut props = props;
@@ -383,8 +420,21 @@ pub(crate) fn put_pool(
     if !exists {
         check_quota(w, pool_vcpu(&doc))?;
     }
+    let asked = doc["properties"]["orchestratorVersion"].as_str();
+    let upgraded = match (asked, w.pools.get(&key)) {
+        (Some(v), Some(p)) if v != p.version => {
+            let v = v.to_owned();
+            w.upgrade_pool(cluster, name, &v).map_err(refused)?;
+            true
+        }
+        _ => false,
+    };
     store_pool(w, group, cluster, name, doc);
     let body = pool_json(w, group, &w.pools[&key]);
+    if upgraded {
+        let headers = start_operation(w, base, Target::Pool(cluster.to_owned(), name.to_owned()));
+        return Ok((StatusCode::OK, headers, axum::Json(body)).into_response());
+    }
     if exists {
         return Ok((StatusCode::OK, axum::Json(body)).into_response());
     }
@@ -407,7 +457,57 @@ pub(crate) fn pool_json(w: &World, group: &str, p: &Pool) -> Value {
     v["name"] = json!(p.name);
     v["type"] = json!("Microsoft.ContainerService/managedClusters/agentPools");
     v["properties"]["provisioningState"] = json!(state_of(w.pool_phase(p)));
+    v["properties"]["orchestratorVersion"] = json!(p.version);
+    v["properties"]["currentOrchestratorVersion"] = json!(p.version);
     v
+}
+
+/// A PUT of an existing cluster that names another `kubernetesVersion` upgrades its control
+/// plane (the world's rules); every agent pool profile it carries must keep its pool's version
+/// (`orchestratorVersion`), since this stand-in upgrades pools only through their own PUT.
+/// Returns whether an upgrade began.
+fn upgrade_cluster(
+    w: &mut World,
+    name: &str,
+    props: &Value,
+    profiles: &[Value],
+) -> Result<bool, ArmError> {
+    for p in profiles {
+        let pool = p.get("name").and_then(Value::as_str).unwrap_or("nodepool1");
+        if let (Some(v), Some(have)) = (
+            p.get("orchestratorVersion").and_then(Value::as_str),
+            w.pools.get(&(name.to_owned(), pool.to_owned())),
+        ) && v != have.version
+        {
+            return Err(ArmError::new(
+                400,
+                "OperationNotAllowed",
+                format!(
+                    "agent pool {pool} runs {}; this stand-in upgrades an agent pool only through its own PUT",
+                    have.version
+                ),
+            ));
+        }
+    }
+    let want = props
+        .get("kubernetesVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if want.is_empty() || w.clusters[name].version == want {
+        return Ok(false);
+    }
+    w.upgrade_cluster(name, want).map_err(refused)?;
+    Ok(true)
+}
+
+/// A refused upgrade as ARM answers it.
+fn refused(r: crate::upgrade::Refused) -> ArmError {
+    use crate::upgrade::Refused;
+    match r {
+        Refused::NotFound(what) => not_found("ResourceNotFound", format!("{what} not found")),
+        Refused::Busy(why) => ArmError::new(409, "OperationNotAllowed", why),
+        Refused::Invalid(why) => ArmError::new(400, "InvalidParameter", why),
+    }
 }
 
 pub(crate) fn cluster_json(w: &World, group: &str, c: &Cluster) -> Value {

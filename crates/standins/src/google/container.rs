@@ -24,6 +24,8 @@ pub(crate) enum Gke {
     ServerConfig(String),
     DeleteCluster(String, String),
     DeletePool(String, String, String),
+    UpdateMaster(String, String),
+    UpdatePool(String, String, String),
 }
 
 /// Routes a GKE path (`/v1/projects/{p}/locations/{l}/…`).
@@ -35,6 +37,7 @@ pub(crate) fn route(method: &Method, seg: &[&str]) -> Option<(Route, Gke)> {
     let get = *method == Method::GET;
     let post = *method == Method::POST;
     let delete = *method == Method::DELETE;
+    let put = *method == Method::PUT;
     let r = |op, permission, resource: String| Route {
         op,
         permission,
@@ -58,6 +61,25 @@ pub(crate) fn route(method: &Method, seg: &[&str]) -> Option<(Route, Gke)> {
                 format!("{loc}/clusters/{c}"),
             ),
             Gke::DeletePool(project, (*c).to_owned(), (*n).to_owned()),
+        ),
+        ["clusters", c] if post && c.ends_with(":updateMaster") => {
+            let c = c.trim_end_matches(":updateMaster");
+            (
+                r(
+                    "gke:UpdateMaster",
+                    Some("container.clusters.update"),
+                    format!("{loc}/clusters/{c}"),
+                ),
+                Gke::UpdateMaster(project, c.to_owned()),
+            )
+        }
+        ["clusters", c, "nodePools", n] if put => (
+            r(
+                "gke:UpdateNodePool",
+                Some("container.clusters.update"),
+                format!("{loc}/clusters/{c}"),
+            ),
+            Gke::UpdatePool(project, (*c).to_owned(), (*n).to_owned()),
         ),
         ["clusters"] if post => (
             r("gke:CreateCluster", Some("container.clusters.create"), loc),
@@ -109,6 +131,7 @@ fn status_of(phase: Phase) -> &'static str {
         Phase::Ready => "RUNNING",
         Phase::Failed => "ERROR",
         Phase::Deleting => "STOPPING",
+        Phase::Updating => "RECONCILING",
     }
 }
 
@@ -221,7 +244,7 @@ fn labels(v: &Value, key: &str) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-fn new_pool(cluster: &str, p: &Value, now: Instant, fail: Option<String>) -> Pool {
+fn new_pool(cluster: &str, version: &str, p: &Value, now: Instant, fail: Option<String>) -> Pool {
     let n = |ptr: &str| p.pointer(ptr).and_then(Value::as_i64).unwrap_or(0);
     Pool {
         cluster: cluster.to_owned(),
@@ -255,6 +278,8 @@ fn new_pool(cluster: &str, p: &Value, now: Instant, fail: Option<String>) -> Poo
         created: now,
         created_epoch: now_epoch(),
         fail,
+        version: version.to_owned(),
+        updating: None,
     }
 }
 
@@ -347,7 +372,7 @@ fn done(w: &World, base: &str, id: &str) -> Result<Value, GoogleError> {
         w.account, w.region
     ));
     match phase {
-        Phase::Creating | Phase::Deleting => {}
+        Phase::Creating | Phase::Deleting | Phase::Updating => {}
         Phase::Ready => {
             v["status"] = json!("DONE");
             v["endTime"] = json!(rfc3339(now_epoch() as u64));
@@ -382,11 +407,7 @@ fn describe(w: &World, base: &str, c: &Cluster) -> Value {
         });
     let phase = w.cluster_phase(c);
     let loc = format!("projects/{}/locations/{}", w.account, w.region);
-    let minor = v
-        .get("initialClusterVersion")
-        .and_then(Value::as_str)
-        .unwrap_or(&c.version)
-        .to_owned();
+    let minor = c.version.clone();
     v["status"] = json!(status_of(phase));
     if let Some(f) = &c.fail {
         v["statusMessage"] = json!(f);
@@ -403,20 +424,20 @@ fn describe(w: &World, base: &str, c: &Cluster) -> Value {
         .pools
         .values()
         .filter(|p| p.cluster == c.name)
-        .map(|p| describe_pool(w, p, &minor))
+        .map(|p| describe_pool(w, p))
         .collect();
     v["nodePools"] = json!(pools);
     v
 }
 
-fn describe_pool(w: &World, p: &Pool, minor: &str) -> Value {
+fn describe_pool(w: &World, p: &Pool) -> Value {
     let mut v = w
         .documents
         .get(&format!("gke:pool:{}/{}", p.cluster, p.name))
         .cloned()
         .unwrap_or_else(|| json!({"name": p.name}));
     v["status"] = json!(status_of(w.pool_phase(p)));
-    v["version"] = json!(patch_of(w, minor));
+    v["version"] = json!(patch_of(w, &p.version));
     v["locations"] = json!(["a", "b", "c"].map(|z| format!("{}-{z}", w.region)));
     v
 }
@@ -431,7 +452,9 @@ pub(crate) fn answer(w: &mut World, base: &str, g: Gke, body: Value) -> Result<V
         | Gke::Operation(p, _)
         | Gke::ServerConfig(p)
         | Gke::DeleteCluster(p, _)
-        | Gke::DeletePool(p, _, _) => p.clone(),
+        | Gke::DeletePool(p, _, _)
+        | Gke::UpdateMaster(p, _)
+        | Gke::UpdatePool(p, _, _) => p.clone(),
     };
     if project != w.account {
         return Err(GoogleError::denied(
@@ -458,11 +481,10 @@ pub(crate) fn answer(w: &mut World, base: &str, g: Gke, body: Value) -> Result<V
         }
         Gke::GetPool(_, c, n) => {
             w.clusters.get(&c).ok_or_else(|| not_found(w, &c))?;
-            let minor = w.clusters[&c].version.clone();
             let p = w.pools.get(&(c.clone(), n.clone())).ok_or_else(|| {
                 GoogleError::not_found(format!("Not found: node pool \"{n}\" not found."))
             })?;
-            Ok(describe_pool(w, p, &minor))
+            Ok(describe_pool(w, p))
         }
         Gke::Operation(_, o) => done(w, base, &o),
         Gke::DeleteCluster(_, c) => {
@@ -557,10 +579,11 @@ pub(crate) fn answer(w: &mut World, base: &str, g: Gke, body: Value) -> Result<V
                     created_epoch: now_epoch(),
                     fail: fail.clone(),
                     deleting: false,
+                    updating: None,
                 },
             );
             for p in &pools {
-                let pool = new_pool(&name, p, now, None);
+                let pool = new_pool(&name, version, p, now, None);
                 w.documents
                     .insert(format!("gke:pool:{name}/{}", pool.name), p.clone());
                 w.pools.insert((name.clone(), pool.name.clone()), pool);
@@ -601,7 +624,8 @@ pub(crate) fn answer(w: &mut World, base: &str, g: Gke, body: Value) -> Result<V
                 }
             }
             let fail = w.fail_next_create.take();
-            let pool = new_pool(&c, &p, Instant::now(), fail);
+            let version = w.clusters[&c].version.clone();
+            let pool = new_pool(&c, &version, &p, Instant::now(), fail);
             w.documents
                 .insert(format!("gke:pool:{c}/{name}"), p.clone());
             w.pools.insert((c.clone(), name.clone()), pool);
@@ -612,5 +636,34 @@ pub(crate) fn answer(w: &mut World, base: &str, g: Gke, body: Value) -> Result<V
                 "CREATE_NODE_POOL",
             ))
         }
+        Gke::UpdateMaster(_, c) => {
+            w.clusters.get(&c).ok_or_else(|| not_found(w, &c))?;
+            // GKE takes `1.35` (the minor's newest patch) or a full version.
+            let asked = body["masterVersion"].as_str().unwrap_or_default();
+            let minor = asked.split('.').take(2).collect::<Vec<_>>().join(".");
+            w.upgrade_cluster(&c, &minor).map_err(refused)?;
+            Ok(operation(w, base, Target::Cluster(c), "UPGRADE_MASTER"))
+        }
+        Gke::UpdatePool(_, c, n) => {
+            w.clusters.get(&c).ok_or_else(|| not_found(w, &c))?;
+            let asked = body["nodeVersion"].as_str().unwrap_or_default();
+            let minor = if asked == "-" || asked.is_empty() {
+                w.clusters[&c].version.clone()
+            } else {
+                asked.split('.').take(2).collect::<Vec<_>>().join(".")
+            };
+            w.upgrade_pool(&c, &n, &minor).map_err(refused)?;
+            Ok(operation(w, base, Target::Pool(c, n), "UPGRADE_NODES"))
+        }
+    }
+}
+
+/// A refused upgrade as GKE answers it.
+fn refused(r: crate::upgrade::Refused) -> GoogleError {
+    use crate::upgrade::Refused;
+    match r {
+        Refused::NotFound(what) => GoogleError::not_found(format!("Not found: {what}.")),
+        Refused::Busy(why) => GoogleError::new(400, "FAILED_PRECONDITION", why),
+        Refused::Invalid(why) => GoogleError::new(400, "INVALID_ARGUMENT", why),
     }
 }
