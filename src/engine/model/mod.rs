@@ -27,3 +27,4 @@ pub mod record;
 pub mod report;
 pub mod state;
 pub mod teardown;
+pub mod upgrade;
