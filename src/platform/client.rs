@@ -84,7 +84,15 @@ pub trait KubeApi: Send + Sync {
     /// service's own answer, whatever its status; the API server's refusals (its `Status`
     /// objects: no endpoints, forbidden, unknown service) are errors.
     fn proxy<'a>(&'a self, request: &'a ProxyRequest) -> KubeFuture<'a, ProxyAnswer>;
+    /// The API server's own metrics (`GET /metrics`, the Prometheus text format), at most
+    /// [`METRICS_CAP`] bytes: `upgrade` reads `apiserver_requested_deprecated_apis` from them.
+    fn metrics(&self) -> KubeFuture<'_, String>;
+    /// Every `group/version` the API server serves, from discovery (the core group as `v1`).
+    fn served_versions(&self) -> KubeFuture<'_, Vec<String>>;
 }
+
+/// The largest metrics answer read (a large cluster's API server writes tens of MB).
+pub const METRICS_CAP: usize = 64 * 1024 * 1024;
 
 /// A request to a Service through the API server.
 #[derive(Debug)]
@@ -339,6 +347,71 @@ impl KubeApi for KubeClient {
                 return Err(classify(kube::Error::Api(Box::new(s)), &what));
             }
             Ok(ProxyAnswer { status, body })
+        })
+    }
+
+    fn metrics(&self) -> KubeFuture<'_, String> {
+        Box::pin(async move {
+            use http_body_util::BodyExt as _;
+            let what = "the API server's /metrics";
+            let unavailable = |message: String| KubeError {
+                kind: KubeErrorKind::Unavailable,
+                object: what.to_owned(),
+                message,
+            };
+            let req = http_1::Request::get("/metrics")
+                .header(http_1::header::ACCEPT, "text/plain")
+                .body(kube::client::Body::empty())
+                .map_err(|e| unavailable(e.to_string()))?;
+            let resp = self.client.send(req).await.map_err(|e| classify(e, what))?;
+            let status = resp.status().as_u16();
+            let bytes = http_body_util::Limited::new(resp.into_body(), METRICS_CAP)
+                .collect()
+                .await
+                .map_err(|e| unavailable(format!("reading the answer: {e}")))?
+                .to_bytes();
+            let body = String::from_utf8_lossy(&bytes).into_owned();
+            if let Some(s) = server_status(status, &body) {
+                return Err(classify(kube::Error::Api(Box::new(s)), what));
+            }
+            if !(200..300).contains(&status) {
+                return Err(KubeError {
+                    kind: if status == 403 {
+                        KubeErrorKind::Forbidden
+                    } else {
+                        KubeErrorKind::Unavailable
+                    },
+                    object: what.to_owned(),
+                    message: format!("HTTP {status}"),
+                });
+            }
+            Ok(body)
+        })
+    }
+
+    fn served_versions(&self) -> KubeFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            let what = "discovery";
+            let core = self
+                .client
+                .list_core_api_versions()
+                .await
+                .map_err(|e| classify(e, what))?;
+            let groups = self
+                .client
+                .list_api_groups()
+                .await
+                .map_err(|e| classify(e, what))?;
+            Ok(core
+                .versions
+                .into_iter()
+                .chain(
+                    groups
+                        .groups
+                        .into_iter()
+                        .flat_map(|g| g.versions.into_iter().map(|v| v.group_version)),
+                )
+                .collect())
         })
     }
 

@@ -263,10 +263,36 @@ fn route(c: &mut Cluster, path: &str, r: &Req<'_>) -> Response {
                     "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}),
         ),
         ["apis"] => json_response(StatusCode::OK, &groups(c)),
+        ["metrics"] => metrics(c),
         ["api", "v1", rest @ ..] => resource(c, "", "v1", rest, r),
         ["apis", group, version, rest @ ..] => resource(c, group, version, rest, r),
         _ => status_response(&not_served(), None, None),
     }
+}
+
+/// `/metrics`: the `apiserver_requested_deprecated_apis` gauge in the Prometheus text format,
+/// one series per deprecated type a request used, as the API server reports it.
+fn metrics(c: &Cluster) -> Response {
+    let mut text = String::from(
+        "# HELP apiserver_requested_deprecated_apis [STABLE] Gauge of deprecated APIs that have been requested, broken out by API group, version, resource, subresource, and removed_release.\n# TYPE apiserver_requested_deprecated_apis gauge\n",
+    );
+    for (t, removed) in &c.deprecated {
+        if c.requested_deprecated
+            .contains(&(t.group.clone(), t.version.clone(), t.plural.clone()))
+        {
+            text.push_str(&format!(
+                "apiserver_requested_deprecated_apis{{group=\"{}\",removed_release=\"{removed}\",resource=\"{}\",subresource=\"\",version=\"{}\"}} 1\n",
+                t.group, t.plural, t.version
+            ));
+        }
+    }
+    text.push_str("# HELP apiserver_storage_objects [STABLE] Number of stored objects\n# TYPE apiserver_storage_objects gauge\n");
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text,
+    )
+        .into_response()
 }
 
 fn groups(c: &Cluster) -> Value {
@@ -298,6 +324,19 @@ fn resource(c: &mut Cluster, group: &str, version: &str, rest: &[&str], r: &Req<
         .collect();
     if served.is_empty() {
         return status_response(&not_served(), None, None);
+    }
+    if let Some(plural) = rest
+        .iter()
+        .rev()
+        .find(|s| served.iter().any(|t| t.plural == **s))
+    {
+        let hit = (group.to_owned(), version.to_owned(), (*plural).to_owned());
+        if c.deprecated
+            .iter()
+            .any(|(t, _)| t.group == hit.0 && t.version == hit.1 && t.plural == hit.2)
+        {
+            c.requested_deprecated.insert(hit);
+        }
     }
     let gv = if group.is_empty() {
         version.to_owned()

@@ -146,6 +146,11 @@ pub struct Cluster {
     pub delays: Delays,
     /// Workloads (`namespace/name`) that never become available (their pods never start).
     pub never_ready: BTreeSet<String>,
+    /// Deprecated types served besides the built-in ones, with the release that removes each.
+    pub deprecated: Vec<(ResourceType, String)>,
+    /// The deprecated types a request has used (`group`, `version`, `plural`): what the
+    /// `apiserver_requested_deprecated_apis` gauge reports.
+    pub requested_deprecated: BTreeSet<(String, String, String)>,
 }
 
 impl Default for Cluster {
@@ -156,6 +161,8 @@ impl Default for Cluster {
             uid: 0,
             delays: Delays::default(),
             never_ready: BTreeSet::new(),
+            deprecated: Vec::new(),
+            requested_deprecated: BTreeSet::new(),
         };
         for ns in ["default", "kube-system", "kube-public"] {
             let t = c.find("", "namespaces").expect("built in");
@@ -194,6 +201,7 @@ impl Cluster {
     /// Every type it serves now: the built-ins and those of Established CRDs.
     pub fn types(&self) -> Vec<ResourceType> {
         let mut out = types::builtins();
+        out.extend(self.deprecated.iter().map(|(t, _)| t.clone()));
         for (k, o) in &self.objects {
             if k.plural == "customresourcedefinitions" && established(&o.value) {
                 out.extend(types::from_crd(&o.value));

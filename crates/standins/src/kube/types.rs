@@ -25,7 +25,15 @@ pub struct ResourceType {
 }
 
 impl ResourceType {
-    fn builtin(group: &str, version: &str, plural: &str, kind: &str, ns: bool, st: bool) -> Self {
+    /// A type the API server serves natively (no status subresource unless `st`).
+    pub fn builtin(
+        group: &str,
+        version: &str,
+        plural: &str,
+        kind: &str,
+        ns: bool,
+        st: bool,
+    ) -> Self {
         ResourceType {
             group: group.into(),
             version: version.into(),
@@ -87,6 +95,7 @@ pub fn builtins() -> Vec<ResourceType> {
             true,
             true,
         ),
+        b("", "v1", "pods", "Pod", true, true),
         b("apps", "v1", "deployments", "Deployment", true, true),
         b("apps", "v1", "statefulsets", "StatefulSet", true, true),
         b("batch", "v1", "jobs", "Job", true, true),
