@@ -32,6 +32,7 @@ mod progress;
 mod quota;
 mod quota_realm;
 mod spec;
+mod upgrade;
 mod vpn;
 
 /// How a command ended, mapped to the brief's exit codes.
@@ -161,6 +162,26 @@ pub enum Command {
         /// Also delete the disks of persistent volumes and their data (kept by default).
         #[arg(long)]
         delete_volumes: bool,
+        /// Do not ask for confirmation (required without a terminal).
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        signing: env::SigningArgs,
+    },
+    /// Move the realm's cluster one Kubernetes minor up, to the spec's kubernetesVersion: print
+    /// the pre-checks and the plan (`--plan`), or run or resume the upgrade (its plan journaled
+    /// for the customer's approval, then the control plane, then each node pool; exit 3 while
+    /// waiting for the approval).
+    Upgrade {
+        #[command(flatten)]
+        args: engine::RunArgs,
+        /// The target `MAJOR.MINOR`; must be the spec's kubernetesVersion (a confirmation).
+        #[arg(long)]
+        to: Option<String>,
+        /// Print the pre-checks and what would move, without changing anything (exit 1 when a
+        /// pre-check fails).
+        #[arg(long)]
+        plan: bool,
         /// Do not ask for confirmation (required without a terminal).
         #[arg(long)]
         yes: bool,
@@ -344,6 +365,13 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
                 destroy::destroy(&args, plan, delete_volumes, yes, &signing)
             }
         }
+        Command::Upgrade {
+            args,
+            to,
+            plan,
+            yes,
+            signing,
+        } => upgrade::upgrade(&args, to.as_deref(), plan, yes, &signing),
         Command::Approve {
             state,
             phase,

@@ -26,6 +26,7 @@ pub mod options;
 pub mod reveal;
 pub mod run;
 pub mod teardown;
+pub mod upgrade;
 
 pub use observer::{EngineObserver, Quiet, StepEnd};
 pub use options::{CheckOptions, Clock, RunOptions, system_clock};

@@ -61,7 +61,7 @@ pub enum EngineError {
     #[error(transparent)]
     Approve(#[from] ApproveError),
     /// A destroy has begun deleting this realm: an install would build on what is going away.
-    #[error("realm `{realm}` is being destroyed (its destroy has begun deleting); install does not run on it\n  help: finish it with `realmctl destroy -f realm.yaml --state {}`, or install the realm again into a new state folder", dir.display())]
+    #[error("realm `{realm}` is being destroyed (its destroy has begun deleting); install and upgrade do not run on it\n  help: finish it with `realmctl destroy -f realm.yaml --state {}`, or install the realm again into a new state folder", dir.display())]
     Destroying {
         /// The folder.
         dir: PathBuf,
@@ -78,12 +78,12 @@ pub enum EngineError {
         /// The command's.
         wanted: super::actions::Workflow,
     },
-    /// `destroy --plan` could not survey the cloud.
-    #[error("could not survey the realm's cloud for the destroy plan: {0}")]
+    /// `destroy --plan` or `upgrade --plan` could not survey the cloud.
+    #[error("could not survey the realm's cloud for the plan: {0}")]
     Cloud(#[from] crate::cloud::CloudError),
-    /// `destroy --plan` needs the realm's cloud.
+    /// `destroy --plan` and `upgrade --plan` need the realm's cloud.
     #[error(
-        "destroy needs a cloud provider for the realm's cloud, and this run has none\n  help: use a build with the realm's cloud and credentials for it"
+        "this command needs a cloud provider for the realm's cloud, and this run has none\n  help: use a build with the realm's cloud and credentials for it"
     )]
     NoCloud,
 }
@@ -168,6 +168,41 @@ pub async fn destroy_plan(
     let cloud = opts.cloud.as_deref().ok_or(EngineError::NoCloud)?;
     let realm = super::model::inventory::facts(&state);
     Ok(super::teardown::survey(cloud, spec, &realm, opts.teardown).await?)
+}
+
+/// The upgrade of `spec`'s realm in `dir` as the cloud stands now, without side effects
+/// (`upgrade --plan`): the same survey and pre-checks the `upgrade.plan` step journals. The
+/// plan is `Some` only when every check passed.
+pub async fn upgrade_plan(
+    dir: &Path,
+    spec: &Spec,
+    opts: &RunOptions,
+) -> Result<UpgradeAnswer, EngineError> {
+    let state = read_state(dir)?;
+    check_realm(dir, &state, spec)?;
+    let cloud = opts.cloud.as_deref().ok_or(EngineError::NoCloud)?;
+    let def = crate::cloud::access::definition(spec);
+    let facts = super::upgrade::survey(cloud, &def, opts.kube.clone())
+        .await?
+        .ok_or_else(|| super::upgrade::no_cluster(def.name()))?;
+    let (plan, checks) = super::model::upgrade::judge(&def, &facts);
+    Ok(UpgradeAnswer {
+        definition: def.digest(),
+        plan,
+        checks,
+    })
+}
+
+/// What `upgrade --plan` answers.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeAnswer {
+    /// The digest of the target definition (what the approval binds to).
+    pub definition: String,
+    /// The plan, when every pre-check passed.
+    pub plan: Option<super::model::upgrade::UpgradePlan>,
+    /// Every pre-check.
+    pub checks: Vec<crate::checks::CheckResult>,
 }
 
 /// Refuses a playbook of another workflow than `wanted`.
@@ -433,7 +468,7 @@ pub async fn install(
     let j = journal.clone();
     let state = blocking(move || load_state(&j.lock().unwrap_or_else(|p| p.into_inner()))).await?;
     check_realm(dir, &state, spec)?;
-    if playbook.workflow == super::actions::Workflow::Install
+    if playbook.workflow != super::actions::Workflow::Destroy
         && super::model::inventory::deleting(&state)
     {
         return Err(EngineError::Destroying {
@@ -510,6 +545,9 @@ pub async fn install(
                 super::actions::Workflow::Install => "all six phases are done".into(),
                 super::actions::Workflow::Destroy => {
                     "the realm is destroyed: every phase of the destroy is done".into()
+                }
+                super::actions::Workflow::Upgrade => {
+                    "the realm's cluster is upgraded: every phase of the upgrade is done".into()
                 }
             },
         )

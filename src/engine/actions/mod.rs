@@ -23,6 +23,7 @@ pub mod render;
 mod spec;
 #[cfg(feature = "test-actions")]
 mod test;
+mod upgrade;
 mod vpn;
 
 use std::fmt;
@@ -73,6 +74,8 @@ pub enum Workflow {
     Install,
     /// `destroy`: tearing the realm down (`kind: DestroyPlaybook`).
     Destroy,
+    /// `upgrade`: moving the realm's cluster one Kubernetes minor up (`kind: UpgradePlaybook`).
+    Upgrade,
 }
 
 impl Workflow {
@@ -81,6 +84,7 @@ impl Workflow {
         match self {
             Workflow::Install => "Playbook",
             Workflow::Destroy => "DestroyPlaybook",
+            Workflow::Upgrade => "UpgradePlaybook",
         }
     }
 
@@ -89,6 +93,7 @@ impl Workflow {
         match self {
             Workflow::Install => "install",
             Workflow::Destroy => "destroy",
+            Workflow::Upgrade => "upgrade",
         }
     }
 }
@@ -275,6 +280,9 @@ catalogue! {
     DestroyCluster => destroy::CLUSTER,
     DestroyVpn => destroy::VPN,
     DestroySweep => destroy::SWEEP,
+    UpgradePlan => upgrade::PLAN,
+    UpgradeControlPlane => upgrade::CONTROL_PLANE,
+    UpgradeNodePools => upgrade::NODE_POOLS,
     #[cfg(feature = "test-actions")] TestEffect => test::EFFECT,
     #[cfg(feature = "test-actions")] TestFlaky => test::FLAKY,
     #[cfg(feature = "test-actions")] TestNoop => test::NOOP,

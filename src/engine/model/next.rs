@@ -88,6 +88,7 @@ pub fn standing(playbook: &Playbook, state: &State, running: Option<&str>) -> St
             summary: match playbook.workflow {
                 crate::engine::actions::Workflow::Install => "the install is complete".into(),
                 crate::engine::actions::Workflow::Destroy => "the realm is destroyed".into(),
+                crate::engine::actions::Workflow::Upgrade => "the upgrade is complete".into(),
             },
             next: None,
         },

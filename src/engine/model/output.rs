@@ -131,6 +131,16 @@ pub enum Intent {
         /// The objects.
         objects: Vec<crate::platform::ObjectRef>,
     },
+    /// Upgrade a cluster's control plane (`pool` `None`) or one of its node pools to `to`
+    /// (`upgrade`).
+    Upgrade {
+        /// The cluster.
+        cluster: String,
+        /// The pool, if it is a pool.
+        pool: Option<String>,
+        /// The Kubernetes version asked for.
+        to: String,
+    },
     /// Delete a resource of the realm (`destroy`).
     Delete {
         /// What.
@@ -154,6 +164,16 @@ impl std::fmt::Display for Intent {
                 write!(f, "VPN {part} {name}: {}", work.join("; "))
             }
             Intent::Delete { resource } => write!(f, "delete {resource}"),
+            Intent::Upgrade {
+                cluster,
+                pool: None,
+                to,
+            } => write!(f, "upgrade the control plane of cluster {cluster} to {to}"),
+            Intent::Upgrade {
+                cluster,
+                pool: Some(p),
+                to,
+            } => write!(f, "upgrade node pool {p} of cluster {cluster} to {to}"),
             Intent::Remove { objects } => {
                 let names: Vec<String> = objects.iter().map(ToString::to_string).collect();
                 write!(f, "delete from the cluster {}", names.join(", "))

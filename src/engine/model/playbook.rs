@@ -28,6 +28,10 @@ pub const EMBEDDED_NAME: &str = "<embedded>/playbooks/dedicated-saas.yaml";
 pub const EMBEDDED_DESTROY: &str = include_str!("../../../playbooks/destroy.yaml");
 /// Name shown for the embedded destroy playbook's source.
 pub const EMBEDDED_DESTROY_NAME: &str = "<embedded>/playbooks/destroy.yaml";
+/// The embedded upgrade playbook.
+pub const EMBEDDED_UPGRADE: &str = include_str!("../../../playbooks/upgrade.yaml");
+/// Name shown for the embedded upgrade playbook's source.
+pub const EMBEDDED_UPGRADE_NAME: &str = "<embedded>/playbooks/upgrade.yaml";
 
 /// Number of phases an install playbook has: the brief's shared-responsibility table.
 pub const PHASES: u8 = 6;
@@ -214,6 +218,12 @@ pub fn embedded_destroy() -> Playbook {
         .expect("the embedded destroy playbook is valid (unit-tested)")
 }
 
+/// The embedded upgrade playbook.
+pub fn embedded_upgrade() -> Playbook {
+    parse(EMBEDDED_UPGRADE, EMBEDDED_UPGRADE_NAME)
+        .expect("the embedded upgrade playbook is valid (unit-tested)")
+}
+
 /// Loads a playbook file.
 pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
     let text = fsutil::read_capped_string(path, fsutil::caps::SPEC)?;
@@ -257,10 +267,13 @@ pub fn parse(text: &str, source_name: &str) -> Result<Playbook, PlaybookError> {
     let workflow = match raw.kind.value.as_str() {
         "Playbook" => Workflow::Install,
         "DestroyPlaybook" => Workflow::Destroy,
+        "UpgradePlaybook" => Workflow::Upgrade,
         other => {
             problem(
                 raw.kind.pos,
-                format!("kind must be `Playbook` or `DestroyPlaybook`, not `{other}`"),
+                format!(
+                    "kind must be `Playbook`, `DestroyPlaybook` or `UpgradePlaybook`, not `{other}`"
+                ),
             );
             Workflow::Install
         }
@@ -273,10 +286,15 @@ pub fn parse(text: &str, source_name: &str) -> Result<Playbook, PlaybookError> {
                 "a playbook has exactly {PHASES} phases (the shared-responsibility table), found {count}"
             ),
         ),
-        Workflow::Destroy if count == 0 || count > usize::from(PHASES) => problem(
-            raw.phases.pos,
-            format!("a destroy playbook has 1 to {PHASES} phases, found {count}"),
-        ),
+        Workflow::Destroy | Workflow::Upgrade if count == 0 || count > usize::from(PHASES) => {
+            problem(
+                raw.phases.pos,
+                format!(
+                    "a {} playbook has 1 to {PHASES} phases, found {count}",
+                    workflow.command()
+                ),
+            )
+        }
         _ => {}
     }
     let last = u8::try_from(count).unwrap_or(u8::MAX);
@@ -533,6 +551,24 @@ mod tests {
     }
 
     #[test]
+    fn the_embedded_upgrade_playbook_plans_behind_a_customer_gate_then_moves_control_plane_then_pools()
+     {
+        let p = embedded_upgrade();
+        assert_eq!(p.workflow, Workflow::Upgrade);
+        let steps: Vec<&str> = p.steps().map(|(_, s)| s.action.name()).collect();
+        assert_eq!(
+            steps,
+            [
+                "upgrade.plan",
+                "upgrade.control_plane",
+                "upgrade.node_pools"
+            ]
+        );
+        assert_eq!(p.phases[0].gates.len(), 1);
+        assert_eq!(p.phases[0].gates[0].owner, crate::checks::Owner::Customer);
+    }
+
+    #[test]
     fn the_embedded_destroy_playbook_plans_behind_a_customer_gate_then_deletes_in_order() {
         let p = embedded_destroy();
         assert_eq!(p.workflow, Workflow::Destroy);
@@ -578,7 +614,7 @@ mod tests {
         assert!(
             problems(other)[0]
                 .message
-                .contains("`Playbook` or `DestroyPlaybook`")
+                .contains("`Playbook`, `DestroyPlaybook` or `UpgradePlaybook`")
         );
     }
 
