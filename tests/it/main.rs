@@ -55,6 +55,7 @@ mod quota_http;
 mod quota_pg;
 #[cfg(feature = "gke")]
 mod realm_live;
+mod upgrade;
 #[cfg(all(feature = "eks", feature = "object-store"))]
 mod vpn_eks;
 #[cfg(all(feature = "aks", feature = "gke"))]

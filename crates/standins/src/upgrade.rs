@@ -39,7 +39,12 @@ impl World {
                 "cluster {cluster} is not ready for an update"
             )));
         }
-        if !self.versions.iter().any(|v| v == version) {
+        if minor_of(version).is_none()
+            || !self
+                .versions
+                .iter()
+                .any(|v| minor_of(v) == minor_of(version))
+        {
             return Err(Refused::Invalid(format!(
                 "unsupported Kubernetes version {version}"
             )));
