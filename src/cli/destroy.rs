@@ -3,7 +3,7 @@
 //! the destroy runs (or resumes): its plan is journaled, the customer approves it
 //! (`realmctl approve --phase 1`), and the next `destroy` deletes. Exit codes as `install`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use anyhow::anyhow;
 
@@ -62,11 +62,7 @@ pub fn destroy(
             )));
         }
         print!("{}", plan_text(&plan));
-        eprint!("\nProceed with the destroy of realm {}? [y/N] ", spec.name);
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !super::confirm(&format!("Proceed with the destroy of realm {}?", spec.name)) {
             super::say_err("nothing done");
             return Ok(Outcome::Failed);
         }

@@ -2,7 +2,7 @@
 //! reads the environment (operator, tokens, proxy credentials, object storage), calls the
 //! library and prints; exit codes: 0 done, 1 failed or refused, 2 bad input, 3 waiting.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -380,11 +380,7 @@ pub fn install(
             Err(e) => return engine_err(e),
         };
         print!("{}", plan_text(&plan));
-        eprint!("\nProceed with the install of realm {}? [y/N] ", spec.name);
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !super::confirm(&format!("Proceed with the install of realm {}?", spec.name)) {
             super::say_err("nothing done");
             return Ok(Outcome::Failed);
         }

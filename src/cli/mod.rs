@@ -491,3 +491,13 @@ pub(crate) fn emit(text: &str, path: Option<&std::path::Path>) -> Result<(), Bad
         Some(p) => realmctl::fsutil::write_document(p, text.as_bytes()).map_err(bad),
     }
 }
+
+/// Asks `question` on the terminal (stderr) and reads the answer: only `y` or `yes` agrees.
+fn confirm(question: &str) -> bool {
+    use std::io::{BufRead, Write};
+    eprint!("\n{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
+}

@@ -5,7 +5,7 @@
 //! 1`), and the next `upgrade` moves the control plane, then each pool. Exit codes as
 //! `install`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use anyhow::anyhow;
 
@@ -73,11 +73,7 @@ pub fn upgrade(
                 args.state.display()
             )));
         }
-        eprint!("\nProceed with the upgrade of realm {}? [y/N] ", spec.name);
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !super::confirm(&format!("Proceed with the upgrade of realm {}?", spec.name)) {
             super::say_err("nothing done");
             return Ok(Outcome::Failed);
         }

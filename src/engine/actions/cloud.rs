@@ -139,6 +139,41 @@ async fn permissions(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     judged(results, "permission checks")
 }
 
+/// The permission checks of `workflow`; fails the step unless the identity holds every
+/// permission it needs, naming each missing one (`command`: what needs them; `shown`: where the least-privilege document that
+/// grants them is printed). One line: it is what `status` and the JSON answer show as the next
+/// action.
+pub(super) async fn require_permissions(
+    ctx: &Ctx<'_>,
+    workflow: crate::requirements::ForWorkflow,
+    command: &str,
+    shown: &str,
+) -> Result<Vec<CheckResult>, Failure> {
+    let checks = access::permissions_for(ctx.cloud()?, ctx.spec, workflow).await?;
+    let missing: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.status == crate::checks::Status::Fail)
+        .map(|c| c.subject.as_str())
+        .collect();
+    if missing.is_empty() {
+        return Ok(checks);
+    }
+    Err(Failure {
+        kind: FailureKind::Permanent,
+        message: format!(
+            "the identity lacks {} permission(s) {command} needs: {} (grant the least-privilege {} {shown})",
+            missing.len(),
+            missing.join("; "),
+            profile::of(ctx.spec).policy().kind
+        ),
+        output: Some(Box::new(StepOutput {
+            summary: format!("{} {command} permission(s) missing", missing.len()),
+            checks,
+            ..StepOutput::default()
+        })),
+    })
+}
+
 /// Who must resolve a conflict: Digibee's cloud team picks another name or reconciles the spec.
 pub(super) fn conflict(what: &str, why: String) -> Failure {
     let evidence = CheckResult::fail(

@@ -26,14 +26,12 @@ use serde_json::json;
 
 use super::cloud::Polled;
 use super::{ActionDef, Input, Needs, SpecPart, Workflow, run_fn};
-use crate::checks::Status as CheckStatus;
 use crate::cloud::facts::Status;
+use crate::cloud::profile;
 use crate::cloud::teardown::{Created, Fate, Found, ResourceKind, judge_leftover, judge_owned};
 use crate::cloud::vpn::VpnPart;
 use crate::cloud::{CloudError, CloudErrorKind};
-use crate::cloud::{access, profile};
 use crate::engine::ctx::{Ctx, Failure, Outcome};
-use crate::engine::model::output::FailureKind;
 use crate::engine::model::output::{Intent, StepOutput};
 use crate::engine::model::teardown::DestroyPlan;
 use crate::engine::teardown as survey;
@@ -113,29 +111,13 @@ pub const SWEEP: ActionDef = ActionDef {
 async fn plan(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let cloud = ctx.cloud()?;
     // Nothing is recorded for approval that the identity could not carry out.
-    let checks = access::permissions_for(cloud, ctx.spec, ForWorkflow::Destroy).await?;
-    let missing: Vec<&str> = checks
-        .iter()
-        .filter(|c| c.status == CheckStatus::Fail)
-        .map(|c| c.subject.as_str())
-        .collect();
-    if !missing.is_empty() {
-        return Err(Failure {
-            kind: FailureKind::Permanent,
-            message: format!(
-                // One line: it is what `status` and the JSON answer show as the next action.
-                "the identity lacks {} permission(s) destroy needs: {} (grant the least-privilege {} `realmctl destroy --policy -f <spec>` prints)",
-                missing.len(),
-                missing.join("; "),
-                profile::of(ctx.spec).policy().kind
-            ),
-            output: Some(Box::new(StepOutput {
-                summary: format!("{} destroy permission(s) missing", missing.len()),
-                checks,
-                ..StepOutput::default()
-            })),
-        });
-    }
+    let checks = super::cloud::require_permissions(
+        ctx,
+        ForWorkflow::Destroy,
+        "destroy",
+        "`realmctl destroy --policy -f <spec>` prints",
+    )
+    .await?;
     let p = survey::survey(cloud, ctx.spec, ctx.realm, ctx.opts.teardown).await?;
     Ok(Outcome::Done(StepOutput {
         summary: format!(

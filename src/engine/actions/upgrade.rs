@@ -25,7 +25,7 @@ use crate::checks::Status as CheckStatus;
 use crate::cloud::definition::{ClusterDefinition, PoolDefinition};
 use crate::cloud::facts::Status;
 use crate::cloud::poll::{Wait, wait_on};
-use crate::cloud::{CloudError, access, profile};
+use crate::cloud::{CloudError, access};
 use crate::engine::ctx::{Ctx, Failure, Outcome};
 use crate::engine::model::output::{FailureKind, Intent, StepOutput};
 use crate::engine::model::upgrade::{self, minor};
@@ -80,28 +80,14 @@ pub const NODE_POOLS: ActionDef = ActionDef {
 
 async fn plan(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let cloud = ctx.cloud()?;
-    let checks = access::permissions_for(cloud, ctx.spec, ForWorkflow::Install).await?;
-    let missing: Vec<&str> = checks
-        .iter()
-        .filter(|c| c.status == CheckStatus::Fail)
-        .map(|c| c.subject.as_str())
-        .collect();
-    if !missing.is_empty() {
-        return Err(Failure {
-            kind: FailureKind::Permanent,
-            message: format!(
-                "the identity lacks {} permission(s) the install and its upgrades need: {} (grant the least-privilege {} `realmctl plan` shows)",
-                missing.len(),
-                missing.join("; "),
-                profile::of(ctx.spec).policy().kind
-            ),
-            output: Some(Box::new(StepOutput {
-                summary: format!("{} permission(s) missing", missing.len()),
-                checks,
-                ..StepOutput::default()
-            })),
-        });
-    }
+    // The identity that installs the realm maintains it: the install's permissions.
+    super::cloud::require_permissions(
+        ctx,
+        ForWorkflow::Install,
+        "upgrade",
+        "the install's phase-5 roles document shows",
+    )
+    .await?;
     let def = access::definition(ctx.spec);
     let facts = crate::engine::upgrade::survey(cloud, &def, ctx.opts.kube.clone())
         .await?
