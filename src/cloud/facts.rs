@@ -116,7 +116,7 @@ pub struct ServiceFacts {
 }
 
 /// What `cloud.account` asks the cloud about (built by the cloud's profile from the spec).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountQuery {
     /// The subnets the spec names.
     pub subnets: Vec<String>,

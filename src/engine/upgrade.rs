@@ -41,18 +41,10 @@ pub async fn survey(
             }),
         ));
     }
-    let offered = cloud
-        .account(&AccountQuery {
-            subnets: vec![],
-            identities: vec![],
-            services: vec![],
-            quotas: vec![],
-            secondary_ranges: vec![],
-        })
-        .await?
-        .versions;
+    let offered = cloud.account(&AccountQuery::default()).await?.versions;
     let target = upgrade::minor(&def.cluster.kubernetes_version).unwrap_or((0, 0));
-    let (removed, budgets) = match Session::open(cloud, name, connector).await {
+    let cluster_version = cluster.described.kubernetes_version.clone();
+    let (removed, budgets) = match Session::of(cloud, cluster, connector).await {
         Ok(mut s) => match s.api().await {
             Ok(api) => in_cluster(api.as_ref(), target).await,
             Err(e) => unreadable(e),
@@ -60,7 +52,7 @@ pub async fn survey(
         Err(e) => unreadable(e),
     };
     Ok(Some(UpgradeFacts {
-        cluster_version: cluster.described.kubernetes_version,
+        cluster_version,
         differences,
         pools,
         offered,

@@ -300,10 +300,38 @@ fn server_status(status: u16, body: &str) -> Option<kube::core::Status> {
     serde_json::from_value(v).ok()
 }
 
+impl KubeClient {
+    /// Sends `req` and reads at most `cap` bytes of the answer: (status, body). The API
+    /// server's own refusals (its `Status` objects) are errors naming `what`.
+    async fn send_capped(
+        &self,
+        req: http_1::Request<kube::client::Body>,
+        cap: usize,
+        what: &str,
+    ) -> Result<(u16, String), KubeError> {
+        use http_body_util::BodyExt as _;
+        let resp = self.client.send(req).await.map_err(|e| classify(e, what))?;
+        let status = resp.status().as_u16();
+        let bytes = http_body_util::Limited::new(resp.into_body(), cap)
+            .collect()
+            .await
+            .map_err(|e| KubeError {
+                kind: KubeErrorKind::Unavailable,
+                object: what.to_owned(),
+                message: format!("reading the answer: {e}"),
+            })?
+            .to_bytes();
+        let body = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some(s) = server_status(status, &body) {
+            return Err(classify(kube::Error::Api(Box::new(s)), what));
+        }
+        Ok((status, body))
+    }
+}
+
 impl KubeApi for KubeClient {
     fn proxy<'a>(&'a self, request: &'a ProxyRequest) -> KubeFuture<'a, ProxyAnswer> {
         Box::pin(async move {
-            use http_body_util::BodyExt as _;
             let what = format!("service proxy {}", request.path);
             let unavailable = |message: String| KubeError {
                 kind: KubeErrorKind::Unavailable,
@@ -331,28 +359,13 @@ impl KubeApi for KubeClient {
                     request.body.clone().unwrap_or_default().into_bytes(),
                 ))
                 .map_err(|e| unavailable(e.to_string()))?;
-            let resp = self
-                .client
-                .send(req)
-                .await
-                .map_err(|e| classify(e, &what))?;
-            let status = resp.status().as_u16();
-            let bytes = http_body_util::Limited::new(resp.into_body(), PROXY_ANSWER_CAP)
-                .collect()
-                .await
-                .map_err(|e| unavailable(format!("reading the answer: {e}")))?
-                .to_bytes();
-            let body = String::from_utf8_lossy(&bytes).into_owned();
-            if let Some(s) = server_status(status, &body) {
-                return Err(classify(kube::Error::Api(Box::new(s)), &what));
-            }
+            let (status, body) = self.send_capped(req, PROXY_ANSWER_CAP, &what).await?;
             Ok(ProxyAnswer { status, body })
         })
     }
 
     fn metrics(&self) -> KubeFuture<'_, String> {
         Box::pin(async move {
-            use http_body_util::BodyExt as _;
             let what = "the API server's /metrics";
             let unavailable = |message: String| KubeError {
                 kind: KubeErrorKind::Unavailable,
@@ -363,17 +376,7 @@ impl KubeApi for KubeClient {
                 .header(http_1::header::ACCEPT, "text/plain")
                 .body(kube::client::Body::empty())
                 .map_err(|e| unavailable(e.to_string()))?;
-            let resp = self.client.send(req).await.map_err(|e| classify(e, what))?;
-            let status = resp.status().as_u16();
-            let bytes = http_body_util::Limited::new(resp.into_body(), METRICS_CAP)
-                .collect()
-                .await
-                .map_err(|e| unavailable(format!("reading the answer: {e}")))?
-                .to_bytes();
-            let body = String::from_utf8_lossy(&bytes).into_owned();
-            if let Some(s) = server_status(status, &body) {
-                return Err(classify(kube::Error::Api(Box::new(s)), what));
-            }
+            let (status, body) = self.send_capped(req, METRICS_CAP, what).await?;
             if !(200..300).contains(&status) {
                 return Err(KubeError {
                     kind: if status == 403 {

@@ -62,6 +62,16 @@ impl<'c> Session<'c> {
                 name: name.to_owned(),
             });
         };
+        Self::of(cloud, cluster, connector).await
+    }
+
+    /// The session with the cluster `cluster` describes (already described by the caller);
+    /// makes no Kubernetes call.
+    pub async fn of(
+        cloud: &'c dyn Cloud,
+        cluster: ClusterFacts,
+        connector: Connector,
+    ) -> Result<Session<'c>, SessionError> {
         let access = cloud.kube_access(&cluster).await?;
         let ca_pem = decode_ca(&access.certificate_authority)?;
         Ok(Session {

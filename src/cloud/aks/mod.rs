@@ -198,6 +198,10 @@ impl AksProvider {
         )
     }
 
+    fn pool_path(&self, cluster: &str, pool: &str) -> String {
+        format!("{}/agentPools/{pool}", self.cluster_path(cluster))
+    }
+
     async fn token(&self) -> Result<azure_core::credentials::AccessToken, CloudError> {
         self.chain
             .get_token(&[ARM_SCOPE], None)
@@ -266,7 +270,7 @@ impl ClusterManager for AksProvider {
                 .arm
                 .get(
                     "arm:GetAgentPool",
-                    &format!("{}/agentPools/{name}", self.cluster_path(cluster)),
+                    &self.pool_path(cluster, name),
                     self.cs(),
                 )
                 .await?;
@@ -297,11 +301,7 @@ impl ClusterManager for AksProvider {
             self.arm
                 .create(
                     "arm:PutAgentPool",
-                    &format!(
-                        "{}/agentPools/{}",
-                        self.cluster_path(def.name()),
-                        pool.nodes.name
-                    ),
+                    &self.pool_path(def.name(), &pool.nodes.name),
                     self.cs(),
                     &body,
                 )
@@ -314,21 +314,15 @@ impl ClusterManager for AksProvider {
         async move {
             // Read, change the version, write back (as `az aks upgrade --control-plane-only`):
             // every field ARM holds is sent as it is, every agent pool keeps its version.
-            let op = "arm:PutManagedCluster";
             let path = self.cluster_path(def.name());
-            let Some(mut mc): Option<serde_json::Value> = self
+            let mut mc: serde_json::Value = self
                 .arm
-                .get("arm:GetManagedCluster", &path, self.cs())
-                .await?
-            else {
-                return Err(CloudError::new(
-                    CloudErrorKind::NotFound,
-                    op,
-                    format!("managed cluster {} is gone", def.name()),
-                ));
-            };
+                .get_existing("arm:GetManagedCluster", &path, self.cs())
+                .await?;
             model::control_plane_upgrade(&mut mc, &def.cluster.kubernetes_version);
-            self.arm.put(op, &path, self.cs(), &mc).await
+            self.arm
+                .put("arm:PutManagedCluster", &path, self.cs(), &mc)
+                .await
         }
         .boxed()
     }
@@ -339,24 +333,14 @@ impl ClusterManager for AksProvider {
         pool: &'a PoolDefinition,
     ) -> CloudFuture<'a, ()> {
         async move {
-            let op = "arm:PutAgentPool";
-            let path = format!(
-                "{}/agentPools/{}",
-                self.cluster_path(def.name()),
-                pool.nodes.name
-            );
-            let Some(mut p): Option<serde_json::Value> =
-                self.arm.get("arm:GetAgentPool", &path, self.cs()).await?
-            else {
-                return Err(CloudError::new(
-                    CloudErrorKind::NotFound,
-                    op,
-                    format!("agent pool {} is gone", pool.nodes.name),
-                ));
-            };
+            let path = self.pool_path(def.name(), &pool.nodes.name);
+            let mut p: serde_json::Value = self
+                .arm
+                .get_existing("arm:GetAgentPool", &path, self.cs())
+                .await?;
             p["properties"]["orchestratorVersion"] =
                 serde_json::Value::String(def.cluster.kubernetes_version.clone());
-            self.arm.put(op, &path, self.cs(), &p).await
+            self.arm.put("arm:PutAgentPool", &path, self.cs(), &p).await
         }
         .boxed()
     }

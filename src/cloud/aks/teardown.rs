@@ -158,7 +158,7 @@ impl Teardown for AksProvider {
                     self.arm
                         .delete(
                             "arm:DeleteAgentPool",
-                            &format!("{}/agentPools/{pool}", self.cluster_path(cluster)),
+                            &self.pool_path(cluster, pool),
                             self.cs(),
                         )
                         .await
