@@ -85,6 +85,37 @@ pub(super) struct Known {
     realms: HashMap<String, Realm>,
     /// Admissions written to the log and not yet folded into the tables.
     unfolded: usize,
+    /// What the next fold writes, gathered as this connection logged each admission: `None`
+    /// when it is not known (the connection is new, another one committed, a transaction
+    /// failed), and the next fold reads it back from the log instead.
+    queued: Option<Folding>,
+}
+
+/// (realm, environment, pipeline, major): a row of `deployments`, in its key's order.
+type RowKey = (String, &'static str, String, u32);
+
+/// What a fold writes: the last admitted deploy of each row, with its time, and the usage
+/// logged with each (realm, environment)'s last admission. Later admissions replace earlier
+/// ones (each write replaces the one before), so a pipeline redeployed many times is written
+/// once per fold, and rows are written in the table's key order.
+#[derive(Debug, Default)]
+struct Folding {
+    deployments: std::collections::BTreeMap<RowKey, (Deployment, String)>,
+    usage: std::collections::BTreeMap<(String, Env), EnvUsage>,
+}
+
+impl Folding {
+    /// Adds the admission of `d` at `at`, which left its environment at `after`.
+    fn add(&mut self, realm: &str, d: &Deployment, at: &str, after: &EnvUsage) {
+        self.usage.insert((realm.to_owned(), d.environment), *after);
+        let key = (
+            realm.to_owned(),
+            d.environment.as_str(),
+            d.pipeline.clone(),
+            d.version.major,
+        );
+        self.deployments.insert(key, (d.clone(), at.to_owned()));
+    }
 }
 
 fn slot(env: Env) -> usize {
@@ -107,6 +138,7 @@ impl Known {
         self.pending = version;
         if !trusted {
             self.realms.clear();
+            self.queued = None;
             self.fold(c, path)?;
         }
         Ok(())
@@ -183,8 +215,12 @@ impl Known {
         path: &Path,
         realm: &str,
         request: &Deployment,
+        at: &str,
         after: &EnvUsage,
     ) -> Result<(), LedgerError> {
+        if let Some(q) = &mut self.queued {
+            q.add(realm, request, at, after);
+        }
         let known = self.realm(c, path, realm)?;
         let env = slot(request.environment);
         known.usage[env] = (after.subscriptions_used, after.rtus_used);
@@ -210,19 +246,20 @@ impl Known {
         Ok(())
     }
 
-    /// Applies every admitted deploy logged after `folded.through` to `deployments`, in log
-    /// order, stores the usage logged with each environment's last one, and moves `through`
-    /// to the end of the log (only when the log has grown: a fold with nothing to do writes
-    /// nothing, so a read stays a read). Inside the caller's write transaction. Undeploys and
-    /// seeds are not folded: they change the tables themselves, always right after a fold, so
-    /// every admission logged before one is already in the tables and only later ones are
-    /// folded after it.
+    /// Applies every admitted deploy logged after `folded.through` to `deployments` (the last
+    /// of each row), stores the usage logged with each environment's last one, and moves
+    /// `through` to the end of the log (only when the log has grown: a fold with nothing to do
+    /// writes nothing, so a read stays a read). Inside the caller's write transaction.
+    /// Undeploys and seeds are not folded: they change the tables themselves, always right
+    /// after a fold, so every admission logged before one is already in the tables and only
+    /// later ones are folded after it.
+    ///
+    /// What to write comes from memory when this connection logged every one of those
+    /// admissions itself since its last fold (its knowledge is trusted: no other connection
+    /// committed, no transaction failed; [`Known::open`]), else from the log. Both gather it
+    /// through [`Folding::add`].
     pub(super) fn fold(&mut self, c: &Connection, path: &Path) -> Result<(), LedgerError> {
         let sql = sql_err(path);
-        let corrupt = |id: i64, detail: String| LedgerError::Corrupt {
-            db: path.display().to_string(),
-            detail: format!("decision {id}: {detail}"),
-        };
         let (through, end): (i64, i64) = c
             .prepare_cached(
                 "SELECT through, (SELECT coalesce(max(id), 0) FROM decisions) FROM folded WHERE one = 1",
@@ -230,9 +267,33 @@ impl Known {
             .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
             .map_err(sql)?;
         self.unfolded = 0;
+        let queued = self.queued.replace(Folding::default());
         if end == through {
             return Ok(());
         }
+        let todo = match queued {
+            Some(q) => q,
+            None => Self::logged(c, path, through)?,
+        };
+        for ((realm, ..), (d, at)) in &todo.deployments {
+            store_deployment(c, realm, d, at).map_err(sql)?;
+        }
+        for ((realm, env), after) in &todo.usage {
+            store_usage(c, realm, *env, after).map_err(sql)?;
+        }
+        c.prepare_cached("UPDATE folded SET through = ?1 WHERE one = 1")
+            .and_then(|mut st| st.execute(params![end]))
+            .map_err(sql)?;
+        Ok(())
+    }
+
+    /// What a fold writes, read back from the admissions logged after `through`.
+    fn logged(c: &Connection, path: &Path, through: i64) -> Result<Folding, LedgerError> {
+        let sql = sql_err(path);
+        let corrupt = |id: i64, detail: String| LedgerError::Corrupt {
+            db: path.display().to_string(),
+            detail: format!("decision {id}: {detail}"),
+        };
         let mut st = c
             .prepare_cached(
                 "SELECT id, realm, request, at, usage_after FROM decisions
@@ -252,24 +313,16 @@ impl Known {
             .map_err(sql)?;
         // The usage after the last admission of each (realm, environment) is its usage now:
         // every undeploy and seed since came after a fold and wrote its own.
-        let mut usage = std::collections::BTreeMap::new();
+        let mut todo = Folding::default();
         for row in rows {
             let (id, realm, request, at, after) = row.map_err(sql)?;
             let d: Deployment =
                 serde_json::from_str(&request).map_err(|e| corrupt(id, e.to_string()))?;
             let after: EnvUsage = serde_json::from_str(after.as_deref().unwrap_or(""))
                 .map_err(|e| corrupt(id, format!("usage after: {e}")))?;
-            store_deployment(c, &realm, &d, &at).map_err(sql)?;
-            usage.insert((realm, d.environment), after);
+            todo.add(&realm, &d, &at, &after);
         }
-        drop(st);
-        for ((realm, env), after) in &usage {
-            store_usage(c, realm, *env, after).map_err(sql)?;
-        }
-        c.prepare_cached("UPDATE folded SET through = ?1 WHERE one = 1")
-            .and_then(|mut st| st.execute(params![end]))
-            .map_err(sql)?;
-        Ok(())
+        Ok(todo)
     }
 
     /// Forgets a realm (its config or deployments were changed by SQL directly: a seed, an
@@ -396,7 +449,7 @@ mod tests {
             0
         );
         known
-            .admitted(&tx, &path, "acme", &dep("a"), &after(1))
+            .admitted(&tx, &path, "acme", &dep("a"), "now", &after(1))
             .unwrap();
         drop(tx); // rolled back: never committed
 
@@ -409,7 +462,7 @@ mod tests {
         let (_, facts) = known.facts(&tx, &path, "acme", &dep("a")).unwrap();
         assert_eq!((facts.subscriptions_used, facts.existing), (0, None));
         known
-            .admitted(&tx, &path, "acme", &dep("a"), &after(1))
+            .admitted(&tx, &path, "acme", &dep("a"), "now", &after(1))
             .unwrap();
         known.fold(&tx, &path).unwrap();
         tx.commit().unwrap();

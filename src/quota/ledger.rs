@@ -498,7 +498,7 @@ fn deploy_in(
     if d.admitted {
         // The decision-log row below is the admission's one write; `deployments` and `usage`
         // follow from the log when it is next folded in (`known.rs`).
-        known.admitted(tx, path, realm, request, &d.after)?;
+        known.admitted(tx, path, realm, request, at, &d.after)?;
     }
     let req = serde_json::to_string(request).unwrap_or_default();
     log(

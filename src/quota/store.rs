@@ -96,7 +96,9 @@ impl Store {
     pub async fn run(&self, op: Op) -> Result<Answer, LedgerError> {
         match self {
             Store::Sqlite(g) => g.run(op).await,
-            Store::Postgres(p) => p.run(op).await,
+            // Boxed: the PostgreSQL future is several KiB, and inline it would make every
+            // request's future (SQLite's too) that large, copied at each poll wrapper.
+            Store::Postgres(p) => Box::pin(p.run(op)).await,
         }
     }
 
