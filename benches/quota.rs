@@ -9,7 +9,9 @@
 //! 3. SQLite over HTTP: admissions/s with 64 concurrent clients against the same server's
 //!    `GET /healthz` requests/s with the same clients — the HTTP ceiling (goal ≥ 0.5×); and the
 //!    real `realmctl quota serve` process under the same load: admissions/s and peak RSS.
-//! 4. PostgreSQL: admissions/s through two replicas against `pgbench`'s built-in TPC-B-like
+//! 4. The same with `wrk` against the real binary (`quota/wrk.rs`): admissions/s against
+//!    `/healthz` requests/s, round by round (goal ≥ 0.5×).
+//! 5. PostgreSQL: admissions/s through two replicas against `pgbench`'s built-in TPC-B-like
 //!    script on the same server with the same client count (goal ≥ 0.8×).
 #![allow(missing_docs)]
 
@@ -17,6 +19,7 @@
 #[allow(dead_code)]
 mod pg;
 mod support;
+mod wrk;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -667,6 +670,9 @@ fn main() {
     }
     if wanted("http") {
         http_sqlite(&mut out, dir.path());
+    }
+    if wanted("wrk") {
+        wrk::measure(&mut out, dir.path());
     }
     if wanted("postgres") {
         postgres(&mut out);

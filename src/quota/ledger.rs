@@ -333,8 +333,9 @@ fn run_op(
         Op::Deploy {
             realm,
             request,
+            logged,
             actor,
-        } => deploy_in(c, path, known, at, realm, request, actor).map(Answer::Decided),
+        } => deploy_in(c, path, known, at, realm, (request, logged), actor).map(Answer::Decided),
         Op::WhatIf { realm, request } => {
             let (config, facts) = known.facts(c, path, realm, request)?;
             Ok(Answer::Decided(model::decide_with(
@@ -489,7 +490,7 @@ fn deploy_in(
     known: &mut Known,
     at: &str,
     realm: &str,
-    request: &Deployment,
+    (request, req): (&Deployment, &str),
     actor: &str,
 ) -> Result<Decision, LedgerError> {
     let err = sql_err(path);
@@ -500,14 +501,13 @@ fn deploy_in(
         // follow from the log when it is next folded in (`known.rs`).
         known.admitted(tx, path, realm, request, at, &d.after)?;
     }
-    let req = serde_json::to_string(request).unwrap_or_default();
     log(
         tx,
         at,
         actor,
         realm,
         "deploy",
-        &req,
+        req,
         d.admitted,
         d.reason.map(|r| r.as_str()),
         &d.detail,

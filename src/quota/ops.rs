@@ -329,6 +329,9 @@ pub enum Op {
         realm: String,
         /// The request.
         request: Deployment,
+        /// The request as the decision log holds it (JSON), written where the operation is
+        /// made — on SQLite, outside the one writer thread every admission waits for.
+        logged: String,
         /// Who asks.
         actor: String,
     },
@@ -387,6 +390,7 @@ impl Op {
         Op::Deploy {
             realm: realm.to_owned(),
             request: request.clone(),
+            logged: serde_json::to_string(request).unwrap_or_default(),
             actor: actor.to_owned(),
         }
     }

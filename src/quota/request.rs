@@ -131,8 +131,72 @@ const CONFIG_FIELDS: &[&str] = &[
     "maxSize",
 ];
 
+/// A body's fields: the value of each field of `known` that was sent (the last, when one is
+/// sent twice, as in a JSON object read into a map).
+struct Fields {
+    known: &'static [&'static str],
+    values: Vec<Option<Value>>,
+}
+
+impl Fields {
+    fn get(&self, field: &str) -> Option<&Value> {
+        let i = self.known.iter().position(|k| *k == field)?;
+        self.values[i].as_ref()
+    }
+}
+
 /// The body as an object whose fields are all in `known`.
-fn object(body: &[u8], known: &'static [&'static str]) -> Result<Map<String, Value>, Refusal> {
+///
+/// Read in one pass: field names are borrowed from the body where they have no escapes, and
+/// only the values of known fields are built. Every body this refuses is read again the
+/// plain way ([`object_slow`]), so a refusal is word for word the one a whole-document parse
+/// gives (a syntax error's position, the first unknown field in name order).
+fn object(body: &[u8], known: &'static [&'static str]) -> Result<Fields, Refusal> {
+    use serde::Deserializer as _;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let read = de
+        .deserialize_map(FieldsVisitor(known))
+        .and_then(|f| de.end().map(|()| f));
+    match read {
+        Ok(Some(f)) => Ok(f),
+        _ => object_slow(body, known).map(|m| Fields {
+            known,
+            values: known.iter().map(|k| m.get(*k).cloned()).collect(),
+        }),
+    }
+}
+
+/// Reads a JSON object's members into [`Fields`]; `None` when a field is not in `known`.
+struct FieldsVisitor(&'static [&'static str]);
+
+impl<'de> serde::de::Visitor<'de> for FieldsVisitor {
+    type Value = Option<Fields>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut values: Vec<Option<Value>> = vec![None; self.0.len()];
+        let mut unknown = false;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match self.0.iter().position(|k| *k == key) {
+                Some(i) => values[i] = Some(map.next_value()?),
+                None => {
+                    unknown = true;
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok((!unknown).then_some(Fields {
+            known: self.0,
+            values,
+        }))
+    }
+}
+
+/// [`object`]'s refusals: the whole body parsed as a JSON value first.
+fn object_slow(body: &[u8], known: &'static [&'static str]) -> Result<Map<String, Value>, Refusal> {
     let v: Value = serde_json::from_slice(body).map_err(|e| Refusal::NotAnObject {
         // serde_json's syntax errors name a position, never a type: "EOF while parsing an
         // object at line 1 column 9".
@@ -177,7 +241,7 @@ fn text<'a>(v: &'a Value, field: &'static str, rule: Rule) -> Result<&'a str, Re
     v.as_str().ok_or(Refusal::Invalid { field, rule })
 }
 
-fn required<'a>(m: &'a Map<String, Value>, field: &'static str) -> Result<&'a Value, Refusal> {
+fn required<'a>(m: &'a Fields, field: &'static str) -> Result<&'a Value, Refusal> {
     m.get(field).ok_or(Refusal::Missing { field })
 }
 
@@ -378,6 +442,61 @@ mod tests {
             for rust in ["u32", "u64", "i64", "f64", "struct", "enum", "invalid type"] {
                 assert!(!r.contains(rust), "{r}");
             }
+        }
+    }
+
+    /// The one-pass read gives exactly what the whole-document parse gives, for bodies that
+    /// repeat a field, escape a name, nest, add fields, are not objects or are not JSON.
+    #[test]
+    fn the_one_pass_read_agrees_with_the_whole_document_parse() {
+        let bodies = [
+            r#"{"environment":"prod","pipeline":"p","version":"1.0","size":"small","replicas":1}"#,
+            r#"{"replicas":1,"replicas":2.0,"size":"large"}"#,
+            r#"{"environ\u006dent":"test","pipeline":"a\"b"}"#,
+            r#"{"pipeline":{"nested":[1,2,{"x":null}]},"version":[1]}"#,
+            r#"{"zeta":1,"alpha":2,"size":"small"}"#,
+            r#"{"size":"small","extra":{"deep":[1,2]}}"#,
+            r#"[1,2]"#,
+            r#"[1"#,
+            r#""text""#,
+            r#"{"size":"small"} trailing"#,
+            r#"{"size":"small""#,
+            r#"{"size":}"#,
+            "",
+            "{}",
+            " { \"replicas\" : 1e0 } ",
+        ];
+        for body in bodies {
+            let fast = object(body.as_bytes(), DEPLOY_FIELDS).map(|f| f.values);
+            let slow = object_slow(body.as_bytes(), DEPLOY_FIELDS).map(|m| {
+                DEPLOY_FIELDS
+                    .iter()
+                    .map(|k| m.get(*k).cloned())
+                    .collect::<Vec<_>>()
+            });
+            assert_eq!(fast, slow, "{body}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Objects built from known and unknown names, repeated, with values of every kind,
+        /// cut short anywhere: the one-pass read and the whole-document parse agree.
+        #[test]
+        fn the_one_pass_read_agrees_on_any_body(
+            members in proptest::collection::vec((0usize..8, 0usize..8), 0..8),
+            cut in proptest::option::of(0usize..200),
+        ) {
+            const NAMES: [&str; 8] = ["environment", "pipeline", "version", "size", "replicas", "other", "envi\\u0072onment", "a\\\"b"];
+            const VALUES: [&str; 8] = ["\"prod\"", "1", "2.5", "null", "[1,{\"a\":[]}]", "{\"x\":1}", "\"\\u00e9\"", "true"];
+            let inner: Vec<String> = members.iter().map(|(k, v)| format!("\"{}\":{}", NAMES[*k], VALUES[*v])).collect();
+            let mut body = format!("{{{}}}", inner.join(","));
+            if let Some(c) = cut {
+                body.truncate(c.min(body.len()));
+            }
+            let fast = object(body.as_bytes(), DEPLOY_FIELDS).map(|f| f.values);
+            let slow = object_slow(body.as_bytes(), DEPLOY_FIELDS)
+                .map(|m| DEPLOY_FIELDS.iter().map(|k| m.get(*k).cloned()).collect::<Vec<_>>());
+            proptest::prop_assert_eq!(fast, slow, "{}", body);
         }
     }
 

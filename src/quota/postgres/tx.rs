@@ -341,18 +341,17 @@ impl Tx<'_> {
     async fn deploy(
         &self,
         realm: &str,
-        request: &Deployment,
+        (request, req): (&Deployment, &str),
         actor: &str,
         (config, facts): (RealmConfig, Facts),
     ) -> Result<Decision, LedgerError> {
         let d = model::decide_with(&config, &facts, request);
-        let req = serde_json::to_string(request).unwrap_or_default();
         if !d.admitted {
             self.log_and_commit(
                 actor,
                 realm,
                 "deploy",
-                &req,
+                req,
                 false,
                 d.reason.map(|r| r.as_str()),
                 &d.detail,
@@ -390,7 +389,7 @@ impl Tx<'_> {
                 &(d.after.subscriptions_used as i64),
                 &(d.after.rtus_used as i64),
                 &actor,
-                &req,
+                req,
                 &d.detail,
                 &js(&d.before),
                 &js(&d.after),
@@ -470,6 +469,7 @@ pub(super) async fn run_op(t: &Tx<'_>, begin: &str, op: &Op) -> Result<Answer, L
     if let Op::Deploy {
         realm,
         request,
+        logged,
         actor,
     } = op
     {
@@ -482,7 +482,7 @@ pub(super) async fn run_op(t: &Tx<'_>, begin: &str, op: &Op) -> Result<Answer, L
         );
         begun.map_err(t.err())?;
         return t
-            .deploy(realm, request, actor, facts?)
+            .deploy(realm, (request, logged), actor, facts?)
             .await
             .map(Answer::Decided);
     }
