@@ -389,7 +389,7 @@ impl Tx<'_> {
                 &(d.after.subscriptions_used as i64),
                 &(d.after.rtus_used as i64),
                 &actor,
-                req,
+                &req,
                 &d.detail,
                 &js(&d.before),
                 &js(&d.after),
