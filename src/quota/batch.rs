@@ -319,6 +319,41 @@ mod tests {
         assert_eq!((st.prod.subscriptions_used, st.prod.rtus_used), (1, 4));
     }
 
+    /// A connection that remembers what it logged folds from memory only while no other
+    /// connection has committed: an admission another one logged in between reaches the
+    /// tables too.
+    #[test]
+    fn a_fold_after_another_connection_committed_reads_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let mut first = Ledger::open(&path, Sync::Normal).unwrap();
+        first.seed("acme", cfg(3), "t").unwrap();
+        let small = |p: &str| Deployment {
+            size: Size::Small,
+            ..dep(p)
+        };
+        let deploy = |l: &mut Ledger, p: &str| {
+            let op = Op::deploy("acme", &small(p), "t");
+            assert!(
+                l.batch(&[&op]).unwrap()[0]
+                    .as_ref()
+                    .unwrap()
+                    .clone()
+                    .decision()
+                    .unwrap()
+                    .admitted
+            );
+        };
+        deploy(&mut first, "a");
+        deploy(&mut Ledger::open(&path, Sync::Normal).unwrap(), "b");
+        deploy(&mut first, "c");
+        let st = first.status("acme").unwrap();
+        let mut names: Vec<_> = st.deployments.iter().map(|d| d.pipeline.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(st.prod.subscriptions_used, 3);
+    }
+
     fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         use proptest::prelude::*;
         let size = prop_oneof![Just(Size::Small), Just(Size::Medium), Just(Size::Large)];
@@ -367,6 +402,28 @@ mod tests {
             proptest::prop_assert_eq!(reasons(&one_by_one), reasons(&together));
             let log = |l: &mut Ledger| l.decisions("acme").map(|d| d.into_iter().map(|d| (d.action, d.admitted, d.reason, d.detail)).collect::<Vec<_>>()).unwrap_or_default();
             proptest::prop_assert_eq!(log(&mut serial), log(&mut batched));
+            // A last status folds: the batching connection from what it logged itself, a new
+            // one from the log read back. The tables they leave are the same.
+            let status = Op::Status { realm: "acme".into() };
+            let _ = Ledger::open(&s, Sync::Normal).unwrap().one(&status);
+            let _ = batched.batch(&[&status]).unwrap();
+            let tables = |db: &std::path::Path| {
+                let c = rusqlite::Connection::open(db).unwrap();
+                let rows = |sql: &str| -> Vec<String> {
+                    let mut st = c.prepare(sql).unwrap();
+                    let n = st.column_count();
+                    st.query_map([], |r| Ok((0..n).map(|i| format!("{:?}", r.get_ref(i).unwrap())).collect::<Vec<_>>().join(" ")))
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect()
+                };
+                (
+                    rows("SELECT realm, environment, pipeline, major, minor, size, replicas, rtus FROM deployments ORDER BY 1, 2, 3, 4"),
+                    rows("SELECT * FROM usage ORDER BY 1, 2"),
+                    rows("SELECT through = (SELECT coalesce(max(id), 0) FROM decisions) FROM folded"),
+                )
+            };
+            proptest::prop_assert_eq!(tables(&s), tables(&dir.path().join("b.db")));
         }
     }
 
