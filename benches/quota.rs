@@ -19,6 +19,7 @@
 #[allow(dead_code)]
 mod pg;
 mod support;
+#[path = "quota/wrk.rs"]
 mod wrk;
 
 use std::fmt::Write as _;
@@ -494,23 +495,22 @@ fn http_sqlite(out: &mut String, dir: &Path) {
     );
 }
 
-/// `realmctl quota serve` as its own process, under GNU time, with the same load as the
-/// in-process run: best admissions/s of 3 rounds, and its peak RSS in MiB.
-fn process_serve(dir: &Path, per_client: usize) -> (f64, f64) {
+/// `realmctl quota serve --listen 127.0.0.1:0` run by `cmd` (the binary, or a wrapper around
+/// it) on a new ledger `db` whose realm `bench0` is seeded: the child, an admin token and the
+/// base URL it printed.
+fn spawn_serve(mut cmd: std::process::Command, db: &Path) -> (std::process::Child, String, String) {
     use std::io::{BufRead, BufReader};
-    let db = dir.join("process.db");
     let rt = rt();
-    let store = sqlite(&db, Sync::Full);
+    let store = sqlite(db, Sync::Full);
     rt.block_on(store.seed("bench0", config(), "bench"))
         .unwrap();
     drop(store);
     let (token, line) = mint(&Scope::Admin);
-    let tokens = dir.join("process-tokens.yaml");
+    let tokens = db.with_extension("tokens.yaml");
     std::fs::write(&tokens, format!("{line}\n")).unwrap();
-    let rss = dir.join("serve.rss");
-    let mut child = support::under_time(env!("CARGO_BIN_EXE_realmctl").as_ref(), &rss)
+    let mut child = cmd
         .args(["quota", "serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(&db)
+        .arg(db)
         .arg("--tokens")
         .arg(&tokens)
         .stderr(std::process::Stdio::piped())
@@ -521,6 +521,17 @@ fn process_serve(dir: &Path, per_client: usize) -> (f64, f64) {
     stderr.read_line(&mut first).unwrap();
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     let base = first.trim().rsplit(' ').next().unwrap().to_owned();
+    (child, token, base)
+}
+
+/// `realmctl quota serve` as its own process, under GNU time, with the same load as the
+/// in-process run: best admissions/s of 3 rounds, and its peak RSS in MiB.
+fn process_serve(dir: &Path, per_client: usize) -> (f64, f64) {
+    let rss = dir.join("serve.rss");
+    let (mut child, token, base) = spawn_serve(
+        support::under_time(env!("CARGO_BIN_EXE_realmctl").as_ref(), &rss),
+        &dir.join("process.db"),
+    );
     REALMS.store(1, Ordering::Relaxed);
     let mut best = 0f64;
     for round in 0..3 {

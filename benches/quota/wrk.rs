@@ -12,12 +12,8 @@
 //! wrk saw answered, and wrk must have seen no answer but 200.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-
-use realmctl::quota::ledger::Sync;
-use realmctl::quota::tokens::{Scope, mint};
+use std::process::Command;
 
 /// Pipelines the admissions redeploy.
 const PIPELINES: usize = 2000;
@@ -95,14 +91,6 @@ pub fn measure(out: &mut String, dir: &Path) {
         return;
     }
     let db = dir.join("wrk.db");
-    let rt = super::rt();
-    let store = super::sqlite(&db, Sync::Full);
-    rt.block_on(store.seed("bench0", super::config(), "bench"))
-        .unwrap();
-    drop(store);
-    let (token, line) = mint(&Scope::Admin);
-    let tokens = dir.join("wrk-tokens.yaml");
-    std::fs::write(&tokens, format!("{line}\n")).unwrap();
     let adm = dir.join("admissions.lua");
     let hz = dir.join("healthz.lua");
     std::fs::write(
@@ -111,19 +99,8 @@ pub fn measure(out: &mut String, dir: &Path) {
     )
     .unwrap();
     std::fs::write(&hz, HEALTHZ).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_realmctl"))
-        .args(["quota", "serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(&db)
-        .arg("--tokens")
-        .arg(&tokens)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    stderr.read_line(&mut first).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    let base = first.trim().rsplit(' ').next().unwrap().to_owned();
+    let (mut child, token, base) =
+        super::spawn_serve(Command::new(env!("CARGO_BIN_EXE_realmctl")), &db);
     // Warm-up: every pipeline deployed once, the writer's knowledge filled.
     let mut answered = wrk(&base, &adm, &token, 3).1;
     let mut rounds = Vec::new();
@@ -139,7 +116,7 @@ pub fn measure(out: &mut String, dir: &Path) {
     assert!(child.wait().unwrap().success());
     // Every admission wrk saw answered is in the ledger (wrk may stop before reading answers
     // that were already committed, so the ledger may hold more).
-    let logged: u64 = rusqlite::Connection::open(&db)
+    let logged: i64 = rusqlite::Connection::open(&db)
         .unwrap()
         .query_row(
             "SELECT count(*) FROM decisions WHERE action = 'deploy' AND admitted = 1",
@@ -147,7 +124,10 @@ pub fn measure(out: &mut String, dir: &Path) {
             |r| r.get(0),
         )
         .unwrap();
-    assert!(logged >= answered, "{logged} logged, {answered} answered");
+    assert!(
+        u64::try_from(logged).unwrap() >= answered,
+        "{logged} logged, {answered} answered"
+    );
     let mut ratios: Vec<f64> = rounds.iter().map(|(a, h)| a / h).collect();
     ratios.sort_by(f64::total_cmp);
     let median = ratios[ratios.len() / 2];
