@@ -333,16 +333,7 @@ mod tests {
             ..dep(p)
         };
         let deploy = |l: &mut Ledger, p: &str| {
-            let op = Op::deploy("acme", &small(p), "t");
-            assert!(
-                l.batch(&[&op]).unwrap()[0]
-                    .as_ref()
-                    .unwrap()
-                    .clone()
-                    .decision()
-                    .unwrap()
-                    .admitted
-            );
+            assert!(l.deploy("acme", &small(p), "t").unwrap().admitted);
         };
         deploy(&mut first, "a");
         deploy(&mut Ledger::open(&path, Sync::Normal).unwrap(), "b");
