@@ -42,6 +42,30 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// SHA-256 of bytes.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
+    out
+}
+
+/// The bytes of a SHA-256 hex digest (either letter case); `None` unless [`is_sha256_hex`].
+pub fn sha256_from_hex(s: &str) -> Option<[u8; 32]> {
+    if !is_sha256_hex(s) {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        _ => c - b'A' + 10,
+    };
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+        *o = (nibble(pair[0]) << 4) | nibble(pair[1]);
+    }
+    Some(out)
+}
+
 /// SHA-256 hex of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(digest::digest(&digest::SHA256, bytes).as_ref())
@@ -94,6 +118,17 @@ pub fn is_sha256_hex(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hex_digest_reads_back_in_either_case() {
+        let d = sha256(b"abc");
+        let h = sha256_hex(b"abc");
+        assert_eq!(sha256_from_hex(&h), Some(d));
+        assert_eq!(sha256_from_hex(&h.to_ascii_uppercase()), Some(d));
+        assert_eq!(hex(&d), h);
+        assert_eq!(sha256_from_hex(&h[1..]), None);
+        assert_eq!(sha256_from_hex(&format!("g{}", &h[1..])), None);
+    }
 
     #[test]
     fn known_answers() {

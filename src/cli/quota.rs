@@ -599,10 +599,7 @@ fn deploy(a: DeployArgs, record: bool) -> Result<Outcome, BadInput> {
         })?,
     };
     match a.output {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string(&view).expect("admission is JSON")
-        ),
+        Format::Json => println!("{}", String::from_utf8_lossy(&view.to_json())),
         Format::Text => {
             let verb = match (view.admitted, record) {
                 (true, true) => "admitted",

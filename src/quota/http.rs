@@ -171,29 +171,17 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A JSON answer, serialised straight into a buffer sized for an admission's answer (a few
-/// hundred bytes), so it is not grown and copied on the way (`Json` starts at 128 bytes).
-fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
-    let mut buf = Vec::with_capacity(512);
-    match serde_json::to_writer(&mut buf, body) {
-        Ok(()) => (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("application/json"),
-            )],
-            buf,
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!("quota answer: {e}");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the answer could not be written",
-            )
-            .into_response()
-        }
-    }
+/// A JSON answer already written.
+fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// `GET /readyz`: 200 when the database answers within the store's timeout, 503 (with
@@ -238,7 +226,8 @@ fn authorize(
         .authorize_digest(auth.as_deref(), realm, admin_only)
     {
         Ok((scope, digest)) => {
-            let who = &digest[..12];
+            // The first 12 hex digits of the token's SHA-256 name the actor.
+            let who = crate::crypto::hex(&digest[..6]);
             Ok(match scope {
                 Scope::Admin => format!("http:admin:{who}"),
                 Scope::Realm(r) => format!("http:{r}:{who}"),
@@ -351,7 +340,10 @@ async fn admit(
     } else {
         StatusCode::CONFLICT
     };
-    Ok(json(status, &Admission::new(&realm, &request, &d)))
+    Ok(json_bytes(
+        status,
+        Admission::new(&realm, &request, &d).to_json(),
+    ))
 }
 
 async fn deploy(

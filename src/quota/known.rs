@@ -30,7 +30,7 @@
 //! half of an admission's writes to the WAL, on a random page of the table; folded in bulk,
 //! a pipeline redeployed many times is written once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -94,30 +94,107 @@ pub(super) struct Known {
     queued: Option<Folding>,
 }
 
-/// (realm, environment, pipeline, major): a row of `deployments`, in its key's order.
-type RowKey = (String, &'static str, String, u32);
-
-/// What a fold writes: the last admitted deploy of each row, with its time, and the usage
-/// logged with each (realm, environment)'s last admission. Later admissions replace earlier
-/// ones (each write replaces the one before), so a pipeline redeployed many times is written
-/// once per fold, and rows are written in the table's key order.
+/// What a fold writes: the last admitted deploy of each row of `deployments` (realm,
+/// environment, pipeline, major), with its time, and the usage logged with each (realm,
+/// environment)'s last admission. Later admissions replace earlier ones in place (a
+/// redeployed pipeline allocates nothing), so a pipeline redeployed many times is written once
+/// per fold, and rows are written in the table's key order.
 #[derive(Debug, Default)]
 struct Folding {
-    deployments: std::collections::BTreeMap<RowKey, (Deployment, String)>,
-    usage: std::collections::BTreeMap<(String, Env), EnvUsage>,
+    realms: BTreeMap<String, [EnvFolding; 2]>,
 }
 
+/// One environment's part of a [`Folding`] (indexed by [`slot`]).
+#[derive(Debug, Default)]
+struct EnvFolding {
+    usage: Option<EnvUsage>,
+    /// Pipeline, then major.
+    rows: BTreeMap<String, BTreeMap<u32, Row>>,
+}
+
+/// The last admitted deploy of one row.
+#[derive(Debug)]
+struct Row {
+    version: Version,
+    size: Size,
+    replicas: u32,
+    at: String,
+}
+
+/// Environments in the order of their names, as `deployments` sorts its key.
+const ROW_ORDER: [Env; 2] = [Env::Prod, Env::Test];
+
 impl Folding {
-    /// Adds the admission of `d` at `at`, which left its environment at `after`.
+    /// Adds the admission of `d` at `at`, which left its environment at `after`. One lookup
+    /// per level: a row seen before is updated in place.
     fn add(&mut self, realm: &str, d: &Deployment, at: &str, after: &EnvUsage) {
-        self.usage.insert((realm.to_owned(), d.environment), *after);
-        let key = (
-            realm.to_owned(),
-            d.environment.as_str(),
-            d.pipeline.clone(),
-            d.version.major,
-        );
-        self.deployments.insert(key, (d.clone(), at.to_owned()));
+        match self.realms.get_mut(realm) {
+            Some(envs) => Self::add_to(envs, d, at, after),
+            None => {
+                let mut envs = <[EnvFolding; 2]>::default();
+                Self::add_to(&mut envs, d, at, after);
+                self.realms.insert(realm.to_owned(), envs);
+            }
+        }
+    }
+
+    fn add_to(envs: &mut [EnvFolding; 2], d: &Deployment, at: &str, after: &EnvUsage) {
+        let env = &mut envs[slot(d.environment)];
+        env.usage = Some(*after);
+        let row = || Row {
+            version: d.version,
+            size: d.size,
+            replicas: d.replicas,
+            at: at.to_owned(),
+        };
+        match env.rows.get_mut(&d.pipeline) {
+            Some(majors) => match majors.get_mut(&d.version.major) {
+                Some(r) => {
+                    r.version = d.version;
+                    r.size = d.size;
+                    r.replicas = d.replicas;
+                    r.at.clear();
+                    r.at.push_str(at);
+                }
+                None => {
+                    majors.insert(d.version.major, row());
+                }
+            },
+            None => {
+                env.rows.insert(
+                    d.pipeline.clone(),
+                    BTreeMap::from([(d.version.major, row())]),
+                );
+            }
+        }
+    }
+
+    /// Writes every row, in the table's key order, then every usage.
+    fn write(&self, c: &Connection) -> rusqlite::Result<()> {
+        for (realm, envs) in &self.realms {
+            for env in ROW_ORDER {
+                for (pipeline, majors) in &envs[slot(env)].rows {
+                    for row in majors.values() {
+                        let d = Deployment {
+                            environment: env,
+                            pipeline: pipeline.clone(),
+                            version: row.version,
+                            size: row.size,
+                            replicas: row.replicas,
+                        };
+                        store_deployment(c, realm, &d, &row.at)?;
+                    }
+                }
+            }
+        }
+        for (realm, envs) in &self.realms {
+            for env in Env::ALL {
+                if let Some(u) = &envs[slot(env)].usage {
+                    store_usage(c, realm, env, u)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -232,11 +309,17 @@ impl Known {
             size: request.size,
             replicas: request.replicas,
         };
-        known
+        let majors = known
             .deployments
             .entry((request.environment, request.version.major))
-            .or_default()
-            .insert(request.pipeline.clone(), Some(active));
+            .or_default();
+        // A redeploy (the usual admission) replaces in place, without a new key.
+        match majors.get_mut(&request.pipeline) {
+            Some(slot) => *slot = Some(active),
+            None => {
+                majors.insert(request.pipeline.clone(), Some(active));
+            }
+        }
         self.unfolded += 1;
         Ok(())
     }
@@ -278,12 +361,7 @@ impl Known {
             Some(q) => q,
             None => Self::logged(c, path, through)?,
         };
-        for ((realm, ..), (d, at)) in &todo.deployments {
-            store_deployment(c, realm, d, at).map_err(sql)?;
-        }
-        for ((realm, env), after) in &todo.usage {
-            store_usage(c, realm, *env, after).map_err(sql)?;
-        }
+        todo.write(c).map_err(sql)?;
         c.prepare_cached("UPDATE folded SET through = ?1 WHERE one = 1")
             .and_then(|mut st| st.execute(params![end]))
             .map_err(sql)?;
@@ -419,6 +497,47 @@ mod tests {
             rtus_used: n,
             rtus_total: 4,
         }
+    }
+
+    #[test]
+    fn rows_are_gathered_in_the_tables_key_order_and_the_last_admission_wins() {
+        assert!(ROW_ORDER[0].as_str() < ROW_ORDER[1].as_str());
+        let mut f = Folding::default();
+        let mut b2 = dep("b");
+        b2.version.minor = 7;
+        b2.replicas = 3;
+        let mut a_test = dep("a");
+        a_test.environment = Env::Test;
+        for (d, at, n) in [
+            (&dep("b"), "t1", 1),
+            (&a_test, "t2", 1),
+            (&dep("a"), "t3", 2),
+            (&b2, "t4", 2),
+        ] {
+            f.add("acme", d, at, &after(n));
+        }
+        let envs = &f.realms["acme"];
+        let order: Vec<(Env, &str, u32, u32, &str)> = ROW_ORDER
+            .iter()
+            .flat_map(|&e| {
+                envs[slot(e)].rows.iter().flat_map(move |(p, m)| {
+                    m.iter().map(move |(major, r)| {
+                        (e, p.as_str(), *major, r.version.minor, r.at.as_str())
+                    })
+                })
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (Env::Prod, "a", 1, 0, "t3"),
+                (Env::Prod, "b", 1, 7, "t4"),
+                (Env::Test, "a", 1, 0, "t2"),
+            ]
+        );
+        assert_eq!(envs[slot(Env::Prod)].usage, Some(after(2)));
+        assert_eq!(envs[slot(Env::Prod)].rows["b"][&1].replicas, 3);
+        assert_eq!(envs[slot(Env::Test)].usage, Some(after(1)));
     }
 
     /// An admission remembered in a transaction that never committed is forgotten by the next

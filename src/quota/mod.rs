@@ -19,8 +19,9 @@ pub mod retire;
 pub mod seed;
 pub mod store;
 pub mod tokens;
+mod wire;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::requirements;
 use crate::spec::SubscriptionSpec;
@@ -38,9 +39,9 @@ pub fn config_from_spec(s: &SubscriptionSpec) -> RealmConfig {
     }
 }
 
-/// The answer to a deployment request (CLI `--output json` and HTTP body; read back from a
-/// remote core's answer).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The answer to a deployment request (CLI `--output json` and HTTP body, both written by
+/// [`Admission::to_json`]; read back from a remote core's answer).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Admission {
     /// Admitted or not.

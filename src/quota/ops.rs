@@ -390,7 +390,7 @@ impl Op {
         Op::Deploy {
             realm: realm.to_owned(),
             request: request.clone(),
-            logged: serde_json::to_string(request).unwrap_or_default(),
+            logged: request.to_json_string(),
             actor: actor.to_owned(),
         }
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use base64::Engine;
 
-use crate::crypto::{is_sha256_hex, random, sha256_hex};
+use crate::crypto::{random, sha256, sha256_from_hex, sha256_hex};
 use crate::fsutil;
 
 /// What a token may do.
@@ -57,7 +57,9 @@ pub enum TokensError {
 /// The loaded tokens.
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {
-    by_digest: HashMap<String, Scope>,
+    /// Keyed by the digest's bytes: a request hashes its token and looks it up without
+    /// writing the digest out in hex.
+    by_digest: HashMap<[u8; 32], Scope>,
 }
 
 /// SHA-256 hex digest of a token.
@@ -111,11 +113,11 @@ impl Tokens {
         let mut by_digest = HashMap::new();
         for (k, v) in entries {
             let shown = crate::spec::shorten(&k);
-            if !is_sha256_hex(&k) {
+            let Some(digest) = sha256_from_hex(&k) else {
                 return Err(invalid(format!(
                     "`{shown}` is not a SHA-256 hex digest (64 hex digits)"
                 )));
-            }
+            };
             let scope = if v == "admin" {
                 Scope::Admin
             } else if crate::spec::is_valid_realm_name(&v) {
@@ -127,7 +129,7 @@ impl Tokens {
                 )));
             };
             // Digests are hex: the same digest in another letter case is the same token.
-            if by_digest.insert(k.to_ascii_lowercase(), scope).is_some() {
+            if by_digest.insert(digest, scope).is_some() {
                 return Err(invalid(format!(
                     "digest {shown} is listed twice (letter case does not matter); a token has exactly one scope"
                 )));
@@ -157,25 +159,25 @@ impl Tokens {
         admin_only: bool,
     ) -> Result<Scope, Denied> {
         self.authorize_digest(authorization, realm, admin_only)
-            .map(|(scope, _)| scope)
+            .map(|(scope, _)| scope.clone())
     }
 
-    /// [`Tokens::authorize`], also giving the token's digest (hex), computed once: the caller
+    /// [`Tokens::authorize`], also giving the token's SHA-256, computed once: the caller
     /// names the actor by it without hashing the token again.
     pub fn authorize_digest(
         &self,
         authorization: Option<&str>,
         realm: &str,
         admin_only: bool,
-    ) -> Result<(Scope, String), Denied> {
+    ) -> Result<(&Scope, [u8; 32]), Denied> {
         let token = authorization
             .and_then(bearer_token)
             .ok_or(Denied::Unauthenticated)?;
-        let digest = digest_hex(token);
+        let digest = sha256(token.as_bytes());
         let scope = self.by_digest.get(&digest).ok_or(Denied::Unauthenticated)?;
         match scope {
-            Scope::Admin => Ok((Scope::Admin, digest)),
-            Scope::Realm(r) if r == realm && !admin_only => Ok((scope.clone(), digest)),
+            Scope::Admin => Ok((scope, digest)),
+            Scope::Realm(r) if r == realm && !admin_only => Ok((scope, digest)),
             Scope::Realm(_) => Err(Denied::Forbidden),
         }
     }
@@ -225,8 +227,8 @@ mod tests {
         let (scope, digest) = t
             .authorize_digest(Some(&format!("Bearer {acme}")), "acme", false)
             .unwrap();
-        assert_eq!(scope, Scope::Realm("acme".into()));
-        assert_eq!(digest, digest_hex(&acme));
+        assert_eq!(scope, &Scope::Realm("acme".into()));
+        assert_eq!(crate::crypto::hex(&digest), digest_hex(&acme));
         assert_eq!(
             t.authorize_digest(Some("Bearer nope"), "acme", false),
             Err(Denied::Unauthenticated)

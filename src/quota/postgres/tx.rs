@@ -247,7 +247,7 @@ impl Tx<'_> {
         detail: &str,
         usage: Option<(&EnvUsage, &EnvUsage)>,
     ) -> Result<(), LedgerError> {
-        let js = |u: &EnvUsage| serde_json::to_string(u).unwrap_or_default();
+        let js = |u: &EnvUsage| u.to_json_string();
         let (before, after) = match usage {
             Some((b, a)) => (Some(js(b)), Some(js(a))),
             None => (None, None),
@@ -362,7 +362,7 @@ impl Tx<'_> {
         }
         // The deployment, the environment's counters and the decision-log row in one
         // statement, pipelined with the COMMIT (one round trip).
-        let js = |u: &EnvUsage| serde_json::to_string(u).unwrap_or_default();
+        let js = |u: &EnvUsage| u.to_json_string();
         let at = now();
         self.execute_and_commit(
             "WITH deployed AS (
