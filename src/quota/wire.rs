@@ -9,7 +9,7 @@
 //! `Serialize` for the other answers, and the tests below hold both encoders to the same bytes.
 
 use super::Admission;
-use super::model::{Deployment, EnvUsage, Version};
+use super::model::{Deployment, Env, EnvUsage, Size, Version};
 
 /// Appends `s` as a JSON string (quoted and escaped).
 fn string(out: &mut Vec<u8>, s: &str) {
@@ -62,21 +62,46 @@ impl EnvUsage {
     }
 }
 
+/// Appends a deployment's five fields, `"environment":…,"replicas":N`, in the order of
+/// [`Deployment`]'s derived `Serialize` (the answer repeats them in the same order).
+fn deployment_fields(out: &mut Vec<u8>, d: DeploymentRef<'_>) {
+    out.extend_from_slice(b"\"environment\":");
+    name(out, d.environment.as_str());
+    out.extend_from_slice(b",\"pipeline\":");
+    string(out, d.pipeline);
+    out.extend_from_slice(b",\"version\":");
+    version(out, d.version);
+    out.extend_from_slice(b",\"size\":");
+    name(out, d.size.as_str());
+    out.extend_from_slice(b",\"replicas\":");
+    number(out, u64::from(d.replicas));
+}
+
+/// A deployment's fields, borrowed from a [`Deployment`] or an [`Admission`].
+struct DeploymentRef<'a> {
+    environment: Env,
+    pipeline: &'a str,
+    version: Version,
+    size: Size,
+    replicas: u32,
+}
+
 impl Deployment {
     /// This deployment's JSON text, as the decision log stores the request (the same bytes as
     /// its derived `Serialize`).
     pub(crate) fn to_json_string(&self) -> String {
         let mut out = Vec::with_capacity(96 + self.pipeline.len());
-        out.extend_from_slice(b"{\"environment\":");
-        name(&mut out, self.environment.as_str());
-        out.extend_from_slice(b",\"pipeline\":");
-        string(&mut out, &self.pipeline);
-        out.extend_from_slice(b",\"version\":");
-        version(&mut out, self.version);
-        out.extend_from_slice(b",\"size\":");
-        name(&mut out, self.size.as_str());
-        out.extend_from_slice(b",\"replicas\":");
-        number(&mut out, u64::from(self.replicas));
+        out.push(b'{');
+        deployment_fields(
+            &mut out,
+            DeploymentRef {
+                environment: self.environment,
+                pipeline: &self.pipeline,
+                version: self.version,
+                size: self.size,
+                replicas: self.replicas,
+            },
+        );
         out.push(b'}');
         // serde_json writes valid UTF-8 and the rest is ASCII.
         String::from_utf8(out).unwrap_or_default()
@@ -101,16 +126,17 @@ impl Admission {
         string(&mut out, &self.detail);
         out.extend_from_slice(b",\"realm\":");
         string(&mut out, &self.realm);
-        out.extend_from_slice(b",\"environment\":");
-        name(&mut out, self.environment.as_str());
-        out.extend_from_slice(b",\"pipeline\":");
-        string(&mut out, &self.pipeline);
-        out.extend_from_slice(b",\"version\":");
-        version(&mut out, self.version);
-        out.extend_from_slice(b",\"size\":");
-        name(&mut out, self.size.as_str());
-        out.extend_from_slice(b",\"replicas\":");
-        number(&mut out, u64::from(self.replicas));
+        out.push(b',');
+        deployment_fields(
+            &mut out,
+            DeploymentRef {
+                environment: self.environment,
+                pipeline: &self.pipeline,
+                version: self.version,
+                size: self.size,
+                replicas: self.replicas,
+            },
+        );
         out.extend_from_slice(b",\"rtusRequested\":");
         number(&mut out, self.rtus_requested);
         out.extend_from_slice(b",\"replaces\":");
@@ -130,7 +156,7 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quota::model::{Env, Reason, Size};
+    use crate::quota::model::Reason;
     use proptest::prelude::*;
 
     fn usage() -> impl Strategy<Value = EnvUsage> {
