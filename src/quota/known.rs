@@ -108,8 +108,9 @@ struct Folding {
 #[derive(Debug, Default)]
 struct EnvFolding {
     usage: Option<EnvUsage>,
-    /// Pipeline, then major.
-    rows: BTreeMap<String, BTreeMap<u32, Row>>,
+    /// Pipeline, then its majors in order: nearly always one, so a short vector (a map per
+    /// pipeline cost ~0.5 KiB each for a realm growing by a new pipeline per admission).
+    rows: BTreeMap<String, Vec<(u32, Row)>>,
 }
 
 /// The last admitted deploy of one row.
@@ -147,9 +148,10 @@ impl Folding {
             replicas: d.replicas,
             at: at.to_owned(),
         };
+        let major = d.version.major;
         match env.rows.get_mut(&d.pipeline) {
-            Some(majors) => match majors.get_mut(&d.version.major) {
-                Some(r) => {
+            Some(majors) => match majors.iter_mut().find(|(m, _)| *m == major) {
+                Some((_, r)) => {
                     r.version = d.version;
                     r.size = d.size;
                     r.replicas = d.replicas;
@@ -157,14 +159,12 @@ impl Folding {
                     r.at.push_str(at);
                 }
                 None => {
-                    majors.insert(d.version.major, row());
+                    let i = majors.partition_point(|(m, _)| *m < major);
+                    majors.insert(i, (major, row()));
                 }
             },
             None => {
-                env.rows.insert(
-                    d.pipeline.clone(),
-                    BTreeMap::from([(d.version.major, row())]),
-                );
+                env.rows.insert(d.pipeline.clone(), vec![(major, row())]);
             }
         }
     }
@@ -174,7 +174,7 @@ impl Folding {
         for (realm, envs) in &self.realms {
             for env in ROW_ORDER {
                 for (pipeline, majors) in &envs[slot(env)].rows {
-                    for row in majors.values() {
+                    for (_, row) in majors {
                         let d = Deployment {
                             environment: env,
                             pipeline: pipeline.clone(),
@@ -506,6 +506,10 @@ mod tests {
         let mut b2 = dep("b");
         b2.version.minor = 7;
         b2.replicas = 3;
+        let mut b3 = dep("b");
+        b3.version.major = 3;
+        let mut b2_major = dep("b");
+        b2_major.version.major = 2;
         let mut a_test = dep("a");
         a_test.environment = Env::Test;
         for (d, at, n) in [
@@ -513,6 +517,8 @@ mod tests {
             (&a_test, "t2", 1),
             (&dep("a"), "t3", 2),
             (&b2, "t4", 2),
+            (&b3, "t5", 3),
+            (&b2_major, "t6", 4),
         ] {
             f.add("acme", d, at, &after(n));
         }
@@ -532,11 +538,13 @@ mod tests {
             [
                 (Env::Prod, "a", 1, 0, "t3"),
                 (Env::Prod, "b", 1, 7, "t4"),
+                (Env::Prod, "b", 2, 0, "t6"),
+                (Env::Prod, "b", 3, 0, "t5"),
                 (Env::Test, "a", 1, 0, "t2"),
             ]
         );
-        assert_eq!(envs[slot(Env::Prod)].usage, Some(after(2)));
-        assert_eq!(envs[slot(Env::Prod)].rows["b"][&1].replicas, 3);
+        assert_eq!(envs[slot(Env::Prod)].usage, Some(after(4)));
+        assert_eq!(envs[slot(Env::Prod)].rows["b"][0].1.replicas, 3);
         assert_eq!(envs[slot(Env::Test)].usage, Some(after(1)));
     }
 
