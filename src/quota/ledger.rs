@@ -607,7 +607,7 @@ fn log(
     before: Option<&EnvUsage>,
     after: Option<&EnvUsage>,
 ) -> rusqlite::Result<usize> {
-    let js = |u: Option<&EnvUsage>| u.map(EnvUsage::to_json_string);
+    let js = |u: Option<&EnvUsage>| u.map(|u| u.to_json_string());
     tx.prepare_cached(
         "INSERT INTO decisions (at, actor, realm, action, request, admitted, reason, detail, usage_before, usage_after)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",

@@ -54,7 +54,7 @@ impl EnvUsage {
     }
 
     /// This usage's JSON text, as the decision log stores it.
-    pub(crate) fn to_json_string(&self) -> String {
+    pub(crate) fn to_json_string(self) -> String {
         let mut out = Vec::with_capacity(96);
         self.write_json(&mut out);
         // Only ASCII literals and digits were written.
@@ -64,26 +64,24 @@ impl EnvUsage {
 
 /// Appends a deployment's five fields, `"environment":…,"replicas":N`, in the order of
 /// [`Deployment`]'s derived `Serialize` (the answer repeats them in the same order).
-fn deployment_fields(out: &mut Vec<u8>, d: DeploymentRef<'_>) {
-    out.extend_from_slice(b"\"environment\":");
-    name(out, d.environment.as_str());
-    out.extend_from_slice(b",\"pipeline\":");
-    string(out, d.pipeline);
-    out.extend_from_slice(b",\"version\":");
-    version(out, d.version);
-    out.extend_from_slice(b",\"size\":");
-    name(out, d.size.as_str());
-    out.extend_from_slice(b",\"replicas\":");
-    number(out, u64::from(d.replicas));
-}
-
-/// A deployment's fields, borrowed from a [`Deployment`] or an [`Admission`].
-struct DeploymentRef<'a> {
+fn deployment_fields(
+    out: &mut Vec<u8>,
     environment: Env,
-    pipeline: &'a str,
-    version: Version,
+    pipeline: &str,
+    v: Version,
     size: Size,
     replicas: u32,
+) {
+    out.extend_from_slice(b"\"environment\":");
+    name(out, environment.as_str());
+    out.extend_from_slice(b",\"pipeline\":");
+    string(out, pipeline);
+    out.extend_from_slice(b",\"version\":");
+    version(out, v);
+    out.extend_from_slice(b",\"size\":");
+    name(out, size.as_str());
+    out.extend_from_slice(b",\"replicas\":");
+    number(out, u64::from(replicas));
 }
 
 impl Deployment {
@@ -94,13 +92,11 @@ impl Deployment {
         out.push(b'{');
         deployment_fields(
             &mut out,
-            DeploymentRef {
-                environment: self.environment,
-                pipeline: &self.pipeline,
-                version: self.version,
-                size: self.size,
-                replicas: self.replicas,
-            },
+            self.environment,
+            &self.pipeline,
+            self.version,
+            self.size,
+            self.replicas,
         );
         out.push(b'}');
         // serde_json writes valid UTF-8 and the rest is ASCII.
@@ -129,13 +125,11 @@ impl Admission {
         out.push(b',');
         deployment_fields(
             &mut out,
-            DeploymentRef {
-                environment: self.environment,
-                pipeline: &self.pipeline,
-                version: self.version,
-                size: self.size,
-                replicas: self.replicas,
-            },
+            self.environment,
+            &self.pipeline,
+            self.version,
+            self.size,
+            self.replicas,
         );
         out.extend_from_slice(b",\"rtusRequested\":");
         number(&mut out, self.rtus_requested);
