@@ -145,15 +145,9 @@ impl FromStr for Version {
 
 impl Serialize for Version {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Written into a stack buffer and handed over as one string: `collect_str` would pass
-        // each piece through the serializer's escaping writer (every admission's answer and
-        // log row carries a version).
-        use std::io::Write as _;
-        let mut buf = [0u8; 21]; // "4294967295.4294967295"
-        let mut w = std::io::Cursor::new(&mut buf[..]);
-        write!(w, "{}.{}", self.major, self.minor).map_err(serde::ser::Error::custom)?;
-        let n = w.position() as usize;
-        s.serialize_str(std::str::from_utf8(&buf[..n]).map_err(serde::ser::Error::custom)?)
+        // The admission path writes its versions itself (`wire.rs`); the other answers need
+        // nothing faster than the `Display` text.
+        s.collect_str(self)
     }
 }
 

@@ -41,7 +41,7 @@ fn name(out: &mut Vec<u8>, s: &'static str) {
 
 impl EnvUsage {
     /// Appends this usage's JSON object (the same bytes as its derived `Serialize`).
-    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+    fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"subscriptionsUsed\":");
         number(out, self.subscriptions_used);
         out.extend_from_slice(b",\"subscriptionsTotal\":");
