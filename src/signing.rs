@@ -28,6 +28,9 @@ use crate::fsutil;
 
 /// What a journal signature is made over, before the record hash.
 const CONTEXT: &[u8] = b"realmctl-journal-sig-v1";
+/// What a customer's offline approval statement is signed over, before the statement's bytes
+/// (a different context: an approval's signature can never pass for a record's, or back).
+const STATEMENT_CONTEXT: &[u8] = b"realmctl-approval-sig-v1";
 /// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410); 32 key bytes follow.
 const SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
@@ -95,9 +98,14 @@ fn key_id(raw: &[u8]) -> String {
 
 /// The bytes a record's signature covers.
 fn message(record_hash: &str) -> Vec<u8> {
-    let mut m = Vec::with_capacity(CONTEXT.len() + record_hash.len());
-    m.extend_from_slice(CONTEXT);
-    m.extend_from_slice(record_hash.as_bytes());
+    in_context(CONTEXT, record_hash.as_bytes())
+}
+
+/// `context` ‖ `bytes`: a signature made for one purpose never verifies for another.
+fn in_context(context: &[u8], bytes: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(context.len() + bytes.len());
+    m.extend_from_slice(context);
+    m.extend_from_slice(bytes);
     m
 }
 
@@ -172,6 +180,17 @@ impl PublicKey {
             return false;
         };
         self.parsed.verify_sig(&message(record_hash), &sig).is_ok()
+    }
+
+    /// Whether `sig` (base64) is this key's signature of the approval statement `statement`
+    /// ([`SigningKey::sign_statement`]).
+    pub fn verifies_statement(&self, statement: &[u8], sig: &str) -> bool {
+        let Ok(sig) = B64.decode(sig) else {
+            return false;
+        };
+        self.parsed
+            .verify_sig(&in_context(STATEMENT_CONTEXT, statement), &sig)
+            .is_ok()
     }
 }
 
@@ -250,6 +269,15 @@ impl SigningKey {
             key: self.public.id.clone(),
             sig: B64.encode(self.pair.sign(&message(record_hash)).as_ref()),
         }
+    }
+
+    /// Signs a customer's approval statement (its exact bytes), base64.
+    pub fn sign_statement(&self, statement: &[u8]) -> String {
+        B64.encode(
+            self.pair
+                .sign(&in_context(STATEMENT_CONTEXT, statement))
+                .as_ref(),
+        )
     }
 
     /// The private key as PEM (PKCS#8 v1), for the key file only.
@@ -367,6 +395,21 @@ mod tests {
     use super::*;
 
     const HASH: &str = "5f0c0e8b1f3b6f2f1d2a3c4b5a69788796a5b4c3d2e1f0a1b2c3d4e5f6a7b8c9";
+
+    #[test]
+    fn a_statement_signature_verifies_only_for_its_bytes_and_never_as_a_record_signature() {
+        let a = SigningKey::generate();
+        let b = SigningKey::generate();
+        let sig = a.sign_statement(HASH.as_bytes());
+        assert!(a.public().verifies_statement(HASH.as_bytes(), &sig));
+        assert!(!b.public().verifies_statement(HASH.as_bytes(), &sig));
+        assert!(!a.public().verifies_statement(b"other", &sig));
+        // The two contexts never meet: neither signature passes for the other kind.
+        assert!(!a.public().verifies(HASH, &sig));
+        let record = a.sign(HASH);
+        assert!(!a.public().verifies_statement(HASH.as_bytes(), &record.sig));
+        assert!(!a.public().verifies_statement(HASH.as_bytes(), "not base64!"));
+    }
 
     #[test]
     fn a_signature_verifies_only_for_its_hash_and_key() {

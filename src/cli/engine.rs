@@ -1,4 +1,4 @@
-//! `realmctl plan|install|approve|unlock`: the install engine on the command line. Parses,
+//! `realmctl plan|install|unlock`: the install engine on the command line. Parses,
 //! reads the environment (operator, tokens, proxy credentials, object storage), calls the
 //! library and prints; exit codes: 0 done, 1 failed or refused, 2 bad input, 3 waiting.
 
@@ -426,41 +426,6 @@ pub(super) fn run_playbook(
         StopOutcome::Waiting => Outcome::Waiting,
         StopOutcome::Failed => Outcome::Failed,
     })
-}
-
-/// `realmctl approve`.
-pub fn approve(
-    state: &Path,
-    phase: u8,
-    by: &str,
-    note: Option<&str>,
-    signing: &env::SigningArgs,
-    output: Format,
-) -> Result<Outcome, BadInput> {
-    let key = signing.load(state)?;
-    #[cfg(feature = "test-actions")]
-    let kill_at = env::kill_at()?;
-    let a = run::approve(
-        state,
-        phase,
-        by,
-        note,
-        ::time::OffsetDateTime::now_utc(),
-        key,
-    )
-    .map_err(|e| bad(anyhow!(e)))?;
-    #[cfg(feature = "test-actions")]
-    if kill_at == Some(realmctl::engine::options::KillPoint::Approved) {
-        realmctl::engine::options::kill_self();
-    }
-    match output {
-        Format::Json => print_json(&a),
-        Format::Text => super::say(format!(
-            "phase {} approved by {} at {} (journal record {}); run the command that waited for it (`realmctl install`, or `realmctl destroy` for a destroy's gate) to continue",
-            a.phase, a.by, a.at, a.seq
-        )),
-    }
-    Ok(Outcome::Success)
 }
 
 /// `realmctl unlock`.

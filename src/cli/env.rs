@@ -45,6 +45,21 @@ impl SigningArgs {
         );
         Ok(Some(std::sync::Arc::new(key)))
     }
+
+    /// The key a customer signs an offline approval with: `--signing-key`, else the file
+    /// `$REALMCTL_SIGNING_KEY` names; required. Only the key id is ever printed.
+    pub fn load_own(&self) -> Result<realmctl::signing::SigningKey, BadInput> {
+        let path = match (&self.signing_key, std::env::var_os(SIGNING_KEY_VAR)) {
+            (Some(p), _) => p.clone(),
+            (None, Some(v)) if !v.is_empty() => std::path::PathBuf::from(v),
+            _ => {
+                return Err(bad(anyhow!(
+                    "an offline approval is signed with your own key: give --signing-key FILE (or set {SIGNING_KEY_VAR})\n  help: make one with `realmctl audit keygen -o FILE` and give the cloud team FILE.pub"
+                )));
+            }
+        };
+        realmctl::signing::SigningKey::load(&path).map_err(|e| bad(anyhow!(e)))
+    }
 }
 
 /// Who runs the command: `$REALMCTL_OPERATOR`, else `$USER`.

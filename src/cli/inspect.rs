@@ -43,6 +43,11 @@ pub enum AuditCmd {
         /// signature by one of them, the last record included.
         #[arg(long = "public-key", value_name = "FILE")]
         public_keys: Vec<PathBuf>,
+        /// A customer's public key (repeatable): every approval imported from a customer's
+        /// offline statement must then be signed by one of them (without it, each statement is
+        /// checked against the key it carries, which proves only that it was not changed).
+        #[arg(long = "customer-key", value_name = "FILE")]
+        customer_keys: Vec<PathBuf>,
         /// The realm spec whose `artifacts.bucket` holds the artifacts (read with the
         /// credentials of your own environment, the spec's cloud chain first); without it only
         /// artifacts in the state folder are read. Never taken from the journal.
@@ -252,13 +257,17 @@ pub fn audit(cmd: AuditCmd) -> Result<Outcome, BadInput> {
             state,
             checkpoint,
             public_keys: key_files,
+            customer_keys,
             file,
             output,
         } => {
             let keys = public_keys(&key_files)?;
+            let customers = public_keys(&customer_keys)?;
             let runtime = super::runtime()?;
             let store = audit_store(&runtime, &state, file.as_deref())?;
-            let verified = runtime.block_on(audit::verify_state(&state, &store, checkpoint, keys));
+            let verified = runtime.block_on(audit::verify_state(
+                &state, &store, checkpoint, keys, &customers,
+            ));
             let v = match verified {
                 Ok(v) => v,
                 Err(audit::AuditError::Journal(e)) if unverifiable(&e) => {
@@ -278,6 +287,26 @@ pub fn audit(cmd: AuditCmd) -> Result<Outcome, BadInput> {
                             "FAILED: artifact {} ({}, recorded in record {}): {}",
                             p.name, p.location, p.seq, p.problem
                         ));
+                    }
+                    for c in &v.customer_approvals {
+                        match &c.problem {
+                            Some(p) => super::say(format!(
+                                "FAILED: the customer's approval of phase {} (record {}, {}): {p}",
+                                c.phase, c.seq, c.key
+                            )),
+                            None => super::say(format!(
+                                "customer approval of phase {} by {} (record {}): signed with {}{}",
+                                c.phase,
+                                c.by,
+                                c.seq,
+                                c.key,
+                                if v.customer_keys_checked {
+                                    ", a key you gave"
+                                } else {
+                                    " (the key it carries: give --customer-key to check it is the customer's)"
+                                }
+                            )),
+                        }
                     }
                     if v.ok {
                         let head = v

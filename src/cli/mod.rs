@@ -4,7 +4,8 @@
 //! - [`spec`]: `init`, `validate`, `schema`;
 //! - [`preflight`]: the customer self-check;
 //! - [`demo`]: the whole install on this machine alone;
-//! - [`engine`]: `plan`, `install`, `approve`, `unlock`;
+//! - [`engine`]: `plan`, `install`, `unlock`;
+//! - [`approve`]: `approve`, here, offline or imported;
 //! - [`inspect`]: `status`, `report`, `audit`;
 //! - [`fleet`]: many realms at once, read-only;
 //! - [`quota`]: the enforcement core;
@@ -20,6 +21,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use realmctl::checks::Category;
 use realmctl::spec::Provider;
 
+mod approve;
 mod clouds;
 mod demo;
 mod destroy;
@@ -188,26 +190,9 @@ pub enum Command {
         #[command(flatten)]
         signing: env::SigningArgs,
     },
-    /// Record an approval: a phase's gate, or a customer action a step waits for.
-    Approve {
-        /// The realm's state folder.
-        #[arg(long)]
-        state: PathBuf,
-        /// Phase number (1-6).
-        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=6))]
-        phase: u8,
-        /// Who approves (recorded).
-        #[arg(long)]
-        by: String,
-        /// A note kept with the approval.
-        #[arg(long)]
-        note: Option<String>,
-        #[command(flatten)]
-        signing: env::SigningArgs,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "text")]
-        output: Format,
-    },
+    /// Record an approval: a phase's gate, or a customer action a step waits for; or sign a
+    /// customer's approval offline, or import one.
+    Approve(approve::ApproveArgs),
     /// Where the install stands and who must act next.
     Status {
         /// The realm's state folder.
@@ -372,14 +357,7 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
             yes,
             signing,
         } => upgrade::upgrade(&args, to.as_deref(), plan, yes, &signing),
-        Command::Approve {
-            state,
-            phase,
-            by,
-            note,
-            signing,
-            output,
-        } => engine::approve(&state, phase, &by, note.as_deref(), &signing, output),
+        Command::Approve(args) => approve::approve(args),
         Command::Status { state, output } => inspect::status(&state, output),
         Command::Report { state, format, out } => inspect::report(&state, format, out.as_deref()),
         Command::Audit { cmd } => inspect::audit(cmd),

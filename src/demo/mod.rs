@@ -371,7 +371,7 @@ pub async fn install(
         _ => None,
     };
     let j = journal::Journal::open_read_only(&state)?;
-    let verified = audit::verify(&j, &opts.store, None, keys).await?;
+    let verified = audit::verify(&j, &opts.store, None, keys, &[]).await?;
     Ok(InstallDemo {
         first,
         approval,

@@ -3,7 +3,9 @@
 //!
 //! Given public keys (`--public-key`), every record must also carry a valid signature by one
 //! of them ([`crate::signing`]); without keys, signatures are counted and reported but prove
-//! nothing, and the result says so.
+//! nothing, and the result says so. An approval imported from a customer's offline statement
+//! carries the customer's own signature: it must verify (under a `--customer-key` when the
+//! auditor gives any) and say what the record says ([`offline::recorded`]).
 //!
 //! The chain walk is the pure [`super::model::chain`]; this module only reads: the journal
 //! (read-only, so a read-only copy of a state folder verifies) and the artifacts (only at
@@ -12,6 +14,7 @@
 //! folder, or the bucket of the spec the auditor gives), never from an endpoint a journal
 //! record names, and not at all when the journal does not verify.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::Serialize;
@@ -20,6 +23,7 @@ use super::io::journal::{Journal, JournalError};
 use super::io::store::{Store, StoreError};
 use super::model::chain::{self, Break, ChainVerifier, Checkpoint};
 use super::model::event::Event;
+use super::model::offline;
 use crate::crypto::sha256_hex;
 use crate::signing::PublicKey;
 
@@ -76,6 +80,27 @@ pub struct Verification {
     pub artifacts: u64,
     /// Artifacts that failed.
     pub artifact_problems: Vec<ArtifactProblem>,
+    /// Whether customers' offline statements were checked against keys the auditor gave
+    /// (`--customer-key`); otherwise each is checked against the key it carries.
+    pub customer_keys_checked: bool,
+    /// Every approval imported from a customer's signed statement, checked.
+    pub customer_approvals: Vec<CustomerApproval>,
+}
+
+/// An approval imported from a customer's offline statement, as `audit verify` found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerApproval {
+    /// The approval's record.
+    pub seq: u64,
+    /// Its phase.
+    pub phase: u8,
+    /// Who approved.
+    pub by: String,
+    /// The key the statement names.
+    pub key: String,
+    /// What is wrong, when something is.
+    pub problem: Option<String>,
 }
 
 /// A public key given to `audit verify`.
@@ -96,9 +121,60 @@ pub async fn verify_state(
     store: &Store,
     checkpoint: Option<Checkpoint>,
     keys: Vec<PublicKey>,
+    customer_keys: &[PublicKey],
 ) -> Result<Verification, AuditError> {
     let journal = Journal::open_read_only(dir)?;
-    Ok(verify(&journal, store, checkpoint, keys).await?)
+    Ok(verify(&journal, store, checkpoint, keys, customer_keys).await?)
+}
+
+/// What the journal said before each approval, for checking customers' statements in order.
+#[derive(Default)]
+struct Customers {
+    realm: Option<String>,
+    /// SHA-256 of every artifact recorded so far, by phase.
+    documents: std::collections::BTreeMap<u8, BTreeSet<String>>,
+    checked: Vec<CustomerApproval>,
+}
+
+impl Customers {
+    fn see(&mut self, seq: u64, event: &Event, keys: &[PublicKey]) {
+        match event {
+            Event::RunStarted { subject, .. } => self.realm = Some(subject.realm.clone()),
+            Event::StepSucceeded { phase, output, .. } => self
+                .documents
+                .entry(*phase)
+                .or_default()
+                .extend(output.artifacts.iter().map(|a| a.sha256.clone())),
+            Event::Approved {
+                phase,
+                by,
+                note,
+                definition,
+                customer: Some(signed),
+                ..
+            } => {
+                let none = BTreeSet::new();
+                let record = offline::Recorded {
+                    realm: self.realm.as_deref(),
+                    phase: *phase,
+                    by,
+                    note: note.as_deref(),
+                    definition: definition.as_deref(),
+                    documents: self.documents.get(phase).unwrap_or(&none),
+                };
+                self.checked.push(CustomerApproval {
+                    seq,
+                    phase: *phase,
+                    by: by.clone(),
+                    key: signed.key.clone(),
+                    problem: offline::recorded(signed, &record, keys)
+                        .err()
+                        .map(|e| e.to_string()),
+                });
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Signatures checked in batches across threads: the first record, by position, whose
@@ -176,6 +252,7 @@ pub async fn verify(
     store: &Store,
     checkpoint: Option<Checkpoint>,
     keys: Vec<PublicKey>,
+    customer_keys: &[PublicKey],
 ) -> Result<Verification, JournalError> {
     let trusted_keys = keys
         .iter()
@@ -194,16 +271,19 @@ pub async fn verify(
     let mut chain_break = None;
     let mut records = 0u64;
     let mut artifacts = Vec::new();
+    let mut customers = Customers::default();
     journal.for_each(|r| {
         if chain_break.is_some() || signatures.failed() {
             return Ok(());
         }
         match v.push(&r) {
-            Ok(Event::StepSucceeded { output, .. }) => {
+            Ok(event) => {
                 records += 1;
-                artifacts.extend(output.artifacts.into_iter().map(|a| (r.seq, a)));
+                customers.see(r.seq, &event, customer_keys);
+                if let Event::StepSucceeded { output, .. } = event {
+                    artifacts.extend(output.artifacts.into_iter().map(|a| (r.seq, a)));
+                }
             }
-            Ok(_) => records += 1,
             Err(b) => chain_break = Some(b),
         }
         signatures.push(r.seq, r.hash, r.signature);
@@ -231,6 +311,7 @@ pub async fn verify(
     // been written by whoever broke it, so no store is asked (and no credential sent).
     if chain_break.is_some() {
         artifacts.clear();
+        customers.checked.clear();
     }
     for (seq, a) in &artifacts {
         let problem = match store.get(&a.location).await {
@@ -250,8 +331,9 @@ pub async fn verify(
             });
         }
     }
+    let customers_ok = customers.checked.iter().all(|c| c.problem.is_none());
     Ok(Verification {
-        ok: chain_break.is_none() && problems.is_empty(),
+        ok: chain_break.is_none() && problems.is_empty() && customers_ok,
         records,
         bytes,
         head,
@@ -263,6 +345,8 @@ pub async fn verify(
         chain_break,
         artifacts: artifacts.len() as u64,
         artifact_problems: problems,
+        customer_keys_checked: !customer_keys.is_empty(),
+        customer_approvals: customers.checked,
     })
 }
 

@@ -8,13 +8,15 @@
 //! - [`actions`]: the catalogue — one definition per action, with its implementation;
 //! - [`ctx`]: what a step is given and what it returns (shared by actions and engine);
 //! - [`io`]: the journal, the lock and the artifact store;
-//! - [`run`]: `install`, `approve`, `unlock` — plan, then execute, under the realm's lock;
+//! - [`run`]: `install`, `unlock` — plan, then execute, under the realm's lock;
+//! - [`approve`]: `approve`, here or imported from a customer's offline statement;
 //! - [`audit`]: `audit verify` over the journal and the store;
 //! - [`fleet`]: one row per realm over many state folders, read-only;
 //! - [`reveal`]: the one-time reveal of the realm VPN's key, recorded;
 //! - [`options`], [`observer`]: how a front end configures a run and follows it.
 
 pub mod actions;
+pub mod approve;
 pub mod audit;
 pub mod blocking;
 pub mod ctx;

@@ -1,4 +1,4 @@
-//! Carrying out the plan: `install`, `approve` and `unlock`, and reading a state folder for
+//! Carrying out the plan: `install` and `unlock` (`approve` is [`super::approve`]), and reading a state folder for
 //! `plan`, `status` and `report`.
 //!
 //! `install` takes the realm's lock, replays the journal, plans, and runs each step that is not
@@ -25,12 +25,14 @@ use super::model::plan::{self, Plan, StepPlan};
 use super::model::playbook::{Phase, Playbook, StepDef};
 use super::model::record::{Record, timestamp};
 use super::model::report::{self, InstallReport};
-use super::model::state::{self, Approval, ApproveError, State};
+use super::model::state::{self, ApproveError, State};
 use super::{EngineObserver, RunOptions, StepEnd};
 use crate::crypto::sha256_hex;
 use crate::fsutil;
 use crate::signing::SigningKey;
 use crate::spec::Spec;
+
+pub use super::approve::{approve, import_approval};
 
 /// Why the engine could not run.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,9 @@ pub enum EngineError {
     /// `approve` had nothing to approve.
     #[error(transparent)]
     Approve(#[from] ApproveError),
+    /// A customer's offline approval was refused.
+    #[error(transparent)]
+    Offline(#[from] super::model::offline::OfflineError),
     /// A destroy has begun deleting this realm: an install would build on what is going away.
     #[error("realm `{realm}` is being destroyed (its destroy has begun deleting); install and upgrade do not run on it\n  help: finish it with `realmctl destroy -f realm.yaml --state {}`, or install the realm again into a new state folder", dir.display())]
     Destroying {
@@ -851,44 +856,6 @@ async fn check_gates(
         StopOutcome::Waiting,
         format!("phase {} waits for the {} gate", phase.number, g.id),
     )))
-}
-
-/// Records an approval of `phase` by `by`, signed with `key` when given.
-pub fn approve(
-    dir: &Path,
-    phase: u8,
-    by: &str,
-    note: Option<&str>,
-    now: ::time::OffsetDateTime,
-    key: Option<Arc<SigningKey>>,
-) -> Result<Approval, EngineError> {
-    let mut journal = Journal::open(dir)?;
-    journal.sign_with(key);
-    let state = load_state(&journal)?;
-    let playbook = state.playbook.as_ref().ok_or_else(|| EngineError::NoRun {
-        dir: dir.to_owned(),
-    })?;
-    let (covers, definition) = state::approval_subject(playbook, &state, phase)?;
-    let rec = journal.append(
-        &Event::Approved {
-            phase,
-            by: by.to_owned(),
-            note: note.map(str::to_owned),
-            covers: covers.clone(),
-            definition: definition.clone(),
-        },
-        now,
-        Durability::Sync,
-    )?;
-    Ok(Approval {
-        phase,
-        by: by.to_owned(),
-        note: note.map(str::to_owned),
-        covers,
-        definition,
-        at: rec.at,
-        seq: rec.seq,
-    })
 }
 
 /// What `unlock` clears.

@@ -118,7 +118,7 @@ fn verdict(
         .build()
         .unwrap();
     let v = rt
-        .block_on(audit::verify(&j, &store, checkpoint, keys.to_vec()))
+        .block_on(audit::verify(&j, &store, checkpoint, keys.to_vec(), &[]))
         .unwrap();
     assert_eq!(
         v.ok,
@@ -173,6 +173,7 @@ fn forged_approval(seq: u64, prev: &Record) -> Record {
         note: None,
         covers: "x".into(),
         definition: None,
+        customer: None,
     })
     .unwrap();
     let mut r = Record {
@@ -559,6 +560,7 @@ fn unsigned_writes_are_named_by_a_verify_that_requires_signatures() {
             note: None,
             covers: "x".into(),
             definition: None,
+            customer: None,
         },
         ::time::OffsetDateTime::now_utc(),
         realmctl::engine::io::journal::Durability::Sync,

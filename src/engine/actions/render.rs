@@ -415,6 +415,11 @@ mod tests {
             let doc = roles_document(&s, &def).unwrap();
             let text = String::from_utf8(doc.bytes).unwrap();
             assert!(text.contains("| Permission | Why |"));
+            // What a customer's offline approval reads from this very document: the realm
+            // and the digest of the definition phase 6 builds.
+            let facts = crate::engine::model::offline::read_document(&text).unwrap();
+            assert_eq!(facts.realm, s.name);
+            assert_eq!(facts.definition, def.digest());
         }
     }
 

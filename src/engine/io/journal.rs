@@ -622,6 +622,7 @@ mod tests {
             note: None,
             covers: "x".into(),
             definition: None,
+            customer: None,
         }
     }
 

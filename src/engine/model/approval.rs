@@ -18,6 +18,10 @@ pub struct Approval {
     pub covers: String,
     /// The digest of the cluster definition it approved, when the phase rendered one.
     pub definition: Option<String>,
+    /// The customer's key that signed the statement this approval was imported from
+    /// (`approve --offline`), when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_key: Option<String>,
     /// When.
     pub at: String,
     /// Journal record.

@@ -409,6 +409,7 @@ mod tests {
                 note: None,
                 covers: "x".into(),
                 definition: None,
+                customer: None,
             })
             .collect();
         records(&events)

@@ -212,6 +212,10 @@ pub enum Event {
         /// definition this approval lets phase 6 build.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         definition: Option<String>,
+        /// The customer's own signed statement, when they approved offline (`approve
+        /// --import`): kept verbatim so an auditor checks it with the customer's public key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        customer: Option<Box<super::offline::SignedStatement>>,
     },
     /// `install` stopped.
     RunStopped {
@@ -431,6 +435,7 @@ mod tests {
             note: None,
             covers: "x".into(),
             definition: None,
+            customer: None,
         };
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["event"], e.kind().as_str());

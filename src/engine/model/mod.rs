@@ -20,6 +20,7 @@ pub mod fleet;
 pub mod inputs;
 pub mod inventory;
 pub mod next;
+pub mod offline;
 pub mod output;
 pub mod plan;
 pub mod playbook;

@@ -505,6 +505,7 @@ mod tests {
                 note: None,
                 covers,
                 definition: None,
+                customer: None,
             },
         ]);
         assert_eq!(phase_status(p5, &approved), PhaseStatus::Done);

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 pub use super::approval::Approval;
 use super::event::{Event, RunSubject, StopOutcome};
-use super::output::{FailureKind, Intent, StepOutput};
+use super::output::{ArtifactRef, FailureKind, Intent, StepOutput};
 use super::playbook::{Phase, Playbook};
 use crate::checks::Owner;
 use crate::cloud::definition::ClusterDefinition;
@@ -369,6 +369,7 @@ impl State {
                 note,
                 covers,
                 definition,
+                customer,
             } => {
                 self.approvals.push(Approval {
                     phase: *phase,
@@ -376,6 +377,7 @@ impl State {
                     note: note.clone(),
                     covers: covers.clone(),
                     definition: definition.clone(),
+                    customer_key: customer.as_ref().map(|c| c.key.clone()),
                     at: at.to_owned(),
                     seq,
                 });
@@ -463,6 +465,17 @@ pub fn phase_definition<'a>(phase: &Phase, state: &'a State) -> Option<&'a Clust
             .and_then(|st| st.output.as_ref())
             .and_then(|o| o.definition.as_deref())
     })
+}
+
+/// The artifacts of a phase's finished steps (the documents an approval of the phase covers).
+pub fn phase_artifacts<'a>(phase: &Phase, state: &'a State) -> Vec<&'a ArtifactRef> {
+    phase
+        .steps
+        .iter()
+        .filter_map(|s| state.step_state(&s.id).filter(|st| st.is_done()))
+        .filter_map(|st| st.output.as_ref())
+        .flat_map(|o| &o.artifacts)
+        .collect()
 }
 
 /// Digest of a phase's step outputs: what its gate's approval covers. `None` while a step of
@@ -613,6 +626,7 @@ mod tests {
                 note: None,
                 covers: a.clone(),
                 definition: None,
+                customer: None,
             },
         );
         match approval_subject(&pb, &approved, 5) {
@@ -650,6 +664,7 @@ mod tests {
                     note: None,
                     covers: "img".into(),
                     definition: None,
+                    customer: None,
                 },
             );
             s
