@@ -408,7 +408,10 @@ mod tests {
         assert!(!a.public().verifies(HASH, &sig));
         let record = a.sign(HASH);
         assert!(!a.public().verifies_statement(HASH.as_bytes(), &record.sig));
-        assert!(!a.public().verifies_statement(HASH.as_bytes(), "not base64!"));
+        assert!(
+            !a.public()
+                .verifies_statement(HASH.as_bytes(), "not base64!")
+        );
     }
 
     #[test]

@@ -118,9 +118,10 @@ fn offline(args: &ApproveArgs) -> Result<Outcome, BadInput> {
     let key = args.signing.load_own()?;
     let bytes =
         fsutil::read_capped(document, fsutil::caps::ARTIFACT).map_err(|e| bad(anyhow!(e)))?;
-    let name = document
-        .file_name()
-        .map_or_else(|| document.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = document.file_name().map_or_else(
+        || document.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let at = realmctl::engine::model::record::timestamp(::time::OffsetDateTime::now_utc());
     let statement = Statement::for_document(
         &name,
@@ -185,7 +186,12 @@ mod tests {
         };
         let key = SigningKey::generate();
         let text = offline_said(&s, &s.sign(&key), Path::new("a.json"));
-        for want in [&"ab".repeat(32), &"cd".repeat(32), key.public().id(), "acme"] {
+        for want in [
+            &"ab".repeat(32),
+            &"cd".repeat(32),
+            key.public().id(),
+            "acme",
+        ] {
             assert!(text.contains(want), "{want}: {text}");
         }
     }

@@ -95,11 +95,7 @@ fn open(dir: &Path, key: Option<Arc<SigningKey>>) -> Result<(Journal, State), En
 }
 
 /// What an approval of `phase` covers now, and the definition it lets phase 6 build.
-fn subject(
-    dir: &Path,
-    state: &State,
-    phase: u8,
-) -> Result<(String, Option<String>), EngineError> {
+fn subject(dir: &Path, state: &State, phase: u8) -> Result<(String, Option<String>), EngineError> {
     let playbook = state.playbook.as_ref().ok_or_else(|| EngineError::NoRun {
         dir: dir.to_owned(),
     })?;

@@ -44,6 +44,7 @@ mod gke_gcs;
 mod hardening;
 mod kube_standin;
 mod no_panic;
+mod offline_approval;
 mod outbound;
 mod pg;
 #[cfg(all(feature = "eks", feature = "object-store"))]

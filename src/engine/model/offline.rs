@@ -267,7 +267,9 @@ pub fn read_document(text: &str) -> Result<DocumentFacts, &'static str> {
         l.strip_prefix(DIGEST_LINE)
             .and_then(|rest| rest.trim_end().strip_suffix('`'))
     });
-    let definition = digests.next().ok_or("it shows no cluster definition digest")?;
+    let definition = digests
+        .next()
+        .ok_or("it shows no cluster definition digest")?;
     if digests.next().is_some() {
         return Err("it shows more than one cluster definition digest");
     }
@@ -525,7 +527,14 @@ mod tests {
         let e = Statement::for_document("x.md", b"\xff", 5, "a", None, "t".into()).unwrap_err();
         assert!(e.to_string().contains("not UTF-8"), "{e}");
         assert_eq!(
-            Statement::for_document("x.md", doc("a", DIGEST).as_bytes(), 6, "a", None, "t".into()),
+            Statement::for_document(
+                "x.md",
+                doc("a", DIGEST).as_bytes(),
+                6,
+                "a",
+                None,
+                "t".into()
+            ),
             Err(OfflineError::WrongPhase(6))
         );
     }
@@ -610,7 +619,13 @@ mod tests {
             Err(OfflineError::OtherRealm { .. })
         ));
         assert!(matches!(
-            judge(&s, &Waiting { phase: 6, ..waiting }),
+            judge(
+                &s,
+                &Waiting {
+                    phase: 6,
+                    ..waiting
+                }
+            ),
             Err(OfflineError::OtherPhase {
                 statement: 5,
                 asked: 6
@@ -669,9 +684,21 @@ mod tests {
             Err(OfflineError::OtherKey { .. })
         ));
         for (field, r) in [
-            ("by", Recorded { by: "Bob", ..record }),
+            (
+                "by",
+                Recorded {
+                    by: "Bob",
+                    ..record
+                },
+            ),
             ("phase", Recorded { phase: 6, ..record }),
-            ("note", Recorded { note: None, ..record }),
+            (
+                "note",
+                Recorded {
+                    note: None,
+                    ..record
+                },
+            ),
             (
                 "definition",
                 Recorded {
