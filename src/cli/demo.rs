@@ -81,13 +81,18 @@ pub fn run(dir: &Path, cloud: Provider, output: Format) -> Result<Outcome, BadIn
                 report.display()
             );
             println!(
-                "Demo install in {}: run {} {} ({}); approved by {} (journal record {}); run {}: {}",
+                "Demo install in {}: run {} {} ({}); approved by {} (journal record {}{}); run {}: {}",
                 walk.state.display(),
                 walk.first.run,
                 format!("{:?}", walk.first.outcome).to_lowercase(),
                 walk.first.message,
                 walk.approval.by,
                 walk.approval.seq,
+                walk.approval
+                    .customer_key
+                    .as_ref()
+                    .map(|k| format!(", signed offline by the customer with {k}"))
+                    .unwrap_or_default(),
                 walk.second.run,
                 walk.second.message,
             );
@@ -135,7 +140,7 @@ pub fn run(dir: &Path, cloud: Provider, output: Format) -> Result<Outcome, BadIn
                 "state": walk.state,
                 "installed": installed,
                 "clusters": clusters,
-                "journal": {"ok": walk.verified.ok, "records": walk.verified.records, "signaturesChecked": walk.verified.signatures_checked, "signedBy": walk.verified.signed_by},
+                "journal": {"ok": walk.verified.ok, "records": walk.verified.records, "signaturesChecked": walk.verified.signatures_checked, "signedBy": walk.verified.signed_by, "customerKeysChecked": walk.verified.customer_keys_checked, "customerApprovals": walk.verified.customer_approvals},
                 "reports": {"preflight": report, "install": install_report},
             })
         ),

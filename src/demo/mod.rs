@@ -274,6 +274,9 @@ pub enum InstallDemoError {
     /// A demo signing key could not be made or read.
     #[error(transparent)]
     Key(#[from] crate::signing::SigningError),
+    /// The phase-5 document could not be read back for the customer.
+    #[error(transparent)]
+    Store(#[from] crate::engine::io::store::StoreError),
 }
 
 /// The demo's signing key `<dir>/keys/<who>.key`, made on first use.
@@ -293,8 +296,44 @@ fn demo_key(
     )?))
 }
 
+/// The demo customer's offline approval of the phase-5 document `state` holds now, signed
+/// with `key`; `None` when no phase-5 document is there yet.
+async fn customer_signs_offline(
+    state: &Path,
+    store: &crate::engine::io::store::Store,
+    key: &crate::signing::SigningKey,
+) -> Result<Option<crate::engine::model::offline::SignedStatement>, InstallDemoError> {
+    use crate::engine::model::{offline, state as st};
+    let j = crate::engine::io::journal::Journal::open_read_only(state)?;
+    let s = crate::engine::run::load_state(&j)?;
+    let Some(phase) = s
+        .playbook
+        .as_ref()
+        .and_then(|p| p.phases.iter().find(|p| p.number == offline::ROLES_PHASE))
+    else {
+        return Ok(None);
+    };
+    let Some(doc) = st::phase_artifacts(phase, &s)
+        .into_iter()
+        .find(|a| a.name.ends_with(".md"))
+    else {
+        return Ok(None);
+    };
+    let bytes = store.get(&doc.location).await?;
+    let statement = offline::Statement::for_document(
+        &doc.name,
+        &bytes,
+        offline::ROLES_PHASE,
+        "demo customer",
+        Some("approved by realmctl demo, offline"),
+        crate::engine::model::record::timestamp(OffsetDateTime::now_utc()),
+    )
+    .map_err(crate::engine::run::EngineError::from)?;
+    Ok(Some(statement.sign(key)))
+}
+
 /// Walks the demo realm through the embedded `dedicated-saas` playbook in `<dir>/state`: runs
-/// to the phase-5 gate, approves as the demo customer, resumes (creating the cluster and node
+/// to the phase-5 gate, approves as the demo customer (signed offline and imported), resumes (creating the cluster and node
 /// group in the stand-in, seeding the realm's core, building the realm VPN), confirms the
 /// customer's side of the VPN as the demo customer when the run waits for it, runs to the end,
 /// and verifies the journal. Progress goes to `observer`.
@@ -331,18 +370,24 @@ pub async fn install(
     let customer_key = demo_key(dir, "customer")?;
     let keys = vec![operator_key.public().clone(), customer_key.public().clone()];
     opts.signing_key = Some(operator_key);
+    let customer_public = customer_key.public().clone();
     let first = run::install(&state, &spec, &playbook, &opts, observer).await?;
-    let approval = match run::approve(
-        &state,
-        5,
-        "demo customer",
-        Some("approved by realmctl demo"),
-        OffsetDateTime::now_utc(),
-        Some(customer_key),
-    ) {
-        Ok(a) => a,
-        // Already approved in an earlier demo run over the same folder: nothing waits.
-        Err(run::EngineError::Approve(_)) => {
+    // The customer approves where they are: they sign the phase-5 document they were sent
+    // (`approve --offline`), and the cloud team imports the statement with their public key.
+    let signed = customer_signs_offline(&state, &opts.store, &customer_key).await?;
+    let approval = match signed.map(|signed| {
+        run::import_approval(
+            &state,
+            Some(5),
+            signed,
+            &customer_public,
+            OffsetDateTime::now_utc(),
+            opts.signing_key.clone(),
+        )
+    }) {
+        Some(Ok(a)) => a,
+        None | Some(Err(run::EngineError::Approve(_))) => {
+            // Already approved in an earlier demo run over the same folder: nothing waits.
             let j = journal::Journal::open(&state)?;
             let s = run::load_state(&j)?;
             s.approvals
@@ -350,7 +395,7 @@ pub async fn install(
                 .cloned()
                 .ok_or(run::EngineError::NoRun { dir: state.clone() })?
         }
-        Err(e) => return Err(e.into()),
+        Some(Err(e)) => return Err(e.into()),
     };
     let second = run::install(&state, &spec, &playbook, &opts, observer).await?;
     // A VPN realm then waits on the customer's side of the tunnel: the demo customer
@@ -371,7 +416,7 @@ pub async fn install(
         _ => None,
     };
     let j = journal::Journal::open_read_only(&state)?;
-    let verified = audit::verify(&j, &opts.store, None, keys, &[]).await?;
+    let verified = audit::verify(&j, &opts.store, None, keys, &[customer_public]).await?;
     Ok(InstallDemo {
         first,
         approval,

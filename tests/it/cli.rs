@@ -716,6 +716,21 @@ fn demo_checks_and_installs_a_simulated_eks_realm_on_loopback() {
         s["report"]["phases"][4]["approvals"][0]["by"],
         "demo customer"
     );
+    // The customer's phase-5 approval was signed offline with the customer's key, imported,
+    // and checked by the demo's own verification with that key.
+    let customer = realmctl::signing::PublicKey::load(&dir.path().join("keys/customer.key.pub"))
+        .unwrap()
+        .id()
+        .to_owned();
+    assert_eq!(
+        s["report"]["phases"][4]["approvals"][0]["customerKey"],
+        customer.as_str()
+    );
+    assert_eq!(v["journal"]["customerKeysChecked"], true, "{out}");
+    let checked = v["journal"]["customerApprovals"].as_array().unwrap();
+    assert_eq!(checked.len(), 1, "{out}");
+    assert_eq!(checked[0]["key"], customer.as_str());
+    assert_eq!(checked[0]["problem"], Value::Null);
     realmctl()
         .args(["audit", "verify", "--state"])
         .arg(dir.path().join("state"))
