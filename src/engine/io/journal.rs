@@ -24,6 +24,8 @@ use std::time::Duration;
 use ::time::OffsetDateTime;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
+use super::db::{self, Db, DbError, DbRef, journal::Append as DbAppend};
+use super::state::{AsState, StateRef};
 use crate::engine::model::event::{Event, EventKind};
 use crate::engine::model::record::{GENESIS, Record, Unreadable, record_hash, timestamp};
 use crate::fsutil;
@@ -108,6 +110,15 @@ pub enum JournalError {
         /// The SQLite error.
         source: rusqlite::Error,
     },
+    /// The state database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The state database has no records of the realm.
+    #[error("{state} holds no install journal\n  help: check the realm in --state; `realmctl install` creates it")]
+    NoRealm {
+        /// The database and realm.
+        state: String,
+    },
     /// The journal was written by a newer realmctl.
     #[error("journal {} has schema version {found}; this realmctl reads version {SCHEMA_VERSION}\n  help: use the realmctl version that wrote it", path.display())]
     Version {
@@ -177,8 +188,8 @@ fn sql_error(path: &Path, source: rusqlite::Error) -> JournalError {
     }
 }
 
-/// An open journal.
-pub struct Journal {
+/// An open journal file.
+struct FileJournal {
     conn: Connection,
     path: PathBuf,
     sync: Option<Durability>,
@@ -186,7 +197,7 @@ pub struct Journal {
     signer: Option<std::sync::Arc<SigningKey>>,
 }
 
-impl std::fmt::Debug for Journal {
+impl std::fmt::Debug for FileJournal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Journal").field("path", &self.path).finish()
     }
@@ -239,7 +250,7 @@ fn refuse_empty(path: &Path) -> Result<(), JournalError> {
     }
 }
 
-impl Journal {
+impl FileJournal {
     /// Opens the journal of `dir` for an install, creating the folder (0700) and a new journal
     /// when there is none. Refuses an empty journal file, and a folder that has traces of a run
     /// but no journal records.
@@ -373,7 +384,7 @@ impl Journal {
                 .map_err(|e| sql_error(path, e))?;
             conn
         };
-        let mut j = Journal {
+        let mut j = FileJournal {
             conn,
             path: path.to_owned(),
             sync: None,
@@ -451,16 +462,6 @@ impl Journal {
             }
         }
         Ok(())
-    }
-
-    /// Signs every record appended from now on with `key` (`None`: unsigned records).
-    pub fn sign_with(&mut self, key: Option<std::sync::Arc<SigningKey>>) {
-        self.signer = key;
-    }
-
-    /// The journal file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn sql(&self, source: rusqlite::Error) -> JournalError {
@@ -557,16 +558,6 @@ impl Journal {
         Ok(())
     }
 
-    /// Every record, in order.
-    pub fn records(&self) -> Result<Vec<Record>, JournalError> {
-        let mut out = Vec::new();
-        self.for_each(|r| {
-            out.push(r);
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
     /// The last record of `kind`, if any (one indexed read, not a replay).
     pub fn last_of_kind(&self, kind: EventKind) -> Result<Option<Record>, JournalError> {
         self.conn
@@ -592,6 +583,178 @@ impl Journal {
             )
             .optional()
             .map_err(|e| self.sql(e))
+    }
+}
+
+/// An open journal: a state folder's file, or a realm's records in a state database.
+pub struct Journal {
+    inner: Inner,
+}
+
+enum Inner {
+    File(FileJournal),
+    Db {
+        db: Db,
+        signer: Option<std::sync::Arc<SigningKey>>,
+        fence: Option<i64>,
+    },
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.inner {
+            Inner::File(j) => j.fmt(f),
+            Inner::Db { db, .. } => db.fmt(f),
+        }
+    }
+}
+
+impl Journal {
+    /// Opens the journal of `state` for an install: a folder's is created (0700) when there is
+    /// none (refusing an empty journal file, and a folder with traces of a run but no
+    /// records); a database's schema is created when there is none.
+    pub fn create<S: AsState + ?Sized>(state: &S) -> Result<Self, JournalError> {
+        match &*state.as_state() {
+            StateRef::Folder(dir) => FileJournal::create(dir).map(Self::file),
+            StateRef::Database(r) => Ok(Self::db(r.connect()?)),
+        }
+    }
+
+    /// Opens the existing journal of `state` for writing (approve, unlock).
+    pub fn open<S: AsState + ?Sized>(state: &S) -> Result<Self, JournalError> {
+        match &*state.as_state() {
+            StateRef::Folder(dir) => FileJournal::open(dir).map(Self::file),
+            StateRef::Database(r) => Self::existing(r),
+        }
+    }
+
+    /// Opens the existing journal of `state` without ever writing to it (status, report,
+    /// audit).
+    pub fn open_read_only<S: AsState + ?Sized>(state: &S) -> Result<Self, JournalError> {
+        match &*state.as_state() {
+            StateRef::Folder(dir) => FileJournal::open_read_only(dir).map(Self::file),
+            StateRef::Database(r) => Self::existing(r),
+        }
+    }
+
+    /// The journal of a realm in a database already connected (`fleet`, `state import`).
+    pub fn of_db(db: Db) -> Self {
+        Self::db(db)
+    }
+
+    fn existing(r: &DbRef) -> Result<Self, JournalError> {
+        let db = r.connect()?;
+        if db.head()?.is_none() {
+            return Err(JournalError::NoRealm {
+                state: r.to_string(),
+            });
+        }
+        Ok(Self::db(db))
+    }
+
+    fn file(j: FileJournal) -> Self {
+        Journal {
+            inner: Inner::File(j),
+        }
+    }
+
+    fn db(db: Db) -> Self {
+        Journal {
+            inner: Inner::Db {
+                db,
+                signer: None,
+                fence: None,
+            },
+        }
+    }
+
+    /// Signs every record appended from now on with `key` (`None`: unsigned records).
+    pub fn sign_with(&mut self, key: Option<std::sync::Arc<SigningKey>>) {
+        match &mut self.inner {
+            Inner::File(j) => j.signer = key,
+            Inner::Db { signer, .. } => *signer = key,
+        }
+    }
+
+    /// Every append from now on carries the lease's fencing token `token` (a database's
+    /// journal refuses it once the lease has a newer holder; a folder's lock needs none).
+    pub fn fence_with(&mut self, token: Option<i64>) {
+        if let Inner::Db { fence, .. } = &mut self.inner {
+            *fence = token;
+        }
+    }
+
+    /// Appends an event at `at` and returns the stored record.
+    pub fn append(
+        &mut self,
+        event: &Event,
+        at: OffsetDateTime,
+        durability: Durability,
+    ) -> Result<Record, JournalError> {
+        match &mut self.inner {
+            Inner::File(j) => j.append(event, at, durability),
+            Inner::Db { db, signer, fence } => Ok(db.append(DbAppend {
+                kind: event.kind().as_str(),
+                at: timestamp(at),
+                payload: serde_json::to_string(event).expect("events serialise"),
+                durability,
+                fence: *fence,
+                signer: signer.clone(),
+            })?),
+        }
+    }
+
+    /// Calls `f` on every record in order (for verification over large journals).
+    pub fn for_each(
+        &self,
+        mut f: impl FnMut(Record) -> Result<(), JournalError>,
+    ) -> Result<(), JournalError> {
+        match &self.inner {
+            Inner::File(j) => j.for_each(f),
+            Inner::Db { db, .. } => {
+                let mut after = 0;
+                loop {
+                    let page = db.page(after)?;
+                    let Some(last) = page.last() else {
+                        return Ok(());
+                    };
+                    after = last.seq;
+                    let full = page.len() as i64 == db::journal::PAGE;
+                    for r in page {
+                        f(r)?;
+                    }
+                    if !full {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every record, in order.
+    pub fn records(&self) -> Result<Vec<Record>, JournalError> {
+        let mut out = Vec::new();
+        self.for_each(|r| {
+            out.push(r);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The last record of `kind`, if any (one indexed read, not a replay).
+    pub fn last_of_kind(&self, kind: EventKind) -> Result<Option<Record>, JournalError> {
+        match &self.inner {
+            Inner::File(j) => j.last_of_kind(kind),
+            Inner::Db { db, .. } => Ok(db.last_of_kind(kind.as_str())?),
+        }
+    }
+
+    /// The last record's position and hash.
+    pub fn head(&self) -> Result<Option<(u64, String)>, JournalError> {
+        match &self.inner {
+            Inner::File(j) => j.head(),
+            Inner::Db { db, .. } => Ok(db.head()?),
+        }
     }
 }
 

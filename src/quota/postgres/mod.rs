@@ -81,10 +81,17 @@ impl PgTarget {
 
     /// The driver config with this store's timeouts.
     fn bounded(&self, o: &StoreOptions) -> Config {
+        self.with_timeout(o.timeout)
+    }
+
+    /// The driver config bounded by `timeout`: connecting, TCP, and on the server every
+    /// statement and lock wait (a transaction left idle: twice that). Shared with the install
+    /// state on PostgreSQL ([`crate::engine::io::db`]).
+    pub(crate) fn with_timeout(&self, timeout: Duration) -> Config {
         let mut c = self.config.clone();
-        let ms = o.timeout.as_millis().max(1);
-        c.connect_timeout(o.timeout);
-        c.tcp_user_timeout(o.timeout);
+        let ms = timeout.as_millis().max(1);
+        c.connect_timeout(timeout);
+        c.tcp_user_timeout(timeout);
         c.keepalives(true);
         c.keepalives_idle(Duration::from_secs(30));
         let ours = format!(
@@ -158,6 +165,12 @@ enum Kind {
     Failed,
 }
 
+/// Whether a failure with this SQLSTATE (`None`: no server error, the connection failed) is
+/// the database being unavailable rather than the statement failing.
+pub(crate) fn unavailable(code: Option<&str>) -> bool {
+    kind_of(code) == Kind::Unavailable
+}
+
 /// Classifies a SQLSTATE code (`None`: no server error, i.e. the connection failed).
 fn kind_of(code: Option<&str>) -> Kind {
     let Some(code) = code else {
@@ -184,7 +197,8 @@ pub struct PgLedger {
     timeout: Duration,
 }
 
-fn tls() -> MakeRustlsConnect {
+/// The TLS connector: the platform's roots (else webpki's), full verification.
+pub(crate) fn tls() -> MakeRustlsConnect {
     let mut roots = rustls::RootCertStore::empty();
     // Certificates the platform cannot parse are skipped, as every TLS client does.
     let native = rustls_native_certs::load_native_certs();

@@ -1,0 +1,198 @@
+//! A realm's journal in the state database: the records of [`crate::engine::io::journal`],
+//! the same columns and the same hash chain, keyed by realm.
+//!
+//! An append reads the head and inserts the next record in one transaction that first takes
+//! the realm's transaction-scoped advisory lock, so an `approve` on one machine and an install
+//! on another never fork the chain (the primary key `(realm, seq)` would refuse a fork even
+//! without it). A step's start is committed with `synchronous_commit = off` (it survives the
+//! process, as with the file's `NORMAL`), everything else with the server's durable commit.
+//! Reads come in pages of [`PAGE`] records, so verifying a long journal holds one page.
+
+use std::sync::Arc;
+
+use super::{Db, DbError};
+use crate::engine::io::journal::Durability;
+use crate::engine::model::record::{GENESIS, Record, record_hash};
+use crate::signing::{Signature, SigningKey};
+
+/// Records read per round trip.
+pub const PAGE: i64 = 2_000;
+
+/// The columns of a record, in [`row_record`]'s order.
+const COLUMNS: &str = "seq, at, kind, payload, prev, hash, signer, sig";
+
+fn row_record(r: &tokio_postgres::Row) -> Record {
+    let signer: Option<String> = r.get(6);
+    let sig: Option<String> = r.get(7);
+    Record {
+        seq: r.get::<_, i64>(0) as u64,
+        at: r.get(1),
+        kind: r.get(2),
+        payload: r.get(3),
+        prev: r.get(4),
+        hash: r.get(5),
+        signature: signer.zip(sig).map(|(key, sig)| Signature { key, sig }),
+    }
+}
+
+/// What an append writes.
+pub struct Append {
+    /// Record kind.
+    pub kind: &'static str,
+    /// Its time, as stored.
+    pub at: String,
+    /// The event's JSON.
+    pub payload: String,
+    /// How durable the commit must be.
+    pub durability: Durability,
+    /// The lease's fencing token, when the writer holds the lease.
+    pub fence: Option<i64>,
+    /// Who signs it.
+    pub signer: Option<Arc<SigningKey>>,
+}
+
+impl Db {
+    /// Appends a record after the realm's head.
+    pub fn append(&self, a: Append) -> Result<Record, DbError> {
+        let realm = self.realm.to_string();
+        self.call(move |rt, c| {
+            rt.block_on(async {
+                let tx = c.transaction().await?;
+                if a.durability == Durability::Buffered {
+                    tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+                }
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended('realmctl_journal:' || $1, 0))",
+                    &[&realm],
+                )
+                .await?;
+                let head = tx
+                    .query_opt(
+                        "SELECT seq, hash FROM realmctl_journal WHERE realm = $1 ORDER BY seq DESC LIMIT 1",
+                        &[&realm],
+                    )
+                    .await?
+                    .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, String>(1)));
+                let (seq, prev) = match head {
+                    Some((s, h)) => (s + 1, h),
+                    None => (1, GENESIS.to_owned()),
+                };
+                let hash = record_hash(&prev, seq, &a.at, a.kind, &a.payload);
+                let signature = a.signer.as_ref().map(|k| k.sign(&hash));
+                tx.execute(
+                    "INSERT INTO realmctl_journal (realm, seq, at, kind, payload, prev, hash, signer, sig, fence) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    &[
+                        &realm,
+                        &(seq as i64),
+                        &a.at,
+                        &a.kind,
+                        &a.payload,
+                        &prev,
+                        &hash,
+                        &signature.as_ref().map(|s| s.key.as_str()),
+                        &signature.as_ref().map(|s| s.sig.as_str()),
+                        &a.fence,
+                    ],
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(Record {
+                    seq,
+                    at: a.at,
+                    kind: a.kind.to_owned(),
+                    payload: a.payload,
+                    prev,
+                    hash,
+                    signature,
+                })
+            })
+        })
+    }
+
+    /// Copies records verbatim (`state import`), in one transaction, under the realm's lease
+    /// token `fence`. Refuses a realm that already has records.
+    pub fn copy_in(&self, records: Vec<Record>, fence: i64) -> Result<(), DbError> {
+        let realm = self.realm.to_string();
+        self.call(move |rt, c| {
+            rt.block_on(async {
+                let tx = c.transaction().await?;
+                let stmt = tx
+                    .prepare(
+                        "INSERT INTO realmctl_journal (realm, seq, at, kind, payload, prev, hash, signer, sig, fence) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    )
+                    .await?;
+                for r in &records {
+                    tx.execute(
+                        &stmt,
+                        &[
+                            &realm,
+                            &(r.seq as i64),
+                            &r.at,
+                            &r.kind,
+                            &r.payload,
+                            &r.prev,
+                            &r.hash,
+                            &r.signature.as_ref().map(|s| s.key.as_str()),
+                            &r.signature.as_ref().map(|s| s.sig.as_str()),
+                            &Some(fence),
+                        ],
+                    )
+                    .await?;
+                }
+                tx.commit().await
+            })
+        })
+    }
+
+    /// Up to [`PAGE`] records after `after`, in order.
+    pub fn page(&self, after: u64) -> Result<Vec<Record>, DbError> {
+        let realm = self.realm.to_string();
+        self.call(move |rt, c| {
+            rt.block_on(async {
+                let rows = c
+                    .query(
+                        &format!(
+                            "SELECT {COLUMNS} FROM realmctl_journal WHERE realm = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                        ),
+                        &[&realm, &(after as i64), &PAGE],
+                    )
+                    .await?;
+                Ok(rows.iter().map(row_record).collect())
+            })
+        })
+    }
+
+    /// The last record of `kind`.
+    pub fn last_of_kind(&self, kind: &'static str) -> Result<Option<Record>, DbError> {
+        let realm = self.realm.to_string();
+        self.call(move |rt, c| {
+            rt.block_on(async {
+                let row = c
+                    .query_opt(
+                        &format!(
+                            "SELECT {COLUMNS} FROM realmctl_journal WHERE realm = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1"
+                        ),
+                        &[&realm, &kind],
+                    )
+                    .await?;
+                Ok(row.as_ref().map(row_record))
+            })
+        })
+    }
+
+    /// The last record's position and hash.
+    pub fn head(&self) -> Result<Option<(u64, String)>, DbError> {
+        let realm = self.realm.to_string();
+        self.call(move |rt, c| {
+            rt.block_on(async {
+                let row = c
+                    .query_opt(
+                        "SELECT seq, hash FROM realmctl_journal WHERE realm = $1 ORDER BY seq DESC LIMIT 1",
+                        &[&realm],
+                    )
+                    .await?;
+                Ok(row.map(|r| (r.get::<_, i64>(0) as u64, r.get(1))))
+            })
+        })
+    }
+}
