@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 use clap::Args;
 
+use realmctl::engine::io::state::StateRef;
 use realmctl::engine::model::offline::{self, SignedStatement, Statement};
 use realmctl::engine::model::state::Approval;
 use realmctl::engine::run;
@@ -18,9 +19,10 @@ use super::{BadInput, Format, Outcome, bad, env, print_json};
 /// `approve`'s flags.
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
-    /// The realm's state folder (not with --offline, which needs none).
-    #[arg(long, required_unless_present = "offline", conflicts_with = "offline")]
-    state: Option<PathBuf>,
+    /// The realm's state folder, or postgres://USER@HOST:PORT/DB?realm=NAME (password from
+    /// PGPASSWORD); not with --offline, which needs none.
+    #[arg(long, value_parser = env::state_arg, required_unless_present = "offline", conflicts_with = "offline")]
+    state: Option<StateRef>,
     /// Phase number (1-6); with --import, the statement's phase when not given.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=6), required_unless_present = "import")]
     phase: Option<u8>,
@@ -60,7 +62,7 @@ pub fn approve(args: ApproveArgs) -> Result<Outcome, BadInput> {
     if args.offline {
         return offline(&args);
     }
-    let state = args.state.as_deref().expect("clap requires --state");
+    let state = args.state.as_ref().expect("clap requires --state");
     let key = args.signing.load(state)?;
     #[cfg(feature = "test-actions")]
     let kill_at = env::kill_at()?;

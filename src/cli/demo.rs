@@ -65,7 +65,7 @@ pub fn run(dir: &Path, cloud: Provider, output: Format) -> Result<Outcome, BadIn
     let walk = walk.map_err(bad)?;
     let install_report = dir.join("install-report.html");
     super::inspect::write_report(
-        &walk.state,
+        &walk.state.clone().into(),
         super::inspect::ReportArg::Html,
         &install_report,
     )?;

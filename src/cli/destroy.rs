@@ -58,7 +58,7 @@ pub fn destroy(
             return Err(bad(anyhow!(
                 "destroy deletes the realm's resources in the customer's cloud; without a terminal to confirm on, pass --yes\n  help: review `realmctl destroy --plan -f {} --state {}` first",
                 args.file.display(),
-                args.state.display()
+                args.state
             )));
         }
         print!("{}", plan_text(&plan));

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use clap::Args;
 
+use realmctl::engine::io::state::StateRef;
 use realmctl::engine::io::store::Store;
 use realmctl::engine::model::event::{Change, StopOutcome};
 use realmctl::engine::model::plan::{GatePlan, Plan, StepPlan};
@@ -27,9 +28,10 @@ pub struct RunArgs {
     /// The realm spec.
     #[arg(short = 'f', long = "file")]
     pub file: PathBuf,
-    /// The realm's state folder (journal, lock, artifacts).
-    #[arg(long)]
-    pub state: PathBuf,
+    /// The realm's state folder (journal, lock, artifacts), or
+    /// postgres://USER@HOST:PORT/DB?realm=NAME (password from PGPASSWORD).
+    #[arg(long, value_parser = env::state_arg)]
+    pub state: StateRef,
     /// A playbook replacing the embedded `playbooks/dedicated-saas.yaml`.
     #[arg(long)]
     pub playbook: Option<PathBuf>,
@@ -82,7 +84,15 @@ pub(super) fn run_options(
             seed::Target::remote(url, token).map_err(bad)?
         }
         (Some(db), _, _) => seed::Target::Local { db: db.clone() },
-        _ => seed::Target::for_install(&args.state, pb.applies_platform()),
+        _ => match args.state.folder() {
+            Some(dir) => seed::Target::for_install(dir, pb.applies_platform()),
+            None if pb.applies_platform() => seed::Target::InRealm,
+            None => {
+                return Err(bad(anyhow!(
+                    "this playbook seeds a local quota ledger (<state>/quota.db), and a state database has no folder for it\n  help: give --quota-db FILE or --quota-url URL"
+                )));
+            }
+        },
     };
     let cloud = super::clouds::connect(runtime, &spec)?;
     #[cfg(feature = "object-store")]
@@ -372,7 +382,7 @@ pub fn install(
             return Err(bad(anyhow!(
                 "install changes the customer's cloud; without a terminal to confirm on, pass --yes\n  help: review `realmctl plan -f {} --state {}` first",
                 args.file.display(),
-                args.state.display()
+                args.state
             )));
         }
         let plan = match run::plan(&args.state, &spec, &pb, &opts) {
@@ -430,7 +440,7 @@ pub(super) fn run_playbook(
 
 /// `realmctl unlock`.
 pub fn unlock(
-    state: &Path,
+    state: &StateRef,
     lock_id: Option<&str>,
     unreadable: bool,
     by: Option<String>,

@@ -3,6 +3,7 @@
 //! builds) the crash tests' kill point. The library never reads the environment.
 
 use anyhow::anyhow;
+use realmctl::engine::io::state::StateRef;
 
 use realmctl::checks::outbound::ProxyAuth;
 use realmctl::engine::io::store::ObjectOptions;
@@ -29,14 +30,16 @@ impl SigningArgs {
     /// other users may read, is refused. Only the key id is ever printed.
     pub fn load(
         &self,
-        state: &std::path::Path,
+        state: &StateRef,
     ) -> Result<Option<std::sync::Arc<realmctl::signing::SigningKey>>, BadInput> {
         let path = match (&self.signing_key, std::env::var_os(SIGNING_KEY_VAR)) {
             (Some(p), _) => p.clone(),
             (None, Some(v)) if !v.is_empty() => std::path::PathBuf::from(v),
             _ => return Ok(None),
         };
-        realmctl::signing::refuse_inside(&path, state).map_err(|e| bad(anyhow!(e)))?;
+        if let Some(folder) = state.folder() {
+            realmctl::signing::refuse_inside(&path, folder).map_err(|e| bad(anyhow!(e)))?;
+        }
         let key = realmctl::signing::SigningKey::load(&path).map_err(|e| bad(anyhow!(e)))?;
         eprintln!(
             "signing journal records with {} ({})",
@@ -150,6 +153,12 @@ pub fn cloud_access(
 }
 
 /// A secret from a conventional variable (e.g. `PGPASSWORD`), when set and not empty.
+/// `--state`: a state folder, or `postgres://USER@HOST:PORT/DB?realm=NAME` with the password
+/// from `PGPASSWORD` (never from the command line).
+pub fn state_arg(s: &str) -> Result<StateRef, String> {
+    StateRef::parse(s, optional_secret("PGPASSWORD")).map_err(|e| e.to_string())
+}
+
 pub fn optional_secret(var: &str) -> Option<Secret> {
     std::env::var(var)
         .ok()

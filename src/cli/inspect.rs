@@ -8,7 +8,7 @@ use clap::{Subcommand, ValueEnum};
 
 use realmctl::engine::audit;
 use realmctl::engine::io::journal::JournalError;
-use realmctl::engine::io::lock;
+use realmctl::engine::io::state::StateRef;
 use realmctl::engine::model::chain::Checkpoint;
 use realmctl::engine::model::report::{self, ReportFormat};
 use realmctl::engine::run::{self, EngineError};
@@ -33,9 +33,10 @@ pub enum ReportArg {
 pub enum AuditCmd {
     /// Verify the journal's hash chain and the artifact checksums (exit 1 on any problem).
     Verify {
-        /// The state folder.
-        #[arg(long)]
-        state: PathBuf,
+        /// The state folder, or postgres://USER@HOST:PORT/DB?realm=NAME (password from
+        /// PGPASSWORD).
+        #[arg(long, value_parser = super::env::state_arg)]
+        state: StateRef,
         /// A head kept earlier (SEQ:HASH from `audit checkpoint`): proves nothing was cut off.
         #[arg(long)]
         checkpoint: Option<Checkpoint>,
@@ -59,9 +60,10 @@ pub enum AuditCmd {
     },
     /// Print the journal head (SEQ:HASH) for an auditor to keep.
     Checkpoint {
-        /// The state folder.
-        #[arg(long)]
-        state: PathBuf,
+        /// The state folder, or postgres://USER@HOST:PORT/DB?realm=NAME (password from
+        /// PGPASSWORD).
+        #[arg(long, value_parser = super::env::state_arg)]
+        state: StateRef,
         /// A trusted signer's public key (repeatable): the head is printed only if every
         /// record is signed by one of them.
         #[arg(long = "public-key", value_name = "FILE")]
@@ -150,9 +152,9 @@ fn signature_line(v: &audit::Verification) -> String {
 }
 
 /// `realmctl status`.
-pub fn status(state: &Path, output: Format) -> Result<Outcome, BadInput> {
+pub fn status(state: &StateRef, output: Format) -> Result<Outcome, BadInput> {
     let rep = run::report(state).map_err(|e| bad(anyhow!(e)))?;
-    let holder = lock::read_holder(state);
+    let holder = state.holder();
     match output {
         Format::Json => print_json(&serde_json::json!({"report": rep, "lock": holder})),
         Format::Text => {
@@ -183,12 +185,12 @@ pub fn status(state: &Path, output: Format) -> Result<Outcome, BadInput> {
 
 /// Renders the report of `state` in `format` to `out`.
 #[cfg_attr(not(feature = "eks"), allow(dead_code))] // used by the demo
-pub fn write_report(state: &Path, format: ReportArg, out: &Path) -> Result<(), BadInput> {
+pub fn write_report(state: &StateRef, format: ReportArg, out: &Path) -> Result<(), BadInput> {
     let text = render(state, format)?;
     super::emit(&text, Some(out))
 }
 
-fn render(state: &Path, format: ReportArg) -> Result<String, BadInput> {
+fn render(state: &StateRef, format: ReportArg) -> Result<String, BadInput> {
     let rep = run::report(state).map_err(|e| bad(anyhow!(e)))?;
     let fmt = match format {
         ReportArg::Html => ReportFormat::Doc(DocFormat::Html),
@@ -199,7 +201,7 @@ fn render(state: &Path, format: ReportArg) -> Result<String, BadInput> {
 }
 
 /// `realmctl report`.
-pub fn report(state: &Path, format: ReportArg, out: Option<&Path>) -> Result<Outcome, BadInput> {
+pub fn report(state: &StateRef, format: ReportArg, out: Option<&Path>) -> Result<Outcome, BadInput> {
     let text = render(state, format)?;
     super::emit(&text, out)?;
     Ok(Outcome::Success)
@@ -210,16 +212,16 @@ pub fn report(state: &Path, format: ReportArg, out: Option<&Path>) -> Result<Out
 /// cloud), else the state folder alone.
 fn audit_store(
     runtime: &tokio::runtime::Runtime,
-    state: &Path,
+    state: &StateRef,
     spec: Option<&Path>,
 ) -> Result<realmctl::engine::io::store::Store, BadInput> {
     use realmctl::engine::io::store::Store;
     let Some(file) = spec else {
-        return Ok(Store::local(state));
+        return Store::of_state(state).map_err(bad);
     };
     let spec = super::spec::load(file)?;
     if spec.artifacts_bucket.is_none() {
-        return Ok(Store::local(state));
+        return Store::of_state(state).map_err(bad);
     }
     let cloud = super::clouds::connect(runtime, &spec)?;
     #[cfg(feature = "object-store")]
@@ -345,7 +347,7 @@ pub fn audit(cmd: AuditCmd) -> Result<Outcome, BadInput> {
                 ));
                 Ok(Outcome::Failed)
             }
-            Ok(Ok(None)) => Err(bad(anyhow!("the journal of {} is empty", state.display()))),
+            Ok(Ok(None)) => Err(bad(anyhow!("the journal of {} is empty", state))),
             Ok(Ok(Some(c))) => {
                 match output {
                     Format::Json => print_json(&c),

@@ -19,6 +19,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use realmctl::checks::Category;
+use realmctl::engine::io::state::StateRef;
 use realmctl::spec::Provider;
 
 mod approve;
@@ -195,18 +196,20 @@ pub enum Command {
     Approve(approve::ApproveArgs),
     /// Where the install stands and who must act next.
     Status {
-        /// The realm's state folder.
-        #[arg(long)]
-        state: PathBuf,
+        /// The realm's state folder, or postgres://USER@HOST:PORT/DB?realm=NAME (password from
+        /// PGPASSWORD).
+        #[arg(long, value_parser = env::state_arg)]
+        state: StateRef,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         output: Format,
     },
     /// The auditor's report: phases, owners, timings, approvals, evidence, artifact checksums.
     Report {
-        /// The realm's state folder.
-        #[arg(long)]
-        state: PathBuf,
+        /// The realm's state folder, or postgres://USER@HOST:PORT/DB?realm=NAME (password from
+        /// PGPASSWORD).
+        #[arg(long, value_parser = env::state_arg)]
+        state: StateRef,
         /// Report format.
         #[arg(long, value_enum, default_value = "html")]
         format: inspect::ReportArg,
@@ -226,9 +229,10 @@ pub enum Command {
     },
     /// Take over a stale install lock left by a killed process (needs its lock id).
     Unlock {
-        /// The realm's state folder.
-        #[arg(long)]
-        state: PathBuf,
+        /// The realm's state folder, or postgres://USER@HOST:PORT/DB?realm=NAME (password from
+        /// PGPASSWORD).
+        #[arg(long, value_parser = env::state_arg)]
+        state: StateRef,
         /// The lock id the stale-lock error printed.
         #[arg(
             long,

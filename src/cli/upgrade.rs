@@ -70,7 +70,7 @@ pub fn upgrade(
             return Err(bad(anyhow!(
                 "upgrade replaces the nodes of the realm's cluster; without a terminal to confirm on, pass --yes\n  help: review `realmctl upgrade --plan -f {} --state {}` first",
                 args.file.display(),
-                args.state.display()
+                args.state
             )));
         }
         if !super::confirm(&format!("Proceed with the upgrade of realm {}?", spec.name)) {

@@ -19,9 +19,10 @@ pub enum VpnCmd {
         /// The realm spec.
         #[arg(short = 'f', long = "file")]
         file: std::path::PathBuf,
-        /// The realm's state folder.
-        #[arg(long)]
-        state: std::path::PathBuf,
+        /// The realm's state folder, or postgres://USER@HOST:PORT/DB?realm=NAME (password from
+        /// PGPASSWORD).
+        #[arg(long, value_parser = super::env::state_arg)]
+        state: realmctl::engine::io::state::StateRef,
         /// Who receives the key (recorded; default: $REALMCTL_OPERATOR or $USER).
         #[arg(long)]
         by: Option<String>,
@@ -44,7 +45,7 @@ pub fn run(cmd: VpnCmd) -> Result<Outcome, BadInput> {
 
 fn reveal_key(
     file: &Path,
-    state: &Path,
+    state: &realmctl::engine::io::state::StateRef,
     by: Option<String>,
     signing: &env::SigningArgs,
 ) -> Result<Outcome, BadInput> {

@@ -371,13 +371,14 @@ pub async fn install(
     let keys = vec![operator_key.public().clone(), customer_key.public().clone()];
     opts.signing_key = Some(operator_key);
     let customer_public = customer_key.public().clone();
-    let first = run::install(&state, &spec, &playbook, &opts, observer).await?;
+    let at = crate::engine::io::state::StateRef::from(state.clone());
+    let first = run::install(&at, &spec, &playbook, &opts, observer).await?;
     // The customer approves where they are: they sign the phase-5 document they were sent
     // (`approve --offline`), and the cloud team imports the statement with their public key.
     let signed = customer_signs_offline(&state, &opts.store, &customer_key).await?;
     let approval = match signed.map(|signed| {
         run::import_approval(
-            &state,
+            &at,
             Some(5),
             signed,
             &customer_public,
@@ -393,24 +394,24 @@ pub async fn install(
             s.approvals
                 .last()
                 .cloned()
-                .ok_or(run::EngineError::NoRun { dir: state.clone() })?
+                .ok_or(run::EngineError::NoRun { at: at.to_string() })?
         }
         Some(Err(e)) => return Err(e.into()),
     };
-    let second = run::install(&state, &spec, &playbook, &opts, observer).await?;
+    let second = run::install(&at, &spec, &playbook, &opts, observer).await?;
     // A VPN realm then waits on the customer's side of the tunnel: the demo customer
     // "configures" it and confirms what they were asked, signed with their key.
     let vpn = match second.outcome {
         crate::engine::model::event::StopOutcome::Waiting => {
             let confirmed = run::approve(
-                &state,
+                &at,
                 6,
                 "demo customer",
                 Some("the demo customer configured their side of the realm VPN"),
                 OffsetDateTime::now_utc(),
                 Some(demo_key(dir, "customer")?),
             )?;
-            let third = run::install(&state, &spec, &playbook, &opts, observer).await?;
+            let third = run::install(&at, &spec, &playbook, &opts, observer).await?;
             Some((confirmed, third))
         }
         _ => None,

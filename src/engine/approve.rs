@@ -6,10 +6,10 @@
 //! accepted only when the customer's statement names that very realm, phase, document and
 //! definition ([`offline::judge`]), and keeps the statement in the record.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use super::io::journal::{Durability, Journal};
+use super::io::state::StateRef;
 use super::model::event::Event;
 use super::model::offline::{self, SignedStatement, Waiting};
 use super::model::state::{self, Approval, State};
@@ -18,7 +18,7 @@ use crate::signing::{PublicKey, SigningKey};
 
 /// Records an approval of `phase` by `by`, signed with `key` when given.
 pub fn approve(
-    dir: &Path,
+    dir: &StateRef,
     phase: u8,
     by: &str,
     note: Option<&str>,
@@ -44,7 +44,7 @@ pub fn approve(
 /// The operator's record is signed with `key` when given; the customer's statement is kept in
 /// it verbatim.
 pub fn import_approval(
-    dir: &Path,
+    dir: &StateRef,
     phase: Option<u8>,
     signed: SignedStatement,
     customer: &PublicKey,
@@ -87,7 +87,7 @@ pub fn import_approval(
 }
 
 /// The journal of `dir`, signing with `key`, and its state.
-fn open(dir: &Path, key: Option<Arc<SigningKey>>) -> Result<(Journal, State), EngineError> {
+fn open(dir: &StateRef, key: Option<Arc<SigningKey>>) -> Result<(Journal, State), EngineError> {
     let mut journal = Journal::open(dir)?;
     journal.sign_with(key);
     let state = load_state(&journal)?;
@@ -95,9 +95,9 @@ fn open(dir: &Path, key: Option<Arc<SigningKey>>) -> Result<(Journal, State), En
 }
 
 /// What an approval of `phase` covers now, and the definition it lets phase 6 build.
-fn subject(dir: &Path, state: &State, phase: u8) -> Result<(String, Option<String>), EngineError> {
+fn subject(dir: &StateRef, state: &State, phase: u8) -> Result<(String, Option<String>), EngineError> {
     let playbook = state.playbook.as_ref().ok_or_else(|| EngineError::NoRun {
-        dir: dir.to_owned(),
+        at: dir.to_string(),
     })?;
     Ok(state::approval_subject(playbook, state, phase)?)
 }

@@ -15,11 +15,11 @@
 //! record names, and not at all when the journal does not verify.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use serde::Serialize;
 
 use super::io::journal::{Journal, JournalError};
+use super::io::state::StateRef;
 use super::io::store::{Store, StoreError};
 use super::model::chain::{self, Break, ChainVerifier, Checkpoint};
 use super::model::event::Event;
@@ -117,7 +117,7 @@ pub struct TrustedKey {
 /// `store`: the one the auditor names ([`Store::local`] of the folder, or the spec's bucket
 /// opened as the install opens it), never one a journal record names.
 pub async fn verify_state(
-    dir: &Path,
+    dir: &StateRef,
     store: &Store,
     checkpoint: Option<Checkpoint>,
     keys: Vec<PublicKey>,
@@ -354,7 +354,7 @@ pub async fn verify(
 /// (and, with `keys`, every signature): `Ok(Err(break))` when it does not; `Ok(Ok(None))` for
 /// a journal without records.
 pub fn checkpoint(
-    dir: &Path,
+    dir: &StateRef,
     keys: Vec<PublicKey>,
 ) -> Result<Result<Option<Checkpoint>, Break>, JournalError> {
     let journal = Journal::open_read_only(dir)?;

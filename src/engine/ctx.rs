@@ -78,8 +78,9 @@ pub struct Ctx<'a> {
     pub record: &'a dyn StepRecorder,
     /// The realm's cloud, when this run has a provider for it.
     pub cloud: Option<&'a dyn Cloud>,
-    /// The state folder (for files a step writes there, like the kubeconfig).
-    pub state_dir: &'a Path,
+    /// The state folder (for files a step writes there, like the kubeconfig); `None` when
+    /// the state is in a database.
+    pub state_dir: Option<&'a Path>,
 }
 
 impl<'a> Ctx<'a> {

@@ -6,7 +6,6 @@
 //! whom (never the key), and only then is it handed back to be printed. A second reveal is
 //! refused and names the first. The journal is read and verified before anything is trusted.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -28,10 +27,10 @@ pub enum RevealError {
     #[error(transparent)]
     Journal(#[from] JournalError),
     /// The state folder is another realm's.
-    #[error("the state folder {} belongs to realm `{state}`, but the spec is for realm `{spec}`", dir.display())]
+    #[error("the state {at} belongs to realm `{state}`, but the spec is for realm `{spec}`")]
     RealmMismatch {
-        /// The folder.
-        dir: PathBuf,
+        /// The state.
+        at: String,
         /// Its realm.
         state: String,
         /// The spec's.
@@ -73,7 +72,7 @@ pub enum RevealError {
 /// Reads the realm VPN's key from the cloud's secret store, records the reveal in the journal of
 /// `dir` (signed with `key` when given), and returns the key to be shown once.
 pub async fn vpn_key(
-    dir: &Path,
+    dir: &crate::engine::io::state::StateRef,
     spec: &Spec,
     cloud: &dyn Cloud,
     by: &str,
@@ -87,7 +86,7 @@ pub async fn vpn_key(
         && s.realm != spec.name
     {
         return Err(RevealError::RealmMismatch {
-            dir: dir.to_owned(),
+            at: dir.to_string(),
             state: s.realm.clone(),
             spec: spec.name.clone(),
         });

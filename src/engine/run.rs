@@ -6,7 +6,6 @@
 //! run resumes at the first incomplete step and never re-runs a succeeded one. Journal commits,
 //! the lock and local artifact writes run on the blocking pool, never on the async runtime.
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -16,6 +15,7 @@ use super::actions::Availability;
 use super::ctx::{BlockingGate, Ctx, Failure, Outcome, StepRecorder};
 use super::io::journal::{Durability, Journal, JournalError};
 use super::io::lock::{self, Holder, LockError};
+use super::io::state::{Guard, GuardError, StateRef};
 use super::model::chain::Checkpoint;
 use super::model::event::{Event, RunSubject, StopOutcome};
 use super::model::inputs;
@@ -37,27 +37,30 @@ pub use super::approve::{approve, import_approval};
 /// Why the engine could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// The lock.
+    /// The lock of a state folder.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The lease of a state database.
+    #[error(transparent)]
+    Lease(#[from] super::io::db::lease::LeaseError),
     /// The journal.
     #[error(transparent)]
     Journal(#[from] JournalError),
     /// The state folder belongs to another realm.
-    #[error("the state folder {} belongs to realm `{state}`, but the spec is for realm `{spec}`\n  help: use one state folder per realm", dir.display())]
+    #[error("the state {at} belongs to realm `{state}`, but the spec is for realm `{spec}`\n  help: use one state folder (or database realm) per realm")]
     RealmMismatch {
-        /// The folder.
-        dir: PathBuf,
+        /// The state.
+        at: String,
         /// Realm of the state.
         state: String,
         /// Realm of the spec.
         spec: String,
     },
     /// Nothing has run in this state folder yet.
-    #[error("no install has run in {} yet\n  help: run `realmctl install -f realm.yaml --state {}` first", dir.display(), dir.display())]
+    #[error("no install has run in {at} yet\n  help: run `realmctl install -f realm.yaml --state {at}` first")]
     NoRun {
-        /// The folder.
-        dir: PathBuf,
+        /// The state.
+        at: String,
     },
     /// `approve` had nothing to approve.
     #[error(transparent)]
@@ -66,10 +69,10 @@ pub enum EngineError {
     #[error(transparent)]
     Offline(#[from] super::model::offline::OfflineError),
     /// A destroy has begun deleting this realm: an install would build on what is going away.
-    #[error("realm `{realm}` is being destroyed (its destroy has begun deleting); install and upgrade do not run on it\n  help: finish it with `realmctl destroy -f realm.yaml --state {}`, or install the realm again into a new state folder", dir.display())]
+    #[error("realm `{realm}` is being destroyed (its destroy has begun deleting); install and upgrade do not run on it\n  help: finish it with `realmctl destroy -f realm.yaml --state {at}`, or install the realm again into a new state folder")]
     Destroying {
-        /// The folder.
-        dir: PathBuf,
+        /// The state.
+        at: String,
         /// The realm.
         realm: String,
     },
@@ -91,6 +94,15 @@ pub enum EngineError {
         "this command needs a cloud provider for the realm's cloud, and this run has none\n  help: use a build with the realm's cloud and credentials for it"
     )]
     NoCloud,
+}
+
+impl From<GuardError> for EngineError {
+    fn from(e: GuardError) -> Self {
+        match e {
+            GuardError::Lock(l) => EngineError::Lock(l),
+            GuardError::Lease(l) => EngineError::Lease(l),
+        }
+    }
 }
 
 /// How `install` ended.
@@ -141,17 +153,17 @@ pub fn load_state(journal: &Journal) -> Result<State, JournalError> {
 }
 
 /// The state of `dir` read without writing anything; an empty state when no journal exists.
-fn read_state(dir: &Path) -> Result<State, EngineError> {
+fn read_state(dir: &StateRef) -> Result<State, EngineError> {
     match Journal::open_read_only(dir) {
         Ok(j) => Ok(load_state(&j)?),
-        Err(JournalError::Missing { .. }) => Ok(State::default()),
+        Err(JournalError::Missing { .. } | JournalError::NoRealm { .. }) => Ok(State::default()),
         Err(e) => Err(e.into()),
     }
 }
 
 /// The plan for `spec` against the state folder, without side effects.
 pub fn plan(
-    dir: &Path,
+    dir: &StateRef,
     spec: &Spec,
     playbook: &Playbook,
     opts: &RunOptions,
@@ -164,7 +176,7 @@ pub fn plan(
 /// The destroy plan of `spec`'s realm in `dir` as the cloud stands now, without side effects
 /// (`destroy --plan`): the same survey the `destroy.plan` step journals.
 pub async fn destroy_plan(
-    dir: &Path,
+    dir: &StateRef,
     spec: &Spec,
     opts: &RunOptions,
 ) -> Result<super::model::teardown::DestroyPlan, EngineError> {
@@ -179,7 +191,7 @@ pub async fn destroy_plan(
 /// (`upgrade --plan`): the same survey and pre-checks the `upgrade.plan` step journals. The
 /// plan is `Some` only when every check passed.
 pub async fn upgrade_plan(
-    dir: &Path,
+    dir: &StateRef,
     spec: &Spec,
     opts: &RunOptions,
 ) -> Result<UpgradeAnswer, EngineError> {
@@ -226,7 +238,7 @@ pub fn check_workflow(
 }
 
 /// The report model of a state folder (read-only: works on a read-only copy).
-pub fn report(dir: &Path) -> Result<InstallReport, EngineError> {
+pub fn report(dir: &StateRef) -> Result<InstallReport, EngineError> {
     let j = Journal::open_read_only(dir)?;
     let mut state = State::default();
     let mut signatures = report::Signatures::default();
@@ -239,20 +251,17 @@ pub fn report(dir: &Path) -> Result<InstallReport, EngineError> {
     })?;
     let head = j.head()?.map(|(seq, hash)| Checkpoint { seq, hash });
     // A live process holding the lock is a run in progress, not an interrupted one.
-    let running = lock::read_holder(dir)
-        .filter(|h| lock::liveness(h) == lock::Liveness::Alive)
-        .map(|h| h.to_string());
-    report::build(&state, head, signatures, running.as_deref()).ok_or_else(|| EngineError::NoRun {
-        dir: dir.to_owned(),
-    })
+    let running = dir.running();
+    report::build(&state, head, signatures, running.as_deref())
+        .ok_or_else(|| EngineError::NoRun { at: dir.to_string() })
 }
 
-fn check_realm(dir: &Path, state: &State, spec: &Spec) -> Result<(), EngineError> {
+fn check_realm(dir: &StateRef, state: &State, spec: &Spec) -> Result<(), EngineError> {
     if let Some(s) = &state.subject
         && s.realm != spec.name
     {
         return Err(EngineError::RealmMismatch {
-            dir: dir.to_owned(),
+            at: dir.to_string(),
             state: s.realm.clone(),
             spec: spec.name.clone(),
         });
@@ -380,7 +389,7 @@ struct Runner<'a> {
     state: State,
     opts: &'a RunOptions,
     run: u32,
-    dir: &'a Path,
+    dir: &'a StateRef,
 }
 
 impl Runner<'_> {
@@ -439,18 +448,20 @@ enum StepResult {
 
 /// Runs or resumes the install of `spec` in `dir`.
 pub async fn install(
-    dir: &Path,
+    dir: &StateRef,
     spec: &Spec,
     playbook: &Playbook,
     opts: &RunOptions,
     observer: &dyn EngineObserver,
 ) -> Result<RunResult, EngineError> {
     let mut warnings = Vec::new();
-    if let Some(mode) = fsutil::loose_permissions(dir) {
+    if let Some(folder) = dir.folder()
+        && let Some(mode) = fsutil::loose_permissions(folder)
+    {
         let w = format!(
             "the state folder {} has mode {mode:o}: other users may write it and so replace the journal, the lock or the artifacts; run `chmod 700 {}`",
-            dir.display(),
-            dir.display()
+            folder.display(),
+            folder.display()
         );
         observer.on_warning(&w);
         warnings.push(w);
@@ -459,9 +470,10 @@ pub async fn install(
     let owned = dir.to_owned();
     let signing_key = opts.signing_key.clone();
     let (guard, journal) = blocking(move || {
-        let guard = lock::acquire(&owned, holder)?;
+        let guard = owned.acquire(holder)?;
         let mut journal = Journal::create(&owned)?;
         journal.sign_with(signing_key);
+        journal.fence_with(guard.fence());
         Ok::<_, EngineError>((guard, journal))
     })
     .await?;
@@ -477,7 +489,7 @@ pub async fn install(
         && super::model::inventory::deleting(&state)
     {
         return Err(EngineError::Destroying {
-            dir: dir.to_owned(),
+            at: dir.to_string(),
             realm: spec.name.clone(),
         });
     }
@@ -677,7 +689,7 @@ async fn run_step(
                 blocking: &gate,
                 record: &recorder,
                 cloud: r.opts.cloud.as_deref(),
-                state_dir: r.dir,
+                state_dir: r.dir.folder(),
             };
             match tokio::time::timeout(step.timeout, (def.run)(&ctx)).await {
                 Ok(res) => res,
@@ -870,30 +882,36 @@ pub enum UnlockTarget<'a> {
 /// Clears a stale lock of `dir` and journals the takeover (signed with `key` when given);
 /// returns the old holder, described.
 pub fn unlock(
-    dir: &Path,
+    dir: &StateRef,
     target: UnlockTarget<'_>,
     by: &str,
     now: ::time::OffsetDateTime,
     key: Option<Arc<SigningKey>>,
 ) -> Result<String, EngineError> {
     let me = Holder::me(by, "unlock", timestamp(now));
-    let (lock_id, old, guard) = match target {
-        UnlockTarget::LockId(id) => {
-            let (old, guard) = lock::take_over(dir, id, me)?;
+    let (lock_id, old, guard) = match (target, dir) {
+        (UnlockTarget::LockId(id), _) => {
+            let (old, guard) = dir.take_over(id, me)?;
             (id.to_owned(), old.to_string(), guard)
         }
-        UnlockTarget::Unreadable => {
-            let (detail, guard) = lock::take_over_unreadable(dir, me)?;
+        (UnlockTarget::Unreadable, StateRef::Folder(folder)) => {
+            let (detail, guard) = lock::take_over_unreadable(folder, me)?;
             (
                 "unreadable".to_owned(),
                 format!("an unreadable holder file ({detail})"),
-                guard,
+                Guard::Folder(guard),
             )
+        }
+        // A lease row that does not parse is named by the lock id `unreadable`.
+        (UnlockTarget::Unreadable, StateRef::Database(_)) => {
+            let (old, guard) = dir.take_over("unreadable", me)?;
+            ("unreadable".to_owned(), old.to_string(), guard)
         }
     };
     match Journal::open(dir) {
         Ok(mut j) => {
             j.sign_with(key);
+            j.fence_with(guard.fence());
             j.append(
                 &Event::LockTakenOver {
                     lock_id,
@@ -904,7 +922,7 @@ pub fn unlock(
                 Durability::Sync,
             )?;
         }
-        Err(JournalError::Missing { .. }) => {}
+        Err(JournalError::Missing { .. } | JournalError::NoRealm { .. }) => {}
         Err(e) => return Err(e.into()),
     }
     drop(guard);

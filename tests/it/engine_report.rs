@@ -85,11 +85,11 @@ fn finished_install_by(by: &str, note: &str) -> (tempfile::TempDir, std::path::P
         .build()
         .unwrap();
     let r = rt
-        .block_on(run::install(&state, &spec, &pb, &opts, &Quiet))
+        .block_on(run::install(&state.clone().into(), &spec, &pb, &opts, &Quiet))
         .unwrap();
     assert_eq!(format!("{:?}", r.outcome), "Waiting");
     run::approve(
-        &state,
+        &state.clone().into(),
         5,
         by,
         Some(note),
@@ -98,14 +98,14 @@ fn finished_install_by(by: &str, note: &str) -> (tempfile::TempDir, std::path::P
     )
     .unwrap();
     let r = rt
-        .block_on(run::install(&state, &spec, &pb, &opts, &Quiet))
+        .block_on(run::install(&state.clone().into(), &spec, &pb, &opts, &Quiet))
         .unwrap();
     assert_eq!(format!("{:?}", r.outcome), "Completed");
     (dir, state)
 }
 
 fn rendered(state: &Path, format: ReportFormat) -> String {
-    let rep = run::report(state).unwrap();
+    let rep = run::report(&state.into()).unwrap();
     let head = rep.journal_head.clone().unwrap();
     let text = report::render(&rep, format).unwrap();
     let dir = state.parent().unwrap().display().to_string();

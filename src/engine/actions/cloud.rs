@@ -454,16 +454,23 @@ async fn cluster_wait(ctx: &Ctx<'_>) -> Result<Outcome, Failure> {
     let access = cloud.kube_access(&cluster).await?;
     let text = crate::templates::render("kubeconfig.yaml", &access)
         .map_err(|e| Failure::permanent(e.to_string()))?;
-    let path = ctx.state_dir.join("kubeconfig");
-    let at = path.clone();
-    ctx.blocking
-        .run(move || fsutil::write_atomic(&at, text.as_bytes(), fsutil::PRIVATE_FILE))
-        .await?
-        .map_err(|e| Failure::permanent(format!("cannot write the kubeconfig: {e}")))?;
+    // A state folder gets the kubeconfig beside the journal; a state database has no folder,
+    // and the same file is what `realmctl report` and the cloud's own CLI give from the facts.
+    let written = match ctx.state_dir {
+        Some(dir) => {
+            let at = dir.join("kubeconfig");
+            ctx.blocking
+                .run(move || fsutil::write_atomic(&at, text.as_bytes(), fsutil::PRIVATE_FILE))
+                .await?
+                .map_err(|e| Failure::permanent(format!("cannot write the kubeconfig: {e}")))?;
+            "kubeconfig written (mode 0600, no token"
+        }
+        None => "no kubeconfig file (the state is in a database; credentials",
+    };
     let pool_names: Vec<&str> = def.pools.iter().map(|p| p.nodes.name.as_str()).collect();
     Ok(Outcome::Done(StepOutput {
         summary: format!(
-            "cluster {name} and node pools {} are active; API server {}; kubeconfig written (mode 0600, no token: `{} {}`)",
+            "cluster {name} and node pools {} are active; API server {}; {written}: `{} {}`)",
             pool_names.join(", "),
             crate::text::one_line(&access.server),
             crate::text::one_line(&access.command),
@@ -560,14 +567,14 @@ pub(super) mod tests {
     }
 
     pub(crate) async fn install(r: &Run, pb: &playbook::Playbook) -> run::RunResult {
-        run::install(&r.state, &r.spec, pb, &r.opts, &Quiet)
+        run::install(&r.state.clone().into(), &r.spec, pb, &r.opts, &Quiet)
             .await
             .unwrap()
     }
 
     pub(crate) fn approve(r: &Run) {
         run::approve(
-            &r.state,
+            &r.state.clone().into(),
             5,
             "ann",
             None,
@@ -624,7 +631,7 @@ pub(super) mod tests {
             .unwrap();
         assert_eq!(built.digest(), approved);
         // The report shows the approved digest next to the built one.
-        let rep = run::report(&r.state).unwrap();
+        let rep = run::report(&r.state.clone().into()).unwrap();
         let row = rep.definition.unwrap();
         assert_eq!(row.approved.as_deref(), Some(approved.as_str()));
         assert_eq!(row.built.as_deref(), Some(approved.as_str()));

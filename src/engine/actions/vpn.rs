@@ -270,7 +270,7 @@ mod tests {
 
     fn approve_customer(r: &Run) {
         crate::engine::run::approve(
-            &r.state,
+            &r.state.clone().into(),
             6,
             "ann",
             None,

@@ -815,7 +815,7 @@ mod tests {
     #[test]
     fn update_and_delete_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let mut j = Journal::create(dir.path()).unwrap();
+        let mut j = FileJournal::create(dir.path()).unwrap();
         j.append(
             &approval("ann"),
             OffsetDateTime::UNIX_EPOCH,

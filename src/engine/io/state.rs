@@ -5,7 +5,9 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
+use super::db::lease::{Lease, LeaseError};
 use super::db::{DbError, DbRef};
+use super::lock::{self, Holder};
 use crate::secret::Secret;
 
 /// A realm's state.
@@ -41,6 +43,96 @@ impl StateRef {
         match self {
             StateRef::Folder(_) => None,
             StateRef::Database(d) => Some(d),
+        }
+    }
+}
+
+/// The realm's write lock, held: a folder's lock file, or a database's lease.
+#[derive(Debug)]
+pub enum Guard {
+    /// A state folder's lock.
+    Folder(lock::Guard),
+    /// A state database's lease.
+    Lease(Lease),
+}
+
+impl Guard {
+    /// Who holds it (this process).
+    pub fn holder(&self) -> &Holder {
+        match self {
+            Guard::Folder(g) => g.holder(),
+            Guard::Lease(l) => l.holder(),
+        }
+    }
+
+    /// The fencing token every append under it carries (none for a folder: the kernel's
+    /// lock already excludes a second writer there).
+    pub fn fence(&self) -> Option<i64> {
+        match self {
+            Guard::Folder(_) => None,
+            Guard::Lease(l) => Some(l.fence()),
+        }
+    }
+}
+
+/// Why the realm's write lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    /// A folder's lock.
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    /// A database's lease.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+}
+
+impl StateRef {
+    /// Takes the realm's write lock for `holder`, or says who has it.
+    pub fn acquire(&self, holder: Holder) -> Result<Guard, GuardError> {
+        Ok(match self {
+            StateRef::Folder(dir) => Guard::Folder(lock::acquire(dir, holder)?),
+            StateRef::Database(r) => Guard::Lease(r.connect().map_err(LeaseError::Db)?.acquire(holder)?),
+        })
+    }
+
+    /// Takes over a stale lock (a folder's holder gone) or an expired lease with id
+    /// `lock_id`; returns the old holder.
+    pub fn take_over(&self, lock_id: &str, by: Holder) -> Result<(Holder, Guard), GuardError> {
+        Ok(match self {
+            StateRef::Folder(dir) => {
+                let (old, g) = lock::take_over(dir, lock_id, by)?;
+                (old, Guard::Folder(g))
+            }
+            StateRef::Database(r) => {
+                let (old, l) = r.connect().map_err(LeaseError::Db)?.take_over(lock_id, by)?;
+                (old, Guard::Lease(l))
+            }
+        })
+    }
+
+    /// Who holds the realm's write lock, as its holder file or lease row says (alive or not).
+    pub fn holder(&self) -> Option<Holder> {
+        match self {
+            StateRef::Folder(dir) => lock::read_holder(dir),
+            StateRef::Database(r) => r.connect().ok()?.lease_row().ok().flatten().map(|l| l.holder),
+        }
+    }
+
+    /// Who runs an install of this realm right now, described (a folder's holder whose
+    /// process lives, a database's unexpired lease).
+    pub fn running(&self) -> Option<String> {
+        match self {
+            StateRef::Folder(dir) => lock::read_holder(dir)
+                .filter(|h| lock::liveness(h) == lock::Liveness::Alive)
+                .map(|h| h.to_string()),
+            StateRef::Database(r) => r
+                .connect()
+                .ok()?
+                .lease_row()
+                .ok()
+                .flatten()
+                .filter(|l| l.live)
+                .map(|l| format!("{} (lease until {})", l.holder, l.expires)),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The local artifact store: `<state>/artifacts/run-N/<file>`, written atomically.
+//! The local artifact store: `<state>/artifacts/run-N/<file>`, written atomically; or, for a
+//! state in a database, the realm's rows of `realmctl_artifacts` at the same locations.
 //!
 //! Locations are recorded relative to the state folder. A location read back from the journal
 //! is used only when it is a plain relative path under `artifacts/` (no root, no `..`), so a
@@ -7,15 +8,19 @@
 use std::path::{Component, Path, PathBuf};
 
 use super::error::StoreError;
+use crate::engine::io::db::{Db, DbError};
+use crate::engine::io::state::StateRef;
 use crate::fsutil;
 
 /// The folder of the local store inside the state folder.
 pub const FOLDER: &str = "artifacts";
 
-/// `<state>/artifacts` of one state folder.
+/// `<state>/artifacts` of one state folder, or the artifacts of a realm in a state database
+/// (the same locations: a realm moves between the two without changing one).
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     state_dir: PathBuf,
+    db: Option<Db>,
 }
 
 impl LocalStore {
@@ -23,12 +28,43 @@ impl LocalStore {
     pub fn new(state_dir: &Path) -> Self {
         LocalStore {
             state_dir: state_dir.to_owned(),
+            db: None,
+        }
+    }
+
+    /// The store of a realm in a state database.
+    pub fn in_db(db: Db) -> Self {
+        LocalStore {
+            state_dir: PathBuf::new(),
+            db: Some(db),
+        }
+    }
+
+    /// The store of `state`: its folder, or its database (connecting).
+    pub fn of(state: &StateRef) -> Result<Self, StoreError> {
+        match state {
+            StateRef::Folder(dir) => Ok(Self::new(dir)),
+            StateRef::Database(r) => Ok(Self::in_db(r.connect().map_err(|e| {
+                StoreError::Object {
+                    location: r.to_string(),
+                    retryable: e.unavailable(),
+                    detail: e.to_string(),
+                }
+            })?)),
         }
     }
 
     /// Writes `bytes` as `rel` (`run-N/<file>`); returns the location to record.
     pub fn put(&self, rel: &str, bytes: &[u8]) -> Result<String, StoreError> {
         let location = format!("{FOLDER}/{rel}");
+        if let Some(db) = &self.db {
+            if !is_inside(&location) {
+                return Err(StoreError::OutsideStore { location });
+            }
+            db.put_artifact(&location, bytes.to_vec())
+                .map_err(|e| db_error(&location, &e))?;
+            return Ok(location);
+        }
         let path = self.resolve(&location)?;
         let io = |path: &Path| {
             let path = path.to_owned();
@@ -50,6 +86,19 @@ impl LocalStore {
 
     /// Reads the artifact recorded at `location`.
     pub fn get(&self, location: &str) -> Result<Vec<u8>, StoreError> {
+        if let Some(db) = &self.db {
+            if !is_inside(location) {
+                return Err(StoreError::OutsideStore {
+                    location: location.to_owned(),
+                });
+            }
+            return db
+                .get_artifact(location, fsutil::caps::ARTIFACT)
+                .map_err(|e| db_error(location, &e))?
+                .ok_or_else(|| StoreError::Missing {
+                    location: location.to_owned(),
+                });
+        }
         let path = self.resolve(location)?;
         fsutil::read_capped(&path, fsutil::caps::ARTIFACT).map_err(|e| match e {
             fsutil::ReadError::NotFound { .. } => StoreError::Missing {
@@ -75,6 +124,14 @@ impl LocalStore {
             });
         }
         Ok(self.state_dir.join(location))
+    }
+}
+
+fn db_error(location: &str, e: &DbError) -> StoreError {
+    StoreError::Object {
+        location: location.to_owned(),
+        detail: e.to_string(),
+        retryable: e.unavailable(),
     }
 }
 

@@ -16,6 +16,7 @@ pub use error::StoreError;
 pub use local::LocalStore;
 
 use crate::crypto::sha256_hex;
+use crate::engine::io::state::StateRef;
 use crate::engine::blocking::BlockingGate;
 use crate::engine::model::output::ArtifactRef;
 
@@ -47,12 +48,12 @@ impl Store {
     /// bucket in the realm's own cloud (S3 on EKS) is reached with the cloud provider's
     /// credentials when `cloud` is given.
     pub fn open(
-        state_dir: &Path,
+        state: &StateRef,
         bucket: Option<&str>,
         options: ObjectOptions,
         #[cfg(feature = "object-store")] cloud: Option<&object::CloudAccess>,
     ) -> Result<Self, StoreError> {
-        let local = LocalStore::new(state_dir);
+        let local = LocalStore::of(state)?;
         let Some(bucket) = bucket else {
             return Ok(Store::Local(local));
         };
@@ -85,6 +86,11 @@ impl Store {
     /// The local store of a state folder.
     pub fn local(state_dir: &Path) -> Self {
         Store::Local(LocalStore::new(state_dir))
+    }
+
+    /// The store of `state` alone (no bucket): its folder or its database.
+    pub fn of_state(state: &StateRef) -> Result<Self, StoreError> {
+        LocalStore::of(state).map(Store::Local)
     }
 
     /// Stores `file` for `run` of `realm` and returns its reference. Local writes (fsync'd)
