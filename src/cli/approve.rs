@@ -21,7 +21,7 @@ use super::{BadInput, Format, Outcome, bad, env, print_json};
 pub struct ApproveArgs {
     /// The realm's state folder, or postgres://USER@HOST:PORT/DB?realm=NAME (password from
     /// PGPASSWORD); not with --offline, which needs none.
-    #[arg(long, value_parser = env::state_arg, required_unless_present = "offline", conflicts_with = "offline")]
+    #[arg(long, value_parser = env::StateArg, required_unless_present = "offline", conflicts_with = "offline")]
     state: Option<StateRef>,
     /// Phase number (1-6); with --import, the statement's phase when not given.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=6), required_unless_present = "import")]

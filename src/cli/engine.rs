@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use clap::Args;
 
+use realmctl::engine::io::db::lease::LeaseError;
 use realmctl::engine::io::state::StateRef;
 use realmctl::engine::io::store::Store;
 use realmctl::engine::model::event::{Change, StopOutcome};
@@ -30,7 +31,7 @@ pub struct RunArgs {
     pub file: PathBuf,
     /// The realm's state folder (journal, lock, artifacts), or
     /// postgres://USER@HOST:PORT/DB?realm=NAME (password from PGPASSWORD).
-    #[arg(long, value_parser = env::state_arg)]
+    #[arg(long, value_parser = env::StateArg)]
     pub state: StateRef,
     /// A playbook replacing the embedded `playbooks/dedicated-saas.yaml`.
     #[arg(long)]
@@ -86,7 +87,7 @@ pub(super) fn run_options(
         (Some(db), _, _) => seed::Target::Local { db: db.clone() },
         _ => match args.state.folder() {
             Some(dir) => seed::Target::for_install(dir, pb.applies_platform()),
-            None if pb.applies_platform() => seed::Target::InRealm,
+            None if pb.applies_platform() || !pb.seeds_quota() => seed::Target::InRealm,
             None => {
                 return Err(bad(anyhow!(
                     "this playbook seeds a local quota ledger (<state>/quota.db), and a state database has no folder for it\n  help: give --quota-db FILE or --quota-url URL"
@@ -130,6 +131,10 @@ pub(super) fn run_options(
 pub(super) fn engine_err(e: EngineError) -> Result<Outcome, BadInput> {
     match e {
         EngineError::Lock(e) => {
+            super::say_err(format!("error: {e}"));
+            Ok(Outcome::Failed)
+        }
+        EngineError::Lease(e @ (LeaseError::Held { .. } | LeaseError::Expired { .. })) => {
             super::say_err(format!("error: {e}"));
             Ok(Outcome::Failed)
         }
@@ -464,6 +469,9 @@ pub fn unlock(
             e @ (LockError::WrongId { .. }
             | LockError::NotLocked { .. }
             | LockError::Readable { .. }),
+        )) => Err(bad(anyhow!(e))),
+        Err(EngineError::Lease(
+            e @ (LeaseError::WrongId { .. } | LeaseError::NotLocked { .. }),
         )) => Err(bad(anyhow!(e))),
         Err(e) => engine_err(e),
     }

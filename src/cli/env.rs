@@ -154,9 +154,27 @@ pub fn cloud_access(
 
 /// A secret from a conventional variable (e.g. `PGPASSWORD`), when set and not empty.
 /// `--state`: a state folder, or `postgres://USER@HOST:PORT/DB?realm=NAME` with the password
-/// from `PGPASSWORD` (never from the command line).
-pub fn state_arg(s: &str) -> Result<StateRef, String> {
-    StateRef::parse(s, optional_secret("PGPASSWORD")).map_err(|e| e.to_string())
+/// from `PGPASSWORD` (never from the command line). Its own parser, not a plain function: clap
+/// quotes a refused value in its message, and a URL with a password must not be echoed.
+#[derive(Debug, Clone, Copy)]
+pub struct StateArg;
+
+impl clap::builder::TypedValueParser for StateArg {
+    type Value = StateRef;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<StateRef, clap::Error> {
+        let Some(s) = value.to_str() else {
+            return Ok(StateRef::Folder(std::path::PathBuf::from(value)));
+        };
+        StateRef::parse(s, optional_secret("PGPASSWORD")).map_err(|e| {
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n"))
+        })
+    }
 }
 
 pub fn optional_secret(var: &str) -> Option<Secret> {

@@ -35,7 +35,7 @@ pub enum AuditCmd {
     Verify {
         /// The state folder, or postgres://USER@HOST:PORT/DB?realm=NAME (password from
         /// PGPASSWORD).
-        #[arg(long, value_parser = super::env::state_arg)]
+        #[arg(long, value_parser = super::env::StateArg)]
         state: StateRef,
         /// A head kept earlier (SEQ:HASH from `audit checkpoint`): proves nothing was cut off.
         #[arg(long)]
@@ -62,7 +62,7 @@ pub enum AuditCmd {
     Checkpoint {
         /// The state folder, or postgres://USER@HOST:PORT/DB?realm=NAME (password from
         /// PGPASSWORD).
-        #[arg(long, value_parser = super::env::state_arg)]
+        #[arg(long, value_parser = super::env::StateArg)]
         state: StateRef,
         /// A trusted signer's public key (repeatable): the head is printed only if every
         /// record is signed by one of them.
@@ -201,7 +201,11 @@ fn render(state: &StateRef, format: ReportArg) -> Result<String, BadInput> {
 }
 
 /// `realmctl report`.
-pub fn report(state: &StateRef, format: ReportArg, out: Option<&Path>) -> Result<Outcome, BadInput> {
+pub fn report(
+    state: &StateRef,
+    format: ReportArg,
+    out: Option<&Path>,
+) -> Result<Outcome, BadInput> {
     let text = render(state, format)?;
     super::emit(&text, out)?;
     Ok(Outcome::Success)

@@ -198,7 +198,7 @@ pub enum Command {
     Status {
         /// The realm's state folder, or postgres://USER@HOST:PORT/DB?realm=NAME (password from
         /// PGPASSWORD).
-        #[arg(long, value_parser = env::state_arg)]
+        #[arg(long, value_parser = env::StateArg)]
         state: StateRef,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
@@ -208,7 +208,7 @@ pub enum Command {
     Report {
         /// The realm's state folder, or postgres://USER@HOST:PORT/DB?realm=NAME (password from
         /// PGPASSWORD).
-        #[arg(long, value_parser = env::state_arg)]
+        #[arg(long, value_parser = env::StateArg)]
         state: StateRef,
         /// Report format.
         #[arg(long, value_enum, default_value = "html")]
@@ -231,7 +231,7 @@ pub enum Command {
     Unlock {
         /// The realm's state folder, or postgres://USER@HOST:PORT/DB?realm=NAME (password from
         /// PGPASSWORD).
-        #[arg(long, value_parser = env::state_arg)]
+        #[arg(long, value_parser = env::StateArg)]
         state: StateRef,
         /// The lock id the stale-lock error printed.
         #[arg(
@@ -384,6 +384,7 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
 /// refused it. Decided from the error types in the chain, not their text. A spec that cannot be
 /// read stays bad input (exit 2), as the brief says.
 pub(crate) fn is_environment(e: &anyhow::Error) -> bool {
+    use realmctl::engine::io::db::DbError;
     use realmctl::engine::io::journal::JournalError;
     use realmctl::quota::store::LedgerError;
     if e.chain().any(|c| c.is::<realmctl::spec::SpecError>()) {
@@ -399,7 +400,22 @@ pub(crate) fn is_environment(e: &anyhow::Error) -> bool {
                 | JournalError::NotRegular { .. }
         )
     };
+    // The state database away (or this run fenced off by a takeover) is the environment's.
+    let db = |d: &DbError| matches!(d, DbError::Unavailable { .. } | DbError::Fenced { .. });
+    let journal = |j: &JournalError| match j {
+        JournalError::Db(d) => db(d),
+        other => journal(other),
+    };
     e.chain().any(|c| {
+        if let Some(d) = c.downcast_ref::<DbError>() {
+            return db(d);
+        }
+        if let Some(realmctl::engine::run::EngineError::Lease(
+            realmctl::engine::io::db::lease::LeaseError::Db(d),
+        )) = c.downcast_ref::<realmctl::engine::run::EngineError>()
+        {
+            return db(d);
+        }
         if let Some(j) = c.downcast_ref::<JournalError>() {
             return journal(j);
         }

@@ -21,7 +21,7 @@ pub enum VpnCmd {
         file: std::path::PathBuf,
         /// The realm's state folder, or postgres://USER@HOST:PORT/DB?realm=NAME (password from
         /// PGPASSWORD).
-        #[arg(long, value_parser = super::env::state_arg)]
+        #[arg(long, value_parser = super::env::StateArg)]
         state: realmctl::engine::io::state::StateRef,
         /// Who receives the key (recorded; default: $REALMCTL_OPERATOR or $USER).
         #[arg(long)]

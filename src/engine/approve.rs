@@ -95,7 +95,11 @@ fn open(dir: &StateRef, key: Option<Arc<SigningKey>>) -> Result<(Journal, State)
 }
 
 /// What an approval of `phase` covers now, and the definition it lets phase 6 build.
-fn subject(dir: &StateRef, state: &State, phase: u8) -> Result<(String, Option<String>), EngineError> {
+fn subject(
+    dir: &StateRef,
+    state: &State,
+    phase: u8,
+) -> Result<(String, Option<String>), EngineError> {
     let playbook = state.playbook.as_ref().ok_or_else(|| EngineError::NoRun {
         at: dir.to_string(),
     })?;

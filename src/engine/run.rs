@@ -47,7 +47,9 @@ pub enum EngineError {
     #[error(transparent)]
     Journal(#[from] JournalError),
     /// The state folder belongs to another realm.
-    #[error("the state {at} belongs to realm `{state}`, but the spec is for realm `{spec}`\n  help: use one state folder (or database realm) per realm")]
+    #[error(
+        "the state {at} belongs to realm `{state}`, but the spec is for realm `{spec}`\n  help: use one state folder (or database realm) per realm"
+    )]
     RealmMismatch {
         /// The state.
         at: String,
@@ -57,7 +59,9 @@ pub enum EngineError {
         spec: String,
     },
     /// Nothing has run in this state folder yet.
-    #[error("no install has run in {at} yet\n  help: run `realmctl install -f realm.yaml --state {at}` first")]
+    #[error(
+        "no install has run in {at} yet\n  help: run `realmctl install -f realm.yaml --state {at}` first"
+    )]
     NoRun {
         /// The state.
         at: String,
@@ -69,7 +73,9 @@ pub enum EngineError {
     #[error(transparent)]
     Offline(#[from] super::model::offline::OfflineError),
     /// A destroy has begun deleting this realm: an install would build on what is going away.
-    #[error("realm `{realm}` is being destroyed (its destroy has begun deleting); install and upgrade do not run on it\n  help: finish it with `realmctl destroy -f realm.yaml --state {at}`, or install the realm again into a new state folder")]
+    #[error(
+        "realm `{realm}` is being destroyed (its destroy has begun deleting); install and upgrade do not run on it\n  help: finish it with `realmctl destroy -f realm.yaml --state {at}`, or install the realm again into a new state folder"
+    )]
     Destroying {
         /// The state.
         at: String,
@@ -252,8 +258,9 @@ pub fn report(dir: &StateRef) -> Result<InstallReport, EngineError> {
     let head = j.head()?.map(|(seq, hash)| Checkpoint { seq, hash });
     // A live process holding the lock is a run in progress, not an interrupted one.
     let running = dir.running();
-    report::build(&state, head, signatures, running.as_deref())
-        .ok_or_else(|| EngineError::NoRun { at: dir.to_string() })
+    report::build(&state, head, signatures, running.as_deref()).ok_or_else(|| EngineError::NoRun {
+        at: dir.to_string(),
+    })
 }
 
 fn check_realm(dir: &StateRef, state: &State, spec: &Spec) -> Result<(), EngineError> {

@@ -85,7 +85,13 @@ fn finished_install_by(by: &str, note: &str) -> (tempfile::TempDir, std::path::P
         .build()
         .unwrap();
     let r = rt
-        .block_on(run::install(&state.clone().into(), &spec, &pb, &opts, &Quiet))
+        .block_on(run::install(
+            &state.clone().into(),
+            &spec,
+            &pb,
+            &opts,
+            &Quiet,
+        ))
         .unwrap();
     assert_eq!(format!("{:?}", r.outcome), "Waiting");
     run::approve(
@@ -98,7 +104,13 @@ fn finished_install_by(by: &str, note: &str) -> (tempfile::TempDir, std::path::P
     )
     .unwrap();
     let r = rt
-        .block_on(run::install(&state.clone().into(), &spec, &pb, &opts, &Quiet))
+        .block_on(run::install(
+            &state.clone().into(),
+            &spec,
+            &pb,
+            &opts,
+            &Quiet,
+        ))
         .unwrap();
     assert_eq!(format!("{:?}", r.outcome), "Completed");
     (dir, state)

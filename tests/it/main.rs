@@ -56,6 +56,7 @@ mod quota_http;
 mod quota_pg;
 #[cfg(feature = "gke")]
 mod realm_live;
+mod state_db;
 mod upgrade;
 #[cfg(all(feature = "eks", feature = "object-store"))]
 mod vpn_eks;

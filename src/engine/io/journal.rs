@@ -114,7 +114,9 @@ pub enum JournalError {
     #[error(transparent)]
     Db(#[from] DbError),
     /// The state database has no records of the realm.
-    #[error("{state} holds no install journal\n  help: check the realm in --state; `realmctl install` creates it")]
+    #[error(
+        "{state} holds no install journal\n  help: check the realm in --state; `realmctl install` creates it"
+    )]
     NoRealm {
         /// The database and realm.
         state: String,

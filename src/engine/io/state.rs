@@ -91,7 +91,9 @@ impl StateRef {
     pub fn acquire(&self, holder: Holder) -> Result<Guard, GuardError> {
         Ok(match self {
             StateRef::Folder(dir) => Guard::Folder(lock::acquire(dir, holder)?),
-            StateRef::Database(r) => Guard::Lease(r.connect().map_err(LeaseError::Db)?.acquire(holder)?),
+            StateRef::Database(r) => {
+                Guard::Lease(r.connect().map_err(LeaseError::Db)?.acquire(holder)?)
+            }
         })
     }
 
@@ -104,7 +106,10 @@ impl StateRef {
                 (old, Guard::Folder(g))
             }
             StateRef::Database(r) => {
-                let (old, l) = r.connect().map_err(LeaseError::Db)?.take_over(lock_id, by)?;
+                let (old, l) = r
+                    .connect()
+                    .map_err(LeaseError::Db)?
+                    .take_over(lock_id, by)?;
                 (old, Guard::Lease(l))
             }
         })
@@ -114,7 +119,13 @@ impl StateRef {
     pub fn holder(&self) -> Option<Holder> {
         match self {
             StateRef::Folder(dir) => lock::read_holder(dir),
-            StateRef::Database(r) => r.connect().ok()?.lease_row().ok().flatten().map(|l| l.holder),
+            StateRef::Database(r) => r
+                .connect()
+                .ok()?
+                .lease_row()
+                .ok()
+                .flatten()
+                .map(|l| l.holder),
         }
     }
 
@@ -193,7 +204,10 @@ mod tests {
         assert_eq!(s.folder(), Some(Path::new("state/acme")));
         let s = StateRef::parse("postgres://ops@127.0.0.1/realms?realm=acme", None).unwrap();
         assert_eq!(s.database().unwrap().realm(), "acme");
-        assert_eq!(s.to_string(), "postgres://ops@127.0.0.1:5432/realms?realm=acme");
+        assert_eq!(
+            s.to_string(),
+            "postgres://ops@127.0.0.1:5432/realms?realm=acme"
+        );
         assert!(StateRef::parse("postgresql://ops@127.0.0.1/realms", None).is_err());
     }
 }

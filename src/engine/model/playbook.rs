@@ -487,6 +487,12 @@ impl Playbook {
             .any(|(_, s)| s.action == crate::engine::actions::Action::PlatformApply)
     }
 
+    /// Whether a step seeds a quota ledger.
+    pub fn seeds_quota(&self) -> bool {
+        self.steps()
+            .any(|(_, s)| s.action == crate::engine::actions::Action::QuotaSeed)
+    }
+
     /// Every step with its phase, in order.
     pub fn steps(&self) -> impl Iterator<Item = (&Phase, &StepDef)> {
         self.phases

@@ -148,12 +148,10 @@ fn classify(db: &str, realm: &str, e: &tokio_postgres::Error) -> DbError {
             db: db.to_owned(),
             realm: realm.to_owned(),
         },
-        _ if crate::quota::postgres::unavailable(code) || e.is_closed() => {
-            DbError::Unavailable {
-                db: db.to_owned(),
-                detail: detail(e),
-            }
-        }
+        _ if crate::quota::postgres::unavailable(code) || e.is_closed() => DbError::Unavailable {
+            db: db.to_owned(),
+            detail: detail(e),
+        },
         _ => DbError::Failed {
             db: db.to_owned(),
             detail: detail(e),
@@ -211,8 +209,7 @@ impl DbRef {
         } else {
             format!("{base}?{}", rest.join("&"))
         };
-        let parsed =
-            tokio_postgres::Config::from_str(&url).map_err(|e| bad(e.to_string()))?;
+        let parsed = tokio_postgres::Config::from_str(&url).map_err(|e| bad(e.to_string()))?;
         if parsed.get_password().is_some() {
             return Err(bad(
                 "the URL holds a password, which would be on the command line and in shell history; give it in PGPASSWORD instead".into(),
@@ -444,7 +441,7 @@ impl Db {
             rt.block_on(async {
                 let row = c
                     .query_opt(
-                        "SELECT CASE WHEN octet_length(bytes) <= $3 THEN bytes END, octet_length(bytes)::bigint FROM realmctl_artifacts WHERE realm = $1 AND location = $2",
+                        "SELECT CASE WHEN octet_length(bytes) <= $3::bigint THEN bytes END, octet_length(bytes)::bigint FROM realmctl_artifacts WHERE realm = $1 AND location = $2",
                         &[&realm, &at, &(max as i64)],
                     )
                     .await?;
@@ -482,7 +479,10 @@ impl Db {
         self.call(|rt, c| {
             rt.block_on(async {
                 let rows = c
-                    .query("SELECT DISTINCT realm FROM realmctl_journal ORDER BY realm", &[])
+                    .query(
+                        "SELECT DISTINCT realm FROM realmctl_journal ORDER BY realm",
+                        &[],
+                    )
                     .await?;
                 Ok(rows.iter().map(|r| r.get(0)).collect())
             })
@@ -520,8 +520,14 @@ mod tests {
         assert!(!format!("{r} {r:?}").contains("canary-pw"));
         for (url, why) in [
             ("postgres://ops@127.0.0.1/realms", "no ?realm"),
-            ("postgres://ops@127.0.0.1/realms?realm=Acme!", "not a realm name"),
-            ("postgres://ops@127.0.0.1/realms?realm=a&lease=1", "not 2 to 3600"),
+            (
+                "postgres://ops@127.0.0.1/realms?realm=Acme!",
+                "not a realm name",
+            ),
+            (
+                "postgres://ops@127.0.0.1/realms?realm=a&lease=1",
+                "not 2 to 3600",
+            ),
             (
                 "postgres://ops:hunter2@127.0.0.1/realms?realm=a",
                 "holds a password",

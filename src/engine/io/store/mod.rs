@@ -16,8 +16,8 @@ pub use error::StoreError;
 pub use local::LocalStore;
 
 use crate::crypto::sha256_hex;
-use crate::engine::io::state::StateRef;
 use crate::engine::blocking::BlockingGate;
+use crate::engine::io::state::StateRef;
 use crate::engine::model::output::ArtifactRef;
 
 /// One rendered file.

@@ -1,0 +1,425 @@
+//! Install state on PostgreSQL (issue #22): `--state postgres://…?realm=NAME` through the
+//! binary, against a throw-away PostgreSQL per test ([`crate::pg`]) on loopback.
+//!
+//! A whole install to the gate, approved, resumed and verified with its journal, lease and
+//! artifacts in the database; two installs of one realm from two working folders racing: one
+//! proceeds, the other names the holder; a writer frozen (SIGSTOP) past its lease, taken over,
+//! then woken: the database refuses its next append (fencing); the database stopped mid-run:
+//! a clear error, nothing half-written, and the install resumes once it is back; the journal
+//! append-only for its owner (triggers) and for an install role (privileges); a canary
+//! database password in no output and no file.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{SpecOpts, assert_nowhere};
+use crate::engine_support::*;
+use crate::pg::Pg;
+
+/// The database password of these tests: a canary that must never be written down.
+const PASSWORD: &str = "state-canary-pw/+=~never-written";
+
+/// `--state` for `realm` in database `db` of `pg`, with a lease of `lease` seconds.
+fn state_url(pg: &Pg, db: &str, realm: &str, lease: u64) -> String {
+    format!("{}?realm={realm}&lease={lease}", pg.url(db))
+}
+
+/// `realmctl` with the database password in `PGPASSWORD`.
+fn rc(pg: &Pg) -> Command {
+    let mut c = crate::common::realmctl_std();
+    c.env("PGPASSWORD", pg.password());
+    c
+}
+
+/// `install --yes --output json` on a database state: (exit code, JSON, stderr).
+fn install_db(pg: &Pg, spec: &Path, state: &str, pb: &Path, quota: &Path) -> (i32, Value, String) {
+    let o = rc(pg)
+        .args(["install", "--yes", "--output", "json", "-f"])
+        .arg(spec)
+        .args(["--state", state, "--playbook"])
+        .arg(pb)
+        .arg("--quota-db")
+        .arg(quota)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    (
+        o.status.code().unwrap_or(-1),
+        serde_json::from_str(&out).unwrap_or(Value::Null),
+        err,
+    )
+}
+
+/// `rc` with `args`: (exit code, stdout, stderr).
+fn run(pg: &Pg, args: &[&str]) -> (i32, String, String) {
+    let o = rc(pg).args(args).output().unwrap();
+    let (out, err) = text(&o);
+    (o.status.code().unwrap_or(-1), out, err)
+}
+
+#[test]
+fn an_install_on_a_database_runs_to_the_gate_is_approved_resumes_and_verifies() {
+    let pg = Pg::start_with(PASSWORD, &[]);
+    pg.create_db("realms");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let pb = local_playbook(dir.path());
+    let state = state_url(&pg, "realms", "acme", 30);
+    let quota = dir.path().join("quota.db");
+    let mut printed = String::new();
+    let (code, v, err) = install_db(&pg, &spec, &state, &pb, &quota);
+    assert_eq!(code, 3, "{v} {err}");
+    printed.push_str(&format!("{v}{err}"));
+    // No state folder anywhere: the journal, the lease and the artifacts are in the database.
+    let records: i64 = pg
+        .psql(
+            "realms",
+            "SELECT count(*) FROM realmctl_journal WHERE realm = 'acme'",
+        )
+        .parse()
+        .unwrap();
+    assert!(records > 5, "{records}");
+    let artifacts = pg.psql(
+        "realms",
+        "SELECT string_agg(location, ',') FROM realmctl_artifacts WHERE realm = 'acme'",
+    );
+    assert!(artifacts.contains("roles-and-resources.md"), "{artifacts}");
+    assert_eq!(
+        pg.psql(
+            "realms",
+            "SELECT count(*) FROM realmctl_lease WHERE lock_id IS NOT NULL"
+        ),
+        "0",
+        "the lease is released when the run stops"
+    );
+    let (code, out, err) = run(&pg, &["status", "--state", &state]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("next: customer: approve phase 5"), "{out}");
+    printed.push_str(&out);
+    let (code, out, err) = run(
+        &pg,
+        &[
+            "approve",
+            "--state",
+            &state,
+            "--phase",
+            "5",
+            "--by",
+            "Ann Customer",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, v, err) = install_db(&pg, &spec, &state, &pb, &quota);
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(executed(&v), ["quota-seed"]);
+    printed.push_str(&format!("{v}{err}"));
+    // The same proofs as a folder's: the chain and every artifact checksum.
+    let (code, out, err) = run(&pg, &["audit", "verify", "--state", &state]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("ok: "), "{out}");
+    printed.push_str(&out);
+    let (code, head, _) = run(&pg, &["audit", "checkpoint", "--state", &state]);
+    assert_eq!(code, 0);
+    let db_head = pg.psql(
+        "realms",
+        "SELECT seq || ':' || hash FROM realmctl_journal WHERE realm = 'acme' ORDER BY seq DESC LIMIT 1",
+    );
+    assert_eq!(head.trim(), db_head);
+    let (code, report, _) = run(&pg, &["report", "--format", "md", "--state", &state]);
+    assert_eq!(code, 0);
+    assert!(report.contains("Approved by **Ann Customer**"), "{report}");
+    printed.push_str(&report);
+    // A changed artifact is caught by audit verify, read from the database.
+    pg.psql(
+        "realms",
+        "UPDATE realmctl_artifacts SET bytes = 'x' WHERE location LIKE '%roles-and-resources.md'",
+    );
+    let (code, out, _) = run(&pg, &["audit", "verify", "--state", &state]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAILED: artifact roles-and-resources.md"),
+        "{out}"
+    );
+    // The journal is append-only in the database itself, for its owner too.
+    for sql in [
+        "UPDATE realmctl_journal SET kind = 'x' WHERE seq = 1",
+        "DELETE FROM realmctl_journal WHERE seq = 1",
+        "TRUNCATE realmctl_journal",
+    ] {
+        let o = pg.psql_raw("realms", sql);
+        assert!(!o.status.success(), "{sql}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("append-only"),
+            "{sql}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // A password in the URL is refused (it would be on the command line), never echoed.
+    let with_pw = format!("{}?realm=acme", pg.url_with_password("realms"));
+    let (code, out, err) = run(&pg, &["status", "--state", &with_pw]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("PGPASSWORD"), "{err}");
+    printed.push_str(&out);
+    printed.push_str(&err);
+    assert_nowhere(PASSWORD, &[&printed], &[dir.path()]);
+}
+
+/// A playbook of one slow step per phase (`test.effect` sleeping `sleep_ms`), no gate.
+fn slow_playbook(dir: &Path, sleep_ms: u64) -> std::path::PathBuf {
+    let fx = dir.join("fx");
+    std::fs::create_dir_all(&fx).unwrap();
+    let step = |id: &str| {
+        format!(
+            "steps: [{{id: {id}, action: test.effect, params: {{dir: \"{}\", sleepMs: {sleep_ms}}}}}]",
+            fx.display()
+        )
+    };
+    playbook(
+        dir,
+        [
+            &step("s1"),
+            &step("s2"),
+            &step("s3"),
+            &step("s4"),
+            &step("s5"),
+            &step("s6"),
+        ],
+    )
+}
+
+/// `install` of `pb` on `state`, as a child process.
+fn spawn_install(pg: &Pg, spec: &Path, state: &str, pb: &Path) -> std::process::Child {
+    rc(pg)
+        .args(["install", "--yes", "--output", "json", "-f"])
+        .arg(spec)
+        .args(["--state", state, "--playbook"])
+        .arg(pb)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `f` holds (at most `limit`).
+fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < limit, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The lease's lock id and fencing token, while someone holds it.
+fn lease(pg: &Pg, db: &str, realm: &str) -> Option<(String, i64)> {
+    let o = pg.psql_raw(
+        db,
+        &format!(
+            "SELECT lock_id || ' ' || fence FROM realmctl_lease WHERE realm = '{realm}' AND lock_id IS NOT NULL"
+        ),
+    );
+    let row = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+    let (id, fence) = row.split_once(' ')?;
+    Some((id.to_owned(), fence.parse().unwrap()))
+}
+
+#[test]
+fn two_installs_of_one_realm_from_two_folders_race_and_one_names_the_holder() {
+    let pg = Pg::start_with(PASSWORD, &[]);
+    pg.create_db("realms");
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let state = state_url(&pg, "realms", "acme", 30);
+    let specs = [one.path(), two.path()].map(|d| spec(d, SpecOpts::default()));
+    let pbs = [one.path(), two.path()].map(|d| slow_playbook(d, 300));
+    let a = spawn_install(&pg, &specs[0], &state, &pbs[0]);
+    let b = spawn_install(&pg, &specs[1], &state, &pbs[1]);
+    let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let outs = [&oa, &ob];
+    let winners: Vec<_> = outs.iter().filter(|o| o.status.code() == Some(0)).collect();
+    let losers: Vec<_> = outs.iter().filter(|o| o.status.code() != Some(0)).collect();
+    assert_eq!(winners.len(), 1, "{:?} {:?}", text(&oa), text(&ob));
+    let loser = text(losers[0]).1;
+    assert!(
+        loser.contains("realm acme in")
+            && loser.contains("is held by `install` by")
+            && loser.contains("lock id"),
+        "the loser names the holder: {loser}"
+    );
+    // The winner ran every step once; the loser wrote nothing.
+    let effects: usize = [one.path(), two.path()]
+        .iter()
+        .map(|d| {
+            std::fs::read_to_string(d.join("fx/invocations.log"))
+                .map(|t| t.lines().count())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(effects, 6);
+    let (code, out, _) = run(&pg, &["audit", "verify", "--state", &state]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_writer_frozen_past_its_lease_is_fenced_off_after_a_takeover() {
+    let pg = Pg::start_with(PASSWORD, &[]);
+    pg.create_db("realms");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let pb = slow_playbook(dir.path(), 1500);
+    let state = state_url(&pg, "realms", "acme", 2);
+    let first = spawn_install(&pg, &spec, &state, &pb);
+    wait_until(Duration::from_secs(20), "the first install's lease", || {
+        lease(&pg, "realms", "acme").is_some()
+    });
+    let (old_id, old_fence) = lease(&pg, "realms", "acme").unwrap();
+    let pid = rustix::process::Pid::from_raw(first.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    // While the lease is live, nobody takes it.
+    let (code, _, err) = run(&pg, &["unlock", "--state", &state, "--lock-id", &old_id]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("is held by"), "{err}");
+    // Past the lease (not renewed: the holder is frozen), the operator takes it over.
+    wait_until(Duration::from_secs(20), "the lease to expire", || {
+        pg.psql(
+            "realms",
+            "SELECT now() > expires FROM realmctl_lease WHERE realm = 'acme'",
+        ) == "t"
+    });
+    let (code, _, err) = run(
+        &pg,
+        &[
+            "install",
+            "--yes",
+            "-f",
+            spec.to_str().unwrap(),
+            "--state",
+            &state,
+            "--playbook",
+            pb.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "an expired lease is not taken silently: {err}");
+    assert!(
+        err.contains("expired lease") && err.contains(&old_id),
+        "{err}"
+    );
+    let (code, out, err) = run(&pg, &["unlock", "--state", &state, "--lock-id", &old_id]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, v, err) = {
+        let o = rc(&pg)
+            .args(["install", "--yes", "--output", "json", "-f"])
+            .arg(&spec)
+            .args(["--state", &state, "--playbook"])
+            .arg(&pb)
+            .output()
+            .unwrap();
+        let (out, err) = text(&o);
+        (o.status.code(), out, err)
+    };
+    assert_eq!(code, Some(0), "the new holder resumes: {v} {err}");
+    let head_before_wake = pg.psql(
+        "realms",
+        "SELECT max(seq) FROM realmctl_journal WHERE realm = 'acme'",
+    );
+    // The frozen writer wakes up: the database refuses its next append.
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+    let o = first.wait_with_output().unwrap();
+    let (out, err) = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        err.contains("no longer holds the realm's lease")
+            || out.contains("no longer holds the realm's lease"),
+        "{out}{err}"
+    );
+    assert_eq!(
+        pg.psql(
+            "realms",
+            "SELECT max(seq) FROM realmctl_journal WHERE realm = 'acme'",
+        ),
+        head_before_wake,
+        "not one record after the takeover"
+    );
+    let stale: i64 = pg
+        .psql(
+            "realms",
+            &format!(
+                "SELECT count(*) FROM realmctl_journal WHERE realm = 'acme' AND fence = {old_fence} AND seq > (SELECT min(seq) FROM realmctl_journal WHERE realm = 'acme' AND kind = 'lockTakenOver')"
+            ),
+        )
+        .parse()
+        .unwrap();
+    assert_eq!(stale, 0);
+    let (code, out, _) = run(&pg, &["audit", "verify", "--state", &state]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn the_database_stopped_mid_run_is_a_clear_error_and_the_install_resumes_once_it_is_back() {
+    let mut pg = Pg::start_with(PASSWORD, &[]);
+    pg.create_db("realms");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let pb = slow_playbook(dir.path(), 700);
+    let state = state_url(&pg, "realms", "acme", 2);
+    let first = spawn_install(&pg, &spec, &state, &pb);
+    wait_until(Duration::from_secs(20), "two steps journaled", || {
+        let o = pg.psql_raw(
+            "realms",
+            "SELECT count(*) FROM realmctl_journal WHERE realm = 'acme' AND kind = 'stepSucceeded'",
+        );
+        String::from_utf8_lossy(&o.stdout).trim() == "2"
+    });
+    let lock_id = lease(&pg, "realms", "acme").unwrap().0;
+    pg.stop();
+    let o = first.wait_with_output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(
+        err.contains("the state database") && err.contains("is unavailable"),
+        "{err}"
+    );
+    assert!(
+        err.contains("nothing was recorded by the failed write"),
+        "{err}"
+    );
+    assert!(!err.contains(PASSWORD));
+    pg.restart();
+    // Nothing half-written: the chain verifies as it stood.
+    let (code, out, _) = run(&pg, &["audit", "verify", "--state", &state]);
+    assert_eq!(code, 0, "{out}");
+    // The run that died could not release its lease: once expired, the operator takes it over.
+    wait_until(Duration::from_secs(20), "the lease to expire", || {
+        pg.psql(
+            "realms",
+            "SELECT coalesce(now() > expires, true) FROM realmctl_lease WHERE realm = 'acme'",
+        ) == "t"
+    });
+    let (code, _, err) = run(&pg, &["unlock", "--state", &state, "--lock-id", &lock_id]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(
+        &pg,
+        &[
+            "install",
+            "--yes",
+            "-f",
+            spec.to_str().unwrap(),
+            "--state",
+            &state,
+            "--playbook",
+            pb.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines = std::fs::read_to_string(dir.path().join("fx/invocations.log")).unwrap();
+    for s in ["s1", "s2"] {
+        assert_eq!(
+            lines.lines().filter(|l| l.ends_with(s)).count(),
+            1,
+            "{s} succeeded before the outage and did not run again: {lines}"
+        );
+    }
+    let (code, out, _) = run(&pg, &["audit", "verify", "--state", &state]);
+    assert_eq!(code, 0, "{out}");
+}
