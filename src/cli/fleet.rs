@@ -33,6 +33,10 @@ pub struct FleetArgs {
     /// A file naming state folders (or folders of them), one per line; `#` starts a comment.
     #[arg(long)]
     pub list: Option<PathBuf>,
+    /// Every realm of a state database, postgres://USER@HOST:PORT/DB (password from
+    /// PGPASSWORD), instead of folders.
+    #[arg(long, conflicts_with_all = ["paths", "list"])]
+    pub db: Option<String>,
     /// A trusted public key (`audit keygen`); given any, every record must be signed by one.
     #[arg(long = "public-key")]
     pub public_keys: Vec<PathBuf>,
@@ -66,6 +70,19 @@ fn listed(path: &std::path::Path) -> Result<Vec<PathBuf>, BadInput> {
 
 /// `realmctl fleet`.
 pub fn fleet(args: FleetArgs) -> Result<Outcome, BadInput> {
+    let keys = super::inspect::public_keys(&args.public_keys)?;
+    let today = args
+        .on
+        .unwrap_or_else(|| time::OffsetDateTime::now_utc().date());
+    if let Some(url) = &args.db {
+        let db = realmctl::engine::io::db::DbRef::parse_database(
+            url,
+            super::env::optional_secret("PGPASSWORD"),
+        )
+        .map_err(bad)?;
+        let f = fleet::survey_db(&db, &keys, today).map_err(bad)?;
+        return show(&args, &f);
+    }
     let mut roots = args.paths.clone();
     if let Some(l) = &args.list {
         roots.extend(listed(l)?);
@@ -75,21 +92,22 @@ pub fn fleet(args: FleetArgs) -> Result<Outcome, BadInput> {
             "no state folders given\n  help: name state folders (or a folder of them), or --list FILE"
         )));
     }
-    let keys = super::inspect::public_keys(&args.public_keys)?;
-    let today = args
-        .on
-        .unwrap_or_else(|| time::OffsetDateTime::now_utc().date());
     let folders = fleet::discover(&roots);
     let f = fleet::survey(&folders, &keys, today);
+    show(&args, &f)
+}
+
+/// Prints or writes the fleet; exit 1 when a journal does not verify.
+fn show(args: &FleetArgs, f: &model::Fleet) -> Result<Outcome, BadInput> {
     let out = args.out.as_deref();
     match args.output {
         FleetFormat::Json => {
-            let json = serde_json::to_string_pretty(&f).expect("serialises") + "\n";
+            let json = serde_json::to_string_pretty(f).expect("serialises") + "\n";
             super::emit(&json, out)?;
         }
-        FleetFormat::Html => super::emit(&model::html(&f).map_err(bad)?, out)?,
-        FleetFormat::Text if out.is_some() => super::emit(&model::table(&f), out)?,
-        FleetFormat::Text => print!("{}", realmctl::text::terminal(&model::table(&f))),
+        FleetFormat::Html => super::emit(&model::html(f).map_err(bad)?, out)?,
+        FleetFormat::Text if out.is_some() => super::emit(&model::table(f), out)?,
+        FleetFormat::Text => print!("{}", realmctl::text::terminal(&model::table(f))),
     }
     Ok(if f.broken == 0 {
         Outcome::Success

@@ -7,6 +7,7 @@
 //! - [`engine`]: `plan`, `install`, `unlock`;
 //! - [`approve`]: `approve`, here, offline or imported;
 //! - [`inspect`]: `status`, `report`, `audit`;
+//! - [`state`]: `state export|import|init`;
 //! - [`fleet`]: many realms at once, read-only;
 //! - [`quota`]: the enforcement core;
 //! - [`env`] (everything read from the environment) and [`progress`] (spinners and lines).
@@ -35,6 +36,7 @@ mod progress;
 mod quota;
 mod quota_realm;
 mod spec;
+mod state;
 mod upgrade;
 mod vpn;
 
@@ -221,6 +223,12 @@ pub enum Command {
     /// since when, Kubernetes version and its support, last run, journal verification.
     /// Reading only. Exit 1 when a journal does not verify.
     Fleet(fleet::FleetArgs),
+    /// Move a realm's state between a folder and a database, or prepare a state database.
+    State {
+        /// The state command.
+        #[command(subcommand)]
+        cmd: state::StateCmd,
+    },
     /// Verify the tamper-evident journal, or print its head for safekeeping.
     Audit {
         /// The audit command.
@@ -365,6 +373,7 @@ pub fn run(cli: Cli) -> Result<Outcome, BadInput> {
         Command::Status { state, output } => inspect::status(&state, output),
         Command::Report { state, format, out } => inspect::report(&state, format, out.as_deref()),
         Command::Audit { cmd } => inspect::audit(cmd),
+        Command::State { cmd } => state::run(cmd),
         Command::Fleet(args) => fleet::fleet(args),
         Command::Unlock {
             state,

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use time::Date;
 
+use super::io::db::{Db, DbError, DbRef};
 use super::io::journal::{self, Journal};
 use super::io::lock;
 use super::model::chain::ChainVerifier;
@@ -46,8 +47,24 @@ pub fn discover(roots: &[PathBuf]) -> Vec<PathBuf> {
 
 /// Walks the journal of `dir`: its verdict and the facts folded from what verified.
 fn walk(dir: &Path, keys: &[PublicKey]) -> (model::Journal, Facts) {
+    let (verdict, mut facts) = walk_journal(Journal::open_read_only(dir), keys);
+    let holder = lock::read_holder(dir);
+    facts.running = holder
+        .as_ref()
+        .filter(|h| lock::liveness(h) == lock::Liveness::Alive)
+        .map(ToString::to_string);
+    facts.lock = holder.map(|h| h.to_string());
+    (verdict, facts)
+}
+
+/// Walks an opened journal: its verdict and the facts folded from what verified (the lock's
+/// facts are the caller's).
+fn walk_journal(
+    opened: Result<Journal, super::io::journal::JournalError>,
+    keys: &[PublicKey],
+) -> (model::Journal, Facts) {
     let mut facts = Facts::default();
-    let j = match Journal::open_read_only(dir) {
+    let j = match opened {
         Ok(j) => j,
         Err(e) => {
             // The first line: the rest is a help line for `--state`, which `fleet` has not.
@@ -96,13 +113,56 @@ fn walk(dir: &Path, keys: &[PublicKey]) -> (model::Journal, Facts) {
     };
     facts.state = state;
     facts.last_at = last_at;
-    let holder = lock::read_holder(dir);
-    facts.running = holder
-        .as_ref()
-        .filter(|h| lock::liveness(h) == lock::Liveness::Alive)
-        .map(ToString::to_string);
-    facts.lock = holder.map(|h| h.to_string());
     (verdict, facts)
+}
+
+/// The fleet of every realm in the state database `db`, in name order, read over one
+/// connection per core.
+pub fn survey_db(db: &DbRef, keys: &[PublicKey], today: Date) -> Result<Fleet, DbError> {
+    let realms = db.connect()?.realms()?;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(realms.len().max(1));
+    let chunk = realms.len().div_ceil(threads).max(1);
+    let rows: Vec<Result<Vec<FleetRow>, DbError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = realms
+            .chunks(chunk)
+            .map(|c| {
+                s.spawn(move || {
+                    let conn = db.connect()?;
+                    Ok(c.iter()
+                        .map(|realm| read_db(&conn.for_realm(realm), db, keys, today))
+                        .collect())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("reading a realm does not panic"))
+            .collect()
+    });
+    let mut all = Vec::with_capacity(realms.len());
+    for r in rows {
+        all.extend(r?);
+    }
+    Ok(model::fleet(all, today))
+}
+
+/// The row of one realm of a state database.
+fn read_db(conn: &Db, db: &DbRef, keys: &[PublicKey], today: Date) -> FleetRow {
+    let (verdict, mut facts) = walk_journal(Ok(Journal::of_db(conn.clone())), keys);
+    if let Ok(Some(lease)) = conn.lease_row() {
+        facts.running = lease
+            .live
+            .then(|| format!("{} (lease until {})", lease.holder, lease.expires));
+        facts.lock = Some(lease.holder.to_string());
+    }
+    model::row(
+        &db.with_realm(conn.realm()).to_string(),
+        verdict,
+        facts,
+        today,
+    )
 }
 
 /// The row of one folder.

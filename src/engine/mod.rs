@@ -11,7 +11,8 @@
 //! - [`run`]: `install`, `unlock` — plan, then execute, under the realm's lock;
 //! - [`approve`]: `approve`, here or imported from a customer's offline statement;
 //! - [`audit`]: `audit verify` over the journal and the store;
-//! - [`fleet`]: one row per realm over many state folders, read-only;
+//! - [`fleet`]: one row per realm over many state folders (or one state database), read-only;
+//! - [`state_copy`]: a realm moved between a folder and a database, every hash kept;
 //! - [`reveal`]: the one-time reveal of the realm VPN's key, recorded;
 //! - [`options`], [`observer`]: how a front end configures a run and follows it.
 
@@ -27,6 +28,7 @@ pub mod observer;
 pub mod options;
 pub mod reveal;
 pub mod run;
+pub mod state_copy;
 pub mod teardown;
 pub mod upgrade;
 

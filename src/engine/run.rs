@@ -264,6 +264,16 @@ pub fn report(dir: &StateRef) -> Result<InstallReport, EngineError> {
 }
 
 fn check_realm(dir: &StateRef, state: &State, spec: &Spec) -> Result<(), EngineError> {
+    // A database names its realm: the spec must be that realm's.
+    if let StateRef::Database(r) = dir
+        && r.realm() != spec.name
+    {
+        return Err(EngineError::RealmMismatch {
+            at: dir.to_string(),
+            state: r.realm().to_owned(),
+            spec: spec.name.clone(),
+        });
+    }
     if let Some(s) = &state.subject
         && s.realm != spec.name
     {

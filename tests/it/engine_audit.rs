@@ -12,6 +12,7 @@ use crate::common::SpecOpts;
 use crate::engine_support::*;
 use realmctl::engine::audit;
 use realmctl::engine::io::journal::Journal;
+use realmctl::engine::io::state::StateRef;
 use realmctl::engine::io::store::Store;
 use realmctl::engine::model::chain::{self, Break};
 use realmctl::engine::model::event::Event;
@@ -53,7 +54,7 @@ pub fn keys(dir: &Path) -> Keys {
 /// A finished install's state folder (about twenty records): the install signed with the
 /// operator's `--signing-key`, the approval with the customer's key named by
 /// `REALMCTL_SIGNING_KEY`.
-fn journal() -> (tempfile::TempDir, PathBuf, Keys) {
+pub(crate) fn journal() -> (tempfile::TempDir, PathBuf, Keys) {
     let dir = tempfile::tempdir().unwrap();
     let keys = keys(dir.path());
     let spec = spec(dir.path(), SpecOpts::default());
@@ -112,8 +113,17 @@ fn verdict(
     checkpoint: Option<chain::Checkpoint>,
     keys: &[PublicKey],
 ) -> Option<Break> {
+    verdict_at(&StateRef::from(state), checkpoint, keys)
+}
+
+/// The same for a folder or a database realm.
+pub(crate) fn verdict_at(
+    state: &StateRef,
+    checkpoint: Option<chain::Checkpoint>,
+    keys: &[PublicKey],
+) -> Option<Break> {
     let j = Journal::open(state).unwrap();
-    let store = Store::local(state);
+    let store = Store::of_state(state).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -192,7 +202,77 @@ fn forged_approval(seq: u64, prev: &Record) -> Record {
 #[test]
 fn every_single_record_mutation_is_detected_with_its_exact_break() {
     let (dir, state, keys) = journal();
-    let original = records(&state);
+    let mut folders = Folders {
+        fixture: state.clone(),
+        work: dir.path().join("work"),
+    };
+    every_mutation(&state, &keys, &mut folders);
+}
+
+/// Where the mutation test works: fresh copies of the fixture, and an attacker's edits of one.
+pub(crate) trait Mutable {
+    /// A fresh copy of the fixture.
+    fn fresh(&mut self) -> StateRef;
+    /// Applies `m` to the journal of `state` as someone with write access to its storage.
+    fn mutate(&self, state: &StateRef, m: Mutation<'_>);
+}
+
+/// One edit of a journal's stored records.
+pub(crate) enum Mutation<'a> {
+    /// A record's payload replaced.
+    Payload(u64, &'a str),
+    /// A record's time replaced.
+    At(u64, &'a str),
+    /// A record deleted.
+    Delete(u64),
+    /// Every record replaced by these.
+    Rewrite(&'a [Record]),
+}
+
+/// Fresh copies of a fixture's state folder.
+struct Folders {
+    fixture: PathBuf,
+    work: PathBuf,
+}
+
+impl Mutable for Folders {
+    fn fresh(&mut self) -> StateRef {
+        let _ = std::fs::remove_dir_all(&self.work);
+        copy_state(&self.fixture, &self.work);
+        StateRef::from(self.work.clone())
+    }
+
+    fn mutate(&self, state: &StateRef, m: Mutation<'_>) {
+        let c = attacker(state.folder().unwrap());
+        match m {
+            Mutation::Payload(seq, p) => c
+                .execute(
+                    "UPDATE records SET payload = ?1 WHERE seq = ?2",
+                    params![p, seq as i64],
+                )
+                .map(drop),
+            Mutation::At(seq, at) => c
+                .execute(
+                    "UPDATE records SET at = ?1 WHERE seq = ?2",
+                    params![at, seq as i64],
+                )
+                .map(drop),
+            Mutation::Delete(seq) => c
+                .execute("DELETE FROM records WHERE seq = ?1", params![seq as i64])
+                .map(drop),
+            Mutation::Rewrite(rs) => {
+                rewrite(&c, rs);
+                Ok(())
+            }
+        }
+        .unwrap();
+    }
+}
+
+/// Every single-record mutation at every position of the fixture `state`, made in fresh
+/// copies by `copies`, is detected with its exact break.
+pub(crate) fn every_mutation(state: &Path, keys: &Keys, copies: &mut dyn Mutable) {
+    let original = records(state);
     let n = original.len();
     assert!(n >= 15, "{n} records");
     assert!(
@@ -200,43 +280,32 @@ fn every_single_record_mutation_is_detected_with_its_exact_break() {
         "the fixture signs every record"
     );
     let head = chain::verify_chain(&original, None).unwrap().unwrap();
-    assert_eq!(verdict(&state, Some(head.clone()), &keys.trusted), None);
-
-    let work = dir.path().join("work");
-    let fresh = || {
-        let _ = std::fs::remove_dir_all(&work);
-        copy_state(&state, &work);
-        work.clone()
-    };
+    assert_eq!(verdict(state, Some(head.clone()), &keys.trusted), None);
+    let w = copies.fresh();
+    assert_eq!(
+        verdict_at(&w, Some(head.clone()), &keys.trusted),
+        None,
+        "an unchanged copy verifies"
+    );
     let mut positions = 0;
     for i in 0..n {
         positions += 1;
         let seq = original[i].seq;
         let last = i + 1 == n;
         // Modify one character of the payload.
-        let w = fresh();
+        let w = copies.fresh();
         let m = original[i].payload.replacen('"', "\" ", 1);
-        attacker(&w)
-            .execute(
-                "UPDATE records SET payload = ?1 WHERE seq = ?2",
-                params![m, seq as i64],
-            )
-            .unwrap();
+        copies.mutate(&w, Mutation::Payload(seq, &m));
         assert_eq!(
-            verdict(&w, None, &[]),
+            verdict_at(&w, None, &[]),
             Some(Break::Modified { seq }),
             "modify {seq}"
         );
         // Modify the timestamp only.
-        let w = fresh();
-        attacker(&w)
-            .execute(
-                "UPDATE records SET at = '2020-01-01T00:00:00Z' WHERE seq = ?1",
-                params![seq as i64],
-            )
-            .unwrap();
+        let w = copies.fresh();
+        copies.mutate(&w, Mutation::At(seq, "2020-01-01T00:00:00Z"));
         assert_eq!(
-            verdict(&w, None, &[]),
+            verdict_at(&w, None, &[]),
             Some(Break::Modified { seq }),
             "modify at {seq}"
         );
@@ -244,45 +313,43 @@ fn every_single_record_mutation_is_detected_with_its_exact_break() {
         // Modify and recompute only this record's own hash: only the link check catches it,
         // at the next record; the last record has no next, and only its signature (or a kept
         // checkpoint) catches it.
-        let w = fresh();
+        let w = copies.fresh();
         let mut rs = original.clone();
         rs[i].at = "2020-01-01T00:00:00.000Z".into();
         rs[i].hash = own_hash(&rs[i]);
-        rewrite(&attacker(&w), &rs);
+        copies.mutate(&w, Mutation::Rewrite(&rs));
         if last {
-            assert_eq!(verdict(&w, None, &[]), None, "rehashed head, no keys");
+            assert_eq!(verdict_at(&w, None, &[]), None, "rehashed head, no keys");
             assert!(
                 matches!(
-                    verdict(&w, Some(head.clone()), &[]),
+                    verdict_at(&w, Some(head.clone()), &[]),
                     Some(Break::CheckpointMissing { .. })
                 ),
                 "rehashed head vs checkpoint"
             );
         } else {
             assert_eq!(
-                verdict(&w, None, &[]),
+                verdict_at(&w, None, &[]),
                 Some(Break::Unchained { seq: seq + 1 }),
                 "rehash {seq} alone"
             );
         }
         assert!(
-            matches!(verdict(&w, None, &keys.trusted), Some(Break::BadSignature { seq: s, .. }) if s == seq),
+            matches!(verdict_at(&w, None, &keys.trusted), Some(Break::BadSignature { seq: s, .. }) if s == seq),
             "rehash {seq}: its signature no longer verifies"
         );
 
         // Delete.
-        let w = fresh();
-        attacker(&w)
-            .execute("DELETE FROM records WHERE seq = ?1", params![seq as i64])
-            .unwrap();
+        let w = copies.fresh();
+        copies.mutate(&w, Mutation::Delete(seq));
         if last {
             assert_eq!(
-                verdict(&w, None, &keys.trusted),
+                verdict_at(&w, None, &keys.trusted),
                 None,
                 "a cut end needs the checkpoint"
             );
             assert_eq!(
-                verdict(&w, Some(head.clone()), &[]),
+                verdict_at(&w, Some(head.clone()), &[]),
                 Some(Break::CheckpointMissing {
                     checkpoint: head.to_string(),
                     head: seq - 1
@@ -291,7 +358,7 @@ fn every_single_record_mutation_is_detected_with_its_exact_break() {
             );
         } else {
             assert_eq!(
-                verdict(&w, None, &[]),
+                verdict_at(&w, None, &[]),
                 Some(Break::Missing {
                     seq,
                     found: seq + 1
@@ -304,7 +371,7 @@ fn every_single_record_mutation_is_detected_with_its_exact_break() {
         let (a, b) = if last { (i - 1, i) } else { (i, i + 1) };
         let first_seq = original[a].seq;
         // Contents swapped, positions kept: the seq is hashed, so the first is modified.
-        let w = fresh();
+        let w = copies.fresh();
         let mut rs = original.clone();
         let (ra, rb) = (rs[a].clone(), rs[b].clone());
         rs[a] = Record {
@@ -312,73 +379,73 @@ fn every_single_record_mutation_is_detected_with_its_exact_break() {
             ..rb.clone()
         };
         rs[b] = Record { seq: rb.seq, ..ra };
-        rewrite(&attacker(&w), &rs);
+        copies.mutate(&w, Mutation::Rewrite(&rs));
         assert_eq!(
-            verdict(&w, None, &[]),
+            verdict_at(&w, None, &[]),
             Some(Break::Modified { seq: first_seq }),
             "reorder at {seq}"
         );
         // Swapped and each rehashed on its own: the moved record no longer chains.
-        let w = fresh();
+        let w = copies.fresh();
         for r in rs.iter_mut() {
             r.hash = own_hash(r);
         }
-        rewrite(&attacker(&w), &rs);
+        copies.mutate(&w, Mutation::Rewrite(&rs));
         assert_eq!(
-            verdict(&w, None, &[]),
+            verdict_at(&w, None, &[]),
             Some(Break::Unchained { seq: first_seq }),
             "reorder+rehash at {seq}"
         );
 
         // Insert a correctly hashed record after this one.
-        let w = fresh();
+        let w = copies.fresh();
         let mut rs = original.clone();
         let forged = forged_approval(seq + 1, &rs[i]);
         for r in rs.iter_mut().skip(i + 1) {
             r.seq += 1;
         }
         rs.insert(i + 1, forged.clone());
-        rewrite(&attacker(&w), &rs);
+        copies.mutate(&w, Mutation::Rewrite(&rs));
         if last {
             // An append after the head: a consistent chain, caught only by signatures.
             assert_eq!(
-                verdict(&w, None, &[]),
+                verdict_at(&w, None, &[]),
                 None,
                 "append after the head, no keys"
             );
             assert_eq!(
-                verdict(&w, None, &keys.trusted),
+                verdict_at(&w, None, &keys.trusted),
                 Some(Break::Unsigned { seq: seq + 1 }),
                 "append after the head"
             );
         } else {
             // The record after the forgery was renumbered, so its own hash fails.
             assert_eq!(
-                verdict(&w, None, &[]),
+                verdict_at(&w, None, &[]),
                 Some(Break::Modified { seq: seq + 2 }),
                 "insert after {seq}"
             );
             // Renumbered and rehashed on its own: it no longer chains to the forgery.
-            let w = fresh();
+            let w = copies.fresh();
             for r in rs.iter_mut().skip(i + 2) {
                 r.hash = own_hash(r);
             }
-            rewrite(&attacker(&w), &rs);
+            copies.mutate(&w, Mutation::Rewrite(&rs));
             assert_eq!(
-                verdict(&w, None, &[]),
+                verdict_at(&w, None, &[]),
                 Some(Break::Unchained { seq: seq + 2 }),
                 "insert+rehash after {seq}"
             );
         }
         // A careful forger who rechains everything after an insert: only signatures tell.
-        let w = fresh();
+        let w = copies.fresh();
         rechain(&mut rs);
-        rewrite(&attacker(&w), &rs);
+        copies.mutate(&w, Mutation::Rewrite(&rs));
         if !last {
-            assert_eq!(verdict(&w, None, &[]), None, "rechained insert, no keys");
+            assert_eq!(verdict_at(&w, None, &[]), None, "rechained insert, no keys");
         }
         assert_eq!(
-            verdict(&w, None, &keys.trusted),
+            verdict_at(&w, None, &keys.trusted),
             Some(Break::Unsigned { seq: seq + 1 }),
             "rechained insert after {seq}"
         );

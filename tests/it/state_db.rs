@@ -423,3 +423,350 @@ fn the_database_stopped_mid_run_is_a_clear_error_and_the_install_resumes_once_it
     let (code, out, _) = run(&pg, &["audit", "verify", "--state", &state]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// Fresh database realms holding the fixture's journal (moved in with `state_copy`), edited by
+/// someone with the database owner's rights (the append-only triggers disabled first).
+struct DbRealms<'p> {
+    pg: &'p Pg,
+    fixture: std::path::PathBuf,
+    next: u32,
+}
+
+/// A text as a dollar-quoted SQL literal.
+fn lit(s: &str) -> String {
+    assert!(!s.contains("$q$"));
+    format!("$q${s}$q$")
+}
+
+impl crate::engine_audit::Mutable for DbRealms<'_> {
+    fn fresh(&mut self) -> realmctl::engine::io::state::StateRef {
+        self.next += 1;
+        let url = state_url(self.pg, "realms", &format!("w{}", self.next), 30);
+        let state = realmctl::engine::io::state::StateRef::parse(
+            &url,
+            Some(realmctl::secret::Secret::new(self.pg.password())),
+        )
+        .unwrap();
+        let holder = realmctl::engine::io::lock::Holder::me("test", "copy", "t".into());
+        realmctl::engine::state_copy::copy(&self.fixture.clone().into(), &state, holder).unwrap();
+        state
+    }
+
+    fn mutate(
+        &self,
+        state: &realmctl::engine::io::state::StateRef,
+        m: crate::engine_audit::Mutation<'_>,
+    ) {
+        use crate::engine_audit::Mutation;
+        let realm = state.database().unwrap().realm().to_owned();
+        let w = format!("realm = '{realm}'");
+        let sql = match m {
+            Mutation::Payload(seq, p) => format!(
+                "UPDATE realmctl_journal SET payload = {} WHERE {w} AND seq = {seq}",
+                lit(p)
+            ),
+            Mutation::At(seq, at) => format!(
+                "UPDATE realmctl_journal SET at = {} WHERE {w} AND seq = {seq}",
+                lit(at)
+            ),
+            Mutation::Delete(seq) => {
+                format!("DELETE FROM realmctl_journal WHERE {w} AND seq = {seq}")
+            }
+            Mutation::Rewrite(rs) => {
+                let rows: Vec<String> = rs
+                    .iter()
+                    .map(|r| {
+                        let (k, s) = match &r.signature {
+                            Some(s) => (lit(&s.key), lit(&s.sig)),
+                            None => ("NULL".into(), "NULL".into()),
+                        };
+                        format!(
+                            "('{realm}', {}, {}, {}, {}, {}, {}, {k}, {s})",
+                            r.seq,
+                            lit(&r.at),
+                            lit(&r.kind),
+                            lit(&r.payload),
+                            lit(&r.prev),
+                            lit(&r.hash)
+                        )
+                    })
+                    .collect();
+                format!(
+                    "DELETE FROM realmctl_journal WHERE {w}; INSERT INTO realmctl_journal (realm, seq, at, kind, payload, prev, hash, signer, sig) VALUES {}",
+                    rows.join(", ")
+                )
+            }
+        };
+        self.pg.psql("realms", &sql);
+    }
+}
+
+#[test]
+fn every_journal_mutation_is_caught_on_a_database_as_in_a_folder() {
+    let pg = Pg::start_with(PASSWORD, &[]);
+    pg.create_db("realms");
+    let (_dir, fixture, keys) = crate::engine_audit::journal();
+    let mut realms = DbRealms {
+        pg: &pg,
+        fixture: fixture.clone(),
+        next: 0,
+    };
+    // The first copy creates the schema; the attacker then turns the triggers off, as the
+    // tables' owner can.
+    crate::engine_audit::Mutable::fresh(&mut realms);
+    pg.psql(
+        "realms",
+        "ALTER TABLE realmctl_journal DISABLE TRIGGER USER",
+    );
+    crate::engine_audit::every_mutation(&fixture, &keys, &mut realms);
+}
+
+#[test]
+fn export_and_import_move_a_realm_between_a_folder_and_a_database_keeping_every_hash() {
+    let pg = Pg::start_with(PASSWORD, &[]);
+    pg.create_db("realms");
+    let (dir, fixture, keys) = crate::engine_audit::journal();
+    let (code, head, _) = run(
+        &pg,
+        &["audit", "checkpoint", "--state", fixture.to_str().unwrap()],
+    );
+    assert_eq!(code, 0);
+    let head = head.trim().to_owned();
+    let state = state_url(&pg, "realms", "acme", 30);
+    let (code, out, err) = run(
+        &pg,
+        &[
+            "state",
+            "import",
+            "--from",
+            fixture.to_str().unwrap(),
+            "--state",
+            &state,
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("head {head} on both")), "{out}");
+    assert_eq!(keys.trusted.len(), 2);
+    // Every record signed by the operator or the customer, the head the kept checkpoint.
+    let verify = |s: &str| {
+        let o = rc(&pg)
+            .args(["audit", "verify", "--state", s, "--checkpoint", &head])
+            .args([
+                "--public-key",
+                "operator.key.pub",
+                "--public-key",
+                "customer.key.pub",
+            ])
+            .current_dir(dir.path().join("keys"))
+            .output()
+            .unwrap();
+        (o.status.code(), text(&o).0)
+    };
+    let (code, out) = verify(&state);
+    assert_eq!(
+        code,
+        Some(0),
+        "every record signed and chained in the database: {out}"
+    );
+    // A second import into the same realm is refused: it holds records.
+    let (code, _, err) = run(
+        &pg,
+        &[
+            "state",
+            "import",
+            "--from",
+            fixture.to_str().unwrap(),
+            "--state",
+            &state,
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("already holds"), "{err}");
+    // Back to a new folder: the same head, the same artifacts, verifying.
+    let back = dir.path().join("back");
+    let (code, out, err) = run(
+        &pg,
+        &[
+            "state",
+            "export",
+            "--state",
+            &state,
+            "--to",
+            back.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out) = verify(back.to_str().unwrap());
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        crate::engine_audit::records(&back),
+        crate::engine_audit::records(&fixture),
+        "every record as it was"
+    );
+    // The moved realm goes on: status and report read from the database.
+    let (code, out, _) = run(&pg, &["status", "--state", &state]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("realm acme"), "{out}");
+    // A broken chain is not moved.
+    let c = crate::engine_audit::attacker(&back);
+    c.execute("UPDATE records SET at = 'x' WHERE seq = 3", [])
+        .unwrap();
+    drop(c);
+    let other = state_url(&pg, "realms", "other", 30);
+    let (code, _, err) = run(
+        &pg,
+        &[
+            "state",
+            "import",
+            "--from",
+            back.to_str().unwrap(),
+            "--state",
+            &other,
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("does not verify, so it is not moved"), "{err}");
+}
+
+#[test]
+fn an_install_role_appends_but_can_never_change_or_remove_a_record() {
+    let pg = Pg::start_with(PASSWORD, &[]);
+    pg.create_db("realms");
+    pg.psql(
+        "realms",
+        &format!("CREATE ROLE installer LOGIN PASSWORD '{PASSWORD}'"),
+    );
+    let (code, out, err) = run(
+        &pg,
+        &[
+            "state",
+            "init",
+            "--db",
+            &pg.url("realms"),
+            "--grant",
+            "installer",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let pb = slow_playbook(dir.path(), 0);
+    let state = format!(
+        "postgres://installer@127.0.0.1:{}/realms?realm=acme",
+        pg.port()
+    );
+    let (code, v, err) = {
+        let o = rc(&pg)
+            .args(["install", "--yes", "--output", "json", "-f"])
+            .arg(&spec)
+            .args(["--state", &state, "--playbook"])
+            .arg(&pb)
+            .output()
+            .unwrap();
+        let (out, err) = text(&o);
+        (o.status.code(), out, err)
+    };
+    assert_eq!(code, Some(0), "{v} {err}");
+    for sql in [
+        "UPDATE realmctl_journal SET kind = 'x'",
+        "DELETE FROM realmctl_journal",
+        "TRUNCATE realmctl_journal",
+        "ALTER TABLE realmctl_journal DISABLE TRIGGER USER",
+    ] {
+        let o = Command::new(pg.bin().join("psql"))
+            .args(["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p"])
+            .arg(pg.port().to_string())
+            .args(["-U", "installer", "-d", "realms", "-c", sql])
+            .env("PGPASSWORD", PASSWORD)
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{sql}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            e.contains("permission denied") || e.contains("must be owner"),
+            "{sql}: {e}"
+        );
+    }
+}
+
+#[test]
+fn fleet_reads_every_realm_of_a_database() {
+    let pg = Pg::start_with(PASSWORD, &[]);
+    pg.create_db("realms");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), SpecOpts::default());
+    let pb = slow_playbook(dir.path(), 0);
+    // The spec must be the database realm's.
+    let state = state_url(&pg, "realms", "beta", 30);
+    let (code, _, err) = run(
+        &pg,
+        &[
+            "install",
+            "--yes",
+            "-f",
+            spec.to_str().unwrap(),
+            "--state",
+            &state,
+            "--playbook",
+            pb.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("belongs to realm `beta`, but the spec is for realm `acme`"),
+        "{err}"
+    );
+    let beta = dir.path().join("beta.yaml");
+    std::fs::write(
+        &beta,
+        std::fs::read_to_string(&spec)
+            .unwrap()
+            .replacen("name: acme", "name: beta", 1),
+    )
+    .unwrap();
+    for (realm, spec) in [("acme", &spec), ("beta", &beta)] {
+        let state = state_url(&pg, "realms", realm, 30);
+        let o = rc(&pg)
+            .args(["install", "--yes", "-f"])
+            .arg(spec)
+            .args(["--state", &state, "--playbook"])
+            .arg(&pb)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    }
+    let (code, out, err) = run(
+        &pg,
+        &["fleet", "--db", &pg.url("realms"), "--output", "json"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let f: Value = serde_json::from_str(&out).unwrap();
+    let rows = f["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{out}");
+    for (row, realm) in rows.iter().zip(["acme", "beta"]) {
+        assert!(
+            row["folder"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("?realm={realm}")),
+            "{row}"
+        );
+        assert_eq!(row["realm"], realm, "{row}");
+        assert!(
+            row["journalLine"].as_str().unwrap().starts_with("verified"),
+            "{row}"
+        );
+    }
+    // A broken journal in the database is named and fails the fleet.
+    pg.psql(
+        "realms",
+        "ALTER TABLE realmctl_journal DISABLE TRIGGER USER",
+    );
+    pg.psql(
+        "realms",
+        "UPDATE realmctl_journal SET at = 'x' WHERE realm = 'beta' AND seq = 2",
+    );
+    let (code, out, _) = run(&pg, &["fleet", "--db", &pg.url("realms")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("BROKEN"), "{out}");
+}

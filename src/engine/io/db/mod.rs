@@ -171,6 +171,19 @@ impl DbRef {
     /// Parses `postgres://USER@HOST:PORT/DBNAME?realm=NAME[&lease=SECONDS][&sslmode=…]`;
     /// `password` (from `PGPASSWORD`) is the only way to give a password.
     pub fn parse(url: &str, password: Option<Secret>) -> Result<DbRef, DbError> {
+        Self::parse_inner(url, password, true)
+    }
+
+    /// The same for a whole database (`fleet --db`, `state init`): no realm needed.
+    pub fn parse_database(url: &str, password: Option<Secret>) -> Result<DbRef, DbError> {
+        Self::parse_inner(url, password, false)
+    }
+
+    fn parse_inner(
+        url: &str,
+        password: Option<Secret>,
+        need_realm: bool,
+    ) -> Result<DbRef, DbError> {
         let bad = |detail: String| DbError::BadUrl {
             url: redacted(url),
             detail,
@@ -193,12 +206,17 @@ impl DbRef {
                 _ => rest.push(pair),
             }
         }
-        let realm = realm.ok_or_else(|| bad("no ?realm=NAME".into()))?;
-        if realm.is_empty()
+        let realm = match realm {
+            Some(r) => r,
+            None if !need_realm => "-".to_owned(),
+            None => return Err(bad("no ?realm=NAME".into())),
+        };
+        if need_realm && realm.is_empty()
             || realm.len() > 63
-            || !realm
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            || need_realm
+                && !realm
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
             return Err(bad(format!(
                 "realm={realm} is not a realm name (lowercase letters, digits and '-')"

@@ -72,6 +72,27 @@ CREATE TRIGGER realmctl_journal_fenced BEFORE INSERT ON realmctl_journal
 
 /// Creates the schema when the database has none; returns the version found (or made).
 pub async fn migrate(c: &mut Client) -> Result<i32, tokio_postgres::Error> {
+    // Read first: an install role may read the schema but not create anything in it (even
+    // `CREATE TABLE IF NOT EXISTS` needs the right to create).
+    let made: bool = c
+        .query_one(
+            "SELECT to_regclass('realmctl_state_schema') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    if made {
+        let found: i32 = c
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM realmctl_state_schema",
+                &[],
+            )
+            .await?
+            .get(0);
+        if found >= VERSION {
+            return Ok(found);
+        }
+    }
     let tx = c.transaction().await?;
     tx.batch_execute(
         "SELECT pg_advisory_xact_lock(hashtextextended('realmctl_state_schema', 0));

@@ -84,6 +84,19 @@ impl LocalStore {
         Ok(location)
     }
 
+    /// Writes `bytes` at the recorded `location` (`artifacts/…`), as a move between stores
+    /// needs: the same location on both sides.
+    pub fn put_at(&self, location: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let rel = location
+            .strip_prefix(FOLDER)
+            .and_then(|r| r.strip_prefix('/'))
+            .filter(|_| is_inside(location))
+            .ok_or_else(|| StoreError::OutsideStore {
+                location: location.to_owned(),
+            })?;
+        self.put(rel, bytes).map(drop)
+    }
+
     /// Reads the artifact recorded at `location`.
     pub fn get(&self, location: &str) -> Result<Vec<u8>, StoreError> {
         if let Some(db) = &self.db {
