@@ -22,9 +22,9 @@ use crate::common::SpecOpts;
 use crate::engine_support::*;
 use realmctl::engine::model::event::Event;
 
-const STEPS: [&str; 10] = ["a1", "a2", "b1", "c1", "c2", "d1", "e1", "e2", "f1", "f2"];
+pub(crate) const STEPS: [&str; 10] = ["a1", "a2", "b1", "c1", "c2", "d1", "e1", "e2", "f1", "f2"];
 
-fn effect_playbook(dir: &Path, sleep_ms: u64) -> std::path::PathBuf {
+pub(crate) fn effect_playbook(dir: &Path, sleep_ms: u64) -> std::path::PathBuf {
     let d = dir.join("fx");
     std::fs::create_dir_all(&d).unwrap();
     let step = |id: &str| {
@@ -52,7 +52,7 @@ fn effect_playbook(dir: &Path, sleep_ms: u64) -> std::path::PathBuf {
     )
 }
 
-fn invocations(dir: &Path) -> BTreeMap<String, usize> {
+pub(crate) fn invocations(dir: &Path) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     if let Ok(t) = std::fs::read_to_string(dir.join("fx/invocations.log")) {
         for l in t.lines() {
@@ -63,7 +63,7 @@ fn invocations(dir: &Path) -> BTreeMap<String, usize> {
     m
 }
 
-fn effects(dir: &Path) -> Vec<String> {
+pub(crate) fn effects(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir.join("fx/effects"))
         .map(|rd| {
             rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

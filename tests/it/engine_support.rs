@@ -239,7 +239,7 @@ pub fn cloud_playbook(dir: &Path) -> PathBuf {
 }
 
 /// The journal's events, in order (empty when there is no journal yet).
-pub fn events(state: &Path) -> Vec<Event> {
+pub fn events<S: realmctl::engine::io::state::AsState + ?Sized>(state: &S) -> Vec<Event> {
     match Journal::open_read_only(state) {
         Ok(j) => j
             .records()
@@ -277,7 +277,10 @@ pub fn unfinished_step(events: &[Event]) -> Option<String> {
 /// where it was aimed, as the journal shows: inside the step (started, never ended) for a kill
 /// after its start, after its action or at a label inside it; right after its success record
 /// (or its skip record: the same kill point follows both) for `succeeded`.
-pub fn assert_kill_landed(state: &Path, point: &str) {
+pub fn assert_kill_landed<S: realmctl::engine::io::state::AsState + ?Sized>(
+    state: &S,
+    point: &str,
+) {
     let evs = events(state);
     let (step, at) = match point.split_once(":at:") {
         Some((step, _)) => (step, "at"),

@@ -164,7 +164,19 @@ fn an_install_on_a_database_runs_to_the_gate_is_approved_resumes_and_verifies() 
     assert!(err.contains("PGPASSWORD"), "{err}");
     printed.push_str(&out);
     printed.push_str(&err);
-    assert_nowhere(PASSWORD, &[&printed], &[dir.path()]);
+    // Nor in what the database holds: records, leases, artifacts.
+    let held = pg.psql(
+        "realms",
+        "SELECT coalesce(string_agg(payload || prev || hash, ''), '') FROM realmctl_journal",
+    ) + &pg.psql(
+        "realms",
+        "SELECT coalesce(string_agg(coalesce(holder, ''), ''), '') FROM realmctl_lease",
+    ) + &pg.psql(
+        "realms",
+        "SELECT coalesce(string_agg(encode(bytes, 'escape'), ''), '') FROM realmctl_artifacts",
+    );
+    assert!(held.len() > 1000);
+    assert_nowhere(PASSWORD, &[&printed, &held], &[dir.path()]);
 }
 
 /// A playbook of one slow step per phase (`test.effect` sleeping `sleep_ms`), no gate.
@@ -769,4 +781,110 @@ fn fleet_reads_every_realm_of_a_database() {
     let (code, out, _) = run(&pg, &["fleet", "--db", &pg.url("realms")]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("BROKEN"), "{out}");
+}
+
+/// `(step id, status)` of every step of a database realm, from `status --output json`.
+fn db_step_statuses(pg: &Pg, state: &str) -> Vec<(String, String)> {
+    let (code, out, err) = run(pg, &["status", "--output", "json", "--state", state]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["report"]["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["steps"].as_array().unwrap().clone())
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn sigkill_at_every_step_boundary_on_a_database_resumes_to_the_same_state() {
+    use crate::engine_crash::{STEPS, effect_playbook, effects, invocations};
+    use std::os::unix::process::ExitStatusExt;
+    let pg = Pg::start_with(PASSWORD, &[]);
+    // One database per run (each holds realm acme, the spec's), so the kills run side by side
+    // and their waits for an expired lease overlap.
+    let install = |db: &str, dir: &Path, kill: Option<&str>| {
+        let spec = dir.join("realm.yaml");
+        let mut c = rc(&pg);
+        c.args(["install", "--yes", "--output", "json", "-f"])
+            .arg(&spec)
+            .args(["--state", &state_url(&pg, db, "acme", 2), "--playbook"])
+            .arg(dir.join("playbook.yaml"));
+        if let Some(k) = kill {
+            c.env("REALMCTL_TEST_KILL_AT", k);
+        }
+        c.output().unwrap()
+    };
+    let setup = |db: &str| {
+        pg.create_db(db);
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec(dir.path(), SpecOpts::default());
+        std::fs::rename(&s, dir.path().join("realm.yaml")).unwrap();
+        let pb = effect_playbook(dir.path(), 0);
+        std::fs::rename(&pb, dir.path().join("playbook.yaml")).unwrap();
+        dir
+    };
+    let base_dir = setup("base");
+    let o = install("base", base_dir.path(), None);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let base = (
+        db_step_statuses(&pg, &state_url(&pg, "base", "acme", 2)),
+        effects(base_dir.path()),
+    );
+    let points: Vec<(usize, &str, &str)> = STEPS
+        .iter()
+        .flat_map(|s| ["started", "acted", "succeeded"].map(|p| (*s, p)))
+        .enumerate()
+        .map(|(i, (s, p))| (i, s, p))
+        .collect();
+    std::thread::scope(|scope| {
+        for (i, step, point) in points {
+            let (pg, install, setup, base) = (&pg, &install, &setup, &base);
+            scope.spawn(move || {
+                let db = format!("k{i}");
+                let dir = setup(&db);
+                let url = state_url(pg, &db, "acme", 2);
+                let kill = format!("{step}:{point}");
+                let o = install(&db, dir.path(), Some(&kill));
+                assert_eq!(o.status.signal(), Some(9), "{kill} {:?}", text(&o));
+                let state = realmctl::engine::io::state::StateRef::parse(
+                    &url,
+                    Some(realmctl::secret::Secret::new(pg.password())),
+                )
+                .unwrap();
+                assert_kill_landed(&state, &kill);
+                let before = invocations(dir.path());
+                // The killed run's lease expires (nobody renews it); the operator takes it over.
+                let (lock_id, _) = lease(pg, &db, "acme").expect("the killed run's lease");
+                wait_until(Duration::from_secs(20), "the lease to expire", || {
+                    pg.psql(&db, "SELECT now() > expires FROM realmctl_lease") == "t"
+                });
+                let (code, _, err) = run(pg, &["unlock", "--state", &url, "--lock-id", &lock_id]);
+                assert_eq!(code, 0, "{kill}: {err}");
+                let o = install(&db, dir.path(), None);
+                assert_eq!(o.status.code(), Some(0), "{kill} {:?}", text(&o));
+                assert_eq!(
+                    (db_step_statuses(pg, &url), effects(dir.path())),
+                    *base,
+                    "{kill}: the same outcome as an uninterrupted run"
+                );
+                let inv = invocations(dir.path());
+                for (s, n) in &inv {
+                    let expected = if s == step && point == "acted" { 2 } else { 1 };
+                    assert_eq!(
+                        *n, expected,
+                        "{s} after a kill at {kill}: {inv:?} (before: {before:?})"
+                    );
+                }
+                let (code, out, _) = run(pg, &["audit", "verify", "--state", &url]);
+                assert_eq!(code, 0, "{kill}: {out}");
+            });
+        }
+    });
 }
