@@ -16,6 +16,8 @@
 //!
 //! - `fleet` over 1,000 state folders: wall time and peak memory (`engine/fleet.rs`, section
 //!   `fleet`).
+//! - the install state on PostgreSQL: journal append per step against a bare commit, and
+//!   `fleet --db` over 1,000 realms (`engine/state_db.rs`, section `state-db`).
 //! - `destroy` of a GKE realm with 50 leftovers on the Google stand-in: API calls, wall time
 //!   beyond the deletion delay (`engine/destroy.rs`, section `destroy`).
 //!
@@ -39,6 +41,11 @@ mod gke;
 #[cfg(feature = "gke")]
 #[path = "engine/platform.rs"]
 mod platform;
+#[allow(dead_code)]
+#[path = "../tests/it/pg.rs"]
+mod pg;
+#[path = "engine/state_db.rs"]
+mod state_db;
 mod support;
 
 use std::fmt::Write as _;
@@ -121,7 +128,7 @@ fn engine_per_step(
     drop(Journal::create(&state).unwrap());
     let t = Instant::now();
     let r = rt
-        .block_on(run::install(&state, spec, &pb, &opts, &Quiet))
+        .block_on(run::install(&state.clone().into(), spec, &pb, &opts, &Quiet))
         .unwrap();
     let el = t.elapsed().as_secs_f64();
     assert_eq!(r.executed.len(), steps);
@@ -289,7 +296,7 @@ fn verify_throughput(out: &mut String) {
         ] {
             let checked = !keys.is_empty();
             let t = Instant::now();
-            let v = rt.block_on(audit::verify(&j, &store, None, keys)).unwrap();
+            let v = rt.block_on(audit::verify(&j, &store, None, keys, &[])).unwrap();
             times.push(t.elapsed().as_secs_f64());
             assert!(v.ok && v.artifacts == 40 && v.signatures_checked == checked);
         }
@@ -438,6 +445,12 @@ fn main() {
         verify_throughput(&mut out);
         print!("{out}");
         support::write_section("docs/benchmarks.md", "engine", &out);
+    }
+    if wanted("state-db") {
+        let mut out = support::stamp("engine --features test-actions -- state-db");
+        state_db::run(&mut out);
+        print!("{out}");
+        support::write_section("docs/benchmarks.md", "state-db", &out);
     }
     if wanted("fleet") {
         let mut out = support::stamp("engine --features test-actions -- fleet");

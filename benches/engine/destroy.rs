@@ -135,7 +135,7 @@ fn destroy(rt: &tokio::runtime::Runtime) -> Destroy {
         opts.teardown = SweepOptions {
             delete_volumes: true,
         };
-        let first = run::install(&state, &spec, &pb, &opts, &Quiet)
+        let first = run::install(&state.clone().into(), &spec, &pb, &opts, &Quiet)
             .await
             .unwrap();
         assert_eq!(
@@ -143,7 +143,7 @@ fn destroy(rt: &tokio::runtime::Runtime) -> Destroy {
             realmctl::engine::model::event::StopOutcome::Waiting
         );
         run::approve(
-            &state,
+            &state.clone().into(),
             1,
             "bench",
             None,
@@ -153,7 +153,7 @@ fn destroy(rt: &tokio::runtime::Runtime) -> Destroy {
         .unwrap();
         let from = demo.standin.world().calls.len();
         let t = Instant::now();
-        let second = run::install(&state, &spec, &pb, &opts, &Quiet)
+        let second = run::install(&state.clone().into(), &spec, &pb, &opts, &Quiet)
             .await
             .unwrap();
         let wall = t.elapsed();

@@ -1,0 +1,182 @@
+//! The install state on PostgreSQL (issue #22), section `state-db` of `docs/benchmarks.md`:
+//!
+//! - journal append per step: `install` of 100 no-op steps on `--state postgres://…?realm=…`
+//!   (each step journals its start with `synchronous_commit = off` and its success with a
+//!   durable commit, under the realm's lease), per step, against a bare one-row INSERT commit
+//!   (autocommit, durable) from one client to the same database, in the same run (goal ≤ 2×);
+//! - `fleet --db` over 1,000 realms in one database: the release binary, wall time end to end
+//!   (goal under a second).
+//!
+//! The database is a throw-away PostgreSQL on loopback (`tests/it/pg.rs`), fsync on.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use realmctl::engine::io::state::StateRef;
+use realmctl::engine::{Quiet, run};
+use realmctl::secret::Secret;
+
+use super::{install_options, median, multi_thread, noop_playbook, spec};
+use crate::pg::Pg;
+use crate::support;
+
+const STEPS: usize = 100;
+const ROUNDS: usize = 5;
+const REALMS: usize = 1_000;
+
+fn state(pg: &Pg, realm: &str) -> StateRef {
+    StateRef::parse(
+        &format!("{}?realm={realm}", pg.url("realms")),
+        Some(Secret::new(pg.password())),
+    )
+    .unwrap()
+}
+
+/// Seconds per step of a 100-step no-op install on a fresh database realm.
+fn engine_per_step(pg: &Pg, dir: &std::path::Path, round: usize) -> f64 {
+    let spec = {
+        let mut s = spec(dir);
+        s.name = format!("bench{round}");
+        s
+    };
+    let at = state(pg, &spec.name);
+    let pb = noop_playbook(STEPS);
+    let mut opts = install_options(&dir.join("unused"));
+    opts.store = realmctl::engine::io::store::Store::of_state(&at).unwrap();
+    let rt = multi_thread();
+    // The schema exists (made by round 0's warm-up): the round measures steps.
+    let t = Instant::now();
+    let r = rt
+        .block_on(run::install(&at, &spec, &pb, &opts, &Quiet))
+        .unwrap();
+    let el = t.elapsed().as_secs_f64();
+    assert_eq!(r.executed.len(), STEPS);
+    el / STEPS as f64
+}
+
+/// Seconds per bare one-row INSERT commit (autocommit) on the same database, one client.
+fn bare_commit(pg: &Pg, n: usize) -> f64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (c, conn) = tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={} user={} password={} dbname=realms",
+                pg.port(),
+                crate::pg::USER,
+                pg.password()
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        c.batch_execute("DROP TABLE IF EXISTS bare; CREATE TABLE bare (id bigserial PRIMARY KEY, v text NOT NULL)")
+            .await
+            .unwrap();
+        let stmt = c.prepare("INSERT INTO bare (v) VALUES ($1)").await.unwrap();
+        let t = Instant::now();
+        for i in 0..n {
+            c.execute(&stmt, &[&format!("row {i}")]).await.unwrap();
+        }
+        t.elapsed().as_secs_f64() / n as f64
+    })
+}
+
+/// `fleet --db` over `REALMS` copies of one finished install's journal: seconds (median).
+fn fleet(pg: &Pg, dir: &std::path::Path) -> (f64, u64) {
+    let spec = {
+        let mut s = spec(dir);
+        s.name = "r0000".into();
+        s
+    };
+    let at = state(pg, "r0000");
+    let mut opts = install_options(&dir.join("unused"));
+    opts.store = realmctl::engine::io::store::Store::of_state(&at).unwrap();
+    multi_thread()
+        .block_on(run::install(&at, &spec, &noop_playbook(40), &opts, &Quiet))
+        .unwrap();
+    // The same records under 999 more realm names (the realm is not part of a record's hash),
+    // written as the tables' owner, around the fencing trigger.
+    pg.psql(
+        "realms",
+        &format!(
+            "ALTER TABLE realmctl_journal DISABLE TRIGGER USER;
+             INSERT INTO realmctl_journal (realm, seq, at, kind, payload, prev, hash, signer, sig, fence)
+               SELECT 'r' || lpad(n::text, 4, '0'), seq, at, kind, payload, prev, hash, signer, sig, fence
+               FROM realmctl_journal, generate_series(1, {}) n WHERE realm = 'r0000';
+             ALTER TABLE realmctl_journal ENABLE TRIGGER USER;",
+            REALMS - 1
+        ),
+    );
+    let records: u64 = pg
+        .psql("realms", "SELECT count(*) FROM realmctl_journal WHERE realm LIKE 'r%'")
+        .parse()
+        .unwrap();
+    let mut walls = Vec::new();
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_realmctl"))
+            .args(["fleet", "--output", "json", "--on", "2026-12-06", "--db"])
+            .arg(pg.url("realms"))
+            .env("PGPASSWORD", pg.password())
+            .output()
+            .unwrap();
+        walls.push(t.elapsed().as_secs_f64());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let rows = v["rows"].as_array().unwrap();
+        assert!(rows.len() >= REALMS, "{}", rows.len());
+        assert!(rows.iter().all(|r| r["journalLine"]
+            .as_str()
+            .unwrap()
+            .starts_with("verified")));
+    }
+    (median(walls), records)
+}
+
+pub fn run(out: &mut String) {
+    let pg = Pg::start();
+    pg.create_db("realms");
+    let dir = tempfile::tempdir().unwrap();
+    // Warm-up: creates the schema.
+    engine_per_step(&pg, dir.path(), 0);
+    let (mut eng, mut bare) = (Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        eng.push(engine_per_step(&pg, dir.path(), round));
+        bare.push(bare_commit(&pg, 200));
+    }
+    let (e, b) = (median(eng), median(bare));
+    let ratio = e / b;
+    let _ = writeln!(out, "### Journal append per step on PostgreSQL (100 no-op steps)\n");
+    let _ = writeln!(
+        out,
+        "`install` on `--state postgres://…?realm=…` (a throw-away PostgreSQL on loopback, fsync on): each step journals its start (`synchronous_commit = off`) and its success (a durable commit), each under the realm's advisory lock with the fencing trigger, from realmctl's connection thread. The bare commit is one prepared `INSERT` of one row, autocommit, from one client to the same database. Median of {ROUNDS} interleaved rounds.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| per step (engine) | bare one-row commit | ratio (goal ≤ 2×) |\n|---|---|---|"
+    );
+    let _ = writeln!(
+        out,
+        "| {:.0} µs | {:.0} µs | {ratio:.2}× ({}) |\n",
+        e * 1e6,
+        b * 1e6,
+        if ratio <= 2.0 { "met" } else { "MISSED" }
+    );
+    let (wall, records) = fleet(&pg, dir.path());
+    let _ = writeln!(out, "### `fleet --db` over {REALMS} realms in one database\n");
+    let _ = writeln!(
+        out,
+        "{REALMS} realms, each holding one finished install's journal (40 no-op steps); the release binary reads every realm (records in pages, chain check of every record, fold, lease row) over one connection per core and prints JSON; wall time of the whole process, median of {ROUNDS} rounds.\n"
+    );
+    let _ = writeln!(out, "| realms | records read | wall time (goal < 1 s) |\n|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| {REALMS} | {records} | {:.0} ms ({}) |\n",
+        wall * 1000.0,
+        if wall < 1.0 { "met" } else { "MISSED" }
+    );
+}
