@@ -38,12 +38,12 @@ mod fleet;
 #[cfg(feature = "gke")]
 #[path = "engine/gke.rs"]
 mod gke;
-#[cfg(feature = "gke")]
-#[path = "engine/platform.rs"]
-mod platform;
 #[allow(dead_code)]
 #[path = "../tests/it/pg.rs"]
 mod pg;
+#[cfg(feature = "gke")]
+#[path = "engine/platform.rs"]
+mod platform;
 #[path = "engine/state_db.rs"]
 mod state_db;
 mod support;
@@ -128,7 +128,13 @@ fn engine_per_step(
     drop(Journal::create(&state).unwrap());
     let t = Instant::now();
     let r = rt
-        .block_on(run::install(&state.clone().into(), spec, &pb, &opts, &Quiet))
+        .block_on(run::install(
+            &state.clone().into(),
+            spec,
+            &pb,
+            &opts,
+            &Quiet,
+        ))
         .unwrap();
     let el = t.elapsed().as_secs_f64();
     assert_eq!(r.executed.len(), steps);
@@ -296,7 +302,9 @@ fn verify_throughput(out: &mut String) {
         ] {
             let checked = !keys.is_empty();
             let t = Instant::now();
-            let v = rt.block_on(audit::verify(&j, &store, None, keys, &[])).unwrap();
+            let v = rt
+                .block_on(audit::verify(&j, &store, None, keys, &[]))
+                .unwrap();
             times.push(t.elapsed().as_secs_f64());
             assert!(v.ok && v.artifacts == 40 && v.signatures_checked == checked);
         }

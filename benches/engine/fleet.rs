@@ -23,8 +23,14 @@ fn template(dir: &Path) -> (std::path::PathBuf, u64) {
     let pb = noop_playbook(40);
     let opts = install_options(&state);
     let rt = multi_thread();
-    rt.block_on(run::install(&state.clone().into(), &spec, &pb, &opts, &Quiet))
-        .unwrap();
+    rt.block_on(run::install(
+        &state.clone().into(),
+        &spec,
+        &pb,
+        &opts,
+        &Quiet,
+    ))
+    .unwrap();
     let records = realmctl::engine::io::journal::Journal::open_read_only(&state)
         .unwrap()
         .head()

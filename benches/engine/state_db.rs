@@ -112,7 +112,10 @@ fn fleet(pg: &Pg, dir: &std::path::Path) -> (f64, u64) {
         ),
     );
     let records: u64 = pg
-        .psql("realms", "SELECT count(*) FROM realmctl_journal WHERE realm LIKE 'r%'")
+        .psql(
+            "realms",
+            "SELECT count(*) FROM realmctl_journal WHERE realm LIKE 'r%'",
+        )
         .parse()
         .unwrap();
     let mut walls = Vec::new();
@@ -129,10 +132,10 @@ fn fleet(pg: &Pg, dir: &std::path::Path) -> (f64, u64) {
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let rows = v["rows"].as_array().unwrap();
         assert!(rows.len() >= REALMS, "{}", rows.len());
-        assert!(rows.iter().all(|r| r["journalLine"]
-            .as_str()
-            .unwrap()
-            .starts_with("verified")));
+        assert!(
+            rows.iter()
+                .all(|r| r["journalLine"].as_str().unwrap().starts_with("verified"))
+        );
     }
     (median(walls), records)
 }
@@ -150,7 +153,10 @@ pub fn run(out: &mut String) {
     }
     let (e, b) = (median(eng), median(bare));
     let ratio = e / b;
-    let _ = writeln!(out, "### Journal append per step on PostgreSQL (100 no-op steps)\n");
+    let _ = writeln!(
+        out,
+        "### Journal append per step on PostgreSQL (100 no-op steps)\n"
+    );
     let _ = writeln!(
         out,
         "`install` on `--state postgres://…?realm=…` (a throw-away PostgreSQL on loopback, fsync on): each step journals its start (`synchronous_commit = off`) and its success (a durable commit), each under the realm's advisory lock with the fencing trigger, from realmctl's connection thread. The bare commit is one prepared `INSERT` of one row, autocommit, from one client to the same database. Median of {ROUNDS} interleaved rounds.\n"
@@ -167,12 +173,18 @@ pub fn run(out: &mut String) {
         if ratio <= 2.0 { "met" } else { "MISSED" }
     );
     let (wall, records) = fleet(&pg, dir.path());
-    let _ = writeln!(out, "### `fleet --db` over {REALMS} realms in one database\n");
+    let _ = writeln!(
+        out,
+        "### `fleet --db` over {REALMS} realms in one database\n"
+    );
     let _ = writeln!(
         out,
         "{REALMS} realms, each holding one finished install's journal (40 no-op steps); the release binary reads every realm (records in pages, chain check of every record, fold, lease row) over one connection per core and prints JSON; wall time of the whole process, median of {ROUNDS} rounds.\n"
     );
-    let _ = writeln!(out, "| realms | records read | wall time (goal < 1 s) |\n|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| realms | records read | wall time (goal < 1 s) |\n|---|---|---|"
+    );
     let _ = writeln!(
         out,
         "| {REALMS} | {records} | {:.0} ms ({}) |\n",

@@ -98,7 +98,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 pub(crate) fn attacker(state: &Path) -> Connection {
     let c = Connection::open(state.join("journal.db")).unwrap();
-    c.execute_batch("DROP TRIGGER records_no_update; DROP TRIGGER records_no_delete;")
+    c.execute_batch("DROP TRIGGER IF EXISTS records_no_update; DROP TRIGGER IF EXISTS records_no_delete;")
         .unwrap();
     c
 }
@@ -215,6 +215,8 @@ pub(crate) trait Mutable {
     fn fresh(&mut self) -> StateRef;
     /// Applies `m` to the journal of `state` as someone with write access to its storage.
     fn mutate(&self, state: &StateRef, m: Mutation<'_>);
+    /// `audit verify --state STATE ARGS…` through the binary: (exit code, stdout).
+    fn verify_cli(&self, state: &StateRef, args: &[&str]) -> (i32, String);
 }
 
 /// One edit of a journal's stored records.
@@ -266,6 +268,16 @@ impl Mutable for Folders {
             }
         }
         .unwrap();
+    }
+
+    fn verify_cli(&self, state: &StateRef, args: &[&str]) -> (i32, String) {
+        let o = realmctl()
+            .args(["audit", "verify", "--state"])
+            .arg(state.folder().unwrap())
+            .args(args)
+            .output()
+            .unwrap();
+        (o.status.code().unwrap_or(-1), text(&o).0)
     }
 }
 
@@ -458,9 +470,18 @@ pub(crate) fn every_mutation(state: &Path, keys: &Keys, copies: &mut dyn Mutable
 
 #[test]
 fn an_append_after_the_head_is_caught_by_signatures_in_every_form() {
-    // Issue #11: the chain alone cannot catch a correctly hashed record after the head.
     let (dir, state, keys) = journal();
-    let original = records(&state);
+    let mut folders = Folders {
+        fixture: state.clone(),
+        work: dir.path().join("work"),
+    };
+    append_after_head(&state, &keys, &mut folders);
+}
+
+/// Issue #11: the chain alone cannot catch a correctly hashed record after the head; the
+/// signatures catch it in every form, in fresh copies of the fixture `state` made by `copies`.
+pub(crate) fn append_after_head(state: &Path, keys: &Keys, copies: &mut dyn Mutable) {
+    let original = records(state);
     let head = original.last().unwrap().clone();
     let mallory = SigningKey::generate();
     type Expect = Box<dyn Fn(&Break) -> bool>;
@@ -500,30 +521,34 @@ fn an_append_after_the_head_is_caught_by_signatures_in_every_form() {
             Box::new(|b| matches!(b, Break::BadSignature { .. })),
         ),
     ];
-    for (k, (what, forged, expect)) in cases.into_iter().enumerate() {
-        let w = dir.path().join(format!("w{k}"));
-        copy_state(&state, &w);
-        put(&attacker(&w), &forged);
+    let (op, cu) = (
+        realmctl::signing::public_path(&keys.operator),
+        realmctl::signing::public_path(&keys.customer),
+    );
+    for (what, forged, expect) in cases {
+        let w = copies.fresh();
+        let mut rs = original.clone();
+        rs.push(forged);
+        copies.mutate(&w, Mutation::Rewrite(&rs));
         assert_eq!(
-            verdict(&w, None, &[]),
+            verdict_at(&w, None, &[]),
             None,
             "{what}: the chain alone accepts it"
         );
-        let b = verdict(&w, None, &keys.trusted).unwrap_or_else(|| panic!("{what}: accepted"));
+        let b = verdict_at(&w, None, &keys.trusted).unwrap_or_else(|| panic!("{what}: accepted"));
         assert!(expect(&b), "{what}: {b:?}");
         assert_eq!(b.seq(), head.seq + 1, "{what}");
         // The CLI exits 1 and names the record.
-        let o = realmctl()
-            .args(["audit", "verify", "--state"])
-            .arg(&w)
-            .arg("--public-key")
-            .arg(realmctl::signing::public_path(&keys.operator))
-            .arg("--public-key")
-            .arg(realmctl::signing::public_path(&keys.customer))
-            .output()
-            .unwrap();
-        let (out, _) = text(&o);
-        assert_eq!(o.status.code(), Some(1), "{what}: {out}");
+        let (code, out) = copies.verify_cli(
+            &w,
+            &[
+                "--public-key",
+                op.to_str().unwrap(),
+                "--public-key",
+                cu.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 1, "{what}: {out}");
         assert!(
             out.contains(&format!("record {}", head.seq + 1)),
             "{what}: {out}"
@@ -645,10 +670,27 @@ fn unsigned_writes_are_named_by_a_verify_that_requires_signatures() {
 #[test]
 fn a_rewritten_or_cut_tail_is_caught_with_the_auditors_checkpoint() {
     let (dir, state, _keys) = journal();
-    let original = records(&state);
+    let mut folders = Folders {
+        fixture: state.clone(),
+        work: dir.path().join("work"),
+    };
+    rewritten_or_cut_tail(&state, &mut folders);
+    // A bad checkpoint argument is bad input.
+    let o = realmctl()
+        .args(["audit", "verify", "--checkpoint", "12:xyz", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// A rewritten tail, and a cut one, are caught with the auditor's checkpoint, in fresh copies
+/// of the fixture `state` made by `copies`.
+pub(crate) fn rewritten_or_cut_tail(state: &Path, copies: &mut dyn Mutable) {
+    let original = records(state);
     let o = realmctl()
         .args(["audit", "checkpoint", "--state"])
-        .arg(&state)
+        .arg(state)
         .output()
         .unwrap();
     let cp = text(&o).0.trim().to_owned();
@@ -660,44 +702,38 @@ fn a_rewritten_or_cut_tail_is_caught_with_the_auditors_checkpoint() {
             original.last().unwrap().hash
         )
     );
-    assert_eq!(verify(&state, Some(&cp)).0, 0);
+    assert_eq!(verify(state, Some(&cp)).0, 0);
+    let w = copies.fresh();
+    assert_eq!(copies.verify_cli(&w, &["--checkpoint", &cp]).0, 0);
 
     // A forger changes who approved and recomputes every later hash: the chain is valid again...
-    let w = dir.path().join("w1");
-    copy_state(&state, &w);
     let mut rs = original.clone();
     let a = rs.iter().position(|r| r.kind == "approved").unwrap();
     rs[a].payload = rs[a].payload.replace("Ann Customer", "Mallory");
     rechain(&mut rs);
-    rewrite(&attacker(&w), &rs);
-    assert_eq!(verify(&w, None).0, 0, "undetectable without a kept head");
+    copies.mutate(&w, Mutation::Rewrite(&rs));
+    assert_eq!(
+        copies.verify_cli(&w, &[]).0,
+        0,
+        "undetectable without a kept head"
+    );
     // ...but not the auditor's checkpoint.
-    let (code, out) = verify(&w, Some(&cp));
+    let (code, out) = copies.verify_cli(&w, &["--checkpoint", &cp]);
     assert_eq!(code, 1);
     assert!(out.contains("is not in the journal"), "{out}");
 
     // Cutting the last three records.
-    let w = dir.path().join("w2");
-    copy_state(&state, &w);
-    let c = attacker(&w);
-    let last = original.last().unwrap().seq as i64;
-    c.execute("DELETE FROM records WHERE seq > ?1", params![last - 3])
-        .unwrap();
-    drop(c);
-    let (code, out) = verify(&w, Some(&cp));
+    let w = copies.fresh();
+    let last = original.last().unwrap().seq;
+    for seq in last - 2..=last {
+        copies.mutate(&w, Mutation::Delete(seq));
+    }
+    let (code, out) = copies.verify_cli(&w, &["--checkpoint", &cp]);
     assert_eq!(code, 1);
     assert!(
         out.contains(&format!("head is record {}", last - 3)),
         "{out}"
     );
-
-    // A bad checkpoint argument is bad input.
-    let o = realmctl()
-        .args(["audit", "verify", "--checkpoint", "12:xyz", "--state"])
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]

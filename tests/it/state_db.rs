@@ -511,10 +511,22 @@ impl crate::engine_audit::Mutable for DbRealms<'_> {
         };
         self.pg.psql("realms", &sql);
     }
+
+    fn verify_cli(
+        &self,
+        state: &realmctl::engine::io::state::StateRef,
+        args: &[&str],
+    ) -> (i32, String) {
+        let url = state.to_string();
+        let mut all = vec!["audit", "verify", "--state", &url];
+        all.extend(args);
+        let (code, out, _) = run(self.pg, &all);
+        (code, out)
+    }
 }
 
 #[test]
-fn every_journal_mutation_is_caught_on_a_database_as_in_a_folder() {
+fn every_journal_mutation_test_of_a_folder_passes_on_a_database() {
     let pg = Pg::start_with(PASSWORD, &[]);
     pg.create_db("realms");
     let (_dir, fixture, keys) = crate::engine_audit::journal();
@@ -531,6 +543,8 @@ fn every_journal_mutation_is_caught_on_a_database_as_in_a_folder() {
         "ALTER TABLE realmctl_journal DISABLE TRIGGER USER",
     );
     crate::engine_audit::every_mutation(&fixture, &keys, &mut realms);
+    crate::engine_audit::append_after_head(&fixture, &keys, &mut realms);
+    crate::engine_audit::rewritten_or_cut_tail(&fixture, &mut realms);
 }
 
 #[test]
@@ -887,4 +901,51 @@ fn sigkill_at_every_step_boundary_on_a_database_resumes_to_the_same_state() {
             });
         }
     });
+}
+
+#[test]
+fn appends_from_two_machines_on_a_stale_head_never_fork_the_chain() {
+    use realmctl::engine::io::journal::{Durability, Journal};
+    use realmctl::engine::model::event::Event;
+    let pg = Pg::start_with(PASSWORD, &[]);
+    pg.create_db("realms");
+    let state = realmctl::engine::io::state::StateRef::parse(
+        &state_url(&pg, "realms", "acme", 30),
+        Some(realmctl::secret::Secret::new(pg.password())),
+    )
+    .unwrap();
+    let approval = |by: &str| Event::Approved {
+        phase: 5,
+        by: by.into(),
+        note: None,
+        covers: "c".into(),
+        definition: None,
+        customer: None,
+    };
+    // Two connections, as two machines: each remembers the head after its own append.
+    let (mut a, mut b) = (
+        Journal::create(&state).unwrap(),
+        Journal::create(&state).unwrap(),
+    );
+    let now = time::OffsetDateTime::now_utc();
+    let mut seqs = Vec::new();
+    for i in 0..6 {
+        let (j, who) = if i % 2 == 0 {
+            (&mut a, "a")
+        } else {
+            (&mut b, "b")
+        };
+        seqs.push(j.append(&approval(who), now, Durability::Sync).unwrap().seq);
+    }
+    // Every append after the first of each found its remembered head taken and appended after
+    // the real one.
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+    let records = Journal::open_read_only(&state).unwrap().records().unwrap();
+    assert_eq!(
+        realmctl::engine::model::chain::verify_chain(&records, None)
+            .unwrap()
+            .unwrap()
+            .seq,
+        6
+    );
 }

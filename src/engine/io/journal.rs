@@ -629,6 +629,8 @@ enum Inner {
         db: Db,
         signer: Option<std::sync::Arc<SigningKey>>,
         fence: Option<i64>,
+        /// The head after this journal's last append (`None`: read it at the next one).
+        head: Option<(u64, String)>,
     },
 }
 
@@ -696,6 +698,7 @@ impl Journal {
                 db,
                 signer: None,
                 fence: None,
+                head: None,
             },
         }
     }
@@ -725,14 +728,27 @@ impl Journal {
     ) -> Result<Record, JournalError> {
         match &mut self.inner {
             Inner::File(j) => j.append(event, at, durability),
-            Inner::Db { db, signer, fence } => Ok(db.append(DbAppend {
-                kind: event.kind().as_str(),
-                at: timestamp(at),
-                payload: serde_json::to_string(event).expect("events serialise"),
-                durability,
-                fence: *fence,
-                signer: signer.clone(),
-            })?),
+            Inner::Db {
+                db,
+                signer,
+                fence,
+                head,
+            } => {
+                let appended = db.append(
+                    DbAppend {
+                        kind: event.kind().as_str(),
+                        at: timestamp(at),
+                        payload: serde_json::to_string(event).expect("events serialise"),
+                        durability,
+                        fence: *fence,
+                        signer: signer.clone(),
+                    },
+                    head.take(),
+                );
+                let rec = appended?;
+                *head = Some((rec.seq, rec.hash.clone()));
+                Ok(rec)
+            }
         }
     }
 

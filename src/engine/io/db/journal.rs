@@ -1,11 +1,12 @@
 //! A realm's journal in the state database: the records of [`crate::engine::io::journal`],
 //! the same columns and the same hash chain, keyed by realm.
 //!
-//! An append reads the head and inserts the next record in one transaction that first takes
-//! the realm's transaction-scoped advisory lock, so an `approve` on one machine and an install
-//! on another never fork the chain (the primary key `(realm, seq)` would refuse a fork even
-//! without it). A step's start is committed with `synchronous_commit = off` (it survives the
-//! process, as with the file's `NORMAL`), everything else with the server's durable commit.
+//! An append is one statement on the head the writer last saw ([`Db::append`]): the position
+//! `(realm, seq)` is the primary key, so an `approve` on one machine and an install on another
+//! never fork the chain — the one that loses the position reads the head again and appends
+//! after it. A step's start is committed with `synchronous_commit = off` (it survives the
+//! process, as with the file's `NORMAL`, and the next durable commit makes it durable: the
+//! WAL is flushed in order), everything else with the server's durable commit.
 //! Reads come in pages of [`PAGE`] records, so verifying a long journal holds one page.
 
 use std::sync::Arc;
@@ -51,60 +52,86 @@ pub struct Append {
     pub signer: Option<Arc<SigningKey>>,
 }
 
+/// One append: the record after `head`, in one statement — the commit's durability set for
+/// its own transaction, then the insert (the fencing trigger checks its token).
+const APPEND: &str = "WITH d AS (SELECT set_config('synchronous_commit', $11, true)) INSERT INTO realmctl_journal (realm, seq, at, kind, payload, prev, hash, signer, sig, fence) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM d";
+/// The realm's head.
+const HEAD: &str =
+    "SELECT seq, hash FROM realmctl_journal WHERE realm = $1 ORDER BY seq DESC LIMIT 1";
+/// How often an append tries again after another writer took its position.
+const RACES: usize = 16;
+
 impl Db {
-    /// Appends a record after the realm's head.
-    pub fn append(&self, a: Append) -> Result<Record, DbError> {
+    /// Appends a record after the realm's head, as `head` (the caller's last known head; read
+    /// when `None`) says it stands, and returns it with the new head.
+    ///
+    /// One round trip when `head` is right: the record's position is the primary key, so an
+    /// append from elsewhere in between (an approval from another machine) makes the insert
+    /// fail on that key instead of forking the chain; the head is then read again and the
+    /// record rebuilt on it. The chain is the same as with a lock around read-and-insert.
+    pub fn append(&self, a: Append, head: Option<(u64, String)>) -> Result<Record, DbError> {
         let realm = self.realm.to_string();
         self.call(move |rt, c| {
             rt.block_on(async {
-                let tx = c.transaction().await?;
-                if a.durability == Durability::Buffered {
-                    tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
-                }
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended('realmctl_journal:' || $1, 0))",
-                    &[&realm],
-                )
-                .await?;
-                let head = tx
-                    .query_opt(
-                        "SELECT seq, hash FROM realmctl_journal WHERE realm = $1 ORDER BY seq DESC LIMIT 1",
-                        &[&realm],
-                    )
-                    .await?
-                    .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, String>(1)));
-                let (seq, prev) = match head {
-                    Some((s, h)) => (s + 1, h),
-                    None => (1, GENESIS.to_owned()),
+                let insert = c.prepared(APPEND).await?;
+                let read_head = c.prepared(HEAD).await?;
+                let sync = match a.durability {
+                    Durability::Sync => "on",
+                    Durability::Buffered => "off",
                 };
-                let hash = record_hash(&prev, seq, &a.at, a.kind, &a.payload);
-                let signature = a.signer.as_ref().map(|k| k.sign(&hash));
-                tx.execute(
-                    "INSERT INTO realmctl_journal (realm, seq, at, kind, payload, prev, hash, signer, sig, fence) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    &[
-                        &realm,
-                        &(seq as i64),
-                        &a.at,
-                        &a.kind,
-                        &a.payload,
-                        &prev,
-                        &hash,
-                        &signature.as_ref().map(|s| s.key.as_str()),
-                        &signature.as_ref().map(|s| s.sig.as_str()),
-                        &a.fence,
-                    ],
-                )
-                .await?;
-                tx.commit().await?;
-                Ok(Record {
-                    seq,
-                    at: a.at,
-                    kind: a.kind.to_owned(),
-                    payload: a.payload,
-                    prev,
-                    hash,
-                    signature,
-                })
+                let mut head = head;
+                let mut tries = 0;
+                loop {
+                    let (seq, prev) = match &head {
+                        Some((s, h)) => (s + 1, h.clone()),
+                        None => match c.query_opt(&read_head, &[&realm]).await? {
+                            Some(r) => (r.get::<_, i64>(0) as u64 + 1, r.get::<_, String>(1)),
+                            None => (1, GENESIS.to_owned()),
+                        },
+                    };
+                    let hash = record_hash(&prev, seq, &a.at, a.kind, &a.payload);
+                    let signature = a.signer.as_ref().map(|k| k.sign(&hash));
+                    let done = c
+                        .execute(
+                            &insert,
+                            &[
+                                &realm,
+                                &(seq as i64),
+                                &a.at,
+                                &a.kind,
+                                &a.payload,
+                                &prev,
+                                &hash,
+                                &signature.as_ref().map(|s| s.key.as_str()),
+                                &signature.as_ref().map(|s| s.sig.as_str()),
+                                &a.fence,
+                                &sync,
+                            ],
+                        )
+                        .await;
+                    match done {
+                        Ok(_) => {
+                            return Ok(Record {
+                                seq,
+                                at: a.at,
+                                kind: a.kind.to_owned(),
+                                payload: a.payload,
+                                prev,
+                                hash,
+                                signature,
+                            });
+                        }
+                        Err(e)
+                            if e.code()
+                                == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+                                && tries < RACES =>
+                        {
+                            tries += 1;
+                            head = None;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
             })
         })
     }
@@ -185,12 +212,8 @@ impl Db {
         let realm = self.realm.to_string();
         self.call(move |rt, c| {
             rt.block_on(async {
-                let row = c
-                    .query_opt(
-                        "SELECT seq, hash FROM realmctl_journal WHERE realm = $1 ORDER BY seq DESC LIMIT 1",
-                        &[&realm],
-                    )
-                    .await?;
+                let head = c.prepared(HEAD).await?;
+                let row = c.query_opt(&head, &[&realm]).await?;
                 Ok(row.map(|r| (r.get::<_, i64>(0) as u64, r.get(1))))
             })
         })

@@ -286,7 +286,42 @@ fn redacted(url: &str) -> String {
     }
 }
 
-type Job = Box<dyn FnOnce(&tokio::runtime::Runtime, &mut Client) + Send>;
+type Job = Box<dyn FnOnce(&tokio::runtime::Runtime, &mut Conn) + Send>;
+
+/// The connection as the jobs see it: the client and its prepared statements (one round
+/// trip per statement instead of two).
+pub struct Conn {
+    client: Client,
+    prepared: std::collections::HashMap<&'static str, tokio_postgres::Statement>,
+}
+
+impl Conn {
+    /// The prepared statement for `sql`, prepared on first use.
+    pub async fn prepared(
+        &mut self,
+        sql: &'static str,
+    ) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql).await?;
+        self.prepared.insert(sql, s.clone());
+        Ok(s)
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
 
 /// A connection to the state database, on a thread of its own; cheap to clone.
 #[derive(Clone)]
@@ -337,9 +372,12 @@ impl Db {
                     Ok::<_, DbError>(client)
                 });
                 let mut client = match connected {
-                    Ok(c) => {
+                    Ok(client) => {
                         let _ = ready_tx.send(Ok(()));
-                        c
+                        Conn {
+                            client,
+                            prepared: std::collections::HashMap::new(),
+                        }
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -384,7 +422,7 @@ impl Db {
     /// Runs `f` on the connection's thread and waits for its answer.
     fn call<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&tokio::runtime::Runtime, &mut Client) -> Result<T, tokio_postgres::Error>
+        f: impl FnOnce(&tokio::runtime::Runtime, &mut Conn) -> Result<T, tokio_postgres::Error>
         + Send
         + 'static,
     ) -> Result<T, DbError> {
