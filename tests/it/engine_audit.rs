@@ -98,8 +98,10 @@ fn copy_dir(from: &Path, to: &Path) {
 
 pub(crate) fn attacker(state: &Path) -> Connection {
     let c = Connection::open(state.join("journal.db")).unwrap();
-    c.execute_batch("DROP TRIGGER IF EXISTS records_no_update; DROP TRIGGER IF EXISTS records_no_delete;")
-        .unwrap();
+    c.execute_batch(
+        "DROP TRIGGER IF EXISTS records_no_update; DROP TRIGGER IF EXISTS records_no_delete;",
+    )
+    .unwrap();
     c
 }
 
