@@ -403,6 +403,9 @@ impl StepRecorder for Recorder<'_> {
 /// The journal of a running install, shared with the blocking pool.
 struct Runner<'a> {
     journal: Arc<Mutex<Journal>>,
+    /// A state database's appends, sent from this runtime (the journal's own connection
+    /// still serves reads and the intents steps record).
+    appender: Option<super::io::db::journal::Appender>,
     state: State,
     opts: &'a RunOptions,
     run: u32,
@@ -411,8 +414,14 @@ struct Runner<'a> {
 
 impl Runner<'_> {
     async fn append(&mut self, e: Event, d: Durability) -> Result<Record, JournalError> {
-        let j = self.journal.clone();
         let at = (self.opts.clock)();
+        if let Some(a) = &mut self.appender {
+            let payload = serde_json::to_string(&e).expect("events serialise");
+            let rec = a.append(e.kind().as_str(), timestamp(at), payload, d).await?;
+            self.state.apply(rec.seq, &rec.at, &e);
+            return Ok(rec);
+        }
+        let j = self.journal.clone();
         let (rec, e) = blocking(move || {
             let rec = j
                 .lock()
@@ -513,8 +522,21 @@ pub async fn install(
     let plan = plan_for(spec, playbook, &state, opts);
     let run = state.next_run();
     let had_runs = !state.runs.is_empty();
+    let appender = match dir {
+        StateRef::Database(db) => Some(
+            super::io::db::journal::Appender::connect(
+                db,
+                guard.fence(),
+                opts.signing_key.clone(),
+            )
+            .await
+            .map_err(JournalError::Db)?,
+        ),
+        StateRef::Folder(_) => None,
+    };
     let mut r = Runner {
         journal,
+        appender,
         state,
         opts,
         run,

@@ -61,6 +61,147 @@ const HEAD: &str =
 /// How often an append tries again after another writer took its position.
 const RACES: usize = 16;
 
+/// The append itself, on any connection (see [`Db::append`]).
+async fn append_on(
+    c: &tokio_postgres::Client,
+    insert: &tokio_postgres::Statement,
+    read_head: &tokio_postgres::Statement,
+    realm: &str,
+    a: Append,
+    mut head: Option<(u64, String)>,
+) -> Result<Record, tokio_postgres::Error> {
+    let sync = match a.durability {
+        Durability::Sync => "on",
+        Durability::Buffered => "off",
+    };
+    let mut tries = 0;
+    loop {
+        let (seq, prev) = match &head {
+            Some((s, h)) => (s + 1, h.clone()),
+            None => match c.query_opt(read_head, &[&realm]).await? {
+                Some(r) => (r.get::<_, i64>(0) as u64 + 1, r.get::<_, String>(1)),
+                None => (1, GENESIS.to_owned()),
+            },
+        };
+        let hash = record_hash(&prev, seq, &a.at, a.kind, &a.payload);
+        let signature = a.signer.as_ref().map(|k| k.sign(&hash));
+        let done = c
+            .execute(
+                insert,
+                &[
+                    &realm,
+                    &(seq as i64),
+                    &a.at,
+                    &a.kind,
+                    &a.payload,
+                    &prev,
+                    &hash,
+                    &signature.as_ref().map(|s| s.key.as_str()),
+                    &signature.as_ref().map(|s| s.sig.as_str()),
+                    &a.fence,
+                    &sync,
+                ],
+            )
+            .await;
+        match done {
+            Ok(_) => {
+                return Ok(Record {
+                    seq,
+                    at: a.at,
+                    kind: a.kind.to_owned(),
+                    payload: a.payload,
+                    prev,
+                    hash,
+                    signature,
+                });
+            }
+            Err(e)
+                if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+                    && tries < RACES =>
+            {
+                tries += 1;
+                head = None;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// An install's appends sent from the engine's own runtime: a connection driven there, so an
+/// append is the database's round trip and nothing else — no hand-off to the connection's
+/// thread and back, no `block_in_place` (the hand-offs cost more than the append, see
+/// `docs/benchmarks.md`). Everything else (reads, approvals) goes through [`Db`].
+pub struct Appender {
+    client: tokio_postgres::Client,
+    insert: tokio_postgres::Statement,
+    read_head: tokio_postgres::Statement,
+    db: std::sync::Arc<str>,
+    realm: std::sync::Arc<str>,
+    head: Option<(u64, String)>,
+    fence: Option<i64>,
+    signer: Option<Arc<SigningKey>>,
+}
+
+impl Appender {
+    /// Connects on the current runtime (the connection is a task of it, ending with this).
+    pub async fn connect(
+        r: &super::DbRef,
+        fence: Option<i64>,
+        signer: Option<Arc<SigningKey>>,
+    ) -> Result<Self, DbError> {
+        let (db, realm) = (r.database(), r.realm().to_owned());
+        let err = |e: tokio_postgres::Error| super::classify(&db, &realm, &e);
+        let (client, conn) = r
+            .config()
+            .connect(crate::quota::postgres::tls())
+            .await
+            .map_err(err)?;
+        tokio::spawn(conn);
+        let insert = client.prepare(APPEND).await.map_err(err)?;
+        let read_head = client.prepare(HEAD).await.map_err(err)?;
+        Ok(Appender {
+            client,
+            insert,
+            read_head,
+            db: db.as_str().into(),
+            realm: realm.as_str().into(),
+            head: None,
+            fence,
+            signer,
+        })
+    }
+
+    /// Appends `payload` as a record of `kind` at `at`.
+    pub async fn append(
+        &mut self,
+        kind: &'static str,
+        at: String,
+        payload: String,
+        durability: Durability,
+    ) -> Result<Record, DbError> {
+        let a = Append {
+            kind,
+            at,
+            payload,
+            durability,
+            fence: self.fence,
+            signer: self.signer.clone(),
+        };
+        let rec = append_on(
+            &self.client,
+            &self.insert,
+            &self.read_head,
+            &self.realm,
+            a,
+            self.head.take(),
+        )
+        .await
+        .map_err(|e| super::classify(&self.db, &self.realm, &e))?;
+        self.head = Some((rec.seq, rec.hash.clone()));
+        Ok(rec)
+    }
+}
+
 impl Db {
     /// Appends a record after the realm's head, as `head` (the caller's last known head; read
     /// when `None`) says it stands, and returns it with the new head.
@@ -75,63 +216,7 @@ impl Db {
             rt.block_on(async {
                 let insert = c.prepared(APPEND).await?;
                 let read_head = c.prepared(HEAD).await?;
-                let sync = match a.durability {
-                    Durability::Sync => "on",
-                    Durability::Buffered => "off",
-                };
-                let mut head = head;
-                let mut tries = 0;
-                loop {
-                    let (seq, prev) = match &head {
-                        Some((s, h)) => (s + 1, h.clone()),
-                        None => match c.query_opt(&read_head, &[&realm]).await? {
-                            Some(r) => (r.get::<_, i64>(0) as u64 + 1, r.get::<_, String>(1)),
-                            None => (1, GENESIS.to_owned()),
-                        },
-                    };
-                    let hash = record_hash(&prev, seq, &a.at, a.kind, &a.payload);
-                    let signature = a.signer.as_ref().map(|k| k.sign(&hash));
-                    let done = c
-                        .execute(
-                            &insert,
-                            &[
-                                &realm,
-                                &(seq as i64),
-                                &a.at,
-                                &a.kind,
-                                &a.payload,
-                                &prev,
-                                &hash,
-                                &signature.as_ref().map(|s| s.key.as_str()),
-                                &signature.as_ref().map(|s| s.sig.as_str()),
-                                &a.fence,
-                                &sync,
-                            ],
-                        )
-                        .await;
-                    match done {
-                        Ok(_) => {
-                            return Ok(Record {
-                                seq,
-                                at: a.at,
-                                kind: a.kind.to_owned(),
-                                payload: a.payload,
-                                prev,
-                                hash,
-                                signature,
-                            });
-                        }
-                        Err(e)
-                            if e.code()
-                                == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
-                                && tries < RACES =>
-                        {
-                            tries += 1;
-                            head = None;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
+                append_on(c, &insert, &read_head, &realm, a, head).await
             })
         })
     }

@@ -246,6 +246,14 @@ impl DbRef {
         &self.realm
     }
 
+    /// The driver's config: bounded by [`TIMEOUT`], named `realmctl-state` in the server's
+    /// activity view.
+    fn config(&self) -> tokio_postgres::Config {
+        let mut config = self.target.with_timeout(TIMEOUT);
+        config.application_name("realmctl-state");
+        config
+    }
+
     /// How long a lease lasts without renewal.
     pub fn lease(&self) -> Duration {
         self.lease
@@ -340,8 +348,7 @@ impl std::fmt::Debug for Db {
 
 impl Db {
     fn start(r: &DbRef) -> Result<Db, DbError> {
-        let mut config = r.target.with_timeout(TIMEOUT);
-        config.application_name("realmctl-state");
+        let config = r.config();
         let db: Arc<str> = r.target.describe().into();
         let realm: Arc<str> = r.realm.as_str().into();
         let (jobs, rx) = mpsc::channel::<Job>();
