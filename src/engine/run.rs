@@ -417,7 +417,9 @@ impl Runner<'_> {
         let at = (self.opts.clock)();
         if let Some(a) = &mut self.appender {
             let payload = serde_json::to_string(&e).expect("events serialise");
-            let rec = a.append(e.kind().as_str(), timestamp(at), payload, d).await?;
+            let rec = a
+                .append(e.kind().as_str(), timestamp(at), payload, d)
+                .await?;
             self.state.apply(rec.seq, &rec.at, &e);
             return Ok(rec);
         }
@@ -524,13 +526,9 @@ pub async fn install(
     let had_runs = !state.runs.is_empty();
     let appender = match dir {
         StateRef::Database(db) => Some(
-            super::io::db::journal::Appender::connect(
-                db,
-                guard.fence(),
-                opts.signing_key.clone(),
-            )
-            .await
-            .map_err(JournalError::Db)?,
+            super::io::db::journal::Appender::connect(db, guard.fence(), opts.signing_key.clone())
+                .await
+                .map_err(JournalError::Db)?,
         ),
         StateRef::Folder(_) => None,
     };
