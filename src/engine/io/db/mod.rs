@@ -5,9 +5,9 @@
 //! byte for byte), the realm's lease and the artifacts live in one database the team already
 //! runs, one realm per `realm` key:
 //!
-//! - [`journal`]: the records, appended under a per-realm advisory lock so the chain never
-//!   forks; triggers refuse UPDATE, DELETE and TRUNCATE, and refuse an append whose fencing
-//!   token is not the realm's current lease (a writer whose lease was taken over is fenced
+//! - [`journal`]: the records, each append one statement whose position is the primary key, so
+//!   the chain never forks; triggers refuse UPDATE, DELETE and TRUNCATE, and refuse an append
+//!   whose fencing token is not the realm's current lease (a writer whose lease was taken over is fenced
 //!   off by the database itself, not by its own good behaviour);
 //! - [`lease`]: one writer per realm across machines — a lease renewed while the holder runs,
 //!   taken over once expired only with its lock id, each holder with a higher fencing token;
