@@ -16,7 +16,7 @@ pub enum StateRef {
     /// A state folder (journal.db, lock, artifacts/).
     Folder(PathBuf),
     /// A realm in a state database.
-    Database(DbRef),
+    Database(Box<DbRef>),
 }
 
 impl StateRef {
@@ -24,7 +24,7 @@ impl StateRef {
     /// `password`, i.e. `PGPASSWORD`); anything else is a folder.
     pub fn parse(s: &str, password: Option<Secret>) -> Result<StateRef, DbError> {
         if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-            DbRef::parse(s, password).map(StateRef::Database)
+            DbRef::parse(s, password).map(|d| StateRef::Database(Box::new(d)))
         } else {
             Ok(StateRef::Folder(PathBuf::from(s)))
         }

@@ -189,8 +189,8 @@ fn decide(found: Found, takeover: Option<&str>) -> Result<Option<Holder>, Refusa
     match (found, takeover) {
         (Found::Free, None) => Ok(None),
         (Found::Free, Some(_)) => Err(Refusal::NotLocked),
-        (Found::Live(row), _) => Err(Refusal::Held(row)),
-        (Found::Expired(row), None) => Err(Refusal::Expired(row)),
+        (Found::Live(row), _) => Err(Refusal::Held(Box::new(row))),
+        (Found::Expired(row), None) => Err(Refusal::Expired(Box::new(row))),
         (Found::Expired(row), Some(id)) if row.holder.lock_id != id => Err(Refusal::WrongId {
             given: id.to_owned(),
             actual: row.holder.lock_id,
@@ -202,8 +202,8 @@ fn decide(found: Found, takeover: Option<&str>) -> Result<Option<Holder>, Refusa
 /// Why [`decide`] refused.
 enum Refusal {
     NotLocked,
-    Held(LeaseRow),
-    Expired(LeaseRow),
+    Held(Box<LeaseRow>),
+    Expired(Box<LeaseRow>),
     WrongId { given: String, actual: String },
 }
 
