@@ -171,7 +171,11 @@ pub fn status(state: &Path) -> Value {
 
 /// `(step id, status)` of every step, from `status`.
 pub fn step_statuses(state: &Path) -> Vec<(String, String)> {
-    let v = status(state);
+    statuses_of(&status(state))
+}
+
+/// `(step id, status)` of every step of a `status --output json` answer.
+pub fn statuses_of(v: &Value) -> Vec<(String, String)> {
     v["report"]["phases"]
         .as_array()
         .unwrap()

@@ -34,17 +34,24 @@ fn rc(pg: &Pg) -> Command {
     c
 }
 
-/// `install --yes --output json` on a database state: (exit code, JSON, stderr).
-fn install_db(pg: &Pg, spec: &Path, state: &str, pb: &Path, quota: &Path) -> (i32, Value, String) {
-    let o = rc(pg)
-        .args(["install", "--yes", "--output", "json", "-f"])
+/// `install --yes --output json` on a database state, seeding the quota ledger `quota` when
+/// given: (exit code, JSON, stderr).
+fn install_db(
+    pg: &Pg,
+    spec: &Path,
+    state: &str,
+    pb: &Path,
+    quota: Option<&Path>,
+) -> (i32, Value, String) {
+    let mut c = rc(pg);
+    c.args(["install", "--yes", "--output", "json", "-f"])
         .arg(spec)
         .args(["--state", state, "--playbook"])
-        .arg(pb)
-        .arg("--quota-db")
-        .arg(quota)
-        .output()
-        .unwrap();
+        .arg(pb);
+    if let Some(q) = quota {
+        c.arg("--quota-db").arg(q);
+    }
+    let o = c.output().unwrap();
     let (out, err) = text(&o);
     (
         o.status.code().unwrap_or(-1),
@@ -70,7 +77,7 @@ fn an_install_on_a_database_runs_to_the_gate_is_approved_resumes_and_verifies() 
     let state = state_url(&pg, "realms", "acme", 30);
     let quota = dir.path().join("quota.db");
     let mut printed = String::new();
-    let (code, v, err) = install_db(&pg, &spec, &state, &pb, &quota);
+    let (code, v, err) = install_db(&pg, &spec, &state, &pb, Some(&quota));
     assert_eq!(code, 3, "{v} {err}");
     printed.push_str(&format!("{v}{err}"));
     // No state folder anywhere: the journal, the lease and the artifacts are in the database.
@@ -112,7 +119,7 @@ fn an_install_on_a_database_runs_to_the_gate_is_approved_resumes_and_verifies() 
         ],
     );
     assert_eq!(code, 0, "{out}{err}");
-    let (code, v, err) = install_db(&pg, &spec, &state, &pb, &quota);
+    let (code, v, err) = install_db(&pg, &spec, &state, &pb, Some(&quota));
     assert_eq!(code, 0, "{v} {err}");
     assert_eq!(executed(&v), ["quota-seed"]);
     printed.push_str(&format!("{v}{err}"));
@@ -299,19 +306,7 @@ fn a_writer_frozen_past_its_lease_is_fenced_off_after_a_takeover() {
             "SELECT now() > expires FROM realmctl_lease WHERE realm = 'acme'",
         ) == "t"
     });
-    let (code, _, err) = run(
-        &pg,
-        &[
-            "install",
-            "--yes",
-            "-f",
-            spec.to_str().unwrap(),
-            "--state",
-            &state,
-            "--playbook",
-            pb.to_str().unwrap(),
-        ],
-    );
+    let (code, _, err) = install_db(&pg, &spec, &state, &pb, None);
     assert_eq!(code, 1, "an expired lease is not taken silently: {err}");
     assert!(
         err.contains("expired lease") && err.contains(&old_id),
@@ -319,18 +314,8 @@ fn a_writer_frozen_past_its_lease_is_fenced_off_after_a_takeover() {
     );
     let (code, out, err) = run(&pg, &["unlock", "--state", &state, "--lock-id", &old_id]);
     assert_eq!(code, 0, "{out}{err}");
-    let (code, v, err) = {
-        let o = rc(&pg)
-            .args(["install", "--yes", "--output", "json", "-f"])
-            .arg(&spec)
-            .args(["--state", &state, "--playbook"])
-            .arg(&pb)
-            .output()
-            .unwrap();
-        let (out, err) = text(&o);
-        (o.status.code(), out, err)
-    };
-    assert_eq!(code, Some(0), "the new holder resumes: {v} {err}");
+    let (code, v, err) = install_db(&pg, &spec, &state, &pb, None);
+    assert_eq!(code, 0, "the new holder resumes: {v} {err}");
     let head_before_wake = pg.psql(
         "realms",
         "SELECT max(seq) FROM realmctl_journal WHERE realm = 'acme'",
@@ -410,19 +395,7 @@ fn the_database_stopped_mid_run_is_a_clear_error_and_the_install_resumes_once_it
     });
     let (code, _, err) = run(&pg, &["unlock", "--state", &state, "--lock-id", &lock_id]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = run(
-        &pg,
-        &[
-            "install",
-            "--yes",
-            "-f",
-            spec.to_str().unwrap(),
-            "--state",
-            &state,
-            "--playbook",
-            pb.to_str().unwrap(),
-        ],
-    );
+    let (code, _, err) = install_db(&pg, &spec, &state, &pb, None);
     assert_eq!(code, 0, "{err}");
     let lines = std::fs::read_to_string(dir.path().join("fx/invocations.log")).unwrap();
     for s in ["s1", "s2"] {
@@ -681,18 +654,8 @@ fn an_install_role_appends_but_can_never_change_or_remove_a_record() {
         "postgres://installer@127.0.0.1:{}/realms?realm=acme",
         pg.port()
     );
-    let (code, v, err) = {
-        let o = rc(&pg)
-            .args(["install", "--yes", "--output", "json", "-f"])
-            .arg(&spec)
-            .args(["--state", &state, "--playbook"])
-            .arg(&pb)
-            .output()
-            .unwrap();
-        let (out, err) = text(&o);
-        (o.status.code(), out, err)
-    };
-    assert_eq!(code, Some(0), "{v} {err}");
+    let (code, v, err) = install_db(&pg, &spec, &state, &pb, None);
+    assert_eq!(code, 0, "{v} {err}");
     for sql in [
         "UPDATE realmctl_journal SET kind = 'x'",
         "DELETE FROM realmctl_journal",
@@ -724,19 +687,7 @@ fn fleet_reads_every_realm_of_a_database() {
     let pb = slow_playbook(dir.path(), 0);
     // The spec must be the database realm's.
     let state = state_url(&pg, "realms", "beta", 30);
-    let (code, _, err) = run(
-        &pg,
-        &[
-            "install",
-            "--yes",
-            "-f",
-            spec.to_str().unwrap(),
-            "--state",
-            &state,
-            "--playbook",
-            pb.to_str().unwrap(),
-        ],
-    );
+    let (code, _, err) = install_db(&pg, &spec, &state, &pb, None);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("belongs to realm `beta`, but the spec is for realm `acme`"),
@@ -752,14 +703,8 @@ fn fleet_reads_every_realm_of_a_database() {
     .unwrap();
     for (realm, spec) in [("acme", &spec), ("beta", &beta)] {
         let state = state_url(&pg, "realms", realm, 30);
-        let o = rc(&pg)
-            .args(["install", "--yes", "-f"])
-            .arg(spec)
-            .args(["--state", &state, "--playbook"])
-            .arg(&pb)
-            .output()
-            .unwrap();
-        assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+        let (code, v, err) = install_db(&pg, spec, &state, &pb, None);
+        assert_eq!(code, 0, "{v} {err}");
     }
     let (code, out, err) = run(
         &pg,
@@ -801,19 +746,7 @@ fn fleet_reads_every_realm_of_a_database() {
 fn db_step_statuses(pg: &Pg, state: &str) -> Vec<(String, String)> {
     let (code, out, err) = run(pg, &["status", "--output", "json", "--state", state]);
     assert_eq!(code, 0, "{err}");
-    let v: Value = serde_json::from_str(&out).unwrap();
-    v["report"]["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| p["steps"].as_array().unwrap().clone())
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap().to_owned(),
-                s["status"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    statuses_of(&serde_json::from_str(&out).unwrap())
 }
 
 #[test]

@@ -61,14 +61,7 @@ const COLUMNS: &str = "seq, at, kind, payload, prev, hash, signer, sig";
 /// The same from a version-1 journal opened read-only (never migrated by a reader).
 const COLUMNS_V1: &str = "seq, at, kind, payload, prev, hash, NULL, NULL";
 
-/// How hard an append must be on the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// fsync'd before the append returns (`synchronous=FULL`).
-    Sync,
-    /// Survives a killed process; made durable by the next `Sync` append.
-    Buffered,
-}
+pub use crate::engine::model::record::Durability;
 
 /// Why the journal could not be used.
 #[derive(Debug, thiserror::Error)]

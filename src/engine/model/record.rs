@@ -81,6 +81,15 @@ pub fn timestamp(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
+/// How hard an append must be on its storage (a folder's file, a database's commit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On disk before the append returns (`synchronous=FULL`; a durable commit).
+    Sync,
+    /// Survives a killed process; made durable by the next `Sync` append.
+    Buffered,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

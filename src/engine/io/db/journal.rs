@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use super::{Db, DbError};
-use crate::engine::io::journal::Durability;
+use crate::engine::model::record::Durability;
 use crate::engine::model::record::{GENESIS, Record, record_hash};
 use crate::signing::{Signature, SigningKey};
 
