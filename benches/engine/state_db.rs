@@ -201,7 +201,7 @@ pub fn run(out: &mut String) {
     );
     let _ = writeln!(
         out,
-        "`install` on `--state postgres://…?realm=…` (a throw-away PostgreSQL on loopback, fsync on), per step: what a run of 200 no-op steps costs beyond one of 100, over 100 (a run's fixed costs — three connections with their SCRAM handshakes, the schema check, the run's first and last records, the final read — are per run, not per step, and given below). Each step journals its start (`synchronous_commit = off`) and its success (a durable commit), each one prepared `INSERT` on the head the writer last saw, checked by the fencing trigger, sent from the engine's own runtime. The bare commit is one prepared `INSERT` of one row, autocommit, from one client to the same database. Median of {ROUNDS} interleaved rounds.\n"
+        "`install` on `--state postgres://…?realm=…` (a throw-away PostgreSQL on loopback, fsync on), per step: what a run of 200 no-op steps costs beyond one of 100, over 100 (a run's fixed costs — three connections with their SCRAM handshakes, the schema check, the run's first and last records, the final read — are per run, not per step, and given below). Each step journals its start (`synchronous_commit = off`) and its success (a durable commit), each one prepared `INSERT` on the head the writer last saw, checked by the fencing trigger, sent from the engine's own task (which polls the connection while it waits). The bare commit is one prepared `INSERT` of one row, autocommit, from one client to the same database. Median of {ROUNDS} interleaved rounds.\n"
     );
     let _ = writeln!(
         out,

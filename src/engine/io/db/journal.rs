@@ -127,12 +127,19 @@ async fn append_on(
     }
 }
 
-/// An install's appends sent from the engine's own runtime: a connection driven there, so an
-/// append is the database's round trip and nothing else — no hand-off to the connection's
-/// thread and back, no `block_in_place` (the hand-offs cost more than the append, see
-/// `docs/benchmarks.md`). Everything else (reads, approvals) goes through [`Db`].
+/// The connection's own future (its socket I/O), polled by whoever waits on it.
+type Driver =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
+
+/// An install's appends sent from the engine's own task: the connection is polled by the task
+/// that waits for the answer, so an append is the database's round trip and nothing else — no
+/// hand-off to another thread or task and back, no `block_in_place`. Everything else (reads,
+/// approvals, intents) goes through [`Db`].
 pub struct Appender {
     client: tokio_postgres::Client,
+    driver: Driver,
+    /// The connection ended (its future must not be polled again).
+    ended: bool,
     insert: tokio_postgres::Statement,
     read_head: tokio_postgres::Statement,
     db: std::sync::Arc<str>,
@@ -156,11 +163,18 @@ impl Appender {
             .connect(crate::quota::postgres::tls())
             .await
             .map_err(err)?;
-        tokio::spawn(conn);
-        let insert = client.prepare(APPEND).await.map_err(err)?;
-        let read_head = client.prepare(HEAD).await.map_err(err)?;
+        let mut driver: Driver = Box::pin(conn);
+        let mut ended = false;
+        let insert = drive(&mut driver, &mut ended, client.prepare(APPEND))
+            .await
+            .map_err(err)?;
+        let read_head = drive(&mut driver, &mut ended, client.prepare(HEAD))
+            .await
+            .map_err(err)?;
         Ok(Appender {
             client,
+            driver,
+            ended,
             insert,
             read_head,
             db: db.as_str().into(),
@@ -187,18 +201,41 @@ impl Appender {
             fence: self.fence,
             signer: self.signer.clone(),
         };
-        let rec = append_on(
+        let appended = append_on(
             &self.client,
             &self.insert,
             &self.read_head,
             &self.realm,
             a,
             self.head.take(),
-        )
-        .await
-        .map_err(|e| super::classify(&self.db, &self.realm, &e))?;
+        );
+        let rec = drive(&mut self.driver, &mut self.ended, appended)
+            .await
+            .map_err(|e| super::classify(&self.db, &self.realm, &e))?;
         self.head = Some((rec.seq, rec.hash.clone()));
         Ok(rec)
+    }
+}
+
+/// Awaits `request` while polling the connection's `driver` (its socket I/O) in the same task.
+async fn drive<T>(
+    driver: &mut Driver,
+    ended: &mut bool,
+    request: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, tokio_postgres::Error> {
+    tokio::pin!(request);
+    loop {
+        if *ended {
+            return request.await;
+        }
+        tokio::select! {
+            biased;
+            r = &mut request => return r,
+            c = driver.as_mut() => {
+                *ended = true;
+                c?;
+            }
+        }
     }
 }
 
