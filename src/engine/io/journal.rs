@@ -214,6 +214,24 @@ fn row_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
     })
 }
 
+/// Inserts `r` as it is (its statement cached on the connection).
+fn insert(c: &Connection, r: &Record) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO records (seq, at, kind, payload, prev, hash, signer, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        r.seq as i64,
+        r.at,
+        r.kind,
+        r.payload,
+        r.prev,
+        r.hash,
+        r.signature.as_ref().map(|s| &s.key),
+        r.signature.as_ref().map(|s| &s.sig)
+    ])
+    .map(drop)
+}
+
 /// What in a state folder shows that a run happened.
 fn traces_of_a_run(dir: &Path) -> Option<String> {
     let artifacts = dir.join("artifacts");
@@ -506,23 +524,7 @@ impl FileJournal {
         };
         let hash = record_hash(&prev, seq, &at, kind, &payload);
         let signature = self.signer.as_ref().map(|k| k.sign(&hash));
-        tx.prepare_cached(
-            "INSERT INTO records (seq, at, kind, payload, prev, hash, signer, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .map_err(err)?
-        .execute(params![
-            seq as i64,
-            at,
-            kind,
-            payload,
-            prev,
-            hash,
-            signature.as_ref().map(|s| &s.key),
-            signature.as_ref().map(|s| &s.sig)
-        ])
-        .map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(Record {
+        let rec = Record {
             seq,
             at,
             kind: kind.to_owned(),
@@ -530,7 +532,10 @@ impl FileJournal {
             prev,
             hash,
             signature,
-        })
+        };
+        insert(&tx, &rec).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(rec)
     }
 
     /// Inserts `records` as they are, in one transaction.
@@ -542,23 +547,8 @@ impl FileJournal {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
-        {
-            let mut stmt = tx
-                .prepare("INSERT INTO records (seq, at, kind, payload, prev, hash, signer, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
-                .map_err(err)?;
-            for r in records {
-                stmt.execute(params![
-                    r.seq as i64,
-                    r.at,
-                    r.kind,
-                    r.payload,
-                    r.prev,
-                    r.hash,
-                    r.signature.as_ref().map(|s| &s.key),
-                    r.signature.as_ref().map(|s| &s.sig)
-                ])
-                .map_err(err)?;
-            }
+        for r in records {
+            insert(&tx, r).map_err(err)?;
         }
         tx.commit().map_err(err)
     }

@@ -10,8 +10,6 @@
 //! the database refuses every append that carries an older one ([`super::schema`]), so a
 //! frozen writer that wakes up cannot write a single record after a takeover.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -98,7 +96,6 @@ pub struct Lease {
     db: Db,
     holder: Holder,
     fence: i64,
-    lost: Arc<AtomicBool>,
     stop: Option<mpsc::Sender<()>>,
     renewer: Option<std::thread::JoinHandle<()>>,
 }
@@ -114,26 +111,18 @@ impl Lease {
         self.fence
     }
 
-    /// Whether a renewal found the lease taken over.
-    pub fn lost(&self) -> bool {
-        self.lost.load(Ordering::SeqCst)
-    }
-
     fn start(db: Db, holder: Holder, fence: i64) -> Lease {
         let (stop, stopped) = mpsc::channel::<()>();
-        let lost = Arc::new(AtomicBool::new(false));
         let every = renewal(db.lease());
-        let (d, id, l) = (db.clone(), holder.lock_id.clone(), lost.clone());
+        let (d, id) = (db.clone(), holder.lock_id.clone());
         let renewer = std::thread::Builder::new()
             .name("realmctl-lease".into())
             .spawn(move || {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     match renew(&d, &id, fence) {
                         Ok(true) => {}
-                        Ok(false) => {
-                            l.store(true, Ordering::SeqCst);
-                            return;
-                        }
+                        // Taken over: the fencing token refuses this holder's appends.
+                        Ok(false) => return,
                         // The database is away: try again at the next beat; the lease
                         // expires if it stays away, and the fencing token decides.
                         Err(_) => {}
@@ -145,7 +134,6 @@ impl Lease {
             db,
             holder,
             fence,
-            lost,
             stop: Some(stop),
             renewer,
         }
@@ -184,27 +172,37 @@ fn renew(db: &Db, lock_id: &str, fence: i64) -> Result<bool, DbError> {
     .map(|n| n == 1)
 }
 
-/// How a take goes, decided from what was found (pure).
-fn decide(found: Found, takeover: Option<&str>) -> Result<Option<Holder>, Refusal> {
+/// How a take of realm `realm` in `db` goes, decided from what was found (pure): the old
+/// holder on a takeover, or why not.
+fn decide(
+    found: Found,
+    takeover: Option<&str>,
+    db: &str,
+    realm: &str,
+) -> Result<Option<Holder>, LeaseError> {
+    let (db, realm) = (db.to_owned(), realm.to_owned());
     match (found, takeover) {
         (Found::Free, None) => Ok(None),
-        (Found::Free, Some(_)) => Err(Refusal::NotLocked),
-        (Found::Live(row), _) => Err(Refusal::Held(Box::new(row))),
-        (Found::Expired(row), None) => Err(Refusal::Expired(Box::new(row))),
-        (Found::Expired(row), Some(id)) if row.holder.lock_id != id => Err(Refusal::WrongId {
+        (Found::Free, Some(_)) => Err(LeaseError::NotLocked { db, realm }),
+        (Found::Live(row), _) => Err(LeaseError::Held {
+            db,
+            realm,
+            holder: Box::new(row.holder),
+            expires: row.expires,
+        }),
+        (Found::Expired(row), None) => Err(LeaseError::Expired {
+            db,
+            realm,
+            holder: Box::new(row.holder),
+            expires: row.expires,
+        }),
+        (Found::Expired(row), Some(id)) if row.holder.lock_id != id => Err(LeaseError::WrongId {
+            realm,
             given: id.to_owned(),
             actual: row.holder.lock_id,
         }),
         (Found::Expired(row), Some(_)) => Ok(Some(row.holder)),
     }
-}
-
-/// Why [`decide`] refused.
-enum Refusal {
-    NotLocked,
-    Held(Box<LeaseRow>),
-    Expired(Box<LeaseRow>),
-    WrongId { given: String, actual: String },
 }
 
 impl Db {
@@ -253,6 +251,7 @@ impl Db {
         let lock_id = holder.lock_id.clone();
         let secs = self.lease().as_secs_f64();
         let takeover_id = takeover.map(str::to_owned);
+        let db = self.describe().to_owned();
         let answer = self.call(move |rt, c| {
             rt.block_on(async {
                 let tx = c.transaction().await?;
@@ -282,7 +281,7 @@ impl Db {
                         }
                     }
                 };
-                let decided = decide(found, takeover_id.as_deref());
+                let decided = decide(found, takeover_id.as_deref(), &db, &realm);
                 if decided.is_err() {
                     tx.rollback().await?;
                     return Ok(decided.map(|_| (None, 0)));
@@ -298,28 +297,8 @@ impl Db {
                 Ok(decided.map(|old| (old, fence)))
             })
         })?;
-        let (db, realm) = (self.describe().to_owned(), self.realm().to_owned());
-        match answer {
-            Ok((old, fence)) => Ok((old, Lease::start(self.clone(), holder, fence))),
-            Err(Refusal::NotLocked) => Err(LeaseError::NotLocked { db, realm }),
-            Err(Refusal::Held(row)) => Err(LeaseError::Held {
-                db,
-                realm,
-                holder: Box::new(row.holder),
-                expires: row.expires,
-            }),
-            Err(Refusal::Expired(row)) => Err(LeaseError::Expired {
-                db,
-                realm,
-                holder: Box::new(row.holder),
-                expires: row.expires,
-            }),
-            Err(Refusal::WrongId { given, actual }) => Err(LeaseError::WrongId {
-                realm,
-                given,
-                actual,
-            }),
-        }
+        let (old, fence) = answer?;
+        Ok((old, Lease::start(self.clone(), holder, fence)))
     }
 }
 
@@ -359,28 +338,28 @@ mod tests {
 
     #[test]
     fn a_lease_is_taken_when_free_and_taken_over_only_expired_and_by_its_lock_id() {
-        assert!(matches!(decide(Found::Free, None), Ok(None)));
+        assert!(matches!(decide(Found::Free, None, "db", "r"), Ok(None)));
         assert!(matches!(
-            decide(Found::Free, Some("a")),
-            Err(Refusal::NotLocked)
+            decide(Found::Free, Some("a"), "db", "r"),
+            Err(LeaseError::NotLocked { .. })
         ));
         assert!(matches!(
-            decide(Found::Live(row("a", true)), None),
-            Err(Refusal::Held(_))
+            decide(Found::Live(row("a", true)), None, "db", "r"),
+            Err(LeaseError::Held { .. })
         ));
         assert!(matches!(
-            decide(Found::Live(row("a", true)), Some("a")),
-            Err(Refusal::Held(_))
+            decide(Found::Live(row("a", true)), Some("a"), "db", "r"),
+            Err(LeaseError::Held { .. })
         ));
         assert!(matches!(
-            decide(Found::Expired(row("a", false)), None),
-            Err(Refusal::Expired(_))
+            decide(Found::Expired(row("a", false)), None, "db", "r"),
+            Err(LeaseError::Expired { .. })
         ));
         assert!(matches!(
-            decide(Found::Expired(row("a", false)), Some("b")),
-            Err(Refusal::WrongId { .. })
+            decide(Found::Expired(row("a", false)), Some("b"), "db", "r"),
+            Err(LeaseError::WrongId { .. })
         ));
-        match decide(Found::Expired(row("a", false)), Some("a")) {
+        match decide(Found::Expired(row("a", false)), Some("a"), "db", "r") {
             Ok(Some(old)) => assert_eq!(old.lock_id, "a"),
             _ => panic!("an expired lease is taken over with its id"),
         }

@@ -521,22 +521,6 @@ impl Db {
         })
     }
 
-    /// Every artifact location of the realm.
-    pub fn artifact_locations(&self) -> Result<Vec<String>, DbError> {
-        let realm = self.realm.to_string();
-        self.call(move |rt, c| {
-            rt.block_on(async {
-                let rows = c
-                    .query(
-                        "SELECT location FROM realmctl_artifacts WHERE realm = $1 ORDER BY location",
-                        &[&realm],
-                    )
-                    .await?;
-                Ok(rows.iter().map(|r| r.get(0)).collect())
-            })
-        })
-    }
-
     /// Every realm with at least one record, in name order.
     pub fn realms(&self) -> Result<Vec<String>, DbError> {
         self.call(|rt, c| {
