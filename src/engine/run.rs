@@ -400,6 +400,18 @@ impl StepRecorder for Recorder<'_> {
     fn kill_point(&self, _label: &str) {}
 }
 
+/// A kill point of the crash tests (test builds only; nothing in release builds).
+macro_rules! kill_point {
+    ($r:expr, $variant:ident, $step:expr) => {
+        #[cfg(feature = "test-actions")]
+        $r.kill_point(super::options::KillPoint::$variant($step.to_owned()));
+    };
+    ($r:expr, $variant:ident) => {
+        #[cfg(feature = "test-actions")]
+        $r.kill_point(super::options::KillPoint::$variant);
+    };
+}
+
 /// The journal of a running install, shared with the blocking pool.
 struct Runner<'a> {
     journal: Arc<Mutex<Journal>>,
@@ -414,26 +426,59 @@ struct Runner<'a> {
 
 impl Runner<'_> {
     async fn append(&mut self, e: Event, d: Durability) -> Result<Record, JournalError> {
+        let mut recs = self.append_all(vec![e], d).await?;
+        Ok(recs.pop().expect("one record per event"))
+    }
+
+    /// Appends `events` in order, in one commit (on a state database: one round trip).
+    async fn append_all(
+        &mut self,
+        events: Vec<Event>,
+        d: Durability,
+    ) -> Result<Vec<Record>, JournalError> {
         let at = (self.opts.clock)();
-        if let Some(a) = &mut self.appender {
-            let payload = serde_json::to_string(&e).expect("events serialise");
-            let rec = a
-                .append(e.kind().as_str(), timestamp(at), payload, d)
-                .await?;
-            self.state.apply(rec.seq, &rec.at, &e);
-            return Ok(rec);
+        let (recs, events) = if let Some(a) = &mut self.appender {
+            let at = timestamp(at);
+            let entries = events
+                .iter()
+                .map(|e| super::io::journal::entry(e, &at))
+                .collect();
+            (a.append_all(entries, d).await?, events)
+        } else {
+            let j = self.journal.clone();
+            blocking(move || {
+                let refs: Vec<&Event> = events.iter().collect();
+                let recs = j
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .append_all(&refs, at, d)?;
+                Ok::<_, JournalError>((recs, events))
+            })
+            .await?
+        };
+        for (rec, e) in recs.iter().zip(&events) {
+            self.state.apply(rec.seq, &rec.at, e);
         }
-        let j = self.journal.clone();
-        let (rec, e) = blocking(move || {
-            let rec = j
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .append(&e, at, d)?;
-            Ok::<_, JournalError>((rec, e))
-        })
-        .await?;
-        self.state.apply(rec.seq, &rec.at, &e);
-        Ok(rec)
+        Ok(recs)
+    }
+
+    /// Writes a step's success that is still pending, alone, and reports it.
+    async fn settle(
+        &mut self,
+        pending: Option<Pending<'_>>,
+        observer: &dyn EngineObserver,
+    ) -> Result<(), JournalError> {
+        if let Some(p) = pending {
+            self.append(p.event.clone(), Durability::Sync).await?;
+            self.succeeded(p, observer);
+        }
+        Ok(())
+    }
+
+    /// After a step's success is durable: its kill point and its report.
+    fn succeeded(&self, p: Pending<'_>, observer: &dyn EngineObserver) {
+        kill_point!(self, Succeeded, &p.step.id);
+        observer.on_step_end(p.step, &StepEnd::Succeeded(&p.output));
     }
 
     /// Reads the whole journal again (`approve` may have written meanwhile).
@@ -457,21 +502,20 @@ impl Runner<'_> {
     }
 }
 
-/// A kill point of the crash tests (test builds only; nothing in release builds).
-macro_rules! kill_point {
-    ($r:expr, $variant:ident, $step:expr) => {
-        #[cfg(feature = "test-actions")]
-        $r.kill_point(super::options::KillPoint::$variant($step.to_owned()));
-    };
-    ($r:expr, $variant:ident) => {
-        #[cfg(feature = "test-actions")]
-        $r.kill_point(super::options::KillPoint::$variant);
-    };
+enum StepResult<'p> {
+    /// The step is done; its success, when it succeeded, is still to be written.
+    Done(Option<Pending<'p>>),
+    Stop(StopOutcome, String),
 }
 
-enum StepResult {
-    Done,
-    Stop(StopOutcome, String),
+/// A step's success not written yet: it goes out with the next step's start of the same phase,
+/// in one durable commit (one round trip to a state database instead of two), or alone, by
+/// [`Runner::settle`], before anything else happens. Either way the success is durable before
+/// it is reported, and before any other step acts.
+struct Pending<'p> {
+    step: &'p StepDef,
+    event: Event,
+    output: StepOutput,
 }
 
 /// Runs or resumes the install of `spec` in `dir`.
@@ -572,17 +616,21 @@ pub async fn install(
     let (outcome, message) = 'run: {
         for (phase, pplan) in playbook.phases.iter().zip(&plan.phases) {
             observer.on_phase_start(phase);
+            let mut pending = None;
             for (step, splan) in phase.steps.iter().zip(&pplan.steps) {
                 if let StepPlan::Done { .. } = splan.plan {
+                    r.settle(pending.take(), observer).await?;
                     observer.on_step_end(step, &StepEnd::AlreadyDone);
                     continue;
                 }
                 executed.push(step.id.clone());
-                match run_step(&mut r, spec, phase, step, &splan.input_digest, observer).await? {
-                    StepResult::Done => {}
+                let input = &splan.input_digest;
+                match run_step(&mut r, spec, phase, step, input, pending.take(), observer).await? {
+                    StepResult::Done(p) => pending = p,
                     StepResult::Stop(o, m) => break 'run (o, m),
                 }
             }
+            r.settle(pending, observer).await?;
             if let Some(stop) = check_gates(&mut r, phase).await? {
                 break 'run stop;
             }
@@ -630,19 +678,23 @@ pub async fn install(
     })
 }
 
-async fn run_step(
+/// Runs `step` (its attempts and their records); `pending`, the previous step's success, is
+/// written with this step's first start.
+async fn run_step<'p>(
     r: &mut Runner<'_>,
     spec: &Spec,
     phase: &Phase,
-    step: &StepDef,
+    step: &'p StepDef,
     input_digest: &str,
+    mut pending: Option<Pending<'_>>,
     observer: &dyn EngineObserver,
-) -> Result<StepResult, JournalError> {
+) -> Result<StepResult<'p>, JournalError> {
     let def = step.action.def();
     let run = r.run;
     if let Availability::Unavailable(reason) =
         def.availability(r.opts.capabilities(), spec.cloud.provider)
     {
+        r.settle(pending.take(), observer).await?;
         let message = format!("action {} {reason}", step.action);
         r.append(
             Event::StepFailed {
@@ -674,17 +726,25 @@ async fn run_step(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        r.append(
-            Event::StepStarted {
-                run,
-                step: step.id.clone(),
-                phase: phase.number,
-                attempt,
-                input_digest: input_digest.to_owned(),
-            },
-            Durability::Buffered,
-        )
-        .await?;
+        let started = Event::StepStarted {
+            run,
+            step: step.id.clone(),
+            phase: phase.number,
+            attempt,
+            input_digest: input_digest.to_owned(),
+        };
+        match pending.take() {
+            // The previous step's success and this start: one commit, as durable as the
+            // success needs.
+            Some(p) => {
+                r.append_all(vec![p.event.clone(), started], Durability::Sync)
+                    .await?;
+                r.succeeded(p, observer);
+            }
+            None => {
+                r.append(started, Durability::Buffered).await?;
+            }
+        }
         kill_point!(r, Started, &step.id);
         observer.on_step_start(step, attempt);
         let t0 = (r.opts.clock)();
@@ -748,8 +808,9 @@ async fn run_step(
         let (phase_n, id) = (phase.number, step.id.clone());
         match result {
             Ok(Outcome::Done(output)) => {
-                r.append(
-                    Event::StepSucceeded {
+                return Ok(StepResult::Done(Some(Pending {
+                    step,
+                    event: Event::StepSucceeded {
                         run,
                         step: id,
                         phase: phase_n,
@@ -758,12 +819,8 @@ async fn run_step(
                         output: output.clone(),
                         duration_ms,
                     },
-                    Durability::Sync,
-                )
-                .await?;
-                kill_point!(r, Succeeded, &step.id);
-                observer.on_step_end(step, &StepEnd::Succeeded(&output));
-                return Ok(StepResult::Done);
+                    output,
+                })));
             }
             Ok(Outcome::Skipped(reason)) => {
                 r.append(
@@ -779,7 +836,7 @@ async fn run_step(
                 .await?;
                 kill_point!(r, Succeeded, &step.id);
                 observer.on_step_end(step, &StepEnd::Skipped(&reason));
-                return Ok(StepResult::Done);
+                return Ok(StepResult::Done(None));
             }
             Ok(Outcome::Waiting {
                 owner,

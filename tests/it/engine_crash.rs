@@ -252,20 +252,7 @@ fn sigkill_at_every_step_boundary_resumes_to_the_same_state_without_repeating_ef
             let done_before = succeeded(&r.state());
             let inv_before = invocations(r.dir.path());
             // The kill landed where it was aimed.
-            let evs = events(&r.state());
-            match point {
-                "started" | "acted" => {
-                    assert_eq!(
-                        unfinished_step(&evs).as_deref(),
-                        Some(step),
-                        "{step}:{point}"
-                    )
-                }
-                _ => {
-                    assert_eq!(unfinished_step(&evs), None, "{step}:{point}");
-                    assert_eq!(last_kind(&r.state()), "stepSucceeded", "{step}:{point}");
-                }
-            }
+            crate::engine_support::assert_kill_landed(&r.state(), &format!("{step}:{point}"));
             unlock(&r.state(), &r.key);
             let o = r.cmd().output().unwrap();
             assert_eq!(o.status.code(), Some(0), "{step}:{point} {:?}", text(&o));

@@ -24,7 +24,7 @@ use std::time::Duration;
 use ::time::OffsetDateTime;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use super::db::{self, Db, DbError, DbRef, journal::Append as DbAppend};
+use super::db::{self, Db, DbError, DbRef, journal::Append as DbAppend, journal::Entry as DbEntry};
 use super::state::{AsState, StateRef};
 use crate::engine::model::event::{Event, EventKind};
 use crate::engine::model::record::{GENESIS, Record, Unreadable, record_hash, timestamp};
@@ -495,16 +495,15 @@ impl FileJournal {
         Ok(())
     }
 
-    /// Appends an event at `at` and returns the stored record.
-    pub fn append(
+    /// Appends `events` in order at `at`, in one transaction (one commit, one sync), and
+    /// returns the stored records.
+    fn append_all(
         &mut self,
-        event: &Event,
+        events: &[&Event],
         at: OffsetDateTime,
         durability: Durability,
-    ) -> Result<Record, JournalError> {
+    ) -> Result<Vec<Record>, JournalError> {
         self.set_sync(durability)?;
-        let payload = serde_json::to_string(event).expect("events serialise");
-        let kind = event.kind().as_str();
         let at = timestamp(at);
         let path = self.path.clone();
         let err = |source| sql_error(&path, source);
@@ -512,30 +511,37 @@ impl FileJournal {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
-        let head: Option<(u64, String)> = tx
+        let mut head: Option<(u64, String)> = tx
             .prepare_cached("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1")
             .map_err(err)?
             .query_row([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
             .optional()
             .map_err(err)?;
-        let (seq, prev) = match head {
-            Some((s, h)) => (s + 1, h),
-            None => (1, GENESIS.to_owned()),
-        };
-        let hash = record_hash(&prev, seq, &at, kind, &payload);
-        let signature = self.signer.as_ref().map(|k| k.sign(&hash));
-        let rec = Record {
-            seq,
-            at,
-            kind: kind.to_owned(),
-            payload,
-            prev,
-            hash,
-            signature,
-        };
-        insert(&tx, &rec).map_err(err)?;
+        let mut recs = Vec::with_capacity(events.len());
+        for event in events {
+            let payload = serde_json::to_string(event).expect("events serialise");
+            let kind = event.kind().as_str();
+            let (seq, prev) = match head.take() {
+                Some((s, h)) => (s + 1, h),
+                None => (1, GENESIS.to_owned()),
+            };
+            let hash = record_hash(&prev, seq, &at, kind, &payload);
+            let signature = self.signer.as_ref().map(|k| k.sign(&hash));
+            let rec = Record {
+                seq,
+                at: at.clone(),
+                kind: kind.to_owned(),
+                payload,
+                prev,
+                hash,
+                signature,
+            };
+            insert(&tx, &rec).map_err(err)?;
+            head = Some((rec.seq, rec.hash.clone()));
+            recs.push(rec);
+        }
         tx.commit().map_err(err)?;
-        Ok(rec)
+        Ok(recs)
     }
 
     /// Inserts `records` as they are, in one transaction.
@@ -598,6 +604,15 @@ impl FileJournal {
             )
             .optional()
             .map_err(|e| self.sql(e))
+    }
+}
+
+/// A database record's fields of `event` at `at` (its position comes with the append).
+pub fn entry(event: &Event, at: &str) -> DbEntry {
+    DbEntry {
+        kind: event.kind().as_str(),
+        at: at.to_owned(),
+        payload: serde_json::to_string(event).expect("events serialise"),
     }
 }
 
@@ -709,28 +724,39 @@ impl Journal {
         at: OffsetDateTime,
         durability: Durability,
     ) -> Result<Record, JournalError> {
+        let mut recs = self.append_all(&[event], at, durability)?;
+        Ok(recs.pop().expect("one record per event"))
+    }
+
+    /// Appends `events` in order at `at` in one commit (a database: one statement, so one
+    /// round trip) and returns the stored records.
+    pub fn append_all(
+        &mut self,
+        events: &[&Event],
+        at: OffsetDateTime,
+        durability: Durability,
+    ) -> Result<Vec<Record>, JournalError> {
         match &mut self.inner {
-            Inner::File(j) => j.append(event, at, durability),
+            Inner::File(j) => j.append_all(events, at, durability),
             Inner::Db {
                 db,
                 signer,
                 fence,
                 head,
             } => {
+                let at = timestamp(at);
                 let appended = db.append(
                     DbAppend {
-                        kind: event.kind().as_str(),
-                        at: timestamp(at),
-                        payload: serde_json::to_string(event).expect("events serialise"),
+                        entries: events.iter().map(|e| entry(e, &at)).collect(),
                         durability,
                         fence: *fence,
                         signer: signer.clone(),
                     },
                     head.take(),
                 );
-                let rec = appended?;
-                *head = Some((rec.seq, rec.hash.clone()));
-                Ok(rec)
+                let recs = appended?;
+                *head = recs.last().map(|r| (r.seq, r.hash.clone()));
+                Ok(recs)
             }
         }
     }
@@ -853,11 +879,38 @@ mod tests {
     }
 
     #[test]
+    fn records_appended_together_chain_in_order_in_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(dir.path()).unwrap();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let first = j
+            .append(&approval("ann"), now, Durability::Buffered)
+            .unwrap();
+        let pair = j
+            .append_all(&[&approval("bob"), &approval("cy")], now, Durability::Sync)
+            .unwrap();
+        assert_eq!(pair.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(pair[0].prev, first.hash);
+        assert_eq!(pair[1].prev, pair[0].hash);
+        for r in &pair {
+            assert_eq!(
+                r.hash,
+                record_hash(&r.prev, r.seq, &r.at, &r.kind, &r.payload)
+            );
+        }
+        drop(j);
+        let j = Journal::open(dir.path()).unwrap();
+        let all = j.records().unwrap();
+        assert_eq!(all[1..], pair[..]);
+        assert_eq!(j.head().unwrap(), Some((3, pair[1].hash.clone())));
+    }
+
+    #[test]
     fn update_and_delete_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = FileJournal::create(dir.path()).unwrap();
-        j.append(
-            &approval("ann"),
+        j.append_all(
+            &[&approval("ann")],
             OffsetDateTime::UNIX_EPOCH,
             Durability::Sync,
         )

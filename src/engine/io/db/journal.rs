@@ -36,32 +36,87 @@ fn row_record(r: &tokio_postgres::Row) -> Record {
     }
 }
 
-/// What an append writes.
-pub struct Append {
+/// One record of an append, before its position is known.
+pub struct Entry {
     /// Record kind.
     pub kind: &'static str,
     /// Its time, as stored.
     pub at: String,
     /// The event's JSON.
     pub payload: String,
+}
+
+/// What an append writes: one or more records, in one statement and one commit.
+pub struct Append {
+    /// The records, in order.
+    pub entries: Vec<Entry>,
     /// How durable the commit must be.
     pub durability: Durability,
     /// The lease's fencing token, when the writer holds the lease.
     pub fence: Option<i64>,
-    /// Who signs it.
+    /// Who signs them.
     pub signer: Option<Arc<SigningKey>>,
 }
 
-/// One append: the record after `head`, in one statement — the commit's durability set for
-/// its own transaction, then the insert (the fencing trigger checks its token).
-const APPEND: &str = "WITH d AS (SELECT set_config('synchronous_commit', $11, true)) INSERT INTO realmctl_journal (realm, seq, at, kind, payload, prev, hash, signer, sig, fence) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM d";
+/// Records per append that have a statement (a step's success and the next step's start are
+/// the most one append carries).
+pub const MAX_ENTRIES: usize = 2;
+
+/// An append of `n` records after the head, in one statement: the commit's durability set for
+/// its own transaction, then the insert (the fencing trigger checks each row's token).
+/// Parameters: `$1` realm, `$2` synchronous_commit, `$3` fence, then per record seq, at, kind,
+/// payload, prev, hash, signer, sig.
+pub fn append_sql(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let p = |k: usize| 4 + 8 * i + k;
+            format!(
+                "(${}::bigint, ${}::text, ${}::text, ${}::text, ${}::text, ${}::text, ${}::text, ${}::text)",
+                p(0),
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7)
+            )
+        })
+        .collect();
+    format!(
+        "WITH d AS (SELECT set_config('synchronous_commit', $2, true)) INSERT INTO realmctl_journal (realm, seq, at, kind, payload, prev, hash, signer, sig, fence) SELECT $1::text, v.seq, v.at, v.kind, v.payload, v.prev, v.hash, v.signer, v.sig, $3::bigint FROM d, (VALUES {}) AS v (seq, at, kind, payload, prev, hash, signer, sig)",
+        rows.join(", ")
+    )
+}
+
+/// [`append_sql`] of 1 to [`MAX_ENTRIES`] records, made once (the connections' statement
+/// caches are keyed by the text).
+static APPENDS: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| (1..=MAX_ENTRIES).map(append_sql).collect());
+
+/// The index of the statement appending `n` records (an append carries 1 to [`MAX_ENTRIES`];
+/// anything else is a bug in the caller).
+fn statement_index(n: usize) -> usize {
+    assert!(
+        (1..=MAX_ENTRIES).contains(&n),
+        "an append carries 1 to {MAX_ENTRIES} records, not {n}"
+    );
+    n - 1
+}
+
+/// The statement appending `n` records.
+fn append_statement(n: usize) -> &'static str {
+    &APPENDS[statement_index(n)]
+}
+
 /// The realm's head.
 const HEAD: &str =
     "SELECT seq, hash FROM realmctl_journal WHERE realm = $1 ORDER BY seq DESC LIMIT 1";
 /// How often an append tries again after another writer took its position.
 const RACES: usize = 16;
 
-/// The append itself, on any connection (see [`Db::append`]).
+/// The append itself, on any connection (see [`Db::append`]); `insert` is
+/// [`append_sql`]`(a.entries.len())` prepared.
 async fn append_on(
     c: &tokio_postgres::Client,
     insert: &tokio_postgres::Statement,
@@ -69,52 +124,61 @@ async fn append_on(
     realm: &str,
     a: Append,
     mut head: Option<(u64, String)>,
-) -> Result<Record, tokio_postgres::Error> {
+) -> Result<Vec<Record>, tokio_postgres::Error> {
+    use tokio_postgres::types::ToSql;
     let sync = match a.durability {
         Durability::Sync => "on",
         Durability::Buffered => "off",
     };
     let mut tries = 0;
     loop {
-        let (seq, prev) = match &head {
-            Some((s, h)) => (s + 1, h.clone()),
+        let mut at = match &head {
+            Some((s, h)) => (*s, h.clone()),
             None => match c.query_opt(read_head, &[&realm]).await? {
-                Some(r) => (r.get::<_, i64>(0) as u64 + 1, r.get::<_, String>(1)),
-                None => (1, GENESIS.to_owned()),
+                Some(r) => (r.get::<_, i64>(0) as u64, r.get::<_, String>(1)),
+                None => (0, GENESIS.to_owned()),
             },
         };
-        let hash = record_hash(&prev, seq, &a.at, a.kind, &a.payload);
-        let signature = a.signer.as_ref().map(|k| k.sign(&hash));
-        let done = c
-            .execute(
-                insert,
-                &[
-                    &realm,
-                    &(seq as i64),
-                    &a.at,
-                    &a.kind,
-                    &a.payload,
-                    &prev,
-                    &hash,
-                    &signature.as_ref().map(|s| s.key.as_str()),
-                    &signature.as_ref().map(|s| s.sig.as_str()),
-                    &a.fence,
-                    &sync,
-                ],
-            )
-            .await;
-        match done {
-            Ok(_) => {
-                return Ok(Record {
-                    seq,
-                    at: a.at,
-                    kind: a.kind.to_owned(),
-                    payload: a.payload,
-                    prev,
-                    hash,
-                    signature,
-                });
-            }
+        let mut recs = Vec::with_capacity(a.entries.len());
+        for e in &a.entries {
+            let (seq, prev) = (at.0 + 1, at.1.clone());
+            let hash = record_hash(&prev, seq, &e.at, e.kind, &e.payload);
+            let signature = a.signer.as_ref().map(|k| k.sign(&hash));
+            at = (seq, hash.clone());
+            recs.push(Record {
+                seq,
+                at: e.at.clone(),
+                kind: e.kind.to_owned(),
+                payload: e.payload.clone(),
+                prev,
+                hash,
+                signature,
+            });
+        }
+        let seqs: Vec<i64> = recs.iter().map(|r| r.seq as i64).collect();
+        let keys: Vec<Option<&str>> = recs
+            .iter()
+            .map(|r| r.signature.as_ref().map(|s| s.key.as_str()))
+            .collect();
+        let sigs: Vec<Option<&str>> = recs
+            .iter()
+            .map(|r| r.signature.as_ref().map(|s| s.sig.as_str()))
+            .collect();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&realm, &sync, &a.fence];
+        for (i, r) in recs.iter().enumerate() {
+            params.extend_from_slice(&[
+                &seqs[i] as &(dyn ToSql + Sync),
+                &r.at,
+                &r.kind,
+                &r.payload,
+                &r.prev,
+                &r.hash,
+                &keys[i],
+                &sigs[i],
+            ]);
+        }
+        match c.execute(insert, &params).await {
+            Ok(_) => return Ok(recs),
             Err(e)
                 if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
                     && tries < RACES =>
@@ -140,7 +204,8 @@ pub struct Appender {
     driver: Driver,
     /// The connection ended (its future must not be polled again).
     ended: bool,
-    insert: tokio_postgres::Statement,
+    /// [`append_sql`] of 1 and of 2 records, prepared.
+    inserts: Vec<tokio_postgres::Statement>,
     read_head: tokio_postgres::Statement,
     db: std::sync::Arc<str>,
     realm: std::sync::Arc<str>,
@@ -165,9 +230,14 @@ impl Appender {
             .map_err(err)?;
         let mut driver: Driver = Box::pin(conn);
         let mut ended = false;
-        let insert = drive(&mut driver, &mut ended, client.prepare(APPEND))
-            .await
-            .map_err(err)?;
+        let mut inserts = Vec::with_capacity(MAX_ENTRIES);
+        for n in 1..=MAX_ENTRIES {
+            inserts.push(
+                drive(&mut driver, &mut ended, client.prepare(append_statement(n)))
+                    .await
+                    .map_err(err)?,
+            );
+        }
         let read_head = drive(&mut driver, &mut ended, client.prepare(HEAD))
             .await
             .map_err(err)?;
@@ -175,7 +245,7 @@ impl Appender {
             client,
             driver,
             ended,
-            insert,
+            inserts,
             read_head,
             db: db.as_str().into(),
             realm: realm.as_str().into(),
@@ -185,35 +255,32 @@ impl Appender {
         })
     }
 
-    /// Appends `payload` as a record of `kind` at `at`.
-    pub async fn append(
+    /// Appends `entries` (one, or [`MAX_ENTRIES`]) in order, in one statement and one commit.
+    pub async fn append_all(
         &mut self,
-        kind: &'static str,
-        at: String,
-        payload: String,
+        entries: Vec<Entry>,
         durability: Durability,
-    ) -> Result<Record, DbError> {
+    ) -> Result<Vec<Record>, DbError> {
+        let insert = &self.inserts[statement_index(entries.len())];
         let a = Append {
-            kind,
-            at,
-            payload,
+            entries,
             durability,
             fence: self.fence,
             signer: self.signer.clone(),
         };
         let appended = append_on(
             &self.client,
-            &self.insert,
+            insert,
             &self.read_head,
             &self.realm,
             a,
             self.head.take(),
         );
-        let rec = drive(&mut self.driver, &mut self.ended, appended)
+        let recs = drive(&mut self.driver, &mut self.ended, appended)
             .await
             .map_err(|e| super::classify(&self.db, &self.realm, &e))?;
-        self.head = Some((rec.seq, rec.hash.clone()));
-        Ok(rec)
+        self.head = recs.last().map(|r| (r.seq, r.hash.clone()));
+        Ok(recs)
     }
 }
 
@@ -240,18 +307,19 @@ async fn drive<T>(
 }
 
 impl Db {
-    /// Appends a record after the realm's head, as `head` (the caller's last known head; read
-    /// when `None`) says it stands, and returns it with the new head.
+    /// Appends `a`'s records after the realm's head, as `head` (the caller's last known head;
+    /// read when `None`) says it stands, and returns them (the last is the new head).
     ///
     /// One round trip when `head` is right: the record's position is the primary key, so an
     /// append from elsewhere in between (an approval from another machine) makes the insert
     /// fail on that key instead of forking the chain; the head is then read again and the
     /// record rebuilt on it. The chain is the same as with a lock around read-and-insert.
-    pub fn append(&self, a: Append, head: Option<(u64, String)>) -> Result<Record, DbError> {
+    pub fn append(&self, a: Append, head: Option<(u64, String)>) -> Result<Vec<Record>, DbError> {
         let realm = self.realm.to_string();
+        let sql = append_statement(a.entries.len());
         self.call(move |rt, c| {
             rt.block_on(async {
-                let insert = c.prepared(APPEND).await?;
+                let insert = c.prepared(sql).await?;
                 let read_head = c.prepared(HEAD).await?;
                 append_on(c, &insert, &read_head, &realm, a, head).await
             })
@@ -339,5 +407,27 @@ impl Db {
                 Ok(row.map(|r| (r.get::<_, i64>(0) as u64, r.get(1))))
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_append_of_two_records_numbers_each_records_parameters_after_the_shared_three() {
+        let one = append_sql(1);
+        assert!(one.contains("($4::bigint, $5::text, $6::text, $7::text, $8::text, $9::text, $10::text, $11::text)"), "{one}");
+        assert!(!one.contains("$12"), "{one}");
+        let two = append_sql(2);
+        assert!(two.contains("$11::text), ($12::bigint, $13::text"), "{two}");
+        assert!(two.contains("$19::text)") && !two.contains("$20"), "{two}");
+        assert_eq!(append_statement(2), two);
+    }
+
+    #[test]
+    #[should_panic(expected = "an append carries 1 to 2 records, not 3")]
+    fn an_append_of_more_records_than_a_statement_has_is_a_bug() {
+        statement_index(3);
     }
 }
