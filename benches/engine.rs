@@ -180,7 +180,7 @@ fn journal_overhead(out: &mut String) {
     let _ = writeln!(out, "### Journal overhead per step (100 no-op steps)\n");
     let _ = writeln!(
         out,
-        "Each step journals its start (buffered, `synchronous=NORMAL`) and its success (fsync'd, `FULL`); signed, each of those records also carries an Ed25519 signature of its hash (`--signing-key`). The bare commit is `BEGIN IMMEDIATE; INSERT one row; COMMIT` with WAL and `synchronous=FULL` on the same disk. Median of 5 interleaved rounds.\n"
+        "The steps are in one phase, so each step's success is committed with the next step's start in one fsync'd transaction (`FULL`); a start written alone is buffered (`synchronous=NORMAL`); signed, each of those records also carries an Ed25519 signature of its hash (`--signing-key`). The bare commit is `BEGIN IMMEDIATE; INSERT one row; COMMIT` with WAL and `synchronous=FULL` on the same disk. Median of 5 interleaved rounds.\n"
     );
     let _ = writeln!(
         out,

@@ -15,7 +15,8 @@
 //!   anywhere before the output) would wrongly accept.
 //!
 //! Checked: every journal record `install` and `approve` write is fsync'd before anything
-//! follows except step starts, which are the only `NORMAL` commits (docs/engine.md); an
+//! follows except step starts written alone, which are the only `NORMAL` commits (a step's
+//! success and the next step's start of the same phase are one commit; docs/engine.md); an
 //! approval is fsync'd before `approve` prints it; on the AWS stand-in, the intent before each
 //! cloud create is fsync'd before the create call leaves, a retry record before anything
 //! follows, and `unlock`'s takeover before it says so; every quota decision, admitted or denied, is

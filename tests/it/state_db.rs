@@ -882,3 +882,54 @@ fn appends_from_two_machines_on_a_stale_head_never_fork_the_chain() {
         6
     );
 }
+
+/// A durable append is flushed before it returns even where the role's default is
+/// `synchronous_commit = off`, and a step start (buffered) is not: after each append, another
+/// session reads how far the WAL's flush lags its insert position (the WAL writer, which
+/// would flush on its own, set to wait 10 s).
+#[test]
+fn a_durable_append_is_flushed_even_where_the_role_defaults_to_synchronous_commit_off() {
+    use realmctl::engine::io::journal::{Durability, Journal};
+    use realmctl::engine::model::event::Event;
+    let pg = Pg::start_with(PASSWORD, &["wal_writer_delay=10000"]);
+    pg.create_db("realms");
+    pg.psql(
+        "realms",
+        &format!(
+            "ALTER ROLE {} SET synchronous_commit = off",
+            crate::pg::USER
+        ),
+    );
+    let state = realmctl::engine::io::state::StateRef::parse(
+        &state_url(&pg, "realms", "acme", 30),
+        Some(realmctl::secret::Secret::new(pg.password())),
+    )
+    .unwrap();
+    let mut j = Journal::create(&state).unwrap();
+    let ev = Event::Approved {
+        phase: 5,
+        by: "ann".into(),
+        note: None,
+        covers: "c".into(),
+        definition: None,
+        customer: None,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let lag = || -> i64 {
+        pg.psql(
+            "realms",
+            "SELECT (pg_current_wal_insert_lsn() - pg_current_wal_flush_lsn())::bigint",
+        )
+        .parse()
+        .unwrap()
+    };
+    j.append(&ev, now, Durability::Buffered).unwrap();
+    assert!(lag() > 0, "a buffered append is not flushed at once");
+    j.append(&ev, now, Durability::Sync).unwrap();
+    assert_eq!(lag(), 0, "a durable append is flushed before it returns");
+    j.append(&ev, now, Durability::Buffered).unwrap();
+    assert!(lag() > 0);
+    j.append_all(&[&ev, &ev], now, Durability::Sync).unwrap();
+    assert_eq!(lag(), 0, "a durable pair is flushed before it returns");
+    assert_eq!(j.records().unwrap().len(), 5);
+}

@@ -4,9 +4,11 @@
 //! An append is one statement on the head the writer last saw ([`Db::append`]): the position
 //! `(realm, seq)` is the primary key, so an `approve` on one machine and an install on another
 //! never fork the chain — the one that loses the position reads the head again and appends
-//! after it. A step's start is committed with `synchronous_commit = off` (it survives the
-//! process, as with the file's `NORMAL`, and the next durable commit makes it durable: the
-//! WAL is flushed in order), everything else with the server's durable commit.
+//! after it. An append carries one record, or two (a step's success and the next step's start,
+//! written together by the engine: one statement, one commit, one round trip). A step's start
+//! alone is committed with `synchronous_commit = off` (it survives the process, as with the
+//! file's `NORMAL`, and the next durable commit makes it durable: the WAL is flushed in order),
+//! everything else with a durable commit.
 //! Reads come in pages of [`PAGE`] records, so verifying a long journal holds one page.
 
 use std::sync::Arc;
@@ -62,51 +64,95 @@ pub struct Append {
 /// the most one append carries).
 pub const MAX_ENTRIES: usize = 2;
 
-/// An append of `n` records after the head, in one statement: the commit's durability set for
-/// its own transaction, then the insert (the fencing trigger checks each row's token).
-/// Parameters: `$1` realm, `$2` synchronous_commit, `$3` fence, then per record seq, at, kind,
-/// payload, prev, hash, signer, sig.
-pub fn append_sql(n: usize) -> String {
-    let rows: Vec<String> = (0..n)
-        .map(|i| {
-            let p = |k: usize| 4 + 8 * i + k;
-            format!(
-                "(${}::bigint, ${}::text, ${}::text, ${}::text, ${}::text, ${}::text, ${}::text, ${}::text)",
-                p(0),
-                p(1),
-                p(2),
-                p(3),
-                p(4),
-                p(5),
-                p(6),
-                p(7)
-            )
-        })
-        .collect();
-    format!(
-        "WITH d AS (SELECT set_config('synchronous_commit', $2, true)) INSERT INTO realmctl_journal (realm, seq, at, kind, payload, prev, hash, signer, sig, fence) SELECT $1::text, v.seq, v.at, v.kind, v.payload, v.prev, v.hash, v.signer, v.sig, $3::bigint FROM d, (VALUES {}) AS v (seq, at, kind, payload, prev, hash, signer, sig)",
-        rows.join(", ")
-    )
+/// How an append's commit gets its durability.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commit {
+    /// As the session's own `synchronous_commit` says, which is durable: the insert alone.
+    AsSession,
+    /// `synchronous_commit` set to this value for the append's own transaction (a CTE around
+    /// the insert: `pgbench` measured it at ~50 µs of a ~350 µs durable append on this
+    /// machine, so it is left out where the session already gives what is asked).
+    Set(&'static str),
 }
 
-/// [`append_sql`] of 1 to [`MAX_ENTRIES`] records, made once (the connections' statement
-/// caches are keyed by the text).
-static APPENDS: std::sync::LazyLock<Vec<String>> =
-    std::sync::LazyLock::new(|| (1..=MAX_ENTRIES).map(append_sql).collect());
+/// How an append of `durability` commits on a session whose default is durable or not (pure).
+/// Every `synchronous_commit` but `off` flushes the WAL locally before the commit returns.
+pub fn commit_for(durability: Durability, session_durable: bool) -> Commit {
+    match (durability, session_durable) {
+        (Durability::Sync, true) => Commit::AsSession,
+        (Durability::Sync, false) => Commit::Set("on"),
+        (Durability::Buffered, _) => Commit::Set("off"),
+    }
+}
 
-/// The index of the statement appending `n` records (an append carries 1 to [`MAX_ENTRIES`];
-/// anything else is a bug in the caller).
-fn statement_index(n: usize) -> usize {
+/// Whether a session's `synchronous_commit` is durable (read once per connection).
+pub const SESSION_DURABLE: &str = "SELECT current_setting('synchronous_commit') <> 'off'";
+
+/// An append of `n` records after the head, in one statement, committed as `commit` says (the
+/// fencing trigger checks each row's token). Parameters: `$1` realm, `$2` fence, then per
+/// record seq, at, kind, payload, prev, hash, signer, sig.
+pub fn append_sql(n: usize, commit: Commit) -> String {
+    const COLUMNS: &str = "realm, seq, at, kind, payload, prev, hash, signer, sig, fence";
+    let row = |i: usize, typed: bool| {
+        let p = |k: usize| 3 + 8 * i + k;
+        let t = |ty: &str| {
+            if typed {
+                format!("::{ty}")
+            } else {
+                String::new()
+            }
+        };
+        let fields: Vec<String> = (0..8)
+            .map(|k| format!("${}{}", p(k), t(if k == 0 { "bigint" } else { "text" })))
+            .collect();
+        fields.join(", ")
+    };
+    match commit {
+        Commit::AsSession => format!(
+            "INSERT INTO realmctl_journal ({COLUMNS}) VALUES {}",
+            (0..n)
+                .map(|i| format!("($1, {}, $2)", row(i, false)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Commit::Set(value) => format!(
+            "WITH d AS (SELECT set_config('synchronous_commit', '{value}', true)) INSERT INTO realmctl_journal ({COLUMNS}) SELECT $1::text, v.seq, v.at, v.kind, v.payload, v.prev, v.hash, v.signer, v.sig, $2::bigint FROM d, (VALUES {}) AS v (seq, at, kind, payload, prev, hash, signer, sig)",
+            (0..n)
+                .map(|i| format!("({})", row(i, true)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The ways an append commits, in [`statement_index`]'s order.
+const COMMITS: [Commit; 3] = [Commit::AsSession, Commit::Set("on"), Commit::Set("off")];
+
+/// [`append_sql`] of 1 to [`MAX_ENTRIES`] records and each way of committing, made once (the
+/// connections' statement caches are keyed by the text).
+static APPENDS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    (1..=MAX_ENTRIES)
+        .flat_map(|n| COMMITS.iter().map(move |c| append_sql(n, *c)))
+        .collect()
+});
+
+/// The index of the statement appending `n` records committed as `commit` (an append carries
+/// 1 to [`MAX_ENTRIES`]; anything else is a bug in the caller).
+fn statement_index(n: usize, commit: Commit) -> usize {
     assert!(
         (1..=MAX_ENTRIES).contains(&n),
         "an append carries 1 to {MAX_ENTRIES} records, not {n}"
     );
-    n - 1
+    let c = COMMITS
+        .iter()
+        .position(|c| *c == commit)
+        .expect("every commit has statements");
+    (n - 1) * COMMITS.len() + c
 }
 
-/// The statement appending `n` records.
-fn append_statement(n: usize) -> &'static str {
-    &APPENDS[statement_index(n)]
+/// The statement appending `n` records committed as `commit`.
+fn append_statement(n: usize, commit: Commit) -> &'static str {
+    &APPENDS[statement_index(n, commit)]
 }
 
 /// The realm's head.
@@ -115,8 +161,8 @@ const HEAD: &str =
 /// How often an append tries again after another writer took its position.
 const RACES: usize = 16;
 
-/// The append itself, on any connection (see [`Db::append`]); `insert` is
-/// [`append_sql`]`(a.entries.len())` prepared.
+/// The append itself, on any connection (see [`Db::append`]); `insert` is [`append_sql`] of
+/// `a`'s records, prepared.
 async fn append_on(
     c: &tokio_postgres::Client,
     insert: &tokio_postgres::Statement,
@@ -126,10 +172,6 @@ async fn append_on(
     mut head: Option<(u64, String)>,
 ) -> Result<Vec<Record>, tokio_postgres::Error> {
     use tokio_postgres::types::ToSql;
-    let sync = match a.durability {
-        Durability::Sync => "on",
-        Durability::Buffered => "off",
-    };
     let mut tries = 0;
     loop {
         let mut at = match &head {
@@ -164,7 +206,7 @@ async fn append_on(
             .iter()
             .map(|r| r.signature.as_ref().map(|s| s.sig.as_str()))
             .collect();
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&realm, &sync, &a.fence];
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&realm, &a.fence];
         for (i, r) in recs.iter().enumerate() {
             params.extend_from_slice(&[
                 &seqs[i] as &(dyn ToSql + Sync),
@@ -204,8 +246,10 @@ pub struct Appender {
     driver: Driver,
     /// The connection ended (its future must not be polled again).
     ended: bool,
-    /// [`append_sql`] of 1 and of 2 records, prepared.
-    inserts: Vec<tokio_postgres::Statement>,
+    /// [`append_sql`]'s statements, prepared when first used, by [`statement_index`].
+    inserts: Vec<Option<tokio_postgres::Statement>>,
+    /// The session's `synchronous_commit` is durable.
+    session_durable: bool,
     read_head: tokio_postgres::Statement,
     db: std::sync::Arc<str>,
     realm: std::sync::Arc<str>,
@@ -230,14 +274,14 @@ impl Appender {
             .map_err(err)?;
         let mut driver: Driver = Box::pin(conn);
         let mut ended = false;
-        let mut inserts = Vec::with_capacity(MAX_ENTRIES);
-        for n in 1..=MAX_ENTRIES {
-            inserts.push(
-                drive(&mut driver, &mut ended, client.prepare(append_statement(n)))
-                    .await
-                    .map_err(err)?,
-            );
-        }
+        let session_durable: bool = drive(
+            &mut driver,
+            &mut ended,
+            client.query_one(SESSION_DURABLE, &[]),
+        )
+        .await
+        .map_err(err)?
+        .get(0);
         let read_head = drive(&mut driver, &mut ended, client.prepare(HEAD))
             .await
             .map_err(err)?;
@@ -245,7 +289,8 @@ impl Appender {
             client,
             driver,
             ended,
-            inserts,
+            inserts: vec![None; APPENDS.len()],
+            session_durable,
             read_head,
             db: db.as_str().into(),
             realm: realm.as_str().into(),
@@ -261,7 +306,16 @@ impl Appender {
         entries: Vec<Entry>,
         durability: Durability,
     ) -> Result<Vec<Record>, DbError> {
-        let insert = &self.inserts[statement_index(entries.len())];
+        let commit = commit_for(durability, self.session_durable);
+        let i = statement_index(entries.len(), commit);
+        if self.inserts[i].is_none() {
+            let sql = append_statement(entries.len(), commit);
+            let prepared = drive(&mut self.driver, &mut self.ended, self.client.prepare(sql))
+                .await
+                .map_err(|e| super::classify(&self.db, &self.realm, &e))?;
+            self.inserts[i] = Some(prepared);
+        }
+        let insert = self.inserts[i].as_ref().expect("prepared above");
         let a = Append {
             entries,
             durability,
@@ -316,9 +370,9 @@ impl Db {
     /// record rebuilt on it. The chain is the same as with a lock around read-and-insert.
     pub fn append(&self, a: Append, head: Option<(u64, String)>) -> Result<Vec<Record>, DbError> {
         let realm = self.realm.to_string();
-        let sql = append_statement(a.entries.len());
         self.call(move |rt, c| {
             rt.block_on(async {
+                let sql = append_statement(a.entries.len(), commit_for(a.durability, c.durable));
                 let insert = c.prepared(sql).await?;
                 let read_head = c.prepared(HEAD).await?;
                 append_on(c, &insert, &read_head, &realm, a, head).await
@@ -415,19 +469,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_append_of_two_records_numbers_each_records_parameters_after_the_shared_three() {
-        let one = append_sql(1);
-        assert!(one.contains("($4::bigint, $5::text, $6::text, $7::text, $8::text, $9::text, $10::text, $11::text)"), "{one}");
-        assert!(!one.contains("$12"), "{one}");
-        let two = append_sql(2);
-        assert!(two.contains("$11::text), ($12::bigint, $13::text"), "{two}");
-        assert!(two.contains("$19::text)") && !two.contains("$20"), "{two}");
-        assert_eq!(append_statement(2), two);
+    fn an_append_numbers_each_records_parameters_after_the_shared_two() {
+        let one = append_sql(1, Commit::AsSession);
+        assert_eq!(
+            one,
+            "INSERT INTO realmctl_journal (realm, seq, at, kind, payload, prev, hash, signer, sig, fence) VALUES ($1, $3, $4, $5, $6, $7, $8, $9, $10, $2)"
+        );
+        let two = append_sql(2, Commit::Set("off"));
+        assert!(
+            two.starts_with("WITH d AS (SELECT set_config('synchronous_commit', 'off', true))"),
+            "{two}"
+        );
+        assert!(two.contains("$10::text), ($11::bigint, $12::text"), "{two}");
+        assert!(two.contains("$18::text)") && !two.contains("$19"), "{two}");
+        assert_eq!(append_statement(2, Commit::Set("off")), two);
+        let distinct: std::collections::BTreeSet<&String> = APPENDS.iter().collect();
+        assert_eq!(distinct.len(), MAX_ENTRIES * COMMITS.len());
+    }
+
+    #[test]
+    fn a_durable_append_sets_nothing_only_where_the_session_is_durable() {
+        assert_eq!(commit_for(Durability::Sync, true), Commit::AsSession);
+        assert_eq!(commit_for(Durability::Sync, false), Commit::Set("on"));
+        assert_eq!(commit_for(Durability::Buffered, true), Commit::Set("off"));
+        assert_eq!(commit_for(Durability::Buffered, false), Commit::Set("off"));
     }
 
     #[test]
     #[should_panic(expected = "an append carries 1 to 2 records, not 3")]
     fn an_append_of_more_records_than_a_statement_has_is_a_bug() {
-        statement_index(3);
+        statement_index(3, Commit::AsSession);
     }
 }

@@ -301,6 +301,8 @@ type Job = Box<dyn FnOnce(&tokio::runtime::Runtime, &mut Conn) + Send>;
 pub struct Conn {
     client: Client,
     prepared: std::collections::HashMap<&'static str, tokio_postgres::Statement>,
+    /// The session's `synchronous_commit` is durable (read at connect).
+    pub durable: bool,
 }
 
 impl Conn {
@@ -376,14 +378,20 @@ impl Db {
                         .await
                         .map_err(|e| classify(&db2, &realm2, &e))?;
                     tokio::spawn(conn);
-                    Ok::<_, DbError>(client)
+                    let durable: bool = client
+                        .query_one(journal::SESSION_DURABLE, &[])
+                        .await
+                        .map_err(|e| classify(&db2, &realm2, &e))?
+                        .get(0);
+                    Ok::<_, DbError>((client, durable))
                 });
                 let mut client = match connected {
-                    Ok(client) => {
+                    Ok((client, durable)) => {
                         let _ = ready_tx.send(Ok(()));
                         Conn {
                             client,
                             prepared: std::collections::HashMap::new(),
+                            durable,
                         }
                     }
                     Err(e) => {
