@@ -111,7 +111,40 @@ fn multi_thread() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Seconds per step of a 100-step no-op install (fresh state each round).
+/// When each step's success was reported (the engine reports one once it is durable).
+#[derive(Default)]
+struct Successes(std::sync::Mutex<Vec<Instant>>);
+
+impl realmctl::checks::Observer for Successes {}
+
+impl realmctl::engine::EngineObserver for Successes {
+    fn on_step_end(
+        &self,
+        _: &realmctl::engine::model::playbook::StepDef,
+        end: &realmctl::engine::StepEnd<'_>,
+    ) {
+        if matches!(end, realmctl::engine::StepEnd::Succeeded(_)) {
+            self.0.lock().unwrap().push(Instant::now());
+        }
+    }
+}
+
+impl Successes {
+    /// Seconds per step in the steady state of a one-phase run: from the first step's success
+    /// to the second-to-last's, over the steps between. Each interval is one step: its action
+    /// and the commit of its success with the next step's start (the phase's last success is
+    /// written alone, so it is left out); the run's fixed costs (lock, first and last records,
+    /// connections) are outside.
+    fn per_step(self) -> f64 {
+        let ts = self.0.into_inner().unwrap();
+        let n = ts.len();
+        assert!(n >= 3, "{n} successes");
+        (ts[n - 2] - ts[0]).as_secs_f64() / (n - 2) as f64
+    }
+}
+
+/// Seconds per step of a `steps`-step no-op install in the steady state (fresh state each
+/// round).
 fn engine_per_step(
     dir: &Path,
     spec: &realmctl::spec::Spec,
@@ -126,20 +159,13 @@ fn engine_per_step(
     let rt = multi_thread();
     // Create the journal first so the round measures steps, not file creation.
     drop(Journal::create(&state).unwrap());
-    let t = Instant::now();
+    let seen = Successes::default();
     let r = rt
-        .block_on(run::install(
-            &state.clone().into(),
-            spec,
-            &pb,
-            &opts,
-            &Quiet,
-        ))
+        .block_on(run::install(&state.clone().into(), spec, &pb, &opts, &seen))
         .unwrap();
-    let el = t.elapsed().as_secs_f64();
     assert_eq!(r.executed.len(), steps);
     let _ = std::fs::remove_dir_all(&state);
-    el / steps as f64
+    seen.per_step()
 }
 
 /// Seconds per bare single-row INSERT commit, WAL, synchronous=FULL.
@@ -172,15 +198,17 @@ fn journal_overhead(out: &mut String) {
     let key = std::sync::Arc::new(realmctl::signing::SigningKey::generate());
     let (mut eng, mut signed, mut bare) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..5 {
-        eng.push(engine_per_step(dir.path(), &spec, 100, None));
-        signed.push(engine_per_step(dir.path(), &spec, 100, Some(key.clone())));
-        bare.push(bare_commit(dir.path(), 200));
+        // The bare commits bracket the installs in time, so both sides see the same moment.
+        let before = bare_commit(dir.path(), 500);
+        eng.push(engine_per_step(dir.path(), &spec, 200, None));
+        signed.push(engine_per_step(dir.path(), &spec, 200, Some(key.clone())));
+        bare.push((before + bare_commit(dir.path(), 500)) / 2.0);
     }
     let (e, s, b) = (median(eng), median(signed), median(bare));
-    let _ = writeln!(out, "### Journal overhead per step (100 no-op steps)\n");
+    let _ = writeln!(out, "### Journal overhead per step (200 no-op steps)\n");
     let _ = writeln!(
         out,
-        "The steps are in one phase, so each step's success is committed with the next step's start in one fsync'd transaction (`FULL`); a start written alone is buffered (`synchronous=NORMAL`); signed, each of those records also carries an Ed25519 signature of its hash (`--signing-key`). The bare commit is `BEGIN IMMEDIATE; INSERT one row; COMMIT` with WAL and `synchronous=FULL` on the same disk. Median of 5 interleaved rounds.\n"
+        "Per step in the steady state of a run of 200 no-op steps: from the first step's success to the second-to-last's (the engine reports a success once it is durable), over the steps between; the run's fixed costs (lock, first and last records) are outside. The steps are in one phase, so each step's success is committed with the next step's start in one fsync'd transaction (`FULL`); a start written alone is buffered (`synchronous=NORMAL`); signed, each of those records also carries an Ed25519 signature of its hash (`--signing-key`). The bare commit is `BEGIN IMMEDIATE; INSERT one row; COMMIT` with WAL and `synchronous=FULL` on the same disk: 1,000 per round, half before the two installs and half after. Median of 5 interleaved rounds.\n"
     );
     let _ = writeln!(
         out,

@@ -34,24 +34,6 @@ fn state(pg: &Pg, realm: &str) -> StateRef {
     .unwrap()
 }
 
-/// When each step's success was reported (the engine reports it once it is durable).
-#[derive(Default)]
-struct Successes(std::sync::Mutex<Vec<Instant>>);
-
-impl realmctl::checks::Observer for Successes {}
-
-impl realmctl::engine::EngineObserver for Successes {
-    fn on_step_end(
-        &self,
-        _: &realmctl::engine::model::playbook::StepDef,
-        end: &realmctl::engine::StepEnd<'_>,
-    ) {
-        if matches!(end, realmctl::engine::StepEnd::Succeeded(_)) {
-            self.0.lock().unwrap().push(Instant::now());
-        }
-    }
-}
-
 /// A `steps`-step no-op install on a fresh database realm `name`: seconds per step in the
 /// steady state (from the first step's success to the second-to-last's, over the steps
 /// between: each interval is one step's action and its one commit, with the success of the
@@ -70,7 +52,7 @@ fn install_per_step(pg: &Pg, dir: &std::path::Path, name: &str, steps: usize) ->
     let mut opts = install_options(&dir.join("unused"));
     opts.store = realmctl::engine::io::store::Store::of_state(&at).unwrap();
     let rt = multi_thread();
-    let seen = Successes::default();
+    let seen = super::Successes::default();
     // The schema exists (made by the warm-up): the round measures steps.
     let t = Instant::now();
     let r = rt
@@ -78,9 +60,7 @@ fn install_per_step(pg: &Pg, dir: &std::path::Path, name: &str, steps: usize) ->
         .unwrap();
     let wall = t.elapsed().as_secs_f64();
     assert_eq!(r.executed.len(), steps);
-    let ts = seen.0.into_inner().unwrap();
-    assert_eq!(ts.len(), steps);
-    let per = (ts[steps - 2] - ts[0]).as_secs_f64() / (steps - 2) as f64;
+    let per = seen.per_step();
     (per, wall - per * steps as f64)
 }
 
@@ -212,7 +192,7 @@ pub fn run(out: &mut String) {
         // The bare commits bracket the install in time (half before, half after), so both
         // sides see the same moment of this machine.
         let before = bare_commit(&pg, BARE / 2);
-        let (per, once) = install_per_step(&pg, dir.path(), &format!("r{round}"), STEPS);
+        let (per, once) = install_per_step(&pg, dir.path(), &format!("steps{round}"), STEPS);
         let after = bare_commit(&pg, BARE / 2);
         fixed.push(once);
         rounds.push((per, (before + after) / 2.0));
@@ -233,7 +213,7 @@ pub fn run(out: &mut String) {
     );
     let _ = writeln!(
         out,
-        "`install` on `--state postgres://…?realm=…` (a throw-away PostgreSQL on loopback, fsync on), per step in the steady state of a run of {STEPS} no-op steps: from the first step's success to the second-to-last's (the engine reports a success once it is durable), over the steps between (a run's fixed costs — three connections with their SCRAM handshakes, the schema check, the run's first and last records, the final read — are per run, not per step, and given below). The steps are in one phase, so each step's success goes out with the next step's start: one prepared `INSERT` of two rows on the head the writer last saw, one durable commit, checked by the fencing trigger, sent from the engine's own task (which polls the connection while it waits). The bare commit is one prepared `INSERT` of one row, autocommit, from one client to the same database: {BARE} per round, half just before the install and half just after. {ROUNDS} interleaved rounds; the ratio is each round's own.\n"
+        "`install` on `--state postgres://…?realm=…` (a throw-away PostgreSQL on loopback, fsync on), per step in the steady state of a run of {STEPS} no-op steps: from the first step's success to the second-to-last's (the engine reports a success once it is durable), over the steps between (a run's fixed costs — three connections with their SCRAM handshakes, the schema check, the run's first and last records, the final read — are per run, not per step, and given below). The steps are in one phase, so each step's success goes out with the next step's start: one prepared `INSERT` of two rows on the head the writer last saw, one durable commit (the session's `synchronous_commit` is `on`, so the insert sets nothing), checked by the fencing trigger on each row, sent from the engine's own task (which polls the connection while it waits). The bare commit is one prepared `INSERT` of one row, autocommit, from one client to the same database: {BARE} per round, half just before the install and half just after. {ROUNDS} interleaved rounds; the ratio is each round's own.\n"
     );
     let _ = writeln!(
         out,
