@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use super::{Db, DbError};
+use super::{Db, DbError, SESSION_DURABLE};
 use crate::engine::model::record::Durability;
 use crate::engine::model::record::{GENESIS, Record, record_hash};
 use crate::signing::{Signature, SigningKey};
@@ -84,9 +84,6 @@ pub fn commit_for(durability: Durability, session_durable: bool) -> Commit {
         (Durability::Buffered, _) => Commit::Set("off"),
     }
 }
-
-/// Whether a session's `synchronous_commit` is durable (read once per connection).
-pub const SESSION_DURABLE: &str = "SELECT current_setting('synchronous_commit') <> 'off'";
 
 /// An append of `n` records after the head, in one statement, committed as `commit` says (the
 /// fencing trigger checks each row's token). Parameters: `$1` realm, `$2` fence, then per

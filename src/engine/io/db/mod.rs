@@ -294,6 +294,10 @@ fn redacted(url: &str) -> String {
     }
 }
 
+/// Whether a session's `synchronous_commit` is durable (read once per connection; anything
+/// but `off` flushes the WAL locally before a commit returns).
+pub const SESSION_DURABLE: &str = "SELECT current_setting('synchronous_commit') <> 'off'";
+
 type Job = Box<dyn FnOnce(&tokio::runtime::Runtime, &mut Conn) + Send>;
 
 /// The connection as the jobs see it: the client and its prepared statements (one round
@@ -379,7 +383,7 @@ impl Db {
                         .map_err(|e| classify(&db2, &realm2, &e))?;
                     tokio::spawn(conn);
                     let durable: bool = client
-                        .query_one(journal::SESSION_DURABLE, &[])
+                        .query_one(SESSION_DURABLE, &[])
                         .await
                         .map_err(|e| classify(&db2, &realm2, &e))?
                         .get(0);
