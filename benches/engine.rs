@@ -59,7 +59,7 @@ use realmctl::engine::io::store::Store;
 use realmctl::engine::model::event::{Event, RunSubject};
 use realmctl::engine::model::output::{ArtifactRef, StepOutput};
 use realmctl::engine::model::playbook;
-use realmctl::engine::{CheckOptions, Quiet, RunOptions, audit, run};
+use realmctl::engine::{CheckOptions, RunOptions, audit, run};
 use realmctl::quota::seed;
 
 fn spec(dir: &Path) -> realmctl::spec::Spec {

@@ -465,7 +465,7 @@ impl Runner<'_> {
     /// Writes a step's success that is still pending, alone, and reports it.
     async fn settle(
         &mut self,
-        pending: Option<Pending<'_>>,
+        pending: Option<Box<Pending<'_>>>,
         observer: &dyn EngineObserver,
     ) -> Result<(), JournalError> {
         if let Some(p) = pending {
@@ -476,7 +476,7 @@ impl Runner<'_> {
     }
 
     /// After a step's success is durable: its kill point and its report.
-    fn succeeded(&self, p: Pending<'_>, observer: &dyn EngineObserver) {
+    fn succeeded(&self, p: Box<Pending<'_>>, observer: &dyn EngineObserver) {
         kill_point!(self, Succeeded, &p.step.id);
         observer.on_step_end(p.step, &StepEnd::Succeeded(&p.output));
     }
@@ -504,7 +504,7 @@ impl Runner<'_> {
 
 enum StepResult<'p> {
     /// The step is done; its success, when it succeeded, is still to be written.
-    Done(Option<Pending<'p>>),
+    Done(Option<Box<Pending<'p>>>),
     Stop(StopOutcome, String),
 }
 
@@ -686,7 +686,7 @@ async fn run_step<'p>(
     phase: &Phase,
     step: &'p StepDef,
     input_digest: &str,
-    mut pending: Option<Pending<'_>>,
+    mut pending: Option<Box<Pending<'_>>>,
     observer: &dyn EngineObserver,
 ) -> Result<StepResult<'p>, JournalError> {
     let def = step.action.def();
@@ -808,7 +808,7 @@ async fn run_step<'p>(
         let (phase_n, id) = (phase.number, step.id.clone());
         match result {
             Ok(Outcome::Done(output)) => {
-                return Ok(StepResult::Done(Some(Pending {
+                return Ok(StepResult::Done(Some(Box::new(Pending {
                     step,
                     event: Event::StepSucceeded {
                         run,
@@ -820,7 +820,7 @@ async fn run_step<'p>(
                         duration_ms,
                     },
                     output,
-                })));
+                }))));
             }
             Ok(Outcome::Skipped(reason)) => {
                 r.append(

@@ -612,17 +612,7 @@ fn sigkill_inside_the_real_artifacts_and_quota_steps_resumes_to_the_same_state()
                 stored_at_kill = crate::common::files(&[&dir]).len();
             }
         });
-        let step = point.split(':').next().unwrap();
-        match check {
-            "started" | "partial" | "acted" => {
-                assert_eq!(unfinished_step(&evs).as_deref(), Some(step), "{point}")
-            }
-            _ => assert_eq!(
-                evs.last().map(|e| e.kind().as_str()),
-                Some("stepSucceeded"),
-                "{point}"
-            ),
-        }
+        crate::engine_support::assert_kill_landed_in(&evs, point);
         if check == "partial" {
             // Some artifacts were stored before the kill, not all (or the kill would prove
             // nothing about a half-done step).

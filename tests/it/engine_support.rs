@@ -286,7 +286,11 @@ pub fn assert_kill_landed<S: realmctl::engine::io::state::AsState + ?Sized>(
     state: &S,
     point: &str,
 ) {
-    let evs = events(state);
+    assert_kill_landed_in(&events(state), point);
+}
+
+/// [`assert_kill_landed`] on the events a journal held right after the kill.
+pub fn assert_kill_landed_in(evs: &[Event], point: &str) {
     let (step, at) = match point.split_once(":at:") {
         Some((step, _)) => (step, "at"),
         None => point
@@ -295,14 +299,14 @@ pub fn assert_kill_landed<S: realmctl::engine::io::state::AsState + ?Sized>(
     };
     match at {
         "started" | "acted" | "at" => assert_eq!(
-            unfinished_step(&evs).as_deref(),
+            unfinished_step(evs).as_deref(),
             Some(step),
             "the kill at {point} landed inside {step}"
         ),
         "succeeded" => {
             // The step's success (or skip) is the last record, or the one before the next
             // step's first start, which a success shares its commit with (docs/engine.md).
-            let tail = match evs.as_slice() {
+            let tail = match evs {
                 [
                     ..,
                     Event::StepSucceeded { phase, .. },
@@ -314,15 +318,15 @@ pub fn assert_kill_landed<S: realmctl::engine::io::state::AsState + ?Sized>(
                     },
                 ] if p == phase && next != step => {
                     assert_eq!(
-                        unfinished_step(&evs).as_deref(),
+                        unfinished_step(evs).as_deref(),
                         Some(next.as_str()),
                         "{point}"
                     );
                     &evs[..evs.len() - 1]
                 }
                 _ => {
-                    assert_eq!(unfinished_step(&evs), None, "{point}");
-                    &evs[..]
+                    assert_eq!(unfinished_step(evs), None, "{point}");
+                    evs
                 }
             };
             assert!(
