@@ -469,16 +469,21 @@ impl Runner<'_> {
         observer: &dyn EngineObserver,
     ) -> Result<(), JournalError> {
         if let Some(p) = pending {
-            self.append(p.event.clone(), Durability::Sync).await?;
-            self.succeeded(p, observer);
+            let Pending {
+                step,
+                event,
+                output,
+            } = *p;
+            self.append(event, Durability::Sync).await?;
+            self.succeeded(step, &output, observer);
         }
         Ok(())
     }
 
     /// After a step's success is durable: its kill point and its report.
-    fn succeeded(&self, p: Box<Pending<'_>>, observer: &dyn EngineObserver) {
-        kill_point!(self, Succeeded, &p.step.id);
-        observer.on_step_end(p.step, &StepEnd::Succeeded(&p.output));
+    fn succeeded(&self, step: &StepDef, output: &StepOutput, observer: &dyn EngineObserver) {
+        kill_point!(self, Succeeded, &step.id);
+        observer.on_step_end(step, &StepEnd::Succeeded(output));
     }
 
     /// Reads the whole journal again (`approve` may have written meanwhile).
@@ -737,9 +742,13 @@ async fn run_step<'p>(
             // The previous step's success and this start: one commit, as durable as the
             // success needs.
             Some(p) => {
-                r.append_all(vec![p.event.clone(), started], Durability::Sync)
-                    .await?;
-                r.succeeded(p, observer);
+                let Pending {
+                    step: done,
+                    event,
+                    output,
+                } = *p;
+                r.append_all(vec![event, started], Durability::Sync).await?;
+                r.succeeded(done, &output, observer);
             }
             None => {
                 r.append(started, Durability::Buffered).await?;
