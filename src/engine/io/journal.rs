@@ -27,7 +27,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use super::db::{self, Db, DbError, DbRef, journal::Append as DbAppend, journal::Entry as DbEntry};
 use super::state::{AsState, StateRef};
 use crate::engine::model::event::{Event, EventKind};
-use crate::engine::model::record::{GENESIS, Record, Unreadable, record_hash, timestamp};
+use crate::engine::model::record::{Record, Unreadable, timestamp};
 use crate::fsutil;
 use crate::signing::{Signature, SigningKey};
 
@@ -519,23 +519,13 @@ impl FileJournal {
             .map_err(err)?;
         let mut recs = Vec::with_capacity(events.len());
         for event in events {
-            let payload = serde_json::to_string(event).expect("events serialise");
-            let kind = event.kind().as_str();
-            let (seq, prev) = match head.take() {
-                Some((s, h)) => (s + 1, h),
-                None => (1, GENESIS.to_owned()),
-            };
-            let hash = record_hash(&prev, seq, &at, kind, &payload);
-            let signature = self.signer.as_ref().map(|k| k.sign(&hash));
-            let rec = Record {
-                seq,
-                at: at.clone(),
-                kind: kind.to_owned(),
-                payload,
-                prev,
-                hash,
-                signature,
-            };
+            let rec = Record::after(
+                head.as_ref().map(|(s, h)| (*s, h.as_str())),
+                at.clone(),
+                event.kind().as_str().to_owned(),
+                serde_json::to_string(event).expect("events serialise"),
+                self.signer.as_deref(),
+            );
             insert(&tx, &rec).map_err(err)?;
             head = Some((rec.seq, rec.hash.clone()));
             recs.push(rec);
@@ -843,6 +833,7 @@ fn url_path(p: &Path) -> String {
 mod tests {
     use super::*;
     use crate::engine::model::event::Event;
+    use crate::engine::model::record::{GENESIS, record_hash};
 
     fn approval(by: &str) -> Event {
         Event::Approved {

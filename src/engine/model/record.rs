@@ -47,6 +47,32 @@ pub struct Unreadable {
 }
 
 impl Record {
+    /// The record after `head` (the last record's position and hash; `None`: the first),
+    /// hashed, and signed by `signer` when given — the one rule both journals build records by.
+    pub fn after(
+        head: Option<(u64, &str)>,
+        at: String,
+        kind: String,
+        payload: String,
+        signer: Option<&crate::signing::SigningKey>,
+    ) -> Record {
+        let (seq, prev) = match head {
+            Some((s, h)) => (s + 1, h.to_owned()),
+            None => (1, GENESIS.to_owned()),
+        };
+        let hash = record_hash(&prev, seq, &at, &kind, &payload);
+        let signature = signer.map(|k| k.sign(&hash));
+        Record {
+            seq,
+            at,
+            kind,
+            payload,
+            prev,
+            hash,
+            signature,
+        }
+    }
+
     /// The event this record holds.
     pub fn event(&self) -> Result<Event, Unreadable> {
         serde_json::from_str(&self.payload).map_err(|e| Unreadable {
@@ -93,6 +119,28 @@ pub enum Durability {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_after_the_head_chains_to_it_and_is_signed_when_a_key_is_given() {
+        let first = Record::after(None, "t".into(), "approved".into(), "{}".into(), None);
+        assert_eq!((first.seq, first.prev.as_str()), (1, GENESIS));
+        assert_eq!(first.hash, record_hash(GENESIS, 1, "t", "approved", "{}"));
+        assert!(first.signature.is_none());
+        let key = crate::signing::SigningKey::generate();
+        let next = Record::after(
+            Some((first.seq, &first.hash)),
+            "u".into(),
+            "approved".into(),
+            "{}".into(),
+            Some(&key),
+        );
+        assert_eq!((next.seq, &next.prev), (2, &first.hash));
+        assert_eq!(
+            next.hash,
+            record_hash(&first.hash, 2, "u", "approved", "{}")
+        );
+        assert_eq!(next.signature, Some(key.sign(&next.hash)));
+    }
 
     #[test]
     fn hash_fields_are_unambiguous() {

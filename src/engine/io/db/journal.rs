@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::{Db, DbError, SESSION_DURABLE};
 use crate::engine::model::record::Durability;
-use crate::engine::model::record::{GENESIS, Record, record_hash};
+use crate::engine::model::record::Record;
 use crate::signing::{Signature, SigningKey};
 
 /// Records read per round trip.
@@ -171,28 +171,24 @@ async fn append_on(
     use tokio_postgres::types::ToSql;
     let mut tries = 0;
     loop {
-        let mut at = match &head {
-            Some((s, h)) => (*s, h.clone()),
-            None => match c.query_opt(read_head, &[&realm]).await? {
-                Some(r) => (r.get::<_, i64>(0) as u64, r.get::<_, String>(1)),
-                None => (0, GENESIS.to_owned()),
-            },
+        let mut last = match &head {
+            Some((s, h)) => Some((*s, h.clone())),
+            None => c
+                .query_opt(read_head, &[&realm])
+                .await?
+                .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, String>(1))),
         };
         let mut recs = Vec::with_capacity(a.entries.len());
         for e in &a.entries {
-            let (seq, prev) = (at.0 + 1, at.1.clone());
-            let hash = record_hash(&prev, seq, &e.at, e.kind, &e.payload);
-            let signature = a.signer.as_ref().map(|k| k.sign(&hash));
-            at = (seq, hash.clone());
-            recs.push(Record {
-                seq,
-                at: e.at.clone(),
-                kind: e.kind.to_owned(),
-                payload: e.payload.clone(),
-                prev,
-                hash,
-                signature,
-            });
+            let rec = Record::after(
+                last.as_ref().map(|(s, h)| (*s, h.as_str())),
+                e.at.clone(),
+                e.kind.to_owned(),
+                e.payload.clone(),
+                a.signer.as_deref(),
+            );
+            last = Some((rec.seq, rec.hash.clone()));
+            recs.push(rec);
         }
         let seqs: Vec<i64> = recs.iter().map(|r| r.seq as i64).collect();
         let keys: Vec<Option<&str>> = recs
