@@ -229,6 +229,14 @@ impl Known {
         self.valid_at = Some(self.pending);
     }
 
+    /// Whether the realm remembers so many deployments that the next [`Known::facts`] forgets
+    /// them — after folding the log into the tables, which must then hold every decision made.
+    pub(super) fn crowded(&self, realm: &str) -> bool {
+        self.realms
+            .get(realm)
+            .is_some_and(|r| r.remembered > MAX_REMEMBERED)
+    }
+
     /// The realm's config and the facts an admission of `request` needs.
     pub(super) fn facts(
         &mut self,
@@ -237,11 +245,7 @@ impl Known {
         realm: &str,
         request: &Deployment,
     ) -> Result<(RealmConfig, model::Facts), LedgerError> {
-        if self
-            .realms
-            .get(realm)
-            .is_some_and(|r| r.remembered > MAX_REMEMBERED)
-        {
+        if self.crowded(realm) {
             // What is forgotten is read again from the tables: they must hold it first.
             self.fold(c, path)?;
             if let Some(r) = self.realms.get_mut(realm) {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::known::Known;
+use super::ledger_log::{Log, LogRow};
 use super::ledger_rows::{
     load_config, load_retired, load_state, remove_deployment, sql_err, store_usage,
 };
@@ -21,6 +22,9 @@ pub use super::ops::{DecisionRecord, LedgerError, RealmStatus, Sync};
 use super::model::{self, Decision, Deployment, EnvUsage, Key, RealmConfig};
 
 use super::ledger_schema::{MIGRATIONS, SCHEMA_VERSION};
+
+/// Prepared statements a connection keeps.
+const STATEMENTS_CACHED: usize = 48;
 
 /// An open ledger (one SQLite connection).
 pub struct Ledger {
@@ -52,6 +56,9 @@ impl Ledger {
         let err = sql_err(path);
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        // Every statement the ledger runs stays prepared (about two dozen, with the log's
+        // multi-row inserts); rusqlite keeps 16 by default.
+        conn.set_prepared_statement_cache_capacity(STATEMENTS_CACHED);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         conn.pragma_update(
@@ -182,8 +189,11 @@ impl Ledger {
         if !decided_from_known(op) {
             known.fold(&tx, path)?;
         }
-        let answer = run_op(&tx, path, known, &now(), op);
+        let at = now();
+        let mut log = Log::default();
+        let answer = run_op(&tx, path, known, &at, op, &mut log);
         if keeps_effects(&answer) {
+            log.flush(&tx).map_err(err)?;
             known.fold_if_due(&tx, path)?;
             tx.commit().map_err(err)?;
             known.committed();
@@ -235,17 +245,20 @@ impl Ledger {
         // before that leaves nothing, and a failure while writing is a database error that
         // fails the whole batch (nothing is acknowledged).
         let step = |sql: &str| tx.prepare_cached(sql).and_then(|mut st| st.execute([]));
+        // The admissions' log rows, written together (`ledger_log.rs`): before anything reads
+        // the log or the tables, and before the commit.
+        let mut log = Log::default();
         for (i, op) in ops.iter().enumerate() {
             if !wanted(i) {
                 answers.push(Err(gone()));
                 continue;
             }
             if let Op::WhatIf { .. } = op {
-                answers.push(run_op(&tx, path, known, &at, op));
+                answers.push(run_op(&tx, path, known, &at, op, &mut log));
                 continue;
             }
             if let Op::Deploy { .. } = op {
-                let answer = run_op(&tx, path, known, &at, op);
+                let answer = run_op(&tx, path, known, &at, op, &mut log);
                 match answer {
                     Ok(_) | Err(LedgerError::UnknownRealm(_)) => answers.push(answer),
                     Err(e) => return Err(e),
@@ -254,19 +267,21 @@ impl Ledger {
             }
             // Everything else reads or writes the tables itself: the log is folded into them
             // first (outside the savepoint, so a rollback cannot undo the fold).
+            log.flush(&tx).map_err(err)?;
             known.fold(&tx, path)?;
             if !op.writes() {
-                answers.push(run_op(&tx, path, known, &at, op));
+                answers.push(run_op(&tx, path, known, &at, op, &mut log));
                 continue;
             }
             step("SAVEPOINT op").map_err(err)?;
-            let answer = run_op(&tx, path, known, &at, op);
+            let answer = run_op(&tx, path, known, &at, op, &mut log);
             if !keeps_effects(&answer) {
                 step("ROLLBACK TO op").map_err(err)?;
             }
             step("RELEASE op").map_err(err)?;
             answers.push(answer);
         }
+        log.flush(&tx).map_err(err)?;
         known.fold_if_due(&tx, path)?;
         before_commit(&mut answers);
         tx.commit().map_err(err)?;
@@ -314,12 +329,15 @@ fn decided_from_known(op: &Op) -> bool {
 /// One operation inside an open transaction or savepoint.
 /// Admissions and what-ifs decide from what `known` holds; a seed or an undeploy changes the
 /// tables directly, so the realm is forgotten after it (the log folded in before).
-fn run_op(
+/// Seeds, undeploys and retirements write their log rows at once; decisions of admissions are
+/// queued on `log`, which the caller flushes.
+fn run_op<'a>(
     c: &Connection,
     path: &Path,
     known: &mut Known,
-    at: &str,
-    op: &Op,
+    at: &'a str,
+    op: &'a Op,
+    log: &mut Log<'a>,
 ) -> Result<Answer, LedgerError> {
     match op {
         Op::Seed {
@@ -335,9 +353,11 @@ fn run_op(
             request,
             logged,
             actor,
-        } => deploy_in(c, path, known, at, realm, (request, logged), actor).map(Answer::Decided),
+        } => {
+            deploy_in(c, path, known, log, at, realm, (request, logged), actor).map(Answer::Decided)
+        }
         Op::WhatIf { realm, request } => {
-            let (config, facts) = known.facts(c, path, realm, request)?;
+            let (config, facts) = facts(c, path, known, log, realm, request)?;
             Ok(Answer::Decided(model::decide_with(
                 &config, &facts, request,
             )))
@@ -484,37 +504,52 @@ fn seed_in(
     Ok(())
 }
 
-fn deploy_in(
+/// The facts an admission or a what-if decides from. Forgetting remembered deployments folds
+/// the log into the tables first, so the decisions this transaction queued are written before.
+fn facts(
+    c: &Connection,
+    path: &Path,
+    known: &mut Known,
+    log: &mut Log<'_>,
+    realm: &str,
+    request: &Deployment,
+) -> Result<(RealmConfig, model::Facts), LedgerError> {
+    if known.crowded(realm) {
+        log.flush(c).map_err(sql_err(path))?;
+    }
+    known.facts(c, path, realm, request)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn deploy_in<'a>(
     tx: &Connection,
     path: &Path,
     known: &mut Known,
-    at: &str,
-    realm: &str,
-    (request, req): (&Deployment, &str),
-    actor: &str,
+    log: &mut Log<'a>,
+    at: &'a str,
+    realm: &'a str,
+    (request, req): (&Deployment, &'a str),
+    actor: &'a str,
 ) -> Result<Decision, LedgerError> {
-    let err = sql_err(path);
-    let (config, facts) = known.facts(tx, path, realm, request)?;
+    let (config, facts) = facts(tx, path, known, log, realm, request)?;
     let d = model::decide_with(&config, &facts, request);
     if d.admitted {
         // The decision-log row below is the admission's one write; `deployments` and `usage`
         // follow from the log when it is next folded in (`known.rs`).
         known.admitted(tx, path, realm, request, at, &d.after)?;
     }
-    log(
-        tx,
+    log.push(LogRow {
         at,
         actor,
         realm,
-        "deploy",
-        req,
-        d.admitted,
-        d.reason.map(|r| r.as_str()),
-        &d.detail,
-        Some(&d.before),
-        Some(&d.after),
-    )
-    .map_err(err)?;
+        action: "deploy",
+        request: req,
+        admitted: d.admitted,
+        reason: d.reason.map(|r| r.as_str()),
+        detail: d.detail.clone(),
+        before: Some(d.before.to_json_string()),
+        after: Some(d.after.to_json_string()),
+    });
     Ok(d)
 }
 
@@ -606,13 +641,21 @@ fn log(
     detail: &str,
     before: Option<&EnvUsage>,
     after: Option<&EnvUsage>,
-) -> rusqlite::Result<usize> {
+) -> rusqlite::Result<()> {
     let js = |u: Option<&EnvUsage>| u.map(|u| u.to_json_string());
-    tx.prepare_cached(
-        "INSERT INTO decisions (at, actor, realm, action, request, admitted, reason, detail, usage_before, usage_after)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![at, actor, realm, action, request, admitted as i64, reason, detail, js(before), js(after)])
+    let row = LogRow {
+        at,
+        actor,
+        realm,
+        action,
+        request,
+        admitted,
+        reason,
+        detail: detail.to_owned(),
+        before: js(before),
+        after: js(after),
+    };
+    super::ledger_log::write(tx, &[row])
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod batch;
 pub mod http;
 mod known;
 pub mod ledger;
+mod ledger_log;
 mod ledger_rows;
 mod ledger_schema;
 pub mod model;
