@@ -25,8 +25,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRequest, Path, RawQuery, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequest, FromRequestParts, Path, RawQuery, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -34,7 +35,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::store::{LedgerError, Store};
-use super::tokens::{Denied, Scope, Tokens};
+use super::tokens::{Denied, Tokens, bearer_token};
 use super::{Admission, request};
 use crate::requirements;
 
@@ -203,36 +204,50 @@ fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
 /// forwarding, so a caller reaching the core through it sends the core's token here.
 pub const TOKEN_HEADER: &str = "x-quota-token";
 
-/// The presented credential as an `Authorization` value: that header, else [`TOKEN_HEADER`]
-/// (a bare token).
-fn presented(headers: &HeaderMap) -> Option<String> {
-    if let Some(v) = headers.get(header::AUTHORIZATION) {
-        return v.to_str().ok().map(str::to_owned);
+/// A request's credential headers: `Authorization` and [`TOKEN_HEADER`] (each value shares
+/// the request's bytes; the rest of the headers are not copied).
+struct Credentials {
+    authorization: Option<HeaderValue>,
+    token: Option<HeaderValue>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Credentials {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Credentials::of(&parts.headers))
     }
-    let t = headers.get(TOKEN_HEADER)?.to_str().ok()?.trim();
-    (!t.is_empty()).then(|| format!("Bearer {t}"))
+}
+
+impl Credentials {
+    fn of(headers: &HeaderMap) -> Self {
+        Credentials {
+            authorization: headers.get(header::AUTHORIZATION).cloned(),
+            token: headers.get(TOKEN_HEADER).cloned(),
+        }
+    }
+
+    /// The presented token: the `Bearer` token of `Authorization` when that header is sent
+    /// (no token if it is not a bearer credential), else the bare token of [`TOKEN_HEADER`].
+    fn presented(&self) -> Option<&str> {
+        if let Some(v) = &self.authorization {
+            return v.to_str().ok().and_then(bearer_token);
+        }
+        let t = self.token.as_ref()?.to_str().ok()?.trim();
+        (!t.is_empty()).then_some(t)
+    }
 }
 
 /// Checks the bearer token for `realm`; returns the actor name for the decision log.
 fn authorize(
     st: &AppState,
-    headers: &HeaderMap,
+    credentials: &Credentials,
     realm: &str,
     admin_only: bool,
 ) -> Result<String, ApiError> {
-    let auth = presented(headers);
-    match st
-        .tokens
-        .authorize_digest(auth.as_deref(), realm, admin_only)
-    {
-        Ok((scope, digest)) => {
-            // The first 12 hex digits of the token's SHA-256 name the actor.
-            let who = crate::crypto::hex(&digest[..6]);
-            Ok(match scope {
-                Scope::Admin => format!("http:admin:{who}"),
-                Scope::Realm(r) => format!("http:{r}:{who}"),
-            })
-        }
+    match st.tokens.grant(credentials.presented(), realm, admin_only) {
+        // `http:admin:…` or `http:REALM:…`, with the first 12 hex digits of the token's SHA-256.
+        Ok(grant) => Ok(["http:", &grant.name].concat()),
         Err(Denied::Unauthenticated) => Err(error(
             StatusCode::UNAUTHORIZED,
             "missing or unknown bearer token",
@@ -323,7 +338,7 @@ fn ledger_error(e: LedgerError) -> ApiError {
 async fn admit(
     st: AppState,
     realm: String,
-    headers: HeaderMap,
+    headers: Credentials,
     b: JsonBody,
     record: bool,
 ) -> Result<Response, ApiError> {
@@ -349,7 +364,7 @@ async fn admit(
 async fn deploy(
     State(st): State<AppState>,
     Path(realm): Path<String>,
-    headers: HeaderMap,
+    headers: Credentials,
     b: JsonBody,
 ) -> Result<Response, ApiError> {
     admit(st, realm, headers, b, true).await
@@ -358,7 +373,7 @@ async fn deploy(
 async fn what_if(
     State(st): State<AppState>,
     Path(realm): Path<String>,
-    headers: HeaderMap,
+    headers: Credentials,
     b: JsonBody,
 ) -> Result<Response, ApiError> {
     admit(st, realm, headers, b, false).await
@@ -367,7 +382,7 @@ async fn what_if(
 async fn undeploy(
     State(st): State<AppState>,
     Path((realm, environment, pipeline, major)): Path<(String, String, String, String)>,
-    headers: HeaderMap,
+    headers: Credentials,
 ) -> Result<Response, ApiError> {
     let actor = authorize(&st, &headers, &realm, false)?;
     let key = request::key(&environment, &pipeline, &major).map_err(refused)?;
@@ -385,7 +400,7 @@ async fn undeploy(
 async fn usage(
     State(st): State<AppState>,
     Path(realm): Path<String>,
-    headers: HeaderMap,
+    headers: Credentials,
 ) -> Result<Response, ApiError> {
     authorize(&st, &headers, &realm, false)?;
     let s = st.store.status(&realm).await.map_err(ledger_error)?;
@@ -395,7 +410,7 @@ async fn usage(
 async fn config(
     State(st): State<AppState>,
     Path(realm): Path<String>,
-    headers: HeaderMap,
+    headers: Credentials,
     b: JsonBody,
 ) -> Result<Response, ApiError> {
     let actor = authorize(&st, &headers, &realm, true)?;
@@ -424,7 +439,7 @@ async fn config(
 async fn retire(
     State(st): State<AppState>,
     Path(realm): Path<String>,
-    headers: HeaderMap,
+    headers: Credentials,
 ) -> Result<Response, ApiError> {
     let actor = authorize(&st, &headers, &realm, true)?;
     let r = st
@@ -441,7 +456,7 @@ async fn decisions(
     State(st): State<AppState>,
     Path(realm): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    headers: Credentials,
 ) -> Result<Response, ApiError> {
     authorize(&st, &headers, &realm, true)?;
     let (after, limit) = request::page(query.as_deref()).map_err(refused)?;
@@ -486,12 +501,17 @@ mod tests {
 
     #[test]
     fn a_token_is_taken_from_authorization_first_then_from_the_proxy_header() {
+        let presented = |h: &HeaderMap| Credentials::of(h).presented().map(str::to_owned);
         let mut h = HeaderMap::new();
         assert_eq!(presented(&h), None);
-        h.insert(TOKEN_HEADER, "rq_x".parse().unwrap());
-        assert_eq!(presented(&h).as_deref(), Some("Bearer rq_x"));
+        h.insert(TOKEN_HEADER, " rq_x ".parse().unwrap());
+        assert_eq!(presented(&h).as_deref(), Some("rq_x"));
         h.insert(header::AUTHORIZATION, "Bearer rq_y".parse().unwrap());
-        assert_eq!(presented(&h).as_deref(), Some("Bearer rq_y"));
+        assert_eq!(presented(&h).as_deref(), Some("rq_y"));
+        // An `Authorization` that is not a bearer credential presents nothing: the proxy
+        // header is not looked at then.
+        h.insert(header::AUTHORIZATION, "Basic eDp5".parse().unwrap());
+        assert_eq!(presented(&h), None);
         let mut empty = HeaderMap::new();
         empty.insert(TOKEN_HEADER, " ".parse().unwrap());
         assert_eq!(presented(&empty), None);

@@ -357,6 +357,38 @@ pub fn decide(config: &RealmConfig, state: &State, request: &Deployment) -> Deci
     decide_with(config, &Facts::from_state(state, request), request)
 }
 
+/// Why an admission fits, for the log and the answer: "replaces p 1.2 (4 RTUs → 6)" or "new
+/// unique pipeline p v1 in prod". Written piece by piece rather than through `format!`: every
+/// admission writes one in the ledger's single writer thread (issue #21).
+fn admitted_detail(request: &Deployment, replaces: Option<&Deployment>, rtus: u64) -> String {
+    let mut n = itoa::Buffer::new();
+    let mut d = String::with_capacity(48 + request.pipeline.len());
+    match replaces {
+        Some(old) => {
+            d.push_str("replaces ");
+            d.push_str(&request.pipeline);
+            d.push(' ');
+            d.push_str(n.format(old.version.major));
+            d.push('.');
+            d.push_str(n.format(old.version.minor));
+            d.push_str(" (");
+            d.push_str(n.format(old.rtus()));
+            d.push_str(" RTUs → ");
+            d.push_str(n.format(rtus));
+            d.push(')');
+        }
+        None => {
+            d.push_str("new unique pipeline ");
+            d.push_str(&request.pipeline);
+            d.push_str(" v");
+            d.push_str(n.format(request.version.major));
+            d.push_str(" in ");
+            d.push_str(request.environment.as_str());
+        }
+    }
+    d
+}
+
 /// Decides from the environment's facts (pure); the ledger gathers them with two indexed reads.
 pub fn decide_with(config: &RealmConfig, facts: &Facts, request: &Deployment) -> Decision {
     let env = request.environment;
@@ -426,19 +458,7 @@ pub fn decide_with(config: &RealmConfig, facts: &Facts, request: &Deployment) ->
         rtus_used: before.rtus_used - freed + rtus_requested,
         ..before
     };
-    let detail = match &replaces {
-        Some(old) => format!(
-            "replaces {} {} ({} RTUs → {})",
-            request.pipeline,
-            old.version,
-            old.rtus(),
-            rtus_requested
-        ),
-        None => format!(
-            "new unique pipeline {} v{} in {env}",
-            request.pipeline, request.version.major
-        ),
-    };
+    let detail = admitted_detail(request, replaces.as_ref(), rtus_requested);
     Decision {
         admitted: true,
         reason: None,
@@ -540,6 +560,33 @@ pub fn covers(config: &RealmConfig, state: &State) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The detail written piece by piece says what `format!` would.
+    #[test]
+    fn an_admissions_detail_reads_as_before() {
+        let d = |major, minor, replicas| Deployment {
+            environment: Env::Prod,
+            pipeline: "orders.v2".into(),
+            version: Version { major, minor },
+            size: Size::Medium,
+            replicas,
+        };
+        let old = d(3, 14, 2);
+        let new = d(3, 15, 5);
+        assert_eq!(
+            admitted_detail(&new, Some(&old), new.rtus()),
+            format!(
+                "replaces orders.v2 {} ({} RTUs → {})",
+                old.version,
+                old.rtus(),
+                new.rtus()
+            )
+        );
+        assert_eq!(
+            admitted_detail(&new, None, new.rtus()),
+            format!("new unique pipeline orders.v2 v3 in {}", Env::Prod)
+        );
+    }
 
     fn cfg(subs: u64) -> RealmConfig {
         RealmConfig {

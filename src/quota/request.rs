@@ -9,6 +9,7 @@
 //! JSON Schema's `integer` allows; `null` is never a value (the document marks nothing
 //! nullable in a request).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -131,15 +132,47 @@ const CONFIG_FIELDS: &[&str] = &[
     "maxSize",
 ];
 
-/// A body's fields: the value of each field of `known` that was sent (the last, when one is
-/// sent twice, as in a JSON object read into a map).
-struct Fields {
-    known: &'static [&'static str],
-    values: Vec<Option<Value>>,
+/// A field's value as the rules see it: a string, a number (as the whole number in `0..2^64`
+/// it is, if it is one: `2` and `2.0` alike), or anything else (which breaks every rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Sent<'a> {
+    Text(Cow<'a, str>),
+    Number(Option<u64>),
+    Other,
 }
 
-impl Fields {
-    fn get(&self, field: &str) -> Option<&Value> {
+impl Sent<'_> {
+    /// A value of the whole-document parse.
+    fn of(v: &Value) -> Sent<'static> {
+        match v {
+            Value::String(s) => Sent::Text(Cow::Owned(s.clone())),
+            Value::Number(n) => Sent::Number(n.as_u64().or_else(|| {
+                // 2.0 is a whole number (JSON Schema's `integer`); 2^53 and above are not exact.
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9_007_199_254_740_992.0)
+                    .map(|f| f as u64)
+            })),
+            _ => Sent::Other,
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Sent::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A body's fields: the value of each field of `known` that was sent (the last, when one is
+/// sent twice, as in a JSON object read into a map).
+struct Fields<'a> {
+    known: &'static [&'static str],
+    values: Vec<Option<Sent<'a>>>,
+}
+
+impl Fields<'_> {
+    fn get(&self, field: &str) -> Option<&Sent<'_>> {
         let i = self.known.iter().position(|k| *k == field)?;
         self.values[i].as_ref()
     }
@@ -147,51 +180,115 @@ impl Fields {
 
 /// The body as an object whose fields are all in `known`.
 ///
-/// Read in one pass: field names are borrowed from the body where they have no escapes, and
-/// only the values of known fields are built. Every body this refuses is read again the
-/// plain way ([`object_slow`]), so a refusal is word for word the one a whole-document parse
-/// gives (a syntax error's position, the first unknown field in name order).
-fn object(body: &[u8], known: &'static [&'static str]) -> Result<Fields, Refusal> {
-    use serde::Deserializer as _;
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let read = de
-        .deserialize_map(FieldsVisitor(known))
-        .and_then(|f| de.end().map(|()| f));
-    match read {
-        Ok(Some(f)) => Ok(f),
-        _ => object_slow(body, known).map(|m| Fields {
+/// The usual body — a flat object of known fields whose values are plain strings and whole
+/// numbers — is read in one pass over its bytes, borrowing every string ([`scan`]). Every
+/// other body, and every body refused, is read the plain way ([`object_slow`]), so a refusal is
+/// word for word the one a whole-document parse gives (a syntax error's position, the first
+/// unknown field in name order), and what a body means never depends on the path it took
+/// (tests below compare the two on any body).
+fn object<'a>(body: &'a [u8], known: &'static [&'static str]) -> Result<Fields<'a>, Refusal> {
+    match scan(body, known) {
+        Some(f) => Ok(f),
+        None => object_slow(body, known).map(|m| Fields {
             known,
-            values: known.iter().map(|k| m.get(*k).cloned()).collect(),
+            values: known.iter().map(|k| m.get(*k).map(Sent::of)).collect(),
         }),
     }
 }
 
-/// Reads a JSON object's members into [`Fields`]; `None` when a field is not in `known`.
-struct FieldsVisitor(&'static [&'static str]);
+/// [`object`]'s one pass: `None` for anything but a JSON object of fields in `known` whose
+/// values are strings without escapes or control characters, or whole numbers written as
+/// plain digits (no sign, fraction, exponent or leading zero) below 2^64.
+fn scan<'a>(body: &'a [u8], known: &'static [&'static str]) -> Option<Fields<'a>> {
+    // Checked once for the whole body: every string is then a slice of it between two `"`.
+    let text = std::str::from_utf8(body).ok()?;
+    let mut values = vec![None; known.len()];
+    let mut at = Scan {
+        text,
+        b: body,
+        i: 0,
+    };
+    at.eat(b'{')?;
+    if !at.next_is(b'}') {
+        loop {
+            let name = at.string()?;
+            at.eat(b':')?;
+            let slot = known.iter().position(|k| *k == name)?;
+            values[slot] = Some(at.value()?);
+            if at.next_is(b'}') {
+                break;
+            }
+            at.eat(b',')?;
+        }
+    }
+    at.blank();
+    (at.i == body.len()).then_some(Fields { known, values })
+}
 
-impl<'de> serde::de::Visitor<'de> for FieldsVisitor {
-    type Value = Option<Fields>;
+/// [`scan`]'s position in the body.
+struct Scan<'a> {
+    text: &'a str,
+    b: &'a [u8],
+    i: usize,
+}
 
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
+impl<'a> Scan<'a> {
+    /// Skips JSON's whitespace (RFC 8259 §2).
+    fn blank(&mut self) {
+        while matches!(self.b.get(self.i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut values: Vec<Option<Value>> = vec![None; self.0.len()];
-        let mut unknown = false;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match self.0.iter().position(|k| *k == key) {
-                Some(i) => values[i] = Some(map.next_value()?),
-                None => {
-                    unknown = true;
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-            }
+    /// After whitespace, `c` (taken).
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.next_is(c).then_some(())
+    }
+
+    /// Whether, after whitespace, `c` comes next (taken if so).
+    fn next_is(&mut self, c: u8) -> bool {
+        self.blank();
+        let hit = self.b.get(self.i) == Some(&c);
+        self.i += usize::from(hit);
+        hit
+    }
+
+    /// After whitespace, a string without escapes or control characters.
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let n = self.b[start..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if self.b[start + n] != b'"' {
+            return None;
         }
-        Ok((!unknown).then_some(Fields {
-            known: self.0,
-            values,
-        }))
+        self.i += n + 1;
+        // Both ends are ASCII, so on character boundaries.
+        self.text.get(start..start + n)
+    }
+
+    /// After whitespace, a string or a whole number in plain digits.
+    fn value(&mut self) -> Option<Sent<'a>> {
+        self.blank();
+        match self.b.get(self.i)? {
+            b'"' => self.string().map(|s| Sent::Text(Cow::Borrowed(s))),
+            b'0'..=b'9' => {
+                let digits = self.b[self.i..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_digit())
+                    .count();
+                let text = &self.b[self.i..self.i + digits];
+                self.i += digits;
+                let plain = (digits == 1 || text[0] != b'0')
+                    && !matches!(self.b.get(self.i), Some(b'.' | b'e' | b'E'));
+                let n = text.iter().try_fold(0u64, |n, d| {
+                    n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+                })?;
+                plain.then_some(Sent::Number(Some(n)))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -215,14 +312,9 @@ fn object_slow(body: &[u8], known: &'static [&'static str]) -> Result<Map<String
 }
 
 /// A whole number within `rule`'s bounds.
-fn count(v: &Value, field: &'static str, rule: Rule) -> Result<u64, Refusal> {
+fn count(v: &Sent<'_>, field: &'static str, rule: Rule) -> Result<u64, Refusal> {
     let n = match v {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            // 2.0 is a whole number (JSON Schema's `integer`); 2^53 and above are not exact.
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9_007_199_254_740_992.0)
-                .map(|f| f as u64)
-        }),
+        Sent::Number(n) => *n,
         _ => None,
     };
     within(n, field, rule)
@@ -237,11 +329,11 @@ fn within(n: Option<u64>, field: &'static str, rule: Rule) -> Result<u64, Refusa
         .ok_or(Refusal::Invalid { field, rule })
 }
 
-fn text<'a>(v: &'a Value, field: &'static str, rule: Rule) -> Result<&'a str, Refusal> {
+fn text<'a>(v: &'a Sent<'_>, field: &'static str, rule: Rule) -> Result<&'a str, Refusal> {
     v.as_str().ok_or(Refusal::Invalid { field, rule })
 }
 
-fn required<'a>(m: &'a Fields, field: &'static str) -> Result<&'a Value, Refusal> {
+fn required<'a>(m: &'a Fields<'_>, field: &'static str) -> Result<&'a Sent<'a>, Refusal> {
     m.get(field).ok_or(Refusal::Missing { field })
 }
 
@@ -266,7 +358,7 @@ pub fn pipeline(name: &str) -> Result<String, Refusal> {
 /// A deployment request (`POST …/deployments`, `POST …/what-if`).
 pub fn deployment(body: &[u8]) -> Result<Deployment, Refusal> {
     let m = object(body, DEPLOY_FIELDS)?;
-    let string = |field: &'static str| required(&m, field).map(Value::as_str);
+    let string = |field: &'static str| required(&m, field).map(Sent::as_str);
     let environment: Env = parsed(string("environment")?, "environment", Rule::Environment)?;
     let pipeline = pipeline(text(required(&m, "pipeline")?, "pipeline", Rule::Pipeline)?)?;
     let version: Version = parsed(string("version")?, "version", Rule::Version)?;
@@ -465,17 +557,58 @@ mod tests {
             "",
             "{}",
             " { \"replicas\" : 1e0 } ",
+            " {\t\"replicas\"\r:\n7 ,\"size\" :\"small\"\n}\n",
+            r#"{"replicas":0}"#,
+            r#"{"replicas":01}"#,
+            r#"{"replicas":-1}"#,
+            r#"{"replicas":1.0}"#,
+            r#"{"replicas":1E2}"#,
+            r#"{"replicas":18446744073709551615}"#,
+            r#"{"replicas":18446744073709551616}"#,
+            r#"{"replicas":9007199254740993}"#,
+            r#"{"pipeline":"caf\u00e9","size":"é"}"#,
+            r#"{"pipeline":"a	b"}"#,
+            r#"{"pipeline":"p",}"#,
+            r#"{,"pipeline":"p"}"#,
+            r#"{"pipeline" "p"}"#,
+            r#"{"pipeline":"p"}}"#,
+            r#"{"replicas":1 2}"#,
+            r#"{"replicas":true}"#,
         ];
         for body in bodies {
-            let fast = object(body.as_bytes(), DEPLOY_FIELDS).map(|f| f.values);
-            let slow = object_slow(body.as_bytes(), DEPLOY_FIELDS).map(|m| {
-                DEPLOY_FIELDS
-                    .iter()
-                    .map(|k| m.get(*k).cloned())
-                    .collect::<Vec<_>>()
-            });
-            assert_eq!(fast, slow, "{body}");
+            assert_eq!(fast(body.as_bytes()), slow(body.as_bytes()), "{body}");
         }
+        // Not UTF-8, inside a string and outside one.
+        for body in [&b"{\"pipeline\":\"\xff\"}"[..], b"{\"pipeline\":\"p\"}\xff"] {
+            assert_eq!(fast(body), slow(body));
+            assert!(slow(body).is_err());
+        }
+    }
+
+    /// The values of [`DEPLOY_FIELDS`] as [`object`] reads them.
+    fn fast(body: &[u8]) -> Result<Vec<Option<Sent<'_>>>, Refusal> {
+        object(body, DEPLOY_FIELDS).map(|f| f.values)
+    }
+
+    /// The same, from the whole-document parse alone.
+    fn slow(body: &[u8]) -> Result<Vec<Option<Sent<'static>>>, Refusal> {
+        object_slow(body, DEPLOY_FIELDS).map(|m| {
+            DEPLOY_FIELDS
+                .iter()
+                .map(|k| m.get(*k).map(Sent::of))
+                .collect()
+        })
+    }
+
+    /// The one pass reads the usual body itself (no whole-document parse behind it).
+    #[test]
+    fn the_usual_body_is_read_in_one_pass() {
+        let body = br#"{"environment":"prod","pipeline":"p-1","version":"1.2","size":"small","replicas":3}"#;
+        let f = scan(body, DEPLOY_FIELDS).unwrap();
+        assert_eq!(f.get("pipeline"), Some(&Sent::Text(Cow::Borrowed("p-1"))));
+        assert_eq!(f.get("replicas"), Some(&Sent::Number(Some(3))));
+        assert!(scan(br#"{"replicas":2.0}"#, DEPLOY_FIELDS).is_none());
+        assert!(scan(br#"{"other":1}"#, DEPLOY_FIELDS).is_none());
     }
 
     proptest::proptest! {
@@ -483,20 +616,18 @@ mod tests {
         /// cut short anywhere: the one-pass read and the whole-document parse agree.
         #[test]
         fn the_one_pass_read_agrees_on_any_body(
-            members in proptest::collection::vec((0usize..8, 0usize..8), 0..8),
+            members in proptest::collection::vec((0usize..8, 0usize..16), 0..8),
             cut in proptest::option::of(0usize..200),
         ) {
             const NAMES: [&str; 8] = ["environment", "pipeline", "version", "size", "replicas", "other", "envi\\u0072onment", "a\\\"b"];
-            const VALUES: [&str; 8] = ["\"prod\"", "1", "2.5", "null", "[1,{\"a\":[]}]", "{\"x\":1}", "\"\\u00e9\"", "true"];
-            let inner: Vec<String> = members.iter().map(|(k, v)| format!("\"{}\":{}", NAMES[*k], VALUES[*v])).collect();
-            let mut body = format!("{{{}}}", inner.join(","));
+            const VALUES: [&str; 16] = ["\"prod\"", "1", "2.5", "null", "[1,{\"a\":[]}]", "{\"x\":1}", "\"\\u00e9\"", "true", "0", "007", "-3", "4e1", "18446744073709551616", "\"a b\"", "\"\"", "\"\u{1}\""];
+            const BLANKS: [&str; 4] = ["", " ", "\n\t", "\r "];
+            let inner: Vec<String> = members.iter().map(|(k, v)| format!("\"{}\"{}:{}{}", NAMES[*k], BLANKS[v % 4], BLANKS[k % 4], VALUES[*v])).collect();
+            let mut body = format!("{{{}}}", inner.join(&format!("{},", BLANKS[members.len() % 4])));
             if let Some(c) = cut {
                 body.truncate(c.min(body.len()));
             }
-            let fast = object(body.as_bytes(), DEPLOY_FIELDS).map(|f| f.values);
-            let slow = object_slow(body.as_bytes(), DEPLOY_FIELDS)
-                .map(|m| DEPLOY_FIELDS.iter().map(|k| m.get(*k).cloned()).collect::<Vec<_>>());
-            proptest::prop_assert_eq!(fast, slow, "{}", body);
+            proptest::prop_assert_eq!(fast(body.as_bytes()), slow(body.as_bytes()), "{}", body);
         }
     }
 

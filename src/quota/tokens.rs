@@ -54,12 +54,22 @@ pub enum TokensError {
     },
 }
 
+/// What one token is granted, and the name its requests are logged under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// What it may do.
+    pub scope: Scope,
+    /// `admin:` or `REALM:` and the first 12 hex digits of the token's SHA-256 (never the
+    /// token), made once when the file is read rather than on every request.
+    pub name: String,
+}
+
 /// The loaded tokens.
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {
     /// Keyed by the digest's bytes: a request hashes its token and looks it up without
     /// writing the digest out in hex.
-    by_digest: HashMap<[u8; 32], Scope>,
+    by_digest: HashMap<[u8; 32], Grant>,
 }
 
 /// SHA-256 hex digest of a token.
@@ -128,8 +138,16 @@ impl Tokens {
                     crate::spec::shorten(&v)
                 )));
             };
+            let name = format!(
+                "{}:{}",
+                match &scope {
+                    Scope::Admin => "admin",
+                    Scope::Realm(r) => r,
+                },
+                crate::crypto::hex(&digest[..6])
+            );
             // Digests are hex: the same digest in another letter case is the same token.
-            if by_digest.insert(digest, scope).is_some() {
+            if by_digest.insert(digest, Grant { scope, name }).is_some() {
                 return Err(invalid(format!(
                     "digest {shown} is listed twice (letter case does not matter); a token has exactly one scope"
                 )));
@@ -158,26 +176,26 @@ impl Tokens {
         realm: &str,
         admin_only: bool,
     ) -> Result<Scope, Denied> {
-        self.authorize_digest(authorization, realm, admin_only)
-            .map(|(scope, _)| scope.clone())
+        self.grant(authorization.and_then(bearer_token), realm, admin_only)
+            .map(|g| g.scope.clone())
     }
 
-    /// [`Tokens::authorize`], also giving the token's SHA-256, computed once: the caller
-    /// names the actor by it without hashing the token again.
-    pub fn authorize_digest(
+    /// Decides whether `token` (the bearer token itself) may act on `realm`, and gives its
+    /// grant (pure). `admin_only` is for config changes.
+    pub fn grant(
         &self,
-        authorization: Option<&str>,
+        token: Option<&str>,
         realm: &str,
         admin_only: bool,
-    ) -> Result<(&Scope, [u8; 32]), Denied> {
-        let token = authorization
-            .and_then(bearer_token)
+    ) -> Result<&Grant, Denied> {
+        let token = token.ok_or(Denied::Unauthenticated)?;
+        let grant = self
+            .by_digest
+            .get(&sha256(token.as_bytes()))
             .ok_or(Denied::Unauthenticated)?;
-        let digest = sha256(token.as_bytes());
-        let scope = self.by_digest.get(&digest).ok_or(Denied::Unauthenticated)?;
-        match scope {
-            Scope::Admin => Ok((scope, digest)),
-            Scope::Realm(r) if r == realm && !admin_only => Ok((scope, digest)),
+        match &grant.scope {
+            Scope::Admin => Ok(grant),
+            Scope::Realm(r) if r == realm && !admin_only => Ok(grant),
             Scope::Realm(_) => Err(Denied::Forbidden),
         }
     }
@@ -221,18 +239,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_digest_given_with_a_scope_is_the_tokens_own() {
+    fn a_grant_is_named_by_its_scope_and_its_tokens_digest() {
         let (acme, line) = mint(&Scope::Realm("acme".into()));
-        let t = Tokens::parse(&format!("{line}\n"), std::path::Path::new("t.yaml")).unwrap();
-        let (scope, digest) = t
-            .authorize_digest(Some(&format!("Bearer {acme}")), "acme", false)
-            .unwrap();
-        assert_eq!(scope, &Scope::Realm("acme".into()));
-        assert_eq!(crate::crypto::hex(&digest), digest_hex(&acme));
+        let (admin, admin_line) = mint(&Scope::Admin);
+        let t = Tokens::parse(
+            &format!("{line}\n{admin_line}\n"),
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap();
+        let g = t.grant(Some(&acme), "acme", false).unwrap();
+        assert_eq!(g.scope, Scope::Realm("acme".into()));
+        assert_eq!(g.name, format!("acme:{}", &digest_hex(&acme)[..12]));
+        let g = t.grant(Some(&admin), "acme", true).unwrap();
+        assert_eq!(g.name, format!("admin:{}", &digest_hex(&admin)[..12]));
         assert_eq!(
-            t.authorize_digest(Some("Bearer nope"), "acme", false),
+            t.grant(Some("nope"), "acme", false),
             Err(Denied::Unauthenticated)
         );
+        assert_eq!(t.grant(None, "acme", false), Err(Denied::Unauthenticated));
+        assert_eq!(t.grant(Some(&acme), "other", false), Err(Denied::Forbidden));
     }
 
     #[test]
