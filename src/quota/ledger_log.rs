@@ -47,7 +47,7 @@ const CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
 /// The `INSERT` of `n` rows.
 fn insert_sql(n: usize) -> String {
-    let row = format!("({})", vec!["?"; PER_ROW].join(", "));
+    let row = format!("({})", ["?"; PER_ROW].join(", "));
     format!(
         "INSERT INTO decisions ({COLUMNS}) VALUES {}",
         vec![row; n].join(", ")
@@ -155,11 +155,15 @@ mod tests {
             actor: "t",
             realm: "acme",
             action: "deploy",
-            request: if i % 2 == 0 { "{}" } else { "{\"x\":1}" },
-            admitted: i % 3 != 0,
-            reason: (i % 3 == 0).then_some("no_subscription"),
+            request: if i.is_multiple_of(2) {
+                "{}"
+            } else {
+                "{\"x\":1}"
+            },
+            admitted: !i.is_multiple_of(3),
+            reason: i.is_multiple_of(3).then_some("no_subscription"),
             detail: format!("{detail} {i}"),
-            before: (i % 5 != 0).then(|| format!("{{\"n\":{i}}}")),
+            before: (!i.is_multiple_of(5)).then(|| format!("{{\"n\":{i}}}")),
             after: None,
         }
     }
