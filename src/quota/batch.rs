@@ -374,48 +374,108 @@ mod tests {
             ops in proptest::collection::vec(op(), 1..30),
             cuts in proptest::collection::vec(1usize..8, 1..10),
         ) {
-            let dir = tempfile::tempdir().unwrap();
-            let s = dir.path().join("s.db");
-            let one_by_one: Vec<_> = ops.iter().map(|op| Ledger::open(&s, Sync::Normal).unwrap().one(op)).collect();
-            let mut serial = Ledger::open(&s, Sync::Normal).unwrap();
-            let mut batched = Ledger::open(&dir.path().join("b.db"), Sync::Normal).unwrap();
-            let mut together = Vec::new();
-            let mut rest: &[Op] = &ops;
-            for n in cuts.iter().cycle() {
-                if rest.is_empty() {
-                    break;
-                }
-                let (now, later) = rest.split_at((*n).min(rest.len()));
-                let refs: Vec<&Op> = now.iter().collect();
-                together.extend(batched.batch(&refs).unwrap());
-                rest = later;
-            }
-            proptest::prop_assert_eq!(reasons(&one_by_one), reasons(&together));
-            let log = |l: &mut Ledger| l.decisions("acme").map(|d| d.into_iter().map(|d| (d.action, d.admitted, d.reason, d.detail)).collect::<Vec<_>>()).unwrap_or_default();
-            proptest::prop_assert_eq!(log(&mut serial), log(&mut batched));
-            // A last status folds: the batching connection from what it logged itself, a new
-            // one from the log read back. The tables they leave are the same.
-            let status = Op::Status { realm: "acme".into() };
-            let _ = Ledger::open(&s, Sync::Normal).unwrap().one(&status);
-            let _ = batched.batch(&[&status]).unwrap();
-            let tables = |db: &std::path::Path| {
-                let c = rusqlite::Connection::open(db).unwrap();
-                let rows = |sql: &str| -> Vec<String> {
-                    let mut st = c.prepare(sql).unwrap();
-                    let n = st.column_count();
-                    st.query_map([], |r| Ok((0..n).map(|i| format!("{:?}", r.get_ref(i).unwrap())).collect::<Vec<_>>().join(" ")))
-                        .unwrap()
-                        .map(Result::unwrap)
-                        .collect()
-                };
-                (
-                    rows("SELECT realm, environment, pipeline, major, minor, size, replicas, rtus FROM deployments ORDER BY 1, 2, 3, 4"),
-                    rows("SELECT * FROM usage ORDER BY 1, 2"),
-                    rows("SELECT through = (SELECT coalesce(max(id), 0) FROM decisions) FROM folded"),
-                )
-            };
-            proptest::prop_assert_eq!(tables(&s), tables(&dir.path().join("b.db")));
+            batches_agree_with_one_by_one(&ops, &cuts);
         }
+    }
+
+    /// `ops`, cut into batches of the sizes in `cuts` (repeated), decide exactly as one by one —
+    /// one by one on a new connection each time, which knows nothing and reads every fact from
+    /// the tables, so what the batching connection remembers is checked against them — and
+    /// leave the same log and, once folded, the same tables.
+    fn batches_agree_with_one_by_one(ops: &[Op], cuts: &[usize]) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = dir.path().join("s.db");
+        let one_by_one: Vec<_> = ops
+            .iter()
+            .map(|op| Ledger::open(&s, Sync::Normal).unwrap().one(op))
+            .collect();
+        let mut serial = Ledger::open(&s, Sync::Normal).unwrap();
+        let mut batched = Ledger::open(&dir.path().join("b.db"), Sync::Normal).unwrap();
+        let mut together = Vec::new();
+        let mut rest: &[Op] = ops;
+        for n in cuts.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (now, later) = rest.split_at((*n).min(rest.len()));
+            let refs: Vec<&Op> = now.iter().collect();
+            together.extend(batched.batch(&refs).unwrap());
+            rest = later;
+        }
+        assert_eq!(reasons(&one_by_one), reasons(&together));
+        let log = |l: &mut Ledger| {
+            l.decisions("acme")
+                .map(|d| {
+                    d.into_iter()
+                        .map(|d| (d.id, d.action, d.request, d.admitted, d.reason, d.detail))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(log(&mut serial), log(&mut batched));
+        // A last status folds: the batching connection from what it logged itself, a new
+        // one from the log read back. The tables they leave are the same.
+        let status = Op::Status {
+            realm: "acme".into(),
+        };
+        let _ = Ledger::open(&s, Sync::Normal).unwrap().one(&status);
+        let _ = batched.batch(&[&status]).unwrap();
+        let tables = |db: &std::path::Path| {
+            let c = rusqlite::Connection::open(db).unwrap();
+            let rows = |sql: &str| -> Vec<String> {
+                let mut st = c.prepare(sql).unwrap();
+                let n = st.column_count();
+                st.query_map([], |r| {
+                    Ok((0..n)
+                        .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                        .collect::<Vec<_>>()
+                        .join(" "))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+            };
+            (
+                rows(
+                    "SELECT realm, environment, pipeline, major, minor, size, replicas, rtus FROM deployments ORDER BY 1, 2, 3, 4",
+                ),
+                rows("SELECT * FROM usage ORDER BY 1, 2"),
+                rows("SELECT through = (SELECT coalesce(max(id), 0) FROM decisions) FROM folded"),
+            )
+        };
+        assert_eq!(tables(&s), tables(&dir.path().join("b.db")));
+    }
+
+    /// Batches far larger than the property test's: their log rows go in as statements of 64,
+    /// 16, 4 and 1 rows, and a realm remembering more than `MAX_REMEMBERED` deployments (64 in
+    /// tests) forgets them mid-batch — after the rows queued so far are written and folded.
+    #[test]
+    fn large_batches_decide_and_log_like_the_serial_order() {
+        let mut ops = vec![Op::seed("acme", cfg(1000), "t")];
+        for i in 0..300usize {
+            // 150 pipelines deployed, then each redeployed with more replicas; every tenth
+            // asks for more replicas than the realm allows and is denied (and logged).
+            let mut d = dep(&format!("p{}", i % 150));
+            d.size = Size::Small;
+            d.version.minor = (i / 150) as u32;
+            d.replicas = if i % 10 == 9 {
+                11
+            } else {
+                1 + (i / 150) as u32
+            };
+            ops.push(Op::deploy("acme", &d, "t"));
+        }
+        ops.push(Op::undeploy(
+            "acme",
+            &crate::quota::model::Key {
+                environment: Env::Prod,
+                pipeline: "p7".into(),
+                major: 1,
+            },
+            "t",
+        ));
+        ops.push(Op::deploy("acme", &dep("late"), "t"));
+        batches_agree_with_one_by_one(&ops, &[1, 120, 87, 100]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
