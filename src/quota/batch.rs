@@ -422,19 +422,7 @@ mod tests {
         let _ = batched.batch(&[&status]).unwrap();
         let tables = |db: &std::path::Path| {
             let c = rusqlite::Connection::open(db).unwrap();
-            let rows = |sql: &str| -> Vec<String> {
-                let mut st = c.prepare(sql).unwrap();
-                let n = st.column_count();
-                st.query_map([], |r| {
-                    Ok((0..n)
-                        .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                        .collect::<Vec<_>>()
-                        .join(" "))
-                })
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
-            };
+            let rows = |sql: &str| crate::quota::ledger_rows::rows_as_text(&c, sql, " ");
             (
                 rows(
                     "SELECT realm, environment, pipeline, major, minor, size, replicas, rtus FROM deployments ORDER BY 1, 2, 3, 4",

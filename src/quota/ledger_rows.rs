@@ -185,3 +185,20 @@ pub(super) fn remove_deployment(c: &Connection, realm: &str, key: &Key) -> rusql
     )?
     .execute(params![realm, key.environment.as_str(), key.pipeline, key.major])
 }
+
+/// Every row `sql` returns, each as its values' debug text joined by `sep` (tests compare
+/// whole tables with it).
+#[cfg(test)]
+pub(super) fn rows_as_text(c: &Connection, sql: &str, sep: &str) -> Vec<String> {
+    let mut st = c.prepare(sql).unwrap();
+    let n = st.column_count();
+    st.query_map([], |r| {
+        Ok((0..n)
+            .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+            .collect::<Vec<_>>()
+            .join(sep))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}

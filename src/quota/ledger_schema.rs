@@ -194,19 +194,7 @@ mod tests {
         )
         .unwrap();
         let dump = |c: &Connection| {
-            let rows = |sql: &str| -> Vec<String> {
-                let mut st = c.prepare(sql).unwrap();
-                let n = st.column_count();
-                st.query_map([], |r| {
-                    Ok((0..n)
-                        .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                        .collect::<Vec<_>>()
-                        .join("|"))
-                })
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
-            };
+            let rows = |sql: &str| crate::quota::ledger_rows::rows_as_text(c, sql, "|");
             (
                 rows("SELECT * FROM deployments ORDER BY 1, 2, 3, 4"),
                 rows("SELECT * FROM usage ORDER BY 1, 2"),
