@@ -338,11 +338,11 @@ fn ledger_error(e: LedgerError) -> ApiError {
 async fn admit(
     st: AppState,
     realm: String,
-    headers: Credentials,
+    credentials: Credentials,
     b: JsonBody,
     record: bool,
 ) -> Result<Response, ApiError> {
-    let actor = authorize(&st, &headers, &realm, false)?;
+    let actor = authorize(&st, &credentials, &realm, false)?;
     let request = request::deployment(&b.0?).map_err(refused)?;
     let d = if record {
         st.store.deploy(&realm, &request, &actor).await
@@ -364,27 +364,27 @@ async fn admit(
 async fn deploy(
     State(st): State<AppState>,
     Path(realm): Path<String>,
-    headers: Credentials,
+    credentials: Credentials,
     b: JsonBody,
 ) -> Result<Response, ApiError> {
-    admit(st, realm, headers, b, true).await
+    admit(st, realm, credentials, b, true).await
 }
 
 async fn what_if(
     State(st): State<AppState>,
     Path(realm): Path<String>,
-    headers: Credentials,
+    credentials: Credentials,
     b: JsonBody,
 ) -> Result<Response, ApiError> {
-    admit(st, realm, headers, b, false).await
+    admit(st, realm, credentials, b, false).await
 }
 
 async fn undeploy(
     State(st): State<AppState>,
     Path((realm, environment, pipeline, major)): Path<(String, String, String, String)>,
-    headers: Credentials,
+    credentials: Credentials,
 ) -> Result<Response, ApiError> {
-    let actor = authorize(&st, &headers, &realm, false)?;
+    let actor = authorize(&st, &credentials, &realm, false)?;
     let key = request::key(&environment, &pipeline, &major).map_err(refused)?;
     let old = st
         .store
@@ -400,9 +400,9 @@ async fn undeploy(
 async fn usage(
     State(st): State<AppState>,
     Path(realm): Path<String>,
-    headers: Credentials,
+    credentials: Credentials,
 ) -> Result<Response, ApiError> {
-    authorize(&st, &headers, &realm, false)?;
+    authorize(&st, &credentials, &realm, false)?;
     let s = st.store.status(&realm).await.map_err(ledger_error)?;
     Ok(Json(s).into_response())
 }
@@ -410,10 +410,10 @@ async fn usage(
 async fn config(
     State(st): State<AppState>,
     Path(realm): Path<String>,
-    headers: Credentials,
+    credentials: Credentials,
     b: JsonBody,
 ) -> Result<Response, ApiError> {
-    let actor = authorize(&st, &headers, &realm, true)?;
+    let actor = authorize(&st, &credentials, &realm, true)?;
     let body = b.0?;
     if !crate::spec::is_valid_realm_name(&realm) {
         return Err(error(
@@ -439,9 +439,9 @@ async fn config(
 async fn retire(
     State(st): State<AppState>,
     Path(realm): Path<String>,
-    headers: Credentials,
+    credentials: Credentials,
 ) -> Result<Response, ApiError> {
-    let actor = authorize(&st, &headers, &realm, true)?;
+    let actor = authorize(&st, &credentials, &realm, true)?;
     let r = st
         .store
         .retire(&realm, &actor)
@@ -456,9 +456,9 @@ async fn decisions(
     State(st): State<AppState>,
     Path(realm): Path<String>,
     RawQuery(query): RawQuery,
-    headers: Credentials,
+    credentials: Credentials,
 ) -> Result<Response, ApiError> {
-    authorize(&st, &headers, &realm, true)?;
+    authorize(&st, &credentials, &realm, true)?;
     let (after, limit) = request::page(query.as_deref()).map_err(refused)?;
     let log = st
         .store

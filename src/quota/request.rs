@@ -203,11 +203,7 @@ fn scan<'a>(body: &'a [u8], known: &'static [&'static str]) -> Option<Fields<'a>
     // Checked once for the whole body: every string is then a slice of it between two `"`.
     let text = std::str::from_utf8(body).ok()?;
     let mut values = vec![None; known.len()];
-    let mut at = Scan {
-        text,
-        b: body,
-        i: 0,
-    };
+    let mut at = Scan { text, i: 0 };
     at.eat(b'{')?;
     if !at.next_is(b'}') {
         loop {
@@ -228,14 +224,18 @@ fn scan<'a>(body: &'a [u8], known: &'static [&'static str]) -> Option<Fields<'a>
 /// [`scan`]'s position in the body.
 struct Scan<'a> {
     text: &'a str,
-    b: &'a [u8],
     i: usize,
 }
 
 impl<'a> Scan<'a> {
+    /// The body's bytes.
+    fn b(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
     /// Skips JSON's whitespace (RFC 8259 §2).
     fn blank(&mut self) {
-        while matches!(self.b.get(self.i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        while matches!(self.b().get(self.i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.i += 1;
         }
     }
@@ -248,7 +248,7 @@ impl<'a> Scan<'a> {
     /// Whether, after whitespace, `c` comes next (taken if so).
     fn next_is(&mut self, c: u8) -> bool {
         self.blank();
-        let hit = self.b.get(self.i) == Some(&c);
+        let hit = self.b().get(self.i) == Some(&c);
         self.i += usize::from(hit);
         hit
     }
@@ -257,10 +257,10 @@ impl<'a> Scan<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
-        let n = self.b[start..]
+        let n = self.b()[start..]
             .iter()
             .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-        if self.b[start + n] != b'"' {
+        if self.b()[start + n] != b'"' {
             return None;
         }
         self.i += n + 1;
@@ -271,17 +271,17 @@ impl<'a> Scan<'a> {
     /// After whitespace, a string or a whole number in plain digits.
     fn value(&mut self) -> Option<Sent<'a>> {
         self.blank();
-        match self.b.get(self.i)? {
+        match self.b().get(self.i)? {
             b'"' => self.string().map(|s| Sent::Text(Cow::Borrowed(s))),
             b'0'..=b'9' => {
-                let digits = self.b[self.i..]
+                let digits = self.b()[self.i..]
                     .iter()
                     .take_while(|c| c.is_ascii_digit())
                     .count();
-                let text = &self.b[self.i..self.i + digits];
+                let text = &self.b()[self.i..self.i + digits];
                 self.i += digits;
                 let plain = (digits == 1 || text[0] != b'0')
-                    && !matches!(self.b.get(self.i), Some(b'.' | b'e' | b'E'));
+                    && !matches!(self.b().get(self.i), Some(b'.' | b'e' | b'E'));
                 let n = text.iter().try_fold(0u64, |n, d| {
                     n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
                 })?;
